@@ -1,0 +1,114 @@
+"""Diagnostics and the exception tree.
+
+Every phase before run time (loading, schema checks, building the model, analysis) reports
+problems as :class:`Diagnostic` values that carry a :class:`Location`; nothing is raised
+mid-way. A phase that cannot go on raises one exception holding all of them.
+
+Exception tree::
+
+    MeshError                   exit_code 1 unless said otherwise
+    ├── LoadError               the mesh could not be loaded (diagnostics inside)
+    └── UsageError              bad command-line use that click itself cannot see (exit 2)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Location:
+    """A 1-based position in a source file.
+
+    Built from PyYAML's 0-based marks by :meth:`from_mark`, the only place the +1 happens.
+    """
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    @classmethod
+    def from_mark(cls, mark) -> "Location":
+        return cls(mark.name, mark.line + 1, mark.column + 1)
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A secondary location that explains a diagnostic (an element of a cycle, a first definition)."""
+
+    loc: Location
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in a mesh, with the place to edit and, where it helps, a hint."""
+
+    loc: Location
+    code: str
+    message: str
+    severity: Severity = "error"
+    hint: str | None = None
+    notes: tuple[Note, ...] = field(default=())
+
+    def sort_key(self) -> tuple:
+        return (self.loc.file, self.loc.line, self.loc.col, self.code, self.message)
+
+    def format(self) -> str:
+        """Compiler style: ``file:line:col: error[code]: message``, then notes and hint."""
+        lines = [f"{self.loc}: {self.severity}[{self.code}]: {self.message}"]
+        lines += [f"  {note.loc}: note: {note.message}" for note in self.notes]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.loc.file,
+            "line": self.loc.line,
+            "col": self.loc.col,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "notes": [
+                {"file": n.loc.file, "line": n.loc.line, "col": n.loc.col, "message": n.message}
+                for n in self.notes
+            ],
+        }
+
+
+def sorted_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    return sorted(diagnostics, key=Diagnostic.sort_key)
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    return any(d.severity == "error" for d in diagnostics)
+
+
+class MeshError(Exception):
+    """Root of meshctl's exceptions; carries the process exit code for the CLI."""
+
+    exit_code = 1
+
+
+class LoadError(MeshError):
+    """The mesh could not be loaded; ``diagnostics`` says every reason found."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = sorted_diagnostics(diagnostics)
+        first = self.diagnostics[0].format() if self.diagnostics else "mesh could not be loaded"
+        super().__init__(first)
+
+
+class UsageError(MeshError):
+    """A command was used wrongly in a way only meshctl can tell (unknown view name...)."""
+
+    exit_code = 2

@@ -1,0 +1,225 @@
+"""The JSON Schema of the DSL, and schema errors turned into located diagnostics.
+
+The only module that imports ``jsonschema``. The schema is ``schemas/meshctl.schema.json``
+(installed as package data ``engine/schemas``). Validators never fetch anything: every
+``$ref`` outside the schema itself is unresolvable by construction (no network, no files).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Iterator
+
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.exceptions import best_match
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource, Unresolvable
+
+from .errors import Diagnostic, Location
+from .source import Document, SourceMap
+
+API_VERSION = "meshctl/v1"
+
+
+def schema_text() -> str:
+    """The DSL's JSON Schema as shipped (for ``meshctl schema`` and editors)."""
+    return resources.files("engine").joinpath("schemas", "meshctl.schema.json").read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def dsl_schema() -> dict:
+    return json.loads(schema_text())
+
+
+def _refuse(uri: str):
+    raise NoSuchResource(ref=uri)
+
+
+def offline_registry(*schemas: dict) -> Registry:
+    """A registry holding *schemas* whose retriever refuses everything else (no network, no files)."""
+    registry = Registry(retrieve=_refuse)
+    for schema in schemas:
+        if "$id" in schema:
+            registry = registry.with_resource(schema["$id"], Resource.from_contents(schema))
+    return registry
+
+
+@lru_cache(maxsize=1)
+def _dsl_validator() -> Draft202012Validator:
+    schema = dsl_schema()
+    return Draft202012Validator(schema, registry=offline_registry(schema))
+
+
+def kinds() -> list[str]:
+    return list(dsl_schema()["properties"]["kind"]["enum"])
+
+
+def check_document(doc: Document) -> list[Diagnostic]:
+    """Every schema problem of one document, each at the key or value to edit."""
+    if not isinstance(doc.data, dict):
+        return [Diagnostic(doc.loc, "wrong-type", f"a document must be a mapping, not {_json_type(doc.data)}",
+                           hint="start the document with apiVersion, kind, metadata and spec")]
+    found = [d for err in _dsl_validator().iter_errors(doc.data) for d in _diagnostics(err, doc.smap)]
+    if not found and doc.data.get("kind") == "EventType" and "schema" in doc.data["spec"]:
+        found += check_data_schema(doc.data["spec"]["schema"], doc.smap, ("spec", "schema"))
+    return found
+
+
+def check_data_schema(schema: Any, smap: SourceMap, prefix: tuple) -> list[Diagnostic]:
+    """An EventType's data schema must be a valid Draft 2020-12 schema with local ``$ref``s only."""
+    meta = Draft202012Validator(Draft202012Validator.META_SCHEMA, registry=_meta_registry())
+    found = []
+    for err in meta.iter_errors(schema):
+        path = (*prefix, *err.absolute_path)
+        found.append(Diagnostic(smap.at(path), "bad-event-schema", f"invalid JSON Schema: {err.message}"))
+    for path, ref in _refs(schema, prefix):
+        if not ref.startswith("#"):
+            found.append(Diagnostic(smap.at(path), "remote-ref", f"$ref {ref!r} leaves the document",
+                                    hint="only local references ('#/$defs/...') are followed; inline the schema"))
+    return found
+
+
+@lru_cache(maxsize=1)
+def _meta_registry() -> Registry:
+    from jsonschema_specifications import REGISTRY  # the metaschemas, bundled offline
+
+    return REGISTRY.combine(Registry(retrieve=_refuse))
+
+
+def _refs(node: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield (*path, key), value
+            else:
+                yield from _refs(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _refs(value, (*path, i))
+
+
+def data_validator(schema: dict) -> Draft202012Validator:
+    """A validator for event ``data``; any ``$ref`` that leaves the schema fails, offline."""
+    return Draft202012Validator(schema, registry=offline_registry())
+
+
+__all__ = ["API_VERSION", "check_document", "check_data_schema", "data_validator", "dsl_schema", "kinds",
+           "offline_registry", "schema_text", "Unresolvable"]
+
+
+# --- turning jsonschema errors into diagnostics ---------------------------------------------
+
+def _diagnostics(error: ValidationError, smap: SourceMap) -> Iterator[Diagnostic]:
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        for inner in _likely_branch(error):
+            yield from _diagnostics(inner, smap)
+        return
+    yield _diagnostic(error, smap)
+
+
+def _likely_branch(error: ValidationError) -> list[ValidationError]:
+    """The errors of the alternative the user most likely meant: its type fits, and it fails least."""
+    branches: dict[int, list[ValidationError]] = {}
+    for inner in error.context:
+        branches.setdefault(inner.relative_schema_path[0], []).append(inner)
+    depth = len(error.absolute_path)
+    fitting = [errs for errs in branches.values()
+               if not any(e.validator == "type" and len(e.absolute_path) == depth for e in errs)]
+    if not fitting:
+        return [best_match([error])]
+    return min(fitting, key=len)
+
+
+def _diagnostic(error: ValidationError, smap: SourceMap) -> Diagnostic:
+    path = tuple(error.absolute_path)
+    where = _dotted(path)
+    translate = _TRANSLATORS.get(error.validator, _generic)
+    return translate(error, path, where, smap)
+
+
+def _unknown_key(error, path, where, smap) -> Diagnostic:
+    allowed = sorted(error.schema.get("properties", {}))
+    extras = sorted(k for k in error.instance if k not in allowed)
+    extra = extras[0]
+    near = difflib.get_close_matches(extra, allowed, n=1)
+    hint = f"did you mean {near[0]!r}?" if near else f"allowed keys: {', '.join(allowed)}"
+    place = f" in {where}" if where else ""
+    return Diagnostic(smap.key((*path, extra)), "unknown-key", f"unknown key {extra!r}{place}", hint=hint)
+
+
+def _missing_key(error, path, where, smap) -> Diagnostic:
+    missing = error.message.split("'")[1] if "'" in error.message else error.message
+    place = f" in {where}" if where else " in the document"
+    hint = None
+    if not path and missing in ("apiVersion", "kind", "metadata", "spec"):
+        hint = f"every document starts with apiVersion: {API_VERSION}, kind, metadata: {{name}}, spec"
+    return Diagnostic(smap.key(path), "missing-key", f"missing required key {missing!r}{place}", hint=hint)
+
+
+def _wrong_type(error, path, where, smap) -> Diagnostic:
+    expected = error.validator_value
+    expected = " or ".join(expected) if isinstance(expected, list) else expected
+    return Diagnostic(smap.at(path), "wrong-type",
+                      f"{where or 'document'} must be {_article(expected)}, not {_json_type(error.instance)}",
+                      hint=_describe(error))
+
+
+def _bad_choice(error, path, where, smap) -> Diagnostic:
+    choices = error.validator_value if error.validator == "enum" else [error.validator_value]
+    if path == ("kind",):
+        near = difflib.get_close_matches(str(error.instance), choices, n=1)
+        hint = f"did you mean {near[0]!r}?" if near else f"kinds are: {', '.join(choices)}"
+        return Diagnostic(smap.at(path), "unknown-kind", f"unknown kind {error.instance!r}", hint=hint)
+    if path == ("apiVersion",):
+        return Diagnostic(smap.at(path), "bad-api-version", f"apiVersion {error.instance!r} is not supported",
+                          hint=f"use apiVersion: {API_VERSION}")
+    near = difflib.get_close_matches(str(error.instance), [str(c) for c in choices], n=1)
+    listed = ", ".join(json.dumps(c) for c in choices)
+    hint = f"did you mean {near[0]!r}?" if near else None
+    return Diagnostic(smap.at(path), "bad-value", f"{where}: {json.dumps(error.instance)} is not one of {listed}", hint=hint)
+
+
+def _bad_pattern(error, path, where, smap) -> Diagnostic:
+    return Diagnostic(smap.at(path), "bad-value", f"{where}: {json.dumps(error.instance)} is not allowed here",
+                      hint=_describe(error) or f"must match {error.validator_value}")
+
+
+def _generic(error, path, where, smap) -> Diagnostic:
+    description = _describe(error)
+    message = error.message if len(error.message) < 160 else error.message[:157] + "..."
+    return Diagnostic(smap.at(path), "bad-value", f"{where or 'document'}: {message}", hint=description)
+
+
+_TRANSLATORS = {
+    "additionalProperties": _unknown_key,
+    "required": _missing_key,
+    "type": _wrong_type,
+    "enum": _bad_choice,
+    "const": _bad_choice,
+    "pattern": _bad_pattern,
+}
+
+
+def _describe(error: ValidationError) -> str | None:
+    text = error.schema.get("description") if isinstance(error.schema, dict) else None
+    return text.split(". ")[0].rstrip(".") if text else None
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _article(word: str) -> str:
+    names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+             "number": "a number", "boolean": "a boolean", "null": "null"}
+    return names.get(word, word)

@@ -1,0 +1,302 @@
+"""YAML text -> plain JSON-like data plus the source location of every node.
+
+The only module that imports ``yaml``. Loading stops at PyYAML's *compose* stage, indexes
+every node by its JSON path (the shape of ``jsonschema``'s ``absolute_path``), checks it
+against our limits, and only then constructs Python data from the same node tree.
+
+Guards, all reported as located diagnostics rather than exceptions:
+- safe tags only (str, int, float, bool, null, map, seq, merge); ``!!python/...`` is refused;
+- YAML 1.2 booleans (``on:``/``yes:`` stay strings); timestamps stay strings;
+- duplicate keys and non-string keys;
+- a byte-size cap, a nesting-depth cap, and a cap on the alias-expanded node count
+  ("billion laughs" is rejected before anything walks the expanded tree).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import yaml
+
+from .errors import Diagnostic, Location, Note
+
+JsonPath = tuple  # tuple[str | int, ...]
+
+SAFE_TAGS = frozenset(
+    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "merge")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps applied to every file; documented in docs/validate.md."""
+
+    max_bytes: int = 8 * 1024 * 1024
+    max_depth: int = 64
+    max_nodes: int = 1_000_000  # per document, counting every alias expansion
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans, no timestamps, and a nesting-depth cap."""
+
+    max_depth = DEFAULT_LIMITS.max_depth
+
+    def __init__(self, stream: str, max_depth: int) -> None:
+        super().__init__(stream)
+        self.max_depth = max_depth
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > self.max_depth:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark):
+        self.mark = mark
+
+
+@dataclass(slots=True)
+class SourceMap:
+    """Locations of one document's nodes, keyed by JSON path.
+
+    ``values[path]`` is where the value at *path* starts; ``keys[path]`` is where the mapping
+    key that leads to *path* starts.
+    """
+
+    values: dict[JsonPath, Location] = field(default_factory=dict)
+    keys: dict[JsonPath, Location] = field(default_factory=dict)
+
+    def at(self, path: JsonPath) -> Location:
+        """Where the value at *path* starts, or its nearest ancestor's location."""
+        path = tuple(path)
+        while path not in self.values and path:
+            path = path[:-1]
+        return self.values[path]
+
+    def key(self, path: JsonPath) -> Location:
+        """Where the key leading to *path* is written (falls back to the value)."""
+        path = tuple(path)
+        return self.keys.get(path) or self.at(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One YAML document: its plain data and where each node came from."""
+
+    data: Any
+    smap: SourceMap
+    loc: Location
+    index: int  # 0-based position among the file's documents
+
+
+def read_text(path: str, display: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str | None, list[Diagnostic]]:
+    """Read a file as UTF-8 text, refusing oversize files and non-text bytes with a location."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(limits.max_bytes + 1)
+    except OSError as exc:
+        return None, [Diagnostic(Location(display), "unreadable", f"cannot read file: {exc.strerror or exc}")]
+    if len(raw) > limits.max_bytes:
+        return None, [Diagnostic(Location(display, 1, 1), "file-too-large",
+                                 f"file is larger than the {limits.max_bytes // (1024 * 1024)} MiB limit",
+                                 hint="split the mesh into several files in one directory")]
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [Diagnostic(Location(display, line, col), "not-text",
+                                 f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                                 hint="mesh files and event files must be UTF-8 YAML or JSON")]
+
+
+def load_documents(text: str, filename: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[Document], list[Diagnostic]]:
+    """Parse every document of *text*; return those that loaded and the problems found.
+
+    Never raises for any input: every PyYAML exception (syntax errors, but also the
+    ``ValueError``/``IndexError``/``RecursionError`` it can leak) becomes a diagnostic.
+    """
+    documents: list[Document] = []
+    diagnostics: list[Diagnostic] = []
+    loader = None
+    try:
+        loader = _StrictLoader(text, limits.max_depth)
+        loader.name = filename
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            problems = list(_check_tree(node, limits))
+            if problems:
+                diagnostics += problems
+            elif not _is_empty(node):
+                documents.append(_construct(loader, node, index, diagnostics))
+            index += 1
+    except _TooDeep as exc:
+        diagnostics.append(Diagnostic(Location.from_mark(exc.mark), "too-deep",
+                                      f"nesting is deeper than the limit of {limits.max_depth} levels"))
+    except yaml.MarkedYAMLError as exc:
+        diagnostics.append(_syntax_diagnostic(exc, filename))
+    except yaml.YAMLError as exc:  # ReaderError: a forbidden character, with a character position
+        diagnostics.append(_reader_diagnostic(exc, text, filename))
+    except (RecursionError, MemoryError) as exc:
+        diagnostics.append(Diagnostic(Location(filename, 1, 1), "too-complex",
+                                      f"document is too complex to load ({type(exc).__name__})"))
+    finally:
+        if loader is not None:
+            loader.dispose()
+    documents = [d for d in documents if d is not None]
+    if not documents and not diagnostics:
+        diagnostics.append(Diagnostic(Location(filename, 1, 1), "empty-file", "file holds no YAML document",
+                                      hint="add a document (apiVersion, kind, metadata, spec) or remove the file"))
+    return documents, diagnostics
+
+
+def _is_empty(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null" and node.value in ("", "~", "null")
+
+
+def _construct(loader: _StrictLoader, node: yaml.Node, index: int, diagnostics: list[Diagnostic]) -> Document | None:
+    smap = _index(node)
+    try:
+        data = loader.construct_document(node)
+    except Exception as exc:  # PyYAML leaks ValueError & co. for odd explicit tags; report, never crash
+        mark = getattr(exc, "problem_mark", None) or node.start_mark
+        diagnostics.append(Diagnostic(Location.from_mark(mark), "bad-value", f"cannot read value: {exc}"))
+        return None
+    return Document(data, smap, Location.from_mark(node.start_mark), index)
+
+
+def _check_tree(root: yaml.Node, limits: Limits) -> Iterator[Diagnostic]:
+    """Refuse unsafe tags, bad or duplicate keys, recursive aliases and alias bombs before constructing."""
+    sizes: dict[int, int] = {}  # alias-expanded node count per node, memoised (aliases share nodes)
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        ident = id(node)
+        if done:
+            on_path.discard(ident)
+            sizes[ident] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[ident] > limits.max_nodes:
+                yield Diagnostic(Location.from_mark(node.start_mark), "alias-bomb",
+                                 f"aliases expand this document past {limits.max_nodes:,} nodes",
+                                 hint="anchors and aliases may share values, not multiply them")
+                return
+            continue
+        if ident in sizes:
+            continue
+        if ident in on_path:
+            yield Diagnostic(Location.from_mark(node.start_mark), "recursive-alias",
+                             "an alias refers to a node that contains it")
+            return
+        if node.tag not in SAFE_TAGS:
+            code = "unsafe-tag" if "python/" in node.tag else "unsupported-tag"
+            yield Diagnostic(Location.from_mark(node.start_mark), code, f"tag {node.tag!r} is not allowed",
+                             hint="only plain YAML values (strings, numbers, booleans, null, maps, lists) are accepted")
+            return
+        if isinstance(node, yaml.MappingNode):
+            yield from _check_keys(node)
+        on_path.add(ident)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+
+
+def _check_keys(node: yaml.MappingNode) -> Iterator[Diagnostic]:
+    first: dict[str, yaml.Node] = {}
+    for key, _ in node.value:
+        if key.tag == "tag:yaml.org,2002:merge":
+            continue
+        if not (isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str"):
+            yield Diagnostic(Location.from_mark(key.start_mark), "non-string-key",
+                             "mapping keys must be strings", hint="quote the key")
+        elif key.value in first:
+            original = Location.from_mark(first[key.value].start_mark)
+            yield Diagnostic(Location.from_mark(key.start_mark), "duplicate-key",
+                             f"duplicate key {key.value!r} (first defined at line {original.line})",
+                             hint="remove one of them; YAML would silently keep only the last",
+                             notes=(Note(original, "first defined here"),))
+        else:
+            first[key.value] = key
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _index(root: yaml.Node) -> SourceMap:
+    """Map JSON paths to locations. Runs before construction, which rewrites ``<<`` merges in place."""
+    smap = SourceMap()
+    stack: list[tuple[JsonPath, yaml.Node]] = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        smap.values.setdefault(path, Location.from_mark(node.start_mark))
+        if isinstance(node, yaml.MappingNode):
+            for name, key, value in _entries(node):
+                smap.keys.setdefault((*path, name), Location.from_mark(key.start_mark))
+                stack.append(((*path, name), value))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(((*path, i), item) for i, item in enumerate(node.value))
+    return smap
+
+
+def _entries(node: yaml.MappingNode) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    """A mapping's effective entries: its own keys first, then what ``<<`` merges add."""
+    own = [(k.value, k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
+    names = {name for name, _, _ in own}
+    merged = []
+    for k, v in node.value:
+        if k.tag != "tag:yaml.org,2002:merge":
+            continue
+        for source in (v.value if isinstance(v, yaml.SequenceNode) else [v]):
+            if not isinstance(source, yaml.MappingNode):
+                continue
+            for name, key, value in _entries(source):
+                if name not in names:
+                    names.add(name)
+                    merged.append((name, key, value))
+    return own + merged
+
+
+def _syntax_diagnostic(exc: yaml.MarkedYAMLError, filename: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    loc = Location.from_mark(mark) if mark is not None else Location(filename, 1, 1)
+    message = exc.problem or exc.context or "invalid YAML"
+    if exc.context and exc.problem:
+        message = f"{exc.problem} ({exc.context})"
+    notes = ()
+    if exc.context_mark is not None and exc.problem_mark is not None and exc.context_mark.line != exc.problem_mark.line:
+        notes = (Note(Location.from_mark(exc.context_mark), exc.context or "started here"),)
+    return Diagnostic(loc, "yaml-syntax", message, notes=notes)
+
+
+def _reader_diagnostic(exc: yaml.YAMLError, text: str, filename: str) -> Diagnostic:
+    position = getattr(exc, "position", 0) or 0
+    line = text.count("\n", 0, position) + 1
+    col = position - (text.rfind("\n", 0, position) + 1) + 1
+    char = getattr(exc, "character", None)
+    what = f"character U+{char:04X}" if isinstance(char, int) else "character"
+    return Diagnostic(Location(filename, line, col), "not-text", f"unacceptable {what} in YAML text",
+                      hint="mesh files must be printable UTF-8 text")

@@ -1,0 +1,464 @@
+"""Static checks over a loaded mesh and its event-flow graph.
+
+Each check is a generator of :class:`Diagnostic` (one concern per function); :func:`analyse`
+runs them all. Codes, severities and what to do about each are listed in docs/validate.md.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+from itertools import islice
+from typing import Iterable, Iterator
+
+import networkx as nx
+
+from . import model as m
+from .errors import Diagnostic, Location, Note
+from .graph import build_step_graph, consumed_types, flow_only, produced_types
+from .templates import referenced_fields, syntax_error
+
+MAX_CYCLES_PER_TANGLE = 10
+MAX_CYCLES_TOTAL = 100
+
+
+def analyse(mesh: m.Mesh, graph: nx.DiGraph) -> list[Diagnostic]:
+    """Every static problem of the mesh, in source order."""
+    found: list[Diagnostic] = []
+    for check in (check_references, check_undeclared_emits, check_steps, check_templates,
+                  check_fields, check_handlers, check_policies):
+        found += check(mesh)
+    found += check_event_cycles(graph)
+    found += check_overload(mesh, graph)
+    return found
+
+
+# --- references ---------------------------------------------------------------------------
+
+def _unknown(ref: m.Ref, what: str, known: Iterable[str], code: str, hint: str | None = None) -> Diagnostic:
+    near = difflib.get_close_matches(ref.name, list(known), n=1)
+    return Diagnostic(ref.loc, code, f"unknown {what} {ref.name!r}",
+                      hint=f"did you mean {near[0]!r}?" if near else hint)
+
+
+def _type_refs(mesh: m.Mesh) -> Iterator[m.Ref]:
+    for route in mesh.routes.values():
+        yield from route.sources
+        if route.transform is not None and route.transform.type is not None:
+            yield route.transform.type
+    for sub in mesh.subscriptions():
+        yield sub.on
+        yield from sub.emits
+        yield from _emit_refs(sub.actions)
+    for orch in mesh.orchestrations.values():
+        yield orch.trigger.on
+        yield from _emit_refs(orch.all_actions())
+    for stream in mesh.streams.values():
+        yield from stream.sources
+        yield stream.emit_type
+        if stream.late_emit_type is not None:
+            yield stream.late_emit_type
+
+
+def _emit_refs(actions: Iterable[m.Action]) -> Iterator[m.Ref]:
+    return (a.type for a in actions if isinstance(a, m.EmitAction))
+
+
+def _policy_refs(mesh: m.Mesh) -> Iterator[m.PolicyRef]:
+    for route in mesh.routes.values():
+        yield route.delivery
+    for sub in mesh.subscriptions():
+        yield sub.delivery
+    for orch in mesh.orchestrations.values():
+        for step in orch.steps:
+            yield step.retry
+
+
+def check_references(mesh: m.Mesh) -> Iterator[Diagnostic]:
+    """Unknown event types, services and delivery policies; route targets with nothing to receive."""
+    declare = "declare it with `kind: EventType`"
+    for ref in _type_refs(mesh):
+        if ref.name not in mesh.event_types:
+            yield _unknown(ref, "event type", mesh.event_types, "unknown-event-type", declare)
+    for ref in _policy_refs(mesh):
+        if ref is not None and ref.name is not None and ref.name not in mesh.policies:
+            yield _unknown(m.Ref(ref.name, ref.loc), "delivery policy", mesh.policies, "unknown-policy",
+                           "declare it with `kind: DeliveryPolicy`")
+    for route in mesh.routes.values():
+        for target in route.to:
+            if target.kind != "service":
+                continue
+            service = mesh.services.get(target.value)
+            if service is None:
+                yield _unknown(m.Ref(target.value, target.loc), "service", mesh.services, "unknown-service")
+                continue
+            subscribed = {sub.on.name for sub in service.subscriptions}
+            for ref in route.output_types():
+                if ref.name not in subscribed:
+                    yield Diagnostic(target.loc, "unreceived-delivery",
+                                     f"route {route.name!r} delivers {ref.name!r} to service {service.name!r}, "
+                                     f"which has no subscription on it",
+                                     hint=f"add a subscription `on: {ref.name}` to {service.name!r}",
+                                     notes=(Note(service.loc, f"service {service.name!r} is defined here"),))
+
+
+def check_undeclared_emits(mesh: m.Mesh) -> Iterator[Diagnostic]:
+    """A subscription may only emit the types listed in its `emits`."""
+    for sub in mesh.subscriptions():
+        declared = {ref.name for ref in sub.emits}
+        for ref in _emit_refs(sub.actions):
+            if ref.name not in declared:
+                yield Diagnostic(ref.loc, "undeclared-emit",
+                                 f"subscription {sub.label!r} emits {ref.name!r} but does not declare it",
+                                 hint=f"add {ref.name!r} to its `emits:` list", notes=(Note(sub.loc, "subscription here"),))
+
+
+# --- orchestration steps ------------------------------------------------------------------
+
+def check_steps(mesh: m.Mesh) -> Iterator[Diagnostic]:
+    """Unknown `needs`, `needs` cycles, and steps that can never run because of them."""
+    for orch in mesh.orchestrations.values():
+        g = build_step_graph(orch)
+        ids = [s.id for s in orch.steps]
+        blocked: set[str] = set()
+        for node, kind in g.nodes(data="kind"):
+            if kind == "missing":
+                blocked.add(node)
+                for _, dependant, loc in g.out_edges(node, data="loc"):
+                    yield _unknown(m.Ref(node, loc), f"step in {orch.name!r}:", ids, "unknown-step")
+        for tangle in _tangles(g):
+            blocked |= tangle
+            cycle = nx.find_cycle(g.subgraph(tangle))
+            path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+            first = g.nodes[cycle[0][1]]
+            yield Diagnostic(first["loc"], "needs-cycle", f"steps of {orch.name!r} need each other: {path}",
+                             hint="a step cannot (even indirectly) need itself; remove one of the `needs`",
+                             notes=tuple(Note(g.edges[u, v]["loc"], f"{v} needs {u}") for u, v in cycle))
+        for node in sorted(_downstream(g, blocked) - blocked):
+            yield Diagnostic(g.nodes[node]["loc"], "unreachable-step",
+                             f"step {node!r} of {orch.name!r} can never run",
+                             hint="it needs a step that is unknown or part of a `needs` cycle")
+
+
+def _tangles(g: nx.DiGraph) -> list[set[str]]:
+    """Strongly connected parts that contain a cycle (more than one node, or a self-loop)."""
+    return sorted((c for c in nx.strongly_connected_components(g) if len(c) > 1 or g.has_edge(*(next(iter(c)),) * 2)),
+                  key=lambda c: sorted(c))
+
+
+def _downstream(g: nx.DiGraph, sources: set[str]) -> set[str]:
+    out = set(sources)
+    for node in sources:
+        out |= nx.descendants(g, node)
+    return out
+
+
+# --- circular events ----------------------------------------------------------------------
+
+def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGLE,
+                       total: int = MAX_CYCLES_TOTAL) -> Iterator[Diagnostic]:
+    """Every elementary cycle of events (bounded per strongly connected part), as a located path.
+
+    A cycle through a consumer that declares ``loop: {max_hops: N}`` is a warning; any other
+    cycle is an error, since each event would be processed forever.
+    """
+    flow = flow_only(graph)
+    shown = 0
+    for tangle in _tangles(flow):
+        sub = flow.subgraph(tangle)
+        cycles = list(islice(nx.simple_cycles(sub), per_tangle + 1))
+        for cycle in sorted(cycles[:per_tangle], key=lambda c: (len(c), sorted(c))):
+            if shown >= total:
+                return
+            shown += 1
+            yield _cycle_diagnostic(graph, _rotate(graph, cycle))
+        if len(cycles) > per_tangle:
+            first = graph.nodes[min(tangle)]
+            yield Diagnostic(first["loc"], "cycles-truncated", f"more circular paths exist among these {len(tangle)} "
+                             f"elements; only the first {per_tangle} are shown", severity="warning",
+                             hint="break the loops shown first, then validate again")
+
+
+def cycle_edges(graph: nx.DiGraph, limit: int = MAX_CYCLES_TOTAL) -> set[tuple[str, str]]:
+    """Edges lying on circular events (every edge inside a tangle), for diagrams to mark."""
+    flow = flow_only(graph)
+    edges: set[tuple[str, str]] = set()
+    for tangle in _tangles(flow):
+        edges |= set(flow.subgraph(tangle).edges())
+    return edges
+
+
+def _rotate(graph: nx.DiGraph, cycle: list[str]) -> list[str]:
+    """Start the cycle at its alphabetically first event type, so output is stable and readable."""
+    events = [n for n in cycle if graph.nodes[n]["kind"] == "event"] or cycle
+    start = cycle.index(min(events))
+    return cycle[start:] + cycle[:start]
+
+
+def _cycle_diagnostic(graph: nx.DiGraph, cycle: list[str]) -> Diagnostic:
+    nodes = [graph.nodes[n] for n in cycle]
+    path = " -> ".join(n["label"] for n in nodes + nodes[:1])
+    edges = list(zip(cycle, cycle[1:] + cycle[:1]))
+    notes = tuple(_edge_note(graph, u, v) for u, v in edges)
+    loops = [n["element"].loop for n in nodes if getattr(n["element"], "loop", None) is not None]
+    loc = graph.edges[edges[0]]["loc"]
+    if loops:
+        hops = min(loop.max_hops for loop in loops)
+        return Diagnostic(loc, "bounded-loop", f"circular events, declared bounded (max_hops {hops}): {path}",
+                          severity="warning", notes=notes)
+    return Diagnostic(loc, "event-cycle", f"circular events: {path}", notes=notes,
+                      hint="break the loop, or declare it intentional with `loop: {max_hops: N}` on one of its consumers")
+
+
+def _edge_note(graph: nx.DiGraph, u: str, v: str) -> Note:
+    a, b, edge = graph.nodes[u], graph.nodes[v], graph.edges[u, v]
+    what = {"consumes": f"{_name(b)} consumes {a['label']}",
+            "emits": f"{_name(a)} emits {b['label']}",
+            "delivers": f"{_name(a)} delivers to {_name(b)}"}[edge["kind"]]
+    return Note(edge["loc"], what)
+
+
+def _name(node: dict) -> str:
+    if node["kind"] == "subscription":
+        sub = node["element"]
+        return f"service {sub.service!r} (subscription {sub.name!r})" if sub.name != sub.on.name else f"service {sub.service!r}"
+    return f"{node['kind']} {node['label']!r}"
+
+
+# --- overload and dead flows --------------------------------------------------------------
+
+def check_overload(mesh: m.Mesh, graph: nx.DiGraph) -> Iterator[Diagnostic]:
+    """Events produced but never consumed; consumed but never produced nor external; unused types."""
+    produced, consumed = produced_types(graph), consumed_types(graph)
+    for name, et in mesh.event_types.items():
+        if name in produced and name not in consumed:
+            yield Diagnostic(et.loc, "unconsumed-event", f"event type {name!r} is emitted but nothing consumes it",
+                             severity="warning", hint="event overload: drop the emit, or subscribe to it")
+        elif name in consumed and name not in produced and not et.external:
+            yield Diagnostic(et.loc, "unproduced-event", f"event type {name!r} is consumed but nothing produces it",
+                             severity="warning", hint="a dead flow: emit it somewhere, or mark it `external: true` if it comes from outside")
+        elif name not in consumed and name not in produced and not et.external:
+            yield Diagnostic(et.loc, "unused-event-type", f"event type {name!r} is neither produced nor consumed",
+                             severity="warning", hint="remove it, or mark it `external: true`")
+
+
+# --- templates and fields -----------------------------------------------------------------
+
+def check_templates(mesh: m.Mesh) -> Iterator[Diagnostic]:
+    """Template syntax errors, at the template's location."""
+    for template, _context in _templates(mesh):
+        error = syntax_error(template.text)
+        if error is not None:
+            yield Diagnostic(template.loc, "template-syntax", f"template error: {error.message}",
+                             hint="templates are Jinja2: `{{ data.field }}`, `{% if ... %}`")
+
+
+def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]]]:
+    """Every template with the event types whose `data` it reads."""
+    for route in mesh.routes.values():
+        types = tuple(r.name for r in route.sources)
+        for t in _strings(route.when, route.transform.data if route.transform else None,
+                          route.transform.subject if route.transform else None):
+            yield t, types
+    for sub in mesh.subscriptions():
+        for t in _strings(sub.when, *_action_templates(sub.actions)):
+            yield t, (sub.on.name,)
+    for orch in mesh.orchestrations.values():
+        templates = [orch.trigger.when]
+        for step in orch.steps:
+            templates += [step.when, step.foreach, *_action_templates(step.actions + step.compensate)]
+        templates += _action_templates(orch.on_success + orch.on_failure)
+        for t in _strings(*templates):
+            yield t, (orch.trigger.on.name,)
+    for stream in mesh.streams.values():
+        for t in _strings(stream.emit_data):
+            yield t, ()
+
+
+def _action_templates(actions: Iterable[m.Action]) -> list:
+    out: list = []
+    for a in actions:
+        if isinstance(a, m.EmitAction):
+            out += [a.data, a.subject, a.source]
+        elif isinstance(a, m.CallAction):
+            out += [a.args, a.headers]
+        elif isinstance(a, m.SetAction):
+            out.append(a.values)
+        elif isinstance(a, m.LogAction):
+            out.append(a.message)
+    return out
+
+
+def _strings(*items) -> Iterator[m.TemplateString]:
+    for item in items:
+        if isinstance(item, m.TemplateString):
+            yield item
+        elif isinstance(item, m.TemplateValue):
+            yield from item.strings
+
+
+def check_fields(mesh: m.Mesh) -> Iterator[Diagnostic]:
+    """Fields read by templates, patterns, keys and orderings that the event type's schema lacks."""
+    for template, types in _templates(mesh):
+        for root, path in referenced_fields(template.text):
+            if root in ("data", "input") and path:
+                yield from _field_problems(mesh, types, path, template.loc, "template reads")
+            elif root == "event" and len(path) > 1 and path[0] == "data":
+                yield from _field_problems(mesh, types, path[1:], template.loc, "template reads")
+    for pattern, types in _patterns(mesh):
+        for path, loc in _pattern_fields(pattern):
+            if path[0] == "data" and len(path) > 1:
+                yield from _field_problems(mesh, types, path[1:], loc, "pattern matches")
+    for dotted, types, loc in _field_paths(mesh):
+        parts = tuple(dotted.split("."))
+        if parts[0] == "data" and len(parts) > 1:
+            yield from _field_problems(mesh, types, parts[1:], loc, "field path")
+
+
+def _patterns(mesh: m.Mesh) -> Iterator[tuple[m.Pattern, tuple[str, ...]]]:
+    for route in mesh.routes.values():
+        if route.match:
+            yield route.match, tuple(r.name for r in route.sources)
+    for sub in mesh.subscriptions():
+        if sub.match:
+            yield sub.match, (sub.on.name,)
+    for orch in mesh.orchestrations.values():
+        if orch.trigger.match:
+            yield orch.trigger.match, (orch.trigger.on.name,)
+    for stream in mesh.streams.values():
+        if stream.match:
+            yield stream.match, tuple(r.name for r in stream.sources)
+
+
+def _pattern_fields(pattern: m.Pattern) -> Iterator[tuple[tuple, Location]]:
+    """Each event field a pattern tests, with the location of its key (``$or`` branches included)."""
+    def walk(node, field, at):
+        for key, value in node.items():
+            if key == "$or" and isinstance(value, tuple):
+                for i, alternative in enumerate(value):
+                    if hasattr(alternative, "items"):
+                        yield from walk(alternative, field, (*at, key, i))
+            elif hasattr(value, "items"):
+                yield from walk(value, (*field, key), (*at, key))
+            else:
+                yield (*field, key), pattern.keys.get((*at, key), pattern.loc)
+    return walk(pattern.value, (), ())
+
+
+def _field_paths(mesh: m.Mesh) -> Iterator[tuple[str, tuple[str, ...], Location]]:
+    for et in mesh.event_types.values():
+        if et.key:
+            yield et.key, (et.name,), et.loc
+    for sub in mesh.subscriptions():
+        if sub.ordering:
+            yield sub.ordering.key, (sub.on.name,), sub.ordering.loc
+            yield sub.ordering.sequence, (sub.on.name,), sub.ordering.loc
+    for stream in mesh.streams.values():
+        types = tuple(r.name for r in stream.sources)
+        for dotted in (stream.key, stream.time, *(a.field for a in stream.aggregates)):
+            if dotted:
+                yield dotted, types, stream.loc
+
+
+def _field_problems(mesh: m.Mesh, types: tuple[str, ...], path: tuple, loc: Location, what: str) -> Iterator[Diagnostic]:
+    for name in types:
+        et = mesh.event_types.get(name)
+        if et is None or et.schema is None:
+            continue
+        verdict = field_verdict(et.schema, path)
+        if verdict == "ok":
+            continue
+        dotted = "data." + ".".join(str(p) for p in path)
+        if verdict == "forbidden":
+            yield Diagnostic(loc, "unknown-field", f"{what} {dotted}, which {name!r} can never have",
+                             hint="its schema forbids other properties (additionalProperties: false)",
+                             notes=(Note(et.loc, f"event type {name!r}"),))
+        else:
+            yield Diagnostic(loc, "undeclared-field", f"{what} {dotted}, which the schema of {name!r} does not declare",
+                             severity="warning", hint=_field_hint(et.schema, path),
+                             notes=(Note(et.loc, f"event type {name!r}"),))
+
+
+def field_verdict(schema, path: tuple) -> str:
+    """``ok`` if *path* may exist in data valid under *schema*; ``undeclared`` or ``forbidden`` if not.
+
+    >>> field_verdict({"properties": {"a": {"properties": {"b": {}}}}}, ("a", "c"))
+    'undeclared'
+    """
+    node = schema
+    for part in path:
+        node = _resolve(schema, node)
+        if not hasattr(node, "get") or any(k in node for k in ("anyOf", "oneOf", "allOf", "if", "patternProperties")):
+            return "ok"  # composed schemas: too many shapes to judge, so say nothing
+        if isinstance(part, int) or node.get("type") == "array":
+            node = node.get("items", {})
+            continue
+        props = node.get("properties")
+        if props is None:
+            return "forbidden" if node.get("additionalProperties") is False else "ok"
+        if part not in props:
+            return "forbidden" if node.get("additionalProperties") is False else "undeclared"
+        node = props[part]
+    return "ok"
+
+
+def _resolve(root, node):
+    seen = 0
+    while hasattr(node, "get") and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/") and seen < 32:
+        target = root
+        for part in node["$ref"][2:].split("/"):
+            target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if hasattr(target, "get") else {}
+        node, seen = target, seen + 1
+    return node
+
+
+def _field_hint(schema, path: tuple) -> str | None:
+    node = schema
+    for part in path[:-1]:
+        node = _resolve(schema, node).get("properties", {}).get(part, {}) if hasattr(node, "get") else {}
+    props = list(_resolve(schema, node).get("properties", {})) if hasattr(node, "get") else []
+    near = difflib.get_close_matches(str(path[-1]), props, n=1)
+    return f"did you mean {near[0]!r}?" if near else (f"declared fields: {', '.join(props)}" if props else None)
+
+
+# --- code references and policies ---------------------------------------------------------
+
+def check_handlers(mesh: m.Mesh) -> Iterator[Diagnostic]:
+    """`call: {python: module:function}` must name a module in the mesh directory or installed.
+
+    Checked without importing anything: validate never runs user code.
+    """
+    for action in _all_actions(mesh):
+        if isinstance(action, m.CallAction) and action.python:
+            top = action.python.split(":")[0].split(".")[0]
+            local = os.path.exists(os.path.join(mesh.root, top + ".py")) or os.path.isdir(os.path.join(mesh.root, top))
+            if not local and importlib.util.find_spec(top) is None:
+                yield Diagnostic(action.loc, "unknown-handler", f"module {top!r} of handler {action.python!r} is not found",
+                                 hint=f"put {top}.py in the mesh directory ({mesh.root}) or install the package")
+
+
+def _all_actions(mesh: m.Mesh) -> Iterator[m.Action]:
+    for sub in mesh.subscriptions():
+        yield from sub.actions
+    for orch in mesh.orchestrations.values():
+        yield from orch.all_actions()
+
+
+def check_policies(mesh: m.Mesh) -> Iterator[Diagnostic]:
+    """Retry settings that cannot do what they seem to say; windows that skip events."""
+    specs = [p.spec for p in mesh.policies.values()]
+    specs += [r.inline for r in _policy_refs(mesh) if r is not None and r.inline is not None]
+    for spec in specs:
+        retry = spec.retry
+        if retry and retry.max_delay is not None and retry.max_delay < retry.initial:
+            yield Diagnostic(retry.loc, "retry-cap-below-initial",
+                             f"max_delay ({retry.max_delay:g}s) is below initial ({retry.initial:g}s): every delay is the cap",
+                             severity="warning")
+        if retry and retry.backoff == "exponential" and retry.max_delay is None and retry.max_attempts > 12:
+            yield Diagnostic(retry.loc, "uncapped-backoff", "exponential backoff without max_delay over many attempts grows to days",
+                             severity="warning", hint="set max_delay")
+    for stream in mesh.streams.values():
+        w = stream.window
+        if w.kind == "hopping" and w.every > w.size:
+            yield Diagnostic(w.loc, "window-gaps", f"hopping windows start every {w.every:g}s but last {w.size:g}s: "
+                             "events between windows are never counted", severity="warning")

@@ -1,0 +1,306 @@
+"""Schema-valid documents -> the immutable :class:`~engine.model.Mesh`.
+
+The only place where plain dicts become model objects. Documents reaching here have passed
+the JSON Schema, so shapes are trusted; what the schema cannot say (duplicate names,
+duplicate subscription names) is reported here as diagnostics.
+"""
+from __future__ import annotations
+
+import re
+from types import MappingProxyType
+from typing import Any, Callable
+
+from . import model as m
+from .errors import Diagnostic, Location, Note
+from .source import Document, SourceMap
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$")
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds in a duration: a number of seconds, or text such as ``500ms``, ``5s``, ``2m``.
+
+    >>> parse_duration("1.5m"), parse_duration(3), parse_duration("250ms")
+    (90.0, 3.0, 0.25)
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    found = _DURATION.match(str(value).strip())
+    if not found:
+        raise ValueError(f"not a duration: {value!r}")
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+class _Doc:
+    """One document's spec with its source map: small helpers to read values with locations."""
+
+    def __init__(self, doc: Document):
+        self.smap: SourceMap = doc.smap
+
+    def loc(self, *path: Any) -> Location:
+        return self.smap.at(path)
+
+    def ref(self, name: str, *path: Any) -> m.Ref:
+        return m.Ref(name, self.loc(*path))
+
+    def template(self, text: str | None, *path: Any) -> m.TemplateString | None:
+        return None if text is None else m.TemplateString(text, self.loc(*path))
+
+    def template_value(self, value: Any, *path: Any) -> m.TemplateValue | None:
+        if value is None:
+            return None
+        strings: list[m.TemplateString] = []
+        self._collect(value, path, strings)
+        return m.TemplateValue(m.freeze(value), tuple(strings), self.loc(*path))
+
+    def _collect(self, value: Any, path: tuple, out: list[m.TemplateString]) -> None:
+        if isinstance(value, str):
+            out.append(m.TemplateString(value, self.loc(*path)))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self._collect(item, (*path, key), out)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self._collect(item, (*path, i), out)
+
+    def pattern(self, value: Any, *path: Any) -> m.Pattern | None:
+        if value is None:
+            return None
+        keys: dict[tuple, Location] = {}
+        self._keys(value, (), path, keys)
+        return m.Pattern(m.freeze(value), self.loc(*path), MappingProxyType(keys))
+
+    def _keys(self, value: Any, inner: tuple, path: tuple, out: dict) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                out[(*inner, key)] = self.smap.key((*path, *inner, key))
+                self._keys(item, (*inner, key), path, out)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self._keys(item, (*inner, i), path, out)
+
+    def loop(self, value: Any, *path: Any) -> m.Loop | None:
+        return None if value is None else m.Loop(value["max_hops"], self.loc(*path))
+
+    # --- delivery ---
+    def retry(self, raw: dict, *path: Any) -> m.RetrySpec:
+        def dur(key: str) -> float | None:
+            return parse_duration(raw[key]) if key in raw else None
+
+        return m.RetrySpec(
+            loc=self.loc(*path),
+            max_attempts=raw.get("max_attempts", 3),
+            backoff=raw.get("backoff", "exponential"),
+            initial=dur("initial") if "initial" in raw else 1.0,
+            multiplier=float(raw.get("multiplier", 2.0)),
+            max_delay=dur("max_delay"),
+            jitter=raw.get("jitter", "full"),
+            max_event_age=dur("max_event_age"),
+            non_retryable=tuple(raw.get("non_retryable", ())),
+        )
+
+    def delivery_spec(self, raw: dict, *path: Any) -> m.DeliverySpec:
+        breaker = raw.get("circuit_breaker")
+        return m.DeliverySpec(
+            loc=self.loc(*path),
+            retry=self.retry(raw["retry"], *path, "retry") if "retry" in raw else None,
+            dead_letter=raw.get("dead_letter"),
+            circuit_breaker=None if breaker is None else m.CircuitBreaker(
+                self.loc(*path, "circuit_breaker"), breaker["failure_threshold"],
+                parse_duration(breaker.get("reset_after", 30))),
+        )
+
+    def policy_ref(self, raw: Any, *path: Any) -> m.PolicyRef | None:
+        if raw is None:
+            return None
+        if isinstance(raw, str):
+            return m.PolicyRef(self.loc(*path), name=raw)
+        return m.PolicyRef(self.loc(*path), inline=self.delivery_spec(raw, *path))
+
+    def step_retry(self, raw: Any, *path: Any) -> m.PolicyRef | None:
+        if raw is None or isinstance(raw, str):
+            return self.policy_ref(raw, *path)
+        return m.PolicyRef(self.loc(*path), inline=m.DeliverySpec(self.loc(*path), retry=self.retry(raw, *path)))
+
+    # --- actions ---
+    def actions(self, raw: Any, *path: Any) -> tuple[m.Action, ...]:
+        if raw is None:
+            return ()
+        if isinstance(raw, dict):
+            return (self.action(raw, *path),)
+        return tuple(self.action(item, *path, i) for i, item in enumerate(raw))
+
+    def action(self, raw: dict, *path: Any) -> m.Action:
+        (verb, body), = raw.items()
+        at = (*path, verb)
+        loc = self.loc(*at)
+        if verb == "emit":
+            return m.EmitAction(loc, self.ref(body["type"], *at, "type"), self.template_value(body.get("data"), *at, "data"),
+                                self.template(body.get("subject"), *at, "subject"), self.template(body.get("source"), *at, "source"))
+        if verb == "call":
+            return m.CallAction(loc, body.get("python"), body.get("http"), self.template_value(body.get("args"), *at, "args"),
+                                self.template_value(body.get("headers"), *at, "headers"),
+                                parse_duration(body["timeout"]) if "timeout" in body else None)
+        if verb == "set":
+            return m.SetAction(loc, self.template_value(body, *at))
+        if verb == "log":
+            if isinstance(body, str):
+                return m.LogAction(loc, m.TemplateString(body, loc))
+            return m.LogAction(loc, self.template(body["message"], *at, "message"), body.get("level", "info"))
+        return m.FailAction(loc, body.get("times"), body.get("error", "InjectedFault"), body.get("message"))
+
+
+def build_mesh(root: str, files: list[str], documents: list[Document]) -> tuple[m.Mesh, list[Diagnostic]]:
+    """Turn schema-valid documents into a Mesh; report duplicate names."""
+    tables: dict[str, dict[str, Any]] = {kind: {} for kind in _BUILDERS}
+    diagnostics: list[Diagnostic] = []
+    for document in documents:
+        kind, name = document.data["kind"], document.data["metadata"]["name"]
+        reader = _Doc(document)
+        element, problems = _BUILDERS[kind](reader, name, document.data["spec"], document.data["metadata"])
+        diagnostics += problems
+        if name in tables[kind]:
+            first = tables[kind][name].loc
+            diagnostics.append(Diagnostic(element.loc, "duplicate-name", f"{kind} {name!r} is defined twice",
+                                          hint="names must be unique per kind across the mesh",
+                                          notes=(Note(first, "first defined here"),)))
+            continue
+        tables[kind][name] = element
+    mesh = m.Mesh(
+        root=root, files=tuple(files),
+        event_types=MappingProxyType(tables["EventType"]), routes=MappingProxyType(tables["Route"]),
+        services=MappingProxyType(tables["Service"]), orchestrations=MappingProxyType(tables["Orchestration"]),
+        streams=MappingProxyType(tables["Stream"]), policies=MappingProxyType(tables["DeliveryPolicy"]),
+    )
+    return mesh, diagnostics
+
+
+Built = tuple[Any, list[Diagnostic]]
+
+
+def _event_type(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
+    schema = spec.get("schema")
+    return m.EventType(name, d.loc("metadata", "name"), m.freeze(schema) if schema is not None else None,
+                       spec.get("key"), spec.get("external", False), meta.get("description")), []
+
+
+def _route(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
+    transform = spec.get("transform")
+    if transform is not None:
+        at = ("spec", "transform")
+        transform = m.Transform(d.loc(*at), d.ref(transform["type"], *at, "type") if "type" in transform else None,
+                                d.template_value(transform.get("data"), *at, "data"),
+                                d.template(transform.get("subject"), *at, "subject"))
+    targets = []
+    for i, raw in enumerate(spec.get("to", ())):
+        loc = d.loc("spec", "to", i)
+        if isinstance(raw, str):
+            targets.append(m.Target("service", raw, loc))
+        else:
+            (kind, value), = raw.items()
+            targets.append(m.Target(kind, None if kind == "publish" else value, loc))
+    return m.Route(
+        name, d.loc("metadata", "name"), tuple(d.ref(t, "spec", "from", i) for i, t in enumerate(spec["from"])),
+        d.pattern(spec.get("match"), "spec", "match"), d.template(spec.get("when"), "spec", "when"), transform,
+        tuple(targets), d.policy_ref(spec.get("delivery"), "spec", "delivery"), d.loop(spec.get("loop"), "spec", "loop"),
+        meta.get("description"),
+    ), []
+
+
+def _service(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
+    subs, problems, seen = [], [], {}
+    for i, raw in enumerate(spec["subscriptions"]):
+        at = ("spec", "subscriptions", i)
+        sub_name = raw.get("name", raw["on"])
+        ordering = raw.get("ordering")
+        sub = m.Subscription(
+            name, sub_name, d.ref(raw["on"], *at, "on"), d.loc(*at), d.actions(raw["do"], *at, "do"),
+            d.pattern(raw.get("match"), *at, "match"), d.template(raw.get("when"), *at, "when"),
+            tuple(d.ref(t, *at, "emits", j) for j, t in enumerate(raw.get("emits", ()))),
+            None if ordering is None else m.Ordering(
+                ordering["key"], ordering["sequence"], d.loc(*at, "ordering"),
+                parse_duration(ordering.get("gap_timeout", 60)), ordering.get("on_gap", "deliver")),
+            d.policy_ref(raw.get("delivery"), *at, "delivery"), d.loop(raw.get("loop"), *at, "loop"),
+        )
+        if sub_name in seen:
+            problems.append(Diagnostic(sub.loc, "duplicate-name",
+                                       f"service {name!r} has two subscriptions named {sub_name!r}",
+                                       hint="give one of them a distinct `name:`",
+                                       notes=(Note(seen[sub_name], "first defined here"),)))
+            continue
+        seen[sub_name] = sub.loc
+        subs.append(sub)
+    return m.Service(name, d.loc("metadata", "name"), tuple(subs), meta.get("description")), problems
+
+
+def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
+    trig = spec["trigger"]
+    trigger = m.Trigger(d.ref(trig["on"], "spec", "trigger", "on"), d.loc("spec", "trigger"),
+                        d.pattern(trig.get("match"), "spec", "trigger", "match"),
+                        d.template(trig.get("when"), "spec", "trigger", "when"))
+    steps, problems, seen = [], [], {}
+    previous: str | None = None
+    for i, raw in enumerate(spec["steps"]):
+        at = ("spec", "steps", i)
+        if "needs" in raw:
+            needs = tuple(d.ref(n, *at, "needs", j) for j, n in enumerate(raw["needs"]))
+        else:  # absent `needs`: a sequence, the step follows the one before it
+            needs = () if previous is None else (m.Ref(previous, d.loc(*at, "id")),)
+        step = m.Step(
+            raw["id"], d.loc(*at, "id"), d.actions(raw["do"], *at, "do"), needs,
+            d.template(raw.get("when"), *at, "when"), d.template(raw.get("foreach"), *at, "foreach"),
+            raw.get("concurrency"), parse_duration(raw["timeout"]) if "timeout" in raw else None,
+            d.step_retry(raw.get("retry"), *at, "retry"), d.actions(raw.get("compensate"), *at, "compensate"),
+        )
+        previous = raw["id"]
+        if step.id in seen:
+            problems.append(Diagnostic(step.loc, "duplicate-name", f"step id {step.id!r} is used twice in {name!r}",
+                                       notes=(Note(seen[step.id], "first defined here"),)))
+            continue
+        seen[step.id] = step.loc
+        steps.append(step)
+    return m.Orchestration(
+        name, d.loc("metadata", "name"), trigger, tuple(steps), d.actions(spec.get("on_success"), "spec", "on_success"),
+        d.actions(spec.get("on_failure"), "spec", "on_failure"), d.loop(spec.get("loop"), "spec", "loop"),
+        meta.get("description"),
+    ), problems
+
+
+def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
+    (kind, raw), = spec["window"].items()
+    wloc = d.loc("spec", "window", kind)
+    if kind == "tumbling":
+        window = m.Window("tumbling", wloc, size=parse_duration(raw))
+    elif kind == "hopping":
+        window = m.Window("hopping", wloc, size=parse_duration(raw["size"]), every=parse_duration(raw["every"]))
+    else:
+        window = m.Window("session", wloc, gap=parse_duration(raw["gap"]))
+    aggregates = []
+    for agg_name, body in spec["aggregate"].items():
+        (op, fld), = body.items()
+        aggregates.append(m.Aggregate(agg_name, op, None if op == "count" else fld, d.loc("spec", "aggregate", agg_name)))
+    late = spec.get("late", {})
+    return m.Stream(
+        name, d.loc("metadata", "name"), tuple(d.ref(t, "spec", "from", i) for i, t in enumerate(spec["from"])),
+        window, tuple(aggregates), d.ref(spec["emit"]["type"], "spec", "emit", "type"),
+        d.template_value(spec["emit"].get("data"), "spec", "emit", "data"), d.pattern(spec.get("match"), "spec", "match"),
+        spec.get("key"), spec.get("time", "time"), parse_duration(spec.get("lateness", 0)),
+        late.get("dead_letter"),
+        d.ref(late["emit"]["type"], "spec", "late", "emit", "type") if "emit" in late else None,
+        meta.get("description"),
+    ), []
+
+
+def _policy(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
+    return m.DeliveryPolicy(name, d.loc("metadata", "name"), d.delivery_spec(spec, "spec"), meta.get("description")), []
+
+
+_BUILDERS: dict[str, Callable[[_Doc, str, dict, dict], Built]] = {
+    "EventType": _event_type,
+    "Route": _route,
+    "Service": _service,
+    "Orchestration": _orchestration,
+    "Stream": _stream,
+    "DeliveryPolicy": _policy,
+}

@@ -1,0 +1,52 @@
+"""The whole static pipeline for one mesh path: load, build the flow graph, analyse."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from .analysis import analyse
+from .errors import Diagnostic, LoadError, has_errors, sorted_diagnostics
+from .graph import build_flow_graph
+from .loader import load_mesh
+from .model import Mesh
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What `validate` learns about a mesh. ``mesh`` and ``graph`` are None when loading failed."""
+
+    path: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    mesh: Mesh | None = None
+    graph: nx.DiGraph | None = None
+
+    @property
+    def errors(self) -> int:
+        return sum(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def warnings(self) -> int:
+        return sum(d.severity == "warning" for d in self.diagnostics)
+
+    def valid(self, strict: bool = False) -> bool:
+        return self.errors == 0 and not (strict and self.warnings)
+
+
+def check_mesh(path: str) -> CheckResult:
+    """Load and analyse the mesh at *path*; every problem is in the result, nothing raises."""
+    try:
+        mesh, warnings = load_mesh(path)
+    except LoadError as exc:
+        return CheckResult(path, exc.diagnostics)
+    graph = build_flow_graph(mesh)
+    found = sorted_diagnostics([*warnings, *analyse(mesh, graph)])
+    return CheckResult(path, found, mesh, graph)
+
+
+def require_valid(path: str) -> CheckResult:
+    """Like :func:`check_mesh`, but raise LoadError when the mesh has errors (for render and run)."""
+    result = check_mesh(path)
+    if has_errors(result.diagnostics):
+        raise LoadError(result.diagnostics)
+    return result

@@ -1,0 +1,161 @@
+"""Mesh -> event-flow graph (``networkx.DiGraph``), and an orchestration's step graph.
+
+Pure construction, no checks. Node ids are ``"<kind>:<name>"``; every node carries ``kind``,
+``label`` and ``loc``; every edge carries ``kind`` and the ``loc`` where it is declared.
+
+Node kinds: ``event`` (an event type), ``route``, ``subscription`` (one subscription of a
+service; ``service`` names it), ``orchestration``, ``stream``, ``dlq`` (a dead-letter queue),
+``endpoint`` (an HTTP URL).
+Edge kinds: ``consumes`` (event -> consumer), ``emits`` (producer -> event), ``delivers``
+(route -> subscription it targets directly; ``event`` names the type), ``dead-letters``
+(consumer -> dlq), ``calls`` (consumer -> endpoint). Only the first three carry events
+between elements, so only they can form circular events (see :data:`FLOW_EDGES`).
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from . import model as m
+
+FLOW_EDGES = frozenset({"consumes", "emits", "delivers"})
+
+
+def event_id(name: str) -> str:
+    return f"event:{name}"
+
+
+def subscription_id(sub: m.Subscription) -> str:
+    return f"subscription:{sub.service}/{sub.name}"
+
+
+def build_flow_graph(mesh: m.Mesh) -> nx.DiGraph:
+    """Every element of the mesh and how events flow between them."""
+    g = nx.DiGraph()
+    for et in mesh.event_types.values():
+        g.add_node(event_id(et.name), kind="event", label=et.name, loc=et.loc, element=et, external=et.external)
+    for policy_holder, node in _consumers(mesh, g):
+        _add_dead_letter(g, node, m.resolve_delivery(mesh, policy_holder))
+    return g
+
+
+def _consumers(mesh: m.Mesh, g: nx.DiGraph):
+    """Add every consumer node with its edges; yield (delivery ref, node id) for dead-letter edges."""
+    for route in mesh.routes.values():
+        node = f"route:{route.name}"
+        g.add_node(node, kind="route", label=route.name, loc=route.loc, element=route)
+        for src in route.sources:
+            _consume(g, src, node, route.match)
+        _route_outputs(mesh, g, route, node)
+        yield route.delivery, node
+    for service in mesh.services.values():
+        for sub in service.subscriptions:
+            node = subscription_id(sub)
+            g.add_node(node, kind="subscription", label=service.name, loc=sub.loc, element=sub, service=service.name)
+            _consume(g, sub.on, node, sub.match)
+            _emits(g, node, sub.actions, sub.emits)
+            yield sub.delivery, node
+    for orch in mesh.orchestrations.values():
+        node = f"orchestration:{orch.name}"
+        g.add_node(node, kind="orchestration", label=orch.name, loc=orch.loc, element=orch)
+        _consume(g, orch.trigger.on, node, orch.trigger.match)
+        _emits(g, node, orch.all_actions(), ())
+        for step in orch.steps:
+            yield step.retry, node
+    for stream in mesh.streams.values():
+        node = f"stream:{stream.name}"
+        g.add_node(node, kind="stream", label=stream.name, loc=stream.loc, element=stream)
+        for src in stream.sources:
+            _consume(g, src, node, stream.match)
+        _emit_edge(g, node, stream.emit_type)
+        if stream.late_emit_type is not None:
+            _emit_edge(g, node, stream.late_emit_type)
+        if stream.late_dead_letter:
+            _add_dead_letter(g, node, m.DeliverySpec(stream.loc, dead_letter=stream.late_dead_letter))
+
+
+def _ensure_event(g: nx.DiGraph, ref: m.Ref) -> str:
+    node = event_id(ref.name)
+    if node not in g:  # referenced but never declared: analysis reports it; keep the flow whole
+        g.add_node(node, kind="event", label=ref.name, loc=ref.loc, element=None, external=False)
+    return node
+
+
+def _consume(g: nx.DiGraph, ref: m.Ref, consumer: str, pattern: m.Pattern | None) -> None:
+    g.add_edge(_ensure_event(g, ref), consumer, kind="consumes", loc=ref.loc, pattern=pattern)
+
+
+def _emit_edge(g: nx.DiGraph, producer: str, ref: m.Ref, action: m.EmitAction | None = None) -> None:
+    target = _ensure_event(g, ref)
+    if not g.has_edge(producer, target):
+        g.add_edge(producer, target, kind="emits", loc=ref.loc, actions=[])
+    if action is not None:
+        g.edges[producer, target]["actions"].append(action)
+
+
+def _emits(g: nx.DiGraph, producer: str, actions: tuple[m.Action, ...], declared: tuple[m.Ref, ...]) -> None:
+    for action in actions:
+        if isinstance(action, m.EmitAction):
+            _emit_edge(g, producer, action.type, action)
+        elif isinstance(action, m.CallAction) and action.http:
+            _endpoint(g, producer, action.http, action.loc)
+    for ref in declared:  # a `call` handler may emit what the subscription declares
+        _emit_edge(g, producer, ref)
+
+
+def _endpoint(g: nx.DiGraph, producer: str, url: str, loc) -> None:
+    node = f"endpoint:{url}"
+    g.add_node(node, kind="endpoint", label=url, loc=loc, element=None)
+    g.add_edge(producer, node, kind="calls", loc=loc)
+
+
+def _route_outputs(mesh: m.Mesh, g: nx.DiGraph, route: m.Route, node: str) -> None:
+    outputs = route.output_types()
+    if route.publishes():
+        for ref in outputs:
+            _emit_edge(g, node, ref)
+    for target in route.to:
+        if target.kind == "http":
+            _endpoint(g, node, target.value, target.loc)
+        elif target.kind == "service" and target.value in mesh.services:
+            for ref in outputs:
+                for sub in mesh.services[target.value].subscriptions:
+                    if sub.on.name == ref.name:
+                        _ensure_event(g, ref)
+                        g.add_edge(node, subscription_id(sub), kind="delivers", loc=target.loc, event=ref.name)
+
+
+def _add_dead_letter(g: nx.DiGraph, node: str, spec: m.DeliverySpec | None) -> None:
+    if spec is None or not spec.dead_letter:
+        return
+    dlq = f"dlq:{spec.dead_letter}"
+    g.add_node(dlq, kind="dlq", label=spec.dead_letter, loc=spec.loc, element=None)
+    g.add_edge(node, dlq, kind="dead-letters", loc=spec.loc, retry=spec.retry)
+
+
+def flow_only(g: nx.DiGraph) -> nx.DiGraph:
+    """The subgraph of edges that carry events between elements (where loops can form)."""
+    return g.edge_subgraph([(u, v) for u, v, k in g.edges(data="kind") if k in FLOW_EDGES])
+
+
+def produced_types(g: nx.DiGraph) -> set[str]:
+    """Event type names something in the mesh produces (emits, or delivers directly)."""
+    out = {g.nodes[v]["label"] for u, v, k in g.edges(data="kind") if k == "emits"}
+    out |= {e for _, _, e in g.edges(data="event") if e}
+    return out
+
+
+def consumed_types(g: nx.DiGraph) -> set[str]:
+    return {g.nodes[u]["label"] for u, v, k in g.edges(data="kind") if k == "consumes"}
+
+
+def build_step_graph(orch: m.Orchestration) -> nx.DiGraph:
+    """Steps as nodes, an edge ``a -> b`` when b needs a (unknown ids become ``missing`` nodes)."""
+    g = nx.DiGraph()
+    for step in orch.steps:
+        g.add_node(step.id, kind="step", label=step.id, loc=step.loc, element=step)
+    for step in orch.steps:
+        for need in step.needs:
+            if need.name not in g:
+                g.add_node(need.name, kind="missing", label=need.name, loc=need.loc, element=None)
+            g.add_edge(need.name, step.id, kind="needs", loc=need.loc)
+    return g

@@ -1,0 +1,351 @@
+"""The immutable model of a mesh: what the YAML means, with the source location of every part.
+
+Built only by :mod:`engine.build`; imports nothing from the engine but :mod:`engine.errors`.
+Free-form JSON (patterns, data schemas, templated values) is kept *frozen*: mappings become
+read-only ``MappingProxyType`` and lists become tuples, so nothing downstream can mutate it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, Mapping
+
+from .errors import Location
+
+
+def freeze(value: Any) -> Any:
+    """Deep read-only copy of plain JSON-like data."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain, mutable JSON-like copy of frozen data (for jsonschema, json.dumps...)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A name used to refer to another element (event type, service, step, policy), where written."""
+
+    name: str
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateString:
+    """One Jinja2 template as written."""
+
+    text: str
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateValue:
+    """A JSON value whose strings are templates (``value`` frozen; ``strings`` lists each template)."""
+
+    value: Any
+    strings: tuple[TemplateString, ...]
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """An EventBridge-syntax event pattern (frozen JSON); ``keys`` locates each key by its path in it."""
+
+    value: Mapping[str, Any]
+    loc: Location
+    keys: Mapping[tuple, Location] = field(default_factory=lambda: MappingProxyType({}))
+
+
+# --- delivery policy ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RetrySpec:
+    loc: Location
+    max_attempts: int = 3
+    backoff: Literal["fixed", "linear", "exponential"] = "exponential"
+    initial: float = 1.0
+    multiplier: float = 2.0
+    max_delay: float | None = None
+    jitter: Literal["none", "full", "equal"] = "full"
+    max_event_age: float | None = None
+    non_retryable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    loc: Location
+    failure_threshold: int
+    reset_after: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySpec:
+    loc: Location
+    retry: RetrySpec | None = None
+    dead_letter: str | None = None
+    circuit_breaker: CircuitBreaker | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRef:
+    """``delivery:``/``retry:`` as written: a DeliveryPolicy name, or an inline spec."""
+
+    loc: Location
+    name: str | None = None
+    inline: DeliverySpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    max_hops: int
+    loc: Location
+
+
+# --- actions ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class EmitAction:
+    loc: Location
+    type: Ref
+    data: TemplateValue | None = None
+    subject: TemplateString | None = None
+    source: TemplateString | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallAction:
+    loc: Location
+    python: str | None = None
+    http: str | None = None
+    args: TemplateValue | None = None
+    headers: TemplateValue | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetAction:
+    loc: Location
+    values: TemplateValue
+
+
+@dataclass(frozen=True, slots=True)
+class LogAction:
+    loc: Location
+    message: TemplateString
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class FailAction:
+    loc: Location
+    times: int | None = None
+    error: str = "InjectedFault"
+    message: str | None = None
+
+
+Action = EmitAction | CallAction | SetAction | LogAction | FailAction
+
+
+# --- documents ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    name: str
+    loc: Location
+    schema: Mapping[str, Any] | None = None
+    key: str | None = None
+    external: bool = False
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: Literal["service", "http", "publish"]
+    value: str | None
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    loc: Location
+    type: Ref | None = None
+    data: TemplateValue | None = None
+    subject: TemplateString | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    loc: Location
+    sources: tuple[Ref, ...]
+    match: Pattern | None = None
+    when: TemplateString | None = None
+    transform: Transform | None = None
+    to: tuple[Target, ...] = ()
+    delivery: PolicyRef | None = None
+    loop: Loop | None = None
+    description: str | None = None
+
+    def output_types(self) -> tuple[Ref, ...]:
+        """The types this route delivers: the transform's type, or each input type unchanged."""
+        if self.transform is not None and self.transform.type is not None:
+            return (self.transform.type,)
+        return self.sources
+
+    def publishes(self) -> bool:
+        return not self.to or any(t.kind == "publish" for t in self.to)
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    key: str
+    sequence: str
+    loc: Location
+    gap_timeout: float = 60.0
+    on_gap: Literal["deliver", "dead_letter"] = "deliver"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    service: str
+    name: str
+    on: Ref
+    loc: Location
+    actions: tuple[Action, ...]
+    match: Pattern | None = None
+    when: TemplateString | None = None
+    emits: tuple[Ref, ...] = ()
+    ordering: Ordering | None = None
+    delivery: PolicyRef | None = None
+    loop: Loop | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.service}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: str
+    loc: Location
+    subscriptions: tuple[Subscription, ...]
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    id: str
+    loc: Location
+    actions: tuple[Action, ...]
+    needs: tuple[Ref, ...]  # resolved: an absent `needs` is the previous step
+    when: TemplateString | None = None
+    foreach: TemplateString | None = None
+    concurrency: int | None = None
+    timeout: float | None = None
+    retry: PolicyRef | None = None
+    compensate: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    on: Ref
+    loc: Location
+    match: Pattern | None = None
+    when: TemplateString | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Orchestration:
+    name: str
+    loc: Location
+    trigger: Trigger
+    steps: tuple[Step, ...]
+    on_success: tuple[Action, ...] = ()
+    on_failure: tuple[Action, ...] = ()
+    loop: Loop | None = None
+    description: str | None = None
+
+    def all_actions(self) -> tuple[Action, ...]:
+        out: list[Action] = []
+        for step in self.steps:
+            out += step.actions + step.compensate
+        return tuple(out) + self.on_success + self.on_failure
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    kind: Literal["tumbling", "hopping", "session"]
+    loc: Location
+    size: float | None = None  # tumbling and hopping
+    every: float | None = None  # hopping
+    gap: float | None = None  # session
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    name: str
+    op: str
+    field: str | None
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    name: str
+    loc: Location
+    sources: tuple[Ref, ...]
+    window: Window
+    aggregates: tuple[Aggregate, ...]
+    emit_type: Ref
+    emit_data: TemplateValue | None = None
+    match: Pattern | None = None
+    key: str | None = None
+    time: str = "time"
+    lateness: float = 0.0
+    late_dead_letter: str | None = None
+    late_emit_type: Ref | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    name: str
+    loc: Location
+    spec: DeliverySpec
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mesh:
+    """A whole mesh: every element by name, per kind, plus the files it was read from."""
+
+    root: str
+    files: tuple[str, ...]
+    event_types: Mapping[str, EventType] = field(default_factory=lambda: MappingProxyType({}))
+    routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
+    services: Mapping[str, Service] = field(default_factory=lambda: MappingProxyType({}))
+    orchestrations: Mapping[str, Orchestration] = field(default_factory=lambda: MappingProxyType({}))
+    streams: Mapping[str, Stream] = field(default_factory=lambda: MappingProxyType({}))
+    policies: Mapping[str, DeliveryPolicy] = field(default_factory=lambda: MappingProxyType({}))
+
+    def subscriptions(self) -> list[Subscription]:
+        return [sub for svc in self.services.values() for sub in svc.subscriptions]
+
+
+def resolve_delivery(mesh: Mesh, ref: PolicyRef | None) -> DeliverySpec | None:
+    """The delivery spec a ``delivery:``/``retry:`` reference stands for (None if unknown or absent)."""
+    if ref is None:
+        return None
+    if ref.inline is not None:
+        return ref.inline
+    policy = mesh.policies.get(ref.name or "")
+    return policy.spec if policy is not None else None

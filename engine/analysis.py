@@ -125,10 +125,12 @@ def check_steps(mesh: m.Mesh) -> Iterator[Diagnostic]:
             if kind == "missing":
                 blocked.add(node)
                 for _, dependant, loc in g.out_edges(node, data="loc"):
-                    yield _unknown(m.Ref(node, loc), f"step in {orch.name!r}:", ids, "unknown-step")
+                    near = difflib.get_close_matches(node, ids, n=1)
+                    yield Diagnostic(loc, "unknown-step", f"step {dependant!r} of {orch.name!r} needs unknown step {node!r}",
+                                     hint=f"did you mean {near[0]!r}?" if near else f"steps are: {', '.join(ids)}")
         for tangle in _tangles(g):
             blocked |= tangle
-            cycle = nx.find_cycle(g.subgraph(tangle))
+            cycle = nx.find_cycle(g.subgraph(tangle), source=min(tangle))
             path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
             first = g.nodes[cycle[0][1]]
             yield Diagnostic(first["loc"], "needs-cycle", f"steps of {orch.name!r} need each other: {path}",

@@ -158,7 +158,7 @@ def build_mesh(root: str, files: list[str], documents: list[Document]) -> tuple[
     for document in documents:
         kind, name = document.data["kind"], document.data["metadata"]["name"]
         reader = _Doc(document)
-        element, problems = _BUILDERS[kind](reader, name, document.data["spec"], document.data["metadata"])
+        element, problems = _BUILDERS[kind](reader, name, document.data.get("spec", {}), document.data["metadata"])
         diagnostics += problems
         if name in tables[kind]:
             first = tables[kind][name].loc

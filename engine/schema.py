@@ -62,8 +62,8 @@ def check_document(doc: Document) -> list[Diagnostic]:
         return [Diagnostic(doc.loc, "wrong-type", f"a document must be a mapping, not {_json_type(doc.data)}",
                            hint="start the document with apiVersion, kind, metadata and spec")]
     found = [d for err in _dsl_validator().iter_errors(doc.data) for d in _diagnostics(err, doc.smap)]
-    if not found and doc.data.get("kind") == "EventType" and "schema" in doc.data["spec"]:
-        found += check_data_schema(doc.data["spec"]["schema"], doc.smap, ("spec", "schema"))
+    if not found and doc.data.get("kind") == "EventType" and "schema" in doc.data.get("spec", {}):
+        found += check_data_schema(doc.data.get("spec", {})["schema"], doc.smap, ("spec", "schema"))
     return found
 
 

@@ -210,7 +210,8 @@ def _check_tree(root: yaml.Node, limits: Limits) -> Iterator[Diagnostic]:
             return
         if node.tag not in SAFE_TAGS:
             code = "unsafe-tag" if "python/" in node.tag else "unsupported-tag"
-            yield Diagnostic(Location.from_mark(node.start_mark), code, f"tag {node.tag!r} is not allowed",
+            shown = node.tag.replace("tag:yaml.org,2002:", "!!")
+            yield Diagnostic(Location.from_mark(node.start_mark), code, f"tag {shown!r} is not allowed",
                              hint="only plain YAML values (strings, numbers, booleans, null, maps, lists) are accepted")
             return
         if isinstance(node, yaml.MappingNode):

@@ -1,0 +1,291 @@
+"""What a diagram shows, independent of the output format.
+
+Every renderer draws a :class:`RenderView`: a small, frozen list of nodes and edges with the
+words already chosen (labels, retry summaries, badges). Building the view once keeps the
+four formats in agreement about *what* is drawn; they only differ in *how*.
+
+Two views exist: the whole event flow of a mesh (:func:`flow_view`) and one orchestration's
+step graph (:func:`orchestration_view`).
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from .. import model as m
+from ..errors import Diagnostic, UsageError
+from .tables import Table, diagnostics_table, location, mesh_tables, orchestration_tables
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+#: Edge kinds drawn against the layout direction (undoing work goes backwards).
+BACKWARD_KINDS = frozenset({"compensates"})
+
+
+@dataclass(frozen=True, slots=True)
+class ViewNode:
+    """One box: ``label`` on top, then an optional ``sublabel`` and a line of ``badges``."""
+
+    id: str
+    label: str
+    kind: str
+    sublabel: str = ""
+    group: str | None = None
+    badges: tuple[str, ...] = ()
+    loc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ViewEdge:
+    """One arrow; ``marked`` when it lies on a circular-event cycle."""
+
+    src: str
+    dst: str
+    kind: str
+    label: str = ""
+    marked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RenderView:
+    """Everything a renderer needs: the diagram and, for HTML, the element tables."""
+
+    title: str
+    nodes: tuple[ViewNode, ...]
+    edges: tuple[ViewEdge, ...]
+    tables: tuple[Table, ...] = ()
+    subtitle: str = ""
+
+    def groups(self) -> dict[str, list[ViewNode]]:
+        """Grouped nodes by group name, in first-seen order (a service and its subscriptions)."""
+        out: dict[str, list[ViewNode]] = {}
+        for node in self.nodes:
+            if node.group is not None:
+                out.setdefault(node.group, []).append(node)
+        return out
+
+    def kinds(self) -> list[str]:
+        """Node kinds present, in first-seen order (for legends)."""
+        return list(dict.fromkeys(node.kind for node in self.nodes))
+
+    def edge_kinds(self) -> list[str]:
+        return list(dict.fromkeys(edge.kind for edge in self.edges))
+
+    def has_cycles(self) -> bool:
+        return any(edge.marked for edge in self.edges)
+
+
+# --- summaries ----------------------------------------------------------------------------
+
+def retry_summary(spec: m.DeliverySpec | None) -> str:
+    """One line a reader can take in at a glance: ``retry 5x exponential, full jitter``."""
+    if spec is None:
+        return ""
+    parts = []
+    if spec.retry is not None:
+        r = spec.retry
+        text = f"retry {r.max_attempts}x {r.backoff}"
+        if r.jitter != "none":
+            text += f", {r.jitter} jitter"
+        parts.append(text)
+    if spec.dead_letter:
+        parts.append("DLQ")
+    return " → ".join(parts)
+
+
+def action_summary(action: m.Action) -> str:
+    """What one action does, in the words of the DSL: ``emit order.reserved``, ``call python:mod:fn``."""
+    if isinstance(action, m.EmitAction):
+        return f"emit {action.type.name}"
+    if isinstance(action, m.CallAction):
+        return f"call python:{action.python}" if action.python else f"call {action.http}"
+    if isinstance(action, m.SetAction):
+        return "set " + ", ".join(str(k) for k in action.values.value)
+    if isinstance(action, m.LogAction):
+        return "log"
+    if isinstance(action, m.FailAction):
+        return f"fail {action.error}"
+    return type(action).__name__
+
+
+def actions_summary(actions: Sequence[m.Action]) -> str:
+    """The telling actions of a list (emits and calls), falling back to whatever is there."""
+    telling = [a for a in actions if isinstance(a, (m.EmitAction, m.CallAction, m.FailAction))]
+    return "; ".join(action_summary(a) for a in (telling or list(actions)))
+
+
+def _fmt_seconds(value: float) -> str:
+    return f"{value:g}s" if value < 60 or value % 60 else f"{value / 60:g}m"
+
+
+# --- flow view ----------------------------------------------------------------------------
+
+def flow_view(
+    mesh: m.Mesh,
+    graph: "nx.DiGraph",
+    cycles: Iterable[tuple[str, str]] = (),
+    diagnostics: Sequence[Diagnostic] = (),
+) -> RenderView:
+    """The whole event flow; ``cycles`` holds the (u, v) graph edges on circular-event cycles."""
+    marked = set(cycles)
+    nodes = tuple(_flow_node(mesh, node, data) for node, data in graph.nodes(data=True))
+    edges = tuple(
+        ViewEdge(u, v, data["kind"], _edge_label(data), (u, v) in marked)
+        for u, v, data in graph.edges(data=True)
+    )
+    tables = mesh_tables(mesh) + diagnostics_table(diagnostics, mesh.root)
+    name = mesh.root.rstrip("/").rsplit("/", 1)[-1] or mesh.root
+    return RenderView(f"Event flow: {name}", nodes, edges, tables, subtitle=_counts(mesh))
+
+
+def _counts(mesh: m.Mesh) -> str:
+    parts = [
+        (len(mesh.event_types), "event type"), (len(mesh.routes), "route"),
+        (len(mesh.services), "service"), (len(mesh.orchestrations), "orchestration"),
+        (len(mesh.streams), "stream"),
+    ]
+    return ", ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in parts if n)
+
+
+def _flow_node(mesh: m.Mesh, node: str, data: dict) -> ViewNode:
+    kind, element = data["kind"], data.get("element")
+    loc = location(data.get("loc"), mesh.root)
+    label, sublabel, group, badges = data["label"], "", None, ()
+    if kind == "event":
+        sublabel = "undeclared" if element is None else ("external" if element.external else "")
+    elif kind == "subscription":
+        label, group = element.name, element.service
+        sublabel = retry_summary(m.resolve_delivery(mesh, element.delivery))
+        badges = _consumer_badges(element)
+    elif kind == "route":
+        sublabel = retry_summary(m.resolve_delivery(mesh, element.delivery))
+        badges = _consumer_badges(element)
+    elif kind == "stream":
+        sublabel = _window_summary(element.window)
+    elif kind == "orchestration":
+        sublabel = f"{len(element.steps)} steps"
+    elif kind == "dlq":
+        sublabel = "dead-letter queue"
+    return ViewNode(node, label, kind, sublabel, group, badges, loc)
+
+
+def _consumer_badges(element: m.Route | m.Subscription) -> tuple[str, ...]:
+    badges = []
+    if element.match is not None:
+        badges.append("match")
+    if element.when is not None:
+        badges.append("when")
+    if getattr(element, "ordering", None) is not None:
+        badges.append("ordered")
+    if element.loop is not None:
+        badges.append(f"loop ≤{element.loop.max_hops}")
+    return tuple(badges)
+
+
+def _window_summary(window: m.Window) -> str:
+    if window.kind == "session":
+        return f"session window, gap {_fmt_seconds(window.gap or 0)}"
+    text = f"{window.kind} window {_fmt_seconds(window.size or 0)}"
+    return text + (f" every {_fmt_seconds(window.every)}" if window.every else "")
+
+
+def _edge_label(data: dict) -> str:
+    if data["kind"] == "delivers":
+        return data.get("event") or ""
+    if data["kind"] == "consumes" and data.get("pattern") is not None:
+        return "match"
+    return ""
+
+
+# --- orchestration view -------------------------------------------------------------------
+
+def orchestration_view(mesh: m.Mesh, name: str, diagnostics: Sequence[Diagnostic] = ()) -> RenderView:
+    """One orchestration: trigger -> steps (edges = needs) -> on_success / on_failure.
+
+    Raises
+    ------
+    UsageError
+        *name* is not an orchestration of the mesh (with a did-you-mean suggestion).
+    """
+    orch = mesh.orchestrations.get(name)
+    if orch is None:
+        raise UsageError(_unknown_orchestration(mesh, name))
+    nodes = [_trigger_node(mesh, orch)] + [_step_node(mesh, step) for step in orch.steps]
+    nodes += _missing_nodes(orch)
+    edges = _step_edges(orch)
+    leaves = [s.id for s in orch.steps if not any(s.id in _needs(o) for o in orch.steps)]
+    for key, actions, kind in (("on_success", orch.on_success, "success"), ("on_failure", orch.on_failure, "failure")):
+        nodes.append(ViewNode(f"end:{key}", key, kind, actions_summary(actions) or "(nothing)"))
+        edges += [ViewEdge(leaf, f"end:{key}", kind) for leaf in leaves]
+    tables = orchestration_tables(mesh, orch) + diagnostics_table(diagnostics, mesh.root)
+    subtitle = orch.description or ""
+    return RenderView(f"Orchestration: {orch.name}", tuple(nodes), tuple(edges), tables, subtitle)
+
+
+def _unknown_orchestration(mesh: m.Mesh, name: str) -> str:
+    known = sorted(mesh.orchestrations)
+    if not known:
+        return f"unknown orchestration {name!r}: this mesh has no orchestrations"
+    message = f"unknown orchestration {name!r}"
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    return message + f" (known: {', '.join(known)})"
+
+
+def _needs(step: m.Step) -> set[str]:
+    return {ref.name for ref in step.needs}
+
+
+def _trigger_node(mesh: m.Mesh, orch: m.Orchestration) -> ViewNode:
+    badges = tuple(b for b, v in (("match", orch.trigger.match), ("when", orch.trigger.when)) if v is not None)
+    loc = location(orch.trigger.loc, mesh.root)
+    return ViewNode("trigger", orch.trigger.on.name, "trigger", "trigger", None, badges, loc)
+
+
+def _step_node(mesh: m.Mesh, step: m.Step) -> ViewNode:
+    """A step box: id, what it does, and a badge per behaviour that changes how it runs."""
+    badges = []
+    if step.when is not None:
+        badges.append("when")
+    if step.foreach is not None:
+        badges.append("foreach" + (f" ×{step.concurrency}" if step.concurrency else ""))
+    if step.retry is not None:
+        spec = m.resolve_delivery(mesh, step.retry)
+        badges.append(f"retry {spec.retry.max_attempts}x" if spec and spec.retry else "retry")
+    if step.timeout is not None:
+        badges.append(f"timeout {_fmt_seconds(step.timeout)}")
+    if step.compensate:
+        badges.append("compensate")
+    return ViewNode(f"step:{step.id}", step.id, "step", actions_summary(step.actions),
+                    None, tuple(badges), location(step.loc, mesh.root))
+
+
+def _missing_nodes(orch: m.Orchestration) -> list[ViewNode]:
+    known = {s.id for s in orch.steps}
+    missing = dict.fromkeys(ref.name for s in orch.steps for ref in s.needs if ref.name not in known)
+    return [ViewNode(f"step:{name}", name, "missing", "unknown step") for name in missing]
+
+
+def _step_edges(orch: m.Orchestration) -> list[ViewEdge]:
+    """needs edges, trigger -> roots, and a dashed reverse edge per compensable predecessor."""
+    by_id = {s.id: s for s in orch.steps}
+    edges = [ViewEdge("trigger", f"step:{s.id}", "triggers") for s in orch.steps if not s.needs]
+    for step in orch.steps:
+        for ref in step.needs:
+            edges.append(ViewEdge(f"step:{ref.name}", f"step:{step.id}", "needs"))
+    for step in orch.steps:
+        for ref in step.needs:
+            before = by_id.get(ref.name)
+            if before is not None and before.compensate:
+                label = "undo: " + actions_summary(before.compensate)
+                edges.append(ViewEdge(f"step:{step.id}", f"step:{before.id}", "compensates", label))
+    return edges
+
+
+__all__ = [
+    "BACKWARD_KINDS", "RenderView", "ViewEdge", "ViewNode",
+    "action_summary", "flow_view", "orchestration_view", "retry_summary",
+]

@@ -232,6 +232,11 @@ def _name(node: dict) -> str:
 def check_overload(mesh: m.Mesh, graph: nx.DiGraph) -> Iterator[Diagnostic]:
     """Events produced but never consumed; consumed but never produced nor external; unused types."""
     produced, consumed = produced_types(graph), consumed_types(graph)
+    for route in mesh.routes.values():  # a route's output that leaves the mesh over HTTP is consumed there
+        outputs = {ref.name for ref in route.output_types()}
+        produced |= outputs
+        if any(t.kind == "http" for t in route.to):
+            consumed |= outputs
     for name, et in mesh.event_types.items():
         if name in produced and name not in consumed:
             yield Diagnostic(et.loc, "unconsumed-event", f"event type {name!r} is emitted but nothing consumes it",

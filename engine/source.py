@@ -114,7 +114,7 @@ def read_text(path: str, display: str, limits: Limits = DEFAULT_LIMITS) -> tuple
         with open(path, "rb") as fh:
             raw = fh.read(limits.max_bytes + 1)
     except OSError as exc:
-        return None, [Diagnostic(Location(display), "unreadable", f"cannot read file: {exc.strerror or exc}")]
+        return None, [Diagnostic(Location(display), "unreadable-file", f"cannot read file: {exc.strerror or exc}")]
     if len(raw) > limits.max_bytes:
         return None, [Diagnostic(Location(display, 1, 1), "file-too-large",
                                  f"file is larger than the {limits.max_bytes // (1024 * 1024)} MiB limit",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .. import model as m
 from ..errors import Diagnostic, UsageError
+from .summary import actions_summary, fmt_seconds, retry_summary, window_summary
 from .tables import Table, diagnostics_table, location, mesh_tables, orchestration_tables
 
 if TYPE_CHECKING:
@@ -77,49 +78,6 @@ class RenderView:
         return any(edge.marked for edge in self.edges)
 
 
-# --- summaries ----------------------------------------------------------------------------
-
-def retry_summary(spec: m.DeliverySpec | None) -> str:
-    """One line a reader can take in at a glance: ``retry 5x exponential, full jitter``."""
-    if spec is None:
-        return ""
-    parts = []
-    if spec.retry is not None:
-        r = spec.retry
-        text = f"retry {r.max_attempts}x {r.backoff}"
-        if r.jitter != "none":
-            text += f", {r.jitter} jitter"
-        parts.append(text)
-    if spec.dead_letter:
-        parts.append("DLQ")
-    return " → ".join(parts)
-
-
-def action_summary(action: m.Action) -> str:
-    """What one action does, in the words of the DSL: ``emit order.reserved``, ``call python:mod:fn``."""
-    if isinstance(action, m.EmitAction):
-        return f"emit {action.type.name}"
-    if isinstance(action, m.CallAction):
-        return f"call python:{action.python}" if action.python else f"call {action.http}"
-    if isinstance(action, m.SetAction):
-        return "set " + ", ".join(str(k) for k in action.values.value)
-    if isinstance(action, m.LogAction):
-        return "log"
-    if isinstance(action, m.FailAction):
-        return f"fail {action.error}"
-    return type(action).__name__
-
-
-def actions_summary(actions: Sequence[m.Action]) -> str:
-    """The telling actions of a list (emits and calls), falling back to whatever is there."""
-    telling = [a for a in actions if isinstance(a, (m.EmitAction, m.CallAction, m.FailAction))]
-    return "; ".join(action_summary(a) for a in (telling or list(actions)))
-
-
-def _fmt_seconds(value: float) -> str:
-    return f"{value:g}s" if value < 60 or value % 60 else f"{value / 60:g}m"
-
-
 # --- flow view ----------------------------------------------------------------------------
 
 def flow_view(
@@ -163,7 +121,7 @@ def _flow_node(mesh: m.Mesh, node: str, data: dict) -> ViewNode:
         sublabel = retry_summary(m.resolve_delivery(mesh, element.delivery))
         badges = _consumer_badges(element)
     elif kind == "stream":
-        sublabel = _window_summary(element.window)
+        sublabel = window_summary(element.window)
     elif kind == "orchestration":
         sublabel = f"{len(element.steps)} steps"
     elif kind == "dlq":
@@ -182,13 +140,6 @@ def _consumer_badges(element: m.Route | m.Subscription) -> tuple[str, ...]:
     if element.loop is not None:
         badges.append(f"loop ≤{element.loop.max_hops}")
     return tuple(badges)
-
-
-def _window_summary(window: m.Window) -> str:
-    if window.kind == "session":
-        return f"session window, gap {_fmt_seconds(window.gap or 0)}"
-    text = f"{window.kind} window {_fmt_seconds(window.size or 0)}"
-    return text + (f" every {_fmt_seconds(window.every)}" if window.every else "")
 
 
 def _edge_label(data: dict) -> str:
@@ -215,7 +166,7 @@ def orchestration_view(mesh: m.Mesh, name: str, diagnostics: Sequence[Diagnostic
     nodes = [_trigger_node(mesh, orch)] + [_step_node(mesh, step) for step in orch.steps]
     nodes += _missing_nodes(orch)
     edges = _step_edges(orch)
-    leaves = [s.id for s in orch.steps if not any(s.id in _needs(o) for o in orch.steps)]
+    leaves = [f"step:{s.id}" for s in orch.steps if not any(s.id in _needs(o) for o in orch.steps)]
     for key, actions, kind in (("on_success", orch.on_success, "success"), ("on_failure", orch.on_failure, "failure")):
         nodes.append(ViewNode(f"end:{key}", key, kind, actions_summary(actions) or "(nothing)"))
         edges += [ViewEdge(leaf, f"end:{key}", kind) for leaf in leaves]
@@ -256,7 +207,7 @@ def _step_node(mesh: m.Mesh, step: m.Step) -> ViewNode:
         spec = m.resolve_delivery(mesh, step.retry)
         badges.append(f"retry {spec.retry.max_attempts}x" if spec and spec.retry else "retry")
     if step.timeout is not None:
-        badges.append(f"timeout {_fmt_seconds(step.timeout)}")
+        badges.append(f"timeout {fmt_seconds(step.timeout)}")
     if step.compensate:
         badges.append("compensate")
     return ViewNode(f"step:{step.id}", step.id, "step", actions_summary(step.actions),
@@ -287,5 +238,5 @@ def _step_edges(orch: m.Orchestration) -> list[ViewEdge]:
 
 __all__ = [
     "BACKWARD_KINDS", "RenderView", "ViewEdge", "ViewNode",
-    "action_summary", "flow_view", "orchestration_view", "retry_summary",
+    "flow_view", "orchestration_view",
 ]

@@ -13,11 +13,18 @@ Guards, all reported as located diagnostics rather than exceptions:
 """
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from .errors import Diagnostic, Location, Note
 
@@ -40,13 +47,35 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans, no timestamps, and a nesting-depth cap."""
+try:  # libyaml's C scanner and parser, when PyYAML was built with it: ~8x faster
+    from yaml._yaml import CParser as _Parser
+    _EVENTS: tuple = (_Parser,)
+except ImportError:  # pure Python, same events; never fall back to an unsafe loader
+    _Parser = None
+    _EVENTS = (Reader, Scanner, Parser)
 
-    max_depth = DEFAULT_LIMITS.max_depth
 
-    def __init__(self, stream: str, max_depth: int) -> None:
-        super().__init__(stream)
+class _StrictLoader(Composer, *_EVENTS, SafeConstructor, Resolver):
+    """Safe loading with YAML 1.2 booleans, no timestamps, and a nesting-depth cap.
+
+    Events come from libyaml's C parser when available; composing stays in Python (the
+    C composer recurses without bound and crashes on very deep input), so the depth cap
+    below always applies.
+    """
+
+    def __init__(self, text: str, filename: str, max_depth: int) -> None:
+        if _Parser is not None:
+            stream = io.StringIO(text)
+            stream.name = filename  # libyaml takes the file name for its marks from here
+            _Parser.__init__(self, stream)
+        else:
+            Reader.__init__(self, text)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            self.name = filename
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
         self.max_depth = max_depth
         self._depth = 0
 
@@ -139,8 +168,7 @@ def load_documents(text: str, filename: str, limits: Limits = DEFAULT_LIMITS) ->
     diagnostics: list[Diagnostic] = []
     loader = None
     try:
-        loader = _StrictLoader(text, limits.max_depth)
-        loader.name = filename
+        loader = _StrictLoader(text, filename, limits.max_depth)
         index = 0
         while loader.check_node():
             node = loader.get_node()

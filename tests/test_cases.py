@@ -5,6 +5,7 @@ report, positions included.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -32,3 +33,15 @@ def test_cycle_output_names_the_path_and_every_location(meshctl):
                  "33:11: note: service 'svc-y' consumes b.done", "34:26: note: service 'svc-y' emits a.created"):
         assert f"{case}:{note}" in out
     assert "hint: break the loop, or declare it intentional with `loop: {max_hops: N}`" in out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_invalid_case_text_output_matches_golden(case, meshctl, monkeypatch):
+    """The full human output (messages, notes, hints) is pinned; UPDATE_GOLDEN=1 rewrites it."""
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(repo)
+    output = meshctl("validate", case.relative_to(repo)).output
+    golden = case.with_suffix(".out")
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(output)
+    assert output == golden.read_text()

@@ -1,0 +1,29 @@
+"""Helpers shared by the render tests (a plain module: tests/ is not a package)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.analysis import cycle_edges
+from engine.graph import build_flow_graph
+from engine.loader import load_mesh
+from engine.render import flow_view, orchestration_view
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+SHOP = HERE / "fixtures" / "shop"
+GOLDEN = HERE / "golden"
+
+
+def example_dirs() -> list[Path]:
+    """Every example under workflows/ (the fixtures when there are none yet)."""
+    found = sorted(p for p in (REPO / "workflows").glob("*") if p.is_dir() and not p.name.startswith("."))
+    return found or sorted(p for p in (HERE / "fixtures").iterdir() if p.is_dir())
+
+
+def views_of(path: Path):
+    """The flow view (cycles marked) and every orchestration view of the mesh at *path*."""
+    mesh, _ = load_mesh(str(path))
+    graph = build_flow_graph(mesh)
+    yield "flow", flow_view(mesh, graph, cycles=cycle_edges(graph))
+    for name in mesh.orchestrations:
+        yield name, orchestration_view(mesh, name)

@@ -12,8 +12,10 @@ import sys
 
 import click
 
+from engine.analysis import cycle_edges
 from engine.check import CheckResult, check_mesh, require_valid
 from engine.errors import MeshError
+from engine.render import RENDERERS, flow_view, orchestration_view, render as render_view
 from engine.schema import schema_text
 
 EXIT_INTERNAL = 70
@@ -92,6 +94,26 @@ def _json_report(results: list[CheckResult], strict: bool) -> dict:
             for r in results
         ],
     }
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="mermaid", show_default=True,
+              help="Text diagrams (mermaid, dot) or drawn by meshctl itself (svg, a self-contained html page).")
+@click.option("--orchestration", "name", metavar="NAME", help="Draw this orchestration's step graph instead of the whole flow.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
+def render(path: str, fmt: str, name: str | None, output: str | None) -> None:
+    """Draw the mesh at PATH: the whole event flow (default) or one orchestration.
+
+    Circular events are drawn in red, dead-letter queues as cylinders, retry policies on
+    their consumers. The mesh must be valid (exit 1 with its errors otherwise).
+    """
+    checked = require_valid(path)
+    if name:
+        view = orchestration_view(checked.mesh, name, diagnostics=checked.diagnostics)
+    else:
+        view = flow_view(checked.mesh, checked.graph, cycles=cycle_edges(checked.graph), diagnostics=checked.diagnostics)
+    _write(render_view(view, fmt), output)
 
 
 @main.command()

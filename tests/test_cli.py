@@ -119,3 +119,41 @@ def test_schema_command_prints_the_shipped_schema(meshctl, tmp_path):
     out = tmp_path / "s.json"
     assert meshctl("schema", "-o", out).exit_code == 0
     assert json.loads(out.read_text()) == dsl_schema()
+
+
+EXAMPLE = "workflows/orders"
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    from pathlib import Path
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+
+
+@pytest.mark.parametrize(("fmt", "start"), [("mermaid", "flowchart LR"), ("dot", "digraph"),
+                                            ("svg", "<svg"), ("html", "<!DOCTYPE html>")])
+def test_render_every_format(meshctl, in_repo, fmt, start):
+    result = meshctl("render", EXAMPLE, "--format", fmt)
+    assert result.exit_code == 0
+    assert start in result.output[:400]
+    assert "order.placed" in result.output
+
+
+def test_render_orchestration_to_file(meshctl, in_repo, tmp_path):
+    out = tmp_path / "o.svg"
+    result = meshctl("render", EXAMPLE, "--orchestration", "fulfil-order", "--format", "svg", "-o", out)
+    assert result.exit_code == 0 and result.output == ""
+    assert "reserve_inventory" in out.read_text()
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["render", EXAMPLE, "--orchestration", "fulfill"], 2,
+     "meshctl: unknown orchestration 'fulfill'; did you mean 'fulfil-order'?"),
+    (["render", EXAMPLE, "--format", "png"], 2, "Invalid value for '--format'"),
+    (["render", "tests/cases/invalid/event-cycle.yaml"], 1,
+     "tests/cases/invalid/event-cycle.yaml:17:11: error[event-cycle]: circular events"),
+])
+def test_render_errors(meshctl, in_repo, args, code, message):
+    result = meshctl(*args)
+    assert result.exit_code == code
+    assert message in result.output

@@ -5,18 +5,173 @@ The only module that compiles *user* template text; it does so from strings only
 """
 from __future__ import annotations
 
+import contextvars
+import operator
+import re
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
+import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+from .errors import Location
+from .model import TemplateString, TemplateValue
+
 FieldPath = tuple  # tuple[str | int, ...]
+
+if tuple(int(p) for p in jinja2.__version__.split(".")[:3]) < (3, 1, 6):  # sandbox escapes fixed in 3.1.6
+    raise ImportError(f"meshctl needs Jinja2 >= 3.1.6 for its sandbox fixes, found {jinja2.__version__}")
+
+MAX_OUTPUT = 1_000_000  # characters of one rendered template
+MAX_REPEAT = 100_000  # length of a string or list built with `*`
+MAX_EXPONENT = 100
+MAX_RANGE_TOTAL = 1_000_000  # items all `range()` calls of one render may produce together
+
+_range_budget: contextvars.ContextVar[int] = contextvars.ContextVar("range_budget", default=MAX_RANGE_TOTAL)
+
+
+def _budgeted_range(*args: int) -> range:
+    """`range` whose items count against a per-render budget, so nested loops cannot spin forever."""
+    items = range(*args)
+    left = _range_budget.get() - len(items)
+    if left < 0:
+        raise SecurityError(f"loops over range() exceed {MAX_RANGE_TOTAL} iterations in one template")
+    _range_budget.set(left)
+    return items
+
+
+class MeshSandbox(SandboxedEnvironment):
+    """The sandbox with resource limits: no huge ``*`` repetitions, no huge ``**`` powers."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, op: str, left: Any, right: Any) -> Any:
+        if op == "**":
+            if isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent {right} is over the limit of {MAX_EXPONENT}")
+            if isinstance(left, int) and isinstance(right, int) and left.bit_length() * right > 64 * MAX_EXPONENT:
+                raise SecurityError("the power is too large")
+            return operator.pow(left, right)
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_REPEAT:
+                raise SecurityError(f"repetition builds more than {MAX_REPEAT} items")
+        return operator.mul(left, right)
 
 
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = MeshSandbox(undefined=StrictUndefined, autoescape=False)
+    env.globals["range"] = _budgeted_range
+    return env
+
+
+class RenderError(Exception):
+    """A template failed at run time (missing field, sandbox refusal...), with its location."""
+
+    def __init__(self, message: str, loc: Location):
+        super().__init__(f"{loc}: {message}")
+        self.loc = loc
+        self.detail = message
+
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.S)
+
+
+def compile_string(template: TemplateString) -> Callable[[Mapping], Any]:
+    """Compile once; the result renders a context. ``"{{ expr }}"`` alone keeps the native type."""
+    text, loc = template.text, template.loc
+    single = _SINGLE.match(text)
+    if single:
+        expr = environment().compile_expression(single.group("expr"), undefined_to_none=False)
+        return _guarded(lambda ctx: _native(expr(**ctx)), loc)
+    if "{{" not in text and "{%" not in text:
+        return lambda ctx: text
+    compiled = environment().from_string(text)
+    return _guarded(lambda ctx: _streamed(compiled, ctx), loc)
+
+
+def compile_condition(template: TemplateString) -> Callable[[Mapping], bool]:
+    """A `when`: a bare expression (``data.score > 0``) or a template; false-ish text is false."""
+    text = template.text
+    if "{{" not in text and "{%" not in text:
+        text = "{{ " + text + " }}"
+    render = compile_string(TemplateString(text, template.loc))
+
+    def holds(ctx: Mapping) -> bool:
+        value = render(ctx)
+        if isinstance(value, str):
+            return value.strip().lower() not in ("", "false", "0", "none", "null", "no")
+        return bool(value)
+    return holds
+
+
+def compile_value(value: TemplateValue) -> Callable[[Mapping], Any]:
+    """Compile every template inside a JSON value; rendering returns plain dicts and lists."""
+    locs = iter(value.strings)
+    return _compile_node(value.value, locs)
+
+
+def _compile_node(node: Any, locs: Iterator[TemplateString]) -> Callable[[Mapping], Any]:
+    if isinstance(node, str):
+        return compile_string(next(locs))
+    if isinstance(node, Mapping):
+        parts = [(key, _compile_node(item, locs)) for key, item in node.items()]
+        return lambda ctx: {key: part(ctx) for key, part in parts}
+    if isinstance(node, tuple):
+        items = [_compile_node(item, locs) for item in node]
+        return lambda ctx: [item(ctx) for item in items]
+    return lambda ctx: node
+
+
+def _guarded(render: Callable[[Mapping], Any], loc: Location) -> Callable[[Mapping], Any]:
+    def run(ctx: Mapping) -> Any:
+        _range_budget.set(MAX_RANGE_TOTAL)
+        try:
+            return render(ctx)
+        except RenderError:
+            raise
+        except Exception as exc:  # jinja2 raises many types (UndefinedError, SecurityError, TypeError...)
+            raise RenderError(_explain(exc), loc) from exc
+    return run
+
+
+def _explain(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _streamed(compiled: jinja2.Template, ctx: Mapping) -> str:
+    """Render chunk by chunk, stopping as soon as the output passes the cap."""
+    chunks, size = [], 0
+    for chunk in compiled.generate(ctx):
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise SecurityError(f"template output is longer than {MAX_OUTPUT} characters")
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
+def _capped(text: str) -> str:
+    if len(text) > MAX_OUTPUT:
+        raise SecurityError(f"template output is longer than {MAX_OUTPUT} characters")
+    return text
+
+
+def _native(value: Any) -> Any:
+    """Turn what an expression returns into plain JSON-like data."""
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises here, naming the missing field
+    if isinstance(value, Mapping):
+        return {k: _native(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_native(v) for v in value]
+    if isinstance(value, str):
+        return _capped(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    raise SecurityError(f"a template may only produce JSON values, not {type(value).__name__}")
 
 
 def syntax_error(text: str) -> TemplateSyntaxError | None:

@@ -1,0 +1,1 @@
+"""The interpreter: runs a loaded mesh on events (see interpreter.Runtime)."""

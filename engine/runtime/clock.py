@@ -1,0 +1,78 @@
+"""Where "now" comes from. The runtime never reads the wall clock itself.
+
+``VirtualClock`` (the default for ``run`` and ``test``) only moves when the scheduler moves
+it, so a 30-minute backoff takes no time and runs are reproducible. ``SystemClock`` is the
+real clock for long-running workers.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch."""
+
+    def advance_to(self, when: float) -> None:
+        """Move to *when* (never backwards); a real clock sleeps until then."""
+
+
+class VirtualClock:
+    """Deterministic time that jumps straight to the next scheduled moment."""
+
+    def __init__(self, start: float = 0.0):
+        self._now = float(start)
+
+    def now(self) -> float:
+        return self._now
+
+    def advance_to(self, when: float) -> None:
+        if when > self._now:
+            self._now = when
+
+    def jump(self, seconds: float) -> None:
+        self._now += seconds
+
+
+class SystemClock:
+    """The real clock: ``advance_to`` sleeps."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def advance_to(self, when: float) -> None:
+        delay = when - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def iso(ts: float) -> str:
+    """RFC 3339 in UTC with a ``Z``, milliseconds only when needed.
+
+    >>> iso(0), iso(1.5)
+    ('1970-01-01T00:00:00Z', '1970-01-01T00:00:01.500Z')
+    """
+    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value) -> float | None:
+    """Epoch seconds from an RFC 3339 string or a number; None if it is neither."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

@@ -1,0 +1,43 @@
+"""Retry delays: backoff shape, cap and jitter, from a RetrySpec.
+
+Jitter draws from a ``random.Random`` seeded by (run seed, event id, consumer, attempt), so a
+delay depends only on what is being retried, not on what else happened first: the same
+input and seed always give the same schedule.
+"""
+from __future__ import annotations
+
+import random
+
+from ..errors import Location
+from ..model import RetrySpec
+
+DEFAULT_RETRY = RetrySpec(loc=Location("<default>"), max_attempts=3, backoff="exponential", initial=1.0,
+                          multiplier=2.0, max_delay=300.0, jitter="full")
+NO_RETRY = RetrySpec(loc=Location("<default>"), max_attempts=1)
+
+
+def base_delay(spec: RetrySpec, failures: int) -> float:
+    """The delay before retry number *failures* (1 = after the first failure), before jitter.
+
+    >>> spec = RetrySpec(loc=None, backoff="exponential", initial=1.0, multiplier=2.0, max_delay=5.0)
+    >>> [base_delay(spec, n) for n in range(1, 6)]
+    [1.0, 2.0, 4.0, 5.0, 5.0]
+    """
+    if spec.backoff == "fixed":
+        delay = spec.initial
+    elif spec.backoff == "linear":
+        delay = spec.initial * failures
+    else:
+        delay = spec.initial * spec.multiplier ** min(failures - 1, 1000)
+    return min(delay, spec.max_delay) if spec.max_delay is not None else delay
+
+
+def delay(spec: RetrySpec, failures: int, seed: int, event_id: str, consumer: str) -> float:
+    """The jittered delay before retry number *failures*."""
+    full = base_delay(spec, failures)
+    if spec.jitter == "none" or full <= 0:
+        return full
+    rng = random.Random(f"{seed}:{event_id}:{consumer}:{failures}")
+    if spec.jitter == "full":
+        return rng.uniform(0.0, full)
+    return full / 2 + rng.uniform(0.0, full / 2)

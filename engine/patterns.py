@@ -37,7 +37,7 @@ import difflib
 import ipaddress
 import math
 import re
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any, Hashable, Iterable
 
@@ -585,16 +585,15 @@ class _Field:
     """What the index knows about one field path; every ``int`` is a bitmask of alternatives."""
 
     __slots__ = ("constrained", "required", "exists_true", "exists_false", "exact", "affixes",
-                 "ignore_case", "numeric", "bounds", "segments", "scanned")
+                 "ignore_case", "bounds", "segments", "scanned")
 
     def __init__(self) -> None:
         self.constrained = self.required = self.exists_true = self.exists_false = 0
         self.exact: dict = {}
         self.affixes: dict[str, dict[int, dict[str, int]]] = {}   # kind -> length -> text -> mask
         self.ignore_case: dict[str, int] = {}
-        self.numeric: dict = {}       # spec -> [op, mask]
-        self.bounds: list = []        # sorted finite bounds of the numeric ops
-        self.segments: dict = {}      # cache: segment between/at bounds -> mask of ops it satisfies
+        self.bounds: list = []        # sorted finite bounds of the numeric ranges
+        self.segments: list = [0]     # mask per segment of the number line (see _add_range)
         self.scanned: dict = {}       # spec -> [op, mask]: anything-but, wildcard, cidr
 
     def add(self, bit: int, leaf: _Leaf) -> None:
@@ -616,19 +615,14 @@ class _Field:
         elif isinstance(op, _EqualsIgnoreCase):
             _or_into(self.ignore_case, op.text, bit)
         elif isinstance(op, _Numeric):
-            self.numeric.setdefault(op.spec, [op, 0])[1] |= bit
-            for bound in op.bounds():
-                i = bisect_left(self.bounds, bound)
-                if i == len(self.bounds) or self.bounds[i] != bound:
-                    insort(self.bounds, bound)
-            self.segments.clear()
+            self._add_range(bit, op)
         else:
             self.scanned.setdefault((op.kind, op.spec), [op, 0])[1] |= bit
 
     def satisfied(self, values: list) -> int:
         """Mask of alternatives whose leaf at this path accepts one of ``values``."""
         mask = self.exists_true
-        exact, affixes, numeric, scanned = self.exact, self.affixes, self.numeric, self.scanned
+        exact, affixes, ranges, scanned = self.exact, self.affixes, self.bounds, self.scanned
         for value in values:
             hit = exact.get(_key(value))
             if hit:
@@ -636,7 +630,7 @@ class _Field:
             if isinstance(value, str):
                 if affixes or self.ignore_case:
                     mask |= self._string_mask(value)
-            elif numeric and _is_number(value):
+            elif ranges and _is_number(value):
                 mask |= self._numeric_mask(value)
             for op, op_mask in scanned.values():
                 if op.test(value):
@@ -660,17 +654,29 @@ class _Field:
                         mask |= hit
         return mask
 
+    def _add_range(self, bit: int, op: _Numeric) -> None:
+        """OR ``bit`` into every segment of the number line that ``op`` accepts.
+
+        ``bounds`` are the sorted finite bounds of all ranges at this path; segment ``2i``
+        is the open interval below ``bounds[i]`` and ``2i + 1`` is ``bounds[i]`` itself.
+        A new bound splits its interval in three, each inheriting the interval's mask.
+        """
+        bounds, segments = self.bounds, self.segments
+        for bound in op.bounds():
+            i = bisect_left(bounds, bound)
+            if i == len(bounds) or bounds[i] != bound:
+                bounds.insert(i, bound)
+                segments[2 * i:2 * i + 1] = [segments[2 * i]] * 3
+        first = 0 if op.low == -math.inf else 2 * bisect_left(bounds, op.low) + (2 if op.low_open else 1)
+        last = len(segments) - 1 if op.high == math.inf else 2 * bisect_left(bounds, op.high) + (0 if op.high_open else 1)
+        for segment in range(first, last + 1):
+            segments[segment] |= bit
+
     def _numeric_mask(self, value: float) -> int:
         i = bisect_left(self.bounds, value)
-        segment = 2 * i + 1 if i < len(self.bounds) and self.bounds[i] == value else 2 * i
-        mask = self.segments.get(segment)
-        if mask is None:    # every value in a segment satisfies the same ops
-            mask = 0
-            for op, op_mask in self.numeric.values():
-                if op.test(value):
-                    mask |= op_mask
-            self.segments[segment] = mask
-        return mask
+        if i < len(self.bounds) and self.bounds[i] == value:
+            return self.segments[2 * i + 1]
+        return self.segments[2 * i]
 
 
 def _set_bits(mask: int) -> list[int]:
@@ -699,7 +705,9 @@ class PatternIndex:
         self._entries: list[tuple[Any, CompiledPattern]] = []
         self._owner: list[int] = []       # alternative bit -> entry number
         self._all = 0                     # every alternative
+        self._free = 0                    # alternatives that need no field to be present
         self._verify = 0                  # alternatives the masks alone cannot decide
+        self._shared_entries = False      # some entry owns several alternatives ($or)
         self._fields: list[_Field] = []
         self._field_ids: dict[tuple, int] = {}
         self._trie: dict[str, list] = {}  # name -> [field id or None, sub-trie]
@@ -716,6 +724,8 @@ class PatternIndex:
             alternatives = _alternatives(compiled._root, (), _MAX_ALTERNATIVES)
         except _TooManyAlternatives:
             alternatives = None
+        if alternatives is not None and len(alternatives) > 1:
+            self._shared_entries = True
         for conjunction in alternatives if alternatives is not None else [()]:
             bit = 1 << len(self._owner)
             self._owner.append(entry)
@@ -727,6 +737,8 @@ class PatternIndex:
                 self._verify |= bit     # two leaves on one path ($or and a sibling): AND them later
             for path, leaf in conjunction:
                 self._field(path).add(bit, leaf)
+            if all(leaf.exists_false for _, leaf in conjunction):
+                self._free |= bit
 
     def _field(self, path: tuple) -> _Field:
         fid = self._field_ids.get(path)
@@ -745,22 +757,35 @@ class PatternIndex:
             return [key for key, compiled in self._entries if compiled.matches(event)]
         found: dict[int, list] = {}
         nested = self._collect(event, self._trie, found)
-        kill = 0
-        for fid, field in enumerate(self._fields):
-            values = found.get(fid)
-            if values is None:
-                kill |= field.required
-                continue
+        fields = self._fields
+        union, kill = self._free, 0
+        for fid, values in found.items():
+            field = fields[fid]
             satisfied = field.satisfied(values)
             if nested:      # exists:false is judged per array element: let the check decide
                 satisfied |= field.exists_false
+            union |= satisfied
             kill |= field.constrained & ~satisfied
-        return self._keys(self._all & ~kill, self._all if nested else self._verify, event)
+        survivors = union & ~kill   # every survivor needs no field or has a satisfied one
+        absent = len(fields) - len(found)
+        if absent and survivors:
+            # Kill the survivors that need an absent field, unless there are so many absent
+            # fields (patterns on many distinct fields) that checking survivors is cheaper.
+            if absent * (1 + self._all.bit_length() // 4000) > 4 * survivors.bit_count():
+                return self._keys(survivors, survivors, event)
+            for fid, field in enumerate(fields):
+                if fid not in found:
+                    kill |= field.required
+            survivors &= ~kill
+        return self._keys(survivors, self._all if nested else self._verify, event)
 
     def _keys(self, survivors: int, verify: int, event: Any) -> list:
-        check = set(_set_bits(survivors & verify)) if survivors & verify else ()
+        bits = _set_bits(survivors)
+        if not survivors & verify and not self._shared_entries:
+            return [self._entries[entry][0] for entry in map(self._owner.__getitem__, bits)]
+        check = set(_set_bits(survivors & verify))
         keys, last = [], -1
-        for bit in _set_bits(survivors):
+        for bit in bits:
             entry = self._owner[bit]
             if entry == last:
                 continue

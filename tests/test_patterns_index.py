@@ -80,6 +80,23 @@ def test_matching_does_not_scan_the_patterns(monkeypatch):
     assert calls == []
 
 
+def test_many_distinct_fields_stay_cheap_and_correct(monkeypatch):
+    rng = random.Random(3)
+    patterns = [(i, {f"f{i}": [i], f"g{i % 50}": [{"exists": rng.random() < 0.5}]}) for i in range(3000)]
+    index = PatternIndex()
+    for key, pattern in patterns:
+        index.add(key, pattern)
+    compiled = [(key, compile_pattern(pattern)) for key, pattern in patterns]
+    events = [{"f7": 7, "g7": 0}, {"f7": 7}, {"f8": 8, "f9": 9, "g9": 1}, {"g1": 1}, {}]
+    for event in events:
+        assert index.match(event) == scan(compiled, event)
+    calls = []
+    real = CompiledPattern.matches
+    monkeypatch.setattr(CompiledPattern, "matches", lambda self, event: calls.append(1) or real(self, event))
+    index.match({"f8": 8, "f9": 9, "g9": 1})
+    assert len(calls) < 100          # the survivors of the present fields, not all 3000
+
+
 def test_frozen_patterns_and_events():
     index = PatternIndex()
     index.add("p", freeze({"d": {"tags": ["vip"], "$or": [{"n": [1]}, {"m": [{"exists": False}]}]}}))

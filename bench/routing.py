@@ -1,0 +1,154 @@
+"""Routing throughput on the shared workload: PatternIndex vs a scan vs moto.
+
+Run from the repository root::
+
+    python -m bench.routing                 # N = 10, 100, 1000, 10000
+    python -m bench.routing --sizes 10,100 --no-moto
+
+For each N it loads ``make_rules(N)`` and the first M events of ``make_events(5000)`` from
+``../shared/bench/workload_routes.py`` (M as in that directory's README), matches every
+event against all N rules with each matcher, and prints events per second, the speed-up
+of the index, and the match count and digest, which must equal the README's.
+moto is optional: if ``moto`` is importable its EventBridge matcher is timed too.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.patterns import PatternIndex, compile_pattern
+
+REPO = Path(__file__).resolve().parent.parent
+WORKLOAD = REPO.parent / "shared" / "bench" / "workload_routes.py"
+EXPECTED = {  # N -> (M events, matches, digest), from the shared README
+    10: (5000, 2257, "35aba70ea9ed"),
+    100: (2000, 7962, "30a9b96999e2"),
+    1000: (300, 10530, "bb2cc529fb54"),
+    10000: (40, 14247, "2eea43da9ec6"),
+}
+
+Matcher = Callable[[dict], list]
+
+
+def load_workload():
+    spec = importlib.util.spec_from_file_location("workload_routes", WORKLOAD)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def index_matcher(rules: list[dict]) -> Matcher:
+    index = PatternIndex()
+    for rule in rules:
+        index.add(rule["name"], rule["pattern"])
+    return index.match
+
+
+def scan_matcher(rules: list[dict]) -> Matcher:
+    compiled = [(rule["name"], compile_pattern(rule["pattern"])) for rule in rules]
+    return lambda event: [name for name, pattern in compiled if pattern.matches(event)]
+
+
+def moto_matcher(rules: list[dict]) -> Matcher | None:
+    try:
+        from moto.events.models import EventPattern
+    except ImportError:
+        return None
+    loaded = [(rule["name"], EventPattern.load(json.dumps(rule["pattern"]))) for rule in rules]
+    return lambda event: [name for name, pattern in loaded if pattern.matches_event(event)]
+
+
+def run(match: Matcher, events: list[dict], min_seconds: float) -> tuple[float, int, str]:
+    """Events per second, number of (event, rule) matches, and their digest.
+
+    The pass over ``events`` is repeated until ``min_seconds`` have gone by, so that short
+    runs are not dominated by timer noise; count and digest come from the first pass.
+    """
+    digest = hashlib.sha256()
+    count = passes = 0
+    start = time.perf_counter()
+    while True:
+        for i, event in enumerate(events):
+            names = match(event)
+            if not passes:
+                for name in names:
+                    digest.update(f"{i}:{name}\n".encode())
+                count += len(names)
+        passes += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return passes * len(events) / elapsed, count, digest.hexdigest()[:12]
+
+
+def measure(n: int, workload: Any, events: list[dict], with_moto: bool) -> dict[str, Any]:
+    m, expected_count, expected_digest = EXPECTED[n]
+    rules = workload.make_rules(n)
+    start = time.perf_counter()
+    matchers = {"index": index_matcher(rules)}
+    row: dict[str, Any] = {"n": n, "m": m, "build_s": time.perf_counter() - start}
+    matchers["scan"] = scan_matcher(rules)
+    if with_moto:
+        matchers["moto"] = moto_matcher(rules)
+    for name, match in matchers.items():
+        if match is None:
+            continue
+        rate, count, digest = run(match, events[:m], min_seconds=0.0 if name == "moto" else 1.0)
+        row[name] = rate
+        row[f"{name}_ok"] = (count, digest) == (expected_count, expected_digest)
+        row.setdefault("matches", count)
+        row.setdefault("digest", digest)
+    return row
+
+
+def rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a / b:,.1f}x"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("N", "M", "index build s", "index ev/s", "scan ev/s", "moto ev/s",
+            "index/scan", "index/moto", "matches", "digest", "all agree")
+    lines = [head]
+    for r in rows:
+        agree = all(r.get(f"{k}_ok", True) for k in ("index", "scan", "moto"))
+        lines.append((str(r["n"]), str(r["m"]), f"{r['build_s']:.3f}", rate(r["index"]), rate(r["scan"]),
+                      rate(r.get("moto")), ratio(r["index"], r["scan"]), ratio(r["index"], r.get("moto")),
+                      str(r["matches"]), r["digest"], "yes" if agree else "NO"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = [" | ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines]
+    out.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.routing", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,100,1000,10000", help="comma-separated N (from 10,100,1000,10000)")
+    parser.add_argument("--no-moto", action="store_true", help="skip moto even if it is installed")
+    args = parser.parse_args(argv)
+    if not WORKLOAD.exists():
+        parser.error(f"shared workload not found at {WORKLOAD}")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    unknown = [n for n in sizes if n not in EXPECTED]
+    if unknown:
+        parser.error(f"unknown sizes {unknown}; choose from {sorted(EXPECTED)}")
+    with_moto = not args.no_moto
+    if with_moto and moto_matcher([]) is None:
+        print("moto not installed: its column stays empty (pip install 'moto[events]')")
+        with_moto = False
+    workload = load_workload()
+    events = workload.make_events(5000)
+    rows = [measure(n, workload, events, with_moto) for n in sizes]
+    print(table(rows))
+    return 0 if all(r.get(f"{k}_ok", True) for r in rows for k in ("index", "scan", "moto")) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

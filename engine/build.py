@@ -81,7 +81,7 @@ class _Doc:
                 self._keys(item, (*inner, i), path, out)
 
     def loop(self, value: Any, *path: Any) -> m.Loop | None:
-        return None if value is None else m.Loop(value["max_hops"], self.loc(*path))
+        return None if value is None else m.Loop(value["max_hops"], self.loc(*path), value.get("policy", "allow"))
 
     # --- delivery ---
     def retry(self, raw: dict, *path: Any) -> m.RetrySpec:
@@ -148,6 +148,8 @@ class _Doc:
             if isinstance(body, str):
                 return m.LogAction(loc, m.TemplateString(body, loc))
             return m.LogAction(loc, self.template(body["message"], *at, "message"), body.get("level", "info"))
+        if verb == "sleep":
+            return m.SleepAction(loc, parse_duration(body))
         return m.FailAction(loc, body.get("times"), body.get("error", "InjectedFault"), body.get("message"))
 
 

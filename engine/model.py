@@ -108,6 +108,7 @@ class PolicyRef:
 class Loop:
     max_hops: int
     loc: Location
+    policy: Literal["allow", "avoid-loop"] = "allow"
 
 
 # --- actions ------------------------------------------------------------------------------
@@ -152,7 +153,13 @@ class FailAction:
     message: str | None = None
 
 
-Action = EmitAction | CallAction | SetAction | LogAction | FailAction
+@dataclass(frozen=True, slots=True)
+class SleepAction:
+    loc: Location
+    seconds: float
+
+
+Action = EmitAction | CallAction | SetAction | LogAction | FailAction | SleepAction
 
 
 # --- documents ----------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+"""Dead-letter records: what failed, where, how often, and why — an RFC 7807-style problem."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PROBLEM_BASE = "https://meshctl.dev/problems/"
+
+REASONS = {
+    "retries-exhausted": "Retries exhausted",
+    "non-retryable": "Non-retryable error",
+    "expired": "Event too old to retry",
+    "schema-invalid": "Event does not match its schema",
+    "template-error": "Template failed",
+    "loop-detected": "Circular events stopped",
+    "undeliverable": "No consumer can take this event",
+    "circuit-open": "Circuit breaker open",
+    "late-event": "Event behind the watermark",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One dead-lettered delivery. ``id`` is stable for the same (event, consumer, reason)."""
+
+    id: str
+    queue: str
+    reason: str
+    consumer: str
+    attempts: int
+    first_attempt: str | None
+    last_attempt: str | None
+    error_type: str | None
+    error: str
+    event: Any
+    chain: list[str] = field(default_factory=list)
+
+    @classmethod
+    def make(cls, queue: str, reason: str, consumer: str, event: Any, error_type: str | None, error: str,
+             attempts: int = 0, first: str | None = None, last: str | None = None, chain: list[str] | None = None):
+        event_id = event.get("id") if isinstance(event, dict) else repr(event)[:200]
+        ident = hashlib.sha1(f"{event_id}|{consumer}|{reason}".encode()).hexdigest()[:16]
+        return cls(ident, queue, reason, consumer, attempts, first, last, error_type, error, event, list(chain or []))
+
+    def problem(self) -> dict:
+        """The record as an RFC 7807-like problem document (what `dlq show` prints)."""
+        return {
+            "type": PROBLEM_BASE + self.reason,
+            "title": REASONS.get(self.reason, self.reason),
+            "detail": self.error,
+            "instance": f"dlq:{self.queue}/{self.id}",
+            **{k: v for k, v in asdict(self).items() if k not in ("error",)},
+        }
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "DeadLetter":
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})

@@ -1,0 +1,130 @@
+"""CloudEvents 1.0 envelopes as plain JSON dicts, and reading input event files.
+
+An event is the dict of the CloudEvents JSON format (``id``, ``source``, ``type``,
+``specversion``, ``time``, ``subject``, ``datacontenttype``, ``data`` and extension
+attributes). The runtime never mutates an event once made; derived events are new dicts.
+
+Extensions meshctl sets on every emitted event: ``causationid`` (the event that caused it),
+``correlationid`` (the input event at the root of the chain), ``hopcount`` (emits since the
+root) and ``causationpath`` (the consumers along the chain, comma-separated), which the loop
+guard reads.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from ..errors import Location
+from ..source import Limits, load_documents, read_text
+from .clock import iso
+
+SPECVERSION = "1.0"
+REQUIRED = ("id", "source", "type")
+EVENT_FILE_LIMITS = Limits(max_bytes=512 * 1024 * 1024, max_depth=64, max_nodes=50_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class BadInput:
+    """An input record that is not a usable event: dead-lettered as ``schema-invalid``."""
+
+    loc: Location
+    problem: str
+    raw: Any
+
+
+def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: float,
+           subject: str | None = None, source: str | None = None) -> dict:
+    """A new event caused by *parent*, emitted by *consumer*; its id is stable across retries."""
+    digest = hashlib.sha1(f"{parent['id']}|{consumer}|{index}".encode()).hexdigest()[:20]
+    path = parent.get("causationpath")
+    event = {
+        "specversion": SPECVERSION,
+        "id": digest,
+        "source": source or f"meshctl/{consumer}",
+        "type": type_,
+        "time": iso(now),
+        "datacontenttype": "application/json",
+        "data": data,
+        "causationid": parent["id"],
+        "correlationid": parent.get("correlationid", parent["id"]),
+        "hopcount": int(parent.get("hopcount", 0)) + 1,
+        "causationpath": f"{path},{consumer}" if path else consumer,
+    }
+    if subject is not None:
+        event["subject"] = subject
+    return event
+
+
+def chain(event: dict) -> list[str]:
+    """The consumers that produced this event's ancestors, oldest first."""
+    path = event.get("causationpath")
+    return path.split(",") if path else []
+
+
+def normalise(raw: Any, loc: Location, index: int) -> dict | BadInput:
+    """An input record as a CloudEvent: defaults for what may be omitted, checks for what may not.
+
+    ``specversion`` defaults to 1.0, ``source`` to ``meshctl/input``, ``id`` to a stable id from
+    the file position; ``type`` is required.
+    """
+    if not isinstance(raw, dict):
+        return BadInput(loc, "an event must be a JSON object", raw)
+    event = dict(raw)
+    event.setdefault("specversion", SPECVERSION)
+    event.setdefault("source", "meshctl/input")
+    event.setdefault("id", f"input-{index + 1}")
+    if event["specversion"] != SPECVERSION:
+        return BadInput(loc, f"specversion must be {SPECVERSION!r}", raw)
+    for attr in REQUIRED:
+        if not isinstance(event.get(attr), str) or not event[attr]:
+            return BadInput(loc, f"attribute {attr!r} must be a non-empty string", raw)
+    if "time" in event and not isinstance(event["time"], str):
+        return BadInput(loc, "attribute 'time' must be an RFC 3339 string", raw)
+    return event
+
+
+def read_events(path: str) -> Iterator[dict | BadInput]:
+    """Events from a JSON Lines file (streamed) or a YAML/JSON list (``.yaml``, ``.yml``, ``.json``)."""
+    if path.endswith((".yaml", ".yml", ".json")):
+        yield from _read_list(path)
+        return
+    try:
+        fh = open(path, encoding="utf-8-sig", errors="strict")
+    except OSError as exc:
+        yield BadInput(Location(path), f"cannot read: {exc.strerror or exc}", None)
+        return
+    with fh:
+        index = 0
+        try:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                loc = Location(path, number, 1)
+                try:
+                    raw = json.loads(line)
+                except ValueError as exc:
+                    yield BadInput(loc, f"not JSON: {exc}", line.rstrip("\n")[:2000])
+                    continue
+                yield normalise(raw, loc, index)
+                index += 1
+        except UnicodeDecodeError as exc:
+            yield BadInput(Location(path), f"not UTF-8 text: {exc.reason}", None)
+
+
+def _read_list(path: str) -> Iterator[dict | BadInput]:
+    text, problems = read_text(path, path, EVENT_FILE_LIMITS)
+    for problem in problems:
+        yield BadInput(problem.loc, problem.message, None)
+    if text is None:
+        return
+    documents, problems = load_documents(text, path, EVENT_FILE_LIMITS)
+    for problem in problems:
+        yield BadInput(problem.loc, problem.message, None)
+    index = 0
+    for doc in documents:
+        items = doc.data if isinstance(doc.data, list) else [doc.data]
+        for i, raw in enumerate(items):
+            yield normalise(raw, doc.smap.at((i,)) if isinstance(doc.data, list) else doc.loc, index)
+            index += 1

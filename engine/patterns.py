@@ -630,7 +630,7 @@ class _Field:
             if isinstance(value, str):
                 if affixes or self.ignore_case:
                     mask |= self._string_mask(value)
-            elif ranges and _is_number(value):
+            elif ranges and _is_number(value) and value == value:     # not NaN
                 mask |= self._numeric_mask(value)
             for op, op_mask in scanned.values():
                 if op.test(value):

@@ -97,6 +97,17 @@ def test_many_distinct_fields_stay_cheap_and_correct(monkeypatch):
     assert len(calls) < 100          # the survivors of the present fields, not all 3000
 
 
+def test_non_finite_event_numbers():
+    patterns = [(0, {"n": [{"numeric": ["<", 0]}]}), (1, {"n": [{"numeric": [">=", 0]}]}),
+                (2, {"n": [{"anything-but": 1}]}), (3, {"n": [{"numeric": [">", 0, "<=", 9]}]})]
+    for value, expected in ((float("nan"), [2]), (float("inf"), [1, 2]), (float("-inf"), [0, 2])):
+        index = PatternIndex()
+        for key, pattern in patterns:
+            index.add(key, pattern)
+        assert index.match({"n": value}) == expected == scan([(k, compile_pattern(p)) for k, p in patterns],
+                                                             {"n": value})
+
+
 def test_frozen_patterns_and_events():
     index = PatternIndex()
     index.add("p", freeze({"d": {"tags": ["vip"], "$or": [{"n": [1]}, {"m": [{"exists": False}]}]}}))
@@ -169,8 +180,8 @@ def assert_index_agrees(patterns, events):
 
 def test_index_agrees_with_scan_on_seeded_random_patterns():
     rng = random.Random(20260101)
-    patterns = [(f"p{i}", random_object(rng, depth=2)) for i in range(1500)]
-    events = [random_event(rng) for _ in range(800)]
+    patterns = [(f"p{i}", random_object(rng, depth=2)) for i in range(2000)]
+    events = [random_event(rng) for _ in range(1000)]
     assert_index_agrees(patterns, events)
 
 

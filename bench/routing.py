@@ -7,8 +7,10 @@ Run from the repository root::
 
 For each N it loads ``make_rules(N)`` and the first M events of ``make_events(5000)`` from
 ``../shared/bench/workload_routes.py`` (M as in that directory's README), matches every
-event against all N rules with each matcher, and prints events per second, the speed-up
-of the index, and the match count and digest, which must equal the README's.
+event against all N rules with each matcher, and prints events per second (index and scan
+repeat the M events for at least a second; "1st pass" is the index's rate over the first
+pass alone), the speed-up of the index, and the match count and digest, which must equal
+the README's; the exit status is 1 if any matcher disagrees with them.
 moto is optional: if ``moto`` is importable its EventBridge matcher is timed too.
 """
 from __future__ import annotations

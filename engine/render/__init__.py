@@ -41,7 +41,10 @@ def render(view: RenderView, fmt: str) -> str:
     return renderer.render(view)
 
 
+# A run's trace as a sequence diagram (mermaid, svg, html); after UnknownFormat, which it raises.
+from .trace import TraceView, load_trace, render_trace, trace_view  # noqa: E402
+
 __all__ = [
-    "RENDERERS", "RenderView", "Renderer", "UnknownFormat", "ViewEdge", "ViewNode",
-    "flow_view", "orchestration_view", "render",
+    "RENDERERS", "RenderView", "Renderer", "TraceView", "UnknownFormat", "ViewEdge", "ViewNode",
+    "flow_view", "load_trace", "orchestration_view", "render", "render_trace", "trace_view",
 ]

@@ -1,0 +1,262 @@
+"""A trace's sequence diagram drawn as SVG (``trace.svg.j2``), and the HTML page around it.
+
+Python computes every coordinate; the templates only write elements, with XML autoescaping.
+The layout is a grid: one lifeline per participant, one row per item, top to bottom.
+
+* Columns: two neighbouring lifelines are at least as far apart as their header boxes need;
+  every arrow label must fit between its two lifelines, and every loop or note drawn to the
+  right of a lifeline must fit before the next one (the last column widens the canvas).
+  Short spans are settled first so a long arrow only widens what is still too narrow.
+* Rows: a fixed height per shape; the virtual time since the first record is written in
+  the left margin where it changes, with a faint rule across.
+
+Headers reuse the node shapes of the flow diagram (:func:`.svg._shape`), so a service is the
+same green box and the DLQ the same red cylinder in both pictures.
+"""
+from __future__ import annotations
+
+from markupsafe import Markup
+
+from .base import render_template
+from .style import NODE_STYLE
+from .svg import FONT, _shape, text_width
+from .trace import TraceItem, TraceView
+from .view import ViewNode
+
+LABEL = 10.5            # message and note text size
+GUTTER = 70.0           # left margin for time offsets
+HEADER_H = 44.0
+ROW_H = {"arrow": 34.0, "ingest": 34.0, "self": 40.0, "note": 30.0}
+LOOP_W, LOOP_H = 26.0, 14.0
+MIN_GAP = 130.0
+
+#: participant kind -> node kind of :data:`.style.NODE_STYLE` (shape and colours) and sublabel.
+HEADER_KIND = {
+    "ingress": ("trigger", "events in"), "service": ("subscription", "service"),
+    "route": ("route", "route"), "orchestration": ("orchestration", "orchestration"),
+    "stream": ("stream", "stream"), "dlq": ("dlq", "dead-letter queue"), "other": ("endpoint", "consumer"),
+}
+
+#: arrow and loop styles -> (colour, width, dash, legend text)
+LINE_STYLE = {
+    "deliver": ("#5b6670", 1.4, "", "delivery (✓ ok, ✗ failed)"),
+    "filtered": ("#9aa5b1", 1.2, "4 3", "filtered out"),
+    "dead-letter": ("#b83227", 1.6, "5 4", "dead-lettered"),
+    "retry": ("#b7791f", 1.3, "4 3", "retry (after a delay)"),
+    "call": ("#6b6b6b", 1.2, "2 3", "call"),
+    "step-start": ("#6a47a8", 1.2, "2 3", "step running"),
+    "step-done": ("#2f7d46", 1.4, "", "step done"),
+    "step-failed": ("#b83227", 1.4, "", "step failed"),
+    "step-skipped": ("#9aa5b1", 1.2, "4 3", "step skipped"),
+    "compensate": ("#d9822b", 1.4, "6 4", "compensation (undo)"),
+}
+DEFAULT_LINE = ("#5b6670", 1.4, "", "")
+
+#: note styles -> (fill, stroke, text colour, legend text); pills are events.
+NOTE_STYLE = {
+    "ingest": (*NODE_STYLE["event"][:2], "#1f2933", "event in / emitted"),
+    "emit": (*NODE_STYLE["event"][:2], "#1f2933", "event in / emitted"),
+    "log": ("#f5f7fa", "#9aa5b1", "#3e4c59", "log"),
+    "run-start": (*NODE_STYLE["orchestration"][:2], "#1f2933", "run started"),
+    "run-completed": (*NODE_STYLE["success"][:2], "#1f2933", "run completed"),
+    "run-failed": (*NODE_STYLE["failure"][:2], "#1f2933", "run failed"),
+    "run-compensated": ("#fdf0e2", "#d9822b", "#1f2933", "run compensated"),
+    "run-end": (*NODE_STYLE["orchestration"][:2], "#1f2933", "run ended"),
+    "window": (*NODE_STYLE["stream"][:2], "#1f2933", "window closed"),
+    "ok": (*NODE_STYLE["success"][:2], "#1f2933", ""),
+    "filtered": ("#f5f7fa", "#9aa5b1", "#52606d", ""),
+    "unknown": ("#ffffff", "#9aa5b1", "#52606d", "unknown record"),
+}
+DEFAULT_NOTE = ("#ffffff", "#9aa5b1", "#52606d", "")
+PILLS = frozenset({"ingest", "emit"})
+
+#: styles whose row gets a tinted band across the whole diagram.
+BANDS = {"dead-letter": "#fde7e4", "step-failed": "#fde7e4", "compensate": "#fdf0e2"}
+MARKS = {"ok": ("✓", "#2f7d46"), "failed": ("✗", "#b83227")}
+
+
+def _r(value: float) -> float:
+    return round(value, 1)
+
+
+def _text_width(text: str) -> float:
+    """Message text width, a little wider than :func:`.svg.text_width` says: item text is
+    full of digits, brackets and punctuation, which DejaVu Sans draws wider than the estimate."""
+    return text_width(text, LABEL) * 1.1
+
+
+def _label_width(item: TraceItem) -> float:
+    return _text_width(item.label) + (10 if item.mark else 0)
+
+
+def _note_width(item: TraceItem) -> float:
+    return _text_width(item.label) + (22 if item.style in PILLS else 16)
+
+
+def _extent_right(item: TraceItem) -> float:
+    """How far right of its lifeline a loop or note reaches."""
+    if item.shape == "self":
+        return LOOP_W + 8 + _label_width(item)
+    if item.style == "emit":
+        return 18 + _note_width(item)
+    if item.shape == "note":
+        return _note_width(item) - 10
+    return 0.0
+
+
+def _header_width(label: str, sub: str) -> float:
+    return max(96.0, round(max(text_width(label, 13, bold=True), text_width(sub, 11)) + 28))
+
+
+def column_positions(view: TraceView) -> tuple[list[float], float, float]:
+    """Lifeline x positions, the canvas width and the header box widths' maximum."""
+    index = {p.id: i for i, p in enumerate(view.participants)}
+    widths = [_header_width(p.label, HEADER_KIND.get(p.kind, HEADER_KIND["other"])[1]) for p in view.participants]
+    n = len(widths)
+    gaps = [max(MIN_GAP, (widths[i] + widths[i + 1]) / 2 + 24) for i in range(n - 1)]
+    right = widths[-1] / 2 + 24
+    left = widths[0] / 2 + 16
+    spans = []
+    for item in view.items:
+        a, b = index[item.src], index[item.dst]
+        if item.shape == "ingest":
+            left = max(left, _note_width(item) + 30)
+        elif a == b or item.shape in ("self", "note"):
+            need = _extent_right(item) + 28
+            if a < n - 1:
+                gaps[a] = max(gaps[a], need)
+            else:
+                right = max(right, need)
+        else:
+            spans.append((min(a, b), max(a, b), _label_width(item) + 36))
+    for lo, hi, need in sorted(spans, key=lambda s: (s[1] - s[0], s[0], s[1])):
+        short = need - sum(gaps[lo:hi])
+        if short > 0:
+            for k in range(lo, hi):
+                gaps[k] += short / (hi - lo)
+    xs = [GUTTER + left]
+    for gap in gaps:
+        xs.append(xs[-1] + gap)
+    return [_r(x) for x in xs], _r(xs[-1] + right), max(widths)
+
+
+def _legend(view: TraceView) -> list[dict]:
+    """One entry per style drawn: lines first, then notes, each in table order."""
+    order: dict[str, int] = {}
+    for style in [*LINE_STYLE, *NOTE_STYLE]:
+        order.setdefault(style, len(order))
+    entries, seen = [], set()
+    for style in sorted(view.styles(), key=lambda s: order.get(s, len(order))):
+        if style in LINE_STYLE:
+            colour, width, dash, text = LINE_STYLE[style]
+            entry = {"kind": "line", "stroke": colour, "width": width, "dash": dash, "text": text}
+        else:
+            fill, stroke, _, text = NOTE_STYLE.get(style, DEFAULT_NOTE)
+            entry = {"kind": "pill" if style in PILLS else "note", "fill": fill, "stroke": stroke, "text": text}
+        if entry["text"] and entry["text"] not in seen:
+            seen.add(entry["text"])
+            entries.append(entry)
+    return entries
+
+
+def _place_legend(entries: list[dict], x0: float, y0: float, max_width: float) -> tuple[list[dict], float]:
+    placed, x, y = [], x0, y0
+    for entry in entries:
+        w = 30 + text_width(entry["text"], 11) + 18
+        if x + w > max_width and x > x0:
+            x, y = x0, y + 20
+        placed.append(entry | {"x": _r(x), "y": y})
+        x += w
+    return placed, (y + 16 if placed else y0 - 4)
+
+
+def _headers(view: TraceView, xs: list[float], y: float) -> list[dict]:
+    out = []
+    for p, x in zip(view.participants, xs):
+        kind, sub = HEADER_KIND.get(p.kind, HEADER_KIND["other"])
+        w = _header_width(p.label, sub)
+        shape = _shape(ViewNode(p.id, p.label, kind), _r(x - w / 2), y, w, HEADER_H)
+        label_y, sub_y = (y + 25, y + 38) if kind == "dlq" else (y + 20, y + 35)
+        out.append({"id": p.id, "kind": p.kind, "shape": shape, "x": x, "label": p.label, "sub": sub,
+                    "label_y": _r(label_y), "sub_y": _r(sub_y), "stroke": shape["stroke"]})
+    return out
+
+
+def _item(item: TraceItem, xs: dict[str, float], y: float) -> dict:
+    """Geometry of one item whose row starts at *y* (``y`` of the returned dict is its axis)."""
+    h = ROW_H.get(item.shape, 30.0)
+    axis = _r(y + h - 10) if item.shape in ("arrow", "ingest") else _r(y + h / 2)
+    x0, x1 = xs[item.src], xs[item.dst]
+    colour, width, dash, _ = LINE_STYLE.get(item.style, DEFAULT_LINE)
+    fill, stroke, ink, _ = NOTE_STYLE.get(item.style, DEFAULT_NOTE)
+    mark = MARKS.get(item.mark)
+    out = {"item": item, "y": axis, "colour": colour, "width": width, "dash": dash, "fill": fill,
+           "stroke": stroke, "ink": ink, "mark": mark, "title": f"#{item.seq} {item.detail}".strip()}
+    if item.shape == "arrow":
+        left_to_right = x1 >= x0
+        end = x1 - 1 if left_to_right else x1 + 1
+        out |= {"kind": "arrow", "x1": x0, "x2": _r(end), "tx": _r((x0 + x1) / 2), "ty": _r(axis - 6)}
+    elif item.shape == "self":
+        d = (f"M{x0},{_r(axis - LOOP_H / 2)} H{_r(x0 + LOOP_W)} V{_r(axis + LOOP_H / 2)} H{_r(x0 + 2)}")
+        out |= {"kind": "loop", "d": d, "tx": _r(x0 + LOOP_W + 8), "ty": _r(axis + 4)}
+    elif item.shape == "ingest":
+        w = _note_width(item)
+        px = _r(x0 - 18 - w)
+        out |= {"kind": "pill", "px": px, "pw": _r(w), "py": _r(axis - 9), "ph": 18.0,
+                "tx": _r(px + w / 2), "ty": _r(axis + 3.6), "x1": _r(px + w), "x2": _r(x0 - 1)}
+    elif item.style == "emit":
+        w = _note_width(item)
+        px = _r(x0 + 18)
+        out |= {"kind": "pill", "px": px, "pw": _r(w), "py": _r(axis - 9), "ph": 18.0,
+                "tx": _r(px + w / 2), "ty": _r(axis + 3.6), "x1": x0, "x2": _r(px - 1)}
+    else:
+        w = _note_width(item)
+        px = _r(x0 - 10)
+        out |= {"kind": "note", "px": px, "pw": _r(w), "py": _r(axis - 10), "ph": 20.0,
+                "tx": _r(px + 8), "ty": _r(axis + 3.6), "dashed": item.style == "unknown"}
+    return out
+
+
+def svg_context(view: TraceView, links: bool = False) -> dict:
+    """Everything ``trace.svg.j2`` writes; *links* makes each item a link to its table row."""
+    xs, width, _ = column_positions(view)
+    width = max(width, 560.0, text_width(view.title, 18, bold=True) + 48, text_width(view.subtitle, 12) + 48)
+    legend, legend_bottom = _place_legend(_legend(view), 24, 76 if view.subtitle else 58, width - 24)
+    top = legend_bottom + 14
+    at = {p.id: x for p, x in zip(view.participants, xs)}
+    y = top + HEADER_H + 14
+    rows, times, bands = [], [], []
+    for item in view.items:
+        h = ROW_H.get(item.shape, 30.0)
+        row = _item(item, at, y)
+        rows.append(row)
+        if item.time:
+            times.append({"y": row["y"], "text": item.time, "first": not times})
+        if item.style in BANDS:
+            bands.append({"y": _r(y + 1), "h": _r(h - 2), "fill": BANDS[item.style]})
+        y += h
+    more = None
+    if view.hidden:
+        more = {"x": xs[0] - 40, "y": _r(y + 4), "w": _r(xs[-1] - xs[0] + 80), "h": 26.0, "cx": _r((xs[0] + xs[-1]) / 2),
+                "text": f"… {view.hidden} more record{'s' if view.hidden != 1 else ''} (see table)"}
+        y += 36
+    bottom = _r(y + 12)
+    colours = sorted({(r["colour"]) for r in rows if r["kind"] in ("arrow", "loop")} | {"#3d6fa8"})
+    return {
+        "view": view, "font": FONT, "width": _r(width), "height": _r(bottom + HEADER_H + 20),
+        "legend": legend, "heads": _headers(view, xs, _r(top)), "feet": _headers(view, xs, bottom),
+        "life_top": _r(top + HEADER_H), "life_bottom": bottom, "rows": rows, "times": times, "bands": bands,
+        "more": more, "markers": [(c.lstrip("#"), c) for c in colours], "links": links, "gutter": GUTTER,
+    }
+
+
+def render_trace_svg(view: TraceView, standalone: bool = True, links: bool = False) -> str:
+    """The SVG document; ``standalone=False`` leaves out the XML declaration (for inline HTML)."""
+    return render_template("trace.svg.j2", xml=True, standalone=standalone, **svg_context(view, links))
+
+
+def render_trace_html(view: TraceView) -> str:
+    """A self-contained page: the diagram (items link to their rows), then every record."""
+    svg = Markup(render_trace_svg(view, standalone=False, links=True))
+    first_hidden = next((row.index for row in view.rows if not row.drawn), None) if view.hidden else None
+    return render_template("trace.html.j2", xml=True, view=view, svg=svg, first_hidden=first_hidden)

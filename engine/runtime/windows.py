@@ -1,0 +1,664 @@
+"""Keyed, event-time windows for one :class:`~engine.model.Stream`: a pure, deterministic operator.
+
+:class:`WindowOperator` takes CloudEvents dicts one at a time and returns what they caused:
+closed windows with their aggregates, late events and invalid events, as :class:`Output`
+values. It reads no clock and does no I/O; its whole state is a JSON snapshot
+(:meth:`WindowOperator.state`, :meth:`WindowOperator.restore`), so a caller can checkpoint it
+and continue later with exactly the outputs an uninterrupted run would have given.
+
+Semantics, precisely:
+
+* **Field paths** (``key``, ``time``, aggregate fields) are dotted paths through nested
+  mappings (``data.player``). A path that hits something other than a mapping is missing.
+* **Event time** is an RFC 3339 timestamp with ``Z`` or a ``±HH:MM`` offset (``T``, ``t`` or a
+  space between date and time, fractional seconds kept to the microsecond; no leap second
+  ``:60``), or a finite number of epoch seconds (not a bool) within years 1-9999.
+* **Key**: a string, a finite number or a bool; numbers equal in value are one key (``1`` and
+  ``1.0``), bools are not numbers. Without ``stream.key`` every event is in one group, key
+  ``None``.
+* **Invalid** (``Output.kind == "invalid"``): the time or key is missing or unusable, an
+  aggregate field is missing, or a ``sum``/``min``/``max``/``avg`` field is not a finite number
+  (bools are not numbers). Nothing of the event is applied and the watermark does not move.
+  Validity is checked before lateness: an invalid late event is reported as invalid.
+* **Windows**: tumbling ``[j*size, j*size + size)``; hopping ``[j*every, j*every + size)`` for
+  every integer ``j`` whose window contains the time (an event between windows, when
+  ``every > size``, counts nowhere but still moves the watermark); session: per key, the union
+  of overlapping intervals ``[t, t + gap)``, so two events are in one session when they are less
+  than ``gap`` apart, and one event can join two sessions into one. A session is
+  ``[first, last + gap)``.
+* **Watermark** = largest valid event time seen minus ``stream.lateness`` (``-inf`` before the
+  first event); it never goes back. After each event every window with ``end <= watermark``
+  closes: it is returned once, in order of ``(end, start, key)``, and forgotten.
+  :meth:`~WindowOperator.flush` moves the watermark to ``+inf``: every open window closes, and
+  every later event is late.
+* **Late** (``Output.kind == "late"``): a valid event none of whose windows is open any more,
+  judged against the watermark before the event. Tumbling and hopping: the window of the event
+  that ends last has ``end <= watermark`` (a hopping event some of whose windows are still open
+  is added to those only). Session: ``t + gap <= watermark`` and no open session of its key
+  overlaps ``[t, t + gap)``. An event behind the watermark whose window is still open is
+  simply added. The operator keeps no memory of closed windows, so a session event with
+  ``t + gap > watermark`` that would have joined an already closed session starts a new one.
+* **Aggregates**: ``count``, ``sum``, ``min``, ``max``, ``avg`` (a float), ``count_distinct``
+  (values compared by their canonical JSON text, so ``1`` and ``1.0`` differ), ``first`` and
+  ``last`` (by event time; equal times by arrival order). Sums are added in arrival order, so
+  with floats the last bits may depend on the order events came in; integer sums are exact.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+
+from .. import model
+
+__all__ = ["Output", "WindowOperator", "format_time", "parse_time", "window_data"]
+
+SNAPSHOT_VERSION = 1
+_NUMERIC_OPS = frozenset({"sum", "min", "max", "avg"})
+_ALL_OPS = _NUMERIC_OPS | {"count", "count_distinct", "first", "last"}
+_MISSING = object()
+_INF = math.inf
+_MIN_TIME = -62135596800.0  # 0001-01-01T00:00:00Z
+_MAX_TIME = 253402300800.0  # 10000-01-01T00:00:00Z
+_EPOCH = datetime(1970, 1, 1)
+_RFC3339 = re.compile(
+    r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)\Z", re.ASCII)
+_from_iso = datetime.fromisoformat
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One result of the operator.
+
+    ``kind`` is ``"window"`` (a closed window: ``key``, ``start``, ``end`` in epoch seconds and
+    ``values`` by aggregate name), ``"late"`` (``event`` arrived after its windows closed) or
+    ``"invalid"`` (``event`` cannot be used; ``reason`` says why).
+    """
+
+    kind: str
+    key: Any = None
+    start: float | None = None
+    end: float | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    event: Any = None
+    reason: str | None = None
+
+
+def format_time(epoch: float) -> str:
+    """RFC 3339 text in UTC with ``Z``; fractional digits only when needed.
+
+    >>> format_time(1767225605.0), format_time(1767225605.25)
+    ('2026-01-01T00:00:05Z', '2026-01-01T00:00:05.25Z')
+    """
+    seconds, micros = divmod(round(epoch * 1_000_000), 1_000_000)
+    text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{micros:06d}".rstrip("0") + "Z" if micros else text + "Z"
+
+
+def parse_time(value: Any) -> float:
+    """Epoch seconds of an event time: RFC 3339 text or a number; ValueError says what is wrong.
+
+    >>> parse_time("2026-01-01T01:00:05+01:00"), parse_time(12)
+    (1767225605.0, 12.0)
+    """
+    kind = type(value)
+    if kind is str:
+        if _RFC3339.match(value) is None:
+            raise ValueError(f"time {value!r} is not an RFC 3339 timestamp with a UTC offset")
+        try:
+            return _from_iso(value if value.isupper() else value.upper()).timestamp()
+        except (ValueError, OverflowError) as exc:
+            raise ValueError(f"time {value!r} is not a valid date and time: {exc}") from None
+    if kind is int or kind is float:
+        if _MIN_TIME <= value < _MAX_TIME:
+            return float(value)
+        raise ValueError(f"time {value!r} is not a finite epoch time in years 1-9999")
+    raise ValueError(f"time must be an RFC 3339 string or epoch seconds, not {_json_type(value)}")
+
+
+def window_data(output: Output) -> dict[str, Any]:
+    """The default ``data`` of the event emitted for a closed window.
+
+    ``key``, ``start`` and ``end`` (RFC 3339) come first, then each aggregate by name; an
+    aggregate named ``key``, ``start`` or ``end`` is shadowed by the window's own field.
+    """
+    data: dict[str, Any] = {"key": output.key, "start": format_time(output.start),
+                            "end": format_time(output.end)}
+    for name, value in output.values.items():
+        data.setdefault(name, value)
+    return data
+
+
+class _Reject(Exception):
+    """An event that cannot be used; carries the reason."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an object" if isinstance(value, Mapping) else "an array" if isinstance(value, list) else type(value).__name__
+
+
+def _getter(path: str) -> Callable[[Any], Any]:
+    """A function reading a dotted path from an event, returning ``_MISSING`` when it is absent."""
+    parts = tuple(path.split("."))
+    if len(parts) == 1:
+        (only,) = parts
+
+        def get_one(event: Any) -> Any:
+            try:
+                return event[only]
+            except (KeyError, TypeError, IndexError):
+                return _MISSING
+        return get_one
+    if len(parts) == 2:
+        outer, inner = parts
+
+        def get_two(event: Any) -> Any:
+            try:
+                return event[outer][inner]
+            except (KeyError, TypeError, IndexError):
+                return _MISSING
+        return get_two
+
+    def get_many(event: Any) -> Any:
+        try:
+            for part in parts:
+                event = event[part]
+            return event
+        except (KeyError, TypeError, IndexError):
+            return _MISSING
+    return get_many
+
+
+def _is_number(value: Any) -> bool:
+    kind = type(value)
+    return kind is int or (kind is float and math.isfinite(value))
+
+
+def _key_order(key: Any) -> tuple:
+    """Sort order of keys of mixed types: none, bools, numbers, strings."""
+    if key is None:
+        return (0, 0)
+    if type(key) is tuple:  # a wrapped bool, see WindowOperator._odd_key
+        return (1, key[0])
+    return (3, key) if type(key) is str else (2, key)
+
+
+def _public_key(key: Any) -> Any:
+    return key[0] if type(key) is tuple else key
+
+
+# --- aggregate state -------------------------------------------------------------------------
+# A window's accumulator is a list with one slot per aggregate, except avg (sum, count) and
+# first/last (time, value), which take two. Neutral starting values make "new" and "update"
+# the same code path.
+
+def _slots(op: str) -> int:
+    return 2 if op in ("avg", "first", "last") else 1
+
+
+def _neutral(op: str) -> list:
+    return {"count": [0], "sum": [0], "min": [_INF], "max": [-_INF], "avg": [0, 0],
+            "count_distinct": [None], "first": [_INF, None], "last": [-_INF, None]}[op]
+
+
+class _Aggregates:
+    """The aggregates of a stream: read values from an event, fold them into accumulators."""
+
+    def __init__(self, aggregates: tuple[model.Aggregate, ...]):
+        self.names = tuple(a.name for a in aggregates)
+        self.ops = tuple(a.op for a in aggregates)
+        unknown = sorted(set(self.ops) - _ALL_OPS)
+        if unknown:
+            raise ValueError(f"unknown aggregate operation(s): {', '.join(unknown)}")
+        offsets, template = [], []
+        for op in self.ops:
+            offsets.append(len(template))
+            template += _neutral(op)
+        self.offsets = tuple(offsets)
+        self.template = template
+        self.sets = tuple(o for o, op in zip(offsets, self.ops) if op == "count_distinct")
+        self.reads = tuple((a.name, a.op, _getter(a.field)) for a in aggregates if a.op != "count")
+        self.plan = tuple((op, off) for op, off in zip(self.ops, offsets))
+
+    def read(self, event: Any) -> list:
+        """The values the event contributes, in aggregate order (count excluded); _Reject if unusable."""
+        values = []
+        for name, op, get in self.reads:
+            value = get(event)
+            if value is _MISSING:
+                raise _Reject(f"aggregate {name!r} ({op}): field is missing")
+            if op in _NUMERIC_OPS:
+                if not _is_number(value):
+                    raise _Reject(f"aggregate {name!r} ({op}): expected a finite number, got {_json_type(value)}")
+            elif op == "count_distinct":
+                try:
+                    value = _canonical(value)
+                except (TypeError, ValueError) as exc:
+                    raise _Reject(f"aggregate {name!r} ({op}): value is not JSON: {exc}") from None
+            values.append(value)
+        return values
+
+    def new(self) -> list:
+        acc = self.template.copy()
+        for off in self.sets:
+            acc[off] = set()
+        return acc
+
+    def add(self, acc: list, values: list, t: float) -> None:
+        """Fold one event's values (from :meth:`read`) at time *t* into *acc*."""
+        i = 0
+        for op, off in self.plan:
+            if op == "count":
+                acc[off] += 1
+                continue
+            value = values[i]
+            i += 1
+            if op == "sum":
+                acc[off] += value
+            elif op == "min":
+                if value < acc[off]:
+                    acc[off] = value
+            elif op == "max":
+                if value > acc[off]:
+                    acc[off] = value
+            elif op == "avg":
+                acc[off] += value
+                acc[off + 1] += 1
+            elif op == "count_distinct":
+                acc[off].add(value)
+            elif op == "first":
+                if t < acc[off]:
+                    acc[off], acc[off + 1] = t, value
+            elif t >= acc[off]:  # last: equal times, the later arrival wins
+                acc[off], acc[off + 1] = t, value
+
+    def merge(self, into: list, other: list) -> None:
+        """Fold accumulator *other* (a session that comes later in time) into *into*."""
+        for op, off in self.plan:
+            if op in ("count", "sum"):
+                into[off] += other[off]
+            elif op == "min":
+                into[off] = min(into[off], other[off])
+            elif op == "max":
+                into[off] = max(into[off], other[off])
+            elif op == "avg":
+                into[off] += other[off]
+                into[off + 1] += other[off + 1]
+            elif op == "count_distinct":
+                into[off] |= other[off]
+            elif (op == "first" and other[off] < into[off]) or (op == "last" and other[off] >= into[off]):
+                into[off], into[off + 1] = other[off], other[off + 1]
+
+    def values(self, acc: list) -> dict[str, Any]:
+        out = {}
+        for name, (op, off) in zip(self.names, self.plan):
+            if op == "avg":
+                out[name] = acc[off] / acc[off + 1]
+            elif op == "count_distinct":
+                out[name] = len(acc[off])
+            elif op in ("first", "last"):
+                out[name] = acc[off + 1]
+            else:
+                out[name] = acc[off]
+        return out
+
+    def dump(self, acc: list) -> dict[str, Any]:
+        """JSON form of an accumulator: by name; avg [sum, count]; first/last [time, value]."""
+        out: dict[str, Any] = {}
+        for name, (op, off) in zip(self.names, self.plan):
+            if _slots(op) == 2:
+                out[name] = [acc[off], acc[off + 1]]
+            elif op == "count_distinct":
+                out[name] = sorted(acc[off])
+            else:
+                out[name] = acc[off]
+        return out
+
+    def load(self, data: Mapping[str, Any]) -> list:
+        acc = self.new()
+        for name, (op, off) in zip(self.names, self.plan):
+            value = data[name]
+            if _slots(op) == 2:
+                acc[off], acc[off + 1] = value
+            elif op == "count_distinct":
+                acc[off] = set(value)
+            else:
+                acc[off] = value
+        return acc
+
+
+class _Session:
+    """One open session of one key: ``[start, last + gap)``."""
+
+    __slots__ = ("key", "start", "last", "acc", "alive")
+
+    def __init__(self, key: Any, start: float, last: float, acc: list):
+        self.key, self.start, self.last, self.acc, self.alive = key, start, last, acc, True
+
+
+class WindowOperator:
+    """Windowed aggregation of one stream; see the module docstring for the exact semantics.
+
+    >>> from engine.errors import Location
+    >>> loc = Location("t.yaml", 1, 1)
+    >>> stream = model.Stream("s", loc, (), model.Window("tumbling", loc, size=10),
+    ...                       (model.Aggregate("n", "count", None, loc),), model.Ref("out", loc))
+    >>> op = WindowOperator(stream)
+    >>> op.process({"time": 3}), op.process({"time": 12})
+    ([], [Output(kind='window', key=None, start=0.0, end=10.0, values={'n': 1}, event=None, reason=None)])
+    """
+
+    def __init__(self, stream: model.Stream):
+        window = stream.window
+        self.stream = stream
+        self.kind = window.kind
+        if self.kind == "session":
+            self._gap = float(window.gap or 0)
+            if not self._gap > 0:
+                raise ValueError(f"stream {stream.name!r}: session gap must be positive")
+        else:
+            self._size = float(window.size or 0)
+            self._every = self._size if self.kind == "tumbling" else float(window.every or 0)
+            if not (self._size > 0 and self._every > 0):
+                raise ValueError(f"stream {stream.name!r}: window size and every must be positive")
+        self._lateness = float(stream.lateness)
+        self._aggs = _Aggregates(stream.aggregates)
+        self._get_time = _getter(stream.time)
+        self._get_key = _getter(stream.key) if stream.key else None
+        self._max_time = -_INF
+        self._watermark = -_INF
+        self._heap: list = []  # window indexes (tumbling, hopping) or (end, seq, session)
+        self._buckets: dict[int, dict[Any, list]] = {}  # tumbling, hopping: index -> key -> acc
+        self._sessions: dict[Any, list[_Session]] = {}  # per key, sorted by start
+        self._seq = 0
+        self._events = self._windows = self._late = self._invalid = 0
+        self._add = self._add_session if self.kind == "session" else (
+            self._add_tumbling if self.kind == "tumbling" else self._add_buckets)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Events taken, windows emitted, late and invalid events so far."""
+        return {"events": self._events, "windows": self._windows, "late": self._late, "invalid": self._invalid}
+
+    @property
+    def watermark(self) -> float:
+        """Largest event time seen minus the lateness; ``-inf`` before any, ``+inf`` after flush."""
+        return self._watermark
+
+    # --- input ---------------------------------------------------------------------------------
+
+    def process(self, event: dict) -> list[Output]:
+        """Take one event; return the windows it closed, or the event itself as late or invalid."""
+        self._events += 1
+        try:
+            raw = self._get_time(event)
+            if type(raw) is str and _RFC3339.match(raw) is not None:  # the common case, inline
+                t = _from_iso(raw if raw.isupper() else raw.upper()).timestamp()
+            else:
+                t = self._time_of(raw)
+            key = None
+            if self._get_key is not None:
+                key = self._get_key(event)
+                if type(key) is not str:
+                    key = self._odd_key(key)
+            values = self._aggs.read(event)
+        except (ValueError, OverflowError) as exc:  # from fromisoformat: digits in the right places, bad date
+            rejected = _Reject(f"time field {self.stream.time!r}: {raw!r} is not a valid date and time: {exc}")
+            return self._reject(event, rejected)
+        except _Reject as rejected:
+            return self._reject(event, rejected)
+        if not self._add(key, t, values):
+            self._late += 1
+            return [Output("late", key=_public_key(key), event=event, reason=self._late_reason(t))]
+        if t > self._max_time:
+            self._max_time = t
+            if t - self._lateness > self._watermark:
+                self._watermark = t - self._lateness
+                return self._close()
+        return []
+
+    def _reject(self, event: Any, rejected: _Reject) -> list[Output]:
+        self._invalid += 1
+        return [Output("invalid", event=event, reason=rejected.reason)]
+
+    def _late_reason(self, t: float) -> str:
+        if self._watermark == _INF:
+            return f"event time {format_time(t)} arrived after the end of input (flush)"
+        return (f"event time {format_time(t)} is behind the watermark {format_time(self._watermark)} "
+                "and its windows are closed")
+
+    def flush(self) -> list[Output]:
+        """End of input: move the watermark to ``+inf`` and return every open window."""
+        self._watermark = _INF
+        return self._close()
+
+    def _time_of(self, raw: Any) -> float:
+        """Epoch seconds of a raw time field (the cases the inline path of process leaves)."""
+        if raw is _MISSING:
+            raise _Reject(f"time field {self.stream.time!r} is missing")
+        try:
+            return parse_time(raw)
+        except ValueError as exc:
+            raise _Reject(f"time field {self.stream.time!r}: {exc}") from None
+
+    def _odd_key(self, key: Any) -> Any:
+        """A key that is not a string: numbers as they are, bools wrapped so True is not 1."""
+        if key is _MISSING:
+            raise _Reject(f"key field {self.stream.key!r} is missing")
+        if type(key) is bool:
+            return (key,)
+        if _is_number(key):
+            return key
+        raise _Reject(f"key field {self.stream.key!r} must be a string, a finite number or a bool, "
+                      f"not {_json_type(key)}")
+
+    # --- tumbling and hopping ------------------------------------------------------------------
+
+    def _indexes(self, t: float) -> range:
+        """Indexes j of the windows [j*every, j*every + size) that contain *t*."""
+        every, size = self._every, self._size
+        last = math.floor(t / every)
+        while last * every > t:
+            last -= 1
+        while (last + 1) * every <= t:
+            last += 1
+        if every == size:
+            return range(last, last + 1) if t < last * every + size else range(last + 1, last + 2)
+        first = math.floor((t - size) / every) + 1
+        while (first - 1) * every + size > t:
+            first -= 1
+        while first * every + size <= t:
+            first += 1
+        return range(first, last + 1)
+
+    def _add_tumbling(self, key: Any, t: float, values: list) -> bool:
+        """:meth:`_add_buckets` for one window per event, without the general index search."""
+        size = self._size
+        j = int(t // size)
+        if j * size > t:
+            j -= 1
+        elif j * size + size <= t:
+            j += 1
+        if j * size + size <= self._watermark:
+            return False
+        bucket = self._buckets.get(j)
+        if bucket is None:
+            bucket = self._buckets[j] = {}
+            heapq.heappush(self._heap, j)
+        acc = bucket.get(key)
+        if acc is None:
+            acc = bucket[key] = self._aggs.new()
+        self._aggs.add(acc, values, t)
+        return True
+
+    def _add_buckets(self, key: Any, t: float, values: list) -> bool:
+        indexes = self._indexes(t)
+        if not indexes:
+            return True  # between hopping windows: counted nowhere, but not late
+        every, size, watermark = self._every, self._size, self._watermark
+        if indexes[-1] * every + size <= watermark:
+            return False
+        aggs, buckets = self._aggs, self._buckets
+        for j in indexes:
+            if j * every + size <= watermark:
+                continue  # this one already closed; a later one is open
+            bucket = buckets.get(j)
+            if bucket is None:
+                bucket = buckets[j] = {}
+                heapq.heappush(self._heap, j)
+            acc = bucket.get(key)
+            if acc is None:
+                acc = bucket[key] = aggs.new()
+            aggs.add(acc, values, t)
+        return True
+
+    # --- sessions ------------------------------------------------------------------------------
+
+    def _add_session(self, key: Any, t: float, values: list) -> bool:
+        gap, aggs = self._gap, self._aggs
+        sessions = self._sessions.get(key)
+        if sessions is None:
+            sessions = self._sessions[key] = []
+        touching = [s for s in sessions if s.start < t + gap and t < s.last + gap]
+        if not touching:
+            if t + gap <= self._watermark:
+                if not sessions:
+                    del self._sessions[key]
+                return False
+            session = _Session(key, t, t, aggs.new())
+            aggs.add(session.acc, values, t)
+            sessions.append(session)
+            sessions.sort(key=lambda s: s.start)
+            self._push_session(session)
+            return True
+        into = touching[0]
+        for other in touching[1:]:  # the event bridges sessions: join them into the first
+            aggs.merge(into.acc, other.acc)
+            into.last = max(into.last, other.last)
+            other.alive = False
+            sessions.remove(other)
+        aggs.add(into.acc, values, t)
+        into.start = min(into.start, t)
+        into.last = max(into.last, t)
+        return True
+
+    def _push_session(self, session: _Session) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (session.last + self._gap, self._seq, session))
+
+    # --- closing -------------------------------------------------------------------------------
+
+    def _close(self) -> list[Output]:
+        closed = self._close_sessions() if self.kind == "session" else self._close_buckets()
+        self._windows += len(closed)
+        return closed
+
+    def _close_buckets(self) -> list[Output]:
+        heap, every, size, watermark = self._heap, self._every, self._size, self._watermark
+        out: list[Output] = []
+        while heap and heap[0] * every + size <= watermark:
+            j = heapq.heappop(heap)
+            start = j * every
+            bucket = self._buckets.pop(j)
+            for key in sorted(bucket, key=_key_order):
+                out.append(Output("window", _public_key(key), start, start + size,
+                                  self._aggs.values(bucket[key])))
+        return out
+
+    def _close_sessions(self) -> list[Output]:
+        heap, gap, watermark = self._heap, self._gap, self._watermark
+        done: list[_Session] = []
+        while heap and heap[0][0] <= watermark:
+            end, _, session = heapq.heappop(heap)
+            if not session.alive:
+                continue  # joined into another session
+            if session.last + gap > end:
+                self._push_session(session)  # grew since it was pushed
+                continue
+            session.alive = False
+            done.append(session)
+            sessions = self._sessions[session.key]
+            sessions.remove(session)
+            if not sessions:
+                del self._sessions[session.key]
+        done.sort(key=lambda s: (s.last + gap, s.start, _key_order(s.key)))
+        return [Output("window", _public_key(s.key), s.start, s.last + gap, self._aggs.values(s.acc))
+                for s in done]
+
+    # --- snapshot ------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """A JSON-ready snapshot of everything the operator holds, in a deterministic order."""
+        aggs = self._aggs
+        windows: list[dict[str, Any]] = []
+        if self.kind == "session":
+            for key in sorted(self._sessions, key=_key_order):
+                for s in self._sessions[key]:
+                    windows.append({"key": _public_key(key), "start": s.start, "last": s.last,
+                                    "aggregates": aggs.dump(s.acc)})
+        else:
+            for j in sorted(self._buckets):
+                bucket = self._buckets[j]
+                for key in sorted(bucket, key=_key_order):
+                    windows.append({"key": _public_key(key), "index": j, "aggregates": aggs.dump(bucket[key])})
+        snapshot = {
+            "version": SNAPSHOT_VERSION, "stream": self.stream.name, "window": self.kind,
+            "aggregates": [[a.name, a.op] for a in self.stream.aggregates],
+            "max_time": None if self._max_time == -_INF else self._max_time,
+            "flushed": self._watermark == _INF,
+            "counts": dict(self.counts), "windows": windows,
+        }
+        return json.loads(json.dumps(snapshot, allow_nan=False))  # plain data, nothing shared
+
+    @classmethod
+    def restore(cls, stream: model.Stream, state: Mapping[str, Any]) -> WindowOperator:
+        """An operator for *stream* continuing from a :meth:`state` snapshot.
+
+        Raises ValueError if the snapshot was taken from a differently shaped stream.
+        """
+        op = cls(stream)
+        expected = {"version": SNAPSHOT_VERSION, "window": op.kind,
+                    "aggregates": [[a.name, a.op] for a in stream.aggregates]}
+        for name, value in expected.items():
+            if state.get(name) != value:
+                raise ValueError(f"snapshot {name} is {state.get(name)!r}, stream {stream.name!r} needs {value!r}")
+        if state["max_time"] is not None:
+            op._max_time = float(state["max_time"])
+            op._watermark = op._max_time - op._lateness
+        if state["flushed"]:
+            op._watermark = _INF
+        counts = state["counts"]
+        op._events, op._windows = counts["events"], counts["windows"]
+        op._late, op._invalid = counts["late"], counts["invalid"]
+        for w in state["windows"]:
+            key = w["key"]
+            key = (key,) if type(key) is bool else key
+            acc = op._aggs.load(w["aggregates"])
+            if op.kind == "session":
+                session = _Session(key, float(w["start"]), float(w["last"]), acc)
+                op._sessions.setdefault(key, []).append(session)
+                op._push_session(session)
+            else:
+                j = int(w["index"])
+                if j not in op._buckets:
+                    op._buckets[j] = {}
+                    heapq.heappush(op._heap, j)
+                op._buckets[j][key] = acc
+        return op

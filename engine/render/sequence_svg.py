@@ -190,7 +190,7 @@ def _item(item: TraceItem, xs: dict[str, float], y: float) -> dict:
     colour, width, dash, _ = LINE_STYLE.get(item.style, DEFAULT_LINE)
     fill, stroke, ink, _ = NOTE_STYLE.get(item.style, DEFAULT_NOTE)
     mark = MARKS.get(item.mark)
-    out = {"item": item, "y": axis, "colour": colour, "width": width, "dash": dash, "fill": fill,
+    out = {"item": item, "y": axis, "halo": BANDS.get(item.style, "#ffffff"), "colour": colour, "width": width, "dash": dash, "fill": fill,
            "stroke": stroke, "ink": ink, "mark": mark, "title": f"#{item.seq} {item.detail}".strip()}
     if item.shape == "arrow":
         left_to_right = x1 >= x0

@@ -48,6 +48,12 @@ class MeshSandbox(SandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**"})
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``data.items`` is the field `items`, not the dict method: event keys win over attributes."""
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def call_binop(self, context, op: str, left: Any, right: Any) -> Any:
         if op == "**":
             if isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:

@@ -1,0 +1,230 @@
+"""Running the actions of one delivery attempt: emit, call, set, log, fail, sleep.
+
+Actions are compiled once per consumer (templates included). An attempt runs them in order
+against an :class:`Attempt`; emitted events go to the attempt's outbox and are published
+only if the whole attempt succeeds, so a retried attempt never emits twice.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import types
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import model as m
+from ..templates import RenderError, compile_string, compile_value
+
+
+class ActionFailed(Exception):
+    """An action failed. ``error_type`` is matched against ``non_retryable``."""
+
+    retryable = True
+
+    def __init__(self, error_type: str, message: str, retryable: bool = True):
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+        self.retryable = retryable
+
+
+class UndeclaredEmit(ActionFailed):
+    def __init__(self, type_: str, consumer: str):
+        super().__init__("UndeclaredEmit", f"{consumer} emitted {type_!r}, which its `emits` does not list", False)
+
+
+@dataclass
+class Attempt:
+    """What one attempt sees and produces."""
+
+    consumer: str
+    event: dict
+    number: int
+    now: float
+    context: dict  # the template context: data, event, vars, ...
+    declared: frozenset[str] | None  # types it may emit (None: any)
+    outbox: list[tuple[str, Any, str | None, str | None]] = field(default_factory=list)
+    direct: list[tuple[str, Any, str | None, tuple[str, ...]]] = field(default_factory=list)  # route -> consumers
+    dead: list[tuple[str, str, Any, str]] = field(default_factory=list)  # (queue, reason, event, detail)
+    effects: list[Callable[[], None]] = field(default_factory=list)  # run when the attempt commits
+    logs: list[tuple[str, str]] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+    output: Any = None
+
+    @property
+    def vars(self) -> dict:
+        return self.context.setdefault("vars", {})
+
+    def emit(self, type_: str, data: Any = None, subject: str | None = None, source: str | None = None) -> None:
+        if self.declared is not None and type_ not in self.declared:
+            raise UndeclaredEmit(type_, self.consumer)
+        self.outbox.append((type_, data, subject, source))
+
+
+Step = Callable[[Attempt], None]
+
+
+class HandlerContext:
+    """The second argument of a Python handler: ``handler(event, context)``."""
+
+    def __init__(self, attempt: Attempt, args: dict):
+        self._attempt = attempt
+        self.args = args
+        self.attempt = attempt.number
+        self.consumer = attempt.consumer
+        self.idempotency_key = f"{attempt.event['id']}:{attempt.consumer}"  # stable across retries and restarts
+        self.vars = attempt.vars
+        self.now = attempt.now + attempt.elapsed
+
+    def emit(self, type: str, data: Any = None, subject: str | None = None) -> None:
+        """Emit an event (published only if the attempt succeeds); the type must be declared."""
+        self._attempt.emit(type, data, subject)
+
+    def log(self, message: str, level: str = "info") -> None:
+        self._attempt.logs.append((level, str(message)))
+
+
+class Toolbox:
+    """What actions need from outside: user modules and the HTTP mode. One per runtime."""
+
+    def __init__(self, root: str, http: str = "simulate"):
+        self.root = os.path.abspath(root)
+        self.http = http
+        self._modules: dict[str, types.ModuleType] = {}
+
+    def function(self, ref: str) -> Callable:
+        """Resolve ``module:function`` from the mesh directory first, then installed packages."""
+        module_name, _, func = ref.partition(":")
+        module = self._modules.get(module_name) or self._load(module_name)
+        target = getattr(module, func, None)
+        if not callable(target):
+            raise ActionFailed("HandlerNotFound", f"{module_name!r} has no function {func!r}", retryable=False)
+        return target
+
+    def _load(self, name: str) -> types.ModuleType:
+        top = name.split(".")[0]
+        local = os.path.join(self.root, *name.split(".")) + ".py"
+        package = os.path.join(self.root, *name.split("."), "__init__.py")
+        path = local if os.path.isfile(local) else package if os.path.isfile(package) else None
+        try:
+            if path is None:
+                module = importlib.import_module(name)
+            else:  # a private copy per runtime: module state never leaks between runs
+                spec = importlib.util.spec_from_file_location(f"meshctl_user_{id(self)}.{name}", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+        except Exception as exc:  # the user's module itself is broken: report it as the error
+            raise ActionFailed("HandlerImportError", f"cannot import {name!r} ({top}): {type(exc).__name__}: {exc}",
+                               retryable=False) from exc
+        self._modules[name] = module
+        return module
+
+    def post(self, url: str, event: dict, headers: dict, timeout: float | None) -> int:
+        if self.http == "simulate":
+            return 202
+        request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST",
+                                         headers={"Content-Type": "application/cloudevents+json", **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout or 10.0) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            retryable = exc.code >= 500 or exc.code == 429
+            raise ActionFailed("HttpError", f"POST {url} answered {exc.code}", retryable) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise ActionFailed("HttpUnreachable", f"POST {url}: {getattr(exc, 'reason', exc)}") from exc
+
+
+def compile_actions(actions: tuple[m.Action, ...], tools: Toolbox) -> list[Step]:
+    return [_COMPILERS[type(action)](action, tools) for action in actions]
+
+
+def run_actions(steps: list[Step], attempt: Attempt) -> None:
+    for step in steps:
+        step(attempt)
+
+
+def _emit(action: m.EmitAction, tools: Toolbox) -> Step:
+    data = compile_value(action.data) if action.data is not None else (lambda ctx: None)
+    subject = compile_string(action.subject) if action.subject is not None else None
+    source = compile_string(action.source) if action.source is not None else None
+    type_ = action.type.name
+
+    def emit(attempt: Attempt) -> None:
+        ctx = attempt.context
+        attempt.emit(type_, data(ctx), _text(subject, ctx), _text(source, ctx))
+        attempt.output = {"type": type_}
+    return emit
+
+
+def _text(render, ctx) -> str | None:
+    return None if render is None else str(render(ctx))
+
+
+def _call(action: m.CallAction, tools: Toolbox) -> Step:
+    args = compile_value(action.args) if action.args is not None else (lambda ctx: {})
+    headers = compile_value(action.headers) if action.headers is not None else (lambda ctx: {})
+    if action.python:
+        ref = action.python
+
+        def call_python(attempt: Attempt) -> None:
+            attempt.calls.append(f"python:{ref}")
+            function = tools.function(ref)
+            try:
+                attempt.output = function(attempt.event, HandlerContext(attempt, args(attempt.context)))
+            except ActionFailed:
+                raise
+            except Exception as exc:  # the user's handler failed: that is the delivery's failure
+                raise ActionFailed(type(exc).__name__, str(exc), getattr(exc, "retryable", True)) from exc
+        return call_python
+    url = action.http
+
+    def call_http(attempt: Attempt) -> None:
+        attempt.calls.append(url)
+        status = tools.post(url, attempt.event, {k: str(v) for k, v in headers(attempt.context).items()}, action.timeout)
+        attempt.output = {"status": status}
+    return call_http
+
+
+def _set(action: m.SetAction, tools: Toolbox) -> Step:
+    values = compile_value(action.values)
+
+    def set_vars(attempt: Attempt) -> None:
+        rendered = values(attempt.context)
+        attempt.vars.update(rendered)
+        attempt.output = rendered
+    return set_vars
+
+
+def _log(action: m.LogAction, tools: Toolbox) -> Step:
+    message = compile_string(action.message)
+
+    def log(attempt: Attempt) -> None:
+        attempt.logs.append((action.level, str(message(attempt.context))))
+    return log
+
+
+def _fail(action: m.FailAction, tools: Toolbox) -> Step:
+    def fail(attempt: Attempt) -> None:
+        if action.times is None or attempt.number <= action.times:
+            raise ActionFailed(action.error, action.message or f"injected fault (attempt {attempt.number})")
+    return fail
+
+
+def _sleep(action: m.SleepAction, tools: Toolbox) -> Step:
+    def sleep(attempt: Attempt) -> None:
+        attempt.elapsed += action.seconds
+    return sleep
+
+
+_COMPILERS: dict[type, Callable[[Any, Toolbox], Step]] = {
+    m.EmitAction: _emit, m.CallAction: _call, m.SetAction: _set, m.LogAction: _log,
+    m.FailAction: _fail, m.SleepAction: _sleep,
+}
+
+__all__ = ["ActionFailed", "Attempt", "HandlerContext", "RenderError", "Toolbox", "UndeclaredEmit",
+           "compile_actions", "run_actions"]

@@ -1,0 +1,402 @@
+"""The runtime: publishes events, delivers them to consumers with retries, dead-letters failures.
+
+One engine for every clock. Delivery to each consumer is at-least-once with its effect
+once: a (event id, consumer) pair that took effect is recorded in the store and a
+redelivery of it is skipped. Each attempt runs synchronously at its scheduled time, takes
+``elapsed`` (virtual) seconds, and its effects — emitted events, direct deliveries, dead
+letters — are committed when it completes. Every input ends delivered, filtered (counted)
+or dead-lettered; nothing is dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable
+
+from jsonschema.exceptions import best_match
+
+from .. import model as m
+from ..patterns import PatternIndex
+from ..schema import data_validator
+from ..storage import MemoryStore, Store
+from ..templates import RenderError, compile_string, compile_value
+from . import retry as retry_delays
+from .actions import ActionFailed, Attempt, Toolbox, compile_actions, run_actions
+from .clock import Clock, VirtualClock, iso, parse_time
+from .consumers import Consumer, build_consumers, subscription_id
+from .deadletter import DeadLetter
+from .events import BadInput, chain, derive
+from .trace import Trace
+
+DEFAULT_MAX_HOPS = 16
+MESH = "mesh"  # the consumer named in dead letters of events no consumer could take
+DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the virtual clock's start when input has no time
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    event: dict
+    consumer: Consumer
+    number: int  # attempt number, from 1
+    first: float  # clock time of the first attempt
+    producer: str  # "ingress" or the consumer that emitted the event
+    replay: bool = False  # a redrive from the dead-letter queue: dedup does not apply
+
+
+@dataclass
+class Fault:
+    """A fault injected from outside the mesh (`run --fault`, test files): fail a consumer's attempts."""
+
+    consumer: str
+    times: int | None = None  # None: always
+    error: str = "InjectedFault"
+
+
+class Runtime:
+    def __init__(self, mesh: m.Mesh, *, store: Store | None = None, clock: Clock | None = None, seed: int = 0,
+                 http: str = "simulate", faults: Iterable[Fault] = (), max_hops: int = DEFAULT_MAX_HOPS,
+                 trace: Trace | None = None, on_emit: Callable[[dict], None] | None = None):
+        from .orchestrator import Orchestrator  # orchestrator builds on this module
+        from .streams import StreamRunner
+
+        self.mesh = mesh
+        self.store = store if store is not None else MemoryStore()
+        self.clock = clock if clock is not None else VirtualClock(DEFAULT_START)
+        self._clock_started = clock is not None
+        from .scheduler import Scheduler
+        self.scheduler = Scheduler(self.clock)
+        self.seed = seed
+        self.max_hops = max_hops
+        self.trace = trace if trace is not None else Trace()
+        self.on_emit = on_emit
+        self.tools = Toolbox(mesh.root, http)
+        self.faults = {f.consumer: f for f in faults}
+        self.consumers = build_consumers(mesh)
+        self.by_id = {c.id: c for c in self.consumers}
+        self._by_type: dict[str, list[Consumer]] = {}
+        self._index: dict[str, PatternIndex] = {}
+        self._build_router()
+        self._validators: dict[str, Any] = {}
+        self._handlers: dict[str, Callable[[Attempt], None]] = {}
+        self._breakers: dict[str, dict] = {}
+        self.orchestrator = Orchestrator(self)
+        self.streams = StreamRunner(self)
+        for consumer in self.consumers:
+            self._handlers[consumer.id] = self._compile(consumer)
+
+    # --- input ------------------------------------------------------------------------
+    def run(self, items: Iterable[dict | BadInput]) -> dict:
+        """Feed every input, run to quiescence, close open stream windows; return the summary."""
+        for item in items:
+            self.feed(item)
+        self.finish()
+        return self.trace.summary()
+
+    def feed(self, item: dict | BadInput) -> None:
+        """One input: due work before its time runs first, then it is published at its time."""
+        if isinstance(item, BadInput):
+            self.trace.count("events_in")
+            self._dead(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
+                       f"{item.loc}: {item.problem}", queue="dlq")
+            return
+        when = parse_time(item.get("time"))
+        if not self._clock_started and isinstance(self.clock, VirtualClock):
+            self.clock = self.scheduler.clock = VirtualClock(when if when is not None else DEFAULT_START)
+            self._clock_started = True
+        if when is not None:
+            self.scheduler.run_until_idle(until=when)
+            self.clock.advance_to(when)
+        self.trace.count("events_in")
+        self.trace.record(self.clock.now(), "ingest", event=item["id"], type=item["type"])
+        self.publish(item, "ingress")
+
+    def finish(self) -> None:
+        self.scheduler.run_until_idle()
+        self.streams.flush()
+        self.scheduler.run_until_idle()
+
+    # --- publishing and routing ---------------------------------------------------------
+    def _build_router(self) -> None:
+        """Per event type: its consumers in a stable order, and an index of their patterns."""
+        for consumer in self.consumers:
+            for type_ in consumer.types:
+                self._by_type.setdefault(type_, []).append(consumer)
+                if consumer.pattern is not None:
+                    self._index.setdefault(type_, PatternIndex()).add(consumer.id, consumer.pattern)
+
+    def publish(self, event: dict, producer: str) -> None:
+        """Send an event to every consumer of its type whose pattern matches."""
+        self.store.append_event(event)
+        type_ = event["type"]
+        if type_ not in self.mesh.event_types:
+            self._dead(MESH, event, "undeliverable", "UnknownEventType",
+                       f"no event type {type_!r} is declared in the mesh", queue="dlq")
+            return
+        problem = self._schema_problem(event)
+        if problem is not None:
+            self._dead(MESH, event, "schema-invalid", "SchemaError", problem, queue="dlq")
+            return
+        consumers = self._by_type.get(type_, ())
+        index = self._index.get(type_)
+        matched = set(index.match(event)) if index is not None else set()
+        targets = [c for c in consumers if c.pattern is None or c.id in matched]
+        for consumer in consumers:
+            if consumer.pattern is not None and consumer.id not in matched:
+                self.trace.count("filtered")
+                self.trace.record(self.clock.now(), "filtered", event=event["id"], type=type_, consumer=consumer.id,
+                                  why="match")
+        if not consumers:
+            self.trace.count("unconsumed")  # a sink: a final event nobody in the mesh subscribes to
+        for consumer in targets:
+            self.offer(event, consumer, producer)
+
+    def _schema_problem(self, event: dict) -> str | None:
+        et = self.mesh.event_types[event["type"]]
+        if et.schema is None:
+            return None
+        validator = self._validators.get(et.name)
+        if validator is None:
+            validator = self._validators[et.name] = data_validator(m.thaw(et.schema))
+        error = best_match(validator.iter_errors(event.get("data")))
+        if error is None:
+            return None
+        where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        return f"{where}: {error.message}"
+
+    def offer(self, event: dict, consumer: Consumer, producer: str, replay: bool = False) -> None:
+        """Apply the loop guard, then schedule the first attempt now."""
+        self.trace.count("matched")
+        passes = chain(event).count(consumer.id)
+        if consumer.loop is not None and consumer.loop.policy == "avoid-loop" and passes:
+            self.trace.count("filtered")
+            self.trace.record(self.clock.now(), "filtered", event=event["id"], type=event["type"],
+                              consumer=consumer.id, why="loop-avoided")
+            return
+        if consumer.loop is not None and passes >= consumer.loop.max_hops:
+            self._dead(consumer.id, event, "loop-detected", "LoopDetected",
+                       f"{consumer.id} already handled this chain {passes} times (max_hops {consumer.loop.max_hops})",
+                       queue=consumer.policy.queue)
+            return
+        if int(event.get("hopcount", 0)) >= self.max_hops:
+            self._dead(consumer.id, event, "loop-detected", "LoopDetected",
+                       f"the event is {event.get('hopcount')} hops from its input (limit {self.max_hops})",
+                       queue=consumer.policy.queue)
+            return
+        now = self.clock.now()
+        delivery = Delivery(event, consumer, 1, now, producer, replay)
+        self.scheduler.at(now, lambda: self.attempt(delivery))
+
+    # --- attempts -------------------------------------------------------------------------
+    def attempt(self, d: Delivery) -> None:
+        event, consumer, now = d.event, d.consumer, self.clock.now()
+        if not d.replay and d.number == 1 and self.store.is_done(event["id"], consumer.id):
+            self.trace.count("duplicates")
+            return
+        if self._circuit_open(consumer, now):
+            self._dead(consumer.id, event, "circuit-open", "CircuitOpen", f"circuit of {consumer.id} is open",
+                       attempts=d.number - 1, first=d.first, queue=consumer.policy.queue)
+            return
+        self.trace.count("delivered")
+        self.trace.record(now, "deliver", event=event["id"], type=event["type"], **{"from": d.producer},
+                          consumer=consumer.id, attempt=d.number)
+        attempt = Attempt(consumer.id, event, d.number, now, {"data": event.get("data"), "event": event, "vars": {},
+                                                              "attempt": d.number}, consumer.declared)
+        error: Exception | None = None
+        try:
+            self._inject_fault(consumer.id, attempt)
+            if consumer.condition is not None and not consumer.condition(attempt.context):
+                self._filtered_by_when(d)
+                return
+            self._handlers[consumer.id](attempt)
+        except (ActionFailed, RenderError) as exc:
+            error = exc
+        self.scheduler.at(now + attempt.elapsed, lambda: self._complete(d, attempt, error))
+
+    def _inject_fault(self, consumer_id: str, attempt: Attempt) -> None:
+        fault = self.faults.get(consumer_id)
+        if fault is not None and (fault.times is None or attempt.number <= fault.times):
+            raise ActionFailed(fault.error, f"injected fault (attempt {attempt.number})")
+
+    def _filtered_by_when(self, d: Delivery) -> None:
+        self.store.mark_done(d.event["id"], d.consumer.id)
+        self.trace.count("filtered")
+        self.trace.record(self.clock.now(), "filtered", event=d.event["id"], type=d.event["type"],
+                          consumer=d.consumer.id, why="when")
+
+    def _complete(self, d: Delivery, attempt: Attempt, error: Exception | None) -> None:
+        now = self.clock.now()
+        for level, message in attempt.logs:
+            self.trace.record(now, "log", event=d.event["id"], consumer=d.consumer.id, level=level, message=message)
+        for target in attempt.calls:
+            self.trace.record(now, "call", event=d.event["id"], consumer=d.consumer.id, target=target)
+        if error is None:
+            self._succeeded(d, attempt, now)
+        else:
+            self._failed(d, error, now)
+
+    def _succeeded(self, d: Delivery, attempt: Attempt, now: float) -> None:
+        self._breaker_result(d.consumer, True, now)
+        self.store.mark_done(d.event["id"], d.consumer.id)
+        self.trace.record(now, "ok", event=d.event["id"], consumer=d.consumer.id, attempt=d.number)
+        for index, (type_, data, subject, source) in enumerate(attempt.outbox):
+            self.emit(derive(d.event, d.consumer.id, index, type_, data, now, subject, source), d.consumer.id)
+        base = len(attempt.outbox)
+        for offset, (type_, data, subject, targets) in enumerate(attempt.direct):
+            out = derive(d.event, d.consumer.id, base + offset, type_, data, now, subject)
+            self._deliver_direct(out, d.consumer.id, targets)
+        for queue, reason, event, detail in attempt.dead:
+            self._dead(d.consumer.id, event, reason, reason, detail, queue=queue)
+        for effect in attempt.effects:
+            effect()
+
+    def emit(self, event: dict, producer: str) -> None:
+        """Publish an event emitted inside the mesh (recorded, counted, then routed)."""
+        self.trace.count("emitted")
+        self.trace.record(self.clock.now(), "emit", event=event["id"], type=event["type"],
+                          cause=event.get("causationid"), by=producer)
+        if self.on_emit is not None:
+            self.on_emit(event)
+        self.publish(event, producer)
+
+    def _deliver_direct(self, event: dict, producer: str, targets: tuple[str, ...]) -> None:
+        self.trace.count("emitted")
+        self.trace.record(self.clock.now(), "emit", event=event["id"], type=event["type"],
+                          cause=event.get("causationid"), by=producer)
+        if self.on_emit is not None:
+            self.on_emit(event)
+        self.store.append_event(event)
+        problem = self._schema_problem(event) if event["type"] in self.mesh.event_types else None
+        if problem is not None:
+            self._dead(producer, event, "schema-invalid", "SchemaError", problem, queue="dlq")
+            return
+        for cid in targets:
+            consumer = self.by_id[cid]
+            if consumer.pattern is not None and not consumer.pattern.matches(event):
+                self.trace.count("filtered")
+                self.trace.record(self.clock.now(), "filtered", event=event["id"], type=event["type"], consumer=cid,
+                                  why="match")
+                continue
+            self.offer(event, consumer, producer)
+
+    def _failed(self, d: Delivery, error: Exception, now: float) -> None:
+        self._breaker_result(d.consumer, False, now)
+        spec = d.consumer.policy.retry
+        error_type = "TemplateError" if isinstance(error, RenderError) else error.error_type
+        detail = error.detail if isinstance(error, RenderError) else error.message
+        if isinstance(error, RenderError):
+            reason = "template-error"
+        elif not error.retryable or error_type in spec.non_retryable:
+            reason = "non-retryable"
+        elif d.number >= spec.max_attempts:
+            reason = "retries-exhausted"
+        elif spec.max_event_age is not None and now - (parse_time(d.event.get("time")) or d.first) > spec.max_event_age:
+            reason = "expired"
+        else:
+            delay = retry_delays.delay(spec, d.number, self.seed, d.event["id"], d.consumer.id)
+            self.trace.count("retries")
+            self.trace.record(now, "retry", event=d.event["id"], consumer=d.consumer.id, attempt=d.number,
+                              delay=round(delay, 6), error=f"{error_type}: {detail}")
+            nxt = replace(d, number=d.number + 1)
+            self.scheduler.at(now + delay, lambda: self.attempt(nxt))
+            return
+        self.store.mark_done(d.event["id"], d.consumer.id)
+        self._dead(d.consumer.id, d.event, reason, error_type, detail, attempts=d.number, first=d.first,
+                   queue=d.consumer.policy.queue)
+
+    def _dead(self, consumer: str, event: Any, reason: str, error_type: str | None, detail: str, *,
+              attempts: int = 0, first: float | None = None, queue: str) -> None:
+        now = self.clock.now()
+        record = DeadLetter.make(queue, reason, consumer, event, error_type, detail, attempts,
+                                 iso(first) if first is not None else None, iso(now) if attempts else None,
+                                 chain(event) if isinstance(event, dict) else [])
+        self.store.put_dead_letter(record)
+        self.trace.count("dead_lettered")
+        self.trace.dead_by_reason[reason] += 1
+        self.trace.record(now, "dead-letter", event=event.get("id") if isinstance(event, dict) else None,
+                          type=event.get("type") if isinstance(event, dict) else None, consumer=consumer,
+                          reason=reason, attempts=attempts, error=f"{error_type}: {detail}", queue=queue)
+
+    # --- circuit breakers --------------------------------------------------------------
+    def _circuit_open(self, consumer: Consumer, now: float) -> bool:
+        breaker = consumer.policy.breaker
+        state = self._breakers.get(consumer.id)
+        if breaker is None or state is None or state.get("open_until") is None:
+            return False
+        if now < state["open_until"]:
+            return True
+        if state.get("probing"):
+            return True  # one probe at a time while half-open
+        state["probing"] = True
+        return False
+
+    def _breaker_result(self, consumer: Consumer, ok: bool, now: float) -> None:
+        breaker = consumer.policy.breaker
+        if breaker is None:
+            return
+        state = self._breakers.setdefault(consumer.id, {"failures": 0, "open_until": None, "probing": False})
+        if ok:
+            state.update(failures=0, open_until=None, probing=False)
+            return
+        state["failures"] += 1
+        if state["probing"] or state["failures"] >= breaker.failure_threshold:
+            state.update(open_until=now + breaker.reset_after, probing=False)
+            self.trace.record(now, "circuit-open", consumer=consumer.id, until=iso(now + breaker.reset_after))
+
+    # --- what each kind of consumer does -------------------------------------------------
+    def _compile(self, consumer: Consumer) -> Callable[[Attempt], None]:
+        if consumer.kind == "subscription":
+            steps = compile_actions(consumer.element.actions, self.tools)
+            return lambda attempt: run_actions(steps, attempt)
+        if consumer.kind == "route":
+            return self._route_handler(consumer.element)
+        if consumer.kind == "orchestration":
+            return self.orchestrator.handler(consumer.element)
+        return self.streams.handler(consumer.element)
+
+    def _route_handler(self, route: m.Route) -> Callable[[Attempt], None]:
+        t = route.transform
+        data = compile_value(t.data) if t is not None and t.data is not None else None
+        subject = compile_string(t.subject) if t is not None and t.subject is not None else None
+        new_type = t.type.name if t is not None and t.type is not None else None
+        targets = []
+        for target in route.to:
+            if target.kind == "service":
+                targets.append(("service", target.value))
+            elif target.kind == "http":
+                targets.append(("http", target.value))
+        publish = route.publishes()
+        mesh = self.mesh
+
+        def handle(attempt: Attempt) -> None:
+            event, ctx = attempt.event, attempt.context
+            type_ = new_type or event["type"]
+            out_data = data(ctx) if data is not None else event.get("data")
+            out_subject = str(subject(ctx)) if subject is not None else event.get("subject")
+            for kind, value in targets:
+                if kind == "service":
+                    subs = tuple(subscription_id(value, s.name) for s in mesh.services[value].subscriptions
+                                 if s.on.name == type_)
+                    attempt.direct.append((type_, out_data, out_subject, subs))
+                else:
+                    preview = derive(event, f"route:{route.name}", 0, type_, out_data, attempt.now, out_subject)
+                    attempt.calls.append(value)
+                    self.tools.post(value, preview, {}, None)
+            if publish:
+                attempt.emit(type_, out_data, out_subject)
+            attempt.output = {"type": type_}
+        return handle
+
+    # --- dead-letter redrive -------------------------------------------------------------
+    def replay(self, records: Iterable[DeadLetter]) -> dict:
+        """Deliver dead-lettered events again (fresh attempts, dedup bypassed); succeeded ones leave the queue."""
+        replayed = 0
+        for record in records:
+            if not isinstance(record.event, dict) or "id" not in record.event:
+                continue
+            replayed += 1
+            self.store.remove_dead_letters([record.id])
+            if record.consumer in self.by_id:
+                self.offer(record.event, self.by_id[record.consumer], "dlq-replay", replay=True)
+            else:
+                self.publish(record.event, "dlq-replay")
+        self.finish()
+        return {"replayed": replayed, "still_dead": len(self.store.dead_letters())}

@@ -1,0 +1,297 @@
+"""Orchestrations: one run per triggering event, a step graph driven to completion or compensated.
+
+Steps start when all their `needs` are done (or skipped) and their `when` holds; steps whose
+needs are met together run concurrently (in virtual time). A `foreach` step runs once per
+item, at most `concurrency` at a time, and completes when every item has. A step attempt
+that sleeps past its `timeout` fails with ``StepTimeout``. A step that still fails after its
+retries fails the run: no new step starts, steps in flight finish, then the completed steps
+are compensated one by one in reverse completion order (saga), and `on_failure` runs.
+
+Run state is a JSON-serialisable dict kept in the store under ``run:<orchestration>:<event id>``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from .. import model as m
+from ..templates import RenderError, compile_condition, compile_string
+from . import retry as retry_delays
+from .actions import ActionFailed, Attempt, compile_actions, run_actions
+from .consumers import resolve_policy
+from .events import derive
+from .retry import NO_RETRY
+
+if TYPE_CHECKING:
+    from .interpreter import Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledStep:
+    step: m.Step
+    actions: list
+    compensate: list
+    when: Callable | None
+    foreach: Callable | None
+    policy: Any
+
+
+class Orchestrator:
+    def __init__(self, runtime: "Runtime"):
+        self.rt = runtime
+        self._steps: dict[str, dict[str, CompiledStep]] = {}
+        self._ends: dict[str, tuple[list, list]] = {}
+        for orch in runtime.mesh.orchestrations.values():
+            tools = runtime.tools
+            self._steps[orch.name] = {
+                s.id: CompiledStep(s, compile_actions(s.actions, tools), compile_actions(s.compensate, tools),
+                                   compile_condition(s.when) if s.when else None,
+                                   compile_string(s.foreach) if s.foreach else None,
+                                   resolve_policy(runtime.mesh, s.retry, NO_RETRY))
+                for s in orch.steps}
+            self._ends[orch.name] = (compile_actions(orch.on_success, tools), compile_actions(orch.on_failure, tools))
+
+    # --- starting a run ------------------------------------------------------------------
+    def handler(self, orch: m.Orchestration) -> Callable[[Attempt], None]:
+        def trigger(attempt: Attempt) -> None:
+            run_id = f"{orch.name}:{attempt.event['id']}"
+            attempt.output = {"run": run_id}
+            attempt.effects.append(lambda: self.start(orch, attempt.event, run_id))
+        return trigger
+
+    def start(self, orch: m.Orchestration, event: dict, run_id: str) -> None:
+        if self.rt.store.get_state(f"run:{run_id}") is not None:
+            return  # this trigger already started its run
+        run = {"id": run_id, "orchestration": orch.name, "event": event, "status": "running", "vars": {},
+               "steps": {s.id: {"status": "pending", "output": None, "attempts": 0} for s in orch.steps},
+               "order": [], "in_flight": 0, "error": None}
+        self._save(run)
+        self.rt.trace.count("runs_started")
+        self.rt.trace.record(self.rt.clock.now(), "run-start", run=run_id, orchestration=orch.name, event=event["id"])
+        self._advance(run)
+
+    # --- the step graph --------------------------------------------------------------------
+    def _advance(self, run: dict) -> None:
+        """Start every step whose needs are met; finish the run when nothing is left to do."""
+        orch = self.rt.mesh.orchestrations[run["orchestration"]]
+        progressed = True
+        while progressed and run["status"] == "running":
+            progressed = False
+            for step in orch.steps:
+                state = run["steps"][step.id]
+                if state["status"] != "pending" or not self._needs_met(run, step):
+                    continue
+                progressed = True
+                self._begin(run, self._steps[orch.name][step.id])
+        self._save(run)
+        if run["in_flight"]:
+            return
+        if run["status"] == "running" and all(s["status"] in ("done", "skipped") for s in run["steps"].values()):
+            self._finish(run, success=True)
+        elif run["status"] == "failing":
+            self._compensate_next(run)
+
+    @staticmethod
+    def _needs_met(run: dict, step: m.Step) -> bool:
+        return all(run["steps"].get(n.name, {}).get("status") in ("done", "skipped") for n in step.needs)
+
+    def _context(self, run: dict, item: Any = None) -> dict:
+        event = run["event"]
+        return {"input": event.get("data"), "data": event.get("data"), "event": event, "vars": dict(run["vars"]),
+                "steps": {k: {"output": v["output"], "status": v["status"]} for k, v in run["steps"].items()},
+                "item": item}
+
+    def _begin(self, run: dict, cs: CompiledStep) -> None:
+        state, now = run["steps"][cs.step.id], self.rt.clock.now()
+        ctx = self._context(run)
+        try:
+            if cs.when is not None and not cs.when(ctx):
+                state["status"] = "skipped"
+                self.rt.trace.record(now, "step-skipped", run=run["id"], orchestration=run["orchestration"], step=cs.step.id)
+                return
+            items = cs.foreach(ctx) if cs.foreach is not None else [None]
+            if not isinstance(items, list):
+                raise RenderError(f"foreach must give a list, not {type(items).__name__}", cs.step.foreach.loc)
+        except RenderError as exc:
+            state["status"] = "failed"
+            self._fail_run(run, cs.step.id, f"TemplateError: {exc.detail}")
+            return
+        state.update(status="running", items=len(items), pending=list(range(len(items))), outputs=[None] * len(items),
+                     done_items=0)
+        if not items:
+            self._step_done(run, cs, [])
+            return
+        for _ in range(min(len(items), cs.step.concurrency or len(items))):
+            self._start_item(run, cs, items)
+
+    def _start_item(self, run: dict, cs: CompiledStep, items: list) -> None:
+        state = run["steps"][cs.step.id]
+        index = state["pending"].pop(0)
+        run["in_flight"] += 1
+        self._attempt(run["id"], cs, items, index, 1, self.rt.clock.now())
+
+    def _attempt(self, run_id: str, cs: CompiledStep, items: list, index: int, number: int, first: float) -> None:
+        run = self._load(run_id)
+        now = self.rt.clock.now()
+        consumer = self._consumer_id(run, cs.step.id, index if cs.foreach is not None else None)
+        self.rt.trace.record(now, "step-start", run=run_id, orchestration=run["orchestration"], step=cs.step.id,
+                             attempt=number, **({"item": index} if cs.foreach is not None else {}))
+        ctx = self._context(run, items[index])
+        ctx["attempt"] = number
+        attempt = Attempt(consumer, run["event"], number, now, ctx, None)
+        error: Exception | None = None
+        try:
+            run_actions(cs.actions, attempt)
+        except (ActionFailed, RenderError) as exc:
+            error = exc
+        took = attempt.elapsed
+        if cs.step.timeout is not None and took > cs.step.timeout:
+            error, took = ActionFailed("StepTimeout", f"step {cs.step.id!r} took longer than {cs.step.timeout:g}s"), cs.step.timeout
+        self.rt.scheduler.at(now + took, lambda: self._item_done(run_id, cs, items, index, number, first, attempt, error))
+
+    def _item_done(self, run_id: str, cs: CompiledStep, items: list, index: int, number: int, first: float,
+                   attempt: Attempt, error: Exception | None) -> None:
+        run, now = self._load(run_id), self.rt.clock.now()
+        for level, message in attempt.logs:
+            self.rt.trace.record(now, "log", event=run["event"]["id"], consumer=attempt.consumer, level=level, message=message)
+        for target in attempt.calls:
+            self.rt.trace.record(now, "call", event=run["event"]["id"], consumer=attempt.consumer, target=target)
+        if error is not None and self._retry(run, cs, items, index, number, first, error, now):
+            return
+        run["in_flight"] -= 1
+        state = run["steps"][cs.step.id]
+        if error is not None:
+            detail = f"{'TemplateError' if isinstance(error, RenderError) else error.error_type}: " \
+                     f"{error.detail if isinstance(error, RenderError) else error.message}"
+            if state["status"] == "running":
+                state["status"] = "failed"
+                self._fail_run(run, cs.step.id, detail)
+            self._advance(run)
+            return
+        run["vars"].update(attempt.vars)
+        for i, (type_, data, subject, source) in enumerate(attempt.outbox):
+            self.rt.emit(derive(run["event"], attempt.consumer, i, type_, data, now, subject, source),
+                         f"orchestration:{run['orchestration']}")
+        state["outputs"][index] = attempt.output
+        state["done_items"] += 1
+        if state["status"] == "running" and state["pending"] and run["status"] == "running":
+            self._start_item(run, cs, items)
+        if state["status"] == "running" and state["done_items"] == state["items"]:
+            self._step_done(run, cs, state["outputs"] if cs.foreach is not None else state["outputs"][0])
+        self._advance(run)
+
+    def _retry(self, run: dict, cs: CompiledStep, items: list, index: int, number: int, first: float,
+               error: Exception, now: float) -> bool:
+        spec = cs.policy.retry
+        if isinstance(error, RenderError) or not error.retryable or error.error_type in spec.non_retryable:
+            return False
+        if number >= spec.max_attempts or run["status"] != "running":
+            return False
+        consumer = self._consumer_id(run, cs.step.id, index if cs.foreach is not None else None)
+        delay = retry_delays.delay(spec, number, self.rt.seed, run["event"]["id"], consumer)
+        self.rt.trace.count("retries")
+        self.rt.trace.record(now, "retry", event=run["event"]["id"], consumer=consumer, attempt=number,
+                             delay=round(delay, 6), error=f"{error.error_type}: {error.message}")
+        self.rt.scheduler.at(now + delay, lambda: self._attempt(run["id"], cs, items, index, number + 1, first))
+        return True
+
+    def _step_done(self, run: dict, cs: CompiledStep, output: Any) -> None:
+        state = run["steps"][cs.step.id]
+        state.update(status="done", output=output)
+        for key in ("pending", "outputs", "done_items", "items"):
+            state.pop(key, None)
+        run["order"].append(cs.step.id)
+        self.rt.trace.record(self.rt.clock.now(), "step-done", run=run["id"], orchestration=run["orchestration"],
+                             step=cs.step.id)
+
+    # --- failure, compensation, the end ----------------------------------------------------
+    def _fail_run(self, run: dict, step_id: str, detail: str) -> None:
+        self.rt.trace.record(self.rt.clock.now(), "step-failed", run=run["id"], orchestration=run["orchestration"],
+                             step=step_id, error=detail)
+        if run["status"] == "running":
+            run.update(status="failing", error=f"step {step_id!r} failed: {detail}", failed_step=step_id,
+                       to_compensate=list(reversed(run["order"])), compensated=[])
+
+    def _compensate_next(self, run: dict) -> None:
+        steps = self._steps[run["orchestration"]]
+        while run["to_compensate"]:
+            step_id = run["to_compensate"].pop(0)
+            cs = steps[step_id]
+            if not cs.compensate:
+                continue
+            self._save(run)
+            self._compensate(run["id"], cs, 1, self.rt.clock.now())
+            return
+        self._finish(run, success=False)
+
+    def _compensate(self, run_id: str, cs: CompiledStep, number: int, first: float) -> None:
+        run, now = self._load(run_id), self.rt.clock.now()
+        consumer = f"{self._consumer_id(run, cs.step.id, None)}/compensate"
+        self.rt.trace.record(now, "compensate", run=run_id, orchestration=run["orchestration"], step=cs.step.id)
+        attempt = Attempt(consumer, run["event"], number, now, {**self._context(run), "attempt": number}, None)
+        error: Exception | None = None
+        try:
+            run_actions(cs.compensate, attempt)
+        except (ActionFailed, RenderError) as exc:
+            error = exc
+        self.rt.scheduler.at(now + attempt.elapsed, lambda: self._compensated(run_id, cs, number, first, attempt, error))
+
+    def _compensated(self, run_id: str, cs: CompiledStep, number: int, first: float, attempt: Attempt,
+                     error: Exception | None) -> None:
+        run, now = self._load(run_id), self.rt.clock.now()
+        if error is None:
+            for i, (type_, data, subject, source) in enumerate(attempt.outbox):
+                self.rt.emit(derive(run["event"], attempt.consumer, i, type_, data, now, subject, source),
+                             f"orchestration:{run['orchestration']}")
+            run["compensated"].append(cs.step.id)
+            run["steps"][cs.step.id]["status"] = "compensated"
+        else:
+            spec = cs.policy.retry
+            retryable = not isinstance(error, RenderError) and error.retryable and error.error_type not in spec.non_retryable
+            if retryable and number < spec.max_attempts:
+                delay = retry_delays.delay(spec, number, self.rt.seed, run["event"]["id"], attempt.consumer)
+                self.rt.trace.count("retries")
+                self.rt.scheduler.at(now + delay, lambda: self._compensate(run_id, cs, number + 1, first))
+                return
+            detail = error.detail if isinstance(error, RenderError) else error.message
+            self.rt._dead(attempt.consumer, run["event"], "template-error" if isinstance(error, RenderError) else
+                          ("retries-exhausted" if retryable else "non-retryable"),
+                          "TemplateError" if isinstance(error, RenderError) else error.error_type, detail,
+                          attempts=number, first=first, queue="dlq")
+        self._compensate_next(run)
+
+    def _finish(self, run: dict, success: bool) -> None:
+        on_success, on_failure = self._ends[run["orchestration"]]
+        actions = on_success if success else on_failure
+        status = "completed" if success else ("compensated" if run.get("compensated") else "failed")
+        now = self.rt.clock.now()
+        attempt = Attempt(f"orchestration:{run['orchestration']}/{'on_success' if success else 'on_failure'}",
+                          run["event"], 1, now, {**self._context(run), "error": run.get("error")}, None)
+        try:
+            run_actions(actions, attempt)
+        except (ActionFailed, RenderError) as exc:
+            detail = exc.detail if isinstance(exc, RenderError) else exc.message
+            self.rt._dead(attempt.consumer, run["event"], "template-error" if isinstance(exc, RenderError) else
+                          "non-retryable", type(exc).__name__, detail, attempts=1, first=now, queue="dlq")
+            status = "failed" if success else status
+        else:
+            for i, (type_, data, subject, source) in enumerate(attempt.outbox):
+                self.rt.emit(derive(run["event"], attempt.consumer, i, type_, data, now, subject, source),
+                             f"orchestration:{run['orchestration']}")
+        run["status"] = status
+        self._save(run)
+        self.rt.trace.count(f"runs_{status}")
+        self.rt.trace.record(now, "run-end", run=run["id"], orchestration=run["orchestration"], status=status,
+                             **({"error": run["error"]} if run.get("error") else {}))
+
+    # --- state ---------------------------------------------------------------------------
+    @staticmethod
+    def _consumer_id(run: dict, step_id: str, item: int | None) -> str:
+        base = f"orchestration:{run['orchestration']}/{step_id}"
+        return base if item is None else f"{base}[{item}]"
+
+    def _save(self, run: dict) -> None:
+        self.rt.store.put_state(f"run:{run['id']}", run)
+
+    def _load(self, run_id: str) -> dict:
+        return self.rt.store.get_state(f"run:{run_id}")

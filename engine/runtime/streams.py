@@ -1,0 +1,71 @@
+"""Stream consumers: events into keyed event-time windows, closed windows out as events."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from .. import model as m
+from ..templates import compile_value
+from .actions import Attempt
+from .clock import iso
+from .events import derive
+
+if TYPE_CHECKING:
+    from .interpreter import Runtime
+
+
+class StreamRunner:
+    def __init__(self, runtime: "Runtime"):
+        from .windows import WindowOperator
+
+        self.rt = runtime
+        self.operators = {s.name: WindowOperator(s) for s in runtime.mesh.streams.values()}
+        self._data = {s.name: compile_value(s.emit_data) for s in runtime.mesh.streams.values() if s.emit_data}
+
+    def handler(self, stream: m.Stream) -> Callable[[Attempt], None]:
+        operator = self.operators[stream.name]
+
+        def handle(attempt: Attempt) -> None:
+            for output in operator.process(attempt.event):
+                self._output(stream, output, attempt)
+        return handle
+
+    def _output(self, stream: m.Stream, output, attempt: Attempt) -> None:
+        from .windows import window_data
+
+        if output.kind == "window":
+            data = window_data(output)
+            if stream.name in self._data:
+                data = self._data[stream.name]({**data, "data": data})
+            attempt.emit(stream.emit_type.name, data)
+            attempt.effects.append(lambda: self._closed(stream, output))
+        elif output.kind == "late":
+            self.rt.trace.count("late_events")
+            if stream.late_emit_type is not None:
+                attempt.emit(stream.late_emit_type.name, output.event.get("data"), output.event.get("subject"))
+            else:
+                attempt.dead.append((stream.late_dead_letter or "dlq", "late-event", output.event,
+                                     "the event is behind the watermark: its windows have closed"))
+        else:
+            attempt.dead.append(("dlq", "schema-invalid", output.event, output.reason))
+
+    def _closed(self, stream: m.Stream, output) -> None:
+        self.rt.trace.count("windows_emitted")
+        self.rt.trace.record(self.rt.clock.now(), "window", consumer=f"stream:{stream.name}", key=output.key,
+                             start=iso(output.start), end=iso(output.end))
+
+    def flush(self) -> None:
+        """End of input: close every open window and emit it."""
+        for name, operator in self.operators.items():
+            stream = self.rt.mesh.streams[name]
+            consumer = f"stream:{name}"
+            for index, output in enumerate(operator.flush()):
+                data = window_data(output) if name not in self._data else self._data[name]({**window_data(output)})
+                parent = {"id": f"{consumer}:flush", "correlationid": f"{consumer}:flush"}
+                self.rt.emit(derive(parent, consumer, index, stream.emit_type.name, data, self.rt.clock.now()), consumer)
+                self._closed(stream, output)
+
+
+def window_data(output):
+    from .windows import window_data as make
+
+    return make(output)

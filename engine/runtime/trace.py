@@ -1,0 +1,44 @@
+"""What happened in a run: the trace records (JSON Lines) and the summary counters."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import IO, Any
+
+from .clock import iso
+
+SUMMARY_KEYS = ("events_in", "matched", "delivered", "filtered", "emitted", "retries", "dead_lettered",
+                "duplicates", "unconsumed", "runs_started", "runs_completed", "runs_failed", "runs_compensated",
+                "windows_emitted", "late_events")
+
+
+class Trace:
+    """Collects counters always, and records when a sink is given (a file, or a list for tests)."""
+
+    def __init__(self, sink: IO[str] | list | None = None):
+        self.sink = sink
+        self.counts: Counter[str] = Counter()
+        self.dead_by_reason: Counter[str] = Counter()
+        self._seq = 0
+
+    @property
+    def recording(self) -> bool:
+        return self.sink is not None
+
+    def record(self, now: float, kind: str, **fields: Any) -> None:
+        if self.sink is None:
+            return
+        self._seq += 1
+        record = {"seq": self._seq, "t": iso(now), "kind": kind, **fields}
+        if isinstance(self.sink, list):
+            self.sink.append(record)
+        else:
+            self.sink.write(json.dumps(record, sort_keys=False, default=str) + "\n")
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] += n
+
+    def summary(self) -> dict:
+        out = {key: self.counts.get(key, 0) for key in SUMMARY_KEYS}
+        out["dead_lettered_by_reason"] = dict(sorted(self.dead_by_reason.items()))
+        return out

@@ -6,6 +6,7 @@ The only module that imports click, prints, or exits.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -15,7 +16,10 @@ import click
 from engine.analysis import cycle_edges
 from engine.check import CheckResult, check_mesh, require_valid
 from engine.errors import MeshError
-from engine.render import RENDERERS, flow_view, orchestration_view, render as render_view
+from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, render as render_view
+from engine.render import render_trace, trace_view
+from engine.runner import (RunOptions, consumer_ids, parse_fault, read_dead_letters, replay_dead_letters, run_mesh,
+                           write_dead_letters)
 from engine.schema import schema_text
 
 EXIT_INTERNAL = 70
@@ -97,23 +101,189 @@ def _json_report(results: list[CheckResult], strict: bool) -> dict:
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path", required=False, type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="mermaid", show_default=True,
               help="Text diagrams (mermaid, dot) or drawn by meshctl itself (svg, a self-contained html page).")
 @click.option("--orchestration", "name", metavar="NAME", help="Draw this orchestration's step graph instead of the whole flow.")
+@click.option("--trace", "trace", type=click.Path(exists=True, dir_okay=False),
+              help="Draw a run's trace (from `meshctl run --trace`) as a sequence diagram instead (mermaid, svg, html).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
-def render(path: str, fmt: str, name: str | None, output: str | None) -> None:
-    """Draw the mesh at PATH: the whole event flow (default) or one orchestration.
+def render(path: str | None, fmt: str, name: str | None, trace: str | None, output: str | None) -> None:
+    """Draw the mesh at PATH: the whole event flow (default) or one orchestration; or a run's trace.
 
     Circular events are drawn in red, dead-letter queues as cylinders, retry policies on
     their consumers. The mesh must be valid (exit 1 with its errors otherwise).
     """
+    if trace:
+        _write(render_trace(trace_view(load_trace(trace), title=f"Run trace: {trace}"), fmt), output)
+        return
+    if path is None:
+        raise click.UsageError("give the mesh PATH, or --trace FILE")
     checked = require_valid(path)
     if name:
         view = orchestration_view(checked.mesh, name, diagnostics=checked.diagnostics)
     else:
         view = flow_view(checked.mesh, checked.graph, cycles=cycle_edges(checked.graph), diagnostics=checked.diagnostics)
     _write(render_view(view, fmt), output)
+
+
+def _run_options(f):
+    """Options shared by `run` and `dlq replay`."""
+    options = [
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of retry jitter: same input and seed, same run."),
+        click.option("--http", type=click.Choice(["simulate", "live"]), default="simulate", show_default=True,
+                     help="`simulate` records HTTP calls and answers 202; `live` really POSTs."),
+        click.option("--fault", "faults", multiple=True, metavar="CONSUMER[=TIMES][:ERROR]",
+                     help="Make a consumer's first TIMES attempts (or all) fail with ERROR. Repeatable."),
+        click.option("--max-hops", type=click.IntRange(1, 1000), default=16, show_default=True,
+                     help="Events further than this from their input are dead-lettered as loop-detected."),
+        click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
+                     help="Write every delivery, retry, emit and dead letter as JSON Lines."),
+        click.option("--output", "output_path", type=click.Path(dir_okay=False, writable=True),
+                     help="Write every emitted event (CloudEvents JSON Lines)."),
+        click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                     help="Summary as a table or as JSON."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--events", "events", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Input events: JSON Lines, or a YAML/JSON list.")
+@click.option("--dlq-out", "dlq_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write the dead letters (JSON Lines) for `meshctl dlq`.")
+@_run_options
+def run(path, events, dlq_path, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
+    """Run the mesh at PATH on the events of FILE, on a virtual clock, to quiescence.
+
+    Deterministic: the same mesh, input and --seed give the same trace, byte for byte.
+    Exit 0 when the run completes (dead letters included: see the summary), 1 if the mesh
+    is invalid.
+    """
+    mesh = require_valid(path).mesh
+    options = RunOptions(seed, http, [parse_fault(f, consumer_ids(mesh)) for f in faults], max_hops,
+                         trace_path, output_path, dlq_path)
+    with _progress(events) as progress:
+        summary, dead = run_mesh(mesh, events, options, progress)
+    _print_summary(summary, fmt, dead)
+
+
+@contextlib.contextmanager
+def _progress(events: str):
+    """A progress bar on stderr for long inputs read from a terminal session."""
+    size = os.path.getsize(events)
+    if size < 5_000_000 or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=size, label="events", file=sys.stderr) as bar:
+        def track(items):
+            for item in items:
+                bar.update(len(json.dumps(item, default=str)) + 1 if isinstance(item, dict) else 1)
+                yield item
+        yield track
+
+
+SUMMARY_ROWS = [
+    ("events in", "events_in"), ("matched", "matched"), ("delivered (attempts)", "delivered"),
+    ("filtered", "filtered"), ("emitted", "emitted"), ("retries", "retries"), ("duplicates skipped", "duplicates"),
+    ("unconsumed", "unconsumed"), ("dead-lettered", "dead_lettered"), ("runs started", "runs_started"),
+    ("runs completed", "runs_completed"), ("runs failed", "runs_failed"), ("runs compensated", "runs_compensated"),
+    ("windows emitted", "windows_emitted"), ("late events", "late_events"),
+]
+
+
+def _print_summary(summary: dict, fmt: str, dead: list) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for label, key in SUMMARY_ROWS:
+        if key in summary:
+            click.echo(f"{label:<22}{summary[key]:>8}")
+    for reason, n in summary.get("dead_lettered_by_reason", {}).items():
+        click.echo(f"  {reason:<20}{n:>8}")
+    for key in ("replayed", "still_dead"):
+        if key in summary:
+            click.echo(f"{key.replace('_', ' '):<22}{summary[key]:>8}")
+
+
+@main.group()
+def dlq() -> None:
+    """Inspect, redrive and purge dead letters (a file written by `run --dlq-out`)."""
+
+
+def _dlq_filters(f):
+    f = click.option("--reason", help="Only records with this reason (e.g. retries-exhausted).")(f)
+    f = click.option("--consumer", help="Only records of this consumer.")(f)
+    f = click.option("--id", "ids", multiple=True, help="Only these record ids. Repeatable.")(f)
+    return f
+
+
+def _select(ids, reason, consumer):
+    return lambda r: (not ids or r.id in ids) and (reason is None or r.reason == reason) and \
+        (consumer is None or r.consumer == consumer)
+
+
+@dlq.command("list")
+@click.option("--dlq", "dlq_path", required=True, type=click.Path(exists=True, dir_okay=False), help="The dead-letter file.")
+@_dlq_filters
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def dlq_list(dlq_path, ids, reason, consumer, fmt) -> None:
+    """One line per dead letter: id, reason, consumer, event type and id, attempts, error."""
+    records = [r for r in read_dead_letters(dlq_path) if _select(ids, reason, consumer)(r)]
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() for r in records], indent=2, default=str))
+        return
+    for r in records:
+        event = r.event if isinstance(r.event, dict) else {}
+        click.echo(f"{r.id}  {r.reason:<18} {r.consumer}  {event.get('type', '?')} {event.get('id', '?')}  "
+                   f"attempts={r.attempts}  {r.error_type}: {r.error}")
+    click.echo(f"{len(records)} dead letter{'s' if len(records) != 1 else ''}")
+
+
+@dlq.command("show")
+@click.option("--dlq", "dlq_path", required=True, type=click.Path(exists=True, dir_okay=False), help="The dead-letter file.")
+@click.argument("record_id")
+def dlq_show(dlq_path, record_id) -> None:
+    """The whole record as a problem document (RFC 7807 style), event included."""
+    for record in read_dead_letters(dlq_path):
+        if record.id == record_id:
+            click.echo(json.dumps(record.problem(), indent=2, default=str))
+            return
+    raise click.BadParameter(f"no dead letter {record_id!r} in {dlq_path}", param_hint="RECORD_ID")
+
+
+@dlq.command("replay")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--dlq", "dlq_path", required=True, type=click.Path(exists=True, dir_okay=False), help="The dead-letter file.")
+@_dlq_filters
+@_run_options
+def dlq_replay(path, dlq_path, ids, reason, consumer, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
+    """Deliver the selected dead letters again through the mesh at PATH.
+
+    Records that succeed leave the file; records that fail again stay (updated).
+    """
+    mesh = require_valid(path).mesh
+    options = RunOptions(seed, http, [parse_fault(f, consumer_ids(mesh)) for f in faults], max_hops,
+                         trace_path, output_path)
+    summary, _ = replay_dead_letters(mesh, dlq_path, _select(ids, reason, consumer), options)
+    _print_summary(summary, fmt, [])
+
+
+@dlq.command("purge")
+@click.option("--dlq", "dlq_path", required=True, type=click.Path(exists=True, dir_okay=False), help="The dead-letter file.")
+@_dlq_filters
+@click.option("--all", "everything", is_flag=True, help="Purge every record (required when no filter is given).")
+def dlq_purge(dlq_path, ids, reason, consumer, everything) -> None:
+    """Delete dead letters from the file."""
+    if not (ids or reason or consumer or everything):
+        raise click.UsageError("give --id, --reason or --consumer, or --all to purge everything")
+    records = read_dead_letters(dlq_path)
+    keep = [r for r in records if not _select(ids, reason, consumer)(r)]
+    write_dead_letters(dlq_path, keep)
+    click.echo(f"purged {len(records) - len(keep)}, kept {len(keep)}")
 
 
 @main.command()

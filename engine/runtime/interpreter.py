@@ -281,17 +281,18 @@ class Runtime:
         self._breaker_result(d.consumer, False, now)
         spec = d.consumer.policy.retry
         error_type = "TemplateError" if isinstance(error, RenderError) else error.error_type
-        detail = error.detail if isinstance(error, RenderError) else error.message
+        detail = str(error) if isinstance(error, RenderError) else error.message  # a template error names its place
+        delay = retry_delays.delay(spec, d.number, self.seed, d.event["id"], d.consumer.id)
+        born = parse_time(d.event.get("time"))
         if isinstance(error, RenderError):
             reason = "template-error"
         elif not error.retryable or error_type in spec.non_retryable:
             reason = "non-retryable"
         elif d.number >= spec.max_attempts:
             reason = "retries-exhausted"
-        elif spec.max_event_age is not None and now - (parse_time(d.event.get("time")) or d.first) > spec.max_event_age:
-            reason = "expired"
+        elif spec.max_event_age is not None and now + delay - (born if born is not None else d.first) > spec.max_event_age:
+            reason = "expired"  # the retry would come after the event's age budget: stop now, not later
         else:
-            delay = retry_delays.delay(spec, d.number, self.seed, d.event["id"], d.consumer.id)
             self.trace.count("retries")
             self.trace.record(now, "retry", event=d.event["id"], consumer=d.consumer.id, attempt=d.number,
                               delay=round(delay, 6), error=f"{error_type}: {detail}")

@@ -15,6 +15,7 @@ import networkx as nx
 
 from . import model as m
 from .errors import Diagnostic, Location, Note
+from .feasibility import feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, produced_types
 from .templates import referenced_fields, syntax_error
 
@@ -164,7 +165,8 @@ def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGL
     A cycle through a consumer that declares ``loop: {max_hops: N}`` is a warning; any other
     cycle is an error, since each event would be processed forever.
     """
-    flow = flow_only(graph)
+    flow, pruned = feasible_flow(graph)
+    yield from _pruned_notes(graph, pruned)
     shown = 0
     for tangle in _tangles(flow):
         sub = flow.subgraph(tangle)
@@ -173,21 +175,33 @@ def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGL
             if shown >= total:
                 return
             shown += 1
-            yield _cycle_diagnostic(graph, _rotate(graph, cycle))
+            yield _cycle_diagnostic(flow, _rotate(flow, cycle))
         if len(cycles) > per_tangle:
-            first = graph.nodes[min(tangle)]
+            first = flow.nodes[min(tangle)]
             yield Diagnostic(first["loc"], "cycles-truncated", f"more circular paths exist among these {len(tangle)} "
                              f"elements; only the first {per_tangle} are shown", severity="warning",
                              hint="break the loops shown first, then validate again")
 
 
 def cycle_edges(graph: nx.DiGraph, limit: int = MAX_CYCLES_TOTAL) -> set[tuple[str, str]]:
-    """Edges lying on circular events (every edge inside a tangle), for diagrams to mark."""
-    flow = flow_only(graph)
+    """Edges of *graph* lying on feasible circular events (inside a tangle), for diagrams to mark."""
+    flow, _ = feasible_flow(graph)
     edges: set[tuple[str, str]] = set()
     for tangle in _tangles(flow):
-        edges |= set(flow.subgraph(tangle).edges())
+        edges |= {flow.edges[u, v].get("original", (u, v)) for u, v in flow.subgraph(tangle).edges()}
     return edges
+
+
+def _pruned_notes(graph: nx.DiGraph, pruned: list) -> Iterator[Diagnostic]:
+    """Say which hops were left out of loop detection, where it mattered (they would close a loop)."""
+    tangles = {n: i for i, t in enumerate(_tangles(flow_only(graph))) for n in t}
+    for p in pruned:
+        if tangles.get(p.producer) is None or tangles.get(p.producer) != tangles.get(p.consumer):
+            continue
+        consumer, producer = graph.nodes[p.consumer], graph.nodes[p.producer]
+        yield Diagnostic(graph.edges[p.event, p.consumer]["loc"], "pruned-edge",
+                         f"{_name(consumer)} cannot receive {graph.nodes[p.event]['label']} from {_name(producer)}: "
+                         f"{p.reason}; this hop is left out of loop detection", severity="info")
 
 
 def _rotate(graph: nx.DiGraph, cycle: list[str]) -> list[str]:

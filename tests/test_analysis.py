@@ -67,3 +67,35 @@ def test_loop_through_a_bounded_consumer_is_a_warning(tmp_path):
 ])
 def test_field_verdict(schema, path, verdict):
     assert field_verdict(schema, path) == verdict
+
+
+PRUNE = """
+apiVersion: meshctl/v1
+kind: EventType
+metadata: {name: job.checked}
+spec: {external: true, schema: {type: object, properties: {status: {type: string}}}}
+---
+apiVersion: meshctl/v1
+kind: Service
+metadata: {name: checker}
+spec:
+  subscriptions:
+    - on: job.checked
+      match: {data: {status: [failed]}}
+      do: [{emit: {type: job.checked, data: {status: STATUS}}}]
+      emits: [job.checked]
+"""
+
+
+@pytest.mark.parametrize(("status", "cycle"), [("ok", False), ("failed", True), ('"{{ data.status }}"', True)])
+def test_hops_a_pattern_rejects_are_pruned_from_loop_detection(tmp_path, status, cycle):
+    path = tmp_path / "prune.yaml"
+    path.write_text(PRUNE.replace("STATUS", status))
+    found = {d.code: d for d in check_mesh(str(path)).diagnostics}
+    assert ("event-cycle" in found) is cycle
+    assert ("pruned-edge" in found) is not cycle
+    if not cycle:
+        note = found["pruned-edge"]
+        assert note.severity == "info"
+        assert note.message == ("service 'checker' cannot receive job.checked from service 'checker': data.status is 'ok' "
+                                "in the emit; the pattern wants ['failed']; this hop is left out of loop detection")

@@ -1,0 +1,162 @@
+"""Which producer -> consumer hops of the event flow can actually happen.
+
+A consumer's pattern can make a hop impossible: a route on ``status: [failed]`` is never
+triggered by an ``emit`` whose data sets ``status: ok``. Here every event type node is split
+per producer, and a consumes edge is kept only if the consumer's pattern may accept what
+that producer emits, judged from the *constant* parts of its ``emit`` templates. Anything
+templated, or a pattern using ``$or``, is assumed to match: pruning is only ever safe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import networkx as nx
+
+from . import model as m
+from .graph import flow_only
+from .patterns import PatternError, compile_pattern
+
+UNKNOWN = object()  # a value only known at run time (a template)
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    producer: str
+    event: str
+    consumer: str
+    reason: str
+
+
+def feasible_flow(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Pruned]]:
+    """The flow graph with event nodes split per producer (``event:T@producer``) and impossible hops removed."""
+    flow = flow_only(graph)
+    h = nx.DiGraph()
+    pruned: list[Pruned] = []
+    for node, attrs in flow.nodes(data=True):
+        if attrs["kind"] != "event":
+            h.add_node(node, **attrs)
+    for u, v, attrs in flow.edges(data=True):
+        if attrs["kind"] == "delivers":
+            h.add_edge(u, v, **attrs)
+    for node, attrs in flow.nodes(data=True):
+        if attrs["kind"] != "event":
+            continue
+        consumers = [c for c in flow.successors(node)]
+        for producer in flow.predecessors(node):
+            copy = f"{node}@{producer}"
+            h.add_node(copy, **attrs, original=node)
+            h.add_edge(producer, copy, **flow.edges[producer, node], original=(producer, node))
+            actions = flow.edges[producer, node].get("actions") or []
+            for consumer in consumers:
+                reason = _excluded(flow.nodes[consumer], actions)
+                if reason is None:
+                    h.add_edge(copy, consumer, **flow.edges[node, consumer], original=(node, consumer))
+                else:
+                    pruned.append(Pruned(producer, node, consumer, reason))
+    return h, pruned
+
+
+def _excluded(consumer: dict, actions: list[m.EmitAction]) -> str | None:
+    """Why the consumer's pattern rejects every one of these emits, or None if it may accept one."""
+    pattern = _pattern_of(consumer.get("element"))
+    if pattern is None or not actions or _has_or(pattern.value):
+        return None
+    reasons = []
+    for action in actions:
+        reason = _rejects(pattern.value, _emitted(action))
+        if reason is None:
+            return None
+        reasons.append(reason)
+    return reasons[0]
+
+
+def _pattern_of(element: Any) -> m.Pattern | None:
+    if isinstance(element, m.Orchestration):
+        return element.trigger.match
+    return getattr(element, "match", None)
+
+
+def _has_or(node: Any) -> bool:
+    if isinstance(node, Mapping):
+        return "$or" in node or any(_has_or(v) for v in node.values())
+    return False
+
+
+def _emitted(action: m.EmitAction) -> dict:
+    """The event an emit produces, as far as it is known before run time."""
+    data = _known(action.data.value) if action.data is not None else None
+    return {"type": action.type.name, "data": data}
+
+
+def _known(value: Any) -> Any:
+    if isinstance(value, str):
+        return UNKNOWN if ("{{" in value or "{%" in value) else value
+    if isinstance(value, Mapping):
+        return {k: _known(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        items = [_known(v) for v in value]
+        return UNKNOWN if any(i is UNKNOWN or _contains_unknown(i) for i in items) else items
+    return value
+
+
+def _contains_unknown(value: Any) -> bool:
+    if value is UNKNOWN:
+        return True
+    if isinstance(value, dict):
+        return any(_contains_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_unknown(v) for v in value)
+    return False
+
+
+def _rejects(pattern: Mapping, event: dict) -> str | None:
+    """A reason the pattern cannot match *event*, checking one leaf at a time; None if it may match."""
+    for path, leaf in _leaves(pattern, ()):
+        if path[0] != "data":
+            continue  # other attributes (source, subject...) are not known statically
+        value, known = _lookup(event, path)
+        if not known:
+            continue
+        probe_pattern = _nest(path, m.thaw(leaf))
+        probe_event = _nest(path, value) if value is not _MISSING else {}
+        try:
+            if not compile_pattern(probe_pattern).matches(probe_event):
+                shown = "absent" if value is _MISSING else repr(value)
+                return f"{'.'.join(map(str, path))} is {shown} in the emit; the pattern wants {m.thaw(leaf)}"
+        except PatternError:
+            return None  # an invalid pattern is reported elsewhere; never prune on it
+    return None
+
+
+_MISSING = object()
+
+
+def _leaves(node: Mapping, path: tuple):
+    for key, value in node.items():
+        if isinstance(value, Mapping):
+            yield from _leaves(value, (*path, key))
+        else:
+            yield (*path, key), value
+
+
+def _lookup(event: dict, path: tuple) -> tuple[Any, bool]:
+    """(value, known): _MISSING when provably absent; known is False when a template decides."""
+    node: Any = event
+    for part in path:
+        if node is UNKNOWN:
+            return None, False
+        if not isinstance(node, dict):
+            return _MISSING, not _contains_unknown(event.get("data"))
+        if part not in node:
+            return _MISSING, not _contains_unknown(event.get("data"))
+        node = node[part]
+    if node is UNKNOWN or _contains_unknown(node):
+        return None, False
+    return node, True
+
+
+def _nest(path: tuple, value: Any) -> dict:
+    for part in reversed(path):
+        value = {part: value}
+    return value

@@ -17,6 +17,7 @@ from . import model as m
 from .errors import Diagnostic, Location, Note
 from .feasibility import feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, produced_types
+from .patterns import PatternError, compile_pattern
 from .templates import referenced_fields, syntax_error
 
 MAX_CYCLES_PER_TANGLE = 10
@@ -26,7 +27,7 @@ MAX_CYCLES_TOTAL = 100
 def analyse(mesh: m.Mesh, graph: nx.DiGraph) -> list[Diagnostic]:
     """Every static problem of the mesh, in source order."""
     found: list[Diagnostic] = []
-    for check in (check_references, check_undeclared_emits, check_steps, check_templates,
+    for check in (check_references, check_undeclared_emits, check_steps, check_templates, check_patterns,
                   check_fields, check_handlers, check_policies):
         found += check(mesh)
     found += check_event_cycles(graph)
@@ -316,6 +317,19 @@ def _strings(*items) -> Iterator[m.TemplateString]:
             yield item
         elif isinstance(item, m.TemplateValue):
             yield from item.strings
+
+
+def check_patterns(mesh: m.Mesh) -> Iterator[Diagnostic]:
+    """Every `match` must be a valid EventBridge pattern; the error points at the bad key."""
+    for pattern, _types in _patterns(mesh):
+        try:
+            compile_pattern(pattern.value)
+        except PatternError as exc:
+            path = tuple(exc.path)
+            while path and path not in pattern.keys:
+                path = path[:-1]
+            yield Diagnostic(pattern.keys.get(path, pattern.loc), "bad-pattern", f"invalid pattern: {exc}",
+                             hint="patterns use EventBridge syntax: see docs/dsl.md#patterns")
 
 
 def check_fields(mesh: m.Mesh) -> Iterator[Diagnostic]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,7 +40,10 @@ class DeadLetter:
     @classmethod
     def make(cls, queue: str, reason: str, consumer: str, event: Any, error_type: str | None, error: str,
              attempts: int = 0, first: str | None = None, last: str | None = None, chain: list[str] | None = None):
-        event_id = event.get("id") if isinstance(event, dict) else repr(event)[:200]
+        if isinstance(event, dict) and event.get("id"):
+            event_id = event["id"]
+        else:  # not an event (a bad input line): its content, location included, identifies it
+            event_id = json.dumps(event, sort_keys=True, default=str)
         ident = hashlib.sha1(f"{event_id}|{consumer}|{reason}".encode()).hexdigest()[:16]
         return cls(ident, queue, reason, consumer, attempts, first, last, error_type, error, event, list(chain or []))
 

@@ -169,9 +169,7 @@ class Orchestrator:
             self._advance(run)
             return
         run["vars"].update(attempt.vars)
-        for i, (type_, data, subject, source) in enumerate(attempt.outbox):
-            self.rt.emit(derive(run["event"], attempt.consumer, i, type_, data, now, subject, source),
-                         f"orchestration:{run['orchestration']}")
+        self._publish(run, attempt, now)
         state["outputs"][index] = attempt.output
         state["done_items"] += 1
         if state["status"] == "running" and state["pending"] and run["status"] == "running":
@@ -240,9 +238,7 @@ class Orchestrator:
                      error: Exception | None) -> None:
         run, now = self._load(run_id), self.rt.clock.now()
         if error is None:
-            for i, (type_, data, subject, source) in enumerate(attempt.outbox):
-                self.rt.emit(derive(run["event"], attempt.consumer, i, type_, data, now, subject, source),
-                             f"orchestration:{run['orchestration']}")
+            self._publish(run, attempt, now)
             run["compensated"].append(cs.step.id)
             run["steps"][cs.step.id]["status"] = "compensated"
         else:
@@ -275,14 +271,18 @@ class Orchestrator:
                           "non-retryable", type(exc).__name__, detail, attempts=1, first=now, queue="dlq")
             status = "failed" if success else status
         else:
-            for i, (type_, data, subject, source) in enumerate(attempt.outbox):
-                self.rt.emit(derive(run["event"], attempt.consumer, i, type_, data, now, subject, source),
-                             f"orchestration:{run['orchestration']}")
+            self._publish(run, attempt, now)
         run["status"] = status
         self._save(run)
         self.rt.trace.count(f"runs_{status}")
         self.rt.trace.record(now, "run-end", run=run["id"], orchestration=run["orchestration"], status=status,
                              **({"error": run["error"]} if run.get("error") else {}))
+
+    def _publish(self, run: dict, attempt: Attempt, now: float) -> None:
+        """Emit what a committed attempt put in its outbox, caused by the run's trigger event."""
+        for i, (type_, data, subject, source) in enumerate(attempt.outbox):
+            self.rt.emit(derive(run["event"], attempt.consumer, i, type_, data, now, subject, source),
+                         f"orchestration:{run['orchestration']}")
 
     # --- state ---------------------------------------------------------------------------
     @staticmethod

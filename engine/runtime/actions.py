@@ -33,8 +33,9 @@ class ActionFailed(Exception):
 
 
 class UndeclaredEmit(ActionFailed):
-    def __init__(self, type_: str, consumer: str):
-        super().__init__("UndeclaredEmit", f"{consumer} emitted {type_!r}, which its `emits` does not list", False)
+    def __init__(self, type_: str, consumer: str, where: Any = None):
+        place = f"{where}: " if where is not None else ""
+        super().__init__("UndeclaredEmit", f"{place}{consumer} emitted {type_!r}, which its `emits` does not list", False)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Attempt:
     calls: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     output: Any = None
+    where: Any = None  # location of the action running now, for error messages
 
     @property
     def vars(self) -> dict:
@@ -62,7 +64,7 @@ class Attempt:
 
     def emit(self, type_: str, data: Any = None, subject: str | None = None, source: str | None = None) -> None:
         if self.declared is not None and type_ not in self.declared:
-            raise UndeclaredEmit(type_, self.consumer)
+            raise UndeclaredEmit(type_, self.consumer, self.where)
         self.outbox.append((type_, data, subject, source))
 
 
@@ -139,12 +141,13 @@ class Toolbox:
             raise ActionFailed("HttpUnreachable", f"POST {url}: {getattr(exc, 'reason', exc)}") from exc
 
 
-def compile_actions(actions: tuple[m.Action, ...], tools: Toolbox) -> list[Step]:
-    return [_COMPILERS[type(action)](action, tools) for action in actions]
+def compile_actions(actions: tuple[m.Action, ...], tools: Toolbox) -> list[tuple[Any, Step]]:
+    return [(action.loc, _COMPILERS[type(action)](action, tools)) for action in actions]
 
 
-def run_actions(steps: list[Step], attempt: Attempt) -> None:
-    for step in steps:
+def run_actions(steps: list[tuple[Any, Step]], attempt: Attempt) -> None:
+    for loc, step in steps:
+        attempt.where = loc
         step(attempt)
 
 

@@ -183,4 +183,6 @@ def test_python_handler_gets_idempotency_key_and_may_emit_only_declared(mesh_of,
     out = run(mesh, [t0(4)])
     assert [e["data"] for e in out.emitted] == [{"n": 4}]
     mesh = mesh_of(PING, PONG, service('[{call: {python: "h:bad"}}]'), files={"h.py": handlers})
-    assert [(d.reason, d.error_type) for d in run(mesh, [t0(4)]).dead] == [("non-retryable", "UndeclaredEmit")]
+    (dead,) = run(mesh, [t0(4)]).dead
+    assert (dead.reason, dead.error_type) == ("non-retryable", "UndeclaredEmit")
+    assert dead.error.endswith("mesh.yaml:17:19: service:svc/ping emitted 'ping', which its `emits` does not list")

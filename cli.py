@@ -286,6 +286,29 @@ def dlq_purge(dlq_path, ids, reason, consumer, everything) -> None:
     click.echo(f"purged {len(records) - len(keep)}, kept {len(keep)}")
 
 
+@main.command("test")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("-k", "select", metavar="SUBSTRING", help="Only run tests whose name contains SUBSTRING.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="PASS/FAIL lines with explanations, or one JSON document for machines.")
+def test_command(path: str, select: str | None, fmt: str) -> None:
+    """Run the YAML test cases (*.test.yaml) under PATH, or the one test file PATH.
+
+    Each test runs the mesh of its file's directory on given events, on the virtual clock,
+    and checks what was emitted, dead-lettered and decided (docs/testing.md).
+    Exit 0 when all pass, 1 when one fails, a test file is invalid or no test ran.
+    """
+    from engine.testing import run_tests
+
+    report = run_tests(path, select)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        for line in report.text_lines():
+            click.echo(line)
+    sys.exit(report.exit_code)
+
+
 @main.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
 def schema(output: str | None) -> None:

@@ -51,7 +51,7 @@ class Attempt:
     outbox: list[tuple[str, Any, str | None, str | None]] = field(default_factory=list)
     direct: list[tuple[str, Any, str | None, tuple[str, ...]]] = field(default_factory=list)  # route -> consumers
     dead: list[tuple[str, str, Any, str]] = field(default_factory=list)  # (queue, reason, event, detail)
-    effects: list[Callable[[], None]] = field(default_factory=list)  # run when the attempt commits
+    effects: list[tuple[str, dict]] = field(default_factory=list)  # (kind, payload) applied when it commits
     logs: list[tuple[str, str]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     elapsed: float = 0.0
@@ -66,6 +66,25 @@ class Attempt:
         if self.declared is not None and type_ not in self.declared:
             raise UndeclaredEmit(type_, self.consumer, self.where)
         self.outbox.append((type_, data, subject, source))
+
+    def outcome(self, error: Exception | None) -> dict:
+        """Everything the attempt produced, as plain data: it may wait in the (durable) schedule."""
+        return {
+            "outbox": [list(x) for x in self.outbox],
+            "direct": [[t, d, s, list(c)] for t, d, s, c in self.direct],
+            "dead": [list(x) for x in self.dead], "effects": [list(x) for x in self.effects],
+            "logs": [list(x) for x in self.logs], "calls": list(self.calls), "vars": dict(self.context.get("vars", {})),
+            "output": self.output, "elapsed": self.elapsed, "error": error_data(error),
+        }
+
+
+def error_data(error: Exception | None) -> dict | None:
+    """An attempt's failure as data: type (matched by non_retryable), detail, and whether to retry."""
+    if error is None:
+        return None
+    if isinstance(error, RenderError):  # a template error names its location and is never retried
+        return {"type": "TemplateError", "detail": str(error), "retryable": False, "template": True}
+    return {"type": error.error_type, "detail": error.message, "retryable": error.retryable, "template": False}
 
 
 Step = Callable[[Attempt], None]

@@ -9,7 +9,7 @@ or dead-lettered; nothing is dropped.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from jsonschema.exceptions import best_match
@@ -25,6 +25,7 @@ from .clock import Clock, VirtualClock, iso, parse_time
 from .consumers import Consumer, build_consumers, subscription_id
 from .deadletter import DeadLetter
 from .events import BadInput, chain, derive
+from .scheduler import Scheduler
 from .trace import Trace
 
 DEFAULT_MAX_HOPS = 16
@@ -32,14 +33,15 @@ MESH = "mesh"  # the consumer named in dead letters of events no consumer could 
 DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the virtual clock's start when input has no time
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    event: dict
-    consumer: Consumer
-    number: int  # attempt number, from 1
-    first: float  # clock time of the first attempt
-    producer: str  # "ingress" or the consumer that emitted the event
-    replay: bool = False  # a redrive from the dead-letter queue: dedup does not apply
+def delivery(event: dict, consumer: str, producer: str, first: float, number: int = 1, replay: bool = False) -> dict:
+    """A delivery of an event to a consumer, as data (it waits in the checkpointed schedule).
+
+    ``number`` is the attempt number (from 1), ``first`` the clock time of the first attempt,
+    ``producer`` "ingress" or the consumer that emitted the event, ``replay`` a redrive from
+    the dead-letter queue (dedup does not apply).
+    """
+    return {"event": event, "consumer": consumer, "number": number, "first": first, "producer": producer,
+            "replay": replay}
 
 
 @dataclass
@@ -62,8 +64,7 @@ class Runtime:
         self.store = store if store is not None else MemoryStore()
         self.clock = clock if clock is not None else VirtualClock(DEFAULT_START)
         self._clock_started = clock is not None
-        from .scheduler import Scheduler
-        self.scheduler = Scheduler(self.clock)
+        self.scheduler = Scheduler(self.clock, self._dispatch)
         self.seed = seed
         self.max_hops = max_hops
         self.trace = trace if trace is not None else Trace()
@@ -82,7 +83,12 @@ class Runtime:
         self.streams = StreamRunner(self)
         for consumer in self.consumers:
             self._handlers[consumer.id] = self._compile(consumer)
+        self._tasks: dict[str, Callable[[Any], None]] = {
+            "attempt": self.attempt, "complete": self._complete, **self.orchestrator.tasks()}
+        self._effects: dict[str, Callable[[dict], None]] = {**self.orchestrator.effects(), **self.streams.effects()}
 
+    def _dispatch(self, kind: str, payload: Any) -> None:
+        self._tasks[kind](payload)
     # --- input ------------------------------------------------------------------------
     def run(self, items: Iterable[dict | BadInput]) -> dict:
         """Feed every input, run to quiescence, close open stream windows; return the summary."""
@@ -95,7 +101,7 @@ class Runtime:
         """One input: due work before its time runs first, then it is published at its time."""
         if isinstance(item, BadInput):
             self.trace.count("events_in")
-            self._dead(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
+            self.dead_letter(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
                        f"{item.loc}: {item.problem}", queue="dlq")
             return
         when = parse_time(item.get("time"))
@@ -128,12 +134,12 @@ class Runtime:
         self.store.append_event(event)
         type_ = event["type"]
         if type_ not in self.mesh.event_types:
-            self._dead(MESH, event, "undeliverable", "UnknownEventType",
+            self.dead_letter(MESH, event, "undeliverable", "UnknownEventType",
                        f"no event type {type_!r} is declared in the mesh", queue="dlq")
             return
         problem = self._schema_problem(event)
         if problem is not None:
-            self._dead(MESH, event, "schema-invalid", "SchemaError", problem, queue="dlq")
+            self.dead_letter(MESH, event, "schema-invalid", "SchemaError", problem, queue="dlq")
             return
         consumers = self._by_type.get(type_, ())
         index = self._index.get(type_)
@@ -172,81 +178,93 @@ class Runtime:
                               consumer=consumer.id, why="loop-avoided")
             return
         if consumer.loop is not None and passes >= consumer.loop.max_hops:
-            self._dead(consumer.id, event, "loop-detected", "LoopDetected",
+            self.dead_letter(consumer.id, event, "loop-detected", "LoopDetected",
                        f"{consumer.id} already handled this chain {passes} times (max_hops {consumer.loop.max_hops})",
                        queue=consumer.policy.queue)
             return
         if int(event.get("hopcount", 0)) >= self.max_hops:
-            self._dead(consumer.id, event, "loop-detected", "LoopDetected",
+            self.dead_letter(consumer.id, event, "loop-detected", "LoopDetected",
                        f"the event is {event.get('hopcount')} hops from its input (limit {self.max_hops})",
                        queue=consumer.policy.queue)
             return
         now = self.clock.now()
-        delivery = Delivery(event, consumer, 1, now, producer, replay)
-        self.scheduler.at(now, lambda: self.attempt(delivery))
+        self.scheduler.at(now, "attempt", delivery(event, consumer.id, producer, now, replay=replay))
 
     # --- attempts -------------------------------------------------------------------------
-    def attempt(self, d: Delivery) -> None:
-        event, consumer, now = d.event, d.consumer, self.clock.now()
-        if not d.replay and d.number == 1 and self.store.is_done(event["id"], consumer.id):
+    def attempt(self, d: dict) -> None:
+        """Run one attempt now; its outcome commits now, or after the time it takes (`sleep`)."""
+        event, consumer, now = d["event"], self.by_id[d["consumer"]], self.clock.now()
+        if not d["replay"] and d["number"] == 1 and self.store.is_done(event["id"], consumer.id):
             self.trace.count("duplicates")
             return
         if self._circuit_open(consumer, now):
-            self._dead(consumer.id, event, "circuit-open", "CircuitOpen", f"circuit of {consumer.id} is open",
-                       attempts=d.number - 1, first=d.first, queue=consumer.policy.queue)
+            self.dead_letter(consumer.id, event, "circuit-open", "CircuitOpen", f"circuit of {consumer.id} is open",
+                       attempts=d["number"] - 1, first=d["first"], queue=consumer.policy.queue)
             return
         self.trace.count("delivered")
-        self.trace.record(now, "deliver", event=event["id"], type=event["type"], **{"from": d.producer},
-                          consumer=consumer.id, attempt=d.number)
-        attempt = Attempt(consumer.id, event, d.number, now, {"data": event.get("data"), "event": event, "vars": {},
-                                                              "attempt": d.number}, consumer.declared)
+        self.trace.record(now, "deliver", event=event["id"], type=event["type"], **{"from": d["producer"]},
+                          consumer=consumer.id, attempt=d["number"])
+        attempt = Attempt(consumer.id, event, d["number"], now, {"data": event.get("data"), "event": event, "vars": {},
+                                                                  "attempt": d["number"]}, consumer.declared)
         error: Exception | None = None
         try:
             self._inject_fault(consumer.id, attempt)
             if consumer.condition is not None and not consumer.condition(attempt.context):
-                self._filtered_by_when(d)
+                self._filtered_by_when(event, consumer.id)
                 return
             self._handlers[consumer.id](attempt)
         except (ActionFailed, RenderError) as exc:
             error = exc
-        self.scheduler.at(now + attempt.elapsed, lambda: self._complete(d, attempt, error))
+        task = {"delivery": d, "outcome": attempt.outcome(error)}
+        if attempt.elapsed > 0:
+            self.scheduler.at(now + attempt.elapsed, "complete", task)
+        else:
+            self._complete(task)
 
     def _inject_fault(self, consumer_id: str, attempt: Attempt) -> None:
         fault = self.faults.get(consumer_id)
         if fault is not None and (fault.times is None or attempt.number <= fault.times):
             raise ActionFailed(fault.error, f"injected fault (attempt {attempt.number})")
 
-    def _filtered_by_when(self, d: Delivery) -> None:
-        self.store.mark_done(d.event["id"], d.consumer.id)
+    def _filtered_by_when(self, event: dict, consumer: str) -> None:
+        self.store.mark_done(event["id"], consumer)
         self.trace.count("filtered")
-        self.trace.record(self.clock.now(), "filtered", event=d.event["id"], type=d.event["type"],
-                          consumer=d.consumer.id, why="when")
+        self.trace.record(self.clock.now(), "filtered", event=event["id"], type=event["type"], consumer=consumer,
+                          why="when")
 
-    def _complete(self, d: Delivery, attempt: Attempt, error: Exception | None) -> None:
-        now = self.clock.now()
-        for level, message in attempt.logs:
-            self.trace.record(now, "log", event=d.event["id"], consumer=d.consumer.id, level=level, message=message)
-        for target in attempt.calls:
-            self.trace.record(now, "call", event=d.event["id"], consumer=d.consumer.id, target=target)
-        if error is None:
-            self._succeeded(d, attempt, now)
+    def _complete(self, task: dict) -> None:
+        d, outcome, now = task["delivery"], task["outcome"], self.clock.now()
+        self.trace_outcome(d["event"]["id"], d["consumer"], outcome, now)
+        if outcome["error"] is None:
+            self._succeeded(d, outcome, now)
         else:
-            self._failed(d, error, now)
+            self._failed(d, outcome["error"], now)
 
-    def _succeeded(self, d: Delivery, attempt: Attempt, now: float) -> None:
-        self._breaker_result(d.consumer, True, now)
-        self.store.mark_done(d.event["id"], d.consumer.id)
-        self.trace.record(now, "ok", event=d.event["id"], consumer=d.consumer.id, attempt=d.number)
-        for index, (type_, data, subject, source) in enumerate(attempt.outbox):
-            self.emit(derive(d.event, d.consumer.id, index, type_, data, now, subject, source), d.consumer.id)
-        base = len(attempt.outbox)
-        for offset, (type_, data, subject, targets) in enumerate(attempt.direct):
-            out = derive(d.event, d.consumer.id, base + offset, type_, data, now, subject)
-            self._deliver_direct(out, d.consumer.id, targets)
-        for queue, reason, event, detail in attempt.dead:
-            self._dead(d.consumer.id, event, reason, reason, detail, queue=queue)
-        for effect in attempt.effects:
-            effect()
+    def trace_outcome(self, event_id: str, consumer: str, outcome: dict, now: float) -> None:
+        for level, message in outcome["logs"]:
+            self.trace.record(now, "log", event=event_id, consumer=consumer, level=level, message=message)
+        for target in outcome["calls"]:
+            self.trace.record(now, "call", event=event_id, consumer=consumer, target=target)
+
+    def _succeeded(self, d: dict, outcome: dict, now: float) -> None:
+        consumer, event = self.by_id[d["consumer"]], d["event"]
+        self._breaker_result(consumer, True, now)
+        self.store.mark_done(event["id"], consumer.id)
+        self.trace.record(now, "ok", event=event["id"], consumer=consumer.id, attempt=d["number"])
+        self.publish_outbox(event, consumer.id, outcome["outbox"], now)
+        base = len(outcome["outbox"])
+        for offset, (type_, data, subject, targets) in enumerate(outcome["direct"]):
+            self._deliver_direct(derive(event, consumer.id, base + offset, type_, data, now, subject), consumer.id,
+                                 targets)
+        for queue, reason, dead_event, detail in outcome["dead"]:
+            self.dead_letter(consumer.id, dead_event, reason, reason, detail, queue=queue)
+        for kind, payload in outcome["effects"]:
+            self._effects[kind](payload)
+
+    def publish_outbox(self, parent: dict, producer: str, outbox: list, now: float, source: str | None = None) -> None:
+        """Emit what a committed attempt put in its outbox; ids are stable across retries."""
+        for index, (type_, data, subject, src) in enumerate(outbox):
+            self.emit(derive(parent, producer, index, type_, data, now, subject, src), source or producer)
 
     def emit(self, event: dict, producer: str) -> None:
         """Publish an event emitted inside the mesh (recorded, counted, then routed)."""
@@ -257,7 +275,7 @@ class Runtime:
             self.on_emit(event)
         self.publish(event, producer)
 
-    def _deliver_direct(self, event: dict, producer: str, targets: tuple[str, ...]) -> None:
+    def _deliver_direct(self, event: dict, producer: str, targets) -> None:
         self.trace.count("emitted")
         self.trace.record(self.clock.now(), "emit", event=event["id"], type=event["type"],
                           cause=event.get("causationid"), by=producer)
@@ -266,7 +284,7 @@ class Runtime:
         self.store.append_event(event)
         problem = self._schema_problem(event) if event["type"] in self.mesh.event_types else None
         if problem is not None:
-            self._dead(producer, event, "schema-invalid", "SchemaError", problem, queue="dlq")
+            self.dead_letter(producer, event, "schema-invalid", "SchemaError", problem, queue="dlq")
             return
         for cid in targets:
             consumer = self.by_id[cid]
@@ -277,33 +295,39 @@ class Runtime:
                 continue
             self.offer(event, consumer, producer)
 
-    def _failed(self, d: Delivery, error: Exception, now: float) -> None:
-        self._breaker_result(d.consumer, False, now)
-        spec = d.consumer.policy.retry
-        error_type = "TemplateError" if isinstance(error, RenderError) else error.error_type
-        detail = str(error) if isinstance(error, RenderError) else error.message  # a template error names its place
-        delay = retry_delays.delay(spec, d.number, self.seed, d.event["id"], d.consumer.id)
-        born = parse_time(d.event.get("time"))
-        if isinstance(error, RenderError):
-            reason = "template-error"
-        elif not error.retryable or error_type in spec.non_retryable:
-            reason = "non-retryable"
-        elif d.number >= spec.max_attempts:
-            reason = "retries-exhausted"
-        elif spec.max_event_age is not None and now + delay - (born if born is not None else d.first) > spec.max_event_age:
-            reason = "expired"  # the retry would come after the event's age budget: stop now, not later
-        else:
+    def _failed(self, d: dict, error: dict, now: float) -> None:
+        consumer, event = self.by_id[d["consumer"]], d["event"]
+        self._breaker_result(consumer, False, now)
+        spec = consumer.policy.retry
+        reason = self.verdict(spec, error, d["number"], event, d["first"], now, consumer.id)
+        if reason is None:
+            delay = retry_delays.delay(spec, d["number"], self.seed, event["id"], consumer.id)
             self.trace.count("retries")
-            self.trace.record(now, "retry", event=d.event["id"], consumer=d.consumer.id, attempt=d.number,
-                              delay=round(delay, 6), error=f"{error_type}: {detail}")
-            nxt = replace(d, number=d.number + 1)
-            self.scheduler.at(now + delay, lambda: self.attempt(nxt))
+            self.trace.record(now, "retry", event=event["id"], consumer=consumer.id, attempt=d["number"],
+                              delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")
+            self.scheduler.at(now + delay, "attempt", {**d, "number": d["number"] + 1})
             return
-        self.store.mark_done(d.event["id"], d.consumer.id)
-        self._dead(d.consumer.id, d.event, reason, error_type, detail, attempts=d.number, first=d.first,
-                   queue=d.consumer.policy.queue)
+        self.store.mark_done(event["id"], consumer.id)
+        self.dead_letter(consumer.id, event, reason, error["type"], error["detail"], attempts=d["number"], first=d["first"],
+                   queue=consumer.policy.queue)
 
-    def _dead(self, consumer: str, event: Any, reason: str, error_type: str | None, detail: str, *,
+    def verdict(self, spec: m.RetrySpec, error: dict, number: int, event: dict, first: float, now: float,
+                consumer: str) -> str | None:
+        """None to retry the failed attempt *number*; else the reason to dead-letter it."""
+        if error["template"]:
+            return "template-error"
+        if not error["retryable"] or error["type"] in spec.non_retryable:
+            return "non-retryable"
+        if number >= spec.max_attempts:
+            return "retries-exhausted"
+        if spec.max_event_age is not None:
+            born = parse_time(event.get("time"))
+            delay = retry_delays.delay(spec, number, self.seed, event["id"], consumer)
+            if now + delay - (born if born is not None else first) > spec.max_event_age:
+                return "expired"  # the retry would come after the event's age budget: stop now, not later
+        return None
+
+    def dead_letter(self, consumer: str, event: Any, reason: str, error_type: str | None, detail: str, *,
               attempts: int = 0, first: float | None = None, queue: str) -> None:
         now = self.clock.now()
         record = DeadLetter.make(queue, reason, consumer, event, error_type, detail, attempts,

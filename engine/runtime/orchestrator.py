@@ -51,19 +51,27 @@ class Orchestrator:
                 for s in orch.steps}
             self._ends[orch.name] = (compile_actions(orch.on_success, tools), compile_actions(orch.on_failure, tools))
 
+    # --- the runtime's hooks: tasks and effects are plain data, dispatched by name ---------
+    def tasks(self) -> dict[str, Callable[[dict], None]]:
+        return {"step-attempt": self._attempt, "step-complete": self._item_done,
+                "compensate": self._compensate, "compensated": self._compensated}
+
+    def effects(self) -> dict[str, Callable[[dict], None]]:
+        return {"start-run": lambda p: self.start(self.rt.mesh.orchestrations[p["orchestration"]], p["event"], p["run"])}
+
     # --- starting a run ------------------------------------------------------------------
     def handler(self, orch: m.Orchestration) -> Callable[[Attempt], None]:
         def trigger(attempt: Attempt) -> None:
             run_id = f"{orch.name}:{attempt.event['id']}"
             attempt.output = {"run": run_id}
-            attempt.effects.append(lambda: self.start(orch, attempt.event, run_id))
+            attempt.effects.append(("start-run", {"orchestration": orch.name, "event": attempt.event, "run": run_id}))
         return trigger
 
     def start(self, orch: m.Orchestration, event: dict, run_id: str) -> None:
         if self.rt.store.get_state(f"run:{run_id}") is not None:
             return  # this trigger already started its run
         run = {"id": run_id, "orchestration": orch.name, "event": event, "status": "running", "vars": {},
-               "steps": {s.id: {"status": "pending", "output": None, "attempts": 0} for s in orch.steps},
+               "steps": {s.id: {"status": "pending", "output": None} for s in orch.steps},
                "order": [], "in_flight": 0, "error": None}
         self._save(run)
         self.rt.trace.count("runs_started")
@@ -78,8 +86,7 @@ class Orchestrator:
         while progressed and run["status"] == "running":
             progressed = False
             for step in orch.steps:
-                state = run["steps"][step.id]
-                if state["status"] != "pending" or not self._needs_met(run, step):
+                if run["steps"][step.id]["status"] != "pending" or not self._needs_met(run, step):
                     continue
                 progressed = True
                 self._begin(run, self._steps[orch.name][step.id])
@@ -114,29 +121,30 @@ class Orchestrator:
                 raise RenderError(f"foreach must give a list, not {type(items).__name__}", cs.step.foreach.loc)
         except RenderError as exc:
             state["status"] = "failed"
-            self._fail_run(run, cs.step.id, f"TemplateError: {exc.detail}")
+            self._fail_run(run, cs.step.id, f"TemplateError: {exc}")
             return
-        state.update(status="running", items=len(items), pending=list(range(len(items))), outputs=[None] * len(items),
+        state.update(status="running", items=items, pending=list(range(len(items))), outputs=[None] * len(items),
                      done_items=0)
         if not items:
             self._step_done(run, cs, [])
             return
         for _ in range(min(len(items), cs.step.concurrency or len(items))):
-            self._start_item(run, cs, items)
+            self._start_item(run, cs)
 
-    def _start_item(self, run: dict, cs: CompiledStep, items: list) -> None:
-        state = run["steps"][cs.step.id]
-        index = state["pending"].pop(0)
+    def _start_item(self, run: dict, cs: CompiledStep) -> None:
+        index = run["steps"][cs.step.id]["pending"].pop(0)
         run["in_flight"] += 1
-        self._attempt(run["id"], cs, items, index, 1, self.rt.clock.now())
-
-    def _attempt(self, run_id: str, cs: CompiledStep, items: list, index: int, number: int, first: float) -> None:
-        run = self._load(run_id)
         now = self.rt.clock.now()
-        consumer = self._consumer_id(run, cs.step.id, index if cs.foreach is not None else None)
-        self.rt.trace.record(now, "step-start", run=run_id, orchestration=run["orchestration"], step=cs.step.id,
+        self.rt.scheduler.at(now, "step-attempt", {"run": run["id"], "step": cs.step.id, "index": index, "number": 1,
+                                                   "first": now})
+
+    def _attempt(self, task: dict) -> None:
+        run, now = self._load(task["run"]), self.rt.clock.now()
+        cs, index, number = self._steps[run["orchestration"]][task["step"]], task["index"], task["number"]
+        consumer = self._consumer_id(run, cs, index)
+        self.rt.trace.record(now, "step-start", run=run["id"], orchestration=run["orchestration"], step=cs.step.id,
                              attempt=number, **({"item": index} if cs.foreach is not None else {}))
-        ctx = self._context(run, items[index])
+        ctx = self._context(run, run["steps"][cs.step.id]["items"][index])
         ctx["attempt"] = number
         attempt = Attempt(consumer, run["event"], number, now, ctx, None)
         error: Exception | None = None
@@ -144,59 +152,56 @@ class Orchestrator:
             run_actions(cs.actions, attempt)
         except (ActionFailed, RenderError) as exc:
             error = exc
-        took = attempt.elapsed
+        outcome, took = attempt.outcome(error), attempt.elapsed
         if cs.step.timeout is not None and took > cs.step.timeout:
-            error, took = ActionFailed("StepTimeout", f"step {cs.step.id!r} took longer than {cs.step.timeout:g}s"), cs.step.timeout
-        self.rt.scheduler.at(now + took, lambda: self._item_done(run_id, cs, items, index, number, first, attempt, error))
+            took = cs.step.timeout
+            outcome["error"] = {"type": "StepTimeout", "detail": f"step {cs.step.id!r} took longer than "
+                                f"{cs.step.timeout:g}s", "retryable": True, "template": False}
+        self.rt.scheduler.at(now + took, "step-complete", {**task, "outcome": outcome})
 
-    def _item_done(self, run_id: str, cs: CompiledStep, items: list, index: int, number: int, first: float,
-                   attempt: Attempt, error: Exception | None) -> None:
-        run, now = self._load(run_id), self.rt.clock.now()
-        for level, message in attempt.logs:
-            self.rt.trace.record(now, "log", event=run["event"]["id"], consumer=attempt.consumer, level=level, message=message)
-        for target in attempt.calls:
-            self.rt.trace.record(now, "call", event=run["event"]["id"], consumer=attempt.consumer, target=target)
-        if error is not None and self._retry(run, cs, items, index, number, first, error, now):
+    def _item_done(self, task: dict) -> None:
+        run, now, outcome = self._load(task["run"]), self.rt.clock.now(), task["outcome"]
+        cs, index = self._steps[run["orchestration"]][task["step"]], task["index"]
+        consumer = self._consumer_id(run, cs, index)
+        self.rt.trace_outcome(run["event"]["id"], consumer, outcome, now)
+        error = outcome["error"]
+        if error is not None and self._retry(run, cs, task, error, now, consumer):
             return
         run["in_flight"] -= 1
         state = run["steps"][cs.step.id]
         if error is not None:
-            detail = f"{'TemplateError' if isinstance(error, RenderError) else error.error_type}: " \
-                     f"{error.detail if isinstance(error, RenderError) else error.message}"
             if state["status"] == "running":
                 state["status"] = "failed"
-                self._fail_run(run, cs.step.id, detail)
+                self._fail_run(run, cs.step.id, f"{error['type']}: {error['detail']}")
             self._advance(run)
             return
-        run["vars"].update(attempt.vars)
-        self._publish(run, attempt, now)
-        state["outputs"][index] = attempt.output
+        run["vars"].update(outcome["vars"])
+        self.rt.publish_outbox(run["event"], consumer, outcome["outbox"], now, f"orchestration:{run['orchestration']}")
+        state["outputs"][index] = outcome["output"]
         state["done_items"] += 1
         if state["status"] == "running" and state["pending"] and run["status"] == "running":
-            self._start_item(run, cs, items)
-        if state["status"] == "running" and state["done_items"] == state["items"]:
+            self._start_item(run, cs)
+        if state["status"] == "running" and state["done_items"] == len(state["items"]):
             self._step_done(run, cs, state["outputs"] if cs.foreach is not None else state["outputs"][0])
         self._advance(run)
 
-    def _retry(self, run: dict, cs: CompiledStep, items: list, index: int, number: int, first: float,
-               error: Exception, now: float) -> bool:
+    def _retry(self, run: dict, cs: CompiledStep, task: dict, error: dict, now: float, consumer: str) -> bool:
         spec = cs.policy.retry
-        if isinstance(error, RenderError) or not error.retryable or error.error_type in spec.non_retryable:
+        if run["status"] != "running" or self.rt.verdict(spec, error, task["number"], run["event"], task["first"],
+                                                         now, consumer) is not None:
             return False
-        if number >= spec.max_attempts or run["status"] != "running":
-            return False
-        consumer = self._consumer_id(run, cs.step.id, index if cs.foreach is not None else None)
-        delay = retry_delays.delay(spec, number, self.rt.seed, run["event"]["id"], consumer)
+        delay = retry_delays.delay(spec, task["number"], self.rt.seed, run["event"]["id"], consumer)
         self.rt.trace.count("retries")
-        self.rt.trace.record(now, "retry", event=run["event"]["id"], consumer=consumer, attempt=number,
-                             delay=round(delay, 6), error=f"{error.error_type}: {error.message}")
-        self.rt.scheduler.at(now + delay, lambda: self._attempt(run["id"], cs, items, index, number + 1, first))
+        self.rt.trace.record(now, "retry", event=run["event"]["id"], consumer=consumer, attempt=task["number"],
+                             delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")
+        self.rt.scheduler.at(now + delay, "step-attempt", {k: v for k, v in task.items() if k != "outcome"}
+                             | {"number": task["number"] + 1})
         return True
 
     def _step_done(self, run: dict, cs: CompiledStep, output: Any) -> None:
         state = run["steps"][cs.step.id]
         state.update(status="done", output=output)
-        for key in ("pending", "outputs", "done_items", "items"):
+        for key in ("items", "pending", "outputs", "done_items"):
             state.pop(key, None)
         run["order"].append(cs.step.id)
         self.rt.trace.record(self.rt.clock.now(), "step-done", run=run["id"], orchestration=run["orchestration"],
@@ -214,81 +219,75 @@ class Orchestrator:
         steps = self._steps[run["orchestration"]]
         while run["to_compensate"]:
             step_id = run["to_compensate"].pop(0)
-            cs = steps[step_id]
-            if not cs.compensate:
+            if not steps[step_id].compensate:
                 continue
             self._save(run)
-            self._compensate(run["id"], cs, 1, self.rt.clock.now())
+            now = self.rt.clock.now()
+            self.rt.scheduler.at(now, "compensate", {"run": run["id"], "step": step_id, "number": 1, "first": now})
             return
         self._finish(run, success=False)
 
-    def _compensate(self, run_id: str, cs: CompiledStep, number: int, first: float) -> None:
-        run, now = self._load(run_id), self.rt.clock.now()
-        consumer = f"{self._consumer_id(run, cs.step.id, None)}/compensate"
-        self.rt.trace.record(now, "compensate", run=run_id, orchestration=run["orchestration"], step=cs.step.id)
+    def _compensate(self, task: dict) -> None:
+        run, now = self._load(task["run"]), self.rt.clock.now()
+        cs, number = self._steps[run["orchestration"]][task["step"]], task["number"]
+        consumer = f"{self._consumer_id(run, cs, None)}/compensate"
+        self.rt.trace.record(now, "compensate", run=run["id"], orchestration=run["orchestration"], step=cs.step.id)
         attempt = Attempt(consumer, run["event"], number, now, {**self._context(run), "attempt": number}, None)
         error: Exception | None = None
         try:
             run_actions(cs.compensate, attempt)
         except (ActionFailed, RenderError) as exc:
             error = exc
-        self.rt.scheduler.at(now + attempt.elapsed, lambda: self._compensated(run_id, cs, number, first, attempt, error))
+        self.rt.scheduler.at(now + attempt.elapsed, "compensated", {**task, "outcome": attempt.outcome(error)})
 
-    def _compensated(self, run_id: str, cs: CompiledStep, number: int, first: float, attempt: Attempt,
-                     error: Exception | None) -> None:
-        run, now = self._load(run_id), self.rt.clock.now()
+    def _compensated(self, task: dict) -> None:
+        run, now, outcome = self._load(task["run"]), self.rt.clock.now(), task["outcome"]
+        cs, number = self._steps[run["orchestration"]][task["step"]], task["number"]
+        consumer = f"{self._consumer_id(run, cs, None)}/compensate"
+        self.rt.trace_outcome(run["event"]["id"], consumer, outcome, now)
+        error = outcome["error"]
         if error is None:
-            self._publish(run, attempt, now)
+            self.rt.publish_outbox(run["event"], consumer, outcome["outbox"], now, f"orchestration:{run['orchestration']}")
             run["compensated"].append(cs.step.id)
             run["steps"][cs.step.id]["status"] = "compensated"
         else:
-            spec = cs.policy.retry
-            retryable = not isinstance(error, RenderError) and error.retryable and error.error_type not in spec.non_retryable
-            if retryable and number < spec.max_attempts:
-                delay = retry_delays.delay(spec, number, self.rt.seed, run["event"]["id"], attempt.consumer)
+            reason = self.rt.verdict(cs.policy.retry, error, number, run["event"], task["first"], now, consumer)
+            if reason is None:
+                delay = retry_delays.delay(cs.policy.retry, number, self.rt.seed, run["event"]["id"], consumer)
                 self.rt.trace.count("retries")
-                self.rt.scheduler.at(now + delay, lambda: self._compensate(run_id, cs, number + 1, first))
+                self.rt.scheduler.at(now + delay, "compensate", {**{k: v for k, v in task.items() if k != "outcome"},
+                                                                 "number": number + 1})
                 return
-            detail = error.detail if isinstance(error, RenderError) else error.message
-            self.rt._dead(attempt.consumer, run["event"], "template-error" if isinstance(error, RenderError) else
-                          ("retries-exhausted" if retryable else "non-retryable"),
-                          "TemplateError" if isinstance(error, RenderError) else error.error_type, detail,
-                          attempts=number, first=first, queue="dlq")
+            self.rt.dead_letter(consumer, run["event"], reason, error["type"], error["detail"], attempts=number,
+                                first=task["first"], queue=cs.policy.queue)
         self._compensate_next(run)
 
     def _finish(self, run: dict, success: bool) -> None:
         on_success, on_failure = self._ends[run["orchestration"]]
-        actions = on_success if success else on_failure
         status = "completed" if success else ("compensated" if run.get("compensated") else "failed")
         now = self.rt.clock.now()
-        attempt = Attempt(f"orchestration:{run['orchestration']}/{'on_success' if success else 'on_failure'}",
-                          run["event"], 1, now, {**self._context(run), "error": run.get("error")}, None)
+        consumer = f"orchestration:{run['orchestration']}/{'on_success' if success else 'on_failure'}"
+        attempt = Attempt(consumer, run["event"], 1, now, {**self._context(run), "error": run.get("error")}, None)
         try:
-            run_actions(actions, attempt)
+            run_actions(on_success if success else on_failure, attempt)
         except (ActionFailed, RenderError) as exc:
-            detail = exc.detail if isinstance(exc, RenderError) else exc.message
-            self.rt._dead(attempt.consumer, run["event"], "template-error" if isinstance(exc, RenderError) else
-                          "non-retryable", type(exc).__name__, detail, attempts=1, first=now, queue="dlq")
+            error = attempt.outcome(exc)["error"]
+            self.rt.dead_letter(consumer, run["event"], "template-error" if error["template"] else "non-retryable",
+                                error["type"], error["detail"], attempts=1, first=now, queue="dlq")
             status = "failed" if success else status
         else:
-            self._publish(run, attempt, now)
+            self.rt.publish_outbox(run["event"], consumer, [list(x) for x in attempt.outbox], now,
+                                   f"orchestration:{run['orchestration']}")
         run["status"] = status
         self._save(run)
         self.rt.trace.count(f"runs_{status}")
         self.rt.trace.record(now, "run-end", run=run["id"], orchestration=run["orchestration"], status=status,
                              **({"error": run["error"]} if run.get("error") else {}))
 
-    def _publish(self, run: dict, attempt: Attempt, now: float) -> None:
-        """Emit what a committed attempt put in its outbox, caused by the run's trigger event."""
-        for i, (type_, data, subject, source) in enumerate(attempt.outbox):
-            self.rt.emit(derive(run["event"], attempt.consumer, i, type_, data, now, subject, source),
-                         f"orchestration:{run['orchestration']}")
-
     # --- state ---------------------------------------------------------------------------
-    @staticmethod
-    def _consumer_id(run: dict, step_id: str, item: int | None) -> str:
-        base = f"orchestration:{run['orchestration']}/{step_id}"
-        return base if item is None else f"{base}[{item}]"
+    def _consumer_id(self, run: dict, cs: CompiledStep, item: int | None) -> str:
+        base = f"orchestration:{run['orchestration']}/{cs.step.id}"
+        return base if item is None or cs.foreach is None else f"{base}[{item}]"
 
     def _save(self, run: dict) -> None:
         self.rt.store.put_state(f"run:{run['id']}", run)

@@ -1,46 +1,53 @@
-"""Timed work in clock order: input arrivals, delivery attempts, retries, timeouts.
+"""Timed work in clock order, kept as plain data so it can be checkpointed.
 
-A heap ordered by (due time, sequence number): equal times run in the order they were
+A task is ``(kind, payload)``: a name the runtime dispatches on and a JSON-like payload
+(never a closure), so the whole schedule can be saved with a checkpoint and restored. The
+heap is ordered by (due time, sequence number): equal times run in the order they were
 scheduled, which keeps runs deterministic.
 """
 from __future__ import annotations
 
 import heapq
-from typing import Callable
+from typing import Any, Callable
 
 from .clock import Clock
 
+Task = tuple[str, Any]
+
 
 class Scheduler:
-    def __init__(self, clock: Clock):
+    def __init__(self, clock: Clock, dispatch: Callable[[str, Any], None]):
         self.clock = clock
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self.dispatch = dispatch
+        self._heap: list[tuple[float, int, str, Any]] = []
         self._seq = 0
 
-    def at(self, when: float, task: Callable[[], None]) -> None:
-        """Run *task* at clock time *when* (at once if that is in the past)."""
+    def at(self, when: float, kind: str, payload: Any) -> None:
+        """Run task *kind* with *payload* at clock time *when* (at once if that is in the past)."""
         self._seq += 1
-        heapq.heappush(self._heap, (max(when, self.clock.now()), self._seq, task))
-
-    def after(self, delay: float, task: Callable[[], None]) -> None:
-        self.at(self.clock.now() + max(delay, 0.0), task)
+        heapq.heappush(self._heap, (max(when, self.clock.now()), self._seq, kind, payload))
 
     def pending(self) -> int:
         return len(self._heap)
-
-    def next_due(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
 
     def run_next(self) -> bool:
         """Advance the clock to the next task and run it; False when nothing is left."""
         if not self._heap:
             return False
-        when, _, task = heapq.heappop(self._heap)
+        when, _, kind, payload = heapq.heappop(self._heap)
         self.clock.advance_to(when)
-        task()
+        self.dispatch(kind, payload)
         return True
 
     def run_until_idle(self, until: float | None = None) -> None:
         """Run tasks until none is left (or the next is due after *until*)."""
         while self._heap and (until is None or self._heap[0][0] <= until):
             self.run_next()
+
+    def snapshot(self) -> dict:
+        return {"seq": self._seq, "tasks": [list(t) for t in sorted(self._heap)]}
+
+    def restore(self, state: dict) -> None:
+        self._seq = state["seq"]
+        self._heap = [tuple(t) for t in state["tasks"]]
+        heapq.heapify(self._heap)

@@ -37,7 +37,8 @@ class StreamRunner:
             if stream.name in self._data:
                 data = self._data[stream.name]({**data, "data": data})
             attempt.emit(stream.emit_type.name, data)
-            attempt.effects.append(lambda: self._closed(stream, output))
+            attempt.effects.append(("window-closed", {"stream": stream.name, "key": output.key, "start": output.start,
+                                                      "end": output.end}))
         elif output.kind == "late":
             self.rt.trace.count("late_events")
             if stream.late_emit_type is not None:
@@ -48,10 +49,13 @@ class StreamRunner:
         else:
             attempt.dead.append(("dlq", "schema-invalid", output.event, output.reason))
 
-    def _closed(self, stream: m.Stream, output) -> None:
+    def effects(self) -> dict[str, Callable[[dict], None]]:
+        return {"window-closed": self._closed}
+
+    def _closed(self, window: dict) -> None:
         self.rt.trace.count("windows_emitted")
-        self.rt.trace.record(self.rt.clock.now(), "window", consumer=f"stream:{stream.name}", key=output.key,
-                             start=iso(output.start), end=iso(output.end))
+        self.rt.trace.record(self.rt.clock.now(), "window", consumer=f"stream:{window['stream']}", key=window["key"],
+                             start=iso(window["start"]), end=iso(window["end"]))
 
     def flush(self) -> None:
         """End of input: close every open window and emit it."""
@@ -62,7 +66,7 @@ class StreamRunner:
                 data = window_data(output) if name not in self._data else self._data[name]({**window_data(output)})
                 parent = {"id": f"{consumer}:flush", "correlationid": f"{consumer}:flush"}
                 self.rt.emit(derive(parent, consumer, index, stream.emit_type.name, data, self.rt.clock.now()), consumer)
-                self._closed(stream, output)
+                self._closed({"stream": name, "key": output.key, "start": output.start, "end": output.end})
 
 
 def window_data(output):

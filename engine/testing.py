@@ -341,7 +341,7 @@ def _check_not_emitted(entries: list, observed: Observed, at: _At) -> Iterator[F
         hits = [e for e in observed.emitted if match_problem(want, event_view(e)) is None]
         if hits:
             yield at.fail(i, f"{len(hits)} emitted event(s) match {_show(want)}, expected none",
-                          [_show(event_view(e)) for e in hits][:SHOWN])
+                          _listed([_show(event_view(e)) for e in hits]))
 
 
 def _check_dead_letters(entries: list, observed: Observed, at: _At) -> Iterator[Failure]:
@@ -350,8 +350,9 @@ def _check_dead_letters(entries: list, observed: Observed, at: _At) -> Iterator[
         want = {k: v for k, v in entry.items() if k != "count"}
         hits = [v for v in views if match_problem(want, v) is None]
         if "count" in entry and len(hits) != entry["count"]:
-            yield at.fail(i, f"expected {entry['count']} dead letter(s) matching {_show(want)}, got {len(hits)}",
-                          [_show(_brief_dead(v)) for v in hits][:SHOWN])
+            seen = _listed([_show(_brief_dead(v)) for v in hits]) if hits else \
+                _closest(want, views, "dead letters", _brief_dead)
+            yield at.fail(i, f"expected {entry['count']} dead letter(s) matching {_show(want)}, got {len(hits)}", seen)
         elif "count" not in entry and not hits:
             yield at.fail(i, f"no dead letter matches {_show(want)}", _closest(want, views, "dead letters", _brief_dead))
 
@@ -367,8 +368,8 @@ def _check_runs(entries: list, observed: Observed, at: _At) -> Iterator[Failure]
         want = {k: v for k, v in entry.items() if k != "count"}
         hits = [r for r in observed.runs if match_problem(want, r) is None]
         if "count" in entry and len(hits) != entry["count"]:
-            yield at.fail(i, f"expected {entry['count']} run(s) matching {_show(want)}, got {len(hits)}",
-                          [_show(r) for r in hits][:SHOWN])
+            seen = _listed([_show(r) for r in hits]) if hits else _closest(want, observed.runs, "runs")
+            yield at.fail(i, f"expected {entry['count']} run(s) matching {_show(want)}, got {len(hits)}", seen)
         elif "count" not in entry and not hits:
             yield at.fail(i, f"no orchestration run matches {_show(want)}", _closest(want, observed.runs, "runs"))
 
@@ -393,11 +394,11 @@ def _check_trace(entries: list, observed: Observed, at: _At) -> Iterator[Failure
         earlier = [r for r in observed.trace[:position] if match_problem(entry, r) is None]
         if earlier:
             yield at.fail(i, f"trace record {_show(entry)} appears only before the previous entry's match "
-                             f"(seq {observed.trace[position - 1]['seq']})", [_show(r) for r in earlier][:SHOWN])
+                             f"(seq {observed.trace[position - 1]['seq']})", _listed([_show(r) for r in earlier]))
         else:
             later = [r for r in observed.trace[position:] if r.get("kind") == entry.get("kind")]
             yield at.fail(i, f"no trace record matches {_show(entry)}" + (" after the previous entry" if i else ""),
-                          _closest(entry, later, f"{entry.get('kind', '')} records".strip()))
+                          _closest(entry, later, f"{entry.get('kind')} records" + (" after it" if i else "")))
         return  # the rest of the sequence cannot be placed
 
 

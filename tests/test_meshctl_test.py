@@ -205,3 +205,27 @@ def test_an_example_expectation_fails_when_the_mesh_changes(meshctl, tmp_path):
     assert result.exit_code == 1
     assert "expect.dead_letters[0]: expected 1 dead letter(s) matching" in result.output
     assert result.output.endswith("0 passed, 1 failed\n")
+
+
+def _keys(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                yield from value
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keys(value)
+
+
+def test_every_key_of_the_schema_is_documented():
+    schema = json.loads((REPO / "schemas" / "meshctl-test.schema.json").read_text())
+    doc = (REPO / "docs" / "testing.md").read_text()
+    assert {k for k in _keys(schema) if f"`{k}`" not in doc} == set()
+
+
+def test_mesh_key_and_one_document(meshctl, write, mesh_dir):
+    write(PASSING.replace("tests:", "mesh: ..\ntests:", 1), "sub/ping.test.yaml")
+    assert meshctl("test", mesh_dir / "sub").exit_code == 0
+    path = write(PASSING + "---\n" + PASSING, "two.test.yaml")
+    assert "error[several-documents]" in meshctl("test", path).output

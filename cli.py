@@ -155,17 +155,24 @@ def _run_options(f):
               help="Input events: JSON Lines, or a YAML/JSON list.")
 @click.option("--dlq-out", "dlq_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the dead letters (JSON Lines) for `meshctl dlq`.")
+@click.option("--store", "store", metavar="URL", default="memory:", show_default=True,
+              help="memory: or sqlite:PATH (durable: effects and input position commit together).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run kept in --store.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True,
+              help="Inputs between durable commits (with --store sqlite:PATH).")
 @_run_options
-def run(path, events, dlq_path, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
+def run(path, events, dlq_path, store, resume, checkpoint_every, seed, http, faults, max_hops, trace_path,
+        output_path, fmt) -> None:
     """Run the mesh at PATH on the events of FILE, on a virtual clock, to quiescence.
 
     Deterministic: the same mesh, input and --seed give the same trace, byte for byte.
+    With --store sqlite:PATH a crash (even kill -9) loses nothing: run again with --resume.
     Exit 0 when the run completes (dead letters included: see the summary), 1 if the mesh
     is invalid.
     """
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, [parse_fault(f, consumer_ids(mesh)) for f in faults], max_hops,
-                         trace_path, output_path, dlq_path)
+                         trace_path, output_path, dlq_path, store, resume, checkpoint_every)
     with _progress(events) as progress:
         summary, dead = run_mesh(mesh, events, options, progress)
     _print_summary(summary, fmt, dead)

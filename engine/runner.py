@@ -6,6 +6,7 @@ input file, and returns what the CLI prints.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -16,8 +17,8 @@ from .model import Mesh
 from .runtime.deadletter import DeadLetter
 from .runtime.events import read_events
 from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
-from .runtime.trace import Trace
-from .storage import MemoryStore
+from .runtime.trace import JournalSink, Trace
+from .storage import MemoryStore, open_store
 
 _FAULT = re.compile(r"^(?P<consumer>[^=]+?)(?:=(?P<times>always|\d+)(?::(?P<error>[A-Za-z_][A-Za-z0-9_.]*))?)?$")
 
@@ -31,6 +32,9 @@ class RunOptions:
     trace_path: str | None = None
     output_path: str | None = None
     dlq_path: str | None = None
+    store: str | None = None  # memory: (default) or sqlite:PATH
+    resume: bool = False
+    checkpoint_every: int = 1000  # inputs between durable commits
 
 
 def parse_fault(text: str, known: Iterable[str]) -> Fault:
@@ -46,23 +50,64 @@ def parse_fault(text: str, known: Iterable[str]) -> Fault:
 
 
 def consumer_ids(mesh: Mesh) -> list[str]:
+    """Everything a fault can target: each consumer, and each orchestration step."""
     from .runtime.consumers import build_consumers
 
-    return [c.id for c in build_consumers(mesh)]
+    steps = [f"orchestration:{o.name}/{s.id}" for o in mesh.orchestrations.values() for s in o.steps]
+    return [c.id for c in build_consumers(mesh)] + steps
 
 
 def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
              progress: Callable[[Iterable], Iterable] | None = None) -> tuple[dict, list[DeadLetter]]:
-    """Run the mesh on an event file; returns the summary and the dead letters."""
-    with _sinks(options) as (trace, on_emit):
-        runtime = Runtime(mesh, store=MemoryStore(), seed=options.seed, http=options.http, faults=options.faults,
+    """Run the mesh on an event file; returns the summary and the dead letters.
+
+    With a durable store, effects and the input position are committed together every
+    ``checkpoint_every`` inputs; ``resume`` continues from the last commit after a crash.
+    Outputs (trace, emitted events, dead letters) are then exported from the store at the
+    end, so they hold each record exactly once however often the run was interrupted.
+    """
+    store = open_store(options.store)
+    durable = not isinstance(store, MemoryStore)
+    snapshot = store.checkpoint()
+    if options.resume and not durable:
+        raise UsageError("--resume needs a durable store: add --store sqlite:PATH")
+    if snapshot is not None and not options.resume:
+        raise UsageError(f"store {options.store} already holds a run ({snapshot['fed']} inputs read): "
+                         "add --resume to continue it, or use a new file")
+    with _sinks(options, None if durable else (options.trace_path, options.output_path)) as (trace, on_emit):
+        if durable:
+            trace = Trace(JournalSink(store))
+        runtime = Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
                           max_hops=options.max_hops, trace=trace, on_emit=on_emit)
-        items = read_events(events_path)
-        summary = runtime.run(progress(items) if progress else items)
-    dead = runtime.store.dead_letters()
+        if snapshot is not None:
+            runtime.restore(snapshot)
+        if not runtime.finished:
+            _feed(runtime, store if durable else None, itertools.islice(read_events(events_path), runtime.fed, None),
+                  options.checkpoint_every, progress)
+    if durable:
+        _export(store, options)
+    dead = store.dead_letters()
     if options.dlq_path:
         write_dead_letters(options.dlq_path, dead)
-    return summary, dead
+    return runtime.trace.summary(), dead
+
+
+def _feed(runtime: Runtime, store, items: Iterable, every: int, progress) -> None:
+    for item in (progress(items) if progress else items):
+        runtime.feed(item)
+        if store is not None and runtime.fed % every == 0:
+            store.commit(runtime.snapshot())
+    runtime.finish()
+    if store is not None:
+        store.commit(runtime.snapshot())
+
+
+def _export(store, options: RunOptions) -> None:
+    for path, journal in ((options.trace_path, "trace"), (options.output_path, "emitted")):
+        if path:
+            with _open(path) as fh:
+                for record in store.records(journal):
+                    fh.write(json.dumps(record, default=str) + "\n")
 
 
 def replay_dead_letters(mesh: Mesh, dlq_path: str, select: Callable[[DeadLetter], bool],
@@ -73,7 +118,7 @@ def replay_dead_letters(mesh: Mesh, dlq_path: str, select: Callable[[DeadLetter]
     store = MemoryStore()
     for record in records:
         store.put_dead_letter(record)
-    with _sinks(options) as (trace, on_emit):
+    with _sinks(options, (options.trace_path, options.output_path)) as (trace, on_emit):
         runtime = Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
                           max_hops=options.max_hops, trace=trace, on_emit=on_emit)
         result = runtime.replay(chosen)
@@ -83,10 +128,12 @@ def replay_dead_letters(mesh: Mesh, dlq_path: str, select: Callable[[DeadLetter]
 
 
 @contextlib.contextmanager
-def _sinks(options: RunOptions):
+def _sinks(options: RunOptions, paths: tuple[str | None, str | None] | None):
+    """A Trace and an on_emit writing straight to files (None: no files, the store keeps them)."""
+    trace_path, output_path = paths or (None, None)
     with contextlib.ExitStack() as stack:
-        trace_file = stack.enter_context(_open(options.trace_path)) if options.trace_path else None
-        out_file = stack.enter_context(_open(options.output_path)) if options.output_path else None
+        trace_file = stack.enter_context(_open(trace_path)) if trace_path else None
+        out_file = stack.enter_context(_open(output_path)) if output_path else None
         on_emit = (lambda event: out_file.write(json.dumps(event) + "\n")) if out_file else None
         yield Trace(trace_file), on_emit
 

@@ -27,7 +27,7 @@ from .errors import Diagnostic, Location, UsageError, has_errors, sorted_diagnos
 from .loader import TEST_SUFFIXES
 from .model import Mesh
 from .runtime.clock import VirtualClock
-from .runtime.consumers import build_consumers
+from .runner import consumer_ids
 from .runtime.deadletter import DeadLetter
 from .runtime.events import normalise, read_events
 from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
@@ -165,7 +165,7 @@ def load_test_file(path: str) -> LoadedFile:
                             *(d for d in checked.diagnostics if d.severity == "error")]
         return out
     out.mesh = checked.mesh
-    consumers = [c.id for c in build_consumers(out.mesh)]
+    consumers = consumer_ids(out.mesh)  # consumers and orchestration steps
     names: dict[str, Location] = {}
     for i, spec in enumerate(doc.data["tests"]):
         case = Case(spec["name"], doc.smap.at(("tests", i)), spec, doc.smap, ("tests", i), folder)

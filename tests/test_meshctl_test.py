@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parent.parent
 
 EXAMPLES = sorted(p.name for p in (REPO / "workflows").iterdir() if list(p.glob("*.test.yaml")))
 

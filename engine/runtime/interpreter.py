@@ -79,6 +79,8 @@ class Runtime:
         self._validators: dict[str, Any] = {}
         self._handlers: dict[str, Callable[[Attempt], None]] = {}
         self._breakers: dict[str, dict] = {}
+        self.fed = 0  # inputs consumed: the input position a checkpoint records
+        self.finished = False
         self.orchestrator = Orchestrator(self)
         self.streams = StreamRunner(self)
         for consumer in self.consumers:
@@ -99,6 +101,7 @@ class Runtime:
 
     def feed(self, item: dict | BadInput) -> None:
         """One input: due work before its time runs first, then it is published at its time."""
+        self.fed += 1
         if isinstance(item, BadInput):
             self.trace.count("events_in")
             self.dead_letter(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
@@ -119,6 +122,25 @@ class Runtime:
         self.scheduler.run_until_idle()
         self.streams.flush()
         self.scheduler.run_until_idle()
+        self.finished = True
+
+    # --- checkpoints --------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        """Everything in memory a restart needs, as JSON-like data (the store holds the rest)."""
+        return {"version": 1, "clock": self.clock.now(), "clock_started": self._clock_started, "fed": self.fed,
+                "finished": self.finished, "seed": self.seed, "scheduler": self.scheduler.snapshot(),
+                "trace": self.trace.snapshot(), "breakers": self._breakers, "streams": self.streams.snapshot()}
+
+    def restore(self, snap: dict) -> None:
+        """Continue from a checkpoint taken by :meth:`snapshot` (on a runtime built for the same mesh)."""
+        self.clock = VirtualClock(snap["clock"]) if isinstance(self.clock, VirtualClock) else self.clock
+        self.scheduler.clock = self.clock
+        self._clock_started = snap["clock_started"]
+        self.fed, self.finished = snap["fed"], snap["finished"]
+        self.scheduler.restore(snap["scheduler"])
+        self.trace.restore(snap["trace"])
+        self._breakers = snap["breakers"]
+        self.streams.restore(snap["streams"])
 
     # --- publishing and routing ---------------------------------------------------------
     def _build_router(self) -> None:
@@ -131,7 +153,8 @@ class Runtime:
 
     def publish(self, event: dict, producer: str) -> None:
         """Send an event to every consumer of its type whose pattern matches."""
-        self.store.append_event(event)
+        if producer in ("ingress", "dlq-replay"):
+            self.store.append("input", event)
         type_ = event["type"]
         if type_ not in self.mesh.event_types:
             self.dead_letter(MESH, event, "undeliverable", "UnknownEventType",
@@ -208,7 +231,7 @@ class Runtime:
                                                                   "attempt": d["number"]}, consumer.declared)
         error: Exception | None = None
         try:
-            self._inject_fault(consumer.id, attempt)
+            self.inject_fault(consumer.id, attempt)
             if consumer.condition is not None and not consumer.condition(attempt.context):
                 self._filtered_by_when(event, consumer.id)
                 return
@@ -221,7 +244,7 @@ class Runtime:
         else:
             self._complete(task)
 
-    def _inject_fault(self, consumer_id: str, attempt: Attempt) -> None:
+    def inject_fault(self, consumer_id: str, attempt: Attempt) -> None:
         fault = self.faults.get(consumer_id)
         if fault is not None and (fault.times is None or attempt.number <= fault.times):
             raise ActionFailed(fault.error, f"injected fault (attempt {attempt.number})")
@@ -268,20 +291,19 @@ class Runtime:
 
     def emit(self, event: dict, producer: str) -> None:
         """Publish an event emitted inside the mesh (recorded, counted, then routed)."""
-        self.trace.count("emitted")
-        self.trace.record(self.clock.now(), "emit", event=event["id"], type=event["type"],
-                          cause=event.get("causationid"), by=producer)
-        if self.on_emit is not None:
-            self.on_emit(event)
+        self._emitted(event, producer)
         self.publish(event, producer)
 
-    def _deliver_direct(self, event: dict, producer: str, targets) -> None:
+    def _emitted(self, event: dict, producer: str) -> None:
         self.trace.count("emitted")
         self.trace.record(self.clock.now(), "emit", event=event["id"], type=event["type"],
                           cause=event.get("causationid"), by=producer)
+        self.store.append("emitted", event)
         if self.on_emit is not None:
             self.on_emit(event)
-        self.store.append_event(event)
+
+    def _deliver_direct(self, event: dict, producer: str, targets) -> None:
+        self._emitted(event, producer)
         problem = self._schema_problem(event) if event["type"] in self.mesh.event_types else None
         if problem is not None:
             self.dead_letter(producer, event, "schema-invalid", "SchemaError", problem, queue="dlq")

@@ -149,6 +149,7 @@ class Orchestrator:
         attempt = Attempt(consumer, run["event"], number, now, ctx, None)
         error: Exception | None = None
         try:
+            self.rt.inject_fault(f"orchestration:{run['orchestration']}/{cs.step.id}", attempt)  # one fault for all items
             run_actions(cs.actions, attempt)
         except (ActionFailed, RenderError) as exc:
             error = exc
@@ -255,6 +256,8 @@ class Orchestrator:
             if reason is None:
                 delay = retry_delays.delay(cs.policy.retry, number, self.rt.seed, run["event"]["id"], consumer)
                 self.rt.trace.count("retries")
+                self.rt.trace.record(now, "retry", event=run["event"]["id"], consumer=consumer, attempt=number,
+                                     delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")
                 self.rt.scheduler.at(now + delay, "compensate", {**{k: v for k, v in task.items() if k != "outcome"},
                                                                  "number": number + 1})
                 return
@@ -281,7 +284,8 @@ class Orchestrator:
         run["status"] = status
         self._save(run)
         self.rt.trace.count(f"runs_{status}")
-        self.rt.trace.record(now, "run-end", run=run["id"], orchestration=run["orchestration"], status=status,
+        self.rt.trace.record(now, "run-end", run=run["id"], orchestration=run["orchestration"], event=run["event"]["id"],
+                             status=status,
                              **({"error": run["error"]} if run.get("error") else {}))
 
     # --- state ---------------------------------------------------------------------------

@@ -22,10 +22,8 @@ class StreamRunner:
         self._data = {s.name: compile_value(s.emit_data) for s in runtime.mesh.streams.values() if s.emit_data}
 
     def handler(self, stream: m.Stream) -> Callable[[Attempt], None]:
-        operator = self.operators[stream.name]
-
         def handle(attempt: Attempt) -> None:
-            for output in operator.process(attempt.event):
+            for output in self.operators[stream.name].process(attempt.event):  # looked up: restore replaces it
                 self._output(stream, output, attempt)
         return handle
 
@@ -48,6 +46,15 @@ class StreamRunner:
                                      "the event is behind the watermark: its windows have closed"))
         else:
             attempt.dead.append(("dlq", "schema-invalid", output.event, output.reason))
+
+    def snapshot(self) -> dict:
+        return {name: operator.state() for name, operator in self.operators.items()}
+
+    def restore(self, state: dict) -> None:
+        from .windows import WindowOperator
+
+        for name, snap in state.items():
+            self.operators[name] = WindowOperator.restore(self.rt.mesh.streams[name], snap)
 
     def effects(self) -> dict[str, Callable[[dict], None]]:
         return {"window-closed": self._closed}

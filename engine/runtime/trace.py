@@ -12,6 +12,16 @@ SUMMARY_KEYS = ("events_in", "matched", "delivered", "filtered", "emitted", "ret
                 "windows_emitted", "late_events")
 
 
+class JournalSink:
+    """Trace records into a store journal, so they commit with the checkpoint they belong to."""
+
+    def __init__(self, store, journal: str = "trace"):
+        self.store, self.journal = store, journal
+
+    def append(self, record: dict) -> None:
+        self.store.append(self.journal, record)
+
+
 class Trace:
     """Collects counters always, and records when a sink is given (a file, or a list for tests)."""
 
@@ -30,13 +40,21 @@ class Trace:
             return
         self._seq += 1
         record = {"seq": self._seq, "t": iso(now), "kind": kind, **fields}
-        if isinstance(self.sink, list):
+        if hasattr(self.sink, "append"):  # a list, or a store journal
             self.sink.append(record)
         else:
             self.sink.write(json.dumps(record, sort_keys=False, default=str) + "\n")
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] += n
+
+    def snapshot(self) -> dict:
+        return {"seq": self._seq, "counts": dict(self.counts), "dead_by_reason": dict(self.dead_by_reason)}
+
+    def restore(self, state: dict) -> None:
+        self._seq = state["seq"]
+        self.counts = Counter(state["counts"])
+        self.dead_by_reason = Counter(state["dead_by_reason"])
 
     def summary(self) -> dict:
         out = {key: self.counts.get(key, 0) for key in SUMMARY_KEYS}

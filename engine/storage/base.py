@@ -1,12 +1,15 @@
 """The store interface the runtime depends on: small on purpose.
 
-State lives under string keys (orchestration runs ``run:<id>``, circuit breakers
-``breaker:<consumer>``, stream windows ``window:<stream>``) as JSON-serialisable values, so
-durable stores can keep them in one table and commit them with the rest of an effect.
+What a run must remember lives here: journals (``input``, ``emitted``, ``trace``), dedup
+records per (event id, consumer), dead letters, and state under string keys (orchestration
+runs ``run:<id>``) as JSON-serialisable values. Writes since the last :meth:`Store.commit`
+become durable together with the runtime's checkpoint (its schedule, clock, counters,
+stream windows and input position), in one transaction: after a crash, a restart from the
+last checkpoint neither loses nor repeats an effect.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol, runtime_checkable
+from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
 
 from ..errors import MeshError
 from ..runtime.deadletter import DeadLetter
@@ -18,8 +21,11 @@ class StorageError(MeshError):
 
 @runtime_checkable
 class Store(Protocol):
-    def append_event(self, event: dict) -> None:
-        """Archive an event that entered or was emitted in the mesh."""
+    def append(self, journal: str, record: dict) -> None:
+        """Add a record to a journal (``input``, ``emitted``, ``trace``)."""
+
+    def records(self, journal: str) -> Iterator[dict]:
+        """A journal's committed and pending records, in order."""
 
     def is_done(self, event_id: str, consumer: str) -> bool:
         """Whether this consumer already took effect for this event (dedup)."""
@@ -36,6 +42,12 @@ class Store(Protocol):
         """Delete dead letters by id; returns how many existed."""
 
     def get_state(self, key: str) -> Any:
-        """A state value, or None."""
+        """A state value, or None. The same object is returned until it is replaced."""
 
     def put_state(self, key: str, value: Any) -> None: ...
+
+    def commit(self, checkpoint: dict) -> None:
+        """Make every write since the last commit durable, with *checkpoint*, atomically."""
+
+    def checkpoint(self) -> dict | None:
+        """The checkpoint of the last commit (None for a new store)."""

@@ -1,22 +1,29 @@
-"""The in-memory store: the default for `run` and `test`, and a real implementation, not a mock."""
+"""The in-memory store: the default for `run` and `test`, and a real implementation, not a mock.
+
+Journals are kept only when asked (``keep``): a run may stream millions of events.
+"""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..runtime.deadletter import DeadLetter
 
 
 class MemoryStore:
-    def __init__(self, keep_events: bool = False):
-        self.keep_events = keep_events  # the archive is off by default: runs may stream millions of events
-        self.events: list[dict] = []
+    def __init__(self, keep: Iterable[str] = ()):
+        self.keep = frozenset(keep)
+        self._journals: dict[str, list[dict]] = {}
         self._done: set[tuple[str, str]] = set()
         self._dead: dict[str, DeadLetter] = {}
         self._state: dict[str, Any] = {}
+        self._checkpoint: dict | None = None
 
-    def append_event(self, event: dict) -> None:
-        if self.keep_events:
-            self.events.append(event)
+    def append(self, journal: str, record: dict) -> None:
+        if journal in self.keep:
+            self._journals.setdefault(journal, []).append(record)
+
+    def records(self, journal: str) -> Iterator[dict]:
+        return iter(self._journals.get(journal, ()))
 
     def is_done(self, event_id: str, consumer: str) -> bool:
         return (event_id, consumer) in self._done
@@ -25,6 +32,7 @@ class MemoryStore:
         self._done.add((event_id, consumer))
 
     def put_dead_letter(self, record: DeadLetter) -> None:
+        self._dead.pop(record.id, None)  # a re-dead-lettered record moves to the end
         self._dead[record.id] = record
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
@@ -38,3 +46,12 @@ class MemoryStore:
 
     def put_state(self, key: str, value: Any) -> None:
         self._state[key] = value
+
+    def commit(self, checkpoint: dict) -> None:
+        self._checkpoint = checkpoint
+
+    def checkpoint(self) -> dict | None:
+        return self._checkpoint
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,168 @@
+"""The SQLite store: one file, WAL, every commit one transaction.
+
+Writes are buffered in memory and written by :meth:`SqliteStore.commit` together with the
+runtime's checkpoint in a single ``BEGIN IMMEDIATE`` transaction, so the effects of
+processing events (emitted events, dead letters, dedup records, run state) and the input
+position they correspond to become durable together, or not at all. State values and dead
+letters are also cached in memory, so the runtime sees the same objects it wrote.
+
+Foreign errors are translated to :class:`StorageError` here. The schema is versioned;
+``MIGRATIONS[i]`` upgrades version i to i + 1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from typing import Any, Iterable, Iterator
+
+from ..runtime.deadletter import DeadLetter
+from .base import StorageError
+
+MIGRATIONS = [
+    """
+    CREATE TABLE journal (seq INTEGER PRIMARY KEY, journal TEXT NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX journal_by_name ON journal (journal, seq);
+    CREATE TABLE done (event_id TEXT NOT NULL, consumer TEXT NOT NULL, PRIMARY KEY (event_id, consumer)) WITHOUT ROWID;
+    CREATE TABLE dead_letter (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, queue TEXT NOT NULL, body TEXT NOT NULL);
+    CREATE TABLE state (key TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
+    """,
+]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+class SqliteStore:
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a commit that returned survives power loss
+            self._migrate()
+            self._load()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open store {path}: {exc}") from exc
+        self._journal: list[tuple[str, str]] = []
+        self._done: set[tuple[str, str]] = set()
+        self._dirty_state: set[str] = set()
+        self._dead_changes: dict[str, DeadLetter | None] = {}
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StorageError(f"{self.path} was written by a newer meshctl (schema {version})")
+        for number in range(version, len(MIGRATIONS)):  # executescript commits: each step is atomic
+            self._db.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number]} PRAGMA user_version={number + 1}; COMMIT;")
+
+    def _load(self) -> None:
+        self._state = {k: json.loads(b) for k, b in self._db.execute("SELECT key, body FROM state")}
+        rows = self._db.execute("SELECT body FROM dead_letter ORDER BY seq")
+        self._dead = {r.id: r for r in (DeadLetter.from_dict(json.loads(b)) for (b,) in rows)}
+        row = self._db.execute("SELECT body FROM checkpoint WHERE id = 1").fetchone()
+        self._checkpoint = json.loads(row[0]) if row else None
+        self._dead_seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM dead_letter").fetchone()[0]
+
+    # --- journals ---------------------------------------------------------------------
+    def append(self, journal: str, record: dict) -> None:
+        self._journal.append((journal, _dumps(record)))
+
+    def records(self, journal: str) -> Iterator[dict]:
+        try:
+            for (body,) in self._db.execute("SELECT body FROM journal WHERE journal = ? ORDER BY seq", (journal,)):
+                yield json.loads(body)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+        for name, body in list(self._journal):
+            if name == journal:
+                yield json.loads(body)
+
+    # --- dedup ------------------------------------------------------------------------
+    def is_done(self, event_id: str, consumer: str) -> bool:
+        if (event_id, consumer) in self._done:
+            return True
+        try:
+            found = self._db.execute("SELECT 1 FROM done WHERE event_id = ? AND consumer = ?", (event_id, consumer))
+            return found.fetchone() is not None
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+
+    def mark_done(self, event_id: str, consumer: str) -> None:
+        self._done.add((event_id, consumer))
+
+    # --- dead letters -------------------------------------------------------------------
+    def put_dead_letter(self, record: DeadLetter) -> None:
+        self._dead.pop(record.id, None)
+        self._dead[record.id] = record
+        self._dead_changes[record.id] = record
+
+    def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        return [r for r in self._dead.values() if queue is None or r.queue == queue]
+
+    def remove_dead_letters(self, ids: Iterable[str]) -> int:
+        removed = 0
+        for ident in set(ids):
+            if self._dead.pop(ident, None) is not None:
+                removed += 1
+                self._dead_changes[ident] = None
+        return removed
+
+    # --- state --------------------------------------------------------------------------
+    def get_state(self, key: str) -> Any:
+        return self._state.get(key)
+
+    def put_state(self, key: str, value: Any) -> None:
+        self._state[key] = value
+        self._dirty_state.add(key)
+
+    # --- commit ---------------------------------------------------------------------------
+    def commit(self, checkpoint: dict) -> None:
+        """Write everything buffered and the checkpoint in one transaction."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT INTO journal (journal, body) VALUES (?, ?)", self._journal)
+                self._db.executemany("INSERT OR IGNORE INTO done VALUES (?, ?)", sorted(self._done))
+                self._write_dead_letters()
+                self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                                     [(k, _dumps(self._state[k])) for k in sorted(self._dirty_state)])
+                self._db.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (_dumps(checkpoint),))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: commit failed: {exc}") from exc
+        self._journal, self._done, self._dirty_state, self._dead_changes = [], set(), set(), {}
+        self._checkpoint = checkpoint
+
+    def _write_dead_letters(self) -> None:
+        for ident, record in self._dead_changes.items():
+            if record is None:
+                self._db.execute("DELETE FROM dead_letter WHERE id = ?", (ident,))
+            else:
+                self._dead_seq += 1
+                self._db.execute("INSERT OR REPLACE INTO dead_letter VALUES (?, ?, ?, ?)",
+                                 (ident, self._dead_seq, record.queue, _dumps(record.as_dict())))
+
+    def checkpoint(self) -> dict | None:
+        return self._checkpoint
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:PATH`` or ``sqlite:///PATH`` -> PATH."""
+    path = url[len("sqlite:"):]
+    if path.startswith("///"):
+        path = "/" + path[3:].lstrip("/")
+    elif path.startswith("//"):
+        path = path[2:]
+    return os.path.expanduser(path)

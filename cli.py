@@ -18,8 +18,7 @@ from engine.check import CheckResult, check_mesh, require_valid
 from engine.errors import MeshError
 from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, render as render_view
 from engine.render import render_trace, trace_view
-from engine.runner import (RunOptions, consumer_ids, parse_fault, read_dead_letters, replay_dead_letters, run_mesh,
-                           write_dead_letters)
+from engine.runner import DeadLetters, RunOptions, consumer_ids, parse_fault, replay_dead_letters, run_mesh
 from engine.schema import schema_text
 
 EXIT_INTERNAL = 70
@@ -218,7 +217,14 @@ def _print_summary(summary: dict, fmt: str, dead: list) -> None:
 
 @main.group()
 def dlq() -> None:
-    """Inspect, redrive and purge dead letters (a file written by `run --dlq-out`)."""
+    """Inspect, redrive and purge dead letters: a file written by `run --dlq-out`, or a durable store."""
+
+
+def _dlq_source(f):
+    f = click.option("--store", "store", metavar="URL", help="A durable store (sqlite:PATH) written by `run --store`.")(f)
+    f = click.option("--dlq", "dlq_path", type=click.Path(exists=True, dir_okay=False),
+                     help="A dead-letter file written by `run --dlq-out`.")(f)
+    return f
 
 
 def _dlq_filters(f):
@@ -234,12 +240,12 @@ def _select(ids, reason, consumer):
 
 
 @dlq.command("list")
-@click.option("--dlq", "dlq_path", required=True, type=click.Path(exists=True, dir_okay=False), help="The dead-letter file.")
+@_dlq_source
 @_dlq_filters
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def dlq_list(dlq_path, ids, reason, consumer, fmt) -> None:
+def dlq_list(dlq_path, store, ids, reason, consumer, fmt) -> None:
     """One line per dead letter: id, reason, consumer, event type and id, attempts, error."""
-    records = [r for r in read_dead_letters(dlq_path) if _select(ids, reason, consumer)(r)]
+    records = [r for r in DeadLetters(dlq_path, store).records() if _select(ids, reason, consumer)(r)]
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in records], indent=2, default=str))
         return
@@ -251,23 +257,24 @@ def dlq_list(dlq_path, ids, reason, consumer, fmt) -> None:
 
 
 @dlq.command("show")
-@click.option("--dlq", "dlq_path", required=True, type=click.Path(exists=True, dir_okay=False), help="The dead-letter file.")
+@_dlq_source
 @click.argument("record_id")
-def dlq_show(dlq_path, record_id) -> None:
+def dlq_show(dlq_path, store, record_id) -> None:
     """The whole record as a problem document (RFC 7807 style), event included."""
-    for record in read_dead_letters(dlq_path):
+    for record in DeadLetters(dlq_path, store).records():
         if record.id == record_id:
             click.echo(json.dumps(record.problem(), indent=2, default=str))
             return
-    raise click.BadParameter(f"no dead letter {record_id!r} in {dlq_path}", param_hint="RECORD_ID")
+    raise click.BadParameter(f"no dead letter {record_id!r} in {dlq_path or store}", param_hint="RECORD_ID")
 
 
 @dlq.command("replay")
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--dlq", "dlq_path", required=True, type=click.Path(exists=True, dir_okay=False), help="The dead-letter file.")
+@_dlq_source
 @_dlq_filters
 @_run_options
-def dlq_replay(path, dlq_path, ids, reason, consumer, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
+def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults, max_hops, trace_path, output_path,
+               fmt) -> None:
     """Deliver the selected dead letters again through the mesh at PATH.
 
     Records that succeed leave the file; records that fail again stay (updated).
@@ -275,22 +282,23 @@ def dlq_replay(path, dlq_path, ids, reason, consumer, seed, http, faults, max_ho
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, [parse_fault(f, consumer_ids(mesh)) for f in faults], max_hops,
                          trace_path, output_path)
-    summary, _ = replay_dead_letters(mesh, dlq_path, _select(ids, reason, consumer), options)
+    summary, _ = replay_dead_letters(mesh, DeadLetters(dlq_path, store), _select(ids, reason, consumer), options)
     _print_summary(summary, fmt, [])
 
 
 @dlq.command("purge")
-@click.option("--dlq", "dlq_path", required=True, type=click.Path(exists=True, dir_okay=False), help="The dead-letter file.")
+@_dlq_source
 @_dlq_filters
 @click.option("--all", "everything", is_flag=True, help="Purge every record (required when no filter is given).")
-def dlq_purge(dlq_path, ids, reason, consumer, everything) -> None:
-    """Delete dead letters from the file."""
+def dlq_purge(dlq_path, store, ids, reason, consumer, everything) -> None:
+    """Delete dead letters."""
     if not (ids or reason or consumer or everything):
         raise click.UsageError("give --id, --reason or --consumer, or --all to purge everything")
-    records = read_dead_letters(dlq_path)
-    keep = [r for r in records if not _select(ids, reason, consumer)(r)]
-    write_dead_letters(dlq_path, keep)
-    click.echo(f"purged {len(records) - len(keep)}, kept {len(keep)}")
+    source = DeadLetters(dlq_path, store)
+    records = source.records()
+    purged = source.remove([r.id for r in records if _select(ids, reason, consumer)(r)])
+    source.save()
+    click.echo(f"purged {purged}, kept {len(records) - purged}")
 
 
 @main.command("test")

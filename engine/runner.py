@@ -102,29 +102,73 @@ def _feed(runtime: Runtime, store, items: Iterable, every: int, progress) -> Non
         store.commit(runtime.snapshot())
 
 
-def _export(store, options: RunOptions) -> None:
+def _export(store, options: RunOptions, skip: dict[str, int] | None = None) -> None:
+    """Write the store's journals to the --trace and --output files (past the first *skip* records)."""
     for path, journal in ((options.trace_path, "trace"), (options.output_path, "emitted")):
         if path:
             with _open(path) as fh:
-                for record in store.records(journal):
+                for record in itertools.islice(store.records(journal), (skip or {}).get(journal, 0), None):
                     fh.write(json.dumps(record, default=str) + "\n")
 
 
-def replay_dead_letters(mesh: Mesh, dlq_path: str, select: Callable[[DeadLetter], bool],
+class DeadLetters:
+    """Where `meshctl dlq` finds dead letters: a JSON Lines file (``--dlq``) or a durable store (``--store``)."""
+
+    def __init__(self, dlq_path: str | None = None, store_url: str | None = None):
+        if (dlq_path is None) == (store_url is None):
+            raise UsageError("give exactly one of --dlq FILE and --store URL")
+        self.path = dlq_path
+        if dlq_path is not None:
+            self.store = MemoryStore()
+            for record in read_dead_letters(dlq_path):
+                self.store.put_dead_letter(record)
+        else:
+            self.store = open_store(store_url)
+            if isinstance(self.store, MemoryStore):
+                raise UsageError("--store must be durable here (sqlite:PATH): a memory store is empty")
+
+    def records(self) -> list[DeadLetter]:
+        return self.store.dead_letters()
+
+    def remove(self, ids) -> int:
+        return self.store.remove_dead_letters(ids)
+
+    def save(self, checkpoint: dict | None = None) -> None:
+        if self.path is not None:
+            write_dead_letters(self.path, self.store.dead_letters())
+        else:
+            self.store.commit(checkpoint if checkpoint is not None else (self.store.checkpoint() or {}))
+
+
+def replay_dead_letters(mesh: Mesh, source: DeadLetters, select: Callable[[DeadLetter], bool],
                         options: RunOptions) -> tuple[dict, list[DeadLetter]]:
-    """Redeliver the selected dead letters of a DLQ file; the file keeps the others and the ones that failed again."""
-    records = read_dead_letters(dlq_path)
-    chosen = [r for r in records if select(r)]
-    store = MemoryStore()
-    for record in records:
-        store.put_dead_letter(record)
-    with _sinks(options, (options.trace_path, options.output_path)) as (trace, on_emit):
-        runtime = Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
+    """Redeliver the selected dead letters; those that fail again stay (updated), the others leave."""
+    chosen = [r for r in source.records() if select(r)]
+    durable = source.path is None
+    before = {j: sum(1 for _ in source.store.records(j)) for j in ("trace", "emitted")} if durable else {}
+    with _sinks(options, None if durable else (options.trace_path, options.output_path)) as (trace, on_emit):
+        if durable:
+            trace = Trace(JournalSink(source.store))
+        runtime = Runtime(mesh, store=source.store, seed=options.seed, http=options.http, faults=options.faults,
                           max_hops=options.max_hops, trace=trace, on_emit=on_emit)
+        snapshot = source.store.checkpoint()
+        if durable and snapshot and snapshot.get("scheduler"):
+            runtime.restore(snapshot)  # continue the stored run's clock, counters and windows
+            runtime.reset_breakers()  # a redrive is an operator's decision: old open circuits do not block it
+        counted = runtime.trace.summary()
         result = runtime.replay(chosen)
-    remaining = store.dead_letters()
-    write_dead_letters(dlq_path, remaining)
-    return {**result, **runtime.trace.summary()}, remaining
+    source.save(runtime.snapshot())
+    if durable:
+        _export(source.store, options, skip=before)
+    return {**result, **_difference(runtime.trace.summary(), counted)}, source.records()
+
+
+def _difference(after: dict, before: dict) -> dict:
+    """What a replay added to the counters of the stored run."""
+    out = {k: v - before.get(k, 0) for k, v in after.items() if isinstance(v, int)}
+    reasons = {r: n - before["dead_lettered_by_reason"].get(r, 0) for r, n in after["dead_lettered_by_reason"].items()}
+    out["dead_lettered_by_reason"] = {r: n for r, n in reasons.items() if n}
+    return out
 
 
 @contextlib.contextmanager

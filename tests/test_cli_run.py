@@ -159,3 +159,31 @@ def test_http_targets_live(meshctl, write, tmp_path, http_sink, status, dead):
     path, content_type, body = recorder.received[0]
     assert (path, content_type, body["type"], body["data"], body["causationid"]) == (
         "/hook", "application/cloudevents+json", "ping", {"x": 1}, "p1")
+
+
+def test_durable_store_run_resume_and_dlq(meshctl, tmp_path):
+    db = f"sqlite:{tmp_path / 'run.db'}"
+    args = ["run", ARENA, "--events", ARENA / "events.jsonl", "--store", db]
+    first = meshctl(*args, "--fault", f"{SCORE}=always:TimeoutError", "--format", "json")
+    assert json.loads(first.output)["dead_lettered"] == 7
+    again = meshctl(*args)
+    assert again.exit_code == 2 and "already holds a run (11 inputs read): add --resume" in again.output
+    resumed = meshctl(*args, "--resume", "--format", "json", "--trace", tmp_path / "t.jsonl")
+    assert json.loads(resumed.output) == json.loads(first.output)  # finished: nothing more to do
+    assert len((tmp_path / "t.jsonl").read_text().splitlines()) > 100  # the whole trace, from the store
+    assert meshctl("dlq", "list", "--store", db).output.endswith("7 dead letters\n")
+    replay = json.loads(meshctl("dlq", "replay", ARENA, "--store", db, "--format", "json").output)
+    assert (replay["replayed"], replay["still_dead"]) == (7, 2)
+    assert meshctl("dlq", "purge", "--store", db, "--reason", "late-event").output == "purged 1, kept 1\n"
+    assert meshctl("dlq", "list", "--store", db).output.endswith("1 dead letter\n")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["dlq", "list"], "give exactly one of --dlq FILE and --store URL"),
+    (["dlq", "list", "--store", "memory:"], "--store must be durable here"),
+    (["dlq", "list", "--store", "postgres://x"], "unknown store 'postgres://x'"),
+    (["run", ARENA, "--events", ARENA / "events.jsonl", "--resume"], "--resume needs a durable store"),
+])
+def test_store_usage_errors(meshctl, args, message):
+    result = meshctl(*args)
+    assert result.exit_code == 2 and message in result.output

@@ -363,6 +363,9 @@ class Runtime:
                           reason=reason, attempts=attempts, error=f"{error_type}: {detail}", queue=queue)
 
     # --- circuit breakers --------------------------------------------------------------
+    def reset_breakers(self) -> None:
+        self._breakers = {}
+
     def _circuit_open(self, consumer: Consumer, now: float) -> bool:
         breaker = consumer.policy.breaker
         state = self._breakers.get(consumer.id)

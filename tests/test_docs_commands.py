@@ -1,0 +1,145 @@
+"""Every `meshctl` command shown in the documentation runs, and exits as the page says.
+
+For README.md and each docs/*.md, the shell code blocks (```sh, ```console) are scanned for
+command lines: `meshctl ...`, `$ meshctl ...`, or `.venv/bin/meshctl ...` (the prefix is
+dropped). Chains joined with `&&` are split; install steps (`pip`, `python3 -m venv`,
+`.venv/bin/python`, ...) are skipped. Each command runs through click's CliRunner in a
+private copy of the repository, one copy per page, so a later command of a page reads what
+an earlier one wrote (a `--dlq-out` file, a trace), and nothing is written into the real
+checkout. Absolute output paths (`--trace /tmp/t.jsonl`) are mapped into the copy, and
+later uses of the same path follow.
+
+A command must exit 0, unless its line (or the line right after it) carries a comment
+`# exits N`.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
+SHELL_FENCES = {"sh", "console", "shell", "bash"}
+OUTPUT_OPTIONS = {"-o", "--output", "--trace", "--dlq-out"}
+SKIP_WORDS = ("pip", "python3 -m venv", "python -m venv", ".venv/bin/python", "python -m pytest")
+EXITS = re.compile(r"#\s*exits\s+(\d+)")
+IGNORE = shutil.ignore_patterns(".git", ".venv", ".hypothesis", ".pytest_cache", ".benchmarks", "build",
+                                "__pycache__", "*.egg-info", "node_modules")
+
+
+@dataclass(frozen=True)
+class Command:
+    page: str
+    line: int
+    args: tuple[str, ...]
+    expect: int
+    stdout_to: str | None  # `> FILE`
+
+
+def _blocks(text: str):
+    """(first line number, lines) of every shell code block."""
+    lines, i = text.splitlines(), 0
+    while i < len(lines):
+        fence = re.match(r"^\s*```\s*([\w-]*)", lines[i])
+        if not fence:
+            i += 1
+            continue
+        lang, start, body = fence.group(1).lower(), i + 2, []
+        i += 1
+        while i < len(lines) and not re.match(r"^\s*```\s*$", lines[i]):
+            body.append(lines[i])
+            i += 1
+        i += 1
+        if lang in SHELL_FENCES:
+            yield start, body
+
+
+def _segments(line: str) -> list[str]:
+    """The meshctl commands of one shell line (`a && b`, a `$ ` prompt, a `.venv/bin/` prefix)."""
+    text = line.strip()
+    if text.startswith("$ "):
+        text = text[2:]
+    out = []
+    for part in text.split("&&"):
+        part = part.strip()
+        if part.startswith(".venv/bin/meshctl"):
+            part = part[len(".venv/bin/"):]
+        if (part.startswith("meshctl ") or part == "meshctl") and not any(w in part for w in SKIP_WORDS):
+            out.append(part)  # install steps and other shell commands (cd, cat, ...) are not run
+    return out
+
+
+def commands(page: Path) -> list[Command]:
+    found = []
+    name = page.relative_to(REPO).as_posix()
+    for start, body in _blocks(page.read_text(encoding="utf-8")):
+        for offset, raw in enumerate(body):
+            segments = _segments(raw)
+            if not segments:
+                continue
+            following = body[offset + 1].strip() if offset + 1 < len(body) else ""
+            marker = EXITS.search(raw) or (EXITS.match(following) if following.startswith("#") else None)
+            for segment in segments:
+                words = shlex.split(segment, comments=True)[1:]
+                if "|" in words:
+                    words = words[:words.index("|")]
+                stdout_to = None
+                if ">" in words:
+                    at = words.index(">")
+                    stdout_to, words = words[at + 1], words[:at]
+                found.append(Command(name, start + offset, tuple(words), int(marker.group(1)) if marker else 0,
+                                     stdout_to))
+    return found
+
+
+ALL = [c for page in PAGES for c in commands(page)]
+
+
+def test_the_documentation_shows_commands():
+    assert len(ALL) > 20, "the command extraction found almost nothing: is the parser broken?"
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    """One private copy of the repository per page, made on first use."""
+    made: dict[str, tuple[Path, dict[str, str]]] = {}
+
+    def copy(page: str) -> tuple[Path, dict[str, str]]:
+        if page not in made:
+            root = tmp_path_factory.mktemp(re.sub(r"\W", "_", page)) / "repo"
+            shutil.copytree(REPO, root, ignore=IGNORE)
+            made[page] = (root, {})
+        return made[page]
+    return copy
+
+
+def _rewrite(args: tuple[str, ...], root: Path, mapped: dict[str, str]) -> list[str]:
+    """Absolute output paths into the copy; later mentions of the same path follow them."""
+    out, words = [], list(args)
+    for i, word in enumerate(words):
+        if i and words[i - 1] in OUTPUT_OPTIONS and word.startswith("/"):
+            mapped.setdefault(word, str(root / "_out" / Path(word).name))
+            (root / "_out").mkdir(exist_ok=True)
+        out.append(mapped.get(word, word))
+    return out
+
+
+@pytest.mark.parametrize("command", ALL, ids=[f"{c.page}:{c.line}:{' '.join(c.args)[:60]}" for c in ALL])
+def test_documented_command(command: Command, copies, monkeypatch):
+    root, mapped = copies(command.page)
+    monkeypatch.chdir(root)
+    args = _rewrite(command.args, root, mapped)
+    result = CliRunner().invoke(main, args)
+    if command.stdout_to:
+        Path(command.stdout_to).write_text(result.output, encoding="utf-8")
+    assert result.exit_code == command.expect, (
+        f"{command.page}:{command.line}: `meshctl {' '.join(command.args)}` exited {result.exit_code}, "
+        f"expected {command.expect}\n{result.output}\n{result.exception!r}")

@@ -97,6 +97,7 @@ class SqliteStore:
     def put_dead_letter(self, record: DeadLetter) -> None:
         self._dead.pop(record.id, None)
         self._dead[record.id] = record
+        self._dead_changes.pop(record.id, None)  # written in put order: the seq follows the re-put
         self._dead_changes[record.id] = record
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:

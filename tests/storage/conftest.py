@@ -1,0 +1,58 @@
+"""The ``store`` fixture: every contract test runs once per backend (memory, sqlite).
+
+``reopen(store)`` closes a store and opens it again from the same place, the way a restarted
+process would. Only durable backends can do that; for the memory store the test is skipped,
+with the reason, because nothing of a memory store outlives it.
+"""
+from __future__ import annotations
+
+import pytest
+
+from engine.storage import MemoryStore, open_store
+
+#: The journals the runtime writes; the memory store keeps only the journals it is asked to.
+JOURNALS = ("input", "emitted", "trace")
+
+
+class Backend:
+    """Opens (and reopens) one kind of store in a test's temporary directory."""
+
+    def __init__(self, name: str, tmp_path):
+        self.name = name
+        self.url = "memory:" if name == "memory" else f"sqlite:{tmp_path / 'store.db'}"
+        self.durable = name != "memory"
+        self.opened: list = []
+
+    def open(self):
+        store = MemoryStore(keep=JOURNALS) if self.name == "memory" else open_store(self.url)
+        self.opened.append(store)
+        return store
+
+    def reopen(self, store):
+        if not self.durable:
+            pytest.skip("memory store is not durable: nothing survives closing it, so there is nothing to reopen")
+        store.close()
+        return self.open()
+
+    def close_all(self) -> None:
+        for store in self.opened:
+            store.close()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def backend(request, tmp_path):
+    backend = Backend(request.param, tmp_path)
+    yield backend
+    backend.close_all()
+
+
+@pytest.fixture
+def store(backend):
+    """A new, empty store of each backend."""
+    return backend.open()
+
+
+@pytest.fixture
+def reopen(backend):
+    """``reopen(store)`` -> the same store as a restarted process sees it (durable backends only)."""
+    return backend.reopen

@@ -80,6 +80,13 @@ class _Doc:
             for i, item in enumerate(value):
                 self._keys(item, (*inner, i), path, out)
 
+    def rate_limit(self, value: Any, *path: Any) -> m.RateLimit | None:
+        if value is None:
+            return None
+        burst = value.get("burst", max(1, int(value["rate"])))
+        return m.RateLimit(float(value["rate"]), parse_duration(value.get("per", 1)), burst,
+                           value.get("overflow", "delay"), self.loc(*path))
+
     def loop(self, value: Any, *path: Any) -> m.Loop | None:
         return None if value is None else m.Loop(value["max_hops"], self.loc(*path), value.get("policy", "allow"))
 
@@ -206,7 +213,7 @@ def _route(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         name, d.loc("metadata", "name"), tuple(d.ref(t, "spec", "from", i) for i, t in enumerate(spec["from"])),
         d.pattern(spec.get("match"), "spec", "match"), d.template(spec.get("when"), "spec", "when"), transform,
         tuple(targets), d.policy_ref(spec.get("delivery"), "spec", "delivery"), d.loop(spec.get("loop"), "spec", "loop"),
-        meta.get("description"),
+        meta.get("description"), d.rate_limit(spec.get("rate_limit"), "spec", "rate_limit"),
     ), []
 
 
@@ -222,8 +229,10 @@ def _service(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
             tuple(d.ref(t, *at, "emits", j) for j, t in enumerate(raw.get("emits", ()))),
             None if ordering is None else m.Ordering(
                 ordering["key"], ordering["sequence"], d.loc(*at, "ordering"),
-                parse_duration(ordering.get("gap_timeout", 60)), ordering.get("on_gap", "deliver")),
+                parse_duration(ordering.get("gap_timeout", 60)), ordering.get("on_gap", "deliver"),
+                ordering.get("start", 1)),
             d.policy_ref(raw.get("delivery"), *at, "delivery"), d.loop(raw.get("loop"), *at, "loop"),
+            d.rate_limit(raw.get("rate_limit"), *at, "rate_limit"),
         )
         if sub_name in seen:
             problems.append(Diagnostic(sub.loc, "duplicate-name",

@@ -201,6 +201,7 @@ class Route:
     delivery: PolicyRef | None = None
     loop: Loop | None = None
     description: str | None = None
+    rate_limit: RateLimit | None = None
 
     def output_types(self) -> tuple[Ref, ...]:
         """The types this route delivers: the transform's type, or each input type unchanged."""
@@ -219,6 +220,18 @@ class Ordering:
     loc: Location
     gap_timeout: float = 60.0
     on_gap: Literal["deliver", "dead_letter"] = "deliver"
+    start: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: ``rate`` attempts per ``per`` seconds, ``burst`` at once."""
+
+    rate: float
+    per: float
+    burst: int
+    overflow: Literal["delay", "dead_letter"]
+    loc: Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +247,7 @@ class Subscription:
     ordering: Ordering | None = None
     delivery: PolicyRef | None = None
     loop: Loop | None = None
+    rate_limit: RateLimit | None = None
 
     @property
     def label(self) -> str:

@@ -17,7 +17,9 @@ REASONS = {
     "loop-detected": "Circular events stopped",
     "undeliverable": "No consumer can take this event",
     "circuit-open": "Circuit breaker open",
-    "late-event": "Event behind the watermark",
+    "late-event": "Event behind the watermark, or after its sequence gap was given up",
+    "sequence-gap": "Earlier sequence numbers never arrived",
+    "rate-limited": "Over the consumer's rate limit",
 }
 
 

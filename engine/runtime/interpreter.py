@@ -25,6 +25,8 @@ from .clock import Clock, VirtualClock, iso, parse_time
 from .consumers import Consumer, build_consumers, subscription_id
 from .deadletter import DeadLetter
 from .events import BadInput, chain, derive
+from .ordering import Resequencer
+from .ratelimit import Buckets
 from .scheduler import Scheduler
 from .trace import Trace
 
@@ -83,10 +85,13 @@ class Runtime:
         self.finished = False
         self.orchestrator = Orchestrator(self)
         self.streams = StreamRunner(self)
+        self.resequencer = Resequencer(self)
+        self.buckets = Buckets()
         for consumer in self.consumers:
             self._handlers[consumer.id] = self._compile(consumer)
         self._tasks: dict[str, Callable[[Any], None]] = {
-            "attempt": self.attempt, "complete": self._complete, **self.orchestrator.tasks()}
+            "attempt": self.attempt, "complete": self._complete, **self.orchestrator.tasks(),
+            **self.resequencer.tasks()}
         self._effects: dict[str, Callable[[dict], None]] = {**self.orchestrator.effects(), **self.streams.effects()}
 
     def _dispatch(self, kind: str, payload: Any) -> None:
@@ -129,7 +134,8 @@ class Runtime:
         """Everything in memory a restart needs, as JSON-like data (the store holds the rest)."""
         return {"version": 1, "clock": self.clock.now(), "clock_started": self._clock_started, "fed": self.fed,
                 "finished": self.finished, "seed": self.seed, "scheduler": self.scheduler.snapshot(),
-                "trace": self.trace.snapshot(), "breakers": self._breakers, "streams": self.streams.snapshot()}
+                "trace": self.trace.snapshot(), "breakers": self._breakers, "streams": self.streams.snapshot(),
+                "buckets": self.buckets.state}
 
     def restore(self, snap: dict) -> None:
         """Continue from a checkpoint taken by :meth:`snapshot` (on a runtime built for the same mesh)."""
@@ -141,6 +147,7 @@ class Runtime:
         self.trace.restore(snap["trace"])
         self._breakers = snap["breakers"]
         self.streams.restore(snap["streams"])
+        self.buckets.state = snap.get("buckets", {})
 
     # --- publishing and routing ---------------------------------------------------------
     def _build_router(self) -> None:
@@ -210,8 +217,45 @@ class Runtime:
                        f"the event is {event.get('hopcount')} hops from its input (limit {self.max_hops})",
                        queue=consumer.policy.queue)
             return
+        ordering = getattr(consumer.element, "ordering", None)
+        if ordering is not None and not replay:
+            self.resequencer.offer(event, consumer, producer)
+            return
+        self.schedule_attempt(event, consumer, producer, replay=replay)
+
+    def schedule_attempt(self, event: dict, consumer: Consumer, producer: str, replay: bool = False,
+                         order_key: Any = None) -> None:
+        """The first attempt of a delivery, now. ``order_key``: it holds the line of an ordered key."""
         now = self.clock.now()
-        self.scheduler.at(now, "attempt", delivery(event, consumer.id, producer, now, replay=replay))
+        d = delivery(event, consumer.id, producer, now, replay=replay)
+        if order_key is not None:
+            d["order_key"] = order_key
+        self.scheduler.at(now, "attempt", d)
+
+    def _settle(self, d: dict) -> None:
+        """A delivery is over (done, filtered, dead-lettered): an ordered key may release its next event."""
+        if "order_key" in d:
+            self.resequencer.settled(d["consumer"], d["order_key"])
+
+    def _throttled(self, d: dict, consumer: Consumer, now: float) -> bool:
+        """Apply the consumer's rate limit; True if the attempt was delayed or dead-lettered instead."""
+        limit = getattr(consumer.element, "rate_limit", None)
+        if limit is None or d.get("reserved"):
+            return False
+        wait = self.buckets.take(consumer.id, limit, now, reserve=limit.overflow == "delay")
+        if wait <= 0:
+            return False
+        event = d["event"]
+        if limit.overflow == "delay":
+            self.trace.count("rate_limited")
+            self.trace.record(now, "throttled", event=event["id"], consumer=consumer.id, delay=round(wait, 6))
+            self.scheduler.at(now + wait, "attempt", {**d, "reserved": True})
+        else:
+            self.dead_letter(consumer.id, event, "rate-limited", "RateLimited",
+                             f"more than {limit.rate:g} per {limit.per:g}s", attempts=d["number"] - 1,
+                             first=d["first"], queue=consumer.policy.queue)
+            self._settle(d)
+        return True
 
     # --- attempts -------------------------------------------------------------------------
     def attempt(self, d: dict) -> None:
@@ -219,10 +263,14 @@ class Runtime:
         event, consumer, now = d["event"], self.by_id[d["consumer"]], self.clock.now()
         if not d["replay"] and d["number"] == 1 and self.store.is_done(event["id"], consumer.id):
             self.trace.count("duplicates")
+            self._settle(d)
+            return
+        if self._throttled(d, consumer, now):
             return
         if self._circuit_open(consumer, now):
             self.dead_letter(consumer.id, event, "circuit-open", "CircuitOpen", f"circuit of {consumer.id} is open",
-                       attempts=d["number"] - 1, first=d["first"], queue=consumer.policy.queue)
+                             attempts=d["number"] - 1, first=d["first"], queue=consumer.policy.queue)
+            self._settle(d)
             return
         self.trace.count("delivered")
         self.trace.record(now, "deliver", event=event["id"], type=event["type"], **{"from": d["producer"]},
@@ -234,6 +282,7 @@ class Runtime:
             self.inject_fault(consumer.id, attempt)
             if consumer.condition is not None and not consumer.condition(attempt.context):
                 self._filtered_by_when(event, consumer.id)
+                self._settle(d)
                 return
             self._handlers[consumer.id](attempt)
         except (ActionFailed, RenderError) as exc:
@@ -283,6 +332,7 @@ class Runtime:
             self.dead_letter(consumer.id, dead_event, reason, reason, detail, queue=queue)
         for kind, payload in outcome["effects"]:
             self._effects[kind](payload)
+        self._settle(d)
 
     def publish_outbox(self, parent: dict, producer: str, outbox: list, now: float, source: str | None = None) -> None:
         """Emit what a committed attempt put in its outbox; ids are stable across retries."""
@@ -327,11 +377,12 @@ class Runtime:
             self.trace.count("retries")
             self.trace.record(now, "retry", event=event["id"], consumer=consumer.id, attempt=d["number"],
                               delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")
-            self.scheduler.at(now + delay, "attempt", {**d, "number": d["number"] + 1})
+            self.scheduler.at(now + delay, "attempt", {**d, "number": d["number"] + 1, "reserved": False})
             return
         self.store.mark_done(event["id"], consumer.id)
-        self.dead_letter(consumer.id, event, reason, error["type"], error["detail"], attempts=d["number"], first=d["first"],
-                   queue=consumer.policy.queue)
+        self.dead_letter(consumer.id, event, reason, error["type"], error["detail"], attempts=d["number"],
+                         first=d["first"], queue=consumer.policy.queue)
+        self._settle(d)
 
     def verdict(self, spec: m.RetrySpec, error: dict, number: int, event: dict, first: float, now: float,
                 consumer: str) -> str | None:

@@ -135,7 +135,7 @@ def _run_options(f):
         click.option("--fault", "faults", multiple=True, metavar="CONSUMER[=TIMES][:ERROR]",
                      help="Make a consumer's first TIMES attempts (or all) fail with ERROR. Repeatable."),
         click.option("--max-hops", type=click.IntRange(1, 1000), default=16, show_default=True,
-                     help="Events further than this from their input are dead-lettered as loop-detected."),
+                     help="An event this many hops or more from its input is dead-lettered as loop-detected."),
         click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
                      help="Write every delivery, retry, emit and dead letter as JSON Lines."),
         click.option("--output", "output_path", type=click.Path(dir_okay=False, writable=True),

@@ -20,7 +20,7 @@ from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
 from .runtime.trace import JournalSink, Trace
 from .storage import MemoryStore, open_store
 
-_FAULT = re.compile(r"^(?P<consumer>[^=]+?)(?:=(?P<times>always|\d+)(?::(?P<error>[A-Za-z_][A-Za-z0-9_.]*))?)?$")
+_FAULT_REST = re.compile(r"^(?:=(?P<times>always|\d+))?(?::(?P<error>[A-Za-z_][A-Za-z0-9_.]*))?$")
 
 
 @dataclass
@@ -38,15 +38,18 @@ class RunOptions:
 
 
 def parse_fault(text: str, known: Iterable[str]) -> Fault:
-    """``CONSUMER[=TIMES|always][:ERROR]``, e.g. ``service:score-service/score.recorded=3:TimeoutError``."""
-    found = _FAULT.match(text.strip())
-    known = sorted(known)
-    if not found or found.group("consumer") not in known:
-        raise UsageError(f"--fault {text!r}: expected CONSUMER[=TIMES|always][:ERROR] with CONSUMER one of: "
-                         + ", ".join(known))
-    times = found.group("times")
-    return Fault(found.group("consumer"), None if times in (None, "always") else int(times),
-                 found.group("error") or "InjectedFault")
+    """``CONSUMER[=TIMES|always][:ERROR]``, e.g. ``service:score-service/score.recorded=3:TimeoutError``.
+
+    Consumer ids contain ``:`` themselves, so the longest known id that prefixes the text wins.
+    """
+    text, known = text.strip(), sorted(known)
+    for consumer in sorted(known, key=len, reverse=True):
+        found = _FAULT_REST.match(text[len(consumer):]) if text.startswith(consumer) else None
+        if found:
+            times = found.group("times")
+            return Fault(consumer, None if times in (None, "always") else int(times), found.group("error") or "InjectedFault")
+    raise UsageError(f"--fault {text!r}: expected CONSUMER[=TIMES|always][:ERROR] with CONSUMER one of: "
+                     + ", ".join(known))
 
 
 def consumer_ids(mesh: Mesh) -> list[str]:

@@ -35,10 +35,15 @@ class BadInput:
 
 
 def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: float,
-           subject: str | None = None, source: str | None = None) -> dict:
-    """A new event caused by *parent*, emitted by *consumer*; its id is stable across retries."""
+           subject: str | None = None, source: str | None = None, element: str | None = None) -> dict:
+    """A new event caused by *parent*, emitted by *consumer*; its id is stable across retries.
+
+    *element* is the consumer the loop guard knows (an orchestration, for events of its steps);
+    it goes in ``causationpath``. The id hashes the precise emitter, so it stays unique.
+    """
     digest = hashlib.sha1(f"{parent['id']}|{consumer}|{index}".encode()).hexdigest()[:20]
     path = parent.get("causationpath")
+    element = element or consumer
     event = {
         "specversion": SPECVERSION,
         "id": digest,
@@ -50,7 +55,7 @@ def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: 
         "causationid": parent["id"],
         "correlationid": parent.get("correlationid", parent["id"]),
         "hopcount": int(parent.get("hopcount", 0)) + 1,
-        "causationpath": f"{path},{consumer}" if path else consumer,
+        "causationpath": f"{path},{element}" if path else element,
     }
     if subject is not None:
         event["subject"] = subject

@@ -334,10 +334,13 @@ class Runtime:
             self._effects[kind](payload)
         self._settle(d)
 
-    def publish_outbox(self, parent: dict, producer: str, outbox: list, now: float, source: str | None = None) -> None:
-        """Emit what a committed attempt put in its outbox; ids are stable across retries."""
+    def publish_outbox(self, parent: dict, producer: str, outbox: list, now: float, element: str | None = None) -> None:
+        """Emit what a committed attempt put in its outbox; ids are stable across retries.
+
+        *element* is the consumer that owns *producer* (an orchestration owns its steps).
+        """
         for index, (type_, data, subject, src) in enumerate(outbox):
-            self.emit(derive(parent, producer, index, type_, data, now, subject, src), source or producer)
+            self.emit(derive(parent, producer, index, type_, data, now, subject, src, element), element or producer)
 
     def emit(self, event: dict, producer: str) -> None:
         """Publish an event emitted inside the mesh (recorded, counted, then routed)."""
@@ -489,6 +492,14 @@ class Runtime:
     # --- dead-letter redrive -------------------------------------------------------------
     def replay(self, records: Iterable[DeadLetter]) -> dict:
         """Deliver dead-lettered events again (fresh attempts, dedup bypassed); succeeded ones leave the queue."""
+        records = list(records)
+        if not self._clock_started and isinstance(self.clock, VirtualClock):
+            times = [parse_time(t) for r in records for t in (r.last_attempt, r.first_attempt,
+                                                               r.event.get("time") if isinstance(r.event, dict) else None)]
+            times = [t for t in times if t is not None]
+            if times:  # a redrive happens after the failure: the virtual clock carries on from there
+                self.clock = self.scheduler.clock = VirtualClock(max(times))
+                self._clock_started = True
         replayed = 0
         for record in records:
             if not isinstance(record.event, dict) or "id" not in record.event:

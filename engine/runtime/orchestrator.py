@@ -213,11 +213,14 @@ class Orchestrator:
         self.rt.trace.record(self.rt.clock.now(), "step-failed", run=run["id"], orchestration=run["orchestration"],
                              step=step_id, error=detail)
         if run["status"] == "running":
-            run.update(status="failing", error=f"step {step_id!r} failed: {detail}", failed_step=step_id,
-                       to_compensate=list(reversed(run["order"])), compensated=[])
+            run.update(status="failing", error=f"step {step_id!r} failed: {detail}", failed_step=step_id, compensated=[])
 
     def _compensate_next(self, run: dict) -> None:
+        """Undo completed steps newest first; the list is taken once nothing is in flight any more,
+        so a step that finished after the failure is compensated too."""
         steps = self._steps[run["orchestration"]]
+        if "to_compensate" not in run:
+            run["to_compensate"] = list(reversed(run["order"]))
         while run["to_compensate"]:
             step_id = run["to_compensate"].pop(0)
             if not steps[step_id].compensate:
@@ -273,6 +276,7 @@ class Orchestrator:
         attempt = Attempt(consumer, run["event"], 1, now, {**self._context(run), "error": run.get("error")}, None)
         try:
             run_actions(on_success if success else on_failure, attempt)
+            self.rt.trace_outcome(run["event"]["id"], consumer, attempt.outcome(None), now)
         except (ActionFailed, RenderError) as exc:
             error = attempt.outcome(exc)["error"]
             self.rt.dead_letter(consumer, run["event"], "template-error" if error["template"] else "non-retryable",

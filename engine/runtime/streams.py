@@ -1,6 +1,7 @@
 """Stream consumers: events into keyed event-time windows, closed windows out as events."""
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Callable
 
 from .. import model as m
@@ -31,9 +32,7 @@ class StreamRunner:
         from .windows import window_data
 
         if output.kind == "window":
-            data = window_data(output)
-            if stream.name in self._data:
-                data = self._data[stream.name]({**data, "data": data})
+            data = self._window_event_data(stream.name, output)
             attempt.emit(stream.emit_type.name, data)
             attempt.effects.append(("window-closed", {"stream": stream.name, "key": output.key, "start": output.start,
                                                       "end": output.end}))
@@ -46,6 +45,11 @@ class StreamRunner:
                                      "the event is behind the watermark: its windows have closed"))
         else:
             attempt.dead.append(("dlq", "schema-invalid", output.event, output.reason))
+
+    def _window_event_data(self, name: str, output) -> dict:
+        """The default window data, or the stream's `emit.data` rendered with it (as names and as `data`)."""
+        data = window_data(output)
+        return self._data[name]({**data, "data": data}) if name in self._data else data
 
     def snapshot(self) -> dict:
         return {name: operator.state() for name, operator in self.operators.items()}
@@ -69,10 +73,11 @@ class StreamRunner:
         for name, operator in self.operators.items():
             stream = self.rt.mesh.streams[name]
             consumer = f"stream:{name}"
-            for index, output in enumerate(operator.flush()):
-                data = window_data(output) if name not in self._data else self._data[name]({**window_data(output)})
-                parent = {"id": f"{consumer}:flush", "correlationid": f"{consumer}:flush"}
-                self.rt.emit(derive(parent, consumer, index, stream.emit_type.name, data, self.rt.clock.now()), consumer)
+            for output in operator.flush():
+                data = self._window_event_data(name, output)
+                window = f"{consumer}:{json.dumps(output.key)}:{output.start}:{output.end}"  # unique per window
+                parent = {"id": window, "correlationid": window}
+                self.rt.emit(derive(parent, consumer, 0, stream.emit_type.name, data, self.rt.clock.now()), consumer)
                 self._closed({"stream": name, "key": output.key, "start": output.start, "end": output.end})
 
 

@@ -197,7 +197,8 @@ SUMMARY_ROWS = [
     ("filtered", "filtered"), ("emitted", "emitted"), ("retries", "retries"), ("duplicates skipped", "duplicates"),
     ("unconsumed", "unconsumed"), ("dead-lettered", "dead_lettered"), ("runs started", "runs_started"),
     ("runs completed", "runs_completed"), ("runs failed", "runs_failed"), ("runs compensated", "runs_compensated"),
-    ("windows emitted", "windows_emitted"), ("late events", "late_events"),
+    ("windows emitted", "windows_emitted"), ("late events", "late_events"), ("rate limited", "rate_limited"),
+    ("sequence gaps", "sequence_gaps"),
 ]
 
 

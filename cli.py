@@ -18,7 +18,9 @@ from engine.check import CheckResult, check_mesh, require_valid
 from engine.errors import MeshError
 from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, render as render_view
 from engine.render import render_trace, trace_view
-from engine.runner import DeadLetters, RunOptions, consumer_ids, parse_fault, replay_dead_letters, run_mesh
+from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, consumer_ids, list_runs, parse_fault, redrive_run,
+                           replay_archive, replay_dead_letters, run_mesh)
+from engine.runtime.clock import parse_time
 from engine.schema import schema_text
 
 EXIT_INTERNAL = 70
@@ -323,6 +325,101 @@ def test_command(path: str, select: str | None, fmt: str) -> None:
         for line in report.text_lines():
             click.echo(line)
     sys.exit(report.exit_code)
+
+
+def _time(ctx, param, value):
+    if value is None:
+        return None
+    when = parse_time(value)
+    if when is None:
+        raise click.BadParameter(f"{value!r} is not an RFC 3339 time such as 2026-01-01T12:00:00Z")
+    return when
+
+
+def _pattern(ctx, param, value):
+    if value is None:
+        return None
+    from engine.patterns import PatternError, compile_pattern
+
+    try:
+        pattern = json.loads(value)
+        compile_pattern(pattern)
+    except (ValueError, PatternError) as exc:
+        raise click.BadParameter(f"not an EventBridge pattern in JSON: {exc}")
+    return pattern
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--store", "store", metavar="URL", required=True, help="The durable store of an earlier run (sqlite:PATH).")
+@click.option("--since", callback=_time, help="Only events whose time is at or after this (RFC 3339).")
+@click.option("--until", callback=_time, help="Only events whose time is at or before this (RFC 3339).")
+@click.option("--match", "pattern", callback=_pattern, metavar="JSON", help="Only events matching this EventBridge pattern.")
+@click.option("--to", "to", metavar="CONSUMER", help="Deliver only to this consumer (its own pattern still applies).")
+@_run_options
+def replay(path, store, since, until, pattern, to, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
+    """Re-inject archived events (inputs and emitted events) of a durable run through the mesh.
+
+    Each replayed event gets a new id derived from the original (kept as `replayof`), so
+    replaying the same selection twice has no effect the second time.
+    """
+    mesh = require_valid(path).mesh
+    options = RunOptions(seed, http, [parse_fault(f, consumer_ids(mesh)) for f in faults], max_hops,
+                         trace_path, output_path)
+    summary = replay_archive(mesh, store, ArchiveQuery(since, until, pattern, to), options)
+    _print_summary(summary, fmt, [])
+
+
+@main.group()
+def runs() -> None:
+    """Orchestration runs kept in a durable store: list, show, redrive from the failed step."""
+
+
+@runs.command("list")
+@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH).")
+@click.option("--status", type=click.Choice(["running", "completed", "failed", "compensated"]), help="Only runs with this status.")
+@click.option("--orchestration", help="Only runs of this orchestration.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def runs_list(store, status, orchestration, fmt) -> None:
+    """One line per run: id, status, failed step and error."""
+    found = [r for r in list_runs(store) if (status is None or r["status"] == status)
+             and (orchestration is None or r["orchestration"] == orchestration)]
+    if fmt == "json":
+        click.echo(json.dumps(found, indent=2, default=str))
+        return
+    for r in found:
+        click.echo(f"{r['id']}  {r['status']:<12} {r.get('failed_step') or '-'}  {r.get('error') or ''}".rstrip())
+    click.echo(f"{len(found)} run{'s' if len(found) != 1 else ''}")
+
+
+@runs.command("show")
+@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH).")
+@click.argument("run_id")
+def runs_show(store, run_id) -> None:
+    """The run's whole state: steps with status and output, variables, error."""
+    for r in list_runs(store):
+        if r["id"] == run_id:
+            click.echo(json.dumps(r, indent=2, default=str))
+            return
+    raise click.BadParameter(f"no run {run_id!r} in {store}", param_hint="RUN_ID")
+
+
+@runs.command("redrive")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH).")
+@click.argument("run_id")
+@_run_options
+def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
+    """Run a failed or compensated run again from its failed step (done steps are not re-run)."""
+    mesh = require_valid(path).mesh
+    options = RunOptions(seed, http, [parse_fault(f, consumer_ids(mesh)) for f in faults], max_hops,
+                         trace_path, output_path)
+    run, summary = redrive_run(mesh, store, run_id, options)
+    if fmt == "json":
+        click.echo(json.dumps({"run": run, "summary": summary}, indent=2, default=str))
+        return
+    click.echo(f"{run['id']}: {run['status']}" + (f" ({run['error']})" if run.get("error") else ""))
+    _print_summary(summary, "text", [])
 
 
 @main.command()

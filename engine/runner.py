@@ -216,3 +216,107 @@ def read_dead_letters(path: str) -> list[DeadLetter]:
     if problems:
         raise LoadError(problems)
     return records
+
+
+# --- the durable store as an archive: replay past events, inspect and redrive runs ---------
+
+@dataclass
+class ArchiveQuery:
+    since: float | None = None
+    until: float | None = None
+    pattern: dict | None = None
+    to: str | None = None  # a consumer id: deliver only to it
+
+
+def _durable(url: str):
+    store = open_store(url)
+    if isinstance(store, MemoryStore) or store.checkpoint() is None:
+        raise UsageError(f"{url} holds no run: give the --store sqlite:PATH of an earlier `meshctl run --store`")
+    return store
+
+
+@contextlib.contextmanager
+def _session(mesh: Mesh, store, options: RunOptions):
+    """A runtime continuing the stored run (clock, counters, windows), committed and exported at the end."""
+    before = {j: sum(1 for _ in store.records(j)) for j in ("trace", "emitted")}
+    runtime = Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
+                      max_hops=options.max_hops, trace=Trace(JournalSink(store)))
+    runtime.restore(store.checkpoint())
+    runtime.reset_breakers()  # an operator's action: circuits left open by the old run do not block it
+    counted = runtime.trace.summary()
+    yield runtime
+    runtime.finish()
+    store.commit(runtime.snapshot())
+    _export(store, options, skip=before)
+    runtime.session_summary = _difference(runtime.trace.summary(), counted)
+
+
+def archived(store, query: ArchiveQuery) -> list[dict]:
+    """Events of the archive (inputs and emitted events) within the query, in time order."""
+    from .patterns import compile_pattern
+    from .runtime.clock import parse_time
+
+    matcher = compile_pattern(query.pattern) if query.pattern else None
+    found = []
+    for order, event in enumerate(e for journal in ("input", "emitted") for e in store.records(journal)):
+        if "replayof" in event:
+            continue  # copies made by earlier replays are not archive entries of their own
+        when = parse_time(event.get("time"))
+        if when is None or (query.since is not None and when < query.since) or \
+                (query.until is not None and when > query.until):
+            continue
+        if matcher is None or matcher.matches(event):
+            found.append((when, order, event))
+    return [event for _, _, event in sorted(found, key=lambda x: x[:2])]
+
+
+def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: RunOptions) -> dict:
+    """Re-inject archived events: each gets a new id derived from its original (``replayof``),
+    so replaying the same selection twice has no effect the second time."""
+    import hashlib
+
+    from .runtime.consumers import build_consumers
+
+    store = _durable(store_url)
+    known = [c.id for c in build_consumers(mesh)]
+    if query.to is not None and query.to not in known:
+        raise UsageError(f"--to {query.to!r}: not a consumer of the mesh; one of: {', '.join(known)}")
+    events = archived(store, query)
+    if query.to is not None:  # only what that consumer takes
+        types = set(next(c for c in build_consumers(mesh) if c.id == query.to).types)
+        events = [e for e in events if e.get("type") in types]
+    with _session(mesh, store, options) as runtime:
+        for original in events:
+            target = query.to or "*"
+            event = {k: v for k, v in original.items()
+                     if k not in ("causationid", "correlationid", "hopcount", "causationpath")}
+            event["id"] = hashlib.sha1(f"replay|{original['id']}|{target}".encode()).hexdigest()[:20]
+            event["replayof"] = original["id"]
+            runtime.trace.count("events_in")
+            runtime.trace.record(runtime.clock.now(), "ingest", event=event["id"], type=event["type"],
+                                 replayof=original["id"])
+            if query.to is None:
+                runtime.publish(event, "replay")
+            else:
+                consumer = runtime.by_id[query.to]
+                if consumer.pattern is None or consumer.pattern.matches(event):
+                    runtime.offer(event, consumer, "replay")
+    return {"selected": len(events), **runtime.session_summary}
+
+
+def list_runs(store_url: str) -> list[dict]:
+    store = _durable(store_url)
+    return [store.get_state(key) for key in store.state_keys("run:")]
+
+
+def redrive_run(mesh: Mesh, store_url: str, run_id: str, options: RunOptions) -> tuple[dict, dict]:
+    store = _durable(store_url)
+    if store.get_state(f"run:{run_id}") is None:
+        known = [k[4:] for k in store.state_keys("run:")]
+        raise UsageError(f"no run {run_id!r} in {store_url}" + (f"; runs: {', '.join(known[:20])}" if known else ""))
+    with _session(mesh, store, options) as runtime:
+        try:
+            runtime.orchestrator.redrive(run_id)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    return store.get_state(f"run:{run_id}"), runtime.session_summary

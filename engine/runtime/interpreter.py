@@ -160,7 +160,7 @@ class Runtime:
 
     def publish(self, event: dict, producer: str) -> None:
         """Send an event to every consumer of its type whose pattern matches."""
-        if producer in ("ingress", "dlq-replay"):
+        if producer in ("ingress", "dlq-replay", "replay"):
             self.store.append("input", event)
         type_ = event["type"]
         if type_ not in self.mesh.event_types:

@@ -292,9 +292,39 @@ class Orchestrator:
                              status=status,
                              **({"error": run["error"]} if run.get("error") else {}))
 
+    # --- redrive ---------------------------------------------------------------------------
+    def redrive(self, run_id: str) -> dict:
+        """Run a failed run again from its failed step: done steps are not re-run.
+
+        Steps that were compensated had their effects undone, so they run again too. Only
+        runs that ended `failed` or `compensated` can be redriven.
+        """
+        run = self._load(run_id)
+        if run is None:
+            raise KeyError(run_id)
+        if run["status"] not in ("failed", "compensated"):
+            raise ValueError(f"run {run_id!r} is {run['status']}: only failed or compensated runs can be redriven")
+        for state in run["steps"].values():
+            if state["status"] in ("failed", "compensated", "running", "pending"):
+                state.update(status="pending", output=None)
+        run["order"] = [s for s in run["order"] if run["steps"][s]["status"] == "done"]
+        for key in ("to_compensate", "compensated", "failed_step"):
+            run.pop(key, None)
+        run.update(status="running", error=None, in_flight=0, redrives=run.get("redrives", 0) + 1)
+        self.rt.trace.count("runs_redriven")
+        self.rt.trace.record(self.rt.clock.now(), "run-redrive", run=run_id, orchestration=run["orchestration"],
+                             event=run["event"]["id"], rerun=[k for k, v in run["steps"].items() if v["status"] == "pending"])
+        self._save(run)
+        self._advance(run)
+        return run
+
     # --- state ---------------------------------------------------------------------------
     def _consumer_id(self, run: dict, cs: CompiledStep, item: int | None) -> str:
+        """Names a step attempt in traces; it also seeds the ids of what the step emits, so a
+        redriven run (``#redrive1``...) emits new events instead of repeats that dedup would skip."""
         base = f"orchestration:{run['orchestration']}/{cs.step.id}"
+        if run.get("redrives"):
+            base += f"#redrive{run['redrives']}"
         return base if item is None or cs.foreach is None else f"{base}[{item}]"
 
     def _save(self, run: dict) -> None:

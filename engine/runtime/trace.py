@@ -9,7 +9,7 @@ from .clock import iso
 
 SUMMARY_KEYS = ("events_in", "matched", "delivered", "filtered", "emitted", "retries", "dead_lettered",
                 "duplicates", "unconsumed", "runs_started", "runs_completed", "runs_failed", "runs_compensated",
-                "windows_emitted", "late_events", "rate_limited", "sequence_gaps")
+                "windows_emitted", "late_events", "rate_limited", "sequence_gaps", "runs_redriven")
 
 
 class JournalSink:

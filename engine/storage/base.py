@@ -46,6 +46,9 @@ class Store(Protocol):
 
     def put_state(self, key: str, value: Any) -> None: ...
 
+    def state_keys(self, prefix: str) -> list[str]:
+        """The keys of state values that start with *prefix*, sorted."""
+
     def commit(self, checkpoint: dict) -> None:
         """Make every write since the last commit durable, with *checkpoint*, atomically."""
 

@@ -115,6 +115,9 @@ class SqliteStore:
     def get_state(self, key: str) -> Any:
         return self._state.get(key)
 
+    def state_keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self._state if k.startswith(prefix))
+
     def put_state(self, key: str, value: Any) -> None:
         self._state[key] = value
         self._dirty_state.add(key)

@@ -55,8 +55,17 @@ class SqliteStore:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
             raise StorageError(f"{self.path} was written by a newer meshctl (schema {version})")
-        for number in range(version, len(MIGRATIONS)):  # executescript commits: each step is atomic
-            self._db.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number]} PRAGMA user_version={number + 1}; COMMIT;")
+        for number in range(version, len(MIGRATIONS)):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:  # another process may have migrated while we waited for the write lock: look again
+                if self._db.execute("PRAGMA user_version").fetchone()[0] <= number:
+                    for statement in filter(str.strip, MIGRATIONS[number].split(";")):
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version={number + 1}")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _load(self) -> None:
         self._state = {k: json.loads(b) for k, b in self._db.execute("SELECT key, body FROM state")}

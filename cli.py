@@ -345,7 +345,7 @@ def _pattern(ctx, param, value):
         pattern = json.loads(value)
         compile_pattern(pattern)
     except (ValueError, PatternError) as exc:
-        raise click.BadParameter(f"not an EventBridge pattern in JSON: {exc}")
+        raise click.BadParameter(f"not an EventBridge pattern in JSON: {exc}") from exc
     return pattern
 
 
@@ -437,7 +437,7 @@ def _write(text: str, output: str | None) -> None:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
     except OSError as exc:
-        raise click.FileError(output, hint=exc.strerror or str(exc))
+        raise click.FileError(output, hint=exc.strerror or str(exc)) from exc
 
 
 if __name__ == "__main__":  # pragma: no cover

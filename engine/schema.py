@@ -17,7 +17,7 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 
-from .errors import Diagnostic, Location
+from .errors import Diagnostic
 from .source import Document, SourceMap
 
 API_VERSION = "meshctl/v1"

@@ -31,7 +31,7 @@ from .runner import consumer_ids
 from .runtime.deadletter import DeadLetter
 from .runtime.events import normalise, read_events
 from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
-from .runtime.trace import SUMMARY_KEYS, Trace
+from .runtime.trace import Trace
 from .schema import _diagnostics as schema_diagnostics
 from .schema import data_validator
 from .source import Document, SourceMap, load_documents, read_text

@@ -58,7 +58,6 @@ def test_replay_a_time_range_once(meshctl, stored):
 
 
 def test_replay_to_one_consumer(meshctl, stored, tmp_path):
-    out = tmp_path / "out.jsonl"
     result = summary(meshctl("replay", ORDERS, "--store", stored, "--to", "service:notifications/order.failed",
                              "--trace", tmp_path / "t.jsonl", "--format", "json"))
     assert result["selected"] == 10 and result["delivered"] == 10

@@ -19,7 +19,6 @@ from ..templates import RenderError, compile_condition, compile_string
 from . import retry as retry_delays
 from .actions import ActionFailed, Attempt, compile_actions, run_actions
 from .consumers import resolve_policy
-from .events import derive
 from .retry import NO_RETRY
 
 if TYPE_CHECKING:

@@ -29,7 +29,6 @@ class StreamRunner:
         return handle
 
     def _output(self, stream: m.Stream, output, attempt: Attempt) -> None:
-        from .windows import window_data
 
         if output.kind == "window":
             data = self._window_event_data(stream.name, output)

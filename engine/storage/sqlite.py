@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from typing import Any, Iterable, Iterator
 
 from ..runtime.deadletter import DeadLetter
@@ -40,7 +41,7 @@ class SqliteStore:
         self.path = path
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal()
             self._db.execute("PRAGMA synchronous=FULL")  # a commit that returned survives power loss
             self._migrate()
             self._load()
@@ -50,6 +51,19 @@ class SqliteStore:
         self._done: set[tuple[str, str]] = set()
         self._dirty_state: set[str] = set()
         self._dead_changes: dict[str, DeadLetter | None] = {}
+
+    def _enable_wal(self, timeout: float = 10.0) -> None:
+        """Switch to WAL. On a new file, connections switching at once can deadlock, and SQLite
+        then answers 'locked' at once instead of waiting: retry, within the busy timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.002)
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]

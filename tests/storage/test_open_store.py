@@ -1,0 +1,75 @@
+"""open_store(url): which backend a URL names, and how a bad URL or file is reported."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from engine.errors import UsageError
+from engine.storage import MemoryStore, SqliteStore, StorageError, open_store
+from engine.storage.sqlite import MIGRATIONS
+
+
+@pytest.mark.parametrize("url", [None, "", "memory", "memory:"])
+def test_memory_urls(url):
+    assert isinstance(open_store(url), MemoryStore)
+
+
+@pytest.mark.parametrize("form", ["sqlite:{path}", "sqlite://{path}", "sqlite:///{path}"])
+def test_sqlite_absolute_paths(tmp_path, form):
+    path = tmp_path / "abs.db"
+    store = open_store(form.format(path=path))
+    try:
+        assert isinstance(store, SqliteStore)
+        assert store.path == str(path)
+    finally:
+        store.close()
+    assert path.exists()
+
+
+def test_sqlite_relative_path_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    store = open_store("sqlite:sub/rel.db")
+    store.close()
+    assert (tmp_path / "sub" / "rel.db").exists()
+
+
+def test_sqlite_home_path_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    store = open_store("sqlite:~/home.db")
+    store.close()
+    assert (tmp_path / "home.db").exists()
+
+
+@pytest.mark.parametrize("url", ["redis://localhost:6379", "sqlite:", "postgres:db", "memory://x", "mem:"])
+def test_unknown_store_url_is_a_usage_error(url):
+    with pytest.raises(UsageError) as info:
+        open_store(url)
+    assert info.value.exit_code == 2
+    assert repr(url) in str(info.value) and "sqlite:PATH" in str(info.value)
+
+
+def test_a_file_that_is_not_sqlite_is_a_storage_error_naming_it(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("this is not a database\n" * 100)
+    with pytest.raises(StorageError, match="notes.txt") as info:
+        open_store(f"sqlite:{path}")
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    assert path.read_text() == "this is not a database\n" * 100  # left untouched
+
+
+def test_a_missing_directory_is_a_storage_error_naming_the_path(tmp_path):
+    path = tmp_path / "no" / "such" / "dir" / "s.db"
+    with pytest.raises(StorageError, match="s.db"):
+        open_store(f"sqlite:{path}")
+
+
+def test_a_store_written_by_a_newer_meshctl_is_refused(tmp_path):
+    path = tmp_path / "newer.db"
+    open_store(f"sqlite:{path}").close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    db.close()
+    with pytest.raises(StorageError, match=rf"newer\.db.*newer meshctl.*schema {len(MIGRATIONS) + 5}"):
+        open_store(f"sqlite:{path}")

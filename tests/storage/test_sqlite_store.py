@@ -1,0 +1,252 @@
+"""SQLite specifics: WAL, the schema version, atomic commits, and several processes on one file."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sqlite3
+import time
+
+import pytest
+
+from engine.runtime.deadletter import DeadLetter
+from engine.storage import SqliteStore, StorageError
+from engine.storage.sqlite import MIGRATIONS
+
+
+@pytest.fixture
+def path(tmp_path) -> str:
+    return str(tmp_path / "store.db")
+
+
+def pragma(path: str, name: str):
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        db.close()
+
+
+def letter(n: int) -> DeadLetter:
+    return DeadLetter.make("orders.dlq", "retries-exhausted", "billing", {"id": f"e{n}"}, "HTTPError", "boom")
+
+
+def test_wal_mode_and_schema_version(path):
+    SqliteStore(path).close()
+    assert pragma(path, "journal_mode") == "wal"
+    assert pragma(path, "user_version") == len(MIGRATIONS)
+
+
+def test_reopening_does_not_migrate_again(path):
+    store = SqliteStore(path)
+    store.append("trace", {"n": 1})
+    store.commit({"fed": 1})
+    store.close()
+    for _ in range(2):
+        SqliteStore(path).close()
+    assert pragma(path, "user_version") == len(MIGRATIONS)
+    store = SqliteStore(path)
+    assert list(store.records("trace")) == [{"n": 1}]
+    store.close()
+
+
+class LockedAtFirst:
+    """A connection whose first switches to WAL fail as when connections open a new file at once.
+
+    Each waits for the other's lock, so SQLite answers 'locked' at once instead of calling
+    the busy handler; the store must retry rather than fail to open.
+    """
+
+    def __init__(self, db: sqlite3.Connection, failures: int, error: str = "database is locked"):
+        self._db, self.failures, self.error = db, failures, error
+
+    def execute(self, sql: str, *args):
+        if "journal_mode=WAL" in sql and self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError(self.error)
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self._db, name)
+
+
+def test_a_locked_switch_to_wal_is_retried(path, monkeypatch):
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: LockedAtFirst(connect(*a, **k), failures=3))
+    SqliteStore(path).close()
+    monkeypatch.undo()
+    assert pragma(path, "journal_mode") == "wal"
+
+
+def test_other_errors_on_the_switch_to_wal_are_not_retried(path, monkeypatch):
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect",
+                        lambda *a, **k: LockedAtFirst(connect(*a, **k), failures=1, error="disk I/O error"))
+    with pytest.raises(StorageError, match=r"cannot open store .*store\.db: disk I/O error"):
+        SqliteStore(path)
+
+
+# --- a commit is all or nothing -----------------------------------------------------------------
+
+def fill_second_commit(store: SqliteStore) -> None:
+    """Writes of every kind, for a commit that will fail half-way."""
+    store.append("trace", {"n": 2})
+    store.mark_done("e2", "billing")
+    store.put_dead_letter(letter(2))
+    store.remove_dead_letters([letter(1).id])
+    store.put_state("run:1", {"v": 2})
+
+
+def assert_only_first_commit(path: str) -> None:
+    store = SqliteStore(path)
+    try:
+        assert store.checkpoint() == {"fed": 1}
+        assert list(store.records("trace")) == [{"n": 1}]
+        assert store.is_done("e1", "billing") and not store.is_done("e2", "billing")
+        assert store.dead_letters() == [letter(1)]
+        assert store.get_state("run:1") == {"v": 1}
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def committed_once(path) -> SqliteStore:
+    store = SqliteStore(path)
+    store.append("trace", {"n": 1})
+    store.mark_done("e1", "billing")
+    store.put_dead_letter(letter(1))
+    store.put_state("run:1", {"v": 1})
+    store.commit({"fed": 1})
+    fill_second_commit(store)
+    yield store
+    store.close()
+
+
+def test_a_bug_in_the_middle_of_a_commit_surfaces_as_itself_and_writes_nothing(committed_once, path, monkeypatch):
+    """Not a storage failure, so not translated: the caller's bug stays visible as what it is.
+
+    The journal and dedup rows were already inserted when the failure struck; the
+    transaction is rolled back, so neither they nor the new checkpoint are visible.
+    """
+    def broken(self):
+        raise ZeroDivisionError("bug while writing dead letters")
+    monkeypatch.setattr(SqliteStore, "_write_dead_letters", broken)
+    with pytest.raises(ZeroDivisionError):
+        committed_once.commit({"fed": 2})
+    assert committed_once.checkpoint() == {"fed": 1}
+    assert_only_first_commit(path)
+
+
+def test_a_sqlite_error_in_the_middle_of_a_commit_is_a_storage_error_and_writes_nothing(
+        committed_once, path, monkeypatch):
+    """sqlite3 errors are translated at the boundary: StorageError naming the file, cause kept."""
+    def failing(self):
+        raise sqlite3.OperationalError("disk I/O error")
+    monkeypatch.setattr(SqliteStore, "_write_dead_letters", failing)
+    with pytest.raises(StorageError, match=r"store\.db: commit failed: disk I/O error") as info:
+        committed_once.commit({"fed": 2})
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    assert_only_first_commit(path)
+
+
+def test_an_unserialisable_state_fails_the_whole_commit(committed_once, path):
+    loop: list = []
+    loop.append(loop)  # json.dumps raises even with default=str
+    committed_once.put_state("run:2", loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        committed_once.commit({"fed": 2})
+    assert_only_first_commit(path)
+
+
+def test_writes_of_a_failed_commit_are_kept_for_the_next_one(committed_once, path, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(SqliteStore, "_write_dead_letters", lambda self: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            committed_once.commit({"fed": 2})
+    committed_once.commit({"fed": 2})  # the retry writes everything since the last good commit
+    committed_once.close()
+    store = SqliteStore(path)
+    try:
+        assert store.checkpoint() == {"fed": 2}
+        assert list(store.records("trace")) == [{"n": 1}, {"n": 2}]
+        assert store.is_done("e2", "billing")
+        assert store.dead_letters() == [letter(2)]
+        assert store.get_state("run:1") == {"v": 2}
+    finally:
+        store.close()
+
+
+def test_a_commit_locked_out_past_the_busy_timeout_is_a_storage_error_and_can_be_retried(path):
+    """BEGIN IMMEDIATE waits for another writer up to the busy timeout; past it, StorageError, writes kept."""
+    store = SqliteStore(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO state VALUES ('other', '1')")
+    try:
+        store._db.execute("PRAGMA busy_timeout = 50")  # so the test is quick: the lock is held throughout
+        store.append("trace", {"n": 1})
+        with pytest.raises(StorageError, match="locked"):
+            store.commit({"fed": 1})
+        other.execute("COMMIT")
+        store.commit({"fed": 1})  # once the other writer is gone, the same writes go through
+        assert list(store.records("trace")) == [{"n": 1}]
+    finally:
+        other.close()
+        store.close()
+
+
+# --- several processes on one file (T21, small) ------------------------------------------------
+
+COMMITS = 200
+PROCESSES = 3
+
+
+def commit_many(path: str, worker: int, start, results) -> None:
+    """Open the store together with the others, then commit COMMITS times; report the time or the error."""
+    try:
+        start.wait(20)
+        began = time.monotonic()
+        store = SqliteStore(path)
+        for n in range(COMMITS):
+            store.append("trace", {"worker": worker, "n": n})
+            store.put_state(f"worker:{worker}", {"n": n})
+            store.commit({"worker": worker, "n": n})
+        store.close()
+        results.put((worker, time.monotonic() - began))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the test
+        results.put((worker, f"{type(exc).__name__}: {exc}"))
+
+
+def test_processes_opening_a_new_file_and_committing_to_it(tmp_path):
+    """No unhandled 'database is locked', every record present, file intact.
+
+    The file is new, so the processes also race to switch it to WAL and to create the schema.
+    """
+    path = str(tmp_path / "shared.db")
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(PROCESSES), context.Queue()  # all open the file at the same moment
+    workers = [context.Process(target=commit_many, args=(path, w, start, results)) for w in range(PROCESSES)]
+    for process in workers:
+        process.start()
+    reported = dict(results.get(timeout=30) for _ in workers)
+    for process in workers:
+        process.join(10)
+    errors = {w: r for w, r in reported.items() if isinstance(r, str)}
+    assert errors == {} and [p.exitcode for p in workers] == [0] * PROCESSES
+    elapsed = max(reported.values())
+
+    db = sqlite3.connect(path)
+    try:
+        rows = [json.loads(b) for (b,) in db.execute("SELECT body FROM journal WHERE journal = 'trace' ORDER BY seq")]
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        db.close()
+    assert len(rows) == PROCESSES * COMMITS
+    for w in range(PROCESSES):  # each process's records are all there, in its own order
+        assert [r["n"] for r in rows if r["worker"] == w] == list(range(COMMITS))
+    store = SqliteStore(path)
+    try:
+        assert [store.get_state(f"worker:{w}") for w in range(PROCESSES)] == [{"n": COMMITS - 1}] * PROCESSES
+    finally:
+        store.close()
+    print(json.dumps({"test": "T21-small", "processes": PROCESSES, "commits": PROCESSES * COMMITS,
+                      "seconds": round(elapsed, 2), "commits_per_s": round(PROCESSES * COMMITS / elapsed)}))

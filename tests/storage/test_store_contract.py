@@ -5,8 +5,6 @@ durable. Tests that ``reopen`` a store check durability and are skipped for the 
 """
 from __future__ import annotations
 
-import pytest
-
 from engine.runtime.deadletter import DeadLetter
 from engine.storage import MemoryStore, SqliteStore, Store
 

@@ -25,7 +25,8 @@ class Store(Protocol):
         """Add a record to a journal (``input``, ``emitted``, ``trace``)."""
 
     def records(self, journal: str) -> Iterator[dict]:
-        """A journal's committed and pending records, in order."""
+        """A journal's committed and pending records, in order (a memory store keeps only the
+        journals it was told to keep)."""
 
     def is_done(self, event_id: str, consumer: str) -> bool:
         """Whether this consumer already took effect for this event (dedup)."""

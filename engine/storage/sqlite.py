@@ -41,12 +41,18 @@ class SqliteStore:
         self.path = path
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open store {path}: {exc}") from exc
+        try:
             self._enable_wal()
             self._db.execute("PRAGMA synchronous=FULL")  # a commit that returned survives power loss
             self._migrate()
             self._load()
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open store {path}: {exc}") from exc
+        except BaseException as exc:
+            self._db.close()  # a store that failed to open holds no connection
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"cannot open store {path}: {exc}") from exc
+            raise
         self._journal: list[tuple[str, str]] = []
         self._done: set[tuple[str, str]] = set()
         self._dirty_state: set[str] = set()

@@ -11,7 +11,10 @@ event against all N rules with each matcher, and prints events per second (index
 repeat the M events for at least a second; "1st pass" is the index's rate over the first
 pass alone), the speed-up of the index, and the match count and digest, which must equal
 the README's; the exit status is 1 if any matcher disagrees with them.
-moto is optional: if ``moto`` is importable its EventBridge matcher is timed too.
+moto is optional: if ``moto`` is importable its EventBridge matcher is timed too, as moto
+uses it (``matches_event``: a JSON round trip and a flattening of the event per rule) and its
+core (the event flattened once per event, then ``_does_event_match`` per rule).
+``python -m bench routing`` runs the same measurement inside the whole suite (:func:`rows`).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ EXPECTED = {  # N -> (M events, matches, digest), from the shared README
 }
 
 Matcher = Callable[[dict], list]
+MATCHERS = ("index", "scan", "moto", "moto_core")
 
 
 def load_workload():
@@ -65,6 +69,22 @@ def moto_matcher(rules: list[dict]) -> Matcher | None:
     return lambda event: [name for name, pattern in loaded if pattern.matches_event(event)]
 
 
+def moto_core_matcher(rules: list[dict]) -> Matcher | None:
+    """moto's matching core: the event flattened once, then every rule's pattern walked."""
+    try:
+        from moto.events.models import EventPattern
+    except ImportError:
+        return None
+    loaded = [(rule["name"], EventPattern.load(json.dumps(rule["pattern"]))) for rule in rules]
+    flatten = EventPattern._flatten_dict
+
+    def match(event: dict) -> list:
+        flat = flatten(json.loads(json.dumps(event)))
+        return [name for name, pattern in loaded
+                if not pattern._pattern or pattern._does_event_match(flat, pattern._pattern)]
+    return match
+
+
 def run(match: Matcher, events: list[dict], min_seconds: float) -> tuple[float, float, int, str]:
     """Events per second (over all passes, and in the first), matches, and their digest.
 
@@ -89,7 +109,7 @@ def run(match: Matcher, events: list[dict], min_seconds: float) -> tuple[float, 
             return passes * len(events) / elapsed, first, count, digest.hexdigest()[:12]
 
 
-def measure(n: int, workload: Any, events: list[dict], with_moto: bool) -> dict[str, Any]:
+def measure(n: int, workload: Any, events: list[dict], with_moto: bool, min_seconds: float = 1.0) -> dict[str, Any]:
     m, expected_count, expected_digest = EXPECTED[n]
     rules = workload.make_rules(n)
     start = time.perf_counter()
@@ -98,10 +118,11 @@ def measure(n: int, workload: Any, events: list[dict], with_moto: bool) -> dict[
     matchers["scan"] = scan_matcher(rules)
     if with_moto:
         matchers["moto"] = moto_matcher(rules)
+        matchers["moto_core"] = moto_core_matcher(rules)
     for name, match in matchers.items():
         if match is None:
             continue
-        rate, first, count, digest = run(match, events[:m], min_seconds=0.0 if name == "moto" else 1.0)
+        rate, first, count, digest = run(match, events[:m], min_seconds=0.0 if name.startswith("moto") else min_seconds)
         row[name], row[f"{name}_first"] = rate, first
         row[f"{name}_ok"] = (count, digest) == (expected_count, expected_digest)
         row.setdefault("matches", count)
@@ -122,7 +143,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             "index/scan", "index/moto", "matches", "digest", "all agree")
     lines = [head]
     for r in rows:
-        agree = all(r.get(f"{k}_ok", True) for k in ("index", "scan", "moto"))
+        agree = all(r.get(f"{k}_ok", True) for k in MATCHERS)
         lines.append((str(r["n"]), str(r["m"]), f"{r['build_s']:.3f}", rate(r["index"]), rate(r["index_first"]),
                       rate(r["scan"]),
                       rate(r.get("moto")), ratio(r["index"], r["scan"]), ratio(r["index"], r.get("moto")),
@@ -152,8 +173,49 @@ def main(argv: list[str] | None = None) -> int:
     events = workload.make_events(5000)
     rows = [measure(n, workload, events, with_moto) for n in sizes]
     print(table(rows))
-    return 0 if all(r.get(f"{k}_ok", True) for r in rows for k in ("index", "scan", "moto")) else 1
+    return 0 if all(r.get(f"{k}_ok", True) for r in rows for k in MATCHERS) else 1
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def rows(quick: bool = False) -> list:
+    """The routing rows of ``python -m bench``: index vs moto (as used, and its core) vs our own scan."""
+    from .common import Row, fmt_rate, log
+
+    if not WORKLOAD.exists():
+        return [Row("routing", "-", f"shared workload not found at {WORKLOAD}")]
+    with_moto = moto_matcher([]) is not None
+    workload = load_workload()
+    events = workload.make_events(5000)
+    sizes = [10, 1000, 10000] if quick else [10, 100, 1000, 10000]
+    measured = []
+    for n in sizes:
+        log(f"routing N={n}")
+        measured.append(measure(n, workload, events, with_moto, min_seconds=0.3 if quick else 1.0))
+    out = []
+    for r in measured:
+        ok = all(r.get(f"{k}_ok", True) for k in MATCHERS)
+        check = f"{r['matches']} matches, digest {r['digest']}: " + ("all agree" if ok else "MISMATCH")
+        big = r["n"] == 10000
+        extra = {k: r.get(k) for k in ("index", "index_first", "scan", "moto", "moto_core", "build_s")}
+        out.append(Row("routing", f"N={r['n']:,} vs moto", fmt_rate(r["index"]),
+                       f"moto {fmt_rate(r.get('moto'))}" if r.get("moto") else "moto not installed",
+                       r["index"] / r["moto"] if r.get("moto") else None, "",
+                       "≥ 300× (aim 1,000×)" if big else "",
+                       (r["index"] / r["moto"] >= 300 if r.get("moto") else None) if big else None, check, extra))
+        if big and r.get("moto_core"):
+            out.append(Row("routing", "N=10,000 vs moto core", fmt_rate(r["index"]), f"moto core {fmt_rate(r['moto_core'])}",
+                           r["index"] / r["moto_core"], "", "", None, check))
+        if big:
+            out.append(Row("routing", "N=10,000 vs own scan", fmt_rate(r["index"]), f"scan {fmt_rate(r['scan'])}",
+                           r["index"] / r["scan"], "", "≥ 10×", r["index"] / r["scan"] >= 10, check))
+    by_n = {r["n"]: r for r in measured}
+    if 10 in by_n and 10000 in by_n:
+        growth = by_n[10]["index"] / by_n[10000]["index"]  # time per event at 10,000 / at 10
+        matches = (by_n[10000]["matches"] / by_n[10000]["m"]) / (by_n[10]["matches"] / by_n[10]["m"])
+        out.append(Row("routing", "time/event growth N=10→10,000", f"{growth:,.1f}× slower per event",
+                       f"N ×1,000; matches/event ×{matches:,.0f}", growth, "growth",
+                       "≪ N (≤ 100×)", growth <= 100, ""))
+    return out

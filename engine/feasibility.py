@@ -8,7 +8,9 @@ templated, or a pattern using ``$or``, is assumed to match: pruning is only ever
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping
 
 import networkx as nx
@@ -29,8 +31,16 @@ class Pruned:
 
 
 def feasible_flow(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Pruned]]:
-    """The flow graph with event nodes split per producer (``event:T@producer``) and impossible hops removed."""
-    flow = flow_only(graph)
+    """The looping part of the flow graph, with event nodes split per producer (``event:T@producer``)
+    and impossible hops removed.
+
+    Pruning only removes hops, so every loop of the result lies inside a strongly connected
+    part of the plain flow graph: only those parts are split and checked.
+    """
+    full = flow_only(graph)
+    looping = set().union(*(c for c in nx.strongly_connected_components(full)
+                            if len(c) > 1 or full.has_edge(*(next(iter(c)),) * 2)))
+    flow = full.subgraph(looping)
     h = nx.DiGraph()
     pruned: list[Pruned] = []
     for node, attrs in flow.nodes(data=True):
@@ -39,17 +49,18 @@ def feasible_flow(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Pruned]]:
     for u, v, attrs in flow.edges(data=True):
         if attrs["kind"] == "delivers":
             h.add_edge(u, v, **attrs)
+    patterns = {n: _usable_pattern(a.get("element")) for n, a in flow.nodes(data=True) if a["kind"] != "event"}
     for node, attrs in flow.nodes(data=True):
         if attrs["kind"] != "event":
             continue
-        consumers = [c for c in flow.successors(node)]
+        consumers = list(flow.successors(node))
         for producer in flow.predecessors(node):
             copy = f"{node}@{producer}"
             h.add_node(copy, **attrs, original=node)
             h.add_edge(producer, copy, **flow.edges[producer, node], original=(producer, node))
-            actions = flow.edges[producer, node].get("actions") or []
+            emitted = [_emitted(a) for a in flow.edges[producer, node].get("actions") or []]
             for consumer in consumers:
-                reason = _excluded(flow.nodes[consumer], actions)
+                reason = _excluded(patterns[consumer], emitted)
                 if reason is None:
                     h.add_edge(copy, consumer, **flow.edges[node, consumer], original=(node, consumer))
                 else:
@@ -57,14 +68,19 @@ def feasible_flow(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Pruned]]:
     return h, pruned
 
 
-def _excluded(consumer: dict, actions: list[m.EmitAction]) -> str | None:
-    """Why the consumer's pattern rejects every one of these emits, or None if it may accept one."""
-    pattern = _pattern_of(consumer.get("element"))
-    if pattern is None or not actions or _has_or(pattern.value):
+def _usable_pattern(element: Any) -> Mapping | None:
+    """The consumer's pattern if pruning may use it (none, or one with `$or`: never prune)."""
+    pattern = _pattern_of(element)
+    return None if pattern is None or _has_or(pattern.value) else pattern.value
+
+
+def _excluded(pattern: Mapping | None, emitted: list[dict]) -> str | None:
+    """Why the pattern rejects every one of these emitted events, or None if it may accept one."""
+    if pattern is None or not emitted:
         return None
     reasons = []
-    for action in actions:
-        reason = _rejects(pattern.value, _emitted(action))
+    for event in emitted:
+        reason = _rejects(pattern, event)
         if reason is None:
             return None
         reasons.append(reason)
@@ -118,15 +134,22 @@ def _rejects(pattern: Mapping, event: dict) -> str | None:
         value, known = _lookup(event, path)
         if not known:
             continue
-        probe_pattern = _nest(path, m.thaw(leaf))
-        probe_event = _nest(path, value) if value is not _MISSING else {}
-        try:
-            if not compile_pattern(probe_pattern).matches(probe_event):
-                shown = "absent" if value is _MISSING else repr(value)
-                return f"{'.'.join(map(str, path))} is {shown} in the emit; the pattern wants {m.thaw(leaf)}"
-        except PatternError:
-            return None  # an invalid pattern is reported elsewhere; never prune on it
+        leaf_json = json.dumps(m.thaw(leaf), sort_keys=True)
+        value_json = None if value is _MISSING else json.dumps(value, sort_keys=True)
+        if not _leaf_accepts(path, leaf_json, value_json):
+            shown = "absent" if value is _MISSING else repr(value)
+            return f"{'.'.join(map(str, path))} is {shown} in the emit; the pattern wants {m.thaw(leaf)}"
     return None
+
+
+@lru_cache(maxsize=65536)
+def _leaf_accepts(path: tuple, leaf_json: str, value_json: str | None) -> bool:
+    """Whether one pattern leaf accepts one constant (or absent) value; memoised, meshes repeat them."""
+    probe_event = _nest(path, json.loads(value_json)) if value_json is not None else {}
+    try:
+        return compile_pattern(_nest(path, json.loads(leaf_json))).matches(probe_event)
+    except PatternError:
+        return True  # an invalid pattern is reported elsewhere; never prune on it
 
 
 _MISSING = object()

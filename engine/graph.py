@@ -134,7 +134,7 @@ def _add_dead_letter(g: nx.DiGraph, node: str, spec: m.DeliverySpec | None) -> N
 
 def flow_only(g: nx.DiGraph) -> nx.DiGraph:
     """The subgraph of edges that carry events between elements (where loops can form)."""
-    return g.edge_subgraph([(u, v) for u, v, k in g.edges(data="kind") if k in FLOW_EDGES])
+    return g.edge_subgraph([(u, v) for u, v, k in g.edges(data="kind") if k in FLOW_EDGES]).copy()  # a view is slow to walk
 
 
 def produced_types(g: nx.DiGraph) -> set[str]:

@@ -55,6 +55,20 @@ except ImportError:  # pure Python, same events; never fall back to an unsafe lo
     _EVENTS = (Reader, Scanner, Parser)
 
 
+FAST_NESTING = 1000  # the C composer recurses: use it only when nesting provably stays far below libyaml's crash
+
+
+class _CStrictLoader(*((_Parser,) if _Parser else ()), SafeConstructor, Resolver):
+    """libyaml's C parser *and* composer (several times faster), for text whose nesting is bounded."""
+
+    def __init__(self, text: str, filename: str, max_depth: int) -> None:
+        stream = io.StringIO(text)
+        stream.name = filename
+        _Parser.__init__(self, stream)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
 class _StrictLoader(Composer, *_EVENTS, SafeConstructor, Resolver):
     """Safe loading with YAML 1.2 booleans, no timestamps, and a nesting-depth cap.
 
@@ -96,6 +110,24 @@ _StrictLoader.yaml_implicit_resolvers = {
 _StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+_CStrictLoader.yaml_implicit_resolvers = _StrictLoader.yaml_implicit_resolvers
+
+
+def nesting_bound(text: str) -> int:
+    """A cheap upper bound on the nesting depth of any document in *text*.
+
+    Per document: every flow collection opens with ``[`` or ``{``; block collections nest by
+    indentation (at most two levels per column: a sequence may sit at its key's indentation)
+    or by indicators on one line (``- - x``, ``? ``, ``: ``).
+    """
+    bound = opens = indent = inline = 0
+    for line in text.splitlines():
+        if line.startswith(("---", "...")):
+            bound, opens, indent, inline = max(bound, opens + 2 * indent + inline + 2), 0, 0, 0
+        opens += line.count("[") + line.count("{")
+        indent = max(indent, len(line) - len(line.lstrip(" ")))
+        inline = max(inline, line.count("- ") + line.count(": ") + line.count("? "))
+    return max(bound, opens + 2 * indent + inline + 2)
 
 
 class _TooDeep(Exception):
@@ -168,11 +200,12 @@ def load_documents(text: str, filename: str, limits: Limits = DEFAULT_LIMITS) ->
     diagnostics: list[Diagnostic] = []
     loader = None
     try:
-        loader = _StrictLoader(text, filename, limits.max_depth)
+        fast = _Parser is not None and nesting_bound(text) < FAST_NESTING
+        loader = (_CStrictLoader if fast else _StrictLoader)(text, filename, limits.max_depth)
         index = 0
         while loader.check_node():
             node = loader.get_node()
-            problems = list(_check_tree(node, limits))
+            problems = list(_check_tree(node, limits))  # nesting too, for the C composer's documents
             if problems:
                 diagnostics += problems
             elif not _is_empty(node):
@@ -217,9 +250,9 @@ def _check_tree(root: yaml.Node, limits: Limits) -> Iterator[Diagnostic]:
     """Refuse unsafe tags, bad or duplicate keys, recursive aliases and alias bombs before constructing."""
     sizes: dict[int, int] = {}  # alias-expanded node count per node, memoised (aliases share nodes)
     on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    stack: list[tuple[yaml.Node, bool, int]] = [(root, False, 1)]
     while stack:
-        node, done = stack.pop()
+        node, done, depth = stack.pop()
         ident = id(node)
         if done:
             on_path.discard(ident)
@@ -232,6 +265,10 @@ def _check_tree(root: yaml.Node, limits: Limits) -> Iterator[Diagnostic]:
             continue
         if ident in sizes:
             continue
+        if depth > limits.max_depth:
+            yield Diagnostic(Location.from_mark(node.start_mark), "too-deep",
+                             f"nesting is deeper than the limit of {limits.max_depth} levels")
+            return
         if ident in on_path:
             yield Diagnostic(Location.from_mark(node.start_mark), "recursive-alias",
                              "an alias refers to a node that contains it")
@@ -245,8 +282,8 @@ def _check_tree(root: yaml.Node, limits: Limits) -> Iterator[Diagnostic]:
         if isinstance(node, yaml.MappingNode):
             yield from _check_keys(node)
         on_path.add(ident)
-        stack.append((node, True))
-        stack.extend((child, False) for child in _children(node))
+        stack.append((node, True, depth))
+        stack.extend((child, False, depth + 1) for child in _children(node))
 
 
 def _check_keys(node: yaml.MappingNode) -> Iterator[Diagnostic]:

@@ -180,13 +180,19 @@ def _native(value: Any) -> Any:
     raise SecurityError(f"a template may only produce JSON values, not {type(value).__name__}")
 
 
-def syntax_error(text: str) -> TemplateSyntaxError | None:
-    """The template's syntax error, or None if it parses."""
+@lru_cache(maxsize=65536)
+def _parsed(text: str) -> nodes.Template | TemplateSyntaxError:
+    """Parse once for every check that reads the same template (meshes repeat templates a lot)."""
     try:
-        environment().parse(text)
+        return environment().parse(text)
     except TemplateSyntaxError as exc:
         return exc
-    return None
+
+
+def syntax_error(text: str) -> TemplateSyntaxError | None:
+    """The template's syntax error, or None if it parses."""
+    tree = _parsed(text)
+    return tree if isinstance(tree, TemplateSyntaxError) else None
 
 
 def referenced_fields(text: str) -> list[tuple[str, FieldPath]]:
@@ -195,9 +201,8 @@ def referenced_fields(text: str) -> list[tuple[str, FieldPath]]:
     >>> referenced_fields("{{ data.player.id }} scored {{ data['score'] | int }}")
     [('data', ('player', 'id')), ('data', ('score',))]
     """
-    try:
-        tree = environment().parse(text)
-    except TemplateSyntaxError:
+    tree = _parsed(text)
+    if isinstance(tree, TemplateSyntaxError):
         return []
     chains = list(dict.fromkeys(_chains(tree)))
     return [c for c in chains if not any(o != c and o[0] == c[0] and o[1][: len(c[1])] == c[1] for o in chains)]

@@ -192,6 +192,8 @@ class Runtime:
         validator = self._validators.get(et.name)
         if validator is None:
             validator = self._validators[et.name] = data_validator(m.thaw(et.schema))
+        if validator.is_valid(event.get("data")):  # the common case: no error objects to build and rank
+            return None
         error = best_match(validator.iter_errors(event.get("data")))
         if error is None:
             return None

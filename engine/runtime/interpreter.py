@@ -301,7 +301,7 @@ class Runtime:
             raise ActionFailed(fault.error, f"injected fault (attempt {attempt.number})")
 
     def _filtered_by_when(self, event: dict, consumer: str) -> None:
-        self.store.mark_done(event["id"], consumer)
+        self.store.mark_done(event["id"], consumer, self.clock.now())
         self.trace.count("filtered")
         self.trace.record(self.clock.now(), "filtered", event=event["id"], type=event["type"], consumer=consumer,
                           why="when")
@@ -323,7 +323,7 @@ class Runtime:
     def _succeeded(self, d: dict, outcome: dict, now: float) -> None:
         consumer, event = self.by_id[d["consumer"]], d["event"]
         self._breaker_result(consumer, True, now)
-        self.store.mark_done(event["id"], consumer.id)
+        self.store.mark_done(event["id"], consumer.id, self.clock.now())
         self.trace.record(now, "ok", event=event["id"], consumer=consumer.id, attempt=d["number"])
         self.publish_outbox(event, consumer.id, outcome["outbox"], now)
         base = len(outcome["outbox"])
@@ -384,7 +384,7 @@ class Runtime:
                               delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")
             self.scheduler.at(now + delay, "attempt", {**d, "number": d["number"] + 1, "reserved": False})
             return
-        self.store.mark_done(event["id"], consumer.id)
+        self.store.mark_done(event["id"], consumer.id, self.clock.now())
         self.dead_letter(consumer.id, event, reason, error["type"], error["detail"], attempts=d["number"],
                          first=d["first"], queue=consumer.policy.queue)
         self._settle(d)

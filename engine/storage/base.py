@@ -31,8 +31,8 @@ class Store(Protocol):
     def is_done(self, event_id: str, consumer: str) -> bool:
         """Whether this consumer already took effect for this event (dedup)."""
 
-    def mark_done(self, event_id: str, consumer: str) -> None:
-        """Record that the consumer's effect for this event is committed."""
+    def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
+        """Record that the consumer's effect for this event is committed (at clock time *at*)."""
 
     def put_dead_letter(self, record: DeadLetter) -> None: ...
 

@@ -1,19 +1,26 @@
 """The in-memory store: the default for `run` and `test`, and a real implementation, not a mock.
 
-Journals are kept only when asked (``keep``): a run may stream millions of events.
+A run may stream millions of events through it, so it keeps what grows with the input only
+as long as needed: journals only when asked (``keep``), and dedup records for
+``dedup_window`` seconds of clock time (default one hour; ``None`` keeps them all). A
+duplicate of an event arriving later than that after the original is not recognised.
+The durable SQLite store keeps every dedup record.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Iterable, Iterator
 
 from ..runtime.deadletter import DeadLetter
 
 
 class MemoryStore:
-    def __init__(self, keep: Iterable[str] = ()):
+    def __init__(self, keep: Iterable[str] = (), dedup_window: float | None = 3600.0):
         self.keep = frozenset(keep)
+        self.dedup_window = dedup_window
         self._journals: dict[str, list[dict]] = {}
-        self._done: set[tuple[str, str]] = set()
+        self._done: dict[tuple[str, str], float] = {}  # pair -> when it was last marked
+        self._done_order: deque[tuple[float, tuple[str, str]]] = deque()
         self._dead: dict[str, DeadLetter] = {}
         self._state: dict[str, Any] = {}
         self._checkpoint: dict | None = None
@@ -28,8 +35,17 @@ class MemoryStore:
     def is_done(self, event_id: str, consumer: str) -> bool:
         return (event_id, consumer) in self._done
 
-    def mark_done(self, event_id: str, consumer: str) -> None:
-        self._done.add((event_id, consumer))
+    def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
+        pair = (event_id, consumer)
+        self._done[pair] = at
+        if self.dedup_window is None:
+            return
+        self._done_order.append((at, pair))
+        horizon = at - self.dedup_window
+        while self._done_order and self._done_order[0][0] < horizon:
+            when, old = self._done_order.popleft()
+            if self._done.get(old) == when:  # not marked again since
+                del self._done[old]
 
     def put_dead_letter(self, record: DeadLetter) -> None:
         self._dead.pop(record.id, None)  # a re-dead-lettered record moves to the end

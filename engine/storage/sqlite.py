@@ -119,7 +119,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
 
-    def mark_done(self, event_id: str, consumer: str) -> None:
+    def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
         self._done.add((event_id, consumer))
 
     # --- dead letters -------------------------------------------------------------------

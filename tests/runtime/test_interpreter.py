@@ -186,3 +186,11 @@ def test_python_handler_gets_idempotency_key_and_may_emit_only_declared(mesh_of,
     (dead,) = run(mesh, [t0(4)]).dead
     assert (dead.reason, dead.error_type) == ("non-retryable", "UndeclaredEmit")
     assert dead.error.endswith("mesh.yaml:17:19: service:svc/ping emitted 'ping', which its `emits` does not list")
+
+
+def test_memory_dedup_window(mesh_of, run):
+    mesh = mesh_of(PING, PONG, service("[{emit: {type: pong, data: {n: 1}}}]"))
+    late = {**t0(1), "time": "2026-01-01T02:00:00Z"}  # the same event id, two hours later
+    out = run(mesh, [t0(1), t0(1), late])
+    assert out.summary["duplicates"] == 1  # within the hour: recognised; after it: forgotten (memory store)
+    assert len(out.emitted) == 2

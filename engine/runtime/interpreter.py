@@ -263,7 +263,7 @@ class Runtime:
     def attempt(self, d: dict) -> None:
         """Run one attempt now; its outcome commits now, or after the time it takes (`sleep`)."""
         event, consumer, now = d["event"], self.by_id[d["consumer"]], self.clock.now()
-        if not d["replay"] and d["number"] == 1 and self.store.is_done(event["id"], consumer.id):
+        if not d["replay"] and d["number"] == 1 and self.store.is_done(event["id"], consumer.id, now):
             self.trace.count("duplicates")
             self._settle(d)
             return

@@ -28,8 +28,8 @@ class Store(Protocol):
         """A journal's committed and pending records, in order (a memory store keeps only the
         journals it was told to keep)."""
 
-    def is_done(self, event_id: str, consumer: str) -> bool:
-        """Whether this consumer already took effect for this event (dedup)."""
+    def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
+        """Whether this consumer already took effect for this event (dedup), as seen at clock time *at*."""
 
     def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
         """Record that the consumer's effect for this event is committed (at clock time *at*)."""

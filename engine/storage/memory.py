@@ -32,8 +32,11 @@ class MemoryStore:
     def records(self, journal: str) -> Iterator[dict]:
         return iter(self._journals.get(journal, ()))
 
-    def is_done(self, event_id: str, consumer: str) -> bool:
-        return (event_id, consumer) in self._done
+    def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
+        marked = self._done.get((event_id, consumer))
+        if marked is None:
+            return False
+        return at is None or self.dedup_window is None or at - marked <= self.dedup_window
 
     def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
         pair = (event_id, consumer)

@@ -110,7 +110,7 @@ class SqliteStore:
                 yield json.loads(body)
 
     # --- dedup ------------------------------------------------------------------------
-    def is_done(self, event_id: str, consumer: str) -> bool:
+    def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
         if (event_id, consumer) in self._done:
             return True
         try:

@@ -83,6 +83,31 @@ class RenderError(Exception):
         self.detail = message
 
 
+_PATH = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*$")
+_ABSENT = object()
+
+
+def _lookup(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mapping], Any]:
+    """``{{ data.player.id }}`` on plain JSON: walk the dicts directly; anything else goes to Jinja.
+
+    Jinja would give the same value (event keys win over attributes in this sandbox); missing
+    fields and non-dict steps take the slow path, so its errors stay exactly the same.
+    """
+    root, rest = parts[0], parts[1:]
+
+    def fast(ctx: Mapping) -> Any:
+        node = ctx.get(root, _ABSENT)
+        for part in rest:
+            if type(node) is not dict or part not in node:
+                return slow(ctx)
+            node = node[part]
+        if node is _ABSENT:
+            return slow(ctx)
+        return _native(node) if isinstance(node, (dict, list)) else (_capped(node) if isinstance(node, str) else
+                                                                      (node if node is None or isinstance(node, (bool, int, float)) else slow(ctx)))
+    return fast
+
+
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.S)
 
 
@@ -92,7 +117,9 @@ def compile_string(template: TemplateString) -> Callable[[Mapping], Any]:
     single = _SINGLE.match(text)
     if single:
         expr = environment().compile_expression(single.group("expr"), undefined_to_none=False)
-        return _guarded(lambda ctx: _native(expr(**ctx)), loc)
+        slow = _guarded(lambda ctx: _native(expr(**ctx)), loc)
+        path = _PATH.match(single.group("expr"))
+        return _lookup(path.group(0).strip().split("."), slow) if path else slow
     if "{{" not in text and "{%" not in text:
         return lambda ctx: text
     compiled = environment().from_string(text)

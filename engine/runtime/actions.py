@@ -113,9 +113,10 @@ class HandlerContext:
 class Toolbox:
     """What actions need from outside: user modules and the HTTP mode. One per runtime."""
 
-    def __init__(self, root: str, http: str = "simulate"):
+    def __init__(self, root: str, http: str = "simulate", logging: bool = True):
         self.root = os.path.abspath(root)
         self.http = http
+        self.logging = logging  # False when nothing records the trace: `log` templates are not even rendered
         self._modules: dict[str, types.ModuleType] = {}
 
     def function(self, ref: str) -> Callable:
@@ -226,7 +227,8 @@ def _log(action: m.LogAction, tools: Toolbox) -> Step:
     message = compile_string(action.message)
 
     def log(attempt: Attempt) -> None:
-        attempt.logs.append((action.level, str(message(attempt.context))))
+        if tools.logging:
+            attempt.logs.append((action.level, str(message(attempt.context))))
     return log
 
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 from jsonschema.exceptions import best_match
 
 from .. import model as m
+from ..datacheck import compile_check
 from ..patterns import PatternIndex
 from ..schema import data_validator
 from ..storage import MemoryStore, Store
@@ -189,10 +190,13 @@ class Runtime:
         et = self.mesh.event_types[event["type"]]
         if et.schema is None:
             return None
-        validator = self._validators.get(et.name)
-        if validator is None:
-            validator = self._validators[et.name] = data_validator(m.thaw(et.schema))
-        if validator.is_valid(event.get("data")):  # the common case: no error objects to build and rank
+        checks = self._validators.get(et.name)
+        if checks is None:  # a compiled fast check when the schema allows one; jsonschema explains failures
+            schema = m.thaw(et.schema)
+            validator = data_validator(schema)
+            checks = self._validators[et.name] = (compile_check(schema) or validator.is_valid, validator)
+        fast, validator = checks
+        if fast(event.get("data")):
             return None
         error = best_match(validator.iter_errors(event.get("data")))
         if error is None:

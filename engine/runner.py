@@ -77,13 +77,19 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
     if snapshot is not None and not options.resume:
         raise UsageError(f"store {options.store} already holds a run ({snapshot['fed']} inputs read): "
                          "add --resume to continue it, or use a new file")
+    # A durable run keeps its trace in the store only if it was asked for from the start:
+    # journaling every record costs more than the rest of a commit.
+    journal = (snapshot.get("notes") or {}).get("journal_trace", True) if snapshot else bool(options.trace_path)
+    if durable and options.trace_path and not journal:
+        raise UsageError(f"the run in {options.store} was started without --trace, so its trace was not kept")
     with _sinks(options, None if durable else (options.trace_path, options.output_path)) as (trace, on_emit):
         if durable:
-            trace = Trace(JournalSink(store))
+            trace = Trace(JournalSink(store) if journal else None)
         runtime = Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
                           max_hops=options.max_hops, trace=trace, on_emit=on_emit)
         if snapshot is not None:
             runtime.restore(snapshot)
+        runtime.notes["journal_trace"] = journal
         if not runtime.finished:
             _feed(runtime, store if durable else None, itertools.islice(read_events(events_path), runtime.fed, None),
                   options.checkpoint_every, progress)
@@ -151,7 +157,7 @@ def replay_dead_letters(mesh: Mesh, source: DeadLetters, select: Callable[[DeadL
     before = {j: sum(1 for _ in source.store.records(j)) for j in ("trace", "emitted")} if durable else {}
     with _sinks(options, None if durable else (options.trace_path, options.output_path)) as (trace, on_emit):
         if durable:
-            trace = Trace(JournalSink(source.store))
+            trace = Trace(JournalSink(source.store))  # a redrive journals its own records (--trace exports them)
         runtime = Runtime(mesh, store=source.store, seed=options.seed, http=options.http, faults=options.faults,
                           max_hops=options.max_hops, trace=trace, on_emit=on_emit)
         snapshot = source.store.checkpoint()
@@ -240,7 +246,7 @@ def _session(mesh: Mesh, store, options: RunOptions):
     """A runtime continuing the stored run (clock, counters, windows), committed and exported at the end."""
     before = {j: sum(1 for _ in store.records(j)) for j in ("trace", "emitted")}
     runtime = Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
-                      max_hops=options.max_hops, trace=Trace(JournalSink(store)))
+                      max_hops=options.max_hops, trace=Trace(JournalSink(store)))  # the session's own records
     runtime.restore(store.checkpoint())
     runtime.reset_breakers()  # an operator's action: circuits left open by the old run do not block it
     counted = runtime.trace.summary()

@@ -171,14 +171,15 @@ def test_http_targets_live(meshctl, write, tmp_path, http_sink, status, dead):
 def test_durable_store_run_resume_and_dlq(meshctl, tmp_path):
     db = f"sqlite:{tmp_path / 'run.db'}"
     args = ["run", ARENA, "--events", ARENA / "events.jsonl", "--store", db]
-    first = json.loads(meshctl(*args, "--fault", f"{SCORE}=always:TimeoutError", "--format", "json").output)
+    first = json.loads(meshctl(*args, "--fault", f"{SCORE}=always:TimeoutError", "--format", "json",
+                               "--trace", tmp_path / "t0.jsonl").output)
     reasons = first["dead_lettered_by_reason"]
     assert reasons["retries-exhausted"] >= 1 and reasons["circuit-open"] >= 1
     again = meshctl(*args)
     assert again.exit_code == 2 and f"already holds a run ({EVENTS_IN} inputs read): add --resume" in again.output
     resumed = meshctl(*args, "--resume", "--format", "json", "--trace", tmp_path / "t.jsonl")
     assert json.loads(resumed.output) == first  # finished: nothing more to do
-    assert len((tmp_path / "t.jsonl").read_text().splitlines()) > 100  # the whole trace, from the store
+    assert (tmp_path / "t.jsonl").read_text() == (tmp_path / "t0.jsonl").read_text()  # the whole trace, from the store
     total = first["dead_lettered"]
     assert meshctl("dlq", "list", "--store", db).output.endswith(f"{total} dead letters\n")
     replay = json.loads(meshctl("dlq", "replay", ARENA, "--store", db, "--format", "json").output)
@@ -198,3 +199,11 @@ def test_durable_store_run_resume_and_dlq(meshctl, tmp_path):
 def test_store_usage_errors(meshctl, args, message):
     result = meshctl(*args)
     assert result.exit_code == 2 and message in result.output
+
+
+def test_a_trace_is_kept_only_if_asked_for_from_the_start(meshctl, tmp_path):
+    db = f"sqlite:{tmp_path / 'run.db'}"
+    args = ["run", ARENA, "--events", ARENA / "events.jsonl", "--store", db]
+    assert meshctl(*args).exit_code == 0
+    late = meshctl(*args, "--resume", "--trace", tmp_path / "t.jsonl")
+    assert late.exit_code == 2 and "was started without --trace, so its trace was not kept" in late.output

@@ -83,6 +83,7 @@ class Runtime:
         self._handlers: dict[str, Callable[[Attempt], None]] = {}
         self._breakers: dict[str, dict] = {}
         self.fed = 0  # inputs consumed: the input position a checkpoint records
+        self.notes: dict = {}  # settings of the run that a resumed session must keep (kept in checkpoints)
         self.finished = False
         self.orchestrator = Orchestrator(self)
         self.streams = StreamRunner(self)
@@ -136,7 +137,7 @@ class Runtime:
         return {"version": 1, "clock": self.clock.now(), "clock_started": self._clock_started, "fed": self.fed,
                 "finished": self.finished, "seed": self.seed, "scheduler": self.scheduler.snapshot(),
                 "trace": self.trace.snapshot(), "breakers": self._breakers, "streams": self.streams.snapshot(),
-                "buckets": self.buckets.state}
+                "buckets": self.buckets.state, "notes": self.notes}
 
     def restore(self, snap: dict) -> None:
         """Continue from a checkpoint taken by :meth:`snapshot` (on a runtime built for the same mesh)."""
@@ -149,6 +150,7 @@ class Runtime:
         self._breakers = snap["breakers"]
         self.streams.restore(snap["streams"])
         self.buckets.state = snap.get("buckets", {})
+        self.notes = snap.get("notes", {})
 
     # --- publishing and routing ---------------------------------------------------------
     def _build_router(self) -> None:

@@ -83,80 +83,47 @@ Both peers install with `pip install -e '.[bench]'`; none had to be left out.
 """
 
 HOTSPOTS = """\
-## Hot spots, and what would reach the missed targets
+## Hot spots: what was done, and what would reach the missed targets
 
 Profiles taken with cProfile on this machine (shares of the profiled time; cProfile inflates
-small Python calls, so read them as proportions). The benchmark work changed no engine code:
-these are findings and proposals for the engine.
+small Python calls, so read them as proportions).
 
-**e2e, arena, 10,000 events in memory** (`run_mesh`; ~160 µs per input against ~10 µs for
-`json.loads` + `json.dumps`):
-- *42 %*: JSON Schema validation of every published event (`Runtime._schema_problem` →
-  `jsonschema.exceptions.best_match(validator.iter_errors(data))`: `descend`, `evolve`,
-  `properties`, `type`). Proposal: compile each `EventType` schema once into a plain-Python
-  check for the subset the examples use (`type`, `required`, `properties`, `enum`, `minimum`,
-  `items`), falling back to jsonschema only to *explain* a failure; or `validator.is_valid`
-  first and `iter_errors` only when it is false. Expected: validation from ~70 µs to a few µs
-  per event.
-- *22 %*: Jinja2 rendering (`templates.run` → `Template.__call__` → `new_context`, 39,000
-  contexts). A lone `{{ data.x }}` / `{{ data.x.y }}` could compile to a direct lookup with no
-  Jinja context at all; `log` actions are rendered even when no trace sink records them
-  (`actions.log`: ~7 % alone): render them lazily, only when `Trace.recording`.
-- the rest is per-delivery bookkeeping: a task dict, an `Attempt`, an outcome dict and a
-  trace call per delivery, `derive` (sha1 + `iso` strftime) per emit.
-Reaching 30 % of the decode limit means ~33 µs per input for ~2 deliveries and ~1 emit: only
-with compiled validators and templates and a leaner delivery path; it may stay out of reach
-in pure Python.
+**Done since the first run** (each in its own commit, figures in "the run before" vs "this
+run"): event data checked by a schema compiled to plain Python (`engine/datacheck.py`, 30×
+faster than jsonschema; jsonschema only explains failures); `{{ data.x.y }}` templates read
+the event directly; `log` templates not rendered when nothing records the trace; the memory
+store's dedup records expire after an hour of clock time (memory growth 4.4× → 1.0×); a
+durable run journals its trace only when started with `--trace`; `validate` checks each
+document against its kind's schema only, parses each template once, runs the feasibility
+analysis only inside strongly connected parts with memoised leaf checks, and composes YAML
+with libyaml when the nesting is provably shallow (9.3 s → 6.9 s at 10,000).
 
-**stream, Runtime in memory** (~10 µs per event; `WindowOperator.process` alone ~1.7 µs):
-the generic delivery path dominates — `feed` → `publish` → `offer` → scheduler task →
-`attempt` → `Attempt` + `outcome()` dict → `_complete` → `_succeeded` → `mark_done`, for a
-consumer that never fails, never retries and has no breaker. Proposal: a synchronous fast
-path for stream consumers (and any consumer without retry, fault or breaker): call the
-operator directly from `publish` and skip the scheduler, the outcome dict and the dedup
-record; or batch consecutive inputs of one stream into one attempt. That is what the ≥ 3×
-bytewax target needs (bytewax itself runs ~95-120k ev/s here because every event crosses
-into Python for the time and key getters).
+**Still missed, and why.**
+- *e2e in memory* (~16k ev/s, 8.7 % of the decode limit; target 30 %): what is left is the
+  per-delivery bookkeeping of a general engine — a task dict through the scheduler heap, an
+  `Attempt`, an outcome dict, `derive` (sha1 + RFC 3339 time) per emit, the dedup record, the
+  pattern index, a compiled template per field. Reaching ~33 µs per input for ~2 deliveries and
+  ~1 emit in CPython needs a synchronous path for consumers that cannot fail (no retry, fault,
+  breaker, ordering or rate limit: no scheduler hop, no outcome dict) and batching of
+  inputs; past that, the interpreter itself is the limit (a compiled core, e.g. Rust via PyO3,
+  would be the way to 30 %).
+- *stream in memory* (~98k ev/s, 0.84× bytewax; target 3×): `WindowOperator` alone runs at
+  ~650k ev/s (5.6× bytewax); the difference is the same general delivery path. The
+  synchronous fast path above is what this target needs: a stream consumer never retries.
+- *stream on SQLite* (~20k ev/s; target ≥ bytewax): the remaining cost is per-event journal
+  rows (input and emitted events are archived for `meshctl replay`) and dedup rows, each
+  serialised with `json.dumps` at commit; an option to archive only selected types, and the
+  fast path above, would be needed.
+- *validate at 10,000* (6.9 s; target < 3 s): left are jsonschema on every document (~1.8 s),
+  building the location map and the model (~1.5 s: `_check_tree`, `_index` and `Location`
+  objects for every node; one fused walk creating locations lazily would halve it), and the
+  cycle analysis (~1 s). The growth from 1,000 to 10,000 is linear (11×), so this is a
+  constant factor of ~2.3×.
 
-**stream, Runtime on SQLite**: ~35 % is the journal trace (three records per event —
-`ingest`, `deliver`, `ok` — each `json.dumps`-ed, each with an `iso()` strftime: 150,000
-strftime calls for 50,000 events), ~10 % one `sqlite3.execute` per event (dedup mark /
-input journal). Proposals: cache `iso()` per whole second; buffer journal rows and dedup
-marks in memory and write them with one `executemany` per checkpoint commit (they only need
-to be durable at the commit); record `deliver`/`ok` for stream consumers as one aggregated
-record per checkpoint, or not at all.
-
-**validate, 10,000 routes + subscriptions** (~9-11 s; target < 3 s):
-- *~32 %*: `schema.check_document`, the meshctl document schema checked with jsonschema
-  (`allOf` / `if` / `$ref` descents: every document is tried against the conditional branch
-  of every kind). Proposal: dispatch on `kind` first and validate against that kind's
-  sub-schema only, with `$ref`s resolved once (a compiled validator per kind).
-- *~20 %*: YAML composition with locations (`source.compose_node` over PyYAML's Python
-  composer) and `_check_tree`. Proposal: build the location map from the C parser's events
-  directly, and fold `_check_tree` into that walk.
-- *~20 %*: `analysis.check_event_cycles`; *~17 %*: `feasibility.feasible_flow`
-  (`_excluded`, `_rejects` called 100,000 times: memoise per (pattern, schema) pair).
-- *~12 %*: templates parsed twice by Jinja2 (`templates.syntax_error` and
-  `templates.referenced_fields`, 20,000 parses for 10,000 templates): parse once, cache the
-  AST per template string.
-The t(10,000)/t(1,000) growth (~9-12×) is close to linear, so the target is a constant
-factor: ~3-4× less work per document.
-
-**memory** (peak RSS at 1M ≈ 4.4× the one at 100k; ≈ 300 bytes more per input event): the
-input is streamed and `MemoryStore` keeps no journal unless asked, but it keeps the
-`_done` set of every (event id, consumer) pair that took effect — about two to three pairs
-per input here (the deliveries, plus the `when`-filtered marks) — for the whole run, so
-memory grows linearly with the input. (A reading of the code consistent with the figures,
-not yet confirmed with tracemalloc.) Proposals: keep the dedup record only for input events
-(emitted ids are derived deterministically from their cause and cannot arrive twice except by
-a replay, which bypasses dedup anyway); or bound it (ids within the policies' `max_event_age`,
-or an LRU of the last N ids); or at least store a 64-bit hash instead of two strings per pair.
-
-**Noise.** Both runs below were taken on a shared 2-core machine with other work running
-(the profiles above during the first one, other sessions' test runs during both): the same
-plain dict count ran at 0.7 M ev/s in one run and 1.8 M ev/s in the other. Ratios within one
-run are comparable; absolute rates across runs much less so. The code measured is the work
-tree at the time of each run.
+**Noise.** The runs were taken on a shared 2-core machine; the same plain dict count ran at
+0.7 M ev/s in one run and 2.0 M ev/s in another. Ratios within one run are comparable;
+absolute rates across runs much less so. The code measured is the work tree at the time of
+each run.
 """
 
 

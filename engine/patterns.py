@@ -37,6 +37,7 @@ import difflib
 import ipaddress
 import math
 import re
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any, Hashable, Iterable
@@ -109,13 +110,14 @@ def _scalars(value: Any, out: list) -> list:
 
 # --------------------------------------------------------------------------- operators
 
-class _Op:
+class _Op(ABC):
     """One element of a leaf that is not a plain value. ``spec`` identifies equal ops."""
 
     __slots__ = ("kind", "spec")
 
-    def test(self, value: Any) -> bool:  # value is a present scalar
-        raise NotImplementedError
+    @abstractmethod
+    def test(self, value: Any) -> bool:
+        """Whether a present scalar value passes this operator."""
 
 
 class _Prefix(_Op):

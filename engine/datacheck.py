@@ -111,7 +111,7 @@ def _unique(items: list) -> bool:
         for left, right in pairwise(ordered):
             if _equal(left, right):
                 return False
-    except (NotImplementedError, TypeError):
+    except TypeError:  # items of kinds that do not order: compare every pair
         seen: list = []
         for x in items:
             x = _unbool(x)

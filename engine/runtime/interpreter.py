@@ -98,6 +98,7 @@ class Runtime:
 
     def _dispatch(self, kind: str, payload: Any) -> None:
         self._tasks[kind](payload)
+
     # --- input ------------------------------------------------------------------------
     def run(self, items: Iterable[dict | BadInput]) -> dict:
         """Feed every input, run to quiescence, close open stream windows; return the summary."""
@@ -112,7 +113,7 @@ class Runtime:
         if isinstance(item, BadInput):
             self.trace.count("events_in")
             self.dead_letter(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
-                       f"{item.loc}: {item.problem}", queue="dlq")
+                             f"{item.loc}: {item.problem}", queue="dlq")
             return
         when = parse_time(item.get("time"))
         if not self._clock_started and isinstance(self.clock, VirtualClock):
@@ -168,7 +169,7 @@ class Runtime:
         type_ = event["type"]
         if type_ not in self.mesh.event_types:
             self.dead_letter(MESH, event, "undeliverable", "UnknownEventType",
-                       f"no event type {type_!r} is declared in the mesh", queue="dlq")
+                             f"no event type {type_!r} is declared in the mesh", queue="dlq")
             return
         problem = self._schema_problem(event)
         if problem is not None:
@@ -217,13 +218,13 @@ class Runtime:
             return
         if consumer.loop is not None and passes >= consumer.loop.max_hops:
             self.dead_letter(consumer.id, event, "loop-detected", "LoopDetected",
-                       f"{consumer.id} already handled this chain {passes} times (max_hops {consumer.loop.max_hops})",
-                       queue=consumer.policy.queue)
+                             f"{consumer.id} already handled this chain {passes} times "
+                             f"(max_hops {consumer.loop.max_hops})", queue=consumer.policy.queue)
             return
         if int(event.get("hopcount", 0)) >= self.max_hops:
             self.dead_letter(consumer.id, event, "loop-detected", "LoopDetected",
-                       f"the event is {event.get('hopcount')} hops from its input (limit {self.max_hops})",
-                       queue=consumer.policy.queue)
+                             f"the event is {event.get('hopcount')} hops from its input (limit {self.max_hops})",
+                             queue=consumer.policy.queue)
             return
         ordering = getattr(consumer.element, "ordering", None)
         if ordering is not None and not replay:
@@ -392,7 +393,7 @@ class Runtime:
             return
         self.store.mark_done(event["id"], consumer.id, self.clock.now())
         self.dead_letter(consumer.id, event, reason, error["type"], error["detail"], attempts=d["number"],
-                         first=d["first"], queue=consumer.policy.queue)
+                               first=d["first"], queue=consumer.policy.queue)
         self._settle(d)
 
     def verdict(self, spec: m.RetrySpec, error: dict, number: int, event: dict, first: float, now: float,

@@ -18,8 +18,8 @@ from engine.check import CheckResult, check_mesh, require_valid
 from engine.errors import MeshError
 from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, render as render_view
 from engine.render import render_trace, trace_view
-from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, consumer_ids, list_runs, parse_fault, redrive_run,
-                           replay_archive, replay_dead_letters, run_mesh)
+from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, faults_for, list_runs, redrive_run, replay_archive,
+                           replay_dead_letters, run_mesh)
 from engine.runtime.clock import parse_time
 from engine.schema import schema_text
 
@@ -172,7 +172,7 @@ def run(path, events, dlq_path, store, resume, checkpoint_every, seed, http, fau
     is invalid.
     """
     mesh = require_valid(path).mesh
-    options = RunOptions(seed, http, [parse_fault(f, consumer_ids(mesh)) for f in faults], max_hops,
+    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path, dlq_path, store, resume, checkpoint_every)
     with _progress(events) as progress:
         summary, dead = run_mesh(mesh, events, options, progress)
@@ -283,7 +283,7 @@ def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults,
     Records that succeed leave the file; records that fail again stay (updated).
     """
     mesh = require_valid(path).mesh
-    options = RunOptions(seed, http, [parse_fault(f, consumer_ids(mesh)) for f in faults], max_hops,
+    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path)
     summary, _ = replay_dead_letters(mesh, DeadLetters(dlq_path, store), _select(ids, reason, consumer), options)
     _print_summary(summary, fmt, [])
@@ -364,7 +364,7 @@ def replay(path, store, since, until, pattern, to, seed, http, faults, max_hops,
     replaying the same selection twice has no effect the second time.
     """
     mesh = require_valid(path).mesh
-    options = RunOptions(seed, http, [parse_fault(f, consumer_ids(mesh)) for f in faults], max_hops,
+    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path)
     summary = replay_archive(mesh, store, ArchiveQuery(since, until, pattern, to), options)
     _print_summary(summary, fmt, [])
@@ -412,7 +412,7 @@ def runs_show(store, run_id) -> None:
 def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
     """Run a failed or compensated run again from its failed step (done steps are not re-run)."""
     mesh = require_valid(path).mesh
-    options = RunOptions(seed, http, [parse_fault(f, consumer_ids(mesh)) for f in faults], max_hops,
+    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path)
     run, summary = redrive_run(mesh, store, run_id, options)
     if fmt == "json":

@@ -52,6 +52,12 @@ def parse_fault(text: str, known: Iterable[str]) -> Fault:
                      + ", ".join(known))
 
 
+def faults_for(mesh: Mesh, texts: Iterable[str]) -> list[Fault]:
+    """``--fault`` options, checked against the mesh's consumers and steps (listed once)."""
+    known = consumer_ids(mesh) if texts else []
+    return [parse_fault(text, known) for text in texts]
+
+
 def consumer_ids(mesh: Mesh) -> list[str]:
     """Everything a fault can target: each consumer, and each orchestration step."""
     from .runtime.consumers import build_consumers
@@ -85,8 +91,7 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
     with _sinks(options, None if durable else (options.trace_path, options.output_path)) as (trace, on_emit):
         if durable:
             trace = Trace(JournalSink(store) if journal else None)
-        runtime = Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
-                          max_hops=options.max_hops, trace=trace, on_emit=on_emit)
+        runtime = _runtime(mesh, store, options, trace, on_emit)
         if snapshot is not None:
             runtime.restore(snapshot)
         runtime.notes["journal_trace"] = journal
@@ -99,6 +104,11 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
     if options.dlq_path:
         write_dead_letters(options.dlq_path, dead)
     return runtime.trace.summary(), dead
+
+
+def _runtime(mesh: Mesh, store, options: RunOptions, trace: Trace, on_emit=None) -> Runtime:
+    return Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
+                   max_hops=options.max_hops, trace=trace, on_emit=on_emit)
 
 
 def _feed(runtime: Runtime, store, items: Iterable, every: int, progress) -> None:
@@ -153,23 +163,15 @@ def replay_dead_letters(mesh: Mesh, source: DeadLetters, select: Callable[[DeadL
                         options: RunOptions) -> tuple[dict, list[DeadLetter]]:
     """Redeliver the selected dead letters; those that fail again stay (updated), the others leave."""
     chosen = [r for r in source.records() if select(r)]
-    durable = source.path is None
-    before = {j: sum(1 for _ in source.store.records(j)) for j in ("trace", "emitted")} if durable else {}
-    with _sinks(options, None if durable else (options.trace_path, options.output_path)) as (trace, on_emit):
-        if durable:
-            trace = Trace(JournalSink(source.store))  # a redrive journals its own records (--trace exports them)
-        runtime = Runtime(mesh, store=source.store, seed=options.seed, http=options.http, faults=options.faults,
-                          max_hops=options.max_hops, trace=trace, on_emit=on_emit)
-        snapshot = source.store.checkpoint()
-        if durable and snapshot and snapshot.get("scheduler"):
-            runtime.restore(snapshot)  # continue the stored run's clock, counters and windows
-            runtime.reset_breakers()  # a redrive is an operator's decision: old open circuits do not block it
-        counted = runtime.trace.summary()
+    if source.path is None:  # a durable store: continue its run, like `replay` and `runs redrive`
+        with _session(mesh, source.store, options) as runtime:
+            result = runtime.replay(chosen)
+        return {**result, **runtime.session_summary}, source.records()
+    with _sinks(options, (options.trace_path, options.output_path)) as (trace, on_emit):
+        runtime = _runtime(mesh, source.store, options, trace, on_emit)
         result = runtime.replay(chosen)
-    source.save(runtime.snapshot())
-    if durable:
-        _export(source.store, options, skip=before)
-    return {**result, **_difference(runtime.trace.summary(), counted)}, source.records()
+    source.save()
+    return {**result, **runtime.trace.summary()}, source.records()
 
 
 def _difference(after: dict, before: dict) -> dict:
@@ -245,9 +247,9 @@ def _durable(url: str):
 def _session(mesh: Mesh, store, options: RunOptions):
     """A runtime continuing the stored run (clock, counters, windows), committed and exported at the end."""
     before = {j: sum(1 for _ in store.records(j)) for j in ("trace", "emitted")}
-    runtime = Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
-                      max_hops=options.max_hops, trace=Trace(JournalSink(store)))  # the session's own records
-    runtime.restore(store.checkpoint())
+    runtime = _runtime(mesh, store, options, Trace(JournalSink(store)))  # the session journals its own records
+    if store.checkpoint() is not None:
+        runtime.restore(store.checkpoint())
     runtime.reset_breakers()  # an operator's action: circuits left open by the old run do not block it
     counted = runtime.trace.summary()
     yield runtime
@@ -284,12 +286,12 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
     from .runtime.consumers import build_consumers
 
     store = _durable(store_url)
-    known = [c.id for c in build_consumers(mesh)]
-    if query.to is not None and query.to not in known:
-        raise UsageError(f"--to {query.to!r}: not a consumer of the mesh; one of: {', '.join(known)}")
+    consumers = {c.id: c for c in build_consumers(mesh)}
+    if query.to is not None and query.to not in consumers:
+        raise UsageError(f"--to {query.to!r}: not a consumer of the mesh; one of: {', '.join(consumers)}")
     events = archived(store, query)
     if query.to is not None:  # only what that consumer takes
-        types = set(next(c for c in build_consumers(mesh) if c.id == query.to).types)
+        types = set(consumers[query.to].types)
         events = [e for e in events if e.get("type") in types]
     with _session(mesh, store, options) as runtime:
         for original in events:

@@ -1,8 +1,9 @@
 """Where the runtime keeps what it must remember: ``open_store(url)``.
 
 ``memory:`` (default) keeps everything in the process; ``sqlite:PATH`` keeps it in one
-SQLite file, committed in transactions with the runtime's checkpoints. Both pass the same
-contract tests (tests/storage).
+SQLite file, committed in transactions with the runtime's checkpoints; ``redis://HOST:PORT/DB``
+keeps it on a Redis server, where several workers share it (``?prefix=NAME`` separates
+meshes on one server). All pass the same contract tests (tests/storage).
 """
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ __all__ = ["MemoryStore", "SqliteStore", "StorageError", "Store", "open_store"]
 
 
 def open_store(url: str | None) -> Store:
-    """A store from its URL: ``memory:`` (or None), or ``sqlite:PATH``."""
+    """A store from its URL: ``memory:`` (or None), ``sqlite:PATH`` or ``redis://HOST:PORT/DB``."""
     if url in (None, "", "memory", "memory:"):
         return MemoryStore()
     if url.startswith("sqlite:") and sqlite_path(url):
         return SqliteStore(sqlite_path(url))
-    raise UsageError(f"unknown store {url!r}; use memory: or sqlite:PATH")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .redisstore import RedisStore  # the client is an optional extra
+
+        return RedisStore.from_url(url)
+    raise UsageError(f"unknown store {url!r}; use memory:, sqlite:PATH or redis://HOST:PORT/DB")

@@ -1,4 +1,4 @@
-"""The ``store`` fixture: every contract test runs once per backend (memory, sqlite).
+"""The ``store`` fixture: every contract test runs once per backend (memory, sqlite, redis).
 
 ``reopen(store)`` closes a store and opens it again from the same place, the way a restarted
 process would. Only durable backends can do that; for the memory store the test is skipped,
@@ -19,7 +19,7 @@ class Backend:
 
     def __init__(self, name: str, tmp_path):
         self.name = name
-        self.url = "memory:" if name == "memory" else f"sqlite:{tmp_path / 'store.db'}"
+        self.url = {"memory": "memory:", "sqlite": f"sqlite:{tmp_path / 'store.db'}"}.get(name, name)
         self.durable = name != "memory"
         self.opened: list = []
 
@@ -39,9 +39,10 @@ class Backend:
             store.close()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def backend(request, tmp_path):
-    backend = Backend(request.param, tmp_path)
+    name = request.param if request.param != "redis" else request.getfixturevalue("redis_url")
+    backend = Backend(name, tmp_path)
     yield backend
     backend.close_all()
 

@@ -42,12 +42,24 @@ def test_sqlite_home_path_is_expanded(tmp_path, monkeypatch):
     assert (tmp_path / "home.db").exists()
 
 
-@pytest.mark.parametrize("url", ["redis://localhost:6379", "sqlite:", "postgres:db", "memory://x", "mem:"])
+@pytest.mark.parametrize("url", ["sqlite:", "postgres:db", "memory://x", "mem:"])
 def test_unknown_store_url_is_a_usage_error(url):
     with pytest.raises(UsageError) as info:
         open_store(url)
     assert info.value.exit_code == 2
     assert repr(url) in str(info.value) and "sqlite:PATH" in str(info.value)
+
+
+def test_an_unreachable_redis_is_a_usage_error_naming_it():
+    with pytest.raises(UsageError, match="cannot reach Redis at redis://127.0.0.1:1/0") as info:
+        open_store("redis://127.0.0.1:1/0")
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("prefix", ["", "a*b", "two words"])
+def test_a_redis_prefix_must_be_a_plain_name(prefix):
+    with pytest.raises(UsageError, match="prefix must be a non-empty name"):
+        open_store(f"redis://127.0.0.1:1/0?prefix={prefix}")
 
 
 def test_a_file_that_is_not_sqlite_is_a_storage_error_naming_it(tmp_path):

@@ -1,0 +1,280 @@
+"""The Redis store: the same contract as memory and SQLite, on a Redis 6.2+ server.
+
+Reads go to Redis; writes are buffered and applied by one Lua script at :meth:`commit`, so
+everything since the last commit lands together or not at all (a script runs atomically).
+Workers use the same script with two additions (:meth:`commit_unit`): the values they read
+are checked to be unchanged (optimistic concurrency between workers), and the queue entry
+they processed is acknowledged in the same step, so an effect and its ack commit together.
+
+Keys, under a prefix (``?prefix=`` in the URL, default ``meshctl``)::
+
+    P:j:<journal>      list of JSON records (input, emitted, trace)
+    P:done:<consumer>|<event id>   dedup record: the clock time it took effect
+    P:dlq              hash id -> dead letter JSON;  P:dlq:order  zset id by arrival
+    P:state:<key>      JSON value;  P:statekeys  zset of state keys (for prefix listing)
+    P:checkpoint       the last commit's checkpoint (single-process runs)
+    P:counters         hash of run counters (workers)
+    P:input, P:tasks, P:lane:*, P:delayed   the work queues (engine/cluster/queues.py)
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Iterator
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from ..errors import UsageError
+from ..runtime.deadletter import DeadLetter
+from .base import StorageError
+
+DEFAULT_PREFIX = "meshctl"
+
+# ARGV[1]: JSON list of [key, expected value or false]; ARGV[2]: JSON list of write ops.
+# An op is a Redis command as a list, or one of the composite ops below (their extra keys
+# are built from KEYS[1], the prefix). Returns 0 when a checked value changed (nothing
+# written), 1 when every op was applied.
+_COMMIT = """
+local checks = cjson.decode(ARGV[1])
+for _, c in ipairs(checks) do
+  if c[3] then
+    local info = redis.call('XPENDING', c[1], 'workers', c[2], c[2], 1)
+    if #info == 0 or info[1][2] ~= c[3] then return 0 end
+  else
+    local v = redis.call('GET', c[1])
+    if v ~= c[2] then return 0 end
+  end
+end
+local P = KEYS[1]
+for _, op in ipairs(cjson.decode(ARGV[2])) do
+  local name = op[1]
+  if name == 'DLQ+' then
+    local seq = redis.call('INCR', P .. ':dlq:seq')
+    redis.call('HSET', P .. ':dlq', op[2], op[3])
+    redis.call('ZADD', P .. ':dlq:order', seq, op[2])
+  elseif name == 'DLQ-' then
+    redis.call('HDEL', P .. ':dlq', op[2])
+    redis.call('ZREM', P .. ':dlq:order', op[2])
+  elseif name == 'STATE' then
+    redis.call('SET', P .. ':state:' .. op[2], op[3])
+    redis.call('ZADD', P .. ':statekeys', 0, op[2])
+  else
+    redis.call(unpack(op))
+  end
+end
+return 1
+"""
+
+
+def redis_url(url: str) -> tuple[str, str]:
+    """Split ``redis://host:port/db?prefix=NAME`` into the client URL and the key prefix."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
+    if not prefix or any(c in prefix for c in " *?[]"):
+        raise UsageError(f"--store {url!r}: prefix must be a non-empty name without spaces or glob characters")
+    return urlunsplit(parts._replace(query=urlencode(query, doseq=True))), prefix
+
+
+class RedisStore:
+    """A :class:`~engine.storage.base.Store` on Redis, with the unit-of-work calls workers use."""
+
+    def __init__(self, client, prefix: str = DEFAULT_PREFIX, url: str = ""):
+        self.r = client
+        self.p = prefix
+        self.url = url
+        self._commit_script = client.register_script(_COMMIT)
+        self.tracking = False  # True in a worker: reads are checked again at commit
+        self._checkpoint: dict | None = None
+        self._checkpoint_read = False
+        self.reset()
+
+    @classmethod
+    def from_url(cls, url: str) -> "RedisStore":
+        try:
+            import redis
+        except ImportError as exc:
+            raise UsageError("a redis:// store needs the Redis client: pip install 'meshctl[redis]'") from exc
+        client_url, prefix = redis_url(url)
+        try:
+            client = redis.Redis.from_url(client_url, decode_responses=True, socket_timeout=30,
+                                          socket_connect_timeout=5, health_check_interval=30)
+            client.ping()
+        except (redis.RedisError, ValueError) as exc:
+            raise UsageError(f"cannot reach Redis at {client_url}: {exc}") from exc
+        return cls(client, prefix, url)
+
+    # --- the unit of work ------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget buffered writes and cached reads (a worker starts each unit of work fresh)."""
+        self._ops: list[list] = []
+        self._journals: dict[str, list[dict]] = {}
+        self._done: dict[tuple[str, str], float] = {}
+        self._dead: dict[str, DeadLetter] = {}
+        self._dead_removed: set[str] = set()
+        self._state: dict[str, Any] = {}  # read or written in this unit: the same object until replaced
+        self._dirty: set[str] = set()
+        self.reads: dict[str, str | bool] = {}  # key -> raw value seen (False: absent), when tracking
+
+    def _get(self, key: str) -> str | None:
+        value = self._call(self.r.get, key)
+        if self.tracking and key not in self.reads:
+            self.reads[key] = value if value is not None else False
+        return value
+
+    def _call(self, fn, *args):
+        import redis
+
+        try:
+            return fn(*args)
+        except redis.RedisError as exc:
+            raise StorageError(f"redis {self.url or self.p}: {exc}") from exc
+
+    def _write_ops(self) -> list[list]:
+        ops = list(self._ops)
+        for journal, records in self._journals.items():
+            for start in range(0, len(records), 1000):
+                ops.append(["RPUSH", f"{self.p}:j:{journal}",
+                            *(json.dumps(r, default=str) for r in records[start:start + 1000])])
+        for (event_id, consumer), at in self._done.items():
+            ops.append(["SET", self._done_key(event_id, consumer), repr(at)])
+        for record_id in self._dead_removed:
+            ops.append(["DLQ-", record_id])
+        for record in self._dead.values():
+            ops.append(["DLQ+", record.id, json.dumps(record.as_dict(), default=str)])
+        for key in sorted(self._dirty):
+            ops.append(["STATE", key, json.dumps(self._state[key], default=str)])
+        return ops
+
+    def commit_unit(self, checks: Iterable[list] = (), ops: Iterable[list] = ()) -> bool:
+        """Apply this unit's writes plus *ops* if every read value and every *check* still holds.
+
+        A check is ``[stream, entry id, worker]``: the entry is still pending and owned by the
+        worker (a worker presumed dead, whose entries were reclaimed, cannot commit).
+        """
+        all_checks = [[k, v] for k, v in self.reads.items()] + [list(c) for c in checks]
+        applied = self._call(self._commit_script, [self.p],
+                             [json.dumps(all_checks), json.dumps(self._write_ops() + list(ops))])
+        self.reset()
+        return applied == 1
+
+    # --- the Store contract ----------------------------------------------------------
+    def append(self, journal: str, record: dict) -> None:
+        self._journals.setdefault(journal, []).append(record)
+
+    def records(self, journal: str) -> Iterator[dict]:
+        key, start = f"{self.p}:j:{journal}", 0
+        while True:
+            chunk = self._call(self.r.lrange, key, start, start + 9999)
+            for raw in chunk:
+                yield json.loads(raw)
+            if len(chunk) < 10000:
+                break
+            start += 10000
+        yield from list(self._journals.get(journal, ()))
+
+    def _done_key(self, event_id: str, consumer: str) -> str:
+        return f"{self.p}:done:{consumer}|{event_id}"
+
+    def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
+        if (event_id, consumer) in self._done:
+            return True
+        return self._get(self._done_key(event_id, consumer)) is not None
+
+    def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
+        self._done[(event_id, consumer)] = at
+
+    def put_dead_letter(self, record: DeadLetter) -> None:
+        self._dead.pop(record.id, None)
+        self._dead[record.id] = record
+        self._dead_removed.discard(record.id)
+
+    def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        ids = self._call(self.r.zrange, f"{self.p}:dlq:order", 0, -1)
+        raws = self._call(self.r.hmget, f"{self.p}:dlq", ids) if ids else []
+        stored = [DeadLetter.from_dict(json.loads(raw)) for raw in raws if raw is not None]
+        hidden = self._dead_removed | set(self._dead)
+        records = [r for r in stored if r.id not in hidden] + list(self._dead.values())
+        return [r for r in records if queue is None or r.queue == queue]
+
+    def remove_dead_letters(self, ids: Iterable[str]) -> int:
+        removed = 0
+        for record_id in set(ids):
+            if record_id in self._dead_removed:
+                continue
+            pending = self._dead.pop(record_id, None) is not None
+            if pending or self._call(self.r.hexists, f"{self.p}:dlq", record_id):
+                self._dead_removed.add(record_id)
+                removed += 1
+        return removed
+
+    def get_state(self, key: str) -> Any:
+        if key in self._state:
+            return self._state[key]
+        raw = self._get(f"{self.p}:state:{key}")
+        value = json.loads(raw) if raw is not None else None
+        if value is not None:
+            self._state[key] = value
+        return value
+
+    def put_state(self, key: str, value: Any) -> None:
+        self._state[key] = value
+        self._dirty.add(key)
+
+    def state_keys(self, prefix: str) -> list[str]:
+        stored = self._call(self.r.zrangebylex, f"{self.p}:statekeys", f"[{prefix}", f"[{prefix}\U0010ffff")
+        return sorted(set(stored) | {k for k in self._dirty if k.startswith(prefix)})
+
+    def commit(self, checkpoint: dict) -> None:
+        # A single process is the only writer between its commits: its reads need no check,
+        # and it keeps its state objects (the same object until replaced) across commits.
+        state = self._state
+        self.reads = {}
+        self.commit_unit((), [["SET", f"{self.p}:checkpoint", json.dumps(checkpoint, default=str)]])
+        self._state = state
+        self._checkpoint, self._checkpoint_read = checkpoint, True
+
+    def checkpoint(self) -> dict | None:
+        if not self._checkpoint_read:
+            raw = self._call(self.r.get, f"{self.p}:checkpoint")
+            self._checkpoint = json.loads(raw) if raw is not None else None
+            self._checkpoint_read = True
+        return self._checkpoint
+
+    # --- the broker side: ingress and health ---------------------------------------------
+    def ingest(self, events: list[dict]) -> list[str]:
+        """Add events to the input queue, all or none; durable as far as the server's
+        persistence settings make any write durable (see :meth:`durability_warning`)."""
+        if not events:
+            return []
+        pipe = self.r.pipeline(transaction=True)
+        for event in events:
+            pipe.xadd(f"{self.p}:input", {"e": json.dumps(event)})
+        return list(self._call(pipe.execute))
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.r.ping())
+        except Exception:  # any failure means "not healthy": the health endpoint reports it
+            return False
+
+    def durability_warning(self) -> str | None:
+        """Why an acknowledged write could be lost if the Redis server crashed (None: it cannot)."""
+        import redis
+
+        try:
+            aof = self.r.config_get("appendonly").get("appendonly")
+            fsync = self.r.config_get("appendfsync").get("appendfsync")
+        except redis.RedisError:
+            return "cannot read the server's persistence settings (CONFIG GET refused): durability unknown"
+        if aof != "yes":
+            return ("the Redis server runs without the append-only file (appendonly no): events and effects "
+                    "acknowledged since its last snapshot are lost if the server crashes")
+        if fsync != "always":
+            return (f"appendfsync is {fsync!r}: up to about a second of acknowledged writes is lost if the "
+                    "server's machine crashes (use appendfsync always for none)")
+        return None
+
+    def close(self) -> None:
+        try:
+            self.r.close()
+        except Exception:  # closing a broken connection has nothing left to report
+            pass

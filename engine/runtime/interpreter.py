@@ -270,7 +270,9 @@ class Runtime:
     def attempt(self, d: dict) -> None:
         """Run one attempt now; its outcome commits now, or after the time it takes (`sleep`)."""
         event, consumer, now = d["event"], self.by_id[d["consumer"]], self.clock.now()
-        if not d["replay"] and d["number"] == 1 and self.store.is_done(event["id"], consumer.id, now):
+        # Any attempt, not only the first: with several workers a task can run twice (a worker
+        # presumed dead finishes after all), and the effect must still happen once.
+        if not d["replay"] and self.store.is_done(event["id"], consumer.id, now):
             self.trace.count("duplicates")
             self._settle(d)
             return
@@ -509,15 +511,17 @@ class Runtime:
             if times:  # a redrive happens after the failure: the virtual clock carries on from there
                 self.clock = self.scheduler.clock = VirtualClock(max(times))
                 self._clock_started = True
-        replayed = 0
-        for record in records:
-            if not isinstance(record.event, dict) or "id" not in record.event:
-                continue
-            replayed += 1
-            self.store.remove_dead_letters([record.id])
-            if record.consumer in self.by_id:
-                self.offer(record.event, self.by_id[record.consumer], "dlq-replay", replay=True)
-            else:
-                self.publish(record.event, "dlq-replay")
+        replayed = sum(self.redeliver(record) for record in records)
         self.finish()
         return {"replayed": replayed, "still_dead": len(self.store.dead_letters())}
+
+    def redeliver(self, record: DeadLetter) -> bool:
+        """Take a dead letter out of its queue and deliver its event again (False: it has no event)."""
+        if not isinstance(record.event, dict) or "id" not in record.event:
+            return False
+        self.store.remove_dead_letters([record.id])
+        if record.consumer in self.by_id:
+            self.offer(record.event, self.by_id[record.consumer], "dlq-replay", replay=True)
+        else:
+            self.publish(record.event, "dlq-replay")
+        return True

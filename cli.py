@@ -200,7 +200,7 @@ SUMMARY_ROWS = [
     ("unconsumed", "unconsumed"), ("dead-lettered", "dead_lettered"), ("runs started", "runs_started"),
     ("runs completed", "runs_completed"), ("runs failed", "runs_failed"), ("runs compensated", "runs_compensated"),
     ("windows emitted", "windows_emitted"), ("late events", "late_events"), ("rate limited", "rate_limited"),
-    ("sequence gaps", "sequence_gaps"),
+    ("sequence gaps", "sequence_gaps"), ("runs redriven", "runs_redriven"),
 ]
 
 
@@ -213,7 +213,7 @@ def _print_summary(summary: dict, fmt: str, dead: list) -> None:
             click.echo(f"{label:<22}{summary[key]:>8}")
     for reason, n in summary.get("dead_lettered_by_reason", {}).items():
         click.echo(f"  {reason:<20}{n:>8}")
-    for key in ("replayed", "still_dead"):
+    for key in ("replayed", "still_dead", "selected", "queued"):
         if key in summary:
             click.echo(f"{key.replace('_', ' '):<22}{summary[key]:>8}")
 
@@ -224,7 +224,7 @@ def dlq() -> None:
 
 
 def _dlq_source(f):
-    f = click.option("--store", "store", metavar="URL", help="A durable store (sqlite:PATH) written by `run --store`.")(f)
+    f = click.option("--store", "store", metavar="URL", help="A durable store: sqlite:PATH written by `run --store`, or a worker deployment's redis://...")(f)
     f = click.option("--dlq", "dlq_path", type=click.Path(exists=True, dir_okay=False),
                      help="A dead-letter file written by `run --dlq-out`.")(f)
     return f
@@ -376,7 +376,7 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH).")
+@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH, or redis://... of a worker deployment).")
 @click.option("--status", type=click.Choice(["running", "completed", "failed", "compensated"]), help="Only runs with this status.")
 @click.option("--orchestration", help="Only runs of this orchestration.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -393,7 +393,7 @@ def runs_list(store, status, orchestration, fmt) -> None:
 
 
 @runs.command("show")
-@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH).")
+@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH, or redis://... of a worker deployment).")
 @click.argument("run_id")
 def runs_show(store, run_id) -> None:
     """The run's whole state: steps with status and output, variables, error."""
@@ -406,7 +406,7 @@ def runs_show(store, run_id) -> None:
 
 @runs.command("redrive")
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH).")
+@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH, or redis://... of a worker deployment).")
 @click.argument("run_id")
 @_run_options
 def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
@@ -420,6 +420,82 @@ def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, 
         return
     click.echo(f"{run['id']}: {run['status']}" + (f" ({run['error']})" if run.get("error") else ""))
     _print_summary(summary, "text", [])
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--store", "store_url", metavar="URL", required=True,
+              help="The Redis store the workers share: redis://HOST:PORT/DB[?prefix=NAME].")
+@click.option("--name", help="This worker's name in the consumer group (default: HOST-PID-RANDOM; must be unique).")
+@click.option("--exit-when-idle", is_flag=True,
+              help="Drain: stop once every queue is empty, after closing the open stream windows.")
+@click.option("--reclaim-after", type=click.FloatRange(0.1), default=30.0, show_default=True, metavar="SECONDS",
+              help="Take over entries another worker has held this long (make it longer than your slowest handler).")
+@click.option("--lease", type=click.FloatRange(0.5), default=10.0, show_default=True, metavar="SECONDS",
+              help="How long an ordered lane (input, a stream) stays with a worker that stopped renewing it.")
+@click.option("--batch", type=click.IntRange(1, 1000), default=20, show_default=True, help="Entries read at a time.")
+@click.option("--max-deliveries", type=click.IntRange(2, 100), default=5, show_default=True,
+              help="Hand-outs of one entry before it is dead-lettered as poison (it keeps killing its workers).")
+@click.option("--journal-trace", is_flag=True, help="Keep trace records in the store (costs a write per record).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of retry jitter.")
+@click.option("--http", type=click.Choice(["simulate", "live"]), default="live", show_default=True,
+              help="`live` really POSTs to http targets; `simulate` records the calls and answers 202.")
+@click.option("--fault", "faults", multiple=True, metavar="CONSUMER[=TIMES][:ERROR]",
+              help="Make a consumer's first TIMES attempts (or all) fail with ERROR. Repeatable.")
+@click.option("--max-hops", type=click.IntRange(1, 1000), default=16, show_default=True,
+              help="An event this many hops or more from its input is dead-lettered as loop-detected.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="The summary printed at exit: a table or JSON.")
+def worker(path, store_url, name, exit_when_idle, reclaim_after, lease, batch, max_deliveries, journal_trace, seed,
+           http, faults, max_hops, fmt) -> None:
+    """Work on the mesh at PATH from a Redis store, on the real clock, until stopped.
+
+    Start any number, on any hosts: they share the work. SIGTERM or Ctrl-C finishes the
+    entries in hand and stops (exit 0); a killed worker's entries are taken over by the
+    others after --reclaim-after. Prints what this worker did when it stops.
+    """
+    from engine.cluster.deployment import broker_store
+    from engine.cluster.worker import Worker, WorkerOptions
+
+    mesh = require_valid(path).mesh
+    store = broker_store(store_url, "worker")
+    warning = store.durability_warning()
+    if warning:
+        click.echo(f"meshctl worker: warning: {warning}", err=True)
+    options = WorkerOptions(name, seed, http, faults_for(mesh, faults), max_hops, batch, reclaim_after, lease,
+                            max_deliveries, exit_when_idle, journal_trace,
+                            log=lambda message: click.echo(f"meshctl {message}", err=True))
+    runner = Worker(mesh, store, options)
+    click.echo(f"meshctl worker {runner.name}: working on {store_url}", err=True)
+    summary = runner.run()
+    click.echo(f"meshctl worker {runner.name}: stopped", err=True)
+    _print_summary(summary, fmt, [])
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--store", "store_url", metavar="URL", required=True, help="The Redis store of a worker deployment.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status(path, store_url, fmt) -> None:
+    """Backlog of every queue, dead letters, live workers and the counters of a deployment."""
+    from engine.cluster.deployment import broker_store, status as deployment_status
+
+    mesh = require_valid(path).mesh
+    report = deployment_status(broker_store(store_url, "status"), sorted(mesh.streams))
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{'queue':<28}{'backlog':>9}{'waiting':>9}{'in hand':>9}")
+    for lane, q in report["queues"].items():
+        click.echo(f"{lane:<28}{q['backlog']:>9}{q['waiting']:>9}{q['in_hand']:>9}")
+    click.echo(f"{'delayed (retries, timers)':<28}{report['delayed']:>9}")
+    for queue, n in sorted(report["dead_letters"].items()):
+        click.echo(f"dead letters in {queue:<12}{n:>9}")
+    for name, info in report["workers"].items():
+        click.echo(f"worker {name}: last seen {info['seen']}")
+    if not report["workers"]:
+        click.echo("no live workers")
+    _print_summary(report["summary"], "text", [])
 
 
 @main.command()

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from .cluster.deployment import REPLAY, RUN_REDRIVE, is_deployment, queue_redrive, queue_tasks
 from .errors import Diagnostic, LoadError, Location, UsageError
 from .model import Mesh
 from .runtime.deadletter import DeadLetter
@@ -144,7 +145,7 @@ class DeadLetters:
         else:
             self.store = open_store(store_url)
             if isinstance(self.store, MemoryStore):
-                raise UsageError("--store must be durable here (sqlite:PATH): a memory store is empty")
+                raise UsageError("--store must be durable here (sqlite:PATH or redis://...): a memory store is empty")
 
     def records(self) -> list[DeadLetter]:
         return self.store.dead_letters()
@@ -163,6 +164,8 @@ def replay_dead_letters(mesh: Mesh, source: DeadLetters, select: Callable[[DeadL
                         options: RunOptions) -> tuple[dict, list[DeadLetter]]:
     """Redeliver the selected dead letters; those that fail again stay (updated), the others leave."""
     chosen = [r for r in source.records() if select(r)]
+    if source.path is None and is_deployment(source.store):  # workers do the redrive, on their clock
+        return {"queued": queue_redrive(source.store, chosen)}, source.records()
     if source.path is None:  # a durable store: continue its run, like `replay` and `runs redrive`
         with _session(mesh, source.store, options) as runtime:
             result = runtime.replay(chosen)
@@ -236,8 +239,11 @@ class ArchiveQuery:
     to: str | None = None  # a consumer id: deliver only to it
 
 
-def _durable(url: str):
+def _durable(url: str, deployment_ok: bool = False):
+    """The store of an earlier run; a Redis deployment's store too if *deployment_ok*."""
     store = open_store(url)
+    if deployment_ok and is_deployment(store):
+        return store
     if isinstance(store, MemoryStore) or store.checkpoint() is None:
         raise UsageError(f"{url} holds no run: give the --store sqlite:PATH of an earlier `meshctl run --store`")
     return store
@@ -285,7 +291,7 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
 
     from .runtime.consumers import build_consumers
 
-    store = _durable(store_url)
+    store = _durable(store_url, deployment_ok=True)
     consumers = {c.id: c for c in build_consumers(mesh)}
     if query.to is not None and query.to not in consumers:
         raise UsageError(f"--to {query.to!r}: not a consumer of the mesh; one of: {', '.join(consumers)}")
@@ -293,35 +299,51 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
     if query.to is not None:  # only what that consumer takes
         types = set(consumers[query.to].types)
         events = [e for e in events if e.get("type") in types]
+    copies = []
+    for original in events:
+        event = {k: v for k, v in original.items()
+                 if k not in ("causationid", "correlationid", "hopcount", "causationpath")}
+        event["id"] = hashlib.sha1(f"replay|{original['id']}|{query.to or '*'}".encode()).hexdigest()[:20]
+        event["replayof"] = original["id"]
+        copies.append(event)
+    if is_deployment(store):  # the workers take the copies in, on their clock
+        return {"selected": len(events), "queued": queue_tasks(store, [(REPLAY, {"event": e, "to": query.to})
+                                                                        for e in copies])}
     with _session(mesh, store, options) as runtime:
-        for original in events:
-            target = query.to or "*"
-            event = {k: v for k, v in original.items()
-                     if k not in ("causationid", "correlationid", "hopcount", "causationpath")}
-            event["id"] = hashlib.sha1(f"replay|{original['id']}|{target}".encode()).hexdigest()[:20]
-            event["replayof"] = original["id"]
-            runtime.trace.count("events_in")
-            runtime.trace.record(runtime.clock.now(), "ingest", event=event["id"], type=event["type"],
-                                 replayof=original["id"])
-            if query.to is None:
-                runtime.publish(event, "replay")
-            else:
-                consumer = runtime.by_id[query.to]
-                if consumer.pattern is None or consumer.pattern.matches(event):
-                    runtime.offer(event, consumer, "replay")
+        for event in copies:
+            reinject(runtime, event, query.to)
     return {"selected": len(events), **runtime.session_summary}
 
 
+def reinject(runtime, event: dict, to: str | None) -> None:
+    """Publish a replayed copy of an archived event (to one consumer only if *to*)."""
+    runtime.trace.count("events_in")
+    runtime.trace.record(runtime.clock.now(), "ingest", event=event["id"], type=event["type"],
+                         replayof=event["replayof"])
+    if to is None:
+        runtime.publish(event, "replay")
+        return
+    consumer = runtime.by_id[to]
+    if consumer.pattern is None or consumer.pattern.matches(event):
+        runtime.offer(event, consumer, "replay")
+
+
 def list_runs(store_url: str) -> list[dict]:
-    store = _durable(store_url)
+    store = _durable(store_url, deployment_ok=True)
     return [store.get_state(key) for key in store.state_keys("run:")]
 
 
 def redrive_run(mesh: Mesh, store_url: str, run_id: str, options: RunOptions) -> tuple[dict, dict]:
-    store = _durable(store_url)
-    if store.get_state(f"run:{run_id}") is None:
+    store = _durable(store_url, deployment_ok=True)
+    run = store.get_state(f"run:{run_id}")
+    if run is None:
         known = [k[4:] for k in store.state_keys("run:")]
         raise UsageError(f"no run {run_id!r} in {store_url}" + (f"; runs: {', '.join(known[:20])}" if known else ""))
+    if is_deployment(store):  # a worker redrives it, on the real clock
+        if run["status"] not in ("failed", "compensated"):
+            raise UsageError(f"run {run_id!r} is {run['status']}: only failed or compensated runs can be redriven")
+        queue_tasks(store, [(RUN_REDRIVE, {"run": run_id})])
+        return {**run, "status": "redrive queued"}, {"queued": 1}
     with _session(mesh, store, options) as runtime:
         try:
             runtime.orchestrator.redrive(run_id)

@@ -27,17 +27,18 @@ from ..runtime.deadletter import DeadLetter
 from .base import StorageError
 
 DEFAULT_PREFIX = "meshctl"
+APPLIED, CONFLICT, FENCED = 1, 0, -1  # what a commit of a unit of work did
 
 # ARGV[1]: JSON list of [key, expected value or false]; ARGV[2]: JSON list of write ops.
 # An op is a Redis command as a list, or one of the composite ops below (their extra keys
-# are built from KEYS[1], the prefix). Returns 0 when a checked value changed (nothing
-# written), 1 when every op was applied.
+# are built from KEYS[1], the prefix). Returns 1 when every op was applied; nothing is
+# written when a read value changed (0) or a queue entry is no longer the worker's (-1).
 _COMMIT = """
 local checks = cjson.decode(ARGV[1])
 for _, c in ipairs(checks) do
   if c[3] then
     local info = redis.call('XPENDING', c[1], 'workers', c[2], c[2], 1)
-    if #info == 0 or info[1][2] ~= c[3] then return 0 end
+    if #info == 0 or info[1][2] ~= c[3] then return -1 end
   else
     local v = redis.call('GET', c[1])
     if v ~= c[2] then return 0 end
@@ -144,17 +145,19 @@ class RedisStore:
             ops.append(["STATE", key, json.dumps(self._state[key], default=str)])
         return ops
 
-    def commit_unit(self, checks: Iterable[list] = (), ops: Iterable[list] = ()) -> bool:
+    def commit_unit(self, checks: Iterable[list] = (), ops: Iterable[list] = ()) -> int:
         """Apply this unit's writes plus *ops* if every read value and every *check* still holds.
 
         A check is ``[stream, entry id, worker]``: the entry is still pending and owned by the
-        worker (a worker presumed dead, whose entries were reclaimed, cannot commit).
+        worker (a worker presumed dead, whose entries were reclaimed, cannot commit). Returns
+        :data:`APPLIED`, :data:`CONFLICT` (a value read has changed: do the unit again) or
+        :data:`FENCED` (another worker owns the entry now: drop the unit).
         """
         all_checks = [[k, v] for k, v in self.reads.items()] + [list(c) for c in checks]
         applied = self._call(self._commit_script, [self.p],
                              [json.dumps(all_checks), json.dumps(self._write_ops() + list(ops))])
         self.reset()
-        return applied == 1
+        return int(applied)
 
     # --- the Store contract ----------------------------------------------------------
     def append(self, journal: str, record: dict) -> None:

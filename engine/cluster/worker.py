@@ -1,0 +1,316 @@
+"""`meshctl worker`: one of any number of processes sharing a mesh's work through Redis.
+
+Each worker runs the same :class:`~engine.runtime.interpreter.Runtime` as ``meshctl run``,
+on the real clock, but the runtime's schedule is the Redis queues (engine/cluster/queues.py)
+instead of an in-memory heap. Work is done in units: one queue entry (or an ordered batch
+of a lane), whose effects — dedup records, dead letters, state, emitted events, new tasks,
+counters — are committed by one Lua script together with the entry's acknowledgement, and
+only if the values the unit read are unchanged and the entry is still this worker's. So a
+crash at any point either loses the whole unit (it is redelivered) or nothing; a unit that
+lost a race with another worker is done again on fresh state; and a worker that was
+presumed dead cannot commit over the one that took its work.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import model as m
+from ..runner import reinject
+from ..runtime.clock import SystemClock, iso
+from ..runtime.deadletter import DeadLetter
+from ..runtime.interpreter import DEFAULT_MAX_HOPS, MESH, Fault, Runtime
+from ..runtime.trace import JournalSink, Trace
+from ..runtime.windows import WindowOperator
+from ..storage.base import StorageError
+from ..storage.redisstore import APPLIED, FENCED, RedisStore
+from .deployment import REDRIVE, REPLAY, RUN_REDRIVE
+from .queues import INPUT, Entry, WorkQueues
+
+MAX_CONFLICTS = 20  # a unit redone this often in a row is left pending, for a later turn
+
+
+@dataclass
+class WorkerOptions:
+    name: str | None = None
+    seed: int = 0
+    http: str = "live"
+    faults: list[Fault] = field(default_factory=list)
+    max_hops: int = DEFAULT_MAX_HOPS
+    batch: int = 20  # entries read at a time
+    reclaim_after: float = 30.0  # seconds an entry may stay unacknowledged before others take it
+    lease: float = 10.0  # seconds an ordered lane stays with a worker that stops renewing it
+    max_deliveries: int = 5  # hand-outs of one entry before it is dead-lettered as poison
+    exit_when_idle: bool = False  # drain: stop once every queue is empty (closing open windows)
+    journal_trace: bool = False  # keep trace records in the store (P:j:trace)
+    log: Callable[[str], None] = lambda message: None  # where the worker reports trouble (stderr in the CLI)
+
+
+class Outbox:
+    """Stands in for the runtime's scheduler: collects the tasks a unit schedules, which
+    are committed with the unit (into a queue now, or into the delayed set)."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.tasks: list[tuple[float, str, Any]] = []
+
+    def at(self, when: float, kind: str, payload: Any) -> None:
+        self.tasks.append((when, kind, payload))
+
+    def pending(self) -> int:
+        return len(self.tasks)
+
+
+class Worker:
+    def __init__(self, mesh: m.Mesh, store: RedisStore, options: WorkerOptions):
+        self.mesh, self.store, self.options = mesh, store, options
+        self.name = options.name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.queues = WorkQueues(store)
+        self.trace = Trace(JournalSink(store) if options.journal_trace else None)
+        self.rt = Runtime(mesh, store=store, clock=SystemClock(), seed=options.seed, http=options.http,
+                          faults=options.faults, max_hops=options.max_hops, trace=self.trace)
+        self.outbox = Outbox(self.rt.clock)
+        self.rt.scheduler = self.outbox
+        self.rt._tasks[REDRIVE] = lambda record: self.rt.redeliver(DeadLetter.from_dict(record))
+        self.rt._tasks[RUN_REDRIVE] = lambda task: self._redrive_run(task["run"])
+        self.rt._tasks[REPLAY] = lambda task: reinject(self.rt, task["event"], task["to"])
+        store.tracking = True
+        self.lanes = [INPUT] + [f"stream:{name}" for name in mesh.streams]
+        self.queues.ensure_groups(self.lanes + ["tasks"])
+        self.units: Counter[str] = Counter()  # committed, conflicts, fenced, failed
+        self._stop = threading.Event()
+        self._last_reclaim = 0.0
+        self._last_beat = 0.0
+
+    # --- the loop ---------------------------------------------------------------------
+    def stop(self, *_args) -> None:
+        """Stop after the entries in hand are done (SIGTERM, SIGINT)."""
+        self._stop.set()
+
+    def run(self) -> dict:
+        """Work until stopped (or, with ``exit_when_idle``, until nothing is left); the summary
+        counts what this worker did."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        import redis
+
+        pause = 0.5
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self._turn():
+                        break
+                    pause = 0.5
+                except (redis.ConnectionError, redis.TimeoutError, StorageError) as exc:
+                    # The server is down or restarting: what is in hand stays pending, to be redone.
+                    self.options.log(f"worker {self.name}: Redis unavailable ({exc}); retrying in {pause:g}s")
+                    self._stop.wait(pause)
+                    pause = min(pause * 2, 10.0)
+        finally:
+            with contextlib.suppress(redis.RedisError):
+                for lane in self.lanes:
+                    self.queues.release(lane, self.name)
+                self.store.r.hdel(f"{self.store.p}:workers", self.name)
+        return {**self.trace.summary(), "units": dict(self.units)}
+
+    def _turn(self) -> bool:
+        """One round over every queue; True when draining and nothing is left."""
+        done = self.queues.promote_due(time.time())
+        for lane in self.lanes:
+            done += self._lane(lane)
+        done += self._shared(block_ms=0 if done else 200)
+        self._beat()
+        return not done and self.options.exit_when_idle and self._idle() and not self._flush_windows()
+
+    def _beat(self) -> None:
+        now = time.time()
+        if now - self._last_beat >= 1.0:
+            self._last_beat = now
+            self.store.r.hset(f"{self.store.p}:workers", self.name,
+                              json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "seen": iso(now),
+                                          "units": dict(self.units)}))
+
+    def _idle(self) -> bool:
+        backlog = self.queues.backlog(self.lanes + ["tasks"])
+        return not any(backlog.values())
+
+    # --- ordered lanes: the input, and each windowed stream --------------------------------
+    def _lane(self, lane: str) -> int:
+        if not self.queues.hold(lane, self.name, int(self.options.lease * 1000)):
+            return 0
+        stale = self.queues.reclaim(lane, self.name, 0, self.options.batch)  # a former holder's, in order
+        if stale:  # one at a time: an entry that kills its worker cannot take others down with it
+            for entry in stale:
+                self._unit([entry], self._lane_work(lane, [entry]))
+            return len(stale)
+        entries = self.queues.read(lane, self.name, self.options.batch)
+        if entries:
+            self._unit(entries, self._lane_work(lane, entries))
+        return len(entries)
+
+    def _lane_work(self, lane: str, entries: list[Entry]) -> Callable[[], None]:
+        if lane == INPUT:
+            return lambda: [self._ingest(entry) for entry in entries]
+        name = lane.split(":", 1)[1]
+
+        def work() -> None:
+            self._load_windows([name])
+            for entry in entries:
+                self._task(entry)
+            self._save_windows([name])
+        return work
+
+    def _load_windows(self, names: list[str]) -> None:
+        for name in names:
+            state = self.store.get_state(f"window:{name}")
+            stream = self.mesh.streams[name]
+            self.rt.streams.operators[name] = (WindowOperator.restore(stream, state) if state is not None
+                                               else WindowOperator(stream))
+
+    def _save_windows(self, names: list[str]) -> None:
+        for name in names:
+            self.store.put_state(f"window:{name}", self.rt.streams.operators[name].state())
+
+    def _flush_windows(self) -> int:
+        """Close every open window (drain mode, once all queues are empty); how many closed."""
+        names = list(self.mesh.streams)
+        if not names:
+            return 0
+        if not all(self.queues.hold(f"stream:{n}", self.name, int(self.options.lease * 1000)) for n in names):
+            return 1  # another worker has a lane: it is still busy, or flushing itself
+
+        def work() -> None:
+            self._load_windows(names)
+            self.rt.streams.flush()
+            self._save_windows(names)
+        before = self.trace.counts["windows_emitted"]
+        self._unit([], work)
+        return self.trace.counts["windows_emitted"] - before
+
+    def _ingest(self, entry: Entry) -> None:
+        """An event from the ingress: published into the mesh, or dead-lettered."""
+        self.rt.trace.count("events_in")
+        try:
+            event = json.loads(entry.fields.get("e", ""))
+        except ValueError as exc:
+            event, problem = entry.fields, f"not JSON: {exc}"
+        else:
+            problem = None if isinstance(event, dict) and isinstance(event.get("id"), str) and \
+                isinstance(event.get("type"), str) else "not a CloudEvent with a string id and type"
+        if problem is not None:
+            self.rt.dead_letter(MESH, {"raw": event}, "schema-invalid", "BadInput", problem, queue="dlq")
+            return
+        if entry.deliveries > self.options.max_deliveries:
+            self._poison(MESH, event, entry, "dlq")
+            return
+        self.rt.trace.record(self.rt.clock.now(), "ingest", event=event["id"], type=event["type"])
+        self.rt.publish(event, "ingress")
+
+    # --- the shared task queue ---------------------------------------------------------
+    def _shared(self, block_ms: int) -> int:
+        entries: list[Entry] = []
+        now = time.time()
+        if now - self._last_reclaim >= self.options.reclaim_after / 4:
+            self._last_reclaim = now
+            entries = self.queues.reclaim("tasks", self.name, int(self.options.reclaim_after * 1000),
+                                          self.options.batch)
+        if not entries:
+            entries = self.queues.read("tasks", self.name, self.options.batch, block_ms)
+        for entry in entries:  # all of them, even when stopping: they are in hand
+            self._unit([entry], lambda e=entry: self._task(e))
+        return len(entries)
+
+    def _task(self, entry: Entry) -> None:
+        kind, payload = entry.fields["k"], json.loads(entry.fields["p"])
+        if entry.deliveries > 1 and kind == "attempt":
+            self._attempt_after_loss(payload, entry.deliveries)
+        elif entry.deliveries > self.options.max_deliveries:
+            event = payload.get("event") or payload.get("delivery", {}).get("event") or {"task": kind, **payload}
+            self._poison(payload.get("consumer", MESH), event, entry, "dlq")
+        else:
+            self.rt._dispatch(kind, payload)
+
+    def _attempt_after_loss(self, d: dict, deliveries: int) -> None:
+        """A delivery whose attempt was handed out before and never finished: each earlier
+        hand-out counts as a failed attempt against the consumer's retry policy."""
+        consumer = self.rt.by_id[d["consumer"]]
+        number = d["number"] + deliveries - 1
+        if number <= consumer.policy.retry.max_attempts:
+            self.rt._dispatch("attempt", {**d, "number": number})
+            return
+        self.store.mark_done(d["event"]["id"], consumer.id, self.rt.clock.now())
+        self.rt.dead_letter(consumer.id, d["event"], "retries-exhausted", "WorkerLost",
+                            f"the worker running the attempt stopped before finishing it, {deliveries - 1} time(s)",
+                            attempts=number - 1, first=d["first"], queue=consumer.policy.queue)
+        self.rt._settle(d)
+
+    def _poison(self, consumer: str, event: Any, entry: Entry, queue: str) -> None:
+        self.rt.dead_letter(consumer, event, "retries-exhausted", "WorkerLost",
+                            f"handed to a worker {entry.deliveries - 1} times without finishing "
+                            f"(limit {self.options.max_deliveries})", attempts=entry.deliveries - 1, queue=queue)
+
+    def _redrive_run(self, run_id: str) -> None:
+        try:
+            self.rt.orchestrator.redrive(run_id)
+        except ValueError as exc:  # not redrivable (any more): say so, nothing else to do
+            self.options.log(f"worker {self.name}: redrive of run {run_id}: {exc}")
+
+    # --- units of work ------------------------------------------------------------------
+    def _unit(self, entries: list[Entry], work: Callable[[], None]) -> int:
+        """Do *work* and commit its effects with the entries' acknowledgement; on a conflict
+        do it again on fresh state. Returns the last commit's outcome."""
+        result = 0
+        for _ in range(MAX_CONFLICTS):
+            counts = (Counter(self.trace.counts), Counter(self.trace.dead_by_reason))
+            self.store.reset()
+            self.outbox.tasks = []
+            try:
+                work()
+            except Exception as exc:  # a bug or a storage failure: the entries stay pending, to be redelivered
+                self._restore(counts)
+                self.store.reset()
+                self.units["failed"] += 1
+                self.options.log(f"worker {self.name}: {type(exc).__name__}: {exc} (the entry will be redelivered)")
+                return 0
+            ops = self._task_ops() + self._counter_ops(counts) + self.queues.ack_ops(entries)
+            result = self.store.commit_unit(self.queues.ownership(entries, self.name), ops)
+            if result == APPLIED:
+                self.units["committed"] += 1
+                return result
+            self._restore(counts)
+            if result == FENCED:
+                self.units["fenced"] += 1
+                return result
+            self.units["conflicts"] += 1
+        return result
+
+    def _task_ops(self) -> list[list]:
+        now = self.rt.clock.now()
+        return [self.queues.enqueue_op(self._lane_of(kind, payload), kind, payload, when, now)
+                for when, kind, payload in self.outbox.tasks]
+
+    @staticmethod
+    def _lane_of(kind: str, payload: Any) -> str:
+        """Deliveries to a windowed stream go to its ordered lane; everything else is shared."""
+        consumer = payload.get("consumer") if kind == "attempt" else \
+            payload.get("delivery", {}).get("consumer") if kind == "complete" else None
+        return consumer if isinstance(consumer, str) and consumer.startswith("stream:") else "tasks"
+
+    def _counter_ops(self, before: tuple[Counter, Counter]) -> list[list]:
+        key = f"{self.store.p}:counters"
+        ops = [["HINCRBY", key, name, n] for name, n in (self.trace.counts - before[0]).items()]
+        return ops + [["HINCRBY", key, f"dead:{r}", n] for r, n in (self.trace.dead_by_reason - before[1]).items()]
+
+    def _restore(self, counts: tuple[Counter, Counter]) -> None:
+        self.trace.counts, self.trace.dead_by_reason = counts
+

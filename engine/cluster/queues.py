@@ -92,7 +92,7 @@ class WorkQueues:
 
     # --- reading --------------------------------------------------------------------------
     def read(self, lane: str, worker: str, count: int, block_ms: int | None = None) -> list[Entry]:
-        """New entries for this worker (blocking up to *block_ms* when there are none)."""
+        """New entries for this worker (waiting up to *block_ms* for some; None: not at all)."""
         stream = self.stream(lane)
         reply = self.r.xreadgroup(GROUP, worker, {stream: ">"}, count=count, block=block_ms)
         return [Entry(stream, entry_id, fields) for _, entries in (reply or []) for entry_id, fields in entries]

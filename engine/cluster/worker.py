@@ -128,7 +128,7 @@ class Worker:
         done = self.queues.promote_due(time.time())
         for lane in self.lanes:
             done += self._lane(lane)
-        done += self._shared(block_ms=0 if done else 200)
+        done += self._shared(block_ms=None if done else 200)  # (BLOCK 0 would wait forever)
         self._beat()
         return not done and self.options.exit_when_idle and self._idle() and not self._flush_windows()
 
@@ -217,7 +217,7 @@ class Worker:
         self.rt.publish(event, "ingress")
 
     # --- the shared task queue ---------------------------------------------------------
-    def _shared(self, block_ms: int) -> int:
+    def _shared(self, block_ms: int | None) -> int:
         entries: list[Entry] = []
         now = time.time()
         if now - self._last_reclaim >= self.options.reclaim_after / 4:

@@ -12,12 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from jsonschema.exceptions import best_match
-
 from .. import model as m
-from ..datacheck import compile_check
+from ..eventcheck import DataSchemas
 from ..patterns import PatternIndex
-from ..schema import data_validator
 from ..storage import MemoryStore, Store
 from ..templates import RenderError, compile_string, compile_value
 from . import retry as retry_delays
@@ -79,7 +76,7 @@ class Runtime:
         self._by_type: dict[str, list[Consumer]] = {}
         self._index: dict[str, PatternIndex] = {}
         self._build_router()
-        self._validators: dict[str, Any] = {}
+        self.schemas = DataSchemas(mesh)  # shared with the ingress: the same checks at the edge
         self._handlers: dict[str, Callable[[Attempt], None]] = {}
         self._breakers: dict[str, dict] = {}
         self.fed = 0  # inputs consumed: the input position a checkpoint records
@@ -190,22 +187,8 @@ class Runtime:
             self.offer(event, consumer, producer)
 
     def _schema_problem(self, event: dict) -> str | None:
-        et = self.mesh.event_types[event["type"]]
-        if et.schema is None:
-            return None
-        checks = self._validators.get(et.name)
-        if checks is None:  # a compiled fast check when the schema allows one; jsonschema explains failures
-            schema = m.thaw(et.schema)
-            validator = data_validator(schema)
-            checks = self._validators[et.name] = (compile_check(schema) or validator.is_valid, validator)
-        fast, validator = checks
-        if fast(event.get("data")):
-            return None
-        error = best_match(validator.iter_errors(event.get("data")))
-        if error is None:
-            return None
-        where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        return f"{where}: {error.message}"
+        problem = self.schemas.check(event)
+        return None if problem is None else str(problem)
 
     def offer(self, event: dict, consumer: Consumer, producer: str, replay: bool = False) -> None:
         """Apply the loop guard, then schedule the first attempt now."""

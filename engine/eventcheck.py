@@ -1,0 +1,138 @@
+"""Whether an event may enter a mesh: one set of checks for the runtime and for the mesh's edge.
+
+The runtime dead-letters a published event whose ``data`` fails its type's schema
+(:class:`DataSchemas`). The edge — the HTTP ingress (``meshctl serve``) and ``meshctl
+publish`` — refuses an event before it is queued (:class:`Admission`): the CloudEvents 1.0
+envelope, a declared ``external`` event type, then the same data check. Both use the same
+compiled schemas, so what the edge accepts the runtime never refuses as schema-invalid.
+
+Problems are values (:class:`Rejection`): the event attribute or data path at fault, what is
+wrong, and where it helps a hint. Callers add the position (a batch index, a file line).
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from jsonschema.exceptions import best_match
+
+from . import model as m
+from .datacheck import compile_check
+from .runtime.clock import parse_time
+from .schema import data_validator
+
+SPECVERSION = "1.0"
+REQUIRED = ("id", "source", "specversion", "type")
+STRINGS = ("subject", "datacontenttype", "dataschema")  # optional attributes that must be strings
+ATTRIBUTE_NAME = re.compile(r"[a-z0-9]+")  # CloudEvents: lower-case ASCII letters and digits
+DATA = ("data", "data_base64")  # members of the JSON format that are not attributes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event is refused: ``field`` is an attribute (``type``) or a data path (``data.score``)."""
+
+    field: str
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "message": self.message, **({"hint": self.hint} if self.hint else {})}
+
+
+class DataSchemas:
+    """Each event type's data schema, compiled on first use into a fast check (jsonschema explains failures)."""
+
+    def __init__(self, mesh: m.Mesh):
+        self.mesh = mesh
+        self._checks: dict[str, tuple[Callable[[Any], bool], Any]] = {}
+
+    def check(self, event: dict) -> Rejection | None:
+        """The data's first schema violation, if any (the event's type must be declared in the mesh)."""
+        et = self.mesh.event_types[event["type"]]
+        if et.schema is None:
+            return None
+        checks = self._checks.get(et.name)
+        if checks is None:
+            schema = m.thaw(et.schema)
+            validator = data_validator(schema)
+            checks = self._checks[et.name] = (compile_check(schema) or validator.is_valid, validator)
+        fast, validator = checks
+        if fast(event.get("data")):
+            return None
+        error = best_match(validator.iter_errors(event.get("data")))
+        if error is None:
+            return None
+        where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        return Rejection(where, error.message)
+
+
+class Admission:
+    """The checks of the mesh's edge: every reason an event from outside is refused."""
+
+    def __init__(self, mesh: m.Mesh, schemas: DataSchemas | None = None):
+        self.mesh = mesh
+        self.schemas = schemas if schemas is not None else DataSchemas(mesh)
+
+    def rejections(self, event: Any) -> list[Rejection]:
+        """Every envelope problem; then, for a well-formed event, its type's and its data's."""
+        if not isinstance(event, dict):
+            return [Rejection("event", f"an event must be a JSON object, not {_json_type(event)}")]
+        found = list(envelope_problems(event))
+        if not found:
+            found = list(self._type_problems(event))
+        if not found:
+            data_problem = self.schemas.check(event)
+            found = [data_problem] if data_problem is not None else []
+        return found
+
+    def _type_problems(self, event: dict) -> Iterator[Rejection]:
+        et = self.mesh.event_types.get(event["type"])
+        if et is None:
+            near = difflib.get_close_matches(event["type"], list(self.mesh.event_types), n=1)
+            yield Rejection("type", f"no event type {event['type']!r} is declared in the mesh",
+                            f"did you mean {near[0]!r}?" if near else None)
+        elif not et.external:
+            yield Rejection("type", f"event type {event['type']!r} is produced inside the mesh, not taken from outside",
+                            "declare it `external: true` if outside systems publish it")
+
+
+def envelope_problems(event: dict) -> Iterator[Rejection]:
+    """CloudEvents 1.0 (JSON format) envelope checks: required attributes, attribute names and types.
+
+    An optional attribute set to null counts as absent, as the JSON format says.
+    """
+    for attr in REQUIRED:
+        value = event.get(attr)
+        if not isinstance(value, str) or not value:
+            what = "is missing" if value is None else f"must be a non-empty string, not {_json_type(value)}"
+            yield Rejection(attr, f"required attribute {attr!r} {what}")
+    if isinstance(event.get("specversion"), str) and event["specversion"] and event["specversion"] != SPECVERSION:
+        yield Rejection("specversion", f"specversion {event['specversion']!r} is not supported; use {SPECVERSION!r}")
+    time = event.get("time")
+    if time is not None and (not isinstance(time, str) or parse_time(time) is None):
+        yield Rejection("time", f"{event['time']!r} is not an RFC 3339 time such as 2026-01-01T12:00:00Z")
+    for attr in STRINGS:
+        if event.get(attr) is not None and not isinstance(event[attr], str):
+            yield Rejection(attr, f"attribute {attr!r} must be a string, not {_json_type(event[attr])}")
+    if "data" in event and "data_base64" in event:
+        yield Rejection("data_base64", "an event has either data or data_base64, not both")
+    for name, value in event.items():
+        if name in DATA or name in REQUIRED or name in STRINGS or name == "time":
+            continue
+        if not isinstance(name, str) or not ATTRIBUTE_NAME.fullmatch(name):
+            yield Rejection(str(name), f"attribute name {name!r} must be lower-case letters and digits only")
+        elif value is not None and not isinstance(value, (str, int)):
+            yield Rejection(name, f"extension attribute {name!r} must be a string, an integer or a boolean, "
+                                  f"not {_json_type(value)}")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+             int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)

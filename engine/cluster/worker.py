@@ -99,10 +99,11 @@ class Worker:
     def run(self) -> dict:
         """Work until stopped (or, with ``exit_when_idle``, until nothing is left); the summary
         counts what this worker did."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.stop)
-            signal.signal(signal.SIGINT, self.stop)
         import redis
+
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
         pause = 0.5
         try:
@@ -121,6 +122,8 @@ class Worker:
                 for lane in self.lanes:
                     self.queues.release(lane, self.name)
                 self.store.r.hdel(f"{self.store.p}:workers", self.name)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return {**self.trace.summary(), "units": dict(self.units)}
 
     def _turn(self) -> bool:

@@ -1,0 +1,145 @@
+"""`meshctl worker` on Redis: the same results as `meshctl run`, effects once under races,
+poison entries dead-lettered, graceful stop, and the deployment commands (status, dlq)."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.check import require_valid
+from engine.cluster.queues import GROUP
+from engine.cluster.worker import Worker, WorkerOptions
+from engine.runtime.events import read_events
+from engine.storage import open_store
+from engine.storage.redisstore import APPLIED, FENCED
+
+REPO = Path(__file__).resolve().parents[2]
+ARENA = REPO / "workflows" / "arena"
+EVENTS = ARENA / "events.jsonl"
+MATCH = {"specversion": "1.0", "id": "req-1", "source": "/lobby", "type": "match.requested",
+         "time": "2026-01-01T00:00:00Z",
+         "data": {"request_id": "m-1", "players": ["p1", "p2"], "region": "eu-west", "mode": "ranked", "round": 1}}
+
+
+@pytest.fixture
+def store(redis_url):
+    store = open_store(redis_url)
+    yield store
+    store.close()
+
+
+def drain(meshctl, url: str, *extra: str) -> dict:
+    result = meshctl("worker", ARENA, "--store", url, "--exit-when-idle", "--http=simulate", "--format=json", *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_one_worker_gives_the_summary_of_meshctl_run(meshctl, store, redis_url):
+    store.ingest(list(read_events(str(EVENTS))))
+    worker = drain(meshctl, redis_url)
+    reference = json.loads(meshctl("run", ARENA, "--events", EVENTS, "--format=json").stdout)
+    assert {k: v for k, v in worker.items() if k != "units"} == reference
+    assert worker["units"]["committed"] > 32 and "fenced" not in worker["units"]
+    assert len(list(store.records("emitted"))) == reference["emitted"] == 50
+
+
+def test_status_and_dead_letters_of_a_deployment(meshctl, store, redis_url):
+    store.ingest(list(read_events(str(EVENTS))))
+    drain(meshctl, redis_url)
+    status = json.loads(meshctl("status", ARENA, "--store", redis_url, "--format=json").stdout)
+    assert all(q["backlog"] == 0 for q in status["queues"].values()) and status["delayed"] == 0
+    assert status["dead_letters"] == {"dlq": 1, "late-scores": 2}
+    assert status["summary"]["events_in"] == 32 and status["workers"] == {}
+    listed = json.loads(meshctl("dlq", "list", "--store", redis_url, "--format=json").stdout)
+    assert sorted(r["reason"] for r in listed) == ["late-event", "late-event", "loop-detected"]
+
+    replay = meshctl("dlq", "replay", ARENA, "--store", redis_url, "--reason", "late-event")
+    assert replay.exit_code == 0 and "queued" in replay.output and "2" in replay.output
+    again = drain(meshctl, redis_url)
+    assert again["delivered"] == 2  # each redriven to the stream, where it is late again
+    assert sorted(r.reason for r in store.dead_letters()) == ["late-event", "late-event", "loop-detected"]
+
+
+def test_a_worker_presumed_dead_cannot_commit_over_the_one_that_took_its_entry(store, redis_url):
+    mesh = require_valid(str(ARENA)).mesh
+    other = open_store(redis_url)
+    slow = Worker(mesh, store, WorkerOptions(name="slow", http="simulate"))
+    quick = Worker(mesh, other, WorkerOptions(name="quick", http="simulate"))
+    store.ingest([MATCH])
+    routed = slow.queues.read("input", "slow", 10)
+    assert slow._unit(routed, slow._lane_work("input", routed)) == APPLIED
+    [entry] = slow.queues.read("tasks", "slow", 1)
+    [taken] = quick.queues.reclaim("tasks", "quick", 0, 1)  # as if "slow" had stopped answering
+    assert taken.deliveries == 2
+    assert slow._unit([entry], lambda: slow._task(entry)) == FENCED
+    assert quick._unit([taken], lambda: quick._task(taken)) == APPLIED
+    quick.options.exit_when_idle = True
+    quick.run()
+    emitted = [e["type"] for e in other.records("emitted")]
+    assert emitted == ["match.created"]  # once, by the worker that owned the delivery
+    other.close()
+
+
+def _hand_out(store, stream: str, times: int) -> None:
+    """Hand the stream's entries to a consumer that never acknowledges them, *times* times."""
+    if not any(g["name"] == GROUP for g in (store.r.xinfo_groups(stream) if store.r.exists(stream) else [])):
+        store.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    ids = [i for _, entries in store.r.xreadgroup(GROUP, "ghost", {stream: ">"}) for i, _ in entries]
+    for _ in range(times - 1):
+        store.r.xclaim(stream, GROUP, "ghost", 0, ids)
+
+
+def test_an_input_that_keeps_killing_its_workers_is_dead_lettered_as_poison(meshctl, store, redis_url):
+    store.ingest([MATCH])
+    _hand_out(store, f"{store.p}:input", 5)
+    summary = drain(meshctl, redis_url, "--max-deliveries=5")
+    [letter] = store.dead_letters()
+    assert (letter.reason, letter.error_type, letter.consumer, letter.attempts) == \
+        ("retries-exhausted", "WorkerLost", "mesh", 5)
+    assert summary["delivered"] == 0 and summary["dead_lettered"] == 1
+
+
+def test_lost_attempts_count_against_the_retry_policy(meshctl, store, redis_url):
+    mesh = require_valid(str(ARENA)).mesh
+    router = Worker(mesh, store, WorkerOptions(name="router", http="simulate"))
+    store.ingest([MATCH])
+    routed = router.queues.read("input", "router", 10)
+    router._unit(routed, router._lane_work("input", routed))
+    _hand_out(store, f"{store.p}:tasks", 3)  # three workers died in the attempt: the default policy allows 3
+    drain(meshctl, redis_url, "--reclaim-after=0.1")
+    [letter] = store.dead_letters()
+    assert (letter.reason, letter.error_type, letter.attempts) == ("retries-exhausted", "WorkerLost", 3)
+    assert letter.consumer == "service:match-service/match.requested"
+    assert list(store.records("emitted")) == []
+
+
+def test_sigterm_finishes_what_is_in_hand_and_leaves_nothing_pending(store, redis_url):
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "worker",
+                             str(ARENA), "--store", redis_url, "--name", "w-term", "--http=simulate",
+                             "--format=json"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        store.ingest(list(read_events(str(EVENTS))))
+        deadline = time.time() + 60
+        while int(store.r.hget(f"{store.p}:counters", "events_in") or 0) < 32 and time.time() < deadline:
+            time.sleep(0.05)
+        assert store.r.hexists(f"{store.p}:workers", "w-term")  # its heartbeat
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert json.loads(out)["events_in"] == 32 and "w-term: stopped" in err
+    assert store.r.xpending(f"{store.p}:tasks", GROUP)["pending"] == 0
+    assert store.r.get(f"{store.p}:lease:input") is None and not store.r.hexists(f"{store.p}:workers", "w-term")
+
+
+def test_worker_and_status_need_a_redis_store(meshctl, tmp_path):
+    for args in (["worker", ARENA, "--store", f"sqlite:{tmp_path / 'x.db'}"], ["status", ARENA, "--store", "memory:"]):
+        result = meshctl(*args)
+        assert result.exit_code == 2 and "needs a broker store: --store redis://" in result.output

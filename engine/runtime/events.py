@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import Location
 from ..source import Limits, load_documents, read_text
@@ -68,18 +69,46 @@ def chain(event: dict) -> list[str]:
     return path.split(",") if path else []
 
 
-def normalise(raw: Any, loc: Location, index: int) -> dict | BadInput:
+IdMaker = Callable[[dict, int], str]  # (record without an id, its index in the file) -> an id
+
+
+def position_id(raw: dict, index: int) -> str:
+    """``input-N``: the record's position, stable for one file (what ``run`` uses)."""
+    return f"input-{index + 1}"
+
+
+class ContentIds:
+    """Ids from the records' content, for input that outlives one file (``publish`` to a deployment).
+
+    The same record gets the same id every time; its n-th identical copy in one file gets
+    ``-n`` appended. So publishing a file twice gives the same ids (the workers' dedup makes
+    the second time harmless), and two files with different events never share an id.
+    """
+
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+
+    def __call__(self, raw: dict, index: int) -> str:
+        text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        digest = hashlib.sha1(text.encode()).hexdigest()[:20]
+        self.seen[digest] += 1
+        n = self.seen[digest]
+        return f"in-{digest}" if n == 1 else f"in-{digest}-{n}"
+
+
+def normalise(raw: Any, loc: Location, index: int, make_id: IdMaker = position_id) -> dict | BadInput:
     """An input record as a CloudEvent: defaults for what may be omitted, checks for what may not.
 
-    ``specversion`` defaults to 1.0, ``source`` to ``meshctl/input``, ``id`` to a stable id from
-    the file position; ``type`` is required.
+    ``specversion`` defaults to 1.0, ``source`` to ``meshctl/input``, ``id`` to a stable id made
+    by *make_id* (the file position by default); ``type`` is required.
     """
     if not isinstance(raw, dict):
         return BadInput(loc, "an event must be a JSON object", raw)
     event = dict(raw)
     event.setdefault("specversion", SPECVERSION)
     event.setdefault("source", "meshctl/input")
-    event.setdefault("id", f"input-{index + 1}")
+    if "id" not in event:
+        event["id"] = make_id(raw, index)
     if event["specversion"] != SPECVERSION:
         return BadInput(loc, f"specversion must be {SPECVERSION!r}", raw)
     for attr in REQUIRED:
@@ -92,13 +121,19 @@ def normalise(raw: Any, loc: Location, index: int) -> dict | BadInput:
 
 def read_events(path: str) -> Iterator[dict | BadInput]:
     """Events from a JSON Lines file (streamed) or a YAML/JSON list (``.yaml``, ``.yml``, ``.json``)."""
+    for _, item in read_located_events(path):
+        yield item
+
+
+def read_located_events(path: str, make_id: IdMaker = position_id) -> Iterator[tuple[Location, dict | BadInput]]:
+    """Like :func:`read_events`, each event with where it was read; *make_id* names events without an id."""
     if path.endswith((".yaml", ".yml", ".json")):
-        yield from _read_list(path)
+        yield from _read_list(path, make_id)
         return
     try:
         fh = open(path, encoding="utf-8-sig", errors="strict")
     except OSError as exc:
-        yield BadInput(Location(path), f"cannot read: {exc.strerror or exc}", None)
+        yield Location(path), BadInput(Location(path), f"cannot read: {exc.strerror or exc}", None)
         return
     with fh:
         index = 0
@@ -110,26 +145,27 @@ def read_events(path: str) -> Iterator[dict | BadInput]:
                 try:
                     raw = json.loads(line)
                 except ValueError as exc:
-                    yield BadInput(loc, f"not JSON: {exc}", line.rstrip("\n")[:2000])
+                    yield loc, BadInput(loc, f"not JSON: {exc}", line.rstrip("\n")[:2000])
                     continue
-                yield normalise(raw, loc, index)
+                yield loc, normalise(raw, loc, index, make_id)
                 index += 1
         except UnicodeDecodeError as exc:
-            yield BadInput(Location(path), f"not UTF-8 text: {exc.reason}", None)
+            yield Location(path), BadInput(Location(path), f"not UTF-8 text: {exc.reason}", None)
 
 
-def _read_list(path: str) -> Iterator[dict | BadInput]:
+def _read_list(path: str, make_id: IdMaker) -> Iterator[tuple[Location, dict | BadInput]]:
     text, problems = read_text(path, path, EVENT_FILE_LIMITS)
     for problem in problems:
-        yield BadInput(problem.loc, problem.message, None)
+        yield problem.loc, BadInput(problem.loc, problem.message, None)
     if text is None:
         return
     documents, problems = load_documents(text, path, EVENT_FILE_LIMITS)
     for problem in problems:
-        yield BadInput(problem.loc, problem.message, None)
+        yield problem.loc, BadInput(problem.loc, problem.message, None)
     index = 0
     for doc in documents:
         items = doc.data if isinstance(doc.data, list) else [doc.data]
         for i, raw in enumerate(items):
-            yield normalise(raw, doc.smap.at((i,)) if isinstance(doc.data, list) else doc.loc, index)
+            loc = doc.smap.at((i,)) if isinstance(doc.data, list) else doc.loc
+            yield loc, normalise(raw, loc, index, make_id)
             index += 1

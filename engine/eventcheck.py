@@ -110,7 +110,8 @@ def envelope_problems(event: dict) -> Iterator[Rejection]:
     for attr in REQUIRED:
         value = event.get(attr)
         if not isinstance(value, str) or not value:
-            what = "is missing" if value is None else f"must be a non-empty string, not {_json_type(value)}"
+            what = ("is missing" if value is None else "is empty" if value == ""
+                    else f"must be a string, not {_json_type(value)}")
             yield Rejection(attr, f"required attribute {attr!r} {what}")
     if isinstance(event.get("specversion"), str) and event["specversion"] and event["specversion"] != SPECVERSION:
         yield Rejection("specversion", f"specversion {event['specversion']!r} is not supported; use {SPECVERSION!r}")

@@ -181,5 +181,39 @@ def write_report() -> Path:
     for label, data in runs:
         parts += [_header(data, label), table(_rows(data), markdown=True), ""]
     parts += [PEERS.format(**{k: peers.get(k, "not installed") for k in ("moto", "boto3", "bytewax")}), METHOD, HOTSPOTS]
+    parts += [_scaleout()]
     DOC.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
     return DOC
+
+
+SCALEOUT = """\
+## Scale-out: workers on Redis
+
+`python -m bench.scaleout` (stage 4, [scale-out.md](scale-out.md)) publishes generated
+game-example input into a Redis store and drains it with 1, 2 and 3 `meshctl worker`
+processes (`--exit-when-idle`), against a single-process `meshctl run --store sqlite:`
+on the same input: *identical* says the emitted events (apart from their processing time),
+dead letters and window results are the same. *events/s* is input events per second from
+the workers' start to the last one's exit, on the same machine as Redis and the workers
+(2 cores shared by all of them). With faults (every `match.requested` fails once, every
+`leaderboard.window` always) the drain time is mostly real retry backoff, not work;
+`--no-faults` measures processing. `--kill` SIGKILLs one worker (the input lane's holder)
+a third of the way in; the others take over its entries after 2 s.
+"""
+
+
+def _scaleout() -> str:
+    saved = RESULTS / "scaleout.json"
+    if not saved.exists():
+        return SCALEOUT + "\nNo saved run yet: `python -m bench.scaleout --write`.\n"
+    parts = [SCALEOUT]
+    for run in json.loads(saved.read_text())["runs"]:
+        info = run["machine"]
+        parts.append(f"\n`{run['command']}` ({run['date']}, {info['nproc']} × {info['cpu']}):\n")
+        parts.append("| workers | events | faults | killed | seconds | events/s | identical |")
+        parts.append("|---|---|---|---|---|---|---|")
+        for line in run["lines"]:
+            parts.append(f"| {line['workers']} | {line['events']:,} | {'yes' if line['faults'] else 'no'} | "
+                         f"{line['killed'] or '-'} | {line['seconds']:.2f} | {line['events_per_s']:,.0f} | "
+                         f"{'yes' if line['identical'] else 'NO: ' + ', '.join(line['different'])} |")
+    return "\n".join(parts) + "\n"

@@ -37,6 +37,22 @@ from .deployment import REDRIVE, REPLAY, RUN_REDRIVE
 from .queues import INPUT, Entry, WorkQueues
 
 MAX_CONFLICTS = 20  # a unit redone this often in a row is left pending, for a later turn
+FAILED = -2  # a unit whose work raised: nothing committed, its entries stay pending
+LANE_BATCHES = 5  # a lane reads this many batches at a time: one holder feeds every worker
+
+
+def _delivery_of(entry: Entry) -> "_Pair | None":
+    """The (event, consumer) an attempt entry delivers, for reading its dedup record ahead."""
+    if entry.fields.get("k") != "attempt":
+        return None
+    d = json.loads(entry.fields["p"])
+    return None if d.get("replay") else _Pair(d["event"], d["consumer"])
+
+
+@dataclass
+class _Pair:
+    event: dict
+    consumer: str
 
 
 @dataclass
@@ -156,7 +172,7 @@ class Worker:
             for entry in stale:
                 self._unit([entry], self._lane_work(lane, [entry]))
             return len(stale)
-        entries = self.queues.read(lane, self.name, self.options.batch)
+        entries = self.queues.read(lane, self.name, self.options.batch * LANE_BATCHES)
         if entries:
             self._unit(entries, self._lane_work(lane, entries))
         return len(entries)
@@ -227,11 +243,21 @@ class Worker:
             self._last_reclaim = now
             entries = self.queues.reclaim("tasks", self.name, int(self.options.reclaim_after * 1000),
                                           self.options.batch)
-        if not entries:
-            entries = self.queues.read("tasks", self.name, self.options.batch, block_ms)
-        for entry in entries:  # all of them, even when stopping: they are in hand
-            self._unit([entry], lambda e=entry: self._task(e))
+        if entries:  # taken over from a dead worker: one at a time, so a poison entry cannot take others down
+            for entry in entries:
+                self._unit([entry], lambda e=entry: self._task(e))
+            return len(entries)
+        entries = self.queues.read("tasks", self.name, self.options.batch, block_ms)
+        if entries and self._unit(entries, lambda: self._tasks(entries), retries=3) != APPLIED:
+            for entry in entries:  # the batch kept conflicting or failed: all of them, even when stopping
+                self._unit([entry], lambda e=entry: self._task(e))
         return len(entries)
+
+    def _tasks(self, entries: list[Entry]) -> None:
+        """A batch of fresh tasks as one unit; the dedup records they need are read at once."""
+        self.store.prefetch_done((e.event["id"], e.consumer) for e in map(_delivery_of, entries) if e is not None)
+        for entry in entries:
+            self._task(entry)
 
     def _task(self, entry: Entry) -> None:
         kind, payload = entry.fields["k"], json.loads(entry.fields["p"])
@@ -269,11 +295,11 @@ class Worker:
             self.options.log(f"worker {self.name}: redrive of run {run_id}: {exc}")
 
     # --- units of work ------------------------------------------------------------------
-    def _unit(self, entries: list[Entry], work: Callable[[], None]) -> int:
+    def _unit(self, entries: list[Entry], work: Callable[[], None], retries: int = MAX_CONFLICTS) -> int:
         """Do *work* and commit its effects with the entries' acknowledgement; on a conflict
-        do it again on fresh state. Returns the last commit's outcome."""
+        do it again on fresh state (up to *retries* times). Returns the last outcome."""
         result = 0
-        for _ in range(MAX_CONFLICTS):
+        for _ in range(retries):
             counts = (Counter(self.trace.counts), Counter(self.trace.dead_by_reason))
             self.store.reset()
             self.outbox.tasks = []
@@ -284,7 +310,7 @@ class Worker:
                 self.store.reset()
                 self.units["failed"] += 1
                 self.options.log(f"worker {self.name}: {type(exc).__name__}: {exc} (the entry will be redelivered)")
-                return 0
+                return FAILED
             ops = self._task_ops() + self._counter_ops(counts) + self.queues.ack_ops(entries)
             result = self.store.commit_unit(self.queues.ownership(entries, self.name), ops)
             if result == APPLIED:

@@ -114,6 +114,7 @@ class RedisStore:
         self._state: dict[str, Any] = {}  # read or written in this unit: the same object until replaced
         self._dirty: set[str] = set()
         self.reads: dict[str, str | bool] = {}  # key -> raw value seen (False: absent), when tracking
+        self._fetched: dict[str, str | None] = {}  # dedup records read ahead (prefetch_done)
 
     def _get(self, key: str) -> str | None:
         value = self._call(self.r.get, key)
@@ -180,7 +181,22 @@ class RedisStore:
     def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
         if (event_id, consumer) in self._done:
             return True
-        return self._get(self._done_key(event_id, consumer)) is not None
+        key = self._done_key(event_id, consumer)
+        if key in self._fetched:
+            return self._fetched[key] is not None
+        return self._get(key) is not None
+
+    def prefetch_done(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Read the dedup records of (event id, consumer) pairs in one round trip (as reads
+        of this unit: checked at commit like any other)."""
+        keys = [self._done_key(event_id, consumer) for event_id, consumer in pairs]
+        keys = [k for k in dict.fromkeys(keys) if k not in self._fetched]
+        if not keys:
+            return
+        for key, value in zip(keys, self._call(self.r.mget, keys)):
+            self._fetched[key] = value
+            if self.tracking and key not in self.reads:
+                self.reads[key] = value if value is not None else False
 
     def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
         self._done[(event_id, consumer)] = at

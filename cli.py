@@ -499,6 +499,43 @@ def status(path, store_url, fmt) -> None:
 
 
 @main.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.argument("events", type=click.Path(exists=True, dir_okay=False))
+@click.option("--url", metavar="URL", help="A running ingress (`meshctl serve`): http://HOST:PORT.")
+@click.option("--token", envvar="MESHCTL_TOKEN", help="The ingress's token [env MESHCTL_TOKEN].")
+@click.option("--store", "store_url", metavar="URL", help="Or straight into a Redis store: redis://HOST:PORT/DB[?prefix=NAME].")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=500, show_default=True, help="Events per request.")
+@click.option("--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, metavar="SECONDS",
+              help="Wait this long for each answer of the ingress.")
+def publish(path, events, url, token, store_url, batch, timeout) -> None:
+    """Send the events of EVENTS (JSON Lines, or a YAML/JSON list) into the deployment of the mesh at PATH.
+
+    Every event is checked against the mesh first, as the ingress checks it; one bad record
+    and nothing is sent (exit 1, with its file:line:col). Events without an id get one from
+    their content, so publishing the same file twice queues the same ids (the workers' dedup
+    skips the repeats).
+    """
+    from engine.cluster.publish import Sender, checked_events, to_store
+    from engine.eventcheck import Admission
+
+    if (url is None) == (store_url is None):
+        raise click.UsageError("give exactly one of --url (a running `meshctl serve`) and --store redis://...")
+    checked = checked_events(events, Admission(require_valid(path).mesh))
+    if url is not None:
+        accepted = Sender(url, token, timeout).send(checked, batch)
+        click.echo(f"published {_count(accepted, 'event')} to {url}")
+        return
+    from engine.cluster.deployment import broker_store
+
+    store = broker_store(store_url, "publish")
+    try:
+        queued = to_store(store, checked, batch)
+    finally:
+        store.close()
+    click.echo(f"published {_count(queued, 'event')} to {store_url}")
+
+
+@main.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
 def schema(output: str | None) -> None:
     """Print the JSON Schema of meshctl YAML (for editors: yaml-language-server)."""

@@ -208,7 +208,7 @@ def test_a_body_that_is_not_a_cloudevent_is_415(call):
     ("Bearer wrong", "the token is not valid"),
     (f"Bearer {TOKEN}x", "the token is not valid"),
 ])
-def test_without_the_right_token_it_is_401_and_nothing_is_read(call, broker, authorization, detail):
+def test_without_the_right_token_it_is_401_and_nothing_is_queued(call, broker, authorization, detail):
     headers = {"Content-Type": STRUCTURED, **({"Authorization": authorization} if authorization else {})}
     status, answer_headers, body = call(body=REQUESTED, headers=headers, token=TOKEN)
     assert (status, body["detail"]) == (401, detail)

@@ -1,0 +1,133 @@
+"""Publishing an events file to a deployment (``meshctl publish``): checked whole, then sent.
+
+The whole file is read and checked first, with the ingress's own checks
+(:class:`~engine.eventcheck.Admission`); one bad record stops everything, with its
+``file:line:col``, before anything is sent. Records without an ``id`` get one from their
+content (:class:`~engine.runtime.events.ContentIds`), so publishing the same file twice
+queues the same ids and the workers' dedup makes the second time harmless — which is also
+what makes sending again after a failed batch safe.
+
+The events go either to a running ingress (``POST /events``, structured batches, with
+urllib) or straight into the store's input queue (``store.ingest``), batch by batch; each
+batch is all-or-nothing. A batch the ingress finds too large (413) is split in two and
+sent again.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass
+from http.client import HTTPException
+from typing import Callable
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit, urlunsplit
+from urllib.request import Request, urlopen
+
+from ..errors import Diagnostic, LoadError, Location, MeshError, UsageError
+from ..eventcheck import Admission
+from ..runtime.events import BadInput, ContentIds, read_located_events
+from .ingress import BATCH, EVENTS
+
+DEFAULT_BATCH = 500
+
+
+class PublishError(MeshError):
+    """The ingress refused events, or could not be reached (exit 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The events of a file that passed every check, with where each was read."""
+
+    events: list[dict]
+    locations: list[Location]
+
+
+def checked_events(path: str, admission: Admission) -> Checked:
+    """Every event of the file at *path*, or LoadError with every bad or refused record, located."""
+    events, locations, found = [], [], []
+    for loc, item in read_located_events(path, ContentIds()):
+        if isinstance(item, BadInput):
+            found.append(Diagnostic(item.loc, "bad-event", item.problem))
+            continue
+        for rejection in admission.rejections(item):
+            found.append(Diagnostic(loc, "rejected-event", str(rejection), hint=rejection.hint))
+        events.append(item)
+        locations.append(loc)
+    if found:
+        raise LoadError(found)
+    return Checked(events, locations)
+
+
+def to_store(store, checked: Checked, batch: int = DEFAULT_BATCH) -> int:
+    """Queue the events in the store's input queue, *batch* at a time; how many were queued."""
+    queued = 0
+    for start in range(0, len(checked.events), batch):
+        queued += len(store.ingest(checked.events[start:start + batch]))
+    return queued
+
+
+def events_url(url: str) -> str:
+    """The ingress's events endpoint: ``http://HOST:PORT`` means ``http://HOST:PORT/events``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"--url {url!r}: expected http://HOST:PORT (the address `meshctl serve` prints)")
+    return urlunsplit(parts._replace(path=EVENTS)) if parts.path in ("", "/") else url
+
+
+class Sender:
+    """POSTs batches to an ingress and counts what it accepted."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0,
+                 progress: Callable[[int], None] | None = None):
+        self.url, self.token, self.timeout = events_url(url), token, timeout
+        self.progress = progress or (lambda accepted: None)
+        self.accepted = 0
+
+    def send(self, checked: Checked, batch: int = DEFAULT_BATCH) -> int:
+        for start in range(0, len(checked.events), batch):
+            self._post(checked, start, min(start + batch, len(checked.events)))
+        return self.accepted
+
+    def _post(self, checked: Checked, start: int, end: int) -> None:
+        body = json.dumps(checked.events[start:end]).encode()
+        headers = {"Content-Type": BATCH, **({"Authorization": f"Bearer {self.token}"} if self.token else {})}
+        try:
+            with urlopen(Request(self.url, body, headers, method="POST"), timeout=self.timeout) as answer:
+                reply = answer.read()
+        except HTTPError as exc:
+            if exc.code == 413 and end - start > 1:  # too large for this ingress: halve the batch
+                middle = (start + end) // 2
+                self._post(checked, start, middle)
+                self._post(checked, middle, end)
+                return
+            raise PublishError(self._refusal(exc, checked, start, end)) from None
+        except (URLError, HTTPException, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise PublishError(f"cannot reach the ingress at {self.url}: {reason}{self._so_far()}") from None
+        try:
+            self.accepted += int(json.loads(reply)["accepted"])
+        except (ValueError, TypeError, KeyError):
+            raise PublishError(f"{self.url} answered without saying how many events it accepted: is it "
+                               f"`meshctl serve`?{self._so_far()}") from None
+        self.progress(self.accepted)
+
+    def _refusal(self, exc: HTTPError, checked: Checked, start: int, end: int) -> str:
+        """The ingress's answer, its problems pointed at the lines of the file."""
+        try:
+            problem = json.loads(exc.read())
+        except (ValueError, OSError, socket.timeout):
+            problem = {}
+        lines = [f"the ingress at {self.url} refused events {start + 1}-{end} with HTTP {exc.code} {exc.reason}: "
+                 f"{problem.get('detail', '(no detail)')}{self._so_far()}"]
+        for p in problem.get("problems", []):
+            index = p.get("index")
+            where = checked.locations[start + index] if isinstance(index, int) and start + index < end else "?"
+            lines.append(f"  {where}: {p.get('field')}: {p.get('message')}")
+        return "\n".join(lines)
+
+    def _so_far(self) -> str:
+        if not self.accepted:
+            return "; nothing was accepted"
+        return (f"; {self.accepted} event{'s' if self.accepted != 1 else ''} accepted before that "
+                "(publishing the file again is harmless: the events keep their ids)")

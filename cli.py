@@ -500,6 +500,52 @@ def status(path, store_url, fmt) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
+@click.option("--store", "store_url", metavar="URL", required=True,
+              help="The Redis store the workers share: redis://HOST:PORT/DB[?prefix=NAME].")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Beyond loopback a token is required (or --insecure).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="0: any free port (the address is printed).")
+@click.option("--token", envvar="MESHCTL_TOKEN", help="Clients must send Authorization: Bearer TOKEN [env MESHCTL_TOKEN].")
+@click.option("--insecure", is_flag=True, help="Listen beyond loopback without a token: anyone who can connect may publish.")
+@click.option("--max-body", type=click.IntRange(1), default=1024 * 1024, show_default=True, metavar="BYTES",
+              help="Larger request bodies are refused (413) before they are read.")
+@click.option("--max-batch", type=click.IntRange(1), default=1000, show_default=True,
+              help="Larger batches are refused (413).")
+@click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Requests answered at once.")
+def serve(path, store_url, host, port, token, insecure, max_body, max_batch, threads) -> None:
+    """Take CloudEvents over HTTP for the mesh at PATH and queue them in a Redis store for the workers.
+
+    POST /events takes binary, structured and batched CloudEvents; each is checked against
+    the mesh (nothing of a bad request is queued) and answered 202 once the store holds it.
+    GET /healthz says whether the store answers. SIGTERM or Ctrl-C stops (exit 0) after the
+    requests in hand. See docs/ingress.md.
+    """
+    from engine.cluster.deployment import broker_store
+    from engine.cluster.ingress import Ingress
+    from engine.cluster.server import IngressServer, require_token
+    from engine.eventcheck import Admission
+
+    require_token(host, token, insecure)
+    server = IngressServer(host, port, threads, max_body)
+    mesh = require_valid(path).mesh
+    store = broker_store(store_url, "serve")
+    try:
+        warning = store.durability_warning()
+        if warning:
+            click.echo(f"meshctl serve: warning: {warning}", err=True)
+        server.start(Ingress(Admission(mesh), store, token=token, max_body=max_body, max_batch=max_batch,
+                             log=lambda message: click.echo(f"meshctl serve: {message}", err=True)))
+        click.echo(f"meshctl serve: listening on {server.url}", err=True)
+        server.serve()
+    finally:
+        server.close()
+        store.close()
+    click.echo("meshctl serve: stopped", err=True)
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
 @click.argument("events", type=click.Path(exists=True, dir_okay=False))
 @click.option("--url", metavar="URL", help="A running ingress (`meshctl serve`): http://HOST:PORT.")
 @click.option("--token", envvar="MESHCTL_TOKEN", help="The ingress's token [env MESHCTL_TOKEN].")

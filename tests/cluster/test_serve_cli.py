@@ -1,0 +1,137 @@
+"""`meshctl serve`: the listening policy, its usage errors, and a real server on a real socket.
+
+Policy and usage errors go through click's CliRunner (they stop before anything listens);
+the server itself runs as a subprocess against Redis (``redis_url``), stopped with SIGTERM.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ARENA = Path(__file__).resolve().parent.parent.parent / "workflows" / "arena"
+EVENTS = ARENA / "events.jsonl"
+
+
+# --- refused before listening ----------------------------------------------------------------
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_beyond_loopback_without_a_token_it_refuses_to_start(meshctl, host):
+    result = meshctl("serve", ARENA, "--store", "redis://127.0.0.1:6379/0", "--host", host)
+    assert result.exit_code == 2
+    assert f"meshctl: --host {host} is reachable from other machines: give a token (--token or MESHCTL_TOKEN), " \
+           "or --insecure" in result.output
+
+
+@pytest.mark.parametrize("args", [["--token", "t0ken"], ["--insecure"]])
+def test_a_token_or_insecure_lets_it_past_the_policy(meshctl, args):
+    result = meshctl("serve", ARENA, "--store", "memory:", "--host", "0.0.0.0", *args)
+    assert result.exit_code == 2  # it got as far as the store, which must be a broker
+    assert "serve needs a broker store: --store redis://HOST:PORT/DB (got 'memory:')" in result.output
+
+
+def test_the_token_may_come_from_the_environment(runner):
+    from cli import main
+
+    result = runner.invoke(main, ["serve", str(ARENA), "--store", "memory:", "--host", "0.0.0.0"],
+                           env={"MESHCTL_TOKEN": "t0ken"})
+    assert result.exit_code == 2 and "serve needs a broker store" in result.output
+
+
+@pytest.mark.parametrize("store", ["memory:", "sqlite:ingress.db"])
+def test_a_store_that_is_not_a_broker_is_a_usage_error(meshctl, store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = meshctl("serve", ARENA, "--store", store, "--port", "0")
+    assert result.exit_code == 2
+    assert f"meshctl: serve needs a broker store: --store redis://HOST:PORT/DB (got {store!r})" in result.output
+
+
+def test_without_waitress_it_says_how_to_install_it(meshctl, monkeypatch):
+    monkeypatch.setitem(sys.modules, "waitress.channel", None)  # makes `import waitress.channel` fail
+    result = meshctl("serve", ARENA, "--store", "redis://127.0.0.1:6379/0", "--port", "0")
+    assert result.exit_code == 2
+    assert "meshctl: meshctl serve needs the HTTP server waitress: pip install 'meshctl[serve]'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_invalid_mesh_is_exit_1(meshctl, write):
+    mesh = write("apiVersion: meshctl/v1\nkind: EventType\nmetadata: {name: a}\nspec: {nope: 1}\n")
+    result = meshctl("serve", mesh, "--store", "redis://127.0.0.1:6379/0", "--port", "0")
+    assert result.exit_code == 1 and "error[" in result.output
+
+
+def test_a_port_in_use_is_a_usage_error(meshctl, redis_url):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        result = meshctl("serve", ARENA, "--store", redis_url, "--port", port)
+    finally:
+        taken.close()
+    assert result.exit_code == 2
+    assert f"meshctl: cannot listen on 127.0.0.1:{port}: Address already in use" in result.output
+
+
+# --- a real server ----------------------------------------------------------------------------
+
+def get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_serve_then_publish_queues_the_events_and_sigterm_stops_it(serve, redis_url, meshctl, queued):
+    served = serve(ARENA, "--store", redis_url, "--port", "0")
+    assert served.url.startswith("http://127.0.0.1:")
+    assert get(f"{served.url}/healthz") == (200, {"status": "ok", "store": "up"})
+    result = meshctl("publish", ARENA, EVENTS, "--url", served.url)
+    assert (result.exit_code, result.output) == (0, f"published 32 events to {served.url}\n")
+    events = queued(redis_url)
+    assert len(events) == 32
+    assert events == [json.loads(line) for line in EVENTS.read_text().splitlines()]
+    code, stderr = served.stop()
+    assert code == 0, stderr
+    assert stderr.rstrip().endswith("meshctl serve: stopped")
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(serve, redis_url, queued):
+    served = serve(ARENA, "--store", redis_url, "--port", "0", "--max-body", "1000")
+    parts = urlsplit(served.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection.putrequest("POST", "/events")
+    connection.putheader("Content-Type", "application/cloudevents-batch+json")
+    connection.putheader("Content-Length", "50000000")  # announced, never sent
+    connection.endheaders()
+    answer = connection.getresponse()
+    assert answer.status == 413 and answer.getheader("Content-Type") == "application/problem+json"
+    assert json.loads(answer.read()) == {"title": "Request Entity Too Large", "status": 413,
+                                         "detail": "the body is larger than 1000 bytes"}
+    connection.close()
+    assert queued(redis_url) == []
+
+
+def test_with_a_token_publish_needs_it(serve, redis_url, meshctl, queued):
+    served = serve(ARENA, "--store", redis_url, "--port", "0", env={"MESHCTL_TOKEN": "s3cret"})
+    refused = meshctl("publish", ARENA, EVENTS, "--url", served.url)
+    assert refused.exit_code == 1
+    assert "refused events 1-32 with HTTP 401 Unauthorized: missing token" in refused.output
+    accepted = meshctl("publish", ARENA, EVENTS, "--url", served.url, "--token", "s3cret")
+    assert accepted.exit_code == 0 and len(queued(redis_url)) == 32
+
+
+def test_insecure_listens_on_every_interface(serve, redis_url):
+    served = serve(ARENA, "--store", redis_url, "--port", "0", "--host", "0.0.0.0", "--insecure")
+    port = urlsplit(served.url).port
+    assert served.url == f"http://0.0.0.0:{port}"
+    assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    assert served.stop()[0] == 0

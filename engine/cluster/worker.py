@@ -29,6 +29,7 @@ from ..runner import reinject
 from ..runtime.clock import SystemClock, iso
 from ..runtime.deadletter import DeadLetter
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, MESH, Fault, Runtime
+from ..runtime.retry import NO_RETRY
 from ..runtime.trace import JournalSink, Trace
 from ..runtime.windows import WindowOperator
 from ..storage.base import StorageError
@@ -230,7 +231,7 @@ class Worker:
             self.rt.dead_letter(MESH, {"raw": event}, "schema-invalid", "BadInput", problem, queue="dlq")
             return
         if entry.deliveries > self.options.max_deliveries:
-            self._poison(MESH, event, entry, "dlq")
+            self._poison(MESH, event, entry.deliveries, "dlq")
             return
         self.rt.trace.record(self.rt.clock.now(), "ingest", event=event["id"], type=event["type"])
         self.rt.publish(event, "ingress")
@@ -265,14 +266,24 @@ class Worker:
             self._attempt_after_loss(payload, entry.deliveries)
         elif entry.deliveries > self.options.max_deliveries:
             event = payload.get("event") or payload.get("delivery", {}).get("event") or {"task": kind, **payload}
-            self._poison(payload.get("consumer", MESH), event, entry, "dlq")
+            self._poison(payload.get("consumer", MESH), event, entry.deliveries, "dlq")
         else:
             self.rt._dispatch(kind, payload)
 
     def _attempt_after_loss(self, d: dict, deliveries: int) -> None:
         """A delivery whose attempt was handed out before and never finished: each earlier
-        hand-out counts as a failed attempt against the consumer's retry policy."""
+        hand-out counts as a failed attempt against the consumer's retry policy. The mesh's
+        own machinery (windowed streams, orchestration triggers: no retries) is not charged
+        for a worker's death; only --max-deliveries bounds it."""
         consumer = self.rt.by_id[d["consumer"]]
+        if consumer.policy.retry is NO_RETRY:
+            if deliveries > self.options.max_deliveries:
+                self.store.mark_done(d["event"]["id"], consumer.id, self.rt.clock.now())
+                self._poison(consumer.id, d["event"], deliveries, consumer.policy.queue)
+                self.rt._settle(d)
+            else:
+                self.rt._dispatch("attempt", d)
+            return
         number = d["number"] + deliveries - 1
         if number <= consumer.policy.retry.max_attempts:
             self.rt._dispatch("attempt", {**d, "number": number})
@@ -283,10 +294,10 @@ class Worker:
                             attempts=number - 1, first=d["first"], queue=consumer.policy.queue)
         self.rt._settle(d)
 
-    def _poison(self, consumer: str, event: Any, entry: Entry, queue: str) -> None:
+    def _poison(self, consumer: str, event: Any, deliveries: int, queue: str) -> None:
         self.rt.dead_letter(consumer, event, "retries-exhausted", "WorkerLost",
-                            f"handed to a worker {entry.deliveries - 1} times without finishing "
-                            f"(limit {self.options.max_deliveries})", attempts=entry.deliveries - 1, queue=queue)
+                            f"handed to a worker {deliveries - 1} times without finishing "
+                            f"(limit {self.options.max_deliveries})", attempts=deliveries - 1, queue=queue)
 
     def _redrive_run(self, run_id: str) -> None:
         try:

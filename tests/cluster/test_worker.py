@@ -118,6 +118,20 @@ def test_lost_attempts_count_against_the_retry_policy(meshctl, store, redis_url)
     assert list(store.records("emitted")) == []
 
 
+def test_a_stream_delivery_lost_with_its_worker_is_processed_not_dead_lettered(meshctl, store, redis_url):
+    """Windowed streams have no retry policy: a worker's death is not charged to them."""
+    mesh = require_valid(str(ARENA)).mesh
+    router = Worker(mesh, store, WorkerOptions(name="router", http="simulate"))
+    store.ingest([{**MATCH, "id": "gs-1", "type": "match.finished",
+                   "data": {"match_id": "m-1", "player_id": "p1", "opponent_id": "p2", "region": "eu-west",
+                            "mode": "ranked", "score": 0, "won": False}}])
+    routed = router.queues.read("input", "router", 10)
+    router._unit(routed, router._lane_work("input", routed))
+    _hand_out(store, f"{store.p}:lane:stream:leaderboard", 2)
+    summary = drain(meshctl, redis_url, "--reclaim-after=0.1", "--lease=0.5")
+    assert summary["windows_emitted"] == 1 and store.dead_letters() == []
+
+
 def test_sigterm_finishes_what_is_in_hand_and_leaves_nothing_pending(store, redis_url):
     proc = subprocess.Popen([sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "worker",
                              str(ARENA), "--store", redis_url, "--name", "w-term", "--http=simulate",

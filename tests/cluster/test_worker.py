@@ -139,9 +139,10 @@ def test_sigterm_finishes_what_is_in_hand_and_leaves_nothing_pending(store, redi
     try:
         store.ingest(list(read_events(str(EVENTS))))
         deadline = time.time() + 60
-        while int(store.r.hget(f"{store.p}:counters", "events_in") or 0) < 32 and time.time() < deadline:
-            time.sleep(0.05)
-        assert store.r.hexists(f"{store.p}:workers", "w-term")  # its heartbeat
+        while (int(store.r.hget(f"{store.p}:counters", "events_in") or 0) < 32
+               or not store.r.hexists(f"{store.p}:workers", "w-term")) and time.time() < deadline:
+            time.sleep(0.05)  # all routed, and its heartbeat written
+        assert store.r.hexists(f"{store.p}:workers", "w-term")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:

@@ -510,10 +510,12 @@ def status(path, store_url, fmt) -> None:
 @click.option("--insecure", is_flag=True, help="Listen beyond loopback without a token: anyone who can connect may publish.")
 @click.option("--max-body", type=click.IntRange(1), default=1024 * 1024, show_default=True, metavar="BYTES",
               help="Larger request bodies are refused (413) before they are read.")
+@click.option("--max-backlog", type=click.IntRange(0), default=100_000, show_default=True, metavar="N",
+              help="Refuse events (503, Retry-After) while N entries wait for the workers: backpressure (0: never).")
 @click.option("--max-batch", type=click.IntRange(1), default=1000, show_default=True,
               help="Larger batches are refused (413).")
 @click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Requests answered at once.")
-def serve(path, store_url, host, port, token, insecure, max_body, max_batch, threads) -> None:
+def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max_backlog, threads) -> None:
     """Take CloudEvents over HTTP for the mesh at PATH and queue them in a Redis store for the workers.
 
     POST /events takes binary, structured and batched CloudEvents; each is checked against
@@ -535,6 +537,7 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, thr
         if warning:
             click.echo(f"meshctl serve: warning: {warning}", err=True)
         server.start(Ingress(Admission(mesh), store, token=token, max_body=max_body, max_batch=max_batch,
+                             max_backlog=max_backlog or None,
                              log=lambda message: click.echo(f"meshctl serve: {message}", err=True)))
         click.echo(f"meshctl serve: listening on {server.url}", err=True)
         server.serve()

@@ -46,6 +46,8 @@ class Broker(Protocol):
 
     def ping(self) -> bool: ...
 
+    def backlog(self) -> int: ...
+
 
 class Refused(Exception):
     """An answer other than 2xx, as a problem document."""
@@ -67,8 +69,9 @@ class Ingress:
 
     def __init__(self, admission: Admission, store: Broker, *, token: str | None = None,
                  max_body: int = DEFAULT_MAX_BODY, max_batch: int = DEFAULT_MAX_BATCH,
-                 log: Callable[[str], None] | None = None):
+                 max_backlog: int | None = None, log: Callable[[str], None] | None = None):
         self.admission, self.store = admission, store
+        self.max_backlog = max_backlog  # refuse (503) while this many entries wait: backpressure
         self._token = token.encode() if token else None
         self.max_body, self.max_batch = max_body, max_batch
         self.log = log or (lambda message: None)
@@ -112,6 +115,12 @@ class Ingress:
             refused = len({p["index"] for p in problems})
             raise Refused(400, f"{refused} of {len(events)} event{_s(events)} refused ({len(problems)} "
                                f"problem{_s(problems)}); nothing was accepted", problems)
+        if self.max_backlog is not None:
+            waiting = self.store.backlog()
+            if waiting >= self.max_backlog:
+                raise Refused(503, f"the deployment is behind: {waiting} entries wait for the workers (limit "
+                                   f"{self.max_backlog}); nothing was accepted: send them again after Retry-After",
+                              headers=[("Retry-After", "1")])
         try:
             ids = self.store.ingest(events)
         except StorageError as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Callable
@@ -81,6 +82,7 @@ class Sender:
     def __init__(self, url: str, token: str | None = None, timeout: float = 30.0,
                  progress: Callable[[int], None] | None = None):
         self.url, self.token, self.timeout = events_url(url), token, timeout
+        self._patience = time.monotonic() + 10 * timeout  # how long 503 + Retry-After is waited out in all
         self.progress = progress or (lambda accepted: None)
         self.accepted = 0
 
@@ -96,6 +98,10 @@ class Sender:
             with urlopen(Request(self.url, body, headers, method="POST"), timeout=self.timeout) as answer:
                 reply = answer.read()
         except HTTPError as exc:
+            if exc.code == 503 and exc.headers.get("Retry-After", "").isdigit() and time.monotonic() < self._patience:
+                time.sleep(int(exc.headers["Retry-After"]))  # backpressure: the deployment is behind
+                self._post(checked, start, end)
+                return
             if exc.code == 413 and end - start > 1:  # too large for this ingress: halve the batch
                 middle = (start + end) // 2
                 self._post(checked, start, middle)

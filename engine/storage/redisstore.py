@@ -269,6 +269,13 @@ class RedisStore:
             pipe.xadd(f"{self.p}:input", {"e": json.dumps(event)})
         return list(self._call(pipe.execute))
 
+    def backlog(self) -> int:
+        """Entries waiting in the input and task queues (processed entries are deleted)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xlen(f"{self.p}:input")
+        pipe.xlen(f"{self.p}:tasks")
+        return sum(self._call(pipe.execute))
+
     def ping(self) -> bool:
         try:
             return bool(self.r.ping())

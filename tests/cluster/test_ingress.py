@@ -27,6 +27,7 @@ class Broker:
     def __init__(self):
         self.events: list[dict] = []
         self.up, self.fail = True, False
+        self.waiting = 0  # what backlog() reports
 
     def ingest(self, events: list[dict]) -> list[str]:
         if self.fail:
@@ -36,6 +37,9 @@ class Broker:
 
     def ping(self) -> bool:
         return self.up
+
+    def backlog(self) -> int:
+        return self.waiting
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +253,16 @@ def test_a_bug_is_a_500_without_details_and_is_logged(admission, broker):
     body = json.loads(b"".join(app(environ, lambda status, headers: statuses.append(status))))
     assert statuses == ["500 Internal Server Error"] and "AttributeError" not in json.dumps(body)
     assert "AttributeError" in logged[0]
+
+
+def test_a_deployment_behind_its_backlog_limit_refuses_with_retry_after(call, broker):
+    """Backpressure: past --max-backlog nothing is queued, and the client is told when to retry."""
+    event = arena_events()[0]
+    broker.waiting = 500
+    status, headers, body = call(body=event, headers={"Content-Type": "application/cloudevents+json"},
+                                 max_backlog=500)
+    assert (status, headers["Retry-After"]) == (503, "1") and "500 entries wait" in body["detail"]
+    assert broker.events == []
+    broker.waiting = 499
+    status, _, _ = call(body=event, headers={"Content-Type": "application/cloudevents+json"}, max_backlog=500)
+    assert status == 202 and len(broker.events) == 1

@@ -1,77 +1,25 @@
 """User templates (Jinja2, sandboxed): parsing, and the event fields a template reads.
 
-The only module that compiles *user* template text; it does so from strings only, in a
-``SandboxedEnvironment`` with ``StrictUndefined``. Rendering at run time builds on this.
+The only module that compiles *user* template text; it does so from strings only, in the
+sandbox of :mod:`engine.sandbox` (``StrictUndefined``, a budget per render). Rendering at run
+time builds on this.
 """
 from __future__ import annotations
 
-import contextvars
-import operator
 import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Callable, Iterator
 
 import jinja2
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import Location
 from .model import TemplateString, TemplateValue
+from .sandbox import MAX_OUTPUT, budget, environment
 
 FieldPath = tuple  # tuple[str | int, ...]
-
-if tuple(int(p) for p in jinja2.__version__.split(".")[:3]) < (3, 1, 6):  # sandbox escapes fixed in 3.1.6
-    raise ImportError(f"meshctl needs Jinja2 >= 3.1.6 for its sandbox fixes, found {jinja2.__version__}")
-
-MAX_OUTPUT = 1_000_000  # characters of one rendered template
-MAX_REPEAT = 100_000  # length of a string or list built with `*`
-MAX_EXPONENT = 100
-MAX_RANGE_TOTAL = 1_000_000  # items all `range()` calls of one render may produce together
-
-_range_budget: contextvars.ContextVar[int] = contextvars.ContextVar("range_budget", default=MAX_RANGE_TOTAL)
-
-
-def _budgeted_range(*args: int) -> range:
-    """`range` whose items count against a per-render budget, so nested loops cannot spin forever."""
-    items = range(*args)
-    left = _range_budget.get() - len(items)
-    if left < 0:
-        raise SecurityError(f"loops over range() exceed {MAX_RANGE_TOTAL} iterations in one template")
-    _range_budget.set(left)
-    return items
-
-
-class MeshSandbox(SandboxedEnvironment):
-    """The sandbox with resource limits: no huge ``*`` repetitions, no huge ``**`` powers."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        """``data.items`` is the field `items`, not the dict method: event keys win over attributes."""
-        if isinstance(obj, Mapping) and attribute in obj:
-            return obj[attribute]
-        return super().getattr(obj, attribute)
-
-    def call_binop(self, context, op: str, left: Any, right: Any) -> Any:
-        if op == "**":
-            if isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
-                raise SecurityError(f"exponent {right} is over the limit of {MAX_EXPONENT}")
-            if isinstance(left, int) and isinstance(right, int) and left.bit_length() * right > 64 * MAX_EXPONENT:
-                raise SecurityError("the power is too large")
-            return operator.pow(left, right)
-        for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_REPEAT:
-                raise SecurityError(f"repetition builds more than {MAX_REPEAT} items")
-        return operator.mul(left, right)
-
-
-@lru_cache(maxsize=1)
-def environment() -> SandboxedEnvironment:
-    env = MeshSandbox(undefined=StrictUndefined, autoescape=False)
-    env.globals["range"] = _budgeted_range
-    return env
 
 
 class RenderError(Exception):
@@ -161,9 +109,9 @@ def _compile_node(node: Any, locs: Iterator[TemplateString]) -> Callable[[Mappin
 
 def _guarded(render: Callable[[Mapping], Any], loc: Location) -> Callable[[Mapping], Any]:
     def run(ctx: Mapping) -> Any:
-        _range_budget.set(MAX_RANGE_TOTAL)
         try:
-            return render(ctx)
+            with budget():
+                return render(ctx)
         except RenderError:
             raise
         except Exception as exc:  # jinja2 raises many types (UndefinedError, SecurityError, TypeError...)
@@ -211,9 +159,13 @@ def _native(value: Any) -> Any:
 def _parsed(text: str) -> nodes.Template | TemplateSyntaxError:
     """Parse once for every check that reads the same template (meshes repeat templates a lot)."""
     try:
-        return environment().parse(text)
+        tree = environment().parse(text)
     except TemplateSyntaxError as exc:
         return exc
+    loads = next(tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)), None)
+    if loads is not None:  # the sandbox has no loader: say so at validate time, not at run time
+        return TemplateSyntaxError("a template cannot load other templates (extends, include, import)", loads.lineno)
+    return tree
 
 
 def syntax_error(text: str) -> TemplateSyntaxError | None:

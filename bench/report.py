@@ -198,7 +198,10 @@ the workers' start to the last one's exit, on the same machine as Redis and the 
 (2 cores shared by all of them). With faults (every `match.requested` fails once, every
 `leaderboard.window` always) the drain time is mostly real retry backoff, not work;
 `--no-faults` measures processing. `--kill` SIGKILLs one worker (the input lane's holder)
-a third of the way in; the others take over its entries after 2 s.
+a third of the way in; the others take over its entries after 2 s. On this 2-core machine
+the workers share the CPU with Redis (and with whatever else runs): a second worker pays,
+a third competes for the same two cores, so its figure says where adding workers stops
+paying here, not what a third host would add.
 """
 
 

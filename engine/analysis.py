@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import os
 from itertools import islice
 from typing import Iterable, Iterator
 
@@ -17,6 +16,7 @@ from . import model as m
 from .errors import Diagnostic, Location, Note
 from .feasibility import feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, produced_types
+from .handlers import allowed_by, local_module, nearby_modules
 from .patterns import PatternError, compile_pattern
 from .templates import referenced_fields, syntax_error
 
@@ -459,17 +459,26 @@ def _field_hint(schema, path: tuple) -> str | None:
 # --- code references and policies ---------------------------------------------------------
 
 def check_handlers(mesh: m.Mesh) -> Iterator[Diagnostic]:
-    """`call: {python: module:function}` must name a module in the mesh directory or installed.
+    """`call: {python: module:function}` must name a module of the mesh directory or one the mesh allows.
 
-    Checked without importing anything: validate never runs user code.
+    Decided from file names alone (:mod:`engine.handlers`): validate never imports nor opens user code.
     """
     for action in _all_actions(mesh):
-        if isinstance(action, m.CallAction) and action.python:
-            top = action.python.split(":")[0].split(".")[0]
-            local = os.path.exists(os.path.join(mesh.root, top + ".py")) or os.path.isdir(os.path.join(mesh.root, top))
-            if not local and importlib.util.find_spec(top) is None:
-                yield Diagnostic(action.loc, "unknown-handler", f"module {top!r} of handler {action.python!r} is not found",
-                                 hint=f"put {top}.py in the mesh directory ({mesh.root}) or install the package")
+        if not (isinstance(action, m.CallAction) and action.python):
+            continue
+        module = action.python.partition(":")[0]
+        top = module.split(".")[0]
+        if local_module(mesh.root, module) is not None:
+            continue
+        if allowed_by(module, mesh.allowed_modules) is None:
+            near = nearby_modules(mesh.root, module)
+            yield Diagnostic(action.loc, "handler-not-allowed",
+                             f"handler {action.python!r}: module {module!r} is neither in the mesh directory nor allowed",
+                             hint=f"did you mean {near[0]!r}?" if near else
+                             f"put {top}.py in the mesh directory, or list {module!r} in `allow_modules` of a `Mesh` document")
+        elif importlib.util.find_spec(top) is None:  # finds, never imports, a top-level module
+            yield Diagnostic(action.loc, "unknown-handler", f"module {top!r} of handler {action.python!r} is not installed",
+                             hint=f"install the package that provides {top!r}, or fix `allow_modules`")
 
 
 def _all_actions(mesh: m.Mesh) -> Iterator[m.Action]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from types import MappingProxyType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import model as m
 from .errors import Diagnostic, Location, Note
@@ -181,8 +181,18 @@ def build_mesh(root: str, files: list[str], documents: list[Document]) -> tuple[
         event_types=MappingProxyType(tables["EventType"]), routes=MappingProxyType(tables["Route"]),
         services=MappingProxyType(tables["Service"]), orchestrations=MappingProxyType(tables["Orchestration"]),
         streams=MappingProxyType(tables["Stream"]), policies=MappingProxyType(tables["DeliveryPolicy"]),
+        settings=next(iter(tables["Mesh"].values()), None),
     )
-    return mesh, diagnostics
+    return mesh, diagnostics + list(_second_settings(tables["Mesh"]))
+
+
+def _second_settings(settings: dict[str, m.MeshSettings]) -> Iterator[Diagnostic]:
+    """A mesh has at most one `Mesh` document: its settings would otherwise depend on file order."""
+    documents = list(settings.values())
+    for other in documents[1:]:
+        yield Diagnostic(other.loc, "duplicate-mesh", f"a second `Mesh` document ({other.name!r}) in this mesh",
+                         hint="keep one `Mesh` document and merge the settings into it",
+                         notes=(Note(documents[0].loc, f"the first is {documents[0].name!r}"),))
 
 
 Built = tuple[Any, list[Diagnostic]]
@@ -303,6 +313,11 @@ def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     ), []
 
 
+def _settings(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
+    allow = tuple(d.ref(module, "spec", "allow_modules", i) for i, module in enumerate(spec.get("allow_modules", ())))
+    return m.MeshSettings(name, d.loc("metadata", "name"), allow, meta.get("description")), []
+
+
 def _policy(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     return m.DeliveryPolicy(name, d.loc("metadata", "name"), d.delivery_spec(spec, "spec"), meta.get("description")), []
 
@@ -314,4 +329,5 @@ _BUILDERS: dict[str, Callable[[_Doc, str, dict, dict], Built]] = {
     "Orchestration": _orchestration,
     "Stream": _stream,
     "DeliveryPolicy": _policy,
+    "Mesh": _settings,
 }

@@ -346,6 +346,16 @@ class DeliveryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class MeshSettings:
+    """The optional ``Mesh`` document: settings of the mesh as a whole."""
+
+    name: str
+    loc: Location
+    allow_modules: tuple[Ref, ...] = ()  # modules outside the mesh directory that handlers may use
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Mesh:
     """A whole mesh: every element by name, per kind, plus the files it was read from."""
 
@@ -357,9 +367,15 @@ class Mesh:
     orchestrations: Mapping[str, Orchestration] = field(default_factory=lambda: MappingProxyType({}))
     streams: Mapping[str, Stream] = field(default_factory=lambda: MappingProxyType({}))
     policies: Mapping[str, DeliveryPolicy] = field(default_factory=lambda: MappingProxyType({}))
+    settings: MeshSettings | None = None
 
     def subscriptions(self) -> list[Subscription]:
         return [sub for svc in self.services.values() for sub in svc.subscriptions]
+
+    @property
+    def allowed_modules(self) -> tuple[str, ...]:
+        """What `call: {python: ...}` may import from outside the mesh directory."""
+        return tuple(ref.name for ref in self.settings.allow_modules) if self.settings is not None else ()
 
 
 def resolve_delivery(mesh: Mesh, ref: PolicyRef | None) -> DeliverySpec | None:

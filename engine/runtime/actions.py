@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import model as m
+from ..handlers import allowed_by, local_module
 from ..templates import RenderError, compile_string, compile_value
 
 
@@ -113,15 +114,18 @@ class HandlerContext:
 class Toolbox:
     """What actions need from outside: user modules and the HTTP mode. One per runtime."""
 
-    def __init__(self, root: str, http: str = "simulate", logging: bool = True):
+    def __init__(self, root: str, http: str = "simulate", logging: bool = True, allow: tuple[str, ...] = ()):
         self.root = os.path.abspath(root)
         self.http = http
         self.logging = logging  # False when nothing records the trace: `log` templates are not even rendered
+        self.allow = allow  # modules outside the mesh directory that handlers may use (engine.handlers)
         self._modules: dict[str, types.ModuleType] = {}
 
     def function(self, ref: str) -> Callable:
-        """Resolve ``module:function`` from the mesh directory first, then installed packages."""
+        """Resolve ``module:function`` from the mesh directory, else from a module the mesh allows."""
         module_name, _, func = ref.partition(":")
+        if func.startswith("_"):  # `h:__class__` and the like: a handler is a public function
+            raise ActionFailed("HandlerNotAllowed", f"{func!r} is private: a handler is a public function", retryable=False)
         module = self._modules.get(module_name) or self._load(module_name)
         target = getattr(module, func, None)
         if not callable(target):
@@ -130,9 +134,10 @@ class Toolbox:
 
     def _load(self, name: str) -> types.ModuleType:
         top = name.split(".")[0]
-        local = os.path.join(self.root, *name.split(".")) + ".py"
-        package = os.path.join(self.root, *name.split("."), "__init__.py")
-        path = local if os.path.isfile(local) else package if os.path.isfile(package) else None
+        path = local_module(self.root, name)
+        if path is None and allowed_by(name, self.allow) is None:  # refused before anything is imported
+            raise ActionFailed("HandlerNotAllowed", f"module {name!r} is neither in the mesh directory nor in the "
+                               "`allow_modules` of its Mesh document", retryable=False)
         try:
             if path is None:
                 module = importlib.import_module(name)

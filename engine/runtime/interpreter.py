@@ -69,7 +69,7 @@ class Runtime:
         self.max_hops = max_hops
         self.trace = trace if trace is not None else Trace()
         self.on_emit = on_emit
-        self.tools = Toolbox(mesh.root, http, logging=self.trace.recording)
+        self.tools = Toolbox(mesh.root, http, logging=self.trace.recording, allow=mesh.allowed_modules)
         self.faults = {f.consumer: f for f in faults}
         self.consumers = build_consumers(mesh)
         self.by_id = {c.id: c for c in self.consumers}

@@ -301,6 +301,12 @@ class Runtime:
     def _complete(self, task: dict) -> None:
         d, outcome, now = task["delivery"], task["outcome"], self.clock.now()
         self.trace_outcome(d["event"]["id"], d["consumer"], outcome, now)
+        # An attempt that took time is checked again when it commits: a copy of the event
+        # delivered meanwhile may have taken effect first, and the effect must happen once.
+        if outcome["elapsed"] > 0 and not d["replay"] and self.store.is_done(d["event"]["id"], d["consumer"], now):
+            self.trace.count("duplicates")
+            self._settle(d)
+            return
         if outcome["error"] is None:
             self._succeeded(d, outcome, now)
         else:

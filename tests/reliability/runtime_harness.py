@@ -32,6 +32,9 @@ import textwrap
 import time
 from pathlib import Path
 
+from engine.runtime.clock import iso
+from engine.runtime.trace import Trace
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve()
 KILLED = -signal.SIGKILL  # the return code of a process that died of SIGKILL
@@ -122,7 +125,6 @@ def install_timing(path: str) -> None:
 
 
 def main() -> None:
-    sys.path.insert(0, str(REPO))
     if os.environ.get("MESHCTL_TIMING"):
         install_timing(os.environ["MESHCTL_TIMING"])
     if os.environ.get("MESHCTL_CRASH_AT"):
@@ -264,12 +266,20 @@ JOB_KINDS = ["ok"] * 85 + ["flaky"] * 8 + ["poison"] * 3 + ["fatal"] * 2 + ["ref
 
 def jobs(n: int, seed: int, spacing: float = 1.0) -> list[dict]:
     """*n* job events about *spacing* seconds apart, slightly out of order, of mixed kinds."""
-    from engine.runtime.clock import iso
-
     rng = random.Random(seed)
     return [{"id": f"job-{i}", "type": "job.submitted", "source": "reliability",
              "time": iso(START + i * spacing + rng.uniform(-1.5, 0)),
              "data": {"n": i, "group": f"g{rng.randrange(8)}", "kind": rng.choice(JOB_KINDS)}} for i in range(n)]
+
+
+class TimedTrace(Trace):
+    """Trace records kept in a list with the exact clock time (a JSON trace rounds it to ms)."""
+
+    def __init__(self):
+        super().__init__([])
+
+    def record(self, now: float, kind: str, **fields) -> None:
+        self.sink.append({"now": now, "kind": kind, **fields})
 
 
 def write_mesh(directory: Path, yaml_text: str) -> Path:
@@ -278,6 +288,22 @@ def write_mesh(directory: Path, yaml_text: str) -> Path:
     (directory / "mesh.yaml").write_text(textwrap.dedent(yaml_text).lstrip("\n"))
     (directory / "effects.py").write_text(EFFECTS.lstrip("\n"))
     return directory
+
+
+def load(directory: Path, yaml_text: str):
+    """The mesh of :func:`write_mesh`, loaded for a Runtime in this process."""
+    from engine.loader import load_mesh
+
+    mesh, _ = load_mesh(str(write_mesh(directory, yaml_text)))
+    return mesh
+
+
+def inputs(events: list[dict]) -> list:
+    """Events as `meshctl run` reads them from a file (defaults filled in, bad ones as BadInput)."""
+    from engine.errors import Location
+    from engine.runtime.events import normalise
+
+    return [normalise(e, Location("input", i + 1, 1), i) for i, e in enumerate(events)]
 
 
 def read_log(path: Path) -> list[dict]:

@@ -14,12 +14,9 @@ import random
 
 import pytest
 
-from engine.errors import Location
-from engine.loader import load_mesh
-from engine.runtime.events import normalise
 from engine.runtime.interpreter import Runtime
 from engine.storage import MemoryStore, SqliteStore
-from runtime_harness import JOBS_MESH, jobs, read_log, write_mesh
+from runtime_harness import JOBS_MESH, inputs, jobs, load, read_log
 
 EVENTS = 600
 FAILING = {"poison", "fatal", "refused"}
@@ -41,13 +38,13 @@ def broker(events: list[dict], rng: random.Random, window: float = 5.0) -> list[
 def test_each_event_takes_effect_once_however_often_it_is_delivered(tmp_path, monkeypatch, store_kind):
     log = tmp_path / "effects.log"
     monkeypatch.setenv("MESHCTL_EFFECT_LOG", str(log))
-    mesh, _ = load_mesh(str(write_mesh(tmp_path / "mesh", JOBS_MESH)))
+    mesh = load(tmp_path / "mesh", JOBS_MESH)
     originals = jobs(EVENTS, seed=3)
     delivered = broker(originals, random.Random(3))
     store = MemoryStore() if store_kind == "memory" else SqliteStore(str(tmp_path / "store.db"))
     emitted: list[dict] = []
     runtime = Runtime(mesh, store=store, on_emit=emitted.append)
-    summary = runtime.run(normalise(e, Location("broker", i + 1, 1), i) for i, e in enumerate(delivered))
+    summary = runtime.run(inputs(delivered))
 
     done = collections.Counter(e["causationid"] for e in emitted if e["type"] == "job.done")
     dead = collections.Counter(d.event["id"] for d in store.dead_letters())

@@ -7,12 +7,14 @@ something outside the subset it returns ``None`` and the caller keeps using json
 The subset: boolean schemas; ``type`` (a name or a list of names); ``enum``, ``const``;
 ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, ``multipleOf``;
 ``minLength``, ``maxLength``, ``pattern``; ``items`` (one schema), ``minItems``, ``maxItems``,
-``uniqueItems``; ``properties``, ``required``, ``additionalProperties``. Ignored, as jsonschema
-ignores them: the annotations ``title``, ``description``, ``default``, ``examples``,
-``$comment``, ``format`` (jsonschema checks no format unless given a format checker), ``$defs``
-(nothing can refer to them, ``$ref`` being outside the subset) and a top-level ``$schema`` (the
-validator's class fixes the dialect there; in a subschema ``$schema`` switches dialects, so it is
-refused). Any other keyword, an unknown type name, a regex Python cannot compile, or a keyword
+``uniqueItems``; ``properties``, ``required``, ``additionalProperties``, ``minProperties``,
+``maxProperties``, ``propertyNames``; ``allOf``, ``anyOf``, ``oneOf``, ``not``, ``if``/``then``/
+``else``; and ``$ref`` to ``#`` or a JSON pointer inside the same schema (recursion included).
+Ignored, as jsonschema ignores them: the annotations ``title``, ``description``, ``default``,
+``examples``, ``$comment``, ``format`` (jsonschema checks no format unless given a format
+checker), ``$defs`` (compiled when a ``$ref`` reaches them) and a top-level ``$schema`` and
+``$id`` (the validator's class fixes the dialect there; in a subschema ``$schema`` switches
+dialects and ``$id`` moves the base of references, so both are refused). Any other keyword, an unknown type name, a regex Python cannot compile, or a keyword
 value of the wrong JSON type makes the whole schema unsupported.
 
 Semantics mirror jsonschema's, not only the specification's: ``integer`` accepts ``1.0``,
@@ -44,10 +46,17 @@ class _Unsupported(Exception):
 
 def compile_check(schema: Any) -> Check | None:
     """A predicate equivalent to ``Draft202012Validator(schema).is_valid``, or None if unsupported."""
+    _ROOTS.append((schema, {}))
     try:
         return _compile(schema, top=True)
     except (_Unsupported, RecursionError):
         return None
+    finally:
+        _ROOTS.pop()
+
+
+# The schema being compiled and its compiled `$ref` targets, for `$ref` to resolve against.
+_ROOTS: list[tuple[Any, dict[str, Check]]] = []
 
 
 # --- jsonschema's notions of type and equality ---------------------------------------------
@@ -154,7 +163,7 @@ def _compile(schema: Any, top: bool = False) -> Check:
             if key == "$defs" and type(value) is not dict:
                 raise _Unsupported
             continue
-        if key == "$schema" and top:
+        if key in ("$schema", "$id") and top:
             continue
         build = _KEYWORDS.get(key) if type(key) is str else None
         if build is None:
@@ -491,7 +500,101 @@ def _additional_properties(value: Any, schema: dict) -> Check:
     return extras_valid
 
 
+# --- references and combinations --------------------------------------------------------
+
+def _ref(value: Any, schema: dict) -> Check:
+    """A local reference (``#`` or ``#/json/pointer``) into the schema being compiled."""
+    if type(value) is not str or not (value == "#" or value.startswith("#/")):
+        raise _Unsupported
+    root, done = _ROOTS[-1]
+    if value in done:
+        return done[value]
+    target: Any = root
+    for part in value[2:].split("/") if value != "#" else ():
+        part = part.replace("~1", "/").replace("~0", "~")
+        if type(target) is dict and part in target:
+            target = target[part]
+        elif type(target) is list and part.isdigit() and int(part) < len(target):
+            target = target[int(part)]
+        else:
+            raise _Unsupported
+    compiled: list[Check] = []
+    done[value] = lambda x: compiled[0](x)  # what a recursive reference calls while the target compiles
+    compiled.append(_compile(target))
+    done[value] = compiled[0]
+    return compiled[0]
+
+
+def _subschemas(value: Any) -> list[Check]:
+    if type(value) is not list or not value:
+        raise _Unsupported
+    return [_compile(sub) for sub in value]
+
+
+def _all_of_keyword(value: Any, schema: dict) -> Check:
+    return _all_of([c for c in _subschemas(value) if c is not _always])
+
+
+def _any_of(value: Any, schema: dict) -> Check:
+    checks = tuple(_subschemas(value))
+    return lambda x: any(check(x) for check in checks)
+
+
+def _one_of(value: Any, schema: dict) -> Check:
+    checks = tuple(_subschemas(value))
+    return lambda x: sum(1 for check in checks if check(x)) == 1
+
+
+def _not(value: Any, schema: dict) -> Check:
+    check = _compile(value)
+    return lambda x: not check(x)
+
+
+def _if(value: Any, schema: dict) -> Check:
+    condition = _compile(value)
+    then = _compile(schema.get("then", True))
+    otherwise = _compile(schema.get("else", True))
+    return lambda x: then(x) if condition(x) else otherwise(x)
+
+
+def _taken_by_if(value: Any, schema: dict) -> Check:
+    """``then``/``else`` act through ``if`` (alone, jsonschema ignores them); still compiled, so
+    a subschema outside the subset makes the whole schema unsupported."""
+    _compile(value)
+    return _always
+
+
+def _min_properties(value: Any, schema: dict) -> Check:
+    if type(value) is not int or value < 0:
+        raise _Unsupported
+    return lambda x: not isinstance(x, dict) or len(x) >= value
+
+
+def _max_properties(value: Any, schema: dict) -> Check:
+    if type(value) is not int or value < 0:
+        raise _Unsupported
+    return lambda x: not isinstance(x, dict) or len(x) <= value
+
+
+def _property_names_keyword(value: Any, schema: dict) -> Check:
+    check = _compile(value)
+    if check is _always:
+        return _always
+    return lambda x: not isinstance(x, dict) or all(check(name) for name in x)
+
+
 _KEYWORDS: dict[str, Callable[[Any, dict], Check]] = {
+    "$ref": _ref,
+    "allOf": _all_of_keyword,
+    "anyOf": _any_of,
+    "oneOf": _one_of,
+    "not": _not,
+    "if": _if,
+    "then": _taken_by_if,
+    "else": _taken_by_if,
+    "minProperties": _min_properties,
+    "maxProperties": _max_properties,
+    "propertyNames": _property_names_keyword,
     "type": _type,
     "enum": _enum,
     "const": _const,

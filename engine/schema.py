@@ -17,6 +17,7 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 
+from .datacheck import compile_check
 from .errors import Diagnostic
 from .source import Document, SourceMap
 
@@ -71,12 +72,27 @@ def _validator_for(data: dict) -> Draft202012Validator:
     return _kind_validator(kind) if isinstance(kind, str) and kind in kinds() else _dsl_validator()
 
 
+_FAST: dict[int, Any] = {}
+
+
+def _fast_check(validator: Draft202012Validator):
+    """The validator's schema compiled to a predicate (engine/datacheck.py): most documents are
+    valid, and saying so is 30 times faster than jsonschema; jsonschema explains the others.
+    (Keyed by identity: the validators are cached for the life of the process.)"""
+    check = _FAST.get(id(validator))
+    if check is None:
+        check = _FAST[id(validator)] = compile_check(validator.schema) or validator.is_valid
+    return check
+
+
 def check_document(doc: Document) -> list[Diagnostic]:
     """Every schema problem of one document, each at the key or value to edit."""
     if not isinstance(doc.data, dict):
         return [Diagnostic(doc.loc, "wrong-type", f"a document must be a mapping, not {_json_type(doc.data)}",
                            hint="start the document with apiVersion, kind, metadata and spec")]
-    found = [d for err in _validator_for(doc.data).iter_errors(doc.data) for d in _diagnostics(err, doc.smap)]
+    validator = _validator_for(doc.data)
+    found = [] if _fast_check(validator)(doc.data) else \
+        [d for err in validator.iter_errors(doc.data) for d in _diagnostics(err, doc.smap)]
     if not found and doc.data.get("kind") == "EventType" and "schema" in doc.data.get("spec", {}):
         found += check_data_schema(doc.data.get("spec", {})["schema"], doc.smap, ("spec", "schema"))
     return found

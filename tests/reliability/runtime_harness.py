@@ -189,6 +189,11 @@ def perform(event, context):
     return {"n": event["data"]["n"]}
 
 
+def note(event, context):
+    """A downstream effect, named by args.name: only logged."""
+    _record(context.args["name"], event, context)
+
+
 def step(event, context):
     """An orchestration step (or its undo) named by args.name; fails where the order says."""
     name = context.args["name"]

@@ -1,0 +1,30 @@
+"""T02: random kill -9 mid-batch, and how long a restarted run takes to recover.
+
+That nothing is lost or repeated is tests/test_crash.py (bench.crash_test: the crash-test
+mesh, SIGKILLs at random times, outputs byte-identical to a clean run). This adds the
+figure it lacks: with five SIGKILLs per run, each landing shortly after a random committed
+position, every restarted `meshctl run --resume` must be taking input again (store opened,
+checkpoint restored: schedule, windows, runs) within two seconds of being spawned. The
+outputs are compared too, since a fast but wrong recovery would be worthless.
+"""
+from __future__ import annotations
+
+import random
+
+from bench.crash_test import MESH, generate
+from runtime_harness import meshctl, output_texts, outputs, run_with_sigkills, write_events
+
+EVENTS, KILLS = 1500, 5
+
+
+def test_a_run_killed_five_times_recovers_within_two_seconds_each_time(tmp_path):
+    events = write_events(tmp_path / "events.jsonl", generate(EVENTS, seed=7))
+    common = ["run", MESH, "--events", events, "--checkpoint-every=50", "--format=json"]
+    meshctl(*common, f"--store=sqlite:{tmp_path / 'clean.db'}", *outputs(tmp_path / "clean"))
+    crashed = run_with_sigkills([*common, f"--store=sqlite:{tmp_path / 'killed.db'}", *outputs(tmp_path / "killed")],
+                                tmp_path / "killed.db", kills=KILLS, rng=random.Random(7), total=EVENTS)
+
+    assert crashed["kills"] == KILLS and crashed["starts"] == KILLS + 1
+    assert output_texts(tmp_path / "killed") == output_texts(tmp_path / "clean")
+    assert len(crashed["recoveries"]) >= KILLS - 1  # a kill after the last input leaves nothing to feed
+    assert max(crashed["recoveries"]) < 2.0, crashed["recoveries"]

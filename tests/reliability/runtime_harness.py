@@ -375,7 +375,8 @@ def checkpoint_fed(db: Path) -> int:
 def run_with_sigkills(args: list, db: Path, kills: int, rng: random.Random, total: int,
                       **env: str | None) -> dict:
     """Run `meshctl run ... --store sqlite:DB` and SIGKILL it from outside *kills* times, each time
-    shortly after its committed position passed a random point of the input; resume until done.
+    shortly after its committed position passed a random point of the input (and after it
+    committed at least once); resume until done.
 
     Returns the number of kills, starts, and the recovery time of every resumed start: from
     spawning the process to its first input fed after the restore.
@@ -391,7 +392,8 @@ def run_with_sigkills(args: list, db: Path, kills: int, rng: random.Random, tota
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         starts += 1
         if killed < len(targets):
-            while proc.poll() is None and checkpoint_fed(db) < targets[killed]:
+            floor = max(targets[killed], checkpoint_fed(db) + 1)  # and a commit of its own: no kill at start-up
+            while proc.poll() is None and checkpoint_fed(db) < floor:
                 time.sleep(0.005)
             if proc.poll() is None:
                 time.sleep(rng.uniform(0.0, 0.05))  # anywhere after that commit: mid-batch, mid-commit

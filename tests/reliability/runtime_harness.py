@@ -88,6 +88,7 @@ class _CountingFile:
 
 
 def install_crash_point(spec: str) -> None:
+    """Patch the crash point ``POINT:N`` into the engine of this process."""
     from engine import runner
     from engine.runtime.interpreter import Runtime
     from engine.storage.sqlite import SqliteStore

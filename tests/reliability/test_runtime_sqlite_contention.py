@@ -99,13 +99,14 @@ def test_processes_contending_with_kills_keep_every_transaction_whole(tmp_path):
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        ledger = [json.loads(b) for (b,) in db.execute("SELECT body FROM journal WHERE journal = 'ledger' ORDER BY seq")]
-        done = db.execute("SELECT event_id FROM done WHERE consumer = 'ledger'").fetchall()
+        rows = db.execute("SELECT body FROM journal WHERE journal = 'ledger' ORDER BY seq")
+        ledger = [json.loads(body) for (body,) in rows]
+        done = sorted(event for (event,) in db.execute("SELECT event_id FROM done WHERE consumer = 'ledger'"))
     finally:
         db.close()
     for worker in range(PROCESSES):
         assert [r["n"] for r in ledger if r["worker"] == worker] == list(range(1, TRANSACTIONS + 1))
-    assert sorted(d for (d,) in done) == sorted(f"w{w}-{n}" for w in range(PROCESSES) for n in range(1, TRANSACTIONS + 1))
+    assert done == sorted(f"w{w}-{n}" for w in range(PROCESSES) for n in range(1, TRANSACTIONS + 1))
     store = SqliteStore(path)
     try:
         assert [store.get_state(f"counter:{w}") for w in range(PROCESSES)] == [{"n": TRANSACTIONS}] * PROCESSES

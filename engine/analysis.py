@@ -22,6 +22,7 @@ from .templates import referenced_fields, syntax_error
 
 MAX_CYCLES_PER_TANGLE = 10
 MAX_CYCLES_TOTAL = 100
+MAX_LISTED_TANGLE = 2_000  # hops of a tangle whose cycles are listed; a bigger one shows one (listing costs seconds)
 
 
 def analyse(mesh: m.Mesh, graph: nx.DiGraph) -> list[Diagnostic]:
@@ -170,18 +171,32 @@ def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGL
     yield from _pruned_notes(graph, pruned)
     shown = 0
     for tangle in _tangles(flow):
-        sub = flow.subgraph(tangle)
-        cycles = list(islice(nx.simple_cycles(sub), per_tangle + 1))
-        for cycle in sorted(cycles[:per_tangle], key=lambda c: (len(c), sorted(c))):
+        cycles, more = _example_cycles(flow, tangle, per_tangle)
+        for cycle in sorted(cycles, key=lambda c: (len(c), sorted(c))):
             if shown >= total:
                 return
             shown += 1
             yield _cycle_diagnostic(flow, _rotate(flow, cycle))
-        if len(cycles) > per_tangle:
+        if more:
             first = flow.nodes[min(tangle)]
+            which = f"the first {len(cycles)} are" if len(cycles) > 1 else "one is"
             yield Diagnostic(first["loc"], "cycles-truncated", f"more circular paths exist among these {len(tangle)} "
-                             f"elements; only the first {per_tangle} are shown", severity="warning",
+                             f"elements; only {which} shown", severity="warning",
                              hint="break the loops shown first, then validate again")
+
+
+def _example_cycles(flow: nx.DiGraph, tangle: set[str], limit: int) -> tuple[list[list[str]], bool]:
+    """Up to *limit* elementary cycles of a tangle, and whether it has more.
+
+    A tangle of more than ``MAX_LISTED_TANGLE`` hops gives one cycle, found by a depth-first
+    search that stops at the first loop: enumerating the cycles of a dense tangle costs seconds
+    and tells no more.
+    """
+    sub = flow.subgraph(tangle)
+    if sum(v in tangle for u in tangle for v in flow.succ[u]) > MAX_LISTED_TANGLE:
+        return [[u for u, _ in nx.find_cycle(sub, source=min(tangle))]], True
+    cycles = list(islice(nx.simple_cycles(sub), limit + 1))
+    return cycles[:limit], len(cycles) > limit
 
 
 def cycle_edges(graph: nx.DiGraph, limit: int = MAX_CYCLES_TOTAL) -> set[tuple[str, str]]:

@@ -40,7 +40,7 @@ def feasible_flow(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Pruned]]:
     full = flow_only(graph)
     looping = set().union(*(c for c in nx.strongly_connected_components(full)
                             if len(c) > 1 or full.has_edge(*(next(iter(c)),) * 2)))
-    flow = full.subgraph(looping)
+    flow = full if len(looping) == len(full) else full.subgraph(looping).copy()  # a view is slow to walk
     h = nx.DiGraph()
     pruned: list[Pruned] = []
     for node, attrs in flow.nodes(data=True):

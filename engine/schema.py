@@ -107,7 +107,7 @@ def check_data_schema(schema: Any, smap: SourceMap, prefix: tuple) -> list[Diagn
         found.append(Diagnostic(smap.at(path), "bad-event-schema", f"invalid JSON Schema: {err.message}"))
     for path, ref in _refs(schema, prefix):
         if not ref.startswith("#"):
-            found.append(Diagnostic(smap.at(path), "remote-ref", f"$ref {ref!r} leaves the document",
+            found.append(Diagnostic(smap.at(path), "remote-ref", f"{path[-1]} {ref!r} leaves the document",
                                     hint="only local references ('#/$defs/...') are followed; inline the schema"))
     return found
 
@@ -122,7 +122,7 @@ def _meta_registry() -> Registry:
 def _refs(node: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
+            if key in ("$ref", "$dynamicRef") and isinstance(value, str):  # the keywords that load a schema
                 yield (*path, key), value
             else:
                 yield from _refs(value, (*path, key))

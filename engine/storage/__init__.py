@@ -8,11 +8,11 @@ meshes on one server). All pass the same contract tests (tests/storage).
 from __future__ import annotations
 
 from ..errors import UsageError
-from .base import Store, StorageError
+from .base import Store, StorageError, StoreFenced
 from .memory import MemoryStore
 from .sqlite import SqliteStore, sqlite_path
 
-__all__ = ["MemoryStore", "SqliteStore", "StorageError", "Store", "open_store"]
+__all__ = ["MemoryStore", "SqliteStore", "StorageError", "Store", "StoreFenced", "open_store"]
 
 
 def open_store(url: str | None) -> Store:

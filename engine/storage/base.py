@@ -19,6 +19,11 @@ class StorageError(MeshError):
     """A store failed (its own errors are translated to this at the boundary)."""
 
 
+class StoreFenced(StorageError):
+    """Another process committed to the store since this one read it: nothing was written.
+    Open the store again (to see what the other wrote) and redo the work."""
+
+
 @runtime_checkable
 class Store(Protocol):
     def append(self, journal: str, record: dict) -> None:

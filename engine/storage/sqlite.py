@@ -4,7 +4,9 @@ Writes are buffered in memory and written by :meth:`SqliteStore.commit` together
 runtime's checkpoint in a single ``BEGIN IMMEDIATE`` transaction, so the effects of
 processing events (emitted events, dead letters, dedup records, run state) and the input
 position they correspond to become durable together, or not at all. State values and dead
-letters are also cached in memory, so the runtime sees the same objects it wrote.
+letters are also cached in memory, so the runtime sees the same objects it wrote. A commit
+is fenced: it fails (StorageError, nothing written) if another process committed to the
+file since this one read it, so a run resumed twice at once cannot record its effects twice.
 
 Foreign errors are translated to :class:`StorageError` here. The schema is versioned;
 ``MIGRATIONS[i]`` upgrades version i to i + 1.
@@ -18,7 +20,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 from ..runtime.deadletter import DeadLetter
-from .base import StorageError
+from .base import StorageError, StoreFenced
 
 MIGRATIONS = [
     """
@@ -28,6 +30,11 @@ MIGRATIONS = [
     CREATE TABLE dead_letter (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, queue TEXT NOT NULL, body TEXT NOT NULL);
     CREATE TABLE state (key TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
+    """,
+    # Each commit counts up the generation: a commit checks it still holds the one it read
+    # (fencing: a second process resuming the same run cannot commit over the first).
+    """
+    ALTER TABLE checkpoint ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
@@ -91,8 +98,9 @@ class SqliteStore:
         self._state = {k: json.loads(b) for k, b in self._db.execute("SELECT key, body FROM state")}
         rows = self._db.execute("SELECT body FROM dead_letter ORDER BY seq")
         self._dead = {r.id: r for r in (DeadLetter.from_dict(json.loads(b)) for (b,) in rows)}
-        row = self._db.execute("SELECT body FROM checkpoint WHERE id = 1").fetchone()
+        row = self._db.execute("SELECT body, generation FROM checkpoint WHERE id = 1").fetchone()
         self._checkpoint = json.loads(row[0]) if row else None
+        self._generation = row[1] if row else None
         self._dead_seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM dead_letter").fetchone()[0]
 
     # --- journals ---------------------------------------------------------------------
@@ -157,12 +165,18 @@ class SqliteStore:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                row = self._db.execute("SELECT generation FROM checkpoint WHERE id = 1").fetchone()
+                if (row[0] if row else None) != self._generation:
+                    raise StoreFenced(f"{self.path}: another process has committed to this store since this one "
+                                       "read it (is the run going on elsewhere?); nothing of this commit was written")
                 self._db.executemany("INSERT INTO journal (journal, body) VALUES (?, ?)", self._journal)
                 self._db.executemany("INSERT OR IGNORE INTO done VALUES (?, ?)", sorted(self._done))
                 self._write_dead_letters()
                 self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
                                      [(k, _dumps(self._state[k])) for k in sorted(self._dirty_state)])
-                self._db.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (_dumps(checkpoint),))
+                generation = (self._generation or 0) + 1
+                self._db.execute("INSERT OR REPLACE INTO checkpoint (id, body, generation) VALUES (1, ?, ?)",
+                                 (_dumps(checkpoint), generation))
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -170,7 +184,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: commit failed: {exc}") from exc
         self._journal, self._done, self._dirty_state, self._dead_changes = [], set(), set(), {}
-        self._checkpoint = checkpoint
+        self._checkpoint, self._generation = checkpoint, generation
 
     def _write_dead_letters(self) -> None:
         for ident, record in self._dead_changes.items():

@@ -46,8 +46,6 @@ def session(path: str, mesh) -> tuple[SqliteStore, Runtime]:
     return store, runtime
 
 
-@pytest.mark.xfail(strict=True, reason="SqliteStore has no fencing: two processes resuming one run both commit, "
-                                       "the journal gets the overlap twice and the last checkpoint wins")
 def test_two_sessions_resuming_one_sqlite_run_do_not_both_commit(tmp_path):
     mesh = load(tmp_path / "mesh", MESH)
     items = inputs([{"id": f"j{i}", "type": "job.submitted", "time": iso(START + i)} for i in range(200)])

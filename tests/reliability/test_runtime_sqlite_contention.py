@@ -6,7 +6,9 @@ then in one commit write the incremented counter, a journal row, a dedup record 
 (every tenth) a dead letter. Process 0 kills itself inside its 100th commit, after the
 journal and dedup rows were written and before COMMIT; process 1 is SIGKILLed at a
 random moment once it is under way. Both are restarted and carry on from what the store
-holds. No process may see an unhandled "database is locked", the file must pass
+holds. A commit based on what another process has since changed is fenced (StoreFenced,
+nothing written); the process opens the store again and redoes it. No process may see an
+unhandled "database is locked", the file must pass
 `PRAGMA integrity_check`, and every process's rows must match its counter exactly: a
 transaction is there whole or not at all. (tests/storage/test_sqlite_store.py already
 covers processes racing to create a new file.)
@@ -22,7 +24,7 @@ import sqlite3
 import time
 
 from engine.runtime.deadletter import DeadLetter
-from engine.storage import SqliteStore
+from engine.storage import SqliteStore, StoreFenced
 
 PROCESSES, TRANSACTIONS = 4, 300
 KILL_INSIDE = 100  # process 0 dies inside this commit
@@ -44,7 +46,11 @@ def transact(path: str, worker: int, kill_inside: int | None, errors) -> None:
             store.put_state(f"counter:{worker}", {"n": n})
             if n == kill_inside:  # the journal and dedup rows are written when this runs
                 store._write_dead_letters = lambda: os.kill(os.getpid(), signal.SIGKILL)
-            store.commit({"worker": worker, "n": n})
+            try:
+                store.commit({"worker": worker, "n": n})
+            except StoreFenced:  # another process committed since this one read: read again, redo
+                store.close()
+                store = SqliteStore(path)
         store.close()
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the test
         errors.put((worker, f"{type(exc).__name__}: {exc}"))

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from engine.runtime.deadletter import DeadLetter
-from engine.storage import SqliteStore, StorageError
+from engine.storage import StoreFenced, SqliteStore, StorageError
 from engine.storage.sqlite import MIGRATIONS
 
 
@@ -207,9 +207,15 @@ def commit_many(path: str, worker: int, start, results) -> None:
         began = time.monotonic()
         store = SqliteStore(path)
         for n in range(COMMITS):
-            store.append("trace", {"worker": worker, "n": n})
-            store.put_state(f"worker:{worker}", {"n": n})
-            store.commit({"worker": worker, "n": n})
+            while True:
+                store.append("trace", {"worker": worker, "n": n})
+                store.put_state(f"worker:{worker}", {"n": n})
+                try:
+                    store.commit({"worker": worker, "n": n})
+                    break
+                except StoreFenced:  # another process committed in between: open again and redo
+                    store.close()
+                    store = SqliteStore(path)
         store.close()
         results.put((worker, time.monotonic() - began))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the test

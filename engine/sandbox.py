@@ -104,9 +104,15 @@ def size(value: Any, limit: int = MAX_OUTPUT) -> int:
         elif isinstance(item, Mapping):
             stack += item.keys()
             stack += item.values()
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack += item
+        elif isinstance(item, _CONTAINERS):  # plain items count one each here; the others are walked
+            sized = [x for x in item if isinstance(x, _SIZED)]
+            total += len(item) - len(sized)
+            stack += sized
     return total
+
+
+_CONTAINERS = (list, tuple, set, frozenset)
+_SIZED = (str, bytes, Mapping, *_CONTAINERS)
 
 
 def _fits(total: int, what: str) -> None:
@@ -137,6 +143,8 @@ def _power(left: Any, right: Any) -> Any:
 
 
 def _add(left: Any, right: Any) -> Any:
+    if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)) and len(left) + len(right) > MAX_ITEMS:
+        raise SecurityError(f"`+` builds more than {MAX_ITEMS:,} items")
     if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
         _fits(size(left) + size(right), "`+`")
     return operator.add(left, right)

@@ -28,12 +28,18 @@ def laughs(levels: int, width: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merges(levels: int) -> str:
+    """The same with merge keys: each mapping merges nine copies of the one before."""
+    lines = ["m0: &m0 {x: 1, y: 2}"]
+    lines += [f"m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 9)}]}}" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
 BOMBS = {
     "9-level": (laughs(9), "alias-bomb"),
     "30-level": (laughs(30), "alias-bomb"),
     "wide-2-level": (laughs(2, width=1500), "alias-bomb"),  # 2.25 M nodes from 22 KB, no depth at all
-    "merge-keys": ("a: &a {x: 1, y: 2}\n" + "".join(f"b{i}: &b{i} {{<<: [{', '.join(['*a' if i == 0 else f'*b{i - 1}'] * 9)}]}}\n"
-                                                    for i in range(12)), "alias-bomb"),
+    "merge-keys": (merges(12), "alias-bomb"),
     "recursive-seq": ("a: &a [*a]\n", "recursive-alias"),
     "recursive-map": ("a: &a {b: *a}\n", "recursive-alias"),
     "recursive-deep": ("a: &a [[[{b: [*a]}]]]\n", "recursive-alias"),

@@ -126,12 +126,14 @@ def test_ordinary_templates_still_work():
     assert _render("{{ data.name|upper }}-{{ data.tags|join(',') }}-{{ '%05.1f'|format(3.14159) }}") == "ADA-x,y-003.1"
     assert _render("{{ data.get('name') }} {{ data.keys()|list }} {{ 'A,b'.lower().split(',') }}") == \
         "ada ['name', 'tags'] ['a', 'b']"
-    assert _render("{% set ns = namespace(n=0) %}{% for t in data.tags %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}") == "2"
+    counted = "{% set ns = namespace(n=0) %}{% for t in data.tags %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}"
+    assert _render(counted) == "2"
 
 
 def test_an_older_jinja2_is_refused_at_import():
     """The sandbox fixes of 3.1.5 and 3.1.6 are required; with 3.1.5 the engine does not load."""
-    code = "import jinja2; jinja2.__version__ = '3.1.5'\ntry:\n    import engine.sandbox\nexcept ImportError as e:\n    print(e)"
+    code = ("import jinja2; jinja2.__version__ = '3.1.5'\n"
+            "try:\n    import engine.sandbox\nexcept ImportError as e:\n    print(e)")
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "needs Jinja2 >= 3.1.6" in child.stdout
     assert tuple(int(p) for p in jinja2.__version__.split(".")[:3]) >= (3, 1, 6)

@@ -34,9 +34,12 @@ PAYLOADS = {
     "repeat-nested": "{{ [data.text] * 100000 }}",
     "power-tower": "{{ 9 ** (9 ** 9) }}",
     "power-big": "{{ 2 ** 100000 }}",
-    "product-doubling": "{% set ns = namespace(x=2 ** 64) %}{% for i in range(40) %}{% set ns.x = ns.x * ns.x %}{% endfor %}",
-    "concat-doubling": "{% set ns = namespace(s=data.text) %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
-    "plus-doubling": "{% set ns = namespace(s=data.items) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+    "product-doubling": "{% set ns = namespace(x=2 ** 64) %}{% for i in range(40) %}{% set ns.x = ns.x * ns.x %}"
+                        "{% endfor %}",
+    "concat-doubling": "{% set ns = namespace(s=data.text) %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
+                       "{% endfor %}",
+    "plus-doubling": "{% set ns = namespace(s=data.items) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}"
+                     "{% endfor %}",
     "printf-width": "{{ '%999999999d' % 1 }}",
     "printf-star": "{{ '%*d' % (10**9, 1) }}",
     "format-filter": "{{ '%0999999999d'|format(1) }}",
@@ -56,7 +59,8 @@ PAYLOADS = {
     "range-1e9": "{{ range(10**9)|list }}",
     "nested-ranges": "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}",
     "nested-data-loops": "{% for a in data.items %}{% for b in data.items %}{% endfor %}{% endfor %}",
-    "triple-loop": "{% for a in range(100) %}{% for b in range(100) %}{% for c in range(100) %}{{ '' }}{% endfor %}{% endfor %}{% endfor %}",
+    "triple-loop": "{% for a in range(100) %}{% for b in range(100) %}{% for c in range(100) %}{{ '' }}"
+                   "{% endfor %}{% endfor %}{% endfor %}",
     "sort-in-loop": "{% for i in range(1000) %}{% if data.items|sort|first %}{% endif %}{% endfor %}",
     "macro-fanout": "{% macro f(n) %}{% if n < 40 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}",
     "recursive-loop": "{% for x in [1, 2] recursive %}{{ loop([1, 2]) }}{% endfor %}",

@@ -167,3 +167,32 @@ def test_a_private_function_is_refused():
     with pytest.raises(ActionFailed) as caught:
         Toolbox("/nonexistent").function("os:_exit")
     assert caught.value.error_type == "HandlerNotAllowed"
+
+
+def test_a_run_calls_an_allowed_module_and_dead_letters_a_refused_one(tmp_path, monkeypatch):
+    """End to end: the runtime takes its allowlist from the mesh's `Mesh` document."""
+    from engine.errors import Location
+    from engine.loader import load_mesh
+    from engine.runtime.events import normalise
+    from engine.runtime.interpreter import Runtime
+    from engine.runtime.trace import Trace
+
+    lib, mesh_dir = tmp_path / "lib", tmp_path / "mesh"
+    lib.mkdir()
+    mesh_dir.mkdir()
+    (lib / "t18_shared_handlers.py").write_text("def go(event, context):\n    return {'n': event['data']['n']}\n")
+    monkeypatch.syspath_prepend(str(lib))
+    _mesh(mesh_dir, ["t18_shared_handlers:go"])
+    event = normalise({"id": "e1", "source": "t", "type": "ping", "data": {"n": 7}}, Location("t", 1, 1), 0)
+
+    refused = Runtime(load_mesh(str(mesh_dir))[0])
+    refused.run([event])
+    assert [(d.reason, d.error_type) for d in refused.store.dead_letters()] == [("non-retryable", "HandlerNotAllowed")]
+
+    (mesh_dir / "settings.yaml").write_text("apiVersion: meshctl/v1\nkind: Mesh\nmetadata: {name: m}\n"
+                                            "spec: {allow_modules: [t18_shared_handlers]}\n")
+    records: list[dict] = []
+    allowed = Runtime(load_mesh(str(mesh_dir))[0], trace=Trace(records))
+    allowed.run([event])
+    assert allowed.store.dead_letters() == []
+    assert [r.get("target") for r in records if r["kind"] == "call"] == ["python:t18_shared_handlers:go"]

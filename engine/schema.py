@@ -144,9 +144,11 @@ __all__ = ["API_VERSION", "check_document", "check_data_schema", "data_validator
 
 def _diagnostics(error: ValidationError, smap: SourceMap) -> Iterator[Diagnostic]:
     if error.validator in ("anyOf", "oneOf") and error.context:
-        for inner in _likely_branch(error):
-            yield from _diagnostics(inner, smap)
-        return
+        inner = _likely_branch(error)
+        if inner:
+            for each in inner:
+                yield from _diagnostics(each, smap)
+            return
     yield _diagnostic(error, smap)
 
 
@@ -159,7 +161,10 @@ def _likely_branch(error: ValidationError) -> list[ValidationError]:
     fitting = [errs for errs in branches.values()
                if not any(e.validator == "type" and len(e.absolute_path) == depth for e in errs)]
     if not fitting:
-        return [best_match([error])]
+        # best_match gives the error itself back when every alternative is a type mismatch:
+        # then the alternatives are the message (no branch to descend into).
+        best = best_match([error])
+        return [] if best is error else [best]
     return min(fitting, key=len)
 
 
@@ -197,6 +202,22 @@ def _wrong_type(error, path, where, smap) -> Diagnostic:
                       hint=_describe(error))
 
 
+def _no_alternative(error, path, where, smap) -> Diagnostic:
+    """An anyOf/oneOf none of whose alternatives takes this type of value: name the types they take."""
+    depth = len(error.absolute_path)
+    kinds: list[str] = []
+    for inner in error.context or ():
+        if inner.validator == "type" and len(inner.absolute_path) == depth:
+            for kind in inner.validator_value if isinstance(inner.validator_value, list) else [inner.validator_value]:
+                if kind not in kinds:
+                    kinds.append(kind)
+    if not kinds:
+        return _generic(error, path, where, smap)
+    return Diagnostic(smap.at(path), "wrong-type",
+                      f"{where or 'document'} must be {' or '.join(_article(k) for k in kinds)}, "
+                      f"not {_json_type(error.instance)}", hint=_describe(error))
+
+
 def _bad_choice(error, path, where, smap) -> Diagnostic:
     choices = error.validator_value if error.validator == "enum" else [error.validator_value]
     if path == ("kind",):
@@ -230,6 +251,8 @@ _TRANSLATORS = {
     "enum": _bad_choice,
     "const": _bad_choice,
     "pattern": _bad_pattern,
+    "anyOf": _no_alternative,
+    "oneOf": _no_alternative,
 }
 
 

@@ -40,7 +40,10 @@ class MeshGroup(click.Group):
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except Exception as exc:  # last resort: a bug in meshctl, shown without a traceback
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # last resort: a bug in meshctl, shown without a traceback
+            # BaseException: a panic in a Rust extension (pyo3's PanicException) is not an Exception.
             if os.environ.get("MESHCTL_DEBUG"):
                 raise
             click.echo(f"meshctl: internal error: {type(exc).__name__}: {exc} "

@@ -157,3 +157,20 @@ def test_render_errors(meshctl, in_repo, args, code, message):
     result = meshctl(*args)
     assert result.exit_code == code
     assert message in result.output
+
+
+class _Panic(BaseException):
+    """Stands for pyo3's PanicException: a Rust extension's panic is a BaseException, not an Exception."""
+
+
+@pytest.mark.parametrize("failure", [RecursionError("maximum recursion depth exceeded"), _Panic("__eq__ failed!")])
+def test_a_bug_is_exit_70_with_one_line_not_a_traceback(meshctl, monkeypatch, failure):
+    import cli
+
+    def broken(path):
+        raise failure
+    monkeypatch.setattr(cli, "check_mesh", broken)
+    result = meshctl("validate", "workflows/arena")
+    assert result.exit_code == 70
+    assert f"meshctl: internal error: {type(failure).__name__}" in result.output
+    assert "Traceback" not in result.output

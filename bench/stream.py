@@ -8,8 +8,9 @@ compared as a set of (key, window start, count) — digest in the check column:
 * **meshctl, Runtime in memory**: a ``Stream`` (``window: {tumbling: 60s}``, ``count``) run by
   :class:`~engine.runtime.interpreter.Runtime` with the default in-memory store and no trace
   sink, as ``meshctl run`` without ``--trace``; windows collected from the emitted events;
-* **meshctl, Runtime on SQLite**: the same with a :class:`SqliteStore`, a journal trace and a
-  checkpoint commit every 1,000 inputs, as ``meshctl run --store sqlite:PATH`` does;
+* **meshctl, Runtime on SQLite**: the same with a :class:`SqliteStore` and a checkpoint commit
+  every 1,000 inputs, as ``meshctl run --store sqlite:PATH`` does without ``--trace`` (the
+  input and emitted journals are kept, trace records are not: ``engine.runner.run_mesh``);
 * **WindowOperator**: ``engine/runtime/windows.py`` alone (no routing, no delivery);
 * **bytewax 0.21.1**: ``TestingSource`` (batches of 1,000) → ``count_window`` with an
   ``EventClock`` (no wait; its system clock pinned so that only event time moves the
@@ -100,14 +101,16 @@ def run_memory(mesh, events: list[dict]) -> set:
 
 
 def run_sqlite(mesh, events: list[dict], path: str, every: int = 1000) -> set:
-    """As ``meshctl run --store sqlite:PATH`` feeds a durable run (engine.runner.run_mesh)."""
+    """As ``meshctl run --store sqlite:PATH`` without ``--trace`` feeds a durable run
+    (engine.runner.run_mesh: no trace journal, a commit every 1,000 inputs)."""
     from engine.runtime.interpreter import Runtime
-    from engine.runtime.trace import JournalSink, Trace
+    from engine.runtime.trace import Trace
     from engine.storage import open_store
 
     store = open_store(f"sqlite:{path}")
     try:
-        runtime = Runtime(mesh, store=store, trace=Trace(JournalSink(store)))
+        runtime = Runtime(mesh, store=store, trace=Trace())
+        runtime.notes["journal_trace"] = False
         for item in events:
             runtime.feed(item)
             if runtime.fed % every == 0:

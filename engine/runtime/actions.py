@@ -39,7 +39,7 @@ class UndeclaredEmit(ActionFailed):
         super().__init__("UndeclaredEmit", f"{place}{consumer} emitted {type_!r}, which its `emits` does not list", False)
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     """What one attempt sees and produces."""
 

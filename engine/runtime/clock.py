@@ -48,12 +48,25 @@ class SystemClock:
             time.sleep(delay)
 
 
+_ISO_TEXTS: dict[float, str] = {}  # iso() of recent times: a run formats the same few instants over and over
+_ISO_KEEP = 4096
+
+
 def iso(ts: float) -> str:
     """RFC 3339 in UTC with a ``Z``, milliseconds only when needed.
 
     >>> iso(0), iso(1.5)
     ('1970-01-01T00:00:00Z', '1970-01-01T00:00:01.500Z')
     """
+    text = _ISO_TEXTS.get(ts)
+    if text is None:
+        if len(_ISO_TEXTS) >= _ISO_KEEP:
+            _ISO_TEXTS.clear()
+        text = _ISO_TEXTS[ts] = _format(ts)
+    return text
+
+
+def _format(ts: float) -> str:
     moment = datetime.fromtimestamp(ts, tz=timezone.utc)
     if moment.microsecond:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

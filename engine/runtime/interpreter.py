@@ -10,6 +10,7 @@ or dead-lettered; nothing is dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 from .. import model as m
@@ -18,7 +19,7 @@ from ..patterns import PatternIndex
 from ..storage import MemoryStore, Store
 from ..templates import RenderError, compile_string, compile_value
 from . import retry as retry_delays
-from .actions import ActionFailed, Attempt, Toolbox, compile_actions, run_actions
+from .actions import ActionFailed, Attempt, Toolbox, compile_actions, error_data, run_actions
 from .clock import Clock, VirtualClock, iso, parse_time
 from .consumers import Consumer, build_consumers, subscription_id
 from .deadletter import DeadLetter
@@ -31,17 +32,6 @@ from .trace import Trace
 DEFAULT_MAX_HOPS = 16
 MESH = "mesh"  # the consumer named in dead letters of events no consumer could take
 DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the virtual clock's start when input has no time
-
-
-def delivery(event: dict, consumer: str, producer: str, first: float, number: int = 1, replay: bool = False) -> dict:
-    """A delivery of an event to a consumer, as data (it waits in the checkpointed schedule).
-
-    ``number`` is the attempt number (from 1), ``first`` the clock time of the first attempt,
-    ``producer`` "ingress" or the consumer that emitted the event, ``replay`` a redrive from
-    the dead-letter queue (dedup does not apply).
-    """
-    return {"event": event, "consumer": consumer, "number": number, "first": first, "producer": producer,
-            "replay": replay}
 
 
 @dataclass
@@ -75,7 +65,11 @@ class Runtime:
         self.by_id = {c.id: c for c in self.consumers}
         self._by_type: dict[str, list[Consumer]] = {}
         self._index: dict[str, PatternIndex] = {}
+        self._last_time: tuple[Any, float | None] = (None, None)
         self._build_router()
+        self._schemaless = frozenset(n for n, et in mesh.event_types.items() if et.schema is None)
+        self._ordered = frozenset(c.id for c in self.consumers if getattr(c.element, "ordering", None) is not None)
+        self._limited = frozenset(c.id for c in self.consumers if getattr(c.element, "rate_limit", None) is not None)
         self.schemas = DataSchemas(mesh)  # shared with the ingress: the same checks at the edge
         self._handlers: dict[str, Callable[[Attempt], None]] = {}
         self._breakers: dict[str, dict] = {}
@@ -112,16 +106,26 @@ class Runtime:
             self.dead_letter(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
                              f"{item.loc}: {item.problem}", queue="dlq")
             return
-        when = parse_time(item.get("time"))
+        when = self._time_of(item.get("time"))
         if not self._clock_started and isinstance(self.clock, VirtualClock):
             self.clock = self.scheduler.clock = VirtualClock(when if when is not None else DEFAULT_START)
             self._clock_started = True
         if when is not None:
             self.scheduler.run_until_idle(until=when)
             self.clock.advance_to(when)
-        self.trace.count("events_in")
-        self.trace.record(self.clock.now(), "ingest", event=item["id"], type=item["type"])
+        self.trace.counts["events_in"] += 1
+        if self.trace.sink is not None:
+            self.trace.record(self.clock.now(), "ingest", event=item["id"], type=item["type"])
         self.publish(item, "ingress")
+
+    def _time_of(self, value: Any) -> float | None:
+        """parse_time, remembering the last text: inputs come in runs of the same timestamp."""
+        if value.__class__ is str and value == self._last_time[0]:
+            return self._last_time[1]
+        when = parse_time(value)
+        if value.__class__ is str:
+            self._last_time = (value, when)
+        return when
 
     def finish(self) -> None:
         self.scheduler.run_until_idle()
@@ -168,23 +172,27 @@ class Runtime:
             self.dead_letter(MESH, event, "undeliverable", "UnknownEventType",
                              f"no event type {type_!r} is declared in the mesh", queue="dlq")
             return
-        problem = self._schema_problem(event)
+        problem = None if type_ in self._schemaless else self._schema_problem(event)
         if problem is not None:
             self.dead_letter(MESH, event, "schema-invalid", "SchemaError", problem, queue="dlq")
             return
         consumers = self._by_type.get(type_, ())
         index = self._index.get(type_)
-        matched = set(index.match(event)) if index is not None else set()
-        targets = [c for c in consumers if c.pattern is None or c.id in matched]
-        for consumer in consumers:
-            if consumer.pattern is not None and consumer.id not in matched:
-                self.trace.count("filtered")
-                self.trace.record(self.clock.now(), "filtered", event=event["id"], type=type_, consumer=consumer.id,
-                                  why="match")
+        targets = consumers if index is None else self._matching(event, consumers, index)  # None: no patterns
         if not consumers:
             self.trace.count("unconsumed")  # a sink: a final event nobody in the mesh subscribes to
         for consumer in targets:
             self.offer(event, consumer, producer)
+
+    def _matching(self, event: dict, consumers: list[Consumer], index: PatternIndex) -> list[Consumer]:
+        """The consumers whose pattern (if any) matches; the others are counted as filtered."""
+        matched = set(index.match(event))
+        for consumer in consumers:
+            if consumer.pattern is not None and consumer.id not in matched:
+                self.trace.count("filtered")
+                self.trace.record(self.clock.now(), "filtered", event=event["id"], type=event["type"],
+                                  consumer=consumer.id, why="match")
+        return [c for c in consumers if c.pattern is None or c.id in matched]
 
     def _schema_problem(self, event: dict) -> str | None:
         problem = self.schemas.check(event)
@@ -192,34 +200,45 @@ class Runtime:
 
     def offer(self, event: dict, consumer: Consumer, producer: str, replay: bool = False) -> None:
         """Apply the loop guard, then schedule the first attempt now."""
-        self.trace.count("matched")
-        passes = chain(event).count(consumer.id)
-        if consumer.loop is not None and consumer.loop.policy == "avoid-loop" and passes:
-            self.trace.count("filtered")
-            self.trace.record(self.clock.now(), "filtered", event=event["id"], type=event["type"],
-                              consumer=consumer.id, why="loop-avoided")
-            return
-        if consumer.loop is not None and passes >= consumer.loop.max_hops:
-            self.dead_letter(consumer.id, event, "loop-detected", "LoopDetected",
-                             f"{consumer.id} already handled this chain {passes} times "
-                             f"(max_hops {consumer.loop.max_hops})", queue=consumer.policy.queue)
+        self.trace.counts["matched"] += 1
+        if consumer.loop is not None and not self._loop_allows(event, consumer):
             return
         if int(event.get("hopcount", 0)) >= self.max_hops:
             self.dead_letter(consumer.id, event, "loop-detected", "LoopDetected",
                              f"the event is {event.get('hopcount')} hops from its input (limit {self.max_hops})",
                              queue=consumer.policy.queue)
             return
-        ordering = getattr(consumer.element, "ordering", None)
-        if ordering is not None and not replay:
+        if consumer.id in self._ordered and not replay:
             self.resequencer.offer(event, consumer, producer)
             return
         self.schedule_attempt(event, consumer, producer, replay=replay)
 
+    def _loop_allows(self, event: dict, consumer: Consumer) -> bool:
+        """The consumer's loop guard: False if the event was filtered or dead-lettered instead."""
+        passes = chain(event).count(consumer.id)
+        if consumer.loop.policy == "avoid-loop" and passes:
+            self.trace.count("filtered")
+            self.trace.record(self.clock.now(), "filtered", event=event["id"], type=event["type"],
+                              consumer=consumer.id, why="loop-avoided")
+            return False
+        if passes >= consumer.loop.max_hops:
+            self.dead_letter(consumer.id, event, "loop-detected", "LoopDetected",
+                             f"{consumer.id} already handled this chain {passes} times "
+                             f"(max_hops {consumer.loop.max_hops})", queue=consumer.policy.queue)
+            return False
+        return True
+
     def schedule_attempt(self, event: dict, consumer: Consumer, producer: str, replay: bool = False,
                          order_key: Any = None) -> None:
-        """The first attempt of a delivery, now. ``order_key``: it holds the line of an ordered key."""
+        """The first attempt of a delivery, now. ``order_key``: it holds the line of an ordered key.
+
+        A delivery is data (it waits in the checkpointed schedule): ``number`` is the attempt
+        number (from 1), ``first`` the clock time of the first attempt, ``producer`` "ingress"
+        or the consumer that emitted the event, ``replay`` a redrive from the dead-letter
+        queue (dedup does not apply).
+        """
         now = self.clock.now()
-        d = delivery(event, consumer.id, producer, now, replay=replay)
+        d = {"event": event, "consumer": consumer.id, "number": 1, "first": now, "producer": producer, "replay": replay}
         if order_key is not None:
             d["order_key"] = order_key
         self.scheduler.at(now, "attempt", d)
@@ -259,21 +278,24 @@ class Runtime:
             self.trace.count("duplicates")
             self._settle(d)
             return
-        if self._throttled(d, consumer, now):
+        if consumer.id in self._limited and self._throttled(d, consumer, now):
             return
-        if self._circuit_open(consumer, now):
+        if consumer.policy.breaker is not None and self._circuit_open(consumer, now):
             self.dead_letter(consumer.id, event, "circuit-open", "CircuitOpen", f"circuit of {consumer.id} is open",
                              attempts=d["number"] - 1, first=d["first"], queue=consumer.policy.queue)
             self._settle(d)
             return
-        self.trace.count("delivered")
-        self.trace.record(now, "deliver", event=event["id"], type=event["type"], **{"from": d["producer"]},
-                          consumer=consumer.id, attempt=d["number"])
-        attempt = Attempt(consumer.id, event, d["number"], now, {"data": event.get("data"), "event": event, "vars": {},
-                                                                  "attempt": d["number"]}, consumer.declared)
+        number, trace = d["number"], self.trace
+        trace.counts["delivered"] += 1
+        if trace.sink is not None:
+            trace.record(now, "deliver", event=event["id"], type=event["type"], **{"from": d["producer"]},
+                         consumer=consumer.id, attempt=number)
+        attempt = Attempt(consumer.id, event, number, now, {"data": event.get("data"), "event": event, "vars": {},
+                                                            "attempt": number}, consumer.declared)
         error: Exception | None = None
         try:
-            self.inject_fault(consumer.id, attempt)
+            if self.faults:
+                self.inject_fault(consumer.id, attempt)
             if consumer.condition is not None and not consumer.condition(attempt.context):
                 self._filtered_by_when(event, consumer.id)
                 self._settle(d)
@@ -281,11 +303,10 @@ class Runtime:
             self._handlers[consumer.id](attempt)
         except (ActionFailed, RenderError) as exc:
             error = exc
-        task = {"delivery": d, "outcome": attempt.outcome(error)}
         if attempt.elapsed > 0:
-            self.scheduler.at(now + attempt.elapsed, "complete", task)
-        else:
-            self._complete(task)
+            self.scheduler.at(now + attempt.elapsed, "complete", {"delivery": d, "outcome": attempt.outcome(error)})
+        else:  # it commits at once: read the attempt itself rather than a copy of it as data
+            self._commit(d, attempt, None if error is None else error_data(error))
 
     def inject_fault(self, consumer_id: str, attempt: Attempt) -> None:
         fault = self.faults.get(consumer_id)
@@ -299,40 +320,53 @@ class Runtime:
                           why="when")
 
     def _complete(self, task: dict) -> None:
-        d, outcome, now = task["delivery"], task["outcome"], self.clock.now()
-        self.trace_outcome(d["event"]["id"], d["consumer"], outcome, now)
+        """The outcome of an attempt that took time, kept as data in the schedule, commits now."""
+        self._commit(task["delivery"], SimpleNamespace(**task["outcome"]), task["outcome"]["error"])
+
+    def _commit(self, d: dict, outcome: Attempt | SimpleNamespace, error: dict | None) -> None:
+        """Commit an attempt's outcome: *outcome* has the attributes of an Attempt (logs, outbox, ...)."""
+        now = self.clock.now()
+        if self.trace.sink is not None:
+            self._trace_logs(d["event"]["id"], d["consumer"], outcome.logs, outcome.calls, now)
         # An attempt that took time is checked again when it commits: a copy of the event
         # delivered meanwhile may have taken effect first, and the effect must happen once.
-        if outcome["elapsed"] > 0 and not d["replay"] and self.store.is_done(d["event"]["id"], d["consumer"], now):
+        if outcome.elapsed > 0 and not d["replay"] and self.store.is_done(d["event"]["id"], d["consumer"], now):
             self.trace.count("duplicates")
             self._settle(d)
             return
-        if outcome["error"] is None:
+        if error is None:
             self._succeeded(d, outcome, now)
         else:
-            self._failed(d, outcome["error"], now)
+            self._failed(d, error, now)
 
     def trace_outcome(self, event_id: str, consumer: str, outcome: dict, now: float) -> None:
-        for level, message in outcome["logs"]:
+        self._trace_logs(event_id, consumer, outcome["logs"], outcome["calls"], now)
+
+    def _trace_logs(self, event_id: str, consumer: str, logs: list, calls: list, now: float) -> None:
+        for level, message in logs:
             self.trace.record(now, "log", event=event_id, consumer=consumer, level=level, message=message)
-        for target in outcome["calls"]:
+        for target in calls:
             self.trace.record(now, "call", event=event_id, consumer=consumer, target=target)
 
-    def _succeeded(self, d: dict, outcome: dict, now: float) -> None:
+    def _succeeded(self, d: dict, outcome: Attempt | SimpleNamespace, now: float) -> None:
         consumer, event = self.by_id[d["consumer"]], d["event"]
-        self._breaker_result(consumer, True, now)
+        if consumer.policy.breaker is not None:
+            self._breaker_result(consumer, True, now)
         self.store.mark_done(event["id"], consumer.id, self.clock.now())
-        self.trace.record(now, "ok", event=event["id"], consumer=consumer.id, attempt=d["number"])
-        self.publish_outbox(event, consumer.id, outcome["outbox"], now)
-        base = len(outcome["outbox"])
-        for offset, (type_, data, subject, targets) in enumerate(outcome["direct"]):
+        if self.trace.sink is not None:
+            self.trace.record(now, "ok", event=event["id"], consumer=consumer.id, attempt=d["number"])
+        if outcome.outbox:
+            self.publish_outbox(event, consumer.id, outcome.outbox, now)
+        base = len(outcome.outbox)
+        for offset, (type_, data, subject, targets) in enumerate(outcome.direct):
             self._deliver_direct(derive(event, consumer.id, base + offset, type_, data, now, subject), consumer.id,
                                  targets)
-        for queue, reason, dead_event, detail in outcome["dead"]:
+        for queue, reason, dead_event, detail in outcome.dead:
             self.dead_letter(consumer.id, dead_event, reason, reason, detail, queue=queue)
-        for kind, payload in outcome["effects"]:
+        for kind, payload in outcome.effects:
             self._effects[kind](payload)
-        self._settle(d)
+        if "order_key" in d:
+            self._settle(d)
 
     def publish_outbox(self, parent: dict, producer: str, outbox: list, now: float, element: str | None = None) -> None:
         """Emit what a committed attempt put in its outbox; ids are stable across retries.
@@ -348,9 +382,10 @@ class Runtime:
         self.publish(event, producer)
 
     def _emitted(self, event: dict, producer: str) -> None:
-        self.trace.count("emitted")
-        self.trace.record(self.clock.now(), "emit", event=event["id"], type=event["type"],
-                          cause=event.get("causationid"), by=producer)
+        self.trace.counts["emitted"] += 1
+        if self.trace.sink is not None:
+            self.trace.record(self.clock.now(), "emit", event=event["id"], type=event["type"],
+                              cause=event.get("causationid"), by=producer)
         self.store.append("emitted", event)
         if self.on_emit is not None:
             self.on_emit(event)

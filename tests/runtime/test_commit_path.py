@@ -1,0 +1,133 @@
+"""How an attempt's outcome reaches its commit, and that the form does not matter.
+
+An attempt that takes no time commits at once, read from the ``Attempt`` itself; one that
+sleeps waits in the schedule as plain data (``Attempt.outcome``) and commits later. Forcing
+every attempt through the data form must give the same trace, outputs and dead letters,
+on meshes with routes, patterns, streams, retries and injected faults. Counters do not
+depend on whether a trace sink records.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from engine.errors import Location
+from engine.runtime.actions import Attempt
+from engine.runtime.events import normalise
+from engine.runtime.interpreter import Fault, Runtime
+from engine.runtime.trace import Trace
+
+TYPES = ("""
+kind: EventType
+metadata: {name: ping}
+spec: {external: true, schema: {type: object, properties: {n: {type: integer}, k: {type: string}}, required: [n]}}
+""", """
+kind: EventType
+metadata: {name: pong}
+spec: {schema: {type: object, properties: {n: {type: integer}}}}
+""", """
+kind: EventType
+metadata: {name: tally}
+spec: {}
+""")
+ROUTE = """
+kind: Route
+metadata: {name: big}
+spec:
+  from: [ping]
+  match: {data: {n: [{numeric: [">", 2]}]}}
+  transform: {type: pong, data: {n: "{{ data.n }}"}}
+  to: [svc]
+"""
+SERVICE = """
+kind: Service
+metadata: {name: svc}
+spec:
+  subscriptions:
+    - on: pong
+      delivery: {retry: {max_attempts: 3, backoff: fixed, initial: 2s, jitter: none}}
+      do: [{log: "got {{ data.n }}"}%s]
+"""
+STREAM = """
+kind: Stream
+metadata: {name: counts}
+spec:
+  from: [ping]
+  key: data.k
+  time: time
+  window: {tumbling: 10s}
+  aggregate: {n: {count: {}}}
+  emit: {type: tally}
+"""
+
+
+def events(count: int = 30) -> list:
+    return [normalise({"id": f"e{i}", "type": "ping", "time": f"2026-01-01T00:00:{i:02d}Z",
+                       "data": {"n": i % 7, "k": f"k{i % 3}"}}, Location("test", i + 1, 1), i) for i in range(count)]
+
+
+def go(mesh, sink=True, **options):
+    records, emitted = [], []
+    runtime = Runtime(mesh, trace=Trace(records if sink else None), on_emit=emitted.append, **options)
+    summary = runtime.run(events())
+    return {"summary": summary, "trace": records, "emitted": emitted, "dead": runtime.store.dead_letters()}
+
+
+@pytest.fixture
+def outcome_calls(monkeypatch):
+    """How often an attempt's outcome was copied into data (the scheduled form)."""
+    calls = []
+    original = Attempt.outcome
+    monkeypatch.setattr(Attempt, "outcome", lambda self, error: calls.append(1) or original(self, error))
+    return calls
+
+
+def as_data(monkeypatch):
+    """Make every immediate commit read a data copy of its attempt, as a scheduled one does."""
+    original = Runtime._commit
+
+    def commit(self, d, outcome, error):
+        if isinstance(outcome, Attempt):
+            outcome = SimpleNamespace(**outcome.outcome(None))
+        original(self, d, outcome, error)
+    monkeypatch.setattr(Runtime, "_commit", commit)
+
+
+MESHES = {
+    "route, stream": ((*TYPES, ROUTE, SERVICE % "", STREAM), {}),
+    "retries and faults": ((*TYPES, ROUTE, SERVICE % ", {fail: {error: Flaky, times: 1}}", STREAM),
+                           {"faults": [Fault("route:big", times=1)], "seed": 5}),
+}
+
+
+@pytest.mark.parametrize("name", MESHES)
+def test_immediate_and_scheduled_commits_give_the_same_run(mesh_of, monkeypatch, name):
+    documents, options = MESHES[name]
+    mesh = mesh_of(*documents)
+    direct = go(mesh, **options)
+    as_data(monkeypatch)
+    assert go(mesh, **options) == direct
+    assert direct["trace"] and direct["emitted"]
+
+
+def test_an_attempt_that_takes_no_time_is_not_copied_into_data(mesh_of, outcome_calls):
+    run = go(mesh_of(*TYPES, ROUTE, SERVICE % "", STREAM))
+    assert run["summary"]["delivered"] > 30 and run["summary"]["windows_emitted"] > 0
+    assert outcome_calls == []
+
+
+def test_an_attempt_that_sleeps_waits_in_the_schedule_as_data(mesh_of, outcome_calls):
+    run = go(mesh_of(*TYPES, ROUTE, SERVICE % ", {sleep: 1s}", STREAM))
+    assert len(outcome_calls) == sum(1 for r in run["trace"] if r["kind"] == "deliver" and r["type"] == "pong")
+    assert outcome_calls
+
+
+@pytest.mark.parametrize("name", MESHES)
+def test_counters_and_outputs_do_not_depend_on_recording_the_trace(mesh_of, name):
+    documents, options = MESHES[name]
+    mesh = mesh_of(*documents)
+    recorded, silent = go(mesh, **options), go(mesh, sink=False, **options)
+    assert silent["trace"] == []
+    assert (silent["summary"], silent["emitted"]) == (recorded["summary"], recorded["emitted"])
+    assert [d.as_dict() for d in silent["dead"]] == [d.as_dict() for d in recorded["dead"]]

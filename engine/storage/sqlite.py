@@ -7,6 +7,9 @@ position they correspond to become durable together, or not at all. State values
 letters are also cached in memory, so the runtime sees the same objects it wrote. A commit
 is fenced: it fails (StorageError, nothing written) if another process committed to the
 file since this one read it, so a run resumed twice at once cannot record its effects twice.
+Dedup lookups are answered from what this store read and wrote (a Bloom filter of every
+pair, :class:`SeenPairs`): a pair it never saw is not done without a query, and another
+process's newer records cannot matter, as they would fence this store's commit anyway.
 
 Foreign errors are translated to :class:`StorageError` here. The schema is versioned;
 ``MIGRATIONS[i]`` upgrades version i to i + 1.
@@ -39,8 +42,7 @@ MIGRATIONS = [
 ]
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode  # built once: json.dumps builds one a call
 
 
 class SqliteStore:
@@ -62,6 +64,7 @@ class SqliteStore:
             raise
         self._journal: list[tuple[str, str]] = []
         self._done: set[tuple[str, str]] = set()
+        self._seen: SeenPairs | None = None  # built on the first dedup lookup
         self._dirty_state: set[str] = set()
         self._dead_changes: dict[str, DeadLetter | None] = {}
 
@@ -119,8 +122,13 @@ class SqliteStore:
 
     # --- dedup ------------------------------------------------------------------------
     def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
-        if (event_id, consumer) in self._done:
+        pair = (event_id, consumer)
+        if pair in self._done:
             return True
+        if self._seen is None:
+            self._seen = self._read_pairs(SeenPairs.BITS)
+        if not self._seen.may_hold(pair):
+            return False  # most pairs asked about are new: no query for them
         try:
             found = self._db.execute("SELECT 1 FROM done WHERE event_id = ? AND consumer = ?", (event_id, consumer))
             return found.fetchone() is not None
@@ -128,7 +136,24 @@ class SqliteStore:
             raise StorageError(f"{self.path}: {exc}") from exc
 
     def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
-        self._done.add((event_id, consumer))
+        pair = (event_id, consumer)
+        self._done.add(pair)
+        if self._seen is not None:
+            self._seen.add(pair)
+            if self._seen.full:  # rebuilt bigger, so false positives (queries) stay rare
+                self._seen = self._read_pairs(len(self._seen.bits) * 8 * 4)
+
+    def _read_pairs(self, bits: int) -> "SeenPairs":
+        """A filter of every pair in the file and every pair marked since the last commit."""
+        seen = SeenPairs(bits)
+        try:
+            for pair in self._db.execute("SELECT event_id, consumer FROM done"):
+                seen.add(pair)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+        for pair in self._done:
+            seen.add(pair)
+        return self._read_pairs(bits * 4) if seen.full else seen
 
     # --- dead letters -------------------------------------------------------------------
     def put_dead_letter(self, record: DeadLetter) -> None:
@@ -203,6 +228,39 @@ class SqliteStore:
             self._db.close()
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
+
+
+class SeenPairs:
+    """A Bloom filter of (event id, consumer) pairs: ``may_hold`` is False only for a pair never added.
+
+    Three bits per pair, from the pair's hash (double hashing); ``full`` past one pair per 12
+    bits, where about 1 lookup in 50 of a new pair would still need a query.
+    """
+
+    BITS = 1 << 23  # 1 MiB: a million pairs before it grows
+
+    def __init__(self, bits: int):
+        self.bits = bytearray(bits // 8)
+        self.mask = bits - 1  # bits is a power of two
+        self.limit = bits // 12
+        self.count = 0
+
+    @property
+    def full(self) -> bool:
+        return self.count > self.limit
+
+    def add(self, pair: tuple[str, str]) -> None:
+        h, bits, mask = hash(pair), self.bits, self.mask
+        low, step = h & 0xFFFFFFFF, (h >> 32 & 0xFFFFFFFF) | 1
+        for p in (low & mask, (low + step) & mask, (low + 2 * step) & mask):
+            bits[p >> 3] |= 1 << (p & 7)
+        self.count += 1
+
+    def may_hold(self, pair: tuple[str, str]) -> bool:
+        h, bits, mask = hash(pair), self.bits, self.mask
+        low, step = h & 0xFFFFFFFF, (h >> 32 & 0xFFFFFFFF) | 1
+        a, b, c = low & mask, (low + step) & mask, (low + 2 * step) & mask
+        return bool(bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1 and bits[c >> 3] >> (c & 7) & 1)
 
 
 def sqlite_path(url: str) -> str:

@@ -256,3 +256,79 @@ def test_processes_opening_a_new_file_and_committing_to_it(tmp_path):
         store.close()
     print(json.dumps({"test": "T21-small", "processes": PROCESSES, "commits": PROCESSES * COMMITS,
                       "seconds": round(elapsed, 2), "commits_per_s": round(PROCESSES * COMMITS / elapsed)}))
+
+
+# --- dedup lookups: answered from a filter of the pairs seen, a query only for a likely hit ---
+
+def queries(store: SqliteStore) -> list[str]:
+    """Every statement the store's connection runs from now on."""
+    seen: list[str] = []
+    store._db.set_trace_callback(seen.append)
+    return seen
+
+
+def test_seen_pairs_never_forgets_a_pair_and_rarely_claims_a_new_one():
+    from engine.storage.sqlite import SeenPairs
+
+    seen = SeenPairs(1 << 16)
+    added = [(f"e{i}", f"c{i % 7}") for i in range(4000)]
+    for pair in added:
+        seen.add(pair)
+    assert all(seen.may_hold(pair) for pair in added)
+    claimed = sum(seen.may_hold((f"new{i}", "c0")) for i in range(4000))
+    assert claimed < 4000 * 0.05 and not seen.full
+
+
+def test_a_new_pair_is_not_done_without_a_query_and_a_known_one_is_looked_up(path):
+    store = SqliteStore(path)
+    try:
+        store.mark_done("e1", "billing")
+        store.commit({"fed": 1})
+        ran = queries(store)
+        assert not store.is_done("e2", "billing")
+        assert not [q for q in ran if "FROM done WHERE" in q]
+        assert store.is_done("e1", "billing")
+        assert [q for q in ran if "FROM done WHERE" in q]
+    finally:
+        store.close()
+
+
+def test_dedup_answers_survive_reopening_and_the_filter_growing(path, monkeypatch):
+    from engine.storage.sqlite import SeenPairs
+
+    monkeypatch.setattr(SeenPairs, "BITS", 64)  # full after 5 pairs: it is rebuilt bigger several times
+    store = SqliteStore(path)
+    try:
+        for i in range(50):
+            store.mark_done(f"old{i}", "billing")
+        store.commit({"fed": 50})
+    finally:
+        store.close()
+    store = SqliteStore(path)
+    try:
+        assert store.is_done("old0", "billing") and not store.is_done("old0", "shipping")
+        for i in range(200):
+            store.mark_done(f"new{i}", "billing")
+            if i % 40 == 0:
+                store.commit({"fed": 50 + i})
+        assert all(store.is_done(f"old{i}", "billing") and store.is_done(f"new{i}", "billing") for i in range(50))
+        assert not any(store.is_done(f"new{i}", "shipping") for i in range(200))
+        assert len(store._seen.bits) * 8 > 64
+    finally:
+        store.close()
+
+
+def test_a_pair_another_process_marks_later_fences_the_commit_that_missed_it(path):
+    """The filter answers as of what this store read; a commit by another process since then
+    fences this store's commit, so an effect done twice is never recorded twice."""
+    first, second = SqliteStore(path), SqliteStore(path)
+    try:
+        assert not first.is_done("e1", "billing")  # the filter is built: nothing done yet
+        second.mark_done("e1", "billing")
+        second.commit({"fed": 1})
+        first.mark_done("e1", "billing")
+        with pytest.raises(StoreFenced):
+            first.commit({"fed": 1})
+    finally:
+        first.close()
+        second.close()

@@ -50,6 +50,7 @@ _MISSING = object()
 _TRUE = ("bool", True)     # dictionary keys for booleans, so that True never equals 1
 _FALSE = ("bool", False)
 _ARRAY = (list, tuple)
+_SCALAR = frozenset({str, int, float, bool, type(None)})  # JSON scalars: never a Mapping (no ABC check needed)
 _NUMERIC_OPS = ("<", "<=", "=", ">", ">=")
 _STRING_OPS = ("prefix", "suffix", "equals-ignore-case", "wildcard")
 OPERATORS = ("anything-but", "cidr", "equals-ignore-case", "exists", "numeric", "prefix",
@@ -103,7 +104,7 @@ def _scalars(value: Any, out: list) -> list:
     if isinstance(value, _ARRAY):
         for item in value:
             _scalars(item, out)
-    elif not isinstance(value, Mapping):
+    elif type(value) in _SCALAR or not isinstance(value, Mapping):
         out.append(value)
     return out
 
@@ -257,12 +258,15 @@ class _Object:
         self.fields, self.alternatives = fields, alternatives
 
     def matches(self, value: Any) -> bool:
-        if isinstance(value, _ARRAY):
-            items = _elements(value, [])
-            if items:
-                return any(self.matches(item) for item in items)
-            value = _MISSING
-        get = value.get if isinstance(value, Mapping) else _absent
+        if type(value) is dict:  # the common case first, without the Mapping ABC check
+            get = value.get
+        else:
+            if isinstance(value, _ARRAY):
+                items = _elements(value, [])
+                if items:
+                    return any(self.matches(item) for item in items)
+                value = _MISSING
+            get = value.get if isinstance(value, Mapping) else _absent
         for name, node in self.fields:
             if not node.matches(get(name, _MISSING)):
                 return False
@@ -812,7 +816,7 @@ class PatternIndex:
         return nested
 
     def _descend(self, value: Any, fid: int | None, sub: dict, found: dict, in_array: bool) -> bool:
-        if isinstance(value, Mapping):
+        if type(value) not in _SCALAR and isinstance(value, Mapping):
             if not sub:
                 return False
             return self._collect(value, sub, found) or in_array

@@ -388,6 +388,7 @@ class WindowOperator:
         self._buckets: dict[int, dict[Any, list]] = {}  # tumbling, hopping: index -> key -> acc
         self._sessions: dict[Any, list[_Session]] = {}  # per key, sorted by start
         self._seq = 0
+        self._last_time: tuple[str | None, float] = (None, 0.0)  # events come in runs of one timestamp
         self._events = self._windows = self._late = self._invalid = 0
         self._add = self._add_session if self.kind == "session" else (
             self._add_tumbling if self.kind == "tumbling" else self._add_buckets)
@@ -409,8 +410,11 @@ class WindowOperator:
         self._events += 1
         try:
             raw = self._get_time(event)
-            if type(raw) is str and _RFC3339.match(raw) is not None:  # the common case, inline
+            if type(raw) is str and raw == self._last_time[0]:
+                t = self._last_time[1]
+            elif type(raw) is str and _RFC3339.match(raw) is not None:  # the common case, inline
                 t = _from_iso(raw if raw.isupper() else raw.upper()).timestamp()
+                self._last_time = (raw, t)
             else:
                 t = self._time_of(raw)
             key = None

@@ -56,6 +56,32 @@ def _lookup(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mappi
     return fast
 
 
+_LITERAL = r"""-?\d+(?:\.\d+)?|'[^'\\]*'|"[^"\\]*"|[Tt]rue|[Ff]alse|[Nn]one"""
+_DEFAULTED = re.compile(rf"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\|\s*default"
+                        rf"\s*\(\s*(?:{_LITERAL})\s*\)\s*$")
+_SHORT = 10_000  # a string this long costs a render far less than its budget: the fast path cannot hide a refusal
+
+
+def _present_or(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mapping], Any]:
+    """``{{ data.x | default(1) }}``: Jinja's ``default`` returns a present value unchanged.
+
+    So a present scalar is the answer without Jinja; anything missing, a list, a mapping or a
+    long string goes to Jinja, which applies the default and charges the render budget.
+    """
+    root, rest = parts[0], parts[1:]
+
+    def fast(ctx: Mapping) -> Any:
+        node = ctx.get(root, _ABSENT)
+        for part in rest:
+            if type(node) is not dict or part not in node:
+                return slow(ctx)
+            node = node[part]
+        if node is None or type(node) in (bool, int, float) or (type(node) is str and len(node) <= _SHORT):
+            return node
+        return slow(ctx)
+    return fast
+
+
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.S)
 
 
@@ -67,7 +93,10 @@ def compile_string(template: TemplateString) -> Callable[[Mapping], Any]:
         expr = environment().compile_expression(single.group("expr"), undefined_to_none=False)
         slow = _guarded(lambda ctx: _native(expr(**ctx)), loc)
         path = _PATH.match(single.group("expr"))
-        return _lookup(path.group(0).strip().split("."), slow) if path else slow
+        if path:
+            return _lookup(path.group(0).strip().split("."), slow)
+        defaulted = _DEFAULTED.match(single.group("expr"))
+        return _present_or(defaulted.group("path").split("."), slow) if defaulted else slow
     if "{{" not in text and "{%" not in text:
         return lambda ctx: text
     compiled = environment().from_string(text)

@@ -1,0 +1,56 @@
+"""Template shortcuts read the event directly; each must answer exactly as Jinja does.
+
+``{{ data.x }}`` and ``{{ data.x | default(LITERAL) }}`` skip Jinja when the value is present
+and plain; otherwise (missing, a list, a long string, a dict attribute name) Jinja decides,
+so its value, default or error stays the answer.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engine import templates
+from engine.errors import Location
+from engine.model import TemplateString
+from engine.templates import RenderError, compile_string
+
+TEMPLATES = ["{{ data.x }}", "{{ data.x | default(1) }}", "{{ data.x|default('none') }}",
+             "{{ data.x | default(none) }}", "{{ data.items | default(-2.5) }}", "{{ data.x.y | default(true) }}"]
+CONTEXTS = [{"data": {"x": 5, "items": 7}}, {"data": {"x": "text"}}, {"data": {}}, {"data": {"x": None}},
+            {"data": {"x": True, "items": False}}, {"data": {"x": 2.5}}, {"data": {"x": [1, {"a": 2}]}},
+            {"data": {"x": {"y": 3}}}, {"data": {"x": "s" * 20_000}}, {"data": "flat"}, {}]
+
+
+def answer(render, ctx):
+    try:
+        return ("value", render(ctx))
+    except RenderError as exc:
+        return ("error", exc.detail)
+
+
+@pytest.fixture
+def jinja_only(monkeypatch):
+    """compile_string with both shortcuts switched off."""
+    def compile_slow(text):
+        with monkeypatch.context() as patch:
+            patch.setattr(templates, "_PATH", re.compile("(?!)"))
+            patch.setattr(templates, "_DEFAULTED", re.compile("(?!)"))
+            return compile_string(TemplateString(text, Location("t.yaml", 1, 1)))
+    return compile_slow
+
+
+@pytest.mark.parametrize("text", TEMPLATES)
+def test_a_shortcut_answers_as_jinja_does(text, jinja_only):
+    fast, slow = compile_string(TemplateString(text, Location("t.yaml", 1, 1))), jinja_only(text)
+    for ctx in CONTEXTS:
+        assert answer(fast, ctx) == answer(slow, ctx), ctx
+
+
+@pytest.mark.parametrize(("expr", "taken"), [
+    ("data.x | default(1)", True), ("data.x|default('a')", True), ('a.b | default("b")', True),
+    ("data.x | default(-1.5)", True), ("data.x | default(None)", True),
+    ("data.x | default(data.y)", False),  # an argument that is itself a lookup could fail
+    ("data.x | default(1, true)", False), ("data.x | d(1)", False), ("data.x | default(1) | upper", False)])
+def test_which_default_expressions_take_the_shortcut(expr, taken):
+    assert bool(templates._DEFAULTED.match(expr)) is taken

@@ -1,7 +1,10 @@
 """The whole static pipeline for one mesh path: load, build the flow graph, analyse."""
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import networkx as nx
 
@@ -33,15 +36,33 @@ class CheckResult:
         return self.errors == 0 and not (strict and self.warnings)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one check.
+
+    A check allocates millions of objects (nodes, data, model, graph) that stay alive until it
+    ends, so each automatic collection rescans them for nothing: a third of the time of a
+    10,000-element mesh. Reference counting still frees everything else; collection resumes after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def check_mesh(path: str) -> CheckResult:
     """Load and analyse the mesh at *path*; every problem is in the result, nothing raises."""
-    try:
-        mesh, warnings = load_mesh(path)
-    except LoadError as exc:
-        return CheckResult(path, exc.diagnostics)
-    graph = build_flow_graph(mesh)
-    found = sorted_diagnostics([*warnings, *analyse(mesh, graph)])
-    return CheckResult(path, found, mesh, graph)
+    with _collector_paused():
+        try:
+            mesh, warnings = load_mesh(path)
+        except LoadError as exc:
+            return CheckResult(path, exc.diagnostics)
+        graph = build_flow_graph(mesh)
+        found = sorted_diagnostics([*warnings, *analyse(mesh, graph)])
+        return CheckResult(path, found, mesh, graph)
 
 
 def require_valid(path: str) -> CheckResult:

@@ -15,7 +15,7 @@ import networkx as nx
 from . import model as m
 from .errors import Diagnostic, Location, Note
 from .feasibility import feasible_flow
-from .graph import build_step_graph, consumed_types, flow_only, produced_types
+from .graph import build_step_graph, consumed_types, flow_only, induced, produced_types
 from .handlers import allowed_by, local_module, nearby_modules
 from .patterns import PatternError, compile_pattern
 from .templates import referenced_fields, syntax_error
@@ -167,8 +167,9 @@ def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGL
     A cycle through a consumer that declares ``loop: {max_hops: N}`` is a warning; any other
     cycle is an error, since each event would be processed forever.
     """
-    flow, pruned = feasible_flow(graph)
-    yield from _pruned_notes(graph, pruned)
+    full = flow_only(graph)
+    flow, pruned = feasible_flow(graph, full)
+    yield from _pruned_notes(graph, full, pruned)
     shown = 0
     for tangle in _tangles(flow):
         cycles, more = _example_cycles(flow, tangle, per_tangle)
@@ -192,7 +193,7 @@ def _example_cycles(flow: nx.DiGraph, tangle: set[str], limit: int) -> tuple[lis
     search that stops at the first loop: enumerating the cycles of a dense tangle costs seconds
     and tells no more.
     """
-    sub = flow.subgraph(tangle)
+    sub = induced(flow, tangle)
     if sum(v in tangle for u in tangle for v in flow.succ[u]) > MAX_LISTED_TANGLE:
         return [[u for u, _ in nx.find_cycle(sub, source=min(tangle))]], True
     cycles = list(islice(nx.simple_cycles(sub), limit + 1))
@@ -208,9 +209,11 @@ def cycle_edges(graph: nx.DiGraph, limit: int = MAX_CYCLES_TOTAL) -> set[tuple[s
     return edges
 
 
-def _pruned_notes(graph: nx.DiGraph, pruned: list) -> Iterator[Diagnostic]:
+def _pruned_notes(graph: nx.DiGraph, full: nx.DiGraph, pruned: list) -> Iterator[Diagnostic]:
     """Say which hops were left out of loop detection, where it mattered (they would close a loop)."""
-    tangles = {n: i for i, t in enumerate(_tangles(flow_only(graph))) for n in t}
+    if not pruned:
+        return
+    tangles = {n: i for i, t in enumerate(_tangles(full)) for n in t}
     for p in pruned:
         if tangles.get(p.producer) is None or tangles.get(p.producer) != tangles.get(p.consumer):
             continue

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import networkx as nx
 
 from . import model as m
-from .graph import flow_only
+from .graph import flow_only, induced
 from .patterns import PatternError, compile_pattern
 
 UNKNOWN = object()  # a value only known at run time (a template)
@@ -30,17 +30,18 @@ class Pruned:
     reason: str
 
 
-def feasible_flow(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Pruned]]:
+def feasible_flow(graph: nx.DiGraph, full: nx.DiGraph | None = None) -> tuple[nx.DiGraph, list[Pruned]]:
     """The looping part of the flow graph, with event nodes split per producer (``event:T@producer``)
     and impossible hops removed.
 
     Pruning only removes hops, so every loop of the result lies inside a strongly connected
-    part of the plain flow graph: only those parts are split and checked.
+    part of the plain flow graph: only those parts are split and checked. *full* is
+    ``flow_only(graph)`` when the caller has it already.
     """
-    full = flow_only(graph)
+    full = flow_only(graph) if full is None else full
     looping = set().union(*(c for c in nx.strongly_connected_components(full)
                             if len(c) > 1 or full.has_edge(*(next(iter(c)),) * 2)))
-    flow = full if len(looping) == len(full) else full.subgraph(looping).copy()  # a view is slow to walk
+    flow = full if len(looping) == len(full) else induced(full, looping)
     h = nx.DiGraph()
     pruned: list[Pruned] = []
     for node, attrs in flow.nodes(data=True):

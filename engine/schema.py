@@ -98,8 +98,33 @@ def check_document(doc: Document) -> list[Diagnostic]:
     return found
 
 
+_SOUND_SCHEMAS: set[str] = set()  # data schemas (as canonical JSON) already found sound
+_MAX_SOUND = 65536
+
+
 def check_data_schema(schema: Any, smap: SourceMap, prefix: tuple) -> list[Diagnostic]:
-    """An EventType's data schema must be a valid Draft 2020-12 schema with local ``$ref``s only."""
+    """An EventType's data schema must be a valid Draft 2020-12 schema with local ``$ref``s only.
+
+    Checking against the metaschema takes about a millisecond, and meshes repeat small
+    schemas: one found sound is not checked again (its soundness does not depend on where it is).
+    """
+    text = _canonical(schema)
+    if text is not None and text in _SOUND_SCHEMAS:
+        return []
+    found = _data_schema_problems(schema, smap, prefix)
+    if not found and text is not None and len(_SOUND_SCHEMAS) < _MAX_SOUND:
+        _SOUND_SCHEMAS.add(text)
+    return found
+
+
+def _canonical(schema: Any) -> str | None:
+    try:
+        return json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _data_schema_problems(schema: Any, smap: SourceMap, prefix: tuple) -> list[Diagnostic]:
     meta = Draft202012Validator(Draft202012Validator.META_SCHEMA, registry=_meta_registry())
     found = []
     for err in meta.iter_errors(schema):

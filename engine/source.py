@@ -159,6 +159,47 @@ class SourceMap:
         return self.keys.get(path) or self.at(path)
 
 
+class NodeMap(SourceMap):
+    """A :class:`SourceMap` that reads the composed node tree when asked, instead of indexing it.
+
+    For plain trees only (no merge keys, no shared nodes, unique string keys), where a path
+    names exactly one node: creating a location for every node costs more than the few
+    lookups diagnostics and the model need.
+    """
+
+    __slots__ = ("root", "_maps")
+
+    def __init__(self, root: yaml.Node) -> None:
+        super().__init__()
+        self.root = root
+        self._maps: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
+
+    def _find(self, path: JsonPath) -> tuple[yaml.Node, yaml.Node | None, bool]:
+        """The deepest node on *path*, the key node leading to it, and whether all of *path* exists."""
+        node, key = self.root, None
+        for part in path:
+            if type(node) is yaml.MappingNode:
+                entries = self._maps.get(id(node))
+                if entries is None:
+                    entries = self._maps[id(node)] = {k.value: (k, v) for k, v in node.value}
+                entry = entries.get(part) if type(part) is str else None
+                if entry is None:
+                    return node, None, False
+                key, node = entry
+            elif type(node) is yaml.SequenceNode and type(part) is int and 0 <= part < len(node.value):
+                key, node = None, node.value[part]
+            else:
+                return node, None, False
+        return node, key, True
+
+    def at(self, path: JsonPath) -> Location:
+        return Location.from_mark(self._find(path)[0].start_mark)
+
+    def key(self, path: JsonPath) -> Location:
+        node, key, found = self._find(path)
+        return Location.from_mark(key.start_mark if found and key is not None else node.start_mark)
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     """One YAML document: its plain data and where each node came from."""
@@ -205,6 +246,11 @@ def load_documents(text: str, filename: str, limits: Limits = DEFAULT_LIMITS) ->
         index = 0
         while loader.check_node():
             node = loader.get_node()
+            document = None if _is_empty(node) else _fast_document(loader, node, index, limits)
+            if document is not None:
+                documents.append(document)
+                index += 1
+                continue
             problems = list(_check_tree(node, limits))  # nesting too, for the C composer's documents
             if problems:
                 diagnostics += problems
@@ -229,6 +275,64 @@ def load_documents(text: str, filename: str, limits: Limits = DEFAULT_LIMITS) ->
         diagnostics.append(Diagnostic(Location(filename, 1, 1), "empty-file", "file holds no YAML document",
                                       hint="add a document (apiVersion, kind, metadata, spec) or remove the file"))
     return documents, diagnostics
+
+
+_STR, _MAP, _SEQ = ("tag:yaml.org,2002:" + t for t in ("str", "map", "seq"))
+_SCALARS = {tag: SafeConstructor.yaml_constructors[tag]
+            for tag in ("tag:yaml.org,2002:" + t for t in ("int", "float", "bool", "null"))}
+
+
+class _Irregular(Exception):
+    """The document needs the careful path: a problem to report, an alias, a merge key, an odd tag."""
+
+
+def _fast_document(loader, root: yaml.Node, index: int, limits: Limits) -> Document | None:
+    """The common case in one walk: a plain tree of safe values, within the limits.
+
+    Builds the same data PyYAML's constructor would, and a :class:`NodeMap` that finds
+    locations only when asked. Returns None for anything irregular (any problem
+    :func:`_check_tree` would report, a shared or recursive node, a merge key, a value the
+    constructor rejects): :func:`load_documents` then takes the careful path, so diagnostics
+    are exactly those of that path.
+    """
+    max_depth, seen = limits.max_depth, set()
+    count = 1
+
+    def value(node: yaml.Node, depth: int) -> Any:
+        nonlocal count
+        kind = type(node)
+        if kind is yaml.ScalarNode:
+            if node.tag == _STR:
+                return node.value
+            return _SCALARS[node.tag](loader, node)  # KeyError for any other tag: careful path
+        items, depth = node.value, depth + 1
+        if (items and depth > max_depth) or id(node) in seen:  # its items would be too deep
+            raise _Irregular
+        seen.add(id(node))
+        if kind is yaml.MappingNode and node.tag == _MAP:
+            out: dict = {}
+            for key, item in items:
+                if type(key) is not yaml.ScalarNode or key.tag != _STR or key.value in out:
+                    raise _Irregular  # merge keys, non-string and duplicate keys
+                # strings inline: most nodes are, and a call per node is a third of the walk
+                out[key.value] = item.value if item.tag == _STR and type(item) is yaml.ScalarNode else value(item, depth)
+            count += 2 * len(items)
+            return out
+        if kind is yaml.SequenceNode and node.tag == _SEQ:
+            count += len(items)
+            return [item.value if item.tag == _STR and type(item) is yaml.ScalarNode else value(item, depth)
+                    for item in items]
+        raise _Irregular
+
+    try:
+        if limits.max_depth < 1:
+            return None
+        data = value(root, 1)
+    except Exception:  # _Irregular, KeyError, a constructor's ValueError, RecursionError
+        return None
+    if count > limits.max_nodes or len(seen) + 1 > limits.max_nodes:
+        return None
+    return Document(data, NodeMap(root), Location.from_mark(root.start_mark), index)
 
 
 def _is_empty(node: yaml.Node) -> bool:

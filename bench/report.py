@@ -52,8 +52,8 @@ METHOD = """\
    execution's own `stopDate - startDate`. Per executed step = per run / steps per run.
 3. **stream** (`bench/stream.py`): a keyed tumbling-window (60 s) count, 1,000 keys,
    1,000,000 events at 1,000 events per second of event time, by the `Runtime` in memory, by
-   the `Runtime` on SQLite (journal trace, a checkpoint every 1,000 inputs, as
-   `meshctl run --store sqlite:PATH`), by `WindowOperator` alone, by bytewax 0.21.1
+   the `Runtime` on SQLite (a checkpoint every 1,000 inputs, no trace journal, as
+   `meshctl run --store sqlite:PATH` without `--trace`), by `WindowOperator` alone, by bytewax 0.21.1
    (`TestingSource` in batches of 1,000, `count_window`, `EventClock`, `TumblingWindower`, one
    worker) and by a dict count; every window set must be identical (same digest).
 4. **e2e** (`bench/e2e.py`): `engine.runner.run_mesh` (what `meshctl run` calls) on
@@ -98,22 +98,51 @@ document against its kind's schema only, parses each template once, runs the fea
 analysis only inside strongly connected parts with memoised leaf checks, and composes YAML
 with libyaml when the nesting is provably shallow (9.3 s → 6.9 s at 10,000).
 
+**The delivery path (issue #6, stage 5).** Interleaved runs of the code before and after, on
+the same loaded machine (another process held one core): stream in memory 49k → 138k ev/s at
+300,000 events and 51-57k → 87-96k at 1,000,000; stream on SQLite 19k → 29k ev/s (the bench
+now runs it as `meshctl run --store sqlite:PATH` without `--trace`, which journals no trace
+records; with the trace journal it measured 20k before); e2e in memory 13k → 23k ev/s (9.7 %
+→ 17 % of the decode limit), e2e on SQLite 6.0k → 7.7k ev/s. In one `python -m bench stream
+e2e` run after: stream 116k ev/s = 2.2× bytewax, SQLite 0.54×, e2e 14.8 % of the limit, e2e on
+SQLite 43 % of memory (54-64 % in back-to-back runs of the two alone). bytewax ran there at
+52k ev/s, half its 116k of the run of 26 Nov while the dict count kept its speed: it suffers
+more from a busy machine, so these ratios flatter us. Nothing of a run changed: the trace of every example, with faults, retries and checkpoints, is byte for
+byte the same. What was done: an attempt that takes no time commits from the `Attempt` itself
+instead of a copy of it as data (one that sleeps still waits in the schedule as data; tests
+compare both forms); trace records are not even built when nothing records them; a type whose
+consumers have no pattern skips routing work, one with at most two patterns tests them one by
+one (the index's fixed cost was higher), and a match skips the `Mapping` ABC check for dicts
+and JSON scalars; loop-guard, rate-limit, breaker and ordering checks only for consumers that
+have them; the last input timestamp (runtime and window operator) and recent RFC 3339 texts
+are cached; `{{ path | default(LITERAL) }}` reads a present scalar directly; the SQLite store
+answers dedup lookups from a Bloom filter of the pairs it read and wrote (a query only for a
+likely hit: a SELECT per delivery before) and encodes journal rows with one encoder.
+
 **Still missed, and why.**
-- *e2e in memory* (~16k ev/s, 8.7 % of the decode limit; target 30 %): what is left is the
-  per-delivery bookkeeping of a general engine — a task dict through the scheduler heap, an
-  `Attempt`, an outcome dict, `derive` (sha1 + RFC 3339 time) per emit, the dedup record, the
-  pattern index, a compiled template per field. Reaching ~33 µs per input for ~2 deliveries and
-  ~1 emit in CPython needs a synchronous path for consumers that cannot fail (no retry, fault,
-  breaker, ordering or rate limit: no scheduler hop, no outcome dict) and batching of
-  inputs; past that, the interpreter itself is the limit (a compiled core, e.g. Rust via PyO3,
-  would be the way to 30 %).
-- *stream in memory* (~98k ev/s, 0.84× bytewax; target 3×): `WindowOperator` alone runs at
-  ~650k ev/s (5.6× bytewax); the difference is the same general delivery path. The
-  synchronous fast path above is what this target needs: a stream consumer never retries.
-- *stream on SQLite* (~20k ev/s; target ≥ bytewax): the remaining cost is per-event journal
-  rows (input and emitted events are archived for `meshctl replay`) and dedup rows, each
-  serialised with `json.dumps` at commit; an option to archive only selected types, and the
-  fast path above, would be needed.
+- *e2e in memory* (~17 % of the decode limit; target 30 %): no single cost is left to
+  remove. Shares of the profile: delivery bookkeeping (scheduler hop, `Attempt`, commit, dedup
+  record) ~20 %, reading and decoding the input ~12 %, schema checks of every event ~12 %,
+  `derive` (sha1 id + time) ~7 %, window operator ~7 %, pattern matching ~8 %, templates ~6 %.
+  A synchronous delivery (no scheduler hop) was not taken: an input's deliveries run when the
+  next input's time is reached, and an input without a time, or an earlier one, is published
+  before them — running them at once would reorder the trace. What would reach 30 %: a
+  compiled core (e.g. Rust via PyO3) for routing, schema checks and the delivery loop.
+- *stream in memory* (2.2× a slowed bytewax, likely 1-1.5× an unhindered one; target 3×): `WindowOperator`
+  alone runs at ~6× bytewax and is ~22 % of the profile; the rest is the per-delivery path
+  the e2e paragraph describes (feed ~9 %, scheduler hop ~15 %, attempt and commit ~27 %,
+  publish and offer ~13 %), each piece a few Python calls.
+- *e2e on SQLite* (43-64 % of memory; target 50 %, met before only because memory was
+  slower): it now costs less in absolute terms, but each commit writes ~2 journal rows and
+  ~2 dedup rows per input (~15 ms of row inserts and ~6 ms of fsync per 1,000 inputs) and
+  encodes every input and emitted event as JSON (~8 µs each); that part did not shrink with
+  the delivery path.
+- *stream on SQLite* (~0.55× bytewax; target ≥ 1×): on top of the memory path, each input is
+  archived as a JSON journal row for `meshctl replay` (~16 % of the profile: one
+  `json` encode per event) and every 1,000 inputs the checkpoint carries the window state
+  (~15 %: 1,000 keys sorted, dumped and JSON round-tripped per commit), plus the dedup rows
+  (~7 %). An option to archive only selected event types, and an incremental window
+  checkpoint (only the windows touched since the last commit), would be needed.
 - *validate at 10,000* (6.9 s; target < 3 s): left are jsonschema on every document (~1.8 s),
   building the location map and the model (~1.5 s: `_check_tree`, `_index` and `Location`
   objects for every node; one fused walk creating locations lazily would halve it), and the

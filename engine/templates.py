@@ -197,8 +197,32 @@ def _parsed(text: str) -> nodes.Template | TemplateSyntaxError:
     return tree
 
 
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_PLAIN = re.compile(rf"(?:[^{{}}]|\{{\{{[ \t]*{_NAME}(?:\.{_NAME})*[ \t]*\}}\}})*")
+_FIELD = re.compile(rf"\{{\{{[ \t]*({_NAME}(?:\.{_NAME})*)[ \t]*\}}\}}")
+_WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "true", "false",
+                    "none", "True", "False", "None", "recursive", "with", "without", "import", "from", "as", "set",
+                    "block", "extends", "include", "macro", "call", "filter", "raw", "pass", "loop", "self", "super"})
+
+
+def _plain_chains(text: str) -> list[tuple[str, FieldPath]] | None:
+    """For text that is only literal text and ``{{ name.attr... }}`` (most templates), the chains
+    :func:`_chains` would find, without Jinja's lexer and parser; None for anything else."""
+    if _PLAIN.fullmatch(text) is None:
+        return None
+    chains = []
+    for found in _FIELD.finditer(text):
+        parts = found.group(1).split(".")
+        if not _WORDS.isdisjoint(parts):
+            return None  # Jinja keywords and constants parse differently
+        chains += [(parts[0], tuple(parts[1:end])) for end in range(len(parts), 1, -1)]
+    return chains
+
+
 def syntax_error(text: str) -> TemplateSyntaxError | None:
     """The template's syntax error, or None if it parses."""
+    if _plain_chains(text) is not None:
+        return None
     tree = _parsed(text)
     return tree if isinstance(tree, TemplateSyntaxError) else None
 
@@ -209,10 +233,13 @@ def referenced_fields(text: str) -> list[tuple[str, FieldPath]]:
     >>> referenced_fields("{{ data.player.id }} scored {{ data['score'] | int }}")
     [('data', ('player', 'id')), ('data', ('score',))]
     """
-    tree = _parsed(text)
-    if isinstance(tree, TemplateSyntaxError):
-        return []
-    chains = list(dict.fromkeys(_chains(tree)))
+    chains = _plain_chains(text)
+    if chains is None:
+        tree = _parsed(text)
+        if isinstance(tree, TemplateSyntaxError):
+            return []
+        chains = list(_chains(tree))
+    chains = list(dict.fromkeys(chains))
     return [c for c in chains if not any(o != c and o[0] == c[0] and o[1][: len(c[1])] == c[1] for o in chains)]
 
 

@@ -111,6 +111,23 @@ _StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 _CStrictLoader.yaml_implicit_resolvers = _StrictLoader.yaml_implicit_resolvers
+_IMPLICIT = _StrictLoader.yaml_implicit_resolvers
+assert None not in _IMPLICIT and not _StrictLoader.yaml_path_resolvers  # what _resolve leaves out
+
+
+def _resolve(self, kind, value, implicit) -> str:
+    """``Resolver.resolve`` without the path resolvers we never register: the composer calls it for
+    every node, and the general version was a tenth of loading."""
+    if kind is yaml.ScalarNode:
+        if implicit[0]:
+            for tag, regexp in _IMPLICIT.get(value[:1], ()):
+                if regexp.match(value):
+                    return tag
+        return "tag:yaml.org,2002:str"
+    return "tag:yaml.org,2002:seq" if kind is yaml.SequenceNode else "tag:yaml.org,2002:map"
+
+
+_StrictLoader.resolve = _CStrictLoader.resolve = _resolve
 
 
 def nesting_bound(text: str) -> int:
@@ -120,6 +137,14 @@ def nesting_bound(text: str) -> int:
     indentation (at most two levels per column: a sequence may sit at its key's indentation)
     or by indicators on one line (``- - x``, ``? ``, ``: ``).
     """
+    if _ODD_BREAKS.search(text) is None:  # a coarser bound, counted by str and re methods, usually suffices
+        coarse = max(map(_coarse_bound, _DOCUMENT_START.split(text)))
+        if coarse < FAST_NESTING:
+            return coarse
+    return _line_bound(text)
+
+
+def _line_bound(text: str) -> int:
     bound = opens = indent = inline = 0
     for line in text.splitlines():
         if line.startswith(("---", "...")):
@@ -128,6 +153,19 @@ def nesting_bound(text: str) -> int:
         indent = max(indent, len(line) - len(line.lstrip(" ")))
         inline = max(inline, line.count("- ") + line.count(": ") + line.count("? "))
     return max(bound, opens + 2 * indent + inline + 2)
+
+
+_ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # str.splitlines breaks there, re's ^ does not
+_DOCUMENT_START = re.compile(r"^(?=---|\.\.\.)", re.M)
+_INDENT = re.compile(r"^ +", re.M)
+
+
+def _coarse_bound(document: str) -> int:
+    """:func:`nesting_bound` for one document, with each line's indicators (two characters each)
+    bounded by half the longest line."""
+    opens = document.count("[") + document.count("{")
+    indent = max(map(len, _INDENT.findall(document)), default=0)
+    return opens + 2 * indent + (max(map(len, document.split("\n"))) + 1) // 2 + 2
 
 
 class _TooDeep(Exception):

@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from yaml.resolver import BaseResolver
 
 from engine import source
 from engine.source import DEFAULT_LIMITS, Limits, load_documents
@@ -75,6 +78,20 @@ def test_odd_documents(text):
 @pytest.mark.parametrize("text", ["a: 1\n", "a: [1]\n", "a: {b: c}\n", "a: []\nb: {}\n", "- [x, [y]]\n", "x\n", "[]\n"])
 def test_tight_limits(text, depth, nodes):
     assert_agree(text, limits=Limits(max_depth=depth, max_nodes=nodes))
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(yamlish)
+def test_coarse_nesting_bound_is_never_below_the_line_by_line_one(text):
+    assert source.nesting_bound(text) >= source._line_bound(text)
+
+
+@pytest.mark.parametrize("value", [tok.strip() for tok in TOKENS] + ["", "True", "FALSE", "<<", "0b1", "1.5e3", "Null"])
+@pytest.mark.parametrize("implicit", [(True, False), (False, True), (False, False)])
+def test_resolve_agrees_with_pyyaml(value, implicit):
+    loader = source._StrictLoader("", "x.yaml", 64)
+    for kind in (yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode):
+        assert source._resolve(loader, kind, value, implicit) == BaseResolver.resolve(loader, kind, value, implicit)
 
 
 def test_limits_send_documents_to_the_careful_path():

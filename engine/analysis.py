@@ -196,7 +196,11 @@ def _example_cycles(flow: nx.DiGraph, tangle: set[str], limit: int) -> tuple[lis
     sub = induced(flow, tangle)
     if sum(v in tangle for u in tangle for v in flow.succ[u]) > MAX_LISTED_TANGLE:
         return [[u for u, _ in nx.find_cycle(sub, source=min(tangle))]], True
-    cycles = list(islice(nx.simple_cycles(sub), limit + 1))
+    # networkx walks sets of nodes, whose order for strings changes with Python's hash seed:
+    # on integer labels (given in sorted order) the same cycles are found in every process.
+    names = sorted(sub)
+    numbered = nx.relabel_nodes(sub, {name: i for i, name in enumerate(names)}, copy=True)
+    cycles = [[names[i] for i in cycle] for cycle in islice(nx.simple_cycles(numbered), limit + 1)]
     return cycles[:limit], len(cycles) > limit
 
 

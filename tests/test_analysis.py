@@ -1,6 +1,10 @@
 """Static analysis on generated meshes: tangles of cycles, long chains, field checks."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from engine.analysis import field_verdict
@@ -99,3 +103,18 @@ def test_hops_a_pattern_rejects_are_pruned_from_loop_detection(tmp_path, status,
         assert note.severity == "info"
         assert note.message == ("service 'checker' cannot receive job.checked from service 'checker': data.status is 'ok' "
                                 "in the emit; the pattern wants ['failed']; this hop is left out of loop detection")
+
+
+def test_example_cycles_are_the_same_under_every_hash_seed(tmp_path):
+    """A tangle with more cycles than are shown: the same ones are shown in every process."""
+    n = 6  # 409 elementary cycles, 10 shown
+    path = tmp_path / "tangle.yaml"
+    path.write_text(_mesh(n, {i: [j for j in range(n) if j != i] for i in range(n)}))
+    outputs = set()
+    for seed in ("1", "2", "3", "4"):
+        run = subprocess.run([sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "validate",
+                              str(path)], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert run.returncode == 1, run.stderr[-2000:]
+        outputs.add(run.stdout + run.stderr)
+    assert len(outputs) == 1
+    assert "cycles-truncated" in outputs.pop()

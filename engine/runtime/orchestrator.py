@@ -35,11 +35,16 @@ class CompiledStep:
     policy: Any
 
 
+_FINISHED = frozenset(("done", "skipped"))  # a step others may start after
+_NONE = {"status": None}  # a need naming no step of the run (validate refuses it) is never met
+
+
 class Orchestrator:
     def __init__(self, runtime: "Runtime"):
         self.rt = runtime
         self._steps: dict[str, dict[str, CompiledStep]] = {}
         self._ends: dict[str, tuple[list, list]] = {}
+        self._plans: dict[str, list[tuple[str, tuple[str, ...], CompiledStep]]] = {}
         for orch in runtime.mesh.orchestrations.values():
             tools = runtime.tools
             self._steps[orch.name] = {
@@ -49,6 +54,9 @@ class Orchestrator:
                                    resolve_policy(runtime.mesh, s.retry, NO_RETRY))
                 for s in orch.steps}
             self._ends[orch.name] = (compile_actions(orch.on_success, tools), compile_actions(orch.on_failure, tools))
+            # per step in declaration order: what it needs, as names (read on every advance of every run)
+            self._plans[orch.name] = [(s.id, tuple(n.name for n in s.needs), self._steps[orch.name][s.id])
+                                      for s in orch.steps]
 
     # --- the runtime's hooks: tasks and effects are plain data, dispatched by name ---------
     def tasks(self) -> dict[str, Callable[[dict], None]]:
@@ -80,15 +88,22 @@ class Orchestrator:
     # --- the step graph --------------------------------------------------------------------
     def _advance(self, run: dict) -> None:
         """Start every step whose needs are met; finish the run when nothing is left to do."""
-        orch = self.rt.mesh.orchestrations[run["orchestration"]]
+        plan, steps = self._plans[run["orchestration"]], run["steps"]
         progressed = True
         while progressed and run["status"] == "running":
             progressed = False
-            for step in orch.steps:
-                if run["steps"][step.id]["status"] != "pending" or not self._needs_met(run, step):
+            for sid, needs, cs in plan:
+                state = steps[sid]
+                if state["status"] != "pending":
                     continue
-                progressed = True
-                self._begin(run, self._steps[orch.name][step.id])
+                for need in needs:
+                    if steps.get(need, _NONE)["status"] not in _FINISHED:
+                        break
+                else:
+                    self._begin(run, cs)
+                    # only a step that finished at once (skipped, nothing to do, failed) can let
+                    # another step start: one left running needs no second pass
+                    progressed = progressed or state["status"] != "running"
         self._save(run)
         if run["in_flight"]:
             return
@@ -96,10 +111,6 @@ class Orchestrator:
             self._finish(run, success=True)
         elif run["status"] == "failing":
             self._compensate_next(run)
-
-    @staticmethod
-    def _needs_met(run: dict, step: m.Step) -> bool:
-        return all(run["steps"].get(n.name, {}).get("status") in ("done", "skipped") for n in step.needs)
 
     def _context(self, run: dict, item: Any = None) -> dict:
         event = run["event"]

@@ -91,6 +91,23 @@ def test_when_false_skips_and_counts_as_done(mesh_of, run):
     assert out.summary["runs_completed"] == 1
 
 
+def test_a_step_finished_at_once_starts_the_steps_declared_before_it(mesh_of, run):
+    """`first` needs `skipped` and `empty`, declared after it, which finish without running:
+    `first` still starts, in the same instant, before the step that needs it."""
+    steps = """\
+    - {id: first, needs: [skipped, empty], do: {emit: {type: done, data: {s: "{{ steps.skipped.status }}"}}}}
+    - {id: skipped, needs: [], when: "input['items'] | length > 10", do: {fail: {}}}
+    - {id: empty, needs: [], foreach: "{{ [] }}", do: {fail: {}}}
+    - {id: last, needs: [first], do: {emit: {type: done, data: {s: last}}}}
+"""
+    out = run(mesh_of(GO, DONE, SINK, orchestration(steps)), [GO_EVENT])
+    assert [e["data"] for e in out.emitted] == [{"s": "skipped"}, {"s": "last"}]
+    steps_seen = [(r["kind"], r["step"]) for r in out.trace if r["kind"].startswith("step-")]
+    assert steps_seen == [("step-skipped", "skipped"), ("step-done", "empty"), ("step-start", "first"),
+                          ("step-done", "first"), ("step-start", "last"), ("step-done", "last")]
+    assert out.summary["runs_completed"] == 1
+
+
 def test_one_run_per_trigger_event(mesh_of, run):
     steps = "    - {id: s, do: {emit: {type: done, data: {}}}}\n"
     out = run(mesh_of(GO, DONE, SINK, orchestration(steps)), [GO_EVENT, GO_EVENT, {**GO_EVENT, "id": "g2"}])

@@ -120,7 +120,8 @@ class Orchestrator:
 
     def _begin(self, run: dict, cs: CompiledStep) -> None:
         state, now = run["steps"][cs.step.id], self.rt.clock.now()
-        ctx = self._context(run)
+        # the context is only read by `when` and `foreach`: most steps have neither
+        ctx = self._context(run) if cs.when is not None or cs.foreach is not None else None
         try:
             if cs.when is not None and not cs.when(ctx):
                 state["status"] = "skipped"

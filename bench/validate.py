@@ -7,8 +7,10 @@ the flow is a DAG), but 2 % of them send one back a few types, which closes cycl
 those are declared bounded (``loop: {max_hops: 3}``, a warning), half are not (an error).
 Routes carry an EventBridge pattern on a declared field and a templated transform, so the
 pattern and template checks have work to do. The figure is the time of one
-``check_mesh(path)`` (load, schema checks, flow graph, analysis), the best of 3 at 1,000 and
-of 2 at 10,000; the targets are < 3 s at 10,000 and t(10,000)/t(1,000) ≤ 12.
+``check_mesh(path)`` (load, schema checks, flow graph, analysis), the best of 5 at 1,000 and
+of 3 at 10,000 (on a shared machine the best of several is the least disturbed, and the
+growth ratio divides by the small figure); the targets are < 3 s at 10,000 and
+t(10,000)/t(1,000) ≤ 12.
 """
 from __future__ import annotations
 
@@ -72,7 +74,7 @@ def rows(quick: bool = False) -> list[Row]:
         with tempfile.TemporaryDirectory(prefix=f"bench-validate-{n}-") as folder:
             sizes = generate(folder, n)
             log(f"validate: N={n:,} ({sizes['documents']:,} documents)")
-            seconds, result = best_of(lambda: check_mesh(folder), 1 if quick else (3 if n == 1000 else 2))
+            seconds, result = best_of(lambda: check_mesh(folder), 1 if quick else (5 if n == 1000 else 3))
             times[n] = seconds
             cycles = sum(d.code in ("event-cycle", "bounded-loop") for d in result.diagnostics)
             outcome[n] = (f"{sizes['routes']:,} routes + {sizes['subscriptions']:,} subs: {result.errors:,} errors, "

@@ -35,6 +35,16 @@ _PATH = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*$
 _ABSENT = object()
 
 
+def _walk(ctx: Mapping, root: str, rest: list[str]) -> Any:
+    """The value at a dotted path through plain dicts, or _ABSENT when a step is missing or not a dict."""
+    node = ctx.get(root, _ABSENT)
+    for part in rest:
+        if type(node) is not dict or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
 def _lookup(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mapping], Any]:
     """``{{ data.player.id }}`` on plain JSON: walk the dicts directly; anything else goes to Jinja.
 
@@ -44,11 +54,7 @@ def _lookup(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mappi
     root, rest = parts[0], parts[1:]
 
     def fast(ctx: Mapping) -> Any:
-        node = ctx.get(root, _ABSENT)
-        for part in rest:
-            if type(node) is not dict or part not in node:
-                return slow(ctx)
-            node = node[part]
+        node = _walk(ctx, root, rest)
         if node is _ABSENT:
             return slow(ctx)
         return _native(node) if isinstance(node, (dict, list)) else (_capped(node) if isinstance(node, str) else
@@ -71,11 +77,7 @@ def _present_or(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[M
     root, rest = parts[0], parts[1:]
 
     def fast(ctx: Mapping) -> Any:
-        node = ctx.get(root, _ABSENT)
-        for part in rest:
-            if type(node) is not dict or part not in node:
-                return slow(ctx)
-            node = node[part]
+        node = _walk(ctx, root, rest)
         if node is None or type(node) in (bool, int, float) or (type(node) is str and len(node) <= _SHORT):
             return node
         return slow(ctx)

@@ -183,14 +183,18 @@ def _likely_branch(error: ValidationError) -> list[ValidationError]:
     for inner in error.context:
         branches.setdefault(inner.relative_schema_path[0], []).append(inner)
     depth = len(error.absolute_path)
-    fitting = [errs for errs in branches.values()
-               if not any(e.validator == "type" and len(e.absolute_path) == depth for e in errs)]
+    fitting = [errs for errs in branches.values() if not any(_type_mismatch(e, depth) for e in errs)]
     if not fitting:
         # best_match gives the error itself back when every alternative is a type mismatch:
         # then the alternatives are the message (no branch to descend into).
         best = best_match([error])
         return [] if best is error else [best]
     return min(fitting, key=len)
+
+
+def _type_mismatch(inner: ValidationError, depth: int) -> bool:
+    """An alternative's error saying the value itself (at *depth*) has a type it does not take."""
+    return inner.validator == "type" and len(inner.absolute_path) == depth
 
 
 def _diagnostic(error: ValidationError, smap: SourceMap) -> Diagnostic:
@@ -232,7 +236,7 @@ def _no_alternative(error, path, where, smap) -> Diagnostic:
     depth = len(error.absolute_path)
     kinds: list[str] = []
     for inner in error.context or ():
-        if inner.validator == "type" and len(inner.absolute_path) == depth:
+        if _type_mismatch(inner, depth):
             for kind in inner.validator_value if isinstance(inner.validator_value, list) else [inner.validator_value]:
                 if kind not in kinds:
                     kinds.append(kind)

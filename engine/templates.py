@@ -31,7 +31,9 @@ class RenderError(Exception):
         self.detail = message
 
 
-_PATH = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*$")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_DOTTED = rf"{_NAME}(?:\.{_NAME})*"  # data.player.id
+_PATH = re.compile(rf"^\s*{_DOTTED}\s*$")
 _ABSENT = object()
 
 
@@ -63,7 +65,7 @@ def _lookup(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mappi
 
 
 _LITERAL = r"""-?\d+(?:\.\d+)?|'[^'\\]*'|"[^"\\]*"|[Tt]rue|[Ff]alse|[Nn]one"""
-_DEFAULTED = re.compile(rf"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\|\s*default"
+_DEFAULTED = re.compile(rf"^\s*(?P<path>{_DOTTED})\s*\|\s*default"
                         rf"\s*\(\s*(?:{_LITERAL})\s*\)\s*$")
 _SHORT = 10_000  # a string this long costs a render far less than its budget: the fast path cannot hide a refusal
 
@@ -199,9 +201,8 @@ def _parsed(text: str) -> nodes.Template | TemplateSyntaxError:
     return tree
 
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_PLAIN = re.compile(rf"(?:[^{{}}]|\{{\{{[ \t]*{_NAME}(?:\.{_NAME})*[ \t]*\}}\}})*")
-_FIELD = re.compile(rf"\{{\{{[ \t]*({_NAME}(?:\.{_NAME})*)[ \t]*\}}\}}")
+_PLAIN = re.compile(rf"(?:[^{{}}]|\{{\{{[ \t]*{_DOTTED}[ \t]*\}}\}})*")
+_FIELD = re.compile(rf"\{{\{{[ \t]*({_DOTTED})[ \t]*\}}\}}")
 _WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "true", "false",
                     "none", "True", "False", "None", "recursive", "with", "without", "import", "from", "as", "set",
                     "block", "extends", "include", "macro", "call", "filter", "raw", "pass", "loop", "self", "super"})

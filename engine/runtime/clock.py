@@ -73,12 +73,25 @@ def _format(ts: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_LAST_PARSED: tuple[str | None, float | None] = (None, None)  # inputs come in runs of one timestamp
+
+
 def parse_time(value) -> float | None:
     """Epoch seconds from an RFC 3339 string or a number; None if it is neither."""
+    global _LAST_PARSED
+    if value.__class__ is str:
+        last = _LAST_PARSED  # one read: the pair stays consistent if another thread replaces it
+        if value == last[0]:
+            return last[1]
+        when = _parse_text(value)
+        _LAST_PARSED = (value, when)
+        return when
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, str):
-        return None
+    return _parse_text(value) if isinstance(value, str) else None
+
+
+def _parse_text(value: str) -> float | None:
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"

@@ -66,7 +66,6 @@ class Runtime:
         self.by_id = {c.id: c for c in self.consumers}
         self._by_type: dict[str, list[Consumer]] = {}
         self._index: dict[str, PatternIndex] = {}
-        self._last_time: tuple[Any, float | None] = (None, None)
         self._build_router()
         self._schemaless = frozenset(n for n, et in mesh.event_types.items() if et.schema is None)
         self._ordered = frozenset(c.id for c in self.consumers if getattr(c.element, "ordering", None) is not None)
@@ -107,7 +106,7 @@ class Runtime:
             self.dead_letter(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
                              f"{item.loc}: {item.problem}", queue="dlq")
             return
-        when = self._time_of(item.get("time"))
+        when = parse_time(item.get("time"))
         if not self._clock_started and isinstance(self.clock, VirtualClock):
             self.clock = self.scheduler.clock = VirtualClock(when if when is not None else DEFAULT_START)
             self._clock_started = True
@@ -118,15 +117,6 @@ class Runtime:
         if self.trace.sink is not None:
             self.trace.record(self.clock.now(), "ingest", event=item["id"], type=item["type"])
         self.publish(item, "ingress")
-
-    def _time_of(self, value: Any) -> float | None:
-        """parse_time, remembering the last text: inputs come in runs of the same timestamp."""
-        if value.__class__ is str and value == self._last_time[0]:
-            return self._last_time[1]
-        when = parse_time(value)
-        if value.__class__ is str:
-            self._last_time = (value, when)
-        return when
 
     def finish(self) -> None:
         self.scheduler.run_until_idle()

@@ -32,6 +32,7 @@ from .trace import Trace
 DEFAULT_MAX_HOPS = 16
 MESH = "mesh"  # the consumer named in dead letters of events no consumer could take
 DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the virtual clock's start when input has no time
+_ARCHIVED = frozenset({"ingress", "dlq-replay", "replay"})  # producers whose events are inputs of the archive
 SCAN_UPTO = 2  # patterns of one type tested one by one up to this many: the index's fixed cost is higher
 
 
@@ -64,12 +65,13 @@ class Runtime:
         self.faults = {f.consumer: f for f in faults}
         self.consumers = build_consumers(mesh)
         self.by_id = {c.id: c for c in self.consumers}
-        self._by_type: dict[str, list[Consumer]] = {}
-        self._index: dict[str, PatternIndex] = {}
+        self._routes: dict[str, tuple[list[Consumer], PatternIndex | None, bool]] = {}
         self._build_router()
-        self._schemaless = frozenset(n for n, et in mesh.event_types.items() if et.schema is None)
         self._ordered = frozenset(c.id for c in self.consumers if getattr(c.element, "ordering", None) is not None)
         self._limited = frozenset(c.id for c in self.consumers if getattr(c.element, "rate_limit", None) is not None)
+        self._inline = False  # True while an input's first attempts may run at once (feed)
+        self._plain = frozenset(c.id for c in self.consumers if c.loop is None and c.id not in self._ordered)
+        self._inline_types = self._types_without_holds()
         self.schemas = DataSchemas(mesh)  # shared with the ingress: the same checks at the edge
         self._handlers: dict[str, Callable[[Attempt], None]] = {}
         self._breakers: dict[str, dict] = {}
@@ -86,6 +88,12 @@ class Runtime:
             "attempt": self.attempt, "complete": self._complete, **self.orchestrator.tasks(),
             **self.resequencer.tasks()}
         self._effects: dict[str, Callable[[dict], None]] = {**self.orchestrator.effects(), **self.streams.effects()}
+
+    def _types_without_holds(self) -> frozenset[str]:
+        """Event types none of whose consumers may hold or drop an offer before its attempt
+        (ordering, loop guards): their deliveries are attempts in publish order, nothing else."""
+        held = {t for c in self.consumers if c.id not in self._plain for t in c.types}
+        return frozenset(self.mesh.event_types) - held
 
     def _dispatch(self, kind: str, payload: Any) -> None:
         self._tasks[kind](payload)
@@ -110,13 +118,21 @@ class Runtime:
         if not self._clock_started and isinstance(self.clock, VirtualClock):
             self.clock = self.scheduler.clock = VirtualClock(when if when is not None else DEFAULT_START)
             self._clock_started = True
+        scheduler, trace = self.scheduler, self.trace
         if when is not None:
-            self.scheduler.run_until_idle(until=when)
+            if not scheduler.idle_at(when):
+                scheduler.run_until_idle(until=when)
             self.clock.advance_to(when)
-        self.trace.counts["events_in"] += 1
-        if self.trace.sink is not None:
-            self.trace.record(self.clock.now(), "ingest", event=item["id"], type=item["type"])
-        self.publish(item, "ingress")
+        trace.counts["events_in"] += 1
+        if trace.sink is not None:
+            trace.record(self.clock.now(), "ingest", event=item["id"], type=item["type"])
+        # Nothing is due before the input: its first attempts run now, in the order the
+        # schedule would run them, without a trip through it (see offer).
+        self._inline = item["type"] in self._inline_types and scheduler.idle_at(self.clock.now())
+        try:
+            self.publish(item, "ingress")
+        finally:
+            self._inline = False
 
     def finish(self) -> None:
         self.scheduler.run_until_idle()
@@ -147,28 +163,33 @@ class Runtime:
 
     # --- publishing and routing ---------------------------------------------------------
     def _build_router(self) -> None:
-        """Per event type: its consumers in a stable order, and an index of their patterns."""
+        """Per declared event type: its consumers in a stable order, an index of their patterns
+        (None if none has one), and whether its data has a schema to check."""
+        by_type: dict[str, list[Consumer]] = {}
+        index: dict[str, PatternIndex] = {}
         for consumer in self.consumers:
             for type_ in consumer.types:
-                self._by_type.setdefault(type_, []).append(consumer)
+                by_type.setdefault(type_, []).append(consumer)
                 if consumer.pattern is not None:
-                    self._index.setdefault(type_, PatternIndex()).add(consumer.id, consumer.pattern)
+                    index.setdefault(type_, PatternIndex()).add(consumer.id, consumer.pattern)
+        for name, declared in self.mesh.event_types.items():
+            self._routes[name] = (by_type.get(name, []), index.get(name), declared.schema is not None)
 
     def publish(self, event: dict, producer: str) -> None:
         """Send an event to every consumer of its type whose pattern matches."""
-        if producer in ("ingress", "dlq-replay", "replay"):
+        if producer in _ARCHIVED:
             self.store.append("input", event)
         type_ = event["type"]
-        if type_ not in self.mesh.event_types:
+        route = self._routes.get(type_)
+        if route is None:
             self.dead_letter(MESH, event, "undeliverable", "UnknownEventType",
                              f"no event type {type_!r} is declared in the mesh", queue="dlq")
             return
-        problem = None if type_ in self._schemaless else self._schema_problem(event)
+        consumers, index, has_schema = route
+        problem = self._schema_problem(event) if has_schema else None
         if problem is not None:
             self.dead_letter(MESH, event, "schema-invalid", "SchemaError", problem, queue="dlq")
             return
-        consumers = self._by_type.get(type_, ())
-        index = self._index.get(type_)
         targets = consumers if index is None else self._matching(event, consumers, index)  # None: no patterns
         if not consumers:
             self.trace.count("unconsumed")  # a sink: a final event nobody in the mesh subscribes to
@@ -195,6 +216,15 @@ class Runtime:
     def offer(self, event: dict, consumer: Consumer, producer: str, replay: bool = False) -> None:
         """Apply the loop guard, then schedule the first attempt now."""
         self.trace.counts["matched"] += 1
+        hops = event.get("hopcount")
+        if self._inline and consumer.id in self._plain and (hops is None or int(hops) < self.max_hops):
+            # An input's attempt, run as the schedule would run it: after the ones offered before
+            # it and before anything they schedule (which goes to the schedule, as it did).
+            self._inline = False
+            self.attempt({"event": event, "consumer": consumer.id, "number": 1, "first": self.clock.now(),
+                          "producer": producer, "replay": replay})
+            self._inline = True
+            return
         if consumer.loop is not None and not self._loop_allows(event, consumer):
             return
         if int(event.get("hopcount", 0)) >= self.max_hops:
@@ -284,6 +314,20 @@ class Runtime:
         if trace.sink is not None:
             trace.record(now, "deliver", event=event["id"], type=event["type"], **{"from": d["producer"]},
                          consumer=consumer.id, attempt=number)
+        handler = self._handlers[consumer.id]
+        if consumer.kind == "stream" and consumer.id not in self.faults:
+            # Most events go into their windows and close none: that attempt's commit is its
+            # dedup record alone, so it is made here without the Attempt and outcome around it.
+            stream = consumer.element
+            outputs = self.streams.operators[stream.name].process(event)
+            if not outputs:
+                self.store.mark_done(event["id"], consumer.id, now)
+                if trace.sink is not None:
+                    trace.record(now, "ok", event=event["id"], consumer=consumer.id, attempt=number)
+                if "order_key" in d:
+                    self._settle(d)
+                return
+            handler = self.streams.output_handler(stream, outputs)
         attempt = Attempt(consumer.id, event, number, now, {"data": event.get("data"), "event": event, "vars": {},
                                                             "attempt": number}, consumer.declared)
         error: Exception | None = None
@@ -294,7 +338,7 @@ class Runtime:
                 self._filtered_by_when(event, consumer.id)
                 self._settle(d)
                 return
-            self._handlers[consumer.id](attempt)
+            handler(attempt)
         except (ActionFailed, RenderError) as exc:
             error = exc
         if attempt.elapsed > 0:

@@ -27,6 +27,10 @@ class Scheduler:
         self._seq += 1
         heapq.heappush(self._heap, (max(when, self.clock.now()), self._seq, kind, payload))
 
+    def idle_at(self, now: float) -> bool:
+        """True if no task is due at or before *now*."""
+        return not self._heap or self._heap[0][0] > now
+
     def pending(self) -> int:
         return len(self._heap)
 

@@ -28,6 +28,13 @@ class StreamRunner:
                 self._output(stream, output, attempt)
         return handle
 
+    def output_handler(self, stream: m.Stream, outputs: list) -> Callable[[Attempt], None]:
+        """An attempt's handler that acts on *outputs*, which the stream's operator already returned."""
+        def handle(attempt: Attempt) -> None:
+            for output in outputs:
+                self._output(stream, output, attempt)
+        return handle
+
     def _output(self, stream: m.Stream, output, attempt: Attempt) -> None:
 
         if output.kind == "window":

@@ -118,17 +118,21 @@ class Runtime:
         if not self._clock_started and isinstance(self.clock, VirtualClock):
             self.clock = self.scheduler.clock = VirtualClock(when if when is not None else DEFAULT_START)
             self._clock_started = True
-        scheduler, trace = self.scheduler, self.trace
-        if when is not None:
-            if not scheduler.idle_at(when):
-                scheduler.run_until_idle(until=when)
-            self.clock.advance_to(when)
+        # An input arrives at its time, or now if it has none or the clock is past it (the
+        # clock never goes back): what is due until then runs first.
+        scheduler, trace, now = self.scheduler, self.trace, self.clock.now()
+        if when is not None and when > now:
+            now = when
+        if not scheduler.idle_at(now):
+            scheduler.run_until_idle(until=now)
+        self.clock.advance_to(now)
         trace.counts["events_in"] += 1
         if trace.sink is not None:
-            trace.record(self.clock.now(), "ingest", event=item["id"], type=item["type"])
-        # Nothing is due before the input: its first attempts run now, in the order the
-        # schedule would run them, without a trip through it (see offer).
-        self._inline = item["type"] in self._inline_types and scheduler.idle_at(self.clock.now())
+            trace.record(now, "ingest", event=item["id"], type=item["type"])
+        # Nothing is due before the input (and the next input waits for what it leaves due):
+        # its first attempts run now, in the order the schedule would run them, without a
+        # trip through it (see offer).
+        self._inline = item["type"] in self._inline_types
         try:
             self.publish(item, "ingress")
         finally:

@@ -148,3 +148,53 @@ def test_patterns_tested_one_by_one_route_as_the_index_does(mesh_of, monkeypatch
     assert indexed == scanned
     assert any(r["kind"] == "filtered" and r["why"] == "match" for r in scanned["trace"])
     assert any(r["kind"] == "deliver" and r["consumer"] == "stream:counts" for r in scanned["trace"])
+
+
+FANOUT = """
+kind: Service
+metadata: {name: echo}
+spec:
+  subscriptions:
+    - on: ping
+      emits: [pong]
+      do: [{emit: {type: pong, data: {n: "{{ data.n }}"}}}]
+"""
+INLINE_MESHES = {**MESHES, "three consumers of the input, one emitting": ((*TYPES, ROUTE, SERVICE % "", FANOUT, STREAM), {})}
+
+
+@pytest.mark.parametrize("name", INLINE_MESHES)
+def test_inputs_attempted_at_once_run_as_through_the_schedule(mesh_of, monkeypatch, name):
+    documents, options = INLINE_MESHES[name]
+    mesh = mesh_of(*documents)
+    at_once = go(mesh, **options)
+    monkeypatch.setattr(Runtime, "_types_without_holds", lambda self: frozenset())  # every attempt scheduled
+    scheduled = go(mesh, **options)
+    assert scheduled == at_once
+    kinds = [r["kind"] for r in at_once["trace"]]
+    assert "emit" in kinds and "window" in kinds
+
+
+@pytest.mark.parametrize("shape", ["without a time", "behind the clock"])
+def test_an_input_arrives_after_what_is_due_until_it(mesh_of, shape):
+    """An input without a time, or with one behind the clock, arrives now: what an earlier
+    input left due now runs first, whether or not that one's attempts went through the schedule."""
+    mesh = mesh_of(*TYPES, ROUTE, SERVICE % "", FANOUT, STREAM)
+    odd = {"time": None} if shape == "without a time" else {"time": "2025-12-31T23:59:00Z"}
+    timeless = [{**e, **odd} if i % 2 else e for i, e in enumerate(events())]
+    runs = []
+    for types in (None, frozenset()):
+        records = []
+        runtime = Runtime(mesh, trace=Trace(records))
+        if types is not None:
+            runtime._inline_types = types
+        runtime.run(timeless)
+        runs.append(records)
+    assert runs[0] == runs[1]
+
+
+def test_a_stream_attempt_without_window_output_gives_the_run_of_the_general_path(mesh_of):
+    mesh = mesh_of(*TYPES, STREAM)
+    lane = go(mesh)
+    general = go(mesh, faults=[Fault("stream:counts", times=0)])  # a fault that never fires: the general path
+    assert general == lane
+    assert lane["summary"]["windows_emitted"] > 0

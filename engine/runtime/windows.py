@@ -57,7 +57,7 @@ from .. import model
 
 __all__ = ["Output", "WindowOperator", "format_time", "parse_time", "window_data"]
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 1: one mapping per window, aggregates by name (still restored)
 _NUMERIC_OPS = frozenset({"sum", "min", "max", "avg"})
 _ALL_OPS = _NUMERIC_OPS | {"count", "count_distinct", "first", "last"}
 _MISSING = object()
@@ -236,6 +236,8 @@ class _Aggregates:
         self.sets = tuple(o for o, op in zip(offsets, self.ops) if op == "count_distinct")
         self.reads = tuple((a.name, a.op, _getter(a.field)) for a in aggregates if a.op != "count")
         self.plan = tuple((op, off) for op, off in zip(self.ops, offsets))
+        self.picks = tuple(o + 1 for o, op in zip(offsets, self.ops) if op in ("first", "last"))  # value slots
+        self.plain = not self.sets and not self.picks  # slots are numbers: a copy is a dump
 
     def read(self, event: Any) -> list:
         """The values the event contributes, in aggregate order (count excluded); _Reject if unusable."""
@@ -319,19 +321,32 @@ class _Aggregates:
                 out[name] = acc[off]
         return out
 
-    def dump(self, acc: list) -> dict[str, Any]:
-        """JSON form of an accumulator: by name; avg [sum, count]; first/last [time, value]."""
-        out: dict[str, Any] = {}
-        for name, (op, off) in zip(self.names, self.plan):
-            if _slots(op) == 2:
-                out[name] = [acc[off], acc[off + 1]]
-            elif op == "count_distinct":
-                out[name] = sorted(acc[off])
-            else:
-                out[name] = acc[off]
+    def dump(self, acc: list) -> list:
+        """JSON form of an accumulator: its slots as they are, a count_distinct set sorted.
+
+        Nothing is shared with *acc*: a first/last value that is an object or an array is copied.
+        """
+        if self.plain:
+            return acc.copy()
+        out = acc.copy()
+        for off in self.sets:
+            out[off] = sorted(out[off])
+        for off in self.picks:
+            if type(out[off]) in (dict, list):
+                out[off] = json.loads(json.dumps(out[off]))
         return out
 
-    def load(self, data: Mapping[str, Any]) -> list:
+    def load(self, slots: list) -> list:
+        """An accumulator from its :meth:`dump` form."""
+        if type(slots) is not list or len(slots) != len(self.template):
+            raise ValueError(f"snapshot accumulator {slots!r} does not have {len(self.template)} slots")
+        acc = slots.copy()
+        for off in self.sets:
+            acc[off] = set(acc[off])
+        return acc
+
+    def load_named(self, data: Mapping[str, Any]) -> list:
+        """An accumulator from the by-name form of version 1 snapshots (avg, first, last as pairs)."""
         acc = self.new()
         for name, (op, off) in zip(self.names, self.plan):
             value = data[name]
@@ -387,6 +402,7 @@ class WindowOperator:
         self._heap: list = []  # window indexes (tumbling, hopping) or (end, seq, session)
         self._buckets: dict[int, dict[Any, list]] = {}  # tumbling, hopping: index -> key -> acc
         self._sessions: dict[Any, list[_Session]] = {}  # per key, sorted by start
+        self._saved: dict[int, list] = {}  # index -> its snapshot entry, while no event changed it
         self._seq = 0
         self._last_time: tuple[str | None, float] = (None, 0.0)  # events come in runs of one timestamp
         self._events = self._windows = self._late = self._invalid = 0
@@ -502,6 +518,8 @@ class WindowOperator:
             j += 1
         if j * size + size <= self._watermark:
             return False
+        if self._saved:
+            self._saved.pop(j, None)
         bucket = self._buckets.get(j)
         if bucket is None:
             bucket = self._buckets[j] = {}
@@ -519,10 +537,12 @@ class WindowOperator:
         every, size, watermark = self._every, self._size, self._watermark
         if indexes[-1] * every + size <= watermark:
             return False
-        aggs, buckets = self._aggs, self._buckets
+        aggs, buckets, saved = self._aggs, self._buckets, self._saved
         for j in indexes:
             if j * every + size <= watermark:
                 continue  # this one already closed; a later one is open
+            if saved:
+                saved.pop(j, None)
             bucket = buckets.get(j)
             if bucket is None:
                 bucket = buckets[j] = {}
@@ -581,6 +601,7 @@ class WindowOperator:
             j = heapq.heappop(heap)
             start = j * every
             bucket = self._buckets.pop(j)
+            self._saved.pop(j, None)
             for key in sorted(bucket, key=_key_order):
                 out.append(Output("window", _public_key(key), start, start + size,
                                   self._aggs.values(bucket[key])))
@@ -609,37 +630,48 @@ class WindowOperator:
     # --- snapshot ------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        """A JSON-ready snapshot of everything the operator holds, in a deterministic order."""
-        aggs = self._aggs
-        windows: list[dict[str, Any]] = []
+        """A JSON-ready snapshot of everything the operator holds, in a deterministic order.
+
+        ``windows`` lists, for tumbling and hopping windows, ``[index, keys, accumulators]`` per
+        open window index in ascending order, and for sessions ``[key, start, last, accumulator]``
+        per open session; keys in the order they came (which a restored operator keeps). An
+        accumulator is its list of slots (:meth:`_Aggregates.dump`). The data is fresh except
+        the entries of windows no event changed since the last call, which are the same objects
+        as then: a snapshot is read-only.
+        """
         if self.kind == "session":
-            for key in sorted(self._sessions, key=_key_order):
-                for s in self._sessions[key]:
-                    windows.append({"key": _public_key(key), "start": s.start, "last": s.last,
-                                    "aggregates": aggs.dump(s.acc)})
+            dump = self._aggs.dump
+            windows = [[_public_key(s.key), s.start, s.last, dump(s.acc)]
+                       for sessions in self._sessions.values() for s in sessions]
         else:
-            for j in sorted(self._buckets):
-                bucket = self._buckets[j]
-                for key in sorted(bucket, key=_key_order):
-                    windows.append({"key": _public_key(key), "index": j, "aggregates": aggs.dump(bucket[key])})
-        snapshot = {
+            saved, buckets = self._saved, self._buckets
+            windows = [saved.get(j) or self._save_bucket(j, buckets[j]) for j in sorted(buckets)]
+        return {
             "version": SNAPSHOT_VERSION, "stream": self.stream.name, "window": self.kind,
             "aggregates": [[a.name, a.op] for a in self.stream.aggregates],
             "max_time": None if self._max_time == -_INF else self._max_time,
             "flushed": self._watermark == _INF,
             "counts": dict(self.counts), "windows": windows,
         }
-        return json.loads(json.dumps(snapshot, allow_nan=False))  # plain data, nothing shared
+
+    def _save_bucket(self, j: int, bucket: dict[Any, list]) -> list:
+        """The snapshot entry of window index *j*, kept until an event changes or closes it."""
+        dump = self._aggs.dump
+        entry = [j, [key[0] if type(key) is tuple else key for key in bucket], [dump(acc) for acc in bucket.values()]]
+        self._saved[j] = entry
+        return entry
 
     @classmethod
     def restore(cls, stream: model.Stream, state: Mapping[str, Any]) -> WindowOperator:
-        """An operator for *stream* continuing from a :meth:`state` snapshot.
+        """An operator for *stream* continuing from a :meth:`state` snapshot (or a version 1 one).
 
         Raises ValueError if the snapshot was taken from a differently shaped stream.
         """
         op = cls(stream)
-        expected = {"version": SNAPSHOT_VERSION, "window": op.kind,
-                    "aggregates": [[a.name, a.op] for a in stream.aggregates]}
+        expected = {"window": op.kind, "aggregates": [[a.name, a.op] for a in stream.aggregates]}
+        if state.get("version") not in (1, SNAPSHOT_VERSION):
+            raise ValueError(f"snapshot version is {state.get('version')!r}, stream {stream.name!r} "
+                             f"needs 1 or {SNAPSHOT_VERSION}")
         for name, value in expected.items():
             if state.get(name) != value:
                 raise ValueError(f"snapshot {name} is {state.get(name)!r}, stream {stream.name!r} needs {value!r}")
@@ -651,18 +683,41 @@ class WindowOperator:
         counts = state["counts"]
         op._events, op._windows = counts["events"], counts["windows"]
         op._late, op._invalid = counts["late"], counts["invalid"]
-        for w in state["windows"]:
-            key = w["key"]
-            key = (key,) if type(key) is bool else key
-            acc = op._aggs.load(w["aggregates"])
-            if op.kind == "session":
-                session = _Session(key, float(w["start"]), float(w["last"]), acc)
-                op._sessions.setdefault(key, []).append(session)
-                op._push_session(session)
-            else:
-                j = int(w["index"])
-                if j not in op._buckets:
-                    op._buckets[j] = {}
-                    heapq.heappush(op._heap, j)
-                op._buckets[j][key] = acc
+        windows = state["windows"] if state["version"] > 1 else _windows_of_v1(op, state["windows"])
+        if op.kind == "session":
+            for key, start, last, slots in windows:
+                op._restore_session(key, start, last, op._aggs.load(slots))
+        else:
+            for j, keys, slots in windows:
+                if len(keys) != len(slots):
+                    raise ValueError(f"snapshot window {j!r} has {len(keys)} keys but {len(slots)} accumulators")
+                op._restore_bucket(int(j), {(key,) if type(key) is bool else key: op._aggs.load(acc)
+                                            for key, acc in zip(keys, slots)})
         return op
+
+    def _restore_session(self, key: Any, start: float, last: float, acc: list) -> None:
+        key = (key,) if type(key) is bool else key
+        session = _Session(key, float(start), float(last), acc)
+        self._sessions.setdefault(key, []).append(session)
+        self._push_session(session)
+
+    def _restore_bucket(self, j: int, bucket: dict[Any, list]) -> None:
+        if j in self._buckets:
+            self._buckets[j].update(bucket)
+        else:
+            self._buckets[j] = bucket
+            heapq.heappush(self._heap, j)
+
+
+def _windows_of_v1(op: WindowOperator, windows: list[dict[str, Any]]) -> list[list]:
+    """The ``windows`` of a version 1 snapshot (one mapping per window, aggregates by name) in
+    the version 2 form."""
+    dump, load = op._aggs.dump, op._aggs.load_named
+    if op.kind == "session":
+        return [[w["key"], w["start"], w["last"], dump(load(w["aggregates"]))] for w in windows]
+    by_index: dict[int, list] = {}
+    for w in windows:
+        entry = by_index.setdefault(w["index"], [w["index"], [], []])
+        entry[1].append(w["key"])
+        entry[2].append(dump(load(w["aggregates"])))
+    return list(by_index.values())

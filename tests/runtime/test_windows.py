@@ -415,9 +415,10 @@ def test_snapshot_is_plain_deterministic_json():
     state = one.state()
     assert state == two.state()
     assert json.dumps(state) == json.dumps(json.loads(json.dumps(state)))
-    assert [(w["key"], w["start"]) for w in state["windows"]] == [(2, 31.0), ("a", 30.0)]
-    assert state["windows"][1]["aggregates"]["avg"] == [30, 1]
-    assert state["windows"][1]["aggregates"]["d"] == ['"0"']
+    # per open session: key, start, last event time, the accumulator's slots (avg: sum and count;
+    # count_distinct: the canonical texts, sorted; first and last: time and value)
+    assert state["windows"] == [["a", 30.0, 30.0, [1, 30, 30, 30, 30, 1, ['"0"'], 30.0, "0", 30.0, "0"]],
+                                [2, 31.0, 31.0, [1, 31, 31, 31, 31, 1, ['"1"'], 31.0, "1", 31.0, "1"]]]
     assert state["max_time"] == 31.0 and state["flushed"] is False
 
 
@@ -441,3 +442,63 @@ def test_runs_are_deterministic():
     stream = make_stream(hopping(10, 3), ALL_AGGS[:5], lateness=4)
     events = messy(random.Random(9), 300)
     assert run(WindowOperator(stream), events) == run(WindowOperator(stream), events)
+
+
+@pytest.mark.parametrize("window", WINDOWS, ids=lambda w: f"{w.kind}-{w.size}-{w.every}-{w.gap}")
+def test_snapshots_taken_again_and_again_equal_a_fresh_operators_and_resume_identically(window):
+    """state() reuses the entry of a window no event changed since the last call: every such
+    snapshot equals the one of an operator snapshotted for the first time, earlier snapshots
+    stay as they were, and a restore from any of them continues as the uninterrupted run."""
+    rng = random.Random(5)
+    stream = make_stream(window, PROPERTY_AGGS, lateness=30)  # lateness: many windows stay open, few change
+    events = messy(rng, 400)
+    whole = run(WindowOperator(stream), events)
+    op, taken = WindowOperator(stream), []
+    for cut in range(0, len(events) + 1, 7):
+        run(op, events[max(0, cut - 7):cut], flush=False)
+        twin = WindowOperator(stream)
+        run(twin, events[:cut], flush=False)
+        snapshot = op.state()
+        assert snapshot == twin.state()
+        taken.append((cut, snapshot, json.dumps(snapshot)))
+    for cut, snapshot, text in taken:
+        assert json.dumps(snapshot) == text  # not changed by the events after it
+        restored = WindowOperator.restore(stream, json.loads(text))
+        assert run(WindowOperator(stream), events[:cut], flush=False) + run(restored, events[cut:]) == whole
+
+
+def test_snapshots_share_nothing_with_the_operator_or_the_events():
+    stream = make_stream(tumbling(10), ALL_AGGS)
+    op = WindowOperator(stream)
+    run(op, [ev(1, v=1, tag="x")], flush=False)
+    snapshot = op.state()
+    text = json.dumps(snapshot)
+    restored = WindowOperator.restore(stream, snapshot)
+    deep = ev(3, v=3, tag={"deep": [2]})
+    run(restored, [ev(2, v=5, tag="y"), deep], flush=False)
+    assert json.dumps(snapshot) == text  # the restored operator took copies
+    later = restored.state()
+    deep["data"]["tag"]["deep"].append(3)  # an event changed after the snapshot
+    assert later["windows"][0][2][0][:5] == [3, 9, 1, 5, 9]  # count, sum, min, max, avg's sum
+    assert later["windows"][0][2][0][-1] == {"deep": [2]}  # last: a copy of the value
+    assert restored.state() == later
+
+
+# Taken by the operator before snapshots were compact (one mapping per window, keys sorted).
+V1_HOPPING = {
+    "version": 1, "stream": "s", "window": "hopping", "aggregates": [list(a[:2]) for a in ALL_AGGS],
+    "max_time": 3.0, "flushed": False, "counts": {"events": 3, "windows": 0, "late": 0, "invalid": 0},
+    "windows": [{"key": k, "index": j, "aggregates": {"n": 1, "s": v, "lo": v, "hi": v, "avg": [v, 1],
+                                                        "d": [f'"{tag}"'], "f": [t, tag], "l": [t, tag]}}
+                for j in (-2, -1, 0) for k, v, tag, t in ((True, 2.5, "y", 2.0), (7, 3, "x", 3.0), ("b", 1, "x", 1.0))
+                if j > -2 or k == "b"]}
+
+
+def test_a_version_1_snapshot_is_still_restored():
+    stream = make_stream(hopping(10, 4), ALL_AGGS, lateness=5)
+    first = [ev(1, "b", v=1, tag="x"), ev(2, True, v=2.5, tag="y"), ev(3, 7, v=3, tag="x")]
+    rest = [ev(t, k, v=t, tag=str(t % 2)) for t, k in [(4, "b"), (9, 7), (14, True), (30, "b"), (2, "c")]]
+    whole = run(WindowOperator(stream), first + rest)
+    restored = WindowOperator.restore(stream, V1_HOPPING)
+    assert restored.counts == {"events": 3, "windows": 0, "late": 0, "invalid": 0}
+    assert run(restored, rest) == whole

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -348,9 +348,9 @@ class Worker:
 
     def _counter_ops(self, before: tuple[Counter, Counter]) -> list[list]:
         key = f"{self.store.p}:counters"
-        ops = [["HINCRBY", key, name, n] for name, n in (self.trace.counts - before[0]).items()]
+        ops = [["HINCRBY", key, name, n] for name, n in (Counter(self.trace.counts) - before[0]).items()]
         return ops + [["HINCRBY", key, f"dead:{r}", n] for r, n in (self.trace.dead_by_reason - before[1]).items()]
 
     def _restore(self, counts: tuple[Counter, Counter]) -> None:
-        self.trace.counts, self.trace.dead_by_reason = counts
+        self.trace.counts, self.trace.dead_by_reason = defaultdict(int, counts[0]), counts[1]
 

@@ -198,3 +198,51 @@ def test_a_stream_attempt_without_window_output_gives_the_run_of_the_general_pat
     general = go(mesh, faults=[Fault("stream:counts", times=0)])  # a fault that never fires: the general path
     assert general == lane
     assert lane["summary"]["windows_emitted"] > 0
+
+
+WIDE = """
+kind: Stream
+metadata: {name: wide}
+spec:
+  from: [ping]
+  time: time
+  window: {tumbling: 20s}
+  aggregate: {n: {count: {}}}
+  emit: {type: tally}
+"""
+UNTYPED_PING = TYPES[0].replace(", schema: {type: object, properties: {n: {type: integer}, k: {type: string}}, "
+                                "required: [n]}", "")
+
+
+@pytest.mark.parametrize("shape", ["in order", "duplicates", "without a time", "behind the clock"])
+def test_inputs_only_streams_take_run_as_on_the_general_path(mesh_of, monkeypatch, shape):
+    """The fused path of inputs taken only by streams gives the general path's run."""
+    mesh = mesh_of(UNTYPED_PING, *TYPES[1:], STREAM, WIDE)
+    inputs = events(60)
+    if shape == "duplicates":
+        inputs = [e for e in inputs for _ in (0, 1)][:90]
+    elif shape != "in order":
+        odd = {"time": None} if shape == "without a time" else {"time": "2025-12-31T23:59:00Z"}
+        inputs = [{**e, **odd} if i % 3 == 1 else e for i, e in enumerate(inputs)]
+
+    def run():
+        emitted = []
+        runtime = Runtime(mesh, trace=Trace(), on_emit=emitted.append)
+        return runtime.run(inputs), emitted, [d.as_dict() for d in runtime.store.dead_letters()], runtime.snapshot()
+
+    assert Runtime(mesh)._stream_lanes  # ping is taken by the two streams alone
+    fused = run()
+    monkeypatch.setattr(Runtime, "_types_only_streams_take", lambda self: {})
+    assert run() == fused
+    assert fused[0]["windows_emitted"] > 0 and fused[1]
+    if shape == "duplicates":
+        assert fused[0]["duplicates"] > 0
+
+
+def test_only_plain_streams_without_schema_pattern_or_fault_take_the_fused_path(mesh_of):
+    assert Runtime(mesh_of(*TYPES, STREAM))._stream_lanes == {}  # ping has a schema
+    untyped = (UNTYPED_PING, *TYPES[1:])
+    assert set(Runtime(mesh_of(*untyped, STREAM))._stream_lanes) == {"ping"}
+    assert Runtime(mesh_of(*untyped, STREAM_FILTERED))._stream_lanes == {}
+    assert Runtime(mesh_of(*untyped, STREAM), faults=[Fault("stream:counts")])._stream_lanes == {}
+    assert Runtime(mesh_of(*untyped, STREAM, FANOUT))._stream_lanes == {}  # a subscription takes ping too

@@ -163,11 +163,13 @@ class Runtime:
             return False
         now = self.clock.now()
         if when > now:
+            if not self.scheduler.idle_at(when):
+                return False
+            self.clock.advance_to(when)
             now = when
-        if not self.scheduler.idle_at(now):
+        elif not self.scheduler.idle_at(now):
             return False
         self.fed += 1
-        self.clock.advance_to(now)
         counts, store, operators, event_id = self.trace.counts, self.store, self.streams.operators, item["id"]
         counts["events_in"] += 1
         store.append("input", item)

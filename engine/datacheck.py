@@ -28,6 +28,7 @@ The predicate is built from closures specialised per keyword: no schema lookups 
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
@@ -158,6 +159,7 @@ def _compile(schema: Any, top: bool = False) -> Check:
     if type(schema) is not dict:
         raise _Unsupported
     checks: list[Check] = []
+    keywords: list[str] = []
     for key, value in schema.items():
         if key in _IGNORED:
             if key == "$defs" and type(value) is not dict:
@@ -171,7 +173,23 @@ def _compile(schema: Any, top: bool = False) -> Check:
         check = build(value, schema)
         if check is not _always:
             checks.append(check)
-    return _all_of(checks)
+            keywords.append(key)
+    return _object_shape(schema, keywords, checks) or _all_of(checks)
+
+
+def _object_shape(schema: dict, keywords: list[str], checks: list[Check]) -> Check | None:
+    """``type: object`` with ``required`` and/or ``properties`` (an event's data, usually) as one check.
+
+    The same verdict as the keywords one after another: a non-object fails ``type`` and passes
+    the others; on an object, ``required`` and ``properties`` run in the schema's order.
+    """
+    if schema.get("type") != "object" or keywords[0:1] != ["type"] or len(keywords) < 2 \
+            or not set(keywords[1:]) <= {"required", "properties"}:
+        return None
+    found = dict(zip(keywords, checks))
+    names = found["required"].names if "required" in found else ()
+    entries = found["properties"].entries if "properties" in found else ()
+    return _object_check(True, names, entries, keywords[1] == "required")
 
 
 def _all_of(checks: list[Check]) -> Check:
@@ -426,36 +444,76 @@ def _property_names(schema: dict) -> frozenset:
     return frozenset(properties)
 
 
+# How a property's value is checked inside an object check (see _property_entry).
+_CLASS, _STRINGS, _RANGE, _CHECK = range(4)
+_BOUNDED = frozenset({"type", "minimum", "maximum"})
+_EXACT = {"integer": (int,), "number": (int, float)}
+
+
 def _properties(value: Any, schema: dict) -> Check:
     if type(value) is not dict or any(type(name) is not str for name in value):
         raise _Unsupported
-    # (name, class, None) when the subschema is a lone one-class `type`, else (name, None, check)
     entries = []
     for name, subschema in value.items():
         check = _compile(subschema)
-        if check is _always:
-            continue
-        cls = None
-        if type(subschema) is dict and len(subschema.keys() - _IGNORED) == 1 \
-                and type(subschema.get("type")) is str and subschema["type"] in _CLASSES:
-            cls = _CLASSES[subschema["type"]]
-        entries.append((name, cls, None if cls is not None else check))
+        if check is not _always:
+            entries.append(_property_entry(name, subschema, check))
     if not entries:
         return _always
-    entries_ = tuple(entries)
+    return _object_check(False, (), tuple(entries), False)
 
-    def each_property(x: Any) -> bool:
+
+def _property_entry(name: str, subschema: Any, check: Check) -> tuple:
+    """(name, kind, argument, check): the common subschemas are tested inline, without a call.
+
+    ``_CLASS``: a lone one-class ``type`` (isinstance). ``_STRINGS``: a lone ``enum`` of strings
+    (a string is looked up; anything else goes to *check*). ``_RANGE``: ``integer``/``number``
+    with ``minimum``/``maximum``, argument (exact types, low, high); a value of an exact type
+    is compared, anything else (booleans, 1.0 for an integer...) goes to *check*.
+    """
+    keys = subschema.keys() - _IGNORED if type(subschema) is dict else None
+    if keys == {"type"} and type(subschema["type"]) is str and subschema["type"] in _CLASSES:
+        return name, _CLASS, _CLASSES[subschema["type"]], check
+    if keys == {"enum"} and all(type(o) is str for o in subschema["enum"]):
+        return name, _STRINGS, frozenset(subschema["enum"]), check
+    if keys and "type" in keys and keys <= _BOUNDED and type(subschema["type"]) is str \
+            and subschema["type"] in _EXACT:
+        low, high = subschema.get("minimum", -math.inf), subschema.get("maximum", math.inf)
+        return name, _RANGE, (_EXACT[subschema["type"]], low, high), check
+    return name, _CHECK, None, check
+
+
+def _object_check(typed: bool, names: tuple, entries: tuple, required_first: bool) -> Check:
+    """``required`` *names* and ``properties`` *entries* (one may be empty); *typed*: non-objects fail."""
+    def object_shape(x: Any) -> bool:
         if not isinstance(x, dict):
-            return True
-        for name, cls, check in entries_:
-            if name in x:
-                if cls is not None:
-                    if not isinstance(x[name], cls):
-                        return False
-                elif not check(x[name]):
+            return not typed
+        if required_first:
+            for name in names:
+                if name not in x:
+                    return False
+        for name, kind, arg, check in entries:
+            if name not in x:
+                continue
+            v = x[name]
+            if kind == _CLASS:
+                if not isinstance(v, arg):
+                    return False
+            elif kind == _STRINGS and type(v) is str:
+                if v not in arg:
+                    return False
+            elif kind == _RANGE and type(v) in arg[0]:
+                if v < arg[1] or v > arg[2]:
+                    return False
+            elif not check(v):
+                return False
+        if not required_first:
+            for name in names:
+                if name not in x:
                     return False
         return True
-    return each_property
+    object_shape.names, object_shape.entries = names, entries  # type: ignore[attr-defined]
+    return object_shape
 
 
 def _required(value: Any, schema: dict) -> Check:
@@ -472,6 +530,7 @@ def _required(value: Any, schema: dict) -> Check:
             if name not in x:
                 return False
         return True
+    has_all.names = names  # type: ignore[attr-defined]
     return has_all
 
 

@@ -50,26 +50,36 @@ class DataSchemas:
 
     def __init__(self, mesh: m.Mesh):
         self.mesh = mesh
-        self._checks: dict[str, tuple[Callable[[Any], bool], Any]] = {}
+        self._fast: dict[str, Callable[[Any], bool]] = {}  # type name -> predicate (always true without a schema)
+        self._validators: dict[str, Any] = {}
 
     def check(self, event: dict) -> Rejection | None:
         """The data's first schema violation, if any (the event's type must be declared in the mesh)."""
-        et = self.mesh.event_types[event["type"]]
-        if et.schema is None:
+        type_ = event["type"]
+        fast = self._fast.get(type_) or self._compile(type_)
+        data = event.get("data")
+        if fast(data):
             return None
-        checks = self._checks.get(et.name)
-        if checks is None:
-            schema = m.thaw(et.schema)
-            validator = data_validator(schema)
-            checks = self._checks[et.name] = (compile_check(schema) or validator.is_valid, validator)
-        fast, validator = checks
-        if fast(event.get("data")):
-            return None
-        error = best_match(validator.iter_errors(event.get("data")))
+        error = best_match(self._validators[type_].iter_errors(data))
         if error is None:
             return None
         where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
         return Rejection(where, error.message)
+
+    def _compile(self, type_: str) -> Callable[[Any], bool]:
+        et = self.mesh.event_types[type_]
+        if et.schema is None:
+            fast = _valid
+        else:
+            schema = m.thaw(et.schema)
+            validator = self._validators[type_] = data_validator(schema)
+            fast = compile_check(schema) or validator.is_valid
+        self._fast[type_] = fast
+        return fast
+
+
+def _valid(data: Any) -> bool:
+    return True
 
 
 class Admission:

@@ -424,3 +424,76 @@ def test_example_schemas_compile_and_agree():
                 assert check(data) is validator.is_valid(data), (workflow.name, event["type"], data)
             seen[workflow.name] += 1
     assert seen["arena"] and seen["arena-orchestrated"], seen
+
+
+# --- the object check: `type: object` with `required`/`properties` in one function -----------
+
+EVENT_SCHEMA = {"type": "object", "required": ["id", "mode", "score"],
+                "properties": {"id": {"type": "string"}, "mode": {"enum": ["ranked", "casual"]},
+                               "score": {"type": "integer", "minimum": 0, "description": "points"},
+                               "ratio": {"type": "number", "minimum": 0, "maximum": 1},
+                               "tags": {"type": "array", "items": {"type": "string"}}, "won": {"type": "boolean"}}}
+VALID = {"id": "m-1", "mode": "ranked", "score": 3, "ratio": 0.5, "tags": ["a"], "won": True}
+
+
+def test_event_shaped_schemas_compile_to_one_object_check():
+    assert compile_check(EVENT_SCHEMA).__name__ == "object_shape"
+    assert compile_check({"type": "object", "properties": {"a": {"type": "string"}}}).__name__ == "object_shape"
+    assert compile_check({"required": ["a"], "type": "object"}).__name__ != "object_shape"  # `type` not first
+
+
+@pytest.mark.parametrize("change", [
+    {}, {"id": 1}, {"id": None}, {"mode": "solo"}, {"mode": 1}, {"mode": ["ranked"]}, {"score": -1}, {"score": 0},
+    {"score": 1.0}, {"score": 1.5}, {"score": -0.0}, {"score": True}, {"score": 2**80}, {"score": "3"},
+    {"ratio": 1}, {"ratio": 1.0000001}, {"ratio": -0.0}, {"ratio": float("nan")}, {"ratio": float("inf")},
+    {"ratio": False}, {"ratio": 10**400}, {"tags": []}, {"tags": [1]}, {"won": 1}, {"won": None}, {"extra": 1},
+])
+def test_the_object_check_agrees_on_each_kind_of_property(change):
+    agree(EVENT_SCHEMA, {**VALID, **change})
+
+
+@pytest.mark.parametrize("instance", [None, [], "x", 3, {}, {"id": "x"}, {"id": "x", "mode": "casual", "score": 0}])
+def test_the_object_check_agrees_on_non_objects_and_missing_keys(instance):
+    agree(EVENT_SCHEMA, instance)
+    agree({k: v for k, v in EVENT_SCHEMA.items() if k != "required"}, instance)
+    agree({k: v for k, v in EVENT_SCHEMA.items() if k != "properties"}, instance)
+
+
+def test_the_object_check_keeps_the_schema_order_of_required_and_properties():
+    """Only visible where jsonschema raises: a property check runs before a later `required` fails."""
+    nan = {"a": float("nan")}
+    properties_first = {"type": "object", "properties": {"a": {"multipleOf": 0.5}}, "required": ["b"]}
+    required_first = {"type": "object", "required": ["b"], "properties": {"a": {"multipleOf": 0.5}}}
+    for schema in (properties_first,):
+        with pytest.raises(ValueError):
+            Draft202012Validator(schema).is_valid(nan)
+        with pytest.raises(ValueError):
+            compile_check(schema)(nan)
+    assert agree(required_first, nan) is False
+
+
+def test_data_schemas_give_jsonschemas_verdicts_and_messages_on_the_examples():
+    """DataSchemas.check (compiled checks, jsonschema for the message) against jsonschema alone."""
+    from jsonschema.exceptions import best_match
+
+    from engine.eventcheck import DataSchemas, Rejection
+
+    tried = Counter()
+    for workflow in WORKFLOWS:
+        mesh = load_mesh(str(workflow))[0]
+        schemas = DataSchemas(mesh)
+        for line in (workflow / "events.jsonl").read_text(encoding="utf-8").splitlines():
+            event = json.loads(line) if line.strip() else {}
+            et = mesh.event_types.get(event.get("type"))
+            if et is None:
+                continue
+            validator = Draft202012Validator(thaw(et.schema)) if et.schema is not None else None
+            for data in mutants(event.get("data")):
+                expected = None
+                if validator is not None and not validator.is_valid(data):
+                    error = best_match(validator.iter_errors(data))
+                    where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+                    expected = Rejection("data" + where, error.message)
+                assert schemas.check({**event, "data": data}) == expected, (workflow.name, event["type"], data)
+                tried[expected is None] += 1
+    assert tried[True] > 50 and tried[False] > 200, tried

@@ -222,6 +222,9 @@ def _read_nothing(event: Any) -> list:
     return []
 
 
+_NO_VALUES: list = []  # what a stream of counts only reads from an event (never changed)
+
+
 class _Aggregates:
     """The aggregates of a stream: read values from an event, fold them into accumulators."""
 
@@ -423,6 +426,8 @@ class WindowOperator:
         self._events = self._windows = self._late = self._invalid = 0
         self._add = self._add_session if self.kind == "session" else (
             self._add_tumbling if self.kind == "tumbling" else self._add_buckets)
+        self._one_count = self._aggs.ops == ("count",)  # the commonest stream of all: count per key and window
+        self._read = None if self._aggs.read is _read_nothing else self._aggs.read
 
     @property
     def counts(self) -> dict[str, int]:
@@ -453,7 +458,7 @@ class WindowOperator:
                 key = self._get_key(event)
                 if type(key) is not str:
                     key = self._odd_key(key)
-            values = self._aggs.read(event)
+            values = self._read(event) if self._read is not None else _NO_VALUES
         except (ValueError, OverflowError) as exc:  # from fromisoformat: digits in the right places, bad date
             rejected = _Reject(f"time field {self.stream.time!r}: {raw!r} is not a valid date and time: {exc}")
             return self._reject(event, rejected)
@@ -540,6 +545,12 @@ class WindowOperator:
             bucket = self._buckets[j] = {}
             heapq.heappush(self._heap, j)
         acc = bucket.get(key)
+        if self._one_count:
+            if acc is None:
+                bucket[key] = [1]
+            else:
+                acc[0] += 1
+            return True
         if acc is None:
             acc = bucket[key] = self._aggs.new()
         self._aggs.add(acc, values, t)

@@ -513,5 +513,7 @@ def test_streams_of_counts_only_count_as_streams_that_also_read_a_field(window):
     with_sum = make_stream(window, (("n", "count", None), ("m", "count", None), ("v", "sum", "data.v")))
     fast = windows(run(WindowOperator(counts_only), events))
     general = [(k, s, e, {"n": v["n"], "m": v["m"]}) for k, s, e, v in windows(run(WindowOperator(with_sum), events))]
+    one = windows(run(WindowOperator(make_stream(window)), events))  # a single count: the tumbling shortcut
     assert fast == general and fast
     assert all(v["n"] == v["m"] > 0 for *_, v in fast)
+    assert one == [(k, s, e, {"n": v["n"]}) for k, s, e, v in fast]

@@ -23,6 +23,7 @@ from .clock import iso
 
 SPECVERSION = "1.0"
 REQUIRED = ("id", "source", "type")
+LISTS = (".yaml", ".yml", ".json")  # file names read as a YAML/JSON list, not JSON Lines
 EVENT_FILE_LIMITS = Limits(max_bytes=512 * 1024 * 1024, max_depth=64, max_nodes=50_000_000)
 
 
@@ -119,38 +120,64 @@ def normalise(raw: Any, loc: Location, index: int, make_id: IdMaker = position_i
     return event
 
 
+def _complete(raw: Any) -> bool:
+    """True if *raw* needs nothing from :func:`normalise`: it would come back as an equal copy."""
+    if raw.__class__ is not dict or raw.get("specversion") != SPECVERSION:
+        return False
+    for attr in REQUIRED:
+        value = raw.get(attr)
+        if value.__class__ is not str or not value:
+            return False
+    return raw.get("time", "").__class__ is str
+
+
 def read_events(path: str) -> Iterator[dict | BadInput]:
     """Events from a JSON Lines file (streamed) or a YAML/JSON list (``.yaml``, ``.yml``, ``.json``)."""
-    for _, item in read_located_events(path):
+    if path.endswith(LISTS):
+        for _, item in _read_list(path, position_id):
+            yield item
+        return
+    for _, item in _read_lines(path, position_id):
         yield item
 
 
 def read_located_events(path: str, make_id: IdMaker = position_id) -> Iterator[tuple[Location, dict | BadInput]]:
     """Like :func:`read_events`, each event with where it was read; *make_id* names events without an id."""
-    if path.endswith((".yaml", ".yml", ".json")):
+    if path.endswith(LISTS):
         yield from _read_list(path, make_id)
         return
+    for number, item in _read_lines(path, make_id):
+        yield (item.loc if item.__class__ is BadInput else Location(path, number, 1)), item
+
+
+def _read_lines(path: str, make_id: IdMaker) -> Iterator[tuple[int, dict | BadInput]]:
+    """(line number, event) for each non-blank line of a JSON Lines file; a problem is a BadInput.
+
+    A decoded line is the reader's own dict: a complete envelope is used as it is, without the copy
+    :func:`normalise` makes (and without a Location, which only a BadInput needs).
+    """
     try:
         fh = open(path, encoding="utf-8-sig", errors="strict")
     except OSError as exc:
-        yield Location(path), BadInput(Location(path), f"cannot read: {exc.strerror or exc}", None)
+        yield 0, BadInput(Location(path), f"cannot read: {exc.strerror or exc}", None)
         return
+    loads = json.loads
     with fh:
         index = 0
         try:
             for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                loc = Location(path, number, 1)
                 try:
-                    raw = json.loads(line)
+                    raw = loads(line)
                 except ValueError as exc:
-                    yield loc, BadInput(loc, f"not JSON: {exc}", line.rstrip("\n")[:2000])
+                    if not line.strip():  # a blank line is never JSON: skipped
+                        continue
+                    loc = Location(path, number, 1)
+                    yield number, BadInput(loc, f"not JSON: {exc}", line.rstrip("\n")[:2000])
                     continue
-                yield loc, normalise(raw, loc, index, make_id)
+                yield number, raw if _complete(raw) else normalise(raw, Location(path, number, 1), index, make_id)
                 index += 1
         except UnicodeDecodeError as exc:
-            yield Location(path), BadInput(Location(path), f"not UTF-8 text: {exc.reason}", None)
+            yield 0, BadInput(Location(path), f"not UTF-8 text: {exc.reason}", None)
 
 
 def _read_list(path: str, make_id: IdMaker) -> Iterator[tuple[Location, dict | BadInput]]:

@@ -1,0 +1,77 @@
+"""engine.runtime.events: reading input files, and the events the runtime derives."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.errors import Location
+from engine.runtime.events import BadInput, ContentIds, normalise, read_events, read_located_events
+
+LINES = [
+    {"specversion": "1.0", "id": "a", "source": "s", "type": "t", "time": "2026-01-01T00:00:00Z", "data": {"x": 1}},
+    {"id": "b", "source": "s", "type": "t"},  # specversion defaults
+    {"specversion": "1.0", "source": "s", "type": "t"},  # id made
+    {"specversion": "1.0", "id": "d", "type": "t", "data": None},  # source defaults
+    {"specversion": "0.3", "id": "e", "source": "s", "type": "t"},
+    {"specversion": "1.0", "id": "", "source": "s", "type": "t"},
+    {"specversion": "1.0", "id": 7, "source": "s", "type": "t"},
+    {"specversion": "1.0", "id": "h", "source": "s", "type": "t", "time": None},
+    {"specversion": "1.0", "id": "i", "source": "s", "type": "t", "time": 12},
+    {"specversion": "1.0", "id": "j", "source": "s"},
+    [1, 2], "text", None,
+    {"type": "t", "id": "k", "specversion": "1.0", "source": "s", "subject": "z"},  # another key order
+]
+
+
+def reference(path, lines, make_id):
+    """What reading gives, line by line, through normalise (the general path), blank lines skipped."""
+    out, index = [], 0
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        loc = Location(path, number, 1)
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            out.append((loc, BadInput(loc, f"not JSON: {exc}", text.rstrip("\n")[:2000])))
+            continue
+        out.append((loc, normalise(raw, loc, index, make_id)))
+        index += 1
+    return out
+
+
+@pytest.mark.parametrize("make_id", [None, ContentIds], ids=["positions", "content"])
+def test_json_lines_read_as_normalise_reads_them(tmp_path, make_id):
+    lines = [json.dumps(x) + "\n" for x in LINES]
+    lines[3:3] = ["\n", "   \t\n", "\u00a0\u2003\n", "{not json\n", "{\"a\": 1,}\n", "\x00\n"]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(lines), encoding="utf-8")
+    args = (str(path),) if make_id is None else (str(path), make_id())
+    expected = reference(str(path), lines, ContentIds() if make_id else (lambda raw, i: f"input-{i + 1}"))
+    got = list(read_located_events(*args))
+    assert got == expected
+    assert [list(item.items()) for _, item in got if isinstance(item, dict)] == \
+           [list(item.items()) for _, item in expected if isinstance(item, dict)]  # key order too
+    if make_id is None:
+        assert list(read_events(str(path))) == [item for _, item in expected]
+
+
+def test_unreadable_and_undecodable_files_are_one_bad_input(tmp_path):
+    missing = str(tmp_path / "missing.jsonl")
+    [(loc, item)] = read_located_events(missing)
+    assert loc == item.loc == Location(missing) and item.problem.startswith("cannot read")
+    assert list(read_events(missing)) == [item]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"id": "a", "source": "s", "type": "t"}\n\xff\xfe\n')
+    got = list(read_located_events(str(bad)))
+    assert got[-1][0] == got[-1][1].loc == Location(str(bad)) and got[-1][1].problem.startswith("not UTF-8")
+    assert list(read_events(str(bad))) == [item for _, item in got]
+
+
+def test_a_list_file_reads_the_same_through_both_readers(tmp_path):
+    path = tmp_path / "in.yaml"
+    path.write_text("- {id: a, source: s, type: t}\n- {type: t}\n- 3\n", encoding="utf-8")
+    located = list(read_located_events(str(path)))
+    assert [item for _, item in located] == list(read_events(str(path)))
+    assert located[1][1]["id"] == "input-2" and isinstance(located[2][1], BadInput)

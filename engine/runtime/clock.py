@@ -67,10 +67,28 @@ def iso(ts: float) -> str:
 
 
 def _format(ts: float) -> str:
+    cls = ts.__class__
+    if cls is int or (cls is float and ts.is_integer()):  # whole seconds: the day's date, then arithmetic
+        day, second = divmod(int(ts), 86400)
+        date = _DATES.get(day) or _date(day)
+        hour, second = divmod(second, 3600)
+        minute, second = divmod(second, 60)
+        return f"{date}T{hour:02d}:{minute:02d}:{second:02d}Z"
     moment = datetime.fromtimestamp(ts, tz=timezone.utc)
     if moment.microsecond:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_DATES: dict[int, str] = {}  # days since the epoch -> "YYYY-MM-DD" (a run spans few days)
+
+
+def _date(day: int) -> str:
+    """The date of a day since the epoch, as datetime formats it (and refuses it out of range)."""
+    if len(_DATES) >= _ISO_KEEP:
+        _DATES.clear()
+    text = _DATES[day] = datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%d")
+    return text
 
 
 _LAST_PARSED: tuple[str | None, float | None] = (None, None)  # inputs come in runs of one timestamp

@@ -25,6 +25,7 @@ SPECVERSION = "1.0"
 REQUIRED = ("id", "source", "type")
 LISTS = (".yaml", ".yml", ".json")  # file names read as a YAML/JSON list, not JSON Lines
 EVENT_FILE_LIMITS = Limits(max_bytes=512 * 1024 * 1024, max_depth=64, max_nodes=50_000_000)
+_sha1 = hashlib.sha1
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +44,11 @@ def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: 
     *element* is the consumer the loop guard knows (an orchestration, for events of its steps);
     it goes in ``causationpath``. The id hashes the precise emitter, so it stays unique.
     """
-    digest = hashlib.sha1(f"{parent['id']}|{consumer}|{index}".encode()).hexdigest()[:20]
+    parent_id = parent["id"]
+    digest = _sha1(f"{parent_id}|{consumer}|{index}".encode()).hexdigest()[:20]
     path = parent.get("causationpath")
     element = element or consumer
+    hops = parent.get("hopcount", 0)
     event = {
         "specversion": SPECVERSION,
         "id": digest,
@@ -54,9 +57,9 @@ def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: 
         "time": iso(now),
         "datacontenttype": "application/json",
         "data": data,
-        "causationid": parent["id"],
-        "correlationid": parent.get("correlationid", parent["id"]),
-        "hopcount": int(parent.get("hopcount", 0)) + 1,
+        "causationid": parent_id,
+        "correlationid": parent.get("correlationid", parent_id),
+        "hopcount": (hops if hops.__class__ is int else int(hops)) + 1,
         "causationpath": f"{path},{element}" if path else element,
     }
     if subject is not None:

@@ -1,12 +1,16 @@
 """engine.runtime.events: reading input files, and the events the runtime derives."""
 from __future__ import annotations
 
+import hashlib
 import json
+import random
+from datetime import datetime, timezone
 
 import pytest
 
 from engine.errors import Location
-from engine.runtime.events import BadInput, ContentIds, normalise, read_events, read_located_events
+from engine.runtime.clock import iso
+from engine.runtime.events import BadInput, ContentIds, derive, normalise, read_events, read_located_events
 
 LINES = [
     {"specversion": "1.0", "id": "a", "source": "s", "type": "t", "time": "2026-01-01T00:00:00Z", "data": {"x": 1}},
@@ -75,3 +79,42 @@ def test_a_list_file_reads_the_same_through_both_readers(tmp_path):
     located = list(read_located_events(str(path)))
     assert [item for _, item in located] == list(read_events(str(path)))
     assert located[1][1]["id"] == "input-2" and isinstance(located[2][1], BadInput)
+
+
+def reference_iso(ts):
+    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_iso_formats_as_datetime_does():
+    rng = random.Random(5)
+    first, last = -62135596800, 253402300799  # 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z
+    times = [0, 1, -1, 86399, 86400, -86400, -86401, 0.0, -0.0, 1.5, -1.5, 0.0005, 1767225600, first, last,
+             *(rng.randrange(first, last) for _ in range(3000)), *(float(rng.randrange(-10**10, 10**10)) for _ in range(3000)),
+             *(rng.uniform(-1e10, 1e10) for _ in range(3000))]
+    for ts in times:
+        assert iso(ts) == reference_iso(ts), ts
+    for ts in (last + 1, first - 1, 1e20, float("inf"), float("nan")):
+        with pytest.raises((ValueError, OverflowError, OSError)):
+            reference_iso(ts)
+        with pytest.raises((ValueError, OverflowError, OSError)):
+            iso(ts)
+
+
+def test_derive_links_the_child_to_its_parent():
+    root = {"id": "in-1", "type": "a"}
+    child = derive(root, "svc", 0, "b", {"x": 1}, 1767225600.0, subject="s")
+    assert list(child) == ["specversion", "id", "source", "type", "time", "datacontenttype", "data", "causationid",
+                           "correlationid", "hopcount", "causationpath", "subject"]
+    assert child["id"] == hashlib.sha1(b"in-1|svc|0").hexdigest()[:20]
+    assert (child["source"], child["time"], child["causationid"], child["correlationid"], child["hopcount"],
+            child["causationpath"]) == ("meshctl/svc", "2026-01-01T00:00:00Z", "in-1", "in-1", 1, "svc")
+    grandchild = derive({**child, "hopcount": "1"}, "other", 2, "c", None, 1.5, source="src", element="flow")
+    assert (grandchild["source"], grandchild["correlationid"], grandchild["hopcount"], grandchild["causationpath"],
+            grandchild["time"]) == ("src", "in-1", 2, "svc,flow", "1970-01-01T00:00:01.500Z")
+    assert "subject" not in grandchild
+    assert derive({**child, "hopcount": True}, "x", 0, "c", None, 0)["hopcount"] == 2
+    with pytest.raises(TypeError):
+        derive({**child, "hopcount": None}, "x", 0, "c", None, 0)

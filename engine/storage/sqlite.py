@@ -3,8 +3,11 @@
 Writes are buffered in memory and written by :meth:`SqliteStore.commit` together with the
 runtime's checkpoint in a single ``BEGIN IMMEDIATE`` transaction, so the effects of
 processing events (emitted events, dead letters, dedup records, run state) and the input
-position they correspond to become durable together, or not at all. State values and dead
-letters are also cached in memory, so the runtime sees the same objects it wrote. A commit
+position they correspond to become durable together, or not at all. Journal records, state
+values and the checkpoint are encoded when committed, as they are then (before the write lock
+is taken); a commit writes one journal row per journal, the JSON array of its new records.
+State values and dead letters are also cached in memory, so the runtime sees the same objects
+it wrote. A commit
 is fenced: it fails (StorageError, nothing written) if another process committed to the
 file since this one read it, so a run resumed twice at once cannot record its effects twice.
 Dedup lookups are answered from what this store read and wrote (a Bloom filter of every
@@ -20,6 +23,8 @@ import json
 import os
 import sqlite3
 import time
+from collections import defaultdict
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Iterable, Iterator
 
 from ..runtime.deadletter import DeadLetter
@@ -39,10 +44,39 @@ MIGRATIONS = [
     """
     ALTER TABLE checkpoint ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
     """,
+    # A journal row holds a batch: the records a commit appended to one journal, as a JSON
+    # array (one row per record cost an insert and an index entry each). Rows from before hold
+    # one record (batch = 0).
+    """
+    ALTER TABLE journal ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
+BATCH = 10_000  # records per journal row at most (a row stays far below SQLite's length limit)
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode  # built once: json.dumps builds one a call
+def _encoder():
+    """``json.dumps(value, separators=(",", ":"), default=str)``, byte for byte, from one C encoder.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call, which costs as much as encoding
+    a small event. The encoder's table of the containers it is inside (for the circular
+    reference check) is empty after a call, except when encoding failed half-way: cleared then.
+    """
+    if c_make_encoder is None:  # a Python without the C accelerator
+        return json.JSONEncoder(separators=(",", ":"), default=str).encode
+    markers: dict = {}
+    encode = c_make_encoder(markers, str, encode_basestring_ascii, None, ":", ",", False, False, True)
+    join = "".join
+
+    def dumps(value: Any) -> str:
+        try:
+            return join(encode(value, 0))
+        except BaseException:
+            markers.clear()
+            raise
+    return dumps
+
+
+_dumps = _encoder()
 
 
 class SqliteStore:
@@ -62,7 +96,7 @@ class SqliteStore:
             if isinstance(exc, sqlite3.Error):
                 raise StorageError(f"cannot open store {path}: {exc}") from exc
             raise
-        self._journal: list[tuple[str, str]] = []
+        self._journal: defaultdict[str, list] = defaultdict(list)  # journal -> records appended since the last commit
         self._done: set[tuple[str, str]] = set()
         self._seen: SeenPairs | None = None  # built on the first dedup lookup
         self._dirty_state: set[str] = set()
@@ -108,26 +142,38 @@ class SqliteStore:
 
     # --- journals ---------------------------------------------------------------------
     def append(self, journal: str, record: dict) -> None:
-        self._journal.append((journal, _dumps(record)))
+        self._journal[journal].append(record)  # encoded when committed, as it is then
 
     def records(self, journal: str) -> Iterator[dict]:
         try:
-            for (body,) in self._db.execute("SELECT body FROM journal WHERE journal = ? ORDER BY seq", (journal,)):
-                yield json.loads(body)
+            rows = self._db.execute("SELECT body, batch FROM journal WHERE journal = ? ORDER BY seq", (journal,))
+            for body, batch in rows:
+                if batch:
+                    yield from json.loads(body)
+                else:
+                    yield json.loads(body)
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
-        for name, body in list(self._journal):
-            if name == journal:
-                yield json.loads(body)
+        for record in list(self._journal.get(journal, ())):
+            yield json.loads(_dumps(record))  # a copy, as a committed record would be
+
+    def _journal_rows(self) -> list[tuple[str, str]]:
+        """(journal, JSON array of records) rows of what was appended since the last commit,
+        each array encoded in one call."""
+        return [(journal, _dumps(records[start:start + BATCH]))
+                for journal, records in self._journal.items() for start in range(0, len(records), BATCH)]
 
     # --- dedup ------------------------------------------------------------------------
     def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
         pair = (event_id, consumer)
         if pair in self._done:
             return True
-        if self._seen is None:
-            self._seen = self._read_pairs(SeenPairs.BITS)
-        if not self._seen.may_hold(pair):
+        seen = self._seen
+        if seen is None:
+            seen = self._seen = self._read_pairs(SeenPairs.BITS)
+        h = hash(pair)  # SeenPairs.may_hold, inline
+        bits = 1 << (h >> 40 & 63) | 1 << (h >> 46 & 63) | 1 << (h >> 52 & 63)
+        if seen.words[h & seen.mask] & bits != bits:
             return False  # most pairs asked about are new: no query for them
         try:
             found = self._db.execute("SELECT 1 FROM done WHERE event_id = ? AND consumer = ?", (event_id, consumer))
@@ -136,23 +182,24 @@ class SqliteStore:
             raise StorageError(f"{self.path}: {exc}") from exc
 
     def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
-        pair = (event_id, consumer)
-        self._done.add(pair)
-        if self._seen is not None:
-            self._seen.add(pair)
-            if self._seen.full:  # rebuilt bigger, so false positives (queries) stay rare
-                self._seen = self._read_pairs(len(self._seen.bits) * 8 * 4)
+        self._done.add((event_id, consumer))  # into the filter when committed (is_done looks here first)
+
+    def _remember_done(self) -> None:
+        """After a commit: the pairs it wrote go into the filter (rebuilt bigger when full, so
+        false positives, which cost a query, stay rare)."""
+        seen = self._seen
+        if seen is not None:
+            seen.add_all(self._done)
+            if seen.full:
+                self._seen = self._read_pairs(len(seen.bits) * 8 * 4)
 
     def _read_pairs(self, bits: int) -> "SeenPairs":
-        """A filter of every pair in the file and every pair marked since the last commit."""
+        """A filter of every pair in the file (pairs marked since the last commit are in ``_done``)."""
         seen = SeenPairs(bits)
         try:
-            for pair in self._db.execute("SELECT event_id, consumer FROM done"):
-                seen.add(pair)
+            seen.add_all(self._db.execute("SELECT event_id, consumer FROM done"))
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
-        for pair in self._done:
-            seen.add(pair)
         return self._read_pairs(bits * 4) if seen.full else seen
 
     # --- dead letters -------------------------------------------------------------------
@@ -187,6 +234,10 @@ class SqliteStore:
     # --- commit ---------------------------------------------------------------------------
     def commit(self, checkpoint: dict) -> None:
         """Write everything buffered and the checkpoint in one transaction."""
+        # Encoded before the write lock is taken: a value that cannot be encoded writes nothing.
+        journal_rows = self._journal_rows()
+        states = [(k, _dumps(self._state[k])) for k in sorted(self._dirty_state)]
+        body = _dumps(checkpoint)
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -194,21 +245,21 @@ class SqliteStore:
                 if (row[0] if row else None) != self._generation:
                     raise StoreFenced(f"{self.path}: another process has committed to this store since this one "
                                        "read it (is the run going on elsewhere?); nothing of this commit was written")
-                self._db.executemany("INSERT INTO journal (journal, body) VALUES (?, ?)", self._journal)
+                self._db.executemany("INSERT INTO journal (journal, body, batch) VALUES (?, ?, 1)", journal_rows)
                 self._db.executemany("INSERT OR IGNORE INTO done VALUES (?, ?)", sorted(self._done))
                 self._write_dead_letters()
-                self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
-                                     [(k, _dumps(self._state[k])) for k in sorted(self._dirty_state)])
+                self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", states)
                 generation = (self._generation or 0) + 1
                 self._db.execute("INSERT OR REPLACE INTO checkpoint (id, body, generation) VALUES (1, ?, ?)",
-                                 (_dumps(checkpoint), generation))
+                                 (body, generation))
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: commit failed: {exc}") from exc
-        self._journal, self._done, self._dirty_state, self._dead_changes = [], set(), set(), {}
+        self._remember_done()
+        self._journal, self._done, self._dirty_state, self._dead_changes = defaultdict(list), set(), set(), {}
         self._checkpoint, self._generation = checkpoint, generation
 
     def _write_dead_letters(self) -> None:
@@ -233,15 +284,17 @@ class SqliteStore:
 class SeenPairs:
     """A Bloom filter of (event id, consumer) pairs: ``may_hold`` is False only for a pair never added.
 
-    Three bits per pair, from the pair's hash (double hashing); ``full`` past one pair per 12
-    bits, where about 1 lookup in 50 of a new pair would still need a query.
+    Blocked: the pair's hash picks one 64-bit word and three bits in it, so a lookup reads one
+    word. ``full`` past one pair per 12 bits, where about 1 lookup in 60 of a new pair would
+    still need a query.
     """
 
     BITS = 1 << 23  # 1 MiB: a million pairs before it grows
 
     def __init__(self, bits: int):
-        self.bits = bytearray(bits // 8)
-        self.mask = bits - 1  # bits is a power of two
+        self.bits = bytearray(max(bits, 64) // 8)
+        self.words = memoryview(self.bits).cast("Q")
+        self.mask = len(self.words) - 1  # a power of two
         self.limit = bits // 12
         self.count = 0
 
@@ -250,17 +303,20 @@ class SeenPairs:
         return self.count > self.limit
 
     def add(self, pair: tuple[str, str]) -> None:
-        h, bits, mask = hash(pair), self.bits, self.mask
-        low, step = h & 0xFFFFFFFF, (h >> 32 & 0xFFFFFFFF) | 1
-        for p in (low & mask, (low + step) & mask, (low + 2 * step) & mask):
-            bits[p >> 3] |= 1 << (p & 7)
-        self.count += 1
+        self.add_all((pair,))
+
+    def add_all(self, pairs: Iterable[tuple[str, str]]) -> None:
+        words, mask, count = self.words, self.mask, 0
+        for pair in pairs:
+            h = hash(pair)
+            words[h & mask] |= 1 << (h >> 40 & 63) | 1 << (h >> 46 & 63) | 1 << (h >> 52 & 63)
+            count += 1
+        self.count += count
 
     def may_hold(self, pair: tuple[str, str]) -> bool:
-        h, bits, mask = hash(pair), self.bits, self.mask
-        low, step = h & 0xFFFFFFFF, (h >> 32 & 0xFFFFFFFF) | 1
-        a, b, c = low & mask, (low + step) & mask, (low + 2 * step) & mask
-        return bool(bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1 and bits[c >> 3] >> (c & 7) & 1)
+        h = hash(pair)
+        bits = 1 << (h >> 40 & 63) | 1 << (h >> 46 & 63) | 1 << (h >> 52 & 63)
+        return self.words[h & self.mask] & bits == bits
 
 
 def sqlite_path(url: str) -> str:

@@ -242,7 +242,9 @@ def test_processes_opening_a_new_file_and_committing_to_it(tmp_path):
 
     db = sqlite3.connect(path)
     try:
-        rows = [json.loads(b) for (b,) in db.execute("SELECT body FROM journal WHERE journal = 'trace' ORDER BY seq")]
+        batches = db.execute("SELECT body, batch FROM journal WHERE journal = 'trace' ORDER BY seq").fetchall()
+        rows = [record for body, batch in batches for record in json.loads(body)]
+        assert all(batch for _, batch in batches)  # each commit's records in one row
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         db.close()
@@ -256,6 +258,92 @@ def test_processes_opening_a_new_file_and_committing_to_it(tmp_path):
         store.close()
     print(json.dumps({"test": "T21-small", "processes": PROCESSES, "commits": PROCESSES * COMMITS,
                       "seconds": round(elapsed, 2), "commits_per_s": round(PROCESSES * COMMITS / elapsed)}))
+
+
+# --- journal rows: one per journal and commit, a JSON array of its records ------------------
+
+def journal_rows(path: str) -> list[tuple[str, int, int]]:
+    """(journal, batch flag, records in the row) of every row, in order."""
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT journal, batch, body FROM journal ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    return [(name, batch, len(json.loads(body)) if batch else 1) for name, batch, body in rows]
+
+
+def test_a_commit_writes_one_row_per_journal_split_past_the_batch_size(path, monkeypatch):
+    monkeypatch.setattr("engine.storage.sqlite.BATCH", 3)
+    store = SqliteStore(path)
+    try:
+        for n in range(7):
+            store.append("input", {"n": n})
+            if n % 2:
+                store.append("emitted", {"m": n})
+        store.commit({"fed": 7})
+        store.append("input", {"n": 7})
+        assert [r["n"] for r in store.records("input")] == list(range(8))  # committed, then pending
+        store.commit({"fed": 8})
+    finally:
+        store.close()
+    assert journal_rows(path) == [("input", 1, 3), ("input", 1, 3), ("input", 1, 1), ("emitted", 1, 3),
+                                  ("input", 1, 1)]
+    store = SqliteStore(path)
+    try:
+        assert [r["n"] for r in store.records("input")] == list(range(8))
+        assert list(store.records("emitted")) == [{"m": 1}, {"m": 3}, {"m": 5}]
+    finally:
+        store.close()
+
+
+def test_a_file_with_one_record_per_row_is_migrated_and_read_in_order(path):
+    """Files written before journal rows held batches keep their rows; new rows follow them."""
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in filter(str.strip, ";".join(MIGRATIONS[:2]).split(";")):
+        db.execute(statement)
+    db.execute("PRAGMA user_version=2")
+    db.executemany("INSERT INTO journal (journal, body) VALUES (?, ?)",
+                   [("input", '{"n":0}'), ("emitted", '{"m":0}'), ("input", '{"n":1}')])
+    db.execute("INSERT INTO checkpoint (id, body, generation) VALUES (1, '{\"fed\":2}', 1)")
+    db.close()
+    store = SqliteStore(path)
+    try:
+        assert store.checkpoint() == {"fed": 2}
+        store.append("input", {"n": 2})
+        store.commit({"fed": 3})
+        assert list(store.records("input")) == [{"n": 0}, {"n": 1}, {"n": 2}]
+        assert list(store.records("emitted")) == [{"m": 0}]
+    finally:
+        store.close()
+    assert pragma(path, "user_version") == len(MIGRATIONS)
+    assert journal_rows(path) == [("input", 0, 1), ("emitted", 0, 1), ("input", 0, 1), ("input", 1, 1)]
+
+
+@pytest.mark.parametrize("value", [
+    {"specversion": "1.0", "id": "t1", "time": "2026-01-01T00:00:05Z", "data": {"k": "k0042", "n": [1, 2.5, None]}},
+    {"text": "é ✓ \u2028 \x00 \" \\ \U0001F600", "nested": [[[{"x": True}]]], "empty": [{}, []]},
+    {1: "int key", 2.5: "float key", None: "null key", True: "bool key"},
+    {"floats": [1e300, -0.0, 0.1, float("inf"), float("-inf")]},
+    {"bytes": b"x", "set": {1}, "when": __import__("datetime").date(2026, 1, 1)},  # default=str
+    ("a", "tuple"), "a string", 12, None,
+])
+def test_records_are_encoded_byte_for_byte_as_json_dumps(value):
+    from engine.storage.sqlite import _dumps
+
+    assert _dumps(value) == json.dumps(value, separators=(",", ":"), default=str)
+
+
+def test_a_value_inside_one_that_failed_to_encode_encodes_afterwards():
+    """The encoder is reused: what it noted while encoding a value that failed must not remain."""
+    from engine.storage.sqlite import _dumps
+
+    loop: list = []
+    loop.append(loop)
+    outer = {"fine": [1], "loop": loop}
+    with pytest.raises(ValueError, match="Circular reference"):
+        _dumps(outer)
+    outer["loop"] = []
+    assert _dumps(outer) == '{"fine":[1],"loop":[]}'
 
 
 # --- dedup lookups: answered from a filter of the pairs seen, a query only for a likely hit ---
@@ -314,6 +402,27 @@ def test_dedup_answers_survive_reopening_and_the_filter_growing(path, monkeypatc
         assert all(store.is_done(f"old{i}", "billing") and store.is_done(f"new{i}", "billing") for i in range(50))
         assert not any(store.is_done(f"new{i}", "shipping") for i in range(200))
         assert len(store._seen.bits) * 8 > 64
+    finally:
+        store.close()
+
+
+def test_pairs_marked_are_done_before_and_after_their_commit_and_after_a_failed_one(path, monkeypatch):
+    store = SqliteStore(path)
+    try:
+        assert not store.is_done("e0", "billing")  # the filter is built now
+        store.mark_done("e1", "billing")
+        ran = queries(store)
+        assert store.is_done("e1", "billing") and not ran  # pending: no query
+        with monkeypatch.context() as patch:
+            patch.setattr(SqliteStore, "_write_dead_letters", lambda self: 1 / 0)
+            with pytest.raises(ZeroDivisionError):
+                store.commit({"fed": 1})
+        assert store.is_done("e1", "billing")
+        store.commit({"fed": 1})
+        assert store._seen.may_hold(("e1", "billing"))  # in the filter once committed
+        ran.clear()
+        assert store.is_done("e1", "billing") and [q for q in ran if "FROM done WHERE" in q]
+        assert not store.is_done("e1", "shipping")
     finally:
         store.close()
 

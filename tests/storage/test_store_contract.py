@@ -59,6 +59,16 @@ def test_records_are_visible_before_and_after_commit(store):
     assert list(store.records("trace")) == [{"n": 1}, {"n": 2}]
 
 
+def test_a_record_is_committed_as_it_is_at_commit(store, reopen):
+    record = {"n": 1, "tags": ["a"]}
+    store.append("trace", record)
+    record["tags"].append("b")  # changed after append, before commit
+    assert list(store.records("trace")) == [{"n": 1, "tags": ["a", "b"]}]
+    store.commit({"fed": 1})
+    store = reopen(store)
+    assert list(store.records("trace")) == [{"n": 1, "tags": ["a", "b"]}]
+
+
 def test_committed_records_survive_a_reopen(store, reopen):
     store.append("trace", {"n": 1, "text": "café ☕", "nested": {"list": [1, 2.5, None, True]}})
     store.append("emitted", {"id": "x"})

@@ -61,6 +61,7 @@ def _lookup(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mappi
             return slow(ctx)
         return _native(node) if isinstance(node, (dict, list)) else (_capped(node) if isinstance(node, str) else
                                                                       (node if node is None or isinstance(node, (bool, int, float)) else slow(ctx)))
+    fast.lookup = (root, tuple(rest), False)  # type: ignore[attr-defined]  # read by _mapping
     return fast
 
 
@@ -83,6 +84,7 @@ def _present_or(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[M
         if node is None or type(node) in (bool, int, float) or (type(node) is str and len(node) <= _SHORT):
             return node
         return slow(ctx)
+    fast.lookup = (root, tuple(rest), True)  # type: ignore[attr-defined]  # read by _mapping
     return fast
 
 
@@ -132,12 +134,47 @@ def _compile_node(node: Any, locs: Iterator[TemplateString]) -> Callable[[Mappin
     if isinstance(node, str):
         return compile_string(next(locs))
     if isinstance(node, Mapping):
-        parts = [(key, _compile_node(item, locs)) for key, item in node.items()]
-        return lambda ctx: {key: part(ctx) for key, part in parts}
+        return _mapping([(key, _compile_node(item, locs)) for key, item in node.items()])
     if isinstance(node, tuple):
         items = [_compile_node(item, locs) for item in node]
         return lambda ctx: [item(ctx) for item in items]
     return lambda ctx: node
+
+
+_PLAIN_TYPES = frozenset({bool, int, float, type(None)})
+
+
+def _mapping(parts: list[tuple[Any, Callable[[Mapping], Any]]]) -> Callable[[Mapping], Any]:
+    """Render ``{key: template, ...}``; the keys whose template is a lookup shortcut are read inline.
+
+    A value the shortcut would return as it is (a short string, a number, a boolean, null; a
+    list or mapping for ``{{ path }}``) is taken here, without the calls; anything else, a
+    missing field included, goes to the part itself, which answers as it always does.
+    """
+    if not any(hasattr(part, "lookup") for _, part in parts):
+        return lambda ctx: {key: part(ctx) for key, part in parts}
+    entries = tuple((key, *getattr(part, "lookup", (None, (), False)), part) for key, part in parts)
+
+    def render_mapping(ctx: Mapping) -> dict:
+        out = {}
+        for key, root, rest, defaulted, part in entries:
+            if root is not None:
+                node = ctx.get(root, _ABSENT)
+                for name in rest:
+                    if type(node) is not dict or name not in node:
+                        node = _ABSENT
+                        break
+                    node = node[name]
+                kind = type(node)
+                if kind in _PLAIN_TYPES or (kind is str and len(node) <= (_SHORT if defaulted else MAX_OUTPUT)):
+                    out[key] = node
+                    continue
+                if not defaulted and (kind is list or kind is dict):
+                    out[key] = _native(node)
+                    continue
+            out[key] = part(ctx)
+        return out
+    return render_mapping
 
 
 def _guarded(render: Callable[[Mapping], Any], loc: Location) -> Callable[[Mapping], Any]:

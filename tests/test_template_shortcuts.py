@@ -54,3 +54,39 @@ def test_a_shortcut_answers_as_jinja_does(text, jinja_only):
     ("data.x | default(1, true)", False), ("data.x | d(1)", False), ("data.x | default(1) | upper", False)])
 def test_which_default_expressions_take_the_shortcut(expr, taken):
     assert bool(templates._DEFAULTED.match(expr)) is taken
+
+
+MAPPING_CONTEXTS = CONTEXTS + [
+    {"data": {"x": "s" * 1_000_001}}, {"data": {"x": "s" * 1_000_000, "items": "t" * 10_001}},
+    {"data": {"x": 10**30, "items": -0.0}}, {"data": {"x": (1, 2)}}, {"data": {"x": {"y": [True, None]}, "items": {}}},
+    {"data": {"x": {"y": "s" * 1_000_001}}}, {"data": {"x": [object()]}}, {"data": None}, {"vars": {"x": 1}},
+]
+
+
+def render_or_error(render, ctx):
+    try:
+        return ("value", render(ctx))
+    except Exception as exc:  # a shortcut's SecurityError is not a RenderError: compare whatever is raised
+        return ("error", type(exc).__name__, str(exc))
+
+
+def test_a_mapping_of_templates_renders_as_its_templates_one_by_one():
+    """compile_value reads the shortcuts of a mapping inline: the same values and errors, in key order."""
+    from engine.model import TemplateValue
+    from engine.templates import compile_value
+
+    texts = TEMPLATES + ["{{ data.x | upper }}", "plain", "{{ data.x }} and {{ data.items }}", "{{ vars.x }}",
+                         "{{ data }}", "{{ data.x.y }}"]
+    loc = Location("t.yaml", 1, 1)
+    strings = tuple(TemplateString(text, loc) for text in texts)
+    whole = compile_value(TemplateValue({f"k{i}": text for i, text in enumerate(texts)}, strings, loc))
+    singles = [compile_string(s) for s in strings]
+
+    def one_by_one(ctx):
+        return {f"k{i}": render(ctx) for i, render in enumerate(singles)}
+    for ctx in MAPPING_CONTEXTS:
+        assert render_or_error(whole, ctx) == render_or_error(one_by_one, ctx), ctx
+    for i, text in enumerate(texts):  # and each key alone, so that no key's error hides another's answer
+        alone = compile_value(TemplateValue({"k": text}, (strings[i],), loc))
+        for ctx in MAPPING_CONTEXTS:
+            assert render_or_error(alone, ctx) == render_or_error(lambda c: {"k": singles[i](c)}, ctx), (text, ctx)

@@ -421,6 +421,7 @@ class WindowOperator:
         self._buckets: dict[int, dict[Any, list]] = {}  # tumbling, hopping: index -> key -> acc
         self._sessions: dict[Any, list[_Session]] = {}  # per key, sorted by start
         self._saved: dict[int, list] = {}  # index -> its snapshot entry, while no event changed it
+        self._bool_keys = False  # whether a key was a bool (kept wrapped in a tuple)
         self._seq = 0
         self._last_time: tuple[str | None, float] = (None, 0.0)  # events come in runs of one timestamp
         self._events = self._windows = self._late = self._invalid = 0
@@ -503,6 +504,7 @@ class WindowOperator:
         if key is _MISSING:
             raise _Reject(f"key field {self.stream.key!r} is missing")
         if type(key) is bool:
+            self._bool_keys = True
             return (key,)
         if _is_number(key):
             return key
@@ -682,8 +684,9 @@ class WindowOperator:
 
     def _save_bucket(self, j: int, bucket: dict[Any, list]) -> list:
         """The snapshot entry of window index *j*, kept until an event changes or closes it."""
-        dump = self._aggs.dump
-        entry = [j, [key[0] if type(key) is tuple else key for key in bucket], [dump(acc) for acc in bucket.values()]]
+        keys = [key[0] if type(key) is tuple else key for key in bucket] if self._bool_keys else list(bucket)
+        accs = bucket.values()
+        entry = [j, keys, list(map(list.copy, accs)) if self._aggs.plain else list(map(self._aggs.dump, accs))]
         self._saved[j] = entry
         return entry
 
@@ -717,12 +720,15 @@ class WindowOperator:
             for j, keys, slots in windows:
                 if len(keys) != len(slots):
                     raise ValueError(f"snapshot window {j!r} has {len(keys)} keys but {len(slots)} accumulators")
-                op._restore_bucket(int(j), {(key,) if type(key) is bool else key: op._aggs.load(acc)
-                                            for key, acc in zip(keys, slots)})
+                if any(type(key) is bool for key in keys):
+                    op._bool_keys = True
+                    keys = [(key,) if type(key) is bool else key for key in keys]
+                op._restore_bucket(int(j), dict(zip(keys, map(op._aggs.load, slots))))
         return op
 
     def _restore_session(self, key: Any, start: float, last: float, acc: list) -> None:
-        key = (key,) if type(key) is bool else key
+        if type(key) is bool:
+            key, self._bool_keys = (key,), True
         session = _Session(key, float(start), float(last), acc)
         self._sessions.setdefault(key, []).append(session)
         self._push_session(session)

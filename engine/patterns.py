@@ -173,7 +173,8 @@ class _Numeric(_Op):
         self.kind, self.spec = "numeric", (low, low_open, high, high_open)
 
     def test(self, value):
-        if not _is_number(value):
+        cls = value.__class__
+        if cls is not int and cls is not float and not _is_number(value):
             return False
         if value < self.low or (self.low_open and value == self.low):
             return False
@@ -230,6 +231,18 @@ class _Leaf:
     def matches(self, value: Any) -> bool:
         if value is _MISSING:
             return self.exists_false
+        cls = value.__class__
+        if cls is str:
+            if value in self.exact or self.exists_true:
+                return True
+            return any(op.test(value) for op in self.ops)
+        if cls is int or cls is float:  # a number is its own key, and its own only scalar
+            if self.exists_true or value in self.exact:
+                return True
+            for op in self.ops:
+                if op.test(value):
+                    return True
+            return False
         if isinstance(value, str):
             if value in self.exact or self.exists_true:
                 return True

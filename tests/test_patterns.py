@@ -346,3 +346,17 @@ def test_frozen_invalid_pattern_still_locates_the_error():
     with pytest.raises(PatternError) as info:
         compile_pattern(freeze({"a": [{"numeric": [">", 1, "<"]}]}))
     assert info.value.path == ("a", 0, "numeric")
+
+
+NUMBER_LEAVES = [[5], [5.0], [0], [1], [True], [None], ["5"], [{"numeric": [">", 0]}], [{"numeric": [">", -1, "<=", 5]}],
+                 [{"numeric": ["=", 1]}], [3, {"numeric": [">=", 10]}], [{"exists": True}], [{"exists": False}],
+                 [{"anything-but": [5]}], [{"anything-but": {"prefix": "5"}}], [{"prefix": "5"}]]
+NUMBER_VALUES = [5, 5.0, 0, -0.0, 1, 1.0, True, False, -1, 10, 10.5, 2**70, float("nan"), float("inf"), -float("inf")]
+
+
+@pytest.mark.parametrize("leaf", NUMBER_LEAVES, ids=str)
+def test_a_number_matches_as_the_array_of_itself_does(leaf):
+    """Numbers take a shortcut in a leaf; a one-element array takes the general path, with the same answer."""
+    pattern = compile_pattern({"data": {"n": leaf}})
+    for value in NUMBER_VALUES:
+        assert pattern.matches({"data": {"n": value}}) is pattern.matches({"data": {"n": [value]}}), (leaf, value)

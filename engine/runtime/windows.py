@@ -50,6 +50,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from itertools import chain
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
@@ -660,12 +661,12 @@ class WindowOperator:
     def state(self) -> dict[str, Any]:
         """A JSON-ready snapshot of everything the operator holds, in a deterministic order.
 
-        ``windows`` lists, for tumbling and hopping windows, ``[index, keys, accumulators]`` per
-        open window index in ascending order, and for sessions ``[key, start, last, accumulator]``
-        per open session; keys in the order they came (which a restored operator keeps). An
-        accumulator is its list of slots (:meth:`_Aggregates.dump`). The data is fresh except
-        the entries of windows no event changed since the last call, which are the same objects
-        as then: a snapshot is read-only.
+        ``windows`` lists, for tumbling and hopping windows, ``[index, keys, slots]`` per open
+        window index in ascending order, where *slots* holds the accumulators of the keys one
+        after the other, each its list of slots (:meth:`_Aggregates.dump`), and for sessions
+        ``[key, start, last, slots]`` per open session; keys in the order they came (which a
+        restored operator keeps). The data is fresh except the entries of windows no event
+        changed since the last call, which are the same objects as then: a snapshot is read-only.
         """
         if self.kind == "session":
             dump = self._aggs.dump
@@ -686,7 +687,8 @@ class WindowOperator:
         """The snapshot entry of window index *j*, kept until an event changes or closes it."""
         keys = [key[0] if type(key) is tuple else key for key in bucket] if self._bool_keys else list(bucket)
         accs = bucket.values()
-        entry = [j, keys, list(map(list.copy, accs)) if self._aggs.plain else list(map(self._aggs.dump, accs))]
+        slots = list(chain.from_iterable(accs if self._aggs.plain else map(self._aggs.dump, accs)))
+        entry = [j, keys, slots]
         self._saved[j] = entry
         return entry
 
@@ -717,13 +719,16 @@ class WindowOperator:
             for key, start, last, slots in windows:
                 op._restore_session(key, start, last, op._aggs.load(slots))
         else:
+            width, load = len(op._aggs.template), op._aggs.load
             for j, keys, slots in windows:
-                if len(keys) != len(slots):
-                    raise ValueError(f"snapshot window {j!r} has {len(keys)} keys but {len(slots)} accumulators")
+                if len(slots) != len(keys) * width:
+                    raise ValueError(f"snapshot window {j!r} has {len(slots)} slots for {len(keys)} keys, "
+                                     f"not {width} each")
                 if any(type(key) is bool for key in keys):
                     op._bool_keys = True
                     keys = [(key,) if type(key) is bool else key for key in keys]
-                op._restore_bucket(int(j), dict(zip(keys, map(op._aggs.load, slots))))
+                accs = (load(slots[i:i + width]) for i in range(0, len(slots), width))
+                op._restore_bucket(int(j), dict(zip(keys, accs)))
         return op
 
     def _restore_session(self, key: Any, start: float, last: float, acc: list) -> None:
@@ -751,5 +756,5 @@ def _windows_of_v1(op: WindowOperator, windows: list[dict[str, Any]]) -> list[li
     for w in windows:
         entry = by_index.setdefault(w["index"], [w["index"], [], []])
         entry[1].append(w["key"])
-        entry[2].append(dump(load(w["aggregates"])))
+        entry[2] += dump(load(w["aggregates"]))
     return list(by_index.values())

@@ -479,8 +479,8 @@ def test_snapshots_share_nothing_with_the_operator_or_the_events():
     assert json.dumps(snapshot) == text  # the restored operator took copies
     later = restored.state()
     deep["data"]["tag"]["deep"].append(3)  # an event changed after the snapshot
-    assert later["windows"][0][2][0][:5] == [3, 9, 1, 5, 9]  # count, sum, min, max, avg's sum
-    assert later["windows"][0][2][0][-1] == {"deep": [2]}  # last: a copy of the value
+    assert later["windows"][0][2][:5] == [3, 9, 1, 5, 9]  # count, sum, min, max, avg's sum
+    assert later["windows"][0][2][-1] == {"deep": [2]}  # last: a copy of the value
     assert restored.state() == later
 
 
@@ -517,3 +517,14 @@ def test_streams_of_counts_only_count_as_streams_that_also_read_a_field(window):
     assert fast == general and fast
     assert all(v["n"] == v["m"] > 0 for *_, v in fast)
     assert one == [(k, s, e, {"n": v["n"]}) for k, s, e, v in fast]
+
+
+def test_a_snapshot_whose_slots_do_not_fit_its_keys_is_refused():
+    stream = make_stream(tumbling(10), [("n", "count", None), ("s", "sum", "data.v")])
+    op = WindowOperator(stream)
+    run(op, [ev(1, "a", v=1), ev(2, "b", v=2)], flush=False)
+    state = json.loads(json.dumps(op.state()))
+    assert state["windows"] == [[0, ["a", "b"], [1, 1, 1, 2]]]  # per key: count, sum
+    state["windows"][0][2].pop()
+    with pytest.raises(ValueError, match="3 slots for 2 keys, not 2 each"):
+        WindowOperator.restore(stream, state)

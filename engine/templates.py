@@ -212,6 +212,15 @@ def _capped(text: str) -> str:
 
 def _native(value: Any) -> Any:
     """Turn what an expression returns into plain JSON-like data."""
+    cls = value.__class__
+    if cls is str:
+        return _capped(value)
+    if cls in _PLAIN_TYPES:
+        return value
+    if cls is list:
+        return [_native(v) for v in value]
+    if cls is dict:
+        return {k: _native(v) for k, v in value.items()}
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises here, naming the missing field
     if isinstance(value, Mapping):

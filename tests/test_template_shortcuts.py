@@ -90,3 +90,41 @@ def test_a_mapping_of_templates_renders_as_its_templates_one_by_one():
         alone = compile_value(TemplateValue({"k": text}, (strings[i],), loc))
         for ctx in MAPPING_CONTEXTS:
             assert render_or_error(alone, ctx) == render_or_error(lambda c: {"k": singles[i](c)}, ctx), (text, ctx)
+
+
+def general_native(value):
+    """templates._native without its shortcuts for exact JSON types: the reference."""
+    from collections.abc import Mapping
+
+    import jinja2
+    from jinja2.exceptions import SecurityError
+
+    if isinstance(value, jinja2.Undefined):
+        str(value)
+    if isinstance(value, Mapping):
+        return {k: general_native(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [general_native(v) for v in value]
+    if isinstance(value, str):
+        return templates._capped(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    raise SecurityError(f"a template may only produce JSON values, not {type(value).__name__}")
+
+
+def test_native_values_are_what_the_general_conversion_makes():
+    from types import MappingProxyType
+
+    import jinja2
+    from markupsafe import Markup
+
+    class Count(int):
+        pass
+    values = ["s", "s" * 1_000_001, 1, 1.5, True, None, Count(3), Markup("<b>"), [1, ["a", {"b": (2, 3)}]],
+              {"a": [None, {"b": "c"}]}, MappingProxyType({"a": 1}), (1, "x"), {"a": object()}, [1, b"x"],
+              jinja2.StrictUndefined(name="missing"), [jinja2.Undefined()], {1: 2}]
+    for value in values:
+        got = render_or_error(lambda v: templates._native(v), value)
+        assert got == render_or_error(general_native, value), value
+        if got[0] == "value" and isinstance(value, (list, dict)):
+            assert got[1] is not value and type(got[1]) is type(value)  # a fresh container, as before

@@ -184,13 +184,11 @@ def _emit(action: m.EmitAction, tools: Toolbox) -> Step:
 
     def emit(attempt: Attempt) -> None:
         ctx = attempt.context
-        attempt.emit(type_, data(ctx), _text(subject, ctx), _text(source, ctx))
+        rendered = data(ctx)
+        attempt.emit(type_, rendered, None if subject is None else str(subject(ctx)),
+                     None if source is None else str(source(ctx)))
         attempt.output = {"type": type_}
     return emit
-
-
-def _text(render, ctx) -> str | None:
-    return None if render is None else str(render(ctx))
 
 
 def _call(action: m.CallAction, tools: Toolbox) -> Step:
@@ -198,9 +196,10 @@ def _call(action: m.CallAction, tools: Toolbox) -> Step:
     headers = compile_value(action.headers) if action.headers is not None else (lambda ctx: {})
     if action.python:
         ref = action.python
+        label = f"python:{ref}"
 
         def call_python(attempt: Attempt) -> None:
-            attempt.calls.append(f"python:{ref}")
+            attempt.calls.append(label)
             function = tools.function(ref)
             try:
                 attempt.output = function(attempt.event, HandlerContext(attempt, args(attempt.context)))

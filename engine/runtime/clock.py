@@ -91,22 +91,24 @@ def _date(day: int) -> str:
     return text
 
 
-_LAST_PARSED: tuple[str | None, float | None] = (None, None)  # inputs come in runs of one timestamp
+_PARSED: dict[str, float | None] = {}  # parse_time() of recent texts: inputs repeat their timestamps
 
 
 def parse_time(value) -> float | None:
     """Epoch seconds from an RFC 3339 string or a number; None if it is neither."""
-    global _LAST_PARSED
     if value.__class__ is str:
-        last = _LAST_PARSED  # one read: the pair stays consistent if another thread replaces it
-        if value == last[0]:
-            return last[1]
-        when = _parse_text(value)
-        _LAST_PARSED = (value, when)
+        when = _PARSED.get(value, _UNSEEN)
+        if when is _UNSEEN:
+            if len(_PARSED) >= _ISO_KEEP:
+                _PARSED.clear()
+            when = _PARSED[value] = _parse_text(value)
         return when
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return _parse_text(value) if isinstance(value, str) else None
+
+
+_UNSEEN = object()
 
 
 def _parse_text(value: str) -> float | None:

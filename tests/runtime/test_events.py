@@ -118,3 +118,18 @@ def test_derive_links_the_child_to_its_parent():
     assert derive({**child, "hopcount": True}, "x", 0, "c", None, 0)["hopcount"] == 2
     with pytest.raises(TypeError):
         derive({**child, "hopcount": None}, "x", 0, "c", None, 0)
+
+
+def test_parse_time_remembers_texts_without_changing_answers():
+    from engine.runtime import clock
+
+    texts = ["2026-01-01T00:00:00Z", "2026-01-01T01:00:00+01:00", "2026-01-01T00:00:00.5z", " 2026-01-01T00:00:00 ",
+             "2026-13-01T00:00:00Z", "", "soon", "2026-01-01"]
+    expected = [clock._parse_text(t) for t in texts]
+    assert expected[0] == expected[1] == 1767225600.0 and expected[4] is None
+    for _ in range(3):  # first parse, then remembered, interleaved
+        assert [clock.parse_time(t) for t in texts] == expected
+    many = [f"2026-01-01T00:{m:02d}:{s:02d}Z" for m in range(60) for s in range(60)] * 2  # past the cache's size
+    assert [clock.parse_time(t) for t in many] == [1767225600.0 + i % 3600 for i in range(len(many))]
+    assert [clock.parse_time(t) for t in texts] == expected
+    assert (clock.parse_time(5), clock.parse_time(2.5), clock.parse_time(True), clock.parse_time(None)) == (5.0, 2.5, None, None)

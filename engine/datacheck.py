@@ -174,7 +174,7 @@ def _compile(schema: Any, top: bool = False) -> Check:
         if check is not _always:
             checks.append(check)
             keywords.append(key)
-    return _object_shape(schema, keywords, checks) or _all_of(checks)
+    return _object_shape(schema, keywords, checks) or _array_shape(schema, keywords, checks) or _all_of(checks)
 
 
 def _object_shape(schema: dict, keywords: list[str], checks: list[Check]) -> Check | None:
@@ -442,6 +442,42 @@ def _property_names(schema: dict) -> frozenset:
     if type(properties) is not dict:
         raise _Unsupported
     return frozenset(properties)
+
+
+def _array_shape(schema: dict, keywords: list[str], checks: list[Check]) -> Check | None:
+    """``type: array`` with ``items`` and/or ``minItems``/``maxItems`` as one check.
+
+    The same verdict as the keywords one after another: a non-array fails ``type`` and passes
+    the others; on an array the bounds are checked before or after the items, as in the
+    schema (only an item check that raises could tell the difference).
+    """
+    rest = keywords[1:]
+    if schema.get("type") != "array" or keywords[0:1] != ["type"] or not rest \
+            or not set(rest) <= {"items", "minItems", "maxItems"}:
+        return None
+    if "items" in rest and 0 < rest.index("items") < len(rest) - 1:
+        return None  # bounds on both sides of `items`: left to the general path
+    bounds_first = not rest or rest[0] != "items"
+    low, high = schema.get("minItems", 0), schema.get("maxItems", math.inf)
+    items = checks[keywords.index("items")] if "items" in rest else None  # the check of `items` on the array
+    sub = schema.get("items") if items is not None else None
+    keys = sub.keys() - _IGNORED if type(sub) is dict else None
+    cls = _CLASSES[sub["type"]] if keys == {"type"} and type(sub["type"]) is str and sub["type"] in _CLASSES \
+        else None  # items of one class: tested here
+
+    def array_shape(x: Any) -> bool:
+        if not isinstance(x, list):
+            return False
+        if bounds_first and (len(x) < low or len(x) > high):
+            return False
+        if cls is not None:
+            for element in x:
+                if not isinstance(element, cls):
+                    return False
+        elif items is not None and not items(x):
+            return False
+        return bounds_first or not (len(x) < low or len(x) > high)
+    return array_shape
 
 
 # How a property's value is checked inside an object check (see _property_entry).

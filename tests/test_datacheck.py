@@ -497,3 +497,39 @@ def test_data_schemas_give_jsonschemas_verdicts_and_messages_on_the_examples():
                 assert schemas.check({**event, "data": data}) == expected, (workflow.name, event["type"], data)
                 tried[expected is None] += 1
     assert tried[True] > 50 and tried[False] > 200, tried
+
+
+ARRAY_SCHEMAS = [
+    {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+    {"type": "array", "minItems": 1, "maxItems": 3, "items": {"type": "integer"}},
+    {"type": "array", "items": {"minimum": 1}}, {"type": "array", "items": {"type": "number", "minimum": 0}},
+    {"type": "array", "items": {"type": "object", "required": ["a"]}, "maxItems": 2},
+    {"type": "array", "maxItems": 1.5}, {"type": "array", "minItems": 1, "items": True},
+    {"type": "array", "items": False}, {"type": "array", "items": {"type": "string", "description": "d"}},
+    {"type": "array", "items": {"type": "array", "items": {"type": "boolean"}}, "minItems": 1},
+]
+ARRAYS = [None, {}, "ab", 3, [], ["a"], ["a", "b"], ["a", 1], [1, 2], [0, 2], [1.0, 2.5], [True], [-1, 1, 2],
+          [{"a": 1}], [{"b": 1}], [[True], [False, True]], [[1]], [[]], ["a", "b", "c", "d"]]
+
+
+@pytest.mark.parametrize("schema", ARRAY_SCHEMAS, ids=str)
+def test_array_shaped_schemas_compile_to_one_check_that_agrees(schema):
+    assert compile_check(schema).__name__ == "array_shape"
+    for instance in ARRAYS:
+        agree(schema, instance)
+        agree({"type": "object", "properties": {"p": schema}}, {"p": instance})
+
+
+def test_the_array_check_keeps_the_schema_order_of_bounds_and_items():
+    nan = [float("nan"), 1, 2]
+    items_first = {"type": "array", "items": {"multipleOf": 0.5}, "maxItems": 2}
+    bounds_first = {"type": "array", "maxItems": 2, "items": {"multipleOf": 0.5}}
+    with pytest.raises(ValueError):
+        Draft202012Validator(items_first).is_valid(nan)
+    with pytest.raises(ValueError):
+        compile_check(items_first)(nan)
+    assert agree(bounds_first, nan) is False
+    between = {"type": "array", "minItems": 1, "items": {"type": "string"}, "maxItems": 2}
+    assert compile_check(between).__name__ != "array_shape"
+    for instance in ARRAYS:
+        agree(between, instance)

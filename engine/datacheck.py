@@ -25,6 +25,9 @@ the schema's order and the first failure ends the check, so even the rare instan
 jsonschema raises (``multipleOf`` on NaN) raises here too.
 
 The predicate is built from closures specialised per keyword: no schema lookups at call time.
+The shapes event data usually has are one closure each: ``type: object`` with ``required``/
+``properties`` (whose lone types, string enums and numeric ranges are tested inline) and
+``type: array`` with ``items``/``minItems``/``maxItems``.
 """
 from __future__ import annotations
 

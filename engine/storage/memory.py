@@ -20,7 +20,10 @@ class MemoryStore:
         self.dedup_window = dedup_window
         self._journals: dict[str, list[dict]] = {}
         self._done: dict[tuple[str, str], float] = {}  # pair -> when it was last marked
-        self._done_order: deque[tuple[float, tuple[str, str]]] = deque()
+        # Pairs in the order they were marked, grouped by the clock time they were marked at
+        # (events come in runs of one time): expiry looks at a group's time, not each pair's.
+        self._done_order: deque[tuple[float, list[tuple[str, str]]]] = deque()
+        self._last_group: tuple[float, list[tuple[str, str]]] | None = None
         self._dead: dict[str, DeadLetter] = {}
         self._state: dict[str, Any] = {}
         self._checkpoint: dict | None = None
@@ -43,12 +46,19 @@ class MemoryStore:
         self._done[pair] = at
         if self.dedup_window is None:
             return
-        self._done_order.append((at, pair))
+        last = self._last_group
+        if last is not None and last[0] == at:
+            last[1].append(pair)
+            return
+        self._last_group = last = (at, [pair])
+        order, done = self._done_order, self._done
+        order.append(last)
         horizon = at - self.dedup_window
-        while self._done_order and self._done_order[0][0] < horizon:
-            when, old = self._done_order.popleft()
-            if self._done.get(old) == when:  # not marked again since
-                del self._done[old]
+        while order and order[0][0] < horizon:
+            when, pairs = order.popleft()
+            for old in pairs:
+                if done.get(old) == when:  # not marked again since
+                    del done[old]
 
     def put_dead_letter(self, record: DeadLetter) -> None:
         self._dead.pop(record.id, None)  # a re-dead-lettered record moves to the end

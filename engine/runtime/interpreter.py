@@ -113,8 +113,9 @@ class Runtime:
     # --- input ------------------------------------------------------------------------
     def run(self, items: Iterable[dict | BadInput]) -> dict:
         """Feed every input, run to quiescence, close open stream windows; return the summary."""
+        feed = self.feed
         for item in items:
-            self.feed(item)
+            feed(item)
         self.finish()
         return self.trace.summary()
 
@@ -158,19 +159,20 @@ class Runtime:
         one frame (inputs feeding windows come by the million): the same steps, counts and
         records in the same order. False, having done nothing, when a step would go beyond
         it: no time, the clock not started, work due, a hop count, a trace to record."""
-        when = parse_time(item.get("time"))
-        if when is None or not self._clock_started or "hopcount" in item or self.trace.sink is not None:
+        when, trace = parse_time(item.get("time")), self.trace
+        if when is None or trace.sink is not None or not self._clock_started or "hopcount" in item:
             return False
-        now = self.clock.now()
+        clock = self.clock
+        now = clock.now()
         if when > now:
             if not self.scheduler.idle_at(when):
                 return False
-            self.clock.advance_to(when)
+            clock.advance_to(when)
             now = when
         elif not self.scheduler.idle_at(now):
             return False
         self.fed += 1
-        counts, store, operators, event_id = self.trace.counts, self.store, self.streams.operators, item["id"]
+        counts, store, operators, event_id = trace.counts, self.store, self.streams.operators, item["id"]
         counts["events_in"] += 1
         store.append("input", item)
         for consumer_id, stream_name, consumer in lane:

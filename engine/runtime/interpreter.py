@@ -98,12 +98,13 @@ class Runtime:
 
     def _types_only_streams_take(self) -> dict[str, tuple[tuple[str, str, Consumer], ...]]:
         """Event types without a data schema whose consumers are all streams without a
-        pattern or an injected fault, and plain (see above): inputs of theirs take the fused
-        path of :meth:`_into_streams`."""
+        pattern, an injected fault, a rate limit or a breaker, and plain (see above): inputs
+        of theirs take the fused path of :meth:`_into_streams`."""
         lanes = {}
         for name, (consumers, index, has_schema) in self._routes.items():
             if consumers and index is None and not has_schema and name in self._inline_types and all(
-                    c.kind == "stream" and c.id not in self.faults for c in consumers):
+                    c.kind == "stream" and c.id not in self.faults and c.id not in self._limited
+                    and c.policy.breaker is None for c in consumers):
                 lanes[name] = tuple((c.id, c.element.name, c) for c in consumers)
         return lanes
 

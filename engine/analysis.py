@@ -301,44 +301,22 @@ def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]
     """Every template with the event types whose `data` it reads."""
     for route in mesh.routes.values():
         types = tuple(r.name for r in route.sources)
-        for t in _strings(route.when, route.transform.data if route.transform else None,
+        for t in m.template_strings(route.when, route.transform.data if route.transform else None,
                           route.transform.subject if route.transform else None):
             yield t, types
     for sub in mesh.subscriptions():
-        for t in _strings(sub.when, *_action_templates(sub.actions)):
+        for t in m.template_strings(sub.when, *m.action_templates(sub.actions)):
             yield t, (sub.on.name,)
     for orch in mesh.orchestrations.values():
         templates = [orch.trigger.when]
         for step in orch.steps:
-            templates += [step.when, step.foreach, *_action_templates(step.actions + step.compensate)]
-        templates += _action_templates(orch.on_success + orch.on_failure)
-        for t in _strings(*templates):
+            templates += [step.when, step.foreach, *m.action_templates(step.actions + step.compensate)]
+        templates += m.action_templates(orch.on_success + orch.on_failure)
+        for t in m.template_strings(*templates):
             yield t, (orch.trigger.on.name,)
     for stream in mesh.streams.values():
-        for t in _strings(stream.emit_data):
+        for t in m.template_strings(stream.emit_data):
             yield t, ()
-
-
-def _action_templates(actions: Iterable[m.Action]) -> list:
-    out: list = []
-    for a in actions:
-        if isinstance(a, m.EmitAction):
-            out += [a.data, a.subject, a.source]
-        elif isinstance(a, m.CallAction):
-            out += [a.args, a.headers]
-        elif isinstance(a, m.SetAction):
-            out.append(a.values)
-        elif isinstance(a, m.LogAction):
-            out.append(a.message)
-    return out
-
-
-def _strings(*items) -> Iterator[m.TemplateString]:
-    for item in items:
-        if isinstance(item, m.TemplateString):
-            yield item
-        elif isinstance(item, m.TemplateValue):
-            yield from item.strings
 
 
 def check_patterns(mesh: m.Mesh) -> Iterator[Diagnostic]:

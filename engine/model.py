@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping
 
 from .errors import Location
 
@@ -386,3 +386,27 @@ def resolve_delivery(mesh: Mesh, ref: PolicyRef | None) -> DeliverySpec | None:
         return ref.inline
     policy = mesh.policies.get(ref.name or "")
     return policy.spec if policy is not None else None
+
+
+def action_templates(actions: Iterable[Action]) -> list:
+    """The templated fields of actions (TemplateString, TemplateValue or None), in order."""
+    out: list = []
+    for a in actions:
+        if isinstance(a, EmitAction):
+            out += [a.data, a.subject, a.source]
+        elif isinstance(a, CallAction):
+            out += [a.args, a.headers]
+        elif isinstance(a, SetAction):
+            out.append(a.values)
+        elif isinstance(a, LogAction):
+            out.append(a.message)
+    return out
+
+
+def template_strings(*items) -> Iterator[TemplateString]:
+    """Every template in *items* (TemplateString, TemplateValue or None)."""
+    for item in items:
+        if isinstance(item, TemplateString):
+            yield item
+        elif isinstance(item, TemplateValue):
+            yield from item.strings

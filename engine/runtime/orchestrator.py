@@ -33,6 +33,14 @@ class CompiledStep:
     when: Callable | None
     foreach: Callable | None
     policy: Any
+    reads_steps: bool  # a template of its `when`, `foreach` or actions may read `steps` (the others' states)
+
+
+def _reads_steps(step: m.Step) -> bool:
+    """Whether a template of the step (not its compensation) mentions `steps` at all: if none
+    does, its context can go without them (building them costs as much as the run is long)."""
+    templates = m.template_strings(step.when, step.foreach, *m.action_templates(step.actions))
+    return any("steps" in t.text for t in templates)
 
 
 _FINISHED = frozenset(("done", "skipped"))  # a step others may start after
@@ -51,7 +59,7 @@ class Orchestrator:
                 s.id: CompiledStep(s, compile_actions(s.actions, tools), compile_actions(s.compensate, tools),
                                    compile_condition(s.when) if s.when else None,
                                    compile_string(s.foreach) if s.foreach else None,
-                                   resolve_policy(runtime.mesh, s.retry, NO_RETRY))
+                                   resolve_policy(runtime.mesh, s.retry, NO_RETRY), _reads_steps(s))
                 for s in orch.steps}
             self._ends[orch.name] = (compile_actions(orch.on_success, tools), compile_actions(orch.on_failure, tools))
             # per step in declaration order: what it needs, as names (read on every advance of every run)
@@ -112,16 +120,19 @@ class Orchestrator:
         elif run["status"] == "failing":
             self._compensate_next(run)
 
-    def _context(self, run: dict, item: Any = None) -> dict:
+    def _context(self, run: dict, item: Any = None, steps: bool = True) -> dict:
+        """What templates see. ``steps`` (every step's state: the run's size) only if they may read it."""
         event = run["event"]
-        return {"input": event.get("data"), "data": event.get("data"), "event": event, "vars": dict(run["vars"]),
-                "steps": {k: {"output": v["output"], "status": v["status"]} for k, v in run["steps"].items()},
-                "item": item}
+        ctx = {"input": event.get("data"), "data": event.get("data"), "event": event, "vars": dict(run["vars"]),
+               "item": item}
+        if steps:
+            ctx["steps"] = {k: {"output": v["output"], "status": v["status"]} for k, v in run["steps"].items()}
+        return ctx
 
     def _begin(self, run: dict, cs: CompiledStep) -> None:
         state, now = run["steps"][cs.step.id], self.rt.clock.now()
         # the context is only read by `when` and `foreach`: most steps have neither
-        ctx = self._context(run) if cs.when is not None or cs.foreach is not None else None
+        ctx = self._context(run, steps=cs.reads_steps) if cs.when is not None or cs.foreach is not None else None
         try:
             if cs.when is not None and not cs.when(ctx):
                 state["status"] = "skipped"
@@ -155,7 +166,7 @@ class Orchestrator:
         consumer = self._consumer_id(run, cs, index)
         self.rt.trace.record(now, "step-start", run=run["id"], orchestration=run["orchestration"], step=cs.step.id,
                              attempt=number, **({"item": index} if cs.foreach is not None else {}))
-        ctx = self._context(run, run["steps"][cs.step.id]["items"][index])
+        ctx = self._context(run, run["steps"][cs.step.id]["items"][index], cs.reads_steps)
         ctx["attempt"] = number
         attempt = Attempt(consumer, run["event"], number, now, ctx, None)
         error: Exception | None = None

@@ -112,3 +112,17 @@ def test_one_run_per_trigger_event(mesh_of, run):
     steps = "    - {id: s, do: {emit: {type: done, data: {}}}}\n"
     out = run(mesh_of(GO, DONE, SINK, orchestration(steps)), [GO_EVENT, GO_EVENT, {**GO_EVENT, "id": "g2"}])
     assert out.summary["runs_started"] == 2 and len(out.emitted) == 2
+
+
+def test_only_steps_whose_templates_mention_steps_get_them_in_their_context(mesh_of, run):
+    steps = """\
+    - {id: first, do: {set: {n: 1}}}
+    - {id: gated, when: "steps.first.status == 'done'", do: {set: {m: 2}}}
+    - {id: each, foreach: "{{ [steps.gated.status] }}", do: {set: {k: 3}}}
+    - {id: last, do: {emit: {type: done, data: {s: "{{ steps.each.output | length }}", v: "{{ vars.n }}"}}}}
+"""
+    out = run(mesh_of(GO, DONE, SINK, orchestration(steps)), [GO_EVENT])
+    compiled = out.runtime.orchestrator._steps["o"]
+    assert {sid: cs.reads_steps for sid, cs in compiled.items()} == \
+        {"first": False, "gated": True, "each": True, "last": True}
+    assert [e["data"] for e in out.emitted] == [{"s": 1, "v": 1}]

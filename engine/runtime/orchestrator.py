@@ -11,6 +11,7 @@ Run state is a JSON-serialisable dict kept in the store under ``run:<orchestrati
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -53,6 +54,7 @@ class Orchestrator:
         self._steps: dict[str, dict[str, CompiledStep]] = {}
         self._ends: dict[str, tuple[list, list]] = {}
         self._plans: dict[str, list[tuple[str, tuple[str, ...], CompiledStep]]] = {}
+        self._dependents: dict[str, dict[str, list[int]]] = {}
         for orch in runtime.mesh.orchestrations.values():
             tools = runtime.tools
             self._steps[orch.name] = {
@@ -65,6 +67,12 @@ class Orchestrator:
             # per step in declaration order: what it needs, as names (read on every advance of every run)
             self._plans[orch.name] = [(s.id, tuple(n.name for n in s.needs), self._steps[orch.name][s.id])
                                       for s in orch.steps]
+            # per step: the plan positions of the steps that need it (the only ones its end can start)
+            dependents: dict[str, list[int]] = {s.id: [] for s in orch.steps}
+            for position, (_, needs, _) in enumerate(self._plans[orch.name]):
+                for need in needs:
+                    dependents.get(need, []).append(position)
+            self._dependents[orch.name] = dependents
 
     # --- the runtime's hooks: tasks and effects are plain data, dispatched by name ---------
     def tasks(self) -> dict[str, Callable[[dict], None]]:
@@ -94,13 +102,25 @@ class Orchestrator:
         self._advance(run)
 
     # --- the step graph --------------------------------------------------------------------
-    def _advance(self, run: dict) -> None:
-        """Start every step whose needs are met; finish the run when nothing is left to do."""
+    def _advance(self, run: dict, ended: tuple[str, ...] | None = None) -> None:
+        """Start every step whose needs are met; finish the run when nothing is left to do.
+
+        Steps start in passes over the plan, in declaration order; a step that finishes at
+        once (skipped, nothing to do, failed) can let others start: those declared after it
+        in the same pass, those before it in the next. *ended*: the steps that ended since
+        the last advance — only steps that need them can have become ready, so only those
+        are looked at (a pass visits them in the same order); None: look at every step.
+        """
         plan, steps = self._plans[run["orchestration"]], run["steps"]
-        progressed = True
-        while progressed and run["status"] == "running":
-            progressed = False
-            for sid, needs, cs in plan:
+        dependents = self._dependents[run["orchestration"]]
+        passing = list(range(len(plan))) if ended is None else sorted({i for e in ended for i in dependents[e]})
+        while passing and run["status"] == "running":
+            later: set[int] = set()  # made ready by a step that ended at once, declared before it
+            queued = set(passing)
+            heapq.heapify(passing)
+            while passing:
+                position = heapq.heappop(passing)
+                sid, needs, cs = plan[position]
                 state = steps[sid]
                 if state["status"] != "pending":
                     continue
@@ -109,9 +129,14 @@ class Orchestrator:
                         break
                 else:
                     self._begin(run, cs)
-                    # only a step that finished at once (skipped, nothing to do, failed) can let
-                    # another step start: one left running needs no second pass
-                    progressed = progressed or state["status"] != "running"
+                    if state["status"] != "running":  # ended at once
+                        for other in dependents[sid]:
+                            if other > position and other not in queued:
+                                queued.add(other)
+                                heapq.heappush(passing, other)
+                            elif other < position:
+                                later.add(other)
+            passing = sorted(later)
         self._save(run)
         if run["in_flight"]:
             return
@@ -204,9 +229,11 @@ class Orchestrator:
         state["done_items"] += 1
         if state["status"] == "running" and state["pending"] and run["status"] == "running":
             self._start_item(run, cs)
+        ended: tuple[str, ...] = ()
         if state["status"] == "running" and state["done_items"] == len(state["items"]):
             self._step_done(run, cs, state["outputs"] if cs.foreach is not None else state["outputs"][0])
-        self._advance(run)
+            ended = (cs.step.id,)
+        self._advance(run, ended)  # any other pending step was not ready before, and still is not
 
     def _retry(self, run: dict, cs: CompiledStep, task: dict, error: dict, now: float, consumer: str) -> bool:
         spec = cs.policy.retry

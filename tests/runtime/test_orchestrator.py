@@ -126,3 +126,48 @@ def test_only_steps_whose_templates_mention_steps_get_them_in_their_context(mesh
     assert {sid: cs.reads_steps for sid, cs in compiled.items()} == \
         {"first": False, "gated": True, "each": True, "last": True}
     assert [e["data"] for e in out.emitted] == [{"s": 1, "v": 1}]
+
+
+def _random_steps(rng) -> str:
+    """A random acyclic step graph whose needs point at steps declared before or after (by a
+    random rank), with steps that end at once (skipped, empty foreach), sleeps and failures."""
+    count = rng.randrange(6, 14)
+    ids = [f"s{i}" for i in range(count)]
+    rank = dict(zip(ids, rng.sample(range(count), count)))
+    lines = []
+    for sid in ids:
+        parts = [f"id: {sid}"]
+        if rng.random() < 0.85:  # else: no needs, the step follows the one declared before it
+            earlier = [o for o in ids if rank[o] < rank[sid]]
+            needs = rng.sample(earlier, min(len(earlier), rng.randrange(0, 3)))
+            parts.append(f"needs: [{', '.join(needs)}]")
+        kind = rng.random()
+        if kind < 0.15:
+            parts.append("when: \"input['items'] | length > 10\"")
+        elif kind < 0.25:
+            parts.append('foreach: "{{ [] }}"')
+        elif kind < 0.3:
+            parts.append('foreach: "{{ [1, 2, 3] }}"')
+        action = "{fail: {}}" if rng.random() < 0.04 else f"{{sleep: {rng.choice([0, 1, 2])}s}}"
+        parts.append(f"do: [{action}, {{set: {{{sid}: 1}}}}]")
+        lines.append("    - {" + ", ".join(parts) + "}")
+    return "\n".join(lines) + "\n"
+
+
+def test_advancing_from_the_ended_steps_starts_what_a_full_pass_starts(mesh_of, run, monkeypatch):
+    """An advance after a step ends looks only at the steps that need it: on random graphs
+    the trace is the one full passes over the plan give."""
+    import random
+
+    from engine.runtime.orchestrator import Orchestrator
+
+    targeted_advance = Orchestrator._advance
+    for seed in range(60):
+        steps = _random_steps(random.Random(seed))
+        mesh = mesh_of(GO, DONE, SINK, orchestration(steps))
+        targeted = run(mesh, [GO_EVENT])
+        monkeypatch.setattr(Orchestrator, "_advance", lambda self, r, ended=None: targeted_advance(self, r, None))
+        scanned = run(mesh, [GO_EVENT])
+        monkeypatch.setattr(Orchestrator, "_advance", targeted_advance)
+        assert targeted.trace == scanned.trace, steps
+        assert any(r["kind"] == "step-done" for r in targeted.trace)

@@ -55,6 +55,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
 from .. import model
+from .clock import iso
 
 __all__ = ["Output", "WindowOperator", "format_time", "parse_time", "window_data"]
 
@@ -97,6 +98,8 @@ def format_time(epoch: float) -> str:
     >>> format_time(1767225605.0), format_time(1767225605.25)
     ('2026-01-01T00:00:05Z', '2026-01-01T00:00:05.25Z')
     """
+    if epoch.__class__ is float and epoch.is_integer() and _MIN_TIME <= epoch < _MAX_TIME:
+        return iso(epoch)  # whole seconds (window bounds, mostly): the runtime's cached formatting
     seconds, micros = divmod(round(epoch * 1_000_000), 1_000_000)
     text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{text}.{micros:06d}".rstrip("0") + "Z" if micros else text + "Z"

@@ -528,3 +528,16 @@ def test_a_snapshot_whose_slots_do_not_fit_its_keys_is_refused():
     state["windows"][0][2].pop()
     with pytest.raises(ValueError, match="3 slots for 2 keys, not 2 each"):
         WindowOperator.restore(stream, state)
+
+
+def test_whole_seconds_format_as_the_general_path_does():
+    """Whole seconds take the runtime's cached formatting: the same text over years 1-9999."""
+    from datetime import datetime, timezone
+
+    rng = random.Random(5)
+    stamps = [-62135596800.0, 253402300799.0, 0.0, -1.0, 1767225600.0] + \
+             [float(rng.randrange(-62135596800, 253402300800)) for _ in range(2000)]
+    for t in stamps:
+        expected = datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+        assert format_time(t) == expected, t
+    assert format_time(1767225605.25) == "2026-01-01T00:00:05.25Z"

@@ -289,7 +289,7 @@ class SeenPairs:
     still need a query.
     """
 
-    BITS = 1 << 23  # 1 MiB: a million pairs before it grows
+    BITS = 1 << 25  # 4 MiB: 2.8 million pairs before it grows (a rebuild reads every pair back)
 
     def __init__(self, bits: int):
         self.bits = bytearray(max(bits, 64) // 8)

@@ -130,53 +130,89 @@ without building a template context. Interleaved on the same machine: chain 65-1
 µs/step, fan-out 47-80 → 28-41 µs/step; the order of every record is unchanged (a test pins
 the case where a step finished at once frees one declared before it).
 
+**Second session of 27 Nov** (an Intel Xeon machine this time, on which plain Python ran
+at about half the speed of the AMD machine of the runs before while bytewax kept its speed:
+at the session's start the stream was 1.27× bytewax, SQLite 0.34×, e2e 13.7 % of the limit,
+the chain 42-45× moto). What was done, each in its own commit with a test that compares it
+with the general path it shortcuts:
+- *An input's first attempts run at once.* When nothing is due before an input and no
+  consumer of its type holds offers (ordering, loop guards), its attempts run during its
+  publication, in the order the schedule would have run them (what they schedule still goes
+  through the schedule). For that to be the schedule's order, an input without a time, or
+  behind the clock, now arrives after the work due at the clock's time, as an input at its
+  own time always did (docs/run.md, "The virtual clock").
+- *Inputs taken only by streams* (no schema, pattern, fault, rate limit or breaker on the
+  type's consumers) run the same steps, counts and dedup records fused into one frame; a
+  stream attempt that closes no window commits its dedup record without an `Attempt`.
+- *Counters*: the trace's counters are a `defaultdict`: `counts[k] += 1` on a `Counter` cost
+  228 ns against 55 ns, four times per input.
+- *Windows*: a stream of counts only reads no field and walks no aggregate plan; a tumbling
+  count adds to its window directly; window bounds reuse the runtime's cached time texts;
+  snapshots are compact (one flat slot list per window) and reuse the entry of every window
+  no event changed since the last checkpoint (2.94 ms → 43 µs for 1,000 keys).
+- *Stores*: the memory store expires dedup records by groups of one clock time (778 → 616 ns
+  per lookup and record); the SQLite store writes one journal row per journal and commit (a
+  JSON array, schema 3), encodes it at commit with one reused C encoder before taking the
+  write lock, and sizes its dedup filter for 2.8 million pairs (a million-event run rebuilt
+  it, reading every pair back).
+- *Per event, outside the interpreter*: one compiled check for an object schema's required
+  keys and typed properties (1.30 → 1.12 µs and 1.28 → 0.90 µs per arena event); input lines
+  that are already complete CloudEvents are used as decoded; `iso()` of whole seconds by
+  arithmetic (4.1 → 1.9 µs); template mappings of plain lookups read inline; pattern leaves
+  test numbers directly (1.29 → 0.89 µs for the arena's ranked-scores pattern).
+- *Orchestration*: a step whose templates do not mention `steps` gets a context without
+  every step's state (built per attempt, it made a chain quadratic again), and after a step
+  ends an advance looks only at the steps that need it (random step graphs give the trace
+  of full passes). Chain 39-41 → 18-26 µs/step.
+
+Measured before/after in the same session (best of several interleaved runs; the machine's
+speed varied by ±30 % from one minute to the next): stream in memory 116k → 300k ev/s at
+200,000 events (1.27× → 4.4× bytewax in `python -m bench stream`), stream on SQLite 34-39k
+→ 76-81k ev/s at 200,000 events (0.34× → 1.09× bytewax), e2e in memory 13.7 % → 16.4 % of
+the decode limit at 30,000 events, chain 42-45× → 61-91× moto.
+
 **Still missed, and why.**
-- *e2e in memory* (~17 % of the decode limit; target 30 %): no single cost is left to
-  remove. Shares of the profile: delivery bookkeeping (scheduler hop, `Attempt`, commit, dedup
-  record) ~20 %, reading and decoding the input ~12 %, schema checks of every event ~12 %,
-  `derive` (sha1 id + time) ~7 %, window operator ~7 %, pattern matching ~8 %, templates ~6 %.
-  A synchronous delivery (no scheduler hop) was not taken: an input's deliveries run when the
-  next input's time is reached, and an input without a time, or an earlier one, is published
-  before them — running them at once would reorder the trace. What would reach 30 %: a
-  compiled core (e.g. Rust via PyO3) for routing, schema checks and the delivery loop.
-- *stream in memory* (2.2× a slowed bytewax, likely 1-1.5× an unhindered one; target 3×): `WindowOperator`
-  alone runs at ~6× bytewax and is ~22 % of the profile; the rest is the per-delivery path
-  the e2e paragraph describes (feed ~9 %, scheduler hop ~15 %, attempt and commit ~27 %,
-  publish and offer ~13 %), each piece a few Python calls.
-- *e2e on SQLite* (43-64 % of memory; target 50 %, met before only because memory was
-  slower): it now costs less in absolute terms, but each commit writes ~2 journal rows and
-  ~2 dedup rows per input (~15 ms of row inserts and ~6 ms of fsync per 1,000 inputs) and
-  encodes every input and emitted event as JSON (~8 µs each); that part did not shrink with
-  the delivery path.
-- *stream on SQLite* (~0.55× bytewax; target ≥ 1×): on top of the memory path, each input is
-  archived as a JSON journal row for `meshctl replay` (~16 % of the profile: one
-  `json` encode per event) and every 1,000 inputs the checkpoint carries the window state
-  (~15 %: 1,000 keys sorted, dumped and JSON round-tripped per commit), plus the dedup rows
-  (~7 %). An option to archive only selected event types, and an incremental window
-  checkpoint (only the windows touched since the last commit), would be needed.
-- *validate at 10,000* (target < 3 s; now met, with little margin on a busy machine). In
-  interleaved runs on the loaded machine the code before took 6.8–8.7 s at 10,000 and
-  0.55–0.79 s at 1,000, the code after 1.9–2.5 s and 0.19–0.31 s; `python -m bench validate`
-  gave 1.9–2.9 s at 10,000 and growth 6.7–11.9× (noise moves the growth, not the code: each
-  phase grows ~10×). Done, each in its own commit: plain YAML documents (no alias of a
-  collection, no merge key, unique string keys, safe tags, within the limits) load in one walk
-  that builds the data, and their `NodeMap` finds a location only when a diagnostic or the
-  model asks for one (no `Location` per node); any other document takes the careful path as
-  before, so diagnostics are unchanged (tests compare both paths); the resolver skips the path
-  resolvers the loader never has, and the nesting bound is counted with `str`/`re` methods;
-  the cyclic garbage collector pauses during a check (a third of the time: everything it
-  allocates stays alive to the end) and hands the survivors to the oldest generation; the
-  flow-only graph is built once, directly, not copied from subgraph views; a data schema found
-  sound against the metaschema is not checked again (the bench's 1,000 event types share one
-  schema: distinct schemas still cost ~1 ms each in jsonschema); templates that are only text
-  and `{{ name.attr }}` are read by a regular expression instead of Jinja's parser. Left, as
-  shares of the time at 10,000: YAML loading ~35 % (libyaml's C parser and composer about half
-  of it, the resolver it calls for every scalar and the Python walk most of the rest), the
-  model build ~20 % (a location lookup for every reference, template string and pattern key),
-  the cycle analysis ~19 % (networkx graph construction, strongly connected components, the
-  feasibility leaf checks), field checks ~7 %, schema checks ~6 %, the flow graph ~4 %. No
-  single cost is left to remove; parsing files in two processes was not tried (the node trees
-  the locations come from would have to be pickled, and the second core is shared here).
+- *e2e in memory* (15-18 % of the decode limit; target 30 %): no single cost is left to
+  remove, and the work per input is large: each input of the arena is decoded, schema-checked,
+  routed (patterns), delivered about twice (a subscription's actions, a Python handler, a
+  route's transform, a stream), and causes about one emitted event, itself schema-checked and
+  delivered; a window closing emits ~120 window events at once. Shares of the profile (30,000
+  inputs): the delivery machinery (attempt, commit, dedup record, schedule) ~25 %, reading and
+  decoding the input ~11 %, schema checks of every event ~10 %, `derive` (sha1 id, times)
+  ~7 %, pattern matching ~8 %, windows and their events ~8 %, actions and templates ~8 %.
+  Even free, everything but `json.loads` outside the interpreter would leave ~50 µs per input
+  (~20k ev/s; 30 % needs ~33k). What would reach it: a compiled core (e.g. Rust via PyO3, or
+  mypyc) for routing, schema checks and the delivery loop.
+- *Thin margins.* The stream on SQLite meets its target narrowly (1.0-1.2× bytewax over
+  the session's runs): per input it still encodes the event into the archive journal
+  (~2.3 µs), adds its dedup pair to the filter and the `done` table (~3 µs) and shares a
+  commit's fsync; `meshctl run` could journal the input line as read instead of encoding it
+  again, which the bench (events given as dicts) would not show.
+
+**Validate** (target < 3 s at 10,000; met, with little margin on a busy machine). In
+interleaved runs on the loaded machine the code before took 6.8–8.7 s at 10,000 and
+0.55–0.79 s at 1,000, the code after 1.9–2.5 s and 0.19–0.31 s; `python -m bench validate`
+gave 1.9–2.9 s at 10,000 and growth 6.7–11.9× (noise moves the growth, not the code: each
+phase grows ~10×). Done, each in its own commit: plain YAML documents (no alias of a
+collection, no merge key, unique string keys, safe tags, within the limits) load in one walk
+that builds the data, and their `NodeMap` finds a location only when a diagnostic or the
+model asks for one (no `Location` per node); any other document takes the careful path as
+before, so diagnostics are unchanged (tests compare both paths); the resolver skips the path
+resolvers the loader never has, and the nesting bound is counted with `str`/`re` methods;
+the cyclic garbage collector pauses during a check (a third of the time: everything it
+allocates stays alive to the end) and hands the survivors to the oldest generation; the
+flow-only graph is built once, directly, not copied from subgraph views; a data schema found
+sound against the metaschema is not checked again (the bench's 1,000 event types share one
+schema: distinct schemas still cost ~1 ms each in jsonschema); templates that are only text
+and `{{ name.attr }}` are read by a regular expression instead of Jinja's parser. Left, as
+shares of the time at 10,000: YAML loading ~35 % (libyaml's C parser and composer about half
+of it, the resolver it calls for every scalar and the Python walk most of the rest), the
+model build ~20 % (a location lookup for every reference, template string and pattern key),
+the cycle analysis ~19 % (networkx graph construction, strongly connected components, the
+feasibility leaf checks), field checks ~7 %, schema checks ~6 %, the flow graph ~4 %. No
+single cost is left to remove; parsing files in two processes was not tried (the node trees
+the locations come from would have to be pickled, and the second core is shared here).
+
 
 **Noise.** The runs were taken on a shared 2-core machine; the same plain dict count ran at
 0.7 M ev/s in one run and 2.0 M ev/s in another. Ratios within one run are comparable;

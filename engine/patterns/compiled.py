@@ -201,10 +201,6 @@ class _Leaf:
         if value is _MISSING:
             return self.exists_false
         cls = value.__class__
-        if cls is str:
-            if value in self.exact or self.exists_true:
-                return True
-            return any(op.test(value) for op in self.ops)
         if cls is int or cls is float:  # a number is its own key, and its own only scalar
             if self.exists_true or value in self.exact:
                 return True

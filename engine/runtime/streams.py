@@ -24,8 +24,8 @@ class StreamRunner:
 
     def handler(self, stream: m.Stream) -> Callable[[Attempt], None]:
         def handle(attempt: Attempt) -> None:
-            for output in self.operators[stream.name].process(attempt.event):  # looked up: restore replaces it
-                self._output(stream, output, attempt)
+            outputs = self.operators[stream.name].process(attempt.event)  # looked up: restore replaces it
+            self.output_handler(stream, outputs)(attempt)
         return handle
 
     def output_handler(self, stream: m.Stream, outputs: list) -> Callable[[Attempt], None]:

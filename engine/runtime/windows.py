@@ -222,10 +222,6 @@ def _neutral(op: str) -> list:
             "count_distinct": [None], "first": [_INF, None], "last": [-_INF, None]}[op]
 
 
-def _read_nothing(event: Any) -> list:
-    return []
-
-
 _NO_VALUES: list = []  # what a stream of counts only reads from an event (never changed)
 
 
@@ -249,8 +245,7 @@ class _Aggregates:
         self.plan = tuple((op, off) for op, off in zip(self.ops, offsets))
         self.picks = tuple(o + 1 for o, op in zip(offsets, self.ops) if op in ("first", "last"))  # value slots
         self.plain = not self.sets and not self.picks  # slots are numbers: a copy is a dump
-        if set(self.ops) == {"count"}:  # counts only, the most common stream: nothing to read, slots + 1
-            self.read = _read_nothing
+        if set(self.ops) == {"count"}:  # counts only, the most common stream: slots + 1 (and nothing to read)
             self.add = self._add_one if len(self.ops) == 1 else self._add_counts
 
     def read(self, event: Any) -> list:
@@ -432,7 +427,7 @@ class WindowOperator:
         self._add = self._add_session if self.kind == "session" else (
             self._add_tumbling if self.kind == "tumbling" else self._add_buckets)
         self._one_count = self._aggs.ops == ("count",)  # the commonest stream of all: count per key and window
-        self._read = None if self._aggs.read is _read_nothing else self._aggs.read
+        self._read = self._aggs.read if self._aggs.reads else None  # counts alone read no field
 
     @property
     def counts(self) -> dict[str, int]:

@@ -171,9 +171,7 @@ class SqliteStore:
         seen = self._seen
         if seen is None:
             seen = self._seen = self._read_pairs(SeenPairs.BITS)
-        h = hash(pair)  # SeenPairs.may_hold, inline
-        bits = 1 << (h >> 40 & 63) | 1 << (h >> 46 & 63) | 1 << (h >> 52 & 63)
-        if seen.words[h & seen.mask] & bits != bits:
+        if not seen.may_hold(pair):
             return False  # most pairs asked about are new: no query for them
         try:
             found = self._db.execute("SELECT 1 FROM done WHERE event_id = ? AND consumer = ?", (event_id, consumer))

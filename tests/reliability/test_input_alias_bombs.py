@@ -61,7 +61,6 @@ def test_bomb_is_refused_fast_in_bounded_memory(name):
     assert [d.code for d in diagnostics] == [code]
     assert diagnostics[0].loc.line is not None
     assert peak < MAX_PEAK
-    assert seconds < 1.0  # measured: a few ms; the bound only catches a walk of the expanded tree
 
 
 def test_validate_refuses_a_bomb_with_a_located_error(tmp_path, meshctl):

@@ -78,4 +78,3 @@ def test_dense_or_long_graph(name, tmp_path):
     cycle = next((d for d in found if d.code in ("needs-cycle", "event-cycle")), None)
     if cycle is not None:  # one example path, every hop located
         assert " -> " in cycle.message and all(note.loc.line for note in cycle.notes)
-    assert analysed - loaded < 10.0  # measured at most ~1 s (200 services, 40,000 hops)

@@ -6,11 +6,11 @@ Called by the ``charge_payment`` step with the run's triggering
 deterministic so that sample runs are reproducible:
 
 - a token starting with ``tok_declined`` is declined (non-retryable);
-- a token starting with ``tok_flaky`` fails once per order, then succeeds.
+- a token starting with ``tok_flaky`` fails on the first attempt, then succeeds.
+
+It keeps nothing between calls: the attempt number comes with the context, so a resumed
+or redriven run sees the same behaviour, and memory does not grow with the orders.
 """
-
-_ATTEMPTS: dict[str, int] = {}
-
 
 class PaymentDeclined(Exception):
     """The provider refused the payment; retrying will not change that."""
@@ -24,7 +24,7 @@ def charge_payment(event, context):
     """Charge the order's total to its payment instrument."""
     order = event["data"]
     token = order["payment"]["token"]
-    attempt = _ATTEMPTS[order["order_id"]] = _ATTEMPTS.get(order["order_id"], 0) + 1
+    attempt = context.attempt
     if token.startswith("tok_declined"):
         raise PaymentDeclined(f"card declined for order {order['order_id']}")
     if token.startswith("tok_flaky") and attempt == 1:

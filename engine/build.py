@@ -6,6 +6,7 @@ duplicate subscription names) is reported here as diagnostics.
 """
 from __future__ import annotations
 
+import math
 import re
 from types import MappingProxyType
 from typing import Any, Callable, Iterator
@@ -315,7 +316,18 @@ def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
 
 def _settings(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     allow = tuple(d.ref(module, "spec", "allow_modules", i) for i, module in enumerate(spec.get("allow_modules", ())))
-    return m.MeshSettings(name, d.loc("metadata", "name"), allow, meta.get("description")), []
+    return m.MeshSettings(name, d.loc("metadata", "name"), allow, meta.get("description"),
+                          _retention(spec.get("retention", {}))), []
+
+
+def _retention(raw: dict) -> m.Retention:
+    """`retention:` of the Mesh document; a duration, or `forever`; what is not given keeps its default."""
+    def read(key: str, default: float | None) -> float | None:
+        if key not in raw:
+            return default
+        return math.inf if raw[key] == "forever" else parse_duration(raw[key])
+    base = m.DEFAULT_RETENTION
+    return m.Retention(read("runs", base.runs), read("archive", base.archive), read("dedup", base.dedup))
 
 
 def _policy(d: _Doc, name: str, spec: dict, meta: dict) -> Built:

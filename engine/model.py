@@ -345,6 +345,27 @@ class DeliveryPolicy:
     description: str | None = None
 
 
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long a store keeps what a run leaves behind, in seconds of clock time (``inf``: for ever).
+
+    ``runs``: a finished orchestration run, counted from its end (``meshctl runs``); ``archive``:
+    input and emitted events (``meshctl replay``); ``dedup``: the record that a consumer took
+    an event, so a redelivery within it is skipped. ``dedup`` None means the store's own
+    default: one hour in memory, seven days in a durable store.
+    """
+
+    runs: float = 7 * DAY
+    archive: float = 7 * DAY
+    dedup: float | None = None
+
+
+DEFAULT_RETENTION = Retention()
+
+
 @dataclass(frozen=True, slots=True)
 class MeshSettings:
     """The optional ``Mesh`` document: settings of the mesh as a whole."""
@@ -353,6 +374,7 @@ class MeshSettings:
     loc: Location
     allow_modules: tuple[Ref, ...] = ()  # modules outside the mesh directory that handlers may use
     description: str | None = None
+    retention: Retention = DEFAULT_RETENTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +398,11 @@ class Mesh:
     def allowed_modules(self) -> tuple[str, ...]:
         """What `call: {python: ...}` may import from outside the mesh directory."""
         return tuple(ref.name for ref in self.settings.allow_modules) if self.settings is not None else ()
+
+    @property
+    def retention(self) -> Retention:
+        """What the stores of a run of this mesh keep, and for how long (the `Mesh` document's `retention`)."""
+        return self.settings.retention if self.settings is not None else DEFAULT_RETENTION
 
 
 def resolve_delivery(mesh: Mesh, ref: PolicyRef | None) -> DeliverySpec | None:

@@ -18,8 +18,8 @@ from engine.check import CheckResult, check_mesh, require_valid
 from engine.errors import MeshError
 from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, render as render_view
 from engine.render import render_trace, trace_view
-from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, faults_for, list_runs, redrive_run, replay_archive,
-                           replay_dead_letters, run_mesh)
+from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, faults_for, find_run, list_runs, redrive_run,
+                           replay_archive, replay_dead_letters, run_mesh)
 from engine.runtime.clock import parse_time
 from engine.schema import schema_text
 
@@ -288,7 +288,8 @@ def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults,
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path)
-    summary, _ = replay_dead_letters(mesh, DeadLetters(dlq_path, store), _select(ids, reason, consumer), options)
+    summary, _ = replay_dead_letters(mesh, DeadLetters(dlq_path, store, mesh.retention), _select(ids, reason, consumer),
+                                     options)
     _print_summary(summary, fmt, [])
 
 
@@ -370,6 +371,9 @@ def replay(path, store, since, until, pattern, to, seed, http, faults, max_hops,
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path)
     summary = replay_archive(mesh, store, ArchiveQuery(since, until, pattern, to), options)
+    if "aged_out" in summary and fmt != "json":
+        click.echo(f"note: events before {summary['aged_out']} have aged out of the archive "
+                   "(`retention.archive` of the Mesh document): they were not replayed", err=True)
     _print_summary(summary, fmt, [])
 
 
@@ -400,11 +404,7 @@ def runs_list(store, status, orchestration, fmt) -> None:
 @click.argument("run_id")
 def runs_show(store, run_id) -> None:
     """The run's whole state: steps with status and output, variables, error."""
-    for r in list_runs(store):
-        if r["id"] == run_id:
-            click.echo(json.dumps(r, indent=2, default=str))
-            return
-    raise click.BadParameter(f"no run {run_id!r} in {store}", param_hint="RUN_ID")
+    click.echo(json.dumps(find_run(store, run_id), indent=2, default=str))
 
 
 @runs.command("redrive")

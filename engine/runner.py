@@ -6,15 +6,18 @@ input file, and returns what the CLI prints.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import itertools
 import json
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 from .cluster.deployment import REPLAY, RUN_REDRIVE, is_deployment, queue_redrive, queue_tasks
 from .errors import Diagnostic, LoadError, Location, UsageError
-from .model import Mesh
+from .model import DEFAULT_RETENTION, Mesh, Retention
+from .runtime.clock import iso
 from .runtime.deadletter import DeadLetter
 from .runtime.events import read_events
 from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
@@ -76,7 +79,7 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
     Outputs (trace, emitted events, dead letters) are then exported from the store at the
     end, so they hold each record exactly once however often the run was interrupted.
     """
-    store = open_store(options.store)
+    store = open_store(options.store, _retention(mesh, options))
     durable = not isinstance(store, MemoryStore)
     snapshot = store.checkpoint()
     if options.resume and not durable:
@@ -107,6 +110,14 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
     return runtime.trace.summary(), dead
 
 
+def _retention(mesh: Mesh, options: RunOptions) -> Retention:
+    """The mesh's retention, except that a durable run writing ``--output`` keeps its archive
+    of emitted events: the file is exported from it when the run ends."""
+    if options.output_path:
+        return replace(mesh.retention, archive=math.inf)
+    return mesh.retention
+
+
 def _runtime(mesh: Mesh, store, options: RunOptions, trace: Trace, on_emit=None) -> Runtime:
     return Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
                    max_hops=options.max_hops, trace=trace, on_emit=on_emit)
@@ -134,7 +145,8 @@ def _export(store, options: RunOptions, skip: dict[str, int] | None = None) -> N
 class DeadLetters:
     """Where `meshctl dlq` finds dead letters: a JSON Lines file (``--dlq``) or a durable store (``--store``)."""
 
-    def __init__(self, dlq_path: str | None = None, store_url: str | None = None):
+    def __init__(self, dlq_path: str | None = None, store_url: str | None = None,
+                 retention: Retention = DEFAULT_RETENTION):
         if (dlq_path is None) == (store_url is None):
             raise UsageError("give exactly one of --dlq FILE and --store URL")
         self.path = dlq_path
@@ -143,7 +155,7 @@ class DeadLetters:
             for record in read_dead_letters(dlq_path):
                 self.store.put_dead_letter(record)
         else:
-            self.store = open_store(store_url)
+            self.store = open_store(store_url, retention)
             if isinstance(self.store, MemoryStore):
                 raise UsageError("--store must be durable here (sqlite:PATH or redis://...): a memory store is empty")
 
@@ -239,9 +251,9 @@ class ArchiveQuery:
     to: str | None = None  # a consumer id: deliver only to it
 
 
-def _durable(url: str, deployment_ok: bool = False):
+def _durable(url: str, deployment_ok: bool = False, retention: Retention = DEFAULT_RETENTION):
     """The store of an earlier run; a Redis deployment's store too if *deployment_ok*."""
-    store = open_store(url)
+    store = open_store(url, retention)
     if deployment_ok and is_deployment(store):
         return store
     if isinstance(store, MemoryStore) or store.checkpoint() is None:
@@ -291,7 +303,7 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
 
     from .runtime.consumers import build_consumers
 
-    store = _durable(store_url, deployment_ok=True)
+    store = _durable(store_url, deployment_ok=True, retention=mesh.retention)
     consumers = {c.id: c for c in build_consumers(mesh)}
     if query.to is not None and query.to not in consumers:
         raise UsageError(f"--to {query.to!r}: not a consumer of the mesh; one of: {', '.join(consumers)}")
@@ -306,13 +318,22 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
         event["id"] = hashlib.sha1(f"replay|{original['id']}|{query.to or '*'}".encode()).hexdigest()[:20]
         event["replayof"] = original["id"]
         copies.append(event)
+    aged = archive_aged_out(store, query)
     if is_deployment(store):  # the workers take the copies in, on their clock
-        return {"selected": len(events), "queued": queue_tasks(store, [(REPLAY, {"event": e, "to": query.to})
-                                                                        for e in copies])}
+        return {"selected": len(events), **aged, "queued": queue_tasks(store, [(REPLAY, {"event": e, "to": query.to})
+                                                                                for e in copies])}
     with _session(mesh, store, options) as runtime:
         for event in copies:
             reinject(runtime, event, query.to)
-    return {"selected": len(events), **runtime.session_summary}
+    return {"selected": len(events), **aged, **runtime.session_summary}
+
+
+def archive_aged_out(store, query: ArchiveQuery) -> dict:
+    """``{"aged_out": TIME}`` when the query reaches back before what the archive still holds."""
+    before = store.aged_out().get("archive")
+    if before is None or (query.since is not None and query.since >= before):
+        return {}
+    return {"aged_out": iso(before)}
 
 
 def reinject(runtime, event: dict, to: str | None) -> None:
@@ -333,12 +354,29 @@ def list_runs(store_url: str) -> list[dict]:
     return [store.get_state(key) for key in store.state_keys("run:")]
 
 
-def redrive_run(mesh: Mesh, store_url: str, run_id: str, options: RunOptions) -> tuple[dict, dict]:
-    store = _durable(store_url, deployment_ok=True)
+def find_run(store_url: str, run_id: str, store=None) -> dict:
+    """One run of a durable store; a UsageError that says whether it may have aged out if it is not there."""
+    store = store if store is not None else _durable(store_url, deployment_ok=True)
     run = store.get_state(f"run:{run_id}")
-    if run is None:
-        known = [k[4:] for k in store.state_keys("run:")]
-        raise UsageError(f"no run {run_id!r} in {store_url}" + (f"; runs: {', '.join(known[:20])}" if known else ""))
+    if run is not None:
+        return run
+    known = [k[4:] for k in store.state_keys("run:")]
+    message = f"no run {run_id!r} in {store_url}"
+    before = store.aged_out().get("runs")
+    if before is not None:
+        message += (f"; runs that ended before {iso(before)} have aged out of the store "
+                    "(`retention.runs` of the Mesh document)")
+    close = difflib.get_close_matches(run_id, known, n=1)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    elif known:
+        message += f"; runs: {', '.join(known[:20])}"
+    raise UsageError(message)
+
+
+def redrive_run(mesh: Mesh, store_url: str, run_id: str, options: RunOptions) -> tuple[dict, dict]:
+    store = _durable(store_url, deployment_ok=True, retention=mesh.retention)
+    run = find_run(store_url, run_id, store)
     if is_deployment(store):  # a worker redrives it, on the real clock
         if run["status"] not in ("failed", "compensated"):
             raise UsageError(f"run {run_id!r} is {run['status']}: only failed or compensated runs can be redriven")

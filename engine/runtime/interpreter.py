@@ -53,7 +53,7 @@ class Runtime:
         from .streams import StreamRunner
 
         self.mesh = mesh
-        self.store = store if store is not None else MemoryStore()
+        self.store = store if store is not None else MemoryStore.for_mesh(mesh.retention)
         self.clock = clock if clock is not None else VirtualClock(DEFAULT_START)
         self._clock_started = clock is not None
         self.scheduler = Scheduler(self.clock, self._dispatch)

@@ -335,7 +335,7 @@ class Orchestrator:
             self.rt.publish_outbox(run["event"], consumer, [list(x) for x in attempt.outbox], now,
                                    f"orchestration:{run['orchestration']}")
         run["status"] = status
-        self._save(run)
+        self.rt.store.retire_state(f"run:{run['id']}", run, now)  # the run reads it no more: out of memory
         self.rt.trace.count(f"runs_{status}")
         self.rt.trace.record(now, "run-end", run=run["id"], orchestration=run["orchestration"], event=run["event"]["id"],
                              status=status,

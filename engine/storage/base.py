@@ -2,7 +2,10 @@
 
 What a run must remember lives here: journals (``input``, ``emitted``, ``trace``), dedup
 records per (event id, consumer), dead letters, and state under string keys (orchestration
-runs ``run:<id>``) as JSON-serialisable values. Writes since the last :meth:`Store.commit`
+runs ``run:<id>``) as JSON-serialisable values. A store keeps what grows with the input only
+for the mesh's :class:`~engine.model.Retention`: finished runs, the archive journals and dedup
+records age out, so memory (and a durable store's disk) is bounded by the work in flight and
+the retention, not by the length of the input. Writes since the last :meth:`Store.commit`
 become durable together with the runtime's checkpoint (its schedule, clock, counters,
 stream windows and input position), in one transaction: after a crash, a restart from the
 last checkpoint neither loses nor repeats an effect.
@@ -52,6 +55,10 @@ class Store(Protocol):
 
     def put_state(self, key: str, value: Any) -> None: ...
 
+    def retire_state(self, key: str, value: Any, at: float) -> None:
+        """*value* is final (a finished run, at clock time *at*): the run no longer reads it, so
+        the store need not hold it in memory; a durable store keeps it for its retention."""
+
     def state_keys(self, prefix: str) -> list[str]:
         """The keys of state values that start with *prefix*, sorted."""
 
@@ -60,3 +67,7 @@ class Store(Protocol):
 
     def checkpoint(self) -> dict | None:
         """The checkpoint of the last commit (None for a new store)."""
+
+    def aged_out(self) -> dict[str, float]:
+        """What retention removed: per kind (``runs``, ``archive``, ``dedup``) the clock time
+        before which its records are gone (only kinds of which something was removed)."""

@@ -1,21 +1,26 @@
 """The in-memory store: the default for `run` and `test`, and a real implementation, not a mock.
 
 A run may stream millions of events through it, so it keeps what grows with the input only
-as long as needed: journals only when asked (``keep``), and dedup records for
-``dedup_window`` seconds of clock time (default one hour; ``None`` keeps them all). A
-duplicate of an event arriving later than that after the original is not recognised.
-The durable SQLite store keeps every dedup record.
+as long as needed: journals only when asked (``keep``), finished orchestration runs not at
+all (nothing reads them once the run has ended: ``meshctl test`` reads outcomes from the
+trace), and dedup records for ``dedup_window`` seconds of clock time (the mesh's
+``retention.dedup``, one hour by default; ``None`` keeps them all). A duplicate of an event
+arriving later than that after the original is not recognised.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any, Iterable, Iterator
 
+from ..model import Retention
 from ..runtime.deadletter import DeadLetter
+
+DEDUP_WINDOW = 3600.0  # the default of `retention.dedup` in memory
 
 
 class MemoryStore:
-    def __init__(self, keep: Iterable[str] = (), dedup_window: float | None = 3600.0):
+    def __init__(self, keep: Iterable[str] = (), dedup_window: float | None = DEDUP_WINDOW):
         self.keep = frozenset(keep)
         self.dedup_window = dedup_window
         self._journals: dict[str, list[dict]] = {}
@@ -79,11 +84,24 @@ class MemoryStore:
     def put_state(self, key: str, value: Any) -> None:
         self._state[key] = value
 
+    def retire_state(self, key: str, value: Any, at: float) -> None:
+        self._state.pop(key, None)  # nothing can read it after the run: `meshctl runs` needs a durable store
+
+    @classmethod
+    def for_mesh(cls, retention: Retention, keep: Iterable[str] = ()) -> "MemoryStore":
+        """A memory store keeping dedup records for the mesh's ``retention.dedup`` (default one hour)."""
+        if retention.dedup is None:
+            return cls(keep)
+        return cls(keep, dedup_window=None if retention.dedup == math.inf else retention.dedup)
+
     def commit(self, checkpoint: dict) -> None:
         self._checkpoint = checkpoint
 
     def checkpoint(self) -> dict | None:
         return self._checkpoint
+
+    def aged_out(self) -> dict[str, float]:
+        return {}
 
     def close(self) -> None:
         pass

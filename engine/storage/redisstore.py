@@ -113,6 +113,7 @@ class RedisStore:
         self._dead_removed: set[str] = set()
         self._state: dict[str, Any] = {}  # read or written in this unit: the same object until replaced
         self._dirty: set[str] = set()
+        self._retired: set[str] = set()  # final values: out of _state once committed
         self.reads: dict[str, str | bool] = {}  # key -> raw value seen (False: absent), when tracking
         self._fetched: dict[str, str | None] = {}  # dedup records read ahead (prefetch_done)
 
@@ -238,6 +239,15 @@ class RedisStore:
         self._state[key] = value
         self._dirty.add(key)
 
+    def retire_state(self, key: str, value: Any, at: float) -> None:
+        """Written like any state (a deployment keeps finished runs); out of this process's
+        memory once committed (a worker forgets every unit's state anyway)."""
+        self.put_state(key, value)
+        self._retired.add(key)
+
+    def aged_out(self) -> dict[str, float]:
+        return {}  # a deployment keeps runs, dedup records and journals: no retention is applied on Redis yet
+
     def state_keys(self, prefix: str) -> list[str]:
         stored = self._call(self.r.zrangebylex, f"{self.p}:statekeys", f"[{prefix}", f"[{prefix}\U0010ffff")
         return sorted(set(stored) | {k for k in self._dirty if k.startswith(prefix)})
@@ -245,9 +255,11 @@ class RedisStore:
     def commit(self, checkpoint: dict) -> None:
         # A single process is the only writer between its commits: its reads need no check,
         # and it keeps its state objects (the same object until replaced) across commits.
-        state = self._state
+        state, retired = self._state, self._retired
         self.reads = {}
         self.commit_unit((), [["SET", f"{self.p}:checkpoint", json.dumps(checkpoint, default=str)]])
+        for key in retired:
+            state.pop(key, None)
         self._state = state
         self._checkpoint, self._checkpoint_read = checkpoint, True
 

@@ -20,6 +20,7 @@ Foreign errors are translated to :class:`StorageError` here. The schema is versi
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import time
@@ -27,6 +28,7 @@ from collections import defaultdict
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Iterable, Iterator
 
+from ..model import DEFAULT_RETENTION, Retention
 from ..runtime.deadletter import DeadLetter
 from .base import StorageError, StoreFenced
 
@@ -50,7 +52,17 @@ MIGRATIONS = [
     """
     ALTER TABLE journal ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;
     """,
+    # Retention: the clock time a finished run ended (NULL: still running), a dedup record was
+    # marked, a journal row was committed; and per kind, the time before which records aged out.
+    """
+    ALTER TABLE state ADD COLUMN ended_at REAL;
+    ALTER TABLE done ADD COLUMN at REAL;
+    ALTER TABLE journal ADD COLUMN at REAL;
+    CREATE TABLE aged_out (kind TEXT PRIMARY KEY, before REAL NOT NULL) WITHOUT ROWID;
+    """,
 ]
+DEDUP_WINDOW = 7 * 86400.0  # the default of `retention.dedup` in a durable store
+ARCHIVED = ("input", "emitted")  # the journals `retention.archive` applies to (the trace is the run's own record)
 BATCH = 10_000  # records per journal row at most (a row stays far below SQLite's length limit)
 
 
@@ -80,8 +92,9 @@ _dumps = _encoder()
 
 
 class SqliteStore:
-    def __init__(self, path: str):
+    def __init__(self, path: str, retention: Retention = DEFAULT_RETENTION):
         self.path = path
+        self.retention = retention
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
         except sqlite3.Error as exc:
@@ -97,7 +110,10 @@ class SqliteStore:
                 raise StorageError(f"cannot open store {path}: {exc}") from exc
             raise
         self._journal: defaultdict[str, list] = defaultdict(list)  # journal -> records appended since the last commit
-        self._done: set[tuple[str, str]] = set()
+        self._done: dict[tuple[str, str], float] = {}  # pair -> clock time it was marked, since the last commit
+        self._retired: dict[str, tuple[Any, float]] = {}  # key -> (final value, clock time it ended), since the last commit
+        self._now = -math.inf  # the latest clock time the runtime told this store of: what retention counts from
+        self._pruned_at = -math.inf
         self._seen: SeenPairs | None = None  # built on the first dedup lookup
         self._dirty_state: set[str] = set()
         self._dead_changes: dict[str, DeadLetter | None] = {}
@@ -132,7 +148,9 @@ class SqliteStore:
             self._db.execute("COMMIT")
 
     def _load(self) -> None:
-        self._state = {k: json.loads(b) for k, b in self._db.execute("SELECT key, body FROM state")}
+        # Only what runs still read: finished runs stay on disk (get_state reads one when asked)
+        self._state = {k: json.loads(b) for k, b in self._db.execute("SELECT key, body FROM state WHERE ended_at IS NULL")}
+        self._aged_out = dict(self._db.execute("SELECT kind, before FROM aged_out"))
         rows = self._db.execute("SELECT body FROM dead_letter ORDER BY seq")
         self._dead = {r.id: r for r in (DeadLetter.from_dict(json.loads(b)) for (b,) in rows)}
         row = self._db.execute("SELECT body, generation FROM checkpoint WHERE id = 1").fetchone()
@@ -157,30 +175,41 @@ class SqliteStore:
         for record in list(self._journal.get(journal, ())):
             yield json.loads(_dumps(record))  # a copy, as a committed record would be
 
-    def _journal_rows(self) -> list[tuple[str, str]]:
-        """(journal, JSON array of records) rows of what was appended since the last commit,
-        each array encoded in one call."""
-        return [(journal, _dumps(records[start:start + BATCH]))
+    def _journal_rows(self) -> list[tuple[str, str, float | None]]:
+        """(journal, JSON array of records, clock time) rows of what was appended since the last
+        commit, each array encoded in one call."""
+        at = self._now if self._now > -math.inf else None
+        return [(journal, _dumps(records[start:start + BATCH]), at)
                 for journal, records in self._journal.items() for start in range(0, len(records), BATCH)]
 
     # --- dedup ------------------------------------------------------------------------
+    @property
+    def dedup_window(self) -> float:
+        return self.retention.dedup if self.retention.dedup is not None else DEDUP_WINDOW
+
     def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
         pair = (event_id, consumer)
-        if pair in self._done:
-            return True
-        seen = self._seen
-        if seen is None:
-            seen = self._seen = self._read_pairs(SeenPairs.BITS)
-        if not seen.may_hold(pair):
-            return False  # most pairs asked about are new: no query for them
-        try:
-            found = self._db.execute("SELECT 1 FROM done WHERE event_id = ? AND consumer = ?", (event_id, consumer))
-            return found.fetchone() is not None
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.path}: {exc}") from exc
+        marked = self._done.get(pair)
+        if marked is None:
+            seen = self._seen
+            if seen is None:
+                seen = self._seen = self._read_pairs(SeenPairs.BITS)
+            if not seen.may_hold(pair):
+                return False  # most pairs asked about are new: no query for them
+            try:
+                row = self._db.execute("SELECT at FROM done WHERE event_id = ? AND consumer = ?", pair).fetchone()
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: {exc}") from exc
+            if row is None:
+                return False
+            marked = row[0]
+        # as in memory: a record older than the dedup window (not yet removed) no longer counts
+        return at is None or marked is None or at - marked <= self.dedup_window
 
     def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
-        self._done.add((event_id, consumer))  # into the filter when committed (is_done looks here first)
+        self._done[(event_id, consumer)] = at  # into the filter when committed (is_done looks here first)
+        if at > self._now:
+            self._now = at
 
     def _remember_done(self) -> None:
         """After a commit: the pairs it wrote go into the filter (rebuilt bigger when full, so
@@ -188,8 +217,8 @@ class SqliteStore:
         seen = self._seen
         if seen is not None:
             seen.add_all(self._done)
-            if seen.full:
-                self._seen = self._read_pairs(len(seen.bits) * 8 * 4)
+            if seen.full:  # read back from the file: pairs aged out since do not count any more
+                self._seen = self._read_pairs(SeenPairs.BITS)
 
     def _read_pairs(self, bits: int) -> "SeenPairs":
         """A filter of every pair in the file (pairs marked since the last commit are in ``_done``)."""
@@ -220,21 +249,45 @@ class SqliteStore:
 
     # --- state --------------------------------------------------------------------------
     def get_state(self, key: str) -> Any:
-        return self._state.get(key)
+        value = self._state.get(key)
+        if value is not None:
+            return value
+        if key in self._retired:
+            return self._retired[key][0]
+        try:  # a finished value lives on disk only (a copy each time: nothing in the run holds it)
+            row = self._db.execute("SELECT body FROM state WHERE key = ? AND ended_at IS NOT NULL", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+        return json.loads(row[0]) if row else None
 
     def state_keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self._state if k.startswith(prefix))
+        try:
+            stored = [k for (k,) in self._db.execute("SELECT key FROM state WHERE substr(key, 1, ?) = ?",
+                                                      (len(prefix), prefix))]
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+        live = (k for k in (*self._state, *self._retired) if k.startswith(prefix))
+        return sorted({*stored, *live})
 
     def put_state(self, key: str, value: Any) -> None:
         self._state[key] = value
+        self._retired.pop(key, None)  # a finished run redriven runs again
         self._dirty_state.add(key)
+
+    def retire_state(self, key: str, value: Any, at: float) -> None:
+        self._state.pop(key, None)
+        self._dirty_state.discard(key)
+        self._retired[key] = (value, at)  # written at the next commit, then only on disk
+        if at > self._now:
+            self._now = at
 
     # --- commit ---------------------------------------------------------------------------
     def commit(self, checkpoint: dict) -> None:
         """Write everything buffered and the checkpoint in one transaction."""
         # Encoded before the write lock is taken: a value that cannot be encoded writes nothing.
         journal_rows = self._journal_rows()
-        states = [(k, _dumps(self._state[k])) for k in sorted(self._dirty_state)]
+        states = [(k, _dumps(self._state[k]), None) for k in sorted(self._dirty_state)]
+        states += [(k, _dumps(value), at) for k, (value, at) in sorted(self._retired.items())]
         body = _dumps(checkpoint)
         try:
             self._db.execute("BEGIN IMMEDIATE")
@@ -243,10 +296,12 @@ class SqliteStore:
                 if (row[0] if row else None) != self._generation:
                     raise StoreFenced(f"{self.path}: another process has committed to this store since this one "
                                        "read it (is the run going on elsewhere?); nothing of this commit was written")
-                self._db.executemany("INSERT INTO journal (journal, body, batch) VALUES (?, ?, 1)", journal_rows)
-                self._db.executemany("INSERT OR IGNORE INTO done VALUES (?, ?)", sorted(self._done))
+                self._db.executemany("INSERT INTO journal (journal, body, batch, at) VALUES (?, ?, 1, ?)", journal_rows)
+                self._db.executemany("INSERT OR REPLACE INTO done (event_id, consumer, at) VALUES (?, ?, ?)",
+                                     sorted((e, c, at) for (e, c), at in self._done.items()))
                 self._write_dead_letters()
-                self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", states)
+                self._db.executemany("INSERT OR REPLACE INTO state (key, body, ended_at) VALUES (?, ?, ?)", states)
+                aged = self._age_out()
                 generation = (self._generation or 0) + 1
                 self._db.execute("INSERT OR REPLACE INTO checkpoint (id, body, generation) VALUES (1, ?, ?)",
                                  (body, generation))
@@ -257,8 +312,39 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: commit failed: {exc}") from exc
         self._remember_done()
-        self._journal, self._done, self._dirty_state, self._dead_changes = defaultdict(list), set(), set(), {}
+        self._journal, self._done, self._dirty_state, self._dead_changes = defaultdict(list), {}, set(), {}
+        self._retired = {}
         self._checkpoint, self._generation = checkpoint, generation
+        if aged is not None:
+            self._pruned_at = self._now
+            self._aged_out.update(aged)
+
+    # --- retention ------------------------------------------------------------------------
+    def _age_out(self) -> dict[str, float] | None:
+        """Inside a commit: delete what is older than its retention, once the clock has moved on
+        by an eighth of the shortest retention since the last time (each pass scans the tables,
+        which retention keeps bounded). Returns the kinds it removed something of, with the
+        clock time before which they are gone; None if it was not time yet."""
+        keep = {"runs": self.retention.runs, "archive": self.retention.archive, "dedup": self.dedup_window}
+        if self._now == -math.inf or self._now - self._pruned_at < min(keep.values()) / 8:
+            return None
+        statements = {
+            "runs": "DELETE FROM state WHERE ended_at IS NOT NULL AND ended_at < ?",
+            "archive": f"DELETE FROM journal WHERE journal IN {ARCHIVED} AND at < ?",
+            "dedup": "DELETE FROM done WHERE at < ?",
+        }
+        aged = {}
+        for kind, statement in statements.items():
+            if keep[kind] == math.inf:
+                continue
+            before = self._now - keep[kind]
+            if self._db.execute(statement, (before,)).rowcount:
+                aged[kind] = before
+        self._db.executemany("INSERT OR REPLACE INTO aged_out VALUES (?, ?)", aged.items())
+        return aged
+
+    def aged_out(self) -> dict[str, float]:
+        return dict(self._aged_out)
 
     def _write_dead_letters(self) -> None:
         for ident, record in self._dead_changes.items():

@@ -1,7 +1,8 @@
 """T25: dedup past a window. The memory store remembers an effect for `dedup_window` seconds
 of clock time (one hour by default), so a redelivery later than that is *not* recognised:
-the documented limit of `meshctl run` without a store. Durable stores keep every dedup
-record: a redelivery is recognised at any age, also by a new process after a restart.
+the documented limit of `meshctl run` without a store. A durable store keeps dedup records
+for the mesh's `retention.dedup` (seven days by default): a redelivery within it is
+recognised, also by a new process after a restart; past it, it is processed again.
 
 A redelivered event keeps its original `time`; the clock is moved on by other traffic
 (a tick every ten minutes), as it would be in a long-running mesh.
@@ -68,23 +69,52 @@ def test_the_memory_store_recognises_a_redelivery_within_its_window_only(tmp_pat
     assert effects(emitted) == {"within": 1, "past": 1}  # without a window, every record is kept
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
-def test_durable_stores_recognise_a_redelivery_at_any_age_after_a_restart(tmp_path, request, backend):
-    url = f"sqlite:{tmp_path / 'run.db'}" if backend == "sqlite" else request.getfixturevalue("redis_url")
-    mesh = load(tmp_path / "mesh", MESH)
+DAY = 24 * HOUR
+
+
+def redelivered_after(url: str, mesh, delay: float) -> tuple[collections.Counter, collections.Counter, dict]:
+    """Run `old`, close the store; a new process *delay* seconds of clock time later gets `old` again and `new`."""
     first: list[dict] = []
-    store = open_store(url)
+    store = open_store(url, mesh.retention)
     runtime = Runtime(mesh, store=store, on_emit=first.append)
     runtime.run(inputs([job("old")]))
     store.commit(runtime.snapshot())
     store.close()
 
-    month = 30 * 24 * HOUR
     later: list[dict] = []
-    store = open_store(url)  # a new process, a month of clock time later
+    store = open_store(url, mesh.retention)  # a new process, later
     runtime = Runtime(mesh, store=store, on_emit=later.append)
     runtime.restore(store.checkpoint())
-    summary = runtime.run(inputs([*ticks(month), job("old"), job("new")]))
+    summary = runtime.run(inputs([*ticks(delay), job("old"), job("new")]))
+    store.commit(runtime.snapshot())
     store.close()
-    assert effects(first) == {"old": 1} and effects(later) == {"new": 1}
+    return effects(first), effects(later), summary
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_durable_stores_recognise_a_redelivery_within_the_retention_after_a_restart(tmp_path, request, backend):
+    url = f"sqlite:{tmp_path / 'run.db'}" if backend == "sqlite" else request.getfixturevalue("redis_url")
+    first, later, summary = redelivered_after(url, load(tmp_path / "mesh", MESH), 6 * DAY)  # the default keeps 7 days
+    assert first == {"old": 1} and later == {"new": 1}
     assert summary["duplicates"] == 1
+
+
+def test_a_durable_store_forgets_a_dedup_record_past_its_retention(tmp_path):
+    """The documented limit: past `retention.dedup` (7 days by default) a redelivery is processed again."""
+    first, later, summary = redelivered_after(f"sqlite:{tmp_path / 'run.db'}", load(tmp_path / "mesh", MESH), 30 * DAY)
+    assert first == {"old": 1} and later == {"old": 1, "new": 1}
+    assert summary["duplicates"] == 0
+
+
+@pytest.mark.parametrize(("setting", "delay", "repeats"), [("forever", 30 * DAY, 0), ("2h", 3 * HOUR, 1),
+                                                           ("2h", HOUR, 0)])
+def test_the_mesh_declares_the_dedup_retention(tmp_path, setting, delay, repeats):
+    mesh = load(tmp_path / "mesh", MESH + f"""---
+apiVersion: meshctl/v1
+kind: Mesh
+metadata: {{name: jobs}}
+spec:
+  retention: {{dedup: {setting}}}
+""")
+    first, later, _ = redelivered_after(f"sqlite:{tmp_path / 'run.db'}", mesh, delay)
+    assert later == {"new": 1, **({"old": 1} if repeats else {})}

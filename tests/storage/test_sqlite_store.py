@@ -180,7 +180,7 @@ def test_a_commit_locked_out_past_the_busy_timeout_is_a_storage_error_and_can_be
     store = SqliteStore(path)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
-    other.execute("INSERT INTO state VALUES ('other', '1')")
+    other.execute("INSERT INTO state (key, body) VALUES ('other', '1')")
     try:
         store._db.execute("PRAGMA busy_timeout = 50")  # so the test is quick: the lock is held throughout
         store.append("trace", {"n": 1})

@@ -337,3 +337,39 @@ def test_memory_store_discards_journals_it_was_not_asked_to_keep():
     store.append("emitted", {"n": 1})
     assert list(store.records("trace")) == [{"n": 1}]
     assert list(store.records("emitted")) == []
+
+
+# --- retired (final) state: finished runs -------------------------------------------------------
+
+def test_a_retired_value_leaves_memory_and_a_durable_store_keeps_it(store, reopen, backend):
+    """A finished run is retired: the run reads it no more; only a durable store keeps it (for `meshctl runs`)."""
+    store.put_state("run:a", {"status": "running"})
+    store.put_state("run:b", {"status": "running"})
+    store.commit({"fed": 1})
+    store.retire_state("run:a", {"status": "completed"}, 100.0)
+    if not backend.durable:
+        assert store.get_state("run:a") is None and store.state_keys("run:") == ["run:b"]
+        return
+    assert store.get_state("run:a") == {"status": "completed"}  # before and after the commit that writes it
+    store.commit({"fed": 2})
+    assert store.get_state("run:a") == {"status": "completed"}
+    assert store.state_keys("run:") == ["run:a", "run:b"]
+    store = reopen(store)
+    assert store.get_state("run:a") == {"status": "completed"} and store.state_keys("run:") == ["run:a", "run:b"]
+
+
+def test_a_retired_value_put_again_is_live_again(store, reopen, backend):
+    """A redriven run runs again: put after retire makes it live state, kept as such across a reopen."""
+    store.retire_state("run:a", {"status": "failed"}, 50.0)
+    store.commit({"fed": 1})
+    again = {"status": "running"}
+    store.put_state("run:a", again)
+    assert store.get_state("run:a") is again
+    store.commit({"fed": 2})
+    if backend.durable:
+        store = reopen(store)
+        assert store.get_state("run:a") == again
+
+
+def test_what_aged_out_is_empty_for_a_new_store(store):
+    assert store.aged_out() == {}

@@ -24,6 +24,7 @@ import math
 import os
 import sqlite3
 import time
+import zlib
 from collections import defaultdict
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Iterable, Iterator
@@ -54,8 +55,13 @@ MIGRATIONS = [
     """,
     # Retention: the clock time a finished run ended (NULL: still running), a dedup record was
     # marked, a journal row was committed; and per kind, the time before which records aged out.
+    # The state table becomes a rowid table: as WITHOUT ROWID, a row of more than about 1 KB (a
+    # run) spilled into an overflow page of its own, leaving three quarters of the file unused.
     """
-    ALTER TABLE state ADD COLUMN ended_at REAL;
+    CREATE TABLE state_rows (key TEXT PRIMARY KEY, body TEXT NOT NULL, ended_at REAL);
+    INSERT INTO state_rows (key, body) SELECT key, body FROM state;
+    DROP TABLE state;
+    ALTER TABLE state_rows RENAME TO state;
     ALTER TABLE done ADD COLUMN at REAL;
     ALTER TABLE journal ADD COLUMN at REAL;
     CREATE TABLE aged_out (kind TEXT PRIMARY KEY, before REAL NOT NULL) WITHOUT ROWID;
@@ -63,6 +69,7 @@ MIGRATIONS = [
 ]
 DEDUP_WINDOW = 7 * 86400.0  # the default of `retention.dedup` in a durable store
 ARCHIVED = ("input", "emitted")  # the journals `retention.archive` applies to (the trace is the run's own record)
+_compress, _decompress = zlib.compress, zlib.decompress
 BATCH = 10_000  # records per journal row at most (a row stays far below SQLite's length limit)
 
 
@@ -166,20 +173,18 @@ class SqliteStore:
         try:
             rows = self._db.execute("SELECT body, batch FROM journal WHERE journal = ? ORDER BY seq", (journal,))
             for body, batch in rows:
-                if batch:
-                    yield from json.loads(body)
-                else:
-                    yield json.loads(body)
+                yield from journal_row_records(body, batch)
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
         for record in list(self._journal.get(journal, ())):
             yield json.loads(_dumps(record))  # a copy, as a committed record would be
 
-    def _journal_rows(self) -> list[tuple[str, str, float | None]]:
-        """(journal, JSON array of records, clock time) rows of what was appended since the last
-        commit, each array encoded in one call."""
+    def _journal_rows(self) -> list[tuple[str, bytes, float | None]]:
+        """(journal, compressed JSON array of records, clock time) rows of what was appended since
+        the last commit, each array encoded in one call. Compressed: a batch of events is about
+        ten times smaller for about 10 µs per kilobyte-sized event (zlib's fastest level)."""
         at = self._now if self._now > -math.inf else None
-        return [(journal, _dumps(records[start:start + BATCH]), at)
+        return [(journal, _compress(_dumps(records[start:start + BATCH]).encode(), 1), at)
                 for journal, records in self._journal.items() for start in range(0, len(records), BATCH)]
 
     # --- dedup ------------------------------------------------------------------------
@@ -296,7 +301,7 @@ class SqliteStore:
                 if (row[0] if row else None) != self._generation:
                     raise StoreFenced(f"{self.path}: another process has committed to this store since this one "
                                        "read it (is the run going on elsewhere?); nothing of this commit was written")
-                self._db.executemany("INSERT INTO journal (journal, body, batch, at) VALUES (?, ?, 1, ?)", journal_rows)
+                self._db.executemany("INSERT INTO journal (journal, body, batch, at) VALUES (?, ?, 2, ?)", journal_rows)
                 self._db.executemany("INSERT OR REPLACE INTO done (event_id, consumer, at) VALUES (?, ?, ?)",
                                      sorted((e, c, at) for (e, c), at in self._done.items()))
                 self._write_dead_letters()
@@ -401,6 +406,14 @@ class SeenPairs:
         h = hash(pair)
         bits = 1 << (h >> 40 & 63) | 1 << (h >> 46 & 63) | 1 << (h >> 52 & 63)
         return self.words[h & self.mask] & bits == bits
+
+
+def journal_row_records(body: str | bytes, batch: int) -> list:
+    """The records of one journal row: ``batch`` 0 holds one record (files of schema 2), 1 a JSON
+    array of them (schema 3), 2 a zlib-compressed JSON array (since schema 4)."""
+    if batch == 2:
+        return json.loads(_decompress(body))
+    return json.loads(body) if batch else [json.loads(body)]
 
 
 def sqlite_path(url: str) -> str:

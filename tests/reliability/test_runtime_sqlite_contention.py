@@ -25,6 +25,7 @@ import time
 
 from engine.runtime.deadletter import DeadLetter
 from engine.storage import SqliteStore, StoreFenced
+from engine.storage.sqlite import journal_row_records
 
 PROCESSES, TRANSACTIONS = 4, 300
 KILL_INSIDE = 100  # process 0 dies inside this commit
@@ -103,8 +104,8 @@ def test_processes_contending_with_kills_keep_every_transaction_whole(tmp_path):
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = db.execute("SELECT body FROM journal WHERE journal = 'ledger' ORDER BY seq")
-        ledger = [record for (body,) in rows for record in json.loads(body)]  # a row: one commit's records
+        rows = db.execute("SELECT body, batch FROM journal WHERE journal = 'ledger' ORDER BY seq")
+        ledger = [record for body, batch in rows for record in journal_row_records(body, batch)]  # a row: a commit's
         done = sorted(event for (event,) in db.execute("SELECT event_id FROM done WHERE consumer = 'ledger'"))
     finally:
         db.close()

@@ -10,7 +10,7 @@ import pytest
 
 from engine.runtime.deadletter import DeadLetter
 from engine.storage import StoreFenced, SqliteStore, StorageError
-from engine.storage.sqlite import MIGRATIONS
+from engine.storage.sqlite import MIGRATIONS, journal_row_records
 
 
 @pytest.fixture
@@ -243,7 +243,7 @@ def test_processes_opening_a_new_file_and_committing_to_it(tmp_path):
     db = sqlite3.connect(path)
     try:
         batches = db.execute("SELECT body, batch FROM journal WHERE journal = 'trace' ORDER BY seq").fetchall()
-        rows = [record for body, batch in batches for record in json.loads(body)]
+        rows = [record for body, batch in batches for record in journal_row_records(body, batch)]
         assert all(batch for _, batch in batches)  # each commit's records in one row
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
@@ -269,7 +269,7 @@ def journal_rows(path: str) -> list[tuple[str, int, int]]:
         rows = db.execute("SELECT journal, batch, body FROM journal ORDER BY seq").fetchall()
     finally:
         db.close()
-    return [(name, batch, len(json.loads(body)) if batch else 1) for name, batch, body in rows]
+    return [(name, batch, len(journal_row_records(body, batch))) for name, batch, body in rows]
 
 
 def test_a_commit_writes_one_row_per_journal_split_past_the_batch_size(path, monkeypatch):
@@ -286,8 +286,8 @@ def test_a_commit_writes_one_row_per_journal_split_past_the_batch_size(path, mon
         store.commit({"fed": 8})
     finally:
         store.close()
-    assert journal_rows(path) == [("input", 1, 3), ("input", 1, 3), ("input", 1, 1), ("emitted", 1, 3),
-                                  ("input", 1, 1)]
+    assert journal_rows(path) == [("input", 2, 3), ("input", 2, 3), ("input", 2, 1), ("emitted", 2, 3),
+                                  ("input", 2, 1)]
     store = SqliteStore(path)
     try:
         assert [r["n"] for r in store.records("input")] == list(range(8))
@@ -316,7 +316,7 @@ def test_a_file_with_one_record_per_row_is_migrated_and_read_in_order(path):
     finally:
         store.close()
     assert pragma(path, "user_version") == len(MIGRATIONS)
-    assert journal_rows(path) == [("input", 0, 1), ("emitted", 0, 1), ("input", 0, 1), ("input", 1, 1)]
+    assert journal_rows(path) == [("input", 0, 1), ("emitted", 0, 1), ("input", 0, 1), ("input", 2, 1)]
 
 
 @pytest.mark.parametrize("value", [

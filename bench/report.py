@@ -65,9 +65,11 @@ METHOD = """\
 5. **validate** (`bench/validate.py`): `engine.check.check_mesh` on generated meshes of
    1,000 and 10,000 routes + subscriptions (N/10 event types with schemas, patterns,
    templates, 2 % of elements closing cycles, half of them declared bounded).
-6. **memory** (`bench/memory.py`): peak RSS (`ru_maxrss` of the child, from `os.wait4`) of
-   `python -m cli run workflows/arena --events FILE` on 100,000 and 1,000,000 generated
-   events, read line by line from the file.
+6. **memory** (`bench/memory.py`): peak RSS (`ru_maxrss` of the child) of
+   `python -m cli run MESH --events FILE`, read line by line from the file: `workflows/arena`
+   on 100,000 and 1,000,000 generated events, and `workflows/orders` (an orchestration run
+   per input) on 10,000, 100,000 and 1,000,000 generated orders (`bench/orders.py`). Each size
+   must stay within 1.5× the size ten times smaller.
 """
 
 PEERS = """\

@@ -200,6 +200,20 @@ def test_index_agrees_with_scan_property(seed, size):
     assert_index_agrees(patterns, [random_event(rng) for _ in range(20)])
 
 
+def test_anything_but_is_indexed_as_a_complement():
+    patterns = [
+        ("one", {"a": [{"anything-but": ["x", 5]}]}),
+        ("two in one leaf", {"a": [{"anything-but": ["x"]}, {"anything-but": ["y"]}]}),
+        ("and a sibling", {"a": [{"anything-but": ["x"]}], "$or": [{"a": [{"anything-but": ["y"]}]}, {"b": [1]}]}),
+        ("string forms", {"a": [{"anything-but": {"prefix": "x"}}, {"anything-but": {"suffix": "y"}}]}),
+        ("ignoring case", {"a": [{"anything-but": {"equals-ignore-case": ["XY", "z"]}}]}),
+        ("wildcard", {"a": [{"anything-but": {"wildcard": ["x*"]}}]}),
+        ("with a value", {"a": ["x", {"anything-but": {"prefix": "y"}}]}),
+    ]
+    events = [{"a": v} for v in ("x", "y", "xy", "Xy", "z", "Z", "yx", 5, 5.0, 6, True, None, ["x", "y"], [])]
+    assert_index_agrees(patterns, events + [{"b": 1}, {"a": "y", "b": 1}, {"a": "x", "b": 1}, {}])
+
+
 def test_explosive_or_patterns_are_checked_one_by_one():
     pattern = {name: {"$or": [{"a": [i]} for i in range(8)]} for name in "pqr"}   # 512 alternatives
     index = PatternIndex()

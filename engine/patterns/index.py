@@ -9,23 +9,26 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
-from .compiled import (_ARRAY, _MISSING, _SCALAR, CompiledPattern, PatternError, _EqualsIgnoreCase, _is_number,
-                       _key, _Leaf, _Numeric, _Object, _Op, _Prefix, _Suffix, compile_pattern)
+from .compiled import (_ARRAY, _MISSING, _SCALAR, CompiledPattern, PatternError, _AnythingBut, _EqualsIgnoreCase,
+                       _is_number, _key, _Leaf, _Numeric, _Object, _Op, _Prefix, _Suffix, compile_pattern)
 
 __all__ = ["PatternIndex"]
 
 _MAX_ALTERNATIVES = 256    # $or expansions an index entry may have before it is scanned
+_PEELED = 16               # set bits of a mask found one by one before its binary digits are read
 
 # --------------------------------------------------------------------------- index
 #
 # Every pattern is expanded into alternatives (one per path through its $or branches), and
 # each alternative gets one bit. Per field path, the index keeps the bitmask of alternatives
 # that constrain the path and, for each leaf element, the bitmask of alternatives using it,
-# in dictionaries keyed by exact value, by prefix or suffix, or by numeric segment. Matching
-# one event looks up only the values the event carries, ORs the masks of satisfied elements,
-# and kills every alternative that constrains a path its field did not satisfy: the cost
-# grows with the number of distinct fields and satisfied elements, not with the number of
-# patterns, and big-integer ORs do the per-pattern work 30 bits at a time.
+# in dictionaries keyed by exact value, by prefix or suffix, or by numeric segment. An
+# ``anything-but`` is the complement of such a lookup: the alternatives negating at a path,
+# minus those whose excluded value, prefix or suffix the event's value hits. Matching one
+# event looks up only the values the event carries (and only the names it has), ORs the masks
+# of satisfied elements, and kills every alternative that constrains a path its field did not
+# satisfy: the cost grows with the number of distinct fields and satisfied elements, not with
+# the number of patterns, and big-integer ORs do the per-pattern work 30 bits at a time.
 
 class _TooManyAlternatives(Exception):
     pass
@@ -54,63 +57,27 @@ def _or_into(table: dict, key: Any, bit: int) -> None:
     table[key] = table.get(key, 0) | bit
 
 
-class _Field:
-    """What the index knows about one field path; every ``int`` is a bitmask of alternatives."""
+class _Strings:
+    """Masks of string operators by text: prefixes and suffixes by length, equals-ignore-case."""
 
-    __slots__ = ("constrained", "required", "exists_true", "exists_false", "exact", "affixes",
-                 "ignore_case", "bounds", "segments", "scanned")
+    __slots__ = ("affixes", "ignore_case")
 
     def __init__(self) -> None:
-        self.constrained = self.required = self.exists_true = self.exists_false = 0
-        self.exact: dict = {}
         self.affixes: dict[str, dict[int, dict[str, int]]] = {}   # kind -> length -> text -> mask
         self.ignore_case: dict[str, int] = {}
-        self.bounds: list = []        # sorted finite bounds of the numeric ranges
-        self.segments: list = [0]     # mask per segment of the number line (see _add_range)
-        self.scanned: dict = {}       # spec -> [op, mask]: anything-but, wildcard, cidr
 
-    def add(self, bit: int, leaf: _Leaf) -> None:
-        self.constrained |= bit
-        if leaf.exists_true:
-            self.exists_true |= bit
-        if leaf.exists_false:
-            self.exists_false |= bit
-        self.required = self.constrained & ~self.exists_false
-        for key in leaf.exact:
-            _or_into(self.exact, key, bit)
-        for op in leaf.ops:
-            self._add_op(bit, op)
+    def __bool__(self) -> bool:
+        return bool(self.affixes or self.ignore_case)
 
-    def _add_op(self, bit: int, op: _Op) -> None:
-        if isinstance(op, (_Prefix, _Suffix)):
+    def add(self, bit: int, op: _Op) -> None:
+        if isinstance(op, _EqualsIgnoreCase):
+            _or_into(self.ignore_case, op.text, bit)
+        else:
             by_length = self.affixes.setdefault(op.kind, {})
             _or_into(by_length.setdefault(len(op.text), {}), op.text, bit)
-        elif isinstance(op, _EqualsIgnoreCase):
-            _or_into(self.ignore_case, op.text, bit)
-        elif isinstance(op, _Numeric):
-            self._add_range(bit, op)
-        else:
-            self.scanned.setdefault((op.kind, op.spec), [op, 0])[1] |= bit
 
-    def satisfied(self, values: list) -> int:
-        """Mask of alternatives whose leaf at this path accepts one of ``values``."""
-        mask = self.exists_true
-        exact, affixes, ranges, scanned = self.exact, self.affixes, self.bounds, self.scanned
-        for value in values:
-            hit = exact.get(_key(value))
-            if hit:
-                mask |= hit
-            if isinstance(value, str):
-                if affixes or self.ignore_case:
-                    mask |= self._string_mask(value)
-            elif ranges and _is_number(value) and value == value:     # not NaN
-                mask |= self._numeric_mask(value)
-            for op, op_mask in scanned.values():
-                if op.test(value):
-                    mask |= op_mask
-        return mask
-
-    def _string_mask(self, value: str) -> int:
+    def mask(self, value: str) -> int:
+        """Mask of the operators ``value`` passes (one lookup per kind and length)."""
         mask = 0
         lowered = value.lower() if (self.ignore_case or "prefix-ic" in self.affixes
                                     or "suffix-ic" in self.affixes) else value
@@ -125,6 +92,83 @@ class _Field:
                     hit = table.get(text[:length] if kind.startswith("prefix") else text[size - length:])
                     if hit:
                         mask |= hit
+        return mask
+
+
+_STRING_OP_TYPES = (_Prefix, _Suffix, _EqualsIgnoreCase)
+
+
+class _Field:
+    """What the index knows about one field path; every ``int`` is a bitmask of alternatives."""
+
+    __slots__ = ("constrained", "required", "exists_true", "exists_false", "exact", "strings", "bounds", "segments",
+                 "negated", "excluded", "excluded_strings", "scanned")
+
+    def __init__(self) -> None:
+        self.constrained = self.required = self.exists_true = self.exists_false = 0
+        self.exact: dict = {}
+        self.strings = _Strings()
+        self.bounds: list = []        # sorted finite bounds of the numeric ranges
+        self.segments: list = [0]     # mask per segment of the number line (see _add_range)
+        self.negated = 0              # one anything-but each, satisfied unless excluded below
+        self.excluded: dict = {}      # value key -> mask of the anything-buts excluding it
+        self.excluded_strings = _Strings()   # anything-but prefix, suffix, equals-ignore-case
+        self.scanned: dict = {}       # spec -> [op, mask]: wildcard, cidr, further anything-buts
+
+    def add(self, bit: int, leaf: _Leaf) -> None:
+        self.constrained |= bit
+        if leaf.exists_true:
+            self.exists_true |= bit
+        if leaf.exists_false:
+            self.exists_false |= bit
+        self.required = self.constrained & ~self.exists_false
+        for key in leaf.exact:
+            _or_into(self.exact, key, bit)
+        for op in leaf.ops:
+            self._add_op(bit, op)
+
+    def _add_op(self, bit: int, op: _Op) -> None:
+        if isinstance(op, _STRING_OP_TYPES):
+            self.strings.add(bit, op)
+        elif isinstance(op, _Numeric):
+            self._add_range(bit, op)
+        elif isinstance(op, _AnythingBut) and not bit & self.negated and \
+                all(isinstance(inner, _STRING_OP_TYPES) for inner in op.inner):
+            # The complement of one lookup per alternative: a second anything-but of the same
+            # alternative here (its leaf's elements are ORed) is scanned instead.
+            self.negated |= bit
+            for key in op.excluded or ():
+                _or_into(self.excluded, key, bit)
+            for inner in op.inner:
+                self.excluded_strings.add(bit, inner)
+        else:
+            self.scanned.setdefault((op.kind, op.spec), [op, 0])[1] |= bit
+
+    def satisfied(self, values: list) -> int:
+        """Mask of alternatives whose leaf at this path accepts one of ``values``."""
+        mask = self.exists_true
+        exact, strings, ranges, scanned, negated = self.exact, self.strings, self.bounds, self.scanned, self.negated
+        for value in values:
+            hit = exact.get(_key(value))
+            if hit:
+                mask |= hit
+            if isinstance(value, str):
+                if strings:
+                    mask |= strings.mask(value)
+            elif ranges and _is_number(value) and value == value:     # not NaN
+                mask |= self._numeric_mask(value)
+            if negated:
+                mask |= negated & ~self._excluded_mask(value)
+            for op, op_mask in scanned.values():
+                if op.test(value):
+                    mask |= op_mask
+        return mask
+
+    def _excluded_mask(self, value: Any) -> int:
+        """Mask of the indexed anything-buts that exclude ``value`` (string forms: strings only)."""
+        mask = self.excluded.get(_key(value), 0) if self.excluded else 0
+        if self.excluded_strings and isinstance(value, str):
+            mask |= self.excluded_strings.mask(value)
         return mask
 
     def _add_range(self, bit: int, op: _Numeric) -> None:
@@ -153,9 +197,21 @@ class _Field:
 
 
 def _set_bits(mask: int) -> list[int]:
-    """Positions of the 1 bits of ``mask``, ascending."""
+    """Positions of the 1 bits of ``mask``, ascending.
+
+    An event usually matches a few patterns among thousands: the lowest bits are peeled off
+    one at a time (each step costs a few machine words per 64 patterns), and only a mask
+    with many bits set is read through its binary digits (a string as long as the mask).
+    """
+    found: list[int] = []
+    while mask and len(found) < _PEELED:
+        low = mask & -mask
+        found.append(low.bit_length() - 1)
+        mask ^= low
+    if not mask:
+        return found
     digits = bin(mask)[:1:-1]
-    found, i = [], digits.find("1")
+    i = digits.find("1")
     while i >= 0:
         found.append(i)
         i = digits.find("1", i + 1)
@@ -271,10 +327,13 @@ class PatternIndex:
     def _collect(self, obj: Mapping, trie: dict, found: dict) -> bool:
         """Gather leaf values at indexed paths; True if one crossed an array of objects."""
         nested = False
-        for name, (fid, sub) in trie.items():
+        # Walk the smaller side: thousands of field names at one level of the patterns cost
+        # an event only the names it has.
+        for name in trie if len(trie) <= len(obj) else [name for name in obj if name in trie]:
             value = obj.get(name, _MISSING)
             if value is _MISSING:
                 continue
+            fid, sub = trie[name]
             if isinstance(value, str):
                 if fid is not None:
                     found.setdefault(fid, []).append(value)

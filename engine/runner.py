@@ -343,10 +343,8 @@ def reinject(runtime, event: dict, to: str | None) -> None:
                          replayof=event["replayof"])
     if to is None:
         runtime.publish(event, "replay")
-        return
-    consumer = runtime.by_id[to]
-    if consumer.pattern is None or consumer.pattern.matches(event):
-        runtime.offer(event, consumer, "replay")
+    else:
+        runtime.route(event, "replay", runtime.targets_of(to))
 
 
 def list_runs(store_url: str) -> list[dict]:

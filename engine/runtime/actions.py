@@ -50,7 +50,7 @@ class Attempt:
     context: dict  # the template context: data, event, vars, ...
     declared: frozenset[str] | None  # types it may emit (None: any)
     outbox: list[tuple[str, Any, str | None, str | None]] = field(default_factory=list)
-    direct: list[tuple[str, Any, str | None, tuple[str, ...]]] = field(default_factory=list)  # route -> consumers
+    direct: list[tuple[str, Any, str | None, str]] = field(default_factory=list)  # route -> (type, data, subject, service)
     dead: list[tuple[str, str, Any, str]] = field(default_factory=list)  # (queue, reason, event, detail)
     effects: list[tuple[str, dict]] = field(default_factory=list)  # (kind, payload) applied when it commits
     logs: list[tuple[str, str]] = field(default_factory=list)
@@ -72,7 +72,7 @@ class Attempt:
         """Everything the attempt produced, as plain data: it may wait in the (durable) schedule."""
         return {
             "outbox": [list(x) for x in self.outbox],
-            "direct": [[t, d, s, list(c)] for t, d, s, c in self.direct],
+            "direct": [list(x) for x in self.direct],
             "dead": [list(x) for x in self.dead], "effects": [list(x) for x in self.effects],
             "logs": [list(x) for x in self.logs], "calls": list(self.calls), "vars": dict(self.context.get("vars", {})),
             "output": self.output, "elapsed": self.elapsed, "error": error_data(error),

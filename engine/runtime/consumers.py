@@ -71,7 +71,3 @@ def build_consumers(mesh: m.Mesh) -> list[Consumer]:
         out.append(Consumer(f"stream:{s.name}", "stream", s, tuple(r.name for r in s.sources), _pattern(s.match),
                             None, Policy(NO_RETRY, s.late_dead_letter or DEFAULT_QUEUE), None, None))
     return out
-
-
-def subscription_id(service: str, name: str) -> str:
-    return f"service:{service}/{name}"

@@ -4,8 +4,8 @@ One engine for every clock. Delivery to each consumer is at-least-once with its 
 once: a (event id, consumer) pair that took effect is recorded in the store and a
 redelivery of it is skipped. Each attempt runs synchronously at its scheduled time, takes
 ``elapsed`` (virtual) seconds, and its effects — emitted events, direct deliveries, dead
-letters — are committed when it completes. Every input ends delivered, filtered (counted)
-or dead-lettered; nothing is dropped.
+letters — are committed when it completes. Every input ends delivered, filtered, unconsumed
+(counted) or dead-lettered; nothing is dropped.
 """
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ from typing import Any, Callable, Iterable
 
 from .. import model as m
 from ..eventcheck import DataSchemas
-from ..patterns import PatternIndex
 from ..storage import MemoryStore, Store
 from ..templates import RenderError, compile_string, compile_value
 from . import retry as retry_delays
 from .actions import ActionFailed, Attempt, Toolbox, compile_actions, error_data, run_actions
 from .clock import Clock, VirtualClock, iso, parse_time
-from .consumers import Consumer, build_consumers, subscription_id
+from .consumers import Consumer, build_consumers
 from .deadletter import DeadLetter
 from .events import BadInput, chain, derive
 from .ordering import Resequencer
 from .ratelimit import Buckets
+from .router import Targets, by_service, by_type
 from .scheduler import Scheduler
 from .trace import Trace
 
@@ -33,7 +33,7 @@ DEFAULT_MAX_HOPS = 16
 MESH = "mesh"  # the consumer named in dead letters of events no consumer could take
 DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the virtual clock's start when input has no time
 _ARCHIVED = frozenset({"ingress", "dlq-replay", "replay"})  # producers whose events are inputs of the archive
-SCAN_UPTO = 2  # patterns of one type tested one by one up to this many: the index's fixed cost is higher
+_NOBODY = Targets(())  # where a route's event goes when its service has no subscription to its type
 
 
 @dataclass
@@ -65,8 +65,10 @@ class Runtime:
         self.faults = {f.consumer: f for f in faults}
         self.consumers = build_consumers(mesh)
         self.by_id = {c.id: c for c in self.consumers}
-        self._routes: dict[str, tuple[list[Consumer], PatternIndex | None, bool]] = {}
+        self._routes: dict[str, tuple[Targets, bool]] = {}  # event type -> its consumers, has a data schema
         self._build_router()
+        self._direct = by_service(self.consumers)  # (service, type) -> the subscriptions a route delivers to
+        self._only: dict[str, Targets] = {}  # consumer id -> itself, for deliveries to one consumer (replay --to)
         self._ordered = frozenset(c.id for c in self.consumers if getattr(c.element, "ordering", None) is not None)
         self._limited = frozenset(c.id for c in self.consumers if getattr(c.element, "rate_limit", None) is not None)
         self._inline = False  # True while an input's first attempts may run at once (feed)
@@ -101,8 +103,9 @@ class Runtime:
         pattern, an injected fault, a rate limit or a breaker, and plain (see above): inputs
         of theirs take the fused path of :meth:`_into_streams`."""
         lanes = {}
-        for name, (consumers, index, has_schema) in self._routes.items():
-            if consumers and index is None and not has_schema and name in self._inline_types and all(
+        for name, (targets, has_schema) in self._routes.items():
+            consumers = targets.consumers
+            if consumers and not targets.patterned and not has_schema and name in self._inline_types and all(
                     c.kind == "stream" and c.id not in self.faults and c.id not in self._limited
                     and c.policy.breaker is None for c in consumers):
                 lanes[name] = tuple((c.id, c.element.name, c) for c in consumers)
@@ -220,20 +223,14 @@ class Runtime:
 
     # --- publishing and routing ---------------------------------------------------------
     def _build_router(self) -> None:
-        """Per declared event type: its consumers in a stable order, an index of their patterns
-        (None if none has one), and whether its data has a schema to check."""
-        by_type: dict[str, list[Consumer]] = {}
-        index: dict[str, PatternIndex] = {}
-        for consumer in self.consumers:
-            for type_ in consumer.types:
-                by_type.setdefault(type_, []).append(consumer)
-                if consumer.pattern is not None:
-                    index.setdefault(type_, PatternIndex()).add(consumer.id, consumer.pattern)
+        """Per declared event type: its consumers in a stable order (with an index of their
+        patterns), and whether its data has a schema to check."""
+        consumers = by_type(self.consumers)
         for name, declared in self.mesh.event_types.items():
-            self._routes[name] = (by_type.get(name, []), index.get(name), declared.schema is not None)
+            self._routes[name] = (Targets(consumers.get(name, ())), declared.schema is not None)
 
     def publish(self, event: dict, producer: str) -> None:
-        """Send an event to every consumer of its type whose pattern matches."""
+        """Send an event to every consumer of its type that takes it (pattern, if any, matching)."""
         if producer in _ARCHIVED:
             self.store.append("input", event)
         type_ = event["type"]
@@ -242,29 +239,34 @@ class Runtime:
             self.dead_letter(MESH, event, "undeliverable", "UnknownEventType",
                              f"no event type {type_!r} is declared in the mesh", queue="dlq")
             return
-        consumers, index, has_schema = route
+        targets, has_schema = route
         problem = self._schema_problem(event) if has_schema else None
         if problem is not None:
             self.dead_letter(MESH, event, "schema-invalid", "SchemaError", problem, queue="dlq")
             return
-        targets = consumers if index is None else self._matching(event, consumers, index)  # None: no patterns
-        if not consumers:
-            self.trace.count("unconsumed")  # a sink: a final event nobody in the mesh subscribes to
-        for consumer in targets:
+        self.route(event, producer, targets)
+
+    def route(self, event: dict, producer: str, targets: Targets) -> None:
+        """Offer an event to those of *targets* that take it. Only they cost anything: a
+        consumer whose pattern did not match is not counted, and is recorded (``filtered``,
+        ``why: match``) only when the trace is; an event nobody takes is ``unconsumed``."""
+        taken = targets(event)
+        if not taken:
+            self.trace.counts["unconsumed"] += 1
+        if self.trace.sink is not None and targets.patterned:
+            now = self.clock.now()
+            for consumer in targets.rejected(event, taken):
+                self.trace.record(now, "filtered", event=event["id"], type=event["type"], consumer=consumer.id,
+                                  why="match")
+        for consumer in taken:
             self.offer(event, consumer, producer)
 
-    def _matching(self, event: dict, consumers: list[Consumer], index: PatternIndex) -> list[Consumer]:
-        """The consumers whose pattern (if any) matches; the others are counted as filtered."""
-        if len(index) <= SCAN_UPTO:  # the same answer as the index (its contract), sooner
-            matched = {c.id for c in consumers if c.pattern is not None and c.pattern.matches(event)}
-        else:
-            matched = set(index.match(event))
-        for consumer in consumers:
-            if consumer.pattern is not None and consumer.id not in matched:
-                self.trace.count("filtered")
-                self.trace.record(self.clock.now(), "filtered", event=event["id"], type=event["type"],
-                                  consumer=consumer.id, why="match")
-        return [c for c in consumers if c.pattern is None or c.id in matched]
+    def targets_of(self, consumer_id: str) -> Targets:
+        """The one consumer *consumer_id*, for deliveries meant for it alone."""
+        found = self._only.get(consumer_id)
+        if found is None:
+            found = self._only[consumer_id] = Targets([self.by_id[consumer_id]])
+        return found
 
     def _schema_problem(self, event: dict) -> str | None:
         problem = self.schemas.check(event)
@@ -459,9 +461,9 @@ class Runtime:
         if outcome.outbox:
             self.publish_outbox(event, consumer.id, outcome.outbox, now)
         base = len(outcome.outbox)
-        for offset, (type_, data, subject, targets) in enumerate(outcome.direct):
+        for offset, (type_, data, subject, service) in enumerate(outcome.direct):
             self._deliver_direct(derive(event, consumer.id, base + offset, type_, data, now, subject), consumer.id,
-                                 targets)
+                                 service)
         for queue, reason, dead_event, detail in outcome.dead:
             self.dead_letter(consumer.id, dead_event, reason, reason, detail, queue=queue)
         for kind, payload in outcome.effects:
@@ -491,20 +493,14 @@ class Runtime:
         if self.on_emit is not None:
             self.on_emit(event)
 
-    def _deliver_direct(self, event: dict, producer: str, targets) -> None:
+    def _deliver_direct(self, event: dict, producer: str, service: str) -> None:
+        """A route's event for *service* alone: to its subscriptions on the event's type."""
         self._emitted(event, producer)
         problem = self._schema_problem(event) if event["type"] in self.mesh.event_types else None
         if problem is not None:
             self.dead_letter(producer, event, "schema-invalid", "SchemaError", problem, queue="dlq")
             return
-        for cid in targets:
-            consumer = self.by_id[cid]
-            if consumer.pattern is not None and not consumer.pattern.matches(event):
-                self.trace.count("filtered")
-                self.trace.record(self.clock.now(), "filtered", event=event["id"], type=event["type"], consumer=cid,
-                                  why="match")
-                continue
-            self.offer(event, consumer, producer)
+        self.route(event, producer, self._direct.get((service, event["type"])) or _NOBODY)
 
     def _failed(self, d: dict, error: dict, now: float) -> None:
         consumer, event = self.by_id[d["consumer"]], d["event"]
@@ -604,7 +600,6 @@ class Runtime:
             elif target.kind == "http":
                 targets.append(("http", target.value))
         publish = route.publishes()
-        mesh = self.mesh
 
         def handle(attempt: Attempt) -> None:
             event, ctx = attempt.event, attempt.context
@@ -613,9 +608,7 @@ class Runtime:
             out_subject = str(subject(ctx)) if subject is not None else event.get("subject")
             for kind, value in targets:
                 if kind == "service":
-                    subs = tuple(subscription_id(value, s.name) for s in mesh.services[value].subscriptions
-                                 if s.on.name == type_)
-                    attempt.direct.append((type_, out_data, out_subject, subs))
+                    attempt.direct.append((type_, out_data, out_subject, value))
                 else:
                     preview = derive(event, f"route:{route.name}", 0, type_, out_data, attempt.now, out_subject)
                     attempt.calls.append(value)

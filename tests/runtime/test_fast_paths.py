@@ -16,7 +16,7 @@ import pytest
 from engine.errors import Location
 from engine.runtime.actions import Attempt
 from engine.runtime.events import normalise
-from engine.runtime import interpreter
+from engine.runtime import router
 from engine.runtime.interpreter import Fault, Runtime
 from engine.runtime.trace import Trace
 
@@ -143,7 +143,7 @@ def test_patterns_tested_one_by_one_route_as_the_index_does(mesh_of, monkeypatch
     documents, options = MESHES[name]
     mesh = mesh_of(*documents[:-1], STREAM_FILTERED)  # two patterns on ping: a route's and a stream's
     scanned = go(mesh, **options)
-    monkeypatch.setattr(interpreter, "SCAN_UPTO", 0)
+    monkeypatch.setattr(router, "SCAN_UPTO", 0)
     indexed = go(mesh, **options)
     assert indexed == scanned
     assert any(r["kind"] == "filtered" and r["why"] == "match" for r in scanned["trace"])

@@ -265,9 +265,13 @@ def _durable(url: str, deployment_ok: bool = False, retention: Retention = DEFAU
 def _session(mesh: Mesh, store, options: RunOptions):
     """A runtime continuing the stored run (clock, counters, windows), committed and exported at the end."""
     before = {j: sum(1 for _ in store.records(j)) for j in ("trace", "emitted")}
-    runtime = _runtime(mesh, store, options, Trace(JournalSink(store)))  # the session journals its own records
-    if store.checkpoint() is not None:
-        runtime.restore(store.checkpoint())
+    checkpoint = store.checkpoint()
+    # The session journals its own trace records if they are asked for, or if the stored run
+    # keeps its trace: a trace costs more than counters (one record per rejected pattern).
+    journal = bool(options.trace_path) or ((checkpoint or {}).get("notes") or {}).get("journal_trace", True)
+    runtime = _runtime(mesh, store, options, Trace(JournalSink(store) if journal else None))
+    if checkpoint is not None:
+        runtime.restore(checkpoint)
     runtime.reset_breakers()  # an operator's action: circuits left open by the old run do not block it
     counted = runtime.trace.summary()
     yield runtime

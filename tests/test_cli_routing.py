@@ -44,3 +44,16 @@ def test_replay_to_a_consumer_whose_pattern_rejects_counts_unconsumed(meshctl, t
     assert result["matched"] > 0 and result["unconsumed"] > 0
     assert result["matched"] + result["unconsumed"] == result["selected"]
     assert result["filtered"] == 0
+
+
+def test_a_replay_journals_trace_records_only_when_a_trace_is_kept(meshctl, tmp_path):
+    from engine.storage import open_store
+
+    db = f"sqlite:{tmp_path / 'orders.db'}"
+    assert meshctl("run", ORDERS, "--events", ORDERS / "events.jsonl", "--store", db).exit_code == 0
+    summary(meshctl("replay", ORDERS, "--store", db, "--to", "route:vip-orders", "--format", "json"))
+    assert sum(1 for _ in open_store(db).records("trace")) == 0  # rejections cost nothing unasked
+    trace = tmp_path / "t.jsonl"
+    summary(meshctl("replay", ORDERS, "--store", db, "--format", "json", "--trace", trace))
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert any(r["kind"] == "filtered" and r["why"] == "match" for r in records)

@@ -43,7 +43,16 @@ METHOD = """\
    rule) and by moto's core (the event flattened once, then `_does_event_match` per rule).
    Matches and their digest must equal `../shared/bench/README.md`'s for every matcher.
    "time/event growth" is (time per event at N = 10,000) / (time per event at N = 10); we
-   read the target "≪ N" as at most a tenth of N's growth, ≤ 100×.
+   read the target "≪ N" as at most a tenth of N's growth, ≤ 100×. These rows time the index
+   alone; the rows "meshctl run, N routes" time the same routing inside a real run:
+   `engine.runner.run_mesh` (the engine side of `meshctl run`, in memory) on a generated mesh
+   of N routes on one event type (`bench/many_routes.py`), each matching one value of
+   `data.sensor`, transforming the event and delivering it to a service's subscription, with
+   5,000 inputs whose sensors go through the N values (each input is taken by exactly one
+   route, so the work per input is the same at every N). The time per input runs from the
+   first input read to the last one fed (the `progress` hook of `run_mesh`): the runtime's
+   start-up, which compiles every route's templates, is reported beside it. Target: time per
+   input at N = 10,000 at most 4× that at N = 10 (issue 13).
 2. **orchestration** (`bench/orchestration.py`): a 50-step chain, a parallel fan-out of 8
    branches × 5 steps with a join, and a `foreach` of 100 items, generated as meshctl
    `Orchestration` YAML and as the equivalent Pass / Parallel / Map state machines; meshctl

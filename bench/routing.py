@@ -14,7 +14,10 @@ the README's; the exit status is 1 if any matcher disagrees with them.
 moto is optional: if ``moto`` is importable its EventBridge matcher is timed too, as moto
 uses it (``matches_event``: a JSON round trip and a flattening of the event per rule) and its
 core (the event flattened once per event, then ``_does_event_match`` per rule).
-``python -m bench routing`` runs the same measurement inside the whole suite (:func:`rows`).
+``python -m bench routing`` runs the same measurement inside the whole suite (:func:`rows`),
+followed by the same routing inside a real run (:func:`run_rows`): ``engine.runner.run_mesh``
+(the engine side of ``meshctl run``) on a generated mesh of N routes on one event type, each
+event taken by exactly one of them (``bench/many_routes.py``).
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -218,4 +223,59 @@ def rows(quick: bool = False) -> list:
         out.append(Row("routing", "time/event growth N=10→10,000", f"{growth:,.1f}× slower per event",
                        f"N ×1,000; matches/event ×{matches:,.0f}", growth, "growth",
                        "≪ N (≤ 100×)", growth <= 100, ""))
+    return out + run_rows(quick)
+
+
+def _feed_timer(marks: list[float]) -> Callable:
+    """A ``progress`` hook for ``run_mesh``: marks the first input read and the end of the
+    input, so that the runtime's construction (compiling N routes) stays out of the time."""
+    def progress(items):
+        for n, item in enumerate(items):
+            if not n:
+                marks.append(time.perf_counter())
+            yield item
+        marks.append(time.perf_counter())
+    return progress
+
+
+def run_once(n: int, events: int, folder: str) -> dict[str, Any]:
+    """``run_mesh`` on a mesh of ``n`` routes and ``events`` inputs: seconds per event, the summary."""
+    from engine.check import require_valid
+    from engine.runner import RunOptions, run_mesh
+
+    from .many_routes import write_events, write_mesh
+
+    mesh_dir, path = write_mesh(os.path.join(folder, f"mesh-{n}"), n), os.path.join(folder, f"events-{n}.jsonl")
+    write_events(path, events, n)
+    mesh = require_valid(mesh_dir).mesh
+    marks: list[float] = []
+    started = time.perf_counter()
+    summary, _ = run_mesh(mesh, path, RunOptions(), progress=_feed_timer(marks))
+    total = time.perf_counter() - started
+    return {"per_event": (marks[1] - marks[0]) / events, "setup_s": total - (marks[1] - marks[0]), "summary": summary}
+
+
+def run_rows(quick: bool = False) -> list:
+    """"meshctl run, N routes": time per event with one match per event, and its growth."""
+    from .common import Row, fmt_time, log
+
+    events = 2_000 if quick else 5_000
+    measured = {}
+    with tempfile.TemporaryDirectory(prefix="bench-routes-") as folder:
+        for n in (10, 100, 1000, 10000):
+            log(f"routing: meshctl run, N={n}")
+            measured[n] = run_once(n, events, folder)
+    out = []
+    for n, r in measured.items():
+        s = r["summary"]
+        exact = (s["matched"], s["delivered"], s["emitted"], s["filtered"], s["unconsumed"], s["dead_lettered"]) == \
+            (2 * events, 2 * events, events, 0, 0, 0)
+        check = (f"{s['events_in']:,} in, {s['matched']:,} matched, {s['filtered']} filtered: "
+                 + ("one route per event" if exact else "UNEXPECTED summary"))
+        out.append(Row("routing", f"meshctl run, N={n:,} routes", f"{fmt_time(r['per_event'])}/event",
+                       f"start-up {fmt_time(r['setup_s'])}", None, "", "", None, check,
+                       {"per_event_s": r["per_event"], "setup_s": r["setup_s"], "summary": s}))
+    growth = measured[10000]["per_event"] / measured[10]["per_event"]
+    out.append(Row("routing", "meshctl run: time/event growth N=10→10,000", f"{growth:,.2f}× per event",
+                   "N ×1,000; matches/event ×1", growth, "growth", "≤ 4×", growth <= 4, ""))
     return out

@@ -1,37 +1,56 @@
 """The Jinja2 sandbox user templates run in, and the budget every render gets.
 
 Jinja2's sandbox keeps a template away from Python internals, but bounds nothing:
-``{{ 'a' * 10**9 }}`` builds a gigabyte, and two nested loops over an event's list can spin
-for hours. Here each render gets a budget, so that a bad template costs one refused
-render (a ``SecurityError``), never the worker:
+``{{ 'a' * 10**9 }}`` builds a gigabyte, two nested loops over an event's list can spin for
+hours, and ``big == other_big`` compares two large containers in one operator. Here each
+render gets a budget, so that a bad template costs one refused render (a ``SecurityError``),
+never the worker, and the decision is the same on every machine and every run:
 
-- **steps**: every loop iteration, call, attribute or item lookup and operator spends one, and
-  a filter spends one per item it walks; a wall-clock deadline backs the count up;
+- **steps** (:data:`MAX_STEPS`): a loop iteration, an attribute or item lookup, an operator
+  and a call spend one; a call of a macro or a recursive loop :data:`CALL_STEPS`. Every
+  operation whose cost grows with its operands spends in proportion to their *weight*: one
+  step per item or key at any depth, one per :data:`CHARS_PER_STEP` characters of a string
+  (:func:`weight`). That covers comparisons and ``in`` (rewritten by :class:`_Meter` into
+  :func:`_compare`), the comparison tests (``eq``, ``in``...), every filter (``sort`` and
+  the other sorting filters times log2 of the length), string and container methods,
+  slices, ``~``, ``+``, ``*``, ``%`` and each printed value; what a filter, method or
+  slice builds is charged by its size as well;
 - **sizes**: ``*``, ``**``, ``+``, ``~``, ``%`` and the filters and string methods that pad,
-  repeat or join check the size of what they would build *before* building it;
+  repeat or join check the size of what they would build *before* building it
+  (:data:`MAX_OUTPUT`, :data:`MAX_ITEMS`, :data:`MAX_INT_BITS`);
+- **depth**: macros, ``caller()`` and recursive loops nest at most :data:`MAX_DEPTH` calls
+  deep, well before Python's own recursion limit;
 - **a small surface**: data is read-only (``ImmutableSandboxedEnvironment``), only
   side-effect-free string and container methods are callable, ``str.format`` is refused
   (the ``format`` filter remains), and the globals are ``range`` (capped), ``dict`` and
   ``namespace``. The environment has no loader: ``include``/``import``/``extends`` fail.
+
+No render reads a clock before it has spent :data:`GUARD_EVERY` steps, far more than any
+legitimate template does. Past that, the CPU time of the rendering thread is looked at every
+:data:`GUARD_EVERY` steps, a last resort against a cost this model would have missed; the
+step budget is calibrated to run out long before :data:`MAX_CPU_SECONDS` (docs/security.md,
+"The template budget: cost model").
 
 Only :mod:`engine.templates` uses it, and only to compile template *text*.
 """
 from __future__ import annotations
 
 import contextvars
+import math
 import operator
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from functools import lru_cache, wraps
 from types import MappingProxyType
 from typing import Any, Callable
 
 import jinja2
-from jinja2 import StrictUndefined, filters, nodes, pass_environment, pass_eval_context
+from jinja2 import StrictUndefined, Undefined, filters, nodes, pass_environment, pass_eval_context
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import BlockReference, LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
@@ -44,28 +63,43 @@ MAX_ITEMS = 100_000  # items of a list or range a template builds
 MAX_INT_BITS = 6_400  # size of an integer built by `*` or `**`
 MAX_EXPONENT = 100
 MAX_JSON_INDENT = 8
-MAX_STEPS = 1_000_000  # loop iterations, calls, lookups, operators and filter items of one render
-MAX_SECONDS = 0.5  # wall-clock cap of one render, should the steps be slow ones
+MAX_STEPS = 1_000_000  # what one render may spend (see the module docstring)
+CHARS_PER_STEP = 16  # characters of a string an operation reads or builds for one step
+LOOKUP_STEPS = 8  # an attribute of anything but a dict, a method or global call: the sandbox's checks cost that
+CALL_STEPS = 20  # a macro, caller() or recursive-loop call: Jinja's call machinery costs that
+TEXT_FACTOR = 16  # filters that work through text in Python (wordwrap, urlize...) spend this many times the weight
+MAX_DEPTH = 50  # nested macro / caller() / recursive-loop calls of one render
+GUARD_EVERY = 100_000  # steps between two looks at the CPU clock; none before the first GUARD_EVERY
+MAX_CPU_SECONDS = 5.0  # the last-resort guard: CPU time of the rendering thread past GUARD_EVERY steps
 
 
 class Budget:
-    """What one render may still spend."""
+    """What one render may still spend, and how deep its calls are nested."""
 
-    __slots__ = ("steps", "deadline", "clock_at")
+    __slots__ = ("steps", "depth", "guard_at", "cpu_since")
 
     def __init__(self) -> None:
         self.steps = MAX_STEPS
-        self.deadline = time.monotonic() + MAX_SECONDS
-        self.clock_at = MAX_STEPS  # look at the clock again once steps fall below this
+        self.depth = 0
+        self.guard_at = MAX_STEPS - GUARD_EVERY  # below this many steps left, look at the budget closely
+        self.cpu_since: float | None = None
 
     def spend(self, steps: int) -> None:
         self.steps -= steps
+        if self.steps < self.guard_at:
+            self._check()
+
+    def _check(self) -> None:
+        """Out of steps, or (every GUARD_EVERY steps) past the CPU-time guard."""
         if self.steps < 0:
             raise SecurityError(f"the template ran over its budget of {MAX_STEPS:,} steps")
-        if self.steps < self.clock_at:
-            self.clock_at = self.steps - 1000
-            if time.monotonic() > self.deadline:
-                raise SecurityError(f"the template ran longer than {MAX_SECONDS:g}s")
+        self.guard_at = max(self.steps - GUARD_EVERY, 0)
+        now = time.thread_time()  # CPU time of this thread: a stopped or descheduled process does not age it
+        if self.cpu_since is None:
+            self.cpu_since = now
+        elif now - self.cpu_since > MAX_CPU_SECONDS:
+            raise SecurityError(f"the template used more than {MAX_CPU_SECONDS:g}s of CPU time "
+                                f"(a last-resort guard: its steps did not reflect its cost)")
 
 
 _budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("template_budget", default=None)
@@ -82,11 +116,44 @@ def budget() -> Iterator[Budget]:
         _budget.reset(token)
 
 
-def spend(steps: int = 1) -> None:
+def _current() -> Budget:
     current = _budget.get()
     if current is None:
         raise SecurityError("templates only run inside a render budget")
-    current.spend(steps)
+    return current
+
+
+def spend(steps: int = 1) -> None:
+    _current().spend(steps)
+
+
+def charge(*values: Any, base: int = 1) -> None:
+    """Spend *base* steps plus the :func:`weight` of each value (an operation that reads them all)."""
+    current = _current()
+    total = base
+    for value in values:
+        total += weight(value, current.steps - total)
+    current.spend(total)
+
+
+_ATOMS = frozenset({int, float, bool, type(None)})
+
+
+def weight(value: Any, limit: int = MAX_STEPS) -> int:
+    """Steps an operation that reads all of *value* spends (counted just past *limit*).
+
+    One per item and key at any depth, and one per ``CHARS_PER_STEP`` characters of a string.
+    A shared object is counted wherever it occurs, as comparing or printing it would read it.
+
+    >>> weight(["ab", {"c": "d" * 40}])
+    7
+    """
+    kind = type(value)
+    if kind is str:
+        return 1 + len(value) // CHARS_PER_STEP
+    if kind in _ATOMS:
+        return 1
+    return _measure(value, limit, CHARS_PER_STEP)
 
 
 def size(value: Any, limit: int = MAX_OUTPUT) -> int:
@@ -95,24 +162,56 @@ def size(value: Any, limit: int = MAX_OUTPUT) -> int:
     >>> size(["ab", {"c": "de"}])
     10
     """
+    if type(value) is str:
+        return 1 + len(value)
+    return _measure(value, limit, 1)
+
+
+def _measure(value: Any, limit: int, chars: int) -> int:
+    """One per item at any depth, plus ``len // chars`` per string; stops once past *limit*."""
     total, stack = 0, [value]
     while stack and total <= limit:
         item = stack.pop()
         total += 1
-        if isinstance(item, (str, bytes)):
+        kind = type(item)
+        if kind is str or isinstance(item, (str, bytes)):
+            total += len(item) // chars
+        elif kind in _ATOMS or isinstance(item, Undefined):  # an undefined value fails in the operation itself
+            continue
+        elif kind is range:
             total += len(item)
         elif isinstance(item, Mapping):
             stack += item.keys()
             stack += item.values()
-        elif isinstance(item, _CONTAINERS):  # plain items count one each here; the others are walked
-            sized = [x for x in item if isinstance(x, _SIZED)]
-            total += len(item) - len(sized)
-            stack += sized
+        elif isinstance(item, Collection):  # lists, tuples, sets, read-only views: plain items count one each here
+            nested = [x for x in item if type(x) not in _ATOMS]
+            total += len(item) - len(nested)
+            stack += nested
     return total
 
 
-_CONTAINERS = (list, tuple, set, frozenset)
-_SIZED = (str, bytes, Mapping, *_CONTAINERS)
+def _shallow(value: Any) -> int:
+    """Steps of an operation that walks *value* one level: its items, or a string's characters."""
+    if isinstance(value, str):
+        return 1 + len(value) // CHARS_PER_STEP
+    if isinstance(value, Collection) and not isinstance(value, Undefined):
+        return 1 + len(value)
+    return 1
+
+
+def _built(value: Any) -> int:
+    """Steps for building *value*: its length for a string (per CHARS_PER_STEP) or a plain container."""
+    if isinstance(value, str):
+        return len(value) // CHARS_PER_STEP
+    if type(value) in (list, tuple, dict, set):
+        return len(value)
+    return 0
+
+
+def _measured(*values: Any) -> int:
+    """The size of *values* for a size check, once walking them is spent (as their weight)."""
+    charge(*values, base=0)
+    return sum(size(value) for value in values)
 
 
 def _fits(total: int, what: str) -> None:
@@ -120,7 +219,53 @@ def _fits(total: int, what: str) -> None:
         raise SecurityError(f"{what} would build more than {MAX_OUTPUT:,} characters")
 
 
+# --- comparisons --------------------------------------------------------------------------
+# Jinja compiles `==`, `<`, `in`... to Python's operators, which the sandbox never sees.
+# :class:`_Meter` rewrites each comparison whose cost is not bounded by a literal operand
+# into a call of `_compare`, which charges it first.
+
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lteq": operator.le, "gt": operator.gt,
+    "gteq": operator.ge, "in": lambda left, right: left in right, "notin": lambda left, right: left not in right}
+_HASHED = (Mapping, Set, range)  # `x in` these hashes x (or does arithmetic) instead of walking the container
+
+
+def comparison_steps(left: Any, op: str, right: Any, limit: int = MAX_STEPS) -> int:
+    """Steps of ``left OP right`` (OP named as Jinja names it: eq, ne, lt, lteq, gt, gteq, in, notin).
+
+    Equality and ordering stop at the first difference, or at once when lengths differ: the
+    lighter operand bounds them. ``in`` walks its container (a string: both strings), except
+    a mapping, set or range, which hashes the needle.
+    """
+    if op in ("in", "notin"):
+        if isinstance(right, str):
+            return weight(left, limit) + weight(right, limit)
+        if isinstance(right, _HASHED):
+            return weight(left, limit)
+        return weight(right, limit)
+    lighter = weight(left, limit)
+    return min(lighter, weight(right, lighter))
+
+
+def _compare(left: Any, op: str, right: Any) -> Any:
+    """``left OP right``, spent before it runs (see :func:`comparison_steps`)."""
+    current = _current()
+    if type(left) in _ATOMS and type(right) in _ATOMS:
+        current.spend(1)
+    else:
+        if op in ("in", "notin"):
+            right = _materialized(right)  # `x in generator` compares x with each item it yields
+        current.spend(1 + comparison_steps(left, op, right, current.steps))
+    return _COMPARISONS[op](left, right)
+
+
 # --- operators ----------------------------------------------------------------------------
+
+def _charged(result: Any) -> Any:
+    """*result*, once what building it cost is spent (a string or container the operation made)."""
+    spend(_built(result))
+    return result
+
 
 def _multiply(left: Any, right: Any) -> Any:
     if isinstance(left, int) and isinstance(right, int):
@@ -130,8 +275,8 @@ def _multiply(left: Any, right: Any) -> Any:
         if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
             if len(seq) * times > MAX_ITEMS:
                 raise SecurityError(f"repetition builds more than {MAX_ITEMS:,} items")
-            _fits(size(seq) * times, "repetition")
-    return operator.mul(left, right)
+            _fits(_measured(seq) * times, "repetition")
+    return _charged(operator.mul(left, right))
 
 
 def _power(left: Any, right: Any) -> Any:
@@ -146,8 +291,8 @@ def _add(left: Any, right: Any) -> Any:
     if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)) and len(left) + len(right) > MAX_ITEMS:
         raise SecurityError(f"`+` builds more than {MAX_ITEMS:,} items")
     if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
-        _fits(size(left) + size(right), "`+`")
-    return operator.add(left, right)
+        _fits(_measured(left, right), "`+`")
+    return _charged(operator.add(left, right))
 
 
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
@@ -155,7 +300,7 @@ _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 def _printf_size(fmt: str, values: Any) -> int:
     """Upper bound of ``fmt % values``: the text, the values, and every field width and precision."""
-    total = len(fmt) + size(values)
+    total = len(fmt) + _measured(values)
     for found in _PRINTF.finditer(fmt):
         for number in found.groups():
             if number == "*" or (number and len(number) > 7):
@@ -167,7 +312,7 @@ def _printf_size(fmt: str, values: Any) -> int:
 def _modulo(left: Any, right: Any) -> Any:
     if isinstance(left, str):
         _fits(_printf_size(left, right), "`%` formatting")
-    return operator.mod(left, right)
+    return _charged(operator.mod(left, right))
 
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {"*": _multiply, "**": _power, "+": _add, "%": _modulo}
@@ -202,7 +347,7 @@ def _indent(s: str, width: int | str = 4, first: bool = False, blank: bool = Fal
 @pass_eval_context
 def _join(eval_ctx, value: Iterable, d: str = "", attribute: Any = None) -> str:
     items = list(value)
-    _fits(sum(size(item) for item in items) + len(d) * len(items), "join()")
+    _fits(size(items) + len(d) * len(items), "join()")
     return filters.sync_do_join(eval_ctx, items, d, attribute)
 
 
@@ -251,14 +396,85 @@ _CHECKED_FILTERS = {"batch": _batch, "center": _center, "format": _format, "inde
                     "replace": _replace, "slice": _slice, "sum": _sum, "tojson": _tojson, "wordwrap": _wordwrap}
 
 
-def _metered(function: Callable) -> Callable:
-    """A filter that spends one step, plus one per item of its input when that has a length."""
+# --- what filters and tests spend -----------------------------------------------------------
+# By default a filter reads all of its operands (one step plus their weight) and is charged
+# for what it builds. The exceptions are the filters that look at one end or at the length of
+# their input (one step), and the ones that walk it one level without comparing or printing
+# its items (its length). Sorting filters compare: their weight times log2 of the length.
+
+_FLAT_FILTERS = frozenset({"abs", "attr", "count", "d", "default", "filesizeformat", "first", "last", "length",
+                           "random", "round"})
+_SHALLOW_FILTERS = frozenset({"batch", "items", "list", "map", "reject", "rejectattr", "reverse", "select",
+                              "selectattr", "slice", "sum"})
+_SORTING_FILTERS = frozenset({"dictsort", "groupby", "sort"})
+_TEXT_FILTERS = frozenset({"pprint", "title", "urlencode", "urlize", "wordcount", "wordwrap"})
+_ITERATING_FILTERS = _SORTING_FILTERS | {"batch", "join", "list", "map", "max", "min", "reject", "rejectattr",
+                                         "reverse", "select", "selectattr", "slice", "sum", "unique"}
+
+
+def _materialized(value: Any) -> Any:
+    """A generator or iterator as a list, so that what comes out of it can be weighed before it is used."""
+    return list(value) if isinstance(value, Iterator) else value
+
+
+def _metered(name: str, function: Callable) -> Callable:
+    """*function* (a filter) spending its cost, as described above, before it runs."""
     passes = getattr(function, "jinja_pass_arg", None) is not None
+
+    if name in _FLAT_FILTERS:
+        @wraps(function)
+        def flat(*args: Any, **kwargs: Any) -> Any:
+            spend()
+            return function(*args, **kwargs)
+        return flat
+
+    first = 1 if passes else 0
+    shallow, sorting, iterating = name in _SHALLOW_FILTERS, name in _SORTING_FILTERS, name in _ITERATING_FILTERS
+    factor = TEXT_FACTOR if name in _TEXT_FILTERS else 1
 
     @wraps(function)
     def run(*args: Any, **kwargs: Any) -> Any:
-        value = args[1] if passes and len(args) > 1 else args[0] if args else None
-        spend(1 + (len(value) if isinstance(value, (str, list, tuple, dict, range)) else 0))
+        if len(args) <= first:
+            return function(*args, **kwargs)  # a missing argument: Jinja's own error
+        value = args[first]
+        if iterating and isinstance(value, Iterator):
+            value = _materialized(value)
+            args = (*args[:first], value, *args[first + 1:])
+        current = _current()
+        steps = 1 + (_shallow(value) if shallow else weight(value, current.steps))
+        if sorting and isinstance(value, Collection):
+            steps *= max(1, len(value).bit_length())
+        steps *= factor
+        for other in (*args[first + 1:], *kwargs.values()):
+            steps += weight(other, current.steps - steps)
+        current.spend(steps)
+        return _charged(function(*args, **kwargs))
+    return run
+
+
+_OPERATOR_TESTS = {"eq": "eq", "equalto": "eq", "==": "eq", "ne": "ne", "!=": "ne", "lt": "lt", "lessthan": "lt",
+                   "<": "lt", "le": "lteq", "<=": "lteq", "gt": "gt", "greaterthan": "gt", ">": "gt", "ge": "gteq",
+                   ">=": "gteq", "in": "in"}
+
+
+def _metered_test(name: str, function: Callable) -> Callable:
+    """*function* (a test): a comparison spends what :func:`comparison_steps` says, ``lower``/``upper`` the
+    text's weight, any other test one step."""
+    op = _OPERATOR_TESTS.get(name)
+
+    @wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if op is not None and len(args) == 2:
+            left, right = args
+            if op == "in":
+                right = _materialized(right)
+            current = _current()
+            current.spend(1 + comparison_steps(left, op, right, current.steps))
+            return function(left, right)
+        if name in ("lower", "upper") and args:
+            charge(args[0])
+        else:
+            spend()
         return function(*args, **kwargs)
     return run
 
@@ -273,8 +489,26 @@ def _loop(iterable: Iterable) -> Iterator:
 def _concat(parts: list) -> str:
     """``a ~ b``, built only if it fits."""
     spend()
-    _fits(sum(size(part) for part in parts), "`~`")
-    return "".join(str(part) for part in parts)
+    _fits(_measured(*parts), "`~`")
+    return _charged("".join(str(part) for part in parts))
+
+
+def _sliced(value: Any, start: Any, stop: Any, step: Any) -> Any:
+    """``value[start:stop:step]``: a copy, charged by its size."""
+    spend()
+    return _charged(value[start:stop:step])
+
+
+def _output(value: Any) -> str:
+    """What ``{{ value }}`` prints, once reading the value and building its text are spent."""
+    current = _current()
+    if type(value) is str:
+        current.spend(1 + len(value) // CHARS_PER_STEP)
+        return value
+    current.spend(weight(value, current.steps))
+    text = str(value)
+    current.spend(len(text) // CHARS_PER_STEP)
+    return text
 
 
 def _range(*args: int) -> range:
@@ -291,21 +525,71 @@ def _no_format(*args: Any, **kwargs: Any) -> str:
 # --- the environment ----------------------------------------------------------------------
 
 class _Meter(NodeTransformer):
-    """Route every loop and every ``~`` through the budget (``_loop`` and ``_concat`` filters)."""
+    """Route what Jinja runs as plain Python through the budget.
+
+    Loops go through ``_loop``, ``~`` through ``_concat``, each printed ``{{ value }}``
+    through ``_output``, slices ``x[a:b]`` through ``_sliced``, and each comparison through ``_compare`` unless one side is a
+    literal: ``data.total > 0`` or ``x in ['a', 'b']`` cost at most the literal's size and
+    stay plain Python. A chain ``a < b < c`` becomes ``(a < b) and (b < c)``: the same
+    short-circuit, with ``b`` evaluated again when the first part holds (templates have no
+    side effects; the second evaluation is charged too).
+    """
 
     def visit_For(self, node: nodes.For) -> nodes.For:
         self.generic_visit(node)
-        node.iter = nodes.Filter(node.iter, "meshctl_loop", [], [], None, None, lineno=node.iter.lineno)
+        node.iter = _filter(node.iter, "meshctl_loop")
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Filter:
         self.generic_visit(node)
-        return nodes.Filter(nodes.List(node.nodes, lineno=node.lineno), "meshctl_concat", [], [], None, None,
-                            lineno=node.lineno)
+        return _filter(nodes.List(node.nodes, lineno=node.lineno), "meshctl_concat")
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Output:
+        self.generic_visit(node)
+        node.nodes = [child if isinstance(child, (nodes.TemplateData, nodes.Const)) else _filter(child, "meshctl_output")
+                      for child in node.nodes]
+        return node
+
+    def visit_Getitem(self, node: nodes.Getitem) -> nodes.Expr:
+        self.generic_visit(node)
+        if not isinstance(node.arg, nodes.Slice):
+            return node  # `x[i]` goes through the sandbox's getitem
+        bounds = (node.arg.start, node.arg.stop, node.arg.step)  # Jinja compiles a slice to plain Python
+        return _filter(node.node, "meshctl_slice", *(b or nodes.Const(None, lineno=node.lineno) for b in bounds))
+
+    def visit_Compare(self, node: nodes.Compare) -> nodes.Expr:
+        self.generic_visit(node)
+        parts, left = [], node.expr
+        for operand in node.ops:
+            parts.append(_comparison(left, operand))
+            left = operand.expr
+        chained = parts[0]
+        for part in parts[1:]:
+            chained = nodes.And(chained, part, lineno=node.lineno)
+        return chained
+
+
+def _filter(node: nodes.Expr, name: str, *args: nodes.Expr) -> nodes.Filter:
+    return nodes.Filter(node, name, list(args), [], None, None, lineno=node.lineno)
+
+
+def _comparison(left: nodes.Expr, operand: nodes.Operand) -> nodes.Expr:
+    """``left OP operand``: plain Python when a literal bounds its cost, else metered by ``_compare``."""
+    bounded = _literal(operand.expr) if operand.op in ("in", "notin") else _literal(left) or _literal(operand.expr)
+    if bounded:
+        return nodes.Compare(left, [operand], lineno=left.lineno)
+    return _filter(left, "meshctl_compare", nodes.Const(operand.op, lineno=left.lineno), operand.expr)
+
+
+def _literal(node: nodes.Expr) -> bool:
+    """A constant, or a list or tuple of constants, written in the template."""
+    if isinstance(node, (nodes.List, nodes.Tuple)):
+        return all(isinstance(item, nodes.Const) for item in node.items)
+    return isinstance(node, nodes.Const)
 
 
 class _MeteredCodeGenerator(CodeGenerator):
-    """Compiles templates with their loops and concatenations metered (see :class:`_Meter`)."""
+    """Compiles templates with their loops, concatenations, output and comparisons metered (see :class:`_Meter`)."""
 
     def visit_Template(self, node: nodes.Template, frame: Any = None) -> None:
         node = _Meter().visit(node)
@@ -323,6 +607,8 @@ _SAFE_METHODS = frozenset({
     "get", "items", "keys", "values", "bit_length", "is_integer",
 })
 _DATA = (str, bytes, int, float, list, tuple, dict, set, frozenset, range, MappingProxyType)
+_NESTING = (Macro, LoopContext, BlockReference)  # calls that run template code: macros, caller(), loop(), self.block()
+_LOOKUP_METHODS = frozenset({"get", "items", "keys", "values", "bit_length", "is_integer"})  # O(1) in their owner
 
 
 class MeshSandbox(ImmutableSandboxedEnvironment):
@@ -342,7 +628,10 @@ class MeshSandbox(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """``data.items`` is the field `items`, not the dict method: event keys win over attributes."""
-        spend()
+        if type(obj) is dict and attribute in obj:
+            spend()
+            return obj[attribute]
+        spend(LOOKUP_STEPS)
         if isinstance(obj, Mapping) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
@@ -352,14 +641,43 @@ class MeshSandbox(ImmutableSandboxedEnvironment):
         return super().getitem(obj, argument)
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        spend()
-        owner, name = getattr(obj, "__self__", None), getattr(obj, "__name__", "")
+        """A method of plain data, a macro (or ``caller()``, a recursive ``loop()``), or a global."""
+        owner = getattr(obj, "__self__", None)
+        if isinstance(owner, _DATA):
+            return self._call_method(context, obj, owner, args, kwargs)
+        if isinstance(obj, _NESTING):
+            return self._call_nested(context, obj, args, kwargs)
+        spend(LOOKUP_STEPS + sum(map(_shallow, args)) + sum(map(_shallow, kwargs.values())))  # dict(), namespace() copy one level
+        return _charged(super().call(context, obj, *args, **kwargs))
+
+    def _call_method(self, context: Any, method: Any, owner: Any, args: tuple, kwargs: dict) -> Any:
+        """``owner.name(...)``: reads its arguments, and all of *owner* unless it is an O(1) lookup."""
+        name = getattr(method, "__name__", "")
         if isinstance(owner, str) and name == "join" and len(args) == 1:
             args = (list(args[0]),)
-            _fits(sum(size(item) for item in args[0]) + len(owner) * len(args[0]), "join()")
+        read = (*args, *kwargs.values())
+        charge(*read, base=LOOKUP_STEPS) if name in _LOOKUP_METHODS else charge(owner, *read, base=LOOKUP_STEPS)
+        if isinstance(owner, str) and name == "join" and len(args) == 1:
+            _fits(size(args[0]) + len(owner) * len(args[0]), "join()")
         elif isinstance(owner, str) and name == "replace" and len(args) >= 2:
             _fits(_replaced_size(owner, str(args[0]), str(args[1])), "replace()")
-        return super().call(context, obj, *args, **kwargs)
+        return _charged(super().call(context, method, *args, **kwargs))
+
+    def _call_nested(self, context: Any, obj: Any, args: tuple, kwargs: dict) -> Any:
+        """A macro, ``caller()``, recursive ``loop()`` or ``self.block()`` call: CALL_STEPS, at most MAX_DEPTH deep,
+        its output charged."""
+        current = _current()
+        current.spend(CALL_STEPS)
+        if current.depth >= MAX_DEPTH:
+            raise SecurityError(f"the template nests macro, block or recursive-loop calls more than {MAX_DEPTH} deep")
+        current.depth += 1
+        try:
+            output = super().call(context, obj, *args, **kwargs)
+        finally:
+            current.depth -= 1
+        if isinstance(output, str):
+            _fits(len(output), "a macro, block or loop call")
+        return _charged(output)
 
     def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
         spend()
@@ -371,7 +689,8 @@ def environment() -> MeshSandbox:
     """The one sandbox all user templates compile in."""
     env = MeshSandbox(undefined=StrictUndefined, autoescape=False)
     env.globals = {"range": _range, "dict": dict, "namespace": env.globals["namespace"]}
-    env.filters = {name: _metered(_CHECKED_FILTERS.get(name, function)) for name, function in env.filters.items()}
-    env.filters["meshctl_loop"] = _loop
-    env.filters["meshctl_concat"] = _concat
+    env.filters = {name: _metered(name, _CHECKED_FILTERS.get(name, function)) for name, function in env.filters.items()}
+    env.tests = {name: _metered_test(name, function) for name, function in env.tests.items()}
+    env.filters.update(meshctl_loop=_loop, meshctl_concat=_concat, meshctl_output=_output, meshctl_compare=_compare,
+                       meshctl_slice=_sliced)
     return env

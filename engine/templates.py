@@ -59,8 +59,13 @@ def _lookup(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mappi
         node = _walk(ctx, root, rest)
         if node is _ABSENT:
             return slow(ctx)
-        return _native(node) if isinstance(node, (dict, list)) else (_capped(node) if isinstance(node, str) else
-                                                                      (node if node is None or isinstance(node, (bool, int, float)) else slow(ctx)))
+        if isinstance(node, (dict, list)):
+            try:
+                return _native(node)
+            except RecursionError:  # nested too deeply to copy here: Jinja's path reports it as a render error
+                return slow(ctx)
+        return _capped(node) if isinstance(node, str) else (node if node is None or isinstance(node, (bool, int, float))
+                                                            else slow(ctx))
     fast.lookup = (root, tuple(rest), False)  # type: ignore[attr-defined]  # read by _mapping
     return fast
 
@@ -170,8 +175,11 @@ def _mapping(parts: list[tuple[Any, Callable[[Mapping], Any]]]) -> Callable[[Map
                     out[key] = node
                     continue
                 if not defaulted and (kind is list or kind is dict):
-                    out[key] = _native(node)
-                    continue
+                    try:
+                        out[key] = _native(node)
+                        continue
+                    except RecursionError:  # nested too deeply to copy here: the part reports it as a render error
+                        pass
             out[key] = part(ctx)
         return out
     return render_mapping
@@ -190,6 +198,8 @@ def _guarded(render: Callable[[Mapping], Any], loc: Location) -> Callable[[Mappi
 
 
 def _explain(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):  # Python's wording depends on where the limit was hit; the cause does not
+        return "RecursionError: a value or a call is nested too deeply to render"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -1,8 +1,8 @@
 """``python -m bench [WORKLOAD...] [--quick]``: the benchmark suite against peers, in one run.
 
-Workloads: routing, orchestration, stream, e2e, validate, memory (default: all, ~7-10 minutes
-on 2 cores; ``--quick`` ~1-2 minutes with smaller inputs). Prints one table of figures and
-ratios. A run of all workloads also saves its rows to ``bench/results/latest.json`` (the
+Workloads: routing, orchestration, stream, e2e, validate, memory, pauses (default: all,
+~9-12 minutes on 2 cores; ``--quick`` ~1-2 minutes with smaller inputs). Prints one table of
+figures and ratios. A run of all workloads also saves its rows to ``bench/results/latest.json`` (the
 previous file becomes ``previous.json``) and writes ``docs/performance.md`` with this run and
 the one before it. ``--report`` rewrites ``docs/performance.md`` from the saved results only.
 
@@ -20,7 +20,7 @@ import time
 
 from .common import REPO, Row, log, machine, table
 
-WORKLOADS = ("routing", "orchestration", "stream", "e2e", "validate", "memory")
+WORKLOADS = ("routing", "orchestration", "stream", "e2e", "validate", "memory", "pauses")
 RESULTS = REPO / "bench" / "results"
 
 

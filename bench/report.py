@@ -20,7 +20,7 @@ Nothing in the test suite asserts a time. The file is written by the benchmark i
 
 ```sh
 pip install -e '.[bench]'        # meshctl plus the peers: moto[events,stepfunctions]==5.2.5, bytewax==0.21.1
-python -m bench                  # all six workloads, ~7-10 minutes on 2 cores; writes this file
+python -m bench                  # all seven workloads, ~9-12 minutes on 2 cores; writes this file
 python -m bench --quick          # smaller inputs, ~1-2 minutes (not comparable with the targets)
 python -m bench stream e2e       # some workloads only (prints; does not write this file)
 python -m bench.routing          # the routing workload alone, with its own columns
@@ -79,6 +79,12 @@ METHOD = """\
    on 100,000 and 1,000,000 generated events, and `workflows/orders` (an orchestration run
    per input) on 10,000, 100,000 and 1,000,000 generated orders (`bench/orders.py`). Each size
    must stay within 1.5× the size ten times smaller.
+7. **pauses** (`bench/pauses.py`): `python -m cli run workflows/orders --output O --dlq-out D
+   --format json` on 20,000 generated orders (`bench/orders.py`), once undisturbed and once
+   while the benchmark stops the child with SIGSTOP for 0.8 s at 15 seeded random moments of
+   its running time (SIGCONT after each): what a descheduling or a long garbage collection
+   does to a process. The check is whether output, dead letters and summary are byte for byte
+   the same; in memory and with `--store sqlite:PATH`.
 """
 
 PEERS = """\

@@ -36,7 +36,6 @@ Only :mod:`engine.templates` uses it, and only to compile template *text*.
 from __future__ import annotations
 
 import contextvars
-import math
 import operator
 import re
 import time

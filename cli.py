@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from engine import eventtime
 from engine.analysis import cycle_edges
 from engine.check import CheckResult, check_mesh, require_valid
 from engine.errors import MeshError
@@ -20,7 +21,6 @@ from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, 
 from engine.render import render_trace, trace_view
 from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, faults_for, find_run, list_runs, redrive_run,
                            replay_archive, replay_dead_letters, run_mesh)
-from engine.runtime.clock import parse_time
 from engine.schema import schema_text
 
 EXIT_INTERNAL = 70
@@ -334,10 +334,10 @@ def test_command(path: str, select: str | None, fmt: str) -> None:
 def _time(ctx, param, value):
     if value is None:
         return None
-    when = parse_time(value)
-    if when is None:
-        raise click.BadParameter(f"{value!r} is not an RFC 3339 time such as 2026-01-01T12:00:00Z")
-    return when
+    try:
+        return eventtime.parse(value)
+    except eventtime.EventTimeError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _pattern(ctx, param, value):

@@ -118,11 +118,11 @@ def pending(store) -> int:
 
 def latencies(emitted: list[dict], published: dict[str, float]) -> list[float]:
     """Seconds from an input's publication to each event emitted because of it."""
-    from engine.runtime.clock import parse_time
+    from engine.eventtime import parse_or_none
 
     out = []
     for event in emitted:
-        root, when = event.get("correlationid"), parse_time(event.get("time"))
+        root, when = event.get("correlationid"), parse_or_none(event.get("time"))
         if root in published and when is not None:
             out.append(when - published[root])
     return out

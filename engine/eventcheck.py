@@ -18,9 +18,9 @@ from typing import Any, Callable, Iterator
 
 from jsonschema.exceptions import best_match
 
+from . import eventtime
 from . import model as m
 from .datacheck import compile_check
-from .runtime.clock import parse_time
 from .schema import data_validator
 
 SPECVERSION = "1.0"
@@ -125,9 +125,11 @@ def envelope_problems(event: dict) -> Iterator[Rejection]:
             yield Rejection(attr, f"required attribute {attr!r} {what}")
     if isinstance(event.get("specversion"), str) and event["specversion"] and event["specversion"] != SPECVERSION:
         yield Rejection("specversion", f"specversion {event['specversion']!r} is not supported; use {SPECVERSION!r}")
-    time = event.get("time")
-    if time is not None and (not isinstance(time, str) or parse_time(time) is None):
-        yield Rejection("time", f"{event['time']!r} is not an RFC 3339 time such as 2026-01-01T12:00:00Z")
+    if event.get("time") is not None:
+        try:
+            eventtime.parse(event["time"])
+        except eventtime.EventTimeError as exc:
+            yield Rejection("time", str(exc))
     for attr in STRINGS:
         if event.get(attr) is not None and not isinstance(event[attr], str):
             yield Rejection(attr, f"attribute {attr!r} must be a string, not {_json_type(event[attr])}")

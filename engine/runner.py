@@ -284,14 +284,14 @@ def _session(mesh: Mesh, store, options: RunOptions):
 def archived(store, query: ArchiveQuery) -> list[dict]:
     """Events of the archive (inputs and emitted events) within the query, in time order."""
     from .patterns import compile_pattern
-    from .runtime.clock import parse_time
+    from .eventtime import parse_or_none
 
     matcher = compile_pattern(query.pattern) if query.pattern else None
     found = []
     for order, event in enumerate(e for journal in ("input", "emitted") for e in store.records(journal)):
         if "replayof" in event:
             continue  # copies made by earlier replays are not archive entries of their own
-        when = parse_time(event.get("time"))
+        when = parse_or_none(event.get("time"))
         if when is None or (query.since is not None and when < query.since) or \
                 (query.until is not None and when > query.until):
             continue

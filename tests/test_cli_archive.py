@@ -68,7 +68,7 @@ def test_replay_to_one_consumer(meshctl, stored, tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["replay", ORDERS, "--store", "memory:"], "holds no run"),
-    (["replay", ORDERS, "--since", "soon"], "is not an RFC 3339 time"),
+    (["replay", ORDERS, "--since", "soon"], "'soon' is not an RFC 3339 date-time"),
     (["replay", ORDERS, "--match", "{not json"], "not an EventBridge pattern in JSON"),
     (["replay", ORDERS, "--to", SHIP], "not a consumer of the mesh"),
 ])

@@ -24,9 +24,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .. import eventtime
 from .. import model as m
 from ..runner import reinject
-from ..runtime.clock import SystemClock, iso
+from ..runtime.clock import SystemClock
 from ..runtime.deadletter import DeadLetter
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, MESH, Fault, Runtime
 from ..runtime.retry import NO_RETRY
@@ -157,7 +158,7 @@ class Worker:
         if now - self._last_beat >= 1.0:
             self._last_beat = now
             self.store.r.hset(f"{self.store.p}:workers", self.name,
-                              json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "seen": iso(now),
+                              json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "seen": eventtime.format(now),
                                           "units": dict(self.units)}))
 
     def _idle(self) -> bool:

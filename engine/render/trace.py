@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Iterable
 
+from .. import eventtime
 from ..errors import Diagnostic, LoadError, Location
 from .base import render_template
 
@@ -187,16 +187,6 @@ def fmt_delay(value: Any) -> str:
     except (TypeError, ValueError):
         return _text(value)
     return fmt_offset(seconds)[1:] if seconds < 3600 else f"{seconds / 3600:g}h"
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time (``Z`` or an offset); ``None`` when absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.strip().replace("z", "Z"))
-    except ValueError:
-        return None
 
 
 def participant_of(consumer: Any) -> Participant:
@@ -408,21 +398,15 @@ def _attempt(value: Any) -> int:
 
 def _clock(value: Any) -> str:
     """``10:01:00`` of an RFC 3339 time, for window notes; the text as given when unreadable."""
-    when = parse_time(value)
-    return when.strftime("%H:%M:%S") if when else _text(value)
+    when = eventtime.parse_or_none(value)
+    return eventtime.format(when)[11:19] if when is not None else _text(value)
 
 
 def _offsets(records: list[dict]) -> list[str]:
     """Each record's time after the first record's (``""`` when it has no readable time)."""
-    times = [parse_time(r.get("t")) for r in records]
+    times = [eventtime.parse_or_none(r.get("t")) for r in records]
     first = next((t for t in times if t is not None), None)
-    out = []
-    for t in times:
-        try:
-            out.append(fmt_offset(max((t - first).total_seconds(), 0.0)) if t and first else "")
-        except TypeError:  # a naive time next to an aware one
-            out.append("")
-    return out
+    return [fmt_offset(max(t - first, 0.0)) if t is not None else "" for t in times]
 
 
 def _row(index: int, record: dict, offset: str, drawn: bool) -> TraceRow:

@@ -17,9 +17,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from .. import eventtime
 from ..errors import Location
 from ..source import Limits, load_documents, read_text
-from .clock import iso
 
 SPECVERSION = "1.0"
 REQUIRED = ("id", "source", "type")
@@ -54,7 +54,7 @@ def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: 
         "id": digest,
         "source": source or f"meshctl/{consumer}",
         "type": type_,
-        "time": iso(now),
+        "time": eventtime.format(now),
         "datacontenttype": "application/json",
         "data": data,
         "causationid": parent_id,
@@ -104,7 +104,8 @@ def normalise(raw: Any, loc: Location, index: int, make_id: IdMaker = position_i
     """An input record as a CloudEvent: defaults for what may be omitted, checks for what may not.
 
     ``specversion`` defaults to 1.0, ``source`` to ``meshctl/input``, ``id`` to a stable id made
-    by *make_id* (the file position by default); ``type`` is required.
+    by *make_id* (the file position by default); ``type`` is required. ``time``, when present
+    and not null, must be an event time by :mod:`engine.eventtime`'s rule.
     """
     if not isinstance(raw, dict):
         return BadInput(loc, "an event must be a JSON object", raw)
@@ -118,8 +119,11 @@ def normalise(raw: Any, loc: Location, index: int, make_id: IdMaker = position_i
     for attr in REQUIRED:
         if not isinstance(event.get(attr), str) or not event[attr]:
             return BadInput(loc, f"attribute {attr!r} must be a non-empty string", raw)
-    if "time" in event and not isinstance(event["time"], str):
-        return BadInput(loc, "attribute 'time' must be an RFC 3339 string", raw)
+    if event.get("time") is not None:
+        try:
+            eventtime.parse(event["time"])
+        except eventtime.EventTimeError as exc:
+            return BadInput(loc, f"attribute 'time': {exc}", raw)
     return event
 
 
@@ -131,7 +135,8 @@ def _complete(raw: Any) -> bool:
         value = raw.get(attr)
         if value.__class__ is not str or not value:
             return False
-    return raw.get("time", "").__class__ is str
+    time = raw.get("time")
+    return time is None or eventtime.parse_or_none(time) is not None
 
 
 def read_events(path: str) -> Iterator[dict | BadInput]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Callable
 
+from .. import eventtime
 from .. import model as m
 from ..templates import compile_value
 from .actions import Attempt
-from .clock import iso
 from .events import derive
 
 if TYPE_CHECKING:
@@ -72,7 +72,8 @@ class StreamRunner:
     def _closed(self, window: dict) -> None:
         self.rt.trace.count("windows_emitted")
         self.rt.trace.record(self.rt.clock.now(), "window", consumer=f"stream:{window['stream']}", key=window["key"],
-                             start=iso(window["start"]), end=iso(window["end"]))
+                             start=eventtime.format(window["start"]),
+                             end=eventtime.format(window["end"]))
 
     def flush(self) -> None:
         """End of input: close every open window and emit it."""

@@ -5,7 +5,7 @@ import json
 from collections import Counter, defaultdict
 from typing import IO, Any
 
-from .clock import iso
+from .. import eventtime
 
 SUMMARY_KEYS = ("events_in", "matched", "delivered", "filtered", "emitted", "retries", "dead_lettered",
                 "duplicates", "unconsumed", "runs_started", "runs_completed", "runs_failed", "runs_compensated",
@@ -39,7 +39,7 @@ class Trace:
         if self.sink is None:
             return
         self._seq += 1
-        record = {"seq": self._seq, "t": iso(now), "kind": kind, **fields}
+        record = {"seq": self._seq, "t": eventtime.format(now), "kind": kind, **fields}
         if hasattr(self.sink, "append"):  # a list, or a store journal
             self.sink.append(record)
         else:

@@ -10,9 +10,10 @@ Semantics, precisely:
 
 * **Field paths** (``key``, ``time``, aggregate fields) are dotted paths through nested
   mappings (``data.player``). A path that hits something other than a mapping is missing.
-* **Event time** is an RFC 3339 timestamp with ``Z`` or a ``±HH:MM`` offset (``T``, ``t`` or a
-  space between date and time, fractional seconds kept to the microsecond; no leap second
-  ``:60``), or a finite number of epoch seconds (not a bool) within years 1-9999.
+* **Event time** is read by :mod:`engine.eventtime`'s rule: an RFC 3339 date-time with ``Z``
+  or a ``±HH:MM`` offset, kept to the microsecond, a leap second as the last microsecond of
+  its day, years 0001-9999; or a number of epoch seconds (not a bool) in the same range.
+  Window bounds beyond that range (a window ending after 9999) are written clamped to it.
 * **Key**: a string, a finite number or a bool; numbers equal in value are one key (``1`` and
   ``1.0``), bools are not numbers. Without ``stream.key`` every event is in one group, key
   ``None``.
@@ -48,28 +49,21 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from itertools import chain
-from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
-from .. import model
-from .clock import iso
+from .. import eventtime, model
 
-__all__ = ["Output", "WindowOperator", "format_time", "parse_time", "window_data"]
+__all__ = ["Output", "WindowOperator", "window_data"]
 
 SNAPSHOT_VERSION = 2  # 1: one mapping per window, aggregates by name (still restored)
 _NUMERIC_OPS = frozenset({"sum", "min", "max", "avg"})
 _ALL_OPS = _NUMERIC_OPS | {"count", "count_distinct", "first", "last"}
 _MISSING = object()
 _INF = math.inf
-_MIN_TIME = -62135596800.0  # 0001-01-01T00:00:00Z
-_MAX_TIME = 253402300800.0  # 10000-01-01T00:00:00Z
-_EPOCH = datetime(1970, 1, 1)
-_RFC3339 = re.compile(
-    r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)\Z", re.ASCII)
-_from_iso = datetime.fromisoformat
+_text_time = eventtime.parse_or_none
+_format = eventtime.format
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                               allow_nan=False).encode
 
@@ -92,48 +86,13 @@ class Output:
     reason: str | None = None
 
 
-def format_time(epoch: float) -> str:
-    """RFC 3339 text in UTC with ``Z``; fractional digits only when needed.
-
-    >>> format_time(1767225605.0), format_time(1767225605.25)
-    ('2026-01-01T00:00:05Z', '2026-01-01T00:00:05.25Z')
-    """
-    if epoch.__class__ is float and epoch.is_integer() and _MIN_TIME <= epoch < _MAX_TIME:
-        return iso(epoch)  # whole seconds (window bounds, mostly): the runtime's cached formatting
-    seconds, micros = divmod(round(epoch * 1_000_000), 1_000_000)
-    text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{micros:06d}".rstrip("0") + "Z" if micros else text + "Z"
-
-
-def parse_time(value: Any) -> float:
-    """Epoch seconds of an event time: RFC 3339 text or a number; ValueError says what is wrong.
-
-    >>> parse_time("2026-01-01T01:00:05+01:00"), parse_time(12)
-    (1767225605.0, 12.0)
-    """
-    kind = type(value)
-    if kind is str:
-        if _RFC3339.match(value) is None:
-            raise ValueError(f"time {value!r} is not an RFC 3339 timestamp with a UTC offset")
-        try:
-            return _from_iso(value if value.isupper() else value.upper()).timestamp()
-        except (ValueError, OverflowError) as exc:
-            raise ValueError(f"time {value!r} is not a valid date and time: {exc}") from None
-    if kind is int or kind is float:
-        if _MIN_TIME <= value < _MAX_TIME:
-            return float(value)
-        raise ValueError(f"time {value!r} is not a finite epoch time in years 1-9999")
-    raise ValueError(f"time must be an RFC 3339 string or epoch seconds, not {_json_type(value)}")
-
-
 def window_data(output: Output) -> dict[str, Any]:
     """The default ``data`` of the event emitted for a closed window.
 
     ``key``, ``start`` and ``end`` (RFC 3339) come first, then each aggregate by name; an
     aggregate named ``key``, ``start`` or ``end`` is shadowed by the window's own field.
     """
-    data: dict[str, Any] = {"key": output.key, "start": format_time(output.start),
-                            "end": format_time(output.end)}
+    data: dict[str, Any] = {"key": output.key, "start": _format(output.start), "end": _format(output.end)}
     for name, value in output.values.items():
         data.setdefault(name, value)
     return data
@@ -448,8 +407,7 @@ class WindowOperator:
             raw = self._get_time(event)
             if type(raw) is str and raw == self._last_time[0]:
                 t = self._last_time[1]
-            elif type(raw) is str and _RFC3339.match(raw) is not None:  # the common case, inline
-                t = _from_iso(raw if raw.isupper() else raw.upper()).timestamp()
+            elif type(raw) is str and (t := _text_time(raw)) is not None:  # the common case: a valid text
                 self._last_time = (raw, t)
             else:
                 t = self._time_of(raw)
@@ -459,9 +417,6 @@ class WindowOperator:
                 if type(key) is not str:
                     key = self._odd_key(key)
             values = self._read(event) if self._read is not None else _NO_VALUES
-        except (ValueError, OverflowError) as exc:  # from fromisoformat: digits in the right places, bad date
-            rejected = _Reject(f"time field {self.stream.time!r}: {raw!r} is not a valid date and time: {exc}")
-            return self._reject(event, rejected)
         except _Reject as rejected:
             return self._reject(event, rejected)
         if not self._add(key, t, values):
@@ -480,8 +435,8 @@ class WindowOperator:
 
     def _late_reason(self, t: float) -> str:
         if self._watermark == _INF:
-            return f"event time {format_time(t)} arrived after the end of input (flush)"
-        return (f"event time {format_time(t)} is behind the watermark {format_time(self._watermark)} "
+            return f"event time {_format(t)} arrived after the end of input (flush)"
+        return (f"event time {_format(t)} is behind the watermark {_format(self._watermark)} "
                 "and its windows are closed")
 
     def flush(self) -> list[Output]:
@@ -494,8 +449,8 @@ class WindowOperator:
         if raw is _MISSING:
             raise _Reject(f"time field {self.stream.time!r} is missing")
         try:
-            return parse_time(raw)
-        except ValueError as exc:
+            return eventtime.from_epoch(raw) if type(raw) in (int, float) else eventtime.parse(raw)
+        except eventtime.EventTimeError as exc:
             raise _Reject(f"time field {self.stream.time!r}: {exc}") from None
 
     def _odd_key(self, key: Any) -> Any:

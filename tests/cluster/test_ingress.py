@@ -15,6 +15,7 @@ from engine.check import require_valid
 from engine.cluster.ingress import BATCH, STRUCTURED, Ingress
 from engine.eventcheck import Admission
 from engine.storage.base import StorageError
+from time_cases import TIME_CASES
 
 REPO = Path(__file__).resolve().parent.parent.parent
 ARENA = REPO / "workflows" / "arena"
@@ -140,7 +141,8 @@ def test_an_event_type_produced_inside_the_mesh_is_refused(call, broker):
     ({"specversion": "0.3"}, "specversion", "specversion '0.3' is not supported; use '1.0'"),
     ({"id": ""}, "id", "required attribute 'id' is empty"),
     ({"source": 7}, "source", "required attribute 'source' must be a string, not a number"),
-    ({"time": "yesterday"}, "time", "'yesterday' is not an RFC 3339 time such as 2026-01-01T12:00:00Z"),
+    ({"time": "yesterday"}, "time", "'yesterday' is not an RFC 3339 date-time: expected YYYY-MM-DDTHH:MM:SS[.fraction] "
+                                    "then Z or ±HH:MM, such as 2026-01-01T12:00:00Z"),
     ({"Region": "eu"}, "Region", "attribute name 'Region' must be lower-case letters and digits only"),
     ({"tags": ["a"]}, "tags", "extension attribute 'tags' must be a string, an integer or a boolean, not an array"),
     ({"data_base64": "eA=="}, "data_base64", "an event has either data or data_base64, not both"),
@@ -148,6 +150,27 @@ def test_an_event_type_produced_inside_the_mesh_is_refused(call, broker):
 def test_envelope_problems(call, change, field, message):
     status, _, body = call(body={**REQUESTED, **change}, headers={"Content-Type": STRUCTURED})
     assert status == 400 and problems(body) == [(0, field, message)]
+
+
+@pytest.mark.parametrize("case", TIME_CASES, ids=lambda c: c.label)
+def test_event_times_get_the_verdict_of_the_one_rule(call, broker, case):
+    """tests/time_cases.py: the same verdicts as the parser itself, `run`, `publish`, streams and render."""
+    status, _, body = call(body={**REQUESTED, "time": case.value}, headers={"Content-Type": STRUCTURED})
+    if case.accepted:
+        assert status == 202 and broker.events == [{**REQUESTED, "time": case.value}]
+    else:
+        [(index, field, message)] = problems(body)
+        assert (status, index, field) == (400, 0, "time") and case.refusal in message
+        assert broker.events == []
+
+
+def test_a_binary_event_takes_its_time_from_ce_time_by_the_same_rule(call, broker):
+    headers = {"ce-specversion": "1.0", "ce-id": "b-1", "ce-source": "/lobby", "ce-type": "match.requested",
+               "Content-Type": "application/json"}
+    status, _, body = call(body=REQUESTED["data"], headers={**headers, "ce-time": "2026-01-01T00:00:02"})
+    assert status == 400 and "has no UTC offset" in problems(body)[0][2]
+    status, _, _ = call(body=REQUESTED["data"], headers={**headers, "ce-time": "2016-12-31T23:59:60Z"})
+    assert status == 202
 
 
 def test_a_binary_event_without_ce_type_is_refused(call, broker):

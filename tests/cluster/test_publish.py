@@ -16,6 +16,7 @@ import pytest
 from engine.check import require_valid
 from engine.cluster.ingress import Ingress
 from engine.eventcheck import Admission, Rejection
+from time_cases import ACCEPTED, REFUSED, TIME_CASES
 
 ARENA = Path(__file__).resolve().parent.parent.parent / "workflows" / "arena"
 EVENTS = ARENA / "events.jsonl"
@@ -190,3 +191,26 @@ def test_events_without_an_id_get_the_same_ids_every_time(meshctl, redis_url, qu
     other = write_events(tmp_path, [json.dumps(events[2])], "other.jsonl")
     assert meshctl("publish", ARENA, other, "--store", redis_url).exit_code == 0
     assert queued(redis_url)[-1]["id"] == ids[3]  # by content, not by position
+
+
+# --- event times: the one rule (tests/time_cases.py) -------------------------------------------
+
+EVENT = json.loads(LINES[0])
+
+
+def test_publish_to_a_store_refuses_exactly_the_refused_times_then_queues_the_rest(meshctl, redis_url, queued,
+                                                                                    tmp_path):
+    every = write_events(tmp_path, [json.dumps({**EVENT, "id": f"case-{n}", "time": c.value})
+                                    for n, c in enumerate(TIME_CASES)], "every.jsonl")
+    result = meshctl("publish", ARENA, every, "--store", redis_url)
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if ": error[" in line]
+    refused_lines = [n + 1 for n, c in enumerate(TIME_CASES) if not c.accepted]
+    assert [int(line.split(":")[1]) for line in errors] == refused_lines
+    for line, case in zip(errors, REFUSED):
+        assert "time" in line and case.refusal in line, (case.label, line)
+    assert queued(redis_url) == []  # one bad record and nothing is sent
+    good = write_events(tmp_path, [json.dumps({**EVENT, "id": f"case-{n}", "time": c.value})
+                                   for n, c in enumerate(ACCEPTED)], "good.jsonl")
+    assert meshctl("publish", ARENA, good, "--store", redis_url).exit_code == 0
+    assert [e["time"] for e in queued(redis_url)] == [c.value for c in ACCEPTED]

@@ -32,7 +32,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from engine.runtime.clock import iso
+from engine.eventtime import format as iso  # the one formatter of event times
 from engine.runtime.trace import Trace
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import math
 
-from engine.runtime.clock import parse_time
+from engine.eventtime import parse as parse_time
 from engine.runtime.interpreter import Runtime
 from runtime_harness import START, TimedTrace, iso, inputs, load
 

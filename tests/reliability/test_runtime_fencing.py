@@ -13,7 +13,7 @@ import collections
 
 import pytest
 
-from engine.runtime.clock import iso
+from engine.eventtime import format as iso
 from engine.runtime.interpreter import Runtime
 from engine.storage import SqliteStore, StorageError
 from runtime_harness import START, inputs, load

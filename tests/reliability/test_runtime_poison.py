@@ -14,7 +14,7 @@ import random
 
 import pytest
 
-from engine.runtime.clock import iso
+from engine.eventtime import format as iso
 from engine.runtime.interpreter import Runtime
 from engine.storage import MemoryStore, SqliteStore
 from runtime_harness import START, TimedTrace, inputs, load, read_log

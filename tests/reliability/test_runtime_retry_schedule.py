@@ -14,7 +14,7 @@ import collections
 
 import pytest
 
-from engine.runtime.clock import iso
+from engine.eventtime import format as iso
 from engine.runtime.interpreter import Runtime
 from runtime_harness import START, TimedTrace, inputs, load
 

@@ -16,9 +16,8 @@ import random
 
 import pytest
 
-from engine.runtime.clock import parse_time
+from engine.eventtime import parse as parse_time
 from engine.runtime.interpreter import Runtime
-from engine.runtime.windows import format_time
 from runtime_harness import START, iso, inputs, load
 
 SIZE, LATENESS, DISORDER = 60, 30, 20
@@ -81,7 +80,7 @@ def batch(events: list[dict]) -> dict:
     groups = collections.defaultdict(list)
     for event in sorted(events, key=lambda e: parse_time(e["time"])):
         start = math.floor(parse_time(event["time"]) / SIZE) * SIZE
-        groups[(event["data"]["sensor"], format_time(start), format_time(start + SIZE))].append(event["data"]["value"])
+        groups[(event["data"]["sensor"], iso(start), iso(start + SIZE))].append(event["data"]["value"])
     return {window: {"n": len(v), "total": sum(v), "low": min(v), "high": max(v)} for window, v in groups.items()}
 
 

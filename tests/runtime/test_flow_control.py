@@ -76,7 +76,7 @@ spec:
 def test_rate_limit_spreads_a_burst(mesh_of, run):
     out = run(mesh_of(PING, limited("delay")), [{"type": "ping", "time": "2026-01-01T00:00:00Z"} for _ in range(6)])
     assert [r["t"][11:] for r in out.kinds("ok")] == [
-        "00:00:00Z", "00:00:00Z", "00:00:00.500Z", "00:00:01Z", "00:00:01.500Z", "00:00:02Z"]
+        "00:00:00Z", "00:00:00Z", "00:00:00.5Z", "00:00:01Z", "00:00:01.5Z", "00:00:02Z"]
     assert out.summary["rate_limited"] == 4 and out.dead == []
 
 

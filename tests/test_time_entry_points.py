@@ -1,7 +1,7 @@
 """The one rule of event time at every entry point: each case of tests/time_cases.py gets the
 verdict of engine.eventtime at the edge check, in `run`'s input files (memory and SQLite), in a
 stream's time field and in `render --trace` (`publish --store` and the `serve` ingress: in
-tests/cluster).
+tests/cluster). Then instants the runtime derives past year 9999: never an internal error (exit 70).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from time_cases import TIME_CASES
 
 REPO = Path(__file__).resolve().parent.parent
 ARENA = REPO / "workflows" / "arena"
+LAST_TEXT = "9999-12-31T23:59:59.999999Z"
 
 TICKS = """\
 apiVersion: meshctl/v1
@@ -181,3 +182,108 @@ def test_render_trace_reads_exactly_the_accepted_times(meshctl, tmp_path):
     assert len(times) == len(records)
     for case, shown in zip(TIME_CASES, times[1:]):
         assert (shown != "") == case.accepted, (case.label, shown)
+
+
+# --- instants past year 9999: handled, never exit 70 ---------------------------------------------
+
+END_OF_TIME = """\
+apiVersion: meshctl/v1
+kind: EventType
+metadata: {name: go}
+spec: {external: true}
+---
+apiVersion: meshctl/v1
+kind: EventType
+metadata: {name: done}
+---
+apiVersion: meshctl/v1
+kind: DeliveryPolicy
+metadata: {name: hourly}
+spec:
+  retry: {max_attempts: 5, backoff: fixed, initial: 1h, jitter: none}
+  circuit_breaker: {failure_threshold: 1, reset_after: 2h}
+---
+apiVersion: meshctl/v1
+kind: Service
+metadata: {name: worker}
+spec:
+  subscriptions:
+    - on: go
+      delivery: hourly
+      do: [{fail: {error: TimeoutError}}]
+---
+apiVersion: meshctl/v1
+kind: Orchestration
+metadata: {name: late}
+spec:
+  trigger: {on: go}
+  steps:
+    - id: work
+      retry: {max_attempts: 5, backoff: fixed, initial: 1h, jitter: none}
+      do: [{fail: {error: TimeoutError}}]
+---
+apiVersion: meshctl/v1
+kind: Service
+metadata: {name: sleeper}
+spec:
+  subscriptions:
+    - on: go
+      emits: [done]
+      do: [{sleep: 2h}, {emit: {type: done}}]
+---
+apiVersion: meshctl/v1
+kind: Service
+metadata: {name: sink}
+spec:
+  subscriptions:
+    - on: done
+      do: {log: "done"}
+"""
+
+
+@pytest.mark.parametrize("store", ["memory:", "sqlite"])
+def test_a_retry_after_the_end_of_time_is_dead_lettered_as_expired(meshctl, tmp_path, store):
+    events = write_lines(tmp_path / "in.jsonl", [{"type": "go", "id": "go-1", "time": "9999-12-31T23:30:00Z"}])
+    dlq, trace, out = tmp_path / "dlq.jsonl", tmp_path / "trace.jsonl", tmp_path / "out.jsonl"
+    url = store if store == "memory:" else f"sqlite:{tmp_path / 'run.db'}"
+    result = meshctl("run", mesh(tmp_path, END_OF_TIME), "--events", events, "--store", url, "--dlq-out", dlq,
+                     "--trace", trace, "--output", out, "--format", "json")
+    assert result.exit_code == 0
+    summary = json.loads(result.output)
+    assert (summary["dead_lettered"], summary["runs_failed"], summary["retries"]) == (1, 1, 0)
+    [dead] = lines_of(dlq)
+    assert (dead["consumer"], dead["reason"], dead["attempts"]) == ("service:worker/go", "expired", 1)
+    assert dead["first_attempt"] == dead["last_attempt"] == "9999-12-31T23:30:00Z"
+    records = lines_of(trace)
+    assert [r["until"] for r in records if r["kind"] == "circuit-open"] == [LAST_TEXT]  # 01:30 in year 10000
+    assert [r["attempt"] for r in records if r["kind"] == "step-start"] == [1]  # the step's retry expired too
+    # the sleeper's work ends after the end of time: what it emits carries the last instant
+    assert [e["time"] for e in lines_of(out)] == [LAST_TEXT]
+    assert all(eventtime.parse_or_none(r["t"]) is not None for r in records)
+
+
+def test_the_reported_retry_past_9999_no_longer_exits_70(meshctl, tmp_path):
+    events = write_lines(tmp_path / "in.jsonl", [{**ARENA_EVENT, "time": "9999-12-31T23:59:59Z"}])
+    dlq = tmp_path / "dlq.jsonl"
+    result = meshctl("run", ARENA, "--events", events, "--fault", "service:match-service/match.requested",
+                     "--dlq-out", dlq)
+    assert result.exit_code == 0
+    assert [(r["consumer"], r["reason"]) for r in lines_of(dlq)] == [("service:match-service/match.requested",
+                                                                      "expired")]
+
+
+@pytest.mark.parametrize("store", ["memory:", "sqlite"])
+def test_a_window_that_ends_after_9999_is_emitted_with_its_end_clamped(meshctl, tmp_path, store):
+    finished = json.loads((ARENA / "events.jsonl").read_text().splitlines()[2])
+    assert finished["type"] == "match.finished" and finished["data"]["mode"] == "ranked"
+    events = write_lines(tmp_path / "in.jsonl", [{**finished, "time": "9999-12-31T23:59:30Z"}])
+    out, trace = tmp_path / "out.jsonl", tmp_path / "trace.jsonl"
+    url = store if store == "memory:" else f"sqlite:{tmp_path / 'run.db'}"
+    result = meshctl("run", ARENA, "--events", events, "--store", url, "--output", out, "--trace", trace)
+    assert result.exit_code == 0
+    [window] = [e["data"] for e in lines_of(out) if e["type"] == "leaderboard.window"]
+    assert (window["start"], window["end"]) == ("9999-12-31T23:59:00Z", LAST_TEXT)
+    [record] = [r for r in lines_of(trace) if r["kind"] == "window"]
+    assert (record["start"], record["end"]) == ("9999-12-31T23:59:00Z", LAST_TEXT)
+    page = tmp_path / "trace.html"
+    assert meshctl("render", "--trace", trace, "--format", "html", "-o", page).exit_code == 0

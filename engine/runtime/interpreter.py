@@ -529,9 +529,11 @@ class Runtime:
             return "non-retryable"
         if number >= spec.max_attempts:
             return "retries-exhausted"
+        delay = retry_delays.delay(spec, number, self.seed, event["id"], consumer)
+        if not eventtime.writable(now + delay):
+            return "expired"  # the retry would come after the last instant an event time can hold
         if spec.max_event_age is not None:
             born = eventtime.parse_or_none(event.get("time"))
-            delay = retry_delays.delay(spec, number, self.seed, event["id"], consumer)
             if now + delay - (born if born is not None else first) > spec.max_event_age:
                 return "expired"  # the retry would come after the event's age budget: stop now, not later
         return None

@@ -10,6 +10,10 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+# The text of an instant is engine.eventtime's; the clock's old names for it stay importable
+# (the one formatter and parser, not copies). New code imports engine.eventtime.
+from ..eventtime import format as iso, parse_or_none as parse_time  # noqa: F401
+
 
 class Clock(Protocol):
     def now(self) -> float:

@@ -20,7 +20,7 @@ from ..storage import MemoryStore, Store
 from ..templates import RenderError, compile_string, compile_value
 from . import retry as retry_delays
 from .actions import ActionFailed, Attempt, Toolbox, compile_actions, error_data, run_actions
-from .clock import Clock, VirtualClock
+from .clock import Clock, VirtualClock, iso, parse_time
 from .consumers import Consumer, build_consumers
 from .deadletter import DeadLetter
 from .events import BadInput, chain, derive
@@ -135,7 +135,7 @@ class Runtime:
             self.dead_letter(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
                              f"{item.loc}: {item.problem}", queue="dlq")
             return
-        when = eventtime.parse_or_none(item.get("time"))
+        when = parse_time(item.get("time"))
         if not self._clock_started and isinstance(self.clock, VirtualClock):
             self.clock = self.scheduler.clock = VirtualClock(when if when is not None else DEFAULT_START)
             self._clock_started = True
@@ -164,7 +164,7 @@ class Runtime:
         one frame (inputs feeding windows come by the million): the same steps, counts and
         records in the same order. False, having done nothing, when a step would go beyond
         it: no time, the clock not started, work due, a hop count, a trace to record."""
-        when, trace = eventtime.parse_or_none(item.get("time")), self.trace
+        when, trace = parse_time(item.get("time")), self.trace
         if when is None or trace.sink is not None or not self._clock_started or "hopcount" in item:
             return False
         clock = self.clock
@@ -533,7 +533,7 @@ class Runtime:
         if not eventtime.writable(now + delay):
             return "expired"  # the retry would come after the last instant an event time can hold
         if spec.max_event_age is not None:
-            born = eventtime.parse_or_none(event.get("time"))
+            born = parse_time(event.get("time"))
             if now + delay - (born if born is not None else first) > spec.max_event_age:
                 return "expired"  # the retry would come after the event's age budget: stop now, not later
         return None
@@ -542,8 +542,7 @@ class Runtime:
               attempts: int = 0, first: float | None = None, queue: str) -> None:
         now = self.clock.now()
         record = DeadLetter.make(queue, reason, consumer, event, error_type, detail, attempts,
-                                 eventtime.format(first) if first is not None else None,
-                                 eventtime.format(now) if attempts else None,
+                                 iso(first) if first is not None else None, iso(now) if attempts else None,
                                  chain(event) if isinstance(event, dict) else [])
         self.store.put_dead_letter(record)
         self.trace.count("dead_lettered")
@@ -579,8 +578,7 @@ class Runtime:
         state["failures"] += 1
         if state["probing"] or state["failures"] >= breaker.failure_threshold:
             state.update(open_until=now + breaker.reset_after, probing=False)
-            self.trace.record(now, "circuit-open", consumer=consumer.id,
-                              until=eventtime.format(now + breaker.reset_after))
+            self.trace.record(now, "circuit-open", consumer=consumer.id, until=iso(now + breaker.reset_after))
 
     # --- what each kind of consumer does -------------------------------------------------
     def _compile(self, consumer: Consumer) -> Callable[[Attempt], None]:
@@ -628,8 +626,8 @@ class Runtime:
         """Deliver dead-lettered events again (fresh attempts, dedup bypassed); succeeded ones leave the queue."""
         records = list(records)
         if not self._clock_started and isinstance(self.clock, VirtualClock):
-            times = [eventtime.parse_or_none(t) for r in records for t in (
-                r.last_attempt, r.first_attempt, r.event.get("time") if isinstance(r.event, dict) else None)]
+            times = [parse_time(t) for r in records for t in (r.last_attempt, r.first_attempt,
+                                                               r.event.get("time") if isinstance(r.event, dict) else None)]
             times = [t for t in times if t is not None]
             if times:  # a redrive happens after the failure: the virtual clock carries on from there
                 self.clock = self.scheduler.clock = VirtualClock(max(times))

@@ -18,7 +18,7 @@ from .feasibility import feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, induced, produced_types
 from .handlers import allowed_by, local_module, nearby_modules
 from .patterns import PatternError, compile_pattern
-from .templates import referenced_fields, syntax_error
+from .templates import condition_text, referenced_fields, syntax_error
 
 MAX_CYCLES_PER_TANGLE = 10
 MAX_CYCLES_TOTAL = 100
@@ -290,11 +290,20 @@ def check_overload(mesh: m.Mesh, graph: nx.DiGraph) -> Iterator[Diagnostic]:
 
 def check_templates(mesh: m.Mesh) -> Iterator[Diagnostic]:
     """Template syntax errors, at the template's location."""
+    conditions = {id(t) for t in _conditions(mesh)}
     for template, _context in _templates(mesh):
-        error = syntax_error(template.text)
+        error = syntax_error(condition_text(template.text) if id(template) in conditions else template.text)
         if error is not None:
             yield Diagnostic(template.loc, "template-syntax", f"template error: {error.message}",
                              hint="templates are Jinja2: `{{ data.field }}`, `{% if ... %}`")
+
+
+def _conditions(mesh: m.Mesh) -> Iterator[m.TemplateString]:
+    """Every `when`: a bare expression, checked as the runtime compiles it."""
+    whens = [r.when for r in mesh.routes.values()] + [s.when for s in mesh.subscriptions()]
+    for orch in mesh.orchestrations.values():
+        whens += [orch.trigger.when, *(step.when for step in orch.steps)]
+    return (w for w in whens if w is not None)
 
 
 def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]]]:

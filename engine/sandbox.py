@@ -402,7 +402,7 @@ _CHECKED_FILTERS = {"batch": _batch, "center": _center, "format": _format, "inde
 # its items (its length). Sorting filters compare: their weight times log2 of the length.
 
 _FLAT_FILTERS = frozenset({"abs", "attr", "count", "d", "default", "filesizeformat", "first", "last", "length",
-                           "random", "round"})
+                           "round"})
 _SHALLOW_FILTERS = frozenset({"batch", "items", "list", "map", "reject", "rejectattr", "reverse", "select",
                               "selectattr", "slice", "sum"})
 _SORTING_FILTERS = frozenset({"dictsort", "groupby", "sort"})
@@ -688,7 +688,9 @@ def environment() -> MeshSandbox:
     """The one sandbox all user templates compile in."""
     env = MeshSandbox(undefined=StrictUndefined, autoescape=False)
     env.globals = {"range": _range, "dict": dict, "namespace": env.globals["namespace"]}
-    env.filters = {name: _metered(name, _CHECKED_FILTERS.get(name, function)) for name, function in env.filters.items()}
+    # `random` is left out: a run must give the same result every time (the seed drives jitter only)
+    env.filters = {name: _metered(name, _CHECKED_FILTERS.get(name, function)) for name, function in env.filters.items()
+                   if name != "random"}
     env.tests = {name: _metered_test(name, function) for name, function in env.tests.items()}
     env.filters.update(meshctl_loop=_loop, meshctl_concat=_concat, meshctl_output=_output, meshctl_compare=_compare,
                        meshctl_slice=_sliced)

@@ -6,6 +6,7 @@ time builds on this.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -114,12 +115,15 @@ def compile_string(template: TemplateString) -> Callable[[Mapping], Any]:
     return _guarded(lambda ctx: _streamed(compiled, ctx), loc)
 
 
+
+def condition_text(text: str) -> str:
+    """A `when` as template text: a bare expression (``data.score > 0``) becomes ``{{ ... }}``."""
+    return text if "{{" in text or "{%" in text else "{{ " + text + " }}"
+
+
 def compile_condition(template: TemplateString) -> Callable[[Mapping], bool]:
     """A `when`: a bare expression (``data.score > 0``) or a template; false-ish text is false."""
-    text = template.text
-    if "{{" not in text and "{%" not in text:
-        text = "{{ " + text + " }}"
-    render = compile_string(TemplateString(text, template.loc))
+    render = compile_string(TemplateString(condition_text(template.text), template.loc))
 
     def holds(ctx: Mapping) -> bool:
         value = render(ctx)
@@ -254,7 +258,24 @@ def _parsed(text: str) -> nodes.Template | TemplateSyntaxError:
     loads = next(tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)), None)
     if loads is not None:  # the sandbox has no loader: say so at validate time, not at run time
         return TemplateSyntaxError("a template cannot load other templates (extends, include, import)", loads.lineno)
-    return tree
+    unknown = _unknown_name(tree)
+    return unknown if unknown is not None else tree
+
+
+def _unknown_name(tree: nodes.Template) -> TemplateSyntaxError | None:
+    """A filter or test the sandbox does not have: Jinja finds out only when it compiles, so at
+    run time; validate says it here, with the closest name there is."""
+    env = environment()
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        known = env.filters if isinstance(node, nodes.Filter) else env.tests
+        if node.name not in known:
+            what = "filter" if isinstance(node, nodes.Filter) else "test"
+            close = difflib.get_close_matches(node.name, [n for n in known if not n.startswith("meshctl_")], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            if node.name == "random":
+                hint = ": runs are deterministic, so templates have no randomness"
+            return TemplateSyntaxError(f"no {what} named {node.name!r}{hint}", node.lineno)
+    return None
 
 
 _PLAIN = re.compile(rf"(?:[^{{}}]|\{{\{{[ \t]*{_DOTTED}[ \t]*\}}\}})*")

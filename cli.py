@@ -403,7 +403,11 @@ def runs_list(store, status, orchestration, fmt) -> None:
 @click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH, or redis://... of a worker deployment).")
 @click.argument("run_id")
 def runs_show(store, run_id) -> None:
-    """The run's whole state: steps with status and output, variables, error."""
+    """The run's whole state: steps with status and output, variables, error.
+
+    RUN_ID is ORCHESTRATION:ID@SOURCE (as `runs list` prints it), or ORCHESTRATION:ID when
+    only one source has an event of that id.
+    """
     click.echo(json.dumps(find_run(store, run_id), indent=2, default=str))
 
 
@@ -413,7 +417,11 @@ def runs_show(store, run_id) -> None:
 @click.argument("run_id")
 @_run_options
 def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
-    """Run a failed or compensated run again from its failed step (done steps are not re-run)."""
+    """Run a failed or compensated run again from its failed step (done steps are not re-run).
+
+    RUN_ID is ORCHESTRATION:ID@SOURCE (as `runs list` prints it), or ORCHESTRATION:ID when
+    only one source has an event of that id.
+    """
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path)

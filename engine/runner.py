@@ -21,6 +21,7 @@ from .model import DEFAULT_RETENTION, Mesh, Retention
 from .runtime.clock import iso
 from .runtime.deadletter import DeadLetter
 from .runtime.events import read_events
+from .runtime.identity import identity
 from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
 from .runtime.trace import JournalSink, Trace
 from .storage import MemoryStore, open_store
@@ -315,8 +316,10 @@ def archived(store, query: ArchiveQuery) -> list[dict]:
 
 
 def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: RunOptions) -> dict:
-    """Re-inject archived events: each gets a new id derived from its original (``replayof``),
-    so replaying the same selection twice has no effect the second time."""
+    """Re-inject archived events: each gets a new id derived from its original's identity (it
+    keeps the original's source; ``replayof`` is the original's id), so replaying the same
+    selection twice has no effect the second time, and originals of two sources that share an
+    id get copies of their own."""
     import hashlib
 
     from .runtime.consumers import build_consumers
@@ -333,7 +336,7 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
     for original in events:
         event = {k: v for k, v in original.items()
                  if k not in ("causationid", "correlationid", "hopcount", "causationpath")}
-        event["id"] = hashlib.sha1(f"replay|{original['id']}|{query.to or '*'}".encode()).hexdigest()[:20]
+        event["id"] = hashlib.sha1(f"replay|{identity(original)}|{query.to or '*'}".encode()).hexdigest()[:20]
         event["replayof"] = original["id"]
         copies.append(event)
     aged = archive_aged_out(store, query)
@@ -370,19 +373,28 @@ def list_runs(store_url: str) -> list[dict]:
     return [store.get_state(key) for key in store.state_keys("run:")]
 
 
-def find_run(store_url: str, run_id: str, store=None) -> dict:
-    """One run of a durable store; a UsageError that says whether it may have aged out if it is not there."""
+def find_run(store_url: str, given: str, store=None) -> dict:
+    """The run *given* names: its whole id (``<orchestration>:<id>@<source>``), or the short
+    ``<orchestration>:<id>`` when exactly one run has that orchestration and event id. A
+    UsageError when several have (naming them), or none (saying whether it may have aged out)."""
     store = store if store is not None else _durable(store_url, deployment_ok=True)
-    run = store.get_state(f"run:{run_id}")
+    run = store.get_state(f"run:{given}")
     if run is not None:
         return run
+    matches = [] if "@" in given else [k[4:] for k in store.state_keys(f"run:{given}@")]
+    if len(matches) == 1:
+        return store.get_state(f"run:{matches[0]}")
+    if matches:
+        shown = ", ".join(matches[:20]) + (f" and {len(matches) - 20} more" if len(matches) > 20 else "")
+        raise UsageError(f"run {given!r} is ambiguous: events from {len(matches)} sources have that id: {shown}; "
+                         "give the whole run id, <orchestration>:<id>@<source>")
     known = [k[4:] for k in store.state_keys("run:")]
-    message = f"no run {run_id!r} in {store_url}"
+    message = f"no run {given!r} in {store_url}"
     before = store.aged_out().get("runs")
     if before is not None:
         message += (f"; runs that ended before {iso(before)} have aged out of the store "
                     "(`retention.runs` of the Mesh document)")
-    close = difflib.get_close_matches(run_id, known, n=1)
+    close = difflib.get_close_matches(given, known, n=1)
     if close:
         message += f"; did you mean {close[0]!r}?"
     elif known:
@@ -390,9 +402,10 @@ def find_run(store_url: str, run_id: str, store=None) -> dict:
     raise UsageError(message)
 
 
-def redrive_run(mesh: Mesh, store_url: str, run_id: str, options: RunOptions) -> tuple[dict, dict]:
+def redrive_run(mesh: Mesh, store_url: str, given: str, options: RunOptions) -> tuple[dict, dict]:
     store = _durable(store_url, deployment_ok=True, retention=mesh.retention)
-    run = find_run(store_url, run_id, store)
+    run = find_run(store_url, given, store)
+    run_id = run["id"]
     if is_deployment(store):  # a worker redrives it, on the real clock
         if run["status"] not in ("failed", "compensated"):
             raise UsageError(f"run {run_id!r} is {run['status']}: only failed or compensated runs can be redriven")

@@ -26,7 +26,7 @@ def summary(result):
 
 def test_runs_list_and_show(meshctl, stored):
     listing = meshctl("runs", "list", "--store", stored, "--status", "compensated").output
-    assert "fulfil-order:chk-00001  compensated  ship  step 'ship' failed: CarrierDown" in listing
+    assert "fulfil-order:chk-00001@/shop/checkout  compensated  ship  step 'ship' failed: CarrierDown" in listing
     assert listing.endswith("10 runs\n")
     assert listing.count("  charge_payment  step 'charge_payment' failed: PaymentDeclined") == 2  # two declined cards
     run = json.loads(meshctl("runs", "show", "--store", stored, "fulfil-order:chk-00001").output)

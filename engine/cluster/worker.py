@@ -29,6 +29,8 @@ from .. import model as m
 from ..runner import reinject
 from ..runtime.clock import SystemClock
 from ..runtime.deadletter import DeadLetter
+from ..runtime.events import REQUIRED
+from ..runtime.identity import identity
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, MESH, Fault, Runtime
 from ..runtime.retry import NO_RETRY
 from ..runtime.trace import JournalSink, Trace
@@ -226,8 +228,8 @@ class Worker:
         except ValueError as exc:
             event, problem = entry.fields, f"not JSON: {exc}"
         else:
-            problem = None if isinstance(event, dict) and isinstance(event.get("id"), str) and \
-                isinstance(event.get("type"), str) else "not a CloudEvent with a string id and type"
+            problem = None if isinstance(event, dict) and all(isinstance(event.get(a), str) for a in REQUIRED) \
+                else "not a CloudEvent with a string id, source and type"
         if problem is not None:
             self.rt.dead_letter(MESH, {"raw": event}, "schema-invalid", "BadInput", problem, queue="dlq")
             return
@@ -257,7 +259,7 @@ class Worker:
 
     def _tasks(self, entries: list[Entry]) -> None:
         """A batch of fresh tasks as one unit; the dedup records they need are read at once."""
-        self.store.prefetch_done((e.event["id"], e.consumer) for e in map(_delivery_of, entries) if e is not None)
+        self.store.prefetch_done((identity(e.event), e.consumer) for e in map(_delivery_of, entries) if e is not None)
         for entry in entries:
             self._task(entry)
 
@@ -279,7 +281,7 @@ class Worker:
         consumer = self.rt.by_id[d["consumer"]]
         if consumer.policy.retry is NO_RETRY:
             if deliveries > self.options.max_deliveries:
-                self.store.mark_done(d["event"]["id"], consumer.id, self.rt.clock.now())
+                self.store.mark_done(identity(d["event"]), consumer.id, self.rt.clock.now())
                 self._poison(consumer.id, d["event"], deliveries, consumer.policy.queue)
                 self.rt._settle(d)
             else:
@@ -289,7 +291,7 @@ class Worker:
         if number <= consumer.policy.retry.max_attempts:
             self.rt._dispatch("attempt", {**d, "number": number})
             return
-        self.store.mark_done(d["event"]["id"], consumer.id, self.rt.clock.now())
+        self.store.mark_done(identity(d["event"]), consumer.id, self.rt.clock.now())
         self.rt.dead_letter(consumer.id, d["event"], "retries-exhausted", "WorkerLost",
                             f"the worker running the attempt stopped before finishing it, {deliveries - 1} time(s)",
                             attempts=number - 1, first=d["first"], queue=consumer.policy.queue)

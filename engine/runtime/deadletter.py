@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .identity import identity
+
 PROBLEM_BASE = "https://meshctl.dev/problems/"
 
 REASONS = {
@@ -25,7 +27,8 @@ REASONS = {
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """One dead-lettered delivery. ``id`` is stable for the same (event, consumer, reason)."""
+    """One dead-lettered delivery. ``id`` is stable for the same (event, consumer, reason), the
+    event by its identity (source and id): a queue holds one record per such triple."""
 
     id: str
     queue: str
@@ -42,11 +45,11 @@ class DeadLetter:
     @classmethod
     def make(cls, queue: str, reason: str, consumer: str, event: Any, error_type: str | None, error: str,
              attempts: int = 0, first: str | None = None, last: str | None = None, chain: list[str] | None = None):
-        if isinstance(event, dict) and event.get("id"):
-            event_id = event["id"]
+        if isinstance(event, dict) and isinstance(event.get("id"), str) and isinstance(event.get("source"), str):
+            key = identity(event)
         else:  # not an event (a bad input line): its content, location included, identifies it
-            event_id = json.dumps(event, sort_keys=True, default=str)
-        ident = hashlib.sha1(f"{event_id}|{consumer}|{reason}".encode()).hexdigest()[:16]
+            key = json.dumps(event, sort_keys=True, default=str)
+        ident = hashlib.sha1(f"{key}|{consumer}|{reason}".encode()).hexdigest()[:16]
         return cls(ident, queue, reason, consumer, attempts, first, last, error_type, error, event, list(chain or []))
 
     def problem(self) -> dict:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 from .. import eventtime
 from ..errors import Location
 from ..source import Limits, load_documents, read_text
+from .identity import identity
 
 SPECVERSION = "1.0"
 REQUIRED = ("id", "source", "type")
@@ -42,10 +43,11 @@ def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: 
     """A new event caused by *parent*, emitted by *consumer*; its id is stable across retries.
 
     *element* is the consumer the loop guard knows (an orchestration, for events of its steps);
-    it goes in ``causationpath``. The id hashes the precise emitter, so it stays unique.
+    it goes in ``causationpath``. The id hashes the parent's identity (source and id: parents
+    from two sources may share an id) and the precise emitter, so it stays unique.
     """
     parent_id = parent["id"]
-    digest = _sha1(f"{parent_id}|{consumer}|{index}".encode()).hexdigest()[:20]
+    digest = _sha1(f"{identity(parent)}|{consumer}|{index}".encode()).hexdigest()[:20]
     path = parent.get("causationpath")
     element = element or consumer
     hops = parent.get("hopcount", 0)

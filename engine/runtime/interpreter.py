@@ -1,11 +1,13 @@
 """The runtime: publishes events, delivers them to consumers with retries, dead-letters failures.
 
 One engine for every clock. Delivery to each consumer is at-least-once with its effect
-once: a (event id, consumer) pair that took effect is recorded in the store and a
-redelivery of it is skipped. Each attempt runs synchronously at its scheduled time, takes
-``elapsed`` (virtual) seconds, and its effects — emitted events, direct deliveries, dead
-letters — are committed when it completes. Every input ends delivered, filtered, unconsumed
-(counted) or dead-lettered; nothing is dropped.
+once: a (event identity, consumer) pair that took effect is recorded in the store and a
+redelivery of it is skipped. An event's identity is its source and id together
+(:func:`~engine.runtime.identity.identity`): the id alone is only unique per source. Each
+attempt runs synchronously at its scheduled time, takes ``elapsed`` (virtual) seconds, and
+its effects — emitted events, direct deliveries, dead letters — are committed when it
+completes. Every input ends delivered, filtered, unconsumed (counted) or dead-lettered;
+nothing is dropped.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from .clock import Clock, VirtualClock, iso, parse_time
 from .consumers import Consumer, build_consumers
 from .deadletter import DeadLetter
 from .events import BadInput, chain, derive
+from .identity import identity
 from .ordering import Resequencer
 from .ratelimit import Buckets
 from .router import Targets, by_service, by_type
@@ -177,12 +180,12 @@ class Runtime:
         elif not self.scheduler.idle_at(now):
             return False
         self.fed += 1
-        counts, store, operators, event_id = trace.counts, self.store, self.streams.operators, item["id"]
+        counts, store, operators, key = trace.counts, self.store, self.streams.operators, identity(item)
         counts["events_in"] += 1
         store.append("input", item)
         for consumer_id, stream_name, consumer in lane:
             counts["matched"] += 1
-            if store.is_done(event_id, consumer_id, now):
+            if store.is_done(key, consumer_id, now):
                 counts["duplicates"] += 1
                 continue
             counts["delivered"] += 1
@@ -192,7 +195,7 @@ class Runtime:
                      "replay": False}
                 self._run_attempt(d, consumer, now, self.streams.output_handler(consumer.element, outputs))
             else:
-                store.mark_done(event_id, consumer_id, now)
+                store.mark_done(key, consumer_id, now)
         return True
 
     def finish(self) -> None:
@@ -358,7 +361,7 @@ class Runtime:
         event, consumer, now = d["event"], self.by_id[d["consumer"]], self.clock.now()
         # Any attempt, not only the first: with several workers a task can run twice (a worker
         # presumed dead finishes after all), and the effect must still happen once.
-        if not d["replay"] and self.store.is_done(event["id"], consumer.id, now):
+        if not d["replay"] and self.store.is_done(identity(event), consumer.id, now):
             self.trace.count("duplicates")
             self._settle(d)
             return
@@ -381,7 +384,7 @@ class Runtime:
             stream = consumer.element
             outputs = self.streams.operators[stream.name].process(event)
             if not outputs:
-                self.store.mark_done(event["id"], consumer.id, now)
+                self.store.mark_done(identity(event), consumer.id, now)
                 if trace.sink is not None:
                     trace.record(now, "ok", event=event["id"], consumer=consumer.id, attempt=number)
                 if "order_key" in d:
@@ -418,7 +421,7 @@ class Runtime:
             raise ActionFailed(fault.error, f"injected fault (attempt {attempt.number})")
 
     def _filtered_by_when(self, event: dict, consumer: str) -> None:
-        self.store.mark_done(event["id"], consumer, self.clock.now())
+        self.store.mark_done(identity(event), consumer, self.clock.now())
         self.trace.count("filtered")
         self.trace.record(self.clock.now(), "filtered", event=event["id"], type=event["type"], consumer=consumer,
                           why="when")
@@ -434,7 +437,7 @@ class Runtime:
             self._trace_logs(d["event"]["id"], d["consumer"], outcome.logs, outcome.calls, now)
         # An attempt that took time is checked again when it commits: a copy of the event
         # delivered meanwhile may have taken effect first, and the effect must happen once.
-        if outcome.elapsed > 0 and not d["replay"] and self.store.is_done(d["event"]["id"], d["consumer"], now):
+        if outcome.elapsed > 0 and not d["replay"] and self.store.is_done(identity(d["event"]), d["consumer"], now):
             self.trace.count("duplicates")
             self._settle(d)
             return
@@ -456,7 +459,7 @@ class Runtime:
         consumer, event = self.by_id[d["consumer"]], d["event"]
         if consumer.policy.breaker is not None:
             self._breaker_result(consumer, True, now)
-        self.store.mark_done(event["id"], consumer.id, self.clock.now())
+        self.store.mark_done(identity(event), consumer.id, self.clock.now())
         if self.trace.sink is not None:
             self.trace.record(now, "ok", event=event["id"], consumer=consumer.id, attempt=d["number"])
         if outcome.outbox:
@@ -509,13 +512,13 @@ class Runtime:
         spec = consumer.policy.retry
         reason = self.verdict(spec, error, d["number"], event, d["first"], now, consumer.id)
         if reason is None:
-            delay = retry_delays.delay(spec, d["number"], self.seed, event["id"], consumer.id)
+            delay = retry_delays.delay(spec, d["number"], self.seed, identity(event), consumer.id)
             self.trace.count("retries")
             self.trace.record(now, "retry", event=event["id"], consumer=consumer.id, attempt=d["number"],
                               delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")
             self.scheduler.at(now + delay, "attempt", {**d, "number": d["number"] + 1, "reserved": False})
             return
-        self.store.mark_done(event["id"], consumer.id, self.clock.now())
+        self.store.mark_done(identity(event), consumer.id, self.clock.now())
         self.dead_letter(consumer.id, event, reason, error["type"], error["detail"], attempts=d["number"],
                                first=d["first"], queue=consumer.policy.queue)
         self._settle(d)
@@ -529,7 +532,7 @@ class Runtime:
             return "non-retryable"
         if number >= spec.max_attempts:
             return "retries-exhausted"
-        delay = retry_delays.delay(spec, number, self.seed, event["id"], consumer)
+        delay = retry_delays.delay(spec, number, self.seed, identity(event), consumer)
         if not eventtime.writable(now + delay):
             return "expired"  # the retry would come after the last instant an event time can hold
         if spec.max_event_age is not None:

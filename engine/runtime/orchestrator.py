@@ -7,7 +7,9 @@ that sleeps past its `timeout` fails with ``StepTimeout``. A step that still fai
 retries fails the run: no new step starts, steps in flight finish, then the completed steps
 are compensated one by one in reverse completion order (saga), and `on_failure` runs.
 
-Run state is a JSON-serialisable dict kept in the store under ``run:<orchestration>:<event id>``.
+Run state is a JSON-serialisable dict kept in the store under ``run:<run id>``; a run id is
+``<orchestration>:<event id>@<event source>`` (:func:`~engine.runtime.identity.run_id`), one run
+per triggering event, events being told apart by source and id.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..templates import RenderError, compile_condition, compile_string
 from . import retry as retry_delays
 from .actions import ActionFailed, Attempt, compile_actions, run_actions
 from .consumers import resolve_policy
+from .identity import identity, run_id as name_run
 from .retry import NO_RETRY
 
 if TYPE_CHECKING:
@@ -85,7 +88,7 @@ class Orchestrator:
     # --- starting a run ------------------------------------------------------------------
     def handler(self, orch: m.Orchestration) -> Callable[[Attempt], None]:
         def trigger(attempt: Attempt) -> None:
-            run_id = f"{orch.name}:{attempt.event['id']}"
+            run_id = name_run(orch.name, attempt.event)
             attempt.output = {"run": run_id}
             attempt.effects.append(("start-run", {"orchestration": orch.name, "event": attempt.event, "run": run_id}))
         return trigger
@@ -240,7 +243,7 @@ class Orchestrator:
         if run["status"] != "running" or self.rt.verdict(spec, error, task["number"], run["event"], task["first"],
                                                          now, consumer) is not None:
             return False
-        delay = retry_delays.delay(spec, task["number"], self.rt.seed, run["event"]["id"], consumer)
+        delay = retry_delays.delay(spec, task["number"], self.rt.seed, identity(run["event"]), consumer)
         self.rt.trace.count("retries")
         self.rt.trace.record(now, "retry", event=run["event"]["id"], consumer=consumer, attempt=task["number"],
                              delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")
@@ -306,7 +309,7 @@ class Orchestrator:
         else:
             reason = self.rt.verdict(cs.policy.retry, error, number, run["event"], task["first"], now, consumer)
             if reason is None:
-                delay = retry_delays.delay(cs.policy.retry, number, self.rt.seed, run["event"]["id"], consumer)
+                delay = retry_delays.delay(cs.policy.retry, number, self.rt.seed, identity(run["event"]), consumer)
                 self.rt.trace.count("retries")
                 self.rt.trace.record(now, "retry", event=run["event"]["id"], consumer=consumer, attempt=number,
                                      delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")

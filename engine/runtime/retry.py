@@ -32,12 +32,13 @@ def base_delay(spec: RetrySpec, failures: int) -> float:
     return min(delay, spec.max_delay) if spec.max_delay is not None else delay
 
 
-def delay(spec: RetrySpec, failures: int, seed: int, event_id: str, consumer: str) -> float:
-    """The jittered delay before retry number *failures*."""
+def delay(spec: RetrySpec, failures: int, seed: int, event_key: str, consumer: str) -> float:
+    """The jittered delay before retry number *failures*; the jitter is seeded per delivery
+    (*event_key*: the event's identity), so two events never share it."""
     full = base_delay(spec, failures)
     if spec.jitter == "none" or full <= 0:
         return full
-    rng = random.Random(f"{seed}:{event_id}:{consumer}:{failures}")
+    rng = random.Random(f"{seed}:{event_key}:{consumer}:{failures}")
     if spec.jitter == "full":
         return rng.uniform(0.0, full)
     return full / 2 + rng.uniform(0.0, full / 2)

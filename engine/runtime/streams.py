@@ -83,7 +83,7 @@ class StreamRunner:
             for output in operator.flush():
                 data = self._window_event_data(name, output)
                 window = f"{consumer}:{json.dumps(output.key)}:{output.start}:{output.end}"  # unique per window
-                parent = {"id": window, "correlationid": window}
+                parent = {"id": window, "source": consumer, "correlationid": window}
                 self.rt.emit(derive(parent, consumer, 0, stream.emit_type.name, data, self.rt.clock.now()), consumer)
                 self._closed({"stream": name, "key": output.key, "start": output.start, "end": output.end})
 

@@ -1,11 +1,13 @@
 """The store interface the runtime depends on: small on purpose.
 
 What a run must remember lives here: journals (``input``, ``emitted``, ``trace``), dedup
-records per (event id, consumer), dead letters, and state under string keys (orchestration
-runs ``run:<id>``) as JSON-serialisable values. A store keeps what grows with the input only
-for the mesh's :class:`~engine.model.Retention`: finished runs, the archive journals and dedup
-records age out, so memory (and a durable store's disk) is bounded by the work in flight and
-the retention, not by the length of the input. Writes since the last :meth:`Store.commit`
+records per (event key, consumer) — the key is the event's identity, its source and id
+(:func:`~engine.runtime.identity.identity`), an opaque string to the store — dead letters, and
+state under string keys (orchestration runs ``run:<id>``) as JSON-serialisable values. A store
+keeps what grows with the input only for the mesh's :class:`~engine.model.Retention`: finished
+runs, the archive journals and dedup records age out, so memory (and a durable store's disk)
+is bounded by the work in flight and the retention, not by the length of the input. Writes
+since the last :meth:`Store.commit`
 become durable together with the runtime's checkpoint (its schedule, clock, counters,
 stream windows and input position), in one transaction: after a crash, a restart from the
 last checkpoint neither loses nor repeats an effect.
@@ -36,11 +38,13 @@ class Store(Protocol):
         """A journal's committed and pending records, in order (a memory store keeps only the
         journals it was told to keep)."""
 
-    def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
-        """Whether this consumer already took effect for this event (dedup), as seen at clock time *at*."""
+    def is_done(self, key: str, consumer: str, at: float | None = None) -> bool:
+        """Whether this consumer already took effect for the event of identity *key* (dedup), as
+        seen at clock time *at*."""
 
-    def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
-        """Record that the consumer's effect for this event is committed (at clock time *at*)."""
+    def mark_done(self, key: str, consumer: str, at: float = 0.0) -> None:
+        """Record that the consumer's effect for the event of identity *key* is committed (at
+        clock time *at*)."""
 
     def put_dead_letter(self, record: DeadLetter) -> None: ...
 

@@ -40,14 +40,14 @@ class MemoryStore:
     def records(self, journal: str) -> Iterator[dict]:
         return iter(self._journals.get(journal, ()))
 
-    def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
-        marked = self._done.get((event_id, consumer))
+    def is_done(self, key: str, consumer: str, at: float | None = None) -> bool:
+        marked = self._done.get((key, consumer))
         if marked is None:
             return False
         return at is None or self.dedup_window is None or at - marked <= self.dedup_window
 
-    def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
-        pair = (event_id, consumer)
+    def mark_done(self, key: str, consumer: str, at: float = 0.0) -> None:
+        pair = (key, consumer)
         self._done[pair] = at
         if self.dedup_window is None:
             return

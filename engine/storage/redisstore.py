@@ -9,7 +9,8 @@ they processed is acknowledged in the same step, so an effect and its ack commit
 Keys, under a prefix (``?prefix=`` in the URL, default ``meshctl``)::
 
     P:j:<journal>      list of JSON records (input, emitted, trace)
-    P:done:<consumer>|<event id>   dedup record: the clock time it took effect
+    P:done:<consumer>|<event key>  dedup record: the clock time it took effect (the key is the
+                       event's identity, source and id: engine/runtime/identity.py)
     P:dlq              hash id -> dead letter JSON;  P:dlq:order  zset id by arrival
     P:state:<key>      JSON value;  P:statekeys  zset of state keys (for prefix listing)
     P:checkpoint       the last commit's checkpoint (single-process runs)
@@ -137,8 +138,8 @@ class RedisStore:
             for start in range(0, len(records), 1000):
                 ops.append(["RPUSH", f"{self.p}:j:{journal}",
                             *(json.dumps(r, default=str) for r in records[start:start + 1000])])
-        for (event_id, consumer), at in self._done.items():
-            ops.append(["SET", self._done_key(event_id, consumer), repr(at)])
+        for (key, consumer), at in self._done.items():
+            ops.append(["SET", self._done_key(key, consumer), repr(at)])
         for record_id in self._dead_removed:
             ops.append(["DLQ-", record_id])
         for record in self._dead.values():
@@ -176,21 +177,21 @@ class RedisStore:
             start += 10000
         yield from list(self._journals.get(journal, ()))
 
-    def _done_key(self, event_id: str, consumer: str) -> str:
-        return f"{self.p}:done:{consumer}|{event_id}"
+    def _done_key(self, key: str, consumer: str) -> str:
+        return f"{self.p}:done:{consumer}|{key}"  # a consumer id has no "|"
 
-    def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
-        if (event_id, consumer) in self._done:
+    def is_done(self, key: str, consumer: str, at: float | None = None) -> bool:
+        if (key, consumer) in self._done:
             return True
-        key = self._done_key(event_id, consumer)
-        if key in self._fetched:
-            return self._fetched[key] is not None
-        return self._get(key) is not None
+        done_key = self._done_key(key, consumer)
+        if done_key in self._fetched:
+            return self._fetched[done_key] is not None
+        return self._get(done_key) is not None
 
     def prefetch_done(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Read the dedup records of (event id, consumer) pairs in one round trip (as reads
+        """Read the dedup records of (event key, consumer) pairs in one round trip (as reads
         of this unit: checked at commit like any other)."""
-        keys = [self._done_key(event_id, consumer) for event_id, consumer in pairs]
+        keys = [self._done_key(key, consumer) for key, consumer in pairs]
         keys = [k for k in dict.fromkeys(keys) if k not in self._fetched]
         if not keys:
             return
@@ -199,8 +200,8 @@ class RedisStore:
             if self.tracking and key not in self.reads:
                 self.reads[key] = value if value is not None else False
 
-    def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
-        self._done[(event_id, consumer)] = at
+    def mark_done(self, key: str, consumer: str, at: float = 0.0) -> None:
+        self._done[(key, consumer)] = at
 
     def put_dead_letter(self, record: DeadLetter) -> None:
         self._dead.pop(record.id, None)

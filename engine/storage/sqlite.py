@@ -10,7 +10,9 @@ State values and dead letters are also cached in memory, so the runtime sees the
 it wrote. A commit
 is fenced: it fails (StorageError, nothing written) if another process committed to the
 file since this one read it, so a run resumed twice at once cannot record its effects twice.
-Dedup lookups are answered from what this store read and wrote (a Bloom filter of every
+Dedup records are (event key, consumer) rows of ``done``, the key being the event's identity
+(source and id; the column kept its first name, ``event_id``). Dedup lookups are answered
+from what this store read and wrote (a Bloom filter of every
 pair, :class:`SeenPairs`): a pair it never saw is not done without a query, and another
 process's newer records cannot matter, as they would fence this store's commit anyway.
 
@@ -192,8 +194,8 @@ class SqliteStore:
     def dedup_window(self) -> float:
         return self.retention.dedup if self.retention.dedup is not None else DEDUP_WINDOW
 
-    def is_done(self, event_id: str, consumer: str, at: float | None = None) -> bool:
-        pair = (event_id, consumer)
+    def is_done(self, key: str, consumer: str, at: float | None = None) -> bool:
+        pair = (key, consumer)
         marked = self._done.get(pair)
         if marked is None:
             seen = self._seen
@@ -211,8 +213,8 @@ class SqliteStore:
         # as in memory: a record older than the dedup window (not yet removed) no longer counts
         return at is None or marked is None or at - marked <= self.dedup_window
 
-    def mark_done(self, event_id: str, consumer: str, at: float = 0.0) -> None:
-        self._done[(event_id, consumer)] = at  # into the filter when committed (is_done looks here first)
+    def mark_done(self, key: str, consumer: str, at: float = 0.0) -> None:
+        self._done[(key, consumer)] = at  # into the filter when committed (is_done looks here first)
         if at > self._now:
             self._now = at
 
@@ -371,7 +373,7 @@ class SqliteStore:
 
 
 class SeenPairs:
-    """A Bloom filter of (event id, consumer) pairs: ``may_hold`` is False only for a pair never added.
+    """A Bloom filter of (event key, consumer) pairs: ``may_hold`` is False only for a pair never added.
 
     Blocked: the pair's hash picks one 64-bit word and three bits in it, so a lookup reads one
     word. ``full`` past one pair per 12 bits, where about 1 lookup in 60 of a new pair would

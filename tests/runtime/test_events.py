@@ -82,11 +82,11 @@ def test_a_list_file_reads_the_same_through_both_readers(tmp_path):
 
 
 def test_derive_links_the_child_to_its_parent():
-    root = {"id": "in-1", "type": "a"}
+    root = {"id": "in-1", "source": "/shop", "type": "a"}
     child = derive(root, "svc", 0, "b", {"x": 1}, 1767225600.0, subject="s")
     assert list(child) == ["specversion", "id", "source", "type", "time", "datacontenttype", "data", "causationid",
                            "correlationid", "hopcount", "causationpath", "subject"]
-    assert child["id"] == hashlib.sha1(b"in-1|svc|0").hexdigest()[:20]
+    assert child["id"] == hashlib.sha1(b"5:/shop|in-1|svc|0").hexdigest()[:20]  # the parent's identity, hashed
     assert (child["source"], child["time"], child["causationid"], child["correlationid"], child["hopcount"],
             child["causationpath"]) == ("meshctl/svc", "2026-01-01T00:00:00Z", "in-1", "in-1", 1, "svc")
     grandchild = derive({**child, "hopcount": "1"}, "other", 2, "c", None, 1.5, source="src", element="flow")

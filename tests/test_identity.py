@@ -3,7 +3,8 @@
 Two events that share an id but come from different sources are two events: every kind of
 consumer (subscription, ordered subscription, orchestration, stream) takes both, on memory
 and SQLite, through a Redis deployment, in archive replay, dead-letter replay and run
-redrive. A true repeat (same source and same id) is a duplicate everywhere.
+redrive. A true repeat (same source and same id) is a duplicate everywhere. And a dead
+letter is counted once: `dead-lettered` in the summary equals what the queue holds.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from bench.orders import order
 from engine.runtime.identity import identity, run_id
-from identity_mesh import BILLING, CONSUMERS, EU, REPEAT, SHIP, US, lines, ok, write_events, write_mesh
+from identity_mesh import BILLING, CONSUMERS, EU, REPEAT, SHIP, US, lines, ok, placed, write_events, write_mesh
 
 REPO = Path(__file__).resolve().parent.parent
 ORDERS = REPO / "workflows" / "orders"
@@ -124,6 +125,31 @@ def test_dead_letters_of_two_sources_are_two_records_and_both_replay(meshctl, me
     assert (replay["replayed"], replay["dead_lettered"]) == (2, 0)
     assert sorted(e["data"]["n"] for e in lines(out) if e["type"] == "order.billed") == [1, 2]
     assert dlq.read_text() == ""
+
+
+# --- dead letters counted once ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("store", ["memory:", "sqlite"])
+def test_a_repeated_invalid_event_is_one_dead_letter_and_a_duplicate(meshctl, mesh, tmp_path, store):
+    if store == "sqlite":
+        store = f"sqlite:{tmp_path / 'bad.db'}"
+    bad = {**placed("/shop/eu", 1, id_="bad-1"), "data": {"n": "one"}}
+    other = {**bad, "source": "/shop/us"}  # not a repeat: another source
+    events = write_events(tmp_path / "in.jsonl", [bad, bad, other, bad, EU])
+    dlq = tmp_path / "dlq.jsonl"
+    summary = ok(meshctl("run", mesh, "--events", events, "--store", store, "--dlq-out", dlq, "--format", "json"))
+    assert summary["dead_lettered"] == len(lines(dlq)) == 2
+    assert summary["dead_lettered_by_reason"] == {"schema-invalid": 2}
+    assert summary["duplicates"] == 2
+
+
+def test_a_dead_letter_replayed_and_failing_again_counts_again(meshctl, mesh, tmp_path):
+    dlq = tmp_path / "dlq.jsonl"
+    events = write_events(tmp_path / "in.jsonl", [EU])
+    meshctl("run", mesh, "--events", events, "--fault", f"{BILLING}=always:Down", "--dlq-out", dlq)
+    replay = ok(meshctl("dlq", "replay", mesh, "--dlq", dlq, "--fault", f"{BILLING}=always:Down", "--format", "json"))
+    assert (replay["replayed"], replay["dead_lettered"], replay["duplicates"]) == (1, 1, 0)
+    assert len(lines(dlq)) == 1
 
 
 # --- the orders example ----------------------------------------------------------------------------

@@ -547,7 +547,12 @@ class Runtime:
         record = DeadLetter.make(queue, reason, consumer, event, error_type, detail, attempts,
                                  iso(first) if first is not None else None, iso(now) if attempts else None,
                                  chain(event) if isinstance(event, dict) else [])
-        self.store.put_dead_letter(record)
+        if not self.store.put_dead_letter(record):
+            # The queue holds this very failure already (same event identity, consumer and
+            # reason: a true repeat of a dead-lettered event): the record is refreshed, and
+            # counted as a duplicate, so `dead-lettered` and the queue agree.
+            self.trace.count("duplicates")
+            return
         self.trace.count("dead_lettered")
         self.trace.dead_by_reason[reason] += 1
         self.trace.record(now, "dead-letter", event=event.get("id") if isinstance(event, dict) else None,

@@ -46,7 +46,9 @@ class Store(Protocol):
         """Record that the consumer's effect for the event of identity *key* is committed (at
         clock time *at*)."""
 
-    def put_dead_letter(self, record: DeadLetter) -> None: ...
+    def put_dead_letter(self, record: DeadLetter) -> bool:
+        """Add a dead letter, or replace the one with its id (it then moves to the end). True if
+        the record is new to the queue: a run counts it as dead-lettered only then."""
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
         """Dead letters in the order they were recorded (optionally of one queue)."""

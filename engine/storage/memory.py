@@ -65,9 +65,10 @@ class MemoryStore:
                 if done.get(old) == when:  # not marked again since
                     del done[old]
 
-    def put_dead_letter(self, record: DeadLetter) -> None:
-        self._dead.pop(record.id, None)  # a re-dead-lettered record moves to the end
+    def put_dead_letter(self, record: DeadLetter) -> bool:
+        new = self._dead.pop(record.id, None) is None  # a re-dead-lettered record moves to the end
         self._dead[record.id] = record
+        return new
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
         return [r for r in self._dead.values() if queue is None or r.queue == queue]

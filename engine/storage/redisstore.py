@@ -203,10 +203,15 @@ class RedisStore:
     def mark_done(self, key: str, consumer: str, at: float = 0.0) -> None:
         self._done[(key, consumer)] = at
 
-    def put_dead_letter(self, record: DeadLetter) -> None:
+    def put_dead_letter(self, record: DeadLetter) -> bool:
+        if record.id in self._dead or record.id in self._dead_removed:
+            new = record.id in self._dead_removed  # put, or removed, in this unit already
+        else:
+            new = not self._call(self.r.hexists, f"{self.p}:dlq", record.id)
         self._dead.pop(record.id, None)
         self._dead[record.id] = record
         self._dead_removed.discard(record.id)
+        return new
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
         ids = self._call(self.r.zrange, f"{self.p}:dlq:order", 0, -1)

@@ -237,11 +237,12 @@ class SqliteStore:
         return self._read_pairs(bits * 4) if seen.full else seen
 
     # --- dead letters -------------------------------------------------------------------
-    def put_dead_letter(self, record: DeadLetter) -> None:
-        self._dead.pop(record.id, None)
+    def put_dead_letter(self, record: DeadLetter) -> bool:
+        new = self._dead.pop(record.id, None) is None  # every record is cached: no query
         self._dead[record.id] = record
         self._dead_changes.pop(record.id, None)  # written in put order: the seq follows the re-put
         self._dead_changes[record.id] = record
+        return new
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
         return [r for r in self._dead.values() if queue is None or r.queue == queue]

@@ -2,7 +2,8 @@
 
 The same mesh and events as tests/test_identity.py: two events sharing an id from two sources
 are both taken by every consumer, a true repeat is a duplicate, dead letters of the two are
-two records that both redrive, and their runs are told apart.
+two records that both redrive, their runs are told apart, and a repeated invalid event is one
+dead letter (the deployment's `dead-lettered` counter equals its queue).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.storage import open_store
-from identity_mesh import BILLING, CONSUMERS, EU, REPEAT, SHIP, US, write_events, write_mesh
+from identity_mesh import BILLING, CONSUMERS, EU, REPEAT, SHIP, US, placed, write_events, write_mesh
 
 
 @pytest.fixture
@@ -68,3 +69,13 @@ def test_dead_letters_and_runs_of_two_sources_redrive_apart(meshctl, mesh, store
     statuses = {r["id"]: r["status"] for r in json.loads(meshctl("runs", "list", "--store", redis_url,
                                                                  "--format", "json").output)}
     assert statuses == {"fulfil:o-1@/shop/eu": "failed", "fulfil:o-1@/shop/us": "completed"}
+
+
+def test_a_repeated_invalid_event_is_one_dead_letter_in_a_deployment(meshctl, mesh, store, redis_url):
+    bad = {**placed("/shop/eu", 1, id_="bad-1"), "data": {"n": "one"}}
+    store.ingest([bad, bad, {**bad, "source": "/shop/us"}, bad])  # the ingress would refuse them: queued directly
+    drain(meshctl, mesh, redis_url)
+    status = json.loads(meshctl("status", mesh, "--store", redis_url, "--format=json").output)
+    listed = json.loads(meshctl("dlq", "list", "--store", redis_url, "--format=json").output)
+    assert status["summary"]["dead_lettered"] == len(listed) == 2
+    assert status["summary"]["duplicates"] == 2

@@ -145,6 +145,19 @@ def test_a_dead_letter_put_again_moves_to_the_end(store):
     assert ids(store.dead_letters()) == [b.id, c.id, a.id]
 
 
+def test_put_dead_letter_says_whether_the_record_is_new_to_the_queue(store, backend):
+    a, b = letter(1), letter(2)
+    assert store.put_dead_letter(a) is True
+    assert store.put_dead_letter(a) is False  # replaced: a run counts it as a duplicate
+    store.commit({"fed": 1})
+    store = backend.reopen(store) if backend.durable else store
+    assert store.put_dead_letter(a) is False  # committed before
+    assert store.put_dead_letter(b) is True
+    store.remove_dead_letters([a.id])
+    assert store.put_dead_letter(a) is True  # taken out (a replay), then failed again: new again
+    assert store.put_dead_letter(a) is False
+
+
 def test_dead_letters_filtered_by_queue(store):
     a, b, c = letter(1, "orders.dlq"), letter(2, "payments.dlq"), letter(3, "orders.dlq")
     for record in (a, b, c):

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from .. import model as m
 from ..handlers import allowed_by, local_module
 from ..templates import RenderError, compile_string, compile_value
+from .identity import identity
 
 
 class ActionFailed(Exception):
@@ -99,7 +100,9 @@ class HandlerContext:
         self.args = args
         self.attempt = attempt.number
         self.consumer = attempt.consumer
-        self.idempotency_key = f"{attempt.event['id']}:{attempt.consumer}"  # stable across retries and restarts
+        # Stable across retries and restarts; the event by its identity (source and id), so two
+        # sources' events that share an id do not look like one repeated delivery downstream.
+        self.idempotency_key = f"{identity(attempt.event)}:{attempt.consumer}"
         self.vars = attempt.vars
         self.now = attempt.now + attempt.elapsed
 

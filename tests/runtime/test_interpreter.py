@@ -188,6 +188,22 @@ def test_python_handler_gets_idempotency_key_and_may_emit_only_declared(mesh_of,
     assert dead.error.endswith("mesh.yaml:17:19: service:svc/ping emitted 'ping', which its `emits` does not list")
 
 
+def test_idempotency_keys_hold_across_retries_and_tell_sources_apart(mesh_of, run):
+    handlers = """
+        def flaky(event, context):
+            context.log(context.idempotency_key)
+            if context.attempt == 1:
+                raise TimeoutError("once")
+    """
+    retry = "      delivery: {retry: {max_attempts: 2, initial: 1s, jitter: none}}\n"
+    mesh = mesh_of(PING, service('[{call: {python: "h:flaky"}}]', delivery=retry, emits="[]"),
+                   files={"h.py": handlers})
+    out = run(mesh, [{**t0(1), "source": "/a"}, {**t0(1), "source": "/b"}])
+    keys = [r["message"] for r in out.kinds("log")]
+    assert len(keys) == 4 and len(set(keys)) == 2  # one key per delivery, the same on its retry
+    assert keys.count("2:/a|e1:service:svc/ping") == 2
+
+
 def test_memory_dedup_window(mesh_of, run):
     mesh = mesh_of(PING, PONG, service("[{emit: {type: pong, data: {n: 1}}}]"))
     late = {**t0(1), "time": "2026-01-01T02:00:00Z"}  # the same event id, two hours later

@@ -39,6 +39,12 @@ def test_the_key_tells_apart_any_two_source_id_pairs(a, b):
     assert run_id("o", first) != run_id("o", second)
 
 
+def test_the_key_remembered_for_one_event_is_never_given_for_another():
+    a, b = {"source": "/a", "id": "1"}, {"source": "/b", "id": "1"}
+    assert [identity(e) for e in (a, a, b, b, a, {**b})] == ["2:/a|1", "2:/a|1", "2:/b|1", "2:/b|1", "2:/a|1", "2:/b|1"]
+    assert identity({"id": "1"}) == "0:|1"  # no source (made inside meshctl or by a test): the empty one
+
+
 def test_run_ids_are_readable_and_escape_only_what_would_be_ambiguous():
     assert run_id("fulfil-order", {"source": "/shop/checkout", "id": "chk-1"}) == "fulfil-order:chk-1@/shop/checkout"
     assert run_id("o", {"source": "mailto:a@b", "id": "x@y%z"}) == "o:x%40y%25z@mailto:a@b"

@@ -29,14 +29,28 @@ is enough to find a run (``meshctl runs show``, ``runs redrive``).
 from __future__ import annotations
 
 
+_last: tuple = (None, "")  # (event, its key): the same event is asked about several times in a row
+
+
 def identity(event: dict) -> str:
     """The key of an event's identity, (``source``, ``id``), as one unambiguous string.
 
     Events from outside always have a non-empty source (inputs get ``meshctl/input`` when they
     have none); a dict without one, made inside meshctl or by a test, counts as source ``""``.
+    It is asked for on every delivery, mostly of the event asked about just before (its dedup
+    check, then its record; one consumer after another), so the last answer is kept: an event
+    is never changed once made (engine/runtime/events.py), and the kept reference keeps the
+    dict alive, so ``is`` cannot mistake another dict for it. One tuple, replaced whole: safe
+    across threads.
     """
+    global _last
+    last = _last
+    if last[0] is event:
+        return last[1]
     source = event.get("source", "")
-    return f"{len(source)}:{source}|{event['id']}"
+    key = f"{len(source)}:{source}|{event['id']}"
+    _last = (event, key)
+    return key
 
 
 def run_id(orchestration: str, event: dict) -> str:

@@ -274,6 +274,7 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
             d.template(raw.get("when"), *at, "when"), d.template(raw.get("foreach"), *at, "foreach"),
             raw.get("concurrency"), parse_duration(raw["timeout"]) if "timeout" in raw else None,
             d.step_retry(raw.get("retry"), *at, "retry"), d.actions(raw.get("compensate"), *at, "compensate"),
+            tuple(d.ref(t, *at, "emits", j) for j, t in enumerate(raw.get("emits", ()))),
         )
         previous = raw["id"]
         if step.id in seen:

@@ -162,6 +162,16 @@ class SleepAction:
 Action = EmitAction | CallAction | SetAction | LogAction | FailAction | SleepAction
 
 
+def emit_types(actions: Iterable[Action]) -> frozenset[str]:
+    """The event types these actions' `emit`s produce."""
+    return frozenset(a.type.name for a in actions if isinstance(a, EmitAction))
+
+
+def runs_handler(actions: Iterable[Action]) -> bool:
+    """Whether a Python handler runs among these actions (it may emit any type declared for it)."""
+    return any(isinstance(a, CallAction) and a.python for a in actions)
+
+
 # --- documents ----------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +284,12 @@ class Step:
     timeout: float | None = None
     retry: PolicyRef | None = None
     compensate: tuple[Action, ...] = ()
+    emits: tuple[Ref, ...] = ()  # what its `call` handlers may emit
+
+    def may_emit(self) -> frozenset[str]:
+        """Every type an attempt of this step (or of its compensation) may emit: its `emits`
+        and its own `emit` actions, which need no listing."""
+        return frozenset(r.name for r in self.emits) | emit_types(self.actions + self.compensate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +316,15 @@ class Orchestration:
         for step in self.steps:
             out += step.actions + step.compensate
         return tuple(out) + self.on_success + self.on_failure
+
+    def declared_emits(self) -> tuple[Ref, ...]:
+        """The `emits` of every step: what its handlers may emit."""
+        return tuple(ref for step in self.steps for ref in step.emits)
+
+    def end_may_emit(self) -> frozenset[str]:
+        """What `on_success` and `on_failure` may emit: their `emit` actions, and from a handler
+        any type a step declares."""
+        return frozenset(r.name for r in self.declared_emits()) | emit_types(self.on_success + self.on_failure)
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,7 +196,7 @@ class Orchestrator:
                              attempt=number, **({"item": index} if cs.foreach is not None else {}))
         ctx = self._context(run, run["steps"][cs.step.id]["items"][index], cs.reads_steps)
         ctx["attempt"] = number
-        attempt = Attempt(consumer, run["event"], number, now, ctx, None)
+        attempt = Attempt(consumer, run["event"], number, now, ctx, cs.step.may_emit())
         error: Exception | None = None
         try:
             self.rt.inject_fault(f"orchestration:{run['orchestration']}/{cs.step.id}", attempt)  # one fault for all items
@@ -288,7 +288,8 @@ class Orchestrator:
         cs, number = self._steps[run["orchestration"]][task["step"]], task["number"]
         consumer = f"{self._consumer_id(run, cs, None)}/compensate"
         self.rt.trace.record(now, "compensate", run=run["id"], orchestration=run["orchestration"], step=cs.step.id)
-        attempt = Attempt(consumer, run["event"], number, now, {**self._context(run), "attempt": number}, None)
+        attempt = Attempt(consumer, run["event"], number, now, {**self._context(run), "attempt": number},
+                          cs.step.may_emit())
         error: Exception | None = None
         try:
             run_actions(cs.compensate, attempt)
@@ -325,7 +326,8 @@ class Orchestrator:
         status = "completed" if success else ("compensated" if run.get("compensated") else "failed")
         now = self.rt.clock.now()
         consumer = f"orchestration:{run['orchestration']}/{'on_success' if success else 'on_failure'}"
-        attempt = Attempt(consumer, run["event"], 1, now, {**self._context(run), "error": run.get("error")}, None)
+        attempt = Attempt(consumer, run["event"], 1, now, {**self._context(run), "error": run.get("error")},
+                          self.rt.mesh.orchestrations[run["orchestration"]].end_may_emit())
         try:
             run_actions(on_success if success else on_failure, attempt)
             self.rt.trace_outcome(run["event"]["id"], consumer, attempt.outcome(None), now)

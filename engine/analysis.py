@@ -14,7 +14,7 @@ import networkx as nx
 
 from . import model as m
 from .errors import Diagnostic, Location, Note
-from .feasibility import feasible_flow
+from .feasibility import FILTER, SIGNATURE, feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, induced, produced_types
 from .handlers import allowed_by, local_module, nearby_modules
 from .patterns import PatternError, compile_pattern
@@ -56,6 +56,7 @@ def _type_refs(mesh: m.Mesh) -> Iterator[m.Ref]:
     for orch in mesh.orchestrations.values():
         yield orch.trigger.on
         yield from _emit_refs(orch.all_actions())
+        yield from orch.declared_emits()
     for stream in mesh.streams.values():
         yield from stream.sources
         yield stream.emit_type
@@ -173,7 +174,7 @@ def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGL
     shown = 0
     for tangle in _tangles(flow):
         cycles, more = _example_cycles(flow, tangle, per_tangle)
-        for cycle in sorted(cycles, key=lambda c: (len(c), sorted(c))):
+        for cycle in sorted(cycles, key=lambda c: (len(c), sorted(_plain_ids(flow, c)))):
             if shown >= total:
                 return
             shown += 1
@@ -181,7 +182,8 @@ def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGL
         if more:
             first = flow.nodes[min(tangle)]
             which = f"the first {len(cycles)} are" if len(cycles) > 1 else "one is"
-            yield Diagnostic(first["loc"], "cycles-truncated", f"more circular paths exist among these {len(tangle)} "
+            elements = len({flow.nodes[n].get("original", n) for n in tangle})
+            yield Diagnostic(first["loc"], "cycles-truncated", f"more circular paths exist among these {elements} "
                              f"elements; only {which} shown", severity="warning",
                              hint="break the loops shown first, then validate again")
 
@@ -191,14 +193,17 @@ def _example_cycles(flow: nx.DiGraph, tangle: set[str], limit: int) -> tuple[lis
 
     A tangle of more than ``MAX_LISTED_TANGLE`` hops gives one cycle, found by a depth-first
     search that stops at the first loop: enumerating the cycles of a dense tangle costs seconds
-    and tells no more.
+    and tells no more. It has more than that one exactly when it has more hops than nodes (a
+    strongly connected part with as many hops as nodes is a single ring).
     """
-    sub = induced(flow, tangle)
-    if sum(v in tangle for u in tangle for v in flow.succ[u]) > MAX_LISTED_TANGLE:
-        return [[u for u, _ in nx.find_cycle(sub, source=min(tangle))]], True
+    names = sorted(tangle)
+    sub = nx.DiGraph()
+    sub.add_nodes_from(names)
+    sub.add_edges_from((u, v) for u in names for v in flow.succ[u] if v in tangle)
+    if sub.number_of_edges() > MAX_LISTED_TANGLE:
+        return [[u for u, _ in nx.find_cycle(sub, source=names[0])]], sub.number_of_edges() > len(names)
     # networkx walks sets of nodes, whose order for strings changes with Python's hash seed:
     # on integer labels (given in sorted order) the same cycles are found in every process.
-    names = sorted(sub)
     numbered = nx.relabel_nodes(sub, {name: i for i, name in enumerate(names)}, copy=True)
     cycles = [[names[i] for i in cycle] for cycle in islice(nx.simple_cycles(numbered), limit + 1)]
     return cycles[:limit], len(cycles) > limit
@@ -209,43 +214,83 @@ def cycle_edges(graph: nx.DiGraph, limit: int = MAX_CYCLES_TOTAL) -> set[tuple[s
     flow, _ = feasible_flow(graph)
     edges: set[tuple[str, str]] = set()
     for tangle in _tangles(flow):
-        edges |= {flow.edges[u, v].get("original", (u, v)) for u, v in flow.subgraph(tangle).edges()}
+        edges |= {flow.edges[u, v].get("original", (u, v)) for u in tangle for v in flow.succ[u]
+                  if v in tangle and flow.edges[u, v]["kind"] != "hub"}
     return edges
 
 
 def _pruned_notes(graph: nx.DiGraph, full: nx.DiGraph, pruned: list) -> Iterator[Diagnostic]:
-    """Say which hops were left out of loop detection, where it mattered (they would close a loop)."""
+    """Say which hops were left out of loop detection, where it mattered (they would close a
+    loop): one note per event type and group of consumers that filter alike."""
     if not pruned:
         return
     tangles = {n: i for i, t in enumerate(_tangles(full)) for n in t}
+    groups: dict[tuple[str, tuple[str, ...]], tuple[dict[str, None], str]] = {}
     for p in pruned:
-        if tangles.get(p.producer) is None or tangles.get(p.producer) != tangles.get(p.consumer):
+        tangle = tangles.get(p.event)
+        consumers = tuple(c for c in p.consumers if tangle is not None and tangles.get(c) == tangle)
+        producers = [q for q in p.producers if tangle is not None and tangles.get(q) == tangle]
+        if consumers and producers:
+            groups.setdefault((p.event, consumers), ({}, p.reason))[0].update(dict.fromkeys(producers))
+    for (event, consumers), (producers, reason) in groups.items():
+        some = len(consumers) > 1 or len(producers) > 1
+        yield Diagnostic(graph.edges[event, consumers[0]]["loc"], "pruned-edge",
+                         f"{_names(graph, consumers)} cannot receive {graph.nodes[event]['label']} from "
+                         f"{_names(graph, list(producers))}: {reason}; "
+                         f"{'these hops are' if some else 'this hop is'} left out of loop detection", severity="info")
+
+
+def _names(graph: nx.DiGraph, nodes: Iterable[str]) -> str:
+    nodes = list(nodes)
+    first = _name(graph.nodes[nodes[0]])
+    return first if len(nodes) == 1 else f"{first} and {len(nodes) - 1} more"
+
+
+def _plain_ids(flow: nx.DiGraph, cycle: list[str]) -> list[str]:
+    """The cycle's nodes named as in a graph split per producer: ``event:T@producer`` for an
+    event, keeping the order of reports stable whatever the hubs are called."""
+    out = []
+    for i, node in enumerate(cycle):
+        hub = flow.nodes[node].get("hub")
+        if hub == FILTER:
             continue
-        consumer, producer = graph.nodes[p.consumer], graph.nodes[p.producer]
-        yield Diagnostic(graph.edges[p.event, p.consumer]["loc"], "pruned-edge",
-                         f"{_name(consumer)} cannot receive {graph.nodes[p.event]['label']} from {_name(producer)}: "
-                         f"{p.reason}; this hop is left out of loop detection", severity="info")
+        out.append(f"{flow.nodes[node]['original']}@{cycle[i - 1]}" if hub == SIGNATURE else node)
+    return out
 
 
 def _rotate(graph: nx.DiGraph, cycle: list[str]) -> list[str]:
-    """Start the cycle at its alphabetically first event type, so output is stable and readable."""
-    events = [n for n in cycle if graph.nodes[n]["kind"] == "event"] or cycle
-    start = cycle.index(min(events))
+    """Start the cycle at its alphabetically first event type (by producer next), so output is
+    stable and readable."""
+    keys = {node: plain for node, plain in zip([n for n in cycle if graph.nodes[n].get("hub") != FILTER],
+                                                _plain_ids(graph, cycle))}
+    events = [n for n in cycle if graph.nodes[n].get("hub") == SIGNATURE or
+              (graph.nodes[n]["kind"] == "event" and "hub" not in graph.nodes[n])] or cycle
+    start = cycle.index(min(events, key=lambda n: keys.get(n, n)))
     return cycle[start:] + cycle[:start]
 
 
 def _cycle_diagnostic(graph: nx.DiGraph, cycle: list[str]) -> Diagnostic:
-    nodes = [graph.nodes[n] for n in cycle]
-    path = " -> ".join(n["label"] for n in nodes + nodes[:1])
-    edges = list(zip(cycle, cycle[1:] + cycle[:1]))
-    notes = tuple(_edge_note(graph, u, v) for u, v in edges)
-    loops = [n["element"].loop for n in nodes if getattr(n["element"], "loop", None) is not None]
-    loc = graph.edges[edges[0]]["loc"]
+    """The report of one cycle of the split graph, as the user sees it: each event once, and
+    an event a route delivers straight to a service shown between the two."""
+    labels, notes, elements, loc = [], [], [], None
+    for u, v in zip(cycle, cycle[1:] + cycle[:1]):
+        edge = graph.edges[u, v]
+        if graph.nodes[u].get("hub") != FILTER:
+            labels.append(graph.nodes[u]["label"])
+            elements.append(graph.nodes[u]["element"])
+        if edge["kind"] == "hub":
+            continue
+        if edge["kind"] == "delivers":
+            labels.append(edge["event"])
+        loc = loc or edge["loc"]
+        notes.append(_edge_note(graph, u, v))
+    path = " -> ".join(labels + labels[:1])
+    loops = [e.loop for e in elements if getattr(e, "loop", None) is not None]
     if loops:
         hops = min(loop.max_hops for loop in loops)
         return Diagnostic(loc, "bounded-loop", f"circular events, declared bounded (max_hops {hops}): {path}",
-                          severity="warning", notes=notes)
-    return Diagnostic(loc, "event-cycle", f"circular events: {path}", notes=notes,
+                          severity="warning", notes=tuple(notes))
+    return Diagnostic(loc, "event-cycle", f"circular events: {path}", notes=tuple(notes),
                       hint="break the loop, or declare it intentional with `loop: {max_hops: N}` on one of its consumers")
 
 
@@ -253,7 +298,7 @@ def _edge_note(graph: nx.DiGraph, u: str, v: str) -> Note:
     a, b, edge = graph.nodes[u], graph.nodes[v], graph.edges[u, v]
     what = {"consumes": f"{_name(b)} consumes {a['label']}",
             "emits": f"{_name(a)} emits {b['label']}",
-            "delivers": f"{_name(a)} delivers to {_name(b)}"}[edge["kind"]]
+            "delivers": f"{_name(a)} delivers {edge.get('event')} to {_name(b)}"}[edge["kind"]]
     return Note(edge["loc"], what)
 
 

@@ -1,10 +1,20 @@
 """Which producer -> consumer hops of the event flow can actually happen.
 
-A consumer's pattern can make a hop impossible: a route on ``status: [failed]`` is never
-triggered by an ``emit`` whose data sets ``status: ok``. Here every event type node is split
-per producer, and a consumes edge is kept only if the consumer's pattern may accept what
-that producer emits, judged from the *constant* parts of its ``emit`` templates. Anything
-templated, or a pattern using ``$or``, is assumed to match: pruning is only ever safe.
+A consumer's filter can make a hop impossible: a route on ``status: [failed]`` (or with
+``when: data.status == 'failed'``) is never triggered by an ``emit`` whose data sets
+``status: ok``. A hop is pruned only when every event the producer may emit of that type is
+rejected, judged from the *constant* parts of its ``emit`` templates. Anything else may match:
+a templated value, a pattern using ``$or``, a `when` beyond simple comparisons
+(:mod:`engine.conditions`), and any emit of a Python handler, which may send every type its
+element declares (``emits:``) with any data. So pruning never hides a loop that can happen.
+
+Each event type node is split in two layers of hubs, so that the split graph stays linear in
+the size of the mesh: producers are grouped by what they are known to emit (a *signature*:
+unknown, or one list of constant shapes) and consumers by their filter (none, or one distinct
+pattern and `when`). A producer feeds the hub of its signature, each pattern hub feeds its
+consumers, and a signature hub feeds a pattern hub only if that filter may accept that
+signature: ``producers + consumers + signatures x filters`` edges, where splitting per
+producer and consumer would cost ``producers x consumers``.
 """
 from __future__ import annotations
 
@@ -16,6 +26,7 @@ from typing import Any, Mapping
 import networkx as nx
 
 from . import model as m
+from .conditions import Condition, condition
 from .graph import flow_only, induced
 from .patterns import PatternError, compile_pattern
 
@@ -24,19 +35,56 @@ UNKNOWN = object()  # a value only known at run time (a template)
 
 @dataclass(frozen=True, slots=True)
 class Pruned:
-    producer: str
+    """The hops from every producer of *producers* to every consumer of *consumers* through
+    *event* (node ids of the plain flow graph): the filter rejects what they emit."""
+
     event: str
-    consumer: str
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """What a consumer checks before it acts: a pattern pruning may use, and a `when`."""
+
+    pattern: Mapping | None
+    when: Condition | None
+
+    @property
+    def key(self) -> tuple[str | None, str | None]:
+        """Equal for consumers that filter alike (they share one hub)."""
+        pattern = json.dumps(m.thaw(self.pattern), sort_keys=True) if self.pattern is not None else None
+        return pattern, self.when.text if self.when is not None else None
+
+    def rejects(self, emitted: list[dict] | None) -> str | None:
+        """Why every one of these emitted events is refused, or None if one may pass
+        (*emitted* None: what is emitted is unknown)."""
+        if emitted is None or (self.pattern is None and self.when is None):
+            return None
+        reasons = []
+        for event in emitted:
+            reason = _rejects(self.pattern, event) if self.pattern is not None else None
+            if reason is None and self.when is not None:
+                reason = self.when.rejects(event.get("data"), UNKNOWN)
+            if reason is None:
+                return None
+            reasons.append(reason)
+        return reasons[0]
+
+
+SIGNATURE = "signature"  # the ``hub`` attribute of a split event node: which layer it belongs to
+FILTER = "filter"
+
+
 def feasible_flow(graph: nx.DiGraph, full: nx.DiGraph | None = None) -> tuple[nx.DiGraph, list[Pruned]]:
-    """The looping part of the flow graph, with event nodes split per producer (``event:T@producer``)
-    and impossible hops removed.
+    """The looping part of the flow graph, each event node split into hubs (``event:T#s0``,
+    ``event:T#f0``: ``original`` names the event node, ``hub`` the layer), impossible hops removed.
 
     Pruning only removes hops, so every loop of the result lies inside a strongly connected
     part of the plain flow graph: only those parts are split and checked. *full* is
-    ``flow_only(graph)`` when the caller has it already.
+    ``flow_only(graph)`` when the caller has it already. Edges from a producer and to a
+    consumer carry ``original``, the plain graph's edge; hub-to-hub edges have kind ``hub``.
     """
     full = flow_only(graph) if full is None else full
     looping = set().union(*(c for c in nx.strongly_connected_components(full)
@@ -50,42 +98,64 @@ def feasible_flow(graph: nx.DiGraph, full: nx.DiGraph | None = None) -> tuple[nx
     for u, v, attrs in flow.edges(data=True):
         if attrs["kind"] == "delivers":
             h.add_edge(u, v, **attrs)
-    patterns = {n: _usable_pattern(a.get("element")) for n, a in flow.nodes(data=True) if a["kind"] != "event"}
+    filters = {n: consumer_filter(a.get("element")) for n, a in flow.nodes(data=True) if a["kind"] != "event"}
     for node, attrs in flow.nodes(data=True):
-        if attrs["kind"] != "event":
-            continue
-        consumers = list(flow.successors(node))
-        for producer in flow.predecessors(node):
-            copy = f"{node}@{producer}"
-            h.add_node(copy, **attrs, original=node)
-            h.add_edge(producer, copy, **flow.edges[producer, node], original=(producer, node))
-            emitted = [_emitted(a) for a in flow.edges[producer, node].get("actions") or []]
-            for consumer in consumers:
-                reason = _excluded(patterns[consumer], emitted)
-                if reason is None:
-                    h.add_edge(copy, consumer, **flow.edges[node, consumer], original=(node, consumer))
-                else:
-                    pruned.append(Pruned(producer, node, consumer, reason))
+        if attrs["kind"] == "event":
+            pruned += _split(flow, h, node, attrs, filters)
     return h, pruned
 
 
-def _usable_pattern(element: Any) -> Mapping | None:
-    """The consumer's pattern if pruning may use it (none, or one with `$or`: never prune)."""
-    pattern = _pattern_of(element)
-    return None if pattern is None or _has_or(pattern.value) else pattern.value
+def _split(flow: nx.DiGraph, h: nx.DiGraph, node: str, attrs: dict, filters: dict) -> list[Pruned]:
+    """Add the hubs of one event node with their edges to *h*; the groups of hops left out."""
+    signatures: dict[str, tuple[list[dict] | None, list[str]]] = {}
+    for producer in flow.predecessors(node):
+        emitted = emitted_on(flow.edges[producer, node])
+        signatures.setdefault(_signature(emitted), (emitted, []))[1].append(producer)
+    groups: dict[tuple, tuple[Filter, list[str]]] = {}
+    for consumer in flow.successors(node):
+        groups.setdefault(filters[consumer].key, (filters[consumer], []))[1].append(consumer)
+    pruned = []
+    for i, (emitted, producers) in enumerate(signatures.values()):
+        hub = f"{node}#s{i}"
+        h.add_node(hub, **attrs, original=node, hub=SIGNATURE)
+        for producer in producers:
+            h.add_edge(producer, hub, **flow.edges[producer, node], original=(producer, node))
+        for j, (accepts, consumers) in enumerate(groups.values()):
+            reason = accepts.rejects(emitted)
+            if reason is None:
+                h.add_edge(hub, f"{node}#f{j}", kind="hub", loc=attrs["loc"])
+            else:
+                pruned.append(Pruned(node, tuple(producers), tuple(consumers), reason))
+    for j, (_, consumers) in enumerate(groups.values()):
+        hub = f"{node}#f{j}"
+        h.add_node(hub, **attrs, original=node, hub=FILTER)
+        for consumer in consumers:
+            h.add_edge(hub, consumer, **flow.edges[node, consumer], original=(node, consumer))
+    return pruned
 
 
-def _excluded(pattern: Mapping | None, emitted: list[dict]) -> str | None:
-    """Why the pattern rejects every one of these emitted events, or None if it may accept one."""
-    if pattern is None or not emitted:
+def emitted_on(edge: Mapping) -> list[dict] | None:
+    """The events an ``emits`` edge may carry, as far as known before run time; None when
+    unknown: a handler may emit the type, or the producer is not an `emit` (a route, a stream)."""
+    actions = edge.get("actions") or []
+    if edge.get("handler") or not actions:
         return None
-    reasons = []
-    for event in emitted:
-        reason = _rejects(pattern, event)
-        if reason is None:
-            return None
-        reasons.append(reason)
-    return reasons[0]
+    return [_emitted(a) for a in actions]
+
+
+def _signature(emitted: list[dict] | None) -> str:
+    """A key equal for producers known to emit the same things (templated parts all alike)."""
+    if emitted is None:
+        return "*"
+    return json.dumps(emitted, sort_keys=True, default=lambda value: "\0{{template}}")
+
+
+def consumer_filter(element: Any) -> Filter:
+    """The filter pruning may use: a pattern without `$or`, and a `when` (None where absent)."""
+    pattern = _pattern_of(element)
+    usable = None if pattern is None or _has_or(pattern.value) else pattern.value
+    when = element.trigger.when if isinstance(element, m.Orchestration) else getattr(element, "when", None)
+    return Filter(usable, condition(when.text) if when is not None else None)
 
 
 def _pattern_of(element: Any) -> m.Pattern | None:

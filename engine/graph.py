@@ -9,7 +9,9 @@ service; ``service`` names it), ``orchestration``, ``stream``, ``dlq`` (a dead-l
 Edge kinds: ``consumes`` (event -> consumer), ``emits`` (producer -> event), ``delivers``
 (route -> subscription it targets directly; ``event`` names the type), ``dead-letters``
 (consumer -> dlq), ``calls`` (consumer -> endpoint). Only the first three carry events
-between elements, so only they can form circular events (see :data:`FLOW_EDGES`).
+between elements, so only they can form circular events (see :data:`FLOW_EDGES`). An
+``emits`` edge lists the ``emit`` actions behind it (``actions``) and is marked ``handler``
+when a Python handler of the producer may emit that type too, with data nobody can know.
 """
 from __future__ import annotations
 
@@ -52,13 +54,13 @@ def _consumers(mesh: m.Mesh, g: nx.DiGraph):
             node = subscription_id(sub)
             g.add_node(node, kind="subscription", label=service.name, loc=sub.loc, element=sub, service=service.name)
             _consume(g, sub.on, node, sub.match)
-            _emits(g, node, sub.actions, sub.emits)
+            _emits(g, node, sub.actions, sub.emits, m.runs_handler(sub.actions))
             yield sub.delivery, node
     for orch in mesh.orchestrations.values():
         node = f"orchestration:{orch.name}"
         g.add_node(node, kind="orchestration", label=orch.name, loc=orch.loc, element=orch)
         _consume(g, orch.trigger.on, node, orch.trigger.match)
-        _emits(g, node, orch.all_actions(), ())
+        _emits(g, node, orch.all_actions(), orch.declared_emits(), m.runs_handler(orch.all_actions()))
         for step in orch.steps:
             yield step.retry, node
     for stream in mesh.streams.values():
@@ -92,14 +94,17 @@ def _emit_edge(g: nx.DiGraph, producer: str, ref: m.Ref, action: m.EmitAction | 
         g.edges[producer, target]["actions"].append(action)
 
 
-def _emits(g: nx.DiGraph, producer: str, actions: tuple[m.Action, ...], declared: tuple[m.Ref, ...]) -> None:
+def _emits(g: nx.DiGraph, producer: str, actions: tuple[m.Action, ...], declared: tuple[m.Ref, ...],
+           handler: bool) -> None:
     for action in actions:
         if isinstance(action, m.EmitAction):
             _emit_edge(g, producer, action.type, action)
         elif isinstance(action, m.CallAction) and action.http:
             _endpoint(g, producer, action.http, action.loc)
-    for ref in declared:  # a `call` handler may emit what the subscription declares
+    for ref in declared:
         _emit_edge(g, producer, ref)
+        if handler:  # a `call` handler may emit any declared type, with any data
+            g.edges[producer, event_id(ref.name)]["handler"] = True
 
 
 def _endpoint(g: nx.DiGraph, producer: str, url: str, loc) -> None:

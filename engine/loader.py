@@ -61,7 +61,7 @@ def load_mesh(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Mesh, list[Di
     documents: list[Document] = []
     diagnostics: list[Diagnostic] = []
     for file in files:
-        text, problems = read_text(file, file, limits)
+        text, problems = read_text(file, file, limits, regular_only=True)
         diagnostics += problems
         if text is None:
             continue

@@ -14,6 +14,8 @@ Guards, all reported as located diagnostics rather than exceptions:
 from __future__ import annotations
 
 import io
+import os
+import stat
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -248,10 +250,20 @@ class Document:
     index: int  # 0-based position among the file's documents
 
 
-def read_text(path: str, display: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str | None, list[Diagnostic]]:
-    """Read a file as UTF-8 text, refusing oversize files and non-text bytes with a location."""
+def read_text(path: str, display: str, limits: Limits = DEFAULT_LIMITS,
+              regular_only: bool = False) -> tuple[str | None, list[Diagnostic]]:
+    """Read a file as UTF-8 text, refusing oversize files and non-text bytes with a location.
+
+    With *regular_only* (mesh and test files), anything but a regular file (a FIFO, a socket,
+    a device) is refused unread: reading a FIFO nobody writes to would wait for ever.
+    """
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+        fd = os.open(path, os.O_RDONLY | (os.O_NONBLOCK if regular_only else 0))
+        with os.fdopen(fd, "rb") as fh:
+            if regular_only and not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None, [Diagnostic(Location(display), "not-a-file", "not a regular file (a FIFO, socket or device)",
+                                         hint="a mesh is made of regular YAML files: remove or rename this entry")]
             raw = fh.read(limits.max_bytes + 1)
     except OSError as exc:
         return None, [Diagnostic(Location(display), "unreadable-file", f"cannot read file: {exc.strerror or exc}")]

@@ -16,7 +16,7 @@ import click
 from engine import eventtime
 from engine.analysis import cycle_edges
 from engine.check import CheckResult, check_mesh, require_valid
-from engine.errors import MeshError
+from engine.errors import MeshError, printable
 from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, render as render_view
 from engine.render import render_trace, trace_view
 from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, faults_for, find_run, list_runs, redrive_run,
@@ -36,7 +36,7 @@ class MeshGroup(click.Group):
             for diagnostic in getattr(exc, "diagnostics", None) or []:
                 click.echo(diagnostic.format(), err=True)
             if not getattr(exc, "diagnostics", None):
-                click.echo(f"meshctl: {exc}", err=True)
+                click.echo(printable(f"meshctl: {exc}"), err=True)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -46,8 +46,8 @@ class MeshGroup(click.Group):
             # BaseException: a panic in a Rust extension (pyo3's PanicException) is not an Exception.
             if os.environ.get("MESHCTL_DEBUG"):
                 raise
-            click.echo(f"meshctl: internal error: {type(exc).__name__}: {exc} "
-                       "(set MESHCTL_DEBUG=1 for a traceback, and please report it)", err=True)
+            click.echo(printable(f"meshctl: internal error: {type(exc).__name__}: {exc} "
+                                 "(set MESHCTL_DEBUG=1 for a traceback, and please report it)"), err=True)
             ctx.exit(EXIT_INTERNAL)
 
 
@@ -85,7 +85,8 @@ def _print_text(result: CheckResult, strict: bool, quiet: bool) -> None:
     if quiet:
         return
     verdict = "valid" if result.valid(strict) else "invalid"
-    click.echo(f"{result.path}: {verdict} ({_count(result.errors, 'error')}, {_count(result.warnings, 'warning')})")
+    click.echo(f"{printable(result.path)}: {verdict} ({_count(result.errors, 'error')}, "
+               f"{_count(result.warnings, 'warning')})")
 
 
 def _count(n: int, word: str) -> str:
@@ -257,8 +258,8 @@ def dlq_list(dlq_path, store, ids, reason, consumer, fmt) -> None:
         return
     for r in records:
         event = r.event if isinstance(r.event, dict) else {}
-        click.echo(f"{r.id}  {r.reason:<18} {r.consumer}  {event.get('type', '?')} {event.get('id', '?')}  "
-                   f"attempts={r.attempts}  {r.error_type}: {r.error}")
+        click.echo(printable(f"{r.id}  {r.reason:<18} {r.consumer}  {event.get('type', '?')} {event.get('id', '?')}  "
+                             f"attempts={r.attempts}  {r.error_type}: {r.error}"))
     click.echo(f"{len(records)} dead letter{'s' if len(records) != 1 else ''}")
 
 
@@ -395,7 +396,7 @@ def runs_list(store, status, orchestration, fmt) -> None:
         click.echo(json.dumps(found, indent=2, default=str))
         return
     for r in found:
-        click.echo(f"{r['id']}  {r['status']:<12} {r.get('failed_step') or '-'}  {r.get('error') or ''}".rstrip())
+        click.echo(printable(f"{r['id']}  {r['status']:<12} {r.get('failed_step') or '-'}  {r.get('error') or ''}".rstrip()))
     click.echo(f"{len(found)} run{'s' if len(found) != 1 else ''}")
 
 
@@ -429,7 +430,7 @@ def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, 
     if fmt == "json":
         click.echo(json.dumps({"run": run, "summary": summary}, indent=2, default=str))
         return
-    click.echo(f"{run['id']}: {run['status']}" + (f" ({run['error']})" if run.get("error") else ""))
+    click.echo(printable(f"{run['id']}: {run['status']}" + (f" ({run['error']})" if run.get("error") else "")))
     _print_summary(summary, "text", [])
 
 

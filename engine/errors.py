@@ -18,6 +18,28 @@ from typing import Iterable, Literal
 Severity = Literal["error", "warning", "info"]  # info never fails validation
 
 
+def printable(text: str) -> str:
+    """*text* with every character a terminal would act on escaped (``\\n``, ``\\x1b``, ``\\u202e``).
+
+    Paths and values come from users: a file named ``a.yaml\\nb.yaml:1:1: error...`` must not
+    print a line of its own. Control, format and separator characters (and the surrogates
+    undecodable file names become) are shown as Python escapes; everything else is kept.
+
+    >>> printable("ok.yaml")
+    'ok.yaml'
+    >>> printable("a\\nb\\x1b[31m")
+    'a\\\\nb\\\\x1b[31m'
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch) or (
+        f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Location:
     """A 1-based position in a source file.
@@ -67,7 +89,7 @@ class Diagnostic:
         lines += [f"  {note.loc}: note: {note.message}" for note in self.notes]
         if self.hint:
             lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)  # one diagnostic, never a forged line
 
     def as_dict(self) -> dict:
         return {

@@ -23,7 +23,7 @@ from importlib import resources
 from typing import Any, Iterable, Iterator
 
 from .check import check_mesh
-from .errors import Diagnostic, Location, UsageError, has_errors, sorted_diagnostics
+from .errors import Diagnostic, Location, UsageError, has_errors, printable, sorted_diagnostics
 from .loader import TEST_SUFFIXES
 from .model import Mesh
 from .runtime.clock import VirtualClock
@@ -95,9 +95,9 @@ class Report:
     def text_lines(self) -> list[str]:
         lines = [d.format() for d in self.diagnostics]
         for result in self.results:
-            lines.append(f"{'PASS' if result.passed else 'FAIL'} {result.name}")
+            lines.append(printable(f"{'PASS' if result.passed else 'FAIL'} {result.name}"))
             for failure in result.failures:
-                lines += failure.lines()
+                lines += [printable(line) for line in failure.lines()]  # values from events: never a line of their own
         lines.append(f"{self.passed} passed, {self.failed} failed")
         return lines
 
@@ -176,7 +176,7 @@ def load_test_file(path: str) -> LoadedFile:
 
 
 def _document(path: str) -> tuple[Document | None, list[Diagnostic]]:
-    text, problems = read_text(path, path)
+    text, problems = read_text(path, path, regular_only=True)
     if text is None:
         return None, problems
     docs, problems = load_documents(text, path)

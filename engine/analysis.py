@@ -170,7 +170,7 @@ def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGL
     """
     full = flow_only(graph)
     flow, pruned = feasible_flow(graph, full)
-    yield from _pruned_notes(graph, full, pruned)
+    yield from _pruned_notes(graph, pruned)
     shown = 0
     for tangle in _tangles(flow):
         cycles, more = _example_cycles(flow, tangle, per_tangle)
@@ -219,24 +219,15 @@ def cycle_edges(graph: nx.DiGraph, limit: int = MAX_CYCLES_TOTAL) -> set[tuple[s
     return edges
 
 
-def _pruned_notes(graph: nx.DiGraph, full: nx.DiGraph, pruned: list) -> Iterator[Diagnostic]:
-    """Say which hops were left out of loop detection, where it mattered (they would close a
+def _pruned_notes(graph: nx.DiGraph, pruned: list) -> Iterator[Diagnostic]:
+    """Say which hops were left out of loop detection where it mattered (they would close a
     loop): one note per event type and group of consumers that filter alike."""
-    if not pruned:
-        return
-    tangles = {n: i for i, t in enumerate(_tangles(full)) for n in t}
-    groups: dict[tuple[str, tuple[str, ...]], tuple[dict[str, None], str]] = {}
     for p in pruned:
-        tangle = tangles.get(p.event)
-        consumers = tuple(c for c in p.consumers if tangle is not None and tangles.get(c) == tangle)
-        producers = [q for q in p.producers if tangle is not None and tangles.get(q) == tangle]
-        if consumers and producers:
-            groups.setdefault((p.event, consumers), ({}, p.reason))[0].update(dict.fromkeys(producers))
-    for (event, consumers), (producers, reason) in groups.items():
-        some = len(consumers) > 1 or len(producers) > 1
-        yield Diagnostic(graph.edges[event, consumers[0]]["loc"], "pruned-edge",
-                         f"{_names(graph, consumers)} cannot receive {graph.nodes[event]['label']} from "
-                         f"{_names(graph, list(producers))}: {reason}; "
+        some = len(p.consumers) > 1 or p.others
+        producers = _name(graph.nodes[p.producer]) + (f" and {p.others} more" if p.others else "")
+        yield Diagnostic(graph.edges[p.event, p.consumers[0]]["loc"], "pruned-edge",
+                         f"{_names(graph, p.consumers)} cannot receive {graph.nodes[p.event]['label']} from "
+                         f"{producers}: {p.reason}; "
                          f"{'these hops are' if some else 'this hop is'} left out of loop detection", severity="info")
 
 

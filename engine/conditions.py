@@ -55,6 +55,36 @@ class Condition:
         return None if verdict is not False else f"{', '.join(facts)} in the emit; the `when` ({self.text}) is false"
 
 
+    def equality(self) -> tuple[tuple, tuple] | None:
+        """``(path, constants)`` when the condition requires ``data.<path>`` to equal one of
+        *constants* (``==`` or ``in [...]``, alone or as one term of an ``and``): data whose
+        constant there equals none of them makes it false."""
+        terms, found = [self.tree], None
+        while terms and found is None:
+            node = terms.pop(0)
+            if isinstance(node, nodes.And):
+                terms += [node.left, node.right]
+            elif isinstance(node, nodes.Compare) and len(node.ops) == 1 and node.ops[0].op in ("eq", "in"):
+                found = _equality(node)
+        return found
+
+
+def _equality(node: nodes.Compare) -> tuple[tuple, tuple] | None:
+    path = _field(node.expr)
+    try:
+        constant = node.ops[0].expr.as_const()
+    except Exception:  # noqa: BLE001 - not a constant
+        return None
+    constants = (constant,) if node.ops[0].op == "eq" else constant
+    if path is None or not isinstance(constants, (list, tuple)):
+        return None
+    try:
+        hash(tuple(constants))
+    except TypeError:
+        return None
+    return path, tuple(constants)
+
+
 def condition(text: str) -> Condition:
     return _parse(text.strip())
 

@@ -19,6 +19,7 @@ producer and consumer would cost ``producers x consumers``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
@@ -29,17 +30,21 @@ from . import model as m
 from .conditions import Condition, condition
 from .graph import flow_only, induced
 from .patterns import PatternError, compile_pattern
+from .patterns.compiled import _key, _scalars
 
 UNKNOWN = object()  # a value only known at run time (a template)
 
 
 @dataclass(frozen=True, slots=True)
 class Pruned:
-    """The hops from every producer of *producers* to every consumer of *consumers* through
-    *event* (node ids of the plain flow graph): the filter rejects what they emit."""
+    """Hops left out: from *producer* (and *others* more producers) to every consumer of
+    *consumers*, through *event* (node ids of the plain flow graph), all inside one strongly
+    connected part of it, where a hop could close a loop. The consumers filter alike and
+    reject what those producers emit, for *reason* (the first producer's)."""
 
     event: str
-    producers: tuple[str, ...]
+    producer: str
+    others: int
     consumers: tuple[str, ...]
     reason: str
 
@@ -72,6 +77,69 @@ class Filter:
             reasons.append(reason)
         return reasons[0]
 
+    def exact_leaf(self) -> tuple[str, tuple, frozenset] | None:
+        """``(how, path, keys)``: a field of ``data`` that must hold one of a few plain values,
+        else the event is rejected. ``pattern``: a pattern leaf listing plain values only (keys
+        as the pattern matcher compares them); ``when``: a `when` term ``==`` or ``in`` constants
+        (compared as Python does)."""
+        if self.pattern is not None:
+            for path, leaf in _leaves(self.pattern, ()):
+                if path[0] == "data" and isinstance(leaf, tuple) and leaf and all(map(_plain, leaf)):
+                    return "pattern", path, frozenset(_key(item) for item in leaf)
+        equality = self.when.equality() if self.when is not None else None
+        if equality is not None:
+            return "when", ("data", *equality[0]), frozenset(equality[1])
+        return None
+
+
+def _plain(item: Any) -> bool:
+    return item is None or isinstance(item, (str, bool)) or (isinstance(item, (int, float)) and math.isfinite(item))
+
+
+class _FilterIndex:
+    """The filters of one event type bucketed by an exact-valued leaf each, so that a signature
+    is checked in full only against the filters that may accept it (a superset, never fewer)."""
+
+    def __init__(self, filters: list[Filter]):
+        self.count = len(filters)
+        self.always: list[int] = []  # no exact leaf: always checked in full
+        self.buckets: dict[tuple, dict[Any, list[int]]] = {}
+        self.under: dict[tuple, list[int]] = {}
+        for j, f in enumerate(filters):
+            leaf = f.exact_leaf()
+            if leaf is None:
+                self.always.append(j)
+                continue
+            self.under.setdefault(leaf[:2], []).append(j)
+            bucket = self.buckets.setdefault(leaf[:2], {})
+            for key in leaf[2]:
+                bucket.setdefault(key, []).append(j)
+
+    def candidates(self, emitted: list[dict] | None) -> list[int]:
+        if emitted is None:
+            return list(range(self.count))
+        found = set(self.always)
+        for (how, path), bucket in self.buckets.items():
+            for event in emitted:
+                value, known = _lookup(event, path)
+                if not known or (how == "when" and (value is _MISSING or not _hashable(value))):
+                    found.update(self.under[how, path])  # a `when` judges an absent field unknown
+                    break
+                if how == "when":
+                    found.update(bucket.get(value, ()))
+                elif value is not _MISSING:
+                    for item in _scalars(value, []):
+                        found.update(bucket.get(_key(item), ()))
+        return sorted(found)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
 
 SIGNATURE = "signature"  # the ``hub`` attribute of a split event node: which layer it belongs to
 FILTER = "filter"
@@ -87,9 +155,11 @@ def feasible_flow(graph: nx.DiGraph, full: nx.DiGraph | None = None) -> tuple[nx
     consumer carry ``original``, the plain graph's edge; hub-to-hub edges have kind ``hub``.
     """
     full = flow_only(graph) if full is None else full
-    looping = set().union(*(c for c in nx.strongly_connected_components(full)
-                            if len(c) > 1 or full.has_edge(*(next(iter(c)),) * 2)))
-    flow = full if len(looping) == len(full) else induced(full, looping)
+    part: dict[str, int] = {}
+    for i, c in enumerate(nx.strongly_connected_components(full)):
+        if len(c) > 1 or full.has_edge(*(next(iter(c)),) * 2):
+            part.update(dict.fromkeys(c, i))
+    flow = full if len(part) == len(full) else induced(full, set(part))
     h = nx.DiGraph()
     pruned: list[Pruned] = []
     for node, attrs in flow.nodes(data=True):
@@ -101,12 +171,14 @@ def feasible_flow(graph: nx.DiGraph, full: nx.DiGraph | None = None) -> tuple[nx
     filters = {n: consumer_filter(a.get("element")) for n, a in flow.nodes(data=True) if a["kind"] != "event"}
     for node, attrs in flow.nodes(data=True):
         if attrs["kind"] == "event":
-            pruned += _split(flow, h, node, attrs, filters)
+            pruned += _split(flow, h, node, attrs, filters, part)
     return h, pruned
 
 
-def _split(flow: nx.DiGraph, h: nx.DiGraph, node: str, attrs: dict, filters: dict) -> list[Pruned]:
-    """Add the hubs of one event node with their edges to *h*; the groups of hops left out."""
+def _split(flow: nx.DiGraph, h: nx.DiGraph, node: str, attrs: dict, filters: dict,
+           part: dict[str, int]) -> list[Pruned]:
+    """Add the hubs of one event node with their edges to *h*; the groups of hops left out
+    that could have closed a loop (inside *node*'s strongly connected *part*)."""
     signatures: dict[str, tuple[list[dict] | None, list[str]]] = {}
     for producer in flow.predecessors(node):
         emitted = emitted_on(flow.edges[producer, node])
@@ -114,24 +186,42 @@ def _split(flow: nx.DiGraph, h: nx.DiGraph, node: str, attrs: dict, filters: dic
     groups: dict[tuple, tuple[Filter, list[str]]] = {}
     for consumer in flow.successors(node):
         groups.setdefault(filters[consumer].key, (filters[consumer], []))[1].append(consumer)
-    pruned = []
-    for i, (emitted, producers) in enumerate(signatures.values()):
+    sigs, accepts = list(signatures.values()), [f for f, _ in groups.values()]
+    index = _FilterIndex(accepts)
+    accepted: list[set[int]] = [set() for _ in accepts]  # per filter: the signatures it accepts
+    for i, (emitted, producers) in enumerate(sigs):
         hub = f"{node}#s{i}"
         h.add_node(hub, **attrs, original=node, hub=SIGNATURE)
         for producer in producers:
             h.add_edge(producer, hub, **flow.edges[producer, node], original=(producer, node))
-        for j, (accepts, consumers) in enumerate(groups.values()):
-            reason = accepts.rejects(emitted)
-            if reason is None:
+        for j in index.candidates(emitted):
+            if accepts[j].rejects(emitted) is None:
                 h.add_edge(hub, f"{node}#f{j}", kind="hub", loc=attrs["loc"])
-            else:
-                pruned.append(Pruned(node, tuple(producers), tuple(consumers), reason))
+                accepted[j].add(i)
     for j, (_, consumers) in enumerate(groups.values()):
         hub = f"{node}#f{j}"
         h.add_node(hub, **attrs, original=node, hub=FILTER)
         for consumer in consumers:
             h.add_edge(hub, consumer, **flow.edges[node, consumer], original=(node, consumer))
-    return pruned
+    return _left_out(node, sigs, groups, accepted, part)
+
+
+def _left_out(node: str, sigs: list, groups: dict, accepted: list[set[int]], part: dict[str, int]) -> list[Pruned]:
+    """Per filter, the producers of its event whose hops to it were pruned where that mattered.
+
+    Costs what the accepted hops cost, not signatures x filters: what a filter rejects is
+    everything it does not accept."""
+    inside = [[p for p in producers if part.get(p) == part[node]] for _, producers in sigs]
+    total = sum(map(len, inside))
+    out = []
+    for j, (accepts, consumers) in enumerate(groups.values()):
+        looping = tuple(c for c in consumers if part.get(c) == part[node])
+        rejected = total - sum(len(inside[i]) for i in accepted[j])
+        if not looping or not rejected:
+            continue
+        first = next(i for i, producers in enumerate(inside) if producers and i not in accepted[j])
+        out.append(Pruned(node, inside[first][0], rejected - 1, looping, accepts.rejects(sigs[first][0])))
+    return out
 
 
 def emitted_on(edge: Mapping) -> list[dict] | None:

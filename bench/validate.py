@@ -11,6 +11,12 @@ pattern and template checks have work to do. The figure is the time of one
 of 3 at 10,000 (on a shared machine the best of several is the least disturbed, and the
 growth ratio divides by the small figure); the targets are < 3 s at 10,000 and
 t(10,000)/t(1,000) ≤ 12.
+
+A second shape, *re-emit*, is the worst case of loop analysis: N subscriptions on one event
+type, each re-emitting it (one service each, ~120 bytes of YAML per subscription), a tenth
+of them with a pattern on a constant field, so producers and consumers of one event node
+are both N. ``meshctl validate`` runs in a child process for its wall time and peak RSS
+(best of 3 by time, at 1,000 and 2,000); the target is near-linear: t(2,000)/t(1,000) ≤ 2.5.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import os
 import random
 import tempfile
 
-from .common import Row, best_of, fmt_time, log
+from .common import Row, best_of, fmt_time, log, run_cli
 
 PER_FILE = 250
 
@@ -66,6 +72,38 @@ def generate(folder: str, n: int, seed: int = 5) -> dict[str, int]:
     return {"types": types, "routes": routes, "subscriptions": subscriptions // 10 * 10, "documents": len(docs)}
 
 
+def generate_reemit(folder: str, n: int) -> None:
+    """N subscriptions consuming and re-emitting one type; every tenth filters on `stage`."""
+    docs = ["apiVersion: meshctl/v1\nkind: EventType\nmetadata: {name: x}\nspec: {external: true}\n"]
+    for i in range(n):
+        match = f"\n      match: {{data: {{stage: [s{i % 7}]}}}}" if i % 10 == 0 else ""
+        docs.append(f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: r{i:05d}}}\nspec:\n  subscriptions:\n"
+                    f"    - on: x{match}\n      emits: [x]\n"
+                    f"      do: {{emit: {{type: x, data: {{n: '{{{{ data.n }}}}', stage: s{i % 5}}}}}}}\n")
+    with open(os.path.join(folder, "mesh.yaml"), "w", encoding="utf-8") as fh:
+        fh.write("---\n".join(docs))
+
+
+def reemit_rows(quick: bool = False) -> list[Row]:
+    """The re-emit shape through ``meshctl validate``: seconds and peak RSS at 1,000 and 2,000."""
+    figures = {}
+    for n in (1000, 2000):
+        with tempfile.TemporaryDirectory(prefix=f"bench-reemit-{n}-") as folder:
+            generate_reemit(folder, n)
+            size = os.path.getsize(os.path.join(folder, "mesh.yaml"))
+            log(f"validate re-emit: N={n:,} ({size // 1024:,} KiB)")
+            runs = [run_cli(["validate", folder]) for _ in range(1 if quick else 3)]
+            wall, peak, proc = min(runs, key=lambda r: r[0])
+            figures[n] = (wall, peak, size, proc.returncode)
+    growth = figures[2000][0] / figures[1000][0]
+    out = [Row("validate", f"re-emit N={n:,}", fmt_time(wall), "", None, "", "", None,
+               f"{size // 1024:,} KiB, peak RSS {peak // 1024:,} MiB, exit {code}")
+           for n, (wall, peak, size, code) in figures.items()]
+    out.append(Row("validate", "re-emit t(2,000) / t(1,000)", f"{growth:,.2f}×", "N ×2", growth, "growth", "≤ 2.5×",
+                   growth <= 2.5, ""))
+    return out
+
+
 def rows(quick: bool = False) -> list[Row]:
     from engine.check import check_mesh
 
@@ -85,6 +123,7 @@ def rows(quick: bool = False) -> list[Row]:
         Row("validate", "N=10,000", fmt_time(times[10000]), "limit 3 s", None, "", "< 3 s",
             times[10000] < 3, outcome[10000]),
         Row("validate", "t(10,000) / t(1,000)", f"{growth:,.1f}×", "N ×10", growth, "growth", "≤ 12×", growth <= 12, ""),
+        *reemit_rows(quick),
     ]
 
 

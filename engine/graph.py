@@ -54,13 +54,14 @@ def _consumers(mesh: m.Mesh, g: nx.DiGraph):
             node = subscription_id(sub)
             g.add_node(node, kind="subscription", label=service.name, loc=sub.loc, element=sub, service=service.name)
             _consume(g, sub.on, node, sub.match)
-            _emits(g, node, sub.actions, sub.emits, m.runs_handler(sub.actions))
+            handled = {ref.name for ref in sub.emits} if m.runs_handler(sub.actions) else set()
+            _emits(g, node, sub.actions, sub.emits, handled)
             yield sub.delivery, node
     for orch in mesh.orchestrations.values():
         node = f"orchestration:{orch.name}"
         g.add_node(node, kind="orchestration", label=orch.name, loc=orch.loc, element=orch)
         _consume(g, orch.trigger.on, node, orch.trigger.match)
-        _emits(g, node, orch.all_actions(), orch.declared_emits(), m.runs_handler(orch.all_actions()))
+        _emits(g, node, orch.all_actions(), orch.declared_emits(), _handled(orch))
         for step in orch.steps:
             yield step.retry, node
     for stream in mesh.streams.values():
@@ -95,7 +96,9 @@ def _emit_edge(g: nx.DiGraph, producer: str, ref: m.Ref, action: m.EmitAction | 
 
 
 def _emits(g: nx.DiGraph, producer: str, actions: tuple[m.Action, ...], declared: tuple[m.Ref, ...],
-           handler: bool) -> None:
+           handled: set[str]) -> None:
+    """Emit edges of the `emit` actions and of the declared types; those in *handled* (types a
+    Python handler of the producer may emit, with any data) are marked ``handler``."""
     for action in actions:
         if isinstance(action, m.EmitAction):
             _emit_edge(g, producer, action.type, action)
@@ -103,8 +106,21 @@ def _emits(g: nx.DiGraph, producer: str, actions: tuple[m.Action, ...], declared
             _endpoint(g, producer, action.http, action.loc)
     for ref in declared:
         _emit_edge(g, producer, ref)
-        if handler:  # a `call` handler may emit any declared type, with any data
-            g.edges[producer, event_id(ref.name)]["handler"] = True
+    for name in handled:
+        if g.has_edge(producer, event_id(name)):
+            g.edges[producer, event_id(name)]["handler"] = True
+
+
+def _handled(orch: m.Orchestration) -> set[str]:
+    """Types a handler of the orchestration may emit: what the runtime lets each attempt emit
+    (see ``Step.may_emit``), for the steps and ends that run a handler."""
+    out: set[str] = set()
+    for step in orch.steps:
+        if m.runs_handler(step.actions + step.compensate):
+            out |= step.may_emit()
+    if m.runs_handler(orch.on_success + orch.on_failure):
+        out |= orch.end_may_emit()
+    return out
 
 
 def _endpoint(g: nx.DiGraph, producer: str, url: str, loc) -> None:

@@ -257,13 +257,16 @@ def read_text(path: str, display: str, limits: Limits = DEFAULT_LIMITS,
     With *regular_only* (mesh and test files), anything but a regular file (a FIFO, a socket,
     a device) is refused unread: reading a FIFO nobody writes to would wait for ever.
     """
+    not_a_file = [Diagnostic(Location(display), "not-a-file", "not a regular file (a FIFO, socket or device)",
+                             hint="a mesh is made of regular YAML files: remove or rename this entry")]
     try:
-        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+        if regular_only and not stat.S_ISREG(os.stat(path).st_mode):  # a socket cannot even be opened
+            return None, not_a_file
+        # O_NONBLOCK: a FIFO put in its place since would otherwise wait for a writer
         fd = os.open(path, os.O_RDONLY | (os.O_NONBLOCK if regular_only else 0))
         with os.fdopen(fd, "rb") as fh:
             if regular_only and not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None, [Diagnostic(Location(display), "not-a-file", "not a regular file (a FIFO, socket or device)",
-                                         hint="a mesh is made of regular YAML files: remove or rename this entry")]
+                return None, not_a_file
             raw = fh.read(limits.max_bytes + 1)
     except OSError as exc:
         return None, [Diagnostic(Location(display), "unreadable-file", f"cannot read file: {exc.strerror or exc}")]

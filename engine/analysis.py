@@ -174,7 +174,7 @@ def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGL
     shown = 0
     for tangle in _tangles(flow):
         cycles, more = _example_cycles(flow, tangle, per_tangle)
-        for cycle in sorted(cycles, key=lambda c: (len(c), sorted(_plain_ids(flow, c)))):
+        for cycle in sorted(cycles, key=lambda c: (len(_plain_ids(flow, c)), sorted(_plain_ids(flow, c)))):
             if shown >= total:
                 return
             shown += 1

@@ -16,7 +16,7 @@ import click
 from engine import eventtime
 from engine.analysis import cycle_edges
 from engine.check import CheckResult, check_mesh, require_valid
-from engine.errors import MeshError, printable
+from engine.errors import MeshError, printable, printable_lines
 from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, render as render_view
 from engine.render import render_trace, trace_view
 from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, faults_for, find_run, list_runs, redrive_run,
@@ -36,7 +36,7 @@ class MeshGroup(click.Group):
             for diagnostic in getattr(exc, "diagnostics", None) or []:
                 click.echo(diagnostic.format(), err=True)
             if not getattr(exc, "diagnostics", None):
-                click.echo(printable(f"meshctl: {exc}"), err=True)
+                click.echo(printable_lines(f"meshctl: {exc}"), err=True)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -46,7 +46,7 @@ class MeshGroup(click.Group):
             # BaseException: a panic in a Rust extension (pyo3's PanicException) is not an Exception.
             if os.environ.get("MESHCTL_DEBUG"):
                 raise
-            click.echo(printable(f"meshctl: internal error: {type(exc).__name__}: {exc} "
+            click.echo(printable_lines(f"meshctl: internal error: {type(exc).__name__}: {exc} "
                                  "(set MESHCTL_DEBUG=1 for a traceback, and please report it)"), err=True)
             ctx.exit(EXIT_INTERNAL)
 

@@ -15,7 +15,7 @@ import networkx as nx
 from . import model as m
 from .errors import Diagnostic, Location, Note
 from .feasibility import FILTER, SIGNATURE, feasible_flow
-from .graph import build_step_graph, consumed_types, flow_only, induced, produced_types
+from .graph import build_step_graph, consumed_types, flow_only, produced_types
 from .handlers import allowed_by, local_module, nearby_modules
 from .patterns import PatternError, compile_pattern
 from .templates import condition_text, referenced_fields, syntax_error

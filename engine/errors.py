@@ -35,6 +35,11 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in text)
 
 
+def printable_lines(text: str) -> str:
+    """:func:`printable` line by line: for a message whose lines the program itself composed."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def _escape(ch: str) -> str:
     return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch) or (
         f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")

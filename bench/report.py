@@ -189,6 +189,16 @@ speed varied by ±30 % from one minute to the next): stream in memory 116k → 3
 the decode limit at 30,000 events, chain 42-45× → 61-91× moto.
 
 **Still missed, and why.**
+- *e2e on SQLite* (45.6 % of memory on 6 Dec; target 50 %; 60 % on 27 Nov): the SQLite path did
+  not get slower: at 15.6k ev/s it is where it was (10.6k ev/s on a machine whose JSON decode
+  ran 1.44× slower), while the memory path got about 35 % faster in stage 7 (routing through
+  the index, templates compiled once, the heap frozen during the input: 17.4 % → 23.3 % of the
+  decode limit). Stage 7 also added to each commit what the promises need: dedup records keyed
+  by source and id with their time (retention), journal batches compressed (disk per order
+  7,000 → 2,240 bytes). A commit is ~21 % of the SQLite profile (encoding journal records 6 %,
+  SQLite's own inserts and fsync 9 %, zlib 2 %). What would win it back: journal the input
+  line as read instead of encoding the decoded event again, and keep dedup records as short
+  digests instead of the full key.
 - *e2e in memory* (15-18 % of the decode limit; target 30 %): no single cost is left to
   remove, and the work per input is large: each input of the arena is decoded, schema-checked,
   routed (patterns), delivered about twice (a subscription's actions, a Python handler, a

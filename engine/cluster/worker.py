@@ -29,7 +29,7 @@ from .. import model as m
 from ..runner import reinject
 from ..runtime.clock import SystemClock
 from ..runtime.deadletter import DeadLetter
-from ..runtime.events import REQUIRED
+from ..runtime.events import REQUIRED, as_input
 from ..runtime.identity import identity
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, MESH, Fault, Runtime
 from ..runtime.retry import NO_RETRY
@@ -236,6 +236,7 @@ class Worker:
         if entry.deliveries > self.options.max_deliveries:
             self._poison(MESH, event, entry.deliveries, "dlq")
             return
+        event = as_input(event)
         self.rt.trace.record(self.rt.clock.now(), "ingest", event=event["id"], type=event["type"])
         self.rt.publish(event, "ingress")
 

@@ -69,6 +69,21 @@ def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: 
     return event
 
 
+ENGINE_OWNED = ("hopcount", "causationpath")  # extensions the loop guard reads: only the engine sets them
+
+
+def as_input(event: dict) -> dict:
+    """An event entering the mesh from outside, without the extensions that steer the loop guard.
+
+    A client could otherwise set ``hopcount: -300`` (316 emits instead of 16) or a made-up
+    ``causationpath``; an input is the root of its chain, so it starts from none. The event is
+    returned as it is when it has neither (a copy only when something is dropped).
+    """
+    if "hopcount" not in event and "causationpath" not in event:
+        return event
+    return {k: v for k, v in event.items() if k not in ENGINE_OWNED}
+
+
 def chain(event: dict) -> list[str]:
     """The consumers that produced this event's ancestors, oldest first."""
     path = event.get("causationpath")

@@ -25,7 +25,7 @@ from .actions import ActionFailed, Attempt, Toolbox, compile_actions, error_data
 from .clock import Clock, VirtualClock, iso, parse_time
 from .consumers import Consumer, build_consumers
 from .deadletter import DeadLetter
-from .events import BadInput, chain, derive
+from .events import BadInput, as_input, chain, derive
 from .identity import identity
 from .ordering import Resequencer
 from .ratelimit import Buckets
@@ -129,6 +129,8 @@ class Runtime:
 
     def feed(self, item: dict | BadInput) -> None:
         """One input: due work before its time runs first, then it is published at its time."""
+        if item.__class__ is dict:
+            item = as_input(item)
         lane = self._stream_lanes.get(item.get("type")) if item.__class__ is dict else None
         if lane is not None and self._into_streams(item, lane):
             return

@@ -91,7 +91,7 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
                          "add --resume to continue it, or use a new file")
     # A durable run keeps its trace in the store only if it was asked for from the start:
     # journaling every record costs more than the rest of a commit.
-    journal = (snapshot.get("notes") or {}).get("journal_trace", True) if snapshot else bool(options.trace_path)
+    journal = _keeps_trace(snapshot) if snapshot else bool(options.trace_path)
     if durable and options.trace_path and not journal:
         raise UsageError(f"the run in {options.store} was started without --trace, so its trace was not kept")
     with _sinks(options, None if durable else (options.trace_path, options.output_path)) as (trace, on_emit):
@@ -111,6 +111,11 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
     if options.dlq_path:
         write_dead_letters(options.dlq_path, dead)
     return runtime.trace.summary(), dead
+
+
+def _keeps_trace(checkpoint: dict) -> bool:
+    """Whether the stored run journals its trace (runs from before the note kept it always)."""
+    return (checkpoint.get("notes") or {}).get("journal_trace", True)
 
 
 def _retention(mesh: Mesh, options: RunOptions) -> Retention:
@@ -283,7 +288,7 @@ def _session(mesh: Mesh, store, options: RunOptions):
     checkpoint = store.checkpoint()
     # The session journals its own trace records if they are asked for, or if the stored run
     # keeps its trace: a trace costs more than counters (one record per rejected pattern).
-    journal = bool(options.trace_path) or ((checkpoint or {}).get("notes") or {}).get("journal_trace", True)
+    journal = bool(options.trace_path) or _keeps_trace(checkpoint or {})
     runtime = _runtime(mesh, store, options, Trace(JournalSink(store) if journal else None))
     if checkpoint is not None:
         runtime.restore(checkpoint)

@@ -27,7 +27,11 @@ BACKWARD_KINDS = frozenset({"compensates"})
 
 @dataclass(frozen=True, slots=True)
 class ViewNode:
-    """One box: ``label`` on top, then an optional ``sublabel`` and a line of ``badges``."""
+    """One box: ``label`` on top, then an optional ``sublabel`` and a line of ``badges``.
+
+    ``entry`` marks where events come in (an external event type, a trigger): the layout keeps
+    those on the left when it has to break a cycle.
+    """
 
     id: str
     label: str
@@ -36,6 +40,7 @@ class ViewNode:
     group: str | None = None
     badges: tuple[str, ...] = ()
     loc: str = ""
+    entry: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,20 +118,24 @@ def _flow_node(mesh: m.Mesh, node: str, data: dict) -> ViewNode:
     label, sublabel, group, badges = data["label"], "", None, ()
     if kind == "event":
         sublabel = "undeclared" if element is None else ("external" if element.external else "")
-    elif kind == "subscription":
-        label, group = element.name, element.service
-        sublabel = retry_summary(m.resolve_delivery(mesh, element.delivery))
-        badges = _consumer_badges(element)
-    elif kind == "route":
-        sublabel = retry_summary(m.resolve_delivery(mesh, element.delivery))
-        badges = _consumer_badges(element)
+    elif kind in ("subscription", "route"):
+        spec = m.resolve_delivery(mesh, element.delivery)
+        sublabel, badges = retry_summary(spec), _consumer_badges(element) + _breaker_badge(spec)
+        if kind == "subscription":
+            label, group = element.name, element.service
     elif kind == "stream":
         sublabel = window_summary(element.window)
     elif kind == "orchestration":
         sublabel = f"{len(element.steps)} steps"
     elif kind == "dlq":
         sublabel = "dead-letter queue"
-    return ViewNode(node, label, kind, sublabel, group, badges, loc)
+    return ViewNode(node, label, kind, sublabel, group, badges, loc, entry=sublabel == "external")
+
+
+def _breaker_badge(spec: m.DeliverySpec | None) -> tuple[str, ...]:
+    """``breaker 5 → 1m``: opens after 5 failures in a row, stays open 1 minute."""
+    cb = spec.circuit_breaker if spec is not None else None
+    return () if cb is None else (f"breaker {cb.failure_threshold} → {fmt_seconds(cb.reset_after)}",)
 
 
 def _consumer_badges(element: m.Route | m.Subscription) -> tuple[str, ...]:
@@ -155,6 +164,9 @@ def _edge_label(data: dict) -> str:
 def orchestration_view(mesh: m.Mesh, name: str, diagnostics: Sequence[Diagnostic] = ()) -> RenderView:
     """One orchestration: trigger -> steps (edges = needs) -> on_success / on_failure.
 
+    ``on_success`` follows the last steps (those no step needs); ``on_failure`` follows every
+    step, since any step can fail (an action or template error, a timeout, an injected fault).
+
     Raises
     ------
     UsageError
@@ -167,9 +179,11 @@ def orchestration_view(mesh: m.Mesh, name: str, diagnostics: Sequence[Diagnostic
     nodes += _missing_nodes(orch)
     edges = _step_edges(orch)
     leaves = [f"step:{s.id}" for s in orch.steps if not any(s.id in _needs(o) for o in orch.steps)]
-    for key, actions, kind in (("on_success", orch.on_success, "success"), ("on_failure", orch.on_failure, "failure")):
+    every = [f"step:{s.id}" for s in orch.steps]
+    for key, actions, kind, froms in (("on_success", orch.on_success, "success", leaves),
+                                      ("on_failure", orch.on_failure, "failure", every)):
         nodes.append(ViewNode(f"end:{key}", key, kind, actions_summary(actions) or "(nothing)"))
-        edges += [ViewEdge(leaf, f"end:{key}", kind) for leaf in leaves]
+        edges += [ViewEdge(step, f"end:{key}", kind) for step in froms]
     tables = orchestration_tables(mesh, orch) + diagnostics_table(diagnostics, mesh.root)
     subtitle = orch.description or ""
     return RenderView(f"Orchestration: {orch.name}", tuple(nodes), tuple(edges), tables, subtitle)
@@ -193,7 +207,7 @@ def _needs(step: m.Step) -> set[str]:
 def _trigger_node(mesh: m.Mesh, orch: m.Orchestration) -> ViewNode:
     badges = tuple(b for b, v in (("match", orch.trigger.match), ("when", orch.trigger.when)) if v is not None)
     loc = location(orch.trigger.loc, mesh.root)
-    return ViewNode("trigger", orch.trigger.on.name, "trigger", "trigger", None, badges, loc)
+    return ViewNode("trigger", orch.trigger.on.name, "trigger", "trigger", None, badges, loc, entry=True)
 
 
 def _step_node(mesh: m.Mesh, step: m.Step) -> ViewNode:

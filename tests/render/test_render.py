@@ -105,6 +105,15 @@ def test_orchestration_view_steps_badges_and_edges(shop_saga):
     assert (undo.kind, undo.label) == ("compensates", "undo: emit stock.released")
     assert {(s, d) for (s, d), e in edges.items() if e.kind == "success"} == {
         ("step:pack_lines", "end:on_success"), ("step:audit", "end:on_success")}
+    # any step can fail, not only the last ones
+    assert [s for (s, d), e in edges.items() if e.kind == "failure"] == ["step:reserve", "step:pack_lines", "step:audit"]
+
+
+def test_circuit_breakers_are_badges_in_every_format(shop_flow):
+    charge = {n.id: n for n in shop_flow.nodes}["subscription:gateway/charge"]
+    assert "breaker 3 → 20s" in charge.badges
+    for fmt in ("mermaid", "dot", "svg"):
+        assert "breaker 3 → 20s" in render(shop_flow, fmt)
 
 
 def test_compensation_is_dashed_in_text_formats(shop_saga):

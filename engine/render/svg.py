@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import render_template
+from .labels import segments
 from .layout import EdgeSpec, Layout, Route, layered_layout
 from .style import CYCLE, DEFAULT_EDGE, DEFAULT_NODE, EDGE_STYLE, NODE_STYLE, edge_style
 from .view import BACKWARD_KINDS, RenderView, ViewEdge, ViewNode
@@ -73,24 +74,38 @@ def _node_context(node: ViewNode, box) -> dict:
         cw = text_width(badge, BADGE) + 12
         chips.append({"x": round(cx, 1), "y": chip_y, "w": round(cw, 1), "text": badge})
         cx += cw + 4
-    title = node.label + (f" - {node.sublabel}" if node.sublabel else "") + (f" ({node.loc})" if node.loc else "")
     return {"id": node.id, "kind": node.kind, "shape": _shape(node, x, y, w, h), "lines": lines,
-            "chips": chips, "title": title}
+            "chips": chips, "title": node_title(node)}
+
+
+def node_title(node: ViewNode) -> str:
+    """The tooltip of a node: what it is, its service, sublabel, badges and source location."""
+    _, _, kind = NODE_STYLE.get(node.kind, DEFAULT_NODE)
+    text = f"{node.group} / {node.label}" if node.group else node.label
+    parts = [f"{text} ({kind})", node.sublabel, " · ".join(node.badges), node.loc]
+    return " - ".join(p for p in parts if p)
+
+
+def edge_title(edge: ViewEdge, labels: dict[str, str]) -> str:
+    """The tooltip of an edge: ``a → b: consumes [match]``, and whether it is on a cycle."""
+    text = f"{labels.get(edge.src, edge.src)} → {labels.get(edge.dst, edge.dst)}: {edge.kind}"
+    text += f" [{edge.label}]" if edge.label else ""
+    return text + (" - circular events (cycle)" if edge.marked else "")
 
 
 def path_d(route: Route) -> str:
-    """SVG path data: straight runs inside columns, S-curves with level tangents across gaps."""
+    """SVG path data: straight runs and lanes as lines, gap crossings as S-curves (see :mod:`.labels`)."""
     pts = route.points
     if route.self_loop:
         (x0, y0), (x1, y1), (x2, y2), (x3, y3) = pts
         return f"M{x0},{y0} C{x1},{y1} {x2},{y2} {x3},{y3}"
     d = [f"M{pts[0][0]},{pts[0][1]}"]
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-        if y0 == y1:
-            d.append(f"L{x1},{y1}")
+    for piece in segments(pts):
+        if len(piece) == 2:
+            d.append(f"L{piece[1][0]},{piece[1][1]}")
         else:
-            mx = round((x0 + x1) / 2, 1)
-            d.append(f"C{mx},{y0} {mx},{y1} {x1},{y1}")
+            (_, c1, c2, end) = piece
+            d.append(f"C{c1[0]},{c1[1]} {c2[0]},{c2[1]} {end[0]},{end[1]}")
     return " ".join(d)
 
 
@@ -98,7 +113,7 @@ def _marker_id(colour: str) -> str:
     return "arrow-" + colour.lstrip("#")
 
 
-def _edge_context(edge: ViewEdge, route: Route) -> dict:
+def _edge_context(edge: ViewEdge, route: Route, labels: dict[str, str]) -> dict:
     colour, width, dash, _ = edge_style(edge)
     label = None
     if edge.label:
@@ -106,7 +121,7 @@ def _edge_context(edge: ViewEdge, route: Route) -> dict:
         lx, ly = route.label_at
         label = {"x": lx, "y": ly, "w": round(lw, 1), "text": edge.label}
     return {"d": path_d(route), "colour": colour, "width": width, "dash": dash, "marked": edge.marked,
-            "marker": _marker_id(colour), "label": label, "kind": edge.kind}
+            "marker": _marker_id(colour), "label": label, "kind": edge.kind, "title": edge_title(edge, labels)}
 
 
 def layout_view(view: RenderView) -> Layout:
@@ -114,7 +129,8 @@ def layout_view(view: RenderView) -> Layout:
     sizes = {n.id: node_size(n) for n in view.nodes}
     edges = [EdgeSpec(e.src, e.dst, e.kind in BACKWARD_KINDS, text_width(e.label, EDGE) + 8 if e.label else 0.0)
              for e in view.edges]
-    return layered_layout([n.id for n in view.nodes], sizes, edges, {n.id: n.group for n in view.nodes})
+    return layered_layout([n.id for n in view.nodes], sizes, edges, {n.id: n.group for n in view.nodes},
+                          first=[n.id for n in view.nodes if n.entry])
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,16 +175,21 @@ def _place_legend(items: list[_LegendItem], x0: float, y0: float, max_width: flo
     return placed, y + 22
 
 
-def svg_context(view: RenderView) -> dict:
-    """Everything the SVG template writes, in drawing order (groups, edges, nodes, labels)."""
+def svg_context(view: RenderView, headed: bool = True) -> dict:
+    """Everything the SVG template writes, in drawing order (groups, edges, nodes, labels).
+
+    ``headed=False`` leaves out the title and subtitle (an HTML page shows them itself).
+    """
     lay = layout_view(view)
     by_id = {n.id: n for n in view.nodes}
-    width = max(lay.width, 520.0, text_width(view.title, 18, bold=True) + 48)
-    legend, legend_bottom = _place_legend(_legend_items(view), 24, 70 if view.subtitle else 52, width - 24)
-    edges = [_edge_context(e, r) for e, r in zip(view.edges, lay.routes)]
+    labels = {n.id: (f"{n.group} / {n.label}" if n.group else n.label) for n in view.nodes}
+    width = max(lay.width, 520.0, text_width(view.title, 18, bold=True) + 48 if headed else 0.0)
+    legend_top = (70 if view.subtitle else 52) if headed else 20
+    legend, legend_bottom = _place_legend(_legend_items(view), 24, legend_top, width - 24)
+    edges = [_edge_context(e, r, labels) for e, r in zip(view.edges, lay.routes)]
     markers = sorted({(e["marker"], e["colour"]) for e in edges} | {(_marker_id(CYCLE[0]), CYCLE[0])})
     return {
-        "view": view, "font": FONT, "width": round(width, 1), "height": round(legend_bottom + 8 + lay.height, 1),
+        "view": view, "headed": headed, "font": FONT, "width": round(width, 1), "height": round(legend_bottom + 8 + lay.height, 1),
         "offset": legend_bottom + 8, "legend": legend, "markers": markers,
         "groups": lay.groups, "edges": sorted(edges, key=lambda e: e["marked"]),
         "nodes": [_node_context(by_id[n], b) for n, b in lay.boxes.items()],
@@ -176,8 +197,9 @@ def svg_context(view: RenderView) -> dict:
 
 
 def render_svg(view: RenderView, standalone: bool = True) -> str:
-    """The SVG document; ``standalone=False`` leaves out the XML declaration (for inline HTML)."""
-    return render_template("diagram.svg.j2", xml=True, standalone=standalone, **svg_context(view))
+    """The SVG document; ``standalone=False`` is the inline one of an HTML page: no XML
+    declaration, no title text (the page has it)."""
+    return render_template("diagram.svg.j2", xml=True, standalone=standalone, **svg_context(view, standalone))
 
 
 class SvgRenderer:

@@ -1,4 +1,4 @@
-"""The layered layout: deterministic, left to right, no overlapping boxes, cycles survive."""
+"""The layered layout: deterministic, left to right, one box per service, edges around boxes."""
 from __future__ import annotations
 
 import doctest
@@ -11,9 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import networkx as nx
+
 from engine.render import layout as layout_module, render
+from engine.render.labels import LABEL_HEIGHT, _overlap, sample
 from engine.render.layout import EdgeSpec, _pav, layered_layout
-from engine.render.svg import layout_view
+from engine.render.svg import EDGE as EDGE_FONT, layout_view, text_width
+from engine.render.view import BACKWARD_KINDS
 from render_helpers import REPO, SHOP, example_dirs, views_of
 
 ALL_VIEWS = [(f"{p.name}-{n}", v) for p in example_dirs() + [SHOP] for n, v in views_of(p)]
@@ -55,10 +59,28 @@ def test_groups_do_not_cover_foreign_nodes(name, view):
             assert not inside or group_of[box.id] == piece.name, f"{box.id} inside group {piece.name}"
 
 
-def test_flow_runs_left_to_right_except_cycle_back_edges(shop_flow):
+@pytest.mark.parametrize(("name", "view"), ALL_VIEWS, ids=[n for n, _ in ALL_VIEWS])
+def test_only_cycle_closing_edges_run_backwards(name, view):
+    """An edge drawn right to left is a compensation, or closes a cycle between its boxes.
+
+    Boxes are services here (one box per service), so the cycle is taken between services.
+    """
+    lay = layout_view(view)
+    box = {n.id: n.group or n.id for n in view.nodes}
+    g = nx.DiGraph((box[e.src], box[e.dst]) for e in view.edges)
+    for e in view.edges:
+        if lay.boxes[e.src].layer >= lay.boxes[e.dst].layer and e.kind not in BACKWARD_KINDS:
+            assert box[e.src] == box[e.dst] or nx.has_path(g, box[e.dst], box[e.src]), e
+
+
+def test_a_service_is_one_box_in_one_column(shop_flow):
     lay = layout_view(shop_flow)
-    backwards = [e for e in shop_flow.edges if lay.boxes[e.src].layer >= lay.boxes[e.dst].layer]
-    assert len(backwards) == 1 and backwards[0].marked  # one edge closes the payment loop
+    assert sorted(p.name for p in lay.groups) == ["billing", "gateway"]
+    for piece in lay.groups:
+        members = [lay.boxes[n.id] for n in shop_flow.nodes if n.group == piece.name]
+        assert len({b.layer for b in members}) == 1
+        for b in members:
+            assert piece.x < b.x and b.x + b.w < piece.x + piece.w and piece.y < b.y and b.y + b.h < piece.y + piece.h
 
 
 def test_long_edges_route_through_every_layer_they_cross():
@@ -66,8 +88,51 @@ def test_long_edges_route_through_every_layer_they_cross():
     sizes = {n: (60.0, 30.0) for n in nodes}
     lay = layered_layout(nodes, sizes, [EdgeSpec("a", "b"), EdgeSpec("b", "c"), EdgeSpec("c", "d"), EdgeSpec("a", "d")])
     assert [lay.boxes[n].layer for n in nodes] == [0, 1, 2, 3]
-    long_route = lay.routes[3]
-    assert len(long_route.points) == 2 + 2 * 2 + 2  # ports, column exits/entries, two dummies
+    long_route = lay.routes[3].points
+    for crossed in (lay.boxes["b"], lay.boxes["c"]):  # a straight run beside the box, across its column
+        runs = [(p, q) for p, q in zip(long_route, long_route[1:])
+                if p[1] == q[1] and p[0] <= crossed.x and q[0] >= crossed.x + crossed.w]
+        assert runs and not crossed.y <= runs[0][0][1] <= crossed.y + crossed.h
+
+
+@pytest.mark.parametrize(("name", "view"), ALL_VIEWS, ids=[n for n, _ in ALL_VIEWS])
+def test_every_edge_ends_in_a_straight_run_into_its_target(name, view):
+    """The last piece is level and at least a stub long, so the arrowhead points into the box."""
+    lay = layout_view(view)
+    for e, r in zip(view.edges, lay.routes):
+        if r.self_loop:
+            continue
+        (x0, y0), (x1, y1) = r.points[-2:]
+        target = lay.boxes[e.dst]
+        assert y0 == y1 and abs(x1 - x0) >= 9.9, (e, r.points[-2:])
+        assert x1 in (target.x, round(target.x + target.w, 1)) and target.y < y1 < target.y + target.h, e
+
+
+@pytest.mark.parametrize(("name", "view"), ALL_VIEWS, ids=[n for n, _ in ALL_VIEWS])
+def test_edges_go_around_boxes(name, view):
+    """No drawn edge passes through a box other than its own two ends."""
+    lay = layout_view(view)
+    for e, r in zip(view.edges, lay.routes):
+        for box in lay.boxes.values():
+            if box.id in (e.src, e.dst):
+                continue
+            inside = [(x, y) for x, y in sample(r.points, 3.0)
+                      if box.x + 1 < x < box.x + box.w - 1 and box.y + 1 < y < box.y + box.h - 1]
+            assert not inside, f"{e.src} -> {e.dst} crosses {box.id} at {inside[0]}"
+
+
+@pytest.mark.parametrize(("name", "view"), ALL_VIEWS, ids=[n for n, _ in ALL_VIEWS])
+def test_edge_labels_sit_on_no_box_and_no_other_label(name, view):
+    lay = layout_view(view)
+    rects = []
+    for e, r in zip(view.edges, lay.routes):
+        if e.label:
+            w = text_width(e.label, EDGE_FONT) + 8
+            rects.append((e, (r.label_at[0] - w / 2, r.label_at[1] - LABEL_HEIGHT / 2, w, LABEL_HEIGHT)))
+    boxes = [(b.x, b.y, b.w, b.h) for b in lay.boxes.values()] + [(p.x, p.y, p.w, p.h) for p in lay.groups]
+    for i, (e, rect) in enumerate(rects):
+        assert not any(_overlap(rect, b) for b in boxes), f"label of {e} on a box"
+        assert not any(_overlap(rect, other) for _, other in rects[i + 1:]), f"label of {e} on another label"
 
 
 def test_backward_edges_are_drawn_right_to_left():

@@ -127,3 +127,12 @@ def test_html_lists_diagnostics_when_given(shop_mesh):
     diag = Diagnostic(Location(shop_mesh.root + "/services.yaml", 12, 7), "event-cycle", "a loop", "warning")
     html = render(flow_view(shop_mesh, build_flow_graph(shop_mesh), diagnostics=[diag]), "html")
     assert ">Diagnostics <small>" in html and "event-cycle" in html and "services.yaml:12" in html
+
+
+def test_docs_render_pictures_exist_and_stay_small():
+    text = (REPO / "docs" / "render.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\((images/[^)]+\.png)\)", text)
+    assert len(images) == 3
+    for image in images:
+        path = REPO / "docs" / image
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size < 300 * 1024, image

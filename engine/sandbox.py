@@ -20,10 +20,16 @@ never the worker, and the decision is the same on every machine and every run:
   (:data:`MAX_OUTPUT`, :data:`MAX_ITEMS`, :data:`MAX_INT_BITS`);
 - **depth**: macros, ``caller()`` and recursive loops nest at most :data:`MAX_DEPTH` calls
   deep, well before Python's own recursion limit;
-- **a small surface**: data is read-only (``ImmutableSandboxedEnvironment``), only
-  side-effect-free string and container methods are callable, ``str.format`` is refused
-  (the ``format`` filter remains), and the globals are ``range`` (capped), ``dict`` and
-  ``namespace``. The environment has no loader: ``include``/``import``/``extends`` fail.
+- **nothing to change**: a template reads its input and cannot change it, nor anything
+  another template or a later consumer sees. What it may call is an allowlist
+  (:meth:`MeshSandbox.call`): the side-effect-free methods of plain data (``_SAFE_METHODS``),
+  its own macros, ``caller()``, blocks and loops, and the three globals ``range`` (capped),
+  ``dict`` and ``namespace``, which are functions that build a new value. No Python type,
+  function or module is reachable, and nothing but plain data and Jinja's own objects has
+  attributes or items a template may read (so ``dict.clear(data)`` is refused whatever the
+  path to ``dict.clear``). The only assignment Jinja has, ``{% set ns.x = ... %}``, writes to
+  a namespace the render itself made. ``str.format`` is refused (the ``format`` filter
+  remains). The environment has no loader: ``include``/``import``/``extends`` fail.
 
 No render reads a clock before it has spent :data:`GUARD_EVERY` steps, far more than any
 legitimate template does. Past that, the CPU time of the rendering thread is looked at every
@@ -39,6 +45,7 @@ import contextvars
 import operator
 import re
 import time
+import types
 from collections.abc import Collection, Iterable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from functools import lru_cache, wraps
@@ -51,6 +58,7 @@ from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import BlockReference, LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 
 _VERSION = re.match(r"(\d+)\.(\d+)\.(\d+)", jinja2.__version__)
@@ -521,6 +529,31 @@ def _no_format(*args: Any, **kwargs: Any) -> str:
     raise SecurityError("str.format is not available in templates; use the `format` filter ('%s'|format(x))")
 
 
+def _dict(*args: Any, **kwargs: Any) -> dict:
+    """The ``dict`` global: a new dict, never the type (whose methods would change any dict)."""
+    return dict(*args, **kwargs)
+
+
+def _namespace(*args: Any, **kwargs: Any) -> Namespace:
+    """The ``namespace`` global: a new namespace (a copy of its arguments), never the class."""
+    return Namespace(*args, **kwargs)
+
+
+_GLOBALS = {"range": _range, "dict": _dict, "namespace": _namespace}
+_CALLABLE = frozenset(map(id, (*_GLOBALS.values(), _no_format)))  # the functions a template may call
+
+
+def _describe(obj: Any) -> str:
+    """How a refusal names what a template tried to reach."""
+    for name, function in _GLOBALS.items():
+        if obj is function:
+            return f"the global {name!r} (a function that builds a new value)"
+    if isinstance(obj, type):
+        return f"the type {obj.__name__!r}"
+    qualname = getattr(obj, "__qualname__", None)
+    return f"{type(obj).__name__} {qualname!r}" if isinstance(qualname, str) else f"a {type(obj).__name__}"
+
+
 # --- the environment ----------------------------------------------------------------------
 
 class _Meter(NodeTransformer):
@@ -606,6 +639,12 @@ _SAFE_METHODS = frozenset({
     "get", "items", "keys", "values", "bit_length", "is_integer",
 })
 _DATA = (str, bytes, int, float, list, tuple, dict, set, frozenset, range, MappingProxyType)
+# Code and types: nothing a template may read from or look into. A type's methods change any
+# instance given to them (`dict.clear(data)`), whatever path led to the type.
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+           types.MethodDescriptorType, types.WrapperDescriptorType, types.MethodWrapperType,
+           types.ClassMethodDescriptorType, types.GetSetDescriptorType, types.MemberDescriptorType,
+           types.GenericAlias)
 _NESTING = (Macro, LoopContext, BlockReference)  # calls that run template code: macros, caller(), loop(), self.block()
 _LOOKUP_METHODS = frozenset({"get", "items", "keys", "values", "bit_length", "is_integer"})  # O(1) in their owner
 
@@ -617,8 +656,9 @@ class MeshSandbox(ImmutableSandboxedEnvironment):
     code_generator_class = _MeteredCodeGenerator
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        """Plain data exposes only the side-effect-free methods listed in ``_SAFE_METHODS``."""
-        if not super().is_safe_attribute(obj, attr, value):
+        """Plain data exposes only the side-effect-free methods listed in ``_SAFE_METHODS``; types, functions
+        and methods expose nothing."""
+        if isinstance(obj, _OPAQUE) or not super().is_safe_attribute(obj, attr, value):
             return False
         return not (isinstance(obj, _DATA) and callable(value)) or attr in _SAFE_METHODS
 
@@ -633,25 +673,36 @@ class MeshSandbox(ImmutableSandboxedEnvironment):
         spend(LOOKUP_STEPS)
         if isinstance(obj, Mapping) and attribute in obj:
             return obj[attribute]
+        if isinstance(obj, _OPAQUE):  # else `dict.nope` would fall back to `dict['nope']`, a generic alias
+            raise SecurityError(f"templates cannot read attributes of {_describe(obj)} (here {attribute!r})")
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         spend()
+        if isinstance(obj, _OPAQUE):
+            raise SecurityError(f"templates cannot look into {_describe(obj)} (here [{argument!r}])")
         return super().getitem(obj, argument)
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """A method of plain data, a macro (or ``caller()``, a recursive ``loop()``), or a global."""
+        """An allowlist: a listed method of plain data, a macro (or ``caller()``, a recursive ``loop()``,
+        ``self.block()``), ``loop.cycle()``/``loop.changed()``, or a global. Nothing else, so no method taken
+        from a type (``dict.update``) and no method of a value that would change it."""
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, _DATA):
             return self._call_method(context, obj, owner, args, kwargs)
         if isinstance(obj, _NESTING):
             return self._call_nested(context, obj, args, kwargs)
+        if not (id(obj) in _CALLABLE or isinstance(owner, LoopContext) or isinstance(obj, Undefined)):
+            raise SecurityError(f"templates cannot call {_describe(obj)}: they read their input and cannot change it")
         spend(LOOKUP_STEPS + sum(map(_shallow, args)) + sum(map(_shallow, kwargs.values())))  # dict(), namespace() copy one level
         return _charged(super().call(context, obj, *args, **kwargs))
 
     def _call_method(self, context: Any, method: Any, owner: Any, args: tuple, kwargs: dict) -> Any:
         """``owner.name(...)``: reads its arguments, and all of *owner* unless it is an O(1) lookup."""
         name = getattr(method, "__name__", "")
+        if name not in _SAFE_METHODS:  # reached some other way than an attribute lookup (which checks it too)
+            raise SecurityError(f"templates cannot call {type(owner).__name__}.{name}(): "
+                                "they read their input and cannot change it")
         if isinstance(owner, str) and name == "join" and len(args) == 1:
             args = (list(args[0]),)
         read = (*args, *kwargs.values())
@@ -687,7 +738,7 @@ class MeshSandbox(ImmutableSandboxedEnvironment):
 def environment() -> MeshSandbox:
     """The one sandbox all user templates compile in."""
     env = MeshSandbox(undefined=StrictUndefined, autoescape=False)
-    env.globals = {"range": _range, "dict": dict, "namespace": env.globals["namespace"]}
+    env.globals = dict(_GLOBALS)
     # `random` is left out: a run must give the same result every time (the seed drives jitter only)
     env.filters = {name: _metered(name, _CHECKED_FILTERS.get(name, function)) for name, function in env.filters.items()
                    if name != "random"}

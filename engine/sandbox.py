@@ -540,6 +540,7 @@ def _namespace(*args: Any, **kwargs: Any) -> Namespace:
 
 
 _GLOBALS = {"range": _range, "dict": _dict, "namespace": _namespace}
+GLOBAL_NAMES = frozenset(_GLOBALS)
 _CALLABLE = frozenset(map(id, (*_GLOBALS.values(), _no_format)))  # the functions a template may call
 
 

@@ -18,7 +18,7 @@ from jinja2.exceptions import SecurityError
 
 from .errors import Location
 from .model import TemplateString, TemplateValue
-from .sandbox import MAX_OUTPUT, budget, environment
+from .sandbox import GLOBAL_NAMES, MAX_OUTPUT, budget, environment
 
 FieldPath = tuple  # tuple[str | int, ...]
 
@@ -271,6 +271,8 @@ def _parsed(text: str) -> nodes.Template | TemplateSyntaxError:
     if loads is not None:  # the sandbox has no loader: say so at validate time, not at run time
         return TemplateSyntaxError("a template cannot load other templates (extends, include, import)", loads.lineno)
     unknown = _unknown_name(tree)
+    if unknown is None and any(name in text for name in GLOBAL_NAMES):
+        unknown = _global_attribute(tree)
     return unknown if unknown is not None else tree
 
 
@@ -290,6 +292,20 @@ def _unknown_name(tree: nodes.Template) -> TemplateSyntaxError | None:
     return None
 
 
+def _global_attribute(tree: nodes.Template) -> TemplateSyntaxError | None:
+    """``dict.clear(data)``, ``range['x']``, ``namespace|attr('y')``: the globals are functions with nothing
+    to read in them (the runtime refuses it too); said at validate time, unless the template reuses the name."""
+    own = {n.name for n in tree.find_all(nodes.Name) if n.ctx != "load"}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Filter) and node.name != "attr":
+            continue
+        inner = node.node
+        if isinstance(inner, nodes.Name) and inner.name in GLOBAL_NAMES and inner.name not in own:
+            return TemplateSyntaxError(f"{inner.name!r} is a function that builds a new value: it has no attributes "
+                                       "or items, and templates cannot change their input", node.lineno)
+    return None
+
+
 _PLAIN = re.compile(rf"(?:[^{{}}]|\{{\{{[ \t]*{_DOTTED}[ \t]*\}}\}})*")
 _FIELD = re.compile(rf"\{{\{{[ \t]*({_DOTTED})[ \t]*\}}\}}")
 _WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "true", "false",
@@ -305,8 +321,8 @@ def _plain_chains(text: str) -> list[tuple[str, FieldPath]] | None:
     chains = []
     for found in _FIELD.finditer(text):
         parts = found.group(1).split(".")
-        if not _WORDS.isdisjoint(parts):
-            return None  # Jinja keywords and constants parse differently
+        if not _WORDS.isdisjoint(parts) or parts[0] in GLOBAL_NAMES:
+            return None  # Jinja keywords and constants parse differently; `dict.x` is an error
         chains += [(parts[0], tuple(parts[1:end])) for end in range(len(parts), 1, -1)]
     return chains
 

@@ -18,7 +18,7 @@ from .feasibility import FILTER, SIGNATURE, feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, produced_types
 from .handlers import allowed_by, local_module, nearby_modules
 from .patterns import PatternError, compile_pattern
-from .templates import condition_text, referenced_fields, syntax_error
+from .templates import TemplateTooComplex, condition_text, referenced_fields, syntax_error
 
 MAX_CYCLES_PER_TANGLE = 10
 MAX_CYCLES_TOTAL = 100
@@ -329,7 +329,10 @@ def check_templates(mesh: m.Mesh) -> Iterator[Diagnostic]:
     conditions = {id(t) for t in _conditions(mesh)}
     for template, _context in _templates(mesh):
         error = syntax_error(condition_text(template.text) if id(template) in conditions else template.text)
-        if error is not None:
+        if isinstance(error, TemplateTooComplex):
+            yield Diagnostic(template.loc, "template-too-complex", f"template error: {error.message}",
+                             hint="split it into several templates or steps, or nest fewer loops and brackets")
+        elif error is not None:
             yield Diagnostic(template.loc, "template-syntax", f"template error: {error.message}",
                              hint="templates are Jinja2: `{{ data.field }}`, `{% if ... %}`")
 

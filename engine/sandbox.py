@@ -29,7 +29,12 @@ never the worker, and the decision is the same on every machine and every run:
   attributes or items a template may read (so ``dict.clear(data)`` is refused whatever the
   path to ``dict.clear``). The only assignment Jinja has, ``{% set ns.x = ... %}``, writes to
   a namespace the render itself made. ``str.format`` is refused (the ``format`` filter
-  remains). The environment has no loader: ``include``/``import``/``extends`` fail.
+  remains). The environment has no loader: ``include``/``import``/``extends`` fail;
+- **compile size**: a template nests at most :data:`MAX_NESTING` levels of expressions and
+  statements, :data:`MAX_BLOCKS` of block tags and :data:`MAX_BRACKETS` of brackets, so that
+  Jinja's parser and compiler and Python's ``compile()`` never run out of stack, wherever they
+  are called from; whatever still fails to compile (Python's 20 nested loops) is a
+  :class:`TemplateTooComplex` as well.
 
 No render reads a clock before it has spent :data:`GUARD_EVERY` steps, far more than any
 legitimate template does. Past that, the CPU time of the rendering thread is looked at every
@@ -55,7 +60,8 @@ from typing import Any, Callable
 import jinja2
 from jinja2 import StrictUndefined, Undefined, filters, nodes, pass_environment, pass_eval_context
 from jinja2.compiler import CodeGenerator
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, TemplateSyntaxError
+from jinja2.lexer import Token, TokenStream
 from jinja2.runtime import BlockReference, LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
@@ -78,6 +84,9 @@ TEXT_FACTOR = 16  # filters that work through text in Python (wordwrap, urlize..
 MAX_DEPTH = 50  # nested macro / caller() / recursive-loop calls of one render
 GUARD_EVERY = 100_000  # steps between two looks at the CPU clock; none before the first GUARD_EVERY
 MAX_CPU_SECONDS = 5.0  # the last-resort guard: CPU time of the rendering thread past GUARD_EVERY steps
+MAX_NESTING = 100  # levels of nodes in a template (a 100-term sum nests 100 `+`): Python compiles 200 parentheses
+MAX_BRACKETS = 20  # nested (, [ and { in a template: Jinja's parser spends ~13 frames on each
+MAX_BLOCKS = 40  # nested {% for %}, {% if %}, {% macro %}...: ~4 frames each (Python compiles only 20 nested loops)
 
 
 class Budget:
@@ -544,6 +553,73 @@ GLOBAL_NAMES = frozenset(_GLOBALS)
 _CALLABLE = frozenset(map(id, (*_GLOBALS.values(), _no_format)))  # the functions a template may call
 
 
+class TemplateTooComplex(TemplateSyntaxError):
+    """A template nested too deeply for Jinja or Python to compile: refused before it runs out of stack."""
+
+
+def shape(tree: nodes.Node) -> tuple[int, int, nodes.Node]:
+    """How deep *tree* nests (a comparison chain counts one level per operator, as :class:`_Meter` makes it),
+    how many ``{% for %}`` it holds, and its deepest node. Walked without recursion (reading the fields
+    directly: ``iter_child_nodes`` costs twice as much), and no further once past ``MAX_NESTING``."""
+    deepest, loops, found, stack = 0, 0, tree, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, nodes.Compare):
+            depth += len(node.ops) - 1
+        elif isinstance(node, nodes.For):
+            loops += 1
+        if depth > deepest:
+            deepest, found = depth, node
+            if depth > MAX_NESTING:
+                break
+        depth += 1
+        for field in node.fields:
+            value = getattr(node, field, None)
+            if isinstance(value, nodes.Node):
+                stack.append((value, depth))
+            elif type(value) is list:
+                stack += [(item, depth) for item in value if isinstance(item, nodes.Node)]
+    return deepest, loops, found
+
+
+def _check_nesting(tree: nodes.Node, name: str | None, filename: str | None) -> None:
+    depth, _, node = shape(tree)
+    if depth > MAX_NESTING:
+        chain = isinstance(node, (nodes.BinExpr, nodes.Compare))
+        advice = " (`a + b + ...` nests one level per operator: add many terms as a list, `[a, b, c]|sum`)"
+        raise TemplateTooComplex(f"expressions and statements nest more than {MAX_NESTING} levels deep"
+                                 f"{advice if chain else ''}", getattr(node, "lineno", None) or 1, name, filename)
+
+
+_OPENERS = frozenset({"for", "if", "macro", "call", "filter", "with", "block", "autoescape"})
+_CLOSERS = frozenset(f"end{name}" for name in _OPENERS)
+
+
+def _bounded(tokens: Iterator[Token], name: str | None, filename: str | None) -> Iterator[Token]:
+    """*tokens*, refused once brackets nest more than ``MAX_BRACKETS`` deep or ``{% for %}``, ``{% if %}``...
+    more than ``MAX_BLOCKS``: before the parser recurses into them (13 and 4 Python frames a level)."""
+    brackets = blocks = 0
+    tag = False  # the previous token opened a {% tag %}
+    for token in tokens:
+        kind = token.type
+        if kind in ("lparen", "lbracket", "lbrace"):
+            brackets += 1
+            if brackets > MAX_BRACKETS:
+                raise TemplateTooComplex(f"brackets nest more than {MAX_BRACKETS} deep", token.lineno, name, filename)
+        elif kind in ("rparen", "rbracket", "rbrace"):
+            brackets -= 1
+        elif tag and kind == "name":
+            if token.value in _OPENERS:
+                blocks += 1
+                if blocks > MAX_BLOCKS:
+                    raise TemplateTooComplex(f"{{% {token.value} %}} and other blocks nest more than {MAX_BLOCKS} "
+                                             "deep", token.lineno, name, filename)
+            elif token.value in _CLOSERS:
+                blocks -= 1
+        tag = kind == "block_begin"
+        yield token
+
+
 def _describe(obj: Any) -> str:
     """How a refusal names what a template tried to reach."""
     for name, function in _GLOBALS.items():
@@ -733,6 +809,46 @@ class MeshSandbox(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
         spend()
         return _BINOPS[op](left, right)
+
+    # --- compiling: every way Jinja or Python can run out of stack is a TemplateTooComplex
+
+    def _tokenize(self, source: str, name: str | None, filename: str | None = None,
+                  state: str | None = None) -> TokenStream:
+        """Jinja's own, with the limits checked token by token (this sandbox has no extensions to apply)."""
+        lexer = self.lexer
+        tokens = lexer.wrap(lexer.tokeniter(self.preprocess(source, name, filename), name, filename, state),
+                            name, filename)
+        return TokenStream(_bounded(tokens, name, filename), name, filename)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        try:
+            tree = super()._parse(source, name, filename)
+        except (RecursionError, MemoryError) as exc:
+            raise TemplateTooComplex(f"too complex to parse ({type(exc).__name__})", 1, name, filename) from None
+        _check_nesting(tree, name, filename)  # before anything walks the tree recursively
+        return tree
+
+    def compile_expression(self, source: str, undefined_to_none: bool = True) -> Any:
+        try:
+            return super().compile_expression(source, undefined_to_none)
+        except (RecursionError, MemoryError) as exc:
+            raise TemplateTooComplex(f"too complex to parse ({type(exc).__name__})", 1) from None
+
+    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
+                  defer_init: bool = False) -> str:
+        _check_nesting(source, name, filename)  # compile_expression() parses without _parse
+        try:
+            return super()._generate(source, name, filename, defer_init)
+        except (RecursionError, MemoryError) as exc:
+            raise TemplateTooComplex(f"too complex to compile ({type(exc).__name__})", 1, name, filename) from None
+
+    def _compile(self, source: str, filename: str) -> types.CodeType:
+        try:
+            return super()._compile(source, filename)
+        except (SyntaxError, RecursionError, MemoryError) as exc:  # Python's limits on the code Jinja generated
+            reason = exc.msg if isinstance(exc, SyntaxError) else type(exc).__name__
+            raise TemplateTooComplex(f"too complex to compile ({reason}: nest fewer loops, blocks or brackets)",
+                                     1) from None
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ from jinja2.exceptions import SecurityError
 
 from .errors import Location
 from .model import TemplateString, TemplateValue
-from .sandbox import GLOBAL_NAMES, MAX_OUTPUT, budget, environment
+from .sandbox import GLOBAL_NAMES, MAX_OUTPUT, TemplateTooComplex, budget, environment, shape
 
 FieldPath = tuple  # tuple[str | int, ...]
 
@@ -98,7 +98,21 @@ _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.S)
 
 
 def compile_string(template: TemplateString) -> Callable[[Mapping], Any]:
-    """Compile once; the result renders a context. ``"{{ expr }}"`` alone keeps the native type."""
+    """Compile once; the result renders a context. ``"{{ expr }}"`` alone keeps the native type.
+
+    A template that does not compile (`validate` reports it first) fails each render, at its location.
+    """
+    try:
+        return _compile_string(template)
+    except TemplateSyntaxError as exc:
+        error = RenderError(f"{type(exc).__name__}: {exc.message}", template.loc)
+
+        def refuse(ctx: Mapping) -> Any:
+            raise error
+        return refuse
+
+
+def _compile_string(template: TemplateString) -> Callable[[Mapping], Any]:
     text, loc = template.text, template.loc
     single = _SINGLE.match(text)
     if single:
@@ -306,6 +320,8 @@ def _global_attribute(tree: nodes.Template) -> TemplateSyntaxError | None:
     return None
 
 
+_LONG_CHAIN = 32  # parts of a `{{ a.b.c }}` chain past which it is parsed, for the nesting limit
+
 _PLAIN = re.compile(rf"(?:[^{{}}]|\{{\{{[ \t]*{_DOTTED}[ \t]*\}}\}})*")
 _FIELD = re.compile(rf"\{{\{{[ \t]*({_DOTTED})[ \t]*\}}\}}")
 _WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "true", "false",
@@ -321,18 +337,36 @@ def _plain_chains(text: str) -> list[tuple[str, FieldPath]] | None:
     chains = []
     for found in _FIELD.finditer(text):
         parts = found.group(1).split(".")
-        if not _WORDS.isdisjoint(parts) or parts[0] in GLOBAL_NAMES:
-            return None  # Jinja keywords and constants parse differently; `dict.x` is an error
+        if not _WORDS.isdisjoint(parts) or parts[0] in GLOBAL_NAMES or len(parts) > _LONG_CHAIN:
+            return None  # keywords parse differently, `dict.x` is an error, a long chain may nest too deep
         chains += [(parts[0], tuple(parts[1:end])) for end in range(len(parts), 1, -1)]
     return chains
 
 
 def syntax_error(text: str) -> TemplateSyntaxError | None:
-    """The template's syntax error, or None if it parses."""
+    """The template's syntax error, or None if it parses and compiles as the runtime compiles it
+    (a :class:`TemplateTooComplex` when it nests too deeply for Jinja or Python)."""
     if _plain_chains(text) is not None:
         return None
     tree = _parsed(text)
-    return tree if isinstance(tree, TemplateSyntaxError) else None
+    if isinstance(tree, TemplateSyntaxError):
+        return tree
+    if _near_python_limits(tree):
+        try:  # Python's own limits on the code Jinja writes show only when it compiles
+            _compile_string(TemplateString(text, Location("<template>", 1, 1)))
+        except TemplateSyntaxError as exc:
+            return exc
+    return None
+
+
+_DEEP = 24  # levels of nodes below which Jinja's code stays far from Python's 200 nested parentheses
+
+
+def _near_python_limits(tree: nodes.Template) -> bool:
+    """Only a deep template, or one with 20 loops (Python compiles 20 nested ones), can fail to compile once
+    parsed; compiling the others at validate time would cost ~0.7 ms each for nothing."""
+    depth, loops, _ = shape(tree)
+    return depth > _DEEP or loops >= 20
 
 
 def referenced_fields(text: str) -> list[tuple[str, FieldPath]]:

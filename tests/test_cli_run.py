@@ -102,6 +102,20 @@ def test_garbage_input_lines_are_dead_lettered(meshctl, tmp_path):
     assert any(f"{events}:2:1: not JSON" in e for e in located)
 
 
+def test_every_input_counted_has_its_ingest_record(meshctl, tmp_path):
+    # events_in counts rejected inputs too; a trace that left them out drew fewer events in
+    # than the summary said (issue #15's "45 events in" against 46).
+    events, trace = tmp_path / "bad.jsonl", tmp_path / "t.jsonl"
+    good = (ARENA / "events.jsonl").read_text().splitlines()[0]
+    events.write_text(f'{good}\nnot json\n[1, 2]\n{{"type": "nope"}}\n{good}\n')
+    summary = json.loads(meshctl("run", ARENA, "--events", events, "--trace", trace, "--format", "json").output)
+    ingests = [r for r in map(json.loads, trace.read_text().splitlines()) if r["kind"] == "ingest"]
+    assert len(ingests) == summary["events_in"] == 5
+    assert [r.get("rejected") for r in ingests] == [None, "schema-invalid", "schema-invalid", None, None]
+    assert [r["event"] for r in ingests[1:3]] == [None, None]
+    assert ingests[0]["event"] == ingests[4]["event"]  # a repeat is an input too (then a duplicate)
+
+
 @pytest.mark.parametrize("fmt", ["mermaid", "svg", "html"])
 def test_render_a_trace(meshctl, tmp_path, fmt):
     trace = tmp_path / "t.jsonl"

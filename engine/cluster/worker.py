@@ -230,14 +230,18 @@ class Worker:
         else:
             problem = None if isinstance(event, dict) and all(isinstance(event.get(a), str) for a in REQUIRED) \
                 else "not a CloudEvent with a string id, source and type"
+        # Every input counted in "events in" has its ingest record, the rejected ones too.
+        now = self.rt.clock.now()
         if problem is not None:
+            self.rt.trace.record(now, "ingest", event=None, type=None, rejected="schema-invalid")
             self.rt.dead_letter(MESH, {"raw": event}, "schema-invalid", "BadInput", problem, queue="dlq")
             return
         if entry.deliveries > self.options.max_deliveries:
+            self.rt.trace.record(now, "ingest", event=event["id"], type=event["type"], rejected="retries-exhausted")
             self._poison(MESH, event, entry.deliveries, "dlq")
             return
         event = as_input(event)
-        self.rt.trace.record(self.rt.clock.now(), "ingest", event=event["id"], type=event["type"])
+        self.rt.trace.record(now, "ingest", event=event["id"], type=event["type"])
         self.rt.publish(event, "ingress")
 
     # --- the shared task queue ---------------------------------------------------------

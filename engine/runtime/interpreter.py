@@ -136,7 +136,10 @@ class Runtime:
             return
         self.fed += 1
         if isinstance(item, BadInput):
+            # Counted in "events in", so recorded as an input too: a trace's figures are the summary's.
             self.trace.count("events_in")
+            if self.trace.sink is not None:
+                self.trace.record(self.clock.now(), "ingest", event=None, type=None, rejected="schema-invalid")
             self.dead_letter(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
                              f"{item.loc}: {item.problem}", queue="dlq")
             return

@@ -158,3 +158,12 @@ def test_worker_and_status_need_a_redis_store(meshctl, tmp_path):
     for args in (["worker", ARENA, "--store", f"sqlite:{tmp_path / 'x.db'}"], ["status", ARENA, "--store", "memory:"]):
         result = meshctl(*args)
         assert result.exit_code == 2 and "needs a broker store: --store redis://" in result.output
+
+
+def test_a_journaled_trace_has_an_ingest_record_per_input_counted(meshctl, store, redis_url):
+    store.ingest([MATCH, {"id": "no-type"}, {**MATCH, "id": "req-2"}])  # the ingress would refuse the 2nd
+    summary = drain(meshctl, redis_url, "--journal-trace")
+    ingests = [r for r in store.records("trace") if r["kind"] == "ingest"]
+    assert len(ingests) == summary["events_in"] == 3
+    assert [(r["event"], r.get("rejected")) for r in ingests] == [
+        ("req-1", None), (None, "schema-invalid"), ("req-2", None)]

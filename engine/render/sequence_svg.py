@@ -4,23 +4,30 @@ Python computes every coordinate; the templates only write elements, with XML au
 The layout is a grid: one lifeline per participant, one row per item, top to bottom.
 
 * Columns: two neighbouring lifelines are at least as far apart as their header boxes need;
-  every arrow label must fit between its two lifelines, and every loop or note drawn to the
-  right of a lifeline must fit before the next one (the last column widens the canvas).
-  Short spans are settled first so a long arrow only widens what is still too narrow.
+  every arrow label should fit between its two lifelines, and every loop or note drawn to the
+  right of a lifeline before the next one (the last column widens the canvas). Short spans
+  are settled first so a long arrow only widens what is still too narrow. No gap grows past
+  :data:`MAX_GAP`: a label that still does not fit is cut (its whole text is in the tooltip),
+  so one long label cannot push the other lifelines out of sight.
 * Rows: a fixed height per shape; the virtual time since the first record is written in
-  the left margin where it changes, with a faint rule across.
+  the left margin where it changes, with a faint rule across. Where the clock jumped (see
+  :data:`.trace.COMPRESS_AFTER`) a thin zigzag band says how much time was left out.
 
 Headers reuse the node shapes of the flow diagram (:func:`.svg._shape`), so a service is the
 same green box and the DLQ the same red cylinder in both pictures.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from typing import Iterator
+
 from markupsafe import Markup
 
 from .base import render_template
 from .style import NODE_STYLE
 from .svg import FONT, _shape, text_width
-from .trace import TraceItem, TraceView
+from .trace import COMPRESS_AFTER, DETAILS_SEP, PAGE_ITEMS, PAGE_ROWS, TONES, TraceItem, TraceView
 from .view import ViewNode
 
 LABEL = 10.5            # message and note text size
@@ -29,6 +36,8 @@ HEADER_H = 44.0
 ROW_H = {"arrow": 34.0, "ingest": 34.0, "self": 40.0, "note": 30.0}
 LOOP_W, LOOP_H = 26.0, 14.0
 MIN_GAP = 130.0
+MAX_GAP = 240.0         # widest gap between two lifelines (and margin left of the first)
+JUMP_H = 22.0           # the compressed-time band
 
 #: participant kind -> node kind of :data:`.style.NODE_STYLE` (shape and colours) and sublabel.
 HEADER_KIND = {
@@ -55,6 +64,7 @@ DEFAULT_LINE = ("#5b6670", 1.4, "", "")
 #: note styles -> (fill, stroke, text colour, legend text); pills are events.
 NOTE_STYLE = {
     "ingest": (*NODE_STYLE["event"][:2], "#1f2933", "event in / emitted"),
+    "rejected": ("#fde7e4", "#b83227", "#8a241c", "input refused at entry"),
     "emit": (*NODE_STYLE["event"][:2], "#1f2933", "event in / emitted"),
     "log": ("#f5f7fa", "#9aa5b1", "#3e4c59", "log"),
     "run-start": (*NODE_STYLE["orchestration"][:2], "#1f2933", "run started"),
@@ -68,7 +78,7 @@ NOTE_STYLE = {
     "unknown": ("#ffffff", "#9aa5b1", "#52606d", "unknown record"),
 }
 DEFAULT_NOTE = ("#ffffff", "#9aa5b1", "#52606d", "")
-PILLS = frozenset({"ingest", "emit"})
+PILLS = frozenset({"ingest", "emit", "rejected"})
 
 #: styles whose row gets a tinted band across the whole diagram.
 BANDS = {"dead-letter": "#fde7e4", "step-failed": "#fde7e4", "compensate": "#fdf0e2"}
@@ -134,6 +144,8 @@ def column_positions(view: TraceView) -> tuple[list[float], float, float]:
         if short > 0:
             for k in range(lo, hi):
                 gaps[k] += short / (hi - lo)
+    gaps = [min(gap, max(MAX_GAP, (widths[i] + widths[i + 1]) / 2 + 24)) for i, gap in enumerate(gaps)]
+    left, right = min(left, MAX_GAP), min(right, MAX_GAP)
     xs = [GUTTER + left]
     for gap in gaps:
         xs.append(xs[-1] + gap)
@@ -217,16 +229,51 @@ def _item(item: TraceItem, xs: dict[str, float], y: float) -> dict:
     return out
 
 
+def fit(text: str, room: float) -> str:
+    """*text* cut with an ellipsis to what :func:`_text_width` says fits in *room*."""
+    if _text_width(text) <= room:
+        return text
+    keep = len(text)
+    while keep > 1 and _text_width(text[:keep] + "…") > room:
+        keep -= 1
+    return text[:keep].rstrip() + "…"
+
+
+def _fitted(item: TraceItem, at: dict[str, float], room: dict[str, float]) -> TraceItem:
+    """*item* with its label cut to the room its lifelines leave it (the reverse of the
+    needs :func:`column_positions` computed, where a gap was capped)."""
+    x0, x1 = at[item.src], at[item.dst]
+    mark = 10 if item.mark else 0
+    if item.shape == "ingest":
+        space = x0 - GUTTER - 30 - 22
+    elif item.shape == "arrow" and item.src != item.dst:
+        space = abs(x1 - x0) - 36 - mark
+    elif item.shape == "self":
+        space = room[item.src] - 28 - LOOP_W - 8 - mark
+    elif item.style == "emit":
+        space = room[item.src] - 28 - 18 - 22
+    else:
+        space = room[item.src] - 28 + 10 - 16
+    label = fit(item.label, max(space, 40.0))
+    return item if label == item.label else replace(item, label=label)
+
+
 def svg_context(view: TraceView, links: bool = False) -> dict:
     """Everything ``trace.svg.j2`` writes; *links* makes each item a link to its table row."""
     xs, width, _ = column_positions(view)
+    at = {p.id: x for p, x in zip(view.participants, xs)}
+    room = {p.id: (xs[i + 1] if i + 1 < len(xs) else width) - xs[i] for i, p in enumerate(view.participants)}
+    view = replace(view, items=tuple(_fitted(item, at, room) for item in view.items))
     width = max(width, 560.0, text_width(view.title, 18, bold=True) + 48, text_width(view.subtitle, 12) + 48)
     legend, legend_bottom = _place_legend(_legend(view), 24, 76 if view.subtitle else 58, width - 24)
     top = legend_bottom + 14
-    at = {p.id: x for p, x in zip(view.participants, xs)}
     y = top + HEADER_H + 14
-    rows, times, bands = [], [], []
+    rows, times, bands, jumps = [], [], [], []
     for item in view.items:
+        if item.jump:
+            jumps.append({"y": _r(y + JUMP_H / 2), "text": f"≈ {item.jump} later (time compressed)",
+                          "zigzag": _zigzag(GUTTER - 4, width - 12, _r(y + JUMP_H / 2))})
+            y += JUMP_H
         h = ROW_H.get(item.shape, 30.0)
         row = _item(item, at, y)
         rows.append(row)
@@ -247,7 +294,19 @@ def svg_context(view: TraceView, links: bool = False) -> dict:
         "legend": legend, "heads": _headers(view, xs, _r(top)), "feet": _headers(view, xs, bottom),
         "life_top": _r(top + HEADER_H), "life_bottom": bottom, "rows": rows, "times": times, "bands": bands,
         "more": more, "markers": [(c.lstrip("#"), c) for c in colours], "links": links, "gutter": GUTTER,
+        "jumps": jumps,
     }
+
+
+def _zigzag(x0: float, x1: float, y: float, step: float = 8.0, amp: float = 3.0) -> str:
+    """A path of small zigzags from *x0* to *x1* around *y*: the usual mark of a cut axis."""
+    points, x, up = [f"M{_r(x0)},{y}"], x0, True
+    while x + step < x1:
+        x += step
+        points.append(f"L{_r(x)},{_r(y - amp if up else y + amp)}")
+        up = not up
+    points.append(f"L{_r(x1)},{y}")
+    return " ".join(points)
 
 
 def render_trace_svg(view: TraceView, standalone: bool = True, links: bool = False) -> str:
@@ -255,8 +314,86 @@ def render_trace_svg(view: TraceView, standalone: bool = True, links: bool = Fal
     return render_template("trace.svg.j2", xml=True, standalone=standalone, **svg_context(view, links))
 
 
+class _Strings:
+    """Every text of the page once: rows and items refer to texts by their index."""
+
+    def __init__(self):
+        self.index: dict[str, int] = {"": 0}
+
+    def __call__(self, text: str) -> int:
+        found = self.index.get(text)
+        if found is None:
+            found = self.index[text] = len(self.index)
+        return found
+
+    def texts(self) -> list[str]:
+        return list(self.index)
+
+
+def _deltas(rows) -> Iterator[tuple[int | str, int | None]]:
+    """Each row's ``seq`` and time in milliseconds, as the difference from the row before's
+    (most are 1 and 0): a seq that is not a number stays as it is, a missing time is None."""
+    seq, ms = 0, 0
+    for row in rows:
+        if row.seq.isdigit() and len(row.seq) < 16:
+            step, seq = int(row.seq) - seq, int(row.seq)
+        else:
+            step = row.seq
+        if row.seconds is None:
+            yield step, None
+            continue
+        now = round(row.seconds * 1000)
+        yield step, now - ms
+        ms = now
+
+
+def page_data(view: TraceView) -> dict:
+    """What the page's script draws from: the records (table rows), every item and lifeline,
+    and the styles; each text once, numbers as differences (a 57,000-record trace makes a
+    page of a few MB, not one of 16 MB with every row and arrow written out).
+
+    ``rows``: ``[seq, ms, kind, event, where, [details], root, run]``, where seq and ms (the
+    offset from the first record) are differences from the row before and texts are indices
+    into ``strings`` (details one per field); ``items``: ``[row, shape, style, src lane,
+    dst lane, label, mark]``, row as the difference from the item before's; ``lanes``:
+    ``[label, kind, sublabel, fill, stroke]``.
+    """
+    text = _Strings()
+    lane_of = {p.id: n for n, p in enumerate(view.lanes)}
+    lanes = []
+    for p in view.lanes:
+        kind, sub = HEADER_KIND.get(p.kind, HEADER_KIND["other"])
+        fill, stroke, _ = NODE_STYLE[kind]
+        lanes.append([p.label, p.kind, sub, fill, stroke])
+    rows = [[seq, ms, text(r.kind), text(r.event), text(r.where),
+             [text(field) for field in r.details.split(DETAILS_SEP)] if r.details else [], text(r.root), text(r.run)]
+            for r, (seq, ms) in zip(view.rows, _deltas(view.rows))]
+    items, last = [], 0
+    for i in view.all_items:
+        items.append([i.index - last, text(i.shape), text(i.style), lane_of[i.src], lane_of[i.dst], text(i.label),
+                      text(i.mark)])
+        last = i.index
+    config = {
+        "font": FONT, "label": LABEL, "gutter": GUTTER, "headerH": HEADER_H, "rowH": ROW_H, "loopW": LOOP_W,
+        "loopH": LOOP_H, "minGap": MIN_GAP, "maxGap": MAX_GAP, "jumpH": JUMP_H, "compressAfter": COMPRESS_AFTER,
+        "pageItems": PAGE_ITEMS, "pageRows": PAGE_ROWS, "detailsSep": DETAILS_SEP,
+        "line": {k: list(v[:3]) for k, v in LINE_STYLE.items()}, "defaultLine": list(DEFAULT_LINE[:3]),
+        "note": {k: list(v[:3]) for k, v in NOTE_STYLE.items()}, "defaultNote": list(DEFAULT_NOTE[:3]),
+        "pills": sorted(PILLS), "bands": BANDS, "marks": MARKS, "tones": TONES,
+    }
+    return {"strings": text.texts(), "rows": rows, "items": items, "lanes": lanes, "config": config}
+
+
+def _script_json(data: dict) -> Markup:
+    """*data* as JSON that is safe inside ``<script type="application/json">``."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return Markup(text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
 def render_trace_html(view: TraceView) -> str:
-    """A self-contained page: the diagram (items link to their rows), then every record."""
-    svg = Markup(render_trace_svg(view, standalone=False, links=True))
-    first_hidden = next((row.index for row in view.rows if not row.drawn), None) if view.hidden else None
-    return render_template("trace.html.j2", xml=True, view=view, svg=svg, first_hidden=first_hidden)
+    """A self-contained page: the diagram and the table of records, drawn by a small inline
+    script from the records embedded once as JSON (a page of items and of rows at a time),
+    with filters, search, zoom and pan; no network, no external resources."""
+    return render_template("trace.html.j2", xml=True, view=view, data=_script_json(page_data(view)),
+                           legend=_legend(replace(view, items=view.all_items)), page_items=PAGE_ITEMS,
+                           page_rows=PAGE_ROWS, total_items=len(view.all_items), compress=COMPRESS_AFTER)

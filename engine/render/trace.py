@@ -8,11 +8,17 @@ what is drawn, and :func:`render_trace` writes it::
     text = render_trace(view, "svg")        # "mermaid" | "svg" | "html"
 
 Like :class:`~engine.render.view.RenderView`, a :class:`TraceView` holds the words already
-chosen, so every format says the same thing. Lifelines are the mesh's consumers: all the
-subscriptions of a service share the service's lifeline, and a ``DLQ`` lifeline is added
-when something is dead-lettered. An ``ok`` record is not drawn on its own: it marks the
-delivery it answers with a check (a failed attempt gets a cross). Unknown kinds and fields
-are tolerated: an unknown record becomes a note, so a newer runtime never breaks rendering.
+chosen, so every format says the same thing. Lifelines are the mesh's consumers, one for each
+participant of what is drawn, left to right in the order they first take part: all the
+subscriptions of a service share the service's lifeline, and a ``DLQ`` lifeline appears when
+something is dead-lettered. An ``ok`` record is not drawn on its own: it marks the delivery
+it answers with a check (a failed attempt gets a cross). Unknown kinds and fields are
+tolerated: an unknown record becomes a note, so a newer runtime never breaks rendering.
+
+Time is not drawn to scale: one row per item, and where the clock jumps by
+:data:`COMPRESS_AFTER` seconds or more between two items, the item carries the jump (a
+"compressed time" mark), so an hour of idle time costs one thin row, not blank screens. The
+figures of the subtitle are the run summary's (:func:`trace_counts`).
 """
 from __future__ import annotations
 
@@ -25,13 +31,17 @@ from .. import eventtime
 from ..errors import Diagnostic, LoadError, Location
 from .base import render_template
 
-#: Items drawn at most; later records are only counted in a note (the HTML table has all).
+#: Items drawn at most in SVG and Mermaid; later ones are only counted in a note. The HTML
+#: page has them all, drawn a page of :data:`PAGE_ITEMS` at a time.
 MAX_ITEMS = 400
+#: Items in one page of the HTML diagram, and records in one page of its table.
+PAGE_ITEMS = 300
+PAGE_ROWS = 200
+#: A clock jump between two drawn items from which it is marked as compressed time (seconds).
+COMPRESS_AFTER = 5.0
 #: Longest label drawn; the full text stays in the SVG tooltip and the HTML table.
 MAX_LABEL = 64
 
-#: Lifeline kinds in diagram order (left to right); a kind not listed sorts before the DLQ.
-PARTICIPANT_ORDER = ("ingress", "service", "route", "orchestration", "stream", "other", "dlq")
 INGRESS, DLQ = "ingress", "dlq"
 
 FORMATS = ("html", "mermaid", "svg")
@@ -56,7 +66,7 @@ class TraceItem:
     on ``src``) or ``ingest`` (an arrow from outside into ``src``). ``style`` picks colours
     and dashes (see :mod:`.sequence_svg`); ``mark`` is ``ok`` or ``failed`` on a delivery whose
     outcome a later record told. ``time`` is the offset from the first record, set only where
-    it changed.
+    it changed; ``jump`` is the time skipped since the item before (see :data:`COMPRESS_AFTER`).
     """
 
     index: int
@@ -69,11 +79,17 @@ class TraceItem:
     detail: str = ""
     mark: str = ""
     time: str = ""
+    jump: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class TraceRow:
-    """One record as a row of the HTML table; ``tone`` colours it (``bad``, ``warn``, ``muted``)."""
+    """One record as a row of the HTML table; ``tone`` colours it (``bad``, ``warn``, ``muted``).
+
+    ``seconds`` is the offset from the first record (None: no readable time); ``root`` is the
+    input event the record descends from and ``run`` the orchestration run it belongs to
+    (see :func:`threads`), for the page's filters.
+    """
 
     index: int
     seq: str
@@ -84,11 +100,20 @@ class TraceRow:
     details: str
     tone: str = ""
     drawn: bool = True
+    seconds: float | None = None
+    root: str = ""
+    run: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class TraceView:
-    """Everything the trace renderers need; ``hidden`` counts records past the drawing cap."""
+    """Everything the trace renderers need.
+
+    ``items`` are the first items (at most the cap), ``participants`` their lifelines and
+    ``hidden`` the number of items past the cap; ``all_items`` and ``lanes`` are the same for
+    the whole trace (the HTML page pages through them). ``counts`` are the figures of the
+    run summary the trace tells, as (summary key, label, number).
+    """
 
     title: str
     subtitle: str
@@ -96,6 +121,9 @@ class TraceView:
     items: tuple[TraceItem, ...]
     rows: tuple[TraceRow, ...]
     hidden: int = 0
+    all_items: tuple[TraceItem, ...] = ()
+    lanes: tuple[Participant, ...] = ()
+    counts: tuple[tuple[str, str, int], ...] = ()
 
     def participant(self, pid: str) -> Participant:
         return next(p for p in self.participants if p.id == pid)
@@ -198,17 +226,23 @@ def participant_of(consumer: Any) -> Participant:
     if prefix == "service" and name:
         service = name.split("/", 1)[0] or name
         return Participant(f"service:{service}", service, "service")
-    if prefix in ("route", "orchestration", "stream") and name:
+    if prefix == "orchestration" and name:  # its steps (``NAME/STEP``) are drawn on its lifeline
+        orchestration = name.split("/", 1)[0] or name
+        return Participant(f"orchestration:{orchestration}", orchestration, "orchestration")
+    if prefix in ("route", "stream") and name:
         return Participant(cid, name, prefix)
     return Participant(f"other:{cid}", cid, "other")
 
 
 DLQ_PARTICIPANT = Participant(DLQ, "DLQ", DLQ)
 
-#: record fields shown in their own table columns (everything else goes to "details").
+#: record fields shown in their own table columns (everything else goes to "details", as
+#: ``key=value`` joined by DETAILS_SEP).
 _OWN_COLUMNS = ("seq", "t", "kind", "event")
+DETAILS_SEP = " · "
 
-_TONES = {
+#: record kind -> tone of its table row
+TONES = {
     "dead-letter": "bad", "step-failed": "bad", "retry": "warn", "compensate": "warn",
     "filtered": "muted", "step-skipped": "muted",
 }
@@ -219,20 +253,19 @@ _TONES = {
 class _Builder:
     """Walks the records once, turning each into at most one item (``ok`` folds into its delivery)."""
 
-    def __init__(self, records: list[dict], limit: int):
+    def __init__(self, records: list[dict]):
         self.records = records
-        self.limit = limit
         self.items: list[dict] = []
-        self.participants: dict[str, Participant] = {INGRESS: participant_of(INGRESS)}
+        self.participants: dict[str, Participant] = {}
         self.producer: dict[str, str] = {}          # event id -> lifeline that put it in the mesh
         self.deliveries: dict[tuple, int] = {}      # (event, consumer, attempt) -> item index
-        self.runs = list(dict.fromkeys(_text(r.get("run")) for r in records if r.get("run") is not None))
+        self.last_attempt: dict[tuple, int] = {}    # (event, consumer) -> latest attempt drawn
+        self.tags = _run_tags(records)
         self.finished_steps = {
             (_text(r.get("run")), _text(r.get("step")))
             for r in records if r.get("kind") in ("step-done", "step-failed", "step-skipped")
         }
         self.step_attempt: dict[tuple, int] = {}
-        self.hidden = 0
         self.drawn: set[int] = set()
 
     def lifeline(self, consumer: Any) -> str:
@@ -244,16 +277,14 @@ class _Builder:
         return self.lifeline(f"orchestration:{_text(record.get('orchestration')) or '?'}")
 
     def add(self, index: int, shape: str, style: str, src: str, dst: str | None, label: str, detail: str = "") -> None:
-        if len(self.items) >= self.limit:
-            self.hidden += 1
-            return
         self.drawn.add(index)
         self.items.append({"index": index, "shape": shape, "style": style, "src": src,
                            "dst": dst or src, "label": short(label), "detail": detail or label, "mark": ""})
 
     def run_tag(self, record: dict) -> str:
-        """``[r2] `` when several runs interleave in the trace, so steps can be told apart."""
-        return f"[{_text(record.get('run'))}] " if len(self.runs) > 1 else ""
+        """``[r2] `` on a run that interleaves with another, so their steps can be told apart."""
+        tag = self.tags.get(_text(record.get("run")))
+        return f"[{tag}] " if tag else ""
 
     def build(self) -> None:
         for index, record in enumerate(self.records):
@@ -263,8 +294,14 @@ class _Builder:
     # One method per record kind; the record's fields are read defensively (a trace is input).
 
     def on_ingest(self, i: int, r: dict) -> None:
+        ingress = self.lifeline(INGRESS)
+        if r.get("rejected") is not None:
+            why = _text(r.get("rejected"))
+            self.add(i, "ingest", "rejected", ingress, None, f"✗ {_text(r.get('type')) or 'input'} ({why})",
+                     f"an input was refused at entry: {why} (see the dead letter that follows)")
+            return
         self.producer[_text(r.get("event"))] = INGRESS
-        self.add(i, "ingest", "ingest", INGRESS, None, _text(r.get("type")) or "event",
+        self.add(i, "ingest", "ingest", ingress, None, _text(r.get("type")) or "event",
                  f"{_text(r.get('type'))} entered the mesh as {_text(r.get('event'))}")
 
     def on_deliver(self, i: int, r: dict) -> None:
@@ -273,8 +310,8 @@ class _Builder:
         attempt = _attempt(r.get("attempt"))
         label = (_text(r.get("type")) or "event") + (f" #{attempt}" if attempt > 1 else "")
         detail = f"{_text(r.get('event'))} {_text(r.get('type'))} → {_text(r.get('consumer'))}, attempt {attempt}"
-        if len(self.items) < self.limit:
-            self.deliveries[(_text(r.get("event")), _text(r.get("consumer")), attempt)] = len(self.items)
+        self.deliveries[(_text(r.get("event")), _text(r.get("consumer")), attempt)] = len(self.items)
+        self.last_attempt[(_text(r.get("event")), _text(r.get("consumer")))] = attempt
         self.add(i, "arrow" if src != dst else "self", "deliver", src, dst, label, detail)
 
     def _mark(self, r: dict, mark: str) -> bool:
@@ -321,9 +358,9 @@ class _Builder:
     def on_dead_letter(self, i: int, r: dict) -> None:
         src = self.lifeline(r.get("consumer"))
         self.participants.setdefault(DLQ, DLQ_PARTICIPANT)
-        found = [k for k, v in self.deliveries.items() if k[:2] == (_text(r.get("event")), _text(r.get("consumer")))]
-        if found:
-            self._mark({"event": found[-1][0], "consumer": found[-1][1], "attempt": found[-1][2]}, "failed")
+        key = (_text(r.get("event")), _text(r.get("consumer")))
+        if key in self.last_attempt:
+            self._mark({"event": key[0], "consumer": key[1], "attempt": self.last_attempt[key]}, "failed")
         reason = _text(r.get("reason")) or "dead-lettered"
         detail = (f"{_text(r.get('event'))} {_text(r.get('type'))} dead-lettered by {_text(r.get('consumer'))}:"
                   f" {reason} after {_text(r.get('attempts'))} attempt(s); {_text(r.get('error'))}")
@@ -339,9 +376,10 @@ class _Builder:
                  f"{level}: {_text(r.get('message'))}", f"log {level}: {_text(r.get('message'))}")
 
     def on_run_start(self, i: int, r: dict) -> None:
-        event = _text(r.get("event"))
+        event, run = _text(r.get("event")), _text(r.get("run"))
+        name = _run_name(run)
         self.add(i, "note", "run-start", self.orchestration(r), None,
-                 f"▶ run {_text(r.get('run'))}" + (f" ({event})" if event else ""))
+                 f"▶ run {name}" + (f" ({event})" if event and event != name else ""), f"run {run} started by {event}")
 
     def on_step_start(self, i: int, r: dict) -> None:
         key = (_text(r.get("run")), _text(r.get("step")))
@@ -373,7 +411,8 @@ class _Builder:
     def on_run_end(self, i: int, r: dict) -> None:
         status = _text(r.get("status")) or "ended"
         style = f"run-{status}" if status in ("completed", "failed", "compensated") else "run-end"
-        self.add(i, "note", style, self.orchestration(r), None, f"run {_text(r.get('run'))} {status}")
+        self.add(i, "note", style, self.orchestration(r), None, f"run {_run_name(_text(r.get('run')))} {status}",
+                 f"run {_text(r.get('run'))} {status}" + (f": {_text(r.get('error'))}" if r.get("error") else ""))
 
     def on_window(self, i: int, r: dict) -> None:
         key = _text(r.get("key"))
@@ -383,10 +422,39 @@ class _Builder:
                  f"window {key} {_text(r.get('start'))} – {_text(r.get('end'))}")
 
     def on_unknown(self, i: int, r: dict) -> None:
-        where = self.lifeline(r["consumer"]) if r.get("consumer") is not None else INGRESS
+        where = self.lifeline(r["consumer"]) if r.get("consumer") is not None else self.lifeline(INGRESS)
         extra = ", ".join(f"{_text(k)}={_text(v)}" for k, v in r.items() if k not in ("seq", "t", "kind", "consumer"))
         kind = _text(r.get("kind")) or "record"
         self.add(i, "note", "unknown", where, None, f"{kind}" + (f": {extra}" if extra else ""))
+
+
+def _run_tags(records: list[dict]) -> dict[str, str]:
+    """A short tag for each run that is under way while another is: its trigger event's id
+    (``chk-00001`` of ``fulfil-order:chk-00001@/shop``) where that tells it apart, else its id.
+    A run lasts from its first record to its ``run-end`` (to the end of the trace without one)."""
+    spans: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        if r.get("run") is not None:
+            span = spans.setdefault(_text(r.get("run")), [i, len(records)])
+            if r.get("kind") == "run-end":
+                span[1] = i
+    ordered = sorted(spans.items(), key=lambda kv: kv[1][0])
+    overlapping: set[str] = set()
+    reach, holder = -1, None  # the furthest end so far, and its run
+    for run, (start, end) in ordered:
+        if start <= reach:
+            overlapping |= {run, holder}
+        if end > reach:
+            reach, holder = end, run
+    short_ids = {run: _run_name(run) for run in overlapping}
+    clash = {tag for tag in short_ids.values() if list(short_ids.values()).count(tag) > 1}
+    return {run: (run if tag in clash else tag) for run, tag in short_ids.items()}
+
+
+def _run_name(run: str) -> str:
+    """``chk-00001`` of the run id ``fulfil-order:chk-00001@/shop`` (its trigger event's id; the
+    orchestration is the lifeline's name); an id of another form as it is."""
+    return run.split(":", 1)[-1].split("@", 1)[0] or run
 
 
 def _attempt(value: Any) -> int:
@@ -402,62 +470,156 @@ def _clock(value: Any) -> str:
     return eventtime.format(when)[11:19] if when is not None else _text(value)
 
 
-def _offsets(records: list[dict]) -> list[str]:
-    """Each record's time after the first record's (``""`` when it has no readable time)."""
+def _seconds(records: list[dict]) -> list[float | None]:
+    """Each record's time after the first record's (None when it has no readable time)."""
     times = [eventtime.parse_or_none(r.get("t")) for r in records]
     first = next((t for t in times if t is not None), None)
-    return [fmt_offset(max(t - first, 0.0)) if t is not None else "" for t in times]
+    return [max(t - first, 0.0) if t is not None else None for t in times]
 
 
-def _row(index: int, record: dict, offset: str, drawn: bool) -> TraceRow:
+def threads(records: list[dict]) -> tuple[list[str], list[str]]:
+    """For each record, the input event it descends from and the orchestration run it belongs to.
+
+    An input (``ingest``) is its own root; an emitted event has its cause's root. A run's
+    records are those naming it (``run``), the attempts and calls of its orchestration on its
+    trigger event, the events it emitted, and everything those caused. ``""`` where a record
+    belongs to none (a rejected input, a window closing).
+    """
+    first_run: dict[tuple[str, str], str] = {}
+    for r in records:
+        if r.get("kind") == "run-start":
+            first_run.setdefault((_text(r.get("orchestration")), _text(r.get("event"))), _text(r.get("run")))
+    current = dict(first_run)                 # (orchestration, trigger event) -> latest run started
+    trigger: dict[str, str] = {}              # run -> its trigger event
+    root: dict[str, str] = {}                 # event -> input event
+    event_run: dict[str, str] = {}            # event -> run that caused it
+    roots, runs = [], []
+    for r in records:
+        kind, event = r.get("kind"), _text(r.get("event"))
+        cause = _text(r.get("cause"))
+        if kind == "ingest" and event:
+            root.setdefault(event, event)
+        elif kind == "emit" and event:
+            root[event] = root.get(cause, "")
+        if kind == "run-start":
+            key = (_text(r.get("orchestration")), event)
+            current[key] = trigger_run = _text(r.get("run"))
+            trigger[trigger_run] = event
+        run = _text(r.get("run"))
+        who = _text(r.get("by") if kind == "emit" else r.get("consumer"))
+        if not run and who.startswith("orchestration:"):
+            orchestration = who[len("orchestration:"):].split("/", 1)[0]
+            run = current.get((orchestration, cause if kind == "emit" else event), "")
+        if not run:
+            run = event_run.get(cause if kind == "emit" else event, "")
+        if kind == "emit" and event and run:
+            event_run[event] = run
+        roots.append(root.get(event, "") or root.get(trigger.get(run, ""), ""))
+        runs.append(run)
+    return roots, runs
+
+
+def _row(index: int, record: dict, seconds: float | None, drawn: bool, root: str, run: str) -> TraceRow:
     kind = _text(record.get("kind"))
     where = record.get("consumer") or record.get("by")
     if where is None and record.get("orchestration") is not None:
         where = f"orchestration:{_text(record.get('orchestration'))}"
     skip = set(_OWN_COLUMNS) | ({"consumer"} if record.get("consumer") else {"by"} if record.get("by") else set())
-    details = " · ".join(f"{_text(k)}={_text(v)}" for k, v in record.items() if k not in skip)
-    return TraceRow(index, _text(record.get("seq")), offset, kind, _text(record.get("event")),
+    details = DETAILS_SEP.join(f"{_text(k)}={_text(v)}" for k, v in record.items() if k not in skip)
+    return TraceRow(index, _text(record.get("seq")), fmt_offset(seconds) if seconds is not None else "", kind,
+                    _text(record.get("event")),
                     _text(where if where is not None else (INGRESS if kind == "ingest" else "")),
-                    details, _TONES.get(kind, ""), drawn)
+                    details, TONES.get(kind, ""), drawn, seconds, root, run)
 
 
-def _summary(records: list[dict]) -> str:
-    def count(kind: str, **where) -> int:
-        return sum(1 for r in records if r.get("kind") == kind and all(r.get(k) == v for k, v in where.items()))
+#: The run summary's figures a trace tells, in the summary's order: (key, label, record kind,
+#: fields the record must have). Keys not here (matched, duplicates, unconsumed, ...) are
+#: counted by the runtime without a record of their own, so a trace cannot tell them.
+TRACE_COUNTS = (
+    ("events_in", "events in", "ingest", {}),
+    ("delivered", "delivered (attempts)", "deliver", {}),
+    ("filtered", "filtered", "filtered", {"why": ("when", "loop-avoided")}),
+    ("emitted", "emitted", "emit", {}),
+    ("retries", "retries", "retry", {}),
+    ("dead_lettered", "dead-lettered", "dead-letter", {}),
+    ("runs_started", "runs started", "run-start", {}),
+    ("runs_completed", "runs completed", "run-end", {"status": ("completed",)}),
+    ("runs_failed", "runs failed", "run-end", {"status": ("failed",)}),
+    ("runs_compensated", "runs compensated", "run-end", {"status": ("compensated",)}),
+    ("windows_emitted", "windows emitted", "window", {}),
+    ("sequence_gaps", "sequence gaps", "gap", {}),
+)
 
-    parts = [
-        (len(records), "record"), (count("ingest"), "event in"), (count("deliver"), "delivery"),
-        (count("emit"), "emitted"), (count("retry"), "retry"), (count("dead-letter"), "dead-lettered"),
-        (count("run-end", status="completed"), "run completed"), (count("run-end", status="failed"), "run failed"),
-        (count("run-end", status="compensated"), "run compensated"), (count("window"), "window"),
-    ]
-    plural = {"record": "records", "delivery": "deliveries", "retry": "retries", "window": "windows",
-              "event in": "events in", "run completed": "runs completed", "run failed": "runs failed",
-              "run compensated": "runs compensated"}
-    return ", ".join(f"{n} {word if n == 1 else plural.get(word, word)}" for n, word in parts if n or word == "record")
+
+def trace_counts(records: list[dict]) -> dict[str, int]:
+    """The figures of the run summary (``meshctl run``'s counters) that *records* tell.
+
+    Each is one record kind, some with a field value: ``filtered`` counts only what the
+    summary counts (``when`` and ``loop-avoided``: a rejected ``match`` is recorded, not
+    counted). Equal to the summary's for a whole trace of a run, which the tests check.
+    """
+    out = dict.fromkeys((key for key, *_ in TRACE_COUNTS), 0)
+    by_kind: dict[str, list] = {}
+    for key, _, kind, where in TRACE_COUNTS:
+        by_kind.setdefault(kind, []).append((key, where))
+    for r in records:
+        for key, where in by_kind.get(r.get("kind"), ()):
+            if all(r.get(field) in allowed for field, allowed in where.items()):
+                out[key] += 1
+    return out
+
+
+def _counts(records: list[dict]) -> tuple[tuple[str, str, int], ...]:
+    counts = trace_counts(records)
+    return tuple((key, label, counts[key]) for key, label, *_ in TRACE_COUNTS if counts[key] or key == "events_in")
+
+
+def _subtitle(records: list[dict], counts: tuple[tuple[str, str, int], ...]) -> str:
+    n = len(records)
+    return ", ".join([f"{n} record{'s' if n != 1 else ''}"] + [f"{value} {label}" for _, label, value in counts])
+
+
+def _lanes(items: Iterable[dict], participants: dict[str, Participant]) -> tuple[Participant, ...]:
+    """The lifelines of *items*, in the order they first take part (ingress alone if none)."""
+    order = dict.fromkeys(pid for item in items for pid in (item["src"], item["dst"]))
+    return tuple(participants[pid] for pid in order) or (participant_of(INGRESS),)
+
+
+def _jumps(items: list[dict], seconds: list[float | None]) -> list[str]:
+    """The compressed time before each item: the clock's jump since the item before, if large."""
+    out, last = [], None
+    for item in items:
+        now = seconds[item["index"]]
+        jumped = now is not None and last is not None and now - last >= COMPRESS_AFTER
+        out.append(fmt_offset(now - last)[1:] if jumped else "")
+        last = now if now is not None else last
+    return out
 
 
 def trace_view(records: list[dict], title: str, limit: int = MAX_ITEMS) -> TraceView:
-    """What the sequence diagram of *records* shows; at most *limit* items are drawn."""
+    """What the sequence diagram of *records* shows; the first *limit* items are drawn in
+    SVG and Mermaid, all of them (a page at a time) in HTML."""
     records = [r for r in records if isinstance(r, dict)]
     title = _text(title)
-    builder = _Builder(records, limit)
+    builder = _Builder(records)
     builder.build()
-    offsets = _offsets(records)
-    rank = {kind: n for n, kind in enumerate(PARTICIPANT_ORDER)}
-    used = [INGRESS] + [pid for item in builder.items for pid in (item["src"], item["dst"])]
-    participants = sorted((builder.participants[pid] for pid in dict.fromkeys(used)),
-                          key=lambda p: rank.get(p.kind, rank["other"]))
+    seconds = _seconds(records)
+    offsets = [fmt_offset(s) if s is not None else "" for s in seconds]
     items, shown = [], None
-    for item in builder.items:
+    for item, jump in zip(builder.items, _jumps(builder.items, seconds)):
         offset = offsets[item["index"]]
         time = offset if offset and offset != shown else ""
         shown = offset or shown
         items.append(TraceItem(item["index"], _text(records[item["index"]].get("seq")), item["shape"],
                                item["style"], item["src"], item["dst"], item["label"], item["detail"],
-                               item["mark"], time))
-    rows = tuple(_row(i, r, offsets[i], i in builder.drawn) for i, r in enumerate(records))
-    return TraceView(title, _summary(records), tuple(participants), tuple(items), rows, builder.hidden)
+                               item["mark"], time, jump))
+    roots, runs = threads(records)
+    rows = tuple(_row(i, r, seconds[i], i in builder.drawn, roots[i], runs[i]) for i, r in enumerate(records))
+    counts = _counts(records)
+    limit = max(limit, 0)
+    return TraceView(title, _subtitle(records, counts), _lanes(builder.items[:limit], builder.participants),
+                     tuple(items[:limit]), rows, max(len(items) - limit, 0), tuple(items),
+                     _lanes(builder.items, builder.participants), counts)
 
 
 # --- Mermaid -------------------------------------------------------------------------------
@@ -500,7 +662,10 @@ def mermaid_ids(view: TraceView) -> dict[str, str]:
 
 def _mermaid_lines(view: TraceView, ids: dict[str, str]) -> Iterable[str]:
     first, last = ids[view.participants[0].id], ids[view.participants[-1].id]
+    span = first if first == last else f"{first},{last}"
     for item in view.items:
+        if item.jump:
+            yield f"Note over {span}: ≈ {item.jump} later (time compressed)"
         if item.time:
             yield f"Note left of {first}: {item.time}"
         src, dst = ids[item.src], ids[item.dst]
@@ -520,7 +685,6 @@ def _mermaid_lines(view: TraceView, ids: dict[str, str]) -> Iterable[str]:
         if band:
             yield "end"
     if view.hidden:
-        span = first if first == last else f"{first},{last}"
         yield f"Note over {span}: … {view.hidden} more records (see table)"
 
 

@@ -27,3 +27,21 @@ def views_of(path: Path):
     yield "flow", flow_view(mesh, graph, cycles=cycle_edges(graph))
     for name in mesh.orchestrations:
         yield name, orchestration_view(mesh, name)
+
+
+def replicated(records: list[dict], copies: int) -> list[dict]:
+    """*records* (a run's trace) over and over, each copy's events and runs renamed and its
+    times moved after the copy before: a long trace of the same shape as a real one."""
+    from engine import eventtime
+
+    start = eventtime.parse_or_none(records[0]["t"])
+    span = eventtime.parse_or_none(records[-1]["t"]) - start + 60
+    names = {v for r in records for k, v in r.items() if k in ("event", "cause", "run") and isinstance(v, str)}
+    out = []
+    for copy in range(copies):
+        for r in records:
+            moved = {k: (f"{v}~{copy}" if v in names else v) for k, v in r.items()}
+            moved["seq"] = len(out) + 1
+            moved["t"] = eventtime.format(eventtime.parse_or_none(r["t"]) + copy * span)
+            out.append(moved)
+    return out

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from engine.errors import LoadError, Location, MeshError
 from engine.render import UnknownFormat, load_trace, render_trace, trace_view
-from engine.render.trace import MAX_ITEMS, fmt_offset, sequence_escape
+from engine import eventtime
+from engine.render.trace import COMPRESS_AFTER, MAX_ITEMS, fmt_offset, sequence_escape, threads
 
 from render_helpers import HERE
 
@@ -69,11 +70,30 @@ def test_output_is_deterministic(saga_records, fmt):
 
 # --- what is drawn -------------------------------------------------------------------------
 
-def test_participants_in_kind_order_with_services_grouped_and_dlq_last(saga):
+def test_lanes_are_the_participants_in_order_of_first_appearance(saga):
     assert [(p.label, p.kind) for p in saga.participants] == [
-        ("ingress", "ingress"), ("inventory", "service"), ("analytics", "service"), ("billing", "service"),
-        ("eu-orders", "route"), ("fulfil-order", "orchestration"), ("leaderboard", "stream"), ("DLQ", "dlq"),
+        ("ingress", "ingress"), ("eu-orders", "route"), ("inventory", "service"), ("analytics", "service"),
+        ("fulfil-order", "orchestration"), ("billing", "service"), ("DLQ", "dlq"), ("leaderboard", "stream"),
     ]
+    assert saga.lanes == saga.participants  # nothing past the cap here
+
+
+def test_lanes_are_those_of_the_drawn_items_only():
+    records = deliveries(3) + [{"seq": 4, "t": "2024-05-01T10:00:04Z", "kind": "deliver", "event": "x", "type": "t",
+                                "from": "ingress", "consumer": "route:late", "attempt": 1}]
+    view = trace_view(records, "t", limit=3)
+    assert [p.id for p in view.participants] == ["ingress", "service:clock"]
+    assert [p.id for p in view.lanes] == ["ingress", "service:clock", "route:late"]
+    assert "late" not in render_trace(view, "mermaid")
+
+
+def test_steps_are_drawn_on_their_orchestrations_lifeline():
+    base = {"t": "2024-05-01T10:00:00Z", "event": "e1"}
+    records = [base | {"seq": 1, "kind": "call", "consumer": "orchestration:o/charge", "target": "python:m:f"},
+               base | {"seq": 2, "kind": "retry", "consumer": "orchestration:o/charge", "attempt": 1, "delay": 2}]
+    view = trace_view(records, "t")
+    assert [p.id for p in view.participants] == ["orchestration:o"]
+    assert {i.src for i in view.items} == {"orchestration:o"}
 
 
 def test_subscriptions_of_one_service_share_a_lifeline():
@@ -124,6 +144,18 @@ def test_retry_dead_letter_and_saga_words(saga):
     assert not [i for i in saga.items if i.style == "step-start"]
 
 
+def test_runs_one_after_another_carry_no_tag_but_name_their_event():
+    base = {"t": "2024-05-01T10:00:00Z", "orchestration": "o"}
+    records = []
+    for n, run in enumerate(("o:e1@/src", "o:e2@/src")):
+        records += [base | {"seq": 4 * n + 1, "kind": "run-start", "run": run, "event": run[2:4]},
+                    base | {"seq": 4 * n + 2, "kind": "step-start", "run": run, "step": "a", "attempt": 1},
+                    base | {"seq": 4 * n + 3, "kind": "step-done", "run": run, "step": "a"},
+                    base | {"seq": 4 * n + 4, "kind": "run-end", "run": run, "event": run[2:4], "status": "completed"}]
+    assert [i.label for i in trace_view(records, "t").items] == [
+        "▶ run e1", "a ✓", "run e1 completed", "▶ run e2", "a ✓", "run e2 completed"]
+
+
 def test_unfinished_step_and_interleaved_runs_are_told_apart():
     base = {"t": "2024-05-01T10:00:00Z", "orchestration": "o"}
     records = [
@@ -137,6 +169,48 @@ def test_unfinished_step_and_interleaved_runs_are_told_apart():
 def test_time_offsets_are_shown_where_they_change(saga):
     assert [i.time for i in saga.items if i.time] == ["+0s", "+0.25s", "+0.5s", "+2s", "+2.1s", "+6s", "+12s", "+1m00s"]
     assert [fmt_offset(s) for s in (0, 1.5, 12, 125, 3725)] == ["+0s", "+1.5s", "+12s", "+2m05s", "+1h02m"]
+
+
+def gapped(seconds: float) -> list[dict]:
+    start = eventtime.parse_or_none("2024-05-01T10:00:00Z")
+    records = deliveries(4)
+    for n, r in enumerate(records):
+        r["t"] = eventtime.format(start + (seconds if n >= 2 else 0) + n * 0.5)
+    return records
+
+
+def test_long_pauses_are_compressed_and_marked():
+    view = trace_view(gapped(3600), "t")
+    assert [i.jump for i in view.items] == ["", "", "1h00m", ""]
+    assert [i.time for i in view.items] == ["+0s", "+0.5s", "+1h00m", ""]
+    assert "Note over p_ingress,p_service_clock: ≈ 1h00m later (time compressed)" in render_trace(view, "mermaid")
+    root = svg_root(view)
+    assert "≈ 1h00m later (time compressed)" in texts(root)
+    # An hour costs the diagram what 10 seconds do: one thin band, no blank screen.
+    assert root.get("height") == svg_root(trace_view(gapped(10), "t")).get("height")
+    short = svg_root(trace_view(gapped(COMPRESS_AFTER - 1.5), "t"))  # under the threshold: no band
+    assert "time compressed" not in " ".join(texts(short)) and float(short.get("height")) < float(root.get("height"))
+
+
+def test_threads_follow_causes_and_runs(saga, saga_records):
+    roots, runs = threads(saga_records)
+    by_seq = {r["seq"]: (root, run) for r, root, run in zip(saga_records, roots, runs)}
+    assert {root for root, _ in by_seq.values()} == {"e1", "e3", ""}
+    run_records = sorted(seq for seq, (_, run) in by_seq.items() if run == "r1")
+    assert [saga_records[s - 1]["kind"] for s in run_records][:3] == ["deliver", "run-start", "ok"]
+    assert all(by_seq[s][0] == "e1" for s in run_records)
+    assert [row.run for row in saga.rows] == runs and [row.root for row in saga.rows] == roots
+
+
+def test_a_rejected_input_is_drawn_refused_at_the_ingress():
+    records = [{"seq": 1, "t": "2024-05-01T10:00:00Z", "kind": "ingest", "event": None, "type": None,
+                "rejected": "schema-invalid"},
+               {"seq": 2, "t": "2024-05-01T10:00:00Z", "kind": "dead-letter", "event": None, "type": None,
+                "consumer": "mesh", "reason": "schema-invalid", "attempts": 0, "error": "BadInput: x", "queue": "dlq"}]
+    view = trace_view(records, "t")
+    assert [(i.style, i.label) for i in view.items] == [("rejected", "✗ input (schema-invalid)"),
+                                                        ("dead-letter", "schema-invalid")]
+    assert view.counts == (("events_in", "events in", 1), ("dead_lettered", "dead-lettered", 1))
 
 
 def test_unknown_kinds_and_fields_are_tolerated():
@@ -189,16 +263,36 @@ def test_svg_dead_letter_is_red_and_compensation_orange(saga):
         "participant head dlq", "participant foot dlq"]
 
 
+def page_json(html: str) -> dict:
+    found = re.search(r'<script type="application/json" id="trace-data">(.*?)</script>', html, re.S)
+    return json.loads(found.group(1))
+
+
 def test_html_is_self_contained_with_every_record(saga, saga_records):
     html = render_trace(saga, "html")
     assert html.startswith("<!DOCTYPE html>")
-    assert "<svg " in html and "<?xml" not in html
-    without_ns = html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    without_ns = html.replace('xmlns="http://www.w3.org/2000/svg"', "").replace('"http://www.w3.org/2000/svg"', "")
     assert not re.search(r"https?:", without_ns)
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*//""", without_ns)
-    assert "<script" not in html and "<link" not in html and "@import" not in html
-    assert len(re.findall(r'<tr id="r-\d+"', html)) == len(saga_records)
-    assert 'href="#r-24"' in html  # diagram items link to their records
+    assert "<link" not in html and "@import" not in html and " src=" not in html
+    assert len(re.findall(r"<script", html)) == 2  # the data, and the script that draws it
+    data = page_json(html)
+    assert len(data["rows"]) == len(saga_records) and len(data["items"]) == len(saga.all_items)
+    assert [lane[0] for lane in data["lanes"]] == [p.label for p in saga.lanes]
+
+
+def test_html_data_cannot_close_its_script():
+    records = deliveries(1)
+    records[0]["type"] = "</script><script>alert(1)</script>\u2028"
+    html = render_trace(trace_view(records, "t"), "html")
+    assert "</script><script>alert" not in html
+    assert "type=" + records[0]["type"] in page_json(html)["strings"]
+
+
+def test_html_counts_are_the_summarys_figures(saga):
+    html = render_trace(saga, "html")
+    for key, label, value in saga.counts:
+        assert f'<b data-key="{key}">{value}</b> {label}' in html
 
 
 # --- long traces ---------------------------------------------------------------------------
@@ -211,9 +305,8 @@ def test_long_traces_are_cut_with_a_visible_note():
     root = svg_root(view)
     assert len(items_of(root)) == MAX_ITEMS
     assert "… 100 more records (see table)" in texts(root)
-    html = render_trace(view, "html")
-    assert len(re.findall(r'<tr id="r-\d+"', html)) == MAX_ITEMS + 100
-    assert html.count('class="cut"') == 1
+    data = page_json(render_trace(view, "html"))  # the page has them all, paged by its script
+    assert len(data["rows"]) == len(data["items"]) == MAX_ITEMS + 100
 
 
 def test_a_short_trace_has_no_cut_note(saga):

@@ -148,6 +148,16 @@ def test_clicking_an_arrow_shows_its_row_below_the_sticky_header(open_page, quic
     assert row.locator("td").nth(2).inner_text() == "deliver" and int(seq) > 1
 
 
+def test_a_link_to_a_record_opens_on_it(open_page, quick_start):
+    page = open_page(quick_start)
+    page.evaluate("location.hash = '#r-111'")
+    page.reload()
+    row = page.locator("#rows tr.sel")
+    assert row.get_attribute("id") == "r-111" and row.locator("td").first.inner_text() == "112"
+    r, head = box(row), box(page.locator("thead th").first)
+    assert r["top"] >= head["bottom"] - 0.5 and r["bottom"] <= 800
+
+
 def test_search_and_filters_reduce_rows_and_arrows(open_page, quick_start):
     page = open_page(quick_start)
     rows, items = page.locator("#rows tr"), page.locator("#body g.item")

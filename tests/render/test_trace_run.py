@@ -79,3 +79,10 @@ def test_a_57k_record_trace_makes_a_small_page(meshctl, tmp_path):
     data = json.loads(found.group(1))
     assert len(data["rows"]) == 57_200 and len(data["items"]) == len(view.all_items)
     assert view.counts[0] == ("events_in", "events in", 2000)
+
+
+def test_the_run_view_picture_is_shown_and_small():
+    text = (REPO / "docs" / "render.md").read_text(encoding="utf-8")
+    assert "](images/render-orders-run.png)" in text
+    path = REPO / "docs" / "images" / "render-orders-run.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size < 300 * 1024

@@ -597,6 +597,28 @@ def publish(path, events, url, token, store_url, batch, timeout) -> None:
 
 
 @main.command()
+@click.argument("code", required=False)
+@click.option("--list", "listing", is_flag=True, help="List every code with its severity and meaning.")
+def explain(code: str | None, listing: bool) -> None:
+    """Explain the diagnostic CODE: what it means, an example that triggers it, how to fix it.
+
+    \b
+    Examples:
+      meshctl explain event-cycle
+      meshctl explain --list
+    """
+    from engine.explanations import explain as explanation, explanations
+
+    if listing:
+        for entry in explanations().values():
+            click.echo(f"{entry.code:<26}{entry.severity:<9}{entry.summary}")
+        return
+    if code is None:
+        raise click.UsageError("give a diagnostic CODE (as in `error[CODE]`), or --list")
+    click.echo(explanation(code).text())
+
+
+@main.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
 def schema(output: str | None) -> None:
     """Print the JSON Schema of meshctl YAML (for editors: yaml-language-server)."""

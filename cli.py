@@ -22,6 +22,7 @@ from engine.render import render_trace, trace_view
 from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, faults_for, find_run, list_runs, redrive_run,
                            replay_archive, replay_dead_letters, run_mesh)
 from engine.schema import schema_text
+from engine.terminal import Sources, render as render_diagnostic
 
 EXIT_INTERNAL = 70
 
@@ -34,7 +35,7 @@ class MeshGroup(click.Group):
             return super().invoke(ctx)
         except MeshError as exc:
             for diagnostic in getattr(exc, "diagnostics", None) or []:
-                click.echo(diagnostic.format(), err=True)
+                click.echo(render_diagnostic(diagnostic, _style), err=True)
             if not getattr(exc, "diagnostics", None):
                 click.echo(printable_lines(f"meshctl: {exc}"), err=True)
             ctx.exit(exc.exit_code)
@@ -51,16 +52,45 @@ class MeshGroup(click.Group):
             ctx.exit(EXIT_INTERNAL)
 
 
+def _color(ctx: click.Context, param, value: str) -> str:
+    """Set the colour of everything click prints: on, off, or None (on for a terminal only)."""
+    if value == "always":
+        ctx.color = True
+    elif value == "never" or os.environ.get("NO_COLOR"):
+        ctx.color = False
+    elif any(os.environ.get(name, "0") not in ("", "0") for name in ("FORCE_COLOR", "CLICOLOR_FORCE")):
+        ctx.color = True
+    return value
+
+
+STYLES = {
+    "error": {"fg": "red", "bold": True}, "warning": {"fg": "yellow", "bold": True},
+    "info": {"fg": "blue", "bold": True}, "note": {"fg": "cyan", "bold": True},
+    "hint": {"fg": "green", "bold": True}, "location": {"bold": True}, "gutter": {"fg": "blue", "bold": True},
+    "pass": {"fg": "green", "bold": True}, "fail": {"fg": "red", "bold": True},
+    "seen": {"dim": True}, "diff": {"fg": "yellow"},
+}
+
+
+def _style(text: str, role: str) -> str:
+    """Colour by role; click.echo drops the codes again unless colour is on for its stream."""
+    return click.style(text, **STYLES[role]) if text and role in STYLES else text
+
+
 @click.group(cls=MeshGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="meshctl")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              callback=_color, is_eager=True, expose_value=False,
+              help="Colour diagnostics and summaries: auto is on for a terminal, off if NO_COLOR is set.")
 def main() -> None:
     """Declare an event mesh in YAML, then check it, see it and run it."""
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Compiler-style lines, or one JSON document for machines.")
+@click.option("--format", "fmt", type=click.Choice(["text", "short", "json"]), default="text",
+              show_default=True, help="Compiler-style lines with the source line and a caret; short: without "
+                                      "them; json: one document for machines.")
 @click.option("--strict", is_flag=True, help="Warnings fail validation too.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings, no summary).")
 def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> None:
@@ -72,19 +102,21 @@ def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> Non
     if fmt == "json":
         click.echo(json.dumps(_json_report(results, strict), indent=2))
     else:
+        sources = Sources() if fmt == "text" else None
         for result in results:
-            _print_text(result, strict, quiet)
+            _print_text(result, strict, quiet, sources)
     sys.exit(0 if all(r.valid(strict) for r in results) else 1)
 
 
-def _print_text(result: CheckResult, strict: bool, quiet: bool) -> None:
+def _print_text(result: CheckResult, strict: bool, quiet: bool, sources: Sources | None) -> None:
     for diagnostic in result.diagnostics:
         if quiet and diagnostic.severity != "error":
             continue
-        click.echo(diagnostic.format())
+        click.echo(render_diagnostic(diagnostic, _style, sources))
     if quiet:
         return
-    verdict = "valid" if result.valid(strict) else "invalid"
+    valid = result.valid(strict)
+    verdict = _style("valid", "pass") if valid else _style("invalid", "fail")
     click.echo(f"{printable(result.path)}: {verdict} ({_count(result.errors, 'error')}, "
                f"{_count(result.warnings, 'warning')})")
 
@@ -327,7 +359,7 @@ def test_command(path: str, select: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
-        for line in report.text_lines():
+        for line in report.text_lines(_style):
             click.echo(line)
     sys.exit(report.exit_code)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -35,6 +36,7 @@ from .runtime.trace import Trace
 from .schema import _diagnostics as schema_diagnostics
 from .schema import data_validator
 from .source import Document, SourceMap, load_documents, read_text
+from .terminal import Style, plain, render
 from .storage import MemoryStore
 
 REPLAY_KEYS = ("replayed", "still_dead")  # counts that exist only in a `then:` phase that redrives
@@ -52,12 +54,25 @@ class Failure:
     message: str
     seen: tuple[str, ...] = ()
 
-    def lines(self) -> list[str]:
-        return [f"  {self.loc}: {self.where}: {self.message}", *(f"      {s}" for s in self.seen)]
+    def lines(self, style: Style = plain) -> list[str]:
+        """Printable lines: the expectation's place and message, then what was seen (its difference marked)."""
+        head = f"  {style(printable(f'{self.loc}:'), 'location')} {printable(f'{self.where}: {self.message}')}"
+        return [head, *(f"      {_seen_line(printable(s), style)}" for s in self.seen)]
 
     def as_dict(self) -> dict:
         return {"where": self.where, "file": self.loc.file, "line": self.loc.line, "col": self.loc.col,
                 "message": self.message, "seen": list(self.seen)}
+
+
+def _seen_line(text: str, style: Style) -> str:
+    """A candidate seen instead, its trailing ``(x is A, expected B)`` styled as the difference."""
+    found = _DIFFERENCE.search(text)
+    if found is None:
+        return style(text, "seen")
+    return style(text[:found.start()], "seen") + style(text[found.start():], "diff")
+
+
+_DIFFERENCE = re.compile(r"\(\S[^()]*, expected [^()]*\)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +107,16 @@ class Report:
         """0 when every test ran and passed; 1 when one failed, a file was invalid, or nothing ran."""
         return 0 if self.results and not self.failed and not has_errors(self.diagnostics) else 1
 
-    def text_lines(self) -> list[str]:
-        lines = [d.format() for d in self.diagnostics]
+    def text_lines(self, style: Style = plain) -> list[str]:
+        lines = [render(d, style) for d in self.diagnostics]
         for result in self.results:
-            lines.append(printable(f"{'PASS' if result.passed else 'FAIL'} {result.name}"))
+            verdict = style("PASS", "pass") if result.passed else style("FAIL", "fail")
+            lines.append(f"{verdict} {printable(result.name)}")
             for failure in result.failures:
-                lines += [printable(line) for line in failure.lines()]  # values from events: never a line of their own
-        lines.append(f"{self.passed} passed, {self.failed} failed")
+                lines += failure.lines(style)  # values from events: printable, never a line of their own
+        passed = style(f"{self.passed} passed", "pass" if self.passed else "seen")
+        failed = style(f"{self.failed} failed", "fail" if self.failed else "seen")
+        lines.append(f"{passed}, {failed}")
         return lines
 
     def as_dict(self) -> dict:

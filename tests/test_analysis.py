@@ -364,8 +364,10 @@ def test_a_fifo_in_the_mesh_is_a_located_error(meshctl, write, tmp_path):
                                   "a\u2028b.yaml", "a\u202eb.yaml"])
 def test_control_characters_in_paths_cannot_forge_lines(meshctl, tmp_path, name):
     (tmp_path / name).write_text(HEAD + "kind: EventType\nmetadata: {name: lonely}\n")
-    result = meshctl("validate", tmp_path)
+    result = meshctl("validate", "--format", "short", tmp_path)
     lines = result.output.splitlines()
     assert len(lines) == 3  # the warning, its hint, the summary
+    snippet = meshctl("validate", tmp_path).output.splitlines()
+    assert snippet[0] == lines[0] and snippet[2] == "3 | metadata: {name: lonely}" and len(snippet) == 6
     assert lines[0].endswith("warning[unused-event-type]: event type 'lonely' is neither produced nor consumed")
     assert lines[0].isprintable() and "error[forged]" not in lines[0].split(": warning")[1]

@@ -57,12 +57,17 @@ def test_only_regular_files_are_read(tmp_path, make, command):
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_file_names_print_on_one_line(tmp_path, name):
     (tmp_path / f"{name}.yaml").write_text(TYPE.replace("spec: {external: true}\n", ""))
-    code, output = invoke("validate", tmp_path)
+    code, output = invoke("validate", "--format", "short", tmp_path)
     assert code == 0
     lines = output.splitlines()
     assert len(lines) == 3, lines  # the warning, its hint, the summary
     assert all(line.isprintable() for line in lines)
     assert lines[0].endswith(": warning[unused-event-type]: event type 'ping' is neither produced nor consumed")
+    code, output = invoke("validate", tmp_path)  # with the source line and its caret
+    lines = output.splitlines()
+    assert len(lines) == 6, lines
+    assert all(line.isprintable() for line in lines)
+    assert lines[2] == "3 | metadata: {name: ping}"
 
 
 @pytest.mark.parametrize("name", HOSTILE)

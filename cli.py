@@ -7,6 +7,7 @@ The only module that imports click, prints, or exits.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import sys
@@ -88,9 +89,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice(["text", "short", "json"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(["text", "short", "json", "sarif"]), default="text",
               show_default=True, help="Compiler-style lines with the source line and a caret; short: without "
-                                      "them; json: one document for machines.")
+                                      "them; json: one document for machines; sarif: SARIF 2.1.0 for code scanning.")
 @click.option("--strict", is_flag=True, help="Warnings fail validation too.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings, no summary).")
 def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> None:
@@ -101,6 +102,11 @@ def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> Non
     results = [check_mesh(path) for path in paths]
     if fmt == "json":
         click.echo(json.dumps(_json_report(results, strict), indent=2))
+    elif fmt == "sarif":
+        from engine.sarif import sarif_log
+
+        log = sarif_log([d for r in results for d in r.diagnostics], importlib.metadata.version("meshctl"))
+        click.echo(json.dumps(log, indent=2))
     else:
         sources = Sources() if fmt == "text" else None
         for result in results:

@@ -350,9 +350,11 @@ def dlq_purge(dlq_path, store, ids, reason, consumer, everything) -> None:
 @main.command("test")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("-k", "select", metavar="SUBSTRING", help="Only run tests whose name contains SUBSTRING.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="PASS/FAIL lines with explanations, or one JSON document for machines.")
-def test_command(path: str, select: str | None, fmt: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True,
+              help="PASS/FAIL lines with explanations, one JSON document for machines, or JUnit XML.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Also write the results as JUnit XML to FILE (for CI), whatever --format prints.")
+def test_command(path: str, select: str | None, fmt: str, junit_path: str | None) -> None:
     """Run the YAML test cases (*.test.yaml) under PATH, or the one test file PATH.
 
     Each test runs the mesh of its file's directory on given events, on the virtual clock,
@@ -362,7 +364,15 @@ def test_command(path: str, select: str | None, fmt: str) -> None:
     from engine.testing import run_tests
 
     report = run_tests(path, select)
-    if fmt == "json":
+    if junit_path is not None or fmt == "junit":
+        from engine.junit import junit_xml
+
+        xml = junit_xml(report)
+        if junit_path is not None:
+            _write(xml, junit_path)
+    if fmt == "junit":
+        click.echo(xml, nl=False)
+    elif fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
         for line in report.text_lines(_style):

@@ -644,8 +644,14 @@ def publish(path, events, url, token, store_url, batch, timeout) -> None:
     click.echo(f"published {_count(queued, 'event')} to {store_url}")
 
 
+def _complete_code(ctx, param, incomplete: str) -> list[str]:
+    from engine.explanations import explanations
+
+    return [code for code in explanations() if code.startswith(incomplete)]
+
+
 @main.command()
-@click.argument("code", required=False)
+@click.argument("code", required=False, shell_complete=_complete_code)
 @click.option("--list", "listing", is_flag=True, help="List every code with its severity and meaning.")
 def explain(code: str | None, listing: bool) -> None:
     """Explain the diagnostic CODE: what it means, an example that triggers it, how to fix it.
@@ -664,6 +670,24 @@ def explain(code: str | None, listing: bool) -> None:
     if code is None:
         raise click.UsageError("give a diagnostic CODE (as in `error[CODE]`), or --list")
     click.echo(explanation(code).text())
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (commands, options, files, diagnostic codes).
+
+    \b
+    Install it once:
+      bash: meshctl completion bash > ~/.local/share/bash-completion/completions/meshctl
+      zsh:  meshctl completion zsh > ~/.zfunc/_meshctl   (with fpath+=(~/.zfunc) before compinit)
+      fish: meshctl completion fish > ~/.config/fish/completions/meshctl.fish
+    Or load it in the shell's startup file: eval "$(meshctl completion bash)".
+    """
+    from click.shell_completion import get_completion_class
+
+    complete = get_completion_class(shell)(main, {}, "meshctl", "_MESHCTL_COMPLETE")
+    click.echo(complete.source())
 
 
 @main.command()

@@ -673,6 +673,30 @@ def explain(code: str | None, listing: bool) -> None:
 
 
 @main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.option("--name", help="The mesh's name (default: from the directory's name).")
+@click.option("--force", is_flag=True, help="Overwrite files of the same names.")
+def init(directory: str, name: str | None, force: bool) -> None:
+    """Start a mesh in DIRECTORY (default: here): event types, services, a test and sample events.
+
+    It passes `meshctl validate`, `meshctl test` and `meshctl run --events` as written.
+    Existing files are not overwritten (exit 1) unless --force.
+
+    \b
+    Examples:
+      meshctl init hello && meshctl test hello
+    """
+    from engine.scaffold import default_name, scaffold
+
+    written = scaffold(directory, name or default_name(directory), force)
+    for path in written:
+        click.echo(f"created {printable(path)}")
+    shown = printable(directory)
+    events = printable(os.path.join(directory, "events.jsonl"))
+    click.echo(f"next: meshctl validate {shown} && meshctl test {shown} && meshctl run {shown} --events {events}")
+
+
+@main.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
     """Print the shell completion script for SHELL (commands, options, files, diagnostic codes).

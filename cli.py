@@ -16,13 +16,14 @@ import click
 
 from engine import eventtime
 from engine.analysis import cycle_edges
-from engine.check import CheckResult, check_mesh, require_valid
+from engine.check import STDIN, CheckResult, check_mesh, check_mesh_text, require_valid, valid_or_raise
 from engine.errors import MeshError, printable, printable_lines
 from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, render as render_view
 from engine.render import render_trace, trace_view
 from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, faults_for, find_run, list_runs, redrive_run,
                            replay_archive, replay_dead_letters, run_mesh)
 from engine.schema import schema_text
+from engine.source import DEFAULT_LIMITS
 from engine.terminal import Sources, render as render_diagnostic
 
 EXIT_INTERNAL = 70
@@ -88,7 +89,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "short", "json", "sarif"]), default="text",
               show_default=True, help="Compiler-style lines with the source line and a caret; short: without "
                                       "them; json: one document for machines; sarif: SARIF 2.1.0 for code scanning.")
@@ -99,7 +100,10 @@ def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> Non
 
     Exit 0 when every mesh is valid, 1 when any has errors (or warnings, with --strict).
     """
-    results = [check_mesh(path) for path in paths]
+    if paths.count("-") > 1:
+        raise click.UsageError("standard input (-) can be read only once")
+    sources = Sources() if fmt == "text" else None
+    results = [_check(path, sources) for path in paths]
     if fmt == "json":
         click.echo(json.dumps(_json_report(results, strict), indent=2))
     elif fmt == "sarif":
@@ -108,10 +112,37 @@ def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> Non
         log = sarif_log([d for r in results for d in r.diagnostics], importlib.metadata.version("meshctl"))
         click.echo(json.dumps(log, indent=2))
     else:
-        sources = Sources() if fmt == "text" else None
         for result in results:
             _print_text(result, strict, quiet, sources)
     sys.exit(0 if all(r.valid(strict) for r in results) else 1)
+
+
+def _check(path: str, sources: Sources | None = None) -> CheckResult:
+    """Check the mesh at *path*, or the YAML on standard input for ``-`` (kept in *sources* for snippets)."""
+    if path != "-":
+        return check_mesh(path)
+    raw = sys.stdin.buffer.read(DEFAULT_LIMITS.max_bytes + 1)
+    if sources is not None:
+        sources.add(STDIN, raw.decode("utf-8-sig", errors="replace"))
+    return check_mesh_text(raw, STDIN, root=".")
+
+
+def _valid_mesh(path: str) -> CheckResult:
+    """The valid mesh at *path* (``-``: standard input), or LoadError with its errors."""
+    return require_valid(path) if path != "-" else valid_or_raise(_check(path))
+
+
+def _stdin_path(value: str | None, *others: str | None) -> str | None:
+    """*value*, or the path of standard input for ``-``, which only one argument may claim."""
+    if value != "-":
+        return value
+    if "-" in others:
+        raise click.UsageError("standard input (-) can be read only once: give the mesh or the events as a file")
+    try:
+        os.fstat(0)
+    except OSError:
+        raise click.UsageError("- reads standard input, which is closed") from None
+    return "/dev/stdin"
 
 
 def _print_text(result: CheckResult, strict: bool, quiet: bool, sources: Sources | None) -> None:
@@ -144,11 +175,11 @@ def _json_report(results: list[CheckResult], strict: bool) -> dict:
 
 
 @main.command()
-@click.argument("path", required=False, type=click.Path(exists=True))
+@click.argument("path", required=False, type=click.Path(exists=True, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="mermaid", show_default=True,
               help="Text diagrams (mermaid, dot) or drawn by meshctl itself (svg, a self-contained html page).")
 @click.option("--orchestration", "name", metavar="NAME", help="Draw this orchestration's step graph instead of the whole flow.")
-@click.option("--trace", "trace", type=click.Path(exists=True, dir_okay=False),
+@click.option("--trace", "trace", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
               help="Draw a run's trace (from `meshctl run --trace`) as a sequence diagram instead (mermaid, svg, html).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
 def render(path: str | None, fmt: str, name: str | None, trace: str | None, output: str | None) -> None:
@@ -158,11 +189,12 @@ def render(path: str | None, fmt: str, name: str | None, trace: str | None, outp
     their consumers. The mesh must be valid (exit 1 with its errors otherwise).
     """
     if trace:
-        _write(render_trace(trace_view(load_trace(trace), title=f"Run trace: {trace}"), fmt), output)
+        title = f"Run trace: {'standard input' if trace == '-' else trace}"
+        _write(render_trace(trace_view(load_trace(_stdin_path(trace)), title=title), fmt), output)
         return
     if path is None:
         raise click.UsageError("give the mesh PATH, or --trace FILE")
-    checked = require_valid(path)
+    checked = _valid_mesh(path)
     if name:
         view = orchestration_view(checked.mesh, name, diagnostics=checked.diagnostics)
     else:
@@ -193,9 +225,9 @@ def _run_options(f):
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True))
-@click.option("--events", "events", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Input events: JSON Lines, or a YAML/JSON list.")
+@click.argument("path", type=click.Path(exists=True, allow_dash=True))
+@click.option("--events", "events", required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="Input events: JSON Lines, or a YAML/JSON list; - reads JSON Lines from standard input.")
 @click.option("--dlq-out", "dlq_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the dead letters (JSON Lines) for `meshctl dlq`.")
 @click.option("--store", "store", metavar="URL", default="memory:", show_default=True,
@@ -213,7 +245,8 @@ def run(path, events, dlq_path, store, resume, checkpoint_every, seed, http, fau
     Exit 0 when the run completes (dead letters included: see the summary), 1 if the mesh
     is invalid.
     """
-    mesh = require_valid(path).mesh
+    events = _stdin_path(events, path)
+    mesh = _valid_mesh(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path, dlq_path, store, resume, checkpoint_every)
     with _progress(events) as progress:
@@ -608,8 +641,8 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True))
-@click.argument("events", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True, allow_dash=True))
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--url", metavar="URL", help="A running ingress (`meshctl serve`): http://HOST:PORT.")
 @click.option("--token", envvar="MESHCTL_TOKEN", help="The ingress's token [env MESHCTL_TOKEN].")
 @click.option("--store", "store_url", metavar="URL", help="Or straight into a Redis store: redis://HOST:PORT/DB[?prefix=NAME].")
@@ -629,7 +662,7 @@ def publish(path, events, url, token, store_url, batch, timeout) -> None:
 
     if (url is None) == (store_url is None):
         raise click.UsageError("give exactly one of --url (a running `meshctl serve`) and --store redis://...")
-    checked = checked_events(events, Admission(require_valid(path).mesh))
+    checked = checked_events(_stdin_path(events, path), Admission(_valid_mesh(path).mesh))
     if url is not None:
         accepted = Sender(url, token, timeout).send(checked, batch)
         click.echo(f"published {_count(accepted, 'event')} to {url}")

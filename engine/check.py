@@ -4,15 +4,18 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import networkx as nx
 
 from .analysis import analyse
 from .errors import Diagnostic, LoadError, has_errors, sorted_diagnostics
 from .graph import build_flow_graph
-from .loader import load_mesh
+from .loader import load_mesh, load_mesh_text
 from .model import Mesh
+from .source import decode_text
+
+STDIN = "<stdin>"  # how a mesh read from standard input is named in locations
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +63,24 @@ def _collector_paused() -> Iterator[None]:
 
 def check_mesh(path: str) -> CheckResult:
     """Load and analyse the mesh at *path*; every problem is in the result, nothing raises."""
+    return _checked(path, lambda: load_mesh(path))
+
+
+def check_mesh_text(raw: bytes, name: str = STDIN, root: str = ".") -> CheckResult:
+    """Like :func:`check_mesh` for a mesh given as the bytes of one YAML file (stdin), located as *name*.
+
+    *root* stands for the mesh directory, where the modules of Python handlers are looked up.
+    """
+    text, problems = decode_text(raw, name)
+    if text is None:
+        return CheckResult(name, problems)
+    return _checked(name, lambda: load_mesh_text(text, name, root))
+
+
+def _checked(path: str, load: Callable[[], tuple[Mesh, list[Diagnostic]]]) -> CheckResult:
     with _collector_paused():
         try:
-            mesh, warnings = load_mesh(path)
+            mesh, warnings = load()
         except LoadError as exc:
             return CheckResult(path, exc.diagnostics)
         graph = build_flow_graph(mesh)
@@ -72,7 +90,11 @@ def check_mesh(path: str) -> CheckResult:
 
 def require_valid(path: str) -> CheckResult:
     """Like :func:`check_mesh`, but raise LoadError when the mesh has errors (for render and run)."""
-    result = check_mesh(path)
+    return valid_or_raise(check_mesh(path))
+
+
+def valid_or_raise(result: CheckResult) -> CheckResult:
+    """*result* itself, or LoadError with its diagnostics when it has errors."""
     if has_errors(result.diagnostics):
         raise LoadError(result.diagnostics)
     return result

@@ -63,18 +63,38 @@ def load_mesh(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Mesh, list[Di
     for file in files:
         text, problems = read_text(file, file, limits, regular_only=True)
         diagnostics += problems
-        if text is None:
-            continue
-        docs, problems = load_documents(text, file, limits)
-        diagnostics += problems
-        for doc in docs:
-            schema_problems = check_document(doc)
-            diagnostics += schema_problems
-            if not schema_problems:
-                documents.append(doc)
+        if text is not None:
+            diagnostics += _documents(text, file, limits, documents)
+    root = path if os.path.isdir(path) else str(Path(path).parent)
+    return _build(root, files, documents, diagnostics)
+
+
+def load_mesh_text(text: str, name: str = "<stdin>", root: str = ".",
+                   limits: Limits = DEFAULT_LIMITS) -> tuple[Mesh, list[Diagnostic]]:
+    """Like :func:`load_mesh` for a mesh that is one text (read from stdin), located as *name*.
+
+    *root* stands for the mesh directory: where the modules of Python handlers are looked up.
+    """
+    documents: list[Document] = []
+    diagnostics = _documents(text, name, limits, documents)
+    return _build(root, [name], documents, diagnostics)
+
+
+def _documents(text: str, file: str, limits: Limits, documents: list[Document]) -> list[Diagnostic]:
+    """Parse and schema-check the documents of one file; append the good ones, return the problems."""
+    docs, diagnostics = load_documents(text, file, limits)
+    for doc in docs:
+        schema_problems = check_document(doc)
+        diagnostics += schema_problems
+        if not schema_problems:
+            documents.append(doc)
+    return diagnostics
+
+
+def _build(root: str, files: list[str], documents: list[Document],
+           diagnostics: list[Diagnostic]) -> tuple[Mesh, list[Diagnostic]]:
     if has_errors(diagnostics):
         raise LoadError(diagnostics)
-    root = path if os.path.isdir(path) else str(Path(path).parent)
     mesh, problems = build_mesh(root, files, documents)
     diagnostics += problems
     if has_errors(diagnostics):

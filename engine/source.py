@@ -270,6 +270,11 @@ def read_text(path: str, display: str, limits: Limits = DEFAULT_LIMITS,
             raw = fh.read(limits.max_bytes + 1)
     except OSError as exc:
         return None, [Diagnostic(Location(display), "unreadable-file", f"cannot read file: {exc.strerror or exc}")]
+    return decode_text(raw, display, limits)
+
+
+def decode_text(raw: bytes, display: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str | None, list[Diagnostic]]:
+    """*raw* (at most ``max_bytes + 1`` bytes of a file or stream) as text, or the located reason it is not."""
     if len(raw) > limits.max_bytes:
         return None, [Diagnostic(Location(display, 1, 1), "file-too-large",
                                  f"file is larger than the {limits.max_bytes // (1024 * 1024)} MiB limit",

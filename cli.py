@@ -689,6 +689,8 @@ def _complete_code(ctx, param, incomplete: str) -> list[str]:
 def explain(code: str | None, listing: bool) -> None:
     """Explain the diagnostic CODE: what it means, an example that triggers it, how to fix it.
 
+    CODE as printed in brackets (event-cycle), or with its severity (error[event-cycle]).
+
     \b
     Examples:
       meshctl explain event-cycle

@@ -7,6 +7,7 @@ table; a test checks that the page holds exactly that).
 from __future__ import annotations
 
 import difflib
+import re
 import textwrap
 import tomllib
 from dataclasses import dataclass
@@ -48,7 +49,9 @@ def explanations() -> dict[str, Explanation]:
 
 
 def explain(code: str) -> Explanation:
-    """The explanation of *code*, or UsageError (exit 2) with the closest known codes."""
+    """The explanation of *code* (``error[code]`` as printed is fine too), or UsageError (exit 2) with the closest codes."""
+    printed = re.fullmatch(r"(?:error|warning|info)\[([^\]]*)\]:?", code)
+    code = printed.group(1) if printed else code
     known = explanations()
     if code in known:
         return known[code]

@@ -166,6 +166,7 @@ def test_each_test_file_example_triggers_its_code(tmp_path, entry):
     (["explain", "event-cycle"], 0, "event-cycle (error): circular events"),
     (["explain", "bounded-loop"], 0, "Fix: intentional: the runtime stops it after N hops"),
     (["explain", "duplicate-test"], 0, "See docs/testing.md."),
+    (["explain", "warning[bounded-loop]:"], 0, "bounded-loop (warning): circular events through a consumer"),
     (["explain", "wrong-typ"], 2, "meshctl: unknown diagnostic code 'wrong-typ': did you mean 'wrong-type'?\n"),
     (["explain", "zzzz"], 2, "`meshctl explain --list` lists them"),
     (["explain"], 2, "give a diagnostic CODE"),

@@ -63,9 +63,13 @@ def explain(code: str) -> Explanation:
 def markdown_table(page: str = "validate") -> str:
     """The code table of docs/{page}.md: code, severity, what it means, what to do."""
     rows = ["| code | severity | what it means | what to do |", "|---|---|---|---|"]
-    rows += [f"| `{e.code}` | {e.severity} | {e.summary} | {e.fix} |"
+    rows += [f"| `{e.code}` | {e.severity} | {_cell(e.summary)} | {_cell(e.fix)} |"
              for e in explanations().values() if e.page == page]
     return "\n".join(rows) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a table cell ends at a bare |
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -82,7 +82,7 @@ def load_mesh_text(text: str, name: str = "<stdin>", root: str = ".",
 
 def _documents(text: str, file: str, limits: Limits, documents: list[Document]) -> list[Diagnostic]:
     """Parse and schema-check the documents of one file; append the good ones, return the problems."""
-    docs, diagnostics = load_documents(text, file, limits)
+    docs, diagnostics = load_documents(text, file, limits, finite_numbers=True)
     for doc in docs:
         schema_problems = check_document(doc)
         diagnostics += schema_problems

@@ -9,14 +9,18 @@ Guards, all reported as located diagnostics rather than exceptions:
 - YAML 1.2 booleans (``on:``/``yes:`` stay strings); timestamps stay strings;
 - duplicate keys and non-string keys;
 - a byte-size cap, a nesting-depth cap, and a cap on the alias-expanded node count
-  ("billion laughs" is rejected before anything walks the expanded tree).
+  ("billion laughs" is rejected before anything walks the expanded tree);
+- with ``finite_numbers`` (mesh and test files): ``.inf``, ``.nan`` and numbers beyond a
+  64-bit float's range, which nothing downstream could compute with or write as JSON.
 """
 from __future__ import annotations
 
 import io
+import math
 import os
 import stat
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -289,11 +293,14 @@ def decode_text(raw: bytes, display: str, limits: Limits = DEFAULT_LIMITS) -> tu
                                  hint="mesh files and event files must be UTF-8 YAML or JSON")]
 
 
-def load_documents(text: str, filename: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[Document], list[Diagnostic]]:
+def load_documents(text: str, filename: str, limits: Limits = DEFAULT_LIMITS,
+                   finite_numbers: bool = False) -> tuple[list[Document], list[Diagnostic]]:
     """Parse every document of *text*; return those that loaded and the problems found.
 
     Never raises for any input: every PyYAML exception (syntax errors, but also the
-    ``ValueError``/``IndexError``/``RecursionError`` it can leak) becomes a diagnostic.
+    ``ValueError``/``IndexError``/``RecursionError`` it can leak) becomes a diagnostic. With
+    *finite_numbers*, a number that is not finite, or an integer beyond the range of a
+    64-bit float, is a ``non-finite-number`` problem of its document.
     """
     documents: list[Document] = []
     diagnostics: list[Diagnostic] = []
@@ -304,12 +311,12 @@ def load_documents(text: str, filename: str, limits: Limits = DEFAULT_LIMITS) ->
         index = 0
         while loader.check_node():
             node = loader.get_node()
-            document = None if _is_empty(node) else _fast_document(loader, node, index, limits)
+            document = None if _is_empty(node) else _fast_document(loader, node, index, limits, finite_numbers)
             if document is not None:
                 documents.append(document)
                 index += 1
                 continue
-            problems = list(_check_tree(node, limits))  # nesting too, for the C composer's documents
+            problems = list(_check_tree(node, limits, finite_numbers))  # nesting too, for the C composer's documents
             if problems:
                 diagnostics += problems
             elif not _is_empty(node):
@@ -344,7 +351,7 @@ class _Irregular(Exception):
     """The document needs the careful path: a problem to report, an alias, a merge key, an odd tag."""
 
 
-def _fast_document(loader, root: yaml.Node, index: int, limits: Limits) -> Document | None:
+def _fast_document(loader, root: yaml.Node, index: int, limits: Limits, finite_numbers: bool) -> Document | None:
     """The common case in one walk: a plain tree of safe values, within the limits.
 
     Builds the same data PyYAML's constructor would, and a :class:`NodeMap` that finds
@@ -362,7 +369,10 @@ def _fast_document(loader, root: yaml.Node, index: int, limits: Limits) -> Docum
         if kind is yaml.ScalarNode:
             if node.tag == _STR:
                 return node.value
-            return _SCALARS[node.tag](loader, node)  # KeyError for any other tag: careful path
+            scalar = _SCALARS[node.tag](loader, node)  # KeyError for any other tag: careful path
+            if finite_numbers and not _finite(scalar):
+                raise _Irregular
+            return scalar
         items, depth = node.value, depth + 1
         if (items and depth > max_depth) or id(node) in seen:  # its items would be too deep
             raise _Irregular
@@ -393,6 +403,46 @@ def _fast_document(loader, root: yaml.Node, index: int, limits: Limits) -> Docum
     return Document(data, NodeMap(root), Location.from_mark(root.start_mark), index)
 
 
+LARGEST = int(sys.float_info.max)  # ~1.8e308: an integer beyond it has no finite 64-bit float
+
+
+def _finite(value: Any) -> bool:
+    """False for a float that is infinite or NaN and an int beyond :data:`LARGEST` (True otherwise)."""
+    kind = value.__class__
+    if kind is float:
+        return math.isfinite(value)
+    return kind is not int or -LARGEST <= value <= LARGEST
+
+
+_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_READER = SafeConstructor()  # constructs one scalar at a time; holds no document
+
+
+def _number_problem(node: yaml.ScalarNode) -> Diagnostic | None:
+    """Why a number scalar cannot be a meshctl number, located at the scalar itself."""
+    written = node.value if len(node.value) <= 24 else node.value[:20] + "..."
+    try:
+        value = _SCALARS[node.tag](_READER, node)
+    except Exception as exc:  # PyYAML leaks ValueError, IndexError... for `!!int abc`, `!!int ""`
+        digits = node.value.lstrip("+-").replace("_", "")
+        if not (digits.isascii() and digits.isdigit()):
+            shown = node.tag.replace("tag:yaml.org,2002:", "!!")
+            return Diagnostic(Location.from_mark(node.start_mark), "bad-value",
+                              f"cannot read {written!r} as {shown}: {exc}", hint="write the plain value")
+        value = math.inf  # a decimal integer past Python's 4,300-digit conversion limit
+    if _finite(value):
+        return None
+    if value != value:
+        what = f"{written!r} is not a number (NaN)"
+    elif isinstance(value, float) and node.value.lstrip("+-").lower() in (".inf", ".infinity"):
+        what = f"{written!r} is infinite"
+    else:
+        what = f"{written!r} is out of range: numbers lie within ±1.8e308"
+    return Diagnostic(Location.from_mark(node.start_mark), "non-finite-number", f"number {what}",
+                      hint="numbers must be finite; to mean 'no limit' leave the key out "
+                           "(Mesh retention takes `forever`)")
+
+
 def _is_empty(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null" and node.value in ("", "~", "null")
 
@@ -408,8 +458,9 @@ def _construct(loader: _StrictLoader, node: yaml.Node, index: int, diagnostics: 
     return Document(data, smap, Location.from_mark(node.start_mark), index)
 
 
-def _check_tree(root: yaml.Node, limits: Limits) -> Iterator[Diagnostic]:
-    """Refuse unsafe tags, bad or duplicate keys, recursive aliases and alias bombs before constructing."""
+def _check_tree(root: yaml.Node, limits: Limits, finite_numbers: bool = False) -> Iterator[Diagnostic]:
+    """Refuse unsafe tags, bad or duplicate keys, recursive aliases and alias bombs before constructing
+    (and, with *finite_numbers*, numbers that are not finite)."""
     sizes: dict[int, int] = {}  # alias-expanded node count per node, memoised (aliases share nodes)
     on_path: set[int] = set()
     stack: list[tuple[yaml.Node, bool, int]] = [(root, False, 1)]
@@ -443,6 +494,10 @@ def _check_tree(root: yaml.Node, limits: Limits) -> Iterator[Diagnostic]:
             return
         if isinstance(node, yaml.MappingNode):
             yield from _check_keys(node)
+        elif finite_numbers and node.tag in _NUMBERS and isinstance(node, yaml.ScalarNode):
+            problem = _number_problem(node)
+            if problem is not None:
+                yield problem
         on_path.add(ident)
         stack.append((node, True, depth))
         stack.extend((child, False, depth + 1) for child in _children(node))

@@ -197,7 +197,7 @@ def _document(path: str) -> tuple[Document | None, list[Diagnostic]]:
     text, problems = read_text(path, path, regular_only=True)
     if text is None:
         return None, problems
-    docs, problems = load_documents(text, path)
+    docs, problems = load_documents(text, path, finite_numbers=True)
     if problems:
         return None, problems
     if len(docs) > 1:

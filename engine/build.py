@@ -2,7 +2,8 @@
 
 The only place where plain dicts become model objects. Documents reaching here have passed
 the JSON Schema, so shapes are trusted; what the schema cannot say (duplicate names,
-duplicate subscription names) is reported here as diagnostics.
+duplicate subscription names, the range of a duration written with a unit) is reported here
+as diagnostics.
 """
 from __future__ import annotations
 
@@ -33,14 +34,50 @@ def parse_duration(value: float | int | str) -> float:
     return float(found.group(1)) * _UNITS[found.group(2)]
 
 
+def _dotted(path: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "...'"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s" if value >= 1 or value == 0 else f"{value * 1000:.3g}ms"
+
+
 class _Doc:
-    """One document's spec with its source map: small helpers to read values with locations."""
+    """One document's spec with its source map: small helpers to read values with locations.
+
+    ``problems`` collects what reading found out of range (see :meth:`duration`).
+    """
 
     def __init__(self, doc: Document):
         self.smap: SourceMap = doc.smap
+        self.problems: list[Diagnostic] = []
 
     def loc(self, *path: Any) -> Location:
         return self.smap.at(path)
+
+    def duration(self, value: Any, *path: Any, least: float = 0.0, most: float = m.MAX_DURATION) -> float:
+        """Seconds of the duration at *path*: between *least* and *most* (a located error otherwise).
+
+        The schema bounds a duration written as a number; one written with a unit (``99999999d``,
+        or digits enough to overflow a float) is only known once parsed.
+        """
+        seconds = parse_duration(value)
+        if seconds > most:
+            longest = f"{most / 86400:.0f}d ({most / (365.25 * 86400):,.0f} years)"
+            self.problems.append(Diagnostic(
+                self.loc(*path), "bad-value", f"{_dotted(path)}: duration {_shown(value)} is longer than {longest}",
+                hint="3652500d already spans all event time (years 0001-9999)" if most == m.MAX_EVENT_SPAN
+                else "to mean 'no limit', leave the key out"))
+        elif seconds < least:
+            self.problems.append(Diagnostic(
+                self.loc(*path), "bad-value", f"{_dotted(path)}: duration {_shown(value)} is shorter than {_seconds(least)}",
+                hint="window sizes, hopping `every`, session gaps and rate-limit periods are at least 1ms"))
+        return seconds
 
     def ref(self, name: str, *path: Any) -> m.Ref:
         return m.Ref(name, self.loc(*path))
@@ -85,8 +122,13 @@ class _Doc:
         if value is None:
             return None
         burst = value.get("burst", max(1, int(value["rate"])))
-        return m.RateLimit(float(value["rate"]), parse_duration(value.get("per", 1)), burst,
-                           value.get("overflow", "delay"), self.loc(*path))
+        rate, per = float(value["rate"]), self.duration(value.get("per", 1), *path, "per", least=m.MIN_PERIOD)
+        if per / rate > m.MAX_DURATION:  # the wait for one token: a duration like any other
+            self.problems.append(Diagnostic(
+                self.loc(*path, "rate"), "bad-value",
+                f"{_dotted((*path, 'rate'))}: {rate:g} per {_seconds(per)} is one attempt every {per / rate:.3g}s, "
+                "longer than 36500d (100 years)", hint="raise `rate` or shorten `per`"))
+        return m.RateLimit(rate, per, burst, value.get("overflow", "delay"), self.loc(*path))
 
     def loop(self, value: Any, *path: Any) -> m.Loop | None:
         return None if value is None else m.Loop(value["max_hops"], self.loc(*path), value.get("policy", "allow"))
@@ -94,7 +136,7 @@ class _Doc:
     # --- delivery ---
     def retry(self, raw: dict, *path: Any) -> m.RetrySpec:
         def dur(key: str) -> float | None:
-            return parse_duration(raw[key]) if key in raw else None
+            return self.duration(raw[key], *path, key) if key in raw else None
 
         return m.RetrySpec(
             loc=self.loc(*path),
@@ -116,7 +158,7 @@ class _Doc:
             dead_letter=raw.get("dead_letter"),
             circuit_breaker=None if breaker is None else m.CircuitBreaker(
                 self.loc(*path, "circuit_breaker"), breaker["failure_threshold"],
-                parse_duration(breaker.get("reset_after", 30))),
+                self.duration(breaker.get("reset_after", 30), *path, "circuit_breaker", "reset_after")),
         )
 
     def policy_ref(self, raw: Any, *path: Any) -> m.PolicyRef | None:
@@ -149,7 +191,7 @@ class _Doc:
         if verb == "call":
             return m.CallAction(loc, body.get("python"), body.get("http"), self.template_value(body.get("args"), *at, "args"),
                                 self.template_value(body.get("headers"), *at, "headers"),
-                                parse_duration(body["timeout"]) if "timeout" in body else None)
+                                self.duration(body["timeout"], *at, "timeout") if "timeout" in body else None)
         if verb == "set":
             return m.SetAction(loc, self.template_value(body, *at))
         if verb == "log":
@@ -157,7 +199,7 @@ class _Doc:
                 return m.LogAction(loc, m.TemplateString(body, loc))
             return m.LogAction(loc, self.template(body["message"], *at, "message"), body.get("level", "info"))
         if verb == "sleep":
-            return m.SleepAction(loc, parse_duration(body))
+            return m.SleepAction(loc, self.duration(body, *at))
         return m.FailAction(loc, body.get("times"), body.get("error", "InjectedFault"), body.get("message"))
 
 
@@ -169,7 +211,7 @@ def build_mesh(root: str, files: list[str], documents: list[Document]) -> tuple[
         kind, name = document.data["kind"], document.data["metadata"]["name"]
         reader = _Doc(document)
         element, problems = _BUILDERS[kind](reader, name, document.data.get("spec", {}), document.data["metadata"])
-        diagnostics += problems
+        diagnostics += problems + reader.problems
         if name in tables[kind]:
             first = tables[kind][name].loc
             diagnostics.append(Diagnostic(element.loc, "duplicate-name", f"{kind} {name!r} is defined twice",
@@ -240,7 +282,7 @@ def _service(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
             tuple(d.ref(t, *at, "emits", j) for j, t in enumerate(raw.get("emits", ()))),
             None if ordering is None else m.Ordering(
                 ordering["key"], ordering["sequence"], d.loc(*at, "ordering"),
-                parse_duration(ordering.get("gap_timeout", 60)), ordering.get("on_gap", "deliver"),
+                d.duration(ordering.get("gap_timeout", 60), *at, "ordering", "gap_timeout"), ordering.get("on_gap", "deliver"),
                 ordering.get("start", 1)),
             d.policy_ref(raw.get("delivery"), *at, "delivery"), d.loop(raw.get("loop"), *at, "loop"),
             d.rate_limit(raw.get("rate_limit"), *at, "rate_limit"),
@@ -272,7 +314,7 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         step = m.Step(
             raw["id"], d.loc(*at, "id"), d.actions(raw["do"], *at, "do"), needs,
             d.template(raw.get("when"), *at, "when"), d.template(raw.get("foreach"), *at, "foreach"),
-            raw.get("concurrency"), parse_duration(raw["timeout"]) if "timeout" in raw else None,
+            raw.get("concurrency"), d.duration(raw["timeout"], *at, "timeout") if "timeout" in raw else None,
             d.step_retry(raw.get("retry"), *at, "retry"), d.actions(raw.get("compensate"), *at, "compensate"),
             tuple(d.ref(t, *at, "emits", j) for j, t in enumerate(raw.get("emits", ()))),
         )
@@ -292,13 +334,18 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
 
 def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     (kind, raw), = spec["window"].items()
-    wloc = d.loc("spec", "window", kind)
+    at = ("spec", "window", kind)
+    wloc = d.loc(*at)
     if kind == "tumbling":
-        window = m.Window("tumbling", wloc, size=parse_duration(raw))
+        window = m.Window("tumbling", wloc, size=d.duration(raw, *at, least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN))
     elif kind == "hopping":
-        window = m.Window("hopping", wloc, size=parse_duration(raw["size"]), every=parse_duration(raw["every"]))
+        window = m.Window("hopping", wloc,
+                          size=d.duration(raw["size"], *at, "size", least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN),
+                          every=d.duration(raw["every"], *at, "every", least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN))
     else:
-        window = m.Window("session", wloc, gap=parse_duration(raw["gap"]))
+        window = m.Window("session", wloc, gap=d.duration(raw["gap"], *at, "gap", least=m.MIN_PERIOD,
+                                                          most=m.MAX_EVENT_SPAN))
+    problems = list(_overlap(window))
     aggregates = []
     for agg_name, body in spec["aggregate"].items():
         (op, fld), = body.items()
@@ -308,25 +355,34 @@ def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         name, d.loc("metadata", "name"), tuple(d.ref(t, "spec", "from", i) for i, t in enumerate(spec["from"])),
         window, tuple(aggregates), d.ref(spec["emit"]["type"], "spec", "emit", "type"),
         d.template_value(spec["emit"].get("data"), "spec", "emit", "data"), d.pattern(spec.get("match"), "spec", "match"),
-        spec.get("key"), spec.get("time", "time"), parse_duration(spec.get("lateness", 0)),
+        spec.get("key"), spec.get("time", "time"), d.duration(spec.get("lateness", 0), "spec", "lateness", most=m.MAX_EVENT_SPAN),
         late.get("dead_letter"),
         d.ref(late["emit"]["type"], "spec", "late", "emit", "type") if "emit" in late else None,
         meta.get("description"),
-    ), []
+    ), problems
+
+
+def _overlap(window: m.Window) -> Iterator[Diagnostic]:
+    """Hopping windows one event falls in (size / every): each is updated per event."""
+    if window.kind == "hopping" and window.every and window.size / window.every > m.MAX_WINDOWS_PER_EVENT:
+        yield Diagnostic(window.loc, "too-many-windows",
+                         f"hopping windows of {_seconds(window.size)} every {_seconds(window.every)}: each event "
+                         f"would fall in {window.size / window.every:,.0f} windows, more than {m.MAX_WINDOWS_PER_EVENT:,}",
+                         hint="make `every` at least size / 10000, or use a tumbling window")
 
 
 def _settings(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     allow = tuple(d.ref(module, "spec", "allow_modules", i) for i, module in enumerate(spec.get("allow_modules", ())))
     return m.MeshSettings(name, d.loc("metadata", "name"), allow, meta.get("description"),
-                          _retention(spec.get("retention", {}))), []
+                          _retention(d, spec.get("retention", {}))), []
 
 
-def _retention(raw: dict) -> m.Retention:
+def _retention(d: _Doc, raw: dict) -> m.Retention:
     """`retention:` of the Mesh document; a duration, or `forever`; what is not given keeps its default."""
     def read(key: str, default: float | None) -> float | None:
         if key not in raw:
             return default
-        return math.inf if raw[key] == "forever" else parse_duration(raw[key])
+        return math.inf if raw[key] == "forever" else d.duration(raw[key], "spec", "retention", key)
     base = m.DEFAULT_RETENTION
     return m.Retention(read("runs", base.runs), read("archive", base.archive), read("dedup", base.dedup))
 

@@ -12,6 +12,15 @@ from typing import Any, Iterable, Iterator, Literal, Mapping
 
 from .errors import Location
 
+# Bounds of the DSL's numbers (docs/dsl.md, "Durations" and "Numbers"). A duration longer than
+# MAX_DURATION would overflow a socket or lock timeout and carry clock times past year 9999 for
+# nothing; a window or rate period shorter than MIN_PERIOD would make window indexes overflow.
+# A Stream's windows and lateness are event time, which spans years 0001-9999: MAX_EVENT_SPAN.
+MAX_DURATION = 36500 * 86400.0  # 100 years, written `36500d`
+MAX_EVENT_SPAN = 3652500 * 86400.0  # 10,000 years, written `3652500d`
+MIN_PERIOD = 0.001  # 1ms: window sizes, hopping `every`, session gaps, rate-limit `per`
+MAX_WINDOWS_PER_EVENT = 10_000  # hopping windows one event falls in: size / every
+
 
 def freeze(value: Any) -> Any:
     """Deep read-only copy of plain JSON-like data."""

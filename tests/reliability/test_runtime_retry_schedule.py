@@ -6,7 +6,8 @@ gives for retry n: base `initial` (fixed), `initial * n` (linear) or `initial *
 multiplier^(n-1)` (exponential), capped at `max_delay`; then `none` keeps it, `full` draws
 in [0, base], `equal` in [base/2, base]. Each event is tried exactly `max_attempts` times and
 dead-lettered at its last attempt. Jittered delays must spread over their range and differ
-between events, or failing consumers would retry in lockstep.
+between events, or failing consumers would retry in lockstep. The largest settings (1,000
+attempts, `multiplier: 1000`) never overflow a float: a delay is at most `36500d`.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import collections
 import pytest
 
 from engine.eventtime import format as iso
+from engine.model import MAX_DURATION, RetrySpec
 from engine.runtime.interpreter import Runtime
+from engine.runtime.retry import base_delay, delay
 from runtime_harness import START, TimedTrace, inputs, load
 
 ATTEMPTS, INITIAL, MULTIPLIER, CAP = 6, 2.0, 3.0, 20.0
@@ -84,3 +87,15 @@ def test_delays_stay_in_the_documented_bounds_and_stop_at_max_attempts(tmp_path,
             low, high = bounds(backoff, jitter, n)
             spread = (max(delays) - min(delays)) / (high - low)
             assert spread > 0.5 and len(set(delays)) == EVENTS, (n, spread)
+
+
+@pytest.mark.parametrize(("initial", "max_delay", "expected"), [
+    (0.001, 30.0, 30.0),  # the cap, long before 1000**n would overflow a float
+    (MAX_DURATION, None, MAX_DURATION),  # no cap: the longest duration
+    (0.0, None, 0.0),  # nothing grows from zero
+])
+def test_the_largest_backoff_stays_finite(initial, max_delay, expected):
+    spec = RetrySpec(loc=None, max_attempts=1000, backoff="exponential", initial=initial, multiplier=1000.0,
+                     max_delay=max_delay, jitter="none")
+    assert [base_delay(spec, n) for n in (200, 999)] == [expected, expected]
+    assert 0.0 <= delay(spec, 999, 0, "e-1", "service:s/a") <= MAX_DURATION

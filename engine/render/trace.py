@@ -23,6 +23,7 @@ figures of the subtitle are the run summary's (:func:`trace_counts`).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -139,22 +140,36 @@ def load_trace(path: str) -> list[dict]:
     """The records of the JSON Lines trace at *path* (blank lines skipped).
 
     Every line that is not a JSON object with a string ``kind`` is reported, each at
-    ``file:line:1`` with code ``bad-trace``, in one :class:`LoadError`.
+    ``file:line:1`` with code ``bad-trace``, in one :class:`LoadError`. The JSON is strict, as
+    the runtime writes it: no ``NaN``/``Infinity``, no number beyond a float's range, and no
+    nesting Python's decoder cannot follow.
     """
     try:
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise LoadError([Diagnostic(Location(path), "bad-trace", f"cannot read trace: {reason}")]) from None
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise LoadError([Diagnostic(Location(path), "bad-trace", f"cannot read trace: {exc.strerror or exc}")]) from None
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise LoadError([Diagnostic(Location(path, line, col), "bad-trace",
+                                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x})")]) from None
     records, problems = [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
         except json.JSONDecodeError as exc:
             problems.append(_bad_line(path, number, f"not JSON: {exc.msg} (column {exc.colno})"))
+            continue
+        except ValueError as exc:  # a number the hooks below refuse
+            problems.append(_bad_line(path, number, f"not a trace record: {exc}"))
+            continue
+        except RecursionError:
+            problems.append(_bad_line(path, number, "not a trace record: nested too deeply"))
             continue
         if not isinstance(record, dict):
             problems.append(_bad_line(path, number, f"a trace record is a JSON object, not {type(record).__name__}"))
@@ -165,6 +180,23 @@ def load_trace(path: str) -> list[dict]:
     if problems:
         raise LoadError(problems)
     return records
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {short(text, 24)} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 310:  # a float's range: beyond it Python cannot even print the integer past 4,300 digits
+        raise ValueError(f"integer of {len(text)} digits is out of range")
+    return int(text)
 
 
 def _bad_line(path: str, number: int, message: str) -> Diagnostic:
@@ -460,7 +492,7 @@ def _run_name(run: str) -> str:
 def _attempt(value: Any) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 1
 
 

@@ -432,6 +432,8 @@ def _pattern(ctx, param, value):
         compile_pattern(pattern)
     except (ValueError, PatternError) as exc:
         raise click.BadParameter(f"not an EventBridge pattern in JSON: {exc}") from exc
+    except RecursionError:
+        raise click.BadParameter("not an EventBridge pattern in JSON: nested too deeply") from None
     return pattern
 
 

@@ -318,7 +318,11 @@ def _kind(value: Any) -> str:
         return "an object"
     if isinstance(value, _ARRAY):
         return "a list"
-    return f"{type(value).__name__} {value!r}"
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:56] + "..."
+    if _is_number(value) and not _finite_number(value):
+        return f"the out-of-range number {shown}"
+    return f"{type(value).__name__} {shown}"
 
 
 def _compile_object(obj: Mapping, path: tuple, top: bool = False) -> _Object:
@@ -373,7 +377,11 @@ def _compile_leaf(values: Any, path: tuple) -> _Leaf:
 
 
 def _finite_number(value: Any) -> bool:
-    return _is_number(value) and math.isfinite(value)
+    """A number a float can hold: not NaN, not infinite, and no integer beyond ±1.8e308."""
+    try:
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:  # math.isfinite converts an int to a float first
+        return False
 
 
 def _compile_operator(item: Mapping, path: tuple) -> _Op | bool:

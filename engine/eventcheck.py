@@ -58,9 +58,15 @@ class DataSchemas:
         type_ = event["type"]
         fast = self._fast.get(type_) or self._compile(type_)
         data = event.get("data")
-        if fast(data):
-            return None
-        error = best_match(self._validators[type_].iter_errors(data))
+        try:
+            if fast(data):
+                return None
+            error = best_match(self._validators[type_].iter_errors(data))
+        except (OverflowError, ValueError, RecursionError) as exc:
+            # data a keyword cannot compute with: an integer beyond a float's range under a float
+            # multipleOf, one too long to print in the message, nesting past the recursion limit
+            return Rejection("data", f"cannot be checked against the schema of {type_!r}: {type(exc).__name__}",
+                             "numbers beyond ±1.8e308 and very deep nesting cannot be checked")
         if error is None:
             return None
         where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)

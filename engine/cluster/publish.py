@@ -99,7 +99,8 @@ class Sender:
                 reply = answer.read()
         except HTTPError as exc:
             if exc.code == 503 and exc.headers.get("Retry-After", "").isdigit() and time.monotonic() < self._patience:
-                time.sleep(int(exc.headers["Retry-After"]))  # backpressure: the deployment is behind
+                # backpressure: the deployment is behind; a server's hint never outlasts our patience
+                time.sleep(min(int(exc.headers["Retry-After"]), max(0.0, self._patience - time.monotonic())))
                 self._post(checked, start, end)
                 return
             if exc.code == 413 and end - start > 1:  # too large for this ingress: halve the batch

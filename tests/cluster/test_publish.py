@@ -214,3 +214,31 @@ def test_publish_to_a_store_refuses_exactly_the_refused_times_then_queues_the_re
                                    for n, c in enumerate(ACCEPTED)], "good.jsonl")
     assert meshctl("publish", ARENA, good, "--store", redis_url).exit_code == 0
     assert [e["time"] for e in queued(redis_url)] == [c.value for c in ACCEPTED]
+
+
+def test_a_huge_retry_after_is_waited_out_only_as_long_as_our_patience(meshctl, monkeypatch):
+    """A hostile or broken ingress answering 503 with `Retry-After: 99999999999` costs at most
+    the publisher's patience (10 × --timeout), then a located refusal: never an OverflowError."""
+    import engine.cluster.publish as publish
+
+    clock, slept = [0.0], []
+    monkeypatch.setattr(publish.time, "monotonic", lambda: clock[0])
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock[0] += seconds
+    monkeypatch.setattr(publish.time, "sleep", sleep)
+
+    def always_behind(environ, start_response):
+        start_response("503 Service Unavailable", [("Retry-After", "99999999999"), ("Content-Type", "text/plain")])
+        return [b"behind"]
+    server = make_server("127.0.0.1", 0, always_behind, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = meshctl("publish", ARENA, EVENTS, "--url", f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1, result.output
+    assert "503" in result.output and "internal error" not in result.output
+    assert slept == [300.0]

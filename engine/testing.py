@@ -30,7 +30,7 @@ from .model import Mesh
 from .runtime.clock import VirtualClock
 from .runner import consumer_ids
 from .runtime.deadletter import DeadLetter
-from .runtime.events import normalise, read_events
+from .runtime.events import parsed, read_events
 from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
 from .runtime.trace import Trace
 from .schema import _diagnostics as schema_diagnostics
@@ -305,7 +305,7 @@ def _phase(mesh: Mesh, case: Case, spec: dict, path: tuple, store, clock, seed: 
 def _inputs(case: Case, spec: dict, path: tuple) -> Iterable:
     if "events" in spec:
         return read_events(os.path.join(case.folder, spec["events"]))
-    return [normalise(raw, case.smap.at((*path, "given", i)), i) for i, raw in enumerate(spec.get("given", []))]
+    return [parsed(raw, case.smap.at((*path, "given", i)), i) for i, raw in enumerate(spec.get("given", []))]
 
 
 def _dead_selected(selector: Any, record: DeadLetter) -> bool:

@@ -12,12 +12,13 @@ guard reads.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from .. import eventtime
+from .. import eventjson, eventtime
 from ..errors import Location
 from ..source import Limits, load_documents, read_text
 from .identity import identity
@@ -27,6 +28,8 @@ REQUIRED = ("id", "source", "type")
 LISTS = (".yaml", ".yml", ".json")  # file names read as a YAML/JSON list, not JSON Lines
 EVENT_FILE_LIMITS = Limits(max_bytes=512 * 1024 * 1024, max_depth=64, max_nodes=50_000_000)
 _sha1 = hashlib.sha1
+BOM = b"\xef\xbb\xbf"
+RAW_KEPT = 2000  # characters of a bad line kept in its dead letter
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,15 @@ def normalise(raw: Any, loc: Location, index: int, make_id: IdMaker = position_i
     return event
 
 
+def parsed(raw: Any, loc: Location, index: int, make_id: IdMaker = position_id) -> dict | BadInput:
+    """:func:`normalise` for a record parsed from YAML, held first to the rule of JSON input
+    (:func:`engine.eventjson.problem`: depth, finite numbers), which YAML does not enforce."""
+    problem = eventjson.problem(raw)
+    if problem is not None:
+        return BadInput(loc, problem, None)
+    return normalise(raw, loc, index, make_id)
+
+
 def _complete(raw: Any) -> bool:
     """True if *raw* needs nothing from :func:`normalise`: it would come back as an equal copy."""
     if raw.__class__ is not dict or raw.get("specversion") != SPECVERSION:
@@ -178,31 +190,39 @@ def read_located_events(path: str, make_id: IdMaker = position_id) -> Iterator[t
 def _read_lines(path: str, make_id: IdMaker) -> Iterator[tuple[int, dict | BadInput]]:
     """(line number, event) for each non-blank line of a JSON Lines file; a problem is a BadInput.
 
-    A decoded line is the reader's own dict: a complete envelope is used as it is, without the copy
-    :func:`normalise` makes (and without a Location, which only a BadInput needs).
+    Each line is decoded on its own (:mod:`engine.eventjson`): a line that is not UTF-8, not
+    JSON, too deep or with a non-finite number is one BadInput, and the lines around it are read
+    as usual. A byte order mark is skipped at the start of the file only. A decoded line is the
+    reader's own dict: a complete envelope is used as it is, without the copy :func:`normalise`
+    makes (and without a Location, which only a BadInput needs).
     """
     try:
-        fh = open(path, encoding="utf-8-sig", errors="strict")
+        fh = open(path, "rb")
     except OSError as exc:
         yield 0, BadInput(Location(path), f"cannot read: {exc.strerror or exc}", None)
         return
-    loads = json.loads
+    loads = eventjson.loads
     with fh:
+        head = fh.readline()
         index = 0
-        try:
-            for number, line in enumerate(fh, start=1):
-                try:
-                    raw = loads(line)
-                except ValueError as exc:
-                    if not line.strip():  # a blank line is never JSON: skipped
-                        continue
-                    loc = Location(path, number, 1)
-                    yield number, BadInput(loc, f"not JSON: {exc}", line.rstrip("\n")[:2000])
+        for number, raw in enumerate(itertools.chain((head[3:] if head[:3] == BOM else head,), fh), start=1):
+            try:
+                line = raw.decode()
+                event = loads(line)
+            except UnicodeDecodeError as exc:
+                problem = eventjson.not_utf8(raw, exc)
+                text = raw.decode("utf-8", "backslashreplace").rstrip("\r\n")[:RAW_KEPT]
+                yield number, BadInput(Location(path, number, problem.col or 1), problem.message, text)
+                continue
+            except eventjson.EventJSONError as exc:
+                if not line.strip():  # a blank line is never JSON: skipped
                     continue
-                yield number, raw if _complete(raw) else normalise(raw, Location(path, number, 1), index, make_id)
-                index += 1
-        except UnicodeDecodeError as exc:
-            yield 0, BadInput(Location(path), f"not UTF-8 text: {exc.reason}", None)
+                text = line.rstrip("\r\n")
+                col = len(text) + 1 if (exc.line or 1) > 1 else exc.col or 1  # line 2 is past the newline: the end
+                yield number, BadInput(Location(path, number, col), exc.message, text[:RAW_KEPT])
+                continue
+            yield number, event if _complete(event) else normalise(event, Location(path, number, 1), index, make_id)
+            index += 1
 
 
 def _read_list(path: str, make_id: IdMaker) -> Iterator[tuple[Location, dict | BadInput]]:
@@ -219,5 +239,5 @@ def _read_list(path: str, make_id: IdMaker) -> Iterator[tuple[Location, dict | B
         items = doc.data if isinstance(doc.data, list) else [doc.data]
         for i, raw in enumerate(items):
             loc = doc.smap.at((i,)) if isinstance(doc.data, list) else doc.loc
-            yield loc, normalise(raw, loc, index, make_id)
+            yield loc, parsed(raw, loc, index, make_id)
             index += 1

@@ -72,7 +72,7 @@ def test_a_bad_line_is_located_and_nothing_is_sent(meshctl, ingress, tmp_path):
     events = write_events(tmp_path, [LINES[0], '{"type": "match.requested",', LINES[1]])
     result = meshctl("publish", ARENA, events, "--url", url)
     assert result.exit_code == 1
-    assert result.output.splitlines()[0].startswith(f"{events}:2:1: error[bad-event]: not JSON: ")
+    assert result.output.splitlines()[0].startswith(f"{events}:2:28: error[bad-event]: not JSON: ")  # the end of the line
     assert broker.events == []
 
 

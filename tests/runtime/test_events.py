@@ -37,8 +37,9 @@ def reference(path, lines, make_id):
         loc = Location(path, number, 1)
         try:
             raw = json.loads(text)
-        except ValueError as exc:
-            out.append((loc, BadInput(loc, f"not JSON: {exc}", text.rstrip("\n")[:2000])))
+        except json.JSONDecodeError as exc:  # located at the column where the line stops being JSON
+            at = Location(path, number, exc.colno)
+            out.append((at, BadInput(at, f"not JSON: {exc.msg}", text.rstrip("\n")[:2000])))
             continue
         out.append((loc, normalise(raw, loc, index, make_id)))
         index += 1
@@ -61,15 +62,18 @@ def test_json_lines_read_as_normalise_reads_them(tmp_path, make_id):
         assert list(read_events(str(path))) == [item for _, item in expected]
 
 
-def test_unreadable_and_undecodable_files_are_one_bad_input(tmp_path):
+def test_an_unreadable_file_is_one_bad_input_and_an_undecodable_line_is_one_too(tmp_path):
     missing = str(tmp_path / "missing.jsonl")
     [(loc, item)] = read_located_events(missing)
     assert loc == item.loc == Location(missing) and item.problem.startswith("cannot read")
     assert list(read_events(missing)) == [item]
     bad = tmp_path / "bad.jsonl"
-    bad.write_bytes(b'{"id": "a", "source": "s", "type": "t"}\n\xff\xfe\n')
+    bad.write_bytes(b'{"id": "a", "source": "s", "type": "t"}\n{"id": "\xc3\xa9\xff"}\n{"id": "c", "source": "s", "type": "t"}\n')
     got = list(read_located_events(str(bad)))
-    assert got[-1][0] == got[-1][1].loc == Location(str(bad)) and got[-1][1].problem.startswith("not UTF-8")
+    assert [item["id"] for _, item in got if isinstance(item, dict)] == ["a", "c"]
+    assert got[1][0] == got[1][1].loc == Location(str(bad), 2, 10)  # the character after "é"
+    assert got[1][1].problem == "not UTF-8 text: invalid start byte 0xff at byte 11"
+    assert got[1][1].raw == '{"id": "\xe9\\xff"}'  # the bytes that are not text, escaped
     assert list(read_events(str(bad))) == [item for _, item in got]
 
 

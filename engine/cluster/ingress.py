@@ -28,7 +28,9 @@ from http import HTTPStatus
 from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import unquote
 
+from .. import eventjson
 from ..eventcheck import Admission, Rejection
+from ..eventjson import MAX_DEPTH
 from ..storage.base import StorageError
 
 EVENTS, HEALTH = "/events", "/healthz"
@@ -156,7 +158,7 @@ class Ingress:
         if media == STRUCTURED:
             return [parse_json(body, "event")]
         if media == BATCH:
-            batch = parse_json(body, "batch")
+            batch = parse_json(body, "batch", MAX_DEPTH + 1)  # the array holds events of MAX_DEPTH levels
             if not isinstance(batch, list):
                 raise Refused(400, "a batch must be a JSON array of events")
             if len(batch) > self.max_batch:
@@ -175,20 +177,12 @@ def media_type(content_type: str) -> tuple[str, dict[str, str]]:
     return media.strip().lower(), {k.strip().lower(): v.strip().strip('"') for k, v in pairs}
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def parse_json(body: bytes, what: str) -> Any:
-    """The body as JSON, or a 400 saying why it is not."""
+def parse_json(body: bytes, what: str, max_depth: int = MAX_DEPTH) -> Any:
+    """The body as JSON by the rule of every event input (:mod:`engine.eventjson`), or a 400 saying why not."""
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
-    except UnicodeDecodeError as exc:
-        raise Refused(400, f"the {what} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    except RecursionError:
-        raise Refused(400, f"the {what} is nested too deeply") from None
-    except ValueError as exc:
-        raise Refused(400, f"the {what} is not JSON: {exc}") from None
+        return eventjson.loads(eventjson.line_text(body), max_depth)
+    except eventjson.EventJSONError as exc:
+        raise Refused(400, f"the {what} is refused: {exc}") from None
 
 
 def binary_event(environ: dict, body: bytes) -> dict:
@@ -209,7 +203,7 @@ def binary_event(environ: dict, body: bytes) -> dict:
     if not body:
         return event
     if not media or media == "application/json" or media.endswith("+json"):
-        event["data"] = parse_json(body, "data")
+        event["data"] = parse_json(body, "data", MAX_DEPTH - 1)  # one level below the event
     elif media.startswith("text/"):
         try:
             event["data"] = body.decode(params.get("charset", "utf-8"))

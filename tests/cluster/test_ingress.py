@@ -181,10 +181,10 @@ def test_a_binary_event_without_ce_type_is_refused(call, broker):
 
 
 @pytest.mark.parametrize(("body", "ctype", "detail"), [
-    (b'{"id": ', STRUCTURED, "the event is not JSON: Expecting value: line 1 column 8 (char 7)"),
-    (b'{"n": NaN}', STRUCTURED, "the event is not JSON: NaN is not a JSON value"),
-    (b"\xff{}", STRUCTURED, "the event is not UTF-8 text: invalid start byte at byte 0"),
-    (b"[" * 100_000, BATCH, "the batch is nested too deeply"),
+    (b'{"id": ', STRUCTURED, "the event is refused: not JSON: Expecting value (line 1, column 8)"),
+    (b'{"n": NaN}', STRUCTURED, "the event is refused: NaN is not JSON: numbers must be finite (line 1, column 7)"),
+    (b"\xff{}", STRUCTURED, "the event is refused: not UTF-8 text: invalid start byte 0xff at byte 1 (line 1, column 1)"),
+    (b"[" * 100_000, BATCH, "the batch is refused: nested more than 65 levels deep (line 1, column 66)"),
     (b'{"id": "x"}', BATCH, "a batch must be a JSON array of events"),
 ])
 def test_bad_json_is_a_400_saying_why(call, broker, body, ctype, detail):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .identity import identity
@@ -59,12 +59,19 @@ class DeadLetter:
             "title": REASONS.get(self.reason, self.reason),
             "detail": self.error,
             "instance": f"dlq:{self.queue}/{self.id}",
-            **{k: v for k, v in asdict(self).items() if k not in ("error",)},
+            **{k: v for k, v in self.as_dict().items() if k not in ("error",)},
         }
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The record as a dict to serialise; the event is shared, not copied (events are never changed,
+        and a deep copy recursed once per level of a deeply nested one)."""
+        record = {name: getattr(self, name) for name in _FIELDS}
+        record["chain"] = list(self.chain)
+        return record
 
     @classmethod
     def from_dict(cls, raw: dict) -> "DeadLetter":
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+
+_FIELDS = tuple(f.name for f in fields(DeadLetter))

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
+from . import eventjson
 from .cluster.deployment import REPLAY, RUN_REDRIVE, is_deployment, queue_redrive, queue_tasks
 from .errors import Diagnostic, LoadError, Location, UsageError
 from .model import DEFAULT_RETENTION, Mesh, Retention
@@ -241,17 +242,28 @@ def write_dead_letters(path: str, records: list[DeadLetter]) -> None:
             fh.write(json.dumps(record.as_dict(), default=str) + "\n")
 
 
+DEAD_LETTER_DEPTH = 512  # deeper than templates can nest data (their copies stop near 490 levels)
+
+
 def read_dead_letters(path: str) -> list[DeadLetter]:
-    """Dead letters from a JSON Lines file written by ``--dlq-out``; bad lines are located errors."""
+    """Dead letters from a JSON Lines file written by ``--dlq-out``; bad lines are located errors.
+
+    Lines are read by the rule of event input (:mod:`engine.eventjson`), but may nest
+    :data:`DEAD_LETTER_DEPTH` levels: a record holds events of the run, which may be deeper than
+    its inputs (a template can nest an event's data in the next one's, hop after hop).
+    """
     records, problems = [], []
     try:
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.strip():
                     continue
                 try:
-                    records.append(DeadLetter.from_dict(json.loads(line)))
-                except (ValueError, TypeError, KeyError) as exc:
+                    records.append(DeadLetter.from_file(eventjson.loads(eventjson.line_text(raw), DEAD_LETTER_DEPTH)))
+                except eventjson.EventJSONError as exc:
+                    problems.append(Diagnostic(Location(path, number, exc.col or 1), "bad-dead-letter",
+                                               f"not a dead-letter record: {exc.message}"))
+                except ValueError as exc:
                     problems.append(Diagnostic(Location(path, number, 1), "bad-dead-letter",
                                                f"not a dead-letter record: {exc}"))
     except OSError as exc:

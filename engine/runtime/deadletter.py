@@ -71,7 +71,41 @@ class DeadLetter:
 
     @classmethod
     def from_dict(cls, raw: dict) -> "DeadLetter":
+        """The record of :meth:`as_dict`, as a store wrote it."""
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+    @classmethod
+    def from_file(cls, raw: Any) -> "DeadLetter":
+        """A record read from a file (``dlq --dlq``), which anyone may have edited: ValueError names
+        what does not fit, so that listing or replaying it cannot fail half-way."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"a dead letter is a JSON object, not {_json_type(raw)}")
+        for name, kinds in _FIELD_TYPES.items():
+            if name not in raw:
+                if name != "chain":
+                    raise ValueError(f"{name!r} is missing")
+            elif not isinstance(raw[name], kinds):
+                raise ValueError(f"{name!r} must be {_KIND_NAMES[kinds]}, not {_json_type(raw[name])}")
+        if not all(isinstance(c, str) for c in raw.get("chain", [])):
+            raise ValueError("'chain' must be a list of strings")
+        event = raw["event"]
+        if isinstance(event, dict):  # the loop guard reads these when the event is replayed
+            for name, kinds in (("hopcount", (int,)), ("causationpath", _TEXT)):
+                if name in event and not isinstance(event[name], kinds):
+                    raise ValueError(f"'event.{name}' must be {_KIND_NAMES[kinds]}, not {_json_type(event[name])}")
+        return cls.from_dict(raw)
 
 
 _FIELDS = tuple(f.name for f in fields(DeadLetter))
+_TEXT, _MAYBE_TEXT = (str,), (str, type(None))
+_FIELD_TYPES = {"id": _TEXT, "queue": _TEXT, "reason": _TEXT, "consumer": _TEXT, "attempts": (int,),
+                "first_attempt": _MAYBE_TEXT, "last_attempt": _MAYBE_TEXT, "error_type": _MAYBE_TEXT,
+                "error": _TEXT, "event": (object,), "chain": (list,)}
+_KIND_NAMES = {_TEXT: "a string", _MAYBE_TEXT: "a string or null", (int,): "an integer", (list,): "a list",
+               (object,): "any value"}
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+             int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)

@@ -425,10 +425,11 @@ def _time(ctx, param, value):
 def _pattern(ctx, param, value):
     if value is None:
         return None
+    from engine.eventjson import line_text, loads
     from engine.patterns import PatternError, compile_pattern
 
-    try:
-        pattern = json.loads(value)
+    try:  # by the rule of event input, which the pattern is matched against; argv bytes as they were given
+        pattern = loads(line_text(value.encode("utf-8", "surrogateescape")))
         compile_pattern(pattern)
     except (ValueError, PatternError) as exc:
         raise click.BadParameter(f"not an EventBridge pattern in JSON: {exc}") from exc

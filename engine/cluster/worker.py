@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .. import eventtime
+from .. import eventjson, eventtime
 from .. import model as m
 from ..runner import reinject
 from ..runtime.clock import SystemClock
@@ -224,9 +224,9 @@ class Worker:
         """An event from the ingress: published into the mesh, or dead-lettered."""
         self.rt.trace.count("events_in")
         try:
-            event = json.loads(entry.fields.get("e", ""))
-        except ValueError as exc:
-            event, problem = entry.fields, f"not JSON: {exc}"
+            event = eventjson.loads(entry.fields.get("e", ""))  # serve and publish checked it; others may not
+        except eventjson.EventJSONError as exc:
+            event, problem = entry.fields, str(exc)
         else:
             problem = None if isinstance(event, dict) and all(isinstance(event.get(a), str) for a in REQUIRED) \
                 else "not a CloudEvent with a string id, source and type"

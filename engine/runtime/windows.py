@@ -154,6 +154,23 @@ def _is_number(value: Any) -> bool:
     return kind is int or (kind is float and math.isfinite(value))
 
 
+def _overflowed(a: Any, b: Any) -> float:
+    """The sum of a float and an integer too large for a float: infinite, as float sums become
+    (an infinite float stays as it is; otherwise the integer is beyond every float, and wins)."""
+    for x in (a, b):
+        if type(x) is float and not math.isfinite(x):
+            return x
+    return _INF if (a if type(a) is int else b) > 0 else -_INF
+
+
+def _mean(total: Any, n: int) -> Any:
+    """*total* / *n*; an integer total too large for a float gives the integer mean (floored)."""
+    try:
+        return total / n
+    except OverflowError:
+        return total // n
+
+
 def _key_order(key: Any) -> tuple:
     """Sort order of keys of mixed types: none, bools, numbers, strings."""
     if key is None:
@@ -249,7 +266,10 @@ class _Aggregates:
             value = values[i]
             i += 1
             if op == "sum":
-                acc[off] += value
+                try:
+                    acc[off] += value
+                except OverflowError:
+                    acc[off] = _overflowed(acc[off], value)
             elif op == "min":
                 if value < acc[off]:
                     acc[off] = value
@@ -257,7 +277,10 @@ class _Aggregates:
                 if value > acc[off]:
                     acc[off] = value
             elif op == "avg":
-                acc[off] += value
+                try:
+                    acc[off] += value
+                except OverflowError:
+                    acc[off] = _overflowed(acc[off], value)
                 acc[off + 1] += 1
             elif op == "count_distinct":
                 acc[off].add(value)
@@ -270,15 +293,19 @@ class _Aggregates:
     def merge(self, into: list, other: list) -> None:
         """Fold accumulator *other* (a session that comes later in time) into *into*."""
         for op, off in self.plan:
-            if op in ("count", "sum"):
+            if op == "count":
                 into[off] += other[off]
+            elif op == "sum" or op == "avg":
+                try:
+                    into[off] += other[off]
+                except OverflowError:
+                    into[off] = _overflowed(into[off], other[off])
+                if op == "avg":
+                    into[off + 1] += other[off + 1]
             elif op == "min":
                 into[off] = min(into[off], other[off])
             elif op == "max":
                 into[off] = max(into[off], other[off])
-            elif op == "avg":
-                into[off] += other[off]
-                into[off + 1] += other[off + 1]
             elif op == "count_distinct":
                 into[off] |= other[off]
             elif (op == "first" and other[off] < into[off]) or (op == "last" and other[off] >= into[off]):
@@ -288,7 +315,7 @@ class _Aggregates:
         out = {}
         for name, (op, off) in zip(self.names, self.plan):
             if op == "avg":
-                out[name] = acc[off] / acc[off + 1]
+                out[name] = _mean(acc[off], acc[off + 1])
             elif op == "count_distinct":
                 out[name] = len(acc[off])
             elif op in ("first", "last"):

@@ -70,7 +70,7 @@ class DataSchemas:
         if error is None:
             return None
         where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        return Rejection(where, error.message)
+        return Rejection(clip(where), clip(error.message))
 
     def _compile(self, type_: str) -> Callable[[Any], bool]:
         et = self.mesh.event_types[type_]
@@ -82,6 +82,22 @@ class DataSchemas:
             fast = compile_check(schema) or validator.is_valid
         self._fast[type_] = fast
         return fast
+
+
+MESSAGE_KEPT = 500  # characters of a message; jsonschema's repeat the offending value, which may be megabytes
+
+
+def clip(text: str, keep: int = MESSAGE_KEPT) -> str:
+    """*text*, or its start and how long it was when it is longer than *keep*.
+
+    >>> clip("x" * 600, 10)
+    'xxxxxxxxxx... (600 characters)'
+    """
+    return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} characters)"
+
+
+def _shown(value: Any) -> str:
+    return clip(repr(value), 200)
 
 
 def _valid(data: Any) -> bool:
@@ -111,10 +127,11 @@ class Admission:
         et = self.mesh.event_types.get(event["type"])
         if et is None:
             near = difflib.get_close_matches(event["type"], list(self.mesh.event_types), n=1)
-            yield Rejection("type", f"no event type {event['type']!r} is declared in the mesh",
+            yield Rejection("type", f"no event type {_shown(event['type'])} is declared in the mesh",
                             f"did you mean {near[0]!r}?" if near else None)
         elif not et.external:
-            yield Rejection("type", f"event type {event['type']!r} is produced inside the mesh, not taken from outside",
+            yield Rejection("type", f"event type {_shown(event['type'])} is produced inside the mesh, "
+                                    "not taken from outside",
                             "declare it `external: true` if outside systems publish it")
 
 
@@ -130,7 +147,8 @@ def envelope_problems(event: dict) -> Iterator[Rejection]:
                     else f"must be a string, not {_json_type(value)}")
             yield Rejection(attr, f"required attribute {attr!r} {what}")
     if isinstance(event.get("specversion"), str) and event["specversion"] and event["specversion"] != SPECVERSION:
-        yield Rejection("specversion", f"specversion {event['specversion']!r} is not supported; use {SPECVERSION!r}")
+        yield Rejection("specversion",
+                        f"specversion {_shown(event['specversion'])} is not supported; use {SPECVERSION!r}")
     if event.get("time") is not None:
         try:
             eventtime.parse(event["time"])
@@ -145,7 +163,8 @@ def envelope_problems(event: dict) -> Iterator[Rejection]:
         if name in DATA or name in REQUIRED or name in STRINGS or name == "time":
             continue
         if not isinstance(name, str) or not ATTRIBUTE_NAME.fullmatch(name):
-            yield Rejection(str(name), f"attribute name {name!r} must be lower-case letters and digits only")
+            yield Rejection(clip(str(name)),
+                            f"attribute name {_shown(name)} must be lower-case letters and digits only")
         elif value is not None and not isinstance(value, (str, int)):
             yield Rejection(name, f"extension attribute {name!r} must be a string, an integer or a boolean, "
                                   f"not {_json_type(value)}")

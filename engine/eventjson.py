@@ -14,9 +14,10 @@ input"):
   itself included. Deeper text is refused before it is parsed: Python's parser raises
   ``RecursionError`` near 1,000 levels, and values a few hundred deep that parse break later
   (copies, ``json.dumps``, schemas and patterns all recurse).
-* **Numbers**: finite. Python's ``json`` takes ``NaN``, ``Infinity`` and ``-Infinity``,
-  which are not JSON, and reads ``1e999`` as infinity; all are refused, as are integers of
-  more digits than Python converts (4,300).
+* **Numbers**: within a float's range, about ±1.8e308. Python's ``json`` takes ``NaN``,
+  ``Infinity`` and ``-Infinity``, which are not JSON, reads ``1e999`` as infinity and
+  ``1`` followed by 400 zeros as an integer that no float holds (an average, a float sum or a
+  comparison with a float overflows on it); all are refused, as in a mesh.
 
 Each refusal is an :class:`EventJSONError` with a message and, where known, the line and
 column. On a usual line the checks cost two ``str.count`` calls and a search for ``\\``: the
@@ -76,7 +77,18 @@ def _finite(literal: str) -> float:
     raise _NotFinite(literal)
 
 
-_decode = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite).decode
+def _in_range(literal: str) -> int:
+    """An integer within a float's range: 308 digits always are; longer ones are compared."""
+    if len(literal) < 309:
+        return int(literal)
+    digits = literal.lstrip("-")
+    if len(digits) <= 309 and abs(int(digits)) <= _FLOAT_MAX:
+        return int(literal)
+    raise _NotFinite(literal)
+
+
+_FLOAT_MAX = int(sys.float_info.max)
+_decode = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite, parse_int=_in_range).decode
 
 
 def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
@@ -102,8 +114,6 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
         raise EventJSONError(f"not JSON: {exc.msg}", exc.lineno, exc.colno) from None
     except _NotFinite as exc:
         raise EventJSONError.at(_not_finite(exc.literal), text, _offset_of(text, exc.literal)) from None
-    except ValueError:  # the only other one: an integer of more digits than Python converts
-        raise EventJSONError(f"an integer of more than {sys.get_int_max_str_digits()} digits is refused") from None
     except RecursionError:  # only if the caller's stack is already deep
         raise EventJSONError("nested too deeply to read") from None
     if "\\" in text and _SURROGATE_ESCAPE.search(text):  # is every escaped surrogate half of a pair?
@@ -155,6 +165,8 @@ def problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
             stack.extend((v, depth + 1, f"{path}.{k}" if path else str(k)) for k, v in pairs)
         elif isinstance(item, float) and not math.isfinite(item):
             return f"{path or 'value'}: {item} is not a finite number"
+        elif isinstance(item, int) and not -_FLOAT_MAX <= item <= _FLOAT_MAX:
+            return f"{path or 'value'}: an integer beyond about ±1.8e308"
     lone = _lone_surrogate(value)
     return None if lone is None else _unpaired(f"\\u{ord(lone):04x}")
 
@@ -199,7 +211,8 @@ def _too_deep(text: str, max_depth: int) -> int | None:
 def _not_finite(literal: str) -> str:
     if literal in ("NaN", "Infinity", "-Infinity"):
         return f"{literal} is not JSON: numbers must be finite"
-    return f"{literal} is not a finite number: numbers beyond about 1.8e308 are refused"
+    shown = literal if len(literal) <= 24 else f"{literal[:12]}... ({len(literal)} characters)"
+    return f"{shown} is out of range: numbers beyond about ±1.8e308 are refused"
 
 
 def _offset_of_escape(text: str, escape: str) -> int | None:

@@ -77,7 +77,9 @@ CASES = {
     "nan": (PREFIX + b'{"x": NaN}}', "NaN is not JSON: numbers must be finite", 32),
     "infinity": (PREFIX + b'{"x": Infinity}}', "Infinity is not JSON: numbers must be finite", 32),
     "-infinity": (PREFIX + b'{"x": -Infinity}}', "-Infinity is not JSON: numbers must be finite", 32),
-    "1e999": (PREFIX + b'{"x": 1e999}}', "1e999 is not a finite number: numbers beyond about 1.8e308 are refused", 32),
+    "1e999": (PREFIX + b'{"x": 1e999}}', "1e999 is out of range: numbers beyond about ±1.8e308 are refused", 32),
+    "10**400": (PREFIX + b'{"x": 1' + b"0" * 400 + b'}}', "100000000000... (401 characters) is out of range: "
+                "numbers beyond about ±1.8e308 are refused", 32),
     "lone-surrogate": (PREFIX + b'"\\ud800"}', "\\ud800 is an unpaired surrogate: strings must be Unicode text", 27),
 }
 NAMES = list(CASES)
@@ -217,7 +219,7 @@ def test_a_replayed_dead_letter_cannot_carry_a_loop_count_of_the_wrong_type(mesh
     ('{"data": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested more than 64 levels deep (line 1, column 73)"),
     ('{"data": ' + "[" * 500 + "]" * 500 + "}", "nested more than 64 levels deep (line 1, column 73)"),
     ('{"data": {"x": [NaN]}}', "NaN is not JSON: numbers must be finite (line 1, column 17)"),
-    ('{"data": {"x": [1e999]}}', "1e999 is not a finite number: numbers beyond about 1.8e308 are refused "
+    ('{"data": {"x": [1e999]}}', "1e999 is out of range: numbers beyond about ±1.8e308 are refused "
                                  "(line 1, column 17)"),
     ('{"data": {"x": ["\\udc80"]}}', "\\udc80 is an unpaired surrogate: strings must be Unicode text "
                                      "(line 1, column 18)"),
@@ -317,7 +319,7 @@ def test_the_ingress_refuses_the_body_with_the_reason_and_queues_nothing(mesh, n
     (b"[" * 100_000, "the data is refused: nested more than 63 levels deep (line 1, column 64)"),
     (b"[" * 500 + b"]" * 500, "the data is refused: nested more than 63 levels deep (line 1, column 64)"),
     (b'{"x": NaN}', "the data is refused: NaN is not JSON: numbers must be finite (line 1, column 7)"),
-    (b'{"x": -1e999}', "the data is refused: -1e999 is not a finite number: numbers beyond about 1.8e308 are "
+    (b'{"x": -1e999}', "the data is refused: -1e999 is out of range: numbers beyond about ±1.8e308 are "
                        "refused (line 1, column 7)"),
     (b'{"x": "\xc3"}', "the data is refused: not UTF-8 text: invalid continuation byte 0xc3 at byte 8 "
                        "(line 1, column 8)"),
@@ -381,6 +383,7 @@ READABLE = {  # name: (line, dead-lettered)
     "a key with control characters": (b'{"type": "ping", "x\\u0000y": 1}', False),
     "64 levels": (_nested(63), False),
     "an integer of 5,000 digits": (PREFIX + b"9" * 5000 + b"}", True),
+    "the largest integer a float holds": (PREFIX + str(int(sys.float_info.max)).encode() + b"}", False),
     "a byte order mark on line 2": (b"\xef\xbb\xbf" + GOOD[0].replace(b"g1", b"bom"), True),
     "a surrogate pair": (PREFIX + b'"\\ud83d\\ude00"}', False),
     "an escaped backslash before ud800": (PREFIX + b'"\\\\ud800"}', False),
@@ -430,15 +433,16 @@ spec:
   aggregate: {total: {sum: data.n}, mean: {avg: data.n}}
   emit: {type: board}
 """)
-    big = 10 ** 400
+    big = int(sys.float_info.max)  # the largest integer an input may hold: two of them add up beyond a float
     lines = [json.dumps({"type": "ping", "id": f"e{i}", "time": f"2026-01-01T00:00:0{i}Z", "data": {"k": k, "n": n}})
-             .encode() for i, (k, n) in enumerate([("a", big), ("a", big), ("b", big), ("b", 1.5), ("b", -big)])]
+             .encode() for i, (k, n) in enumerate([("a", big), ("a", big), ("b", big), ("b", big), ("b", 1.5)])]
     out = tmp_path / "out.jsonl"
     code, output = invoke("run", tmp_path, "--events", events_file(tmp_path, *lines), "--output", out,
                           "--format", "json")
     assert code == 0 and json.loads(output)["windows_emitted"] == 2
     windows = {e["data"]["key"]: e["data"] for e in map(json.loads, out.read_text().splitlines())}
-    assert (windows["a"]["total"], windows["a"]["mean"]) == (2 * big, big)  # exact: integers stay integers
+    assert (windows["a"]["total"], windows["a"]["mean"]) == (2 * big, float(big))  # the sum exact: integers
+    assert windows["b"]["total"] == float("inf")  # an integer beyond every float, plus a float
 
 
 # --- the rule itself ---------------------------------------------------------------------------
@@ -464,6 +468,8 @@ def test_accepted_text(text, value):
 @pytest.mark.parametrize(("value", "problem"), [
     ({"data": {"x": float("nan")}}, "data.x: nan is not a finite number"),
     ({"data": [float("-inf")]}, "data.0: -inf is not a finite number"),
+    ({"data": {"n": -10 ** 400}}, "data.n: an integer beyond about ±1.8e308"),
+    ({"data": {"n": int(sys.float_info.max)}}, None),
     (nested_lists(65), "nested more than 64 levels deep"),
     ({"a": "\udcff"}, "\\udcff is an unpaired surrogate: strings must be Unicode text"),
     ({"\ud800": 1}, "\\ud800 is an unpaired surrogate: strings must be Unicode text"),

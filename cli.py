@@ -1,7 +1,10 @@
 """The `meshctl` command line. Parses arguments, calls the engine, prints, sets the exit code.
 
 Exit codes: 0 success; 1 invalid input (a mesh or file with errors); 2 usage error (bad flags,
-missing path, unknown view or format); 70 internal error (a bug: please report it).
+missing path, unknown view or format); 70 internal error (a bug: please report it); 141 the
+reader of stdout or stderr went away (`meshctl validate x | head -1`): meshctl stops at once and
+prints nothing more, and 141 is what a shell reports for `cat` or `grep` stopped the same way
+(128 + SIGPIPE), so `set -o pipefail` scripts treat meshctl like them.
 The only module that imports click, prints, or exits.
 """
 from __future__ import annotations
@@ -10,6 +13,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import select
 import sys
 
 import click
@@ -27,12 +31,37 @@ from engine.source import DEFAULT_LIMITS
 from engine.terminal import Sources, render as render_diagnostic
 
 EXIT_INTERNAL = 70
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, as a shell reports a program the signal stopped
 
 
 class MeshGroup(click.Group):
-    """Turns MeshError into its message and exit code, once, for every command."""
+    """Turns MeshError into its message and exit code, once, for every command; and a reader of
+    the output that went away (`| head -1`) into a quiet exit 141."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except BrokenPipeError:  # while click printed a usage error
+            _silence_output()
+            sys.exit(EXIT_CLOSED_PIPE)
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:  # while printing --help or --version
+            _silence_output()
+            raise click.exceptions.Exit(EXIT_CLOSED_PIPE) from None
 
     def invoke(self, ctx: click.Context):
+        try:
+            return self._invoke(ctx)
+        except BrokenPipeError:  # our output's reader went away, maybe while reporting an error
+            if not _reader_gone():
+                raise
+            _silence_output()
+            ctx.exit(EXIT_CLOSED_PIPE)
+
+    def _invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except MeshError as exc:
@@ -47,6 +76,8 @@ class MeshGroup(click.Group):
             raise
         except BaseException as exc:  # last resort: a bug in meshctl, shown without a traceback
             # BaseException: a panic in a Rust extension (pyo3's PanicException) is not an Exception.
+            if isinstance(exc, BrokenPipeError) and _reader_gone():
+                raise  # not a bug: stdout or stderr was closed (a socket's broken pipe is one)
             if os.environ.get("MESHCTL_DEBUG"):
                 raise
             click.echo(printable_lines(f"meshctl: internal error: {type(exc).__name__}: {exc} "
@@ -77,6 +108,32 @@ STYLES = {
 def _style(text: str, role: str) -> str:
     """Colour by role; click.echo drops the codes again unless colour is on for its stream."""
     return click.style(text, **STYLES[role]) if text and role in STYLES else text
+
+
+def _reader_gone() -> bool:
+    """Whether stdout or stderr is a pipe (or socket) whose reading end has been closed."""
+    if not hasattr(select, "poll"):  # Windows: trust the exception
+        return True
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a real file (click's test runner)
+            continue
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0)):
+            return True
+    return False
+
+
+def _silence_output() -> None:
+    """Point stdout and stderr at /dev/null, so that nothing still buffered, nor Python's flush
+    at exit, writes to the closed pipe again (which prints 'Exception ignored ... BrokenPipeError')."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 @click.group(cls=MeshGroup, context_settings={"help_option_names": ["-h", "--help"]})

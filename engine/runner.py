@@ -176,7 +176,7 @@ class DeadLetters:
             for record in read_dead_letters(dlq_path):
                 self.store.put_dead_letter(record)
         else:
-            self.store = open_store(store_url, retention)
+            self.store = open_store(store_url, retention, create=False)
             if isinstance(self.store, MemoryStore):
                 raise UsageError("--store must be durable here (sqlite:PATH or redis://...): a memory store is empty")
 
@@ -189,6 +189,8 @@ class DeadLetters:
     def save(self, checkpoint: dict | None = None) -> None:
         if self.path is not None:
             write_dead_letters(self.path, self.store.dead_letters())
+        elif is_deployment(self.store):  # a deployment has no checkpoint: giving it one would make it a run's store
+            self.store.commit_unit()
         else:
             self.store.commit(checkpoint if checkpoint is not None else (self.store.checkpoint() or {}))
 
@@ -285,7 +287,7 @@ class ArchiveQuery:
 
 def _durable(url: str, deployment_ok: bool = False, retention: Retention = DEFAULT_RETENTION):
     """The store of an earlier run; a Redis deployment's store too if *deployment_ok*."""
-    store = open_store(url, retention)
+    store = open_store(url, retention, create=False)
     if deployment_ok and is_deployment(store):
         return store
     if isinstance(store, MemoryStore) or store.checkpoint() is None:

@@ -294,6 +294,12 @@ class RedisStore:
         pipe.xlen(f"{self.p}:tasks")
         return sum(self._call(pipe.execute))
 
+    def holds_anything(self) -> bool:
+        """Whether any key meshctl writes exists under this prefix (a deployment's queues, workers
+        and counters, a run's checkpoint, dead letters, state): one round trip, no scan."""
+        names = ("input", "tasks", "delayed", "workers", "counters", "checkpoint", "dlq:order", "statekeys", "j:input")
+        return bool(self._call(self.r.exists, *(f"{self.p}:{name}" for name in names)))
+
     def ping(self) -> bool:
         try:
             return bool(self.r.ping())

@@ -26,6 +26,7 @@ import math
 import os
 import sqlite3
 import time
+import urllib.parse
 import zlib
 from collections import defaultdict
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -101,11 +102,11 @@ _dumps = _encoder()
 
 
 class SqliteStore:
-    def __init__(self, path: str, retention: Retention = DEFAULT_RETENTION):
+    def __init__(self, path: str, retention: Retention = DEFAULT_RETENTION, create: bool = True):
         self.path = path
         self.retention = retention
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            self._db = _connect(path, create)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open store {path}: {exc}") from exc
         try:
@@ -409,6 +410,14 @@ class SeenPairs:
         h = hash(pair)
         bits = 1 << (h >> 40 & 63) | 1 << (h >> 46 & 63) | 1 << (h >> 52 & 63)
         return self.words[h & self.mask] & bits == bits
+
+
+def _connect(path: str, create: bool) -> sqlite3.Connection:
+    """A connection; without *create*, opening a file that is not there fails instead of making it."""
+    if create:
+        return sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=rw"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
 
 
 def journal_row_records(body: str | bytes, batch: int) -> list:

@@ -304,8 +304,8 @@ def run(path, events, dlq_path, store, resume, checkpoint_every, seed, http, fau
     """
     events = _stdin_path(events, path)
     mesh = _valid_mesh(path).mesh
-    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
-                         trace_path, output_path, dlq_path, store, resume, checkpoint_every)
+    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path, dlq_path, store,
+                         resume, checkpoint_every, log=lambda message: click.echo(f"meshctl run: {message}", err=True))
     with _progress(events) as progress:
         summary, dead = run_mesh(mesh, events, options, progress)
     _print_summary(summary, fmt, dead)

@@ -42,6 +42,7 @@ class RunOptions:
     store: str | None = None  # memory: (default) or sqlite:PATH
     resume: bool = False
     checkpoint_every: int = 1000  # inputs between durable commits
+    log: Callable[[str], None] | None = None  # what the user should know of the run (the CLI: stderr)
 
 
 def parse_fault(text: str, known: Iterable[str]) -> Fault:
@@ -102,16 +103,37 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
         if snapshot is not None:
             runtime.restore(snapshot)
         runtime.notes["journal_trace"] = journal
+        start, finished = runtime.fed, runtime.finished
         if not runtime.finished:
             with _frozen_heap():
                 _feed(runtime, store if durable else None, itertools.islice(read_events(events_path), runtime.fed, None),
                       options.checkpoint_every, progress)
+    if options.resume and options.log:
+        options.log(_resumed(options.store, snapshot, start, finished, runtime.fed))
     if durable:
         _export(store, options)
     dead = store.dead_letters()
     if options.dlq_path:
         write_dead_letters(options.dlq_path, dead)
     return runtime.trace.summary(), dead
+
+
+def _resumed(store: str, snapshot: dict | None, start: int, finished: bool, fed: int) -> str:
+    """What `--resume` did: started afresh, carried on from an input position, or found nothing left."""
+    if snapshot is None:
+        return f"nothing to resume in {store} (no run committed yet): started from the first input"
+    if finished:
+        return (f"the run in {store} had already finished ({_inputs(start)} read): nothing was left to do; "
+                "the summary is the whole run's")
+    if fed == start:
+        return (f"resumed the run in {store} after its last input ({start:,}): finished the work still pending "
+                "(retries, timers, windows); the summary is the whole run's")
+    return (f"resumed the run in {store} after input {start:,}: read the {_inputs(fed - start)} left "
+            f"({fed:,} in all); the summary is the whole run's")
+
+
+def _inputs(n: int) -> str:
+    return f"{n:,} input" + ("" if n == 1 else "s")
 
 
 def _keeps_trace(checkpoint: dict) -> bool:

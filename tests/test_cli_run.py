@@ -192,7 +192,7 @@ def test_durable_store_run_resume_and_dlq(meshctl, tmp_path):
     again = meshctl(*args)
     assert again.exit_code == 2 and f"already holds a run ({EVENTS_IN} inputs read): add --resume" in again.output
     resumed = meshctl(*args, "--resume", "--format", "json", "--trace", tmp_path / "t.jsonl")
-    assert json.loads(resumed.output) == first  # finished: nothing more to do
+    assert json.loads(resumed.stdout) == first  # finished: nothing more to do
     assert (tmp_path / "t.jsonl").read_text() == (tmp_path / "t0.jsonl").read_text()  # the whole trace, from the store
     total = first["dead_lettered"]
     assert meshctl("dlq", "list", "--store", db).output.endswith(f"{total} dead letters\n")

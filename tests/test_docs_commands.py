@@ -7,16 +7,20 @@ dropped). Chains joined with `&&` are split; install steps (`pip`, `python3 -m v
 private copy of the repository, one copy per page, so a later command of a page reads what
 an earlier one wrote (a `--dlq-out` file, a trace), and nothing is written into the real
 checkout. Absolute output paths (`--trace /tmp/t.jsonl`) are mapped into the copy, and
-later uses of the same path follow.
+later uses of the same path follow. What the documented commands write (`orders.db`,
+`orders.trace.jsonl`, ...) is left out of the copy: a reader who followed the docs in the
+checkout leaves those behind, and a store left there would make `run --store` refuse to start.
 
 A command must exit 0, unless its line (or the line right after it) carries a comment
 `# exits N`.
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,10 +105,56 @@ def commands(page: Path) -> list[Command]:
 
 
 ALL = [c for page in PAGES for c in commands(page)]
+STORE_FILES = ("", "-wal", "-shm", "-journal")  # a SQLite store and the files beside it
+
+
+def written(commands: list[Command]) -> set[str]:
+    """The relative paths the commands write: outputs, stores, `> FILE`."""
+    out = set()
+    for c in commands:
+        for before, word in zip(c.args, c.args[1:]):
+            if before in OUTPUT_OPTIONS and not word.startswith("/"):
+                out.add(word)
+            elif before == "--store" and word.startswith("sqlite:") and not word.startswith("sqlite:/"):
+                out.update(word[len("sqlite:"):] + end for end in STORE_FILES)
+        if c.stdout_to:
+            out.add(c.stdout_to)
+    return {os.path.normpath(p) for p in out}
+
+
+WRITTEN = written(ALL)
+
+
+def copy_repository(source: Path, target: Path, leave_out: set[str]) -> None:
+    """*source* copied to *target*, without build and cache directories, nor the *leave_out* paths."""
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        here = os.path.relpath(directory, source)
+        return set(IGNORE(directory, names)) | {n for n in names if os.path.normpath(os.path.join(here, n)) in leave_out}
+    shutil.copytree(source, target, ignore=ignore)
 
 
 def test_the_documentation_shows_commands():
     assert len(ALL) > 20, "the command extraction found almost nothing: is the parser broken?"
+
+
+def test_what_the_docs_leave_in_the_checkout_is_not_copied(tmp_path):
+    """Following docs/durability.md in the checkout leaves orders.db; its run then refused to start."""
+    source = tmp_path / "src"
+    (source / "workflows").mkdir(parents=True)
+    for name in ("orders.db", "orders.db-wal", "orders.trace.jsonl", "orders-run.html", "workflows/mesh.yaml"):
+        (source / name).write_text("x", encoding="utf-8")
+    assert {"orders.db", "orders.db-wal", "orders.trace.jsonl", "orders-run.html"} <= WRITTEN
+    copy_repository(source, tmp_path / "copy", WRITTEN)
+    assert sorted(p.relative_to(tmp_path / "copy").as_posix() for p in (tmp_path / "copy").rglob("*")) == [
+        "workflows", "workflows/mesh.yaml"]
+
+
+def test_git_ignores_what_the_docs_write():
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    names = sorted(WRITTEN)
+    checked = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=REPO, capture_output=True, text=True)
+    assert sorted(checked.stdout.split()) == names
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +165,7 @@ def copies(tmp_path_factory):
     def copy(page: str) -> tuple[Path, dict[str, str]]:
         if page not in made:
             root = tmp_path_factory.mktemp(re.sub(r"\W", "_", page)) / "repo"
-            shutil.copytree(REPO, root, ignore=IGNORE)
+            copy_repository(REPO, root, WRITTEN)
             made[page] = (root, {})
         return made[page]
     return copy

@@ -2,9 +2,12 @@
 
 Workloads: routing, orchestration, stream, e2e, validate, memory, pauses (default: all,
 ~9-12 minutes on 2 cores; ``--quick`` ~1-2 minutes with smaller inputs). Prints one table of
-figures and ratios. A run of all workloads also saves its rows to ``bench/results/latest.json`` (the
-previous file becomes ``previous.json``) and writes ``docs/performance.md`` with this run and
-the one before it. ``--report`` rewrites ``docs/performance.md`` from the saved results only.
+figures and ratios. A full run of all workloads also saves its rows to ``bench/results/latest.json``
+(the previous file becomes ``previous.json``) and writes ``docs/performance.md`` with this run and
+the one before it. A quick run of all workloads saves ``bench/results/quick.json`` and writes
+``bench/results/quick.md`` instead: its figures are not comparable with the targets, so it never
+touches the doc nor the full runs' results. ``--report`` rewrites ``docs/performance.md`` from the
+saved results of full runs only.
 
 Install the peers first: ``pip install -e '.[bench]'`` (moto 5.2.5, bytewax 0.21.1). A peer
 that is not installed leaves its column empty; nothing fails because of it.
@@ -56,14 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write or set(chosen) != set(WORKLOADS):
         return 0
     RESULTS.mkdir(exist_ok=True)
-    latest, previous = RESULTS / "latest.json", RESULTS / "previous.json"
-    if latest.exists():
+    latest, previous = RESULTS / ("quick.json" if args.quick else "latest.json"), RESULTS / "previous.json"
+    if latest.exists() and not args.quick:
         latest.replace(previous)
     latest.write_text(json.dumps({"command": command, "quick": args.quick, "seconds": total, "machine": info,
                                   "rows": [r.as_dict() for r in rows]}, indent=1, ensure_ascii=False) + "\n")
-    from .report import write_report
+    from .report import write_quick_report, write_report
 
-    print(f"wrote {latest.relative_to(REPO)} and {write_report().relative_to(REPO)}")
+    written = write_quick_report() if args.quick else write_report()
+    print(f"wrote {latest.relative_to(REPO)} and {written.relative_to(REPO)}")
     return 0
 
 

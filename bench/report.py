@@ -1,4 +1,5 @@
-"""Writes docs/performance.md from bench/results/latest.json (and previous.json, the run before)."""
+"""Writes docs/performance.md from bench/results/latest.json (and previous.json, the run before),
+and bench/results/quick.md from quick.json (a `--quick` run, never in the doc)."""
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ Nothing in the test suite asserts a time. The file is written by the benchmark i
 ```sh
 pip install -e '.[bench]'        # meshctl plus the peers: moto[events,stepfunctions]==5.2.5, bytewax==0.21.1
 python -m bench                  # all seven workloads, ~9-12 minutes on 2 cores; writes this file
-python -m bench --quick          # smaller inputs, ~1-2 minutes (not comparable with the targets)
+python -m bench --quick          # smaller inputs, ~1-2 minutes; writes bench/results/quick.md, not this file
 python -m bench stream e2e       # some workloads only (prints; does not write this file)
 python -m bench.routing          # the routing workload alone, with its own columns
 ```
@@ -291,6 +292,8 @@ def _targets(runs: list[tuple[str, dict]]) -> str:
 
 def write_report() -> Path:
     latest = json.loads((RESULTS / "latest.json").read_text())
+    if latest.get("quick"):  # saved by a meshctl from before quick runs were kept apart
+        raise SystemExit("bench/results/latest.json holds a --quick run: run `python -m bench` in full first")
     runs = [("this run", latest)]
     previous_path = RESULTS / "previous.json"
     if previous_path.exists():
@@ -305,6 +308,18 @@ def write_report() -> Path:
     parts += [_scaleout()]
     DOC.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
     return DOC
+
+
+def write_quick_report() -> Path:
+    """bench/results/quick.md: the figures of the last `--quick` run, with the targets they would meet."""
+    quick = json.loads((RESULTS / "quick.json").read_text())
+    out = RESULTS / "quick.md"
+    parts = ["# Quick benchmark (`python -m bench --quick`)\n",
+             "Smaller inputs than `python -m bench`: a smoke test of the workloads, not comparable with the "
+             "targets. docs/performance.md holds the figures of full runs only.\n",
+             _targets([("quick run", quick)]), "", _header(quick, "quick run"), table(_rows(quick), markdown=True)]
+    out.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
+    return out
 
 
 SCALEOUT = """\

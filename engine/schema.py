@@ -10,7 +10,7 @@ import difflib
 import json
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import best_match
@@ -91,8 +91,7 @@ def check_document(doc: Document) -> list[Diagnostic]:
         return [Diagnostic(doc.loc, "wrong-type", f"a document must be a mapping, not {_json_type(doc.data)}",
                            hint="start the document with apiVersion, kind, metadata and spec")]
     validator = _validator_for(doc.data)
-    found = [] if _fast_check(validator)(doc.data) else \
-        [d for err in validator.iter_errors(doc.data) for d in _diagnostics(err, doc.smap)]
+    found = [] if _fast_check(validator)(doc.data) else schema_diagnostics(validator.iter_errors(doc.data), doc.smap)
     if not found and doc.data.get("kind") == "EventType" and "schema" in doc.data.get("spec", {}):
         found += check_data_schema(doc.data.get("spec", {})["schema"], doc.smap, ("spec", "schema"))
     return found
@@ -162,19 +161,36 @@ def data_validator(schema: dict) -> Draft202012Validator:
 
 
 __all__ = ["API_VERSION", "check_document", "check_data_schema", "data_validator", "dsl_schema", "kinds",
-           "offline_registry", "schema_text", "Unresolvable"]
+           "offline_registry", "schema_diagnostics", "schema_text", "Unresolvable"]
 
 
 # --- turning jsonschema errors into diagnostics ---------------------------------------------
 
-def _diagnostics(error: ValidationError, smap: SourceMap) -> Iterator[Diagnostic]:
+def schema_diagnostics(errors: Iterable[ValidationError], smap: SourceMap) -> list[Diagnostic]:
+    """One diagnostic per problem: a required key that is missing because it was misspelt
+    (``subscriptons:``) is told once, as the unknown key with its did-you-mean."""
+    leaves = [leaf for error in errors for leaf in _leaves(error)]
+    misspelt = {(tuple(e.absolute_path), meant) for e in leaves if e.validator == "additionalProperties"
+                for _, meant in _misspellings(e)}
+    return [d for e in leaves if not (e.validator == "required" and (tuple(e.absolute_path), _missing(e)) in misspelt)
+            for d in _translated(e, smap)]
+
+
+def _leaves(error: ValidationError) -> Iterator[ValidationError]:
+    """The errors to report: those of the likely alternative of an anyOf/oneOf, else the error."""
     if error.validator in ("anyOf", "oneOf") and error.context:
         inner = _likely_branch(error)
         if inner:
             for each in inner:
-                yield from _diagnostics(each, smap)
+                yield from _leaves(each)
             return
-    yield _diagnostic(error, smap)
+    yield error
+
+
+def _translated(error: ValidationError, smap: SourceMap) -> list[Diagnostic]:
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        return _unknown_keys(error, smap)
+    return [_diagnostic(error, smap)]
 
 
 def _likely_branch(error: ValidationError) -> list[ValidationError]:
@@ -204,18 +220,38 @@ def _diagnostic(error: ValidationError, smap: SourceMap) -> Diagnostic:
     return translate(error, path, where, smap)
 
 
-def _unknown_key(error, path, where, smap) -> Diagnostic:
+def _misspellings(error: ValidationError) -> list[tuple[str, str | None]]:
+    """Each key the mapping may not have, with the allowed key it most likely misspells (or None)."""
     allowed = sorted(error.schema.get("properties", {}))
-    extras = sorted(k for k in error.instance if k not in allowed)
-    extra = extras[0]
-    near = difflib.get_close_matches(extra, allowed, n=1)
-    hint = f"did you mean {near[0]!r}?" if near else f"allowed keys: {', '.join(allowed)}"
+    extras = sorted((k for k in error.instance if k not in allowed), key=str)
+    free = [a for a in allowed if a not in error.instance]
+    return [(extra, _closest(str(extra), free)) for extra in extras]
+
+
+def _closest(word: str, choices: list[str]) -> str | None:
+    """The choice *word* most likely misspells: a close match, or the same letters swapped
+    (`no` for `on`, which is too short for a close match)."""
+    near = difflib.get_close_matches(word, choices, n=1)
+    return near[0] if near else next((c for c in choices if len(c) > 1 and sorted(c) == sorted(word)), None)
+
+
+def _unknown_keys(error, smap) -> list[Diagnostic]:
+    """One diagnostic per unknown key of the mapping, each at the key itself."""
+    path = tuple(error.absolute_path)
+    where = _dotted(path)
+    allowed = sorted(error.schema.get("properties", {}))
     place = f" in {where}" if where else ""
-    return Diagnostic(smap.key((*path, extra)), "unknown-key", f"unknown key {extra!r}{place}", hint=hint)
+    return [Diagnostic(smap.key((*path, extra)), "unknown-key", f"unknown key {extra!r}{place}",
+                       hint=f"did you mean {meant!r}?" if meant else f"allowed keys: {', '.join(allowed)}")
+            for extra, meant in _misspellings(error)]
+
+
+def _missing(error: ValidationError) -> str:
+    return error.message.split("'")[1] if "'" in error.message else error.message
 
 
 def _missing_key(error, path, where, smap) -> Diagnostic:
-    missing = error.message.split("'")[1] if "'" in error.message else error.message
+    missing = _missing(error)
     place = f" in {where}" if where else " in the document"
     hint = None
     if not path and missing in ("apiVersion", "kind", "metadata", "spec"):
@@ -274,7 +310,6 @@ def _generic(error, path, where, smap) -> Diagnostic:
 
 
 _TRANSLATORS = {
-    "additionalProperties": _unknown_key,
     "required": _missing_key,
     "type": _wrong_type,
     "enum": _bad_choice,

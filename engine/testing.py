@@ -33,7 +33,7 @@ from .runtime.deadletter import DeadLetter
 from .runtime.events import parsed, read_events
 from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
 from .runtime.trace import Trace
-from .schema import _diagnostics as schema_diagnostics
+from .schema import schema_diagnostics
 from .schema import data_validator
 from .source import Document, SourceMap, load_documents, read_text
 from .terminal import Style, plain, render
@@ -206,7 +206,7 @@ def _document(path: str) -> tuple[Document | None, list[Diagnostic]]:
     doc = docs[0]
     if not isinstance(doc.data, dict):
         return None, [Diagnostic(doc.loc, "wrong-type", "a test file must be a mapping with a `tests:` list")]
-    found = [d for e in data_validator(case_schema()).iter_errors(doc.data) for d in schema_diagnostics(e, doc.smap)]
+    found = schema_diagnostics(data_validator(case_schema()).iter_errors(doc.data), doc.smap)
     return (None if found else doc), found
 
 

@@ -154,6 +154,14 @@ def test_invalid_test_files_are_located(meshctl, write, mesh_dir, text, expected
     assert result.output.endswith("0 passed, 0 failed\n")
 
 
+def test_a_misspelt_required_key_of_a_test_is_one_error(meshctl, write, mesh_dir):
+    path = write("tests:\n  - nmae: x\n    given: [{type: ping}]\n", "case.test.yaml")
+    result = meshctl("test", path)
+    assert result.exit_code == 1
+    assert result.output == (f"{path}:2:5: error[unknown-key]: unknown key 'nmae' in tests[0]\n"
+                             "  hint: did you mean 'name'?\n0 passed, 0 failed\n")
+
+
 def test_an_invalid_mesh_is_reported(meshctl, write):
     write("apiVersion: meshctl/v1\nkind: Nope\nmetadata: {name: x}\n")
     path = write(PASSING, "ping.test.yaml")

@@ -21,11 +21,12 @@ import click
 from engine import eventtime
 from engine.analysis import cycle_edges
 from engine.check import STDIN, CheckResult, check_mesh, check_mesh_text, require_valid, valid_or_raise
-from engine.errors import MeshError, printable, printable_lines
+from engine.errors import MeshError, did_you_mean, printable, printable_lines
 from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, render as render_view
 from engine.render import render_trace, trace_view
 from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, faults_for, find_run, list_runs, redrive_run,
                            replay_archive, replay_dead_letters, run_mesh)
+from engine.runtime.deadletter import REASONS
 from engine.schema import schema_text
 from engine.source import DEFAULT_LIMITS
 from engine.terminal import Sources, render as render_diagnostic
@@ -362,14 +363,30 @@ def _dlq_source(f):
     return f
 
 
+def _reason(ctx, param, value):
+    if value is None or value in REASONS:
+        return value
+    raise click.BadParameter(f"{value!r} is not a dead-letter reason; "
+                             + (did_you_mean(value, REASONS) or f"reasons: {', '.join(REASONS)}"))
+
+
 def _dlq_filters(f):
-    f = click.option("--reason", help="Only records with this reason (e.g. retries-exhausted).")(f)
+    f = click.option("--reason", callback=_reason, metavar="REASON",
+                     help=f"Only records with this reason: {', '.join(REASONS)}.")(f)
     f = click.option("--consumer", help="Only records of this consumer.")(f)
     f = click.option("--id", "ids", multiple=True, help="Only these record ids. Repeatable.")(f)
     return f
 
 
-def _select(ids, reason, consumer):
+def _select(ids, reason, consumer, records=()):
+    """The filter of the options; a --consumer or --id that no record has is noted on stderr (a
+    consumer may have no dead letter, so it is no error), with a did-you-mean when one is close."""
+    for given, known, what in [(consumer, {r.consumer for r in records}, "consumer"),
+                               *((i, {r.id for r in records}, "id") for i in ids)]:
+        if given is not None and given not in known:
+            hint = did_you_mean(given, sorted(known))
+            note = f"meshctl dlq: note: no dead letter has {what} {given!r}" + (f"; {hint}" if hint else "")
+            click.echo(printable(note), err=True)
     return lambda r: (not ids or r.id in ids) and (reason is None or r.reason == reason) and \
         (consumer is None or r.consumer == consumer)
 
@@ -380,7 +397,8 @@ def _select(ids, reason, consumer):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def dlq_list(dlq_path, store, ids, reason, consumer, fmt) -> None:
     """One line per dead letter: id, reason, consumer, event type and id, attempts, error."""
-    records = [r for r in DeadLetters(dlq_path, store).records() if _select(ids, reason, consumer)(r)]
+    records = DeadLetters(dlq_path, store).records()
+    records = list(filter(_select(ids, reason, consumer, records), records))
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in records], indent=2, default=str))
         return
@@ -396,11 +414,14 @@ def dlq_list(dlq_path, store, ids, reason, consumer, fmt) -> None:
 @click.argument("record_id")
 def dlq_show(dlq_path, store, record_id) -> None:
     """The whole record as a problem document (RFC 7807 style), event included."""
-    for record in DeadLetters(dlq_path, store).records():
+    records = DeadLetters(dlq_path, store).records()
+    for record in records:
         if record.id == record_id:
             click.echo(json.dumps(record.problem(), indent=2, default=str))
             return
-    raise click.BadParameter(f"no dead letter {record_id!r} in {dlq_path or store}", param_hint="RECORD_ID")
+    hint = did_you_mean(record_id, [r.id for r in records])
+    raise click.BadParameter(f"no dead letter {record_id!r} in {dlq_path or store}" + (f"; {hint}" if hint else ""),
+                             param_hint="RECORD_ID")
 
 
 @dlq.command("replay")
@@ -417,8 +438,8 @@ def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults,
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path)
-    summary, _ = replay_dead_letters(mesh, DeadLetters(dlq_path, store, mesh.retention), _select(ids, reason, consumer),
-                                     options)
+    source = DeadLetters(dlq_path, store, mesh.retention)
+    summary, _ = replay_dead_letters(mesh, source, _select(ids, reason, consumer, source.records()), options)
     _print_summary(summary, fmt, [])
 
 
@@ -432,7 +453,7 @@ def dlq_purge(dlq_path, store, ids, reason, consumer, everything) -> None:
         raise click.UsageError("give --id, --reason or --consumer, or --all to purge everything")
     source = DeadLetters(dlq_path, store)
     records = source.records()
-    purged = source.remove([r.id for r in records if _select(ids, reason, consumer)(r)])
+    purged = source.remove([r.id for r in filter(_select(ids, reason, consumer, records), records)])
     source.save()
     click.echo(f"purged {purged}, kept {len(records) - purged}")
 
@@ -531,7 +552,13 @@ def runs() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def runs_list(store, status, orchestration, fmt) -> None:
     """One line per run: id, status, failed step and error."""
-    found = [r for r in list_runs(store) if (status is None or r["status"] == status)
+    every = list_runs(store)
+    known = sorted({r["orchestration"] for r in every})
+    if orchestration is not None and orchestration not in known:
+        hint = did_you_mean(orchestration, known)
+        note = f"meshctl runs: note: no run of orchestration {orchestration!r}" + (f"; {hint}" if hint else "")
+        click.echo(printable(note), err=True)
+    found = [r for r in every if (status is None or r["status"] == status)
              and (orchestration is None or r["orchestration"] == orchestration)]
     if fmt == "json":
         click.echo(json.dumps(found, indent=2, default=str))

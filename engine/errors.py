@@ -12,6 +12,7 @@ Exception tree::
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
@@ -38,6 +39,16 @@ def printable(text: str) -> str:
 def printable_lines(text: str) -> str:
     """:func:`printable` line by line: for a message whose lines the program itself composed."""
     return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def did_you_mean(given: str, choices: Iterable[str]) -> str | None:
+    """``"did you mean 'x'?"`` for the choice *given* most likely misspells, or None.
+
+    >>> did_you_mean("retries-exausted", ["expired", "retries-exhausted"])
+    "did you mean 'retries-exhausted'?"
+    """
+    near = difflib.get_close_matches(given, list(choices), n=1)
+    return f"did you mean {near[0]!r}?" if near else None
 
 
 def _escape(ch: str) -> str:

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 from . import eventjson
 from .cluster.deployment import REPLAY, RUN_REDRIVE, is_deployment, queue_redrive, queue_tasks
-from .errors import Diagnostic, LoadError, Location, UsageError
+from .errors import Diagnostic, LoadError, Location, UsageError, did_you_mean
 from .model import DEFAULT_RETENTION, Mesh, Retention
 from .runtime.clock import iso
 from .runtime.deadletter import DeadLetter
@@ -56,8 +56,20 @@ def parse_fault(text: str, known: Iterable[str]) -> Fault:
         if found:
             times = found.group("times")
             return Fault(consumer, None if times in (None, "always") else int(times), found.group("error") or "InjectedFault")
-    raise UsageError(f"--fault {text!r}: expected CONSUMER[=TIMES|always][:ERROR] with CONSUMER one of: "
-                     + ", ".join(known))
+    raise UsageError(f"--fault {text!r}: expected CONSUMER[=TIMES|always][:ERROR]" + _fault_problem(text, known))
+
+
+def _fault_problem(text: str, known: list[str]) -> str:
+    """What is wrong with a --fault that names no consumer, or names one and then something else."""
+    named = text.split("=", 1)[0]  # the consumer, when =TIMES follows it
+    if named in known:
+        return f"; after {named!r}, {text[len(named):]!r} is not =TIMES|always[:ERROR]"
+    error = re.search(r":[A-Za-z_][A-Za-z0-9_.]*$", named)  # an :ERROR without =TIMES, perhaps
+    for candidate in ([named[:error.start()]] if error else []) + [named]:
+        hint = did_you_mean(candidate, known)
+        if hint:
+            return f"; no consumer {candidate!r}: {hint}"
+    return " with CONSUMER one of: " + ", ".join(known)
 
 
 def faults_for(mesh: Mesh, texts: Iterable[str]) -> list[Fault]:
@@ -368,7 +380,8 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
     store = _durable(store_url, deployment_ok=True, retention=mesh.retention)
     consumers = {c.id: c for c in build_consumers(mesh)}
     if query.to is not None and query.to not in consumers:
-        raise UsageError(f"--to {query.to!r}: not a consumer of the mesh; one of: {', '.join(consumers)}")
+        raise UsageError(f"--to {query.to!r}: not a consumer of the mesh; "
+                         + (did_you_mean(query.to, consumers) or f"one of: {', '.join(consumers)}"))
     events = archived(store, query)
     if query.to is not None:  # only what that consumer takes
         types = set(consumers[query.to].types)

@@ -403,10 +403,14 @@ def dlq_list(dlq_path, store, ids, reason, consumer, fmt) -> None:
         click.echo(json.dumps([r.as_dict() for r in records], indent=2, default=str))
         return
     for r in records:
-        event = r.event if isinstance(r.event, dict) else {}
-        click.echo(printable(f"{r.id}  {r.reason:<18} {r.consumer}  {event.get('type', '?')} {event.get('id', '?')}  "
-                             f"attempts={r.attempts}  {r.error_type}: {r.error}"))
+        click.echo(_record_line(r))
     click.echo(f"{len(records)} dead letter{'s' if len(records) != 1 else ''}")
+
+
+def _record_line(r) -> str:
+    event = r.event if isinstance(r.event, dict) else {}
+    return printable(f"{r.id}  {r.reason:<18} {r.consumer}  {event.get('type', '?')} {event.get('id', '?')}  "
+                     f"attempts={r.attempts}  {r.error_type}: {r.error}")
 
 
 @dlq.command("show")
@@ -447,13 +451,20 @@ def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults,
 @_dlq_source
 @_dlq_filters
 @click.option("--all", "everything", is_flag=True, help="Purge every record (required when no filter is given).")
-def dlq_purge(dlq_path, store, ids, reason, consumer, everything) -> None:
+@click.option("--dry-run", is_flag=True, help="List the records that would be purged, and purge nothing.")
+def dlq_purge(dlq_path, store, ids, reason, consumer, everything, dry_run) -> None:
     """Delete dead letters."""
     if not (ids or reason or consumer or everything):
         raise click.UsageError("give --id, --reason or --consumer, or --all to purge everything")
     source = DeadLetters(dlq_path, store)
     records = source.records()
-    purged = source.remove([r.id for r in filter(_select(ids, reason, consumer, records), records)])
+    chosen = list(filter(_select(ids, reason, consumer, records), records))
+    if dry_run:
+        for r in chosen:
+            click.echo(_record_line(r))
+        click.echo(f"would purge {len(chosen)}, keep {len(records) - len(chosen)} (dry run: nothing was removed)")
+        return
+    purged = source.remove([r.id for r in chosen])
     source.save()
     click.echo(f"purged {purged}, kept {len(records) - purged}")
 

@@ -74,6 +74,22 @@ def test_dlq_purge(meshctl, tmp_path):
     assert late >= 1 and total > late
 
 
+@pytest.mark.parametrize("source", ["--dlq", "--store"])
+def test_dlq_purge_dry_run_lists_what_it_would_remove_and_removes_nothing(meshctl, tmp_path, source):
+    dlq, db = tmp_path / "dlq.jsonl", f"sqlite:{tmp_path / 'run.db'}"
+    meshctl("run", ARENA, "--events", ARENA / "events.jsonl", "--dlq-out", dlq, "--store", db)
+    where = [source, dlq if source == "--dlq" else db]
+    listing = meshctl("dlq", "list", *where).output
+    late = [line for line in listing.splitlines() if "  late-event  " in line]
+    dry = meshctl("dlq", "purge", *where, "--reason", "late-event", "--dry-run")
+    assert dry.exit_code == 0 and len(late) == 2
+    assert dry.output == "\n".join(late) + "\nwould purge 2, keep 1 (dry run: nothing was removed)\n"
+    assert meshctl("dlq", "list", *where).output == listing
+    assert meshctl("dlq", "purge", *where, "--all", "--dry-run").output.endswith("would purge 3, keep 0 (dry run: nothing was removed)\n")
+    assert meshctl("dlq", "purge", *where, "--reason", "late-event").output == "purged 2, kept 1\n"
+    assert meshctl("dlq", "purge", *where, "--dry-run").exit_code == 2  # a filter or --all, as without --dry-run
+
+
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["--fault", "service:nope=2"], 2, "--fault 'service:nope=2': expected CONSUMER[=TIMES|always][:ERROR]"),
     (["--fault", f"{SCORE}=x"], 2, "expected CONSUMER[=TIMES|always][:ERROR]"),

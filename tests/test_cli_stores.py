@@ -23,6 +23,7 @@ READERS = {
     "dlq show": ["dlq", "show", "--store", "{url}", "abc"],
     "dlq replay": ["dlq", "replay", ARENA, "--store", "{url}"],
     "dlq purge": ["dlq", "purge", "--store", "{url}", "--all"],
+    "dlq purge --dry-run": ["dlq", "purge", "--store", "{url}", "--all", "--dry-run"],
     "runs list": ["runs", "list", "--store", "{url}"],
     "runs show": ["runs", "show", "--store", "{url}", "fulfil-order:chk-1"],
     "runs redrive": ["runs", "redrive", ORDERS, "--store", "{url}", "fulfil-order:chk-1"],
@@ -81,6 +82,9 @@ def test_dlq_purge_leaves_a_deployment_a_deployment(meshctl, redis_url):
                                               "TimeoutError", "slow", attempts=3))
     store.commit_unit()
     assert is_deployment(store)
+    dry = meshctl("dlq", "purge", "--store", redis_url, "--reason", "retries-exhausted", "--dry-run")
+    assert dry.output.endswith("would purge 2, keep 0 (dry run: nothing was removed)\n")
+    assert len(open_store(redis_url).dead_letters()) == 2
     result = meshctl("dlq", "purge", "--store", redis_url, "--reason", "retries-exhausted")
     assert result.output == "purged 2, kept 0\n"
     again = open_store(redis_url)

@@ -15,6 +15,7 @@ import json
 import os
 import select
 import sys
+import time
 
 import click
 
@@ -303,28 +304,40 @@ def run(path, events, dlq_path, store, resume, checkpoint_every, seed, http, fau
     Exit 0 when the run completes (dead letters included: see the summary), 1 if the mesh
     is invalid.
     """
+    started, read = time.perf_counter(), [0]
     events = _stdin_path(events, path)
     mesh = _valid_mesh(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path, dlq_path, store,
                          resume, checkpoint_every, log=lambda message: click.echo(f"meshctl run: {message}", err=True))
-    with _progress(events) as progress:
+    with _progress(events, read) as progress:
         summary, dead = run_mesh(mesh, events, options, progress)
     _print_summary(summary, fmt, dead)
+    if fmt == "text":  # wall time on stderr: the summary on stdout stays the same from run to run
+        _print_elapsed(time.perf_counter() - started, read[0])
 
 
 @contextlib.contextmanager
-def _progress(events: str):
-    """A progress bar on stderr for long inputs read from a terminal session."""
+def _progress(events: str, read: list[int]):
+    """Counts the inputs read into read[0]; with a progress bar on stderr for long inputs read
+    from a terminal session."""
     size = os.path.getsize(events)
     if size < 5_000_000 or not sys.stderr.isatty():
-        yield None
+        def count(items):
+            for read[0], item in enumerate(items, start=1):
+                yield item
+        yield count
         return
     with click.progressbar(length=size, label="events", file=sys.stderr) as bar:
         def track(items):
-            for item in items:
+            for read[0], item in enumerate(items, start=1):
                 bar.update(len(json.dumps(item, default=str)) + 1 if isinstance(item, dict) else 1)
                 yield item
         yield track
+
+
+def _print_elapsed(seconds: float, read: int) -> None:
+    rate = f"{read / seconds:,.0f} events/s" if read and seconds > 0 else "no input read"
+    click.echo(f"{'elapsed':<22}{seconds:>8.2f} s ({_count(read, 'input')} read: {rate})", err=True)
 
 
 SUMMARY_ROWS = [
@@ -349,6 +362,20 @@ def _print_summary(summary: dict, fmt: str, dead: list) -> None:
     for key in ("replayed", "still_dead", "selected", "queued"):
         if key in summary:
             click.echo(f"{key.replace('_', ' '):<22}{summary[key]:>8}")
+    _print_failed_runs(summary)
+
+
+def _print_failed_runs(summary: dict) -> None:
+    """The ids of the first runs that failed (or were compensated), and how many more did."""
+    shown = summary.get("failed_runs") or []
+    if not shown:
+        return
+    click.echo("failed runs:")
+    for run in shown:
+        click.echo(printable(f"  {run['id']}  {run['status']}"))
+    more = summary.get("runs_failed", 0) + summary.get("runs_compensated", 0) - len(shown)
+    if more > 0:
+        click.echo(f"  and {more:,} more")
 
 
 @main.group()

@@ -319,7 +319,7 @@ class Worker:
         do it again on fresh state (up to *retries* times). Returns the last outcome."""
         result = 0
         for _ in range(retries):
-            counts = (Counter(self.trace.counts), Counter(self.trace.dead_by_reason))
+            counts = (Counter(self.trace.counts), Counter(self.trace.dead_by_reason), list(self.trace.failed_runs))
             self.store.reset()
             self.outbox.tasks = []
             try:
@@ -354,11 +354,12 @@ class Worker:
             payload.get("delivery", {}).get("consumer") if kind == "complete" else None
         return consumer if isinstance(consumer, str) and consumer.startswith("stream:") else "tasks"
 
-    def _counter_ops(self, before: tuple[Counter, Counter]) -> list[list]:
+    def _counter_ops(self, before: tuple[Counter, Counter, list]) -> list[list]:
         key = f"{self.store.p}:counters"
         ops = [["HINCRBY", key, name, n] for name, n in (Counter(self.trace.counts) - before[0]).items()]
         return ops + [["HINCRBY", key, f"dead:{r}", n] for r, n in (self.trace.dead_by_reason - before[1]).items()]
 
-    def _restore(self, counts: tuple[Counter, Counter]) -> None:
+    def _restore(self, counts: tuple[Counter, Counter, list]) -> None:
         self.trace.counts, self.trace.dead_by_reason = defaultdict(int, counts[0]), counts[1]
+        self.trace.failed_runs = counts[2]
 

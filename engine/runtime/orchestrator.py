@@ -342,6 +342,8 @@ class Orchestrator:
         run["status"] = status
         self.rt.store.retire_state(f"run:{run['id']}", run, now)  # the run reads it no more: out of memory
         self.rt.trace.count(f"runs_{status}")
+        if status != "completed":
+            self.rt.trace.run_failed(run["id"], status)
         self.rt.trace.record(now, "run-end", run=run["id"], orchestration=run["orchestration"], event=run["event"]["id"],
                              status=status,
                              **({"error": run["error"]} if run.get("error") else {}))

@@ -10,6 +10,7 @@ from .. import eventtime
 SUMMARY_KEYS = ("events_in", "matched", "delivered", "filtered", "emitted", "retries", "dead_lettered",
                 "duplicates", "unconsumed", "runs_started", "runs_completed", "runs_failed", "runs_compensated",
                 "windows_emitted", "late_events", "rate_limited", "sequence_gaps", "runs_redriven")
+FAILED_RUNS_KEPT = 10  # ids of failed runs a summary lists
 
 
 class JournalSink:
@@ -29,6 +30,7 @@ class Trace:
         self.sink = sink
         self.counts: defaultdict[str, int] = defaultdict(int)  # not a Counter: `+= 1` on one costs 4x as much
         self.dead_by_reason: Counter[str] = Counter()
+        self.failed_runs: list[dict] = []  # the first FAILED_RUNS_KEPT runs that ended failed or compensated
         self._seq = 0
 
     @property
@@ -48,15 +50,23 @@ class Trace:
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] += n
 
+    def run_failed(self, run_id: str, status: str) -> None:
+        """Keep the id of a run that ended failed or compensated (the first few: the count says the rest)."""
+        if len(self.failed_runs) < FAILED_RUNS_KEPT:
+            self.failed_runs.append({"id": run_id, "status": status})
+
     def snapshot(self) -> dict:
-        return {"seq": self._seq, "counts": dict(self.counts), "dead_by_reason": dict(self.dead_by_reason)}
+        return {"seq": self._seq, "counts": dict(self.counts), "dead_by_reason": dict(self.dead_by_reason),
+                "failed_runs": list(self.failed_runs)}
 
     def restore(self, state: dict) -> None:
         self._seq = state["seq"]
         self.counts = defaultdict(int, state["counts"])
         self.dead_by_reason = Counter(state["dead_by_reason"])
+        self.failed_runs = list(state.get("failed_runs", ()))  # checkpoints from before kept none
 
     def summary(self) -> dict:
         out = {key: self.counts.get(key, 0) for key in SUMMARY_KEYS}
         out["dead_lettered_by_reason"] = dict(sorted(self.dead_by_reason.items()))
+        out["failed_runs"] = list(self.failed_runs)
         return out

@@ -46,6 +46,7 @@ class Command:
     args: tuple[str, ...]
     expect: int
     stdout_to: str | None  # `> FILE`
+    shown: tuple[str, ...] = ()  # the output the page shows after a `$ ` prompt line
 
 
 def _blocks(text: str):
@@ -100,8 +101,40 @@ def commands(page: Path) -> list[Command]:
                     at = words.index(">")
                     stdout_to, words = words[at + 1], words[:at]
                 found.append(Command(name, start + offset, tuple(words), int(marker.group(1)) if marker else 0,
-                                     stdout_to))
+                                     stdout_to, _shown(body, offset) if raw.lstrip().startswith("$ ") else ()))
     return found
+
+
+def _shown(body: list[str], offset: int) -> tuple[str, ...]:
+    """The lines after a prompt line, up to the next prompt."""
+    out = []
+    for line in body[offset + 1:]:
+        if line.lstrip().startswith("$ "):
+            break
+        out.append(line)
+    return tuple(out)
+
+
+SUMMARY_ROW = re.compile(r"^ *[a-z][a-z ()-]*[a-z)] +\d+$")  # `runs compensated            10`
+
+
+def check_summary_rows(shown: tuple[str, ...], printed: str) -> None:
+    """The summary rows a page shows are printed, in that order; where the page shows no `…`
+    between two rows (or after the last), none is printed there either."""
+    actual = [line for line in printed.splitlines() if SUMMARY_ROW.match(line)]
+    at = 0
+    for line in shown:
+        if line.strip() == "…":
+            at = None  # rows may be left out here
+            continue
+        if not SUMMARY_ROW.match(line):
+            continue
+        assert line in actual[at or 0:], f"the page shows {line!r}; printed:\n" + "\n".join(actual)
+        found = actual.index(line, at or 0)
+        assert at is None or found == at, f"the page leaves out {actual[at:found]} before {line!r}"
+        at = found + 1
+    if shown and at is not None and at > 0:
+        assert actual[at:] == [], f"the page leaves out {actual[at:]} at the end"
 
 
 ALL = [c for page in PAGES for c in commands(page)]
@@ -193,3 +226,35 @@ def test_documented_command(command: Command, copies, monkeypatch):
     assert result.exit_code == command.expect, (
         f"{command.page}:{command.line}: `meshctl {' '.join(command.args)}` exited {result.exit_code}, "
         f"expected {command.expect}\n{result.output}\n{result.exception!r}")
+    check_summary_rows(command.shown, result.stdout)
+
+
+def quoted_records(page: Path) -> list[tuple[int, str]]:
+    """(line number, text) of the trace records a page quotes: lines of its ```json blocks that start with {"seq"."""
+    found, fence = [], None
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith("```"):
+            fence = line[3:].strip() if fence is None else None
+        elif fence == "json" and line.startswith('{"seq"'):
+            found.append((number, line))
+    return found
+
+
+QUOTING = [page for page in PAGES if quoted_records(page)]
+
+
+@pytest.mark.parametrize("page", QUOTING, ids=[p.name for p in QUOTING])
+def test_quoted_trace_records_are_those_the_commands_write(page, tmp_path, monkeypatch):
+    """A trace record a page quotes is a record of a trace its commands write, seq and all."""
+    root = tmp_path / "repo"
+    copy_repository(REPO, root, WRITTEN)
+    monkeypatch.chdir(root)
+    mapped: dict[str, str] = {}
+    traces = []
+    for command in commands(page):
+        args = _rewrite(command.args, root, mapped)
+        CliRunner().invoke(main, args)
+        traces += [Path(word) for before, word in zip(args, args[1:]) if before == "--trace"]
+    written = {line for trace in traces if trace.exists() for line in trace.read_text(encoding="utf-8").splitlines()}
+    missing = [f"{page.name}:{number}: {text[:100]}" for number, text in quoted_records(page) if text not in written]
+    assert not missing, "quoted trace records no command of the page writes:\n" + "\n".join(missing)

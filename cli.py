@@ -144,7 +144,16 @@ def _silence_output() -> None:
               callback=_color, is_eager=True, expose_value=False,
               help="Colour diagnostics and summaries: auto is on for a terminal, off if NO_COLOR is set.")
 def main() -> None:
-    """Declare an event mesh in YAML, then check it, see it and run it."""
+    """Declare an event mesh in YAML, then check it, see it and run it.
+
+    \b
+    Examples:
+      meshctl validate workflows/orders
+      meshctl render workflows/orders --format html -o orders.html
+      meshctl run workflows/orders --events workflows/orders/events.jsonl
+      meshctl test workflows/orders
+      meshctl COMMAND --help
+    """
 
 
 @main.command()
@@ -155,9 +164,18 @@ def main() -> None:
 @click.option("--strict", is_flag=True, help="Warnings fail validation too.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings, no summary).")
 def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> None:
-    """Check each mesh (a YAML file or a directory) without running anything.
+    """Check meshes without running anything.
 
-    Exit 0 when every mesh is valid, 1 when any has errors (or warnings, with --strict).
+    Each PATH is a mesh: a YAML file, or a directory of them. Every problem found is printed
+    as file:line:col. Exit 0 when every mesh is valid, 1 when any has errors (or warnings,
+    with --strict).
+
+    \b
+    Examples:
+      meshctl validate workflows/orders
+      meshctl validate --strict workflows/orders workflows/arena
+      meshctl validate -q workflows/arena
+      meshctl validate --format json workflows/arena
     """
     if paths.count("-") > 1:
         raise click.UsageError("standard input (-) can be read only once")
@@ -242,10 +260,19 @@ def _json_report(results: list[CheckResult], strict: bool) -> dict:
               help="Draw a run's trace (from `meshctl run --trace`) as a sequence diagram instead (mermaid, svg, html).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
 def render(path: str | None, fmt: str, name: str | None, trace: str | None, output: str | None) -> None:
-    """Draw the mesh at PATH: the whole event flow (default) or one orchestration; or a run's trace.
+    """Draw a mesh's event flow, an orchestration, or a run's trace.
 
-    Circular events are drawn in red, dead-letter queues as cylinders, retry policies on
-    their consumers. The mesh must be valid (exit 1 with its errors otherwise).
+    By default the whole event flow of the mesh at PATH; with --orchestration, one
+    orchestration's step graph; with --trace, a run's trace as a sequence diagram. Circular
+    events are drawn in red, dead-letter queues as cylinders, retry policies on their
+    consumers. The mesh must be valid (exit 1 with its errors otherwise).
+
+    \b
+    Examples:
+      meshctl render workflows/orders
+      meshctl render workflows/arena --format html -o arena.html
+      meshctl render workflows/orders --orchestration fulfil-order --format svg -o fulfil-order.svg
+      meshctl render --trace orders-trace.jsonl --format html -o orders-run.html
     """
     if trace:
         title = f"Run trace: {'standard input' if trace == '-' else trace}"
@@ -297,12 +324,21 @@ def _run_options(f):
 @_run_options
 def run(path, events, dlq_path, store, resume, checkpoint_every, seed, http, faults, max_hops, trace_path,
         output_path, fmt) -> None:
-    """Run the mesh at PATH on the events of FILE, on a virtual clock, to quiescence.
+    """Run a mesh on a file of events, on a virtual clock.
 
-    Deterministic: the same mesh, input and --seed give the same trace, byte for byte.
-    With --store sqlite:PATH a crash (even kill -9) loses nothing: run again with --resume.
-    Exit 0 when the run completes (dead letters included: see the summary), 1 if the mesh
-    is invalid.
+    The mesh at PATH takes the events of --events FILE and runs to quiescence; a summary
+    follows. Deterministic: the same mesh, input and --seed give the same trace, byte for
+    byte. With --store sqlite:PATH a crash (even kill -9) loses nothing: run again with
+    --resume. Exit 0 when the run completes (dead letters included: see the summary), 1 if
+    the mesh is invalid.
+
+    \b
+    Examples:
+      meshctl run workflows/orders --events workflows/orders/events.jsonl
+      meshctl run workflows/arena --events workflows/arena/events.jsonl --trace arena-trace.jsonl --dlq-out arena-dlq.jsonl
+      meshctl run workflows/arena --events workflows/arena/events.jsonl --fault service:score-service/score.recorded=2:TimeoutError
+      meshctl run workflows/orders --events workflows/orders/events.jsonl --store sqlite:orders.db
+      meshctl run workflows/orders --events workflows/orders/events.jsonl --store sqlite:orders.db --resume
     """
     started, read = time.perf_counter(), [0]
     events = _stdin_path(events, path)
@@ -380,7 +416,18 @@ def _print_failed_runs(summary: dict) -> None:
 
 @main.group()
 def dlq() -> None:
-    """Inspect, redrive and purge dead letters: a file written by `run --dlq-out`, or a durable store."""
+    """Inspect, redrive and purge dead letters.
+
+    They are read from a file written by `run --dlq-out` (--dlq FILE), or from a durable
+    store (--store sqlite:PATH of `run --store`, or a worker deployment's redis://...).
+
+    \b
+    Examples:
+      meshctl dlq list --dlq arena-dlq.jsonl
+      meshctl dlq list --store sqlite:orders.db --reason retries-exhausted
+      meshctl dlq replay workflows/arena --dlq arena-dlq.jsonl --reason retries-exhausted
+      meshctl dlq purge --dlq arena-dlq.jsonl --reason late-event --dry-run
+    """
 
 
 def _dlq_source(f):
@@ -399,7 +446,7 @@ def _reason(ctx, param, value):
 
 def _dlq_filters(f):
     f = click.option("--reason", callback=_reason, metavar="REASON",
-                     help=f"Only records with this reason: {', '.join(REASONS)}.")(f)
+                     help="Only records with this reason (e.g. retries-exhausted; all: docs/run.md#dead-letters).")(f)
     f = click.option("--consumer", help="Only records of this consumer.")(f)
     f = click.option("--id", "ids", multiple=True, help="Only these record ids. Repeatable.")(f)
     return f
@@ -423,7 +470,17 @@ def _select(ids, reason, consumer, records=()):
 @_dlq_filters
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def dlq_list(dlq_path, store, ids, reason, consumer, fmt) -> None:
-    """One line per dead letter: id, reason, consumer, event type and id, attempts, error."""
+    """List dead letters, one line each.
+
+    Each line: id, reason, consumer, event type and id, attempts, error; then their number.
+    Filters select records (all given must hold).
+
+    \b
+    Examples:
+      meshctl dlq list --dlq arena-dlq.jsonl
+      meshctl dlq list --dlq arena-dlq.jsonl --reason late-event
+      meshctl dlq list --store sqlite:orders.db --format json
+    """
     records = DeadLetters(dlq_path, store).records()
     records = list(filter(_select(ids, reason, consumer, records), records))
     if fmt == "json":
@@ -444,7 +501,16 @@ def _record_line(r) -> str:
 @_dlq_source
 @click.argument("record_id")
 def dlq_show(dlq_path, store, record_id) -> None:
-    """The whole record as a problem document (RFC 7807 style), event included."""
+    """Show one dead letter as a problem document.
+
+    The whole record, RFC 7807 style (type, title, detail, instance, then every field),
+    event included.
+
+    \b
+    Examples:
+      meshctl dlq show --dlq arena-dlq.jsonl 2dca1f20d7b0ab2a
+      meshctl dlq show --store sqlite:orders.db 2dca1f20d7b0ab2a
+    """
     records = DeadLetters(dlq_path, store).records()
     for record in records:
         if record.id == record_id:
@@ -462,9 +528,16 @@ def dlq_show(dlq_path, store, record_id) -> None:
 @_run_options
 def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults, max_hops, trace_path, output_path,
                fmt) -> None:
-    """Deliver the selected dead letters again through the mesh at PATH.
+    """Deliver dead letters again through a mesh.
 
-    Records that succeed leave the file; records that fail again stay (updated).
+    The selected records are delivered through the mesh at PATH. Records that succeed leave
+    the file or store; records that fail again stay (updated).
+
+    \b
+    Examples:
+      meshctl dlq replay workflows/arena --dlq arena-dlq.jsonl
+      meshctl dlq replay workflows/arena --dlq arena-dlq.jsonl --reason retries-exhausted --trace replay-trace.jsonl
+      meshctl dlq replay workflows/orders --store sqlite:orders.db --consumer service:notifications/order.failed
     """
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
@@ -480,7 +553,17 @@ def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults,
 @click.option("--all", "everything", is_flag=True, help="Purge every record (required when no filter is given).")
 @click.option("--dry-run", is_flag=True, help="List the records that would be purged, and purge nothing.")
 def dlq_purge(dlq_path, store, ids, reason, consumer, everything, dry_run) -> None:
-    """Delete dead letters."""
+    """Delete dead letters.
+
+    Without a filter, --all is required. --dry-run lists what would be deleted and deletes
+    nothing.
+
+    \b
+    Examples:
+      meshctl dlq purge --dlq arena-dlq.jsonl --reason late-event --dry-run
+      meshctl dlq purge --dlq arena-dlq.jsonl --reason late-event
+      meshctl dlq purge --store sqlite:orders.db --all
+    """
     if not (ids or reason or consumer or everything):
         raise click.UsageError("give --id, --reason or --consumer, or --all to purge everything")
     source = DeadLetters(dlq_path, store)
@@ -504,11 +587,20 @@ def dlq_purge(dlq_path, store, ids, reason, consumer, everything, dry_run) -> No
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also write the results as JUnit XML to FILE (for CI), whatever --format prints.")
 def test_command(path: str, select: str | None, fmt: str, junit_path: str | None) -> None:
-    """Run the YAML test cases (*.test.yaml) under PATH, or the one test file PATH.
+    """Run the YAML test cases of a mesh.
 
-    Each test runs the mesh of its file's directory on given events, on the virtual clock,
-    and checks what was emitted, dead-lettered and decided (docs/testing.md).
-    Exit 0 when all pass, 1 when one fails, a test file is invalid or no test ran.
+    PATH is a directory (every *.test.yaml under it) or one test file. Each test runs the
+    mesh of its file's directory on given events, on the virtual clock, and checks what was
+    emitted, dead-lettered and decided (docs/testing.md). Exit 0 when all pass, 1 when one
+    fails, a test file is invalid or no test ran.
+
+    \b
+    Examples:
+      meshctl test workflows
+      meshctl test workflows/orders/fulfil-order.test.yaml
+      meshctl test workflows -k compensat
+      meshctl test workflows --format json
+      meshctl test workflows --junit test-results.xml
     """
     from engine.testing import run_tests
 
@@ -563,10 +655,17 @@ def _pattern(ctx, param, value):
 @click.option("--to", "to", metavar="CONSUMER", help="Deliver only to this consumer (its own pattern still applies).")
 @_run_options
 def replay(path, store, since, until, pattern, to, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
-    """Re-inject archived events (inputs and emitted events) of a durable run through the mesh.
+    """Re-inject archived events of a durable run through a mesh.
 
-    Each replayed event gets a new id derived from the original (kept as `replayof`), so
+    The inputs and emitted events kept in --store go through the mesh at PATH again. Each
+    replayed event gets a new id derived from the original (kept as `replayof`), so
     replaying the same selection twice has no effect the second time.
+
+    \b
+    Examples:
+      meshctl replay workflows/orders --store sqlite:orders.db --since 2024-06-11T09:14:00Z --until 2024-06-11T09:16:00Z
+      meshctl replay workflows/orders --store sqlite:orders.db --match '{"type": ["order.placed"]}'
+      meshctl replay workflows/orders --store sqlite:orders.db --to service:notifications/order.failed
     """
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
@@ -580,7 +679,14 @@ def replay(path, store, since, until, pattern, to, seed, http, faults, max_hops,
 
 @main.group()
 def runs() -> None:
-    """Orchestration runs kept in a durable store: list, show, redrive from the failed step."""
+    """Inspect and redrive the orchestration runs of a durable store.
+
+    \b
+    Examples:
+      meshctl runs list --store sqlite:orders.db --status compensated
+      meshctl runs show --store sqlite:orders.db fulfil-order:chk-00003
+      meshctl runs redrive workflows/orders --store sqlite:orders.db fulfil-order:chk-00003
+    """
 
 
 @runs.command("list")
@@ -589,7 +695,16 @@ def runs() -> None:
 @click.option("--orchestration", help="Only runs of this orchestration.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def runs_list(store, status, orchestration, fmt) -> None:
-    """One line per run: id, status, failed step and error."""
+    """List the runs of a store, one line each.
+
+    Each line: id, status, failed step and error; then their number.
+
+    \b
+    Examples:
+      meshctl runs list --store sqlite:orders.db
+      meshctl runs list --store sqlite:orders.db --status failed --orchestration fulfil-order
+      meshctl runs list --store redis://localhost:6379/0 --format json
+    """
     every = list_runs(store)
     known = sorted({r["orchestration"] for r in every})
     if orchestration is not None and orchestration not in known:
@@ -610,10 +725,15 @@ def runs_list(store, status, orchestration, fmt) -> None:
 @click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH, or redis://... of a worker deployment).")
 @click.argument("run_id")
 def runs_show(store, run_id) -> None:
-    """The run's whole state: steps with status and output, variables, error.
+    """Show one run's whole state as JSON.
 
-    RUN_ID is ORCHESTRATION:ID@SOURCE (as `runs list` prints it), or ORCHESTRATION:ID when
-    only one source has an event of that id.
+    Steps with status and output, variables, error. RUN_ID is ORCHESTRATION:ID@SOURCE (as
+    `runs list` prints it), or ORCHESTRATION:ID when only one source has an event of that id.
+
+    \b
+    Examples:
+      meshctl runs show --store sqlite:orders.db fulfil-order:chk-00003@/shop/checkout
+      meshctl runs show --store sqlite:orders.db fulfil-order:chk-00003
     """
     click.echo(json.dumps(find_run(store, run_id), indent=2, default=str))
 
@@ -624,10 +744,16 @@ def runs_show(store, run_id) -> None:
 @click.argument("run_id")
 @_run_options
 def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
-    """Run a failed or compensated run again from its failed step (done steps are not re-run).
+    """Run a failed run again from its failed step.
 
+    A failed or compensated run starts again at its failed step; done steps are not re-run.
     RUN_ID is ORCHESTRATION:ID@SOURCE (as `runs list` prints it), or ORCHESTRATION:ID when
     only one source has an event of that id.
+
+    \b
+    Examples:
+      meshctl runs redrive workflows/orders --store sqlite:orders.db fulfil-order:chk-00003
+      meshctl runs redrive workflows/orders --store sqlite:orders.db fulfil-order:chk-00003 --format json
     """
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
@@ -666,11 +792,18 @@ def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, 
               help="The summary printed at exit: a table or JSON.")
 def worker(path, store_url, name, exit_when_idle, reclaim_after, lease, batch, max_deliveries, journal_trace, seed,
            http, faults, max_hops, fmt) -> None:
-    """Work on the mesh at PATH from a Redis store, on the real clock, until stopped.
+    """Work on a mesh from a Redis store until stopped.
 
-    Start any number, on any hosts: they share the work. SIGTERM or Ctrl-C finishes the
-    entries in hand and stops (exit 0); a killed worker's entries are taken over by the
-    others after --reclaim-after. Prints what this worker did when it stops.
+    The mesh at PATH runs on the real clock. Start any number, on any hosts: they share the
+    work. SIGTERM or Ctrl-C finishes the entries in hand and stops (exit 0); a killed
+    worker's entries are taken over by the others after --reclaim-after. Prints what this
+    worker did when it stops.
+
+    \b
+    Examples:
+      meshctl worker workflows/arena --store redis://localhost:6379/0
+      meshctl worker workflows/arena --store 'redis://localhost:6379/0?prefix=arena' --name w1
+      meshctl worker workflows/arena --store redis://localhost:6379/0 --exit-when-idle
     """
     from engine.cluster.deployment import broker_store
     from engine.cluster.worker import Worker, WorkerOptions
@@ -695,7 +828,16 @@ def worker(path, store_url, name, exit_when_idle, reclaim_after, lease, batch, m
 @click.option("--store", "store_url", metavar="URL", required=True, help="The Redis store of a worker deployment.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def status(path, store_url, fmt) -> None:
-    """Backlog of every queue, dead letters, live workers and the counters of a deployment."""
+    """Show the backlog, dead letters and workers of a deployment.
+
+    Backlog of every queue, dead letters per queue, live workers and the counters of the
+    deployment of the mesh at PATH in --store.
+
+    \b
+    Examples:
+      meshctl status workflows/arena --store redis://localhost:6379/0
+      meshctl status workflows/arena --store redis://localhost:6379/0 --format json
+    """
     from engine.cluster.deployment import broker_store, status as deployment_status
 
     mesh = require_valid(path).mesh
@@ -734,12 +876,19 @@ def status(path, store_url, fmt) -> None:
               help="Larger batches are refused (413).")
 @click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Requests answered at once.")
 def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max_backlog, threads) -> None:
-    """Take CloudEvents over HTTP for the mesh at PATH and queue them in a Redis store for the workers.
+    """Take CloudEvents over HTTP into a deployment's Redis store.
 
-    POST /events takes binary, structured and batched CloudEvents; each is checked against
-    the mesh (nothing of a bad request is queued) and answered 202 once the store holds it.
-    GET /healthz says whether the store answers. SIGTERM or Ctrl-C stops (exit 0) after the
-    requests in hand. See docs/ingress.md.
+    Events for the mesh at PATH are queued in --store for the workers. POST /events takes
+    binary, structured and batched CloudEvents; each is checked against the mesh (nothing of
+    a bad request is queued) and answered 202 once the store holds it. GET /healthz says
+    whether the store answers. SIGTERM or Ctrl-C stops (exit 0) after the requests in hand.
+    See docs/ingress.md.
+
+    \b
+    Examples:
+      meshctl serve workflows/arena --store redis://localhost:6379/0
+      meshctl serve workflows/arena --store redis://localhost:6379/0 --host 0.0.0.0 --token s3cret
+      meshctl serve workflows/arena --store redis://localhost:6379/0 --port 0
     """
     from engine.cluster.deployment import broker_store
     from engine.cluster.ingress import Ingress
@@ -775,12 +924,19 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
 @click.option("--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, metavar="SECONDS",
               help="Wait this long for each answer of the ingress.")
 def publish(path, events, url, token, store_url, batch, timeout) -> None:
-    """Send the events of EVENTS (JSON Lines, or a YAML/JSON list) into the deployment of the mesh at PATH.
+    """Send a file of events into a deployment.
 
+    The events of EVENTS (JSON Lines, or a YAML/JSON list) go to the deployment of the mesh
+    at PATH, through a running ingress (--url) or straight into its Redis store (--store).
     Every event is checked against the mesh first, as the ingress checks it; one bad record
     and nothing is sent (exit 1, with its file:line:col). Events without an id get one from
     their content, so publishing the same file twice queues the same ids (the workers' dedup
     skips the repeats).
+
+    \b
+    Examples:
+      meshctl publish workflows/arena workflows/arena/events.jsonl --url http://127.0.0.1:8080 --token s3cret
+      meshctl publish workflows/arena workflows/arena/events.jsonl --store redis://localhost:6379/0
     """
     from engine.cluster.publish import Sender, checked_events, to_store
     from engine.eventcheck import Admission
@@ -812,9 +968,10 @@ def _complete_code(ctx, param, incomplete: str) -> list[str]:
 @click.argument("code", required=False, shell_complete=_complete_code)
 @click.option("--list", "listing", is_flag=True, help="List every code with its severity and meaning.")
 def explain(code: str | None, listing: bool) -> None:
-    """Explain the diagnostic CODE: what it means, an example that triggers it, how to fix it.
+    """Explain a diagnostic code: what it means and how to fix it.
 
-    CODE as printed in brackets (event-cycle), or with its severity (error[event-cycle]).
+    CODE as printed in brackets (event-cycle), or with its severity (error[event-cycle]):
+    what it means, an example that triggers it, how to fix it.
 
     \b
     Examples:
@@ -837,14 +994,16 @@ def explain(code: str | None, listing: bool) -> None:
 @click.option("--name", help="The mesh's name (default: from the directory's name).")
 @click.option("--force", is_flag=True, help="Overwrite files of the same names.")
 def init(directory: str, name: str | None, force: bool) -> None:
-    """Start a mesh in DIRECTORY (default: here): event types, services, a test and sample events.
+    """Start a new mesh in a directory.
 
-    It passes `meshctl validate`, `meshctl test` and `meshctl run --events` as written.
-    Existing files are not overwritten (exit 1) unless --force.
+    In DIRECTORY (default: here): event types, services, a test and sample events. It passes
+    `meshctl validate`, `meshctl test` and `meshctl run --events` as written. Existing files
+    are not overwritten (exit 1) unless --force.
 
     \b
     Examples:
       meshctl init hello && meshctl test hello
+      meshctl init hello --name greetings --force
     """
     from engine.scaffold import default_name, scaffold
 
@@ -859,14 +1018,17 @@ def init(directory: str, name: str | None, force: bool) -> None:
 @main.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
-    """Print the shell completion script for SHELL (commands, options, files, diagnostic codes).
+    """Print the shell completion script for SHELL.
+
+    It completes commands, options, files and diagnostic codes. Install it once, as below (for
+    zsh, with fpath+=(~/.zfunc) before compinit), or load it in the shell's startup file:
+    eval "$(meshctl completion bash)".
 
     \b
-    Install it once:
-      bash: meshctl completion bash > ~/.local/share/bash-completion/completions/meshctl
-      zsh:  meshctl completion zsh > ~/.zfunc/_meshctl   (with fpath+=(~/.zfunc) before compinit)
-      fish: meshctl completion fish > ~/.config/fish/completions/meshctl.fish
-    Or load it in the shell's startup file: eval "$(meshctl completion bash)".
+    Examples:
+      meshctl completion bash > ~/.local/share/bash-completion/completions/meshctl
+      meshctl completion zsh > ~/.zfunc/_meshctl
+      meshctl completion fish > ~/.config/fish/completions/meshctl.fish
     """
     from click.shell_completion import get_completion_class
 
@@ -877,7 +1039,15 @@ def completion(shell: str) -> None:
 @main.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
 def schema(output: str | None) -> None:
-    """Print the JSON Schema of meshctl YAML (for editors: yaml-language-server)."""
+    """Print the JSON Schema of meshctl YAML.
+
+    For editors: point yaml-language-server (or any JSON Schema aware editor) at it.
+
+    \b
+    Examples:
+      meshctl schema
+      meshctl schema -o meshctl.schema.json
+    """
     _write(schema_text(), output)
 
 

@@ -321,16 +321,21 @@ def _run_options(f):
 @click.option("--resume", is_flag=True, help="Continue the interrupted run kept in --store.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True,
               help="Inputs between durable commits (with --store sqlite:PATH).")
+@click.option("--strict-input", is_flag=True,
+              help="Exit 1 if an input record is refused (not an event, undeclared type, bad data); "
+                   "it is dead-lettered all the same.")
 @_run_options
-def run(path, events, dlq_path, store, resume, checkpoint_every, seed, http, faults, max_hops, trace_path,
-        output_path, fmt) -> None:
+def run(path, events, dlq_path, store, resume, checkpoint_every, strict_input, seed, http, faults, max_hops,
+        trace_path, output_path, fmt) -> None:
     """Run a mesh on a file of events, on a virtual clock.
 
     The mesh at PATH takes the events of --events FILE and runs to quiescence; a summary
     follows. Deterministic: the same mesh, input and --seed give the same trace, byte for
     byte. With --store sqlite:PATH a crash (even kill -9) loses nothing: run again with
-    --resume. Exit 0 when the run completes (dead letters included: see the summary), 1 if
-    the mesh is invalid.
+    --resume. Input records the mesh refuses (not an event, an undeclared type, data against
+    its schema) are dead-lettered, the first 10 shown on stderr with their file:line:col.
+    Exit 0 when the run completes (dead letters included: see the summary), 1 if the mesh is
+    invalid, or with --strict-input if an input record was refused.
 
     \b
     Examples:
@@ -339,17 +344,46 @@ def run(path, events, dlq_path, store, resume, checkpoint_every, seed, http, fau
       meshctl run workflows/arena --events workflows/arena/events.jsonl --fault service:score-service/score.recorded=2:TimeoutError
       meshctl run workflows/orders --events workflows/orders/events.jsonl --store sqlite:orders.db
       meshctl run workflows/orders --events workflows/orders/events.jsonl --store sqlite:orders.db --resume
+      meshctl run workflows/orders --events workflows/orders/events.jsonl --strict-input
     """
     started, read = time.perf_counter(), [0]
     events = _stdin_path(events, path)
     mesh = _valid_mesh(path).mesh
+    refused = RefusedInput()
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path, dlq_path, store,
-                         resume, checkpoint_every, log=lambda message: click.echo(f"meshctl run: {message}", err=True))
+                         resume, checkpoint_every, log=lambda message: click.echo(f"meshctl run: {message}", err=True),
+                         refused=refused, strict_input=strict_input)
     with _progress(events, read) as progress:
         summary, dead = run_mesh(mesh, events, options, progress)
+    refused.close()
+    if refused.count:
+        click.echo(f"meshctl run: {_count(refused.count, 'input record')} refused, dead-lettered "
+                   "(schema-invalid or undeliverable)", err=True)
     _print_summary(summary, fmt, dead)
     if fmt == "text":  # wall time on stderr: the summary on stdout stays the same from run to run
         _print_elapsed(time.perf_counter() - started, read[0])
+    if strict_input and refused.count:
+        sys.exit(1)
+
+
+class RefusedInput:
+    """Tells the input records refused at entry, for `run` (which dead-letters them) and
+    `publish` (which then sends nothing) alike: the first SHOWN on stderr, each with its
+    file:line:col, what is wrong and a did-you-mean where one helps; then how many more."""
+
+    SHOWN = 10
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, diagnostic) -> None:
+        self.count += 1
+        if self.count <= self.SHOWN:
+            click.echo(render_diagnostic(diagnostic, _style), err=True)
+
+    def close(self) -> None:
+        if self.count > self.SHOWN:
+            click.echo(f"... and {self.count - self.SHOWN:,} more ({self.count:,} in all)", err=True)
 
 
 @contextlib.contextmanager
@@ -929,7 +963,8 @@ def publish(path, events, url, token, store_url, batch, timeout) -> None:
     The events of EVENTS (JSON Lines, or a YAML/JSON list) go to the deployment of the mesh
     at PATH, through a running ingress (--url) or straight into its Redis store (--store).
     Every event is checked against the mesh first, as the ingress checks it; one bad record
-    and nothing is sent (exit 1, with its file:line:col). Events without an id get one from
+    and nothing is sent (exit 1; the first 10 problems are shown with their file:line:col,
+    as `run` shows the records it dead-letters, then how many more). Events without an id get one from
     their content, so publishing the same file twice queues the same ids (the workers' dedup
     skips the repeats).
 
@@ -943,7 +978,11 @@ def publish(path, events, url, token, store_url, batch, timeout) -> None:
 
     if (url is None) == (store_url is None):
         raise click.UsageError("give exactly one of --url (a running `meshctl serve`) and --store redis://...")
-    checked = checked_events(_stdin_path(events, path), Admission(_valid_mesh(path).mesh))
+    refused = RefusedInput()
+    try:
+        checked = checked_events(_stdin_path(events, path), Admission(_valid_mesh(path).mesh), refused)
+    finally:
+        refused.close()
     if url is not None:
         accepted = Sender(url, token, timeout).send(checked, batch)
         click.echo(f"published {_count(accepted, 'event')} to {url}")

@@ -21,6 +21,7 @@ from jsonschema.exceptions import best_match
 from . import eventtime
 from . import model as m
 from .datacheck import compile_check
+from .errors import Diagnostic, Location, Severity
 from .schema import data_validator
 
 SPECVERSION = "1.0"
@@ -126,13 +127,27 @@ class Admission:
     def _type_problems(self, event: dict) -> Iterator[Rejection]:
         et = self.mesh.event_types.get(event["type"])
         if et is None:
-            near = difflib.get_close_matches(event["type"], list(self.mesh.event_types), n=1)
-            yield Rejection("type", f"no event type {_shown(event['type'])} is declared in the mesh",
-                            f"did you mean {near[0]!r}?" if near else None)
+            yield unknown_type(self.mesh, event["type"])
         elif not et.external:
             yield Rejection("type", f"event type {_shown(event['type'])} is produced inside the mesh, "
                                     "not taken from outside",
                             "declare it `external: true` if outside systems publish it")
+
+
+def unknown_type(mesh: m.Mesh, type_: str) -> Rejection:
+    """An event of a type the mesh does not declare: refused at the edge, undeliverable inside."""
+    near = difflib.get_close_matches(type_, list(mesh.event_types), n=1)
+    return Rejection("type", f"no event type {_shown(type_)} is declared in the mesh",
+                     f"did you mean {near[0]!r}?" if near else None)
+
+
+def refused_input(loc: Location, problem: Any, severity: Severity = "error") -> Diagnostic:
+    """How an input record refused at entry is told, by `publish` (which then sends nothing) and
+    by `run` (which dead-letters it): where it is, what is wrong, and a hint where one helps.
+    *problem* is a :class:`Rejection`, or the BadInput of a record that is not an event at all."""
+    if isinstance(problem, Rejection):
+        return Diagnostic(loc, "rejected-event", str(problem), severity, hint=problem.hint)
+    return Diagnostic(problem.loc, "bad-event", problem.problem, severity)
 
 
 def envelope_problems(event: dict) -> Iterator[Rejection]:

@@ -13,7 +13,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from . import eventjson
 from .cluster.deployment import REPLAY, RUN_REDRIVE, is_deployment, queue_redrive, queue_tasks
@@ -21,7 +21,8 @@ from .errors import Diagnostic, LoadError, Location, UsageError, did_you_mean
 from .model import DEFAULT_RETENTION, Mesh, Retention
 from .runtime.clock import iso
 from .runtime.deadletter import DeadLetter
-from .runtime.events import read_events
+from .eventcheck import refused_input
+from .runtime.events import BadInput, read_events, read_located_events
 from .runtime.identity import identity
 from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
 from .runtime.trace import JournalSink, Trace
@@ -43,6 +44,8 @@ class RunOptions:
     resume: bool = False
     checkpoint_every: int = 1000  # inputs between durable commits
     log: Callable[[str], None] | None = None  # what the user should know of the run (the CLI: stderr)
+    refused: Callable[[Diagnostic], None] | None = None  # told of each input record dead-lettered at entry
+    strict_input: bool = False  # refused input records are errors (else warnings): the CLI exits 1
 
 
 def parse_fault(text: str, known: Iterable[str]) -> Fault:
@@ -118,7 +121,8 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
         start, finished = runtime.fed, runtime.finished
         if not runtime.finished:
             with _frozen_heap():
-                _feed(runtime, store if durable else None, itertools.islice(read_events(events_path), runtime.fed, None),
+                _feed(runtime, store if durable else None,
+                      itertools.islice(_inputs_of(events_path, runtime, options), runtime.fed, None),
                       options.checkpoint_every, progress)
     if options.resume and options.log:
         options.log(_resumed(options.store, snapshot, start, finished, runtime.fed))
@@ -128,6 +132,19 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
     if options.dlq_path:
         write_dead_letters(options.dlq_path, dead)
     return runtime.trace.summary(), dead
+
+
+def _inputs_of(path: str, runtime: Runtime, options: RunOptions) -> Iterator[dict | BadInput]:
+    """The input records of *path*; each the runtime refuses at entry (not an event, an undeclared
+    type, data against its schema) is told to ``options.refused`` with its place in the file."""
+    if options.refused is None:
+        yield from read_events(path)
+        return
+    where: list[Location] = [Location(path)]
+    severity = "error" if options.strict_input else "warning"
+    runtime.on_refused = lambda problem: options.refused(refused_input(where[0], problem, severity))
+    for where[0], item in read_located_events(path):
+        yield item
 
 
 def _resumed(store: str, snapshot: dict | None, start: int, finished: bool, fed: int) -> str:

@@ -105,7 +105,7 @@ def write_events(path: Path, events: list[dict]) -> Path:
 
 def ok(result) -> dict:
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # notes (refused inputs...) go to stderr
 
 
 def lines(path: Path) -> list[dict]:

@@ -110,7 +110,7 @@ def test_garbage_input_lines_are_dead_lettered(meshctl, tmp_path):
     events.write_text('{"type": "match.requested", "data": "x"}\nnot json\n[1, 2]\n{"type": "nope"}\n')
     dlq = tmp_path / "d.jsonl"
     result = meshctl("run", ARENA, "--events", events, "--dlq-out", dlq, "--format", "json")
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert result.exit_code == 0 and summary["events_in"] == 4
     reasons = sorted(json.loads(line)["reason"] for line in dlq.read_text().splitlines())
     assert reasons == ["schema-invalid", "schema-invalid", "schema-invalid", "undeliverable"]
@@ -124,7 +124,7 @@ def test_every_input_counted_has_its_ingest_record(meshctl, tmp_path):
     events, trace = tmp_path / "bad.jsonl", tmp_path / "t.jsonl"
     good = (ARENA / "events.jsonl").read_text().splitlines()[0]
     events.write_text(f'{good}\nnot json\n[1, 2]\n{{"type": "nope"}}\n{good}\n')
-    summary = json.loads(meshctl("run", ARENA, "--events", events, "--trace", trace, "--format", "json").output)
+    summary = json.loads(meshctl("run", ARENA, "--events", events, "--trace", trace, "--format", "json").stdout)
     ingests = [r for r in map(json.loads, trace.read_text().splitlines()) if r["kind"] == "ingest"]
     assert len(ingests) == summary["events_in"] == 5
     assert [r.get("rejected") for r in ingests] == [None, "schema-invalid", "schema-invalid", None, None]

@@ -13,7 +13,7 @@ NOT_CODES = {"dead-letters", "utf-8-sig"}  # kebab-case literals that are not di
 
 def test_every_diagnostic_code_is_documented():
     pipeline = ("source", "schema", "build", "loader", "analysis", "check", "feasibility",
-                "cluster/publish")  # the modules that make diagnostics
+                "cluster/publish", "eventcheck")  # the modules that make diagnostics
     source = "".join((REPO / "engine" / f"{name}.py").read_text() for name in pipeline)
     used = set(re.findall(r'"([a-z]+(?:-[a-z]+)+)"', source)) - NOT_CODES
     documented = set(re.findall(r"^\| `([a-z-]+)` \|", (REPO / "docs" / "validate.md").read_text(), re.M))

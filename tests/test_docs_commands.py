@@ -11,8 +11,9 @@ later uses of the same path follow. What the documented commands write (`orders.
 `orders.trace.jsonl`, ...) is left out of the copy: a reader who followed the docs in the
 checkout leaves those behind, and a store left there would make `run --store` refuse to start.
 
-A command must exit 0, unless its line (or the line right after it) carries a comment
-`# exits N`.
+In a block where commands carry a `$ ` prompt, the other lines are their output (which may
+start with `meshctl run: ...`). A command must exit 0, unless its line (or the line right
+after it) carries a comment `# exits N`.
 """
 from __future__ import annotations
 
@@ -86,8 +87,9 @@ def commands(page: Path) -> list[Command]:
     found = []
     name = page.relative_to(REPO).as_posix()
     for start, body in _blocks(page.read_text(encoding="utf-8")):
+        prompted = any(line.lstrip().startswith("$ ") for line in body)  # then other lines are output
         for offset, raw in enumerate(body):
-            segments = _segments(raw)
+            segments = _segments(raw) if raw.lstrip().startswith("$ ") or not prompted else []
             if not segments:
                 continue
             following = body[offset + 1].strip() if offset + 1 < len(body) else ""

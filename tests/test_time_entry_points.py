@@ -126,7 +126,7 @@ def test_run_dead_letters_exactly_the_refused_times_with_their_line(meshctl, tmp
             assert record["error"].startswith(f"{events}:{n + 1}:1: attribute 'time': ") and case.refusal in record["error"]
     delivered = {r["event"] for r in lines_of(trace) if r["kind"] == "deliver"}
     assert delivered == {case_id(n) for n, c in enumerate(TIME_CASES) if c.accepted}
-    assert json.loads(result.output)["events_in"] == len(TIME_CASES)
+    assert json.loads(result.stdout)["events_in"] == len(TIME_CASES)
 
 
 def test_a_null_time_is_an_absent_time_in_run_as_at_the_edge(meshctl, arena_admission, tmp_path):

@@ -1,8 +1,9 @@
 """Publishing an events file to a deployment (``meshctl publish``): checked whole, then sent.
 
 The whole file is read and checked first, with the ingress's own checks
-(:class:`~engine.eventcheck.Admission`); one bad record stops everything, with its
-``file:line:col``, before anything is sent. Records without an ``id`` get one from their
+(:class:`~engine.eventcheck.Admission`); one bad record stops everything before anything is
+sent, each problem told with its ``file:line:col`` as ``meshctl run`` tells the records it
+dead-letters (:func:`~engine.eventcheck.refused_input`). Records without an ``id`` get one from their
 content (:class:`~engine.runtime.events.ContentIds`), so publishing the same file twice
 queues the same ids and the workers' dedup makes the second time harmless — which is also
 what makes sending again after a failed batch safe.
@@ -24,8 +25,8 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import Request, urlopen
 
-from ..errors import Diagnostic, LoadError, Location, MeshError, UsageError
-from ..eventcheck import Admission
+from ..errors import Diagnostic, Location, MeshError, UsageError
+from ..eventcheck import Admission, refused_input
 from ..runtime.events import BadInput, ContentIds, read_located_events
 from .ingress import BATCH, EVENTS
 
@@ -36,6 +37,10 @@ class PublishError(MeshError):
     """The ingress refused events, or could not be reached (exit 1)."""
 
 
+class RefusedRecords(MeshError):
+    """Records of the file are bad or refused (each already told): nothing was sent (exit 1)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Checked:
     """The events of a file that passed every check, with where each was read."""
@@ -44,19 +49,19 @@ class Checked:
     locations: list[Location]
 
 
-def checked_events(path: str, admission: Admission) -> Checked:
-    """Every event of the file at *path*, or LoadError with every bad or refused record, located."""
-    events, locations, found = [], [], []
+def checked_events(path: str, admission: Admission, refused: Callable[[Diagnostic], None]) -> Checked:
+    """Every event of the file at *path*; each problem of a bad or refused record is told to
+    *refused*, located, and then RefusedRecords is raised."""
+    events, locations, bad = [], [], 0
     for loc, item in read_located_events(path, ContentIds()):
-        if isinstance(item, BadInput):
-            found.append(Diagnostic(item.loc, "bad-event", item.problem))
-            continue
-        for rejection in admission.rejections(item):
-            found.append(Diagnostic(loc, "rejected-event", str(rejection), hint=rejection.hint))
+        problems = [item] if isinstance(item, BadInput) else admission.rejections(item)
+        for problem in problems:
+            refused(refused_input(loc, problem))
+        bad += bool(problems)
         events.append(item)
         locations.append(loc)
-    if found:
-        raise LoadError(found)
+    if bad:
+        raise RefusedRecords(f"{bad} of the {len(events)} records of {path} are bad or refused: nothing was sent")
     return Checked(events, locations)
 
 

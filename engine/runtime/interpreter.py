@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 from .. import eventtime
 from .. import model as m
-from ..eventcheck import DataSchemas
+from ..eventcheck import DataSchemas, unknown_type
 from ..storage import MemoryStore, Store
 from ..templates import RenderError, compile_string, compile_value
 from . import retry as retry_delays
@@ -65,6 +65,7 @@ class Runtime:
         self.max_hops = max_hops
         self.trace = trace if trace is not None else Trace()
         self.on_emit = on_emit
+        self.on_refused: Callable[[Any], None] | None = None  # told of each input refused at entry (its problem)
         self.tools = Toolbox(mesh.root, http, logging=self.trace.recording, allow=mesh.allowed_modules)
         self.faults = {f.consumer: f for f in faults}
         self.consumers = build_consumers(mesh)
@@ -136,6 +137,8 @@ class Runtime:
             return
         self.fed += 1
         if isinstance(item, BadInput):
+            if self.on_refused is not None:
+                self.on_refused(item)
             # Counted in "events in", so recorded as an input too: a trace's figures are the summary's.
             self.trace.count("events_in")
             if self.trace.sink is not None:
@@ -245,13 +248,17 @@ class Runtime:
         type_ = event["type"]
         route = self._routes.get(type_)
         if route is None:
+            if producer == "ingress" and self.on_refused is not None:
+                self.on_refused(unknown_type(self.mesh, type_))
             self.dead_letter(MESH, event, "undeliverable", "UnknownEventType",
                              f"no event type {type_!r} is declared in the mesh", queue="dlq")
             return
         targets, has_schema = route
-        problem = self._schema_problem(event) if has_schema else None
+        problem = self.schemas.check(event) if has_schema else None
         if problem is not None:
-            self.dead_letter(MESH, event, "schema-invalid", "SchemaError", problem, queue="dlq")
+            if producer == "ingress" and self.on_refused is not None:
+                self.on_refused(problem)
+            self.dead_letter(MESH, event, "schema-invalid", "SchemaError", str(problem), queue="dlq")
             return
         self.route(event, producer, targets)
 

@@ -15,6 +15,7 @@ import pytest
 
 from engine.check import require_valid
 from engine.cluster.ingress import Ingress
+from engine.cluster.publish import RefusedRecords, checked_events
 from engine.eventcheck import Admission, Rejection
 from time_cases import ACCEPTED, REFUSED, TIME_CASES
 
@@ -88,6 +89,7 @@ def test_an_event_the_mesh_refuses_is_located_with_the_field(meshctl, ingress, t
         f"{events}:2:1: error[rejected-event]: data.mode: 'hardcore' is not one of ['ranked', 'casual']",
         f"{events}:4:1: error[rejected-event]: type: no event type 'match.requestd' is declared in the mesh",
         "  hint: did you mean 'match.requested'?",
+        f"meshctl: 2 of the 3 records of {events} are bad or refused: nothing was sent",
     ]
     assert broker.events == []
 
@@ -204,11 +206,16 @@ def test_publish_to_a_store_refuses_exactly_the_refused_times_then_queues_the_re
                                     for n, c in enumerate(TIME_CASES)], "every.jsonl")
     result = meshctl("publish", ARENA, every, "--store", redis_url)
     assert result.exit_code == 1
-    errors = [line for line in result.output.splitlines() if ": error[" in line]
+    shown = [line for line in result.output.splitlines() if ": error[" in line]
     refused_lines = [n + 1 for n, c in enumerate(TIME_CASES) if not c.accepted]
-    assert [int(line.split(":")[1]) for line in errors] == refused_lines
-    for line, case in zip(errors, REFUSED):
-        assert "time" in line and case.refusal in line, (case.label, line)
+    assert [int(line.split(":")[1]) for line in shown] == refused_lines[:10]  # the first 10, then a count
+    assert f"... and {len(refused_lines) - 10} more ({len(refused_lines)} in all)" in result.output
+    told = []  # every problem, as publish finds them
+    with pytest.raises(RefusedRecords):
+        checked_events(str(every), Admission(require_valid(str(ARENA)).mesh), told.append)
+    assert [d.loc.line for d in told] == refused_lines
+    for diagnostic, case in zip(told, REFUSED):
+        assert "time" in diagnostic.message and case.refusal in diagnostic.message, (case.label, diagnostic)
     assert queued(redis_url) == []  # one bad record and nothing is sent
     good = write_events(tmp_path, [json.dumps({**EVENT, "id": f"case-{n}", "time": c.value})
                                    for n, c in enumerate(ACCEPTED)], "good.jsonl")

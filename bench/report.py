@@ -216,6 +216,11 @@ the decode limit at 30,000 events, chain 42-45× → 61-91× moto.
   (~2.3 µs), adds its dedup pair to the filter and the `done` table (~3 µs) and shares a
   commit's fsync; `meshctl run` could journal the input line as read instead of encoding it
   again, which the bench (events given as dicts) would not show.
+- *Stream in memory* (target 3×) reads 2.89× in the 6 Dec stage 8 run. Stage 8 did not touch
+  that path (the window fold only gained an overflow guard, free until it fires): in four
+  interleaved `python -m bench stream` runs right after it, the code before stage 8 gave
+  2.81× and 3.28×, the code after 3.02× and 2.69× (bytewax itself moved 98k-122k ev/s). The
+  margin is thin; the window operator alone stays at ~11× bytewax.
 
 **Validate** (target < 3 s at 10,000; met, with little margin on a busy machine). In
 interleaved runs on the loaded machine the code before took 6.8–8.7 s at 10,000 and

@@ -31,11 +31,14 @@ varies between runs (wall time, rates, temporary paths, versions) is elided in t
 these markers; the comparison is never loosened for it. With `> FILE` only stderr is shown.
 A ```sh block shows commands only: its output is not compared.
 
-Skipping. A block that cannot run here (it needs Redis or a server, runs until stopped, or
-waits for a person) carries `<!-- not-run: REASON -->` on the line right above its fence:
-its commands are neither run nor compared. test_pages_are_well_formed rejects a marker
-without a reason or without a fence under it, a `$ meshctl` prompt outside a ```console
-block, output before the first prompt, and output under a line that cannot be checked.
+Markers, on the line right above a fence. `<!-- not-run: REASON -->`: the block cannot run
+here (it needs Redis or a server, runs until stopped, or waits for a person); its commands
+are neither run nor compared. `<!-- file: PATH -->` above a ```yaml (or other) block: the
+block is written to PATH in the page's copy before the page's next command runs, so a mesh
+shown in full on the page can be validated there. test_pages_are_well_formed rejects a
+marker without its text or without a fence under it, a `$ meshctl` prompt outside a
+```console block, output before the first prompt, and output under a line that cannot be
+checked.
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -59,7 +62,7 @@ SHELL_FENCES = {"sh", "console", "shell", "bash"}
 OUTPUT_OPTIONS = {"-o", "--output", "--trace", "--dlq-out", "--junit"}
 SKIP_WORDS = ("pip", "python3 -m venv", "python -m venv", ".venv/bin/python", "python -m pytest")
 EXITS = re.compile(r"#\s*exits\s+(\d+)")
-NOT_RUN = re.compile(r"^\s*<!--\s*not-run:(.*?)-->\s*$")
+MARKER = re.compile(r"^\s*<!--\s*(not-run|file):(.*?)-->\s*$")
 FENCE = re.compile(r"^\s*```\s*([\w-]*)")
 ELIDED_LINES, ELIDED_TEXT = {"...", "…"}, "[...]"
 ENV = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "CLICOLOR_FORCE": None}
@@ -72,7 +75,8 @@ class Block:
     line: int  # of the first line inside the fence
     lang: str
     body: tuple[str, ...]
-    not_run: str | None  # the reason given by a `<!-- not-run: ... -->` marker
+    marker: str | None  # `not-run` or `file`, from a `<!-- KIND: TEXT -->` line right above the fence
+    text: str  # the marker's reason or file name
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class Command:
     stdout_to: str | None  # `> FILE`
     stdin_from: str | None = None  # `< FILE`
     output: tuple[str, ...] | None = None  # what a ```console block shows; None: not compared
+    files: tuple[tuple[str, str], ...] = ()  # (path, text) of the file blocks to write first
 
 
 @dataclass
@@ -95,16 +100,17 @@ class Page:
 
 
 def _blocks(lines: list[str], problems: list[str], name: str):
-    """Every fenced code block, with the not-run marker right above it."""
+    """Every fenced code block, with the marker right above it."""
     i = 0
     while i < len(lines):
         fence = FENCE.match(lines[i])
         if not fence:
-            if NOT_RUN.match(lines[i]) and not (i + 1 < len(lines) and FENCE.match(lines[i + 1])):
-                problems.append(f"{name}:{i + 1}: a not-run marker must be right above a code fence")
+            if MARKER.match(lines[i]) and not (i + 1 < len(lines) and FENCE.match(lines[i + 1])):
+                problems.append(f"{name}:{i + 1}: a {MARKER.match(lines[i]).group(1)} marker must be right above "
+                                "a code fence")
             i += 1
             continue
-        marker = NOT_RUN.match(lines[i - 1]) if i else None
+        marker = MARKER.match(lines[i - 1]) if i else None
         lang, start, body = fence.group(1).lower(), i + 2, []
         indent = len(lines[i]) - len(lines[i].lstrip())  # a block inside a list item
         i += 1
@@ -112,9 +118,11 @@ def _blocks(lines: list[str], problems: list[str], name: str):
             body.append(lines[i][min(indent, len(lines[i]) - len(lines[i].lstrip())):])
             i += 1
         i += 1
-        if marker and not marker.group(1).strip():
-            problems.append(f"{name}:{start - 2}: say why the block is not run: <!-- not-run: REASON -->")
-        yield Block(start, lang, tuple(body), marker.group(1).strip() if marker else None)
+        kind, text = (marker.group(1), marker.group(2).strip()) if marker else (None, "")
+        if marker and not text:
+            problems.append(f"{name}:{start - 2}: the {kind} marker needs a text: <!-- not-run: REASON -->, "
+                            "<!-- file: PATH -->")
+        yield Block(start, lang, tuple(body), kind, text)
 
 
 def _segments(line: str) -> list[str]:
@@ -189,14 +197,24 @@ def parse(path: Path) -> Page:
 
 def parse_text(text: str, name: str) -> Page:
     """The commands of one page, what they must print, and what is wrong with the page itself."""
-    page = Page()
+    page, files = Page(), []
     for block in _blocks(text.splitlines(), page.problems, name):
         if block.lang != "console" and any(text.startswith("$ meshctl") for text in block.body):
             page.problems.append(f"{name}:{block.line}: a `$ meshctl` prompt in a ```{block.lang} block: make it "
                                  "```console, so its output is checked (or mark it not-run)")
-        if block.not_run is not None:
+        before = len(page.commands)
+        if block.marker == "file":
+            if Path(block.text).is_absolute() or ".." in Path(block.text).parts:
+                page.problems.append(f"{name}:{block.line - 2}: the file marker names {block.text}: give a path "
+                                     "relative to the repository, inside it")
+            elif block.lang in SHELL_FENCES:
+                page.problems.append(f"{name}:{block.line - 2}: a file marker on a ```{block.lang} block: it is "
+                                     "for the content of a file (```yaml, ```json)")
+            else:
+                files.append((block.text, "".join(f"{line}\n" for line in block.body)))
+        elif block.marker == "not-run":
             if block.lang in SHELL_FENCES:
-                page.skipped.append((block.line - 2, block.not_run))
+                page.skipped.append((block.line - 2, block.text))
             else:
                 page.problems.append(f"{name}:{block.line - 2}: a not-run marker on a ```{block.lang} block, "
                                      "which is never run")
@@ -205,6 +223,11 @@ def parse_text(text: str, name: str) -> Page:
             _console_block(name, block, page)
         elif block.lang in SHELL_FENCES:
             _shell_block(name, block, page)
+        if files and len(page.commands) > before:
+            page.commands[before] = replace(page.commands[before], files=tuple(files))
+            files = []
+    if files:
+        page.problems.append(f"{name}: no command after the file block of {files[0][0]}: it would never be used")
     return page
 
 
@@ -341,6 +364,11 @@ $ meshctl status mesh --store redis://h
 queue  backlog
 ```
 
+<!-- file: m/a.yaml -->
+```yaml
+a: 1
+```
+
 ```sh
 meshctl run mesh --events e.jsonl > out.txt
 # exits 2
@@ -355,8 +383,9 @@ def test_the_parser_reads_prompts_output_and_markers():
         (2, ("validate", "mesh"), 1, ("mesh: invalid",)),
         (4, ("explain", "x"), 0, ()),
         (9, ("validate", "-"), 0, ("<stdin>: valid",)),
-        (20, ("run", "mesh", "--events", "e.jsonl"), 2, None)]
+        (25, ("run", "mesh", "--events", "e.jsonl"), 2, None)]
     assert (page.commands[2].stdin_from, page.commands[3].stdout_to) == ("in.yaml", "out.txt")
+    assert [c.files for c in page.commands] == [(), (), (), (("m/a.yaml", "a: 1\n"),)]
 
 
 @pytest.mark.parametrize(("text", "problem"), [
@@ -365,7 +394,10 @@ def test_the_parser_reads_prompts_output_and_markers():
     ("```console\n$ cat x | meshctl validate -\nx: valid\n```\n", "p.md:2: `$ cat x | meshctl validate -` is not"),
     ("```console\n$ meshctl init a && meshctl test a\nok\n```\n", "p.md:2: `$ meshctl init a && meshctl test a`"),
     ("```console\n$ meshctl explain x | head -1\nx\n```\n", "p.md:2: the output of a pipe is not checked"),
-    ("<!-- not-run: -->\n```console\n$ meshctl x\n```\n", "p.md:1: say why the block is not run"),
+    ("<!-- not-run: -->\n```console\n$ meshctl x\n```\n", "p.md:1: the not-run marker needs a text"),
+    ("<!-- file: /tmp/m.yaml -->\n```yaml\na: 1\n```\n$ meshctl x\n", "p.md:1: the file marker names /tmp"),
+    ("<!-- file: m.yaml -->\n```sh\nmeshctl x\n```\n", "p.md:1: a file marker on a ```sh block"),
+    ("<!-- file: m.yaml -->\n```yaml\na: 1\n```\n", "p.md: no command after the file block of m.yaml"),
     ("<!-- not-run: server -->\n\n```console\n$ meshctl x\n```\n", "p.md:1: a not-run marker must be right above"),
     ("<!-- not-run: server -->\n```yaml\na: 1\n```\n", "p.md:1: a not-run marker on a ```yaml block"),
 ])
@@ -414,6 +446,9 @@ def _difference(expected: tuple[str, ...], printed: str) -> str:
 def test_documented_command(command: Command, copies, monkeypatch):
     root, mapped = copies(command.page)
     monkeypatch.chdir(root)
+    for path, text in command.files:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text, encoding="utf-8")
     args = _rewrite(command.args, root, mapped)
     stdin = Path(mapped.get(command.stdin_from, command.stdin_from)).read_bytes() if command.stdin_from else None
     result = CliRunner().invoke(main, args, input=stdin, env=ENV, prog_name="meshctl")

@@ -364,6 +364,7 @@ def _session(mesh: Mesh, store, options: RunOptions):
     store.commit(runtime.snapshot())
     _export(store, options, skip=before)
     runtime.session_summary = _difference(runtime.trace.summary(), counted)
+    runtime.session_summary["failed_runs"] = list(runtime.trace.session_failed_runs)
 
 
 def archived(store, query: ArchiveQuery) -> list[dict]:

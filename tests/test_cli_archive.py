@@ -48,6 +48,15 @@ def test_redrive_reruns_from_the_failed_step_with_new_event_ids(meshctl, stored,
     assert missing.exit_code == 2 and "no run 'fulfil-order:nope'" in missing.output
 
 
+def test_a_redrive_lists_the_runs_that_failed_again_in_it_and_only_those(meshctl, stored):
+    """The stored run had ten compensated runs; the session summary of a redrive names its own."""
+    out = summary(meshctl("runs", "redrive", ORDERS, "--store", stored, "fulfil-order:chk-00003", "--format", "json"))
+    assert out["summary"]["failed_runs"] == [{"id": "fulfil-order:chk-00003@/shop/checkout", "status": "compensated"}]
+    text = meshctl("runs", "redrive", ORDERS, "--store", stored, "fulfil-order:chk-00007").output
+    assert "failed runs:\n  fulfil-order:chk-00007@/shop/checkout  compensated\n" in text
+    assert "chk-00003" not in text.split("failed runs:")[1]
+
+
 def test_replay_a_time_range_once(meshctl, stored):
     args = ["replay", ORDERS, "--store", stored, "--since", "2024-06-11T09:14:00Z", "--until", "2024-06-11T09:16:00Z",
             "--match", '{"type": ["order.placed"]}', "--format", "json"]

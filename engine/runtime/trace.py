@@ -31,6 +31,7 @@ class Trace:
         self.counts: defaultdict[str, int] = defaultdict(int)  # not a Counter: `+= 1` on one costs 4x as much
         self.dead_by_reason: Counter[str] = Counter()
         self.failed_runs: list[dict] = []  # the first FAILED_RUNS_KEPT runs that ended failed or compensated
+        self.session_failed_runs: list[dict] = []  # the same for this process alone (a replay's own), never restored
         self._seq = 0
 
     @property
@@ -54,6 +55,8 @@ class Trace:
         """Keep the id of a run that ended failed or compensated (the first few: the count says the rest)."""
         if len(self.failed_runs) < FAILED_RUNS_KEPT:
             self.failed_runs.append({"id": run_id, "status": status})
+        if len(self.session_failed_runs) < FAILED_RUNS_KEPT:
+            self.session_failed_runs.append({"id": run_id, "status": status})
 
     def snapshot(self) -> dict:
         return {"seq": self._seq, "counts": dict(self.counts), "dead_by_reason": dict(self.dead_by_reason),

@@ -34,9 +34,12 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "EventJSONError", "line_text", "loads", "not_utf8", "problem"]
+__all__ = ["MAX_DEPTH", "WRITTEN_DEPTH", "EventJSONError", "line_text", "loads", "not_utf8", "problem"]
 
 MAX_DEPTH = 64
+#: records the engine wrote itself (dead letters, traces) hold events of a run, which templates can
+#: nest deeper than input may be (their copies stop near 490 levels)
+WRITTEN_DEPTH = 512
 
 # A JSON string (closed or running to the end of the text: never rescanned) or one bracket.
 _TOKEN = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?|[\[\]{}]', re.S)

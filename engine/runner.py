@@ -295,14 +295,13 @@ def write_dead_letters(path: str, records: list[DeadLetter]) -> None:
             fh.write(json.dumps(record.as_dict(), default=str) + "\n")
 
 
-DEAD_LETTER_DEPTH = 512  # deeper than templates can nest data (their copies stop near 490 levels)
 
 
 def read_dead_letters(path: str) -> list[DeadLetter]:
     """Dead letters from a JSON Lines file written by ``--dlq-out``; bad lines are located errors.
 
     Lines are read by the rule of event input (:mod:`engine.eventjson`), but may nest
-    :data:`DEAD_LETTER_DEPTH` levels: a record holds events of the run, which may be deeper than
+    :data:`~engine.eventjson.WRITTEN_DEPTH` levels: a record holds events of the run, which may be deeper than
     its inputs (a template can nest an event's data in the next one's, hop after hop).
     """
     records, problems = [], []
@@ -312,7 +311,7 @@ def read_dead_letters(path: str) -> list[DeadLetter]:
                 if not raw.strip():
                     continue
                 try:
-                    records.append(DeadLetter.from_file(eventjson.loads(eventjson.line_text(raw), DEAD_LETTER_DEPTH)))
+                    records.append(DeadLetter.from_file(eventjson.loads(eventjson.line_text(raw), eventjson.WRITTEN_DEPTH)))
                 except eventjson.EventJSONError as exc:
                     problems.append(Diagnostic(Location(path, number, exc.col or 1), "bad-dead-letter",
                                                f"not a dead-letter record: {exc.message}"))

@@ -23,12 +23,11 @@ figures of the subtitle are the run summary's (:func:`trace_counts`).
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .. import eventtime
+from .. import eventjson, eventtime
 from ..errors import Diagnostic, LoadError, Location
 from .base import render_template
 
@@ -141,8 +140,8 @@ def load_trace(path: str) -> list[dict]:
 
     Every line that is not a JSON object with a string ``kind`` is reported, each at
     ``file:line:1`` with code ``bad-trace``, in one :class:`LoadError`. The JSON is strict, as
-    the runtime writes it: no ``NaN``/``Infinity``, no number beyond a float's range, and no
-    nesting Python's decoder cannot follow.
+    the runtime writes it, by the rule of :mod:`engine.eventjson` for what the engine wrote: no
+    ``NaN``/``Infinity``, no number beyond a float's range, at most ``WRITTEN_DEPTH`` levels deep.
     """
     try:
         with open(path, "rb") as fh:
@@ -161,15 +160,12 @@ def load_trace(path: str) -> list[dict]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
-        except json.JSONDecodeError as exc:
-            problems.append(_bad_line(path, number, f"not JSON: {exc.msg} (column {exc.colno})"))
-            continue
-        except ValueError as exc:  # a number the hooks below refuse
-            problems.append(_bad_line(path, number, f"not a trace record: {exc}"))
-            continue
-        except RecursionError:
-            problems.append(_bad_line(path, number, "not a trace record: nested too deeply"))
+            record = eventjson.loads(line, eventjson.WRITTEN_DEPTH)
+        except eventjson.EventJSONError as exc:
+            if not exc.message.startswith("not JSON"):  # decoded, but with numbers or depth a trace never has
+                problems.append(_bad_line(path, number, f"not a trace record: {exc.message}"))
+            else:
+                problems.append(_bad_line(path, number, f"{exc.message} (column {exc.col})"))
             continue
         if not isinstance(record, dict):
             problems.append(_bad_line(path, number, f"a trace record is a JSON object, not {type(record).__name__}"))
@@ -180,23 +176,6 @@ def load_trace(path: str) -> list[dict]:
     if problems:
         raise LoadError(problems)
     return records
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {short(text, 24)} is out of range")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    if len(text) > 310:  # a float's range: beyond it Python cannot even print the integer past 4,300 digits
-        raise ValueError(f"integer of {len(text)} digits is out of range")
-    return int(text)
 
 
 def _bad_line(path: str, number: int, message: str) -> Diagnostic:

@@ -42,7 +42,7 @@ from engine import eventjson
 from engine.check import require_valid
 from engine.cluster.ingress import BATCH, STRUCTURED, Ingress
 from engine.eventcheck import Admission
-from engine.runner import DEAD_LETTER_DEPTH
+from engine.eventjson import WRITTEN_DEPTH as DEAD_LETTER_DEPTH
 
 REPO = Path(__file__).resolve().parent.parent.parent
 MESH = """\

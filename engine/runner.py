@@ -6,7 +6,6 @@ input file, and returns what the CLI prints.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import gc
 import itertools
 import json
@@ -465,9 +464,9 @@ def find_run(store_url: str, given: str, store=None) -> dict:
     if before is not None:
         message += (f"; runs that ended before {iso(before)} have aged out of the store "
                     "(`retention.runs` of the Mesh document)")
-    close = difflib.get_close_matches(given, known, n=1)
-    if close:
-        message += f"; did you mean {close[0]!r}?"
+    hint = did_you_mean(given, known)
+    if hint:
+        message += f"; {hint}"
     elif known:
         message += f"; runs: {', '.join(known[:20])}"
     raise UsageError(message)

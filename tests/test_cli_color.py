@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from ping_mesh import PING_MESH as PASSING
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,20 +22,6 @@ apiVersion: meshctl/v1
 kind: EventType
 metadata: {name: ping}
 spec: {externel: true}
-"""
-PASSING = """\
-apiVersion: meshctl/v1
-kind: EventType
-metadata: {name: ping}
-spec: {external: true}
----
-apiVersion: meshctl/v1
-kind: Service
-metadata: {name: ponger}
-spec:
-  subscriptions:
-    - on: ping
-      do: {log: "got {{ event.id }}"}
 """
 
 

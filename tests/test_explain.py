@@ -16,6 +16,7 @@ import pytest
 from engine.check import check_mesh
 from engine.explanations import explanations, markdown_table
 from engine.testing import run_tests
+from ping_mesh import PING_MESH
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINE = REPO / "engine"
@@ -132,20 +133,6 @@ def test_every_entry_is_complete():
 
 MESH_EXAMPLES = [e for e in explanations().values() if e.example_kind == "mesh"]
 TEST_EXAMPLES = [e for e in explanations().values() if e.example_kind == "test"]
-PING_MESH = """\
-apiVersion: meshctl/v1
-kind: EventType
-metadata: {name: ping}
-spec: {external: true}
----
-apiVersion: meshctl/v1
-kind: Service
-metadata: {name: ponger}
-spec:
-  subscriptions:
-    - on: ping
-      do: {log: "got {{ event.id }}"}
-"""
 
 
 @pytest.mark.parametrize("entry", MESH_EXAMPLES, ids=lambda e: e.code)

@@ -5,20 +5,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-MESH = """\
-apiVersion: meshctl/v1
-kind: EventType
-metadata: {name: ping}
-spec: {external: true}
----
-apiVersion: meshctl/v1
-kind: Service
-metadata: {name: ponger}
-spec:
-  subscriptions:
-    - on: ping
-      do: {log: "got {{ event.id }}"}
-"""
+from ping_mesh import PING_MESH as MESH
+
 TESTS = """\
 tests:
   - name: one ping in

@@ -19,18 +19,43 @@ import time
 
 import click
 
-from engine import eventtime
-from engine.analysis import cycle_edges
-from engine.check import STDIN, CheckResult, check_mesh, check_mesh_text, require_valid, valid_or_raise
-from engine.errors import MeshError, did_you_mean, printable, printable_lines
-from engine.render import RENDERERS, flow_view, load_trace, orchestration_view, render as render_view
-from engine.render import render_trace, trace_view
-from engine.runner import (ArchiveQuery, DeadLetters, RunOptions, faults_for, find_run, list_runs, redrive_run,
-                           replay_archive, replay_dead_letters, run_mesh)
-from engine.runtime.deadletter import REASONS
-from engine.schema import schema_text
-from engine.source import DEFAULT_LIMITS
-from engine.terminal import Sources, render as render_diagnostic
+from engine.analysis.rules import cycle_edges
+from engine.analysis.validate import (
+    STDIN,
+    CheckResult,
+    check_mesh,
+    check_mesh_text,
+    require_valid,
+    valid_or_raise,
+)
+from engine.commands.runs import (
+    ArchiveQuery,
+    DeadLetters,
+    RunOptions,
+    faults_for,
+    find_run,
+    list_runs,
+    redrive_run,
+    replay_archive,
+    replay_dead_letters,
+    run_mesh,
+)
+from engine.commands.terminal import Sources
+from engine.commands.terminal import render as render_diagnostic
+from engine.core import eventtime
+from engine.core.deadletter import REASONS
+from engine.core.errors import MeshError, did_you_mean, printable, printable_lines
+from engine.language.schema import schema_text
+from engine.language.source import DEFAULT_LIMITS
+from engine.render import (
+    RENDERERS,
+    flow_view,
+    load_trace,
+    orchestration_view,
+    render_trace,
+    trace_view,
+)
+from engine.render import render as render_view
 
 EXIT_INTERNAL = 70
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, as a shell reports a program the signal stopped
@@ -184,7 +209,7 @@ def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> Non
     if fmt == "json":
         click.echo(json.dumps(_json_report(results, strict), indent=2))
     elif fmt == "sarif":
-        from engine.sarif import sarif_log
+        from engine.commands.sarif import sarif_log
 
         log = sarif_log([d for r in results for d in r.diagnostics], importlib.metadata.version("meshctl"))
         click.echo(json.dumps(log, indent=2))
@@ -636,11 +661,11 @@ def test_command(path: str, select: str | None, fmt: str, junit_path: str | None
       meshctl test workflows --format json
       meshctl test workflows --junit test-results.xml
     """
-    from engine.testing import run_tests
+    from engine.commands.meshtest import run_tests
 
     report = run_tests(path, select)
     if junit_path is not None or fmt == "junit":
-        from engine.junit import junit_xml
+        from engine.commands.junit import junit_xml
 
         xml = junit_xml(report)
         if junit_path is not None:
@@ -667,8 +692,8 @@ def _time(ctx, param, value):
 def _pattern(ctx, param, value):
     if value is None:
         return None
-    from engine.eventjson import line_text, loads
-    from engine.patterns import PatternError, compile_pattern
+    from engine.core.eventjson import line_text, loads
+    from engine.language.patterns import PatternError, compile_pattern
 
     try:  # by the rule of event input, which the pattern is matched against; argv bytes as they were given
         pattern = loads(line_text(value.encode("utf-8", "surrogateescape")))
@@ -872,7 +897,8 @@ def status(path, store_url, fmt) -> None:
       meshctl status workflows/arena --store redis://localhost:6379/0
       meshctl status workflows/arena --store redis://localhost:6379/0 --format json
     """
-    from engine.cluster.deployment import broker_store, status as deployment_status
+    from engine.cluster.deployment import broker_store
+    from engine.cluster.deployment import status as deployment_status
 
     mesh = require_valid(path).mesh
     report = deployment_status(broker_store(store_url, "status"), sorted(mesh.streams))
@@ -927,7 +953,7 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
     from engine.cluster.deployment import broker_store
     from engine.cluster.ingress import Ingress
     from engine.cluster.server import IngressServer, require_token
-    from engine.eventcheck import Admission
+    from engine.language.admission import Admission
 
     require_token(host, token, insecure)
     server = IngressServer(host, port, threads, max_body)
@@ -974,7 +1000,7 @@ def publish(path, events, url, token, store_url, batch, timeout) -> None:
       meshctl publish workflows/arena workflows/arena/events.jsonl --store redis://localhost:6379/0
     """
     from engine.cluster.publish import Sender, checked_events, to_store
-    from engine.eventcheck import Admission
+    from engine.language.admission import Admission
 
     if (url is None) == (store_url is None):
         raise click.UsageError("give exactly one of --url (a running `meshctl serve`) and --store redis://...")
@@ -998,7 +1024,7 @@ def publish(path, events, url, token, store_url, batch, timeout) -> None:
 
 
 def _complete_code(ctx, param, incomplete: str) -> list[str]:
-    from engine.explanations import explanations
+    from engine.commands.explanations import explanations
 
     return [code for code in explanations() if code.startswith(incomplete)]
 
@@ -1017,7 +1043,8 @@ def explain(code: str | None, listing: bool) -> None:
       meshctl explain event-cycle
       meshctl explain --list
     """
-    from engine.explanations import explain as explanation, explanations
+    from engine.commands.explanations import explain as explanation
+    from engine.commands.explanations import explanations
 
     if listing:
         for entry in explanations().values():
@@ -1044,7 +1071,7 @@ def init(directory: str, name: str | None, force: bool) -> None:
       meshctl init hello && meshctl test hello
       meshctl init hello --name greetings --force
     """
-    from engine.scaffold import default_name, scaffold
+    from engine.commands.scaffold import default_name, scaffold
 
     written = scaffold(directory, name or default_name(directory), force)
     for path in written:

@@ -9,7 +9,7 @@ result also feeds the ``leaderboard`` stream, whose one-minute windows are emitt
 delivered to subscriptions and emits — the whole interpreter path, including JSON decoding
 of the input and validation of every event against its ``EventType`` schema.
 
-meshctl is timed in-process through :func:`engine.runner.run_mesh` (the engine side of
+meshctl is timed in-process through :func:`engine.commands.runs.run_mesh` (the engine side of
 ``meshctl run``: interpreter start-up, YAML loading and validation excluded), in memory and
 with ``--store sqlite:PATH``; the limit is ``json.dumps(json.loads(line))`` over the same
 lines. The CLI's wall time (a fresh ``python -m cli run`` process, start-up and validation
@@ -76,14 +76,14 @@ def decode_limit(path: str) -> int:
 
 
 def run_inprocess(mesh, path: str, store: str | None = None) -> dict:
-    from engine.runner import RunOptions, run_mesh
+    from engine.commands.runs import RunOptions, run_mesh
 
     summary, _ = run_mesh(mesh, path, RunOptions(store=store))
     return summary
 
 
 def rows(quick: bool = False) -> list[Row]:
-    from engine.check import require_valid
+    from engine.analysis.validate import require_valid
 
     n = 20_000 if quick else 100_000
     mesh = require_valid(ARENA).mesh

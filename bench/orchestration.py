@@ -142,7 +142,7 @@ def moto(asl: dict, executions: int) -> tuple[float | None, str, int]:
 
 
 def rows(quick: bool = False) -> list[Row]:
-    from engine.check import check_mesh
+    from engine.analysis.validate import check_mesh
 
     shape = shapes()
     out = []

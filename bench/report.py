@@ -46,7 +46,7 @@ METHOD = """\
    "time/event growth" is (time per event at N = 10,000) / (time per event at N = 10); we
    read the target "≪ N" as at most a tenth of N's growth, ≤ 100×. These rows time the index
    alone; the rows "meshctl run, N routes" time the same routing inside a real run:
-   `engine.runner.run_mesh` (the engine side of `meshctl run`, in memory) on a generated mesh
+   `engine.commands.runs.run_mesh` (the engine side of `meshctl run`, in memory) on a generated mesh
    of N routes on one event type (`bench/many_routes.py`), each matching one value of
    `data.sensor`, transforming the event and delivering it to a service's subscription, with
    5,000 inputs whose sensors go through the N values (each input is taken by exactly one
@@ -66,13 +66,13 @@ METHOD = """\
    `meshctl run --store sqlite:PATH` without `--trace`), by `WindowOperator` alone, by bytewax 0.21.1
    (`TestingSource` in batches of 1,000, `count_window`, `EventClock`, `TumblingWindower`, one
    worker) and by a dict count; every window set must be identical (same digest).
-4. **e2e** (`bench/e2e.py`): `engine.runner.run_mesh` (what `meshctl run` calls) on
+4. **e2e** (`bench/e2e.py`): `engine.commands.runs.run_mesh` (what `meshctl run` calls) on
    `workflows/arena` with 100,000 generated input events in a JSON Lines file (a third
    `match.requested`, two thirds `match.finished`: route + transform + subscriptions + Python
    handler + stream + emits, every event schema-checked), in memory and with
    `--store sqlite:PATH`, against `json.dumps(json.loads(line))` over the same file. The
    CLI's wall time (start-up and validation included) is measured once.
-5. **validate** (`bench/validate.py`): `engine.check.check_mesh` on generated meshes of
+5. **validate** (`bench/validate.py`): `engine.analysis.validate.check_mesh` on generated meshes of
    1,000 and 10,000 routes + subscriptions (N/10 event types with schemas, patterns,
    templates, 2 % of elements closing cycles, half of them declared bounded).
 6. **memory** (`bench/memory.py`): peak RSS (`ru_maxrss` of the child) of
@@ -107,7 +107,7 @@ Profiles taken with cProfile on this machine (shares of the profiled time; cProf
 small Python calls, so read them as proportions).
 
 **Done since the first run** (each in its own commit; the first run, on the same machine,
-measured validate 9.3 s at 10,000, e2e 6.6k ev/s in memory, memory growth 4.4×): event data checked by a schema compiled to plain Python (`engine/datacheck.py`, 30×
+measured validate 9.3 s at 10,000, e2e 6.6k ev/s in memory, memory growth 4.4×): event data checked by a schema compiled to plain Python (`engine/language/datacheck.py`, 30×
 faster than jsonschema; jsonschema only explains failures); `{{ data.x.y }}` templates read
 the event directly; `log` templates not rendered when nothing records the trace; the memory
 store's dedup records expire after an hour of clock time (memory growth 4.4× → 1.0×); a

@@ -15,7 +15,7 @@ moto is optional: if ``moto`` is importable its EventBridge matcher is timed too
 uses it (``matches_event``: a JSON round trip and a flattening of the event per rule) and its
 core (the event flattened once per event, then ``_does_event_match`` per rule).
 ``python -m bench routing`` runs the same measurement inside the whole suite (:func:`rows`),
-followed by the same routing inside a real run (:func:`run_rows`): ``engine.runner.run_mesh``
+followed by the same routing inside a real run (:func:`run_rows`): ``engine.commands.runs.run_mesh``
 (the engine side of ``meshctl run``) on a generated mesh of N routes on one event type, each
 event taken by exactly one of them (``bench/many_routes.py``).
 """
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.patterns import PatternIndex, compile_pattern
+from engine.language.patterns import PatternIndex, compile_pattern
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOAD = REPO.parent / "shared" / "bench" / "workload_routes.py"
@@ -240,8 +240,8 @@ def _feed_timer(marks: list[float]) -> Callable:
 
 def run_once(n: int, events: int, folder: str) -> dict[str, Any]:
     """``run_mesh`` on a mesh of ``n`` routes and ``events`` inputs: seconds per event, the summary."""
-    from engine.check import require_valid
-    from engine.runner import RunOptions, run_mesh
+    from engine.analysis.validate import require_valid
+    from engine.commands.runs import RunOptions, run_mesh
 
     from .many_routes import write_events, write_mesh
 

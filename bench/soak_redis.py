@@ -118,7 +118,7 @@ def pending(store) -> int:
 
 def latencies(emitted: list[dict], published: dict[str, float]) -> list[float]:
     """Seconds from an input's publication to each event emitted because of it."""
-    from engine.eventtime import parse_or_none
+    from engine.core.eventtime import parse_or_none
 
     out = []
     for event in emitted:

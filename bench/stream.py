@@ -10,7 +10,7 @@ compared as a set of (key, window start, count) — digest in the check column:
   sink, as ``meshctl run`` without ``--trace``; windows collected from the emitted events;
 * **meshctl, Runtime on SQLite**: the same with a :class:`SqliteStore` and a checkpoint commit
   every 1,000 inputs, as ``meshctl run --store sqlite:PATH`` does without ``--trace`` (the
-  input and emitted journals are kept, trace records are not: ``engine.runner.run_mesh``);
+  input and emitted journals are kept, trace records are not: ``engine.commands.runs.run_mesh``);
 * **WindowOperator**: ``engine/runtime/windows.py`` alone (no routing, no delivery);
 * **bytewax 0.21.1**: ``TestingSource`` (batches of 1,000) → ``count_window`` with an
   ``EventClock`` (no wait; its system clock pinned so that only event time moves the
@@ -82,7 +82,7 @@ def _epoch(text: str) -> int:
 
 
 def load_mesh(folder: str):
-    from engine.check import check_mesh
+    from engine.analysis.validate import check_mesh
 
     Path(folder, "stream.yaml").write_text(MESH)
     checked = check_mesh(folder)
@@ -102,7 +102,7 @@ def run_memory(mesh, events: list[dict]) -> set:
 
 def run_sqlite(mesh, events: list[dict], path: str, every: int = 1000) -> set:
     """As ``meshctl run --store sqlite:PATH`` without ``--trace`` feeds a durable run
-    (engine.runner.run_mesh: no trace journal, a commit every 1,000 inputs)."""
+    (engine.commands.runs.run_mesh: no trace journal, a commit every 1,000 inputs)."""
     from engine.runtime.interpreter import Runtime
     from engine.runtime.trace import Trace
     from engine.storage import open_store

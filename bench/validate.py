@@ -1,4 +1,4 @@
-"""Validation: ``engine.check.check_mesh`` (all of ``meshctl validate``) on generated meshes.
+"""Validation: ``engine.analysis.validate.check_mesh`` (all of ``meshctl validate``) on generated meshes.
 
 A mesh of size N has N/2 routes and N/2 subscriptions (in N/20 services of 10), over N/10
 event types with a small JSON Schema each, written as YAML files of at most 250 documents.
@@ -105,7 +105,7 @@ def reemit_rows(quick: bool = False) -> list[Row]:
 
 
 def rows(quick: bool = False) -> list[Row]:
-    from engine.check import check_mesh
+    from engine.analysis.validate import check_mesh
 
     times, outcome = {}, {}
     for n in (1000, 10000):

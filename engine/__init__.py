@@ -7,11 +7,11 @@ Public API (everything else is internal)::
     build_flow_graph(mesh) -> nx.DiGraph     the event-flow graph
     analyse(mesh, graph) -> [Diagnostic]     static checks
 """
-from .analysis import analyse
-from .check import CheckResult, check_mesh
-from .errors import Diagnostic, LoadError, Location, MeshError, UsageError
-from .graph import build_flow_graph
-from .loader import load_mesh
+from .analysis.graph import build_flow_graph
+from .analysis.rules import analyse
+from .analysis.validate import CheckResult, check_mesh
+from .core.errors import Diagnostic, LoadError, Location, MeshError, UsageError
+from .language.loader import load_mesh
 
 __all__ = [
     "CheckResult", "Diagnostic", "LoadError", "Location", "MeshError", "UsageError",

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from engine.analysis import field_verdict
-from engine.check import check_mesh
+from engine.analysis.rules import field_verdict
+from engine.analysis.validate import check_mesh
 
 
 def _mesh(n_types: int, edges: dict[int, list[int]], bounded: set[int] = frozenset()) -> str:
@@ -209,7 +209,7 @@ def test_when_filters_prune_like_match(meshctl, write, tmp_path, filter_, loops)
     ("data.k ==", {"k": "x"}, None),          # a syntax error is reported elsewhere
 ])
 def test_condition_verdicts(when, data, verdict):
-    from engine.conditions import condition
+    from engine.language.conditions import condition
     unknown = object()
     assert condition(when).decide(data, unknown)[0] is verdict
     assert condition(when).decide({key: unknown for key in data}, unknown)[0] is None
@@ -285,9 +285,9 @@ SHAPES = {  # (pattern, emit data): how producers and consumers of the one event
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_split_graph_is_linear_in_producers_and_consumers(tmp_path, shape):
-    from engine.feasibility import feasible_flow
-    from engine.graph import build_flow_graph
-    from engine.loader import load_mesh
+    from engine.analysis.feasibility import feasible_flow
+    from engine.analysis.graph import build_flow_graph
+    from engine.language.loader import load_mesh
 
     n = 300
     path = tmp_path / "mesh.yaml"
@@ -304,7 +304,7 @@ def test_split_graph_is_linear_in_producers_and_consumers(tmp_path, shape):
 # --- what the analysis prints (class 8) ------------------------------------------------------
 
 def test_a_single_ring_bigger_than_the_listing_limit_is_not_truncated(tmp_path):
-    from engine.analysis import MAX_LISTED_TANGLE
+    from engine.analysis.rules import MAX_LISTED_TANGLE
     n = MAX_LISTED_TANGLE // 2 + 10  # 2n hops: past the limit; and one cycle only
     path = tmp_path / "ring.yaml"
     path.write_text(_mesh(n, {i: [(i + 1) % n] for i in range(n)}))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from engine.schema import dsl_schema
+from engine.language.schema import dsl_schema
 
 VALID = """
 apiVersion: meshctl/v1

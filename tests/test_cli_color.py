@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from ping_mesh import PING_MESH as PASSING
 
 from cli import main
-from ping_mesh import PING_MESH as PASSING
 
 REPO = Path(__file__).resolve().parent.parent
 

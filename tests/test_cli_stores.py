@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.cluster.deployment import is_deployment
-from engine.runtime.deadletter import DeadLetter
+from engine.core.deadletter import DeadLetter
 from engine.storage import open_store
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""engine.datacheck: compiled schema checks agree with jsonschema's Draft202012Validator.is_valid."""
+"""engine.language.datacheck: compiled schema checks agree with jsonschema's Draft202012Validator.is_valid."""
 from __future__ import annotations
 
 import copy
@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from engine.datacheck import compile_check
-from engine.loader import load_mesh
-from engine.model import thaw
+from engine.language.datacheck import compile_check
+from engine.language.loader import load_mesh
+from engine.language.model import thaw
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted(p for p in (REPO / "workflows").iterdir() if (p / "events.jsonl").exists())
@@ -370,8 +370,8 @@ def test_local_references_and_recursion_agree_with_jsonschema():
 
 def test_the_dsl_schema_compiles_and_agrees_on_every_example_document():
     """`validate` checks documents with the compiled DSL schema first (jsonschema explains failures)."""
-    from engine.schema import _kind_validator, kinds
-    from engine.source import load_documents
+    from engine.language.schema import _kind_validator, kinds
+    from engine.language.source import load_documents
 
     compiled = {kind: (compile_check(_kind_validator(kind).schema), _kind_validator(kind)) for kind in kinds()}
     assert all(check is not None for check, _ in compiled.values())
@@ -476,7 +476,7 @@ def test_data_schemas_give_jsonschemas_verdicts_and_messages_on_the_examples():
     """DataSchemas.check (compiled checks, jsonschema for the message) against jsonschema alone."""
     from jsonschema.exceptions import best_match
 
-    from engine.eventcheck import DataSchemas, Rejection
+    from engine.language.admission import DataSchemas, Rejection
 
     tried = Counter()
     for workflow in WORKFLOWS:

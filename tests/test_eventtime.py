@@ -1,4 +1,4 @@
-"""engine.eventtime: the one parser and the one formatter of event times.
+"""engine.core.eventtime: the one parser and the one formatter of event times.
 
 The same table of cases is checked at every entry point in tests/test_time_entry_points.py.
 """
@@ -11,10 +11,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from engine import eventtime
-from engine.eventtime import FIRST, LAST, EventTimeError
 from time_cases import ACCEPTED, REFUSED, T0, TIME_CASES
+
+from engine.core import eventtime
+from engine.core.eventtime import FIRST, LAST, EventTimeError
 
 FIRST_US, LAST_US = -62135596800 * 10**6, 253402300800 * 10**6 - 1
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

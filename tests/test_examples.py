@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.check import check_mesh
+from engine.analysis.validate import check_mesh
 
 EXAMPLES = sorted(p for p in (Path(__file__).resolve().parent.parent / "workflows").iterdir() if p.is_dir())
 

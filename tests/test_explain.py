@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 
 import pytest
-
-from engine.check import check_mesh
-from engine.explanations import explanations, markdown_table
-from engine.testing import run_tests
 from ping_mesh import PING_MESH
+
+from engine.analysis.validate import check_mesh
+from engine.commands.explanations import explanations, markdown_table
+from engine.commands.meshtest import run_tests
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINE = REPO / "engine"
@@ -112,7 +112,7 @@ def test_docs_validate_code_table_is_generated_from_the_explanations():
     page = (REPO / "docs" / "validate.md").read_text(encoding="utf-8")
     table = re.search(r"^## Diagnostic codes\n.*?\n(\| code \|.*?\n)(?:\n|\Z)", page, re.S | re.M)
     assert table is not None
-    assert table.group(1) == markdown_table(), "regenerate it: python -m engine.explanations"
+    assert table.group(1) == markdown_table(), "regenerate it: python -m engine.commands.explanations"
 
 
 def test_every_test_file_code_is_in_the_table_of_docs_testing():

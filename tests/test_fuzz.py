@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.check import check_mesh
-from engine.source import load_documents
+from engine.analysis.validate import check_mesh
+from engine.language.source import load_documents
 
 # Pieces of YAML and of our DSL, so random text often gets deep into the parser and schema.
 TOKENS = [

@@ -13,10 +13,22 @@ import random
 from pathlib import Path
 
 import pytest
+from identity_mesh import (
+    BILLING,
+    CONSUMERS,
+    EU,
+    REPEAT,
+    SHIP,
+    US,
+    lines,
+    ok,
+    placed,
+    write_events,
+    write_mesh,
+)
 
 from bench.orders import order
-from engine.runtime.identity import identity, run_id
-from identity_mesh import BILLING, CONSUMERS, EU, REPEAT, SHIP, US, lines, ok, placed, write_events, write_mesh
+from engine.core.identity import identity, run_id
 
 REPO = Path(__file__).resolve().parent.parent
 ORDERS = REPO / "workflows" / "orders"

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from engine.scaffold import FILES, default_name
+from engine.commands.scaffold import FILES, default_name
 
 WRITTEN = list(FILES)
 

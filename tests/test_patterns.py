@@ -1,11 +1,11 @@
-"""engine.patterns: EventBridge event-pattern semantics, one operator at a time, and errors."""
+"""engine.language.patterns: EventBridge event-pattern semantics, one operator at a time, and errors."""
 from __future__ import annotations
 
 import pytest
 
-from engine.errors import MeshError
-from engine.model import freeze
-from engine.patterns import PatternError, compile_pattern
+from engine.core.errors import MeshError
+from engine.language.model import freeze
+from engine.language.patterns import PatternError, compile_pattern
 
 
 def matches(pattern, event) -> bool:

@@ -1,4 +1,4 @@
-"""engine.patterns.PatternIndex: same answers as a scan of compiled patterns, without the scan."""
+"""engine.language.patterns.PatternIndex: same answers as a scan of compiled patterns, without the scan."""
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.model import freeze
-from engine.patterns import CompiledPattern, PatternError, PatternIndex, compile_pattern
+from engine.language.model import freeze
+from engine.language.patterns import (
+    CompiledPattern,
+    PatternError,
+    PatternIndex,
+    compile_pattern,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOAD = REPO.parent / "shared" / "bench" / "workload_routes.py"

@@ -13,8 +13,8 @@ import os
 import pytest
 from jsonschema import Draft7Validator
 
-from engine.sarif import sarif_log
-from engine.errors import Diagnostic, Location, Note
+from engine.commands.sarif import sarif_log
+from engine.core.errors import Diagnostic, Location, Note
 
 MESSAGE = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}}
 LOCATION = {"type": "object", "required": ["physicalLocation"], "properties": {

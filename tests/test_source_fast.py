@@ -12,11 +12,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from yaml.resolver import BaseResolver
 
-from engine import source
-from engine.source import DEFAULT_LIMITS, Limits, load_documents
+from engine.language import source
+from engine.language.source import DEFAULT_LIMITS, Limits, load_documents
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = sorted(p for p in ROOT.glob("**/*.y*ml") if ".venv" not in p.parts and p.suffix in (".yaml", ".yml"))

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from engine.scaffold import FILES
+from engine.commands.scaffold import FILES
 
 REPO = Path(__file__).resolve().parent.parent
 MESH = "---\n".join(FILES[name] for name in ("mesh.yaml", "event-types.yaml", "services.yaml")).replace("@NAME@", "s")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import templates
-from engine.templates import referenced_fields, syntax_error
+from engine.language import templates
+from engine.language.templates import referenced_fields, syntax_error
 
 PIECES = ["{{ ", "{{", " }}", "}}", "{", "}", "{%", "%}", "{#", "#}", ".", " ", "\t", "\n", "-", "|", "[0]",
           "data", "id", "x", "a_b", "event", "input", "true", "none", "not", "if", "loop", "_", "9", "é", "'", "text"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.templates import compile_string, syntax_error
-from engine.errors import Location
-from engine.model import TemplateString
+from engine.core.errors import Location
+from engine.language.model import TemplateString
+from engine.language.templates import compile_string, syntax_error
 
 MESH = """
 apiVersion: meshctl/v1

@@ -10,10 +10,10 @@ import re
 
 import pytest
 
-from engine import templates
-from engine.errors import Location
-from engine.model import TemplateString
-from engine.templates import RenderError, compile_string
+from engine.core.errors import Location
+from engine.language import templates
+from engine.language.model import TemplateString
+from engine.language.templates import RenderError, compile_string
 
 TEMPLATES = ["{{ data.x }}", "{{ data.x | default(1) }}", "{{ data.x|default('none') }}",
              "{{ data.x | default(none) }}", "{{ data.items | default(-2.5) }}", "{{ data.x.y | default(true) }}"]
@@ -72,8 +72,8 @@ def render_or_error(render, ctx):
 
 def test_a_mapping_of_templates_renders_as_its_templates_one_by_one():
     """compile_value reads the shortcuts of a mapping inline: the same values and errors, in key order."""
-    from engine.model import TemplateValue
-    from engine.templates import compile_value
+    from engine.language.model import TemplateValue
+    from engine.language.templates import compile_value
 
     texts = TEMPLATES + ["{{ data.x | upper }}", "plain", "{{ data.x }} and {{ data.items }}", "{{ vars.x }}",
                          "{{ data }}", "{{ data.x.y }}"]

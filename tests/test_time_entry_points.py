@@ -1,5 +1,5 @@
 """The one rule of event time at every entry point: each case of tests/time_cases.py gets the
-verdict of engine.eventtime at the edge check, in `run`'s input files (memory and SQLite), in a
+verdict of engine.core.eventtime at the edge check, in `run`'s input files (memory and SQLite), in a
 stream's time field and in `render --trace` (`publish --store` and the `serve` ingress: in
 tests/cluster). Then instants the runtime derives past year 9999: never an internal error (exit 70).
 """
@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
-
-from engine import eventtime
-from engine.check import require_valid
-from engine.eventcheck import Admission
 from time_cases import TIME_CASES
+
+from engine.analysis.validate import require_valid
+from engine.core import eventtime
+from engine.language.admission import Admission
 
 REPO = Path(__file__).resolve().parent.parent
 ARENA = REPO / "workflows" / "arena"

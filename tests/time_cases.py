@@ -1,6 +1,6 @@
 """One table of event times, for every entry point that reads one (tests/test_time_entry_points.py).
 
-Each case is a value for an event's ``time`` and the verdict of engine.eventtime's rule:
+Each case is a value for an event's ``time`` and the verdict of engine.core.eventtime's rule:
 the instant it stands for (epoch seconds), or a piece of the message that refuses it.
 """
 from __future__ import annotations

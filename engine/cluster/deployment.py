@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from ..errors import UsageError
-from ..runtime.deadletter import DeadLetter
+from ..core.deadletter import DeadLetter
+from ..core.errors import UsageError
 from ..runtime.trace import SUMMARY_KEYS
 from ..storage import open_store
 from ..storage.redisstore import RedisStore

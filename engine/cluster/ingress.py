@@ -6,7 +6,7 @@ with an environ. Two routes:
 - ``POST /events``: one CloudEvent in binary mode (``ce-*`` headers, the body is ``data``) or
   structured mode (``application/cloudevents+json``), or a batch
   (``application/cloudevents-batch+json``, a JSON array), as the CloudEvents HTTP binding 1.0
-  defines them. Every event passes :class:`~engine.eventcheck.Admission` or nothing of the
+  defines them. Every event passes :class:`~engine.language.admission.Admission` or nothing of the
   request is queued (400, each problem with its event's index). The answer, 202 with the
   input queue's entry ids, is sent only once ``store.ingest`` has returned: an event
   acknowledged is an event the store holds.
@@ -28,9 +28,9 @@ from http import HTTPStatus
 from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import unquote
 
-from .. import eventjson
-from ..eventcheck import Admission, Rejection
-from ..eventjson import MAX_DEPTH
+from ..core import eventjson
+from ..core.eventjson import MAX_DEPTH
+from ..language.admission import Admission, Rejection
 from ..storage.base import StorageError
 
 EVENTS, HEALTH = "/events", "/healthz"
@@ -178,7 +178,7 @@ def media_type(content_type: str) -> tuple[str, dict[str, str]]:
 
 
 def parse_json(body: bytes, what: str, max_depth: int = MAX_DEPTH) -> Any:
-    """The body as JSON by the rule of every event input (:mod:`engine.eventjson`), or a 400 saying why not."""
+    """The body as JSON by the rule of every event input (:mod:`engine.core.eventjson`), or a 400 saying why not."""
     try:
         return eventjson.loads(eventjson.line_text(body), max_depth)
     except eventjson.EventJSONError as exc:

@@ -1,9 +1,9 @@
 """Publishing an events file to a deployment (``meshctl publish``): checked whole, then sent.
 
 The whole file is read and checked first, with the ingress's own checks
-(:class:`~engine.eventcheck.Admission`); one bad record stops everything before anything is
+(:class:`~engine.language.admission.Admission`); one bad record stops everything before anything is
 sent, each problem told with its ``file:line:col`` as ``meshctl run`` tells the records it
-dead-letters (:func:`~engine.eventcheck.refused_input`). Records without an ``id`` get one from their
+dead-letters (:func:`~engine.language.admission.refused_input`). Records without an ``id`` get one from their
 content (:class:`~engine.runtime.events.ContentIds`), so publishing the same file twice
 queues the same ids and the workers' dedup makes the second time harmless — which is also
 what makes sending again after a failed batch safe.
@@ -25,8 +25,8 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import Request, urlopen
 
-from ..errors import Diagnostic, Location, MeshError, UsageError
-from ..eventcheck import Admission, refused_input
+from ..core.errors import Diagnostic, Location, MeshError, UsageError
+from ..language.admission import Admission, refused_input
 from ..runtime.events import BadInput, ContentIds, read_located_events
 from .ingress import BATCH, EVENTS
 

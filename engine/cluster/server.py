@@ -17,7 +17,7 @@ import socket
 import threading
 from typing import Callable
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 DEFAULT_HOST, DEFAULT_PORT, DEFAULT_THREADS = "127.0.0.1", 8080, 4
 

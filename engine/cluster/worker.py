@@ -24,13 +24,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .. import eventjson, eventtime
-from .. import model as m
-from ..runner import reinject
+from ..commands.runs import reinject
+from ..core import eventjson, eventtime
+from ..core.deadletter import DeadLetter
+from ..core.identity import identity
+from ..language import model as m
 from ..runtime.clock import SystemClock
-from ..runtime.deadletter import DeadLetter
 from ..runtime.events import REQUIRED, as_input
-from ..runtime.identity import identity
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, MESH, Fault, Runtime
 from ..runtime.retry import NO_RETRY
 from ..runtime.trace import JournalSink, Trace

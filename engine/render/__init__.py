@@ -10,7 +10,7 @@ Build a view, then render it::
 """
 from __future__ import annotations
 
-from ..errors import MeshError
+from ..core.errors import MeshError
 from .base import Renderer
 from .dot import DotRenderer
 from .html import HtmlRenderer

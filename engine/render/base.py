@@ -2,7 +2,7 @@
 
 The templates under ``templates/`` are meshctl's own, not user text, so a plain jinja2
 ``Environment`` is right here (user templates go through the sandbox in
-:mod:`engine.templates`). Autoescaping is on exactly for the XML formats; the text formats
+:mod:`engine.language.templates`). Autoescaping is on exactly for the XML formats; the text formats
 escape labels with their own filters, because HTML escaping would be wrong for them.
 """
 from __future__ import annotations

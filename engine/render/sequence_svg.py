@@ -27,7 +27,15 @@ from markupsafe import Markup
 from .base import render_template
 from .style import NODE_STYLE
 from .svg import FONT, _shape, text_width
-from .trace import COMPRESS_AFTER, DETAILS_SEP, PAGE_ITEMS, PAGE_ROWS, TONES, TraceItem, TraceView
+from .trace import (
+    COMPRESS_AFTER,
+    DETAILS_SEP,
+    PAGE_ITEMS,
+    PAGE_ROWS,
+    TONES,
+    TraceItem,
+    TraceView,
+)
 from .view import ViewNode
 
 LABEL = 10.5            # message and note text size

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .. import model as m
+from ..language import model as m
 
 
 def retry_summary(spec: m.DeliverySpec | None) -> str:

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .. import model as m
-from ..errors import Diagnostic, Location
+from ..core.errors import Diagnostic, Location
+from ..language import model as m
 from .summary import actions_summary, retry_summary, window_summary
 
 

@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .. import eventjson, eventtime
-from ..errors import Diagnostic, LoadError, Location
+from ..core import eventjson, eventtime
+from ..core.errors import Diagnostic, LoadError, Location
 from .base import render_template
 
 #: Items drawn at most in SVG and Mermaid; later ones are only counted in a note. The HTML
@@ -140,7 +140,7 @@ def load_trace(path: str) -> list[dict]:
 
     Every line that is not a JSON object with a string ``kind`` is reported, each at
     ``file:line:1`` with code ``bad-trace``, in one :class:`LoadError`. The JSON is strict, as
-    the runtime writes it, by the rule of :mod:`engine.eventjson` for what the engine wrote: no
+    the runtime writes it, by the rule of :mod:`engine.core.eventjson` for what the engine wrote: no
     ``NaN``/``Infinity``, no number beyond a float's range, at most ``WRITTEN_DEPTH`` levels deep.
     """
     try:

@@ -13,10 +13,16 @@ import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from .. import model as m
-from ..errors import Diagnostic, UsageError
+from ..core.errors import Diagnostic, UsageError
+from ..language import model as m
 from .summary import actions_summary, fmt_seconds, retry_summary, window_summary
-from .tables import Table, diagnostics_table, location, mesh_tables, orchestration_tables
+from .tables import (
+    Table,
+    diagnostics_table,
+    location,
+    mesh_tables,
+    orchestration_tables,
+)
 
 if TYPE_CHECKING:
     import networkx as nx

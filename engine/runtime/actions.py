@@ -16,10 +16,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .. import model as m
-from ..handlers import allowed_by, local_module
-from ..templates import RenderError, compile_string, compile_value
-from .identity import identity
+from ..core.identity import identity
+from ..language import model as m
+from ..language.handlers import allowed_by, local_module
+from ..language.templates import RenderError, compile_string, compile_value
 
 
 class ActionFailed(Exception):
@@ -121,7 +121,7 @@ class Toolbox:
         self.root = os.path.abspath(root)
         self.http = http
         self.logging = logging  # False when nothing records the trace: `log` templates are not even rendered
-        self.allow = allow  # modules outside the mesh directory that handlers may use (engine.handlers)
+        self.allow = allow  # modules outside the mesh directory that handlers may use (engine.language.handlers)
         self._modules: dict[str, types.ModuleType] = {}
 
     def function(self, ref: str) -> Callable:

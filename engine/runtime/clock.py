@@ -3,16 +3,17 @@
 ``VirtualClock`` (the default for ``run`` and ``test``) only moves when the scheduler moves
 it, so a 30-minute backoff takes no time and runs are reproducible. ``SystemClock`` is the
 real clock for long-running workers. Instants are float epoch seconds; their text form
-(RFC 3339) is :mod:`engine.eventtime`'s.
+(RFC 3339) is :mod:`engine.core.eventtime`'s.
 """
 from __future__ import annotations
 
 import time
 from typing import Protocol
 
-# The text of an instant is engine.eventtime's; the clock's old names for it stay importable
-# (the one formatter and parser, not copies). New code imports engine.eventtime.
-from ..eventtime import format as iso, parse_or_none as parse_time  # noqa: F401
+# The text of an instant is engine.core.eventtime's; the clock's old names for it stay importable
+# (the one formatter and parser, not copies). New code imports engine.core.eventtime.
+from ..core.eventtime import format as iso  # noqa: F401
+from ..core.eventtime import parse_or_none as parse_time
 
 
 class Clock(Protocol):

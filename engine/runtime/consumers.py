@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import model as m
-from ..patterns import CompiledPattern, compile_pattern
-from ..templates import compile_condition
+from ..language import model as m
+from ..language.patterns import CompiledPattern, compile_pattern
+from ..language.templates import compile_condition
 from .retry import DEFAULT_RETRY, NO_RETRY
 
 DEFAULT_QUEUE = "dlq"

@@ -18,10 +18,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from .. import eventjson, eventtime
-from ..errors import Location
-from ..source import Limits, load_documents, read_text
-from .identity import identity
+from ..core import eventjson, eventtime
+from ..core.errors import Location
+from ..core.identity import identity
+from ..language.source import Limits, load_documents, read_text
 
 SPECVERSION = "1.0"
 REQUIRED = ("id", "source", "type")
@@ -125,7 +125,7 @@ def normalise(raw: Any, loc: Location, index: int, make_id: IdMaker = position_i
 
     ``specversion`` defaults to 1.0, ``source`` to ``meshctl/input``, ``id`` to a stable id made
     by *make_id* (the file position by default); ``type`` is required. ``time``, when present
-    and not null, must be an event time by :mod:`engine.eventtime`'s rule.
+    and not null, must be an event time by :mod:`engine.core.eventtime`'s rule.
     """
     if not isinstance(raw, dict):
         return BadInput(loc, "an event must be a JSON object", raw)
@@ -149,7 +149,7 @@ def normalise(raw: Any, loc: Location, index: int, make_id: IdMaker = position_i
 
 def parsed(raw: Any, loc: Location, index: int, make_id: IdMaker = position_id) -> dict | BadInput:
     """:func:`normalise` for a record parsed from YAML, held first to the rule of JSON input
-    (:func:`engine.eventjson.problem`: depth, finite numbers), which YAML does not enforce."""
+    (:func:`engine.core.eventjson.problem`: depth, finite numbers), which YAML does not enforce."""
     problem = eventjson.problem(raw)
     if problem is not None:
         return BadInput(loc, problem, None)
@@ -190,7 +190,7 @@ def read_located_events(path: str, make_id: IdMaker = position_id) -> Iterator[t
 def _read_lines(path: str, make_id: IdMaker) -> Iterator[tuple[int, dict | BadInput]]:
     """(line number, event) for each non-blank line of a JSON Lines file; a problem is a BadInput.
 
-    Each line is decoded on its own (:mod:`engine.eventjson`): a line that is not UTF-8, not
+    Each line is decoded on its own (:mod:`engine.core.eventjson`): a line that is not UTF-8, not
     JSON, too deep or with a non-finite number is one BadInput, and the lines around it are read
     as usual. A byte order mark is skipped at the start of the file only. A decoded line is the
     reader's own dict: a complete envelope is used as it is, without the copy :func:`normalise`

@@ -3,7 +3,7 @@
 One engine for every clock. Delivery to each consumer is at-least-once with its effect
 once: a (event identity, consumer) pair that took effect is recorded in the store and a
 redelivery of it is skipped. An event's identity is its source and id together
-(:func:`~engine.runtime.identity.identity`): the id alone is only unique per source. Each
+(:func:`~engine.core.identity.identity`): the id alone is only unique per source. Each
 attempt runs synchronously at its scheduled time, takes ``elapsed`` (virtual) seconds, and
 its effects — emitted events, direct deliveries, dead letters — are committed when it
 completes. Every input ends delivered, filtered, unconsumed (counted) or dead-lettered;
@@ -15,18 +15,25 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
-from .. import eventtime
-from .. import model as m
-from ..eventcheck import DataSchemas, unknown_type
+from ..core import eventtime
+from ..core.deadletter import DeadLetter
+from ..core.identity import identity
+from ..language import model as m
+from ..language.admission import DataSchemas, unknown_type
+from ..language.templates import RenderError, compile_string, compile_value
 from ..storage import MemoryStore, Store
-from ..templates import RenderError, compile_string, compile_value
 from . import retry as retry_delays
-from .actions import ActionFailed, Attempt, Toolbox, compile_actions, error_data, run_actions
+from .actions import (
+    ActionFailed,
+    Attempt,
+    Toolbox,
+    compile_actions,
+    error_data,
+    run_actions,
+)
 from .clock import Clock, VirtualClock, iso, parse_time
 from .consumers import Consumer, build_consumers
-from .deadletter import DeadLetter
 from .events import BadInput, as_input, chain, derive
-from .identity import identity
 from .ordering import Resequencer
 from .ratelimit import Buckets
 from .router import Targets, by_service, by_type

@@ -8,7 +8,7 @@ retries fails the run: no new step starts, steps in flight finish, then the comp
 are compensated one by one in reverse completion order (saga), and `on_failure` runs.
 
 Run state is a JSON-serialisable dict kept in the store under ``run:<run id>``; a run id is
-``<orchestration>:<event id>@<event source>`` (:func:`~engine.runtime.identity.run_id`), one run
+``<orchestration>:<event id>@<event source>`` (:func:`~engine.core.identity.run_id`), one run
 per triggering event, events being told apart by source and id.
 """
 from __future__ import annotations
@@ -17,12 +17,13 @@ import heapq
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from .. import model as m
-from ..templates import RenderError, compile_condition, compile_string
+from ..core.identity import identity
+from ..core.identity import run_id as name_run
+from ..language import model as m
+from ..language.templates import RenderError, compile_condition, compile_string
 from . import retry as retry_delays
 from .actions import ActionFailed, Attempt, compile_actions, run_actions
 from .consumers import resolve_policy
-from .identity import identity, run_id as name_run
 from .retry import NO_RETRY
 
 if TYPE_CHECKING:

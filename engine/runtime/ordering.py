@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Callable
 
-from .. import model as m
+from ..language import model as m
 
 if TYPE_CHECKING:
     from .consumers import Consumer

@@ -7,7 +7,7 @@ becomes available, so a burst is spread out evenly instead of retried in a herd.
 """
 from __future__ import annotations
 
-from ..model import RateLimit
+from ..language.model import RateLimit
 
 
 class Buckets:

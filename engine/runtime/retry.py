@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import random
 
-from ..errors import Location
-from ..model import MAX_DURATION, RetrySpec
+from ..core.errors import Location
+from ..language.model import MAX_DURATION, RetrySpec
 
 DEFAULT_RETRY = RetrySpec(loc=Location("<default>"), max_attempts=3, backoff="exponential", initial=1.0,
                           multiplier=2.0, max_delay=300.0, jitter="full")

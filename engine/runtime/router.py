@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..patterns import PatternIndex
+from ..language.patterns import PatternIndex
 from .consumers import Consumer
 
 SCAN_UPTO = 2  # patterns tested one by one up to this many: the index's fixed cost is higher

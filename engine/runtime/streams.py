@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Callable
 
-from .. import eventtime
-from .. import model as m
-from ..templates import compile_value
+from ..core import eventtime
+from ..language import model as m
+from ..language.templates import compile_value
 from .actions import Attempt
 from .events import derive
 

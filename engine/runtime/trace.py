@@ -5,7 +5,7 @@ import json
 from collections import Counter, defaultdict
 from typing import IO, Any
 
-from .. import eventtime
+from ..core import eventtime
 
 SUMMARY_KEYS = ("events_in", "matched", "delivered", "filtered", "emitted", "retries", "dead_lettered",
                 "duplicates", "unconsumed", "runs_started", "runs_completed", "runs_failed", "runs_compensated",

@@ -1,4 +1,4 @@
-"""Keyed, event-time windows for one :class:`~engine.model.Stream`: a pure, deterministic operator.
+"""Keyed, event-time windows for one :class:`~engine.language.model.Stream`: a pure, deterministic operator.
 
 :class:`WindowOperator` takes CloudEvents dicts one at a time and returns what they caused:
 closed windows with their aggregates, late events and invalid events, as :class:`Output`
@@ -10,7 +10,7 @@ Semantics, precisely:
 
 * **Field paths** (``key``, ``time``, aggregate fields) are dotted paths through nested
   mappings (``data.player``). A path that hits something other than a mapping is missing.
-* **Event time** is read by :mod:`engine.eventtime`'s rule: an RFC 3339 date-time with ``Z``
+* **Event time** is read by :mod:`engine.core.eventtime`'s rule: an RFC 3339 date-time with ``Z``
   or a ``±HH:MM`` offset, kept to the microsecond, a leap second as the last microsecond of
   its day, years 0001-9999; or a number of epoch seconds (not a bool) in the same range.
   Window bounds beyond that range (a window ending after 9999) are written clamped to it.
@@ -53,7 +53,8 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Callable, Mapping
 
-from .. import eventtime, model
+from ..core import eventtime
+from ..language import model
 
 __all__ = ["Output", "WindowOperator", "window_data"]
 
@@ -374,7 +375,7 @@ class _Session:
 class WindowOperator:
     """Windowed aggregation of one stream; see the module docstring for the exact semantics.
 
-    >>> from engine.errors import Location
+    >>> from engine.core.errors import Location
     >>> loc = Location("t.yaml", 1, 1)
     >>> stream = model.Stream("s", loc, (), model.Window("tumbling", loc, size=10),
     ...                       (model.Aggregate("n", "count", None, loc),), model.Ref("out", loc))

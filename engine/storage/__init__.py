@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from ..errors import UsageError
-from ..model import DEFAULT_RETENTION, Retention
-from .base import Store, StorageError, StoreFenced
+from ..core.errors import UsageError
+from ..language.model import DEFAULT_RETENTION, Retention
+from .base import StorageError, Store, StoreFenced
 from .memory import MemoryStore
 from .sqlite import SqliteStore, sqlite_path
 

@@ -2,9 +2,9 @@
 
 What a run must remember lives here: journals (``input``, ``emitted``, ``trace``), dedup
 records per (event key, consumer) — the key is the event's identity, its source and id
-(:func:`~engine.runtime.identity.identity`), an opaque string to the store — dead letters, and
+(:func:`~engine.core.identity.identity`), an opaque string to the store — dead letters, and
 state under string keys (orchestration runs ``run:<id>``) as JSON-serialisable values. A store
-keeps what grows with the input only for the mesh's :class:`~engine.model.Retention`: finished
+keeps what grows with the input only for the mesh's :class:`~engine.language.model.Retention`: finished
 runs, the archive journals and dedup records age out, so memory (and a durable store's disk)
 is bounded by the work in flight and the retention, not by the length of the input. Writes
 since the last :meth:`Store.commit`
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
 
-from ..errors import MeshError
-from ..runtime.deadletter import DeadLetter
+from ..core.deadletter import DeadLetter
+from ..core.errors import MeshError
 
 
 class StorageError(MeshError):

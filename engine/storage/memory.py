@@ -13,8 +13,8 @@ import math
 from collections import deque
 from typing import Any, Iterable, Iterator
 
-from ..model import Retention
-from ..runtime.deadletter import DeadLetter
+from ..core.deadletter import DeadLetter
+from ..language.model import Retention
 
 DEDUP_WINDOW = 3600.0  # the default of `retention.dedup` in memory
 

@@ -23,8 +23,8 @@ import json
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from ..errors import UsageError
-from ..runtime.deadletter import DeadLetter
+from ..core.deadletter import DeadLetter
+from ..core.errors import UsageError
 from .base import StorageError
 
 DEFAULT_PREFIX = "meshctl"

@@ -32,8 +32,8 @@ from collections import defaultdict
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Iterable, Iterator
 
-from ..model import DEFAULT_RETENTION, Retention
-from ..runtime.deadletter import DeadLetter
+from ..core.deadletter import DeadLetter
+from ..language.model import DEFAULT_RETENTION, Retention
 from .base import StorageError, StoreFenced
 
 MIGRATIONS = [

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from browser_support import launch, require_browser
 
 HERE = Path(__file__).resolve().parent

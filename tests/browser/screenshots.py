@@ -15,9 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from browser_support import browser_problem, launch
+from click.testing import CliRunner
 from test_flow_pages import PAGES, REPO, render_page
 
 ORDERS = REPO / "workflows" / "orders"

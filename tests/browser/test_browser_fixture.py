@@ -1,9 +1,8 @@
 """The browser fixtures themselves: window size, local pages, and the CI rule for a missing browser."""
 from __future__ import annotations
 
-import pytest
-
 import browser_support
+import pytest
 
 
 def test_open_page_loads_html_text_at_the_window_size(open_page):

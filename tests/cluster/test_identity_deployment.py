@@ -11,9 +11,19 @@ import json
 from pathlib import Path
 
 import pytest
+from identity_mesh import (
+    BILLING,
+    CONSUMERS,
+    EU,
+    REPEAT,
+    SHIP,
+    US,
+    placed,
+    write_events,
+    write_mesh,
+)
 
 from engine.storage import open_store
-from identity_mesh import BILLING, CONSUMERS, EU, REPEAT, SHIP, US, placed, write_events, write_mesh
 
 
 @pytest.fixture

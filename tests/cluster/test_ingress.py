@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
-
-from engine.check import require_valid
-from engine.cluster.ingress import BATCH, STRUCTURED, Ingress
-from engine.eventcheck import Admission
-from engine.storage.base import StorageError
 from time_cases import TIME_CASES
+
+from engine.analysis.validate import require_valid
+from engine.cluster.ingress import BATCH, STRUCTURED, Ingress
+from engine.language.admission import Admission
+from engine.storage.base import StorageError
 
 REPO = Path(__file__).resolve().parent.parent.parent
 ARENA = REPO / "workflows" / "arena"

@@ -12,12 +12,12 @@ from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
+from time_cases import ACCEPTED, REFUSED, TIME_CASES
 
-from engine.check import require_valid
+from engine.analysis.validate import require_valid
 from engine.cluster.ingress import Ingress
 from engine.cluster.publish import RefusedRecords, checked_events
-from engine.eventcheck import Admission, Rejection
-from time_cases import ACCEPTED, REFUSED, TIME_CASES
+from engine.language.admission import Admission, Rejection
 
 ARENA = Path(__file__).resolve().parent.parent.parent / "workflows" / "arena"
 EVENTS = ARENA / "events.jsonl"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.check import require_valid
+from engine.analysis.validate import require_valid
 from engine.cluster.queues import GROUP
 from engine.cluster.worker import Worker, WorkerOptions
 from engine.runtime.events import read_events

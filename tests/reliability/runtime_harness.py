@@ -32,7 +32,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from engine.eventtime import format as iso  # the one formatter of event times
+from engine.core.eventtime import format as iso  # the one formatter of event times
 from engine.runtime.trace import Trace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ class _CountingFile:
 
 def install_crash_point(spec: str) -> None:
     """Patch the crash point ``POINT:N`` into the engine of this process."""
-    from engine import runner
+    from engine.commands import runs
     from engine.runtime.interpreter import Runtime
     from engine.storage.sqlite import SqliteStore
 
@@ -104,8 +104,8 @@ def install_crash_point(spec: str) -> None:
     elif point == "committed":
         _wrap(SqliteStore, "commit", n, after=True)
     elif point == "export":
-        opener = runner._open
-        runner._open = lambda path: _CountingFile(opener(path), n)
+        opener = runs._open
+        runs._open = lambda path: _CountingFile(opener(path), n)
     else:
         raise SystemExit(f"unknown crash point {point!r}")
 
@@ -298,7 +298,7 @@ def write_mesh(directory: Path, yaml_text: str) -> Path:
 
 def load(directory: Path, yaml_text: str):
     """The mesh of :func:`write_mesh`, loaded for a Runtime in this process."""
-    from engine.loader import load_mesh
+    from engine.language.loader import load_mesh
 
     mesh, _ = load_mesh(str(write_mesh(directory, yaml_text)))
     return mesh
@@ -306,7 +306,7 @@ def load(directory: Path, yaml_text: str):
 
 def inputs(events: list[dict]) -> list:
     """Events as `meshctl run` reads them from a file (defaults filled in, bad ones as BadInput)."""
-    from engine.errors import Location
+    from engine.core.errors import Location
     from engine.runtime.events import normalise
 
     return [normalise(e, Location("input", i + 1, 1), i) for i, e in enumerate(events)]

@@ -15,8 +15,8 @@ import tracemalloc
 
 import pytest
 
-from engine.check import check_mesh
-from engine.source import load_documents
+from engine.analysis.validate import check_mesh
+from engine.language.source import load_documents
 
 MAX_PEAK = 10 * 1024 * 1024
 

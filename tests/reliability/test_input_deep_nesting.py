@@ -19,7 +19,7 @@ import pytest
 
 CHILD = textwrap.dedent("""
     import json, resource, sys, time
-    from engine.check import check_mesh
+    from engine.analysis.validate import check_mesh
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     result = check_mesh(sys.argv[1])

@@ -1,6 +1,6 @@
 """T44: one bad line of an events file loses nothing but itself, and no event input exits 70.
 
-Every command that reads events holds them to one rule (engine/eventjson.py; docs/security.md,
+Every command that reads events holds them to one rule (engine/core/eventjson.py; docs/security.md,
 "Event input"): UTF-8 decoded line by line, at most 64 levels of arrays and objects, finite
 numbers, no unpaired surrogate escapes. For each hostile line — bytes that are not UTF-8,
 nesting 100,000 and 500 levels deep, ``NaN``, ``Infinity``, ``-Infinity``, ``1e999``,
@@ -38,11 +38,11 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from engine import eventjson
-from engine.check import require_valid
+from engine.analysis.validate import require_valid
 from engine.cluster.ingress import BATCH, STRUCTURED, Ingress
-from engine.eventcheck import Admission
-from engine.eventjson import WRITTEN_DEPTH as DEAD_LETTER_DEPTH
+from engine.core import eventjson
+from engine.core.eventjson import WRITTEN_DEPTH as DEAD_LETTER_DEPTH
+from engine.language.admission import Admission
 
 REPO = Path(__file__).resolve().parent.parent.parent
 MESH = """\

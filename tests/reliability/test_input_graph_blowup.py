@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from engine.analysis import MAX_CYCLES_PER_TANGLE, analyse
-from engine.graph import build_flow_graph
-from engine.loader import load_mesh
+from engine.analysis.graph import build_flow_graph
+from engine.analysis.rules import MAX_CYCLES_PER_TANGLE, analyse
+from engine.language.loader import load_mesh
 
 HEAD = "apiVersion: meshctl/v1\n"
 

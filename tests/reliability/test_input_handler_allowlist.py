@@ -50,7 +50,7 @@ CHILD = textwrap.dedent("""
         elif event in ("os.system", "subprocess.Popen"):
             seen.append([event, str(args[0])])
     already = "subprocess" in sys.modules
-    from engine.check import check_mesh
+    from engine.analysis.validate import check_mesh
     from engine.runtime.actions import ActionFailed, Toolbox
     from cli import main
     out = {"subprocess_already_imported": already}
@@ -171,8 +171,8 @@ def test_a_private_function_is_refused():
 
 def test_a_run_calls_an_allowed_module_and_dead_letters_a_refused_one(tmp_path, monkeypatch):
     """End to end: the runtime takes its allowlist from the mesh's `Mesh` document."""
-    from engine.errors import Location
-    from engine.loader import load_mesh
+    from engine.core.errors import Location
+    from engine.language.loader import load_mesh
     from engine.runtime.events import normalise
     from engine.runtime.interpreter import Runtime
     from engine.runtime.trace import Trace

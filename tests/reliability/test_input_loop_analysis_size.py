@@ -14,10 +14,10 @@ import json
 
 import pytest
 
-from engine.analysis import analyse
-from engine.feasibility import feasible_flow
-from engine.graph import build_flow_graph
-from engine.loader import load_mesh
+from engine.analysis.feasibility import feasible_flow
+from engine.analysis.graph import build_flow_graph
+from engine.analysis.rules import analyse
+from engine.language.loader import load_mesh
 
 SHAPES = {  # (filter of subscription i, data it emits): how producers and consumers differ
     "all alike": ("", "{{n: '{{{{ data.n }}}}'}}"),

@@ -20,9 +20,9 @@ import jinja2
 import pytest
 from jinja2.exceptions import TemplateRuntimeError, TemplateSyntaxError
 
-from engine.errors import Location
-from engine.model import TemplateString
-from engine.templates import RenderError, compile_string, syntax_error
+from engine.core.errors import Location
+from engine.language.model import TemplateString
+from engine.language.templates import RenderError, compile_string, syntax_error
 
 WHERE = Location("mesh.yaml", 7, 9)
 CONTEXT = {"data": {"name": "ada", "tags": ["x", "y"]}, "event": {"id": "e1", "type": "t"}, "vars": {}}
@@ -133,7 +133,7 @@ def test_ordinary_templates_still_work():
 def test_an_older_jinja2_is_refused_at_import():
     """The sandbox fixes of 3.1.5 and 3.1.6 are required; with 3.1.5 the engine does not load."""
     code = ("import jinja2; jinja2.__version__ = '3.1.5'\n"
-            "try:\n    import engine.sandbox\nexcept ImportError as e:\n    print(e)")
+            "try:\n    import engine.language.sandbox\nexcept ImportError as e:\n    print(e)")
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "needs Jinja2 >= 3.1.6" in child.stdout
     assert tuple(int(p) for p in jinja2.__version__.split(".")[:3]) >= (3, 1, 6)

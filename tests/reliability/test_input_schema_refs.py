@@ -38,8 +38,8 @@ CHILD = textwrap.dedent("""
         elif event == "open" and isinstance(args[0], str) and args[0] == target:
             events.append(["open", args[0]])
     sys.addaudithook(hook)
-    from engine.check import check_mesh
-    from engine.schema import data_validator
+    from engine.analysis.validate import check_mesh
+    from engine.language.schema import data_validator
     SCHEMAS = {
         "http": {"type": "object", "properties": {"a": {"$ref": base + "/a.json"}}},
         "file": {"$ref": "file://" + target},

@@ -28,7 +28,7 @@ CHILD = textwrap.dedent("""
         if isinstance(path, str) and os.path.realpath(path).startswith((outside, "/etc/", "/proc/")):
             opened.append(path)
     sys.addaudithook(hook)
-    from engine.check import check_mesh
+    from engine.analysis.validate import check_mesh
     result = check_mesh(mesh)
     print(json.dumps({"codes": sorted(d.code for d in result.diagnostics), "opened": opened,
                       "files": [os.path.relpath(f, mesh) for f in (result.mesh.files if result.mesh else [])]}))

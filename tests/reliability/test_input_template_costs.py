@@ -18,10 +18,10 @@ import time
 import pytest
 from test_input_template_limits import PAYLOADS, REFUSALS, STEPS, WHERE, refusal
 
-from engine import sandbox
-from engine.model import TemplateString, TemplateValue
-from engine.sandbox import GUARD_EVERY, MAX_CPU_SECONDS, MAX_DEPTH
-from engine.templates import RenderError, compile_string, compile_value
+from engine.language import sandbox
+from engine.language.model import TemplateString, TemplateValue
+from engine.language.sandbox import GUARD_EVERY, MAX_CPU_SECONDS, MAX_DEPTH
+from engine.language.templates import RenderError, compile_string, compile_value
 
 
 def data(n: int) -> dict:

@@ -21,10 +21,15 @@ import json
 import pytest
 from jinja2.exceptions import TemplateRuntimeError
 
-from engine.errors import Location
-from engine.model import TemplateString, TemplateValue
-from engine.sandbox import environment
-from engine.templates import RenderError, compile_string, compile_value, syntax_error
+from engine.core.errors import Location
+from engine.language.model import TemplateString, TemplateValue
+from engine.language.sandbox import environment
+from engine.language.templates import (
+    RenderError,
+    compile_string,
+    compile_value,
+    syntax_error,
+)
 
 WHERE = Location("mesh.yaml", 7, 9)
 

@@ -2,7 +2,7 @@
 
 The Jinja2 sandbox bounds nothing by itself (``{{ 'a' * 10**9 }}`` builds a gigabyte). Each
 payload here is rendered the way the runtime renders it; it must fail as a located
-``RenderError`` caused by a ``SecurityError`` from the render budget of :mod:`engine.sandbox`:
+``RenderError`` caused by a ``SecurityError`` from the render budget of :mod:`engine.language.sandbox`:
 a size check before a value is built, the step budget or the nesting depth, and always the
 same one (no clock decides). The printed figures are the time to refusal and the peak of
 Python allocations (``tracemalloc``); only the memory is asserted, loosely. The costs charged
@@ -17,10 +17,17 @@ import tracemalloc
 import pytest
 from jinja2.exceptions import SecurityError
 
-from engine.errors import Location
-from engine.model import TemplateString
-from engine.sandbox import CHARS_PER_STEP, GUARD_EVERY, MAX_CPU_SECONDS, MAX_DEPTH, MAX_OUTPUT, MAX_STEPS
-from engine.templates import RenderError, compile_string
+from engine.core.errors import Location
+from engine.language.model import TemplateString
+from engine.language.sandbox import (
+    CHARS_PER_STEP,
+    GUARD_EVERY,
+    MAX_CPU_SECONDS,
+    MAX_DEPTH,
+    MAX_OUTPUT,
+    MAX_STEPS,
+)
+from engine.language.templates import RenderError, compile_string
 
 WHERE = Location("mesh.yaml", 3, 5)
 ITEMS = list(range(100_000))

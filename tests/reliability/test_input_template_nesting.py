@@ -19,17 +19,23 @@ import textwrap
 
 import pytest
 
-from engine.errors import Location
-from engine.model import TemplateString
-from engine.sandbox import MAX_BLOCKS, MAX_BRACKETS, MAX_NESTING, TemplateTooComplex, environment
-from engine.templates import RenderError, compile_string
+from engine.core.errors import Location
+from engine.language.model import TemplateString
+from engine.language.sandbox import (
+    MAX_BLOCKS,
+    MAX_BRACKETS,
+    MAX_NESTING,
+    TemplateTooComplex,
+    environment,
+)
+from engine.language.templates import RenderError, compile_string
 
 CHILD = textwrap.dedent("""
     import json, sys, time
-    from engine.check import check_mesh
-    from engine.errors import Location
-    from engine.model import TemplateString
-    from engine.templates import RenderError, compile_condition, compile_string
+    from engine.analysis.validate import check_mesh
+    from engine.core.errors import Location
+    from engine.language.model import TemplateString
+    from engine.language.templates import RenderError, compile_condition, compile_string
     started = time.perf_counter()
     result = check_mesh(sys.argv[1])
     text, where = open(sys.argv[2]).read(), Location("t.yaml", 1, 1)

@@ -17,8 +17,8 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.schema import check_document
-from engine.source import load_documents
+from engine.language.schema import check_document
+from engine.language.source import load_documents
 
 EXAMPLES = 20_000
 FILE = "fuzz.yaml"

@@ -13,9 +13,10 @@ from __future__ import annotations
 import collections
 import math
 
-from engine.eventtime import parse as parse_time
+from runtime_harness import START, TimedTrace, inputs, iso, load
+
+from engine.core.eventtime import parse as parse_time
 from engine.runtime.interpreter import Runtime
-from runtime_harness import START, TimedTrace, iso, inputs, load
 
 MESH = """
 apiVersion: meshctl/v1

@@ -13,8 +13,18 @@ from __future__ import annotations
 
 import collections
 
-from runtime_harness import (KILLED, JOBS_MESH, jobs, jsonl, meshctl, output_texts, outputs, read_log, write_events,
-                             write_mesh)
+from runtime_harness import (
+    JOBS_MESH,
+    KILLED,
+    jobs,
+    jsonl,
+    meshctl,
+    output_texts,
+    outputs,
+    read_log,
+    write_events,
+    write_mesh,
+)
 
 EVENTS = 2000
 EVERY = 50  # inputs between commits

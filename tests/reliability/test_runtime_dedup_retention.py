@@ -12,10 +12,10 @@ from __future__ import annotations
 import collections
 
 import pytest
+from runtime_harness import START, inputs, iso, load
 
 from engine.runtime.interpreter import Runtime
 from engine.storage import MemoryStore, open_store
-from runtime_harness import START, iso, inputs, load
 
 MESH = """
 apiVersion: meshctl/v1

@@ -13,10 +13,10 @@ import collections
 import random
 
 import pytest
+from runtime_harness import JOBS_MESH, inputs, jobs, load, read_log
 
 from engine.runtime.interpreter import Runtime
 from engine.storage import MemoryStore, SqliteStore
-from runtime_harness import JOBS_MESH, inputs, jobs, load, read_log
 
 EVENTS = 600
 FAILING = {"poison", "fatal", "refused"}

@@ -12,11 +12,11 @@ from __future__ import annotations
 import collections
 
 import pytest
+from runtime_harness import START, inputs, load
 
-from engine.eventtime import format as iso
+from engine.core.eventtime import format as iso
 from engine.runtime.interpreter import Runtime
 from engine.storage import SqliteStore, StorageError
-from runtime_harness import START, inputs, load
 
 MESH = """
 apiVersion: meshctl/v1

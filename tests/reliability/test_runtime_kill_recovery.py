@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import random
 
+from runtime_harness import (
+    meshctl,
+    output_texts,
+    outputs,
+    run_with_sigkills,
+    write_events,
+)
+
 from bench.crash_test import MESH, generate
-from runtime_harness import meshctl, output_texts, outputs, run_with_sigkills, write_events
 
 EVENTS, KILLS = 1500, 5
 

@@ -13,8 +13,19 @@ from __future__ import annotations
 
 import collections
 
+from runtime_harness import (
+    KILLED,
+    START,
+    iso,
+    meshctl,
+    output_texts,
+    outputs,
+    read_log,
+    write_events,
+    write_mesh,
+)
+
 from engine.storage import SqliteStore
-from runtime_harness import KILLED, START, iso, meshctl, output_texts, outputs, read_log, write_events, write_mesh
 
 STEPS = ["s1", "s2", "s3", "s4", "s5"]
 

@@ -13,11 +13,11 @@ import collections
 import random
 
 import pytest
+from runtime_harness import START, TimedTrace, inputs, load, read_log
 
-from engine.eventtime import format as iso
+from engine.core.eventtime import format as iso
 from engine.runtime.interpreter import Runtime
 from engine.storage import MemoryStore, SqliteStore
-from runtime_harness import START, TimedTrace, inputs, load, read_log
 
 MESH = """
 apiVersion: meshctl/v1

@@ -12,7 +12,6 @@ import collections
 import json
 
 import pytest
-
 from runtime_harness import jobs, read_log, write_events, write_mesh
 
 MESH = """

@@ -14,12 +14,12 @@ from __future__ import annotations
 import collections
 
 import pytest
+from runtime_harness import START, TimedTrace, inputs, load
 
-from engine.eventtime import format as iso
-from engine.model import MAX_DURATION, RetrySpec
+from engine.core.eventtime import format as iso
+from engine.language.model import MAX_DURATION, RetrySpec
 from engine.runtime.interpreter import Runtime
 from engine.runtime.retry import base_delay, delay
-from runtime_harness import START, TimedTrace, inputs, load
 
 ATTEMPTS, INITIAL, MULTIPLIER, CAP = 6, 2.0, 3.0, 20.0
 EVENTS = 40

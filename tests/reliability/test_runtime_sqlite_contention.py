@@ -23,7 +23,7 @@ import signal
 import sqlite3
 import time
 
-from engine.runtime.deadletter import DeadLetter
+from engine.core.deadletter import DeadLetter
 from engine.storage import SqliteStore, StoreFenced
 from engine.storage.sqlite import journal_row_records
 

@@ -15,10 +15,10 @@ import math
 import random
 
 import pytest
+from runtime_harness import START, inputs, iso, load
 
-from engine.eventtime import parse as parse_time
+from engine.core.eventtime import parse as parse_time
 from engine.runtime.interpreter import Runtime
-from runtime_harness import START, iso, inputs, load
 
 SIZE, LATENESS, DISORDER = 60, 30, 20
 EVENTS = 5000

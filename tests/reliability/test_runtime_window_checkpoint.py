@@ -12,9 +12,17 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from runtime_harness import (START, iso, jsonl, meshctl, output_texts, outputs, run_with_sigkills, write_events,
-                             write_mesh)
+from runtime_harness import (
+    START,
+    iso,
+    jsonl,
+    meshctl,
+    output_texts,
+    outputs,
+    run_with_sigkills,
+    write_events,
+    write_mesh,
+)
 
 MESH = """
 apiVersion: meshctl/v1

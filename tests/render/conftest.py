@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from engine.analysis import cycle_edges
-from engine.graph import build_flow_graph
-from engine.loader import load_mesh
-from engine.render import flow_view, orchestration_view
 from render_helpers import GOLDEN, SHOP
+
+from engine.analysis.graph import build_flow_graph
+from engine.analysis.rules import cycle_edges
+from engine.language.loader import load_mesh
+from engine.render import flow_view, orchestration_view
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.analysis import cycle_edges
-from engine.graph import build_flow_graph
-from engine.loader import load_mesh
+from engine.analysis.graph import build_flow_graph
+from engine.analysis.rules import cycle_edges
+from engine.language.loader import load_mesh
 from engine.render import flow_view, orchestration_view
 
 HERE = Path(__file__).resolve().parent
@@ -32,7 +32,7 @@ def views_of(path: Path):
 def replicated(records: list[dict], copies: int) -> list[dict]:
     """*records* (a run's trace) over and over, each copy's events and runs renamed and its
     times moved after the copy before: a long trace of the same shape as a real one."""
-    from engine import eventtime
+    from engine.core import eventtime
 
     start = eventtime.parse_or_none(records[0]["t"])
     span = eventtime.parse_or_none(records[-1]["t"]) - start + 60

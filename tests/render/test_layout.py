@@ -7,18 +7,19 @@ import os
 import subprocess
 import sys
 
+import networkx as nx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from render_helpers import REPO, SHOP, example_dirs, views_of
 
-import networkx as nx
-
-from engine.render import layout as layout_module, render
+from engine.render import layout as layout_module
+from engine.render import render
 from engine.render.labels import LABEL_HEIGHT, _overlap, sample
 from engine.render.layout import EdgeSpec, _pav, layered_layout
-from engine.render.svg import EDGE as EDGE_FONT, layout_view, text_width
+from engine.render.svg import EDGE as EDGE_FONT
+from engine.render.svg import layout_view, text_width
 from engine.render.view import BACKWARD_KINDS
-from render_helpers import REPO, SHOP, example_dirs, views_of
 
 ALL_VIEWS = [(f"{p.name}-{n}", v) for p in example_dirs() + [SHOP] for n, v in views_of(p)]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import MeshError, UsageError
+from engine.core.errors import MeshError, UsageError
 from engine.render import RENDERERS, UnknownFormat, orchestration_view, render
 from engine.render.base import Renderer
 from engine.render.dot import dot_escape

@@ -5,10 +5,9 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+from render_helpers import REPO, example_dirs, views_of
 
 from engine.render import RenderView, ViewEdge, ViewNode, render
-
-from render_helpers import REPO, example_dirs, views_of
 
 SVG = "{http://www.w3.org/2000/svg}"
 EXAMPLES = [(path, name, view) for path in example_dirs() for name, view in views_of(path)]
@@ -120,8 +119,8 @@ def test_html_has_element_tables_with_locations(shop_flow):
 
 
 def test_html_lists_diagnostics_when_given(shop_mesh):
-    from engine.errors import Diagnostic, Location
-    from engine.graph import build_flow_graph
+    from engine.analysis.graph import build_flow_graph
+    from engine.core.errors import Diagnostic, Location
     from engine.render import flow_view
 
     diag = Diagnostic(Location(shop_mesh.root + "/services.yaml", 12, 7), "event-cycle", "a loop", "warning")

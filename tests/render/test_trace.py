@@ -8,13 +8,18 @@ import xml.etree.ElementTree as ET
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from engine.errors import LoadError, Location, MeshError
-from engine.render import UnknownFormat, load_trace, render_trace, trace_view
-from engine import eventtime
-from engine.render.trace import COMPRESS_AFTER, MAX_ITEMS, fmt_offset, sequence_escape, threads
-
 from render_helpers import HERE
+
+from engine.core import eventtime
+from engine.core.errors import LoadError, Location, MeshError
+from engine.render import UnknownFormat, load_trace, render_trace, trace_view
+from engine.render.trace import (
+    COMPRESS_AFTER,
+    MAX_ITEMS,
+    fmt_offset,
+    sequence_escape,
+    threads,
+)
 
 SAGA = HERE / "fixtures" / "saga.trace.jsonl"
 SVG = "{http://www.w3.org/2000/svg}"

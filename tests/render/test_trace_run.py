@@ -5,11 +5,10 @@ import json
 import re
 
 import pytest
+from render_helpers import REPO, replicated
 
 from engine.render import load_trace, render_trace, trace_view
 from engine.render.trace import TRACE_COUNTS, trace_counts
-
-from render_helpers import REPO, replicated
 
 WORKFLOWS = REPO / "workflows"
 SCORE = "service:score-service/score.recorded"

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from engine.loader import load_mesh
+from engine.core.errors import Location
+from engine.language.loader import load_mesh
 from engine.runtime.events import normalise
 from engine.runtime.interpreter import Runtime
 from engine.runtime.trace import Trace
-from engine.errors import Location
 
 HEADER = "apiVersion: meshctl/v1\n"
 

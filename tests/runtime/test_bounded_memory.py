@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.orders import order
-from engine.loader import load_mesh
+from engine.language.loader import load_mesh
 from engine.runtime.interpreter import Runtime
 from engine.storage import MemoryStore, SqliteStore
 

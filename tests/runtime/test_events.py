@@ -6,8 +6,15 @@ import json
 
 import pytest
 
-from engine.errors import Location
-from engine.runtime.events import BadInput, ContentIds, derive, normalise, read_events, read_located_events
+from engine.core.errors import Location
+from engine.runtime.events import (
+    BadInput,
+    ContentIds,
+    derive,
+    normalise,
+    read_events,
+    read_located_events,
+)
 
 LINES = [
     {"specversion": "1.0", "id": "a", "source": "s", "type": "t", "time": "2026-01-01T00:00:00Z", "data": {"x": 1}},

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.errors import Location
+from engine.core.errors import Location
+from engine.runtime import router
 from engine.runtime.actions import Attempt
 from engine.runtime.events import normalise
-from engine.runtime import router
 from engine.runtime.interpreter import Fault, Runtime
 from engine.runtime.trace import Trace
 

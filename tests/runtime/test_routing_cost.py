@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from bench.many_routes import KINDS, reading, write_mesh
-from engine.loader import load_mesh
-from engine.patterns import CompiledPattern, PatternIndex
+from engine.language.loader import load_mesh
+from engine.language.patterns import CompiledPattern, PatternIndex
 from engine.runtime.interpreter import Runtime
 from engine.runtime.trace import Trace
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from engine.errors import Location
+from engine.core.errors import Location
 from engine.runtime.events import normalise
 from engine.runtime.interpreter import Runtime
 from engine.runtime.trace import Trace

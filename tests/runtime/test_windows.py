@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import eventtime, model
-from engine.errors import Location
+from engine.core import eventtime
+from engine.core.errors import Location
+from engine.language import model
 from engine.runtime.windows import Output, WindowOperator, window_data
 
 LOC = Location("t.yaml", 1, 1)

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from engine.errors import UsageError
+from engine.core.errors import UsageError
 from engine.storage import MemoryStore, SqliteStore, StorageError, open_store
 from engine.storage.sqlite import MIGRATIONS
 

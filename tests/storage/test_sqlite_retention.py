@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from engine.model import Retention
+from engine.language.model import Retention
 from engine.storage import SqliteStore
 
 DAY = 86400.0

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from engine.runtime.deadletter import DeadLetter
-from engine.storage import StoreFenced, SqliteStore, StorageError
+from engine.core.deadletter import DeadLetter
+from engine.storage import SqliteStore, StorageError, StoreFenced
 from engine.storage.sqlite import MIGRATIONS, journal_row_records
 
 

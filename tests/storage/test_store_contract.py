@@ -5,7 +5,7 @@ durable. Tests that ``reopen`` a store check durability and are skipped for the 
 """
 from __future__ import annotations
 
-from engine.runtime.deadletter import DeadLetter
+from engine.core.deadletter import DeadLetter
 from engine.storage import MemoryStore, SqliteStore, Store
 
 

@@ -102,7 +102,7 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     >>> loads('{"x": NaN}')
     Traceback (most recent call last):
     ...
-    engine.eventjson.EventJSONError: NaN is not JSON: numbers must be finite (line 1, column 7)
+    engine.core.eventjson.EventJSONError: NaN is not JSON: numbers must be finite (line 1, column 7)
     """
     if text.count("[") + text.count("{") > max_depth:
         offset = _too_deep(text, max_depth)
@@ -135,7 +135,7 @@ def line_text(raw: bytes) -> str:
     >>> line_text(b'{"a": "\\xff"}')
     Traceback (most recent call last):
     ...
-    engine.eventjson.EventJSONError: not UTF-8 text: invalid start byte 0xff at byte 8 (line 1, column 8)
+    engine.core.eventjson.EventJSONError: not UTF-8 text: invalid start byte 0xff at byte 8 (line 1, column 8)
     """
     try:
         return raw.decode("utf-8")

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from ..core.errors import Diagnostic, LoadError, Location, has_errors
 from .build import build_mesh
-from .errors import Diagnostic, LoadError, Location, has_errors
 from .handlers import inside
 from .model import Mesh
 from .schema import check_document

@@ -7,7 +7,7 @@ ANDed, nested objects descend, and every leaf is a list whose elements are ORed:
 
 The matcher is shape-agnostic: it works on any JSON object (an EventBridge envelope, a
 CloudEvent with ``data``...). Mappings of any kind are objects, lists and tuples are
-arrays, so frozen patterns and events (``engine.model.freeze``) work unchanged.
+arrays, so frozen patterns and events (``engine.language.model.freeze``) work unchanged.
 
 Public API::
 

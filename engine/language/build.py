@@ -1,4 +1,4 @@
-"""Schema-valid documents -> the immutable :class:`~engine.model.Mesh`.
+"""Schema-valid documents -> the immutable :class:`~engine.language.model.Mesh`.
 
 The only place where plain dicts become model objects. Documents reaching here have passed
 the JSON Schema, so shapes are trusted; what the schema cannot say (duplicate names,
@@ -12,8 +12,8 @@ import re
 from types import MappingProxyType
 from typing import Any, Callable, Iterator
 
+from ..core.errors import Diagnostic, Location, Note
 from . import model as m
-from .errors import Diagnostic, Location, Note
 from .source import Document, SourceMap
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

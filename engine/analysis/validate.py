@@ -8,12 +8,12 @@ from typing import Callable, Iterator
 
 import networkx as nx
 
-from .analysis import analyse
-from .errors import Diagnostic, LoadError, has_errors, sorted_diagnostics
+from ..core.errors import Diagnostic, LoadError, has_errors, sorted_diagnostics
+from ..language.loader import load_mesh, load_mesh_text
+from ..language.model import Mesh
+from ..language.source import decode_text
 from .graph import build_flow_graph
-from .loader import load_mesh, load_mesh_text
-from .model import Mesh
-from .source import decode_text
+from .rules import analyse
 
 STDIN = "<stdin>"  # how a mesh read from standard input is named in locations
 

@@ -28,7 +28,6 @@ is enough to find a run (``meshctl runs show``, ``runs redrive``).
 """
 from __future__ import annotations
 
-
 _last: tuple = (None, "")  # (event, its key): the same event is asked about several times in a row
 
 

@@ -1,7 +1,7 @@
 """`validate --format sarif`: diagnostics as a SARIF 2.1.0 log, for GitHub code scanning and other viewers.
 
 One run of the tool ``meshctl``; a rule per diagnostic code used, described from
-:mod:`engine.explanations`; one result per diagnostic, at its file (a URI relative to the
+:mod:`engine.commands.explanations`; one result per diagnostic, at its file (a URI relative to the
 working directory) and, when known, line and column. Notes become related locations.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from .errors import Diagnostic, Location
+from ..core.errors import Diagnostic, Location
 from .explanations import explanations
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

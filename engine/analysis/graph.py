@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from . import model as m
+from ..language import model as m
 
 FLOW_EDGES = frozenset({"consumes", "emits", "delivers"})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from .errors import MeshError
+from ..core.errors import MeshError
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")  # the DSL's names (metadata.name)
 

@@ -42,7 +42,7 @@ legitimate template does. Past that, the CPU time of the rendering thread is loo
 step budget is calibrated to run out long before :data:`MAX_CPU_SECONDS` (docs/security.md,
 "The template budget: cost model").
 
-Only :mod:`engine.templates` uses it, and only to compile template *text*.
+Only :mod:`engine.language.templates` uses it, and only to compile template *text*.
 """
 from __future__ import annotations
 
@@ -58,7 +58,14 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 import jinja2
-from jinja2 import StrictUndefined, Undefined, filters, nodes, pass_environment, pass_eval_context
+from jinja2 import (
+    StrictUndefined,
+    Undefined,
+    filters,
+    nodes,
+    pass_environment,
+    pass_eval_context,
+)
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.lexer import Token, TokenStream

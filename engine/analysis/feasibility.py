@@ -5,7 +5,7 @@ A consumer's filter can make a hop impossible: a route on ``status: [failed]`` (
 ``status: ok``. A hop is pruned only when every event the producer may emit of that type is
 rejected, judged from the *constant* parts of its ``emit`` templates. Anything else may match:
 a templated value, a pattern using ``$or``, a `when` beyond simple comparisons
-(:mod:`engine.conditions`), and any emit of a Python handler, which may send every type its
+(:mod:`engine.language.conditions`), and any emit of a Python handler, which may send every type its
 element declares (``emits:``) with any data. So pruning never hides a loop that can happen.
 
 Each event type node is split in two layers of hubs, so that the split graph stays linear in
@@ -26,11 +26,11 @@ from typing import Any, Mapping
 
 import networkx as nx
 
-from . import model as m
-from .conditions import Condition, condition
+from ..language import model as m
+from ..language.conditions import Condition, condition
+from ..language.patterns import PatternError, compile_pattern
+from ..language.patterns.compiled import _key, _scalars
 from .graph import flow_only, induced
-from .patterns import PatternError, compile_pattern
-from .patterns.compiled import _key, _scalars
 
 UNKNOWN = object()  # a value only known at run time (a template)
 

@@ -12,13 +12,18 @@ from typing import Iterable, Iterator
 
 import networkx as nx
 
-from . import model as m
-from .errors import Diagnostic, Location, Note
+from ..core.errors import Diagnostic, Location, Note
+from ..language import model as m
+from ..language.handlers import allowed_by, local_module, nearby_modules
+from ..language.patterns import PatternError, compile_pattern
+from ..language.templates import (
+    TemplateTooComplex,
+    condition_text,
+    referenced_fields,
+    syntax_error,
+)
 from .feasibility import FILTER, SIGNATURE, feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, produced_types
-from .handlers import allowed_by, local_module, nearby_modules
-from .patterns import PatternError, compile_pattern
-from .templates import TemplateTooComplex, condition_text, referenced_fields, syntax_error
 
 MAX_CYCLES_PER_TANGLE = 10
 MAX_CYCLES_TOTAL = 100
@@ -509,7 +514,7 @@ def _field_hint(schema, path: tuple) -> str | None:
 def check_handlers(mesh: m.Mesh) -> Iterator[Diagnostic]:
     """`call: {python: module:function}` must name a module of the mesh directory or one the mesh allows.
 
-    Decided from file names alone (:mod:`engine.handlers`): validate never imports nor opens user code.
+    Decided from file names alone (:mod:`engine.language.handlers`): validate never imports nor opens user code.
     """
     for action in _all_actions(mesh):
         if not (isinstance(action, m.CallAction) and action.python):

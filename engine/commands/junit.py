@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from .errors import Diagnostic, printable
-from .testing import CaseResult, Report
+from ..core.errors import Diagnostic, printable
+from .meshtest import CaseResult, Report
 
 
 def junit_xml(report: Report) -> str:

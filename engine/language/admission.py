@@ -18,10 +18,10 @@ from typing import Any, Callable, Iterator
 
 from jsonschema.exceptions import best_match
 
-from . import eventtime
+from ..core import eventtime
+from ..core.errors import Diagnostic, Location, Severity
 from . import model as m
 from .datacheck import compile_check
-from .errors import Diagnostic, Location, Severity
 from .schema import data_validator
 
 SPECVERSION = "1.0"

@@ -1,7 +1,7 @@
 """User templates (Jinja2, sandboxed): parsing, and the event fields a template reads.
 
 The only module that compiles *user* template text; it does so from strings only, in the
-sandbox of :mod:`engine.sandbox` (``StrictUndefined``, a budget per render). Rendering at run
+sandbox of :mod:`engine.language.sandbox` (``StrictUndefined``, a budget per render). Rendering at run
 time builds on this.
 """
 from __future__ import annotations
@@ -16,9 +16,16 @@ import jinja2
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
 
-from .errors import Location
+from ..core.errors import Location
 from .model import TemplateString, TemplateValue
-from .sandbox import GLOBAL_NAMES, MAX_OUTPUT, TemplateTooComplex, budget, environment, shape
+from .sandbox import (
+    GLOBAL_NAMES,
+    MAX_OUTPUT,
+    TemplateTooComplex,
+    budget,
+    environment,
+    shape,
+)
 
 FieldPath = tuple  # tuple[str | int, ...]
 

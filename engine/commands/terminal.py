@@ -22,8 +22,8 @@ import re
 import unicodedata
 from typing import Callable
 
-from .errors import Diagnostic, printable
-from .source import read_text
+from ..core.errors import Diagnostic, printable
+from ..language.source import read_text
 
 Style = Callable[[str, str], str]
 WIDTH = 120  # longest part of a source line shown; longer lines show a window around the column

@@ -18,8 +18,8 @@ from __future__ import annotations
 import io
 import math
 import os
-import stat
 import re
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -32,7 +32,7 @@ from yaml.reader import Reader
 from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
-from .errors import Diagnostic, Location, Note
+from ..core.errors import Diagnostic, Location, Note
 
 JsonPath = tuple  # tuple[str | int, ...]
 

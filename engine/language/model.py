@@ -1,6 +1,6 @@
 """The immutable model of a mesh: what the YAML means, with the source location of every part.
 
-Built only by :mod:`engine.build`; imports nothing from the engine but :mod:`engine.errors`.
+Built only by :mod:`engine.language.build`; imports nothing from the engine but :mod:`engine.core.errors`.
 Free-form JSON (patterns, data schemas, templated values) is kept *frozen*: mappings become
 read-only ``MappingProxyType`` and lists become tuples, so nothing downstream can mutate it.
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Iterator, Literal, Mapping
 
-from .errors import Location
+from ..core.errors import Location
 
 # Bounds of the DSL's numbers (docs/dsl.md, "Durations" and "Numbers"). A duration longer than
 # MAX_DURATION would overflow a socket or lock timeout and carry clock times past year 9999 for

@@ -1,6 +1,6 @@
 """Many event patterns in one index: the keys of the patterns an event matches, without testing each.
 
-The semantics are those of :mod:`engine.patterns.compiled`, which the index's tests compare it with.
+The semantics are those of :mod:`engine.language.patterns.compiled`, which the index's tests compare it with.
 """
 from __future__ import annotations
 
@@ -9,8 +9,24 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
-from .compiled import (_ARRAY, _MISSING, _SCALAR, CompiledPattern, PatternError, _AnythingBut, _EqualsIgnoreCase,
-                       _is_number, _key, _Leaf, _Numeric, _Object, _Op, _Prefix, _Suffix, compile_pattern)
+from .compiled import (
+    _ARRAY,
+    _MISSING,
+    _SCALAR,
+    CompiledPattern,
+    PatternError,
+    _AnythingBut,
+    _EqualsIgnoreCase,
+    _is_number,
+    _key,
+    _Leaf,
+    _Numeric,
+    _Object,
+    _Op,
+    _Prefix,
+    _Suffix,
+    compile_pattern,
+)
 
 __all__ = ["PatternIndex"]
 

@@ -23,21 +23,27 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Iterable, Iterator
 
-from .check import check_mesh
-from .errors import Diagnostic, Location, UsageError, has_errors, printable, sorted_diagnostics
-from .loader import TEST_SUFFIXES
-from .model import Mesh
-from .runtime.clock import VirtualClock
-from .runner import consumer_ids
-from .runtime.deadletter import DeadLetter
-from .runtime.events import parsed, read_events
-from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
-from .runtime.trace import Trace
-from .schema import schema_diagnostics
-from .schema import data_validator
-from .source import Document, SourceMap, load_documents, read_text
+from ..analysis.validate import check_mesh
+from ..core.deadletter import DeadLetter
+from ..core.errors import (
+    Diagnostic,
+    Location,
+    UsageError,
+    has_errors,
+    printable,
+    sorted_diagnostics,
+)
+from ..language.loader import TEST_SUFFIXES
+from ..language.model import Mesh
+from ..language.schema import data_validator, schema_diagnostics
+from ..language.source import Document, SourceMap, load_documents, read_text
+from ..runtime.clock import VirtualClock
+from ..runtime.events import parsed, read_events
+from ..runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
+from ..runtime.trace import Trace
+from ..storage import MemoryStore
+from .runs import consumer_ids
 from .terminal import Style, plain, render
-from .storage import MemoryStore
 
 REPLAY_KEYS = ("replayed", "still_dead")  # counts that exist only in a `then:` phase that redrives
 SHOWN = 5  # candidates listed under a failed expectation

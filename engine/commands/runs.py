@@ -14,18 +14,24 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
 
-from . import eventjson
-from .cluster.deployment import REPLAY, RUN_REDRIVE, is_deployment, queue_redrive, queue_tasks
-from .errors import Diagnostic, LoadError, Location, UsageError, did_you_mean
-from .model import DEFAULT_RETENTION, Mesh, Retention
-from .runtime.clock import iso
-from .runtime.deadletter import DeadLetter
-from .eventcheck import refused_input
-from .runtime.events import BadInput, read_events, read_located_events
-from .runtime.identity import identity
-from .runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
-from .runtime.trace import JournalSink, Trace
-from .storage import MemoryStore, open_store
+from ..cluster.deployment import (
+    REPLAY,
+    RUN_REDRIVE,
+    is_deployment,
+    queue_redrive,
+    queue_tasks,
+)
+from ..core import eventjson
+from ..core.deadletter import DeadLetter
+from ..core.errors import Diagnostic, LoadError, Location, UsageError, did_you_mean
+from ..core.identity import identity
+from ..language.admission import refused_input
+from ..language.model import DEFAULT_RETENTION, Mesh, Retention
+from ..runtime.clock import iso
+from ..runtime.events import BadInput, read_events, read_located_events
+from ..runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
+from ..runtime.trace import JournalSink, Trace
+from ..storage import MemoryStore, open_store
 
 _FAULT_REST = re.compile(r"^(?:=(?P<times>always|\d+))?(?::(?P<error>[A-Za-z_][A-Za-z0-9_.]*))?$")
 
@@ -82,7 +88,7 @@ def faults_for(mesh: Mesh, texts: Iterable[str]) -> list[Fault]:
 
 def consumer_ids(mesh: Mesh) -> list[str]:
     """Everything a fault can target: each consumer, and each orchestration step."""
-    from .runtime.consumers import build_consumers
+    from ..runtime.consumers import build_consumers
 
     steps = [f"orchestration:{o.name}/{s.id}" for o in mesh.orchestrations.values() for s in o.steps]
     return [c.id for c in build_consumers(mesh)] + steps
@@ -299,8 +305,8 @@ def write_dead_letters(path: str, records: list[DeadLetter]) -> None:
 def read_dead_letters(path: str) -> list[DeadLetter]:
     """Dead letters from a JSON Lines file written by ``--dlq-out``; bad lines are located errors.
 
-    Lines are read by the rule of event input (:mod:`engine.eventjson`), but may nest
-    :data:`~engine.eventjson.WRITTEN_DEPTH` levels: a record holds events of the run, which may be deeper than
+    Lines are read by the rule of event input (:mod:`engine.core.eventjson`), but may nest
+    :data:`~engine.core.eventjson.WRITTEN_DEPTH` levels: a record holds events of the run, which may be deeper than
     its inputs (a template can nest an event's data in the next one's, hop after hop).
     """
     records, problems = [], []
@@ -367,8 +373,8 @@ def _session(mesh: Mesh, store, options: RunOptions):
 
 def archived(store, query: ArchiveQuery) -> list[dict]:
     """Events of the archive (inputs and emitted events) within the query, in time order."""
-    from .patterns import compile_pattern
-    from .eventtime import parse_or_none
+    from ..core.eventtime import parse_or_none
+    from ..language.patterns import compile_pattern
 
     matcher = compile_pattern(query.pattern) if query.pattern else None
     found = []
@@ -391,7 +397,7 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
     id get copies of their own."""
     import hashlib
 
-    from .runtime.consumers import build_consumers
+    from ..runtime.consumers import build_consumers
 
     store = _durable(store_url, deployment_ok=True, retention=mesh.retention)
     consumers = {c.id: c for c in build_consumers(mesh)}

@@ -1,7 +1,7 @@
 """The long explanation of every diagnostic code, read from ``explanations.toml`` beside this module.
 
 That file is the single source: ``meshctl explain CODE`` prints an entry, and the code table of
-docs/validate.md is :func:`markdown_table` of it (``python -m engine.explanations`` prints the
+docs/validate.md is :func:`markdown_table` of it (``python -m engine.commands.explanations`` prints the
 table; a test checks that the page holds exactly that).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .errors import UsageError
+from ..core.errors import UsageError
 
 SOURCE = Path(__file__).with_name("explanations.toml")
 

@@ -1,6 +1,6 @@
 """One event pattern: its compiler (with the errors that name the bad path) and its matcher.
 
-The semantics are described in the package's docstring (:mod:`engine.patterns`).
+The semantics are described in the package's docstring (:mod:`engine.language.patterns`).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, Hashable, Iterable
 
-from engine.errors import MeshError
+from engine.core.errors import MeshError
 
 __all__ = ["CompiledPattern", "PatternError", "compile_pattern"]
 

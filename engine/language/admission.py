@@ -16,13 +16,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from jsonschema.exceptions import best_match
-
 from ..core import eventtime
 from ..core.errors import Diagnostic, Location, Severity
 from . import model as m
 from .datacheck import compile_check
-from .schema import data_validator
+from .schema import data_validator, first_data_error
 
 SPECVERSION = "1.0"
 REQUIRED = ("id", "source", "specversion", "type")
@@ -62,7 +60,7 @@ class DataSchemas:
         try:
             if fast(data):
                 return None
-            error = best_match(self._validators[type_].iter_errors(data))
+            error = first_data_error(self._validators[type_], data)
         except (OverflowError, ValueError, RecursionError) as exc:
             # data a keyword cannot compute with: an integer beyond a float's range under a float
             # multipleOf, one too long to print in the message, nesting past the recursion limit
@@ -70,8 +68,9 @@ class DataSchemas:
                              "numbers beyond ±1.8e308 and very deep nesting cannot be checked")
         if error is None:
             return None
-        where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        return Rejection(clip(where), clip(error.message))
+        path, message = error
+        where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in path)
+        return Rejection(clip(where), clip(message))
 
     def _compile(self, type_: str) -> Callable[[Any], bool]:
         et = self.mesh.event_types[type_]

@@ -160,7 +160,13 @@ def data_validator(schema: dict) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=offline_registry())
 
 
-__all__ = ["API_VERSION", "check_document", "check_data_schema", "data_validator", "dsl_schema", "kinds",
+def first_data_error(validator: Draft202012Validator, data: Any) -> tuple[tuple, str] | None:
+    """The most relevant violation of ``data``, as (path into the data, message), or None."""
+    error = best_match(validator.iter_errors(data))
+    return None if error is None else (tuple(error.absolute_path), error.message)
+
+
+__all__ = ["API_VERSION", "check_document", "check_data_schema", "data_validator", "dsl_schema", "first_data_error", "kinds",
            "offline_registry", "schema_diagnostics", "schema_text", "Unresolvable"]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import itertools
 import json
 import math
@@ -24,10 +25,13 @@ from ..cluster.deployment import (
 from ..core import eventjson
 from ..core.deadletter import DeadLetter
 from ..core.errors import Diagnostic, LoadError, Location, UsageError, did_you_mean
+from ..core.eventtime import parse_or_none
 from ..core.identity import identity
 from ..language.admission import refused_input
+from ..language.patterns import compile_pattern
 from ..language.model import DEFAULT_RETENTION, Mesh, Retention
 from ..runtime.clock import iso
+from ..runtime.consumers import build_consumers
 from ..runtime.events import BadInput, read_events, read_located_events
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
 from ..runtime.trace import JournalSink, Trace
@@ -88,8 +92,6 @@ def faults_for(mesh: Mesh, texts: Iterable[str]) -> list[Fault]:
 
 def consumer_ids(mesh: Mesh) -> list[str]:
     """Everything a fault can target: each consumer, and each orchestration step."""
-    from ..runtime.consumers import build_consumers
-
     steps = [f"orchestration:{o.name}/{s.id}" for o in mesh.orchestrations.values() for s in o.steps]
     return [c.id for c in build_consumers(mesh)] + steps
 
@@ -373,9 +375,6 @@ def _session(mesh: Mesh, store, options: RunOptions):
 
 def archived(store, query: ArchiveQuery) -> list[dict]:
     """Events of the archive (inputs and emitted events) within the query, in time order."""
-    from ..core.eventtime import parse_or_none
-    from ..language.patterns import compile_pattern
-
     matcher = compile_pattern(query.pattern) if query.pattern else None
     found = []
     for order, event in enumerate(e for journal in ("input", "emitted") for e in store.records(journal)):
@@ -395,10 +394,6 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
     keeps the original's source; ``replayof`` is the original's id), so replaying the same
     selection twice has no effect the second time, and originals of two sources that share an
     id get copies of their own."""
-    import hashlib
-
-    from ..runtime.consumers import build_consumers
-
     store = _durable(store_url, deployment_ok=True, retention=mesh.retention)
     consumers = {c.id: c for c in build_consumers(mesh)}
     if query.to is not None and query.to not in consumers:

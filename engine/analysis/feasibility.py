@@ -29,7 +29,7 @@ import networkx as nx
 from ..language import model as m
 from ..language.conditions import Condition, condition
 from ..language.patterns import PatternError, compile_pattern
-from ..language.patterns.compiled import _key, _scalars
+from ..language.patterns.compiled import scalar_key, scalars
 from .graph import flow_only, induced
 
 UNKNOWN = object()  # a value only known at run time (a template)
@@ -85,7 +85,7 @@ class Filter:
         if self.pattern is not None:
             for path, leaf in _leaves(self.pattern, ()):
                 if path[0] == "data" and isinstance(leaf, tuple) and leaf and all(map(_plain, leaf)):
-                    return "pattern", path, frozenset(_key(item) for item in leaf)
+                    return "pattern", path, frozenset(scalar_key(item) for item in leaf)
         equality = self.when.equality() if self.when is not None else None
         if equality is not None:
             return "when", ("data", *equality[0]), frozenset(equality[1])
@@ -128,8 +128,8 @@ class _FilterIndex:
                 if how == "when":
                     found.update(bucket.get(value, ()))
                 elif value is not _MISSING:
-                    for item in _scalars(value, []):
-                        found.update(bucket.get(_key(item), ()))
+                    for item in scalars(value, []):
+                        found.update(bucket.get(scalar_key(item), ()))
         return sorted(found)
 
 

@@ -1,6 +1,10 @@
 """One event pattern: its compiler (with the errors that name the bad path) and its matcher.
 
 The semantics are described in the package's docstring (:mod:`engine.language.patterns`).
+The compiled form (``ObjectPattern`` of ``Leaf`` of ``Op``) and the value helpers
+(``scalar_key``, ``scalars``, ``is_number``) are public to the pattern index and to the
+feasibility analysis, which read compiled patterns; a leading underscore marks what no
+other module uses.
 """
 from __future__ import annotations
 
@@ -16,11 +20,11 @@ from engine.core.errors import MeshError
 
 __all__ = ["CompiledPattern", "PatternError", "compile_pattern"]
 
-_MISSING = object()
+MISSING = object()
 _TRUE = ("bool", True)     # dictionary keys for booleans, so that True never equals 1
 _FALSE = ("bool", False)
-_ARRAY = (list, tuple)
-_SCALAR = frozenset({str, int, float, bool, type(None)})  # JSON scalars: never a Mapping (no ABC check needed)
+ARRAY = (list, tuple)
+SCALAR = frozenset({str, int, float, bool, type(None)})  # JSON scalars: never a Mapping (no ABC check needed)
 _NUMERIC_OPS = ("<", "<=", "=", ">", ">=")
 _STRING_OPS = ("prefix", "suffix", "equals-ignore-case", "wildcard")
 OPERATORS = ("anything-but", "cidr", "equals-ignore-case", "exists", "numeric", "prefix",
@@ -55,11 +59,11 @@ def _describe(path: tuple) -> str:
     return ".".join(parts)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _key(value: Any) -> Any:
+def scalar_key(value: Any) -> Any:
     """Dictionary key of a scalar: numbers compare numerically, booleans stay apart."""
     if value is True:
         return _TRUE
@@ -68,19 +72,19 @@ def _key(value: Any) -> Any:
     return value
 
 
-def _scalars(value: Any, out: list) -> list:
+def scalars(value: Any, out: list) -> list:
     """Leaf values at a path: arrays flattened, objects contribute nothing."""
-    if isinstance(value, _ARRAY):
+    if isinstance(value, ARRAY):
         for item in value:
-            _scalars(item, out)
-    elif type(value) in _SCALAR or not isinstance(value, Mapping):
+            scalars(item, out)
+    elif type(value) in SCALAR or not isinstance(value, Mapping):
         out.append(value)
     return out
 
 
 # --------------------------------------------------------------------------- operators
 
-class _Op(ABC):
+class Op(ABC):
     """One element of a leaf that is not a plain value. ``spec`` identifies equal ops."""
 
     __slots__ = ("kind", "spec")
@@ -90,7 +94,7 @@ class _Op(ABC):
         """Whether a present scalar value passes this operator."""
 
 
-class _Prefix(_Op):
+class Prefix(Op):
     __slots__ = ("text", "fold")
 
     def __init__(self, text: str, fold: bool):
@@ -101,7 +105,7 @@ class _Prefix(_Op):
         return isinstance(value, str) and (value.lower() if self.fold else value).startswith(self.text)
 
 
-class _Suffix(_Op):
+class Suffix(Op):
     __slots__ = ("text", "fold")
 
     def __init__(self, text: str, fold: bool):
@@ -112,7 +116,7 @@ class _Suffix(_Op):
         return isinstance(value, str) and (value.lower() if self.fold else value).endswith(self.text)
 
 
-class _EqualsIgnoreCase(_Op):
+class EqualsIgnoreCase(Op):
     __slots__ = ("text",)
 
     def __init__(self, text: str):
@@ -123,7 +127,7 @@ class _EqualsIgnoreCase(_Op):
         return isinstance(value, str) and value.lower() == self.text
 
 
-class _Wildcard(_Op):
+class Wildcard(Op):
     __slots__ = ("regex",)
 
     def __init__(self, text: str, regex: re.Pattern):
@@ -134,7 +138,7 @@ class _Wildcard(_Op):
         return isinstance(value, str) and self.regex.fullmatch(value) is not None
 
 
-class _Numeric(_Op):
+class Numeric(Op):
     __slots__ = ("low", "low_open", "high", "high_open")
 
     def __init__(self, low: float, low_open: bool, high: float, high_open: bool):
@@ -143,7 +147,7 @@ class _Numeric(_Op):
 
     def test(self, value):
         cls = value.__class__
-        if cls is not int and cls is not float and not _is_number(value):
+        if cls is not int and cls is not float and not is_number(value):
             return False
         if value < self.low or (self.low_open and value == self.low):
             return False
@@ -153,7 +157,7 @@ class _Numeric(_Op):
         return [b for b in (self.low, self.high) if math.isfinite(b)]
 
 
-class _Cidr(_Op):
+class Cidr(Op):
     __slots__ = ("network",)
 
     def __init__(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network):
@@ -170,35 +174,35 @@ class _Cidr(_Op):
         return address.version == self.network.version and address in self.network
 
 
-class _AnythingBut(_Op):
+class AnythingBut(Op):
     """Excluded values (a set of keys) or an excluded string shape (prefix, suffix...)."""
 
     __slots__ = ("excluded", "inner")
 
-    def __init__(self, excluded: frozenset | None = None, inner: tuple[_Op, ...] = ()):
+    def __init__(self, excluded: frozenset | None = None, inner: tuple[Op, ...] = ()):
         self.excluded, self.inner = excluded, inner
         self.kind = "anything-but"
         self.spec = ("values", excluded) if excluded is not None else tuple(op.spec for op in inner)
 
     def test(self, value):
         if self.excluded is not None:
-            return _key(value) not in self.excluded
+            return scalar_key(value) not in self.excluded
         return not (isinstance(value, str) and any(op.test(value) for op in self.inner))
 
 
 # --------------------------------------------------------------------------- compiled tree
 
-class _Leaf:
+class Leaf:
     """A list of alternatives at one field: exact values (a set of keys) plus operators."""
 
     __slots__ = ("exact", "ops", "exists_true", "exists_false")
 
-    def __init__(self, exact: frozenset, ops: tuple[_Op, ...], exists_true: bool, exists_false: bool):
+    def __init__(self, exact: frozenset, ops: tuple[Op, ...], exists_true: bool, exists_false: bool):
         self.exact, self.ops = exact, ops
         self.exists_true, self.exists_false = exists_true, exists_false
 
     def matches(self, value: Any) -> bool:
-        if value is _MISSING:
+        if value is MISSING:
             return self.exists_false
         cls = value.__class__
         if cls is int or cls is float:  # a number is its own key, and its own only scalar
@@ -212,14 +216,14 @@ class _Leaf:
             if value in self.exact or self.exists_true:
                 return True
             return any(op.test(value) for op in self.ops)
-        values = _scalars(value, [])
+        values = scalars(value, [])
         if not values:
             return self.exists_false
         if self.exists_true:
             return True
         exact, ops = self.exact, self.ops
         for item in values:
-            if _key(item) in exact:
+            if scalar_key(item) in exact:
                 return True
             for op in ops:
                 if op.test(item):
@@ -227,7 +231,7 @@ class _Leaf:
         return False
 
 
-class _Object:
+class ObjectPattern:
     """Fields that must all match, plus at most one ``$or`` of alternative objects."""
 
     __slots__ = ("fields", "alternatives")
@@ -239,14 +243,14 @@ class _Object:
         if type(value) is dict:  # the common case first, without the Mapping ABC check
             get = value.get
         else:
-            if isinstance(value, _ARRAY):
+            if isinstance(value, ARRAY):
                 items = _elements(value, [])
                 if items:
                     return any(self.matches(item) for item in items)
-                value = _MISSING
+                value = MISSING
             get = value.get if isinstance(value, Mapping) else _absent
         for name, node in self.fields:
-            if not node.matches(get(name, _MISSING)):
+            if not node.matches(get(name, MISSING)):
                 return False
         return not self.alternatives or any(alt.matches(value) for alt in self.alternatives)
 
@@ -258,7 +262,7 @@ def _absent(_name: str, default: Any) -> Any:
 def _elements(value: Any, out: list) -> list:
     """Elements of a possibly nested array, flattened."""
     for item in value:
-        if isinstance(item, _ARRAY):
+        if isinstance(item, ARRAY):
             _elements(item, out)
         else:
             out.append(item)
@@ -270,7 +274,7 @@ class CompiledPattern:
 
     __slots__ = ("pattern", "_root")
 
-    def __init__(self, pattern: Mapping, root: _Object):
+    def __init__(self, pattern: Mapping, root: ObjectPattern):
         self.pattern = pattern
         self._root = root
 
@@ -285,7 +289,7 @@ class CompiledPattern:
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, _ARRAY):
+    if isinstance(value, ARRAY):
         return [_plain(v) for v in value]
     return value
 
@@ -316,16 +320,16 @@ def compile_pattern(pattern: Mapping | CompiledPattern) -> CompiledPattern:
 def _kind(value: Any) -> str:
     if isinstance(value, Mapping):
         return "an object"
-    if isinstance(value, _ARRAY):
+    if isinstance(value, ARRAY):
         return "a list"
     shown = repr(value)
     shown = shown if len(shown) <= 60 else shown[:56] + "..."
-    if _is_number(value) and not _finite_number(value):
+    if is_number(value) and not _finite_number(value):
         return f"the out-of-range number {shown}"
     return f"{type(value).__name__} {shown}"
 
 
-def _compile_object(obj: Mapping, path: tuple, top: bool = False) -> _Object:
+def _compile_object(obj: Mapping, path: tuple, top: bool = False) -> ObjectPattern:
     if not obj and not top:
         raise PatternError("an object in a pattern needs at least one field", path)
     fields, alternatives = [], ()
@@ -337,15 +341,15 @@ def _compile_object(obj: Mapping, path: tuple, top: bool = False) -> _Object:
             alternatives = _compile_or(value, here)
         elif isinstance(value, Mapping):
             fields.append((name, _compile_object(value, here)))
-        elif isinstance(value, _ARRAY):
+        elif isinstance(value, ARRAY):
             fields.append((name, _compile_leaf(value, here)))
         else:
             raise PatternError(f"a pattern leaf must be a list of values, got {_kind(value)}", here)
-    return _Object(tuple(fields), alternatives)
+    return ObjectPattern(tuple(fields), alternatives)
 
 
-def _compile_or(value: Any, path: tuple) -> tuple[_Object, ...]:
-    if not isinstance(value, _ARRAY) or len(value) < 2:
+def _compile_or(value: Any, path: tuple) -> tuple[ObjectPattern, ...]:
+    if not isinstance(value, ARRAY) or len(value) < 2:
         raise PatternError("$or must be a list of at least two object patterns", path)
     alternatives = []
     for i, alt in enumerate(value):
@@ -355,7 +359,7 @@ def _compile_or(value: Any, path: tuple) -> tuple[_Object, ...]:
     return tuple(alternatives)
 
 
-def _compile_leaf(values: Any, path: tuple) -> _Leaf:
+def _compile_leaf(values: Any, path: tuple) -> Leaf:
     if not values:
         raise PatternError("a pattern leaf must not be an empty list (it would match nothing)", path)
     exact, ops, exists = set(), {}, set()
@@ -367,24 +371,24 @@ def _compile_leaf(values: Any, path: tuple) -> _Leaf:
                 exists.add(op)
             else:
                 ops.setdefault((op.kind, op.spec), op)
-        elif isinstance(item, _ARRAY):
+        elif isinstance(item, ARRAY):
             raise PatternError("nested lists are not allowed in a pattern leaf", here)
         elif item is None or isinstance(item, (str, bool)) or _finite_number(item):
-            exact.add(_key(item))
+            exact.add(scalar_key(item))
         else:
             raise PatternError(f"unsupported value in a pattern leaf: {_kind(item)}", here)
-    return _Leaf(frozenset(exact), tuple(ops.values()), True in exists, False in exists)
+    return Leaf(frozenset(exact), tuple(ops.values()), True in exists, False in exists)
 
 
 def _finite_number(value: Any) -> bool:
     """A number a float can hold: not NaN, not infinite, and no integer beyond ±1.8e308."""
     try:
-        return _is_number(value) and math.isfinite(value)
+        return is_number(value) and math.isfinite(value)
     except OverflowError:  # math.isfinite converts an int to a float first
         return False
 
 
-def _compile_operator(item: Mapping, path: tuple) -> _Op | bool:
+def _compile_operator(item: Mapping, path: tuple) -> Op | bool:
     """One ``{"operator": argument}`` element; ``exists`` compiles to its bool."""
     if len(item) != 1:
         raise PatternError(f"an operator object must have exactly one key, got {sorted(map(str, item))}", path)
@@ -421,15 +425,15 @@ def _ignore_case_arg(op: str, arg: Any, path: tuple) -> tuple[str, bool]:
 
 
 def _op_prefix(arg, path):
-    return _Prefix(*_ignore_case_arg("prefix", arg, path))
+    return Prefix(*_ignore_case_arg("prefix", arg, path))
 
 
 def _op_suffix(arg, path):
-    return _Suffix(*_ignore_case_arg("suffix", arg, path))
+    return Suffix(*_ignore_case_arg("suffix", arg, path))
 
 
 def _op_equals_ignore_case(arg, path):
-    return _EqualsIgnoreCase(_string_arg("equals-ignore-case", arg, path))
+    return EqualsIgnoreCase(_string_arg("equals-ignore-case", arg, path))
 
 
 def _op_wildcard(arg, path):
@@ -452,11 +456,11 @@ def _op_wildcard(arg, path):
         pieces.append(re.escape(char))
         star = False
         i += 1
-    return _Wildcard(text, re.compile("".join(pieces), re.DOTALL))
+    return Wildcard(text, re.compile("".join(pieces), re.DOTALL))
 
 
 def _op_numeric(arg, path):
-    if not isinstance(arg, _ARRAY) or len(arg) not in (2, 4):
+    if not isinstance(arg, ARRAY) or len(arg) not in (2, 4):
         raise PatternError(f"numeric: expected [operator, number] or [operator, number, operator, number], "
                            f"got {_kind(arg)}", path)
     for i in range(0, len(arg), 2):
@@ -468,7 +472,7 @@ def _op_numeric(arg, path):
             raise PatternError(f"numeric: expected a number after {op!r}, got {_kind(number)}", path + (i + 1,))
     if len(arg) == 2:
         op, n = arg
-        return _Numeric(n if op in (">", ">=", "=") else -math.inf, op == ">",
+        return Numeric(n if op in (">", ">=", "=") else -math.inf, op == ">",
                         n if op in ("<", "<=", "=") else math.inf, op == "<")
     (low_op, low, high_op, high) = arg
     if low_op not in (">", ">=") or high_op not in ("<", "<="):
@@ -476,7 +480,7 @@ def _op_numeric(arg, path):
                            f"got {low_op!r} then {high_op!r}", path)
     if not low < high:
         raise PatternError(f"numeric: the lower bound {low!r} must be below the upper bound {high!r}", path)
-    return _Numeric(low, low_op == ">", high, high_op == "<")
+    return Numeric(low, low_op == ">", high, high_op == "<")
 
 
 def _op_exists(arg, path):
@@ -488,7 +492,7 @@ def _op_exists(arg, path):
 def _op_cidr(arg, path):
     text = _string_arg("cidr", arg, path)
     try:
-        return _Cidr(ipaddress.ip_network(text, strict=False))
+        return Cidr(ipaddress.ip_network(text, strict=False))
     except ValueError:
         raise PatternError(f"cidr: {text!r} is not an IPv4 or IPv6 network such as '10.0.0.0/24'", path) from None
 
@@ -496,7 +500,7 @@ def _op_cidr(arg, path):
 def _op_anything_but(arg, path):
     if isinstance(arg, Mapping):
         return _anything_but_string_op(arg, path)
-    if isinstance(arg, _ARRAY):
+    if isinstance(arg, ARRAY):
         if not arg:
             raise PatternError("anything-but: the list of excluded values must not be empty", path)
         items = [(value, path + (i,)) for i, value in enumerate(arg)]
@@ -505,10 +509,10 @@ def _op_anything_but(arg, path):
     for value, here in items:
         if not (isinstance(value, str) or _finite_number(value)):
             raise PatternError(f"anything-but: excluded values must be strings or numbers, got {_kind(value)}", here)
-    return _AnythingBut(excluded=frozenset(value for value, _ in items))
+    return AnythingBut(excluded=frozenset(value for value, _ in items))
 
 
-def _anything_but_string_op(arg: Mapping, path: tuple) -> _AnythingBut:
+def _anything_but_string_op(arg: Mapping, path: tuple) -> AnythingBut:
     if len(arg) != 1 or next(iter(arg)) not in _STRING_OPS:
         names = sorted(map(str, arg))
         hint = _suggest(names[0], _STRING_OPS) if len(names) == 1 else ""
@@ -516,11 +520,11 @@ def _anything_but_string_op(arg: Mapping, path: tuple) -> _AnythingBut:
     (name, inner), = arg.items()
     here = path + (name,)
     if name in ("prefix", "suffix"):
-        return _AnythingBut(inner=(_OPERATOR_COMPILERS[name](inner, here),))
-    texts = inner if isinstance(inner, _ARRAY) else [inner]
+        return AnythingBut(inner=(_OPERATOR_COMPILERS[name](inner, here),))
+    texts = inner if isinstance(inner, ARRAY) else [inner]
     if not texts:
         raise PatternError(f"anything-but: {name}: the list must not be empty", here)
-    return _AnythingBut(inner=tuple(_OPERATOR_COMPILERS[name](t, here) for t in texts))
+    return AnythingBut(inner=tuple(_OPERATOR_COMPILERS[name](t, here) for t in texts))
 
 
 _OPERATOR_COMPILERS = {

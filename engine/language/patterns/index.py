@@ -10,22 +10,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from .compiled import (
-    _ARRAY,
-    _MISSING,
-    _SCALAR,
+    ARRAY,
+    MISSING,
+    SCALAR,
+    AnythingBut,
     CompiledPattern,
+    EqualsIgnoreCase,
+    Leaf,
+    Numeric,
+    ObjectPattern,
+    Op,
     PatternError,
-    _AnythingBut,
-    _EqualsIgnoreCase,
-    _is_number,
-    _key,
-    _Leaf,
-    _Numeric,
-    _Object,
-    _Op,
-    _Prefix,
-    _Suffix,
+    Prefix,
+    Suffix,
     compile_pattern,
+    is_number,
+    scalar_key,
 )
 
 __all__ = ["PatternIndex"]
@@ -50,12 +50,12 @@ class _TooManyAlternatives(Exception):
     pass
 
 
-def _alternatives(obj: _Object, prefix: tuple, limit: int) -> list[tuple]:
+def _alternatives(obj: ObjectPattern, prefix: tuple, limit: int) -> list[tuple]:
     """The pattern as a disjunction of conjunctions of ``(path, leaf)`` constraints."""
     result: list[tuple] = [()]
     for name, node in obj.fields:
         path = prefix + (name,)
-        options = [((path, node),)] if isinstance(node, _Leaf) else _alternatives(node, path, limit)
+        options = [((path, node),)] if isinstance(node, Leaf) else _alternatives(node, path, limit)
         result = _product(result, options, limit)
     if obj.alternatives:
         options = [c for alt in obj.alternatives for c in _alternatives(alt, prefix, limit)]
@@ -85,8 +85,8 @@ class _Strings:
     def __bool__(self) -> bool:
         return bool(self.affixes or self.ignore_case)
 
-    def add(self, bit: int, op: _Op) -> None:
-        if isinstance(op, _EqualsIgnoreCase):
+    def add(self, bit: int, op: Op) -> None:
+        if isinstance(op, EqualsIgnoreCase):
             _or_into(self.ignore_case, op.text, bit)
         else:
             by_length = self.affixes.setdefault(op.kind, {})
@@ -111,7 +111,7 @@ class _Strings:
         return mask
 
 
-_STRING_OP_TYPES = (_Prefix, _Suffix, _EqualsIgnoreCase)
+_STRING_OP_TYPES = (Prefix, Suffix, EqualsIgnoreCase)
 
 
 class _Field:
@@ -131,7 +131,7 @@ class _Field:
         self.excluded_strings = _Strings()   # anything-but prefix, suffix, equals-ignore-case
         self.scanned: dict = {}       # spec -> [op, mask]: wildcard, cidr, further anything-buts
 
-    def add(self, bit: int, leaf: _Leaf) -> None:
+    def add(self, bit: int, leaf: Leaf) -> None:
         self.constrained |= bit
         if leaf.exists_true:
             self.exists_true |= bit
@@ -143,12 +143,12 @@ class _Field:
         for op in leaf.ops:
             self._add_op(bit, op)
 
-    def _add_op(self, bit: int, op: _Op) -> None:
+    def _add_op(self, bit: int, op: Op) -> None:
         if isinstance(op, _STRING_OP_TYPES):
             self.strings.add(bit, op)
-        elif isinstance(op, _Numeric):
+        elif isinstance(op, Numeric):
             self._add_range(bit, op)
-        elif isinstance(op, _AnythingBut) and not bit & self.negated and \
+        elif isinstance(op, AnythingBut) and not bit & self.negated and \
                 all(isinstance(inner, _STRING_OP_TYPES) for inner in op.inner):
             # The complement of one lookup per alternative: a second anything-but of the same
             # alternative here (its leaf's elements are ORed) is scanned instead.
@@ -165,13 +165,13 @@ class _Field:
         mask = self.exists_true
         exact, strings, ranges, scanned, negated = self.exact, self.strings, self.bounds, self.scanned, self.negated
         for value in values:
-            hit = exact.get(_key(value))
+            hit = exact.get(scalar_key(value))
             if hit:
                 mask |= hit
             if isinstance(value, str):
                 if strings:
                     mask |= strings.mask(value)
-            elif ranges and _is_number(value) and value == value:     # not NaN
+            elif ranges and is_number(value) and value == value:     # not NaN
                 mask |= self._numeric_mask(value)
             if negated:
                 mask |= negated & ~self._excluded_mask(value)
@@ -182,12 +182,12 @@ class _Field:
 
     def _excluded_mask(self, value: Any) -> int:
         """Mask of the indexed anything-buts that exclude ``value`` (string forms: strings only)."""
-        mask = self.excluded.get(_key(value), 0) if self.excluded else 0
+        mask = self.excluded.get(scalar_key(value), 0) if self.excluded else 0
         if self.excluded_strings and isinstance(value, str):
             mask |= self.excluded_strings.mask(value)
         return mask
 
-    def _add_range(self, bit: int, op: _Numeric) -> None:
+    def _add_range(self, bit: int, op: Numeric) -> None:
         """OR ``bit`` into every segment of the number line that ``op`` accepts.
 
         ``bounds`` are the sorted finite bounds of all ranges at this path; segment ``2i``
@@ -346,8 +346,8 @@ class PatternIndex:
         # Walk the smaller side: thousands of field names at one level of the patterns cost
         # an event only the names it has.
         for name in trie if len(trie) <= len(obj) else [name for name in obj if name in trie]:
-            value = obj.get(name, _MISSING)
-            if value is _MISSING:
+            value = obj.get(name, MISSING)
+            if value is MISSING:
                 continue
             fid, sub = trie[name]
             if isinstance(value, str):
@@ -358,11 +358,11 @@ class PatternIndex:
         return nested
 
     def _descend(self, value: Any, fid: int | None, sub: dict, found: dict, in_array: bool) -> bool:
-        if type(value) not in _SCALAR and isinstance(value, Mapping):
+        if type(value) not in SCALAR and isinstance(value, Mapping):
             if not sub:
                 return False
             return self._collect(value, sub, found) or in_array
-        if isinstance(value, _ARRAY):
+        if isinstance(value, ARRAY):
             nested = False
             for item in value:
                 nested = self._descend(item, fid, sub, found, True) or nested

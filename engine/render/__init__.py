@@ -1,50 +1,44 @@
-"""Diagrams of a mesh: Mermaid and DOT text, and SVG/HTML drawn by meshctl itself.
+"""Diagrams of a mesh: Mermaid and DOT text, and SVG/HTML drawn by meshctl itself; and a run's
+trace as a sequence diagram (Mermaid, SVG, HTML).
 
 Build a view, then render it::
 
     view = flow_view(mesh, build_flow_graph(mesh), cycles=cycle_edges)
     view = orchestration_view(mesh, "fulfil-order")
-    text = render(view, "svg")          # "mermaid" | "dot" | "svg" | "html"
+    view = trace_view(load_trace("run.trace.jsonl"), "Run of shop")
+    text = render(view, "svg")          # "mermaid" | "dot" | "svg" | "html" (no "dot" for a trace)
 
-``RENDERERS`` is the registry of formats (name -> renderer with ``suffix`` and ``render``).
+``RENDERERS`` (:mod:`.registry`) is the one registry of formats: name -> renderer with
+``suffix`` and what it draws. ``FORMAT_NAMES`` lists the names without loading a renderer
+(jinja2, networkx): every other name here is imported on first use (PEP 562), so that the
+command line can offer the formats as choices and start quickly.
 """
 from __future__ import annotations
 
-from ..core.errors import MeshError
-from .base import Renderer
-from .dot import DotRenderer
-from .html import HtmlRenderer
-from .mermaid import MermaidRenderer
-from .svg import SvgRenderer
-from .view import RenderView, ViewEdge, ViewNode, flow_view, orchestration_view
+import importlib
 
-RENDERERS: dict[str, Renderer] = {
-    r.name: r for r in (MermaidRenderer(), DotRenderer(), SvgRenderer(), HtmlRenderer())
+from .formats import FORMAT_NAMES
+
+_LAZY = {
+    "RENDERERS": "registry", "Renderer": "registry", "UnknownFormat": "registry", "render": "registry",
+    "render_trace": "registry",
+    "RenderView": "view", "ViewEdge": "view", "ViewNode": "view", "flow_view": "view",
+    "orchestration_view": "view",
+    "TraceView": "trace", "load_trace": "trace", "trace_view": "trace",
 }
 
-
-class UnknownFormat(MeshError):
-    """A render format that is not in :data:`RENDERERS` (a usage error: exit code 2)."""
-
-    exit_code = 2
-
-    def __init__(self, fmt: str, choices: list[str]):
-        self.fmt, self.choices = fmt, choices
-        super().__init__(f"unknown format {fmt!r}; choose one of: {', '.join(choices)}")
+__all__ = ["FORMAT_NAMES", *sorted(_LAZY)]
 
 
-def render(view: RenderView, fmt: str) -> str:
-    """The text of *view* in format *fmt*; raises UnknownFormat listing the choices."""
-    renderer = RENDERERS.get(fmt)
-    if renderer is None:
-        raise UnknownFormat(fmt, sorted(RENDERERS))
-    return renderer.render(view)
+def __getattr__(name: str):
+    """Import a public name's module on first use, and keep the name."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine.render' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
-# A run's trace as a sequence diagram (mermaid, svg, html); after UnknownFormat, which it raises.
-from .trace import TraceView, load_trace, render_trace, trace_view  # noqa: E402
-
-__all__ = [
-    "RENDERERS", "RenderView", "Renderer", "TraceView", "UnknownFormat", "ViewEdge", "ViewNode",
-    "flow_view", "load_trace", "orchestration_view", "render", "render_trace", "trace_view",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,4 @@
-"""What a renderer is, and the one place output templates are loaded.
+"""The one place output templates are loaded.
 
 The templates under ``templates/`` are meshctl's own, not user text, so a plain jinja2
 ``Environment`` is right here (user templates go through the sandbox in
@@ -8,21 +8,8 @@ escape labels with their own filters, because HTML escaping would be wrong for t
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-
-from .view import RenderView
-
-
-@runtime_checkable
-class Renderer(Protocol):
-    """Turns a view into the text of one output format."""
-
-    name: str
-    suffix: str
-
-    def render(self, view: RenderView) -> str: ...
 
 
 @lru_cache(maxsize=2)

@@ -72,9 +72,5 @@ def dot_context(view: RenderView) -> dict:
     }
 
 
-class DotRenderer:
-    name = "dot"
-    suffix = ".dot"
-
-    def render(self, view: RenderView) -> str:
-        return render_template("flow.dot.j2", xml=False, **dot_context(view))
+def render_dot(view: RenderView) -> str:
+    return render_template("flow.dot.j2", xml=False, **dot_context(view))

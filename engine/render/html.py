@@ -19,11 +19,3 @@ def html_context(view: RenderView) -> dict:
 
 def render_html(view: RenderView) -> str:
     return render_template("page.html.j2", xml=True, **html_context(view))
-
-
-class HtmlRenderer:
-    name = "html"
-    suffix = ".html"
-
-    def render(self, view: RenderView) -> str:
-        return render_html(view)

@@ -96,9 +96,5 @@ def mermaid_context(view: RenderView) -> dict:
     }
 
 
-class MermaidRenderer:
-    name = "mermaid"
-    suffix = ".mmd"
-
-    def render(self, view: RenderView) -> str:
-        return render_template("flow.mmd.j2", xml=False, **mermaid_context(view))
+def render_mermaid(view: RenderView) -> str:
+    return render_template("flow.mmd.j2", xml=False, **mermaid_context(view))

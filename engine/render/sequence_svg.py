@@ -13,7 +13,7 @@ The layout is a grid: one lifeline per participant, one row per item, top to bot
   the left margin where it changes, with a faint rule across. Where the clock jumped (see
   :data:`.trace.COMPRESS_AFTER`) a thin zigzag band says how much time was left out.
 
-Headers reuse the node shapes of the flow diagram (:func:`.svg._shape`), so a service is the
+Headers reuse the node shapes of the flow diagram (:func:`.svg.node_shape`), so a service is the
 same green box and the DLQ the same red cylinder in both pictures.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from .base import render_template
 from .style import NODE_STYLE
-from .svg import FONT, _shape, text_width
+from .svg import FONT, node_shape, text_width
 from .trace import (
     COMPRESS_AFTER,
     DETAILS_SEP,
@@ -195,7 +195,7 @@ def _headers(view: TraceView, xs: list[float], y: float) -> list[dict]:
     for p, x in zip(view.participants, xs):
         kind, sub = HEADER_KIND.get(p.kind, HEADER_KIND["other"])
         w = _header_width(p.label, sub)
-        shape = _shape(ViewNode(p.id, p.label, kind), _r(x - w / 2), y, w, HEADER_H)
+        shape = node_shape(ViewNode(p.id, p.label, kind), _r(x - w / 2), y, w, HEADER_H)
         label_y, sub_y = (y + 25, y + 38) if kind == "dlq" else (y + 20, y + 35)
         out.append({"id": p.id, "kind": p.kind, "shape": shape, "x": x, "label": p.label, "sub": sub,
                     "label_y": _r(label_y), "sub_y": _r(sub_y), "stroke": shape["stroke"]})

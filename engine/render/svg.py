@@ -43,7 +43,7 @@ def node_size(node: ViewNode) -> tuple[float, float]:
     return max(96.0, round(max(widths) + pad)), float(h)
 
 
-def _shape(node: ViewNode, x: float, y: float, w: float, h: float) -> dict:
+def node_shape(node: ViewNode, x: float, y: float, w: float, h: float) -> dict:
     """The outline of a node: pills for events, a cylinder for DLQs, cut corners for routes."""
     fill, stroke, _ = NODE_STYLE.get(node.kind, DEFAULT_NODE)
     shape = {"fill": fill, "stroke": stroke, "dash": "5 3" if node.kind in ("missing", "endpoint") else ""}
@@ -74,7 +74,7 @@ def _node_context(node: ViewNode, box) -> dict:
         cw = text_width(badge, BADGE) + 12
         chips.append({"x": round(cx, 1), "y": chip_y, "w": round(cw, 1), "text": badge})
         cx += cw + 4
-    return {"id": node.id, "kind": node.kind, "shape": _shape(node, x, y, w, h), "lines": lines,
+    return {"id": node.id, "kind": node.kind, "shape": node_shape(node, x, y, w, h), "lines": lines,
             "chips": chips, "title": node_title(node)}
 
 
@@ -200,11 +200,3 @@ def render_svg(view: RenderView, standalone: bool = True) -> str:
     """The SVG document; ``standalone=False`` is the inline one of an HTML page: no XML
     declaration, no title text (the page has it)."""
     return render_template("diagram.svg.j2", xml=True, standalone=standalone, **svg_context(view, standalone))
-
-
-class SvgRenderer:
-    name = "svg"
-    suffix = ".svg"
-
-    def render(self, view: RenderView) -> str:
-        return render_svg(view)

@@ -2,10 +2,10 @@
 
 The runtime writes a trace as JSON Lines, one record per line (``seq``, ``t``, ``kind`` and
 fields that depend on the kind). :func:`load_trace` reads one, :func:`trace_view` decides
-what is drawn, and :func:`render_trace` writes it::
+what is drawn, and :func:`engine.render.render` writes it::
 
     view = trace_view(load_trace("run.trace.jsonl"), "Run of shop")
-    text = render_trace(view, "svg")        # "mermaid" | "svg" | "html"
+    text = render(view, "svg")              # "mermaid" | "svg" | "html"
 
 Like :class:`~engine.render.view.RenderView`, a :class:`TraceView` holds the words already
 chosen, so every format says the same thing. Lifelines are the mesh's consumers, one for each
@@ -43,8 +43,6 @@ COMPRESS_AFTER = 5.0
 MAX_LABEL = 64
 
 INGRESS, DLQ = "ingress", "dlq"
-
-FORMATS = ("html", "mermaid", "svg")
 
 
 # --- the view ------------------------------------------------------------------------------
@@ -710,20 +708,3 @@ def mermaid_context(view: TraceView) -> dict:
 
 def render_trace_mermaid(view: TraceView) -> str:
     return render_template("trace.mmd.j2", xml=False, **mermaid_context(view))
-
-
-# --- formats -------------------------------------------------------------------------------
-
-def render_trace(view: TraceView, fmt: str) -> str:
-    """The text of the trace *view* in *fmt* (``mermaid``, ``svg`` or ``html``).
-
-    DOT has no sequence diagrams, so ``dot`` (like any other name) raises UnknownFormat
-    listing the formats a trace can be drawn in.
-    """
-    from . import UnknownFormat  # the package imports this module; import at call time
-    from .sequence_svg import render_trace_html, render_trace_svg
-
-    renderers = {"mermaid": render_trace_mermaid, "svg": render_trace_svg, "html": render_trace_html}
-    if fmt not in renderers:
-        raise UnknownFormat(fmt, sorted(renderers))
-    return renderers[fmt](view)

@@ -4,14 +4,14 @@ from __future__ import annotations
 import pytest
 
 from engine.core.errors import MeshError, UsageError
-from engine.render import RENDERERS, UnknownFormat, orchestration_view, render
-from engine.render.base import Renderer
+from engine.render import FORMAT_NAMES, RENDERERS, Renderer, UnknownFormat, orchestration_view, render
 from engine.render.dot import dot_escape
 from engine.render.mermaid import mermaid_escape
 
 
 def test_registry_has_the_four_formats():
     assert sorted(RENDERERS) == ["dot", "html", "mermaid", "svg"]
+    assert sorted(FORMAT_NAMES) == sorted(RENDERERS)  # the names the CLI offers before loading any
     for name, renderer in RENDERERS.items():
         assert isinstance(renderer, Renderer)
         assert renderer.name == name

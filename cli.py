@@ -16,46 +16,21 @@ import os
 import select
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from engine.analysis.rules import cycle_edges
-from engine.analysis.validate import (
-    STDIN,
-    CheckResult,
-    check_mesh,
-    check_mesh_text,
-    require_valid,
-    valid_or_raise,
-)
-from engine.commands.runs import (
-    ArchiveQuery,
-    DeadLetters,
-    RunOptions,
-    faults_for,
-    find_run,
-    list_runs,
-    redrive_run,
-    replay_archive,
-    replay_dead_letters,
-    run_mesh,
-)
-from engine.commands.terminal import Sources
+# The engine is reached through its public API (`engine`) and its use cases (`engine.commands`)
+# only. Start-up: `meshctl --help` and the options of every command need only click, the errors,
+# the terminal output and the format names, all cheap. The use-case modules load networkx,
+# jsonschema, jinja2 and the runtime (about a second), so each command imports the ones it
+# uses when it runs, below.
+from engine import FORMAT_NAMES, MeshError
+from engine.commands.terminal import Sources, did_you_mean, printable, printable_lines
 from engine.commands.terminal import render as render_diagnostic
-from engine.core import eventtime
-from engine.core.deadletter import REASONS
-from engine.core.errors import MeshError, did_you_mean, printable, printable_lines
-from engine.language.schema import schema_text
-from engine.language.source import DEFAULT_LIMITS
-from engine.render import (
-    RENDERERS,
-    flow_view,
-    load_trace,
-    orchestration_view,
-    render_trace,
-    trace_view,
-)
-from engine.render import render as render_view
+
+if TYPE_CHECKING:
+    from engine.commands.checks import CheckResult
 
 EXIT_INTERNAL = 70
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, as a shell reports a program the signal stopped
@@ -221,9 +196,11 @@ def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> Non
 
 def _check(path: str, sources: Sources | None = None) -> CheckResult:
     """Check the mesh at *path*, or the YAML on standard input for ``-`` (kept in *sources* for snippets)."""
+    from engine.commands.checks import STDIN, STDIN_READ, check_mesh, check_mesh_text
+
     if path != "-":
         return check_mesh(path)
-    raw = sys.stdin.buffer.read(DEFAULT_LIMITS.max_bytes + 1)
+    raw = sys.stdin.buffer.read(STDIN_READ)
     if sources is not None:
         sources.add(STDIN, raw.decode("utf-8-sig", errors="replace"))
     return check_mesh_text(raw, STDIN, root=".")
@@ -231,6 +208,8 @@ def _check(path: str, sources: Sources | None = None) -> CheckResult:
 
 def _valid_mesh(path: str) -> CheckResult:
     """The valid mesh at *path* (``-``: standard input), or LoadError with its errors."""
+    from engine.commands.checks import require_valid, valid_or_raise
+
     return require_valid(path) if path != "-" else valid_or_raise(_check(path))
 
 
@@ -278,7 +257,7 @@ def _json_report(results: list[CheckResult], strict: bool) -> dict:
 
 @main.command()
 @click.argument("path", required=False, type=click.Path(exists=True, allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="mermaid", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMAT_NAMES)), default="mermaid", show_default=True,
               help="Text diagrams (mermaid, dot) or drawn by meshctl itself (svg, a self-contained html page).")
 @click.option("--orchestration", "name", metavar="NAME", help="Draw this orchestration's step graph instead of the whole flow.")
 @click.option("--trace", "trace", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
@@ -299,18 +278,15 @@ def render(path: str | None, fmt: str, name: str | None, trace: str | None, outp
       meshctl render workflows/orders --orchestration fulfil-order --format svg -o fulfil-order.svg
       meshctl render --trace orders-trace.jsonl --format html -o orders-run.html
     """
+    from engine.commands.diagrams import mesh_diagram, trace_diagram
+
     if trace:
         title = f"Run trace: {'standard input' if trace == '-' else trace}"
-        _write(render_trace(trace_view(load_trace(_stdin_path(trace)), title=title), fmt), output)
+        _write(trace_diagram(_stdin_path(trace), fmt, title), output)
         return
     if path is None:
         raise click.UsageError("give the mesh PATH, or --trace FILE")
-    checked = _valid_mesh(path)
-    if name:
-        view = orchestration_view(checked.mesh, name, diagnostics=checked.diagnostics)
-    else:
-        view = flow_view(checked.mesh, checked.graph, cycles=cycle_edges(checked.graph), diagnostics=checked.diagnostics)
-    _write(render_view(view, fmt), output)
+    _write(mesh_diagram(_valid_mesh(path), fmt, name), output)
 
 
 def _run_options(f):
@@ -371,6 +347,8 @@ def run(path, events, dlq_path, store, resume, checkpoint_every, strict_input, s
       meshctl run workflows/orders --events workflows/orders/events.jsonl --store sqlite:orders.db --resume
       meshctl run workflows/orders --events workflows/orders/events.jsonl --strict-input
     """
+    from engine.commands.runs import RunOptions, faults_for, run_mesh
+
     started, read = time.perf_counter(), [0]
     events = _stdin_path(events, path)
     mesh = _valid_mesh(path).mesh
@@ -497,6 +475,8 @@ def _dlq_source(f):
 
 
 def _reason(ctx, param, value):
+    from engine.commands.runs import REASONS
+
     if value is None or value in REASONS:
         return value
     raise click.BadParameter(f"{value!r} is not a dead-letter reason; "
@@ -540,6 +520,8 @@ def dlq_list(dlq_path, store, ids, reason, consumer, fmt) -> None:
       meshctl dlq list --dlq arena-dlq.jsonl --reason late-event
       meshctl dlq list --store sqlite:orders.db --format json
     """
+    from engine.commands.runs import DeadLetters
+
     records = DeadLetters(dlq_path, store).records()
     records = list(filter(_select(ids, reason, consumer, records), records))
     if fmt == "json":
@@ -570,6 +552,8 @@ def dlq_show(dlq_path, store, record_id) -> None:
       meshctl dlq show --dlq arena-dlq.jsonl 2dca1f20d7b0ab2a
       meshctl dlq show --store sqlite:orders.db 2dca1f20d7b0ab2a
     """
+    from engine.commands.runs import DeadLetters
+
     records = DeadLetters(dlq_path, store).records()
     for record in records:
         if record.id == record_id:
@@ -598,6 +582,9 @@ def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults,
       meshctl dlq replay workflows/arena --dlq arena-dlq.jsonl --reason retries-exhausted --trace replay-trace.jsonl
       meshctl dlq replay workflows/orders --store sqlite:orders.db --consumer service:notifications/order.failed
     """
+    from engine.commands.checks import require_valid
+    from engine.commands.runs import DeadLetters, RunOptions, faults_for, replay_dead_letters
+
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path)
@@ -625,6 +612,8 @@ def dlq_purge(dlq_path, store, ids, reason, consumer, everything, dry_run) -> No
     """
     if not (ids or reason or consumer or everything):
         raise click.UsageError("give --id, --reason or --consumer, or --all to purge everything")
+    from engine.commands.runs import DeadLetters
+
     source = DeadLetters(dlq_path, store)
     records = source.records()
     chosen = list(filter(_select(ids, reason, consumer, records), records))
@@ -683,26 +672,23 @@ def test_command(path: str, select: str | None, fmt: str, junit_path: str | None
 def _time(ctx, param, value):
     if value is None:
         return None
+    from engine.commands.runs import time_bound
+
     try:
-        return eventtime.parse(value)
-    except eventtime.EventTimeError as exc:
+        return time_bound(value)
+    except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
 
 def _pattern(ctx, param, value):
     if value is None:
         return None
-    from engine.core.eventjson import line_text, loads
-    from engine.language.patterns import PatternError, compile_pattern
+    from engine.commands.runs import archive_pattern
 
-    try:  # by the rule of event input, which the pattern is matched against; argv bytes as they were given
-        pattern = loads(line_text(value.encode("utf-8", "surrogateescape")))
-        compile_pattern(pattern)
-    except (ValueError, PatternError) as exc:
-        raise click.BadParameter(f"not an EventBridge pattern in JSON: {exc}") from exc
-    except RecursionError:
-        raise click.BadParameter("not an EventBridge pattern in JSON: nested too deeply") from None
-    return pattern
+    try:
+        return archive_pattern(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @main.command()
@@ -726,6 +712,9 @@ def replay(path, store, since, until, pattern, to, seed, http, faults, max_hops,
       meshctl replay workflows/orders --store sqlite:orders.db --match '{"type": ["order.placed"]}'
       meshctl replay workflows/orders --store sqlite:orders.db --to service:notifications/order.failed
     """
+    from engine.commands.checks import require_valid
+    from engine.commands.runs import ArchiveQuery, RunOptions, faults_for, replay_archive
+
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path)
@@ -764,6 +753,8 @@ def runs_list(store, status, orchestration, fmt) -> None:
       meshctl runs list --store sqlite:orders.db --status failed --orchestration fulfil-order
       meshctl runs list --store redis://localhost:6379/0 --format json
     """
+    from engine.commands.runs import list_runs
+
     every = list_runs(store)
     known = sorted({r["orchestration"] for r in every})
     if orchestration is not None and orchestration not in known:
@@ -794,6 +785,8 @@ def runs_show(store, run_id) -> None:
       meshctl runs show --store sqlite:orders.db fulfil-order:chk-00003@/shop/checkout
       meshctl runs show --store sqlite:orders.db fulfil-order:chk-00003
     """
+    from engine.commands.runs import find_run
+
     click.echo(json.dumps(find_run(store, run_id), indent=2, default=str))
 
 
@@ -814,6 +807,9 @@ def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, 
       meshctl runs redrive workflows/orders --store sqlite:orders.db fulfil-order:chk-00003
       meshctl runs redrive workflows/orders --store sqlite:orders.db fulfil-order:chk-00003 --format json
     """
+    from engine.commands.checks import require_valid
+    from engine.commands.runs import RunOptions, faults_for, redrive_run
+
     mesh = require_valid(path).mesh
     options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
                          trace_path, output_path)
@@ -864,8 +860,9 @@ def worker(path, store_url, name, exit_when_idle, reclaim_after, lease, batch, m
       meshctl worker workflows/arena --store 'redis://localhost:6379/0?prefix=arena' --name w1
       meshctl worker workflows/arena --store redis://localhost:6379/0 --exit-when-idle
     """
-    from engine.cluster.deployment import broker_store
-    from engine.cluster.worker import Worker, WorkerOptions
+    from engine.commands.checks import require_valid
+    from engine.commands.deploy import Worker, WorkerOptions, broker_store
+    from engine.commands.runs import faults_for
 
     mesh = require_valid(path).mesh
     store = broker_store(store_url, "worker")
@@ -897,8 +894,9 @@ def status(path, store_url, fmt) -> None:
       meshctl status workflows/arena --store redis://localhost:6379/0
       meshctl status workflows/arena --store redis://localhost:6379/0 --format json
     """
-    from engine.cluster.deployment import broker_store
-    from engine.cluster.deployment import status as deployment_status
+    from engine.commands.checks import require_valid
+    from engine.commands.deploy import broker_store
+    from engine.commands.deploy import status as deployment_status
 
     mesh = require_valid(path).mesh
     report = deployment_status(broker_store(store_url, "status"), sorted(mesh.streams))
@@ -950,10 +948,8 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
       meshctl serve workflows/arena --store redis://localhost:6379/0 --host 0.0.0.0 --token s3cret
       meshctl serve workflows/arena --store redis://localhost:6379/0 --port 0
     """
-    from engine.cluster.deployment import broker_store
-    from engine.cluster.ingress import Ingress
-    from engine.cluster.server import IngressServer, require_token
-    from engine.language.admission import Admission
+    from engine.commands.checks import require_valid
+    from engine.commands.deploy import IngressServer, broker_store, ingress, require_token
 
     require_token(host, token, insecure)
     server = IngressServer(host, port, threads, max_body)
@@ -963,7 +959,7 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
         warning = store.durability_warning()
         if warning:
             click.echo(f"meshctl serve: warning: {warning}", err=True)
-        server.start(Ingress(Admission(mesh), store, token=token, max_body=max_body, max_batch=max_batch,
+        server.start(ingress(mesh, store, token=token, max_body=max_body, max_batch=max_batch,
                              max_backlog=max_backlog or None,
                              log=lambda message: click.echo(f"meshctl serve: {message}", err=True)))
         click.echo(f"meshctl serve: listening on {server.url}", err=True)
@@ -999,22 +995,19 @@ def publish(path, events, url, token, store_url, batch, timeout) -> None:
       meshctl publish workflows/arena workflows/arena/events.jsonl --url http://127.0.0.1:8080 --token s3cret
       meshctl publish workflows/arena workflows/arena/events.jsonl --store redis://localhost:6379/0
     """
-    from engine.cluster.publish import Sender, checked_events, to_store
-    from engine.language.admission import Admission
+    from engine.commands.deploy import Sender, broker_store, check_events, to_store
 
     if (url is None) == (store_url is None):
         raise click.UsageError("give exactly one of --url (a running `meshctl serve`) and --store redis://...")
     refused = RefusedInput()
     try:
-        checked = checked_events(_stdin_path(events, path), Admission(_valid_mesh(path).mesh), refused)
+        checked = check_events(_stdin_path(events, path), _valid_mesh(path).mesh, refused)
     finally:
         refused.close()
     if url is not None:
         accepted = Sender(url, token, timeout).send(checked, batch)
         click.echo(f"published {_count(accepted, 'event')} to {url}")
         return
-    from engine.cluster.deployment import broker_store
-
     store = broker_store(store_url, "publish")
     try:
         queued = to_store(store, checked, batch)
@@ -1114,6 +1107,8 @@ def schema(output: str | None) -> None:
       meshctl schema
       meshctl schema -o meshctl.schema.json
     """
+    from engine.commands.checks import schema_text
+
     _write(schema_text(), output)
 
 

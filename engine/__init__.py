@@ -9,11 +9,11 @@ one module per use case, which build on these.
     build_flow_graph(mesh) -> nx.DiGraph     the event-flow graph
     analyse(mesh, graph) -> [Diagnostic]     static checks
     flow_view(mesh, graph) / orchestration_view(mesh, name) -> RenderView
-    render(view, fmt) -> str                 fmt: "mermaid" | "dot" | "svg" | "html"
+    render(view, fmt) -> str                 fmt: one of FORMAT_NAMES ("mermaid", "dot", "svg", "html")
     Runtime(mesh, ...)                       runs a mesh on a clock (engine.runtime.interpreter)
     Diagnostic, Location, MeshError, LoadError, UsageError    errors are values with a location
 
-Importing ``engine`` is cheap: the errors are plain values imported at once, and every other
+Importing ``engine`` is cheap: the errors and format names are plain values imported at once, and every other
 name is imported on first use (module ``__getattr__``, PEP 562), so that ``import engine.core``
 or ``import engine.storage`` does not pay for networkx, jinja2 and jsonschema.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 
 from .core.errors import Diagnostic, LoadError, Location, MeshError, UsageError
+from .render.formats import FORMAT_NAMES
 
 _LAZY = {
     "CheckResult": "engine.analysis.validate",
@@ -36,7 +37,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "CheckResult", "Diagnostic", "LoadError", "Location", "MeshError", "Runtime", "UsageError",
+    "FORMAT_NAMES", "CheckResult", "Diagnostic", "LoadError", "Location", "MeshError", "Runtime", "UsageError",
     "analyse", "build_flow_graph", "check_mesh", "flow_view", "load_mesh", "orchestration_view", "render",
 ]
 

@@ -165,11 +165,11 @@ class _Panic(BaseException):
 
 @pytest.mark.parametrize("failure", [RecursionError("maximum recursion depth exceeded"), _Panic("__eq__ failed!")])
 def test_a_bug_is_exit_70_with_one_line_not_a_traceback(meshctl, monkeypatch, failure):
-    import cli
+    import engine.commands.checks
 
     def broken(path):
         raise failure
-    monkeypatch.setattr(cli, "check_mesh", broken)
+    monkeypatch.setattr(engine.commands.checks, "check_mesh", broken)
     result = meshctl("validate", "workflows/arena")
     assert result.exit_code == 70
     assert f"meshctl: internal error: {type(failure).__name__}" in result.output

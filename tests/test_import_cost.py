@@ -22,14 +22,23 @@ CORE = [f"engine.core.{m.name}" for m in pkgutil.iter_modules(engine.core.__path
 
 def loaded_after(statement: str) -> list[str]:
     """The heavy libraries present in sys.modules after *statement*, in a fresh interpreter."""
-    probe = f"import json, sys\n{statement}\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    found = f"sorted(m for m in {HEAVY!r} if m in sys.modules)"
+    probe = f"import json, sys\n{statement}\nprint(json.dumps({found}))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("module", ["engine", "engine.storage", *CORE])
+@pytest.mark.parametrize("module", ["engine", "engine.render", "engine.storage", *CORE])
 def test_low_layers_load_no_heavy_library(module):
     assert loaded_after(f"import {module}") == []
+
+
+def test_cli_starts_without_heavy_libraries():
+    """`meshctl --help` imports cli and builds every command's options: nothing heavy needed."""
+    statement = ("import cli\n"
+                 "from click.testing import CliRunner\n"
+                 "assert CliRunner().invoke(cli.main, ['--help']).exit_code == 0")
+    assert loaded_after(statement) == []
 
 
 def test_the_probe_sees_a_heavy_import():

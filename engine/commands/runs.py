@@ -23,13 +23,14 @@ from ..cluster.deployment import (
     queue_tasks,
 )
 from ..core import eventjson
+from ..core.deadletter import REASONS as REASONS  # re-exported: `dlq --reason` choices
 from ..core.deadletter import DeadLetter
 from ..core.errors import Diagnostic, LoadError, Location, UsageError, did_you_mean
-from ..core.eventtime import parse_or_none
+from ..core.eventtime import parse, parse_or_none
 from ..core.identity import identity
 from ..language.admission import refused_input
-from ..language.patterns import compile_pattern
 from ..language.model import DEFAULT_RETENTION, Mesh, Retention
+from ..language.patterns import PatternError, compile_pattern
 from ..runtime.clock import iso
 from ..runtime.consumers import build_consumers
 from ..runtime.events import BadInput, read_events, read_located_events
@@ -340,6 +341,25 @@ class ArchiveQuery:
     until: float | None = None
     pattern: dict | None = None
     to: str | None = None  # a consumer id: deliver only to it
+
+
+def time_bound(text: str) -> float:
+    """A bound of ``replay --since/--until`` (RFC 3339), in seconds; ValueError if it is none."""
+    return parse(text)
+
+
+def archive_pattern(text: str) -> dict:
+    """The EventBridge pattern of ``replay --match``, read by the rule of event input (which it
+    is matched against; *text* holds argv's bytes as they were given, surrogate-escaped), and
+    compiled once to prove it valid. ValueError says what is wrong."""
+    try:
+        pattern = eventjson.loads(eventjson.line_text(text.encode("utf-8", "surrogateescape")))
+        compile_pattern(pattern)
+    except (ValueError, PatternError) as exc:
+        raise ValueError(f"not an EventBridge pattern in JSON: {exc}") from exc
+    except RecursionError:
+        raise ValueError("not an EventBridge pattern in JSON: nested too deeply") from None
+    return pattern
 
 
 def _durable(url: str, deployment_ok: bool = False, retention: Retention = DEFAULT_RETENTION):

@@ -22,8 +22,12 @@ import re
 import unicodedata
 from typing import Callable
 
-from ..core.errors import Diagnostic, printable
+from ..core.errors import Diagnostic, did_you_mean, printable, printable_lines
 from ..language.source import read_text
+
+__all__ = [
+    "Sources", "Style", "did_you_mean", "plain", "printable", "printable_lines", "render", "snippet", "token_length",
+]
 
 Style = Callable[[str, str], str]
 WIDTH = 120  # longest part of a source line shown; longer lines show a window around the column

@@ -11,7 +11,6 @@ from typing import Callable
 
 from ..core.errors import MeshError
 from .dot import render_dot
-from .formats import FORMAT_NAMES
 from .html import render_html
 from .mermaid import render_mermaid
 from .sequence_svg import render_trace_html, render_trace_svg

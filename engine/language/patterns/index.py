@@ -20,7 +20,6 @@ from .compiled import (
     Numeric,
     ObjectPattern,
     Op,
-    PatternError,
     Prefix,
     Suffix,
     compile_pattern,

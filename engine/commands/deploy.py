@@ -1,0 +1,35 @@
+"""The use cases of a worker deployment on a Redis store: `worker`, `status`, `serve` and
+`publish`.
+
+Thin: the work is done in :mod:`engine.cluster`; here the command line finds it in one place,
+with the mesh's admission (what its edges accept) built for it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..cluster.deployment import broker_store, status
+from ..cluster.ingress import Ingress
+from ..cluster.publish import Checked, Sender, checked_events, to_store
+from ..cluster.server import IngressServer, require_token
+from ..cluster.worker import Worker, WorkerOptions
+from ..core.errors import Diagnostic
+from ..language.admission import Admission
+from ..language.model import Mesh
+
+__all__ = [
+    "IngressServer", "Sender", "Worker", "WorkerOptions", "broker_store", "check_events", "ingress",
+    "require_token", "status", "to_store",
+]
+
+
+def check_events(path: str, mesh: Mesh, refused: Callable[[Diagnostic], None]) -> Checked:
+    """The events of the file at *path*, each checked against *mesh* as the ingress checks it
+    (each problem goes to *refused*)."""
+    return checked_events(path, Admission(mesh), refused)
+
+
+def ingress(mesh: Mesh, store, **options) -> Ingress:
+    """The HTTP ingress of *mesh* into *store* (options: token, max_body, max_batch,
+    max_backlog, log)."""
+    return Ingress(Admission(mesh), store, **options)

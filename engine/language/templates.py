@@ -3,6 +3,13 @@
 The only module that compiles *user* template text; it does so from strings only, in the
 sandbox of :mod:`engine.language.sandbox` (``StrictUndefined``, a budget per render). Rendering at run
 time builds on this.
+
+Fast paths: ``{{ data.x }}`` and ``{{ data.x | default(LITERAL) }}`` read a present, plain value
+straight from the event (:class:`FieldRead`), values are turned into JSON by exact type first,
+and validation reads plain templates without Jinja's parser. Each must answer exactly as the
+plain Jinja way does; ``fast=False`` (:func:`compile_string`, :func:`compile_value`,
+:func:`compile_condition`, :func:`syntax_error`, :func:`referenced_fields`) selects that
+reference implementation, which the tests compare the fast paths with.
 """
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from functools import lru_cache
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import jinja2
@@ -45,8 +53,18 @@ _PATH = re.compile(rf"^\s*{_DOTTED}\s*$")
 _ABSENT = object()
 
 
-def _walk(ctx: Mapping, root: str, rest: list[str]) -> Any:
-    """The value at a dotted path through plain dicts, or _ABSENT when a step is missing or not a dict."""
+@dataclass(frozen=True, slots=True)
+class FieldRead:
+    """The field a shortcut template reads: ``{{ root.rest... }}``, or with ``| default(...)``."""
+
+    root: str
+    rest: tuple[str, ...]
+    defaulted: bool = False
+
+
+def _walk(ctx: Mapping, root: str, rest: tuple[str, ...]) -> Any:
+    """The value at a dotted path through plain dicts, or _ABSENT when a step is missing or not a dict.
+    The one walker of every shortcut (hot: it takes the parts, not a FieldRead)."""
     node = ctx.get(root, _ABSENT)
     for part in rest:
         if type(node) is not dict or part not in node:
@@ -55,13 +73,13 @@ def _walk(ctx: Mapping, root: str, rest: list[str]) -> Any:
     return node
 
 
-def _lookup(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mapping], Any]:
+def _lookup(field: FieldRead, slow: Callable[[Mapping], Any]) -> Callable[[Mapping], Any]:
     """``{{ data.player.id }}`` on plain JSON: walk the dicts directly; anything else goes to Jinja.
 
     Jinja would give the same value (event keys win over attributes in this sandbox); missing
     fields and non-dict steps take the slow path, so its errors stay exactly the same.
     """
-    root, rest = parts[0], parts[1:]
+    root, rest = field.root, field.rest
 
     def fast(ctx: Mapping) -> Any:
         node = _walk(ctx, root, rest)
@@ -74,7 +92,6 @@ def _lookup(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mappi
                 return slow(ctx)
         return _capped(node) if isinstance(node, str) else (node if node is None or isinstance(node, (bool, int, float))
                                                             else slow(ctx))
-    fast.lookup = (root, tuple(rest), False)  # type: ignore[attr-defined]  # read by _mapping
     return fast
 
 
@@ -84,56 +101,76 @@ _DEFAULTED = re.compile(rf"^\s*(?P<path>{_DOTTED})\s*\|\s*default"
 _SHORT = 10_000  # a string this long costs a render far less than its budget: the fast path cannot hide a refusal
 
 
-def _present_or(parts: list[str], slow: Callable[[Mapping], Any]) -> Callable[[Mapping], Any]:
+def _present_or(field: FieldRead, slow: Callable[[Mapping], Any]) -> Callable[[Mapping], Any]:
     """``{{ data.x | default(1) }}``: Jinja's ``default`` returns a present value unchanged.
 
     So a present scalar is the answer without Jinja; anything missing, a list, a mapping or a
     long string goes to Jinja, which applies the default and charges the render budget.
     """
-    root, rest = parts[0], parts[1:]
+    root, rest = field.root, field.rest
 
     def fast(ctx: Mapping) -> Any:
         node = _walk(ctx, root, rest)
         if node is None or type(node) in (bool, int, float) or (type(node) is str and len(node) <= _SHORT):
             return node
         return slow(ctx)
-    fast.lookup = (root, tuple(rest), True)  # type: ignore[attr-defined]  # read by _mapping
     return fast
 
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.S)
 
 
-def compile_string(template: TemplateString) -> Callable[[Mapping], Any]:
+Render = Callable[[Mapping], Any]
+
+
+def compile_string(template: TemplateString, fast: bool = True) -> Render:
     """Compile once; the result renders a context. ``"{{ expr }}"`` alone keeps the native type.
 
     A template that does not compile (`validate` reports it first) fails each render, at its location.
+    ``fast=False``: always the plain Jinja way (no field-read shortcut, the general conversion
+    to JSON values), the reference the shortcuts answer exactly as.
     """
+    return _compiled(template, fast)[0]
+
+
+def _compiled(template: TemplateString, fast: bool) -> tuple[Render, FieldRead | None]:
+    """The render of *template*, and the field it reads by a shortcut (None: no shortcut)."""
     try:
-        return _compile_string(template)
+        return _compile_string(template, fast)
     except TemplateSyntaxError as exc:
         error = RenderError(f"{type(exc).__name__}: {exc.message}", template.loc)
 
         def refuse(ctx: Mapping) -> Any:
             raise error
-        return refuse
+        return refuse, None
 
 
-def _compile_string(template: TemplateString) -> Callable[[Mapping], Any]:
+def _compile_string(template: TemplateString, fast: bool = True) -> tuple[Render, FieldRead | None]:
     text, loc = template.text, template.loc
     single = _SINGLE.match(text)
     if single:
         expr = _expression(single.group("expr"))
+        if not fast:
+            return _guarded(lambda ctx: _native_reference(expr(**ctx)), loc), None
         slow = _guarded(lambda ctx: _native(expr(**ctx)), loc)
-        path = _PATH.match(single.group("expr"))
-        if path:
-            return _lookup(path.group(0).strip().split("."), slow)
-        defaulted = _DEFAULTED.match(single.group("expr"))
-        return _present_or(defaulted.group("path").split("."), slow) if defaulted else slow
-    if "{{" not in text and "{%" not in text:
-        return lambda ctx: text
+        field = _field_read(single.group("expr"))
+        if field is None:
+            return slow, None
+        return (_present_or(field, slow) if field.defaulted else _lookup(field, slow)), field
+    if "{{" not in text and "{%" not in text:  # literal text, in both ways (Jinja never sees it)
+        return (lambda ctx: text), None
     compiled = _template(text)
-    return _guarded(lambda ctx: _streamed(compiled, ctx), loc)
+    return _guarded(lambda ctx: _streamed(compiled, ctx), loc), None
+
+
+def _field_read(expr: str) -> FieldRead | None:
+    """The field ``expr`` reads if it is ``a.b.c`` or ``a.b.c | default(LITERAL)``, else None."""
+    path = _PATH.match(expr)
+    defaulted = None if path else _DEFAULTED.match(expr)
+    if path is None and defaulted is None:
+        return None
+    root, *rest = (path.group(0).strip() if path else defaulted.group("path")).split(".")
+    return FieldRead(root, tuple(rest), defaulted is not None)
 
 
 # Compiled once per text: meshes repeat templates (a generated mesh of 10,000 routes took 18 s
@@ -154,9 +191,10 @@ def condition_text(text: str) -> str:
     return text if "{{" in text or "{%" in text else "{{ " + text + " }}"
 
 
-def compile_condition(template: TemplateString) -> Callable[[Mapping], bool]:
-    """A `when`: a bare expression (``data.score > 0``) or a template; false-ish text is false."""
-    render = compile_string(TemplateString(condition_text(template.text), template.loc))
+def compile_condition(template: TemplateString, fast: bool = True) -> Callable[[Mapping], bool]:
+    """A `when`: a bare expression (``data.score > 0``) or a template; false-ish text is false.
+    ``fast``: as for :func:`compile_string`."""
+    render = compile_string(TemplateString(condition_text(template.text), template.loc), fast)
 
     def holds(ctx: Mapping) -> bool:
         value = render(ctx)
@@ -166,47 +204,44 @@ def compile_condition(template: TemplateString) -> Callable[[Mapping], bool]:
     return holds
 
 
-def compile_value(value: TemplateValue) -> Callable[[Mapping], Any]:
-    """Compile every template inside a JSON value; rendering returns plain dicts and lists."""
-    locs = iter(value.strings)
-    return _compile_node(value.value, locs)
+def compile_value(value: TemplateValue, fast: bool = True) -> Render:
+    """Compile every template inside a JSON value; rendering returns plain dicts and lists.
+    ``fast=False``: every template the plain Jinja way, as :func:`compile_string` says."""
+    return _compile_part(value.value, iter(value.strings), fast)[0]
 
 
-def _compile_node(node: Any, locs: Iterator[TemplateString]) -> Callable[[Mapping], Any]:
+def _compile_part(node: Any, locs: Iterator[TemplateString], fast: bool) -> tuple[Render, FieldRead | None]:
+    """The render of one node of a JSON value, and the field it reads by a shortcut."""
     if isinstance(node, str):
-        return compile_string(next(locs))
+        return _compiled(next(locs), fast)
     if isinstance(node, Mapping):
-        return _mapping([(key, _compile_node(item, locs)) for key, item in node.items()])
+        return _mapping([(key, *_compile_part(item, locs, fast)) for key, item in node.items()]), None
     if isinstance(node, tuple):
-        items = [_compile_node(item, locs) for item in node]
-        return lambda ctx: [item(ctx) for item in items]
-    return lambda ctx: node
+        items = [_compile_part(item, locs, fast)[0] for item in node]
+        return (lambda ctx: [item(ctx) for item in items]), None
+    return (lambda ctx: node), None
 
 
 _PLAIN_TYPES = frozenset({bool, int, float, type(None)})
 
 
-def _mapping(parts: list[tuple[Any, Callable[[Mapping], Any]]]) -> Callable[[Mapping], Any]:
-    """Render ``{key: template, ...}``; the keys whose template is a lookup shortcut are read inline.
+def _mapping(parts: list[tuple[Any, Render, FieldRead | None]]) -> Render:
+    """Render ``{key: template, ...}``; the keys whose template reads a field by a shortcut are read here.
 
     A value the shortcut would return as it is (a short string, a number, a boolean, null; a
     list or mapping for ``{{ path }}``) is taken here, without the calls; anything else, a
     missing field included, goes to the part itself, which answers as it always does.
     """
-    if not any(hasattr(part, "lookup") for _, part in parts):
-        return lambda ctx: {key: part(ctx) for key, part in parts}
-    entries = tuple((key, *getattr(part, "lookup", (None, (), False)), part) for key, part in parts)
+    if all(field is None for _, _, field in parts):
+        return lambda ctx: {key: part(ctx) for key, part, _ in parts}
+    entries = tuple((key, field.root, field.rest, field.defaulted, part) if field is not None
+                    else (key, None, (), False, part) for key, part, field in parts)
 
     def render_mapping(ctx: Mapping) -> dict:
         out = {}
         for key, root, rest, defaulted, part in entries:
             if root is not None:
-                node = ctx.get(root, _ABSENT)
-                for name in rest:
-                    if type(node) is not dict or name not in node:
-                        node = _ABSENT
-                        break
-                    node = node[name]
+                node = _walk(ctx, root, rest)
                 kind = type(node)
                 if kind in _PLAIN_TYPES or (kind is str and len(node) <= (_SHORT if defaulted else MAX_OUTPUT)):
                     out[key] = node
@@ -258,7 +293,8 @@ def _capped(text: str) -> str:
 
 
 def _native(value: Any) -> Any:
-    """Turn what an expression returns into plain JSON-like data."""
+    """Turn what an expression returns into plain JSON-like data: exact JSON types first (the
+    fast path), then as :func:`_native_reference` does."""
     cls = value.__class__
     if cls is str:
         return _capped(value)
@@ -268,12 +304,22 @@ def _native(value: Any) -> Any:
         return [_native(v) for v in value]
     if cls is dict:
         return {k: _native(v) for k, v in value.items()}
+    return _general(value, _native)
+
+
+def _native_reference(value: Any) -> Any:
+    """The general conversion to JSON values, by isinstance only: the reference of :func:`_native`."""
+    return _general(value, _native_reference)
+
+
+def _general(value: Any, inner: Callable[[Any], Any]) -> Any:
+    """One step of the general conversion; *inner* converts the items of a container."""
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises here, naming the missing field
     if isinstance(value, Mapping):
-        return {k: _native(v) for k, v in value.items()}
+        return {k: inner(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_native(v) for v in value]
+        return [inner(v) for v in value]
     if isinstance(value, str):
         return _capped(value)
     if value is None or isinstance(value, (bool, int, float)):
@@ -350,10 +396,11 @@ def _plain_chains(text: str) -> list[tuple[str, FieldPath]] | None:
     return chains
 
 
-def syntax_error(text: str) -> TemplateSyntaxError | None:
+def syntax_error(text: str, fast: bool = True) -> TemplateSyntaxError | None:
     """The template's syntax error, or None if it parses and compiles as the runtime compiles it
-    (a :class:`TemplateTooComplex` when it nests too deeply for Jinja or Python)."""
-    if _plain_chains(text) is not None:
+    (a :class:`TemplateTooComplex` when it nests too deeply for Jinja or Python). ``fast=False``:
+    always by Jinja's parser, the reference of the reading of plain templates without it."""
+    if fast and _plain_chains(text) is not None:
         return None
     tree = _parsed(text)
     if isinstance(tree, TemplateSyntaxError):
@@ -376,13 +423,14 @@ def _near_python_limits(tree: nodes.Template) -> bool:
     return depth > _DEEP or loops >= 20
 
 
-def referenced_fields(text: str) -> list[tuple[str, FieldPath]]:
+def referenced_fields(text: str, fast: bool = True) -> list[tuple[str, FieldPath]]:
     """Every ``name.attr[...]`` chain the template reads, as (root name, path), longest chains only.
+    ``fast=False``: always by Jinja's parser, as :func:`syntax_error`.
 
     >>> referenced_fields("{{ data.player.id }} scored {{ data['score'] | int }}")
     [('data', ('player', 'id')), ('data', ('score',))]
     """
-    chains = _plain_chains(text)
+    chains = _plain_chains(text) if fast else None
     if chains is None:
         tree = _parsed(text)
         if isinstance(tree, TemplateSyntaxError):

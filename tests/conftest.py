@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
 
 from cli import main
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Hypothesis fails an example that runs longer than its `deadline` (200 ms by default): a
+# wall-clock bound, which a busy machine breaks. No property test here is bounded by time.
+settings.register_profile("meshctl", deadline=None)
+settings.load_profile("meshctl")
 
 
 @pytest.fixture

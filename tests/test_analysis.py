@@ -106,6 +106,7 @@ def test_hops_a_pattern_rejects_are_pruned_from_loop_detection(tmp_path, status,
                                 "in the emit; the pattern wants ['failed']; this hop is left out of loop detection")
 
 
+@pytest.mark.slow
 def test_example_cycles_are_the_same_under_every_hash_seed(tmp_path):
     """A tangle with more cycles than are shown: the same ones are shown in every process."""
     n = 6  # 409 elementary cycles, 10 shown

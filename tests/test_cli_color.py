@@ -111,6 +111,7 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
     return b"".join(chunks).decode()
 
 
+@pytest.mark.slow
 def test_auto_colours_a_terminal_unless_no_color(bad):
     assert ANSI.search(_on_a_terminal(["validate", str(bad)], {}))
     assert not ANSI.search(_on_a_terminal(["validate", str(bad)], {"NO_COLOR": "1"}))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 ARENA = REPO / "workflows" / "arena"
 MESHCTL = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]

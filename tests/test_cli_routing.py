@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench.many_routes import reading, write_mesh
 
 ORDERS = Path(__file__).resolve().parent.parent / "workflows" / "orders"
@@ -16,6 +18,7 @@ def summary(result) -> dict:
     return json.loads(result.output)
 
 
+@pytest.mark.slow
 def test_a_run_on_2000_routes_counts_what_was_routed(meshctl, tmp_path):
     mesh = write_mesh(str(tmp_path / "mesh"), ROUTES)
     events = [reading(k, ROUTES) for k in range(4)] + [dict(reading(4, ROUTES), data={"sensor": "s-none", "value": 1})]

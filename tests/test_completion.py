@@ -50,6 +50,7 @@ def test_bash_protocol(words, cword, expect):
     assert complete(words, cword) == expect
 
 
+@pytest.mark.slow
 def test_real_bash_completes_val_to_validate():
     bash = shutil.which("bash")
     assert bash is not None

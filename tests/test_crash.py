@@ -5,6 +5,8 @@ import pytest
 
 from bench.crash_test import crash_test
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_kill_and_resume_neither_loses_nor_repeats(seed, tmp_path):

@@ -209,6 +209,7 @@ top_schemas = st.sampled_from([0, 0, 0, 1, 2]).flatmap(
     lambda pick: (keyword_schema(schemas), object_schema(schemas), leaf_schemas)[pick])
 
 
+@pytest.mark.slow
 def test_agrees_with_jsonschema_on_random_schemas():
     verdicts: Counter = Counter()
 

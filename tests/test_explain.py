@@ -100,6 +100,7 @@ def test_the_code_finder_follows_variables_and_helpers(tmp_path):
     assert len(codes.unresolved) == 1
 
 
+@pytest.mark.slow
 def test_every_code_the_engine_emits_is_explained():
     used = engine_codes()
     assert len(used) > 50  # the finder sees the engine at all

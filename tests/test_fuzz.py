@@ -21,6 +21,7 @@ TOKENS = [
 yamlish = st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=8)), max_size=40).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(yamlish)
 def test_loader_never_raises(text):
@@ -28,6 +29,7 @@ def test_loader_never_raises(text):
     assert documents or diagnostics
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=200) | yamlish.map(str.encode))

@@ -85,6 +85,7 @@ def test_matching_does_not_scan_the_patterns(monkeypatch):
     assert calls == []
 
 
+@pytest.mark.slow
 def test_many_distinct_fields_stay_cheap_and_correct(monkeypatch):
     rng = random.Random(3)
     patterns = [(i, {f"f{i}": [i], f"g{i % 50}": [{"exists": rng.random() < 0.5}]}) for i in range(3000)]
@@ -183,6 +184,7 @@ def assert_index_agrees(patterns, events):
         assert index.match(event) == scan(compiled, event), event
 
 
+@pytest.mark.slow
 def test_index_agrees_with_scan_on_seeded_random_patterns():
     rng = random.Random(20260101)
     patterns = [(f"p{i}", random_object(rng, depth=2)) for i in range(2000)]
@@ -190,6 +192,7 @@ def test_index_agrees_with_scan_on_seeded_random_patterns():
     assert_index_agrees(patterns, events)
 
 
+@pytest.mark.slow
 def test_index_agrees_with_scan_on_flat_events_only():
     rng = random.Random(7)
     patterns = [(i, random_object(rng, depth=1)) for i in range(1000)]
@@ -197,6 +200,7 @@ def test_index_agrees_with_scan_on_flat_events_only():
     assert_index_agrees(patterns, events)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(st.integers(0, 2**32), st.integers(1, 40))
 def test_index_agrees_with_scan_property(seed, size):
@@ -240,6 +244,7 @@ def workload():
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "m", "count", "digest"), [
     (10, 5000, 2257, "35aba70ea9ed"),
     (100, 2000, 7962, "30a9b96999e2"),

@@ -79,6 +79,7 @@ def test_tight_limits(text, depth, nodes):
     assert_agree(text, limits=Limits(max_depth=depth, max_nodes=nodes))
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 @given(yamlish)
 def test_coarse_nesting_bound_is_never_below_the_line_by_line_one(text):
@@ -100,6 +101,7 @@ def test_limits_send_documents_to_the_careful_path():
     assert [d.code for d in diagnostics] == ["too-deep"] and not documents
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 @given(yamlish)
 def test_generated_texts(text):

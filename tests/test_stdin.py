@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from cli import main
 from engine.commands.scaffold import FILES
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 MESH = "---\n".join(FILES[name] for name in ("mesh.yaml", "event-types.yaml", "services.yaml")).replace("@NAME@", "s")
 EVENTS = FILES["events.jsonl"].replace("@NAME@", "s")

@@ -7,7 +7,8 @@ closed afterwards, and an uncaught script error on any of them fails the test.
 
 Without chromium or playwright the tests are skipped with the reason, except under
 CI=true, where they must run: there they fail (.ci/install-browser installs chromium).
-Every test under tests/browser carries the ``browser`` marker: ``-m "not browser"`` skips them.
+Every test under tests/browser carries the ``browser`` marker: ``-m "not browser"`` skips them;
+and the ``slow`` one (a page load is near a second), so ``-m "not slow"`` skips them too.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if HERE in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

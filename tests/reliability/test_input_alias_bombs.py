@@ -73,6 +73,7 @@ def test_validate_refuses_a_bomb_with_a_located_error(tmp_path, meshctl):
     assert check_mesh(str(path)).mesh is None
 
 
+@pytest.mark.slow
 def test_shared_values_within_the_limit_still_load():
     """Anchors that share, rather than multiply, are ordinary YAML."""
     documents, diagnostics = load_documents(laughs(5), "ok.yaml")  # 9**5 = 59,049 nodes

@@ -17,6 +17,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 CHILD = textwrap.dedent("""
     import json, resource, sys, time
     from engine.analysis.validate import check_mesh

@@ -20,6 +20,8 @@ from engine.analysis.graph import build_flow_graph
 from engine.analysis.rules import MAX_CYCLES_PER_TANGLE, analyse
 from engine.language.loader import load_mesh
 
+pytestmark = pytest.mark.slow
+
 HEAD = "apiVersion: meshctl/v1\n"
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 REFUSED = ["os:system", "builtins:eval", "subprocess:Popen", "no_such_module_zz:run", "outside_mod:go"]
 
 CHILD = textwrap.dedent("""

@@ -19,6 +19,8 @@ from engine.analysis.graph import build_flow_graph
 from engine.analysis.rules import analyse
 from engine.language.loader import load_mesh
 
+pytestmark = pytest.mark.slow
+
 SHAPES = {  # (filter of subscription i, data it emits): how producers and consumers differ
     "all alike": ("", "{{n: '{{{{ data.n }}}}'}}"),
     "ring of constants": ("      match: {{data: {{hop: [{i}]}}}}\n", "{{hop: {j}}}"),

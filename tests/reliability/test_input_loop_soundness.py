@@ -21,6 +21,8 @@ import pytest
 
 from cli import main
 
+pytestmark = pytest.mark.slow
+
 MESHES = 150
 TYPES = ("e0", "e1", "e2")
 VALUES = ("a", "b", "c")

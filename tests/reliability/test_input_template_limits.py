@@ -106,6 +106,7 @@ def refusal(text: str, context: dict = CONTEXT) -> str:
     return str(caught.value.__cause__)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PAYLOADS)
 def test_payload_is_refused_by_its_rule_in_bounded_memory(name):
     tracemalloc.start()

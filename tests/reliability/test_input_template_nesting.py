@@ -30,6 +30,8 @@ from engine.language.sandbox import (
 )
 from engine.language.templates import RenderError, compile_string
 
+pytestmark = pytest.mark.slow
+
 CHILD = textwrap.dedent("""
     import json, sys, time
     from engine.analysis.validate import check_mesh

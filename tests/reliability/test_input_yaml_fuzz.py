@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -66,6 +67,7 @@ def _outcome(text: str) -> tuple[int, int]:
     return len(documents), len(diagnostics)
 
 
+@pytest.mark.slow
 def test_twenty_thousand_generated_texts_raise_nothing():
     seen = {"examples": 0, "parsed_to_documents": 0}
     started = time.perf_counter()

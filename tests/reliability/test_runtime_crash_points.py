@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 
+import pytest
 from runtime_harness import (
     JOBS_MESH,
     KILLED,
@@ -25,6 +26,8 @@ from runtime_harness import (
     write_events,
     write_mesh,
 )
+
+pytestmark = pytest.mark.slow
 
 EVENTS = 2000
 EVERY = 50  # inputs between commits

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from runtime_harness import (
     meshctl,
     output_texts,
@@ -20,6 +21,8 @@ from runtime_harness import (
 )
 
 from bench.crash_test import MESH, generate
+
+pytestmark = pytest.mark.slow
 
 EVENTS, KILLS = 1500, 5
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 
+import pytest
 from runtime_harness import (
     KILLED,
     START,
@@ -26,6 +27,8 @@ from runtime_harness import (
 )
 
 from engine.storage import SqliteStore
+
+pytestmark = pytest.mark.slow
 
 STEPS = ["s1", "s2", "s3", "s4", "s5"]
 

@@ -23,9 +23,13 @@ import signal
 import sqlite3
 import time
 
+import pytest
+
 from engine.core.deadletter import DeadLetter
 from engine.storage import SqliteStore, StoreFenced
 from engine.storage.sqlite import journal_row_records
+
+pytestmark = pytest.mark.slow
 
 PROCESSES, TRANSACTIONS = 4, 300
 KILL_INSIDE = 100  # process 0 dies inside this commit

@@ -20,6 +20,8 @@ from runtime_harness import START, inputs, iso, load
 from engine.core.eventtime import parse as parse_time
 from engine.runtime.interpreter import Runtime
 
+pytestmark = pytest.mark.slow
+
 SIZE, LATENESS, DISORDER = 60, 30, 20
 EVENTS = 5000
 

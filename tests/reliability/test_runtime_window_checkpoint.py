@@ -24,6 +24,8 @@ from runtime_harness import (
     write_mesh,
 )
 
+pytestmark = pytest.mark.slow
+
 MESH = """
 apiVersion: meshctl/v1
 kind: EventType

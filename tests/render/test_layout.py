@@ -32,6 +32,7 @@ def test_same_input_same_bytes(shop_flow):
     assert render(shop_flow, "svg") == render(shop_flow, "svg")
 
 
+@pytest.mark.slow
 def test_same_bytes_across_processes_and_hash_seeds():
     """Set or dict-of-set iteration anywhere would show up as a different hash seed's output."""
     code = ("import sys; sys.path.insert(0, 'tests/render'); from render_helpers import SHOP, views_of; "

@@ -362,6 +362,7 @@ RECORDS = st.lists(st.fixed_dictionaries(
     max_size=25)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(RECORDS, st.integers(1, 30))
 def test_any_records_render_in_every_format(records, limit):

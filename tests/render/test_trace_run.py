@@ -65,6 +65,7 @@ def test_rejected_inputs_count_as_events_in(meshctl, tmp_path):
 PAGE_BOUND = 6_000_000
 
 
+@pytest.mark.slow
 def test_a_57k_record_trace_makes_a_small_page(meshctl, tmp_path):
     _, records = run(meshctl, tmp_path, "orders", WORKFLOWS / "orders" / "events.jsonl")
     long = replicated(records, 200)

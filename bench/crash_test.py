@@ -3,8 +3,8 @@
     python -m bench.crash_test [--events 3000] [--kills 5] [--seed 1]
 
 Runs the crash-test mesh (tests/cases/crash) once uninterrupted in memory, then again on
-SQLite while SIGKILLing the process at random times and resuming it with --resume until it
-completes. Every emitted event, every trace record (window aggregates included) and every
+SQLite while SIGKILLing the process at random points of its input and resuming it with
+--resume until it completes. Every emitted event, every trace record (window aggregates included) and every
 dead letter must be identical: nothing lost, nothing repeated. Prints one JSON line.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -49,19 +50,41 @@ def outputs(prefix: Path) -> list[str]:
     return [f"--trace={prefix}.trace", f"--output={prefix}.out", f"--dlq-out={prefix}.dlq"]
 
 
+def committed(db: Path) -> int:
+    """The input position a store has committed (0 before its first commit), read beside the writer."""
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)
+        try:
+            row = conn.execute("SELECT json_extract(body, '$.fed') FROM checkpoint WHERE id = 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:  # not created yet, or the schema is being written
+        return 0
+    return row[0] if row and row[0] is not None else 0
+
+
 def run_with_kills(events: Path, db: Path, prefix: Path, kills: int, rng: random.Random, every: int,
-                   span: float) -> dict:
-    """Start, SIGKILL after a random delay within *span* seconds, resume; repeat until a run completes."""
+                   total: int) -> dict:
+    """Start; SIGKILL once the committed position passed a random point of the input (and the
+    process committed at least once itself), soon after that commit; resume; until a run completes.
+
+    Kills follow progress, not a timer: on a busy machine a timer can fire after the run is done.
+    """
+    targets = sorted(rng.sample(range(total // 10, total * 9 // 10), kills))
     killed, starts, start = 0, 0, time.perf_counter()
     while True:
         args = ["run", str(MESH), "--events", str(events), f"--store=sqlite:{db}", f"--checkpoint-every={every}",
                 "--format=json", *outputs(prefix)] + (["--resume"] if starts else [])
         starts += 1
         proc = subprocess.Popen(meshctl(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if killed < kills:
-            try:
-                proc.wait(timeout=rng.uniform(0.3, span))
-            except subprocess.TimeoutExpired:
+        if killed < len(targets):
+            floor = max(targets[killed], committed(db) + 1)
+            while proc.poll() is None and committed(db) < floor:
+                time.sleep(0.005)
+            if proc.poll() is None:
+                time.sleep(rng.uniform(0.0, 0.05))  # anywhere after that commit: mid-batch, mid-commit
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
                 killed += 1
@@ -78,11 +101,9 @@ def crash_test(n: int = 3000, kills: int = 5, seed: int = 1, every: int = 100, w
         tmp = Path(tmp)
         events = tmp / "events.jsonl"
         events.write_text("".join(json.dumps(e) + "\n" for e in generate(n, seed)))
-        began = time.perf_counter()
         reference = subprocess.run(meshctl("run", str(MESH), "--events", str(events), "--format=json",
                                            *outputs(tmp / "ref")), cwd=REPO, capture_output=True, check=True)
-        span = max(0.5, 0.8 * (time.perf_counter() - began))  # kill somewhere within a typical run
-        crashed = run_with_kills(events, tmp / "run.db", tmp / "crash", kills, random.Random(seed), every, span)
+        crashed = run_with_kills(events, tmp / "run.db", tmp / "crash", kills, random.Random(seed), every, n)
         diffs = {name: (tmp / f"ref.{name}").read_bytes() != (tmp / f"crash.{name}").read_bytes()
                  for name in ("out", "trace", "dlq")}
         lines = {name: len((tmp / f"ref.{name}").read_text().splitlines()) for name in ("out", "trace", "dlq")}

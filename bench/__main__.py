@@ -32,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workloads", nargs="*", metavar="WORKLOAD",
                         help=f"any of {', '.join(WORKLOADS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller inputs: about a minute or two in all")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not save results or write the doc")
-    parser.add_argument("--report", action="store_true", help="only rewrite docs/performance.md from bench/results")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print only; do not save results or write the doc")
+    parser.add_argument("--report", action="store_true",
+                        help="only rewrite docs/performance.md from bench/results")
     args = parser.parse_args(argv)
     if args.report:
         from .report import write_report
@@ -55,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     print(table(rows))
     print(f"\n{len(rows)} rows in {total:,.0f} s on {info['nproc']} × {info['cpu']}, Python {info['python']}")
-    command = "python -m bench" + "".join(f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python -m bench" + "".join(
+        f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])
+    )
     if args.no_write or set(chosen) != set(WORKLOADS):
         return 0
     RESULTS.mkdir(exist_ok=True)

@@ -86,7 +86,9 @@ def table(rows: list[Row], markdown: bool = False) -> str:
         if r.ratio is not None and r.ratio_label.startswith("of "):
             ratio = f"{r.ratio * 100:.1f} % {r.ratio_label}"
         else:
-            ratio = fmt_ratio(r.ratio) + (f" {r.ratio_label}" if r.ratio_label and r.ratio is not None else "")
+            ratio = fmt_ratio(r.ratio) + (
+                f" {r.ratio_label}" if r.ratio_label and r.ratio is not None else ""
+            )
         met = "-" if r.met is None else "yes" if r.met else "NO"
         lines.append((r.workload, r.case, r.ours, r.peer, ratio, r.target or "-", met, r.check or "-"))
     if markdown:
@@ -133,15 +135,16 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                                check=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "engine", "cli.py"], cwd=REPO,
                                capture_output=True, text=True, check=True).stdout.strip()
         commit += " (with uncommitted changes to engine/ or cli.py)" if dirty else ""
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    return {"date": date, "commit": commit, "nproc": nproc, "cpu": cpu, "memory": memory, "python": sys.version.split()[0],
-            "implementation": platform.python_implementation(), "platform": platform.platform(),
+    return {"date": date, "commit": commit, "nproc": nproc, "cpu": cpu, "memory": memory,
+            "python": sys.version.split()[0], "implementation": platform.python_implementation(),
+            "platform": platform.platform(),
             "peers": {name: version(name) for name in ("moto", "boto3", "bytewax", "PyYAML", "jsonschema")}}
 
 
@@ -165,8 +168,8 @@ def run_cli(args: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as folder:
         rss = os.path.join(folder, "maxrss")
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _WRAPPER, rss, sys.executable, "-m", "cli", *args], cwd=REPO,
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", _WRAPPER, rss, sys.executable, "-m", "cli", *args],
+                              cwd=REPO, capture_output=True, text=True)
         wall = time.perf_counter() - started
         peak = int(Path(rss).read_text()) if os.path.exists(rss) else 0
     return wall, peak, proc

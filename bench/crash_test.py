@@ -38,7 +38,8 @@ def generate(n: int, seed: int) -> list[dict]:
         if rng.random() < 0.01:
             data["amount"] = "lots"  # schema-invalid: dead-lettered at the door
         events.append({"id": f"o{i}", "type": "order.placed", "source": "crash-test",
-                       "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + jitter)) + "Z", "data": data})
+                       "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + jitter)) + "Z",
+                       "data": data})
     return events
 
 
@@ -75,8 +76,16 @@ def run_with_kills(events: Path, db: Path, prefix: Path, kills: int, rng: random
     targets = sorted(rng.sample(range(total // 10, total * 9 // 10), kills))
     killed, starts, start = 0, 0, time.perf_counter()
     while True:
-        args = ["run", str(MESH), "--events", str(events), f"--store=sqlite:{db}", f"--checkpoint-every={every}",
-                "--format=json", *outputs(prefix)] + (["--resume"] if starts else [])
+        args = [
+            "run",
+            str(MESH),
+            "--events",
+            str(events),
+            f"--store=sqlite:{db}",
+            f"--checkpoint-every={every}",
+            "--format=json",
+            *outputs(prefix),
+        ] + (["--resume"] if starts else [])
         starts += 1
         proc = subprocess.Popen(meshctl(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if killed < len(targets):
@@ -96,7 +105,9 @@ def run_with_kills(events: Path, db: Path, prefix: Path, kills: int, rng: random
                 "summary": json.loads(out)}
 
 
-def crash_test(n: int = 3000, kills: int = 5, seed: int = 1, every: int = 100, workdir: str | None = None) -> dict:
+def crash_test(
+    n: int = 3000, kills: int = 5, seed: int = 1, every: int = 100, workdir: str | None = None
+) -> dict:
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
         events = tmp / "events.jsonl"
@@ -106,7 +117,9 @@ def crash_test(n: int = 3000, kills: int = 5, seed: int = 1, every: int = 100, w
         crashed = run_with_kills(events, tmp / "run.db", tmp / "crash", kills, random.Random(seed), every, n)
         diffs = {name: (tmp / f"ref.{name}").read_bytes() != (tmp / f"crash.{name}").read_bytes()
                  for name in ("out", "trace", "dlq")}
-        lines = {name: len((tmp / f"ref.{name}").read_text().splitlines()) for name in ("out", "trace", "dlq")}
+        lines = {
+            name: len((tmp / f"ref.{name}").read_text().splitlines()) for name in ("out", "trace", "dlq")
+        }
         return {"test": "crash-resume", "events": n, "kills": crashed["kills"], "starts": crashed["starts"],
                 "seconds": crashed["seconds"], "emitted": lines["out"], "trace_records": lines["trace"],
                 "dead_letters": lines["dlq"], "identical": not any(diffs.values()),

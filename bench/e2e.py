@@ -51,14 +51,17 @@ def generate(path: str, n: int, seed: int = 11, players: int = 1000) -> int:
             when = _stamp(BASE + match)
             records = [{"specversion": "1.0", "id": f"req-{match}", "source": f"/lobby/{region}",
                         "type": "match.requested", "time": when,
-                        "data": {"request_id": mid, "players": [a, b], "region": region, "mode": mode, "round": 1}}]
+                        "data": {"request_id": mid, "players": [a, b], "region": region, "mode": mode,
+                                 "round": 1}}]
             done = _stamp(BASE + match + 30)
             for i, (me, other) in enumerate(((a, b), (b, a)), start=1):
-                records.append({"specversion": "1.0", "id": f"gs-{match}-{i}", "source": f"/game-servers/{region}",
-                                "type": "match.finished", "time": done, "subject": me,
-                                "data": {"match_id": mid, "player_id": me, "opponent_id": other, "region": region,
-                                         "mode": mode, "score": rng.choice((0, rng.randrange(1, 2000))),
-                                         "won": i == 1, "duration_s": round(rng.uniform(20, 900), 1)}})
+                records.append({"specversion": "1.0", "id": f"gs-{match}-{i}",
+                                "source": f"/game-servers/{region}", "type": "match.finished", "time": done,
+                                "subject": me,
+                                "data": {"match_id": mid, "player_id": me, "opponent_id": other,
+                                         "region": region, "mode": mode,
+                                         "score": rng.choice((0, rng.randrange(1, 2000))), "won": i == 1,
+                                         "duration_s": round(rng.uniform(20, 900), 1)}})
             for record in records[: n - written]:
                 fh.write(json.dumps(record) + "\n")
                 written += 1
@@ -108,13 +111,23 @@ def rows(quick: bool = False) -> list[Row]:
     out.append(Row("e2e", f"arena, memory, {n:,} ev", fmt_rate(r_mem), f"json decode {fmt_rate(r_dec)}",
                    r_mem / r_dec, "of limit", "≥ 30 % of limit", r_mem / r_dec >= 0.30, summary,
                    {"seconds": t_mem, "summary": s_mem}))
-    out.append(Row("e2e", f"arena, SQLite, {n:,} ev", fmt_rate(r_sql), f"memory {fmt_rate(r_mem)}", r_sql / r_mem,
-                   "of memory", "≥ 50 % of memory", r_sql / r_mem >= 0.5,
+    out.append(Row("e2e", f"arena, SQLite, {n:,} ev", fmt_rate(r_sql), f"memory {fmt_rate(r_mem)}",
+                   r_sql / r_mem, "of memory", "≥ 50 % of memory", r_sql / r_mem >= 0.5,
                    "summary = memory's" if same else "summary DIFFERS from memory's", {"seconds": t_sql}))
-    out.append(Row("e2e", "CLI wall time (once, memory)", fmt_time(t_cli), f"in-process {fmt_time(t_mem)}",
-                   t_cli / t_mem, "vs in-process", "", None,
-                   "exit 0, same summary" if cli_ok else f"exit {proc.returncode}: {proc.stderr.strip()[-200:]}",
-                   {"seconds": t_cli}))
+    out.append(
+        Row(
+            "e2e",
+            "CLI wall time (once, memory)",
+            fmt_time(t_cli),
+            f"in-process {fmt_time(t_mem)}",
+            t_cli / t_mem,
+            "vs in-process",
+            "",
+            None,
+            "exit 0, same summary" if cli_ok else f"exit {proc.returncode}: {proc.stderr.strip()[-200:]}",
+            {"seconds": t_cli},
+        )
+    )
     return out
 
 

@@ -5,7 +5,8 @@
 
 Where T11 (in the test suite) feeds 20,000 generated texts with a fixed seed, this runs
 libFuzzer through atheris for a given time: the modules that turn bytes into documents
-(``engine.language.source``, ``engine.language.schema``, ``engine.language.datacheck``, PyYAML) are instrumented, so
+(``engine.language.source``, ``engine.language.schema``, ``engine.language.datacheck``,
+PyYAML) are instrumented, so
 inputs that reach new branches are kept and mutated further. The corpus starts from every
 YAML file under ``workflows/`` and ``tests/cases/``. Each input goes the way a mesh file
 goes: read as bytes (size cap, UTF-8), parsed (every document), each document checked
@@ -43,7 +44,8 @@ def target() -> None:
 
         from engine.language.schema import check_document
         from engine.language.source import load_documents, read_text
-    scratch = tempfile.NamedTemporaryFile(prefix="fuzz-", suffix=".yaml", dir="/dev/shm" if os.path.isdir("/dev/shm")
+    scratch = tempfile.NamedTemporaryFile(prefix="fuzz-", suffix=".yaml",
+                                          dir="/dev/shm" if os.path.isdir("/dev/shm")
                                           else None, delete=False)
     scratch.close()
     path = scratch.name

@@ -26,7 +26,9 @@ from .e2e import ARENA, generate
 def rows(quick: bool = False) -> list[Row]:
     arena = (10_000, 100_000) if quick else (100_000, 1_000_000)
     saga = (1_000, 10_000) if quick else (10_000, 100_000, 1_000_000)
-    return _growth("arena", ARENA, generate, arena, "ev") + _growth("orders", orders.ORDERS, orders.generate, saga, "orders")
+    return _growth("arena", ARENA, generate, arena, "ev") + _growth(
+        "orders", orders.ORDERS, orders.generate, saga, "orders"
+    )
 
 
 def _growth(name: str, mesh: str, generate, sizes: tuple[int, ...], unit: str) -> list[Row]:
@@ -43,17 +45,20 @@ def _growth(name: str, mesh: str, generate, sizes: tuple[int, ...], unit: str) -
             os.remove(path)
             if proc.returncode == 0:
                 summary = json.loads(proc.stdout)
-                check = f"exit 0, {summary['events_in']:,} in, {summary['runs_failed']:,} runs failed, {wall:,.0f} s wall"
+                check = (f"exit 0, {summary['events_in']:,} in, {summary['runs_failed']:,} runs failed, "
+                         f"{wall:,.0f} s wall")
             else:
                 check = f"exit {proc.returncode}: {proc.stderr.strip()[-200:]}"
             case = f"{name}: peak RSS, {n:,} {unit}"
             extra = {"kib": peak, "wall_s": wall}
             if previous is None:
-                out.append(Row("memory", case, f"{peak / 1024:,.0f} MiB", "", None, "", "", None, check, extra))
+                out.append(Row("memory", case, f"{peak / 1024:,.0f} MiB", "", None, "", "", None, check,
+                               extra))
             else:
                 (m, before), growth = previous, peak / previous[1]
-                out.append(Row("memory", case, f"{peak / 1024:,.0f} MiB", f"{m:,} {unit}: {before / 1024:,.0f} MiB",
-                               growth, "growth", "≤ 1.5×", growth <= 1.5, check, extra))
+                out.append(Row("memory", case, f"{peak / 1024:,.0f} MiB",
+                               f"{m:,} {unit}: {before / 1024:,.0f} MiB", growth, "growth", "≤ 1.5×",
+                               growth <= 1.5, check, extra))
             previous = (n, peak)
     return out
 

@@ -63,13 +63,22 @@ def shapes() -> dict[str, dict]:
     foreach_steps = [_step("each", 1, foreach="{{ input['items'] }}")]
 
     def pass_chain(prefix: str, n: int) -> dict:
-        return {"StartAt": f"{prefix}0", "States": {
-            f"{prefix}{i}": {"Type": "Pass", "Result": i, "ResultPath": "$.n",
-                             **({"Next": f"{prefix}{i + 1}"} if i < n - 1 else {"End": True})} for i in range(n)}}
+        return {
+            "StartAt": f"{prefix}0",
+            "States": {
+                f"{prefix}{i}": {
+                    "Type": "Pass",
+                    "Result": i,
+                    "ResultPath": "$.n",
+                    **({"Next": f"{prefix}{i + 1}"} if i < n - 1 else {"End": True}),
+                }
+                for i in range(n)
+            },
+        }
 
     fan_asl = {"StartAt": "fan", "States": {
-        "fan": {"Type": "Parallel", "Branches": [pass_chain(f"b{b}_", 5) for b in range(8)], "ResultPath": "$.branches",
-                "Next": "join"},
+        "fan": {"Type": "Parallel", "Branches": [pass_chain(f"b{b}_", 5) for b in range(8)],
+                "ResultPath": "$.branches", "Next": "join"},
         "join": {"Type": "Pass", "Result": 99, "ResultPath": "$.n", "End": True}}}
     map_asl = {"StartAt": "each", "States": {
         "each": {"Type": "Map", "ItemsPath": "$.items", "ResultPath": "$.out",
@@ -100,8 +109,8 @@ def ours(label: str, name: str, mesh, runs: int) -> tuple[float, int, dict]:
     from engine.runtime.trace import Trace
 
     items = list(range(100))
-    events = [{"specversion": "1.0", "id": f"{name}-{i}", "source": "bench", "type": f"{name}.start", "time": START,
-               "data": {"items": items}} for i in range(runs)]
+    events = [{"specversion": "1.0", "id": f"{name}-{i}", "source": "bench", "type": f"{name}.start",
+               "time": START, "data": {"items": items}} for i in range(runs)]
     seconds, summary = best_of(lambda: Runtime(mesh, trace=Trace()).run(events), 3)
     records: list = []
     Runtime(mesh, trace=Trace(records)).run(events[:1])
@@ -161,8 +170,9 @@ def rows(quick: bool = False) -> list[Row]:
             ratio = moto_step / per_step if moto_step is not None else None
             ok = steps == spec["count"] and summary["runs_completed"] == runs
             peer_ok = status == "SUCCEEDED" and entered == spec["asl_entered"]
-            check = (f"{steps} steps/run, {summary['runs_completed']}/{runs} runs completed"
-                     + (f"; moto {status}, {entered} states entered" if moto_run is not None else f"; moto {status}"))
+            check = f"{steps} steps/run, {summary['runs_completed']}/{runs} runs completed" + (
+                f"; moto {status}, {entered} states entered" if moto_run is not None else f"; moto {status}"
+            )
             if not ok or (moto_run is not None and not peer_ok):
                 check += " (MISMATCH)"
             out.append(Row("orchestration", f"{label} ({spec['count']} steps)", f"{fmt_time(per_step)}/step",

@@ -14,13 +14,16 @@ from .common import REPO
 from .e2e import BASE, _stamp
 
 ORDERS = str(REPO / "workflows" / "orders")
-CITIES = [("Berlin", "DE", "10969"), ("Lyon", "FR", "69003"), ("Leeds", "GB", "LS6 2AB"), ("Porto", "PT", "4000-123")]
-SKUS = [("MUG-BLK", 12.5), ("TEE-M-NVY", 24.0), ("HEADPH-BT", 149.0), ("LAPTOP-14", 1299.0), ("SLEEVE-14", 39.9)]
+CITIES = [("Berlin", "DE", "10969"), ("Lyon", "FR", "69003"), ("Leeds", "GB", "LS6 2AB"),
+          ("Porto", "PT", "4000-123")]
+SKUS = [("MUG-BLK", 12.5), ("TEE-M-NVY", 24.0), ("HEADPH-BT", 149.0), ("LAPTOP-14", 1299.0),
+        ("SLEEVE-14", 39.9)]
 
 
 def order(i: int, rng: random.Random) -> dict:
     """The i-th generated order (1-based)."""
-    lines = [{"sku": sku, "qty": rng.randint(1, 3), "unit_price": price} for sku, price in rng.sample(SKUS, rng.randint(1, 3))]
+    lines = [{"sku": sku, "qty": rng.randint(1, 3), "unit_price": price} for sku,
+             price in rng.sample(SKUS, rng.randint(1, 3))]
     draw = rng.random()
     token = "tok_declined_%x" % i if draw < 0.04 else "tok_flaky_%x" % i if draw < 0.08 else "tok_%x" % i
     total = 0.0 if draw > 0.97 else round(sum(line["qty"] * line["unit_price"] for line in lines), 2)

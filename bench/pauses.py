@@ -45,7 +45,8 @@ class Result:
     stops: int
 
     def differences(self, other: Result) -> list[str]:
-        pairs = (("output", self.output, other.output), ("dead letters", self.dead_letters, other.dead_letters),
+        pairs = (("output", self.output, other.output),
+                 ("dead letters", self.dead_letters, other.dead_letters),
                  ("summary", self.summary, other.summary))
         return [name for name, mine, theirs in pairs if mine != theirs]
 
@@ -78,8 +79,8 @@ def _stall(proc: subprocess.Popen, signal_child: Callable[[int], None], moments:
 def run_orders(events: str, folder: str, tag: str, store: str | None, moments: list[float] = ()) -> Result:
     """One ``meshctl run`` of workflows/orders in a child process, stopped at *moments* (may be none)."""
     output, dead = os.path.join(folder, f"{tag}.out.jsonl"), os.path.join(folder, f"{tag}.dlq.jsonl")
-    args = [sys.executable, "-m", "cli", "run", ORDERS, "--events", events, "--output", output, "--dlq-out", dead,
-            "--format", "json"]
+    args = [sys.executable, "-m", "cli", "run", ORDERS, "--events", events, "--output", output, "--dlq-out",
+            dead, "--format", "json"]
     if store is not None:
         args += ["--store", store]
     started = time.perf_counter()
@@ -95,7 +96,8 @@ def run_orders(events: str, folder: str, tag: str, store: str | None, moments: l
     stopper.join()
     os.close(handle)
     wall = time.perf_counter() - started
-    return Result(_read(output), _read(dead), out, proc.returncode, err.decode(errors="replace"), wall, len(stopped))
+    return Result(_read(output), _read(dead), out, proc.returncode, err.decode(errors="replace"), wall,
+                  len(stopped))
 
 
 def _read(path: str) -> bytes:
@@ -117,16 +119,22 @@ def _lines(data: bytes) -> int:
 
 def _row(label: str, n: int, calm: Result, stalled: Result, wanted: int, note: str = "") -> Row:
     differs = calm.differences(stalled)
-    failed = [json.loads(r.summary)["runs_failed"] if r.code == 0 else f"exit {r.code}" for r in (calm, stalled)]
+    failed = [
+        json.loads(r.summary)["runs_failed"] if r.code == 0 else f"exit {r.code}" for r in (calm, stalled)
+    ]
     dead = [_lines(r.dead_letters) for r in (calm, stalled)]
-    check = (f"{stalled.stops} of {wanted} stops of {STOP_SECONDS:g} s; undisturbed / stopped: runs failed "
-             f"{failed[0]} / {failed[1]}, dead letters {dead[0]:,} / {dead[1]:,}; {_lines(calm.output):,} emitted{note}")
+    check = (
+        f"{stalled.stops} of {wanted} stops of {STOP_SECONDS:g} s; undisturbed / stopped: runs failed "
+        f"{failed[0]} / {failed[1]}, dead letters {dead[0]:,} / {dead[1]:,}; "
+        f"{_lines(calm.output):,} emitted{note}"
+    )
     for result in (calm, stalled):
         if result.code != 0:
             check += f"; exit {result.code}: {result.stderr.strip()[-200:]}"
-    return Row("pauses", f"orders, {label}, {n:,} ev", "identical" if not differs else "differs: " + ", ".join(differs),
-               "undisturbed run", None, "", "identical", not differs and calm.code == 0 and stalled.stops == wanted,
-               check, {"wall_s": calm.wall, "stalled_wall_s": stalled.wall, "stops": stalled.stops})
+    return Row("pauses", f"orders, {label}, {n:,} ev",
+               "identical" if not differs else "differs: " + ", ".join(differs), "undisturbed run", None, "",
+               "identical", not differs and calm.code == 0 and stalled.stops == wanted, check,
+               {"wall_s": calm.wall, "stalled_wall_s": stalled.wall, "stops": stalled.stops})
 
 
 def rows(quick: bool = False) -> list[Row]:
@@ -142,8 +150,12 @@ def rows(quick: bool = False) -> list[Row]:
                 return f"sqlite:{folder}/{label}-{tag}.db" if durable else None
             log(f"pauses: meshctl run workflows/orders on {n:,} orders ({label}), undisturbed")
             calm = run_orders(events, folder, f"{label}-calm", store("calm"))
-            log(f"pauses: the same, stopped {stops} times for {STOP_SECONDS:g} s ({calm.wall:,.1f} s undisturbed)")
-            stalled = run_orders(events, folder, f"{label}-stalled", store("stalled"), _moments(rng, calm.wall, stops))
+            log(
+                f"pauses: the same, stopped {stops} times for {STOP_SECONDS:g} s "
+                f"({calm.wall:,.1f} s undisturbed)"
+            )
+            stalled = run_orders(events, folder, f"{label}-stalled", store("stalled"),
+                                 _moments(rng, calm.wall, stops))
             if not durable:
                 memory_summary = calm.summary
             note = "" if not durable else "; summary = memory's" if calm.summary == memory_summary else \

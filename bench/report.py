@@ -98,7 +98,7 @@ PEERS = """\
 | bytewax | {bytewax} | `pip install bytewax==0.21.1`: a `cp311-manylinux_2_31_x86_64` wheel exists on PyPI and installs on this Debian 12 (glibc 2.36) machine |
 
 Both peers install with `pip install -e '.[bench]'`; none had to be left out.
-"""
+"""  # noqa: E501 (markdown table rows)
 
 HOTSPOTS = """\
 ## Hot spots: what was done, and what would reach the missed targets
@@ -251,7 +251,7 @@ the locations come from would have to be pickled, and the second core is shared 
 0.7 M ev/s in one run and 2.0 M ev/s in another. Ratios within one run are comparable;
 absolute rates across runs much less so. The code measured is the work tree at the time of
 each run.
-"""
+"""  # noqa: E501 (markdown written as is to docs/performance.md)
 
 
 def _rows(data: dict) -> list[Row]:
@@ -306,10 +306,12 @@ def write_report() -> Path:
         if previous.get("quick") == latest.get("quick"):
             runs.append(("the run before", previous))
     peers = {name: version or "not installed" for name, version in latest["machine"]["peers"].items()}
-    parts = [INTRO, "## Targets\n", "Which targets of issue 6 are met, in each of the runs below.\n", _targets(runs), ""]
+    parts = [INTRO, "## Targets\n", "Which targets of issue 6 are met, in each of the runs below.\n",
+             _targets(runs), ""]
     for label, data in runs:
         parts += [_header(data, label), table(_rows(data), markdown=True), ""]
-    parts += [PEERS.format(**{k: peers.get(k, "not installed") for k in ("moto", "boto3", "bytewax")}), METHOD, HOTSPOTS]
+    parts += [PEERS.format(**{k: peers.get(k, "not installed") for k in ("moto", "boto3", "bytewax")}),
+              METHOD, HOTSPOTS]
     parts += [_scaleout()]
     DOC.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
     return DOC
@@ -322,7 +324,8 @@ def write_quick_report() -> Path:
     parts = ["# Quick benchmark (`python -m bench --quick`)\n",
              "Smaller inputs than `python -m bench`: a smoke test of the workloads, not comparable with the "
              "targets. docs/performance.md holds the figures of full runs only.\n",
-             _targets([("quick run", quick)]), "", _header(quick, "quick run"), table(_rows(quick), markdown=True)]
+             _targets([("quick run", quick)]), "", _header(quick, "quick run"),
+             table(_rows(quick), markdown=True)]
     out.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
     return out
 

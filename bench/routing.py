@@ -114,7 +114,9 @@ def run(match: Matcher, events: list[dict], min_seconds: float) -> tuple[float, 
             return passes * len(events) / elapsed, first, count, digest.hexdigest()[:12]
 
 
-def measure(n: int, workload: Any, events: list[dict], with_moto: bool, min_seconds: float = 1.0) -> dict[str, Any]:
+def measure(
+    n: int, workload: Any, events: list[dict], with_moto: bool, min_seconds: float = 1.0
+) -> dict[str, Any]:
     m, expected_count, expected_digest = EXPECTED[n]
     rules = workload.make_rules(n)
     start = time.perf_counter()
@@ -127,7 +129,8 @@ def measure(n: int, workload: Any, events: list[dict], with_moto: bool, min_seco
     for name, match in matchers.items():
         if match is None:
             continue
-        rate, first, count, digest = run(match, events[:m], min_seconds=0.0 if name.startswith("moto") else min_seconds)
+        rate, first, count, digest = run(match, events[:m],
+                                         min_seconds=0.0 if name.startswith("moto") else min_seconds)
         row[name], row[f"{name}_first"] = rate, first
         row[f"{name}_ok"] = (count, digest) == (expected_count, expected_digest)
         row.setdefault("matches", count)
@@ -149,8 +152,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = [head]
     for r in rows:
         agree = all(r.get(f"{k}_ok", True) for k in MATCHERS)
-        lines.append((str(r["n"]), str(r["m"]), f"{r['build_s']:.3f}", rate(r["index"]), rate(r["index_first"]),
-                      rate(r["scan"]),
+        lines.append((str(r["n"]), str(r["m"]), f"{r['build_s']:.3f}", rate(r["index"]),
+                      rate(r["index_first"]), rate(r["scan"]),
                       rate(r.get("moto")), ratio(r["index"], r["scan"]), ratio(r["index"], r.get("moto")),
                       str(r["matches"]), r["digest"], "yes" if agree else "NO"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
@@ -161,7 +164,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.routing", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10,100,1000,10000", help="comma-separated N (from 10,100,1000,10000)")
+    parser.add_argument("--sizes", default="10,100,1000,10000",
+                        help="comma-separated N (from 10,100,1000,10000)")
     parser.add_argument("--no-moto", action="store_true", help="skip moto even if it is installed")
     args = parser.parse_args(argv)
     if not WORKLOAD.exists():
@@ -209,13 +213,16 @@ def rows(quick: bool = False) -> list:
                        f"moto {fmt_rate(r.get('moto'))}" if r.get("moto") else "moto not installed",
                        r["index"] / r["moto"] if r.get("moto") else None, "",
                        "≥ 300× (aim 1,000×)" if big else "",
-                       (r["index"] / r["moto"] >= 300 if r.get("moto") else None) if big else None, check, extra))
+                       (r["index"] / r["moto"] >= 300 if r.get("moto") else None) if big else None, check,
+                       extra))
         if big and r.get("moto_core"):
-            out.append(Row("routing", "N=10,000 vs moto core", fmt_rate(r["index"]), f"moto core {fmt_rate(r['moto_core'])}",
-                           r["index"] / r["moto_core"], "", "", None, check))
+            out.append(Row("routing", "N=10,000 vs moto core", fmt_rate(r["index"]),
+                           f"moto core {fmt_rate(r['moto_core'])}", r["index"] / r["moto_core"], "", "", None,
+                           check))
         if big:
-            out.append(Row("routing", "N=10,000 vs own scan", fmt_rate(r["index"]), f"scan {fmt_rate(r['scan'])}",
-                           r["index"] / r["scan"], "", "≥ 10×", r["index"] / r["scan"] >= 10, check))
+            out.append(Row("routing", "N=10,000 vs own scan", fmt_rate(r["index"]),
+                           f"scan {fmt_rate(r['scan'])}", r["index"] / r["scan"], "", "≥ 10×",
+                           r["index"] / r["scan"] >= 10, check))
     by_n = {r["n"]: r for r in measured}
     if 10 in by_n and 10000 in by_n:
         growth = by_n[10]["index"] / by_n[10000]["index"]  # time per event at 10,000 / at 10
@@ -245,14 +252,18 @@ def run_once(n: int, events: int, folder: str) -> dict[str, Any]:
 
     from .many_routes import write_events, write_mesh
 
-    mesh_dir, path = write_mesh(os.path.join(folder, f"mesh-{n}"), n), os.path.join(folder, f"events-{n}.jsonl")
+    mesh_dir, path = (
+        write_mesh(os.path.join(folder, f"mesh-{n}"), n),
+        os.path.join(folder, f"events-{n}.jsonl"),
+    )
     write_events(path, events, n)
     mesh = require_valid(mesh_dir).mesh
     marks: list[float] = []
     started = time.perf_counter()
     summary, _ = run_mesh(mesh, path, RunOptions(), progress=_feed_timer(marks))
     total = time.perf_counter() - started
-    return {"per_event": (marks[1] - marks[0]) / events, "setup_s": total - (marks[1] - marks[0]), "summary": summary}
+    return {"per_event": (marks[1] - marks[0]) / events, "setup_s": total - (marks[1] - marks[0]),
+            "summary": summary}
 
 
 def run_rows(quick: bool = False) -> list:
@@ -268,8 +279,14 @@ def run_rows(quick: bool = False) -> list:
     out = []
     for n, r in measured.items():
         s = r["summary"]
-        exact = (s["matched"], s["delivered"], s["emitted"], s["filtered"], s["unconsumed"], s["dead_lettered"]) == \
-            (2 * events, 2 * events, events, 0, 0, 0)
+        exact = (
+            s["matched"],
+            s["delivered"],
+            s["emitted"],
+            s["filtered"],
+            s["unconsumed"],
+            s["dead_lettered"],
+        ) == (2 * events, 2 * events, events, 0, 0, 0)
         check = (f"{s['events_in']:,} in, {s['matched']:,} matched, {s['filtered']} filtered: "
                  + ("one route per event" if exact else "UNEXPECTED summary"))
         out.append(Row("routing", f"meshctl run, N={n:,} routes", f"{fmt_time(r['per_event'])}/event",

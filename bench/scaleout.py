@@ -62,8 +62,16 @@ def outcome(emitted: list[dict], dead: list[dict], summary: dict) -> dict:
         return {k: v for k, v in event.items() if k != "time"} if isinstance(event, dict) else event
 
     events = sorted(json.dumps(timeless(e), sort_keys=True) for e in emitted)
-    letters = sorted(json.dumps({**{k: d[k] for k in ("id", "queue", "reason", "consumer", "attempts", "error_type")},
-                                 "event": timeless(d["event"])}, sort_keys=True) for d in dead)
+    letters = sorted(
+        json.dumps(
+            {
+                **{k: d[k] for k in ("id", "queue", "reason", "consumer", "attempts", "error_type")},
+                "event": timeless(d["event"]),
+            },
+            sort_keys=True,
+        )
+        for d in dead
+    )
     same = ("events_in", "emitted", "dead_lettered", "windows_emitted", "late_events", "filtered",
             "dead_lettered_by_reason")
     return {"emitted": events, "dead": letters, "summary": {k: summary.get(k) for k in same}}
@@ -94,9 +102,9 @@ def deployment(events: Path, workers: int, kill: bool, workdir: Path, faults: li
         log = open(workdir / f"{name}.log", "w")
         logs.append(log)
         procs[name] = subprocess.Popen(
-            meshctl("worker", str(ARENA), "--store", url, "--name", name, "--exit-when-idle", "--http=simulate",
-                    f"--reclaim-after={reclaim_after}", f"--lease={reclaim_after}", "--format=json",
-                    *(f"--fault={f}" for f in faults)),
+            meshctl("worker", str(ARENA), "--store", url, "--name", name, "--exit-when-idle",
+                    "--http=simulate", f"--reclaim-after={reclaim_after}", f"--lease={reclaim_after}",
+                    "--format=json", *(f"--fault={f}" for f in faults)),
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     killed = None
     try:
@@ -142,9 +150,9 @@ def compare(n: int, workers: int, kill: bool, workdir: Path, faults: bool = True
         only_reference = sorted(set(reference[key]) - set(run[key]))[:3]
         differences.append({"key": key, "only_workers": only_run, "only_single": only_reference})
     return {"workers": workers, "events": n, "faults": faults, "seconds": round(run["seconds"], 2),
-            "events_per_s": round(n / run["seconds"], 1), "killed": run["killed"], "exit_codes": run["exit_codes"],
-            "identical": not differences, "different": differences, "backlog": run["backlog"],
-            "emitted": len(run["emitted"]), "dead_letters": len(run["dead"]),
+            "events_per_s": round(n / run["seconds"], 1), "killed": run["killed"],
+            "exit_codes": run["exit_codes"], "identical": not differences, "different": differences,
+            "backlog": run["backlog"], "emitted": len(run["emitted"]), "dead_letters": len(run["dead"]),
             "summary": run["summary"], "reference_summary": reference["summary"]}
 
 
@@ -153,9 +161,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--kill", action="store_true", help="SIGKILL one worker a third of the way in")
-    parser.add_argument("--no-faults", action="store_true", help="inject no faults: measure the processing rate")
+    parser.add_argument("--no-faults", action="store_true",
+                        help="inject no faults: measure the processing rate")
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--write", action="store_true", help="save to bench/results/scaleout.json (for the docs)")
+    parser.add_argument("--write", action="store_true",
+                        help="save to bench/results/scaleout.json (for the docs)")
     args = parser.parse_args()
     lines = []
     for _ in range(args.repeat):

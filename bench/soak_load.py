@@ -80,7 +80,8 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_level(events: list[dict], rate: float | None, seconds: float, workers: int, max_backlog: int,
+# noqa: C901
+def run_level(events: list[dict], rate: float | None, seconds: float, workers: int, max_backlog: int,  # noqa: C901
               workdir: Path) -> dict:
     """One deployment driven for *seconds*: open loop at *rate* events/s, or closed loop (None)."""
     from engine.storage import open_store
@@ -103,7 +104,8 @@ def run_level(events: list[dict], rate: float | None, seconds: float, workers: i
             peaks["backlog"] = max(peaks["backlog"], backlog)
             rss = deployment.rss_mb() + rss_mb(ingress.proc.pid)
             peaks["rss_mb"] = max(peaks["rss_mb"], round(rss, 1))
-            peaks["redis_mb"] = max(peaks["redis_mb"], round(store.r.info("memory")["used_memory"] / 2**20, 1))
+            peaks["redis_mb"] = max(peaks["redis_mb"],
+                                    round(store.r.info("memory")["used_memory"] / 2**20, 1))
             time.sleep(0.25)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -152,8 +154,8 @@ def run_level(events: list[dict], rate: float | None, seconds: float, workers: i
             "accepted_per_s": round(counts["accepted"] / offer_time, 1),
             "processed_per_s": round(processed_in_offer / offer_time, 1), "shed": counts["shed"],
             "latency_p50_s": percentile(wait, 50), "latency_p99_s": percentile(wait, 99),
-            "max_backlog": peaks["backlog"], "peak_rss_mb": peaks["rss_mb"], "redis_peak_mb": peaks["redis_mb"],
-            "drained": drained}
+            "max_backlog": peaks["backlog"], "peak_rss_mb": peaks["rss_mb"],
+            "redis_peak_mb": peaks["redis_mb"], "drained": drained}
 
 
 def main() -> None:

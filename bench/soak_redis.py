@@ -44,8 +44,9 @@ def with_poison(path: Path, every: int = 1000) -> int:
             poison += 1
             out.append(json.dumps({"specversion": "1.0", "id": f"poison-{poison}", "source": "/soak",
                                    "type": "match.finished", "time": json.loads(line)["time"],
-                                   "data": {"match_id": f"x-{poison}", "player_id": "p-x", "opponent_id": "p-y",
-                                            "region": "eu-west", "mode": "ranked", "won": True}}))
+                                   "data": {"match_id": f"x-{poison}", "player_id": "p-x",
+                                            "opponent_id": "p-y", "region": "eu-west", "mode": "ranked",
+                                            "won": True}}))
     path.write_text("\n".join(out) + "\n")
     return poison
 
@@ -61,7 +62,13 @@ class Deployment:
     """Worker processes on one store, started, killed and stopped by name."""
 
     def __init__(self, url: str, workdir: Path, reclaim_after: float, faults: list[str], extra: tuple = ()):
-        self.url, self.workdir, self.reclaim_after, self.faults, self.extra = url, workdir, reclaim_after, faults, extra
+        self.url, self.workdir, self.reclaim_after, self.faults, self.extra = (
+            url,
+            workdir,
+            reclaim_after,
+            faults,
+            extra,
+        )
         self.procs: dict[str, subprocess.Popen] = {}
         self.started = 0
 
@@ -175,22 +182,25 @@ def soak(workers: int, events: int, kill_every: float, rate: float, seed: int, w
             break
     processed = time.time() - began
     codes = deployment.stop()
-    drain = subprocess.run(meshctl("worker", str(ARENA), "--store", url, "--exit-when-idle", "--http=simulate",
-                                   "--format=json", *(f"--fault={f}" for f in FAULTS)),
+    drain = subprocess.run(meshctl("worker", str(ARENA), "--store", url, "--exit-when-idle",
+                                   "--http=simulate", "--format=json", *(f"--fault={f}" for f in FAULTS)),
                            cwd=REPO, capture_output=True, text=True, timeout=600)
     from engine.cluster.deployment import deployment_summary
 
     emitted = list(store.records("emitted"))
     dead = [r.as_dict() for r in store.dead_letters()]
     got = outcome(emitted, dead, deployment_summary(store))
-    lost = len(set(reference["emitted"]) - set(got["emitted"])) + len(set(reference["dead"]) - set(got["dead"]))
+    lost = len(set(reference["emitted"]) - set(got["emitted"])) + len(
+        set(reference["dead"]) - set(got["dead"])
+    )
     ids = [e["id"] for e in emitted]
     wait = latencies(emitted, published)
     result = {"test": "T22", "workers": workers, "events": len(items), "kill_every_s": kill_every,
-              "kills": len(kills), "seconds": round(processed, 1), "events_per_s": round(len(items) / processed, 1),
-              "lost": lost, "duplicate_effects": len(ids) - len(set(ids)),
-              "identical": got == reference, "dead_letters": len(dead),
-              "poison": poison, "schema_invalid_dead": got["summary"]["dead_lettered_by_reason"].get("schema-invalid", 0),
+              "kills": len(kills), "seconds": round(processed, 1),
+              "events_per_s": round(len(items) / processed, 1), "lost": lost,
+              "duplicate_effects": len(ids) - len(set(ids)), "identical": got == reference,
+              "dead_letters": len(dead), "poison": poison,
+              "schema_invalid_dead": got["summary"]["dead_lettered_by_reason"].get("schema-invalid", 0),
               "max_pending": max_pending, "pel_at_end": pending(store), "peak_worker_rss_mb": peak_rss,
               "latency_p50_s": percentile(wait, 50), "latency_p99_s": percentile(wait, 99),
               # SIGTERM: 0 once a worker runs; -15 if it came while the worker was still starting
@@ -208,11 +218,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--kill-every", type=float, default=30.0, metavar="SECONDS")
-    parser.add_argument("--rate", type=float, default=0.0, help="events per second published (0: as fast as possible)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="events per second published (0: as fast as possible)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(soak(args.workers, args.events, args.kill_every, args.rate, args.seed, Path(tmp))), flush=True)
+        print(json.dumps(soak(args.workers, args.events, args.kill_every, args.rate, args.seed, Path(tmp))),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -66,9 +66,11 @@ def make_events(n: int, seed: int = 7) -> list[dict]:
         second = BASE + i // 1000
         stamp = stamps.get(second)
         if stamp is None:
-            stamp = stamps[second] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        events.append({"specversion": "1.0", "id": f"t{i}", "source": "bench", "type": "bench.tick", "time": stamp,
-                       "data": {"k": keys[rng.randrange(KEYS)]}})
+            stamp = stamps[second] = datetime.fromtimestamp(second, timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+        events.append({"specversion": "1.0", "id": f"t{i}", "source": "bench", "type": "bench.tick",
+                       "time": stamp, "data": {"k": keys[rng.randrange(KEYS)]}})
     return events
 
 
@@ -203,16 +205,19 @@ def rows(quick: bool = False) -> list[Row]:
 
     def check(name: str) -> str:
         windows = results[name][1]
-        return f"{len(windows):,} windows, digest {digest(windows)}" + ("" if same[name] else " (DIFFERS from dict count)")
+        return f"{len(windows):,} windows, digest {digest(windows)}" + (
+            "" if same[name] else " (DIFFERS from dict count)"
+        )
 
     bw = rate.get("bytewax")
     peer = f"bytewax {fmt_rate(bw)}" if bw else f"bytewax {missing}"
     out = [
         Row("stream", f"Runtime in memory, {n:,} ev", fmt_rate(rate["memory"]), peer,
-            rate["memory"] / bw if bw else None, "", "≥ 3× (aim 10×)", rate["memory"] / bw >= 3 if bw else None,
-            check("memory")),
+            rate["memory"] / bw if bw else None, "", "≥ 3× (aim 10×)",
+            rate["memory"] / bw >= 3 if bw else None, check("memory")),
         Row("stream", f"Runtime on SQLite, {n:,} ev", fmt_rate(rate["sqlite"]), peer,
-            rate["sqlite"] / bw if bw else None, "", "≥ 1×", rate["sqlite"] / bw >= 1 if bw else None, check("sqlite")),
+            rate["sqlite"] / bw if bw else None, "", "≥ 1×", rate["sqlite"] / bw >= 1 if bw else None,
+            check("sqlite")),
         Row("stream", "WindowOperator alone", fmt_rate(rate["operator"]), peer,
             rate["operator"] / bw if bw else None, "", "", None, check("operator")),
     ]
@@ -220,8 +225,8 @@ def rows(quick: bool = False) -> list[Row]:
         out.append(Row("stream", "bytewax (the peer)", fmt_rate(bw), f"dict count {fmt_rate(rate['dict'])}",
                        bw / rate["dict"], "of limit", "", None, check("bytewax")))
     out.append(Row("stream", "Runtime in memory vs the limit", fmt_rate(rate["memory"]),
-                   f"dict count {fmt_rate(rate['dict'])}", rate["memory"] / rate["dict"], "of limit", "", None,
-                   check("dict")))
+                   f"dict count {fmt_rate(rate['dict'])}", rate["memory"] / rate["dict"], "of limit", "",
+                   None, check("dict")))
     for row in out:
         row.extra = {"events": n, "rates": rate}
     return out

@@ -53,23 +53,28 @@ def generate(folder: str, n: int, seed: int = 5) -> dict[str, int]:
         a = rng.randrange(types - 1)
         b, loop = _target(rng, a, types)
         loop = loop.replace("\n      ", "\n  ")
-        docs.append(f"apiVersion: meshctl/v1\nkind: Route\nmetadata: {{name: r{r:05d}}}\nspec:\n"
-                    f"  from: [t{a:05d}]\n  match: {{data: {{level: [{{numeric: ['>', {r % 7}]}}]}}}}\n"
-                    f"  transform:\n    type: t{b:05d}\n    data: {{id: '{{{{ data.id }}}}-r{r}', level: 1}}{loop}\n")
+        docs.append(
+            f"apiVersion: meshctl/v1\nkind: Route\nmetadata: {{name: r{r:05d}}}\nspec:\n"
+            f"  from: [t{a:05d}]\n  match: {{data: {{level: [{{numeric: ['>', {r % 7}]}}]}}}}\n"
+            f"  transform:\n    type: t{b:05d}\n    data: {{id: '{{{{ data.id }}}}-r{r}', level: 1}}{loop}\n"
+        )
     subscriptions = n - routes
     for s in range(subscriptions // 10):
         subs = []
         for j in range(10):
             a = rng.randrange(types - 1)
             b, loop = _target(rng, a, types)
-            subs.append(f"    - name: s{j}\n      on: t{a:05d}\n      emits: [t{b:05d}]{loop}\n"
-                        f"      do: {{emit: {{type: t{b:05d}, data: {{id: '{{{{ data.id }}}}', level: 2}}}}}}")
+            subs.append(
+                f"    - name: s{j}\n      on: t{a:05d}\n      emits: [t{b:05d}]{loop}\n"
+                f"      do: {{emit: {{type: t{b:05d}, data: {{id: '{{{{ data.id }}}}', level: 2}}}}}}"
+            )
         docs.append(f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: svc{s:05d}}}\nspec:\n"
                     f"  subscriptions:\n" + "\n".join(subs) + "\n")
     for index in range(0, len(docs), PER_FILE):
         with open(os.path.join(folder, f"mesh-{index // PER_FILE:04d}.yaml"), "w", encoding="utf-8") as fh:
             fh.write("---\n".join(docs[index:index + PER_FILE]))
-    return {"types": types, "routes": routes, "subscriptions": subscriptions // 10 * 10, "documents": len(docs)}
+    return {"types": types, "routes": routes, "subscriptions": subscriptions // 10 * 10,
+            "documents": len(docs)}
 
 
 def generate_reemit(folder: str, n: int) -> None:
@@ -77,9 +82,11 @@ def generate_reemit(folder: str, n: int) -> None:
     docs = ["apiVersion: meshctl/v1\nkind: EventType\nmetadata: {name: x}\nspec: {external: true}\n"]
     for i in range(n):
         match = f"\n      match: {{data: {{stage: [s{i % 7}]}}}}" if i % 10 == 0 else ""
-        docs.append(f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: r{i:05d}}}\nspec:\n  subscriptions:\n"
-                    f"    - on: x{match}\n      emits: [x]\n"
-                    f"      do: {{emit: {{type: x, data: {{n: '{{{{ data.n }}}}', stage: s{i % 5}}}}}}}\n")
+        docs.append(
+            f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: r{i:05d}}}\nspec:\n  subscriptions:\n"
+            f"    - on: x{match}\n      emits: [x]\n"
+            f"      do: {{emit: {{type: x, data: {{n: '{{{{ data.n }}}}', stage: s{i % 5}}}}}}}\n"
+        )
     with open(os.path.join(folder, "mesh.yaml"), "w", encoding="utf-8") as fh:
         fh.write("---\n".join(docs))
 
@@ -99,8 +106,8 @@ def reemit_rows(quick: bool = False) -> list[Row]:
     out = [Row("validate", f"re-emit N={n:,}", fmt_time(wall), "", None, "", "", None,
                f"{size // 1024:,} KiB, peak RSS {peak // 1024:,} MiB, exit {code}")
            for n, (wall, peak, size, code) in figures.items()]
-    out.append(Row("validate", "re-emit t(2,000) / t(1,000)", f"{growth:,.2f}×", "N ×2", growth, "growth", "≤ 2.5×",
-                   growth <= 2.5, ""))
+    out.append(Row("validate", "re-emit t(2,000) / t(1,000)", f"{growth:,.2f}×", "N ×2", growth, "growth",
+                   "≤ 2.5×", growth <= 2.5, ""))
     return out
 
 
@@ -115,14 +122,17 @@ def rows(quick: bool = False) -> list[Row]:
             seconds, result = best_of(lambda: check_mesh(folder), 1 if quick else (5 if n == 1000 else 3))
             times[n] = seconds
             cycles = sum(d.code in ("event-cycle", "bounded-loop") for d in result.diagnostics)
-            outcome[n] = (f"{sizes['routes']:,} routes + {sizes['subscriptions']:,} subs: {result.errors:,} errors, "
-                          f"{result.warnings:,} warnings ({cycles:,} cycle reports)")
+            outcome[n] = (
+                f"{sizes['routes']:,} routes + {sizes['subscriptions']:,} subs: {result.errors:,} errors, "
+                f"{result.warnings:,} warnings ({cycles:,} cycle reports)"
+            )
     growth = times[10000] / times[1000]
     return [
         Row("validate", "N=1,000", fmt_time(times[1000]), "", None, "", "", None, outcome[1000]),
         Row("validate", "N=10,000", fmt_time(times[10000]), "limit 3 s", None, "", "< 3 s",
             times[10000] < 3, outcome[10000]),
-        Row("validate", "t(10,000) / t(1,000)", f"{growth:,.1f}×", "N ×10", growth, "growth", "≤ 12×", growth <= 12, ""),
+        Row("validate", "t(10,000) / t(1,000)", f"{growth:,.1f}×", "N ×10", growth, "growth", "≤ 12×",
+            growth <= 12, ""),
         *reemit_rows(quick),
     ]
 

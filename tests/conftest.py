@@ -51,7 +51,12 @@ def diagnostics(meshctl):
     def _diagnostics(path) -> list[tuple[int, int, str, str]]:
         result = meshctl("validate", "--format", "json", path)
         report = json.loads(result.output)
-        return [(d["line"], d["col"], d["severity"], d["code"]) for m in report["meshes"] for d in m["diagnostics"]]
+        return [
+            (d["line"], d["col"], d["severity"], d["code"])
+            for m in report["meshes"]
+            for d in m["diagnostics"]
+        ]
+
     return _diagnostics
 
 

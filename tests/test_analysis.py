@@ -14,14 +14,19 @@ from engine.analysis.validate import check_mesh
 
 def _mesh(n_types: int, edges: dict[int, list[int]], bounded: set[int] = frozenset()) -> str:
     """Event types e0..e{n-1}, external e0, and a service s{i} on e{i} emitting e{j} for j in edges[i]."""
-    docs = [f"apiVersion: meshctl/v1\nkind: EventType\nmetadata: {{name: e{i}}}\n" + ("spec: {external: true}\n" if i == 0 else "")
-            for i in range(n_types)]
+    docs = [
+        f"apiVersion: meshctl/v1\nkind: EventType\nmetadata: {{name: e{i}}}\n"
+        + ("spec: {external: true}\n" if i == 0 else "")
+        for i in range(n_types)
+    ]
     for i, targets in edges.items():
         emits = ", ".join(f"e{j}" for j in targets)
         actions = ", ".join(f"{{emit: {{type: e{j}}}}}" for j in targets) or "{log: end}"
         loop = "      loop: {max_hops: 4}\n" if i in bounded else ""
-        docs.append(f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: s{i}}}\nspec:\n  subscriptions:\n"
-                    f"    - on: e{i}\n      do: [{actions}]\n      emits: [{emits}]\n{loop}")
+        docs.append(
+            f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: s{i}}}\nspec:\n  subscriptions:\n"
+            f"    - on: e{i}\n      do: [{actions}]\n      emits: [{emits}]\n{loop}"
+        )
     return "---\n".join(docs)
 
 
@@ -65,8 +70,10 @@ def test_loop_through_a_bounded_consumer_is_a_warning(tmp_path):
     ({"type": "object", "properties": {"a": {}}}, ("b",), "undeclared"),
     ({"type": "object", "properties": {"a": {}}, "additionalProperties": False}, ("b",), "forbidden"),
     ({"type": "object"}, ("anything",), "ok"),
-    ({"properties": {"p": {"type": "array", "items": {"properties": {"x": {}}}}}}, ("p", 0, "y"), "undeclared"),
-    ({"properties": {"p": {"$ref": "#/$defs/P"}}, "$defs": {"P": {"properties": {"x": {}}, "additionalProperties": False}}},
+    ({"properties": {"p": {"type": "array", "items": {"properties": {"x": {}}}}}}, ("p", 0, "y"),
+     "undeclared"),
+    ({"properties": {"p": {"$ref": "#/$defs/P"}},
+      "$defs": {"P": {"properties": {"x": {}}, "additionalProperties": False}}},
      ("p", "y"), "forbidden"),
     ({"anyOf": [{"properties": {"a": {}}}, {"properties": {"b": {}}}]}, ("c",), "ok"),
 ])
@@ -92,7 +99,8 @@ spec:
 """
 
 
-@pytest.mark.parametrize(("status", "cycle"), [("ok", False), ("failed", True), ('"{{ data.status }}"', True)])
+@pytest.mark.parametrize(("status", "cycle"), [("ok", False), ("failed", True),
+                                               ('"{{ data.status }}"', True)])
 def test_hops_a_pattern_rejects_are_pruned_from_loop_detection(tmp_path, status, cycle):
     path = tmp_path / "prune.yaml"
     path.write_text(PRUNE.replace("STATUS", status))
@@ -102,8 +110,10 @@ def test_hops_a_pattern_rejects_are_pruned_from_loop_detection(tmp_path, status,
     if not cycle:
         note = found["pruned-edge"]
         assert note.severity == "info"
-        assert note.message == ("service 'checker' cannot receive job.checked from service 'checker': data.status is 'ok' "
-                                "in the emit; the pattern wants ['failed']; this hop is left out of loop detection")
+        assert note.message == (
+            "service 'checker' cannot receive job.checked from service 'checker': data.status is 'ok' "
+            "in the emit; the pattern wants ['failed']; this hop is left out of loop detection"
+        )
 
 
 @pytest.mark.slow
@@ -114,8 +124,9 @@ def test_example_cycles_are_the_same_under_every_hash_seed(tmp_path):
     path.write_text(_mesh(n, {i: [j for j in range(n) if j != i] for i in range(n)}))
     outputs = set()
     for seed in ("1", "2", "3", "4"):
-        run = subprocess.run([sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "validate",
-                              str(path)], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        run = subprocess.run([sys.executable, "-c", "import sys; from cli import main; sys.exit(main())",
+                              "validate", str(path)], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed})
         assert run.returncode == 1, run.stderr[-2000:]
         outputs.add(run.stdout + run.stderr)
     assert len(outputs) == 1
@@ -135,8 +146,10 @@ def _echo(do: str, filter_: str = "match: {data: {kind: [original]}}") -> str:
     Declared bounded, so that `meshctl run` accepts it when validate finds the loop: the loop
     guard then dead-letters the chain (`loop-detected`) if, and only if, it really loops.
     """
-    return (PING + "---\n" + HEAD + "kind: Service\nmetadata: {name: echo}\nspec:\n  subscriptions:\n"
-            f"    - on: ping\n      {filter_}\n      emits: [ping]\n      loop: {{max_hops: 3}}\n      do: {do}\n")
+    return (
+        PING + "---\n" + HEAD + "kind: Service\nmetadata: {name: echo}\nspec:\n  subscriptions:\n"
+        f"    - on: ping\n      {filter_}\n      emits: [ping]\n      loop: {{max_hops: 3}}\n      do: {do}\n"
+    )
 
 
 def _codes(meshctl, path) -> list[str]:
@@ -229,7 +242,9 @@ spec:
     - id: work
       do: [{emit: {type: EMITTED, data: {kind: copy}}}, {call: {python: 'h:again'}}]
 EMITS"""
-PONG = HEAD + "kind: Service\nmetadata: {name: sink}\nspec:\n  subscriptions:\n    - {on: pong, do: {log: hi}}\n"
+PONG = (
+    HEAD + "kind: Service\nmetadata: {name: sink}\nspec:\n  subscriptions:\n    - {on: pong, do: {log: hi}}\n"
+)
 
 
 @pytest.mark.parametrize(("emitted", "emits", "loops"), [
@@ -238,7 +253,8 @@ PONG = HEAD + "kind: Service\nmetadata: {name: sink}\nspec:\n  subscriptions:\n 
     ("ping", "", True),                        # its own `emit` of ping lets the handler emit ping too
 ])
 def test_a_step_handler_emits_only_what_the_step_declares(meshctl, write, tmp_path, emitted, emits, loops):
-    """Undeclared: the handler's emit fails the step (no loop, validate clean); declared: validate flags it."""
+    """Undeclared: the handler's emit fails the step (no loop, validate clean); declared: validate
+    flags it."""
     path = write(STEP.replace("EMITS", emits).replace("EMITTED", emitted) + "---\n" + PONG)
     write(HANDLER, "h.py")
     codes = _codes(meshctl, path)
@@ -250,7 +266,9 @@ def test_a_step_handler_emits_only_what_the_step_declares(meshctl, write, tmp_pa
 
 @pytest.mark.parametrize(("emits", "loops"), [("", False), ("      emits: [ping]\n", True)])
 def test_on_success_handlers_may_emit_what_steps_declare(meshctl, write, tmp_path, emits, loops):
-    text = STEP.replace("EMITTED", "pong").replace("EMITS", emits).replace(", {call: {python: 'h:again'}}", "")
+    text = (
+        STEP.replace("EMITTED", "pong").replace("EMITS", emits).replace(", {call: {python: 'h:again'}}", "")
+    )
     path = write(text + "  on_success: {call: {python: 'h:again'}}\n---\n" + PONG)
     write(HANDLER, "h.py")
     assert ("bounded-loop" in _codes(meshctl, path)) is loops
@@ -270,9 +288,11 @@ def test_step_emits_name_declared_types(meshctl, write):
 def _reemit(n: int, pattern: str, emit: str) -> str:
     docs = ["apiVersion: meshctl/v1\nkind: EventType\nmetadata: {name: x}\nspec: {external: true}\n"]
     for i in range(n):
-        docs.append(f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: s{i:04d}}}\nspec:\n  subscriptions:\n"
-                    f"    - on: x\n      emits: [x]\n{pattern.format(i=i, j=(i + 1) % n)}"
-                    f"      do: {{emit: {{type: x, data: {emit.format(i=i, j=(i + 1) % n)}}}}}\n")
+        docs.append(
+            f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: s{i:04d}}}\nspec:\n  subscriptions:\n"
+            f"    - on: x\n      emits: [x]\n{pattern.format(i=i, j=(i + 1) % n)}"
+            f"      do: {{emit: {{type: x, data: {emit.format(i=i, j=(i + 1) % n)}}}}}\n"
+        )
     return "---\n".join(docs)
 
 
@@ -315,7 +335,9 @@ def test_a_single_ring_bigger_than_the_listing_limit_is_not_truncated(tmp_path):
     two = tmp_path / "two.yaml"  # the same ring with one chord: more than one cycle, truncated
     two.write_text(_mesh(n, {i: [(i + 1) % n] + ([n // 2] if i == 0 else []) for i in range(n)}))
     found = {d.code: d for d in check_mesh(str(two)).diagnostics}
-    assert found["cycles-truncated"].message.startswith(f"more circular paths exist among these {2 * n} elements")
+    assert found["cycles-truncated"].message.startswith(
+        f"more circular paths exist among these {2 * n} elements"
+    )
 
 
 DELIVERS = HEAD + """kind: EventType
@@ -370,5 +392,7 @@ def test_control_characters_in_paths_cannot_forge_lines(meshctl, tmp_path, name)
     assert len(lines) == 3  # the warning, its hint, the summary
     snippet = meshctl("validate", tmp_path).output.splitlines()
     assert snippet[0] == lines[0] and snippet[2] == "3 | metadata: {name: lonely}" and len(snippet) == 6
-    assert lines[0].endswith("warning[unused-event-type]: event type 'lonely' is neither produced nor consumed")
+    assert lines[0].endswith(
+        "warning[unused-event-type]: event type 'lonely' is neither produced nor consumed"
+    )
     assert lines[0].isprintable() and "error[forged]" not in lines[0].split(": warning")[1]

@@ -12,8 +12,9 @@ import bench.__main__ as bench_main
 from bench import report
 from bench.common import Row
 
-MACHINE = {"date": "Mon Dec  7 10:00:00 UTC 2026", "commit": "abc1234", "nproc": "2", "cpu": "test", "memory": "1 GiB",
-           "python": "3.11", "implementation": "CPython", "platform": "Linux", "peers": {"bytewax": None}}
+MACHINE = {"date": "Mon Dec  7 10:00:00 UTC 2026", "commit": "abc1234", "nproc": "2", "cpu": "test",
+           "memory": "1 GiB", "python": "3.11", "implementation": "CPython", "platform": "Linux",
+           "peers": {"bytewax": None}}
 
 
 @pytest.fixture
@@ -27,8 +28,9 @@ def bench_dirs(tmp_path, monkeypatch):
 
     def workload(name):
         short = name.lstrip(".")
-        return types.SimpleNamespace(rows=lambda quick: [Row(short, "quick" if quick else "full", "1 ev/s", target="x",
-                                                             met=not quick)])
+        return types.SimpleNamespace(
+            rows=lambda quick: [Row(short, "quick" if quick else "full", "1 ev/s", target="x", met=not quick)]
+        )
     monkeypatch.setattr(bench_main.importlib, "import_module", lambda name, package=None: workload(name))
     return results, doc
 
@@ -46,7 +48,10 @@ def test_a_full_run_writes_the_doc_and_a_quick_one_then_keeps_it(bench_dirs):
     results, doc = bench_dirs
     assert bench_main.main([]) == 0
     written = doc.read_text()
-    assert "## Figures: this run" in written and "quick" not in json.loads((results / "latest.json").read_text())["command"]
+    assert (
+        "## Figures: this run" in written
+        and "quick" not in json.loads((results / "latest.json").read_text())["command"]
+    )
     assert bench_main.main(["--quick"]) == 0
     assert doc.read_text() == written
     assert not (results / "previous.json").exists()  # the full run stays the latest

@@ -17,7 +17,7 @@ EXPECT = re.compile(r"^# expect: (\d+):(\d+) (error|warning) ([a-z-]+)$", re.M)
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_invalid_case_reports_exactly_its_expected_diagnostics(case, meshctl, diagnostics):
-    expected = [(int(l), int(c), s, code) for l, c, s, code in EXPECT.findall(case.read_text())]
+    expected = [(int(line), int(col), s, code) for line, col, s, code in EXPECT.findall(case.read_text())]
     assert expected, f"{case.name} has no '# expect:' header"
     assert sorted(diagnostics(case)) == sorted(expected)
     result = meshctl("validate", case)
@@ -28,9 +28,11 @@ def test_invalid_case_reports_exactly_its_expected_diagnostics(case, meshctl, di
 def test_cycle_output_names_the_path_and_every_location(meshctl):
     case = Path(__file__).parent / "cases" / "invalid" / "event-cycle.yaml"
     out = meshctl("validate", case).output
-    assert f"{case}:17:11: error[event-cycle]: circular events: a.created -> svc-x -> b.done -> svc-y -> a.created" in out
-    for note in ("17:11: note: service 'svc-x' consumes a.created", "18:26: note: service 'svc-x' emits b.done",
-                 "33:11: note: service 'svc-y' consumes b.done", "34:26: note: service 'svc-y' emits a.created"):
+    assert (f"{case}:17:11: error[event-cycle]: circular events: "
+            "a.created -> svc-x -> b.done -> svc-y -> a.created") in out
+    for note in ("17:11: note: service 'svc-x' consumes a.created",
+                 "18:26: note: service 'svc-x' emits b.done", "33:11: note: service 'svc-y' consumes b.done",
+                 "34:26: note: service 'svc-y' emits a.created"):
         assert f"{case}:{note}" in out
     assert "hint: break the loop, or declare it intentional with `loop: {max_hops: N}`" in out
 

@@ -55,7 +55,10 @@ def test_warnings_pass_unless_strict(meshctl, write):
     assert meshctl("validate", path).exit_code == 0
     strict = meshctl("validate", "--strict", path)
     assert strict.exit_code == 1
-    assert f"{path}:17:18: warning[unused-event-type]: event type 'lonely' is neither produced nor consumed" in strict.output
+    assert (
+        f"{path}:17:18: warning[unused-event-type]: event type 'lonely' is neither produced nor consumed"
+        in strict.output
+    )
     assert strict.output.endswith(f"{path}: invalid (0 errors, 1 warning)\n")
 
 
@@ -163,7 +166,8 @@ class _Panic(BaseException):
     """Stands for pyo3's PanicException: a Rust extension's panic is a BaseException, not an Exception."""
 
 
-@pytest.mark.parametrize("failure", [RecursionError("maximum recursion depth exceeded"), _Panic("__eq__ failed!")])
+@pytest.mark.parametrize("failure", [RecursionError("maximum recursion depth exceeded"),
+                                     _Panic("__eq__ failed!")])
 def test_a_bug_is_exit_70_with_one_line_not_a_traceback(meshctl, monkeypatch, failure):
     import engine.commands.checks
 

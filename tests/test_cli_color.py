@@ -85,9 +85,11 @@ def test_test_report_colours_pass_fail_and_the_difference(tmp_path):
     assert "\x1b[31m\x1b[1mFAIL\x1b[0m wrong\n" in result.output
     assert result.output.endswith("\x1b[32m\x1b[1m1 passed\x1b[0m, \x1b[31m\x1b[1m1 failed\x1b[0m\n")
     assert ANSI.sub("", result.output).endswith("1 passed, 1 failed\n")
-    assert invoke("test", tmp_path).output.endswith("\nFAIL wrong\n"
-                                                   f"  {tmp_path / 'a.test.yaml'}:7:34: expect.counts.events_in: "
-                                                   "expected events_in = 2, got 1\n1 passed, 1 failed\n")
+    assert invoke("test", tmp_path).output.endswith(
+        "\nFAIL wrong\n"
+        f"  {tmp_path / 'a.test.yaml'}:7:34: expect.counts.events_in: "
+        "expected events_in = 2, got 1\n1 passed, 1 failed\n"
+    )
 
 
 def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
@@ -155,7 +157,9 @@ def test_caret_spans_the_token_and_control_characters_are_escaped(tmp_path, line
 
 def test_snippet_keyed_on_a_block_key_and_a_long_line(tmp_path):
     long_value = "x" * 300
-    (tmp_path / "mesh.yaml").write_text(BAD.replace("spec: {externel: true}", f"spec:\n  externel: {long_value}"))
+    (tmp_path / "mesh.yaml").write_text(
+        BAD.replace("spec: {externel: true}", f"spec:\n  externel: {long_value}")
+    )
     lines = invoke("validate", tmp_path).output.splitlines()
     assert lines[1:4] == ["  |", "5 |   externel: " + "x" * 108 + "...", "  |   ^~~~~~~~"]
     assert all(len(text) < 140 for text in lines)
@@ -164,8 +168,11 @@ def test_snippet_keyed_on_a_block_key_and_a_long_line(tmp_path):
 def test_no_snippet_without_a_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert invoke("validate", empty).output == f"{empty}: error[empty-mesh]: no .yaml or .yml files here\n" \
-        f"  hint: a mesh is a YAML file or a directory of YAML files\n{empty}: invalid (1 error, 0 warnings)\n"
+    assert invoke("validate", empty).output == (
+        f"{empty}: error[empty-mesh]: no .yaml or .yml files here\n"
+        "  hint: a mesh is a YAML file or a directory of YAML files\n"
+        f"{empty}: invalid (1 error, 0 warnings)\n"
+    )
 
 
 def test_quiet_keeps_snippets_of_errors(bad):

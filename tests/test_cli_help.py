@@ -27,7 +27,9 @@ def _examples(text: str) -> list[list[str]]:
     """The lines of the Examples block, each as its commands: `a && b` is two, and `> FILE` or
     `| ...` are not arguments."""
     lines = text.split("Examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    return [[re.split(r" [>|] ", part)[0].strip() for part in line.split("&&")] for line in lines if line.strip()]
+    return [
+        [re.split(r" [>|] ", part)[0].strip() for part in line.split("&&")] for line in lines if line.strip()
+    ]
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) or "meshctl" for p, _ in COMMANDS])
@@ -45,12 +47,15 @@ def test_help_starts_with_a_whole_sentence_and_shows_examples(runner, path, comm
             assert words[0] == "meshctl", example
             if words[1:] == ["COMMAND", "--help"]:
                 continue
-            parsed = runner.invoke(main, [*words[1:], "--help"])  # unknown options fail; --help stops before running
+            # unknown options fail; --help stops before running
+            parsed = runner.invoke(main, [*words[1:], "--help"])
             assert parsed.exit_code == 0, f"{example}\n{parsed.output}"
 
 
 def test_group_listings_show_every_first_sentence_whole(runner):
     for path, command in COMMANDS:
         if isinstance(command, click.Group):
-            listing = runner.invoke(main, [*path, "--help"], terminal_width=80).output.split("Commands:\n", 1)[1]
+            listing = runner.invoke(main, [*path, "--help"], terminal_width=80).output.split(
+                "Commands:\n", 1
+            )[1]
             assert "..." not in listing, listing

@@ -31,8 +31,10 @@ def test_resume_after_a_crash_says_where_it_went_on(meshctl, runner, tmp_path, m
         patch.setattr(Runtime, "feed", crash_at_25)
         assert runner.invoke(main, [str(a) for a in _args(tmp_path / "a.db")]).exit_code == 70
     resumed = meshctl(*_args(tmp_path / "a.db"), "--resume")
-    assert resumed.stderr == (f"meshctl run: resumed the run in sqlite:{tmp_path / 'a.db'} after input 20: "
-                              f"read the {EVENTS_IN - 20} inputs left ({EVENTS_IN} in all); the summary is the whole run's\n")
+    assert resumed.stderr == (
+        f"meshctl run: resumed the run in sqlite:{tmp_path / 'a.db'} after input 20: "
+        f"read the {EVENTS_IN - 20} inputs left ({EVENTS_IN} in all); the summary is the whole run's\n"
+    )
     whole = meshctl(*_args(tmp_path / "b.db"))
     assert json.loads(resumed.stdout) == json.loads(whole.stdout) and whole.stderr == ""
 
@@ -42,8 +44,10 @@ def test_resume_of_a_finished_run_says_nothing_was_left(meshctl, tmp_path):
     first = meshctl(*_args(db))
     again = meshctl(*_args(db), "--resume")
     assert again.exit_code == 0 and json.loads(again.stdout) == json.loads(first.stdout)
-    assert again.stderr == (f"meshctl run: the run in sqlite:{db} had already finished ({EVENTS_IN} inputs read): "
-                            "nothing was left to do; the summary is the whole run's\n")
+    assert again.stderr == (
+        f"meshctl run: the run in sqlite:{db} had already finished ({EVENTS_IN} inputs read): "
+        "nothing was left to do; the summary is the whole run's\n"
+    )
 
 
 def test_resume_with_no_run_stored_starts_from_the_first_input(meshctl, tmp_path):

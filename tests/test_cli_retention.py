@@ -41,15 +41,16 @@ def orders_every_20_minutes(path: Path, n: int) -> list[dict]:
 def test_runs_older_than_the_retention_age_out_and_runs_show_says_so(meshctl, tmp_path):
     mesh, db = mesh_with_retention(tmp_path), f"sqlite:{tmp_path / 'o.db'}"
     events = orders_every_20_minutes(tmp_path / "orders.jsonl", 12)  # 4 hours of clock time
-    ran = meshctl("run", mesh, "--events", tmp_path / "orders.jsonl", "--store", db, "--checkpoint-every", "1",
-                  "--format", "json")
+    ran = meshctl("run", mesh, "--events", tmp_path / "orders.jsonl", "--store", db, "--checkpoint-every",
+                  "1", "--format", "json")
     assert ran.exit_code == 0, ran.output
     assert json.loads(ran.output)["runs_completed"] == 12
     kept = json.loads(meshctl("runs", "list", "--store", db, "--format", "json").output)
     triggers = {run["event"]["id"] for run in kept}
     assert 0 < len(kept) < 12 and triggers == {e["id"] for e in events[-len(kept):]}  # the newest, only
     assert all(run["status"] == "completed" for run in kept)
-    gone = meshctl("runs", "show", "--store", db, kept[0]["id"].replace(events[-len(kept)]["id"], events[0]["id"]))
+    gone = meshctl("runs", "show", "--store", db,
+                   kept[0]["id"].replace(events[-len(kept)]["id"], events[0]["id"]))
     assert gone.exit_code == 2
     assert "have aged out of the store (`retention.runs` of the Mesh document)" in gone.output
 
@@ -57,9 +58,14 @@ def test_runs_older_than_the_retention_age_out_and_runs_show_says_so(meshctl, tm
 def test_replay_says_when_the_archive_no_longer_holds_what_was_asked_for(meshctl, tmp_path):
     mesh, db = mesh_with_retention(tmp_path), f"sqlite:{tmp_path / 'o.db'}"
     orders_every_20_minutes(tmp_path / "orders.jsonl", 12)
-    assert meshctl("run", mesh, "--events", tmp_path / "orders.jsonl", "--store", db, "--checkpoint-every", "1").exit_code == 0
-    early = meshctl("replay", mesh, "--store", db, "--since", iso(START), "--match", '{"type": ["order.placed"]}',
-                    "--format", "json")
+    assert (
+        meshctl(
+            "run", mesh, "--events", tmp_path / "orders.jsonl", "--store", db, "--checkpoint-every", "1"
+        ).exit_code
+        == 0
+    )
+    early = meshctl("replay", mesh, "--store", db, "--since", iso(START), "--match",
+                    '{"type": ["order.placed"]}', "--format", "json")
     assert early.exit_code == 0, early.output
     result = json.loads(early.output)
     assert "aged_out" in result and 0 < result["selected"] < 12
@@ -72,8 +78,8 @@ def test_a_run_writing_output_keeps_every_emitted_event_for_it(meshctl, tmp_path
     mesh, db = mesh_with_retention(tmp_path), f"sqlite:{tmp_path / 'o.db'}"
     orders_every_20_minutes(tmp_path / "orders.jsonl", 12)
     out = tmp_path / "emitted.jsonl"
-    ran = meshctl("run", mesh, "--events", tmp_path / "orders.jsonl", "--store", db, "--checkpoint-every", "1",
-                  "--output", out, "--format", "json")
+    ran = meshctl("run", mesh, "--events", tmp_path / "orders.jsonl", "--store", db, "--checkpoint-every",
+                  "1", "--output", out, "--format", "json")
     assert ran.exit_code == 0
     emitted = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(emitted) == json.loads(ran.output)["emitted"]

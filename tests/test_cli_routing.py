@@ -21,7 +21,9 @@ def summary(result) -> dict:
 @pytest.mark.slow
 def test_a_run_on_2000_routes_counts_what_was_routed(meshctl, tmp_path):
     mesh = write_mesh(str(tmp_path / "mesh"), ROUTES)
-    events = [reading(k, ROUTES) for k in range(4)] + [dict(reading(4, ROUTES), data={"sensor": "s-none", "value": 1})]
+    events = [reading(k, ROUTES) for k in range(4)] + [
+        dict(reading(4, ROUTES), data={"sensor": "s-none", "value": 1})
+    ]
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     trace = tmp_path / "trace.jsonl"

@@ -48,7 +48,8 @@ def test_same_seed_gives_byte_identical_traces(meshctl, tmp_path):
 
 def test_fault_retry_dead_letter_then_replay(meshctl, tmp_path):
     dlq = tmp_path / "dlq.jsonl"
-    meshctl("run", ARENA, "--events", ARENA / "events.jsonl", "--fault", f"{SCORE}=always:TimeoutError", "--dlq-out", dlq)
+    meshctl("run", ARENA, "--events", ARENA / "events.jsonl", "--fault", f"{SCORE}=always:TimeoutError",
+            "--dlq-out", dlq)
     listing = meshctl("dlq", "list", "--dlq", dlq, "--reason", "retries-exhausted").output
     assert f"retries-exhausted  {SCORE}  score.recorded" in listing
     record_id = listing.split()[0]
@@ -56,7 +57,8 @@ def test_fault_retry_dead_letter_then_replay(meshctl, tmp_path):
     assert problem["type"] == "https://meshctl.dev/problems/retries-exhausted"
     assert problem["title"] == "Retries exhausted" and problem["error_type"] == "TimeoutError"
     before = len(dlq.read_text().splitlines())
-    replay = meshctl("dlq", "replay", ARENA, "--dlq", dlq, "--reason", "retries-exhausted", "--format", "json")
+    replay = meshctl("dlq", "replay", ARENA, "--dlq", dlq, "--reason", "retries-exhausted", "--format",
+                     "json")
     summary = json.loads(replay.output)
     assert summary["replayed"] >= 1 and summary["dead_lettered"] == 0
     assert len(dlq.read_text().splitlines()) == before - summary["replayed"]
@@ -69,7 +71,10 @@ def test_dlq_purge(meshctl, tmp_path):
     late = sum(json.loads(line)["reason"] == "late-event" for line in dlq.read_text().splitlines())
     total = len(dlq.read_text().splitlines())
     assert meshctl("dlq", "purge", "--dlq", dlq).exit_code == 2  # a filter or --all is required
-    assert meshctl("dlq", "purge", "--dlq", dlq, "--reason", "late-event").output == f"purged {late}, kept {total - late}\n"
+    assert (
+        meshctl("dlq", "purge", "--dlq", dlq, "--reason", "late-event").output
+        == f"purged {late}, kept {total - late}\n"
+    )
     assert meshctl("dlq", "purge", "--dlq", dlq, "--all").output == f"purged {total - late}, kept 0\n"
     assert late >= 1 and total > late
 
@@ -85,9 +90,12 @@ def test_dlq_purge_dry_run_lists_what_it_would_remove_and_removes_nothing(meshct
     assert dry.exit_code == 0 and len(late) == 2
     assert dry.output == "\n".join(late) + "\nwould purge 2, keep 1 (dry run: nothing was removed)\n"
     assert meshctl("dlq", "list", *where).output == listing
-    assert meshctl("dlq", "purge", *where, "--all", "--dry-run").output.endswith("would purge 3, keep 0 (dry run: nothing was removed)\n")
+    assert meshctl("dlq", "purge", *where, "--all", "--dry-run").output.endswith(
+        "would purge 3, keep 0 (dry run: nothing was removed)\n"
+    )
     assert meshctl("dlq", "purge", *where, "--reason", "late-event").output == "purged 2, kept 1\n"
-    assert meshctl("dlq", "purge", *where, "--dry-run").exit_code == 2  # a filter or --all, as without --dry-run
+    # a filter or --all, as without --dry-run
+    assert meshctl("dlq", "purge", *where, "--dry-run").exit_code == 2
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
@@ -124,7 +132,9 @@ def test_every_input_counted_has_its_ingest_record(meshctl, tmp_path):
     events, trace = tmp_path / "bad.jsonl", tmp_path / "t.jsonl"
     good = (ARENA / "events.jsonl").read_text().splitlines()[0]
     events.write_text(f'{good}\nnot json\n[1, 2]\n{{"type": "nope"}}\n{good}\n')
-    summary = json.loads(meshctl("run", ARENA, "--events", events, "--trace", trace, "--format", "json").stdout)
+    summary = json.loads(
+        meshctl("run", ARENA, "--events", events, "--trace", trace, "--format", "json").stdout
+    )
     ingests = [r for r in map(json.loads, trace.read_text().splitlines()) if r["kind"] == "ingest"]
     assert len(ingests) == summary["events_in"] == 5
     assert [r.get("rejected") for r in ingests] == [None, "schema-invalid", "schema-invalid", None, None]
@@ -189,7 +199,9 @@ def test_http_targets_live(meshctl, write, tmp_path, http_sink, status, dead):
         """)
     events = tmp_path / "e.jsonl"
     events.write_text('{"id": "p1", "type": "ping", "data": {"x": 1}}\n')
-    summary = json.loads(meshctl("run", mesh, "--events", events, "--http", "live", "--format", "json").output)
+    summary = json.loads(
+        meshctl("run", mesh, "--events", events, "--http", "live", "--format", "json").output
+    )
     assert summary["dead_lettered"] == dead
     attempts = 1 if status in (200, 400) else 2  # 4xx is not retried, 5xx is
     assert len(recorder.received) == attempts
@@ -206,14 +218,19 @@ def test_durable_store_run_resume_and_dlq(meshctl, tmp_path):
     reasons = first["dead_lettered_by_reason"]
     assert reasons["retries-exhausted"] >= 1 and reasons["circuit-open"] >= 1
     again = meshctl(*args)
-    assert again.exit_code == 2 and f"already holds a run ({EVENTS_IN} inputs read): add --resume" in again.output
+    assert (
+        again.exit_code == 2
+        and f"already holds a run ({EVENTS_IN} inputs read): add --resume" in again.output
+    )
     resumed = meshctl(*args, "--resume", "--format", "json", "--trace", tmp_path / "t.jsonl")
     assert json.loads(resumed.stdout) == first  # finished: nothing more to do
-    assert (tmp_path / "t.jsonl").read_text() == (tmp_path / "t0.jsonl").read_text()  # the whole trace, from the store
+    # the whole trace, from the store
+    assert (tmp_path / "t.jsonl").read_text() == (tmp_path / "t0.jsonl").read_text()
     total = first["dead_lettered"]
     assert meshctl("dlq", "list", "--store", db).output.endswith(f"{total} dead letters\n")
     replay = json.loads(meshctl("dlq", "replay", ARENA, "--store", db, "--format", "json").output)
-    unfixable = reasons["late-event"] + reasons["loop-detected"]  # a replay meets the same guard and watermark
+    # a replay meets the same guard and watermark
+    unfixable = reasons["late-event"] + reasons["loop-detected"]
     assert (replay["replayed"], replay["still_dead"]) == (total, unfixable)
     purged = meshctl("dlq", "purge", "--store", db, "--reason", "late-event").output
     assert purged == f"purged {reasons['late-event']}, kept {reasons['loop-detected']}\n"

@@ -28,8 +28,8 @@ def mixed(tmp_path) -> Path:
     bad_data["data"]["mode"] = "hardcore"
     misspelt = {**json.loads(LINES[0]), "id": "x-1", "type": "match.requestd"}
     path = tmp_path / "events.jsonl"
-    path.write_text("\n".join([LINES[0], '{"type": "match.requested",', json.dumps(bad_data), "", json.dumps(misspelt),
-                               '{"id": "y-1", "source": "/s"}', LINES[2]]) + "\n")
+    path.write_text("\n".join([LINES[0], '{"type": "match.requested",', json.dumps(bad_data), "",
+                               json.dumps(misspelt), '{"id": "y-1", "source": "/s"}', LINES[2]]) + "\n")
     return path
 
 
@@ -44,8 +44,12 @@ def test_run_tells_each_refused_record_as_publish_does(meshctl, mixed):
         f"{mixed}:6:1: warning[bad-event]: attribute 'type' must be a non-empty string",
     ]
     assert "  hint: did you mean 'match.requested'?" in told
-    assert "meshctl run: 4 input records refused, dead-lettered (schema-invalid or undeliverable)" in run.stderr
-    assert re.search(r"^  schema-invalid +3$", run.stdout, re.M) and re.search(r"^  undeliverable +1$", run.stdout, re.M)
+    assert (
+        "meshctl run: 4 input records refused, dead-lettered (schema-invalid or undeliverable)" in run.stderr
+    )
+    assert re.search(r"^  schema-invalid +3$", run.stdout, re.M) and re.search(
+        r"^  undeliverable +1$", run.stdout, re.M
+    )
     strict = meshctl("run", ARENA, "--events", mixed, "--strict-input")
     assert strict.exit_code == 1
     assert _problems(strict.stderr) == [line.replace(": warning[", ": error[") for line in told]
@@ -67,20 +71,26 @@ def test_a_file_of_prose_shows_ten_and_counts_the_rest(meshctl, tmp_path):
     told = _problems(run.stderr)
     assert len(told) == 10 and all(": warning[bad-event]: not JSON: " in line for line in told)
     lines = run.stderr.splitlines()
-    assert lines[10:12] == ["... and 2 more (12 in all)",
-                            "meshctl run: 12 input records refused, dead-lettered (schema-invalid or undeliverable)"]
+    assert lines[10:12] == [
+        "... and 2 more (12 in all)",
+        "meshctl run: 12 input records refused, dead-lettered (schema-invalid or undeliverable)",
+    ]
     publish = meshctl("publish", ORDERS, prose, "--store", NOWHERE)
-    assert publish.stderr.splitlines()[:11] == [line.replace(": warning[", ": error[") for line in lines[:10]] + [
-        "... and 2 more (12 in all)"]
+    assert publish.stderr.splitlines()[:11] == [
+        line.replace(": warning[", ": error[") for line in lines[:10]
+    ] + ["... and 2 more (12 in all)"]
 
 
 def test_a_yaml_list_is_located_by_its_items(meshctl, tmp_path):
     events = tmp_path / "events.yaml"
-    events.write_text("- type: match.requested\n  source: /lobby\n  data: {request_id: r-1}\n- type: match.requestd\n")
+    events.write_text(
+        "- type: match.requested\n  source: /lobby\n  data: {request_id: r-1}\n- type: match.requestd\n"
+    )
     run = meshctl("run", ARENA, "--events", events)
     assert _problems(run.stderr) == [
         f"{events}:1:3: warning[rejected-event]: data: 'players' is a required property",
-        f"{events}:4:3: warning[rejected-event]: type: no event type 'match.requestd' is declared in the mesh",
+        (f"{events}:4:3: warning[rejected-event]: "
+         "type: no event type 'match.requestd' is declared in the mesh"),
         "  hint: did you mean 'match.requested'?"]
 
 
@@ -92,9 +102,18 @@ def test_clean_input_tells_nothing(meshctl):
 def test_lines_breaking_the_rule_of_event_input_are_told_each_at_its_line(meshctl, tmp_path):
     """Not UTF-8, nested too deep, NaN: each line on its own, the lines around it run."""
     events = tmp_path / "hostile.jsonl"
-    events.write_bytes(b"\n".join([LINES[0].encode(), b'{"type": "match.requested", "data": "\xff"}',
-                                   b'{"type": "x", "data": ' + b"[" * 100 + b"]" * 100 + b"}",
-                                   b'{"type": "match.requested", "data": {"n": NaN}}', LINES[1].encode()]) + b"\n")
+    events.write_bytes(
+        b"\n".join(
+            [
+                LINES[0].encode(),
+                b'{"type": "match.requested", "data": "\xff"}',
+                b'{"type": "x", "data": ' + b"[" * 100 + b"]" * 100 + b"}",
+                b'{"type": "match.requested", "data": {"n": NaN}}',
+                LINES[1].encode(),
+            ]
+        )
+        + b"\n"
+    )
     run = meshctl("run", ARENA, "--events", events, "--strict-input", "--format", "json")
     publish = meshctl("publish", ARENA, events, "--store", NOWHERE)
     told = _problems(run.stderr)

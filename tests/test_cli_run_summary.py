@@ -33,8 +33,9 @@ def test_the_summary_lists_the_first_ten_failed_runs_and_counts_the_rest(meshctl
     result = meshctl("run", ORDERS, "--events", events, "--fault", SHIP)
     assert result.exit_code == 0
     tail = result.stdout.split("failed runs:\n", 1)[1]
-    assert tail.splitlines() == [f"  fulfil-order:chk-{n:05d}-0@/shop/checkout  compensated" for n in range(1, 11)] + [
-        "  and 10 more"]
+    assert tail.splitlines() == [
+        f"  fulfil-order:chk-{n:05d}-0@/shop/checkout  compensated" for n in range(1, 11)
+    ] + ["  and 10 more"]
     assert ELAPSED.match(result.stderr.splitlines()[-1]).group(1) == "20"
     again = meshctl("run", ORDERS, "--events", events, "--fault", SHIP)
     assert again.stdout == result.stdout  # nothing timed on stdout
@@ -48,13 +49,14 @@ def test_no_failed_runs_no_list(meshctl):
 
 def test_json_has_the_ids_and_no_timing(meshctl, tmp_path):
     out, dlq, trace = tmp_path / "out.jsonl", tmp_path / "dlq.jsonl", tmp_path / "trace.jsonl"
-    args = ["run", ORDERS, "--events", _orders_events(tmp_path, 2), "--fault", SHIP, "--output", out, "--dlq-out", dlq,
-            "--trace", trace]
+    args = ["run", ORDERS, "--events", _orders_events(tmp_path, 2), "--fault", SHIP, "--output", out,
+            "--dlq-out", dlq, "--trace", trace]
     result = meshctl(*args, "--format", "json")
     assert result.stderr == ""
     summary = json.loads(result.stdout)
     assert summary["runs_compensated"] == 20 and len(summary["failed_runs"]) == 10
-    assert summary["failed_runs"][0] == {"id": "fulfil-order:chk-00001-0@/shop/checkout", "status": "compensated"}
+    assert summary["failed_runs"][0] == {"id": "fulfil-order:chk-00001-0@/shop/checkout",
+                                         "status": "compensated"}
     files = [p.read_bytes() for p in (out, dlq, trace)]
     assert meshctl(*args).exit_code == 0  # the text summary, with its timing, writes the same files
     assert [p.read_bytes() for p in (out, dlq, trace)] == files

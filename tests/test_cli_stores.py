@@ -40,7 +40,10 @@ def test_a_missing_sqlite_store_is_an_error_and_stays_missing(meshctl, tmp_path,
     db = tmp_path / "nonexist.db"
     result = meshctl(*_args(READERS[name], f"sqlite:{db}"))
     assert result.exit_code == 2
-    assert f"meshctl: no store at {db}: give the --store sqlite:PATH of an earlier `meshctl run --store`" in result.output
+    assert (
+        f"meshctl: no store at {db}: give the --store sqlite:PATH of an earlier `meshctl run --store`"
+        in result.output
+    )
     assert list(tmp_path.iterdir()) == []  # no file, no -wal, no -shm
 
 
@@ -78,8 +81,9 @@ def test_dlq_purge_leaves_a_deployment_a_deployment(meshctl, redis_url):
     `runs redrive` took it for the store of a `meshctl run`."""
     store = open_store(redis_url)
     for n in (1, 2):
-        store.put_dead_letter(DeadLetter.make("dlq", "retries-exhausted", "service:a/x", {"id": f"e{n}", "source": "s"},
-                                              "TimeoutError", "slow", attempts=3))
+        store.put_dead_letter(DeadLetter.make("dlq", "retries-exhausted", "service:a/x",
+                                              {"id": f"e{n}", "source": "s"}, "TimeoutError", "slow",
+                                              attempts=3))
     store.commit_unit()
     assert is_deployment(store)
     dry = meshctl("dlq", "purge", "--store", redis_url, "--reason", "retries-exhausted", "--dry-run")

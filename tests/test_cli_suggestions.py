@@ -37,7 +37,10 @@ def test_a_misspelt_reason_is_a_usage_error_with_a_suggestion(meshctl, dlq, comm
 def test_an_unknown_reason_lists_the_reasons(meshctl, dlq):
     result = meshctl("dlq", "list", "--dlq", dlq, "--reason", "broken")
     assert result.exit_code == 2
-    assert "'broken' is not a dead-letter reason; reasons: retries-exhausted, non-retryable, expired," in result.output
+    assert (
+        "'broken' is not a dead-letter reason; reasons: retries-exhausted, non-retryable, expired,"
+        in result.output
+    )
 
 
 def test_every_known_reason_is_accepted(meshctl, dlq):
@@ -62,7 +65,8 @@ def test_a_misspelt_fault_consumer_gets_a_suggestion(meshctl, fault, problem):
 def test_a_fault_consumer_like_none_lists_them_all(meshctl):
     result = meshctl("run", ARENA, "--events", ARENA / "events.jsonl", "--fault", "nothing-like-it=1")
     assert result.exit_code == 2 and result.output.startswith(
-        "meshctl: --fault 'nothing-like-it=1': expected CONSUMER[=TIMES|always][:ERROR] with CONSUMER one of: "
+        "meshctl: --fault 'nothing-like-it=1': "
+        "expected CONSUMER[=TIMES|always][:ERROR] with CONSUMER one of: "
         "route:ranked-scores, service:match-service/match.requested")
 
 
@@ -87,8 +91,13 @@ def test_replay_to_and_runs_list_orchestration_suggest(meshctl, tmp_path):
     db = f"sqlite:{tmp_path / 'orders.db'}"
     assert meshctl("run", ORDERS, "--events", ORDERS / "events.jsonl", "--store", db).exit_code == 0
     to = meshctl("replay", ORDERS, "--store", db, "--to", "service:notifications/order.faild")
-    assert to.exit_code == 2 and to.output == ("meshctl: --to 'service:notifications/order.faild': not a consumer of "
-                                               "the mesh; did you mean 'service:notifications/order.failed'?\n")
+    assert to.exit_code == 2 and to.output == (
+        "meshctl: --to 'service:notifications/order.faild': not a consumer of "
+        "the mesh; did you mean 'service:notifications/order.failed'?\n"
+    )
     runs = meshctl("runs", "list", "--store", db, "--orchestration", "fulfil-ordr")
     assert runs.exit_code == 0 and runs.stdout == "0 runs\n"
-    assert runs.stderr == "meshctl runs: note: no run of orchestration 'fulfil-ordr'; did you mean 'fulfil-order'?\n"
+    assert (
+        runs.stderr
+        == "meshctl runs: note: no run of orchestration 'fulfil-ordr'; did you mean 'fulfil-order'?\n"
+    )

@@ -55,12 +55,14 @@ def test_real_bash_completes_val_to_validate():
     bash = shutil.which("bash")
     assert bash is not None
     scripts = Path(sys.executable).parent
-    assert (scripts / "meshctl").exists(), "the meshctl script is installed with the package (pip install -e .)"
-    program = f"""
+    assert (scripts / "meshctl").exists(), (
+        "the meshctl script is installed with the package (pip install -e .)"
+    )
+    program = """
 source <(meshctl completion bash)
 COMP_WORDS=(meshctl val); COMP_CWORD=1
 _meshctl_completion meshctl
-echo "${{COMPREPLY[@]}}"
+echo "${COMPREPLY[@]}"
 """
     env = {**os.environ, "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run([bash, "-c", program], capture_output=True, text=True, env=env, timeout=60)

@@ -52,7 +52,9 @@ sizes = st.integers(0, 3)
 # keyword -> strategy of its value, given the strategy of subschemas
 KEYWORDS = {
     "type": lambda sub: st.sampled_from(TYPES) | st.lists(st.sampled_from(TYPES), max_size=3),
-    "enum": lambda sub: st.lists(json_values, min_size=1, max_size=4) | st.lists(st.sampled_from(STRINGS), max_size=4),
+    "enum": lambda sub: (
+        st.lists(json_values, min_size=1, max_size=4) | st.lists(st.sampled_from(STRINGS), max_size=4)
+    ),
     "const": lambda sub: json_values,
     "minimum": lambda sub: numbers,
     "maximum": lambda sub: numbers,
@@ -81,8 +83,9 @@ KEYWORDS = {
     "else": lambda sub: sub,
     "minProperties": lambda sub: sizes,
     "maxProperties": lambda sub: sizes,
-    "propertyNames": lambda sub: st.builds(lambda t: {"type": "string", **t},
-                                           st.sampled_from([{}, {"maxLength": 1}, {"enum": KEYS[:2]}])),
+    "propertyNames": lambda sub: st.builds(
+        lambda t: {"type": "string", **t}, st.sampled_from([{}, {"maxLength": 1}, {"enum": KEYS[:2]}])
+    ),
 }
 
 
@@ -156,10 +159,49 @@ def respell(rng, value):
 
 
 # the kinds of instance each keyword constrains
-KINDS = {"minimum": "number", "maximum": "number", "exclusiveMinimum": "number", "exclusiveMaximum": "integer",
-         "multipleOf": "integer", "minLength": "string", "maxLength": "string", "pattern": "string",
-         "items": "array", "minItems": "array", "maxItems": "array", "uniqueItems": "array",
-         "properties": "object", "required": "object", "additionalProperties": "object"}
+KINDS = {"minimum": "number", "maximum": "number", "exclusiveMinimum": "number",
+         "exclusiveMaximum": "integer", "multipleOf": "integer", "minLength": "string", "maxLength": "string",
+         "pattern": "string", "items": "array", "minItems": "array", "maxItems": "array",
+         "uniqueItems": "array", "properties": "object", "required": "object",
+         "additionalProperties": "object"}
+
+
+def _near_object(rng, schema, depth):
+    properties = schema.get("properties", {})
+    names = set(schema.get("required", ())) | set(rng.choices(KEYS, k=rng.randint(0, 3)))
+    if names and rng.random() < 0.2:
+        names.discard(rng.choice(sorted(names)))
+    return {name: near(rng, properties.get(name, schema.get("additionalProperties", True)), depth + 1)
+            for name in sorted(names)}
+
+
+def _near_array(rng, schema, depth):
+    low = schema.get("minItems", 0)
+    size = rng.randint(low, max(low, schema.get("maxItems", 3)))
+    items = [near(rng, schema.get("items", True), depth + 1) for _ in range(size)]
+    if items and rng.random() < 0.5:  # a repeat: the same element, or one equal but for its spelling
+        repeat = respell(rng, rng.choice(items))
+        items.insert(rng.randint(0, len(items)), repeat)
+    return items
+
+
+def _near_object(rng, schema, depth):
+    properties = schema.get("properties", {})
+    names = set(schema.get("required", ())) | set(rng.choices(KEYS, k=rng.randint(0, 3)))
+    if names and rng.random() < 0.2:
+        names.discard(rng.choice(sorted(names)))
+    return {name: near(rng, properties.get(name, schema.get("additionalProperties", True)), depth + 1)
+            for name in sorted(names)}
+
+
+def _near_array(rng, schema, depth):
+    low = schema.get("minItems", 0)
+    size = rng.randint(low, max(low, schema.get("maxItems", 3)))
+    items = [near(rng, schema.get("items", True), depth + 1) for _ in range(size)]
+    if items and rng.random() < 0.5:  # a repeat: the same element, or one equal but for its spelling
+        repeat = respell(rng, rng.choice(items))
+        items.insert(rng.randint(0, len(items)), repeat)
+    return items
 
 
 def near(rng, schema, depth=0):
@@ -175,24 +217,15 @@ def near(rng, schema, depth=0):
     hinted = [KINDS[k] for k in schema if k in KINDS and KINDS[k] in declared]
     kind = rng.choice(hinted if hinted and rng.random() < 0.7 else declared)
     if kind == "object":
-        properties = schema.get("properties", {})
-        names = set(schema.get("required", ())) | set(rng.choices(KEYS, k=rng.randint(0, 3)))
-        if names and rng.random() < 0.2:
-            names.discard(rng.choice(sorted(names)))
-        return {name: near(rng, properties.get(name, schema.get("additionalProperties", True)), depth + 1)
-                for name in sorted(names)}
+        return _near_object(rng, schema, depth)
     if kind == "array":
-        low = schema.get("minItems", 0)
-        size = rng.randint(low, max(low, schema.get("maxItems", 3)))
-        items = [near(rng, schema.get("items", True), depth + 1) for _ in range(size)]
-        if items and rng.random() < 0.5:  # a repeat: the same element, or one equal but for its spelling
-            repeat = respell(rng, rng.choice(items))
-            items.insert(rng.randint(0, len(items)), repeat)
-        return items
+        return _near_array(rng, schema, depth)
     if kind == "string":
         return rng.choice([rng.choice(STRINGS), "".join(rng.choices("ab😀é", k=rng.randint(0, 4)))])
     if kind in ("number", "integer"):
-        anchors = [schema[k] for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if k in schema]
+        anchors = [
+            schema[k] for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if k in schema
+        ]
         value = rng.choice(anchors or [0]) + rng.choice([0, 1, -1, 2, 0.5])
         if "multipleOf" in schema and rng.random() < 0.5:
             value = schema["multipleOf"] * rng.randint(-3, 7) + rng.choice([0, 0, 1, 0.5, 0.1])
@@ -232,12 +265,13 @@ def test_agrees_with_jsonschema_on_random_schemas():
 # --- chosen cases --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("schema, instance", [
-    ({"type": "integer"}, True), ({"type": "integer"}, 1), ({"type": "integer"}, 1.0), ({"type": "integer"}, 1.5),
-    ({"type": "number"}, False), ({"type": "number"}, 3), ({"type": "boolean"}, 0), ({"type": "boolean"}, True),
-    ({"type": ["integer", "boolean"]}, True), ({"type": ["string", "null"]}, None), ({"type": []}, None),
-    ({"minimum": 5}, True), ({"minimum": 5}, "x"), ({"maximum": 0}, True), ({"maximum": 0}, 1),
-    ({"exclusiveMinimum": 1}, 1.0), ({"exclusiveMaximum": 1}, 0.999),
-    ({"type": "integer", "minimum": 0}, -0.0), ({"type": "integer"}, float("inf")),
+    ({"type": "integer"}, True), ({"type": "integer"}, 1), ({"type": "integer"}, 1.0),
+    ({"type": "integer"}, 1.5), ({"type": "number"}, False), ({"type": "number"}, 3),
+    ({"type": "boolean"}, 0), ({"type": "boolean"}, True), ({"type": ["integer", "boolean"]}, True),
+    ({"type": ["string", "null"]}, None), ({"type": []}, None), ({"minimum": 5}, True), ({"minimum": 5}, "x"),
+    ({"maximum": 0}, True), ({"maximum": 0}, 1), ({"exclusiveMinimum": 1}, 1.0),
+    ({"exclusiveMaximum": 1}, 0.999), ({"type": "integer", "minimum": 0}, -0.0),
+    ({"type": "integer"}, float("inf")),
 ])
 def test_types_and_bounds(schema, instance):
     agree(schema, instance)
@@ -287,7 +321,8 @@ def test_pattern_searches_anywhere():
 
 
 def test_objects_and_arrays():
-    schema = {"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}, "b": {"minimum": 0}},
+    schema = {"type": "object", "required": ["a"],
+              "properties": {"a": {"type": "string"}, "b": {"minimum": 0}},
               "additionalProperties": {"type": "integer"}}
     assert agree(schema, {"a": "x", "b": -1}) is False
     assert agree(schema, {"a": "x", "b": "not a number"}) is True
@@ -299,7 +334,8 @@ def test_objects_and_arrays():
     assert agree({"items": False}, []) is True
     assert agree({"items": False}, [1]) is False
     assert agree({"items": {"type": "string"}, "minItems": 1, "maxItems": 2}, ["a", "b"]) is True
-    assert agree({"items": {"type": "string"}, "minItems": 1, "maxItems": 2}, ("a", 1)) is True  # not an array
+    # not an array
+    assert agree({"items": {"type": "string"}, "minItems": 1, "maxItems": 2}, ("a", 1)) is True
 
 
 @pytest.mark.parametrize("items", [
@@ -321,8 +357,8 @@ def test_boolean_and_annotation_schemas():
     assert compile_check(True)("anything") is True
     assert compile_check(False)(None) is False
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "t", "description": "d",
-              "default": 1, "examples": [1], "$comment": "c", "format": "email", "$defs": {"x": {"type": "string"}},
-              "type": "string"}
+              "default": 1, "examples": [1], "$comment": "c", "format": "email",
+              "$defs": {"x": {"type": "string"}}, "type": "string"}
     assert agree(schema, "not an email") is True
     assert agree(schema, 3) is False
 
@@ -361,7 +397,8 @@ def test_local_references_and_recursion_agree_with_jsonschema():
             "$ref": "#/$defs/node"}
     check, validator = compile_check(tree), Draft202012Validator(tree)
     for instance in ({"v": 1}, {"v": 1, "kids": [{"v": 2, "kids": []}]}, {"v": 1, "kids": [{"v": "x"}]},
-                     {"v": 1, "kids": [{"w": 2}]}, {"kids": []}, [], {"v": 1, "kids": [{"v": 2, "kids": [{}]}]}):
+                     {"v": 1, "kids": [{"w": 2}]}, {"kids": []}, [],
+                     {"v": 1, "kids": [{"v": 2, "kids": [{}]}]}):
         assert check(instance) is validator.is_valid(instance), instance
     whole = {"type": "array", "items": {"$ref": "#"}, "maxItems": 2}
     check, validator = compile_check(whole), Draft202012Validator(whole)
@@ -374,7 +411,9 @@ def test_the_dsl_schema_compiles_and_agrees_on_every_example_document():
     from engine.language.schema import _kind_validator, kinds
     from engine.language.source import load_documents
 
-    compiled = {kind: (compile_check(_kind_validator(kind).schema), _kind_validator(kind)) for kind in kinds()}
+    compiled = {
+        kind: (compile_check(_kind_validator(kind).schema), _kind_validator(kind)) for kind in kinds()
+    }
     assert all(check is not None for check, _ in compiled.values())
     tried = 0
     for path in sorted(REPO.glob("workflows/*/*.yaml")) + sorted(REPO.glob("tests/cases/**/*.yaml")):
@@ -433,27 +472,32 @@ EVENT_SCHEMA = {"type": "object", "required": ["id", "mode", "score"],
                 "properties": {"id": {"type": "string"}, "mode": {"enum": ["ranked", "casual"]},
                                "score": {"type": "integer", "minimum": 0, "description": "points"},
                                "ratio": {"type": "number", "minimum": 0, "maximum": 1},
-                               "tags": {"type": "array", "items": {"type": "string"}}, "won": {"type": "boolean"}}}
+                               "tags": {"type": "array", "items": {"type": "string"}},
+                               "won": {"type": "boolean"}}}
 VALID = {"id": "m-1", "mode": "ranked", "score": 3, "ratio": 0.5, "tags": ["a"], "won": True}
 
 
 def test_event_shaped_schemas_compile_to_one_object_check():
     assert compile_check(EVENT_SCHEMA).__name__ == "object_shape"
-    assert compile_check({"type": "object", "properties": {"a": {"type": "string"}}}).__name__ == "object_shape"
+    assert (
+        compile_check({"type": "object", "properties": {"a": {"type": "string"}}}).__name__ == "object_shape"
+    )
     assert compile_check({"required": ["a"], "type": "object"}).__name__ != "object_shape"  # `type` not first
 
 
 @pytest.mark.parametrize("change", [
-    {}, {"id": 1}, {"id": None}, {"mode": "solo"}, {"mode": 1}, {"mode": ["ranked"]}, {"score": -1}, {"score": 0},
-    {"score": 1.0}, {"score": 1.5}, {"score": -0.0}, {"score": True}, {"score": 2**80}, {"score": "3"},
-    {"ratio": 1}, {"ratio": 1.0000001}, {"ratio": -0.0}, {"ratio": float("nan")}, {"ratio": float("inf")},
-    {"ratio": False}, {"ratio": 10**400}, {"tags": []}, {"tags": [1]}, {"won": 1}, {"won": None}, {"extra": 1},
+    {}, {"id": 1}, {"id": None}, {"mode": "solo"}, {"mode": 1}, {"mode": ["ranked"]}, {"score": -1},
+    {"score": 0}, {"score": 1.0}, {"score": 1.5}, {"score": -0.0}, {"score": True}, {"score": 2**80},
+    {"score": "3"}, {"ratio": 1}, {"ratio": 1.0000001}, {"ratio": -0.0}, {"ratio": float("nan")},
+    {"ratio": float("inf")}, {"ratio": False}, {"ratio": 10**400}, {"tags": []}, {"tags": [1]}, {"won": 1},
+    {"won": None}, {"extra": 1},
 ])
 def test_the_object_check_agrees_on_each_kind_of_property(change):
     agree(EVENT_SCHEMA, {**VALID, **change})
 
 
-@pytest.mark.parametrize("instance", [None, [], "x", 3, {}, {"id": "x"}, {"id": "x", "mode": "casual", "score": 0}])
+@pytest.mark.parametrize("instance", [None, [], "x", 3, {}, {"id": "x"},
+                                      {"id": "x", "mode": "casual", "score": 0}])
 def test_the_object_check_agrees_on_non_objects_and_missing_keys(instance):
     agree(EVENT_SCHEMA, instance)
     agree({k: v for k, v in EVENT_SCHEMA.items() if k != "required"}, instance)
@@ -493,9 +537,15 @@ def test_data_schemas_give_jsonschemas_verdicts_and_messages_on_the_examples():
                 expected = None
                 if validator is not None and not validator.is_valid(data):
                     error = best_match(validator.iter_errors(data))
-                    where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+                    where = "".join(
+                        f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
+                    )
                     expected = Rejection("data" + where, error.message)
-                assert schemas.check({**event, "data": data}) == expected, (workflow.name, event["type"], data)
+                assert schemas.check({**event, "data": data}) == expected, (
+                    workflow.name,
+                    event["type"],
+                    data,
+                )
                 tried[expected is None] += 1
     assert tried[True] > 50 and tried[False] > 200, tried
 

@@ -106,8 +106,10 @@ def _blocks(lines: list[str], problems: list[str], name: str):
         fence = FENCE.match(lines[i])
         if not fence:
             if MARKER.match(lines[i]) and not (i + 1 < len(lines) and FENCE.match(lines[i + 1])):
-                problems.append(f"{name}:{i + 1}: a {MARKER.match(lines[i]).group(1)} marker must be right above "
-                                "a code fence")
+                problems.append(
+                    f"{name}:{i + 1}: a {MARKER.match(lines[i]).group(1)} marker must be right above "
+                    "a code fence"
+                )
             i += 1
             continue
         marker = MARKER.match(lines[i - 1]) if i else None
@@ -159,8 +161,8 @@ def _shell_block(name: str, block: Block, page: Page) -> None:
         following = block.body[offset + 1].strip() if offset + 1 < len(block.body) else ""
         marker = EXITS.search(raw) or (EXITS.match(following) if following.startswith("#") else None)
         for segment in _segments(raw):
-            page.commands.append(_command(name, block.line + offset, segment, int(marker.group(1)) if marker else 0,
-                                          None))
+            page.commands.append(_command(name, block.line + offset, segment,
+                                          int(marker.group(1)) if marker else 0, None))
 
 
 def _console_block(name: str, block: Block, page: Page) -> None:
@@ -172,27 +174,66 @@ def _console_block(name: str, block: Block, page: Page) -> None:
         elif shown:
             shown[-1][2].append(raw)
         elif raw.strip():
-            page.problems.append(f"{name}:{block.line + offset}: output before the first `$ ` prompt of the block")
+            page.problems.append(
+                f"{name}:{block.line + offset}: output before the first `$ ` prompt of the block"
+            )
     for line, prompt, output in shown:
         segments, has_output = _segments(prompt), any(text.strip() for text in output)
         if has_output and not segments:
-            page.problems.append(f"{name}:{line}: `{prompt}` is not a meshctl command, so its output cannot be "
-                                 "checked: write `meshctl ... < FILE` for stdin, or mark the block not-run")
+            page.problems.append(
+                f"{name}:{line}: `{prompt}` is not a meshctl command, so its output cannot be "
+                "checked: write `meshctl ... < FILE` for stdin, or mark the block not-run"
+            )
             continue
         if has_output and len(segments) > 1:
             page.problems.append(f"{name}:{line}: `{prompt}` chains commands: give each its own `$ ` line "
                                  "to show its output")
             continue
         if has_output and "|" in shlex.split(segments[0], comments=True):
-            page.problems.append(f"{name}:{line}: the output of a pipe is not checked: drop the pipe or the output")
+            page.problems.append(
+                f"{name}:{line}: the output of a pipe is not checked: drop the pipe or the output"
+            )
             continue
         marker = EXITS.search(prompt)
         for segment in segments:
-            page.commands.append(_command(name, line, segment, int(marker.group(1)) if marker else 0, tuple(output)))
+            page.commands.append(_command(name, line, segment, int(marker.group(1)) if marker else 0,
+                                          tuple(output)))
 
 
 def parse(path: Path) -> Page:
     return parse_text(path.read_text(encoding="utf-8"), path.relative_to(REPO).as_posix())
+
+
+def _file_marker(name: str, block, page: Page, files: list) -> None:
+    """A block marked as the content of a file: collect it into *files*, or say what is wrong."""
+    if Path(block.text).is_absolute() or ".." in Path(block.text).parts:
+        page.problems.append(
+            f"{name}:{block.line - 2}: the file marker names {block.text}: give a path "
+            "relative to the repository, inside it"
+        )
+    elif block.lang in SHELL_FENCES:
+        page.problems.append(
+            f"{name}:{block.line - 2}: a file marker on a ```{block.lang} block: it is "
+            "for the content of a file (```yaml, ```json)"
+        )
+    else:
+        files.append((block.text, "".join(f"{line}\n" for line in block.body)))
+
+
+def _file_marker(name: str, block, page: Page, files: list) -> None:
+    """A block marked as the content of a file: collect it into *files*, or say what is wrong."""
+    if Path(block.text).is_absolute() or ".." in Path(block.text).parts:
+        page.problems.append(
+            f"{name}:{block.line - 2}: the file marker names {block.text}: give a path "
+            "relative to the repository, inside it"
+        )
+    elif block.lang in SHELL_FENCES:
+        page.problems.append(
+            f"{name}:{block.line - 2}: a file marker on a ```{block.lang} block: it is "
+            "for the content of a file (```yaml, ```json)"
+        )
+    else:
+        files.append((block.text, "".join(f"{line}\n" for line in block.body)))
 
 
 def parse_text(text: str, name: str) -> Page:
@@ -200,18 +241,13 @@ def parse_text(text: str, name: str) -> Page:
     page, files = Page(), []
     for block in _blocks(text.splitlines(), page.problems, name):
         if block.lang != "console" and any(text.startswith("$ meshctl") for text in block.body):
-            page.problems.append(f"{name}:{block.line}: a `$ meshctl` prompt in a ```{block.lang} block: make it "
-                                 "```console, so its output is checked (or mark it not-run)")
+            page.problems.append(
+                f"{name}:{block.line}: a `$ meshctl` prompt in a ```{block.lang} block: make it "
+                "```console, so its output is checked (or mark it not-run)"
+            )
         before = len(page.commands)
         if block.marker == "file":
-            if Path(block.text).is_absolute() or ".." in Path(block.text).parts:
-                page.problems.append(f"{name}:{block.line - 2}: the file marker names {block.text}: give a path "
-                                     "relative to the repository, inside it")
-            elif block.lang in SHELL_FENCES:
-                page.problems.append(f"{name}:{block.line - 2}: a file marker on a ```{block.lang} block: it is "
-                                     "for the content of a file (```yaml, ```json)")
-            else:
-                files.append((block.text, "".join(f"{line}\n" for line in block.body)))
+            _file_marker(name, block, page, files)
         elif block.marker == "not-run":
             if block.lang in SHELL_FENCES:
                 page.skipped.append((block.line - 2, block.text))
@@ -227,7 +263,9 @@ def parse_text(text: str, name: str) -> Page:
             page.commands[before] = replace(page.commands[before], files=tuple(files))
             files = []
     if files:
-        page.problems.append(f"{name}: no command after the file block of {files[0][0]}: it would never be used")
+        page.problems.append(
+            f"{name}: no command after the file block of {files[0][0]}: it would never be used"
+        )
     return page
 
 
@@ -262,7 +300,10 @@ def copy_repository(source: Path, target: Path, leave_out: set[str]) -> None:
     """*source* copied to *target*, without build and cache directories, nor the *leave_out* paths."""
     def ignore(directory: str, names: list[str]) -> set[str]:
         here = os.path.relpath(directory, source)
-        return set(IGNORE(directory, names)) | {n for n in names if os.path.normpath(os.path.join(here, n)) in leave_out}
+        return set(IGNORE(directory, names)) | {
+            n for n in names if os.path.normpath(os.path.join(here, n)) in leave_out
+        }
+
     shutil.copytree(source, target, ignore=ignore)
 
 
@@ -274,7 +315,10 @@ def output_matches(expected: tuple[str, ...] | list[str], printed: str) -> bool:
             parts.append(r"(?:[^\n]*\n)*?")
         else:
             parts.append("[^\n]*".join(re.escape(piece) for piece in line.split(ELIDED_TEXT)) + "\n")
-    return re.fullmatch("".join(parts), "".join(f"{line}\n" for line in _trimmed(printed.splitlines()))) is not None
+    return (
+        re.fullmatch("".join(parts), "".join(f"{line}\n" for line in _trimmed(printed.splitlines())))
+        is not None
+    )
 
 
 def _trimmed(lines) -> list[str]:
@@ -298,7 +342,8 @@ def test_what_the_docs_leave_in_the_checkout_is_not_copied(tmp_path):
     """Following docs/durability.md in the checkout leaves orders.db; its run then refused to start."""
     source = tmp_path / "src"
     (source / "workflows").mkdir(parents=True)
-    for name in ("orders.db", "orders.db-wal", "orders.trace.jsonl", "orders-run.html", "workflows/mesh.yaml"):
+    for name in ("orders.db", "orders.db-wal", "orders.trace.jsonl", "orders-run.html",
+                 "workflows/mesh.yaml"):
         (source / name).write_text("x", encoding="utf-8")
     assert {"orders.db", "orders.db-wal", "orders.trace.jsonl", "orders-run.html"} <= WRITTEN
     copy_repository(source, tmp_path / "copy", WRITTEN)
@@ -310,7 +355,8 @@ def test_git_ignores_what_the_docs_write():
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
     names = sorted(WRITTEN)
-    checked = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=REPO, capture_output=True, text=True)
+    checked = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=REPO, capture_output=True,
+                             text=True)
     assert sorted(checked.stdout.split()) == names
 
 
@@ -391,14 +437,17 @@ def test_the_parser_reads_prompts_output_and_markers():
 @pytest.mark.parametrize(("text", "problem"), [
     ("```text\n$ meshctl validate x\nx: valid\n```\n", "p.md:2: a `$ meshctl` prompt in a ```text block"),
     ("```console\nx: valid\n$ meshctl validate x\n```\n", "p.md:2: output before the first `$ ` prompt"),
-    ("```console\n$ cat x | meshctl validate -\nx: valid\n```\n", "p.md:2: `$ cat x | meshctl validate -` is not"),
-    ("```console\n$ meshctl init a && meshctl test a\nok\n```\n", "p.md:2: `$ meshctl init a && meshctl test a`"),
+    ("```console\n$ cat x | meshctl validate -\nx: valid\n```\n",
+     "p.md:2: `$ cat x | meshctl validate -` is not"),
+    ("```console\n$ meshctl init a && meshctl test a\nok\n```\n",
+     "p.md:2: `$ meshctl init a && meshctl test a`"),
     ("```console\n$ meshctl explain x | head -1\nx\n```\n", "p.md:2: the output of a pipe is not checked"),
     ("<!-- not-run: -->\n```console\n$ meshctl x\n```\n", "p.md:1: the not-run marker needs a text"),
     ("<!-- file: /tmp/m.yaml -->\n```yaml\na: 1\n```\n$ meshctl x\n", "p.md:1: the file marker names /tmp"),
     ("<!-- file: m.yaml -->\n```sh\nmeshctl x\n```\n", "p.md:1: a file marker on a ```sh block"),
     ("<!-- file: m.yaml -->\n```yaml\na: 1\n```\n", "p.md: no command after the file block of m.yaml"),
-    ("<!-- not-run: server -->\n\n```console\n$ meshctl x\n```\n", "p.md:1: a not-run marker must be right above"),
+    ("<!-- not-run: server -->\n\n```console\n$ meshctl x\n```\n",
+     "p.md:1: a not-run marker must be right above"),
     ("<!-- not-run: server -->\n```yaml\na: 1\n```\n", "p.md:1: a not-run marker on a ```yaml block"),
 ])
 def test_the_parser_rejects_pages_it_cannot_check(text, problem):
@@ -432,7 +481,9 @@ def _rewrite(args: tuple[str, ...], root: Path, mapped: dict[str, str]) -> list[
     """Absolute output paths into the copy; later mentions of the same path follow them."""
     out, words = [], list(args)
     for i, word in enumerate(words):
-        out.append(_into_copy(word, root, mapped) if i and words[i - 1] in OUTPUT_OPTIONS else mapped.get(word, word))
+        out.append(
+            _into_copy(word, root, mapped) if i and words[i - 1] in OUTPUT_OPTIONS else mapped.get(word, word)
+        )
     return out
 
 
@@ -450,7 +501,9 @@ def test_documented_command(command: Command, copies, monkeypatch):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text, encoding="utf-8")
     args = _rewrite(command.args, root, mapped)
-    stdin = Path(mapped.get(command.stdin_from, command.stdin_from)).read_bytes() if command.stdin_from else None
+    stdin = (
+        Path(mapped.get(command.stdin_from, command.stdin_from)).read_bytes() if command.stdin_from else None
+    )
     result = CliRunner().invoke(main, args, input=stdin, env=ENV, prog_name="meshctl")
     shown = result.output
     if command.stdout_to:
@@ -469,7 +522,8 @@ def test_documented_command(command: Command, copies, monkeypatch):
 
 
 def quoted_records(page: Path) -> list[tuple[int, str]]:
-    """(line number, text) of the trace records a page quotes: lines of its ```json blocks that start with {"seq"."""
+    """(line number, text) of the trace records a page quotes: lines of its ```json blocks that start
+    with {"seq"."""
     found, fence = [], None
     for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
         if line.startswith("```"):
@@ -494,6 +548,9 @@ def test_quoted_trace_records_are_those_the_commands_write(page, tmp_path, monke
         args = _rewrite(command.args, root, mapped)
         CliRunner().invoke(main, args)
         traces += [Path(word) for before, word in zip(args, args[1:]) if before == "--trace"]
-    written = {line for trace in traces if trace.exists() for line in trace.read_text(encoding="utf-8").splitlines()}
-    missing = [f"{page.name}:{number}: {text[:100]}" for number, text in quoted_records(page) if text not in written]
+    written = {
+        line for trace in traces if trace.exists() for line in trace.read_text(encoding="utf-8").splitlines()
+    }
+    missing = [f"{page.name}:{number}: {text[:100]}" for number,
+               text in quoted_records(page) if text not in written]
     assert not missing, "quoted trace records no command of the page writes:\n" + "\n".join(missing)

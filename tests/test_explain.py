@@ -94,7 +94,9 @@ def test_the_code_finder_follows_variables_and_helpers(tmp_path):
         "def helper(loc, code):\n    return Diagnostic(loc, code, 'm')\n"
         "def a(loc, python):\n    code = 'unsafe-tag' if python else 'unsupported-tag'\n"
         "    yield Diagnostic(loc, code, 'm')\n    yield helper(loc, 'unknown-service')\n"
-        "    yield helper(loc, code='unknown-policy')\n    yield Diagnostic(loc, code=CODES[0], message='m')\n")
+        "    yield helper(loc, code='unknown-policy')\n"
+        "    yield Diagnostic(loc, code=CODES[0], message='m')\n"
+    )
     codes = _Codes(module)
     assert codes.found == {"unsafe-tag", "unsupported-tag", "unknown-service", "unknown-policy"}
     assert len(codes.unresolved) == 1
@@ -155,7 +157,8 @@ def test_each_test_file_example_triggers_its_code(tmp_path, entry):
     (["explain", "bounded-loop"], 0, "Fix: intentional: the runtime stops it after N hops"),
     (["explain", "duplicate-test"], 0, "See docs/testing.md."),
     (["explain", "warning[bounded-loop]:"], 0, "bounded-loop (warning): circular events through a consumer"),
-    (["explain", "wrong-typ"], 2, "meshctl: unknown diagnostic code 'wrong-typ': did you mean 'wrong-type'?\n"),
+    (["explain", "wrong-typ"], 2,
+     "meshctl: unknown diagnostic code 'wrong-typ': did you mean 'wrong-type'?\n"),
     (["explain", "zzzz"], 2, "`meshctl explain --list` lists them"),
     (["explain"], 2, "give a diagnostic CODE"),
 ])

@@ -53,12 +53,22 @@ def test_the_key_tells_apart_any_two_source_id_pairs(a, b):
 
 def test_the_key_remembered_for_one_event_is_never_given_for_another():
     a, b = {"source": "/a", "id": "1"}, {"source": "/b", "id": "1"}
-    assert [identity(e) for e in (a, a, b, b, a, {**b})] == ["2:/a|1", "2:/a|1", "2:/b|1", "2:/b|1", "2:/a|1", "2:/b|1"]
+    assert [identity(e) for e in (a, a, b, b, a, {**b})] == [
+        "2:/a|1",
+        "2:/a|1",
+        "2:/b|1",
+        "2:/b|1",
+        "2:/a|1",
+        "2:/b|1",
+    ]
     assert identity({"id": "1"}) == "0:|1"  # no source (made inside meshctl or by a test): the empty one
 
 
 def test_run_ids_are_readable_and_escape_only_what_would_be_ambiguous():
-    assert run_id("fulfil-order", {"source": "/shop/checkout", "id": "chk-1"}) == "fulfil-order:chk-1@/shop/checkout"
+    assert (
+        run_id("fulfil-order", {"source": "/shop/checkout", "id": "chk-1"})
+        == "fulfil-order:chk-1@/shop/checkout"
+    )
     assert run_id("o", {"source": "mailto:a@b", "id": "x@y%z"}) == "o:x%40y%25z@mailto:a@b"
 
 
@@ -70,7 +80,8 @@ def test_same_id_from_two_sources_is_two_events_and_a_true_repeat_is_one(meshctl
         store = f"sqlite:{tmp_path / 'run.db'}"
     events = write_events(tmp_path / "in.jsonl", [EU, US, REPEAT])
     out = tmp_path / "out.jsonl"
-    summary = ok(meshctl("run", mesh, "--events", events, "--store", store, "--output", out, "--format", "json"))
+    summary = ok(meshctl("run", mesh, "--events", events, "--store", store, "--output", out, "--format",
+                         "json"))
     assert summary["events_in"] == 3 and summary["duplicates"] == CONSUMERS  # the repeat, at each consumer
     assert (summary["runs_started"], summary["runs_completed"]) == (2, 2)
     emitted = lines(out)
@@ -116,8 +127,11 @@ def test_runs_of_two_sources_are_listed_shown_and_redriven_apart(meshctl, mesh, 
 
 def test_a_short_run_id_names_the_only_run_of_its_event(meshctl, mesh, tmp_path):
     db = f"sqlite:{tmp_path / 'runs.db'}"
-    ok(meshctl("run", mesh, "--events", write_events(tmp_path / "in.jsonl", [EU]), "--store", db, "--format", "json"))
-    assert json.loads(meshctl("runs", "show", "--store", db, "fulfil:o-1").output)["id"] == "fulfil:o-1@/shop/eu"
+    ok(meshctl("run", mesh, "--events", write_events(tmp_path / "in.jsonl", [EU]), "--store", db, "--format",
+               "json"))
+    assert (
+        json.loads(meshctl("runs", "show", "--store", db, "fulfil:o-1").output)["id"] == "fulfil:o-1@/shop/eu"
+    )
 
 
 def test_archive_replay_copies_each_source_s_event_once(meshctl, mesh, tmp_path):
@@ -134,8 +148,8 @@ def test_archive_replay_copies_each_source_s_event_once(meshctl, mesh, tmp_path)
 def test_dead_letters_of_two_sources_are_two_records_and_both_replay(meshctl, mesh, tmp_path):
     dlq, out = tmp_path / "dlq.jsonl", tmp_path / "out.jsonl"
     events = write_events(tmp_path / "in.jsonl", [EU, US, REPEAT])
-    summary = ok(meshctl("run", mesh, "--events", events, "--fault", f"{BILLING}=always:Down", "--dlq-out", dlq,
-                         "--format", "json"))
+    summary = ok(meshctl("run", mesh, "--events", events, "--fault", f"{BILLING}=always:Down", "--dlq-out",
+                         dlq, "--format", "json"))
     records = lines(dlq)
     assert summary["dead_lettered"] == len(records) == 2
     assert sorted(r["event"]["source"] for r in records) == ["/shop/eu", "/shop/us"]
@@ -155,7 +169,8 @@ def test_a_repeated_invalid_event_is_one_dead_letter_and_a_duplicate(meshctl, me
     other = {**bad, "source": "/shop/us"}  # not a repeat: another source
     events = write_events(tmp_path / "in.jsonl", [bad, bad, other, bad, EU])
     dlq = tmp_path / "dlq.jsonl"
-    summary = ok(meshctl("run", mesh, "--events", events, "--store", store, "--dlq-out", dlq, "--format", "json"))
+    summary = ok(meshctl("run", mesh, "--events", events, "--store", store, "--dlq-out", dlq, "--format",
+                         "json"))
     assert summary["dead_lettered"] == len(lines(dlq)) == 2
     assert summary["dead_lettered_by_reason"] == {"schema-invalid": 2}
     assert summary["duplicates"] == 2
@@ -165,7 +180,8 @@ def test_a_dead_letter_replayed_and_failing_again_counts_again(meshctl, mesh, tm
     dlq = tmp_path / "dlq.jsonl"
     events = write_events(tmp_path / "in.jsonl", [EU])
     meshctl("run", mesh, "--events", events, "--fault", f"{BILLING}=always:Down", "--dlq-out", dlq)
-    replay = ok(meshctl("dlq", "replay", mesh, "--dlq", dlq, "--fault", f"{BILLING}=always:Down", "--format", "json"))
+    replay = ok(meshctl("dlq", "replay", mesh, "--dlq", dlq, "--fault", f"{BILLING}=always:Down", "--format",
+                        "json"))
     assert (replay["replayed"], replay["dead_lettered"], replay["duplicates"]) == (1, 1, 0)
     assert len(lines(dlq)) == 1
 
@@ -177,9 +193,14 @@ def reused_orders(n: int, reuse: int) -> tuple[list[dict], list[dict]]:
     orders that complete (distinct orders, later in time)."""
     rng = random.Random(7)
     originals = [order(i, rng) for i in range(1, n + 1)]
-    plain = [o for o in originals if o["data"]["payment"]["token"].startswith("tok_")
-             and "_declined_" not in o["data"]["payment"]["token"] and "_flaky_" not in o["data"]["payment"]["token"]
-             and o["data"]["total"] > 0]
+    plain = [
+        o
+        for o in originals
+        if o["data"]["payment"]["token"].startswith("tok_")
+        and "_declined_" not in o["data"]["payment"]["token"]
+        and "_flaky_" not in o["data"]["payment"]["token"]
+        and o["data"]["total"] > 0
+    ]
     copies = []
     for k, o in enumerate(plain[:reuse]):
         data = {**o["data"], "order_id": f"mob-{k:04d}"}

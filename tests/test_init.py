@@ -1,4 +1,5 @@
-"""`meshctl init`: the starter mesh passes validate, test and run as written; nothing is overwritten silently."""
+"""`meshctl init`: the starter mesh passes validate, test and run as written; nothing is overwritten
+silently."""
 from __future__ import annotations
 
 import json
@@ -23,7 +24,9 @@ def test_init_then_validate_test_and_run(meshctl, tmp_path):
 
     tested = meshctl("test", mesh)
     assert tested.exit_code == 0
-    assert tested.output == "PASS a request is greeted\nPASS every sample event is greeted\n2 passed, 0 failed\n"
+    assert (
+        tested.output == "PASS a request is greeted\nPASS every sample event is greeted\n2 passed, 0 failed\n"
+    )
 
     out = tmp_path / "emitted.jsonl"
     ran = meshctl("run", mesh, "--events", mesh / "events.jsonl", "--format", "json", "--output", out)
@@ -101,7 +104,8 @@ def test_a_file_in_the_way_is_a_usage_error(meshctl, tmp_path):
 
 
 @pytest.mark.parametrize(("directory", "name"), [
-    ("hello", "hello"), ("My Mesh!", "my-mesh"), ("___", "my-mesh"), ("svc_2.0", "svc_2.0"), ("Ärger", "rger"),
+    ("hello", "hello"), ("My Mesh!", "my-mesh"), ("___", "my-mesh"), ("svc_2.0", "svc_2.0"),
+    ("Ärger", "rger"),
 ])
 def test_default_name(tmp_path, directory, name):
     assert default_name(str(tmp_path / directory)) == name

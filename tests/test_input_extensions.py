@@ -30,7 +30,9 @@ spec:
 def test_an_input_cannot_steer_the_loop_guard(meshctl, write, tmp_path, extra):
     mesh = write(LOOP)
     events = tmp_path / "events.jsonl"
-    events.write_text(json.dumps({"type": "ping", "id": "p1", "time": "2026-01-01T00:00:00Z", **extra}) + "\n")
+    events.write_text(
+        json.dumps({"type": "ping", "id": "p1", "time": "2026-01-01T00:00:00Z", **extra}) + "\n"
+    )
     result = meshctl("run", mesh.parent, "--events", events, "--format", "json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)

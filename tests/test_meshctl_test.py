@@ -62,7 +62,7 @@ tests:
         emitted: [{type: pong, data: {n: 1}}]
         counts: {replayed: 1, still_dead: 0}
         no_dead_letters: true
-"""
+"""  # noqa: E501 (YAML kept as written)
 
 
 @pytest.fixture
@@ -89,8 +89,10 @@ def test_every_example_has_several_tests():
 def test_passing_file_exits_0(meshctl, write, mesh_dir):
     test_file = write(PASSING, "ping.test.yaml")
     result = meshctl("test", test_file)
-    assert (result.exit_code, result.output) == (0, "PASS ping makes pong\nPASS retried twice then dead, then redriven\n"
-                                                    "2 passed, 0 failed\n")
+    assert (result.exit_code, result.output) == (
+        0,
+        "PASS ping makes pong\nPASS retried twice then dead, then redriven\n2 passed, 0 failed\n",
+    )
     assert meshctl("test", mesh_dir).output == result.output  # a directory runs the test files in it
 
 
@@ -113,18 +115,30 @@ def test_failures_are_explained_with_what_was_seen(meshctl, write, mesh_dir):
     assert result.exit_code == 1
     out = result.output
     assert out.startswith("FAIL wrong expectations\n")
-    assert f"  {path}:5:17: expect.emitted[0]: no emitted event matches {{\"type\": \"pong\", \"data\": {{\"n\": 3}}}}\n" in out
+    assert (
+        f"  {path}:5:17: expect.emitted[0]: "
+        "no emitted event matches {\"type\": \"pong\", \"data\": {\"n\": 3}}\n" in out
+    )
     assert "closest of 1 emitted pong events:" in out
     assert "(data.n is 2, expected 3)" in out
     assert "no pong was emitted" not in out
     assert f"{path}:5:45: expect.emitted[1]: no emitted event matches {{\"type\": \"pongg\"}}" in out
     assert "no pongg was emitted; emitted: pong x1 (did you mean 'pong'?)" in out
-    assert f"{path}:6:21: expect.not_emitted[0]: 1 emitted event(s) match {{\"type\": \"pong\"}}, expected none" in out
-    assert f"{path}:7:22: expect.dead_letters[0]: no dead letter matches {{\"reason\": \"loop-detected\"}}" in out
+    assert (
+        f"{path}:6:21: expect.not_emitted[0]: 1 emitted event(s) match {{\"type\": \"pong\"}}, expected none"
+        in out
+    )
+    assert (
+        f"{path}:7:22: expect.dead_letters[0]: no dead letter matches {{\"reason\": \"loop-detected\"}}"
+        in out
+    )
     assert "(no dead letters at all)" in out
     assert f"{path}:8:25: expect.counts.emitted: expected emitted = 2, got 1" in out
-    assert "expect.trace[1]: trace record {\"kind\": \"ok\", \"consumer\": \"service:ponger/ping\"} appears only before " \
-           "the previous entry's match" in out
+    assert (
+        "expect.trace[1]: trace record {\"kind\": \"ok\", \"consumer\": \"service:ponger/ping\"} "
+        "appears only before "
+        "the previous entry's match" in out
+    )
     assert out.endswith("PASS right\n1 passed, 1 failed\n")
 
 
@@ -132,10 +146,13 @@ def test_failures_are_explained_with_what_was_seen(meshctl, write, mesh_dir):
     ("tests: []\n", ":1:8: error[bad-value]: tests: [] should be non-empty"),
     ("tests:\n  - name: x\n    given: [{type: ping}]\n    expect: {emited: []}\n",
      ":4:14: error[unknown-key]: unknown key 'emited' in tests[0].expect\n  hint: did you mean 'emitted'?"),
-    ("tests:\n  - given: [{type: ping}]\n", ":2:5: error[missing-key]: missing required key 'name' in tests[0]"),
-    ("tests:\n  - name: x\n    given: [{data: {}}]\n", ":3:13: error[missing-key]: missing required key 'type' in tests[0].given[0]"),
+    ("tests:\n  - given: [{type: ping}]\n",
+     ":2:5: error[missing-key]: missing required key 'name' in tests[0]"),
+    ("tests:\n  - name: x\n    given: [{data: {}}]\n",
+     ":3:13: error[missing-key]: missing required key 'type' in tests[0].given[0]"),
     ("tests:\n  - name: x\n    expect: {}\n", ":2:5: error[missing-input]: a test needs input"),
-    ("tests:\n  - name: x\n    events: nope.jsonl\n", ":3:13: error[no-such-file]: no events file 'nope.jsonl'"),
+    ("tests:\n  - name: x\n    events: nope.jsonl\n",
+     ":3:13: error[no-such-file]: no events file 'nope.jsonl'"),
     ("tests:\n  - name: x\n    given: [{type: ping}]\n    faults: [{consumer: 'service:ponger/pin'}]\n",
      ":4:25: error[unknown-consumer]: no consumer 'service:ponger/pin' in the mesh\n"
      "  hint: did you mean 'service:ponger/ping'?"),
@@ -173,7 +190,10 @@ def test_an_invalid_mesh_is_reported(meshctl, write):
 def test_k_selects_tests_by_name(meshctl, write, mesh_dir):
     write(PASSING, "ping.test.yaml")
     result = meshctl("test", "-k", "redriven", mesh_dir)
-    assert (result.exit_code, result.output) == (0, "PASS retried twice then dead, then redriven\n1 passed, 0 failed\n")
+    assert (result.exit_code, result.output) == (
+        0,
+        "PASS retried twice then dead, then redriven\n1 passed, 0 failed\n",
+    )
     none = meshctl("test", "-k", "nothing like it", mesh_dir)
     assert none.exit_code == 1
     assert "error[no-tests]: no test name contains 'nothing like it'" in none.output

@@ -213,12 +213,14 @@ def test_exists_false_or_a_value():
 # --- cidr ----------------------------------------------------------------------------
 
 def test_cidr_ipv4():
-    check([{"cidr": "10.0.0.0/24"}], hits=["10.0.0.1", "10.0.0.255"], misses=["10.0.1.1", "10.0.0", "x", 10, "::1"])
+    check([{"cidr": "10.0.0.0/24"}], hits=["10.0.0.1", "10.0.0.255"],
+          misses=["10.0.1.1", "10.0.0", "x", 10, "::1"])
     check([{"cidr": "192.168.1.7"}], hits=["192.168.1.7"], misses=["192.168.1.8"])
 
 
 def test_cidr_ipv6():
-    check([{"cidr": "2001:db8::/32"}], hits=["2001:db8::1", "2001:DB8:ffff::"], misses=["2001:db9::1", "10.0.0.1"])
+    check([{"cidr": "2001:db8::/32"}], hits=["2001:db8::1", "2001:DB8:ffff::"],
+          misses=["2001:db9::1", "10.0.0.1"])
 
 
 # --- $or -----------------------------------------------------------------------------
@@ -294,7 +296,8 @@ def test_compile_pattern_accepts_a_compiled_pattern():
     ({"a": [{"prefix": "x", "suffix": "y"}]}, ("a", 0), "a: an operator object must have exactly one key"),
     ({"a": [{}]}, ("a", 0), "a: an operator object must have exactly one key"),
     ({"a": [1.5e999]}, ("a", 0), "a: unsupported value"),
-    ({"n": [{"numeric": ["=>", 3]}]}, ("n", 0, "numeric", 0), "n: numeric: expected comparison operator, got '=>'"),
+    ({"n": [{"numeric": ["=>", 3]}]}, ("n", 0, "numeric", 0),
+     "n: numeric: expected comparison operator, got '=>'"),
     ({"n": [{"numeric": [">", "3"]}]}, ("n", 0, "numeric", 1), "numeric: expected a number after '>'"),
     ({"n": [{"numeric": [">", True]}]}, ("n", 0, "numeric", 1), "numeric: expected a number"),
     ({"n": [{"numeric": [">", 1, ">", 2]}]}, ("n", 0, "numeric"), "numeric: a range is a lower bound"),
@@ -306,25 +309,31 @@ def test_compile_pattern_accepts_a_compiled_pattern():
     ({"s": [{"prefix": {"equals-ignore-cas": "x"}}]}, ("s", 0, "prefix"), "prefix: expected a string or"),
     ({"s": [{"suffix": {"equals-ignore-case": 1}}]}, ("s", 0, "suffix", "equals-ignore-case"),
      "suffix: equals-ignore-case: expected a string"),
-    ({"s": [{"equals-ignore-case": ["x"]}]}, ("s", 0, "equals-ignore-case"), "equals-ignore-case: expected a string"),
+    ({"s": [{"equals-ignore-case": ["x"]}]}, ("s", 0, "equals-ignore-case"),
+     "equals-ignore-case: expected a string"),
     ({"s": [{"wildcard": "a**b"}]}, ("s", 0, "wildcard"), "s: wildcard: consecutive '*'"),
     ({"s": [{"wildcard": "a\\b"}]}, ("s", 0, "wildcard"), "wildcard: '\\' must be followed by"),
     ({"s": [{"wildcard": 3}]}, ("s", 0, "wildcard"), "wildcard: expected a string"),
     ({"s": [{"exists": "yes"}]}, ("s", 0, "exists"), "s: exists: expected true or false"),
     ({"ip": [{"cidr": "10.0.0.0/33"}]}, ("ip", 0, "cidr"), "ip: cidr: '10.0.0.0/33' is not an IPv4 or IPv6"),
     ({"ip": [{"cidr": 10}]}, ("ip", 0, "cidr"), "cidr: expected a string"),
-    ({"m": [{"anything-but": []}]}, ("m", 0, "anything-but"), "anything-but: the list of excluded values must not"),
-    ({"m": [{"anything-but": [None]}]}, ("m", 0, "anything-but", 0), "excluded values must be strings or numbers"),
+    ({"m": [{"anything-but": []}]}, ("m", 0, "anything-but"),
+     "anything-but: the list of excluded values must not"),
+    ({"m": [{"anything-but": [None]}]}, ("m", 0, "anything-but", 0),
+     "excluded values must be strings or numbers"),
     ({"m": [{"anything-but": True}]}, ("m", 0, "anything-but"), "excluded values must be strings or numbers"),
     ({"m": [{"anything-but": {"prefx": "a"}}]}, ("m", 0, "anything-but"), "(did you mean 'prefix'?)"),
-    ({"m": [{"anything-but": {"prefix": 1}}]}, ("m", 0, "anything-but", "prefix"), "prefix: expected a string"),
-    ({"m": [{"anything-but": {"wildcard": ["a**"]}}]}, ("m", 0, "anything-but", "wildcard"), "consecutive '*'"),
+    ({"m": [{"anything-but": {"prefix": 1}}]}, ("m", 0, "anything-but", "prefix"),
+     "prefix: expected a string"),
+    ({"m": [{"anything-but": {"wildcard": ["a**"]}}]}, ("m", 0, "anything-but", "wildcard"),
+     "consecutive '*'"),
     ({"m": [{"anything-but": {"equals-ignore-case": []}}]}, ("m", 0, "anything-but", "equals-ignore-case"),
      "must not be empty"),
     ({"$or": [{"a": [1]}]}, ("$or",), "$or must be a list of at least two object patterns"),
     ({"$or": {"a": [1]}}, ("$or",), "$or must be a list"),
     ({"d": {"$or": [{"a": [1]}, "b"]}}, ("d", "$or", 1), "d.$or[1]: each $or alternative must be an object"),
-    ({"$or": [{"a": [1]}, {"b": {"c": "x"}}]}, ("$or", 1, "b", "c"), "$or[1].b.c: a pattern leaf must be a list"),
+    ({"$or": [{"a": [1]}, {"b": {"c": "x"}}]}, ("$or", 1, "b", "c"),
+     "$or[1].b.c: a pattern leaf must be a list"),
     ({1: [1]}, (1,), "pattern keys must be strings"),
 ])
 def test_invalid_patterns_name_the_culprit(pattern, path, message):
@@ -348,10 +357,12 @@ def test_frozen_invalid_pattern_still_locates_the_error():
     assert info.value.path == ("a", 0, "numeric")
 
 
-NUMBER_LEAVES = [[5], [5.0], [0], [1], [True], [None], ["5"], [{"numeric": [">", 0]}], [{"numeric": [">", -1, "<=", 5]}],
-                 [{"numeric": ["=", 1]}], [3, {"numeric": [">=", 10]}], [{"exists": True}], [{"exists": False}],
-                 [{"anything-but": [5]}], [{"anything-but": {"prefix": "5"}}], [{"prefix": "5"}]]
-NUMBER_VALUES = [5, 5.0, 0, -0.0, 1, 1.0, True, False, -1, 10, 10.5, 2**70, float("nan"), float("inf"), -float("inf")]
+NUMBER_LEAVES = [[5], [5.0], [0], [1], [True], [None], ["5"], [{"numeric": [">", 0]}],
+                 [{"numeric": [">", -1, "<=", 5]}], [{"numeric": ["=", 1]}], [3, {"numeric": [">=", 10]}],
+                 [{"exists": True}], [{"exists": False}], [{"anything-but": [5]}],
+                 [{"anything-but": {"prefix": "5"}}], [{"prefix": "5"}]]
+NUMBER_VALUES = [5, 5.0, 0, -0.0, 1, 1.0, True, False, -1, 10, 10.5, 2**70, float("nan"), float("inf"),
+                 -float("inf")]
 
 
 @pytest.mark.parametrize("leaf", NUMBER_LEAVES, ids=str)
@@ -359,4 +370,7 @@ def test_a_number_matches_as_the_array_of_itself_does(leaf):
     """Numbers take a shortcut in a leaf; a one-element array takes the general path, with the same answer."""
     pattern = compile_pattern({"data": {"n": leaf}})
     for value in NUMBER_VALUES:
-        assert pattern.matches({"data": {"n": value}}) is pattern.matches({"data": {"n": [value]}}), (leaf, value)
+        assert pattern.matches({"data": {"n": value}}) is pattern.matches({"data": {"n": [value]}}), (
+            leaf,
+            value,
+        )

@@ -213,7 +213,8 @@ def test_anything_but_is_indexed_as_a_complement():
     patterns = [
         ("one", {"a": [{"anything-but": ["x", 5]}]}),
         ("two in one leaf", {"a": [{"anything-but": ["x"]}, {"anything-but": ["y"]}]}),
-        ("and a sibling", {"a": [{"anything-but": ["x"]}], "$or": [{"a": [{"anything-but": ["y"]}]}, {"b": [1]}]}),
+        ("and a sibling", {"a": [{"anything-but": ["x"]}],
+                           "$or": [{"a": [{"anything-but": ["y"]}]}, {"b": [1]}]}),
         ("string forms", {"a": [{"anything-but": {"prefix": "x"}}, {"anything-but": {"suffix": "y"}}]}),
         ("ignoring case", {"a": [{"anything-but": {"equals-ignore-case": ["XY", "z"]}}]}),
         ("wildcard", {"a": [{"anything-but": {"wildcard": ["x*"]}}]}),
@@ -255,6 +256,7 @@ def test_shared_workload_counts_and_digests(workload, n, m, count, digest):
     index = PatternIndex()
     for rule in workload.make_rules(n):
         index.add(rule["name"], rule["pattern"])
-    lines = [f"{i}:{name}\n" for i, event in enumerate(workload.make_events(5000)[:m]) for name in index.match(event)]
+    lines = [f"{i}:{name}\n" for i,
+             event in enumerate(workload.make_events(5000)[:m]) for name in index.match(event)]
     assert len(lines) == count
     assert hashlib.sha256("".join(lines).encode()).hexdigest()[:12] == digest

@@ -17,44 +17,115 @@ from engine.commands.sarif import sarif_log
 from engine.core.errors import Diagnostic, Location, Note
 
 MESSAGE = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}}
-LOCATION = {"type": "object", "required": ["physicalLocation"], "properties": {
-    "id": {"type": "integer", "minimum": -1},
-    "message": MESSAGE,
-    "physicalLocation": {"type": "object", "required": ["artifactLocation"], "additionalProperties": False,
-                         "properties": {
-                             "artifactLocation": {"type": "object", "required": ["uri"], "additionalProperties": False,
-                                                  "properties": {"uri": {"type": "string", "format": "uri-reference"},
-                                                                 "uriBaseId": {"type": "string"}}},
-                             "region": {"type": "object", "additionalProperties": False, "required": ["startLine"],
-                                        "properties": {"startLine": {"type": "integer", "minimum": 1},
-                                                       "startColumn": {"type": "integer", "minimum": 1}}}}}}}
+LOCATION = {
+    "type": "object",
+    "required": ["physicalLocation"],
+    "properties": {
+        "id": {"type": "integer", "minimum": -1},
+        "message": MESSAGE,
+        "physicalLocation": {
+            "type": "object",
+            "required": ["artifactLocation"],
+            "additionalProperties": False,
+            "properties": {
+                "artifactLocation": {
+                    "type": "object",
+                    "required": ["uri"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "uri": {"type": "string", "format": "uri-reference"},
+                        "uriBaseId": {"type": "string"},
+                    },
+                },
+                "region": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["startLine"],
+                    "properties": {
+                        "startLine": {"type": "integer", "minimum": 1},
+                        "startColumn": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+        },
+    },
+}
 SUBSET = {
-    "type": "object", "required": ["version", "runs"], "additionalProperties": False,
+    "type": "object",
+    "required": ["version", "runs"],
+    "additionalProperties": False,
     "properties": {
         "$schema": {"type": "string", "format": "uri"},
         "version": {"const": "2.1.0"},
-        "runs": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["tool", "results"],
-            "properties": {
-                "columnKind": {"enum": ["utf16CodeUnits", "unicodeCodePoints"]},
-                "originalUriBaseIds": {"type": "object", "additionalProperties": {
-                    "type": "object", "required": ["uri"], "properties": {"uri": {"type": "string", "pattern": "/$"}}}},
-                "tool": {"type": "object", "required": ["driver"], "properties": {"driver": {
-                    "type": "object", "required": ["name", "rules"],
-                    "properties": {"name": {"const": "meshctl"}, "version": {"type": "string"}, "rules": {
-                        "type": "array", "items": {
-                            "type": "object", "required": ["id", "shortDescription", "fullDescription", "help"],
-                            "properties": {"id": {"type": "string"}, "shortDescription": MESSAGE,
-                                           "fullDescription": MESSAGE, "help": MESSAGE,
-                                           "defaultConfiguration": {"type": "object", "properties": {
-                                               "level": {"enum": ["none", "note", "warning", "error"]}}}}}}}}}},
-                "results": {"type": "array", "items": {
-                    "type": "object", "required": ["message", "ruleId", "ruleIndex", "level", "locations"],
-                    "properties": {"ruleId": {"type": "string"}, "ruleIndex": {"type": "integer", "minimum": 0},
-                                   "level": {"enum": ["none", "note", "warning", "error"]}, "message": MESSAGE,
-                                   "locations": {"type": "array", "minItems": 1, "items": LOCATION},
-                                   "relatedLocations": {"type": "array", "items": LOCATION}}}},
-            }}},
+        "runs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["tool", "results"],
+                "properties": {
+                    "columnKind": {"enum": ["utf16CodeUnits", "unicodeCodePoints"]},
+                    "originalUriBaseIds": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": ["uri"],
+                            "properties": {"uri": {"type": "string", "pattern": "/$"}},
+                        },
+                    },
+                    "tool": {
+                        "type": "object",
+                        "required": ["driver"],
+                        "properties": {
+                            "driver": {
+                                "type": "object",
+                                "required": ["name", "rules"],
+                                "properties": {
+                                    "name": {"const": "meshctl"},
+                                    "version": {"type": "string"},
+                                    "rules": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["id", "shortDescription", "fullDescription", "help"],
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "shortDescription": MESSAGE,
+                                                "fullDescription": MESSAGE,
+                                                "help": MESSAGE,
+                                                "defaultConfiguration": {
+                                                    "type": "object",
+                                                    "properties": {
+                                                        "level": {
+                                                            "enum": ["none", "note", "warning", "error"]
+                                                        }
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    },
+                                },
+                            }
+                        },
+                    },
+                    "results": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["message", "ruleId", "ruleIndex", "level", "locations"],
+                            "properties": {
+                                "ruleId": {"type": "string"},
+                                "ruleIndex": {"type": "integer", "minimum": 0},
+                                "level": {"enum": ["none", "note", "warning", "error"]},
+                                "message": MESSAGE,
+                                "locations": {"type": "array", "minItems": 1, "items": LOCATION},
+                                "relatedLocations": {"type": "array", "items": LOCATION},
+                            },
+                        },
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -80,7 +151,8 @@ spec:
 
 
 def _check(log: dict) -> None:
-    errors = sorted(Draft7Validator(SUBSET, format_checker=Draft7Validator.FORMAT_CHECKER).iter_errors(log), key=str)
+    errors = sorted(Draft7Validator(SUBSET, format_checker=Draft7Validator.FORMAT_CHECKER).iter_errors(log),
+                    key=str)
     assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
     run = log["runs"][0]
     rules = run["tool"]["driver"]["rules"]
@@ -113,7 +185,9 @@ def test_validate_sarif_through_the_cli(meshctl, tmp_path, monkeypatch):
 
 def test_sarif_of_a_valid_mesh_has_no_results(meshctl, tmp_path):
     valid = CYCLE.replace("metadata: {name: lonely}\n", "metadata: {name: pong}\nspec: {external: true}\n")
-    (tmp_path / "mesh.yaml").write_text(valid.replace("emits: [ping]\n      do: {emit: {type: ping}}", "do: {log: hi}"))
+    (tmp_path / "mesh.yaml").write_text(
+        valid.replace("emits: [ping]\n      do: {emit: {type: ping}}", "do: {log: hi}")
+    )
     result = meshctl("validate", "--format", "sarif", "--strict", tmp_path)
     assert result.exit_code == 0
     log = json.loads(result.output)

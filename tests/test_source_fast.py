@@ -22,9 +22,10 @@ FILES = sorted(p for p in ROOT.glob("**/*.y*ml") if ".venv" not in p.parts and p
 
 TOKENS = [
     "\n", "\n  ", "\n    ", "- ", "? ", ": ", ", ", "{", "}", "[", "]", "---\n", "'", '"', "#",
-    "&a ", "*a", "<<: *a", "<<: {m: 1}", "!!int ", "!!float ", "!!str ", "!!map ", "!!seq ", "!!bool ", "!!null ",
-    "!!python/name:os.system ", "!x ", "on", "yes", "~", "null", "true", "1e309", "0x1F", "0o17", "1_000", "12:30",
-    "-.inf", ".nan", "2026-01-01", "=", "a", "b", "a: 1", "b: [1, 2]", "c: {d: e}", "a: x\na: y", "0", "-1",
+    "&a ", "*a", "<<: *a", "<<: {m: 1}", "!!int ", "!!float ", "!!str ", "!!map ", "!!seq ", "!!bool ",
+    "!!null ", "!!python/name:os.system ", "!x ", "on", "yes", "~", "null", "true", "1e309", "0x1F", "0o17",
+    "1_000", "12:30", "-.inf", ".nan", "2026-01-01", "=", "a", "b", "a: 1", "b: [1, 2]", "c: {d: e}",
+    "a: x\na: y", "0", "-1",
 ]
 yamlish = st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=4)), max_size=40).map("".join)
 
@@ -64,9 +65,9 @@ def test_repository_yaml_files(path):
 
 @pytest.mark.parametrize("text", [
     "a: 1\nb: [x, {c: true, d: null}]\n", "- 1\n- 2.5\n- -.inf\n- 0x1F\n- 12:30\n", "a: &x [1]\nb: *x\n",
-    "a: &s str\nb: *s\n", "base: &b {x: 1}\nm: {<<: *b, y: 2}\n", "a: 1\na: 2\n", "? [k]\n: v\n", "a: !!int 12\n",
-    "a: !!str 12\n", "a: !!int abc\n", "a: !!map {}\n", "a: !!str {}\n", "= \n", "a: =\n", "'0': x\n", "[[[[1]]]]\n",
-    "a: 1\n---\n---\n- b\n", "", "~\n", "a: !!python/name:os.system x\n",
+    "a: &s str\nb: *s\n", "base: &b {x: 1}\nm: {<<: *b, y: 2}\n", "a: 1\na: 2\n", "? [k]\n: v\n",
+    "a: !!int 12\n", "a: !!str 12\n", "a: !!int abc\n", "a: !!map {}\n", "a: !!str {}\n", "= \n", "a: =\n",
+    "'0': x\n", "[[[[1]]]]\n", "a: 1\n---\n---\n- b\n", "", "~\n", "a: !!python/name:os.system x\n",
 ])
 def test_odd_documents(text):
     assert_agree(text)
@@ -74,24 +75,30 @@ def test_odd_documents(text):
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize("nodes", [1, 3, 5, 100])
-@pytest.mark.parametrize("text", ["a: 1\n", "a: [1]\n", "a: {b: c}\n", "a: []\nb: {}\n", "- [x, [y]]\n", "x\n", "[]\n"])
+@pytest.mark.parametrize("text", ["a: 1\n", "a: [1]\n", "a: {b: c}\n", "a: []\nb: {}\n", "- [x, [y]]\n",
+                                  "x\n", "[]\n"])
 def test_tight_limits(text, depth, nodes):
     assert_agree(text, limits=Limits(max_depth=depth, max_nodes=nodes))
 
 
 @pytest.mark.slow
-@settings(max_examples=1000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
 @given(yamlish)
 def test_coarse_nesting_bound_is_never_below_the_line_by_line_one(text):
     assert source.nesting_bound(text) >= source._line_bound(text)
 
 
-@pytest.mark.parametrize("value", [tok.strip() for tok in TOKENS] + ["", "True", "FALSE", "<<", "0b1", "1.5e3", "Null"])
+@pytest.mark.parametrize(
+    "value", [tok.strip() for tok in TOKENS] + ["", "True", "FALSE", "<<", "0b1", "1.5e3", "Null"]
+)
 @pytest.mark.parametrize("implicit", [(True, False), (False, True), (False, False)])
 def test_resolve_agrees_with_pyyaml(value, implicit):
     loader = source._StrictLoader("", "x.yaml", 64)
     for kind in (yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode):
-        assert source._resolve(loader, kind, value, implicit) == BaseResolver.resolve(loader, kind, value, implicit)
+        assert source._resolve(loader, kind, value, implicit) == BaseResolver.resolve(
+            loader, kind, value, implicit
+        )
 
 
 def test_limits_send_documents_to_the_careful_path():
@@ -102,7 +109,8 @@ def test_limits_send_documents_to_the_careful_path():
 
 
 @pytest.mark.slow
-@settings(max_examples=3000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=3000, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
 @given(yamlish)
 def test_generated_texts(text):
     assert_agree(text)

@@ -16,7 +16,9 @@ from engine.commands.scaffold import FILES
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-MESH = "---\n".join(FILES[name] for name in ("mesh.yaml", "event-types.yaml", "services.yaml")).replace("@NAME@", "s")
+MESH = "---\n".join(FILES[name] for name in ("mesh.yaml", "event-types.yaml", "services.yaml")).replace(
+    "@NAME@", "s"
+)
 EVENTS = FILES["events.jsonl"].replace("@NAME@", "s")
 
 
@@ -58,7 +60,9 @@ def test_validate_stdin_valid_json_and_sarif():
     assert report["meshes"][0]["path"] == "<stdin>"
     assert {d["file"] for d in report["meshes"][0]["diagnostics"]} == {"<stdin>"}
     log = json.loads(invoke("validate", "--format", "sarif", "-", input="a: [\n").output)
-    assert log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "%3Cstdin%3E"}
+    assert log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "%3Cstdin%3E"
+    }
 
 
 def test_validate_stdin_with_other_paths(mesh):
@@ -70,7 +74,8 @@ def test_validate_stdin_with_other_paths(mesh):
 
 @pytest.mark.parametrize(("data", "expect"), [
     (b"kind: \xff\n", "<stdin>:1:7: error[not-text]: file is not UTF-8 text (byte 0xff)"),
-    (b"# " + b"x" * (8 * 1024 * 1024), "<stdin>:1:1: error[file-too-large]: file is larger than the 8 MiB limit"),
+    (b"# " + b"x" * (8 * 1024 * 1024),
+     "<stdin>:1:1: error[file-too-large]: file is larger than the 8 MiB limit"),
     (b"", "<stdin>:1:1: error[empty-file]: file holds no YAML document"),
 ])
 def test_validate_stdin_bad_bytes(data, expect):

@@ -15,7 +15,8 @@ from engine.language.model import TemplateString
 from engine.language.templates import RenderError, compile_string
 
 TEMPLATES = ["{{ data.x }}", "{{ data.x | default(1) }}", "{{ data.x|default('none') }}",
-             "{{ data.x | default(none) }}", "{{ data.items | default(-2.5) }}", "{{ data.x.y | default(true) }}"]
+             "{{ data.x | default(none) }}", "{{ data.items | default(-2.5) }}",
+             "{{ data.x.y | default(true) }}"]
 CONTEXTS = [{"data": {"x": 5, "items": 7}}, {"data": {"x": "text"}}, {"data": {}}, {"data": {"x": None}},
             {"data": {"x": True, "items": False}}, {"data": {"x": 2.5}}, {"data": {"x": [1, {"a": 2}]}},
             {"data": {"x": {"y": 3}}}, {"data": {"x": "s" * 20_000}}, {"data": "flat"}, {}]
@@ -47,8 +48,9 @@ def test_which_default_expressions_take_the_shortcut(expr, taken):
 
 MAPPING_CONTEXTS = CONTEXTS + [
     {"data": {"x": "s" * 1_000_001}}, {"data": {"x": "s" * 1_000_000, "items": "t" * 10_001}},
-    {"data": {"x": 10**30, "items": -0.0}}, {"data": {"x": (1, 2)}}, {"data": {"x": {"y": [True, None]}, "items": {}}},
-    {"data": {"x": {"y": "s" * 1_000_001}}}, {"data": {"x": [object()]}}, {"data": None}, {"vars": {"x": 1}},
+    {"data": {"x": 10**30, "items": -0.0}}, {"data": {"x": (1, 2)}},
+    {"data": {"x": {"y": [True, None]}, "items": {}}}, {"data": {"x": {"y": "s" * 1_000_001}}},
+    {"data": {"x": [object()]}}, {"data": None}, {"vars": {"x": 1}},
 ]
 
 
@@ -78,7 +80,10 @@ def test_a_mapping_of_templates_renders_as_its_templates_one_by_one():
     for i, text in enumerate(texts):  # and each key alone, so that no key's error hides another's answer
         alone = compile_value(TemplateValue({"k": text}, (strings[i],), loc))
         for ctx in MAPPING_CONTEXTS:
-            assert render_or_error(alone, ctx) == render_or_error(lambda c: {"k": singles[i](c)}, ctx), (text, ctx)
+            assert render_or_error(alone, ctx) == render_or_error(lambda c: {"k": singles[i](c)}, ctx), (
+                text,
+                ctx,
+            )
 
 
 def test_native_values_are_what_the_general_conversion_makes():

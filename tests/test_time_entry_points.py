@@ -122,8 +122,15 @@ def test_run_dead_letters_exactly_the_refused_times_with_their_line(meshctl, tmp
     for n, case in enumerate(TIME_CASES):
         if not case.accepted:
             record = dead[n + 1]
-            assert (record["reason"], record["consumer"], record["error_type"]) == ("schema-invalid", "mesh", "BadInput")
-            assert record["error"].startswith(f"{events}:{n + 1}:1: attribute 'time': ") and case.refusal in record["error"]
+            assert (record["reason"], record["consumer"], record["error_type"]) == (
+                "schema-invalid",
+                "mesh",
+                "BadInput",
+            )
+            assert (
+                record["error"].startswith(f"{events}:{n + 1}:1: attribute 'time': ")
+                and case.refusal in record["error"]
+            )
     delivered = {r["event"] for r in lines_of(trace) if r["kind"] == "deliver"}
     assert delivered == {case_id(n) for n, c in enumerate(TIME_CASES) if c.accepted}
     assert json.loads(result.stdout)["events_in"] == len(TIME_CASES)
@@ -150,7 +157,10 @@ def test_a_stream_time_field_refuses_exactly_the_refused_texts(meshctl, tmp_path
     assert sorted(dead) == sorted(case_id(n) for n, c in enumerate(texts) if not c.accepted)
     for n, case in enumerate(texts):
         if not case.accepted:
-            assert (dead[case_id(n)]["reason"], dead[case_id(n)]["consumer"]) == ("schema-invalid", "stream:readings")
+            assert (dead[case_id(n)]["reason"], dead[case_id(n)]["consumer"]) == (
+                "schema-invalid",
+                "stream:readings",
+            )
             assert case.refusal in dead[case_id(n)]["error"], case.label
     windows = [e["data"] for e in lines_of(out)]
     assert sum(w["n"] for w in windows) == sum(1 for c in texts if c.accepted)
@@ -163,7 +173,12 @@ def test_a_stream_time_field_takes_a_number_as_epoch_seconds_in_the_same_range(m
         {"type": "reading", "id": f"r{n}", "time": "2026-01-01T00:00:00Z", "data": {"at": at}}
         for n, at in enumerate([1767225602, 1767225602.5, -62135596801, 1e300, True])])
     dlq, out = tmp_path / "dlq.jsonl", tmp_path / "out.jsonl"
-    assert meshctl("run", mesh(tmp_path, READINGS), "--events", events, "--dlq-out", dlq, "--output", out).exit_code == 0
+    assert (
+        meshctl(
+            "run", mesh(tmp_path, READINGS), "--events", events, "--dlq-out", dlq, "--output", out
+        ).exit_code
+        == 0
+    )
     assert [(w["start"], w["n"]) for w in (e["data"] for e in lines_of(out))] == [("2026-01-01T00:00:00Z", 2)]
     errors = {r["event"]["id"]: r["error"] for r in lines_of(dlq)}
     assert "is not a finite time in years 0001-9999" in errors["r2"] and "in years 0001-9999" in errors["r3"]
@@ -178,7 +193,8 @@ def test_render_trace_reads_exactly_the_accepted_times(meshctl, tmp_path):
     trace, page = write_lines(tmp_path / "trace.jsonl", records), tmp_path / "trace.html"
     assert meshctl("render", "--trace", trace, "--format", "html", "-o", page).exit_code == 0
     # The page's rows carry each record's time as milliseconds (null: not a time it reads).
-    data = re.search(r'<script type="application/json" id="trace-data">(.*?)</script>', page.read_text(), re.S)
+    data = re.search(r'<script type="application/json" id="trace-data">(.*?)</script>', page.read_text(),
+                     re.S)
     times = [row[1] for row in json.loads(data.group(1))["rows"]]
     assert len(times) == len(records)
     for case, shown in zip(TIME_CASES, times[1:]):
@@ -244,7 +260,8 @@ spec:
 
 @pytest.mark.parametrize("store", ["memory:", "sqlite"])
 def test_a_retry_after_the_end_of_time_is_dead_lettered_as_expired(meshctl, tmp_path, store):
-    events = write_lines(tmp_path / "in.jsonl", [{"type": "go", "id": "go-1", "time": "9999-12-31T23:30:00Z"}])
+    events = write_lines(tmp_path / "in.jsonl",
+                         [{"type": "go", "id": "go-1", "time": "9999-12-31T23:30:00Z"}])
     dlq, trace, out = tmp_path / "dlq.jsonl", tmp_path / "trace.jsonl", tmp_path / "out.jsonl"
     url = store if store == "memory:" else f"sqlite:{tmp_path / 'run.db'}"
     result = meshctl("run", mesh(tmp_path, END_OF_TIME), "--events", events, "--store", url, "--dlq-out", dlq,

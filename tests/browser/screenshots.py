@@ -29,7 +29,8 @@ def quick_start_page(where: Path) -> Path:
     runner = CliRunner()
     with contextlib.chdir(where):
         for args in (["run", ORDERS, "--events", ORDERS / "events.jsonl", "--trace", "orders.trace.jsonl"],
-                     ["render", "--trace", "orders.trace.jsonl", "--format", "html", "-o", "orders-run.html"]):
+                     ["render", "--trace", "orders.trace.jsonl", "--format", "html", "-o",
+                      "orders-run.html"]):
             result = runner.invoke(main, [str(a) for a in args])
             if result.exit_code != 0:
                 raise SystemExit(result.output)
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             page.goto(make_page().as_uri(), wait_until="load")  # read before the folder goes
             target = args.out / f"render-{name}.png"
             page.screenshot(path=str(target))
-            print(f"{target.relative_to(REPO) if target.is_relative_to(REPO) else target}: {target.stat().st_size // 1024} KiB")
+            shown = target.relative_to(REPO) if target.is_relative_to(REPO) else target
+            print(f"{shown}: {target.stat().st_size // 1024} KiB")
         browser.close()
     return 0
 

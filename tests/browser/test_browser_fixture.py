@@ -6,7 +6,8 @@ import pytest
 
 
 def test_open_page_loads_html_text_at_the_window_size(open_page):
-    page = open_page("<!doctype html><p id=p>hi</p><script>document.title = 'ran'</script>", width=640, height=480)
+    page = open_page("<!doctype html><p id=p>hi</p><script>document.title = 'ran'</script>", width=640,
+                     height=480)
     assert page.title() == "ran"
     assert page.evaluate("[innerWidth, innerHeight]") == [640, 480]
     assert page.url.startswith("file://")

@@ -22,8 +22,8 @@ SIZES = [(1280, 800), (1920, 1080)]
 
 BOXES = """() => [...document.querySelectorAll('figure.diagram g.node')].map(g => {
     const r = g.getBoundingClientRect();
-    return {id: g.querySelector('text').textContent, left: r.left, top: r.top, right: r.right, bottom: r.bottom,
-            width: r.width};
+    return {id: g.querySelector('text').textContent, left: r.left, top: r.top, right: r.right,
+            bottom: r.bottom, width: r.width};
 })"""
 
 
@@ -62,7 +62,9 @@ def test_page_fits_the_window_on_load(open_page, pages, name, size):
     boxes = page.evaluate(BOXES)
     assert len(boxes) == node_count(pages[name]) > 0
     width, height = size
-    outside = [b["id"] for b in boxes if b["left"] < 0 or b["top"] < 0 or b["right"] > width or b["bottom"] > height]
+    outside = [
+        b["id"] for b in boxes if b["left"] < 0 or b["top"] < 0 or b["right"] > width or b["bottom"] > height
+    ]
     assert not outside, f"{len(outside)} of {len(boxes)} boxes outside the {width}x{height} window: {outside}"
     assert scale(page) == fit_scale(page)
 
@@ -95,8 +97,10 @@ def test_wheel_zooms_around_the_pointer(open_page, pages, name):
     page = open_page(pages[name])
     viewer = page.locator("figure.diagram .viewer").bounding_box()
     x, y = viewer["x"] + viewer["width"] * 0.4, viewer["y"] + viewer["height"] * 0.5
-    under = "([x, y]) => { const svg = document.querySelector('figure.diagram svg');" \
-            " const p = new DOMPoint(x, y).matrixTransform(svg.getScreenCTM().inverse()); return [p.x, p.y]; }"
+    under = (
+        "([x, y]) => { const svg = document.querySelector('figure.diagram svg');"
+        " const p = new DOMPoint(x, y).matrixTransform(svg.getScreenCTM().inverse()); return [p.x, p.y]; }"
+    )
     before, fitted = page.evaluate(under, [x, y]), scale(page)
     page.mouse.move(x, y)
     page.mouse.wheel(0, -240)

@@ -42,7 +42,9 @@ def quick_start(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def long_page(quick_start, tmp_path_factory) -> Path:
     """The quick start's trace 40 times over: 11,440 records, several pages of items and rows."""
-    records = [json.loads(line) for line in quick_start.with_name("orders.trace.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in quick_start.with_name("orders.trace.jsonl").read_text().splitlines()
+    ]
     page = tmp_path_factory.mktemp("long") / "long.html"
     page.write_text(render_trace(trace_view(replicated(records, 40), "long"), "html"), encoding="utf-8")
     return page

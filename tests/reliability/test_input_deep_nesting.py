@@ -43,7 +43,10 @@ def _cases() -> dict[str, tuple[object, set[str]]]:
         cases[f"flow-map-{depth}"] = ("{a: " * depth + "1" + "}" * depth, TOO_DEEP)
         cases[f"block-dash-{depth}"] = ("- " * depth + "x\n", TOO_DEEP)
     for depth in DEPTHS[:2]:  # indentation grows with depth squared: 30,000 levels would be a 450 MB file
-        cases[f"block-indent-{depth}"] = ("".join(" " * i + "a:\n" for i in range(depth)) + " " * depth + "x\n", TOO_DEEP)
+        cases[f"block-indent-{depth}"] = (
+            "".join(" " * i + "a:\n" for i in range(depth)) + " " * depth + "x\n",
+            TOO_DEEP,
+        )
     cases["mixed-100k"] = ("- [" * 50_000 + "]" * 50_000, FLOW_LIMIT)
     cases["scalar-7mb"] = ("a: " + "x" * 7_000_000 + "\n", NOT_A_DOCUMENT)
     cases["quoted-7mb"] = ('a: "' + "\\u00e9" * 1_000_000 + '"\n', NOT_A_DOCUMENT)
@@ -70,7 +73,8 @@ def test_nesting_and_size_end_in_a_located_error(name, tmp_path):
     content, expected = CASES[name]
     path = tmp_path / "mesh.yaml"
     _write(path, content)
-    child = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, timeout=120)
+    child = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True,
+                           timeout=120)
     assert child.returncode == 0, f"child died ({child.returncode}): {child.stderr[-2000:]}"
     outcome = json.loads(child.stdout)
     print(json.dumps({"test": "T14", "case": name, "bytes": path.stat().st_size,

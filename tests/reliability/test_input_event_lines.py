@@ -71,16 +71,19 @@ DEEP = "nested more than {limit} levels deep"
 # name: (line, message, column). Level 1 is the event object; data's arrays are levels 2, 3...
 # from column 26, so level 65 (one past the limit) is the bracket at column 25 + 64.
 CASES = {
-    "not-utf8": (b'{"type": "ping", "id": "b\xff"}', "not UTF-8 text: invalid start byte 0xff at byte 26", 26),
+    "not-utf8": (b'{"type": "ping", "id": "b\xff"}', "not UTF-8 text: invalid start byte 0xff at byte 26",
+                 26),
     "deep-100000": (_nested(100_000), DEEP, 25),
     "deep-500": (_nested(500), DEEP, 25),
     "nan": (PREFIX + b'{"x": NaN}}', "NaN is not JSON: numbers must be finite", 32),
     "infinity": (PREFIX + b'{"x": Infinity}}', "Infinity is not JSON: numbers must be finite", 32),
     "-infinity": (PREFIX + b'{"x": -Infinity}}', "-Infinity is not JSON: numbers must be finite", 32),
-    "1e999": (PREFIX + b'{"x": 1e999}}', "1e999 is out of range: numbers beyond about ±1.8e308 are refused", 32),
+    "1e999": (PREFIX + b'{"x": 1e999}}', "1e999 is out of range: numbers beyond about ±1.8e308 are refused",
+              32),
     "10**400": (PREFIX + b'{"x": 1' + b"0" * 400 + b'}}', "100000000000... (401 characters) is out of range: "
                 "numbers beyond about ±1.8e308 are refused", 32),
-    "lone-surrogate": (PREFIX + b'"\\ud800"}', "\\ud800 is an unpaired surrogate: strings must be Unicode text", 27),
+    "lone-surrogate": (PREFIX + b'"\\ud800"}',
+                       "\\ud800 is an unpaired surrogate: strings must be Unicode text", 27),
 }
 NAMES = list(CASES)
 
@@ -97,7 +100,9 @@ def invoke(*args) -> tuple[int, str]:
     """Exit code, and stdout on success (what a run prints there is its summary; the lines it
     refused are told on stderr) or everything printed otherwise."""
     result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code != 70 and "Traceback" not in result.output and "internal error" not in result.output
+    assert (
+        result.exit_code != 70 and "Traceback" not in result.output and "internal error" not in result.output
+    )
     return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
@@ -162,9 +167,21 @@ def test_meshctl_test_sees_the_good_lines_and_the_located_bad_one(mesh, name):
 
 
 def dead_letter(record_id: str) -> bytes:
-    return json.dumps({"id": record_id, "queue": "dlq", "reason": "retries-exhausted", "consumer": "service:echo/ping",
-                       "attempts": 1, "first_attempt": None, "last_attempt": None, "error_type": "TimeoutError",
-                       "error": "boom", "event": json.loads(GOOD[0]), "chain": []}).encode()
+    return json.dumps(
+        {
+            "id": record_id,
+            "queue": "dlq",
+            "reason": "retries-exhausted",
+            "consumer": "service:echo/ping",
+            "attempts": 1,
+            "first_attempt": None,
+            "last_attempt": None,
+            "error_type": "TimeoutError",
+            "error": "boom",
+            "event": json.loads(GOOD[0]),
+            "chain": [],
+        }
+    ).encode()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -195,7 +212,9 @@ def test_a_dead_letter_as_deep_as_a_run_can_make_reads_back(tmp_path):
     assert eventjson.MAX_DEPTH * 5 < depth < DEAD_LETTER_DEPTH  # deeper than an input may be
     for source in (["--dlq", dlq], ["--store", f"sqlite:{db}"]):
         assert invoke("dlq", "list", *source)[0] == 0
-        assert json.loads(invoke("dlq", "list", *source, "--format", "json")[1])[0]["reason"] == "template-error"
+        assert (
+            json.loads(invoke("dlq", "list", *source, "--format", "json")[1])[0]["reason"] == "template-error"
+        )
         code, output = invoke("dlq", "replay", tmp_path, *source, "--format", "json")
         assert code == 0 and json.loads(output)["replayed"] == 1
 
@@ -213,23 +232,39 @@ def test_a_replayed_dead_letter_cannot_carry_a_loop_count_of_the_wrong_type(mesh
     record["event"]["hopcount"] = "x"
     dlq = events_file(tmp_path, json.dumps(record).encode(), name="dlq.jsonl")
     assert invoke("dlq", "replay", mesh, "--dlq", dlq) == \
-        (1, f"{dlq}:1:1: error[bad-dead-letter]: not a dead-letter record: 'event.hopcount' must be an integer, "
+        (1,
+         f"{dlq}:1:1: error[bad-dead-letter]: not a dead-letter record: 'event.hopcount' must be an integer, "
             "not a string\n")
 
 
-@pytest.mark.parametrize(("pattern", "message"), [
-    ('{"data": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested more than 64 levels deep (line 1, column 73)"),
-    ('{"data": ' + "[" * 500 + "]" * 500 + "}", "nested more than 64 levels deep (line 1, column 73)"),
-    ('{"data": {"x": [NaN]}}', "NaN is not JSON: numbers must be finite (line 1, column 17)"),
-    ('{"data": {"x": [1e999]}}', "1e999 is out of range: numbers beyond about ±1.8e308 are refused "
-                                 "(line 1, column 17)"),
-    ('{"data": {"x": ["\\udc80"]}}', "\\udc80 is an unpaired surrogate: strings must be Unicode text "
-                                     "(line 1, column 18)"),
-    ('{"data": {"x": ["b\udcff"]}}', "not UTF-8 text: invalid start byte 0xff at byte 19 (line 1, column 19)"),  # argv
-])
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        (
+            '{"data": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "nested more than 64 levels deep (line 1, column 73)",
+        ),
+        ('{"data": ' + "[" * 500 + "]" * 500 + "}", "nested more than 64 levels deep (line 1, column 73)"),
+        ('{"data": {"x": [NaN]}}', "NaN is not JSON: numbers must be finite (line 1, column 17)"),
+        (
+            '{"data": {"x": [1e999]}}',
+            "1e999 is out of range: numbers beyond about ±1.8e308 are refused (line 1, column 17)",
+        ),
+        (
+            '{"data": {"x": ["\\udc80"]}}',
+            "\\udc80 is an unpaired surrogate: strings must be Unicode text (line 1, column 18)",
+        ),
+        (
+            '{"data": {"x": ["b\udcff"]}}',
+            "not UTF-8 text: invalid start byte 0xff at byte 19 (line 1, column 19)",
+        ),  # argv
+    ],
+)
 def test_replay_refuses_a_hostile_match_pattern(mesh, tmp_path, pattern, message):
     code, output = invoke("replay", mesh, "--store", f"sqlite:{tmp_path / 'none.db'}", "--match", pattern)
-    assert code == 2 and f"Invalid value for '--match': not an EventBridge pattern in JSON: {message}" in output
+    assert (
+        code == 2 and f"Invalid value for '--match': not an EventBridge pattern in JSON: {message}" in output
+    )
 
 
 # --- publish -----------------------------------------------------------------------------------
@@ -245,8 +280,11 @@ def test_publish_refuses_the_file_at_the_line_before_sending_anything(mesh, tmp_
     line, message, col = expected(name)
     events = between_good_lines(tmp_path, line)
     code, output = invoke("publish", mesh, events, "--url", f"http://127.0.0.1:{unused_port()}")
-    assert (code, output) == (1, f"{events}:2:{col}: error[bad-event]: {message}\n"  # no attempt to connect
-                                 f"meshctl: 1 of the 3 records of {events} are bad or refused: nothing was sent\n")
+    assert (code, output) == (
+        1,
+        f"{events}:2:{col}: error[bad-event]: {message}\n"  # no attempt to connect
+        f"meshctl: 1 of the 3 records of {events} are bad or refused: nothing was sent\n",
+    )
 
 
 def test_a_refusal_quotes_a_huge_value_only_in_part(mesh, tmp_path):
@@ -254,7 +292,8 @@ def test_a_refusal_quotes_a_huge_value_only_in_part(mesh, tmp_path):
     events = events_file(tmp_path, PREFIX + json.dumps("x" * 1_000_000).encode() + b"}")
     code, output = invoke("publish", mesh, events, "--url", f"http://127.0.0.1:{unused_port()}")
     assert code == 1 and output.startswith(f"{events}:1:1: error[rejected-event]: data: 'xxx")
-    assert output.splitlines()[0].endswith("... (1000026 characters)") and len(output) < 1000  # repr + " is not of..."
+    # repr + " is not of..."
+    assert output.splitlines()[0].endswith("... (1000026 characters)") and len(output) < 1000
 
 
 @pytest.mark.parametrize("name", ["not-utf8", "deep-100000", "nan"])
@@ -311,7 +350,8 @@ def test_the_ingress_refuses_the_body_with_the_reason_and_queues_nothing(mesh, n
                "detail": f"the event is refused: {message} (line 1, column {col})"})
     _, message, _ = expected(name, eventjson.MAX_DEPTH + 1)  # the batch's array is a level of its own
     before = b"[\n" + GOOD[0] + b",\n"
-    message = message.replace("at byte 26", f"at byte {len(before) + 26}")  # bytes count from the body's start
+    # bytes count from the body's start
+    message = message.replace("at byte 26", f"at byte {len(before) + 26}")
     status, answer = post(app, before + line + b",\n" + GOOD[1] + b"\n]", BATCH)
     assert (status, answer["detail"]) == (400, f"the batch is refused: {message} (line 3, column {col})")
     assert broker.events == []
@@ -331,7 +371,8 @@ def test_the_ingress_refuses_the_body_with_the_reason_and_queues_nothing(mesh, n
 def test_binary_mode_data_is_held_to_the_rule_one_level_down(mesh, data, detail):
     broker = Broker()
     app = Ingress(Admission(require_valid(str(mesh)).mesh), broker)
-    headers = {"HTTP_CE_SPECVERSION": "1.0", "HTTP_CE_ID": "b1", "HTTP_CE_SOURCE": "s", "HTTP_CE_TYPE": "ping"}
+    headers = {"HTTP_CE_SPECVERSION": "1.0", "HTTP_CE_ID": "b1", "HTTP_CE_SOURCE": "s",
+               "HTTP_CE_TYPE": "ping"}
     status, answer = post(app, data, "application/json", **headers)
     assert (status, answer["detail"], broker.events) == (400, detail, [])
 
@@ -340,7 +381,8 @@ def test_a_real_serve_answers_400_and_keeps_serving(mesh, redis_url):
     env = {k: v for k, v in os.environ.items() if k != "MESHCTL_TOKEN"}
     command = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "serve", str(mesh),
                "--store", redis_url, "--port", "0"]
-    proc = subprocess.Popen(command, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(command, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     try:
         url = None
         for text in proc.stderr:
@@ -350,13 +392,15 @@ def test_a_real_serve_answers_400_and_keeps_serving(mesh, redis_url):
         assert url is not None, proc.stderr.read()
         for name in ("not-utf8", "deep-100000", "deep-500", "1e999"):
             line, message, col = expected(name)
-            request = urllib.request.Request(f"{url}/events", line, {"Content-Type": STRUCTURED}, method="POST")
+            request = urllib.request.Request(f"{url}/events", line, {"Content-Type": STRUCTURED},
+                                             method="POST")
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(request, timeout=10)
             assert refused.value.code == 400
             detail = json.loads(refused.value.read())["detail"]
             assert detail == f"the event is refused: {message} (line 1, column {col})"
-        request = urllib.request.Request(f"{url}/events", GOOD[0], {"Content-Type": STRUCTURED}, method="POST")
+        request = urllib.request.Request(f"{url}/events", GOOD[0], {"Content-Type": STRUCTURED},
+                                         method="POST")
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert (answer.status, json.loads(answer.read())["accepted"]) == (202, 1)
     finally:
@@ -375,12 +419,17 @@ READABLE = {  # name: (line, dead-lettered)
     "null": (b"null", True),
     "10 MB of data": (PREFIX + json.dumps("x" * 10_000_000).encode() + b"}", False),
     "an id of 100,000 characters": (json.dumps({"type": "ping", "id": "i" * 100_000}).encode(), False),
-    "data with 100,000 keys": (PREFIX + json.dumps({f"k{i}": i for i in range(100_000)}).encode() + b"}", False),
+    "data with 100,000 keys": (
+        PREFIX + json.dumps({f"k{i}": i for i in range(100_000)}).encode() + b"}",
+        False,
+    ),
     "a time that is a number": (b'{"type": "ping", "time": 1767225600}', True),
     "a time that is an object": (b'{"type": "ping", "time": {"at": 1}}', True),
     "a time in year 99999": (b'{"type": "ping", "time": "99999-01-01T00:00:00Z"}', True),
-    "a time with 100,000 fraction digits": (b'{"type": "ping", "time": "2026-01-01T00:00:00.' + b"9" * 100_000 + b'Z"}',
-                                            False),
+    "a time with 100,000 fraction digits": (
+        b'{"type": "ping", "time": "2026-01-01T00:00:00.' + b"9" * 100_000 + b'Z"}',
+        False,
+    ),
     "nested extension values": (b'{"type": "ping", "myext": {"a": [1, {"b": [2]}]}}', False),
     "a type with control characters": (b'{"type": "pi\\u0000ng\\u001b[31m"}', True),
     "an id with control characters": (b'{"type": "ping", "id": "a\\r\\nb\\u001b[2J\\u202e"}', False),
@@ -438,8 +487,10 @@ spec:
   emit: {type: board}
 """)
     big = int(sys.float_info.max)  # the largest integer an input may hold: two of them add up beyond a float
-    lines = [json.dumps({"type": "ping", "id": f"e{i}", "time": f"2026-01-01T00:00:0{i}Z", "data": {"k": k, "n": n}})
-             .encode() for i, (k, n) in enumerate([("a", big), ("a", big), ("b", big), ("b", big), ("b", 1.5)])]
+    lines = [json.dumps({"type": "ping", "id": f"e{i}", "time": f"2026-01-01T00:00:0{i}Z",
+                         "data": {"k": k, "n": n}})
+             .encode() for i,
+             (k, n) in enumerate([("a", big), ("a", big), ("b", big), ("b", big), ("b", 1.5)])]
     out = tmp_path / "out.jsonl"
     code, output = invoke("run", tmp_path, "--events", events_file(tmp_path, *lines), "--output", out,
                           "--format", "json")

@@ -27,16 +27,22 @@ HEAD = "apiVersion: meshctl/v1\n"
 
 def steps_complete(n: int) -> str:
     ids = [f"s{i}" for i in range(n)]
-    steps = "".join(f"    - id: {i}\n      needs: [{', '.join(x for x in ids if x != i)}]\n      do: {{log: hi}}\n"
-                    for i in ids)
-    return (f"{HEAD}kind: EventType\nmetadata: {{name: go}}\nspec: {{external: true}}\n---\n"
-            f"{HEAD}kind: Orchestration\nmetadata: {{name: o}}\nspec:\n  trigger: {{on: go}}\n  steps:\n{steps}")
+    steps = "".join(
+        f"    - id: {i}\n      needs: [{', '.join(x for x in ids if x != i)}]\n      do: {{log: hi}}\n"
+        for i in ids
+    )
+    return (
+        f"{HEAD}kind: EventType\nmetadata: {{name: go}}\nspec: {{external: true}}\n---\n"
+        f"{HEAD}kind: Orchestration\nmetadata: {{name: o}}\nspec:\n  trigger: {{on: go}}\n  steps:\n{steps}"
+    )
 
 
 def steps_chain(n: int) -> str:
     steps = "".join(f"    - id: s{i}\n      do: {{log: hi}}\n" for i in range(n))
-    return (f"{HEAD}kind: EventType\nmetadata: {{name: go}}\nspec: {{external: true}}\n---\n"
-            f"{HEAD}kind: Orchestration\nmetadata: {{name: o}}\nspec:\n  trigger: {{on: go}}\n  steps:\n{steps}")
+    return (
+        f"{HEAD}kind: EventType\nmetadata: {{name: go}}\nspec: {{external: true}}\n---\n"
+        f"{HEAD}kind: Orchestration\nmetadata: {{name: o}}\nspec:\n  trigger: {{on: go}}\n  steps:\n{steps}"
+    )
 
 
 def services_complete(n: int) -> str:
@@ -54,7 +60,8 @@ CASES = {
     "steps-complete-50": (steps_complete, 50, {"needs-cycle": 1}),
     "steps-complete-200": (steps_complete, 200, {"needs-cycle": 1}),
     "steps-chain-10000": (steps_chain, 10_000, {}),
-    "services-complete-12": (services_complete, 12, {"event-cycle": MAX_CYCLES_PER_TANGLE, "cycles-truncated": 1}),
+    "services-complete-12": (services_complete, 12,
+                             {"event-cycle": MAX_CYCLES_PER_TANGLE, "cycles-truncated": 1}),
     "services-complete-50": (services_complete, 50, {"event-cycle": 1, "cycles-truncated": 1}),
     "services-complete-200": (services_complete, 200, {"event-cycle": 1, "cycles-truncated": 1}),
 }
@@ -71,7 +78,9 @@ def test_dense_or_long_graph(name, tmp_path):
     graph = build_flow_graph(mesh)
     found = analyse(mesh, graph)
     analysed = time.perf_counter()
-    codes = collections.Counter(d.code for d in found if d.code not in ("unused-event-type", "unproduced-event"))
+    codes = collections.Counter(
+        d.code for d in found if d.code not in ("unused-event-type", "unproduced-event")
+    )
     print(json.dumps({"test": "T20", "case": name, "n": n, "bytes": path.stat().st_size,
                       "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(),
                       "load_s": round(loaded - started, 2), "analysis_s": round(analysed - loaded, 2),

@@ -32,6 +32,8 @@ CHILD = textwrap.dedent("""
     import importlib
     seen = []
     WATCHED = ("handlers", "outside_mod", "no_such_module_zz", "subprocess", "os", "builtins")
+    WATCHED_FILES = ("handlers.py", "outside_mod.py")
+    WATCHED_FILES = ("handlers.py", "outside_mod.py")
     class Finder:
         @staticmethod
         def find_spec(name, path=None, target=None):
@@ -45,9 +47,9 @@ CHILD = textwrap.dedent("""
     def hook(event, args):
         if event == "import" and str(args[0]).split(".")[0] in WATCHED:
             seen.append(["import", str(args[0])])
-        elif event == "open" and isinstance(args[0], str) and args[0].endswith(("handlers.py", "outside_mod.py")):
+        elif event == "open" and isinstance(args[0], str) and args[0].endswith(WATCHED_FILES):
             seen.append(["open", args[0]])
-        elif event == "exec" and getattr(args[0], "co_filename", "").endswith(("handlers.py", "outside_mod.py")):
+        elif event == "exec" and getattr(args[0], "co_filename", "").endswith(WATCHED_FILES):
             seen.append(["exec", args[0].co_filename])
         elif event in ("os.system", "subprocess.Popen"):
             seen.append([event, str(args[0])])
@@ -108,8 +110,8 @@ def _child(setup, action: str, *refs: str) -> dict:
     mesh, lib, markers = setup
     repo = Path(__file__).resolve().parents[2]
     env = {"PYTHONPATH": f"{lib}:{repo}", "MARKERS": str(markers), "PATH": "/usr/bin:/bin"}
-    child = subprocess.run([sys.executable, "-c", CHILD, str(mesh), action, *refs], capture_output=True, text=True,
-                           timeout=60, env=env)
+    child = subprocess.run([sys.executable, "-c", CHILD, str(mesh), action, *refs], capture_output=True,
+                           text=True, timeout=60, env=env)
     assert child.returncode == 0, child.stderr[-2000:]
     return json.loads(child.stdout)
 
@@ -132,7 +134,8 @@ def test_validate_refuses_every_reference_outside_the_allowlist_without_importin
 def test_the_runtime_refuses_them_before_any_import(setup):
     _, _, markers = setup
     outcome = _child(setup, "toolbox", *REFUSED)
-    print(json.dumps({"test": "T18", "step": "runtime", "results": outcome["results"], "audited": outcome["seen"]}))
+    print(json.dumps({"test": "T18", "step": "runtime", "results": outcome["results"],
+                      "audited": outcome["seen"]}))
     assert outcome["results"] == {ref: "HandlerNotAllowed" for ref in REFUSED}
     assert outcome["seen"] == [] and list(markers.iterdir()) == []
 
@@ -155,10 +158,12 @@ def test_validate_and_render_of_a_valid_mesh_import_no_user_code(setup):
                                         "spec: {allow_modules: [outside_mod]}\n")
     validated = _child(setup, "validate")
     rendered = _child(setup, "render")
-    print(json.dumps({"test": "T18", "step": "validate+render", "audited": validated["seen"] + rendered["seen"]}))
+    print(json.dumps({"test": "T18", "step": "validate+render",
+                      "audited": validated["seen"] + rendered["seen"]}))
     assert validated["codes"] == [] and rendered.get("exit", 0) == 0
     assert (mesh / "flow.mmd").read_text().startswith("---")
-    for seen in (validated["seen"], rendered["seen"]):  # an allowed module is looked up (does it exist?), not loaded
+    # an allowed module is looked up (does it exist?), not loaded
+    for seen in (validated["seen"], rendered["seen"]):
         assert [kind for kind, what in seen if (kind, what) != ("find", "outside_mod")] == []
     assert list(markers.iterdir()) == []
 
@@ -182,14 +187,18 @@ def test_a_run_calls_an_allowed_module_and_dead_letters_a_refused_one(tmp_path, 
     lib, mesh_dir = tmp_path / "lib", tmp_path / "mesh"
     lib.mkdir()
     mesh_dir.mkdir()
-    (lib / "t18_shared_handlers.py").write_text("def go(event, context):\n    return {'n': event['data']['n']}\n")
+    (lib / "t18_shared_handlers.py").write_text(
+        "def go(event, context):\n    return {'n': event['data']['n']}\n"
+    )
     monkeypatch.syspath_prepend(str(lib))
     _mesh(mesh_dir, ["t18_shared_handlers:go"])
     event = normalise({"id": "e1", "source": "t", "type": "ping", "data": {"n": 7}}, Location("t", 1, 1), 0)
 
     refused = Runtime(load_mesh(str(mesh_dir))[0])
     refused.run([event])
-    assert [(d.reason, d.error_type) for d in refused.store.dead_letters()] == [("non-retryable", "HandlerNotAllowed")]
+    assert [(d.reason, d.error_type) for d in refused.store.dead_letters()] == [
+        ("non-retryable", "HandlerNotAllowed")
+    ]
 
     (mesh_dir / "settings.yaml").write_text("apiVersion: meshctl/v1\nkind: Mesh\nmetadata: {name: m}\n"
                                             "spec: {allow_modules: [t18_shared_handlers]}\n")

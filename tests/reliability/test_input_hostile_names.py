@@ -19,8 +19,10 @@ from click.testing import CliRunner
 from cli import main
 
 TYPE = "apiVersion: meshctl/v1\nkind: EventType\nmetadata: {name: ping}\nspec: {external: true}\n"
-SERVICE = TYPE + "---\napiVersion: meshctl/v1\nkind: Service\nmetadata: {name: s}\nspec:\n  subscriptions:\n" \
-                 "    - {on: ping, do: {log: hi}}\n"
+SERVICE = (
+    TYPE + "---\napiVersion: meshctl/v1\nkind: Service\nmetadata: {name: s}\nspec:\n  subscriptions:\n"
+    "    - {on: ping, do: {log: hi}}\n"
+)
 HOSTILE = ["a\nb.yaml:1:1: error[forged]: c", "a\rb", "a\x1b[2Kb", "a\u2028b", "a\u202eb", "a\tb"]
 
 
@@ -62,7 +64,9 @@ def test_hostile_file_names_print_on_one_line(tmp_path, name):
     lines = output.splitlines()
     assert len(lines) == 3, lines  # the warning, its hint, the summary
     assert all(line.isprintable() for line in lines)
-    assert lines[0].endswith(": warning[unused-event-type]: event type 'ping' is neither produced nor consumed")
+    assert lines[0].endswith(
+        ": warning[unused-event-type]: event type 'ping' is neither produced nor consumed"
+    )
     code, output = invoke("validate", tmp_path)  # with the source line and its caret
     lines = output.splitlines()
     assert len(lines) == 6, lines

@@ -25,7 +25,8 @@ SHAPES = {  # (filter of subscription i, data it emits): how producers and consu
     "all alike": ("", "{{n: '{{{{ data.n }}}}'}}"),
     "ring of constants": ("      match: {{data: {{hop: [{i}]}}}}\n", "{{hop: {j}}}"),
     "ring of whens": ("      when: \"data.hop == {i} and data.k != 'z'\"\n", "{{hop: {j}, k: a}}"),
-    "a few stages": ("      match: {{data: {{stage: [s{s}]}}}}\n", "{{stage: 's{t}', n: '{{{{ data.n }}}}'}}"),
+    "a few stages": ("      match: {{data: {{stage: [s{s}]}}}}\n",
+                     "{{stage: 's{t}', n: '{{{{ data.n }}}}'}}"),
 }
 
 
@@ -33,9 +34,11 @@ def reemit(n: int, filter_: str, emit: str) -> str:
     docs = ["apiVersion: meshctl/v1\nkind: EventType\nmetadata: {name: x}\nspec: {external: true}\n"]
     for i in range(n):
         names = {"i": i, "j": (i + 1) % n, "s": i % 7, "t": i % 5}
-        docs.append(f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: s{i:05d}}}\nspec:\n  subscriptions:\n"
-                    f"    - on: x\n      emits: [x]\n{filter_.format(**names)}"
-                    f"      do: {{emit: {{type: x, data: {emit.format(**names)}}}}}\n")
+        docs.append(
+            f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: s{i:05d}}}\nspec:\n  subscriptions:\n"
+            f"    - on: x\n      emits: [x]\n{filter_.format(**names)}"
+            f"      do: {{emit: {{type: x, data: {emit.format(**names)}}}}}\n"
+        )
     return "---\n".join(docs)
 
 

@@ -52,10 +52,12 @@ def _mesh(rng: random.Random) -> str:
             other = rng.choice(TYPES)
             actions.insert(rng.randrange(2), f"{{call: {{python: 'h:emit_{other}_{rng.choice(VALUES)}'}}}}")
             emits.add(other)
-        docs.append(f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: s{s}}}\nspec:\n  subscriptions:\n"
-                    f"    - on: {on}\n{rng.choice(FILTERS)(rng.choice(VALUES))}"
-                    f"      emits: [{', '.join(sorted(emits))}]\n      loop: {{max_hops: 2}}\n"
-                    f"      do: [{', '.join(actions)}]\n")
+        docs.append(
+            f"apiVersion: meshctl/v1\nkind: Service\nmetadata: {{name: s{s}}}\nspec:\n  subscriptions:\n"
+            f"    - on: {on}\n{rng.choice(FILTERS)(rng.choice(VALUES))}"
+            f"      emits: [{', '.join(sorted(emits))}]\n      loop: {{max_hops: 2}}\n"
+            f"      do: [{', '.join(actions)}]\n"
+        )
     return "---\n".join(docs)
 
 
@@ -76,12 +78,15 @@ def test_no_run_loops_where_validate_saw_no_loop(runner, tmp_path):
         (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
         codes = _codes(runner, folder)
         assert "event-cycle" not in codes and not {"error"} & set(codes), codes
-        run = runner.invoke(main, ["run", str(folder), "--events", str(folder / "events.jsonl"), "--format", "json"],
+        run = runner.invoke(main, ["run", str(folder), "--events", str(folder / "events.jsonl"), "--format",
+                                   "json"],
                             catch_exceptions=False)
         assert run.exit_code == 0, run.output
         looped = "loop-detected" in json.loads(run.output)["dead_lettered_by_reason"]
         flagged = "bounded-loop" in codes
-        assert flagged or not looped, f"mesh {n} loops at run time, validate saw no loop:\n{_mesh_text(folder)}"
+        assert flagged or not looped, (
+            f"mesh {n} loops at run time, validate saw no loop:\n{_mesh_text(folder)}"
+        )
         if flagged:
             tally["flagged and looped" if looped else "flagged, no loop in the run"] += 1
         else:

@@ -123,10 +123,15 @@ def test_corpus_summary():
 
 
 def test_ordinary_templates_still_work():
-    assert _render("{{ data.name|upper }}-{{ data.tags|join(',') }}-{{ '%05.1f'|format(3.14159) }}") == "ADA-x,y-003.1"
+    assert (
+        _render("{{ data.name|upper }}-{{ data.tags|join(',') }}-{{ '%05.1f'|format(3.14159) }}")
+        == "ADA-x,y-003.1"
+    )
     assert _render("{{ data.get('name') }} {{ data.keys()|list }} {{ 'A,b'.lower().split(',') }}") == \
         "ada ['name', 'tags'] ['a', 'b']"
-    counted = "{% set ns = namespace(n=0) %}{% for t in data.tags %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}"
+    counted = (
+        "{% set ns = namespace(n=0) %}{% for t in data.tags %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}"
+    )
     assert _render(counted) == "2"
 
 

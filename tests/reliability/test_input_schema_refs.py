@@ -52,7 +52,8 @@ CHILD = textwrap.dedent("""
     for name, schema in SCHEMAS.items():
         path = os.path.join(workdir, name + ".yaml")
         with open(path, "w") as fh:
-            fh.write("apiVersion: meshctl/v1\\nkind: EventType\\nmetadata: {name: t}\\nspec:\\n  external: true\\n"
+            fh.write("apiVersion: meshctl/v1\\nkind: EventType\\nmetadata: {name: t}\\n"
+                     "spec:\\n  external: true\\n"
                      "  schema: " + json.dumps(schema) + "\\n")
         result = check_mesh(path)
         try:
@@ -60,7 +61,8 @@ CHILD = textwrap.dedent("""
             runtime = "validated"
         except Exception as exc:
             runtime = type(exc).__name__ + ": " + str(exc)[:60]
-        out[name] = {"codes": [[d.code, d.loc.line, d.loc.col] for d in result.diagnostics], "runtime": runtime}
+        codes = [[d.code, d.loc.line, d.loc.col] for d in result.diagnostics]
+        out[name] = {"codes": codes, "runtime": runtime}
     found = {"cases": out, "accepted": len(accepted), "audited": list(events)}
     import time, warnings, jsonschema
     warnings.simplefilter("ignore")
@@ -80,8 +82,8 @@ def outcome(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("refs")
     target = workdir / "hostname"
     target.write_text('{"type": "string"}')  # a valid schema: reading it would make the $ref resolve
-    child = subprocess.run([sys.executable, "-c", CHILD, str(workdir), str(target)], capture_output=True, text=True,
-                           timeout=60)
+    child = subprocess.run([sys.executable, "-c", CHILD, str(workdir), str(target)], capture_output=True,
+                           text=True, timeout=60)
     assert child.returncode == 0, child.stderr[-2000:]
     result = json.loads(child.stdout)
     print(json.dumps({"test": "T19", "schemas": len(result["cases"]), "connections": result["accepted"],
@@ -103,7 +105,8 @@ def test_control_a_plain_validator_would_have_done_both(outcome):
 def test_each_reference_is_a_located_error_and_unresolvable_at_run_time(outcome, name):
     case = outcome["cases"][name]
     assert [code for code, _, _ in case["codes"]] == ["remote-ref"]
-    assert all(line == 6 and col > 10 for _, line, col in case["codes"])  # at the $ref itself, on the schema line
+    # at the $ref itself, on the schema line
+    assert all(line == 6 and col > 10 for _, line, col in case["codes"])
     assert case["runtime"].startswith(("_WrappedReferencingError: Unresolvable", "Unresolvable"))
 
 

@@ -30,8 +30,8 @@ CHILD = textwrap.dedent("""
     sys.addaudithook(hook)
     from engine.analysis.validate import check_mesh
     result = check_mesh(mesh)
-    print(json.dumps({"codes": sorted(d.code for d in result.diagnostics), "opened": opened,
-                      "files": [os.path.relpath(f, mesh) for f in (result.mesh.files if result.mesh else [])]}))
+    files = [os.path.relpath(f, mesh) for f in (result.mesh.files if result.mesh else [])]
+    print(json.dumps({"codes": sorted(d.code for d in result.diagnostics), "opened": opened, "files": files}))
 """)
 
 EVENT = "apiVersion: meshctl/v1\nkind: EventType\nmetadata: {name: %s}\nspec: {external: true}\n"
@@ -61,8 +61,8 @@ def places(tmp_path):
 
 
 def _validate(mesh, outside) -> dict:
-    child = subprocess.run([sys.executable, "-c", CHILD, str(mesh), str(outside)], capture_output=True, text=True,
-                           timeout=60)
+    child = subprocess.run([sys.executable, "-c", CHILD, str(mesh), str(outside)], capture_output=True,
+                           text=True, timeout=60)
     assert child.returncode == 0, child.stderr[-2000:]
     return json.loads(child.stdout)
 
@@ -89,7 +89,8 @@ def test_symlink_in_the_mesh_directory(name, places):
     for link, target in links.items():
         os.symlink(target.replace("OUT", str(outside)), mesh / link)
     outcome = _validate(mesh, outside)
-    print(json.dumps({"test": "T17", "case": name, "codes": outcome["codes"], "opened_outside": len(outcome["opened"])}))
+    print(json.dumps({"test": "T17", "case": name, "codes": outcome["codes"],
+                      "opened_outside": len(outcome["opened"])}))
     assert outcome["codes"] == expected
     assert outcome["opened"] == []
     if name == "inside":
@@ -110,8 +111,10 @@ def test_the_cli_names_the_link(places, meshctl):
     os.symlink(outside / "secret.yaml", mesh / "secret.yaml")
     result = meshctl("validate", mesh)
     assert result.exit_code == 1
-    assert f"{mesh / 'secret.yaml'}: error[outside-mesh]: symlink to {outside / 'secret.yaml'}, outside the mesh" \
+    assert (
+        f"{mesh / 'secret.yaml'}: error[outside-mesh]: symlink to {outside / 'secret.yaml'}, outside the mesh"
         in result.output
+    )
 
 
 def test_the_audit_hook_does_see_what_validate_opens(places):

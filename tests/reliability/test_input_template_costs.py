@@ -47,20 +47,25 @@ CHARGED = {  # one operation each, evaluated 100 times
     "select-eq": "[data.a, data.b]|select('eq', data.b)|list", "test-upper": "data.text is upper",
     # filters
     "join": "data.words|join(',')", "sort": "data.a|sort", "unique": "data.a|unique|list",
-    "dictsort": "data.map|dictsort", "sort-generator": "data.lists|select|sort", "slice": "data.a|slice(3)|list", "batch": "data.a|batch(3)|list",
-    "map": "data.a|map('abs')|list", "select": "data.a|select('odd')|list", "reject": "data.a|reject('odd')|list",
+    "dictsort": "data.map|dictsort", "sort-generator": "data.lists|select|sort",
+           "slice": "data.a|slice(3)|list", "batch": "data.a|batch(3)|list",
+    "map": "data.a|map('abs')|list", "select": "data.a|select('odd')|list",
+           "reject": "data.a|reject('odd')|list",
     "selectattr": "data.recs|selectattr('k')|list", "groupby": "data.recs|groupby('k')", "sum": "data.a|sum",
     "min": "data.a|min", "max": "data.a|max", "tojson": "data.a|tojson", "list": "data.a|list",
     "string": "data.a|string", "reverse": "data.a|reverse|list", "items": "data.map|items|list",
-    "upper": "data.text|upper", "safe": "data.text|safe", "replace": "data.text|replace('a', 'b')", "wordcount": "data.text|wordcount",
+    "upper": "data.text|upper", "safe": "data.text|safe", "replace": "data.text|replace('a', 'b')",
+           "wordcount": "data.text|wordcount",
     # methods
     "count": "data.text.count('z')", "find": "data.text.find('z')", "split": "data.text.split()",
     "replace-method": "data.text.replace('a', 'b')", "startswith": "data.text.startswith('x')",
-    "endswith": "data.text.endswith('x')", "strip": "data.text.strip()", "join-method": "','.join(data.words)",
+    "endswith": "data.text.endswith('x')", "strip": "data.text.strip()",
+           "join-method": "','.join(data.words)",
     # slices, operators, globals
     "slice-list": "data.a[1:]", "slice-text": "data.text[::-1]", "concat": "data.text ~ ''",
     "plus": "data.a + []", "plus-nested": "data.lists + []", "times-nested": "[data.lists] * 2",
-    "printf-nested": "'%s' % [data.lists]", "printf": "'%s' % data.text", "dict": "dict(data.map)", "namespace": "namespace(data.map)",
+    "printf-nested": "'%s' % [data.lists]", "printf": "'%s' % data.text", "dict": "dict(data.map)",
+           "namespace": "namespace(data.map)",
 }
 CHARGED_BODIES = {  # statements: what is printed into a block, and a macro's output
     "output-block": "{% set x %}{{ data.text }}{% endset %}",
@@ -88,13 +93,20 @@ def test_the_same_operation_on_small_operands_renders(name):
 
 def test_a_comparison_with_a_literal_is_not_charged_by_the_other_side():
     """``x == 'lit'`` stops at the literal's length: it stays a plain Python operator."""
-    text = looped("{% set x = data.a == [1, 2] or data.text == 'abc' or data.text < 'b' or data.last in [1, 2] %}")
+    text = looped(
+        "{% set x = data.a == [1, 2] or data.text == 'abc' or data.text < 'b' or data.last in [1, 2] %}"
+    )
     assert compile_string(TemplateString(text, WHERE))(BIG) == ""
 
 
 def test_chained_comparisons_keep_python_semantics():
-    render = compile_string(TemplateString("{{ [data.a[1] < data.a[2] < data.a[3], 3 > data.a[2] > data.a[5], "
-                                           "data.a[1] < data.a[0] < data.missing] }}", WHERE))
+    render = compile_string(
+        TemplateString(
+            "{{ [data.a[1] < data.a[2] < data.a[3], 3 > data.a[2] > data.a[5], "
+            "data.a[1] < data.a[0] < data.missing] }}",
+            WHERE,
+        )
+    )
     assert render(SMALL) == [True, False, False]  # short-circuit: the missing field is never compared
 
 
@@ -122,7 +134,8 @@ ORDINARY = [  # the templates of workflows/orders, and busier ones still far bel
     "{{ 'express-air' if input.express | default(false) else 'ground' }}",
     "{% for i in input.items %}{{ i.sku }}x{{ i.qty }} {% endfor %}",
     "{{ input.items | map(attribute='qty') | sum }} {{ input.email.split('@')[1] | upper }}",
-    "{% macro line(i) %}{{ i.sku ~ ':' ~ i.qty }}{% endmacro %}{% for i in input.items %}{{ line(i) }};{% endfor %}",
+    "{% macro line(i) %}{{ i.sku ~ ':' ~ i.qty }}{% endmacro %}"
+        "{% for i in input.items %}{{ line(i) }};{% endfor %}",
 ]
 ORDER = {"input": {"order_id": "ord-1", "total": 3.5, "express": True, "email": "c1@example.org",
                    "items": [{"sku": "MUG", "qty": 2}, {"sku": "TEE", "qty": 1}]}, "data": {"total": 3.5}}
@@ -136,7 +149,8 @@ def test_an_ordinary_render_reads_no_clock(monkeypatch):
         monkeypatch.setattr(time, f"{clock}_ns", no_clock)
     outputs = [compile_string(TemplateString(text, WHERE))(ORDER) for text in ORDINARY]
     assert outputs[0] == "res-ord-1" and outputs[4] == "MUGx2 TEEx1 " and outputs[5] == "3 EXAMPLE.ORG"
-    busy = "{% for i in range(20000) %}{{ i }}{% endfor %}"  # 20,000 iterations: still below GUARD_EVERY steps
+    # 20,000 iterations: still below GUARD_EVERY steps
+    busy = "{% for i in range(20000) %}{{ i }}{% endfor %}"
     assert len(compile_string(TemplateString(busy, WHERE))({})) == sum(len(str(i)) for i in range(20000))
 
 
@@ -144,11 +158,13 @@ def test_the_cpu_guard_looks_only_every_guard_every_steps(monkeypatch):
     readings = []
     monkeypatch.setattr(time, "thread_time", lambda: readings.append(1) or 0.0)
     assert refusal("{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}") == STEPS
-    assert len(readings) == sandbox.MAX_STEPS // GUARD_EVERY - 1  # at 900,000 steps left, 800,000, ..., 100,000
+    # at 900,000 steps left, 800,000, ..., 100,000
+    assert len(readings) == sandbox.MAX_STEPS // GUARD_EVERY - 1
 
 
 def test_the_cpu_guard_stops_a_render_whose_steps_did_not_reflect_its_cost(monkeypatch):
-    """The last resort: were a cost missed, CPU time (not wall time) past GUARD_EVERY steps stops the render."""
+    """The last resort: were a cost missed, CPU time (not wall time) past GUARD_EVERY steps stops the
+    render."""
     monkeypatch.setattr(time, "thread_time", jumping(MAX_CPU_SECONDS))
     message = refusal("{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}")
     assert message.startswith(f"the template used more than {MAX_CPU_SECONDS:g}s of CPU time")
@@ -156,12 +172,13 @@ def test_the_cpu_guard_stops_a_render_whose_steps_did_not_reflect_its_cost(monke
 
 NESTING = {  # each nests DEPTH + 1 calls
     "macro": "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(DEPTH) }}",
-    "caller": "{% macro f(n) %}{% if n > 0 %}{% call f(n - 1) %}{% endcall %}{{ caller() }}{% endif %}{% endmacro %}"
-              "{% call f(DEPTH) %}{% endcall %}",
-    "recursive-loop": "{% set ns = namespace(tree=[]) %}{% for i in range(DEPTH + 1) %}{% set ns.tree = [ns.tree] %}"
-                      "{% endfor %}{% for node in ns.tree recursive %}{{ loop(node) }}{% endfor %}.",
+    "caller": "{% macro f(n) %}{% if n > 0 %}{% call f(n - 1) %}{% endcall %}{{ caller() }}{% endif %}"
+    "{% endmacro %}{% call f(DEPTH) %}{% endcall %}",
+    "recursive-loop": "{% set ns = namespace(tree=[]) %}{% for i in range(DEPTH + 1) %}"
+    "{% set ns.tree = [ns.tree] %}{% endfor %}"
+    "{% for node in ns.tree recursive %}{{ loop(node) }}{% endfor %}.",
     "block": "{% set ns = namespace(n=DEPTH + 2) %}{% block b %}{% set ns.n = ns.n - 1 %}{% if ns.n > 0 %}"
-             "{{ self.b() }}{% endif %}{% endblock %}",
+    "{{ self.b() }}{% endif %}{% endblock %}",
 }
 
 
@@ -171,7 +188,8 @@ def test_calls_nest_at_most_max_depth_deep_whatever_python_allows(kind):
     compile_string(TemplateString(deepest, WHERE))({})  # renders
     message = f"the template nests macro, block or recursive-loop calls more than {MAX_DEPTH} deep"
     assert refusal(NESTING[kind].replace("DEPTH", str(MAX_DEPTH))) == message
-    assert refusal(NESTING[kind].replace("DEPTH", "10000")) == message  # far past Python's own recursion limit
+    # far past Python's own recursion limit
+    assert refusal(NESTING[kind].replace("DEPTH", "10000")) == message
 
 
 def nested(depth: int) -> list:
@@ -191,7 +209,8 @@ def test_python_recursion_limit_becomes_a_render_error(text):
 
 
 def test_a_mapping_of_lookups_reports_deep_data_as_a_render_error():
-    mapping = compile_value(TemplateValue({"x": "{{ data.deep }}"}, (TemplateString("{{ data.deep }}", WHERE),), WHERE))
+    mapping = compile_value(TemplateValue({"x": "{{ data.deep }}"},
+                                          (TemplateString("{{ data.deep }}", WHERE),), WHERE))
     with pytest.raises(RenderError, match="nested too deeply"):
         mapping({"data": {"deep": nested(5000)}})
 
@@ -220,17 +239,20 @@ apiVersion: meshctl/v1
 kind: Service
 metadata: {name: sink}
 spec: {subscriptions: [{on: pong, do: {log: got it}}]}
-"""
+"""  # noqa: E501 (YAML kept as written)
 
 
-def test_run_dead_letters_a_template_over_budget_the_same_way_every_time(meshctl, write, tmp_path, monkeypatch):
+def test_run_dead_letters_a_template_over_budget_the_same_way_every_time(
+    meshctl, write, tmp_path, monkeypatch
+):
     """2000 × 1000 items compared: refused by steps, whatever the clock does meanwhile."""
     mesh = write(MESH)
     events = tmp_path / "events.jsonl"
     small = {"a": [1, 2], "b": [1, 2]}
     big = {"a": list(range(1000)), "b": list(range(1000))}
     events.write_text("".join(json.dumps({"id": f"e{i}", "type": "ping", "time": f"2026-01-01T00:00:0{i}Z",
-                                          "data": payload}) + "\n" for i, payload in enumerate([small, big, small])))
+                                          "data": payload}) + "\n" for i,
+                              payload in enumerate([small, big, small])))
     dead_letters = []
     for attempt in range(3):
         if attempt == 2:

@@ -58,7 +58,8 @@ REFUSED = [
     "{{ (dict|attr('update'))(data, {'n': 2}) }}",
     "{% macro m(f) %}{{ f.clear(data) }}{% endmacro %}{{ m(dict) }}",
     "{% macro m(x) %}{{ dict.clear(x) }}{% endmacro %}{{ m(data.deep) }}",
-    "{% macro m() %}{{ caller(dict) }}{% endmacro %}{% call(d) m() %}{{ d.update(vars, {'x': 1}) }}{% endcall %}",
+    "{% macro m() %}{{ caller(dict) }}{% endmacro %}"
+        "{% call(d) m() %}{{ d.update(vars, {'x': 1}) }}{% endcall %}",
     "{% for k in data %}{{ loop.changed(dict.clear(data)) }}{% endfor %}",
     "{% block b %}{{ dict.update(data.deep.inner, {'k': 2}) }}{% endblock %}",
     "{{ ''.__class__.join }}{{ [].__class__.append(data.tags, 'z') }}",
@@ -168,7 +169,8 @@ def test_the_corpus_leaves_one_shared_context_and_the_sandbox_as_they_were():
         changed += ctx != before
     assert (dict(env.globals), dict(env.filters), dict(env.tests)) == sandbox
     assert _render("{{ dict(a=range(2)|list) }} {{ namespace(n=1).n }}", ctx) == "{'a': [0, 1]} 1"
-    print(json.dumps({"test": "T43", "payloads": len(ALL), "refused": len(REFUSED), "contexts_changed": changed}))
+    print(json.dumps({"test": "T43", "payloads": len(ALL), "refused": len(REFUSED),
+                      "contexts_changed": changed}))
     assert changed == 0 and ctx == before
 
 
@@ -176,12 +178,28 @@ def test_templates_of_one_render_see_the_original_context():
     """A route's transform renders its templates one after the other on one context."""
     ctx = context()
     before = copy.deepcopy(ctx)
-    value = compile_value(TemplateValue(
-        {"a": "{% set ns = namespace(data) %}{% set ns.n = 666 %}{{ ns.n }}", "b": "{{ data }}",
-         "c": "{{ data.tags }}", "d": "{{ vars }}", "e": "{{ steps.first.output|default({}) }}"},
-        tuple(TemplateString(t, WHERE) for t in ("{% set ns = namespace(data) %}{% set ns.n = 666 %}{{ ns.n }}",
-                                                  "{{ data }}", "{{ data.tags }}", "{{ vars }}",
-                                                  "{{ steps.first.output|default({}) }}")), WHERE))
+    value = compile_value(
+        TemplateValue(
+            {
+                "a": "{% set ns = namespace(data) %}{% set ns.n = 666 %}{{ ns.n }}",
+                "b": "{{ data }}",
+                "c": "{{ data.tags }}",
+                "d": "{{ vars }}",
+                "e": "{{ steps.first.output|default({}) }}",
+            },
+            tuple(
+                TemplateString(t, WHERE)
+                for t in (
+                    "{% set ns = namespace(data) %}{% set ns.n = 666 %}{{ ns.n }}",
+                    "{{ data }}",
+                    "{{ data.tags }}",
+                    "{{ vars }}",
+                    "{{ steps.first.output|default({}) }}",
+                )
+            ),
+            WHERE,
+        )
+    )
     out = value(ctx)
     assert out == {"a": "666", "b": before["data"], "c": ["x", "y"], "d": before["vars"],
                    "e": before["steps"]["first"]["output"]}
@@ -306,7 +324,7 @@ spec:
         - set: {x: "{%% set d = dict %%}{{ d.update(steps.first.output, {'total': 666}) }}{{ d.clear(vars) }}"}
   on_failure:
     emit: {type: seen, data: {first: "{{ steps.first.output }}", vars: "{{ vars }}", input: "{{ input }}"}}
-"""
+"""  # noqa: E501 (YAML kept as written)
 FORGE_AT_RUN_TIME = "{% set d = dict %}{{ d.clear(data) }}{{ d.update(data, {'n': 666, 'forged': true}) }}"
 FORGE_AS_REPORTED = "{{ dict.clear(data) }}{{ dict.update(data, {'n': 666, 'forged': True}) }}"
 ORIGINAL = {"n": 1, "tags": ["a"]}
@@ -328,7 +346,9 @@ def test_a_second_consumer_and_later_steps_see_the_original_event(meshctl, write
     dead = {d["consumer"]: d for d in map(json.loads, dlq.read_text().splitlines())}
     assert dead["route:forger"]["error"].startswith(f"{mesh}:25:10: SecurityError: templates cannot read "
                                                     "attributes of the global 'dict'")
-    assert dead["route:appender"]["error"].startswith(f"{mesh}:35:10: SecurityError: access to attribute 'append'")
+    assert dead["route:appender"]["error"].startswith(
+        f"{mesh}:35:10: SecurityError: access to attribute 'append'"
+    )
     assert dead["route:forger"]["event"]["data"] == ORIGINAL
 
 
@@ -336,8 +356,10 @@ def test_the_reported_template_is_a_validate_error_at_its_place(meshctl, write, 
     mesh = write(MESH % {"forge": FORGE_AS_REPORTED})
     result = meshctl("validate", mesh)
     assert result.exit_code == 1
-    assert f"{mesh}:25:10: error[template-syntax]: template error: 'dict' is a function that builds a new value" \
+    assert (
+        f"{mesh}:25:10: error[template-syntax]: template error: 'dict' is a function that builds a new value"
         in result.output
+    )
     events = tmp_path / "e.jsonl"
     events.write_text(json.dumps({"id": "p1", "type": "ping", "data": ORIGINAL}) + "\n")
     assert meshctl("run", mesh, "--events", events).exit_code == 1

@@ -42,12 +42,12 @@ PAYLOADS = {
     "repeat-nested": "{{ [data.text] * 100000 }}",
     "power-tower": "{{ 9 ** (9 ** 9) }}",
     "power-big": "{{ 2 ** 100000 }}",
-    "product-doubling": "{% set ns = namespace(x=2 ** 64) %}{% for i in range(40) %}{% set ns.x = ns.x * ns.x %}"
-                        "{% endfor %}",
-    "concat-doubling": "{% set ns = namespace(s=data.text) %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
-                       "{% endfor %}",
-    "plus-doubling": "{% set ns = namespace(s=data.items) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}"
-                     "{% endfor %}",
+    "product-doubling": "{% set ns = namespace(x=2 ** 64) %}{% for i in range(40) %}"
+    "{% set ns.x = ns.x * ns.x %}{% endfor %}",
+    "concat-doubling": "{% set ns = namespace(s=data.text) %}{% for i in range(40) %}"
+    "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "plus-doubling": "{% set ns = namespace(s=data.items) %}{% for i in range(40) %}"
+    "{% set ns.s = ns.s + ns.s %}{% endfor %}",
     "printf-width": "{{ '%999999999d' % 1 }}",
     "printf-star": "{{ '%*d' % (10**9, 1) }}",
     "format-filter": "{{ '%0999999999d'|format(1) }}",
@@ -68,9 +68,10 @@ PAYLOADS = {
     "nested-ranges": "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}",
     "nested-data-loops": "{% for a in data.items %}{% for b in data.items %}{% endfor %}{% endfor %}",
     "triple-loop": "{% for a in range(100) %}{% for b in range(100) %}{% for c in range(100) %}{{ '' }}"
-                   "{% endfor %}{% endfor %}{% endfor %}",
+    "{% endfor %}{% endfor %}{% endfor %}",
     "sort-in-loop": "{% for i in range(1000) %}{% if data.items|sort|first %}{% endif %}{% endfor %}",
-    "macro-fanout": "{% macro f(n) %}{% if n < 40 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}",
+    "macro-fanout": "{% macro f(n) %}{% if n < 40 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}"
+    "{{ f(0) }}",
     "recursive-loop": "{% for x in [1, 2] recursive %}{{ loop([1, 2]) }}{% endfor %}",
     "output-flood": "{% for i in range(100000) %}{{ data.text[:100] }}{% endfor %}",
 }
@@ -78,7 +79,8 @@ PAYLOADS = {
 
 STEPS = f"the template ran over its budget of {MAX_STEPS:,} steps"
 REFUSALS = {  # the check that stops each payload: the same one on every machine and every run
-    **dict.fromkeys(["repeat-str", "repeat-list", "repeat-data"], "repetition builds more than 100,000 items"),
+    **dict.fromkeys(["repeat-str", "repeat-list", "repeat-data"],
+                    "repetition builds more than 100,000 items"),
     "repeat-nested": "repetition would build more than 1,000,000 characters",
     **dict.fromkeys(["power-tower", "power-big"], "exponent "),
     "product-doubling": "the product is larger than 6400 bits",
@@ -86,12 +88,14 @@ REFUSALS = {  # the check that stops each payload: the same one on every machine
     "plus-doubling": "`+` builds more than 100,000 items",
     **dict.fromkeys(["printf-width", "printf-star", "format-filter"], "a `%` format takes its width"),
     "center": "center() would build", "indent": "indent() would build", "replace": "replace() would build",
-    "replace-method": "replace() would build", "join-filter": "join() would build", "join-method": "join() would build",
+    "replace-method": "replace() would build", "join-filter": "join() would build",
+            "join-method": "join() would build",
     "wordwrap": "wordwrap() would build", "batch": "batch(1000000000) is over the limit",
     "slice": "slice(1000000000) is over the limit", "sum-lists": "sum() adds numbers only",
     "tojson-indent": "tojson indent 1000000 is over the limit of 8",
     **dict.fromkeys(["range-1e6", "range-1e9"], "is over the limit of 100,000"),
-    **dict.fromkeys(["nested-ranges", "nested-data-loops", "triple-loop", "sort-in-loop", "macro-fanout"], STEPS),
+    **dict.fromkeys(["nested-ranges", "nested-data-loops", "triple-loop", "sort-in-loop", "macro-fanout"],
+                    STEPS),
     "recursive-loop": f"the template nests macro, block or recursive-loop calls more than {MAX_DEPTH} deep",
     "output-flood": "template output is longer than 1000000 characters",
 }

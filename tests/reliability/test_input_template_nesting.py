@@ -46,8 +46,9 @@ CHILD = textwrap.dedent("""
         rendered = ["value", repr(compile(TemplateString(text, where))({"data": {"n": 1, "a": 2}}))[:40]]
     except RenderError as exc:
         rendered = ["error", exc.detail, str(exc.loc)]
+    located = all(d.loc.line is not None and d.loc.col is not None for d in result.diagnostics)
     print(json.dumps({"codes": sorted({d.code for d in result.diagnostics if d.severity == "error"}),
-                      "located": all(d.loc.line is not None and d.loc.col is not None for d in result.diagnostics),
+                      "located": located,
                       "rendered": rendered, "seconds": time.perf_counter() - started}))
 """)
 
@@ -70,9 +71,11 @@ CASES: dict[str, tuple[str, str, bool]] = {  # name: (template, where it goes, c
     "not-500-when": ("not " * 500 + "data.n", "when", False),
     "compare-1000": (_sum(1_000, "<"), "data", False),
     "concat-1000": (_sum(1_000, "~"), "data", True),  # one flat node: fine
-    "list-sum-1000": ("{{ [" + ", ".join(["data.n"] * 1_000) + "]|sum }}", "data", True),  # what the error advises
+    # what the error advises
+    "list-sum-1000": ("{{ [" + ", ".join(["data.n"] * 1_000) + "]|sum }}", "data", True),
     f"parens-{MAX_BRACKETS}": ("{{ " + _nest(MAX_BRACKETS, "(", ")", "data.n") + " }}", "data", True),
-    f"parens-{MAX_BRACKETS + 1}": ("{{ " + _nest(MAX_BRACKETS + 1, "(", ")", "data.n") + " }}", "data", False),
+    f"parens-{MAX_BRACKETS + 1}": ("{{ " + _nest(MAX_BRACKETS + 1, "(", ")", "data.n") + " }}", "data",
+                                   False),
     "parens-1000": ("{{ " + _nest(1_000, "(", ")", "1") + " }}", "data", False),
     "parens-100000": ("{{ " + _nest(100_000, "(", ")", "1") + " }}", "data", False),
     "lists-1000": ("{{ " + _nest(1_000, "[", "]", "") + " }}", "data", False),
@@ -149,8 +152,10 @@ def test_validate_and_run_say_where_the_sum_is(terms, tmp_path):
         child = subprocess.run([sys.executable, "-c", "from cli import main; main()", *args],
                                capture_output=True, text=True, timeout=300)
         assert child.returncode == 1, child.stdout + child.stderr
-        assert f"{mesh}:19:10: error[template-too-complex]: template error: expressions and statements nest more " \
-               f"than {MAX_NESTING} levels deep" in child.stdout + child.stderr
+        assert (
+            f"{mesh}:19:10: error[template-too-complex]: template error: "
+            f"expressions and statements nest more than {MAX_NESTING} levels deep"
+        ) in child.stdout + child.stderr
 
 
 def _down(frames: int, action):

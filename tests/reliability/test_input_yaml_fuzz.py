@@ -32,8 +32,8 @@ TOKENS = [
     "&a ", "&b ", "*a", "*b", "<<: *a", "<<: [*a, *b]", "&a [*a]", "*undefined",
     # explicit tags, safe and not
     "!!int ", "!!float ", "!!bool ", "!!null ", "!!str ", "!!timestamp ", "!!binary ", "!!set ", "!!omap ",
-    "!!pairs ", "!!map ", "!!seq ", "!!merge ", "!!python/name:os.system ", "!!python/object/apply:os.system ",
-    "!local ", "!<tag:yaml.org,2002:str> ", "!e!x ",
+    "!!pairs ", "!!map ", "!!seq ", "!!merge ", "!!python/name:os.system ",
+    "!!python/object/apply:os.system ", "!local ", "!<tag:yaml.org,2002:str> ", "!e!x ",
     # directives
     "%YAML 1.1\n", "%YAML 1.2\n", "%YAML 9.9\n", "%TAG ! tag:x,2000:\n", "%TAG !e! tag:e,2000:\n",
     # YAML 1.1 surprises and odd scalars
@@ -52,8 +52,10 @@ TOKENS = [
 ]
 
 _token = st.sampled_from(TOKENS)
-_words = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=6)  # control characters come as tokens
-yamlish = st.lists(st.one_of(_token, _token, _token, _words), max_size=48).map("".join)  # three tokens to a word
+# control characters come as tokens
+_words = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=6)
+# three tokens to a word
+yamlish = st.lists(st.one_of(_token, _token, _token, _words), max_size=48).map("".join)
 
 
 def _outcome(text: str) -> tuple[int, int]:

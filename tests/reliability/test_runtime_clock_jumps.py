@@ -93,7 +93,10 @@ def test_retries_and_windows_never_fire_early_and_the_watermark_never_goes_back(
         assert any(o.kind == "late" for o in outputs) == (end <= before)
         late += end <= before
         assert all(o.end <= after for o in outputs if o.kind == "window")
-    windows = collections.Counter((e["data"]["key"], e["data"]["start"]) for e in emitted if e["type"] == "job.window")
-    assert max(windows.values()) == 1 and 0 < late < len(events)  # each window once, the rest closed at the end
+    windows = collections.Counter(
+        (e["data"]["key"], e["data"]["start"]) for e in emitted if e["type"] == "job.window"
+    )
+    # each window once, the rest closed at the end
+    assert max(windows.values()) == 1 and 0 < late < len(events)
     assert runtime.trace.counts["late_events"] == late
     assert sum(e["data"]["n"] for e in emitted if e["type"] == "job.window") + late == len(events)

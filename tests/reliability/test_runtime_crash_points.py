@@ -58,7 +58,9 @@ def test_every_crash_point_loses_nothing_and_commits_each_effect_once(tmp_path):
     emitted, dead = jsonl(clean["out"]), jsonl(clean["dlq"])
     done_per_job = collections.Counter(e["causationid"] for e in emitted if e["type"] == "job.done")
     dead_jobs = {d["event"]["id"] for d in dead}
-    lost = [f"job-{i}" for i in range(EVENTS) if f"job-{i}" not in done_per_job and f"job-{i}" not in dead_jobs]
+    lost = [
+        f"job-{i}" for i in range(EVENTS) if f"job-{i}" not in done_per_job and f"job-{i}" not in dead_jobs
+    ]
     assert lost == []
     assert max(done_per_job.values()) == 1 and not dead_jobs & set(done_per_job)
     assert len({e["id"] for e in emitted}) == len(emitted)

@@ -73,7 +73,8 @@ DAY = 24 * HOUR
 
 
 def redelivered_after(url: str, mesh, delay: float) -> tuple[collections.Counter, collections.Counter, dict]:
-    """Run `old`, close the store; a new process *delay* seconds of clock time later gets `old` again and `new`."""
+    """Run `old`, close the store; a new process *delay* seconds of clock time later gets `old` again
+    and `new`."""
     first: list[dict] = []
     store = open_store(url, mesh.retention)
     runtime = Runtime(mesh, store=store, on_emit=first.append)
@@ -92,16 +93,20 @@ def redelivered_after(url: str, mesh, delay: float) -> tuple[collections.Counter
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
-def test_durable_stores_recognise_a_redelivery_within_the_retention_after_a_restart(tmp_path, request, backend):
+def test_durable_stores_recognise_a_redelivery_within_the_retention_after_a_restart(
+    tmp_path, request, backend
+):
     url = f"sqlite:{tmp_path / 'run.db'}" if backend == "sqlite" else request.getfixturevalue("redis_url")
-    first, later, summary = redelivered_after(url, load(tmp_path / "mesh", MESH), 6 * DAY)  # the default keeps 7 days
+    # the default keeps 7 days
+    first, later, summary = redelivered_after(url, load(tmp_path / "mesh", MESH), 6 * DAY)
     assert first == {"old": 1} and later == {"new": 1}
     assert summary["duplicates"] == 1
 
 
 def test_a_durable_store_forgets_a_dedup_record_past_its_retention(tmp_path):
     """The documented limit: past `retention.dedup` (7 days by default) a redelivery is processed again."""
-    first, later, summary = redelivered_after(f"sqlite:{tmp_path / 'run.db'}", load(tmp_path / "mesh", MESH), 30 * DAY)
+    first, later, summary = redelivered_after(f"sqlite:{tmp_path / 'run.db'}", load(tmp_path / "mesh", MESH),
+                                              30 * DAY)
     assert first == {"old": 1} and later == {"old": 1, "new": 1}
     assert summary["duplicates"] == 0
 

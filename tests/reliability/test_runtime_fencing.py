@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 
-import pytest
 from runtime_harness import START, inputs, load
 
 from engine.core.eventtime import format as iso
@@ -71,7 +70,8 @@ def test_two_sessions_resuming_one_sqlite_run_do_not_both_commit(tmp_path):
         store.close()
 
     reader = SqliteStore(path)
-    journals = {name: collections.Counter(e["id"] for e in reader.records(name)) for name in ("input", "emitted")}
+    journals = {name: collections.Counter(e["id"] for e in reader.records(name))
+                for name in ("input", "emitted")}
     reader.close()
     assert outcomes == ["committed", "fenced"]
     assert [sorted(set(j.values())) for j in journals.values()] == [[1], [1]]

@@ -31,10 +31,12 @@ def test_a_run_killed_five_times_recovers_with_identical_outputs(tmp_path):
     events = write_events(tmp_path / "events.jsonl", generate(EVENTS, seed=7))
     common = ["run", MESH, "--events", events, "--checkpoint-every=50", "--format=json"]
     meshctl(*common, f"--store=sqlite:{tmp_path / 'clean.db'}", *outputs(tmp_path / "clean"))
-    crashed = run_with_sigkills([*common, f"--store=sqlite:{tmp_path / 'killed.db'}", *outputs(tmp_path / "killed")],
+    crashed = run_with_sigkills([*common, f"--store=sqlite:{tmp_path / 'killed.db'}",
+                                 *outputs(tmp_path / "killed")],
                                 tmp_path / "killed.db", kills=KILLS, rng=random.Random(7), total=EVENTS)
 
     assert crashed["kills"] == KILLS and crashed["starts"] == KILLS + 1
     assert output_texts(tmp_path / "killed") == output_texts(tmp_path / "clean")
     assert len(crashed["recoveries"]) == KILLS
-    print({"test": "T02", "recovery_s": crashed["recoveries"]})  # a figure to read, not a bound: no timed asserts
+    # a figure to read, not a bound: no timed asserts
+    print({"test": "T02", "recovery_s": crashed["recoveries"]})

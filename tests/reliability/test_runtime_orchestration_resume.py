@@ -117,9 +117,9 @@ def test_resumed_sagas_do_not_rerun_committed_steps_and_decide_the_same(tmp_path
     events = write_events(tmp_path / "events.jsonl", orders(300))
 
     def run(name: str, *extra, **env):
-        return meshctl("run", mesh, "--events", events, f"--store=sqlite:{tmp_path / name}.db", "--checkpoint-every=7",
-                       "--format=json", *outputs(tmp_path / name), *extra, check=False,
-                       MESHCTL_EFFECT_LOG=str(tmp_path / f"{name}.log"), **env)
+        return meshctl("run", mesh, "--events", events, f"--store=sqlite:{tmp_path / name}.db",
+                       "--checkpoint-every=7", "--format=json", *outputs(tmp_path / name), *extra,
+                       check=False, MESHCTL_EFFECT_LOG=str(tmp_path / f"{name}.log"), **env)
 
     assert run("clean").returncode == 0
     crashes = []  # (log length at the crash, steps settled in the store then)
@@ -137,6 +137,7 @@ def test_resumed_sagas_do_not_rerun_committed_steps_and_decide_the_same(tmp_path
 
     clean = collections.Counter((r["id"], r["name"]) for r in read_log(tmp_path / "clean.log"))
     killed = collections.Counter((r["id"], r["name"]) for r in log)
-    assert not clean - killed and sum((killed - clean).values()) > 0  # repeats exist, and are not committed steps
+    # repeats exist, and are not committed steps
+    assert not clean - killed and sum((killed - clean).values()) > 0
     statuses = collections.Counter(s["status"] for s in run_states(tmp_path / "clean.db").values())
     assert statuses == {"completed": 225, "compensated": 75}

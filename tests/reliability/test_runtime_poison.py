@@ -33,14 +33,14 @@ spec:
     - on: job.submitted
       name: perform
       delivery:
-        retry: {max_attempts: 4, backoff: exponential, initial: 1s, multiplier: 2, max_delay: 8s, jitter: full,
-                non_retryable: [Fatal]}
+        retry: {max_attempts: 4, backoff: exponential, initial: 1s, multiplier: 2, max_delay: 8s,
+                jitter: full, non_retryable: [Fatal]}
         dead_letter: poison-q
       do: {call: {python: "effects:perform"}}
 """
 MAX_ATTEMPTS, CAP = 4, 8.0
-EXPECTED = {"poison": ("retries-exhausted", MAX_ATTEMPTS, "ValueError"), "fatal": ("non-retryable", 1, "Fatal"),
-            "refused": ("non-retryable", 1, "Refused")}
+EXPECTED = {"poison": ("retries-exhausted", MAX_ATTEMPTS, "ValueError"),
+            "fatal": ("non-retryable", 1, "Fatal"), "refused": ("non-retryable", 1, "Refused")}
 
 
 def traffic(n: int, seed: int) -> list[dict]:

@@ -58,22 +58,32 @@ def test_redriving_twice_processes_each_dead_letter_once(tmp_path, monkeypatch, 
     originals = [dict(e, data={**e["data"], "kind": "poison" if i % 25 == 0 else "ok"})
                  for i, e in enumerate(jobs(EVENTS, seed=6))]
     events = write_events(tmp_path / "events.jsonl", originals)
-    source = ["--dlq", tmp_path / "dlq.jsonl"] if where == "dlq-file" else ["--store", f"sqlite:{tmp_path / 'run.db'}"]
+    source = (
+        ["--dlq", tmp_path / "dlq.jsonl"]
+        if where == "dlq-file"
+        else ["--store", f"sqlite:{tmp_path / 'run.db'}"]
+    )
     destination = ["--dlq-out", tmp_path / "dlq.jsonl"] if where == "dlq-file" else source
 
     failed = meshctl("run", mesh, "--events", events, OUTAGE, *destination, "--format=json")
     assert json.loads(failed.output)["dead_lettered"] == EVENTS and read_log(log) == []
     replays = []
     for n in (1, 2):
-        result = meshctl("dlq", "replay", mesh, *source, "--output", tmp_path / f"replay{n}.jsonl", "--format=json")
+        result = meshctl("dlq", "replay", mesh, *source, "--output", tmp_path / f"replay{n}.jsonl",
+                         "--format=json")
         assert result.exit_code == 0, result.output
         replays.append(json.loads(result.output))
 
     poison = {e["id"] for e in originals if e["data"]["kind"] == "poison"}
     assert [r["replayed"] for r in replays] == [EVENTS, len(poison)]  # the second finds only the poison
     assert [r["still_dead"] for r in replays] == [len(poison)] * 2
-    done = [[json.loads(line) for line in (tmp_path / f"replay{n}.jsonl").read_text().splitlines()] for n in (1, 2)]
-    assert sorted(e["causationid"] for e in done[0]) == sorted(e["id"] for e in originals if e["id"] not in poison)
+    done = [
+        [json.loads(line) for line in (tmp_path / f"replay{n}.jsonl").read_text().splitlines()]
+        for n in (1, 2)
+    ]
+    assert sorted(e["causationid"] for e in done[0]) == sorted(
+        e["id"] for e in originals if e["id"] not in poison
+    )
     assert done[1] == []
 
     invoked = collections.Counter((r["name"], r["id"]) for r in read_log(log))
@@ -84,4 +94,6 @@ def test_redriving_twice_processes_each_dead_letter_once(tmp_path, monkeypatch, 
 
     left = json.loads(meshctl("dlq", "list", *source, "--format=json").output)
     assert sorted(r["event"]["id"] for r in left) == sorted(poison)
-    assert {(r["reason"], r["attempts"], r["error_type"]) for r in left} == {("retries-exhausted", 3, "ValueError")}
+    assert {(r["reason"], r["attempts"], r["error_type"]) for r in left} == {
+        ("retries-exhausted", 3, "ValueError")
+    }

@@ -39,8 +39,8 @@ spec:
   subscriptions:
     - on: tick
       delivery:
-        retry: {{max_attempts: {ATTEMPTS}, backoff: {backoff}, initial: {INITIAL:g}s, multiplier: {MULTIPLIER:g},
-                max_delay: {CAP:g}s, jitter: {jitter}}}
+        retry: {{max_attempts: {ATTEMPTS}, backoff: {backoff}, initial: {INITIAL:g}s,
+                multiplier: {MULTIPLIER:g}, max_delay: {CAP:g}s, jitter: {jitter}}}
       do: {{fail: {{error: Unavailable}}}}
 """
 

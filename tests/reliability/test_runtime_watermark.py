@@ -83,7 +83,8 @@ def batch(events: list[dict]) -> dict:
     for event in sorted(events, key=lambda e: parse_time(e["time"])):
         start = math.floor(parse_time(event["time"]) / SIZE) * SIZE
         groups[(event["data"]["sensor"], iso(start), iso(start + SIZE))].append(event["data"]["value"])
-    return {window: {"n": len(v), "total": sum(v), "low": min(v), "high": max(v)} for window, v in groups.items()}
+    return {window: {"n": len(v), "total": sum(v), "low": min(v), "high": max(v)} for window,
+            v in groups.items()}
 
 
 @pytest.mark.parametrize("late", ["{dead_letter: late-readings}", "{emit: {type: reading.late}}"])

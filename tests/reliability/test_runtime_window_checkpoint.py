@@ -81,7 +81,7 @@ spec:
     total: {sum: data.value}
   emit: {type: reading.burst}
   late: {emit: {type: reading.late}}
-"""
+"""  # noqa: E501 (YAML kept as written)
 EVENTS = 3000
 
 
@@ -113,6 +113,9 @@ def test_windows_after_random_kills_equal_a_run_without_failure(tmp_path, seed):
     assert output_texts(tmp_path / "killed", trace=False) == clean
     windows = [e for e in jsonl(clean["out"]) if e["type"] in ("reading.window", "reading.burst")]
     late = jsonl(clean["dlq"]) + [e for e in jsonl(clean["out"]) if e["type"] == "reading.late"]
-    assert sum(w["data"]["n"] for w in windows if w["type"] == "reading.window") + len(jsonl(clean["dlq"])) == EVENTS
+    assert (
+        sum(w["data"]["n"] for w in windows if w["type"] == "reading.window") + len(jsonl(clean["dlq"]))
+        == EVENTS
+    )
     assert {w["type"] for w in windows} == {"reading.window", "reading.burst"}
     assert len(late) > 0  # the input does exercise both ways of routing late events

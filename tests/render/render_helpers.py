@@ -36,7 +36,8 @@ def replicated(records: list[dict], copies: int) -> list[dict]:
 
     start = eventtime.parse_or_none(records[0]["t"])
     span = eventtime.parse_or_none(records[-1]["t"]) - start + 60
-    names = {v for r in records for k, v in r.items() if k in ("event", "cause", "run") and isinstance(v, str)}
+    names = {v for r in records for k,
+             v in r.items() if k in ("event", "cause", "run") and isinstance(v, str)}
     out = []
     for copy in range(copies):
         for r in records:

@@ -35,9 +35,11 @@ def test_same_input_same_bytes(shop_flow):
 @pytest.mark.slow
 def test_same_bytes_across_processes_and_hash_seeds():
     """Set or dict-of-set iteration anywhere would show up as a different hash seed's output."""
-    code = ("import sys; sys.path.insert(0, 'tests/render'); from render_helpers import SHOP, views_of; "
-            "from engine.render import render; import hashlib; "
-            "print(hashlib.sha256(''.join(render(v, 'svg') for _, v in views_of(SHOP)).encode()).hexdigest())")
+    code = (
+        "import sys; sys.path.insert(0, 'tests/render'); from render_helpers import SHOP, views_of; "
+        "from engine.render import render; import hashlib; "
+        "print(hashlib.sha256(''.join(render(v, 'svg') for _, v in views_of(SHOP)).encode()).hexdigest())"
+    )
     outs = {subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
     assert len(outs) == 1
@@ -82,13 +84,19 @@ def test_a_service_is_one_box_in_one_column(shop_flow):
         members = [lay.boxes[n.id] for n in shop_flow.nodes if n.group == piece.name]
         assert len({b.layer for b in members}) == 1
         for b in members:
-            assert piece.x < b.x and b.x + b.w < piece.x + piece.w and piece.y < b.y and b.y + b.h < piece.y + piece.h
+            assert (
+                piece.x < b.x
+                and b.x + b.w < piece.x + piece.w
+                and piece.y < b.y
+                and b.y + b.h < piece.y + piece.h
+            )
 
 
 def test_long_edges_route_through_every_layer_they_cross():
     nodes = ["a", "b", "c", "d"]
     sizes = {n: (60.0, 30.0) for n in nodes}
-    lay = layered_layout(nodes, sizes, [EdgeSpec("a", "b"), EdgeSpec("b", "c"), EdgeSpec("c", "d"), EdgeSpec("a", "d")])
+    lay = layered_layout(nodes, sizes, [EdgeSpec("a", "b"), EdgeSpec("b", "c"), EdgeSpec("c", "d"),
+                                        EdgeSpec("a", "d")])
     assert [lay.boxes[n].layer for n in nodes] == [0, 1, 2, 3]
     long_route = lay.routes[3].points
     for crossed in (lay.boxes["b"], lay.boxes["c"]):  # a straight run beside the box, across its column

@@ -106,7 +106,11 @@ def test_orchestration_view_steps_badges_and_edges(shop_saga):
     assert {(s, d) for (s, d), e in edges.items() if e.kind == "success"} == {
         ("step:pack_lines", "end:on_success"), ("step:audit", "end:on_success")}
     # any step can fail, not only the last ones
-    assert [s for (s, d), e in edges.items() if e.kind == "failure"] == ["step:reserve", "step:pack_lines", "step:audit"]
+    assert [s for (s, d), e in edges.items() if e.kind == "failure"] == [
+        "step:reserve",
+        "step:pack_lines",
+        "step:audit",
+    ]
 
 
 def test_circuit_breakers_are_badges_in_every_format(shop_flow):
@@ -117,7 +121,9 @@ def test_circuit_breakers_are_badges_in_every_format(shop_flow):
 
 
 def test_compensation_is_dashed_in_text_formats(shop_saga):
-    assert "n_step_pack_lines -.->|\"undo: emit stock.released\"| n_step_reserve" in render(shop_saga, "mermaid")
+    assert "n_step_pack_lines -.->|\"undo: emit stock.released\"| n_step_reserve" in render(
+        shop_saga, "mermaid"
+    )
     assert "style=dashed" in render(shop_saga, "dot")
 
 

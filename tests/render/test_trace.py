@@ -36,8 +36,19 @@ def saga(saga_records):
 
 
 def deliveries(n: int) -> list[dict]:
-    return [{"seq": i + 1, "t": f"2024-05-01T10:00:{i % 60:02d}Z", "kind": "deliver", "event": f"e{i}",
-             "type": "tick", "from": "ingress", "consumer": "service:clock/tick", "attempt": 1} for i in range(n)]
+    return [
+        {
+            "seq": i + 1,
+            "t": f"2024-05-01T10:00:{i % 60:02d}Z",
+            "kind": "deliver",
+            "event": f"e{i}",
+            "type": "tick",
+            "from": "ingress",
+            "consumer": "service:clock/tick",
+            "attempt": 1,
+        }
+        for i in range(n)
+    ]
 
 
 def svg_root(view):
@@ -45,8 +56,11 @@ def svg_root(view):
 
 
 def items_of(root, style: str | None = None):
-    return [g for g in root.iter(f"{SVG}g")
-            if g.get("class", "").startswith("item ") and (style is None or g.get("class") == f"item {style}")]
+    return [
+        g
+        for g in root.iter(f"{SVG}g")
+        if g.get("class", "").startswith("item ") and (style is None or g.get("class") == f"item {style}")
+    ]
 
 
 def texts(element) -> list[str]:
@@ -84,8 +98,8 @@ def test_lanes_are_the_participants_in_order_of_first_appearance(saga):
 
 
 def test_lanes_are_those_of_the_drawn_items_only():
-    records = deliveries(3) + [{"seq": 4, "t": "2024-05-01T10:00:04Z", "kind": "deliver", "event": "x", "type": "t",
-                                "from": "ingress", "consumer": "route:late", "attempt": 1}]
+    records = deliveries(3) + [{"seq": 4, "t": "2024-05-01T10:00:04Z", "kind": "deliver", "event": "x",
+                                "type": "t", "from": "ingress", "consumer": "route:late", "attempt": 1}]
     view = trace_view(records, "t", limit=3)
     assert [p.id for p in view.participants] == ["ingress", "service:clock"]
     assert [p.id for p in view.lanes] == ["ingress", "service:clock", "route:late"]
@@ -94,8 +108,10 @@ def test_lanes_are_those_of_the_drawn_items_only():
 
 def test_steps_are_drawn_on_their_orchestrations_lifeline():
     base = {"t": "2024-05-01T10:00:00Z", "event": "e1"}
-    records = [base | {"seq": 1, "kind": "call", "consumer": "orchestration:o/charge", "target": "python:m:f"},
-               base | {"seq": 2, "kind": "retry", "consumer": "orchestration:o/charge", "attempt": 1, "delay": 2}]
+    records = [base | {"seq": 1, "kind": "call", "consumer": "orchestration:o/charge",
+                       "target": "python:m:f"},
+               base | {"seq": 2, "kind": "retry", "consumer": "orchestration:o/charge", "attempt": 1,
+                       "delay": 2}]
     view = trace_view(records, "t")
     assert [p.id for p in view.participants] == ["orchestration:o"]
     assert {i.src for i in view.items} == {"orchestration:o"}
@@ -156,7 +172,8 @@ def test_runs_one_after_another_carry_no_tag_but_name_their_event():
         records += [base | {"seq": 4 * n + 1, "kind": "run-start", "run": run, "event": run[2:4]},
                     base | {"seq": 4 * n + 2, "kind": "step-start", "run": run, "step": "a", "attempt": 1},
                     base | {"seq": 4 * n + 3, "kind": "step-done", "run": run, "step": "a"},
-                    base | {"seq": 4 * n + 4, "kind": "run-end", "run": run, "event": run[2:4], "status": "completed"}]
+                    base | {"seq": 4 * n + 4, "kind": "run-end", "run": run, "event": run[2:4],
+                            "status": "completed"}]
     assert [i.label for i in trace_view(records, "t").items] == [
         "▶ run e1", "a ✓", "run e1 completed", "▶ run e2", "a ✓", "run e2 completed"]
 
@@ -172,7 +189,16 @@ def test_unfinished_step_and_interleaved_runs_are_told_apart():
 
 
 def test_time_offsets_are_shown_where_they_change(saga):
-    assert [i.time for i in saga.items if i.time] == ["+0s", "+0.25s", "+0.5s", "+2s", "+2.1s", "+6s", "+12s", "+1m00s"]
+    assert [i.time for i in saga.items if i.time] == [
+        "+0s",
+        "+0.25s",
+        "+0.5s",
+        "+2s",
+        "+2.1s",
+        "+6s",
+        "+12s",
+        "+1m00s",
+    ]
     assert [fmt_offset(s) for s in (0, 1.5, 12, 125, 3725)] == ["+0s", "+1.5s", "+12s", "+2m05s", "+1h02m"]
 
 
@@ -188,13 +214,17 @@ def test_long_pauses_are_compressed_and_marked():
     view = trace_view(gapped(3600), "t")
     assert [i.jump for i in view.items] == ["", "", "1h00m", ""]
     assert [i.time for i in view.items] == ["+0s", "+0.5s", "+1h00m", ""]
-    assert "Note over p_ingress,p_service_clock: ≈ 1h00m later (time compressed)" in render_trace(view, "mermaid")
+    assert "Note over p_ingress,p_service_clock: ≈ 1h00m later (time compressed)" in render_trace(
+        view, "mermaid"
+    )
     root = svg_root(view)
     assert "≈ 1h00m later (time compressed)" in texts(root)
     # An hour costs the diagram what 10 seconds do: one thin band, no blank screen.
     assert root.get("height") == svg_root(trace_view(gapped(10), "t")).get("height")
     short = svg_root(trace_view(gapped(COMPRESS_AFTER - 1.5), "t"))  # under the threshold: no band
-    assert "time compressed" not in " ".join(texts(short)) and float(short.get("height")) < float(root.get("height"))
+    assert "time compressed" not in " ".join(texts(short)) and float(short.get("height")) < float(
+        root.get("height")
+    )
 
 
 def test_threads_follow_causes_and_runs(saga, saga_records):
@@ -211,7 +241,8 @@ def test_a_rejected_input_is_drawn_refused_at_the_ingress():
     records = [{"seq": 1, "t": "2024-05-01T10:00:00Z", "kind": "ingest", "event": None, "type": None,
                 "rejected": "schema-invalid"},
                {"seq": 2, "t": "2024-05-01T10:00:00Z", "kind": "dead-letter", "event": None, "type": None,
-                "consumer": "mesh", "reason": "schema-invalid", "attempts": 0, "error": "BadInput: x", "queue": "dlq"}]
+                "consumer": "mesh", "reason": "schema-invalid", "attempts": 0, "error": "BadInput: x",
+                "queue": "dlq"}]
     view = trace_view(records, "t")
     assert [(i.style, i.label) for i in view.items] == [("rejected", "✗ input (schema-invalid)"),
                                                         ("dead-letter", "schema-invalid")]
@@ -276,7 +307,9 @@ def page_json(html: str) -> dict:
 def test_html_is_self_contained_with_every_record(saga, saga_records):
     html = render_trace(saga, "html")
     assert html.startswith("<!DOCTYPE html>")
-    without_ns = html.replace('xmlns="http://www.w3.org/2000/svg"', "").replace('"http://www.w3.org/2000/svg"', "")
+    without_ns = html.replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
+        '"http://www.w3.org/2000/svg"', ""
+    )
     assert not re.search(r"https?:", without_ns)
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*//""", without_ns)
     assert "<link" not in html and "@import" not in html and " src=" not in html
@@ -306,7 +339,9 @@ def test_long_traces_are_cut_with_a_visible_note():
     records = deliveries(MAX_ITEMS + 100)
     view = trace_view(records, "long")
     assert len(view.items) == MAX_ITEMS and view.hidden == 100
-    assert "Note over p_ingress,p_service_clock: … 100 more records (see table)" in render_trace(view, "mermaid")
+    assert "Note over p_ingress,p_service_clock: … 100 more records (see table)" in render_trace(
+        view, "mermaid"
+    )
     root = svg_root(view)
     assert len(items_of(root)) == MAX_ITEMS
     assert "… 100 more records (see table)" in texts(root)

@@ -16,7 +16,8 @@ SCORE = "service:score-service/score.recorded"
 
 def run(meshctl, tmp_path, mesh: str, events, *extra) -> tuple[dict, list[dict]]:
     trace = tmp_path / f"{mesh}.trace.jsonl"
-    result = meshctl("run", WORKFLOWS / mesh, "--events", events, "--trace", trace, "--format", "json", *extra)
+    result = meshctl("run", WORKFLOWS / mesh, "--events", events, "--trace", trace, "--format", "json",
+                     *extra)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), load_trace(str(trace))
 

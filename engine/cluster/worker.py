@@ -24,7 +24,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..commands.runs import reinject
 from ..core import eventjson, eventtime
 from ..core.deadletter import DeadLetter
 from ..core.identity import identity
@@ -100,9 +99,9 @@ class Worker:
                           faults=options.faults, max_hops=options.max_hops, trace=self.trace)
         self.outbox = Outbox(self.rt.clock)
         self.rt.scheduler = self.outbox
-        self.rt._tasks[REDRIVE] = lambda record: self.rt.redeliver(DeadLetter.from_dict(record))
-        self.rt._tasks[RUN_REDRIVE] = lambda task: self._redrive_run(task["run"])
-        self.rt._tasks[REPLAY] = lambda task: reinject(self.rt, task["event"], task["to"])
+        self.rt.register_task(REDRIVE, lambda record: self.rt.redeliver(DeadLetter.from_dict(record)))
+        self.rt.register_task(RUN_REDRIVE, lambda task: self._redrive_run(task["run"]))
+        self.rt.register_task(REPLAY, lambda task: self.rt.reinject(task["event"], task["to"]))
         store.tracking = True
         self.lanes = [INPUT] + [f"stream:{name}" for name in mesh.streams]
         self.queues.ensure_groups(self.lanes + ["tasks"])
@@ -276,7 +275,7 @@ class Worker:
             event = payload.get("event") or payload.get("delivery", {}).get("event") or {"task": kind, **payload}
             self._poison(payload.get("consumer", MESH), event, entry.deliveries, "dlq")
         else:
-            self.rt._dispatch(kind, payload)
+            self.rt.dispatch(kind, payload)
 
     def _attempt_after_loss(self, d: dict, deliveries: int) -> None:
         """A delivery whose attempt was handed out before and never finished: each earlier
@@ -288,19 +287,19 @@ class Worker:
             if deliveries > self.options.max_deliveries:
                 self.store.mark_done(identity(d["event"]), consumer.id, self.rt.clock.now())
                 self._poison(consumer.id, d["event"], deliveries, consumer.policy.queue)
-                self.rt._settle(d)
+                self.rt.settle(d)
             else:
-                self.rt._dispatch("attempt", d)
+                self.rt.dispatch("attempt", d)
             return
         number = d["number"] + deliveries - 1
         if number <= consumer.policy.retry.max_attempts:
-            self.rt._dispatch("attempt", {**d, "number": number})
+            self.rt.dispatch("attempt", {**d, "number": number})
             return
         self.store.mark_done(identity(d["event"]), consumer.id, self.rt.clock.now())
         self.rt.dead_letter(consumer.id, d["event"], "retries-exhausted", "WorkerLost",
                             f"the worker running the attempt stopped before finishing it, {deliveries - 1} time(s)",
                             attempts=number - 1, first=d["first"], queue=consumer.policy.queue)
-        self.rt._settle(d)
+        self.rt.settle(d)
 
     def _poison(self, consumer: str, event: Any, deliveries: int, queue: str) -> None:
         self.rt.dead_letter(consumer, event, "retries-exhausted", "WorkerLost",

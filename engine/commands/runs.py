@@ -436,7 +436,7 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
                                                                                 for e in copies])}
     with _session(mesh, store, options) as runtime:
         for event in copies:
-            reinject(runtime, event, query.to)
+            runtime.reinject(event, query.to)
     return {"selected": len(events), **aged, **runtime.session_summary}
 
 
@@ -446,17 +446,6 @@ def archive_aged_out(store, query: ArchiveQuery) -> dict:
     if before is None or (query.since is not None and query.since >= before):
         return {}
     return {"aged_out": iso(before)}
-
-
-def reinject(runtime, event: dict, to: str | None) -> None:
-    """Publish a replayed copy of an archived event (to one consumer only if *to*)."""
-    runtime.trace.count("events_in")
-    runtime.trace.record(runtime.clock.now(), "ingest", event=event["id"], type=event["type"],
-                         replayof=event["replayof"])
-    if to is None:
-        runtime.publish(event, "replay")
-    else:
-        runtime.route(event, "replay", runtime.targets_of(to))
 
 
 def list_runs(store_url: str) -> list[dict]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from ..core.identity import identity
 from ..core.identity import run_id as name_run
@@ -24,10 +24,8 @@ from ..language.templates import RenderError, compile_condition, compile_string
 from . import retry as retry_delays
 from .actions import ActionFailed, Attempt, compile_actions, run_actions
 from .consumers import resolve_policy
+from .ports import Host
 from .retry import NO_RETRY
-
-if TYPE_CHECKING:
-    from .interpreter import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +51,9 @@ _NONE = {"status": None}  # a need naming no step of the run (validate refuses i
 
 
 class Orchestrator:
-    def __init__(self, runtime: "Runtime"):
+    def __init__(self, runtime: Host):
         self.rt = runtime
+        self._fast = runtime.fast_paths  # False: advance by full passes, every context with `steps`
         self._steps: dict[str, dict[str, CompiledStep]] = {}
         self._ends: dict[str, tuple[list, list]] = {}
         self._plans: dict[str, list[tuple[str, tuple[str, ...], CompiledStep]]] = {}
@@ -65,7 +64,8 @@ class Orchestrator:
                 s.id: CompiledStep(s, compile_actions(s.actions, tools), compile_actions(s.compensate, tools),
                                    compile_condition(s.when) if s.when else None,
                                    compile_string(s.foreach) if s.foreach else None,
-                                   resolve_policy(runtime.mesh, s.retry, NO_RETRY), _reads_steps(s))
+                                   resolve_policy(runtime.mesh, s.retry, NO_RETRY),
+                                   _reads_steps(s) or not runtime.fast_paths)
                 for s in orch.steps}
             self._ends[orch.name] = (compile_actions(orch.on_success, tools), compile_actions(orch.on_failure, tools))
             # per step in declaration order: what it needs, as names (read on every advance of every run)
@@ -117,7 +117,8 @@ class Orchestrator:
         """
         plan, steps = self._plans[run["orchestration"]], run["steps"]
         dependents = self._dependents[run["orchestration"]]
-        passing = list(range(len(plan))) if ended is None else sorted({i for e in ended for i in dependents[e]})
+        passing = list(range(len(plan))) if ended is None or not self._fast else \
+            sorted({i for e in ended for i in dependents[e]})
         while passing and run["status"] == "running":
             later: set[int] = set()  # made ready by a step that ended at once, declared before it
             queued = set(passing)

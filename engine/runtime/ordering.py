@@ -13,13 +13,11 @@ timers are scheduled tasks, so resequencing survives a crash like everything els
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from ..language import model as m
-
-if TYPE_CHECKING:
-    from .consumers import Consumer
-    from .interpreter import Runtime
+from .consumers import Consumer
+from .ports import Host
 
 _MISSING = object()
 
@@ -34,13 +32,13 @@ def field(event: dict, path: str) -> Any:
 
 
 class Resequencer:
-    def __init__(self, runtime: "Runtime"):
+    def __init__(self, runtime: Host):
         self.rt = runtime
 
     def tasks(self) -> dict[str, Callable[[dict], None]]:
         return {"order-gap": self._gap_expired}
 
-    def offer(self, event: dict, consumer: "Consumer", producer: str) -> None:
+    def offer(self, event: dict, consumer: Consumer, producer: str) -> None:
         """Buffer the event under its key and release whatever is next in line."""
         ordering: m.Ordering = consumer.element.ordering
         key, seq = field(event, ordering.key), field(event, ordering.sequence)
@@ -65,20 +63,20 @@ class Resequencer:
         self._release(consumer, key, state)
 
     # --- internals ---------------------------------------------------------------------
-    def _state_key(self, consumer: "Consumer", key: Any) -> str:
+    def _state_key(self, consumer: Consumer, key: Any) -> str:
         return f"order:{consumer.id}:{json.dumps(key, sort_keys=True)}"
 
-    def _state(self, consumer: "Consumer", key: Any) -> dict:
+    def _state(self, consumer: Consumer, key: Any) -> dict:
         state = self.rt.store.get_state(self._state_key(consumer, key))
         if state is None:
             state = {"expected": consumer.element.ordering.start, "buffer": {}, "gaps": [], "busy": False,
                      "timer": None}
         return state
 
-    def _save(self, consumer: "Consumer", key: Any, state: dict) -> None:
+    def _save(self, consumer: Consumer, key: Any, state: dict) -> None:
         self.rt.store.put_state(self._state_key(consumer, key), state)
 
-    def _too_old(self, event: dict, consumer: "Consumer", seq: int, state: dict) -> None:
+    def _too_old(self, event: dict, consumer: Consumer, seq: int, state: dict) -> None:
         if any(low <= seq <= high for low, high in state["gaps"]):
             self.rt.dead_letter(consumer.id, event, "late-event", "SequenceGapClosed",
                                 f"sequence {seq} arrived after its gap was given up", queue=consumer.policy.queue)
@@ -87,7 +85,7 @@ class Resequencer:
         self.rt.trace.record(self.rt.clock.now(), "filtered", event=event["id"], type=event["type"],
                              consumer=consumer.id, why="duplicate-sequence")
 
-    def _release(self, consumer: "Consumer", key: Any, state: dict) -> None:
+    def _release(self, consumer: Consumer, key: Any, state: dict) -> None:
         expected = str(state["expected"])
         if not state["busy"] and expected in state["buffer"]:
             entry = state["buffer"].pop(expected)

@@ -14,7 +14,7 @@ from typing import Sequence
 from ..language.patterns import PatternIndex
 from .consumers import Consumer
 
-SCAN_UPTO = 2  # patterns tested one by one up to this many: the index's fixed cost is higher
+SCAN_UPTO = 2  # patterns tested one by one up to this many: the index's fixed cost is higher (a shortcut)
 
 
 class Targets:
@@ -22,12 +22,14 @@ class Targets:
 
     __slots__ = ("consumers", "patterned", "_free", "_index")
 
-    def __init__(self, consumers: Sequence[Consumer]) -> None:
+    def __init__(self, consumers: Sequence[Consumer], scan_upto: int | None = None) -> None:
+        """*scan_upto*: test up to this many patterns one by one rather than with the index
+        (None: :data:`SCAN_UPTO`; 0: always the index, the general path)."""
         self.consumers = tuple(consumers)
         self.patterned = tuple(c for c in self.consumers if c.pattern is not None)
         self._free = tuple(i for i, c in enumerate(self.consumers) if c.pattern is None)
         self._index: PatternIndex | None = None
-        if len(self.patterned) > SCAN_UPTO:
+        if len(self.patterned) > (SCAN_UPTO if scan_upto is None else scan_upto):
             self._index = PatternIndex()
             for position, consumer in enumerate(self.consumers):
                 if consumer.pattern is not None:
@@ -64,11 +66,11 @@ def by_type(consumers: Sequence[Consumer]) -> dict[str, list[Consumer]]:
     return out
 
 
-def by_service(consumers: Sequence[Consumer]) -> dict[tuple[str, str], Targets]:
+def by_service(consumers: Sequence[Consumer], scan_upto: int | None = None) -> dict[tuple[str, str], Targets]:
     """Per (service, event type): the service's subscriptions to the type, for routes that
-    deliver straight to the service."""
+    deliver straight to the service (*scan_upto* as for :class:`Targets`)."""
     grouped: dict[tuple[str, str], list[Consumer]] = {}
     for consumer in consumers:
         if consumer.kind == "subscription":
             grouped.setdefault((consumer.element.service, consumer.types[0]), []).append(consumer)
-    return {key: Targets(subscriptions) for key, subscriptions in grouped.items()}
+    return {key: Targets(subscriptions, scan_upto) for key, subscriptions in grouped.items()}

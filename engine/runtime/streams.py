@@ -2,24 +2,22 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from ..core import eventtime
 from ..language import model as m
 from ..language.templates import compile_value
 from .actions import Attempt
 from .events import derive
-
-if TYPE_CHECKING:
-    from .interpreter import Runtime
+from .ports import Host
+from .windows import WindowOperator, window_data
 
 
 class StreamRunner:
-    def __init__(self, runtime: "Runtime"):
-        from .windows import WindowOperator
-
+    def __init__(self, runtime: Host, fast_paths: bool = True):
         self.rt = runtime
-        self.operators = {s.name: WindowOperator(s) for s in runtime.mesh.streams.values()}
+        self.fast_paths = fast_paths  # False: the window operators count without their shortcuts
+        self.operators = {s.name: WindowOperator(s, fast_paths) for s in runtime.mesh.streams.values()}
         self._data = {s.name: compile_value(s.emit_data) for s in runtime.mesh.streams.values() if s.emit_data}
 
     def handler(self, stream: m.Stream) -> Callable[[Attempt], None]:
@@ -61,10 +59,8 @@ class StreamRunner:
         return {name: operator.state() for name, operator in self.operators.items()}
 
     def restore(self, state: dict) -> None:
-        from .windows import WindowOperator
-
         for name, snap in state.items():
-            self.operators[name] = WindowOperator.restore(self.rt.mesh.streams[name], snap)
+            self.operators[name] = WindowOperator.restore(self.rt.mesh.streams[name], snap, self.fast_paths)
 
     def effects(self) -> dict[str, Callable[[dict], None]]:
         return {"window-closed": self._closed}
@@ -86,9 +82,3 @@ class StreamRunner:
                 parent = {"id": window, "source": consumer, "correlationid": window}
                 self.rt.emit(derive(parent, consumer, 0, stream.emit_type.name, data, self.rt.clock.now()), consumer)
                 self._closed({"stream": name, "key": output.key, "start": output.start, "end": output.end})
-
-
-def window_data(output):
-    from .windows import window_data as make
-
-    return make(output)

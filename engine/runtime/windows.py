@@ -222,8 +222,6 @@ class _Aggregates:
         self.plan = tuple((op, off) for op, off in zip(self.ops, offsets))
         self.picks = tuple(o + 1 for o, op in zip(offsets, self.ops) if op in ("first", "last"))  # value slots
         self.plain = not self.sets and not self.picks  # slots are numbers: a copy is a dump
-        if set(self.ops) == {"count"}:  # counts only, the most common stream: slots + 1 (and nothing to read)
-            self.add = self._add_one if len(self.ops) == 1 else self._add_counts
 
     def read(self, event: Any) -> list:
         """The values the event contributes, in aggregate order (count excluded); _Reject if unusable."""
@@ -242,14 +240,6 @@ class _Aggregates:
                     raise _Reject(f"aggregate {name!r} ({op}): value is not JSON: {exc}") from None
             values.append(value)
         return values
-
-    @staticmethod
-    def _add_one(acc: list, values: list, t: float) -> None:
-        acc[0] += 1
-
-    def _add_counts(self, acc: list, values: list, t: float) -> None:
-        for off in self.offsets:
-            acc[off] += 1
 
     def new(self) -> list:
         acc = self.template.copy()
@@ -384,7 +374,9 @@ class WindowOperator:
     ([], [Output(kind='window', key=None, start=0.0, end=10.0, values={'n': 1}, event=None, reason=None)])
     """
 
-    def __init__(self, stream: model.Stream):
+    def __init__(self, stream: model.Stream, fast_paths: bool = True):
+        """*fast_paths* False: no shortcut (tumbling windows found as hopping ones are, a lone
+        count added as every aggregate is); the same outputs."""
         window = stream.window
         self.stream = stream
         self.kind = window.kind
@@ -412,8 +404,9 @@ class WindowOperator:
         self._last_time: tuple[str | None, float] = (None, 0.0)  # events come in runs of one timestamp
         self._events = self._windows = self._late = self._invalid = 0
         self._add = self._add_session if self.kind == "session" else (
-            self._add_tumbling if self.kind == "tumbling" else self._add_buckets)
-        self._one_count = self._aggs.ops == ("count",)  # the commonest stream of all: count per key and window
+            self._add_tumbling if self.kind == "tumbling" and fast_paths else self._add_buckets)
+        # the commonest stream of all, a count per key and window: counted inline (a shortcut)
+        self._one_count = fast_paths and self._aggs.ops == ("count",)
         self._read = self._aggs.read if self._aggs.reads else None  # counts alone read no field
 
     @property
@@ -674,12 +667,13 @@ class WindowOperator:
         return entry
 
     @classmethod
-    def restore(cls, stream: model.Stream, state: Mapping[str, Any]) -> WindowOperator:
+    def restore(cls, stream: model.Stream, state: Mapping[str, Any],
+                fast_paths: bool = True) -> WindowOperator:
         """An operator for *stream* continuing from a :meth:`state` snapshot (or a version 1 one).
 
         Raises ValueError if the snapshot was taken from a differently shaped stream.
         """
-        op = cls(stream)
+        op = cls(stream, fast_paths)
         expected = {"window": op.kind, "aggregates": [[a.name, a.op] for a in stream.aggregates]}
         if state.get("version") not in (1, SNAPSHOT_VERSION):
             raise ValueError(f"snapshot version is {state.get('version')!r}, stream {stream.name!r} "

@@ -8,7 +8,7 @@ hooks:
 
 ========== ===================================================================================
 feed       an input was read, before it is processed (``Runtime.feed``)
-complete   an attempt's handler ran, before its outcome is applied (``Runtime._complete``)
+complete   an attempt's handler ran, before its outcome is applied (``Commits.complete``)
 commit     inside the store's transaction: journal and dedup rows written, not committed
 committed  right after a commit returned
 export     after N lines of the outputs (--output, --trace, --dlq-out) were written
@@ -90,6 +90,7 @@ class _CountingFile:
 def install_crash_point(spec: str) -> None:
     """Patch the crash point ``POINT:N`` into the engine of this process."""
     from engine.commands import runs
+    from engine.runtime.commits import Commits
     from engine.runtime.interpreter import Runtime
     from engine.storage.sqlite import SqliteStore
 
@@ -98,7 +99,7 @@ def install_crash_point(spec: str) -> None:
     if point == "feed":
         _wrap(Runtime, "feed", n)
     elif point == "complete":
-        _wrap(Runtime, "_complete", n)
+        _wrap(Commits, "complete", n)
     elif point == "commit":
         _wrap(SqliteStore, "_write_dead_letters", n)  # runs inside BEGIN IMMEDIATE, after the journal rows
     elif point == "committed":

@@ -1,20 +1,18 @@
-"""The runtime's shortcuts give the same run as its general path.
+"""The runtime's shortcuts give the same run as its general path (``fast_paths=False``).
 
-How an attempt's outcome reaches its commit does not matter: an attempt that takes no time commits at once, read from the ``Attempt`` itself; one that
-sleeps waits in the schedule as plain data (``Attempt.outcome``) and commits later. Forcing
-every attempt through the data form must give the same trace, outputs and dead letters,
-on meshes with routes, patterns, streams, retries and injected faults. Counters do not
-depend on whether a trace sink records. A type with few patterns tests them one by one
-instead of asking the pattern index, with the same result.
+How an attempt's outcome reaches its commit does not matter: an attempt that takes no time
+commits at once, read from the ``Attempt`` itself; one that sleeps waits in the schedule as
+plain data (``Attempt.outcome``) and commits later. The general path commits every attempt
+from the data form, schedules every first attempt, asks the pattern index however few
+patterns a type has and counts windows without shortcuts: it must give the same trace,
+outputs and dead letters, on meshes with routes, patterns, streams, retries and injected
+faults. Counters do not depend on whether a trace sink records.
 """
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import pytest
 
 from engine.core.errors import Location
-from engine.runtime import router
 from engine.runtime.actions import Attempt
 from engine.runtime.events import normalise
 from engine.runtime.interpreter import Fault, Runtime
@@ -85,17 +83,6 @@ def outcome_calls(monkeypatch):
     return calls
 
 
-def as_data(monkeypatch):
-    """Make every immediate commit read a data copy of its attempt, as a scheduled one does."""
-    original = Runtime._commit
-
-    def commit(self, d, outcome, error):
-        if isinstance(outcome, Attempt):
-            outcome = SimpleNamespace(**outcome.outcome(None))
-        original(self, d, outcome, error)
-    monkeypatch.setattr(Runtime, "_commit", commit)
-
-
 MESHES = {
     "route, stream": ((*TYPES, ROUTE, SERVICE % "", STREAM), {}),
     "retries and faults": ((*TYPES, ROUTE, SERVICE % ", {fail: {error: Flaky, times: 1}}", STREAM),
@@ -104,12 +91,13 @@ MESHES = {
 
 
 @pytest.mark.parametrize("name", MESHES)
-def test_immediate_and_scheduled_commits_give_the_same_run(mesh_of, monkeypatch, name):
+def test_immediate_and_scheduled_commits_give_the_same_run(mesh_of, outcome_calls, name):
     documents, options = MESHES[name]
     mesh = mesh_of(*documents)
     direct = go(mesh, **options)
-    as_data(monkeypatch)
-    assert go(mesh, **options) == direct
+    copied = len(outcome_calls)
+    assert go(mesh, fast_paths=False, **options) == direct
+    assert len(outcome_calls) > copied  # the general path committed from the data form
     assert direct["trace"] and direct["emitted"]
 
 
@@ -139,12 +127,11 @@ STREAM_FILTERED = STREAM.replace("  key: data.k", "  match: {data: {n: [{numeric
 
 
 @pytest.mark.parametrize("name", MESHES)
-def test_patterns_tested_one_by_one_route_as_the_index_does(mesh_of, monkeypatch, name):
+def test_patterns_tested_one_by_one_route_as_the_index_does(mesh_of, name):
     documents, options = MESHES[name]
     mesh = mesh_of(*documents[:-1], STREAM_FILTERED)  # two patterns on ping: a route's and a stream's
     scanned = go(mesh, **options)
-    monkeypatch.setattr(router, "SCAN_UPTO", 0)
-    indexed = go(mesh, **options)
+    indexed = go(mesh, fast_paths=False, **options)
     assert indexed == scanned
     assert any(r["kind"] == "filtered" and r["why"] == "match" for r in scanned["trace"])
     assert any(r["kind"] == "deliver" and r["consumer"] == "stream:counts" for r in scanned["trace"])
@@ -163,12 +150,11 @@ INLINE_MESHES = {**MESHES, "three consumers of the input, one emitting": ((*TYPE
 
 
 @pytest.mark.parametrize("name", INLINE_MESHES)
-def test_inputs_attempted_at_once_run_as_through_the_schedule(mesh_of, monkeypatch, name):
+def test_inputs_attempted_at_once_run_as_through_the_schedule(mesh_of, name):
     documents, options = INLINE_MESHES[name]
     mesh = mesh_of(*documents)
     at_once = go(mesh, **options)
-    monkeypatch.setattr(Runtime, "_types_without_holds", lambda self: frozenset())  # every attempt scheduled
-    scheduled = go(mesh, **options)
+    scheduled = go(mesh, fast_paths=False, **options)  # every attempt scheduled
     assert scheduled == at_once
     kinds = [r["kind"] for r in at_once["trace"]]
     assert "emit" in kinds and "window" in kinds
@@ -182,11 +168,9 @@ def test_an_input_arrives_after_what_is_due_until_it(mesh_of, shape):
     odd = {"time": None} if shape == "without a time" else {"time": "2025-12-31T23:59:00Z"}
     timeless = [{**e, **odd} if i % 2 else e for i, e in enumerate(events())]
     runs = []
-    for types in (None, frozenset()):
+    for fast_paths in (True, False):
         records = []
-        runtime = Runtime(mesh, trace=Trace(records))
-        if types is not None:
-            runtime._inline_types = types
+        runtime = Runtime(mesh, trace=Trace(records), fast_paths=fast_paths)
         runtime.run(timeless)
         runs.append(records)
     assert runs[0] == runs[1]
@@ -195,7 +179,7 @@ def test_an_input_arrives_after_what_is_due_until_it(mesh_of, shape):
 def test_a_stream_attempt_without_window_output_gives_the_run_of_the_general_path(mesh_of):
     mesh = mesh_of(*TYPES, STREAM)
     lane = go(mesh)
-    general = go(mesh, faults=[Fault("stream:counts", times=0)])  # a fault that never fires: the general path
+    general = go(mesh, fast_paths=False)
     assert general == lane
     assert lane["summary"]["windows_emitted"] > 0
 
@@ -215,7 +199,7 @@ UNTYPED_PING = TYPES[0].replace(", schema: {type: object, properties: {n: {type:
 
 
 @pytest.mark.parametrize("shape", ["in order", "duplicates", "without a time", "behind the clock"])
-def test_inputs_only_streams_take_run_as_on_the_general_path(mesh_of, monkeypatch, shape):
+def test_inputs_only_streams_take_run_as_on_the_general_path(mesh_of, shape):
     """The fused path of inputs taken only by streams gives the general path's run."""
     mesh = mesh_of(UNTYPED_PING, *TYPES[1:], STREAM, WIDE)
     inputs = events(60)
@@ -225,24 +209,27 @@ def test_inputs_only_streams_take_run_as_on_the_general_path(mesh_of, monkeypatc
         odd = {"time": None} if shape == "without a time" else {"time": "2025-12-31T23:59:00Z"}
         inputs = [{**e, **odd} if i % 3 == 1 else e for i, e in enumerate(inputs)]
 
-    def run():
+    def run(fast_paths: bool):
         emitted = []
-        runtime = Runtime(mesh, trace=Trace(), on_emit=emitted.append)
-        return runtime.run(inputs), emitted, [d.as_dict() for d in runtime.store.dead_letters()], runtime.snapshot()
+        runtime = Runtime(mesh, trace=Trace(), on_emit=emitted.append, fast_paths=fast_paths)
+        summary = runtime.run(inputs)
+        snapshot = runtime.snapshot()
+        del snapshot["scheduler"]["seq"]  # how many tasks went through the schedule: the general path's all
+        return summary, emitted, [d.as_dict() for d in runtime.store.dead_letters()], snapshot
 
-    assert Runtime(mesh)._stream_lanes  # ping is taken by the two streams alone
-    fused = run()
-    monkeypatch.setattr(Runtime, "_types_only_streams_take", lambda self: {})
-    assert run() == fused
+    assert Runtime(mesh).intake.stream_lanes  # ping is taken by the two streams alone
+    assert Runtime(mesh, fast_paths=False).intake.stream_lanes == {}
+    fused = run(True)
+    assert run(False) == fused
     assert fused[0]["windows_emitted"] > 0 and fused[1]
     if shape == "duplicates":
         assert fused[0]["duplicates"] > 0
 
 
 def test_only_plain_streams_without_schema_pattern_or_fault_take_the_fused_path(mesh_of):
-    assert Runtime(mesh_of(*TYPES, STREAM))._stream_lanes == {}  # ping has a schema
+    assert Runtime(mesh_of(*TYPES, STREAM)).intake.stream_lanes == {}  # ping has a schema
     untyped = (UNTYPED_PING, *TYPES[1:])
-    assert set(Runtime(mesh_of(*untyped, STREAM))._stream_lanes) == {"ping"}
-    assert Runtime(mesh_of(*untyped, STREAM_FILTERED))._stream_lanes == {}
-    assert Runtime(mesh_of(*untyped, STREAM), faults=[Fault("stream:counts")])._stream_lanes == {}
-    assert Runtime(mesh_of(*untyped, STREAM, FANOUT))._stream_lanes == {}  # a subscription takes ping too
+    assert set(Runtime(mesh_of(*untyped, STREAM)).intake.stream_lanes) == {"ping"}
+    assert Runtime(mesh_of(*untyped, STREAM_FILTERED)).intake.stream_lanes == {}
+    assert Runtime(mesh_of(*untyped, STREAM), faults=[Fault("stream:counts")]).intake.stream_lanes == {}
+    assert Runtime(mesh_of(*untyped, STREAM, FANOUT)).intake.stream_lanes == {}  # a subscription takes ping too

@@ -1,0 +1,158 @@
+"""Stage attempt: a consumer's handler runs on one delivery.
+
+An attempt that is due is skipped if its event already took effect at the consumer (dedup,
+not for a redrive), then the guards that act when it is due are asked (rate limit, circuit
+breaker). It runs: an injected fault fails it, a `when` that does not hold filters it,
+otherwise the handler compiled for the consumer fills an :class:`~engine.runtime.actions.Attempt`.
+Its outcome commits at once, or after the (virtual) time the attempt took.
+
+Shortcuts (``fast_paths``): most events into a stream close no window, so such an attempt's
+commit is its dedup record alone and is made here without an Attempt around it; an attempt
+that takes no time commits from the Attempt itself rather than from a copy of it as data.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Callable
+
+from ..core.identity import identity
+from ..language import model as m
+from ..language.templates import RenderError, compile_string, compile_value
+from .actions import ActionFailed, Attempt, compile_actions, error_data, run_actions
+from .consumers import Consumer
+from .events import derive
+from .guards import Guards
+from .orchestrator import Orchestrator
+from .ports import Fault, Handler, Pipeline
+from .streams import StreamRunner
+
+
+class Attempts:
+    def __init__(self, rt: Pipeline, guards: Guards, orchestrator: Orchestrator, streams: StreamRunner,
+                 faults: dict[str, Fault]):
+        self.rt, self.guards, self.orchestrator, self.streams = rt, guards, orchestrator, streams
+        self.faults = faults
+        self.store, self.trace, self.by_id = rt.store, rt.trace, rt.by_id
+        self.fast = rt.fast_paths
+        self.handlers: dict[str, Handler] = {c.id: self._compile(c) for c in rt.by_id.values()}
+
+    def attempt(self, d: dict) -> None:
+        """Run one attempt now; its outcome commits now, or after the time it takes (`sleep`)."""
+        event, consumer, now = d["event"], self.by_id[d["consumer"]], self.rt.clock.now()
+        guards = self.guards
+        # Any attempt, not only the first: with several workers a task can run twice (a worker
+        # presumed dead finishes after all), and the effect must still happen once.
+        if not d["replay"] and self.store.is_done(identity(event), consumer.id, now):
+            self.trace.count("duplicates")
+            guards.settle(d)
+            return
+        if consumer.id in guards.limited and guards.throttled(d, consumer, now):
+            return
+        if consumer.policy.breaker is not None and guards.circuit_open(consumer, now):
+            self.rt.dead_letter(consumer.id, event, "circuit-open", "CircuitOpen",
+                                f"circuit of {consumer.id} is open", attempts=d["number"] - 1,
+                                first=d["first"], queue=consumer.policy.queue)
+            guards.settle(d)
+            return
+        number, trace = d["number"], self.trace
+        trace.counts["delivered"] += 1
+        if trace.sink is not None:
+            trace.record(now, "deliver", event=event["id"], type=event["type"], **{"from": d["producer"]},
+                         consumer=consumer.id, attempt=number)
+        handler = self.handlers[consumer.id]
+        if self.fast and consumer.kind == "stream" and consumer.id not in self.faults:
+            # Most events go into their windows and close none: that attempt's commit is its
+            # dedup record alone, so it is made here without the Attempt and outcome around it.
+            stream = consumer.element
+            outputs = self.streams.operators[stream.name].process(event)
+            if not outputs:
+                self.store.mark_done(identity(event), consumer.id, now)
+                if trace.sink is not None:
+                    trace.record(now, "ok", event=event["id"], consumer=consumer.id, attempt=number)
+                if "order_key" in d:
+                    guards.settle(d)
+                return
+            handler = self.streams.output_handler(stream, outputs)
+        self.run_attempt(d, consumer, now, handler)
+
+    def run_attempt(self, d: dict, consumer: Consumer, now: float, handler: Handler) -> None:
+        """An attempt that was not skipped (duplicate, throttled, circuit open): run its handler
+        and commit what it produced, now or after the time it took."""
+        event, number = d["event"], d["number"]
+        context = {"data": event.get("data"), "event": event, "vars": {}, "attempt": number}
+        attempt = Attempt(consumer.id, event, number, now, context, consumer.declared)
+        error: Exception | None = None
+        try:
+            if self.faults:
+                self.inject_fault(consumer.id, attempt)
+            if consumer.condition is not None and not consumer.condition(attempt.context):
+                self._filtered_by_when(event, consumer.id)
+                self.guards.settle(d)
+                return
+            handler(attempt)
+        except (ActionFailed, RenderError) as exc:
+            error = exc
+        rt = self.rt
+        if attempt.elapsed > 0:
+            rt.scheduler.at(now + attempt.elapsed, "complete",
+                            {"delivery": d, "outcome": attempt.outcome(error)})
+        elif self.fast:  # it commits at once: read the attempt itself rather than a copy of it as data
+            rt.commit(d, attempt, None if error is None else error_data(error))
+        else:
+            outcome = attempt.outcome(error)
+            rt.commit(d, SimpleNamespace(**outcome), outcome["error"])
+
+    def inject_fault(self, consumer_id: str, attempt: Attempt) -> None:
+        fault = self.faults.get(consumer_id)
+        if fault is not None and (fault.times is None or attempt.number <= fault.times):
+            raise ActionFailed(fault.error, f"injected fault (attempt {attempt.number})")
+
+    def _filtered_by_when(self, event: dict, consumer: str) -> None:
+        now = self.rt.clock.now()
+        self.store.mark_done(identity(event), consumer, now)
+        self.trace.count("filtered")
+        self.trace.record(now, "filtered", event=event["id"], type=event["type"], consumer=consumer,
+                          why="when")
+
+    # --- what each kind of consumer does -------------------------------------------------
+    def _compile(self, consumer: Consumer) -> Handler:
+        if consumer.kind == "subscription":
+            steps = compile_actions(consumer.element.actions, self.rt.tools)
+            return lambda attempt: run_actions(steps, attempt)
+        if consumer.kind == "route":
+            return self._route_handler(consumer.element)
+        if consumer.kind == "orchestration":
+            return self.orchestrator.handler(consumer.element)
+        return self.streams.handler(consumer.element)
+
+    def _route_handler(self, route: m.Route) -> Callable[[Attempt], None]:
+        t = route.transform
+        data = compile_value(t.data) if t is not None and t.data is not None else None
+        subject = compile_string(t.subject) if t is not None and t.subject is not None else None
+        new_type = t.type.name if t is not None and t.type is not None else None
+        targets = []
+        for target in route.to:
+            if target.kind == "service":
+                targets.append(("service", target.value))
+            elif target.kind == "http":
+                targets.append(("http", target.value))
+        publish = route.publishes()
+        tools = self.rt.tools
+
+        def handle(attempt: Attempt) -> None:
+            event, ctx = attempt.event, attempt.context
+            type_ = new_type or event["type"]
+            out_data = data(ctx) if data is not None else event.get("data")
+            out_subject = str(subject(ctx)) if subject is not None else event.get("subject")
+            for kind, value in targets:
+                if kind == "service":
+                    attempt.direct.append((type_, out_data, out_subject, value))
+                else:
+                    preview = derive(event, f"route:{route.name}", 0, type_, out_data, attempt.now,
+                                     out_subject)
+                    attempt.calls.append(value)
+                    tools.post(value, preview, {}, None)
+            if publish:
+                attempt.emit(type_, out_data, out_subject)
+            attempt.output = {"type": type_}
+        return handle

@@ -58,7 +58,7 @@ from ..language import model
 
 __all__ = ["Output", "WindowOperator", "window_data"]
 
-SNAPSHOT_VERSION = 2  # 1: one mapping per window, aggregates by name (still restored)
+SNAPSHOT_VERSION = 2
 _NUMERIC_OPS = frozenset({"sum", "min", "max", "avg"})
 _ALL_OPS = _NUMERIC_OPS | {"count", "count_distinct", "first", "last"}
 _MISSING = object()
@@ -189,10 +189,6 @@ def _public_key(key: Any) -> Any:
 # A window's accumulator is a list with one slot per aggregate, except avg (sum, count) and
 # first/last (time, value), which take two. Neutral starting values make "new" and "update"
 # the same code path.
-
-def _slots(op: str) -> int:
-    return 2 if op in ("avg", "first", "last") else 1
-
 
 def _neutral(op: str) -> list:
     return {"count": [0], "sum": [0], "min": [_INF], "max": [-_INF], "avg": [0, 0],
@@ -337,19 +333,6 @@ class _Aggregates:
         acc = slots.copy()
         for off in self.sets:
             acc[off] = set(acc[off])
-        return acc
-
-    def load_named(self, data: Mapping[str, Any]) -> list:
-        """An accumulator from the by-name form of version 1 snapshots (avg, first, last as pairs)."""
-        acc = self.new()
-        for name, (op, off) in zip(self.names, self.plan):
-            value = data[name]
-            if _slots(op) == 2:
-                acc[off], acc[off + 1] = value
-            elif op == "count_distinct":
-                acc[off] = set(value)
-            else:
-                acc[off] = value
         return acc
 
 
@@ -669,15 +652,15 @@ class WindowOperator:
     @classmethod
     def restore(cls, stream: model.Stream, state: Mapping[str, Any],
                 fast_paths: bool = True) -> WindowOperator:
-        """An operator for *stream* continuing from a :meth:`state` snapshot (or a version 1 one).
+        """An operator for *stream* continuing from a :meth:`state` snapshot.
 
         Raises ValueError if the snapshot was taken from a differently shaped stream.
         """
         op = cls(stream, fast_paths)
         expected = {"window": op.kind, "aggregates": [[a.name, a.op] for a in stream.aggregates]}
-        if state.get("version") not in (1, SNAPSHOT_VERSION):
+        if state.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version is {state.get('version')!r}, stream {stream.name!r} "
-                             f"needs 1 or {SNAPSHOT_VERSION}")
+                             f"needs {SNAPSHOT_VERSION}")
         for name, value in expected.items():
             if state.get(name) != value:
                 raise ValueError(f"snapshot {name} is {state.get(name)!r}, stream {stream.name!r} needs {value!r}")
@@ -689,7 +672,7 @@ class WindowOperator:
         counts = state["counts"]
         op._events, op._windows = counts["events"], counts["windows"]
         op._late, op._invalid = counts["late"], counts["invalid"]
-        windows = state["windows"] if state["version"] > 1 else _windows_of_v1(op, state["windows"])
+        windows = state["windows"]
         if op.kind == "session":
             for key, start, last, slots in windows:
                 op._restore_session(key, start, last, op._aggs.load(slots))
@@ -720,16 +703,3 @@ class WindowOperator:
             self._buckets[j] = bucket
             heapq.heappush(self._heap, j)
 
-
-def _windows_of_v1(op: WindowOperator, windows: list[dict[str, Any]]) -> list[list]:
-    """The ``windows`` of a version 1 snapshot (one mapping per window, aggregates by name) in
-    the version 2 form."""
-    dump, load = op._aggs.dump, op._aggs.load_named
-    if op.kind == "session":
-        return [[w["key"], w["start"], w["last"], dump(load(w["aggregates"]))] for w in windows]
-    by_index: dict[int, list] = {}
-    for w in windows:
-        entry = by_index.setdefault(w["index"], [w["index"], [], []])
-        entry[1].append(w["key"])
-        entry[2] += dump(load(w["aggregates"]))
-    return list(by_index.values())

@@ -19,7 +19,10 @@ TEMPLATES = ["{{ data.x }}", "{{ data.x | default(1) }}", "{{ data.x|default('no
              "{{ data.x.y | default(true) }}"]
 CONTEXTS = [{"data": {"x": 5, "items": 7}}, {"data": {"x": "text"}}, {"data": {}}, {"data": {"x": None}},
             {"data": {"x": True, "items": False}}, {"data": {"x": 2.5}}, {"data": {"x": [1, {"a": 2}]}},
-            {"data": {"x": {"y": 3}}}, {"data": {"x": "s" * 20_000}}, {"data": "flat"}, {}]
+            {"data": {"x": {"y": 3}}}, {"data": {"x": "s" * 20_000}}, {"data": "flat"}, {},
+            # refused either way, with the same RenderError: too long, too long inside, not JSON
+            {"data": {"x": "s" * 1_000_001}}, {"data": {"x": ["s" * 1_000_001]}}, {"data": {"x": [object()]}},
+            {"data": {"x": {"y": {1, 2}}}}]
 
 
 def answer(render, ctx):

@@ -85,13 +85,16 @@ def _lookup(field: FieldRead, slow: Callable[[Mapping], Any]) -> Callable[[Mappi
         node = _walk(ctx, root, rest)
         if node is _ABSENT:
             return slow(ctx)
-        if isinstance(node, (dict, list)):
-            try:
+        try:
+            if isinstance(node, (dict, list)):
                 return _native(node)
-            except RecursionError:  # nested too deeply to copy here: Jinja's path reports it as a render error
-                return slow(ctx)
-        return _capped(node) if isinstance(node, str) else (node if node is None or isinstance(node, (bool, int, float))
-                                                            else slow(ctx))
+            if isinstance(node, str):
+                return _capped(node)
+        except (RecursionError, SecurityError):
+            # too deep to copy, too long or not JSON: the general path refuses it, as a
+            # RenderError at the template's location, exactly as with fast=False
+            return slow(ctx)
+        return node if node is None or isinstance(node, (bool, int, float)) else slow(ctx)
     return fast
 
 
@@ -250,8 +253,8 @@ def _mapping(parts: list[tuple[Any, Render, FieldRead | None]]) -> Render:
                     try:
                         out[key] = _native(node)
                         continue
-                    except RecursionError:  # nested too deeply to copy here: the part reports it as a render error
-                        pass
+                    except (RecursionError, SecurityError):  # too deep, too long or not JSON:
+                        pass  # the part refuses it as a RenderError at its location
             out[key] = part(ctx)
         return out
     return render_mapping

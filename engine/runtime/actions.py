@@ -117,8 +117,10 @@ class HandlerContext:
 class Toolbox:
     """What actions need from outside: user modules and the HTTP mode. One per runtime."""
 
-    def __init__(self, root: str, http: str = "simulate", logging: bool = True, allow: tuple[str, ...] = ()):
+    def __init__(self, root: str, http: str = "simulate", logging: bool = True, allow: tuple[str, ...] = (),
+                 fast: bool = True):
         self.root = os.path.abspath(root)
+        self.fast = fast  # False: templates compile without their shortcuts (Runtime(fast_paths=False))
         self.http = http
         self.logging = logging  # False when nothing records the trace: `log` templates are not even rendered
         self.allow = allow  # modules outside the mesh directory that handlers may use (engine.language.handlers)
@@ -180,9 +182,9 @@ def run_actions(steps: list[tuple[Any, Step]], attempt: Attempt) -> None:
 
 
 def _emit(action: m.EmitAction, tools: Toolbox) -> Step:
-    data = compile_value(action.data) if action.data is not None else (lambda ctx: None)
-    subject = compile_string(action.subject) if action.subject is not None else None
-    source = compile_string(action.source) if action.source is not None else None
+    data = compile_value(action.data, tools.fast) if action.data is not None else (lambda ctx: None)
+    subject = compile_string(action.subject, tools.fast) if action.subject is not None else None
+    source = compile_string(action.source, tools.fast) if action.source is not None else None
     type_ = action.type.name
 
     def emit(attempt: Attempt) -> None:
@@ -195,8 +197,8 @@ def _emit(action: m.EmitAction, tools: Toolbox) -> Step:
 
 
 def _call(action: m.CallAction, tools: Toolbox) -> Step:
-    args = compile_value(action.args) if action.args is not None else (lambda ctx: {})
-    headers = compile_value(action.headers) if action.headers is not None else (lambda ctx: {})
+    args = compile_value(action.args, tools.fast) if action.args is not None else (lambda ctx: {})
+    headers = compile_value(action.headers, tools.fast) if action.headers is not None else (lambda ctx: {})
     if action.python:
         ref = action.python
         label = f"python:{ref}"
@@ -221,7 +223,7 @@ def _call(action: m.CallAction, tools: Toolbox) -> Step:
 
 
 def _set(action: m.SetAction, tools: Toolbox) -> Step:
-    values = compile_value(action.values)
+    values = compile_value(action.values, tools.fast)
 
     def set_vars(attempt: Attempt) -> None:
         rendered = values(attempt.context)
@@ -231,7 +233,7 @@ def _set(action: m.SetAction, tools: Toolbox) -> Step:
 
 
 def _log(action: m.LogAction, tools: Toolbox) -> Step:
-    message = compile_string(action.message)
+    message = compile_string(action.message, tools.fast)
 
     def log(attempt: Attempt) -> None:
         if tools.logging:

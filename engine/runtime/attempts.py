@@ -127,8 +127,8 @@ class Attempts:
 
     def _route_handler(self, route: m.Route) -> Callable[[Attempt], None]:
         t = route.transform
-        data = compile_value(t.data) if t is not None and t.data is not None else None
-        subject = compile_string(t.subject) if t is not None and t.subject is not None else None
+        data = compile_value(t.data, self.fast) if t is not None and t.data is not None else None
+        subject = compile_string(t.subject, self.fast) if t is not None and t.subject is not None else None
         new_type = t.type.name if t is not None and t.type is not None else None
         targets = []
         for target in route.to:

@@ -49,23 +49,24 @@ def _pattern(p: m.Pattern | None) -> CompiledPattern | None:
     return compile_pattern(p.value) if p is not None else None
 
 
-def _condition(t: m.TemplateString | None):
-    return compile_condition(t) if t is not None else None
+def _condition(t: m.TemplateString | None, fast: bool):
+    return compile_condition(t, fast) if t is not None else None
 
 
-def build_consumers(mesh: m.Mesh) -> list[Consumer]:
-    """Every consumer of the mesh, in a stable order (routes, subscriptions, orchestrations, streams)."""
+def build_consumers(mesh: m.Mesh, fast: bool = True) -> list[Consumer]:
+    """Every consumer of the mesh, in a stable order (routes, subscriptions, orchestrations, streams).
+    *fast* False: their `when` conditions compile without template shortcuts."""
     out: list[Consumer] = []
     for r in mesh.routes.values():
         out.append(Consumer(f"route:{r.name}", "route", r, tuple(s.name for s in r.sources), _pattern(r.match),
-                            _condition(r.when), resolve_policy(mesh, r.delivery), r.loop, None))
+                            _condition(r.when, fast), resolve_policy(mesh, r.delivery), r.loop, None))
     for sub in mesh.subscriptions():
         out.append(Consumer(f"service:{sub.service}/{sub.name}", "subscription", sub, (sub.on.name,),
-                            _pattern(sub.match), _condition(sub.when), resolve_policy(mesh, sub.delivery), sub.loop,
+                            _pattern(sub.match), _condition(sub.when, fast), resolve_policy(mesh, sub.delivery), sub.loop,
                             frozenset(ref.name for ref in sub.emits)))
     for o in mesh.orchestrations.values():
         out.append(Consumer(f"orchestration:{o.name}", "orchestration", o, (o.trigger.on.name,),
-                            _pattern(o.trigger.match), _condition(o.trigger.when), Policy(NO_RETRY, DEFAULT_QUEUE),
+                            _pattern(o.trigger.match), _condition(o.trigger.when, fast), Policy(NO_RETRY, DEFAULT_QUEUE),
                             o.loop, None))
     for s in mesh.streams.values():
         out.append(Consumer(f"stream:{s.name}", "stream", s, tuple(r.name for r in s.sources), _pattern(s.match),

@@ -48,7 +48,8 @@ class Runtime:
     ``fast_paths=False`` turns every shortcut of the runtime off (fused stream delivery, the
     attempt and commit shortcuts, inputs attempted without the schedule, patterns tested one
     by one, window counting shortcuts, orchestration steps advanced from the ended ones and
-    contexts without ``steps``): the general path runs, with the same results.
+    contexts without ``steps``, template field reads): the general path runs, with the same
+    results.
     """
 
     def __init__(self, mesh: m.Mesh, *, store: Store | None = None, clock: Clock | None = None, seed: int = 0,
@@ -67,9 +68,10 @@ class Runtime:
         self.trace = trace if trace is not None else Trace()
         self.on_emit = on_emit
         self.on_refused: Callable[[Any], None] | None = None  # told of each input refused at entry
-        self.tools = Toolbox(mesh.root, http, logging=self.trace.recording, allow=mesh.allowed_modules)
+        self.tools = Toolbox(mesh.root, http, logging=self.trace.recording, allow=mesh.allowed_modules,
+                             fast=fast_paths)
         self._faults = {f.consumer: f for f in faults}
-        self.consumers = build_consumers(mesh)
+        self.consumers = build_consumers(mesh, fast_paths)
         self.by_id = {c.id: c for c in self.consumers}
         self.schemas = DataSchemas(mesh)  # shared with the ingress: the same checks at the edge
         self.notes: dict = {}  # settings of the run that a resumed session must keep (kept in checkpoints)

@@ -62,8 +62,8 @@ class Orchestrator:
             tools = runtime.tools
             self._steps[orch.name] = {
                 s.id: CompiledStep(s, compile_actions(s.actions, tools), compile_actions(s.compensate, tools),
-                                   compile_condition(s.when) if s.when else None,
-                                   compile_string(s.foreach) if s.foreach else None,
+                                   compile_condition(s.when, self._fast) if s.when else None,
+                                   compile_string(s.foreach, self._fast) if s.foreach else None,
                                    resolve_policy(runtime.mesh, s.retry, NO_RETRY),
                                    _reads_steps(s) or not runtime.fast_paths)
                 for s in orch.steps}

@@ -18,7 +18,7 @@ class StreamRunner:
         self.rt = runtime
         self.fast_paths = fast_paths  # False: the window operators count without their shortcuts
         self.operators = {s.name: WindowOperator(s, fast_paths) for s in runtime.mesh.streams.values()}
-        self._data = {s.name: compile_value(s.emit_data) for s in runtime.mesh.streams.values() if s.emit_data}
+        self._data = {s.name: compile_value(s.emit_data, fast_paths) for s in runtime.mesh.streams.values() if s.emit_data}
 
     def handler(self, stream: m.Stream) -> Callable[[Attempt], None]:
         def handle(attempt: Attempt) -> None:

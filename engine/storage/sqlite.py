@@ -29,7 +29,6 @@ import time
 import urllib.parse
 import zlib
 from collections import defaultdict
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Iterable, Iterator
 
 from ..core.deadletter import DeadLetter
@@ -76,29 +75,9 @@ _compress, _decompress = zlib.compress, zlib.decompress
 BATCH = 10_000  # records per journal row at most (a row stays far below SQLite's length limit)
 
 
-def _encoder():
-    """``json.dumps(value, separators=(",", ":"), default=str)``, byte for byte, from one C encoder.
-
-    ``JSONEncoder.encode`` builds a new C encoder on every call, which costs as much as encoding
-    a small event. The encoder's table of the containers it is inside (for the circular
-    reference check) is empty after a call, except when encoding failed half-way: cleared then.
-    """
-    if c_make_encoder is None:  # a Python without the C accelerator
-        return json.JSONEncoder(separators=(",", ":"), default=str).encode
-    markers: dict = {}
-    encode = c_make_encoder(markers, str, encode_basestring_ascii, None, ":", ",", False, False, True)
-    join = "".join
-
-    def dumps(value: Any) -> str:
-        try:
-            return join(encode(value, 0))
-        except BaseException:
-            markers.clear()
-            raise
-    return dumps
-
-
-_dumps = _encoder()
+# ``json.dumps(value, separators=(",", ":"), default=str)`` byte for byte, from one encoder made
+# once: ``json.dumps`` with arguments other than the defaults would make a new one every call.
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 class SqliteStore:

@@ -16,8 +16,9 @@ from what this store read and wrote (a Bloom filter of every
 pair, :class:`SeenPairs`): a pair it never saw is not done without a query, and another
 process's newer records cannot matter, as they would fence this store's commit anyway.
 
-Foreign errors are translated to :class:`StorageError` here. The schema is versioned;
-``MIGRATIONS[i]`` upgrades version i to i + 1.
+Foreign errors are translated to :class:`StorageError` here. A new file gets the tables of
+:data:`SCHEMA`; a file of another layout (an older pre-release's, or a newer meshctl's) is
+refused with a StorageError naming it, never read half-way.
 """
 from __future__ import annotations
 
@@ -35,40 +36,21 @@ from ..core.deadletter import DeadLetter
 from ..language.model import DEFAULT_RETENTION, Retention
 from .base import StorageError, StoreFenced
 
-MIGRATIONS = [
-    """
-    CREATE TABLE journal (seq INTEGER PRIMARY KEY, journal TEXT NOT NULL, body TEXT NOT NULL);
-    CREATE INDEX journal_by_name ON journal (journal, seq);
-    CREATE TABLE done (event_id TEXT NOT NULL, consumer TEXT NOT NULL, PRIMARY KEY (event_id, consumer)) WITHOUT ROWID;
-    CREATE TABLE dead_letter (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, queue TEXT NOT NULL, body TEXT NOT NULL);
-    CREATE TABLE state (key TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
-    CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
-    """,
-    # Each commit counts up the generation: a commit checks it still holds the one it read
-    # (fencing: a second process resuming the same run cannot commit over the first).
-    """
-    ALTER TABLE checkpoint ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
-    """,
-    # A journal row holds a batch: the records a commit appended to one journal, as a JSON
-    # array (one row per record cost an insert and an index entry each). Rows from before hold
-    # one record (batch = 0).
-    """
-    ALTER TABLE journal ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;
-    """,
-    # Retention: the clock time a finished run ended (NULL: still running), a dedup record was
-    # marked, a journal row was committed; and per kind, the time before which records aged out.
-    # The state table becomes a rowid table: as WITHOUT ROWID, a row of more than about 1 KB (a
-    # run) spilled into an overflow page of its own, leaving three quarters of the file unused.
-    """
-    CREATE TABLE state_rows (key TEXT PRIMARY KEY, body TEXT NOT NULL, ended_at REAL);
-    INSERT INTO state_rows (key, body) SELECT key, body FROM state;
-    DROP TABLE state;
-    ALTER TABLE state_rows RENAME TO state;
-    ALTER TABLE done ADD COLUMN at REAL;
-    ALTER TABLE journal ADD COLUMN at REAL;
-    CREATE TABLE aged_out (kind TEXT PRIMARY KEY, before REAL NOT NULL) WITHOUT ROWID;
-    """,
-]
+SCHEMA_VERSION = 4  # PRAGMA user_version of a store file of this layout
+# ``batch`` is 2 in every row: the row holds a zlib-compressed JSON array of records (the
+# column stays so that files written since the layout was fixed still open).
+SCHEMA = """
+CREATE TABLE journal (seq INTEGER PRIMARY KEY, journal TEXT NOT NULL, body TEXT NOT NULL,
+                      batch INTEGER NOT NULL DEFAULT 0, at REAL);
+CREATE INDEX journal_by_name ON journal (journal, seq);
+CREATE TABLE done (event_id TEXT NOT NULL, consumer TEXT NOT NULL, at REAL,
+                   PRIMARY KEY (event_id, consumer)) WITHOUT ROWID;
+CREATE TABLE dead_letter (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, queue TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE state (key TEXT PRIMARY KEY, body TEXT NOT NULL, ended_at REAL);
+CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL,
+                         generation INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE aged_out (kind TEXT PRIMARY KEY, before REAL NOT NULL) WITHOUT ROWID;
+"""
 DEDUP_WINDOW = 7 * 86400.0  # the default of `retention.dedup` in a durable store
 ARCHIVED = ("input", "emitted")  # the journals `retention.archive` applies to (the trace is the run's own record)
 _compress, _decompress = zlib.compress, zlib.decompress
@@ -91,7 +73,7 @@ class SqliteStore:
         try:
             self._enable_wal()
             self._db.execute("PRAGMA synchronous=FULL")  # a commit that returned survives power loss
-            self._migrate()
+            self._create_schema()
             self._load()
         except BaseException as exc:
             self._db.close()  # a store that failed to open holds no connection
@@ -120,21 +102,26 @@ class SqliteStore:
                     raise
                 time.sleep(0.002)
 
-    def _migrate(self) -> None:
+    def _create_schema(self) -> None:
+        """Make the tables of a new file; refuse a file of another layout, naming it."""
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StorageError(f"{self.path} was written by a newer meshctl (schema {version})")
-        for number in range(version, len(MIGRATIONS)):
+        if version == 0:
             self._db.execute("BEGIN IMMEDIATE")
-            try:  # another process may have migrated while we waited for the write lock: look again
-                if self._db.execute("PRAGMA user_version").fetchone()[0] <= number:
-                    for statement in filter(str.strip, MIGRATIONS[number].split(";")):
+            try:  # another process may have made them while we waited for the write lock: look again
+                if self._db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    for statement in filter(str.strip, SCHEMA.split(";")):
                         self._db.execute(statement)
-                    self._db.execute(f"PRAGMA user_version={number + 1}")
+                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            version = SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise StorageError(f"{self.path} was written by a newer meshctl (schema {version})")
+        if version < SCHEMA_VERSION:
+            raise StorageError(f"{self.path} was written by an older, pre-release meshctl (schema {version}), "
+                               "whose layout this one does not read: start a new store (another --store path)")
 
     def _load(self) -> None:
         # Only what runs still read: finished runs stay on disk (get_state reads one when asked)
@@ -153,9 +140,9 @@ class SqliteStore:
 
     def records(self, journal: str) -> Iterator[dict]:
         try:
-            rows = self._db.execute("SELECT body, batch FROM journal WHERE journal = ? ORDER BY seq", (journal,))
-            for body, batch in rows:
-                yield from journal_row_records(body, batch)
+            rows = self._db.execute("SELECT body FROM journal WHERE journal = ? ORDER BY seq", (journal,))
+            for (body,) in rows:
+                yield from journal_row_records(body)
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
         for record in list(self._journal.get(journal, ())):
@@ -399,12 +386,9 @@ def _connect(path: str, create: bool) -> sqlite3.Connection:
     return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
 
 
-def journal_row_records(body: str | bytes, batch: int) -> list:
-    """The records of one journal row: ``batch`` 0 holds one record (files of schema 2), 1 a JSON
-    array of them (schema 3), 2 a zlib-compressed JSON array (since schema 4)."""
-    if batch == 2:
-        return json.loads(_decompress(body))
-    return json.loads(body) if batch else [json.loads(body)]
+def journal_row_records(body: bytes) -> list:
+    """The records of one journal row: a zlib-compressed JSON array of them."""
+    return json.loads(_decompress(body))
 
 
 def sqlite_path(url: str) -> str:

@@ -109,7 +109,7 @@ def test_processes_contending_with_kills_keep_every_transaction_whole(tmp_path):
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = db.execute("SELECT body, batch FROM journal WHERE journal = 'ledger' ORDER BY seq")
-        ledger = [record for body, batch in rows for record in journal_row_records(body, batch)]  # a row: a commit's
+        ledger = [record for body, batch in rows for record in journal_row_records(body)]  # a row: a commit's
         done = sorted(event for (event,) in db.execute("SELECT event_id FROM done WHERE consumer = 'ledger'"))
     finally:
         db.close()

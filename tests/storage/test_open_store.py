@@ -7,7 +7,7 @@ import pytest
 
 from engine.core.errors import UsageError
 from engine.storage import MemoryStore, SqliteStore, StorageError, open_store
-from engine.storage.sqlite import MIGRATIONS
+from engine.storage.sqlite import SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("url", [None, "", "memory", "memory:"])
@@ -81,7 +81,23 @@ def test_a_store_written_by_a_newer_meshctl_is_refused(tmp_path):
     path = tmp_path / "newer.db"
     open_store(f"sqlite:{path}").close()
     with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
     db.close()
-    with pytest.raises(StorageError, match=rf"newer\.db.*newer meshctl.*schema {len(MIGRATIONS) + 5}"):
+    with pytest.raises(StorageError, match=rf"newer\.db.*newer meshctl.*schema {SCHEMA_VERSION + 5}"):
         open_store(f"sqlite:{path}")
+
+
+@pytest.mark.parametrize("version", [1, 2, SCHEMA_VERSION - 1])
+def test_a_store_of_an_older_pre_release_layout_is_refused_naming_it(tmp_path, meshctl, version):
+    """No migration: nothing was released before this layout. A clear error, never a traceback."""
+    path = tmp_path / "older.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, journal TEXT NOT NULL, body TEXT NOT NULL)")
+        db.execute(f"PRAGMA user_version = {version}")
+    db.close()
+    with pytest.raises(StorageError, match=rf"older\.db.*older, pre-release meshctl \(schema {version}\).*"
+                                           r"start a new store"):
+        open_store(f"sqlite:{path}")
+    result = meshctl("dlq", "list", "--store", f"sqlite:{path}")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert f"{path} was written by an older, pre-release meshctl" in result.output

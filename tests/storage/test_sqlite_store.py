@@ -10,7 +10,7 @@ import pytest
 
 from engine.core.deadletter import DeadLetter
 from engine.storage import SqliteStore, StorageError, StoreFenced
-from engine.storage.sqlite import MIGRATIONS, journal_row_records
+from engine.storage.sqlite import SCHEMA_VERSION, journal_row_records
 
 
 @pytest.fixture
@@ -33,17 +33,17 @@ def letter(n: int) -> DeadLetter:
 def test_wal_mode_and_schema_version(path):
     SqliteStore(path).close()
     assert pragma(path, "journal_mode") == "wal"
-    assert pragma(path, "user_version") == len(MIGRATIONS)
+    assert pragma(path, "user_version") == SCHEMA_VERSION
 
 
-def test_reopening_does_not_migrate_again(path):
+def test_reopening_keeps_the_schema_and_what_was_committed(path):
     store = SqliteStore(path)
     store.append("trace", {"n": 1})
     store.commit({"fed": 1})
     store.close()
     for _ in range(2):
         SqliteStore(path).close()
-    assert pragma(path, "user_version") == len(MIGRATIONS)
+    assert pragma(path, "user_version") == SCHEMA_VERSION
     store = SqliteStore(path)
     assert list(store.records("trace")) == [{"n": 1}]
     store.close()
@@ -243,7 +243,7 @@ def test_processes_opening_a_new_file_and_committing_to_it(tmp_path):
     db = sqlite3.connect(path)
     try:
         batches = db.execute("SELECT body, batch FROM journal WHERE journal = 'trace' ORDER BY seq").fetchall()
-        rows = [record for body, batch in batches for record in journal_row_records(body, batch)]
+        rows = [record for body, batch in batches for record in journal_row_records(body)]
         assert all(batch for _, batch in batches)  # each commit's records in one row
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
@@ -269,7 +269,7 @@ def journal_rows(path: str) -> list[tuple[str, int, int]]:
         rows = db.execute("SELECT journal, batch, body FROM journal ORDER BY seq").fetchall()
     finally:
         db.close()
-    return [(name, batch, len(journal_row_records(body, batch))) for name, batch, body in rows]
+    return [(name, batch, len(journal_row_records(body))) for name, batch, body in rows]
 
 
 def test_a_commit_writes_one_row_per_journal_split_past_the_batch_size(path, monkeypatch):
@@ -294,29 +294,6 @@ def test_a_commit_writes_one_row_per_journal_split_past_the_batch_size(path, mon
         assert list(store.records("emitted")) == [{"m": 1}, {"m": 3}, {"m": 5}]
     finally:
         store.close()
-
-
-def test_a_file_with_one_record_per_row_is_migrated_and_read_in_order(path):
-    """Files written before journal rows held batches keep their rows; new rows follow them."""
-    db = sqlite3.connect(path, isolation_level=None)
-    for statement in filter(str.strip, ";".join(MIGRATIONS[:2]).split(";")):
-        db.execute(statement)
-    db.execute("PRAGMA user_version=2")
-    db.executemany("INSERT INTO journal (journal, body) VALUES (?, ?)",
-                   [("input", '{"n":0}'), ("emitted", '{"m":0}'), ("input", '{"n":1}')])
-    db.execute("INSERT INTO checkpoint (id, body, generation) VALUES (1, '{\"fed\":2}', 1)")
-    db.close()
-    store = SqliteStore(path)
-    try:
-        assert store.checkpoint() == {"fed": 2}
-        store.append("input", {"n": 2})
-        store.commit({"fed": 3})
-        assert list(store.records("input")) == [{"n": 0}, {"n": 1}, {"n": 2}]
-        assert list(store.records("emitted")) == [{"m": 0}]
-    finally:
-        store.close()
-    assert pragma(path, "user_version") == len(MIGRATIONS)
-    assert journal_rows(path) == [("input", 0, 1), ("emitted", 0, 1), ("input", 0, 1), ("input", 2, 1)]
 
 
 @pytest.mark.parametrize("value", [

@@ -89,11 +89,12 @@ def deployment(events: Path, workers: int, kill: bool, workdir: Path, faults: li
     """Publish, then drain with *workers* processes (SIGKILLing one once a third of the input
     is in if *kill*); returns the outcome, the drain time and what was killed."""
     from engine.cluster.deployment import deployment_summary
-    from engine.storage import open_store
+    from engine.storage import open_broker
 
     url = f"{REDIS}?prefix=scaleout-{uuid.uuid4().hex[:10]}"
     publish(events, url)
-    store = open_store(url)
+    broker = open_broker(url)
+    store = broker.store
     total = sum(1 for _ in open(events, encoding="utf-8"))
     procs, logs = {}, []
     start = time.perf_counter()
@@ -110,11 +111,11 @@ def deployment(events: Path, workers: int, kill: bool, workdir: Path, faults: li
     try:
         if kill:
             while time.perf_counter() - start < 300:
-                if int(store.r.hget(f"{store.p}:counters", "events_in") or 0) >= total // 3:
+                if broker.counters().get("events_in", 0) >= total // 3:
                     break
                 time.sleep(0.05)
             # the holder of the input lane, if any: its takeover is the harder case
-            holder = store.r.get(f"{store.p}:lease:input")
+            holder = store.client.get(f"{store.prefix}:lease:input")
             killed = holder if holder in procs else "w1"
             procs[killed].send_signal(signal.SIGKILL)
         codes = {name: proc.wait(timeout=600) for name, proc in procs.items()}
@@ -127,13 +128,13 @@ def deployment(events: Path, workers: int, kill: bool, workdir: Path, faults: li
     seconds = time.perf_counter() - start
     emitted = list(store.records("emitted"))
     dead = [r.as_dict() for r in store.dead_letters()]
-    result = {**outcome(emitted, dead, deployment_summary(store)), "seconds": seconds, "killed": killed,
+    result = {**outcome(emitted, dead, deployment_summary(broker)), "seconds": seconds, "killed": killed,
               "exit_codes": codes, "input": total,
-              "backlog": sum(int(store.r.xlen(f"{store.p}:{k}")) for k in ("input", "tasks"))}
-    keys = list(store.r.scan_iter(match=f"{store.p}:*", count=1000))
+              "backlog": broker.backlog()}
+    keys = list(store.client.scan_iter(match=f"{store.prefix}:*", count=1000))
     for i in range(0, len(keys), 500):
-        store.r.delete(*keys[i:i + 500])
-    store.close()
+        store.client.delete(*keys[i:i + 500])
+    broker.close()
     return result
 
 

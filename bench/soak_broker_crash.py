@@ -5,7 +5,7 @@ acknowledged and then lost.
 
 For each persistence setting (no append-only file; ``appendfsync everysec``; ``appendfsync
 always``) a private ``redis-server`` is started on ``--port`` with its data in a temporary
-directory. A producer publishes game events into it (``RedisStore.ingest``, batches of
+directory. A producer publishes game events into it (``RedisBroker.ingest``, batches of
 100) and records the ids each acknowledged batch held; after ``--seconds`` the server is
 SIGKILLed mid-stream and started again on the same directory. Acknowledged events missing
 from the restarted server's input queue were acknowledged but lost. What `meshctl worker`
@@ -51,14 +51,14 @@ def start_server(port: int, folder: Path, setting: str) -> subprocess.Popen:
 
 
 def crash_once(setting: str, port: int, seconds: float, events: list[dict], folder: Path) -> dict:
-    from engine.storage import open_store
+    from engine.storage import open_broker, open_store
     from engine.storage.base import StorageError
 
     folder.mkdir()
     server = start_server(port, folder, setting)
     url = f"redis://127.0.0.1:{port}/0?prefix=crash"
-    store = open_store(url)
-    warning = store.durability_warning()
+    broker = open_broker(url)
+    warning = broker.durability_warning()
     acked: list[str] = []
     failed = threading.Event()
 
@@ -67,7 +67,7 @@ def crash_once(setting: str, port: int, seconds: float, events: list[dict], fold
         while not failed.is_set():
             batch = [{**events[(i + k) % len(events)], "id": f"e-{i + k}"} for k in range(100)]
             try:
-                store.ingest(batch)
+                broker.ingest(batch)
             except StorageError:
                 failed.set()
                 return
@@ -80,11 +80,11 @@ def crash_once(setting: str, port: int, seconds: float, events: list[dict], fold
     server.send_signal(signal.SIGKILL)
     server.wait()
     producer.join(timeout=60)
-    store.close()
+    broker.close()
     restarted = start_server(port, folder, setting)
     try:
         after = open_store(url)
-        present = {json.loads(fields["e"])["id"] for _, fields in after.r.xrange("crash:input")}
+        present = {json.loads(fields["e"])["id"] for _, fields in after.client.xrange("crash:input")}
         after.close()
     finally:
         restarted.send_signal(signal.SIGTERM)

@@ -84,10 +84,11 @@ def rss_mb(pid: int) -> float:
 def run_level(events: list[dict], rate: float | None, seconds: float, workers: int, max_backlog: int,  # noqa: C901
               workdir: Path) -> dict:
     """One deployment driven for *seconds*: open loop at *rate* events/s, or closed loop (None)."""
-    from engine.storage import open_store
+    from engine.storage import open_broker
 
     url = f"{REDIS}?prefix=load-{uuid.uuid4().hex[:10]}"
-    store = open_store(url)
+    broker = open_broker(url)
+    store = broker.store
     deployment = Deployment(url, workdir, reclaim_after=10.0, faults=[])
     for _ in range(workers):
         deployment.start()
@@ -100,17 +101,17 @@ def run_level(events: list[dict], rate: float | None, seconds: float, workers: i
 
     def sample() -> None:
         while not stop.is_set():
-            backlog = store.backlog()
+            backlog = broker.backlog()
             peaks["backlog"] = max(peaks["backlog"], backlog)
             rss = deployment.rss_mb() + rss_mb(ingress.proc.pid)
             peaks["rss_mb"] = max(peaks["rss_mb"], round(rss, 1))
-            peaks["redis_mb"] = max(peaks["redis_mb"],
-                                    round(store.r.info("memory")["used_memory"] / 2**20, 1))
+            used = store.client.info("memory")["used_memory"]
+            peaks["redis_mb"] = max(peaks["redis_mb"], round(used / 2**20, 1))
             time.sleep(0.25)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    processed_before = int(store.r.hget(f"{store.p}:counters", "events_in") or 0)
+    processed_before = broker.counters().get("events_in", 0)
     start, sent = time.time(), 0
     while time.time() - start < seconds and sent < len(events):
         if rate is None:
@@ -136,20 +137,20 @@ def run_level(events: list[dict], rate: float | None, seconds: float, workers: i
         if rate is not None:
             time.sleep(0.1)
     offer_time = time.time() - start
-    processed_in_offer = int(store.r.hget(f"{store.p}:counters", "events_in") or 0) - processed_before
+    processed_in_offer = broker.counters().get("events_in", 0) - processed_before
     deadline = time.time() + seconds
-    while store.backlog() and time.time() < deadline:
+    while broker.backlog() and time.time() < deadline:
         time.sleep(0.25)
-    drained = store.backlog() == 0
+    drained = broker.backlog() == 0
     stop.set()
     sampler.join()
     ingress.stop()
     deployment.stop()
     wait = latencies(list(store.records("emitted")), published)
-    keys = list(store.r.scan_iter(match=f"{store.p}:*", count=1000))
+    keys = list(store.client.scan_iter(match=f"{store.prefix}:*", count=1000))
     for i in range(0, len(keys), 500):
-        store.r.delete(*keys[i:i + 500])
-    store.close()
+        store.client.delete(*keys[i:i + 500])
+    broker.close()
     return {"offered_per_s": round(counts["offered"] / offer_time, 1),
             "accepted_per_s": round(counts["accepted"] / offer_time, 1),
             "processed_per_s": round(processed_in_offer / offer_time, 1), "shed": counts["shed"],

@@ -109,18 +109,16 @@ class Deployment:
         return round(total / 1024, 1)
 
 
-def quiet(store, expected_inputs: int) -> bool:
-    from engine.cluster.queues import WorkQueues
+def quiet(broker, expected_inputs: int) -> bool:
 
-    counted = int(store.r.hget(f"{store.p}:counters", "events_in") or 0)
-    backlog = WorkQueues(store).backlog(["input", "tasks", "stream:leaderboard"])
+    counted = broker.counters().get("events_in", 0)
+    backlog = broker.lane_backlog(["input", "tasks", "stream:leaderboard"])
     return counted >= expected_inputs and not any(backlog.values())
 
 
-def pending(store) -> int:
-    from engine.cluster.queues import WorkQueues
+def pending(broker) -> int:
 
-    return sum(WorkQueues(store).pending(["input", "tasks", "stream:leaderboard"]).values())
+    return sum(broker.pending(["input", "tasks", "stream:leaderboard"]).values())
 
 
 def latencies(emitted: list[dict], published: dict[str, float]) -> list[float]:
@@ -137,7 +135,7 @@ def latencies(emitted: list[dict], published: dict[str, float]) -> list[float]:
 
 def soak(workers: int, events: int, kill_every: float, rate: float, seed: int, workdir: Path) -> dict:
     from engine.runtime.events import read_events
-    from engine.storage import open_store
+    from engine.storage import open_broker
 
     path = workdir / "events.jsonl"
     generate(str(path), events, seed=seed, players=500)
@@ -145,7 +143,8 @@ def soak(workers: int, events: int, kill_every: float, rate: float, seed: int, w
     reference = single_process(path, workdir, FAULTS)
     items = list(read_events(str(path)))
     url = f"{REDIS}?prefix=soak-{uuid.uuid4().hex[:10]}"
-    store = open_store(url)
+    broker = open_broker(url)
+    store = broker.store
     deployment = Deployment(url, workdir, reclaim_after=5.0, faults=FAULTS)
     for _ in range(workers):
         deployment.start()
@@ -159,7 +158,7 @@ def soak(workers: int, events: int, kill_every: float, rate: float, seed: int, w
             if rate:
                 time.sleep(max(0.0, start + sent / rate - time.time()))
             chunk = items[sent:sent + batch]
-            store.ingest(chunk)
+            broker.ingest(chunk)
             now = time.time()
             for event in chunk:
                 published[event["id"]] = now
@@ -170,9 +169,9 @@ def soak(workers: int, events: int, kill_every: float, rate: float, seed: int, w
     began = time.time()
     producer.start()
     kills, max_pending, peak_rss, next_kill = [], 0, 0.0, began + kill_every
-    while not (done.is_set() and quiet(store, len(items))):
+    while not (done.is_set() and quiet(broker, len(items))):
         time.sleep(0.5)
-        max_pending = max(max_pending, pending(store))
+        max_pending = max(max_pending, pending(broker))
         peak_rss = max(peak_rss, deployment.rss_mb())
         if time.time() >= next_kill:
             kills.append(deployment.kill(rng))
@@ -189,7 +188,7 @@ def soak(workers: int, events: int, kill_every: float, rate: float, seed: int, w
 
     emitted = list(store.records("emitted"))
     dead = [r.as_dict() for r in store.dead_letters()]
-    got = outcome(emitted, dead, deployment_summary(store))
+    got = outcome(emitted, dead, deployment_summary(broker))
     lost = len(set(reference["emitted"]) - set(got["emitted"])) + len(
         set(reference["dead"]) - set(got["dead"])
     )
@@ -201,15 +200,15 @@ def soak(workers: int, events: int, kill_every: float, rate: float, seed: int, w
               "duplicate_effects": len(ids) - len(set(ids)), "identical": got == reference,
               "dead_letters": len(dead), "poison": poison,
               "schema_invalid_dead": got["summary"]["dead_lettered_by_reason"].get("schema-invalid", 0),
-              "max_pending": max_pending, "pel_at_end": pending(store), "peak_worker_rss_mb": peak_rss,
+              "max_pending": max_pending, "pel_at_end": pending(broker), "peak_worker_rss_mb": peak_rss,
               "latency_p50_s": percentile(wait, 50), "latency_p99_s": percentile(wait, 99),
               # SIGTERM: 0 once a worker runs; -15 if it came while the worker was still starting
               "sigterm_exit_codes": sorted({code for name, code in codes.items() if name not in kills}),
               "drain_exit": drain.returncode}
-    keys = list(store.r.scan_iter(match=f"{store.p}:*", count=1000))
+    keys = list(store.client.scan_iter(match=f"{store.prefix}:*", count=1000))
     for i in range(0, len(keys), 500):
-        store.r.delete(*keys[i:i + 500])
-    store.close()
+        store.client.delete(*keys[i:i + 500])
+    broker.close()
     return result
 
 

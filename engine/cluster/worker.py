@@ -1,14 +1,14 @@
-"""`meshctl worker`: one of any number of processes sharing a mesh's work through Redis.
+"""`meshctl worker`: one of any number of processes sharing a mesh's work through a broker.
 
 Each worker runs the same :class:`~engine.runtime.interpreter.Runtime` as ``meshctl run``,
-on the real clock, but the runtime's schedule is the Redis queues (engine/cluster/queues.py)
-instead of an in-memory heap. Work is done in units: one queue entry (or an ordered batch
-of a lane), whose effects — dedup records, dead letters, state, emitted events, new tasks,
-counters — are committed by one Lua script together with the entry's acknowledgement, and
-only if the values the unit read are unchanged and the entry is still this worker's. So a
-crash at any point either loses the whole unit (it is redelivered) or nothing; a unit that
-lost a race with another worker is done again on fresh state; and a worker that was
-presumed dead cannot commit over the one that took its work.
+on the real clock, but the runtime's schedule is the broker's queues (engine/storage/broker.py)
+instead of an in-memory heap. Work is done in units: one queue entry (or an ordered batch of a
+lane), whose effects — dedup records, dead letters, state, emitted events, new tasks, counters
+— are committed together with the entry's acknowledgement, and only if the values the unit
+read are unchanged and the entry is still this worker's. So a crash at any point either loses
+the whole unit (it is redelivered) or nothing; a unit that lost a race with another worker is
+done again on fresh state; and a worker that was presumed dead cannot commit over the one that
+took its work.
 """
 from __future__ import annotations
 
@@ -35,9 +35,8 @@ from ..runtime.retry import NO_RETRY
 from ..runtime.trace import JournalSink, Trace
 from ..runtime.windows import WindowOperator
 from ..storage.base import StorageError
-from ..storage.redisstore import APPLIED, FENCED, RedisStore
+from ..storage.broker import APPLIED, FENCED, INPUT, TASKS, Broker, Entry, Task
 from .deployment import REDRIVE, REPLAY, RUN_REDRIVE
-from .queues import INPUT, Entry, WorkQueues
 
 MAX_CONFLICTS = 20  # a unit redone this often in a row is left pending, for a later turn
 FAILED = -2  # a unit whose work raised: nothing committed, its entries stay pending
@@ -90,10 +89,10 @@ class Outbox:
 
 
 class Worker:
-    def __init__(self, mesh: m.Mesh, store: RedisStore, options: WorkerOptions):
-        self.mesh, self.store, self.options = mesh, store, options
+    def __init__(self, mesh: m.Mesh, broker: Broker, options: WorkerOptions):
+        self.mesh, self.broker, self.options = mesh, broker, options
+        self.store = store = broker.unit_store()  # what a unit reads is checked again at its commit
         self.name = options.name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.queues = WorkQueues(store)
         self.trace = Trace(JournalSink(store) if options.journal_trace else None)
         self.rt = Runtime(mesh, store=store, clock=SystemClock(), seed=options.seed, http=options.http,
                           faults=options.faults, max_hops=options.max_hops, trace=self.trace)
@@ -102,9 +101,8 @@ class Worker:
         self.rt.register_task(REDRIVE, lambda record: self.rt.redeliver(DeadLetter.from_dict(record)))
         self.rt.register_task(RUN_REDRIVE, lambda task: self._redrive_run(task["run"]))
         self.rt.register_task(REPLAY, lambda task: self.rt.reinject(task["event"], task["to"]))
-        store.tracking = True
         self.lanes = [INPUT] + [f"stream:{name}" for name in mesh.streams]
-        self.queues.ensure_groups(self.lanes + ["tasks"])
+        self.broker.ensure_lanes(self.lanes + [TASKS])
         self.units: Counter[str] = Counter()  # committed, conflicts, fenced, failed
         self._stop = threading.Event()
         self._last_reclaim = 0.0
@@ -118,8 +116,6 @@ class Worker:
     def run(self) -> dict:
         """Work until stopped (or, with ``exit_when_idle``, until nothing is left); the summary
         counts what this worker did."""
-        import redis
-
         previous = {}
         if threading.current_thread() is threading.main_thread():
             previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -131,23 +127,23 @@ class Worker:
                     if self._turn():
                         break
                     pause = 0.5
-                except (redis.ConnectionError, redis.TimeoutError, StorageError) as exc:
+                except StorageError as exc:
                     # The server is down or restarting: what is in hand stays pending, to be redone.
                     self.options.log(f"worker {self.name}: Redis unavailable ({exc}); retrying in {pause:g}s")
                     self._stop.wait(pause)
                     pause = min(pause * 2, 10.0)
         finally:
-            with contextlib.suppress(redis.RedisError):
+            with contextlib.suppress(StorageError):
                 for lane in self.lanes:
-                    self.queues.release(lane, self.name)
-                self.store.r.hdel(f"{self.store.p}:workers", self.name)
+                    self.broker.release(lane, self.name)
+                self.broker.leave(self.name)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return {**self.trace.summary(), "units": dict(self.units)}
 
     def _turn(self) -> bool:
         """One round over every queue; True when draining and nothing is left."""
-        done = self.queues.promote_due(time.time())
+        done = self.broker.promote_due(time.time())
         for lane in self.lanes:
             done += self._lane(lane)
         done += self._shared(block_ms=None if done else 200)  # (BLOCK 0 would wait forever)
@@ -158,24 +154,23 @@ class Worker:
         now = time.time()
         if now - self._last_beat >= 1.0:
             self._last_beat = now
-            self.store.r.hset(f"{self.store.p}:workers", self.name,
-                              json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "seen": eventtime.format(now),
-                                          "units": dict(self.units)}))
+            self.broker.heartbeat(self.name, {"pid": os.getpid(), "host": socket.gethostname(),
+                                              "seen": eventtime.format(now), "units": dict(self.units)})
 
     def _idle(self) -> bool:
-        backlog = self.queues.backlog(self.lanes + ["tasks"])
+        backlog = self.broker.lane_backlog(self.lanes + [TASKS])
         return not any(backlog.values())
 
     # --- ordered lanes: the input, and each windowed stream --------------------------------
     def _lane(self, lane: str) -> int:
-        if not self.queues.hold(lane, self.name, int(self.options.lease * 1000)):
+        if not self.broker.hold(lane, self.name, int(self.options.lease * 1000)):
             return 0
-        stale = self.queues.reclaim(lane, self.name, 0, self.options.batch)  # a former holder's, in order
+        stale = self.broker.reclaim(lane, self.name, 0, self.options.batch)  # a former holder's, in order
         if stale:  # one at a time: an entry that kills its worker cannot take others down with it
             for entry in stale:
                 self._unit([entry], self._lane_work(lane, [entry]))
             return len(stale)
-        entries = self.queues.read(lane, self.name, self.options.batch * LANE_BATCHES)
+        entries = self.broker.read(lane, self.name, self.options.batch * LANE_BATCHES)
         if entries:
             self._unit(entries, self._lane_work(lane, entries))
         return len(entries)
@@ -208,7 +203,7 @@ class Worker:
         names = list(self.mesh.streams)
         if not names:
             return 0
-        if not all(self.queues.hold(f"stream:{n}", self.name, int(self.options.lease * 1000)) for n in names):
+        if not all(self.broker.hold(f"stream:{n}", self.name, int(self.options.lease * 1000)) for n in names):
             return 1  # another worker has a lane: it is still busy, or flushing itself
 
         def work() -> None:
@@ -249,13 +244,13 @@ class Worker:
         now = time.time()
         if now - self._last_reclaim >= self.options.reclaim_after / 4:
             self._last_reclaim = now
-            entries = self.queues.reclaim("tasks", self.name, int(self.options.reclaim_after * 1000),
+            entries = self.broker.reclaim("tasks", self.name, int(self.options.reclaim_after * 1000),
                                           self.options.batch)
         if entries:  # taken over from a dead worker: one at a time, so a poison entry cannot take others down
             for entry in entries:
                 self._unit([entry], lambda e=entry: self._task(e))
             return len(entries)
-        entries = self.queues.read("tasks", self.name, self.options.batch, block_ms)
+        entries = self.broker.read("tasks", self.name, self.options.batch, block_ms)
         if entries and self._unit(entries, lambda: self._tasks(entries), retries=3) != APPLIED:
             for entry in entries:  # the batch kept conflicting or failed: all of them, even when stopping
                 self._unit([entry], lambda e=entry: self._task(e))
@@ -263,7 +258,7 @@ class Worker:
 
     def _tasks(self, entries: list[Entry]) -> None:
         """A batch of fresh tasks as one unit; the dedup records they need are read at once."""
-        self.store.prefetch_done((identity(e.event), e.consumer) for e in map(_delivery_of, entries) if e is not None)
+        self.broker.prefetch_done((identity(e.event), e.consumer) for e in map(_delivery_of, entries) if e is not None)
         for entry in entries:
             self._task(entry)
 
@@ -319,18 +314,17 @@ class Worker:
         result = 0
         for _ in range(retries):
             counts = (Counter(self.trace.counts), Counter(self.trace.dead_by_reason), list(self.trace.failed_runs))
-            self.store.reset()
+            self.broker.begin_unit()
             self.outbox.tasks = []
             try:
                 work()
             except Exception as exc:  # a bug or a storage failure: the entries stay pending, to be redelivered
                 self._restore(counts)
-                self.store.reset()
+                self.broker.begin_unit()
                 self.units["failed"] += 1
                 self.options.log(f"worker {self.name}: {type(exc).__name__}: {exc} (the entry will be redelivered)")
                 return FAILED
-            ops = self._task_ops() + self._counter_ops(counts) + self.queues.ack_ops(entries)
-            result = self.store.commit_unit(self.queues.ownership(entries, self.name), ops)
+            result = self.broker.commit_unit(self.name, entries, self._tasks_due(), self._counter_deltas(counts))
             if result == APPLIED:
                 self.units["committed"] += 1
                 return result
@@ -341,9 +335,9 @@ class Worker:
             self.units["conflicts"] += 1
         return result
 
-    def _task_ops(self) -> list[list]:
+    def _tasks_due(self) -> list[Task]:
         now = self.rt.clock.now()
-        return [self.queues.enqueue_op(self._lane_of(kind, payload), kind, payload, when, now)
+        return [Task(self._lane_of(kind, payload), kind, payload, when if when > now else None)
                 for when, kind, payload in self.outbox.tasks]
 
     @staticmethod
@@ -353,10 +347,9 @@ class Worker:
             payload.get("delivery", {}).get("consumer") if kind == "complete" else None
         return consumer if isinstance(consumer, str) and consumer.startswith("stream:") else "tasks"
 
-    def _counter_ops(self, before: tuple[Counter, Counter, list]) -> list[list]:
-        key = f"{self.store.p}:counters"
-        ops = [["HINCRBY", key, name, n] for name, n in (Counter(self.trace.counts) - before[0]).items()]
-        return ops + [["HINCRBY", key, f"dead:{r}", n] for r, n in (self.trace.dead_by_reason - before[1]).items()]
+    def _counter_deltas(self, before: tuple[Counter, Counter, list]) -> dict[str, int]:
+        deltas = dict(Counter(self.trace.counts) - before[0])
+        return deltas | {f"dead:{r}": n for r, n in (self.trace.dead_by_reason - before[1]).items()}
 
     def _restore(self, counts: tuple[Counter, Counter, list]) -> None:
         self.trace.counts, self.trace.dead_by_reason = defaultdict(int, counts[0]), counts[1]

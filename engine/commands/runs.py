@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator
 from ..cluster.deployment import (
     REPLAY,
     RUN_REDRIVE,
+    commit_changes,
     is_deployment,
     queue_redrive,
     queue_tasks,
@@ -249,7 +250,7 @@ class DeadLetters:
         if self.path is not None:
             write_dead_letters(self.path, self.store.dead_letters())
         elif is_deployment(self.store):  # a deployment has no checkpoint: giving it one would make it a run's store
-            self.store.commit_unit()
+            commit_changes(self.store)
         else:
             self.store.commit(checkpoint if checkpoint is not None else (self.store.checkpoint() or {}))
 

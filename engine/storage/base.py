@@ -11,6 +11,10 @@ since the last :meth:`Store.commit`
 become durable together with the runtime's checkpoint (its schedule, clock, counters,
 stream windows and input position), in one transaction: after a crash, a restart from the
 last checkpoint neither loses nor repeats an effect.
+
+A backend's store class is also opened from its URL, by the registry of engine/storage/__init__.py:
+``cls.open(url, retention, create) -> Store`` (raising :class:`NotAStoreURL` for a URL of its
+scheme it cannot read).
 """
 from __future__ import annotations
 
@@ -27,6 +31,10 @@ class StorageError(MeshError):
 class StoreFenced(StorageError):
     """Another process committed to the store since this one read it: nothing was written.
     Open the store again (to see what the other wrote) and redo the work."""
+
+
+class NotAStoreURL(ValueError):
+    """A backend's ``open`` was given a URL of its scheme that names no store (``sqlite:``)."""
 
 
 @runtime_checkable
@@ -77,3 +85,6 @@ class Store(Protocol):
     def aged_out(self) -> dict[str, float]:
         """What retention removed: per kind (``runs``, ``archive``, ``dedup``) the clock time
         before which its records are gone (only kinds of which something was removed)."""
+
+    def close(self) -> None:
+        """Let go of what the store holds open (a file, a connection); writes not committed are lost."""

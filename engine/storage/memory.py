@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from ..core.deadletter import DeadLetter
 from ..language.model import Retention
+from .base import NotAStoreURL
 
 DEDUP_WINDOW = 3600.0  # the default of `retention.dedup` in memory
 
@@ -94,6 +95,13 @@ class MemoryStore:
         if retention.dedup is None:
             return cls(keep)
         return cls(keep, dedup_window=None if retention.dedup == math.inf else retention.dedup)
+
+    @classmethod
+    def open(cls, url: str, retention: Retention, create: bool = True) -> "MemoryStore":
+        """The store of ``memory:`` (the registry's way in); a new one each time."""
+        if url not in ("memory", "memory:"):
+            raise NotAStoreURL(url)
+        return cls.for_mesh(retention)
 
     def commit(self, checkpoint: dict) -> None:
         self._checkpoint = checkpoint

@@ -2,9 +2,11 @@
 
 Reads go to Redis; writes are buffered and applied by one Lua script at :meth:`commit`, so
 everything since the last commit lands together or not at all (a script runs atomically).
-Workers use the same script with two additions (:meth:`commit_unit`): the values they read
-are checked to be unchanged (optimistic concurrency between workers), and the queue entry
-they processed is acknowledged in the same step, so an effect and its ack commit together.
+The broker of a deployment (engine/storage/redisbroker.py) commits its units of work with
+the same script (:meth:`RedisStore.commit_unit`): the values a unit read are checked to be
+unchanged (optimistic concurrency between workers), and the broker's own checks and writes
+(the queue entry is still the worker's; its acknowledgement, new tasks, counters) are
+applied in the same step, so an effect and its ack commit together.
 
 Keys, under a prefix (``?prefix=`` in the URL, default ``meshctl``)::
 
@@ -14,8 +16,8 @@ Keys, under a prefix (``?prefix=`` in the URL, default ``meshctl``)::
     P:dlq              hash id -> dead letter JSON;  P:dlq:order  zset id by arrival
     P:state:<key>      JSON value;  P:statekeys  zset of state keys (for prefix listing)
     P:checkpoint       the last commit's checkpoint (single-process runs)
-    P:counters         hash of run counters (workers)
-    P:input, P:tasks, P:lane:*, P:delayed   the work queues (engine/cluster/queues.py)
+    P:input, P:tasks, P:lane:*, P:delayed, P:lease:*, P:workers, P:counters   the broker's
+                       (engine/storage/redisbroker.py)
 """
 from __future__ import annotations
 
@@ -23,23 +25,27 @@ import json
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+import redis
+
 from ..core.deadletter import DeadLetter
 from ..core.errors import UsageError
+from ..language.model import DEFAULT_RETENTION, Retention
 from .base import StorageError
 
 DEFAULT_PREFIX = "meshctl"
-APPLIED, CONFLICT, FENCED = 1, 0, -1  # what a commit of a unit of work did
 
-# ARGV[1]: JSON list of [key, expected value or false]; ARGV[2]: JSON list of write ops.
-# An op is a Redis command as a list, or one of the composite ops below (their extra keys
-# are built from KEYS[1], the prefix). Returns 1 when every op was applied; nothing is
-# written when a read value changed (0) or a queue entry is no longer the worker's (-1).
+# ARGV[1]: JSON list of checks; ARGV[2]: JSON list of write ops. A check is [key, expected
+# value or false], or ['XPENDING', stream, group, entry id, consumer]: the entry is pending
+# in the group and the consumer's. An op is a Redis command as a list, or one of the
+# composite ops below (their extra keys are built from KEYS[1], the prefix). Returns 1 when
+# every op was applied; nothing is written when a read value changed (0) or an entry is no
+# longer the consumer's (-1).
 _COMMIT = """
 local checks = cjson.decode(ARGV[1])
 for _, c in ipairs(checks) do
-  if c[3] then
-    local info = redis.call('XPENDING', c[1], 'workers', c[2], c[2], 1)
-    if #info == 0 or info[1][2] ~= c[3] then return -1 end
+  if c[1] == 'XPENDING' and #c == 5 then
+    local info = redis.call('XPENDING', c[2], c[3], c[4], c[4], 1)
+    if #info == 0 or info[1][2] ~= c[5] then return -1 end
   else
     local v = redis.call('GET', c[1])
     if v ~= c[2] then return 0 end
@@ -77,11 +83,11 @@ def redis_url(url: str) -> tuple[str, str]:
 
 
 class RedisStore:
-    """A :class:`~engine.storage.base.Store` on Redis, with the unit-of-work calls workers use."""
+    """A :class:`~engine.storage.base.Store` on Redis, with the unit-of-work calls its broker uses."""
 
-    def __init__(self, client, prefix: str = DEFAULT_PREFIX, url: str = ""):
-        self.r = client
-        self.p = prefix
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, url: str = ""):
+        self.client = client
+        self.prefix = prefix
         self.url = url
         self._commit_script = client.register_script(_COMMIT)
         self.tracking = False  # True in a worker: reads are checked again at commit
@@ -90,11 +96,19 @@ class RedisStore:
         self.reset()
 
     @classmethod
+    def open(cls, url: str, retention: Retention = DEFAULT_RETENTION, create: bool = True) -> "RedisStore":
+        """The store at ``redis://HOST:PORT/DB[?prefix=NAME]`` (the registry's way in). Without
+        *create*, a prefix under which nothing is stored is a usage error, and nothing is written.
+        A deployment keeps everything: *retention* is not applied on Redis yet."""
+        store = cls.from_url(url)
+        if not create and not store._holds_anything():
+            store.close()
+            raise UsageError(f"no store at {url}: no key of prefix {store.prefix!r} on that server "
+                             "(give the --store of a worker deployment or an earlier `meshctl run --store`)")
+        return store
+
+    @classmethod
     def from_url(cls, url: str) -> "RedisStore":
-        try:
-            import redis
-        except ImportError as exc:
-            raise UsageError("a redis:// store needs the Redis client: pip install 'meshctl[redis]'") from exc
         client_url, prefix = redis_url(url)
         try:
             client = redis.Redis.from_url(client_url, decode_responses=True, socket_timeout=30,
@@ -119,24 +133,22 @@ class RedisStore:
         self._fetched: dict[str, str | None] = {}  # dedup records read ahead (prefetch_done)
 
     def _get(self, key: str) -> str | None:
-        value = self._call(self.r.get, key)
+        value = self._call(self.client.get, key)
         if self.tracking and key not in self.reads:
             self.reads[key] = value if value is not None else False
         return value
 
     def _call(self, fn, *args):
-        import redis
-
         try:
             return fn(*args)
         except redis.RedisError as exc:
-            raise StorageError(f"redis {self.url or self.p}: {exc}") from exc
+            raise StorageError(f"redis {self.url or self.prefix}: {exc}") from exc
 
     def _write_ops(self) -> list[list]:
         ops = list(self._ops)
         for journal, records in self._journals.items():
             for start in range(0, len(records), 1000):
-                ops.append(["RPUSH", f"{self.p}:j:{journal}",
+                ops.append(["RPUSH", f"{self.prefix}:j:{journal}",
                             *(json.dumps(r, default=str) for r in records[start:start + 1000])])
         for (key, consumer), at in self._done.items():
             ops.append(["SET", self._done_key(key, consumer), repr(at)])
@@ -151,13 +163,14 @@ class RedisStore:
     def commit_unit(self, checks: Iterable[list] = (), ops: Iterable[list] = ()) -> int:
         """Apply this unit's writes plus *ops* if every read value and every *check* still holds.
 
-        A check is ``[stream, entry id, worker]``: the entry is still pending and owned by the
-        worker (a worker presumed dead, whose entries were reclaimed, cannot commit). Returns
-        :data:`APPLIED`, :data:`CONFLICT` (a value read has changed: do the unit again) or
-        :data:`FENCED` (another worker owns the entry now: drop the unit).
+        A check is ``["XPENDING", stream, group, entry id, consumer]``: the entry is still
+        pending in the group and the consumer's (the broker's: a worker presumed dead, whose
+        entries were reclaimed, cannot commit). Returns the broker's outcome:
+        :data:`~engine.storage.broker.APPLIED`, ``CONFLICT`` (a value read has changed: do the
+        unit again) or ``FENCED`` (another worker owns the entry now: drop the unit).
         """
         all_checks = [[k, v] for k, v in self.reads.items()] + [list(c) for c in checks]
-        applied = self._call(self._commit_script, [self.p],
+        applied = self._call(self._commit_script, [self.prefix],
                              [json.dumps(all_checks), json.dumps(self._write_ops() + list(ops))])
         self.reset()
         return int(applied)
@@ -167,9 +180,9 @@ class RedisStore:
         self._journals.setdefault(journal, []).append(record)
 
     def records(self, journal: str) -> Iterator[dict]:
-        key, start = f"{self.p}:j:{journal}", 0
+        key, start = f"{self.prefix}:j:{journal}", 0
         while True:
-            chunk = self._call(self.r.lrange, key, start, start + 9999)
+            chunk = self._call(self.client.lrange, key, start, start + 9999)
             for raw in chunk:
                 yield json.loads(raw)
             if len(chunk) < 10000:
@@ -178,7 +191,7 @@ class RedisStore:
         yield from list(self._journals.get(journal, ()))
 
     def _done_key(self, key: str, consumer: str) -> str:
-        return f"{self.p}:done:{consumer}|{key}"  # a consumer id has no "|"
+        return f"{self.prefix}:done:{consumer}|{key}"  # a consumer id has no "|"
 
     def is_done(self, key: str, consumer: str, at: float | None = None) -> bool:
         if (key, consumer) in self._done:
@@ -195,7 +208,7 @@ class RedisStore:
         keys = [k for k in dict.fromkeys(keys) if k not in self._fetched]
         if not keys:
             return
-        for key, value in zip(keys, self._call(self.r.mget, keys)):
+        for key, value in zip(keys, self._call(self.client.mget, keys)):
             self._fetched[key] = value
             if self.tracking and key not in self.reads:
                 self.reads[key] = value if value is not None else False
@@ -207,15 +220,15 @@ class RedisStore:
         if record.id in self._dead or record.id in self._dead_removed:
             new = record.id in self._dead_removed  # put, or removed, in this unit already
         else:
-            new = not self._call(self.r.hexists, f"{self.p}:dlq", record.id)
+            new = not self._call(self.client.hexists, f"{self.prefix}:dlq", record.id)
         self._dead.pop(record.id, None)
         self._dead[record.id] = record
         self._dead_removed.discard(record.id)
         return new
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
-        ids = self._call(self.r.zrange, f"{self.p}:dlq:order", 0, -1)
-        raws = self._call(self.r.hmget, f"{self.p}:dlq", ids) if ids else []
+        ids = self._call(self.client.zrange, f"{self.prefix}:dlq:order", 0, -1)
+        raws = self._call(self.client.hmget, f"{self.prefix}:dlq", ids) if ids else []
         stored = [DeadLetter.from_dict(json.loads(raw)) for raw in raws if raw is not None]
         hidden = self._dead_removed | set(self._dead)
         records = [r for r in stored if r.id not in hidden] + list(self._dead.values())
@@ -227,7 +240,7 @@ class RedisStore:
             if record_id in self._dead_removed:
                 continue
             pending = self._dead.pop(record_id, None) is not None
-            if pending or self._call(self.r.hexists, f"{self.p}:dlq", record_id):
+            if pending or self._call(self.client.hexists, f"{self.prefix}:dlq", record_id):
                 self._dead_removed.add(record_id)
                 removed += 1
         return removed
@@ -235,7 +248,7 @@ class RedisStore:
     def get_state(self, key: str) -> Any:
         if key in self._state:
             return self._state[key]
-        raw = self._get(f"{self.p}:state:{key}")
+        raw = self._get(f"{self.prefix}:state:{key}")
         value = json.loads(raw) if raw is not None else None
         if value is not None:
             self._state[key] = value
@@ -255,7 +268,7 @@ class RedisStore:
         return {}  # a deployment keeps runs, dedup records and journals: no retention is applied on Redis yet
 
     def state_keys(self, prefix: str) -> list[str]:
-        stored = self._call(self.r.zrangebylex, f"{self.p}:statekeys", f"[{prefix}", f"[{prefix}\U0010ffff")
+        stored = self._call(self.client.zrangebylex, f"{self.prefix}:statekeys", f"[{prefix}", f"[{prefix}\U0010ffff")
         return sorted(set(stored) | {k for k in self._dirty if k.startswith(prefix)})
 
     def commit(self, checkpoint: dict) -> None:
@@ -263,7 +276,7 @@ class RedisStore:
         # and it keeps its state objects (the same object until replaced) across commits.
         state, retired = self._state, self._retired
         self.reads = {}
-        self.commit_unit((), [["SET", f"{self.p}:checkpoint", json.dumps(checkpoint, default=str)]])
+        self.commit_unit((), [["SET", f"{self.prefix}:checkpoint", json.dumps(checkpoint, default=str)]])
         for key in retired:
             state.pop(key, None)
         self._state = state
@@ -271,60 +284,19 @@ class RedisStore:
 
     def checkpoint(self) -> dict | None:
         if not self._checkpoint_read:
-            raw = self._call(self.r.get, f"{self.p}:checkpoint")
+            raw = self._call(self.client.get, f"{self.prefix}:checkpoint")
             self._checkpoint = json.loads(raw) if raw is not None else None
             self._checkpoint_read = True
         return self._checkpoint
 
-    # --- the broker side: ingress and health ---------------------------------------------
-    def ingest(self, events: list[dict]) -> list[str]:
-        """Add events to the input queue, all or none; durable as far as the server's
-        persistence settings make any write durable (see :meth:`durability_warning`)."""
-        if not events:
-            return []
-        pipe = self.r.pipeline(transaction=True)
-        for event in events:
-            pipe.xadd(f"{self.p}:input", {"e": json.dumps(event)})
-        return list(self._call(pipe.execute))
-
-    def backlog(self) -> int:
-        """Entries waiting in the input and task queues (processed entries are deleted)."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.xlen(f"{self.p}:input")
-        pipe.xlen(f"{self.p}:tasks")
-        return sum(self._call(pipe.execute))
-
-    def holds_anything(self) -> bool:
+    def _holds_anything(self) -> bool:
         """Whether any key meshctl writes exists under this prefix (a deployment's queues, workers
         and counters, a run's checkpoint, dead letters, state): one round trip, no scan."""
         names = ("input", "tasks", "delayed", "workers", "counters", "checkpoint", "dlq:order", "statekeys", "j:input")
-        return bool(self._call(self.r.exists, *(f"{self.p}:{name}" for name in names)))
-
-    def ping(self) -> bool:
-        try:
-            return bool(self.r.ping())
-        except Exception:  # any failure means "not healthy": the health endpoint reports it
-            return False
-
-    def durability_warning(self) -> str | None:
-        """Why an acknowledged write could be lost if the Redis server crashed (None: it cannot)."""
-        import redis
-
-        try:
-            aof = self.r.config_get("appendonly").get("appendonly")
-            fsync = self.r.config_get("appendfsync").get("appendfsync")
-        except redis.RedisError:
-            return "cannot read the server's persistence settings (CONFIG GET refused): durability unknown"
-        if aof != "yes":
-            return ("the Redis server runs without the append-only file (appendonly no): events and effects "
-                    "acknowledged since its last snapshot are lost if the server crashes")
-        if fsync != "always":
-            return (f"appendfsync is {fsync!r}: up to about a second of acknowledged writes is lost if the "
-                    "server's machine crashes (use appendfsync always for none)")
-        return None
+        return bool(self._call(self.client.exists, *(f"{self.prefix}:{name}" for name in names)))
 
     def close(self) -> None:
         try:
-            self.r.close()
+            self.client.close()
         except Exception:  # closing a broken connection has nothing left to report
             pass

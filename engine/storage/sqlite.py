@@ -34,7 +34,8 @@ from typing import Any, Iterable, Iterator
 
 from ..core.deadletter import DeadLetter
 from ..language.model import DEFAULT_RETENTION, Retention
-from .base import StorageError, StoreFenced
+from ..core.errors import UsageError
+from .base import NotAStoreURL, StorageError, StoreFenced
 
 SCHEMA_VERSION = 4  # PRAGMA user_version of a store file of this layout
 # ``batch`` is 2 in every row: the row holds a zlib-compressed JSON array of records (the
@@ -88,6 +89,17 @@ class SqliteStore:
         self._seen: SeenPairs | None = None  # built on the first dedup lookup
         self._dirty_state: set[str] = set()
         self._dead_changes: dict[str, DeadLetter | None] = {}
+
+    @classmethod
+    def open(cls, url: str, retention: Retention = DEFAULT_RETENTION, create: bool = True) -> "SqliteStore":
+        """The store of ``sqlite:PATH`` (the registry's way in). Without *create*, a file that
+        is not there (or empty: SQLite would make it a new store) is a usage error naming it."""
+        path = sqlite_path(url)
+        if not path:
+            raise NotAStoreURL(url)
+        if not create and not _holds_sqlite(path):
+            raise UsageError(f"no store at {path}: give the --store sqlite:PATH of an earlier `meshctl run --store`")
+        return cls(path, retention, create)
 
     def _enable_wal(self, timeout: float = 10.0) -> None:
         """Switch to WAL. On a new file, connections switching at once can deadlock, and SQLite
@@ -389,6 +401,14 @@ def _connect(path: str, create: bool) -> sqlite3.Connection:
 def journal_row_records(body: bytes) -> list:
     """The records of one journal row: a zlib-compressed JSON array of them."""
     return json.loads(_decompress(body))
+
+
+def _holds_sqlite(path: str) -> bool:
+    """A file that may be a store: SQLite would turn a missing or empty one into a new store."""
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
 
 
 def sqlite_path(url: str) -> str:

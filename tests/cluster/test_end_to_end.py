@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.storage import open_store
+from engine.storage import open_broker
 
 REPO = Path(__file__).resolve().parents[2]
 ARENA = REPO / "workflows" / "arena"
@@ -26,10 +26,10 @@ def _worker(url: str, name: str) -> subprocess.Popen:
 def test_serve_publish_and_two_workers_run_the_game_example(serve, redis_url, meshctl):
     served = serve(ARENA, "--store", redis_url, "--port", "0", "--token", "s3cret")
     workers = [_worker(redis_url, name) for name in ("a", "b")]
-    store = open_store(redis_url)
+    broker = open_broker(redis_url)
     try:
         deadline = time.time() + 30
-        while set(store.r.hkeys(f"{store.p}:workers")) != {"a", "b"} and time.time() < deadline:
+        while set(broker.workers()) != {"a", "b"} and time.time() < deadline:
             time.sleep(0.1)  # both workers up (their heartbeats) before the events arrive
         published = meshctl("publish", ARENA, EVENTS, "--url", served.url, "--token", "s3cret")
         assert published.exit_code == 0, published.output
@@ -61,6 +61,6 @@ def test_serve_publish_and_two_workers_run_the_game_example(serve, redis_url, me
                                                "late_events", "dead_lettered_by_reason")} == \
         {k: reference[k] for k in ("events_in", "emitted", "dead_lettered", "windows_emitted", "late_events",
                                    "dead_lettered_by_reason")}
-    emitted = list(store.records("emitted"))
+    emitted = list(broker.store.records("emitted"))
     assert len(emitted) == 50 and len({e["id"] for e in emitted}) == 50
-    store.close()
+    broker.close()

@@ -23,7 +23,7 @@ from identity_mesh import (
     write_mesh,
 )
 
-from engine.storage import open_store
+from engine.storage import open_broker
 
 
 @pytest.fixture
@@ -32,10 +32,15 @@ def mesh(tmp_path) -> Path:
 
 
 @pytest.fixture
-def store(redis_url):
-    store = open_store(redis_url)
-    yield store
-    store.close()
+def broker(redis_url):
+    broker = open_broker(redis_url)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def store(broker):
+    return broker.store
 
 
 def drain(meshctl, mesh, url: str, *extra: str) -> dict:
@@ -81,9 +86,9 @@ def test_dead_letters_and_runs_of_two_sources_redrive_apart(meshctl, mesh, store
     assert statuses == {"fulfil:o-1@/shop/eu": "failed", "fulfil:o-1@/shop/us": "completed"}
 
 
-def test_a_repeated_invalid_event_is_one_dead_letter_in_a_deployment(meshctl, mesh, store, redis_url):
+def test_a_repeated_invalid_event_is_one_dead_letter_in_a_deployment(meshctl, mesh, broker, store, redis_url):
     bad = {**placed("/shop/eu", 1, id_="bad-1"), "data": {"n": "one"}}
-    store.ingest([bad, bad, {**bad, "source": "/shop/us"}, bad])  # the ingress would refuse them: queued directly
+    broker.ingest([bad, bad, {**bad, "source": "/shop/us"}, bad])  # the ingress would refuse them: queued directly
     drain(meshctl, mesh, redis_url)
     status = json.loads(meshctl("status", mesh, "--store", redis_url, "--format=json").output)
     listed = json.loads(meshctl("dlq", "list", "--store", redis_url, "--format=json").output)

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from engine.analysis.validate import require_valid
-from engine.cluster.queues import GROUP
 from engine.cluster.worker import Worker, WorkerOptions
 from engine.runtime.events import read_events
-from engine.storage import open_store
-from engine.storage.redisstore import APPLIED, FENCED
+from engine.storage import open_broker
+from engine.storage.broker import APPLIED, FENCED
 
 REPO = Path(__file__).resolve().parents[2]
 ARENA = REPO / "workflows" / "arena"
@@ -27,10 +26,15 @@ MATCH = {"specversion": "1.0", "id": "req-1", "source": "/lobby", "type": "match
 
 
 @pytest.fixture
-def store(redis_url):
-    store = open_store(redis_url)
-    yield store
-    store.close()
+def broker(redis_url):
+    broker = open_broker(redis_url)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def store(broker):
+    return broker.store
 
 
 def drain(meshctl, url: str, *extra: str) -> dict:
@@ -39,8 +43,8 @@ def drain(meshctl, url: str, *extra: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_one_worker_gives_the_summary_of_meshctl_run(meshctl, store, redis_url):
-    store.ingest(list(read_events(str(EVENTS))))
+def test_one_worker_gives_the_summary_of_meshctl_run(meshctl, broker, store, redis_url):
+    broker.ingest(list(read_events(str(EVENTS))))
     worker = drain(meshctl, redis_url)
     reference = json.loads(meshctl("run", ARENA, "--events", EVENTS, "--format=json").stdout)
     assert {k: v for k, v in worker.items() if k != "units"} == reference
@@ -48,8 +52,8 @@ def test_one_worker_gives_the_summary_of_meshctl_run(meshctl, store, redis_url):
     assert len(list(store.records("emitted"))) == reference["emitted"] == 50
 
 
-def test_status_and_dead_letters_of_a_deployment(meshctl, store, redis_url):
-    store.ingest(list(read_events(str(EVENTS))))
+def test_status_and_dead_letters_of_a_deployment(meshctl, broker, store, redis_url):
+    broker.ingest(list(read_events(str(EVENTS))))
     drain(meshctl, redis_url)
     status = json.loads(meshctl("status", ARENA, "--store", redis_url, "--format=json").stdout)
     assert all(q["backlog"] == 0 for q in status["queues"].values()) and status["delayed"] == 0
@@ -65,38 +69,37 @@ def test_status_and_dead_letters_of_a_deployment(meshctl, store, redis_url):
     assert sorted(r.reason for r in store.dead_letters()) == ["late-event", "late-event", "loop-detected"]
 
 
-def test_a_worker_presumed_dead_cannot_commit_over_the_one_that_took_its_entry(store, redis_url):
+def test_a_worker_presumed_dead_cannot_commit_over_the_one_that_took_its_entry(broker, redis_url):
     mesh = require_valid(str(ARENA)).mesh
-    other = open_store(redis_url)
-    slow = Worker(mesh, store, WorkerOptions(name="slow", http="simulate"))
+    other = open_broker(redis_url)
+    slow = Worker(mesh, broker, WorkerOptions(name="slow", http="simulate"))
     quick = Worker(mesh, other, WorkerOptions(name="quick", http="simulate"))
-    store.ingest([MATCH])
-    routed = slow.queues.read("input", "slow", 10)
+    broker.ingest([MATCH])
+    routed = slow.broker.read("input", "slow", 10)
     assert slow._unit(routed, slow._lane_work("input", routed)) == APPLIED
-    [entry] = slow.queues.read("tasks", "slow", 1)
-    [taken] = quick.queues.reclaim("tasks", "quick", 0, 1)  # as if "slow" had stopped answering
+    [entry] = slow.broker.read("tasks", "slow", 1)
+    [taken] = quick.broker.reclaim("tasks", "quick", 0, 1)  # as if "slow" had stopped answering
     assert taken.deliveries == 2
     assert slow._unit([entry], lambda: slow._task(entry)) == FENCED
     assert quick._unit([taken], lambda: quick._task(taken)) == APPLIED
     quick.options.exit_when_idle = True
     quick.run()
-    emitted = [e["type"] for e in other.records("emitted")]
+    emitted = [e["type"] for e in other.store.records("emitted")]
     assert emitted == ["match.created"]  # once, by the worker that owned the delivery
     other.close()
 
 
-def _hand_out(store, stream: str, times: int) -> None:
-    """Hand the stream's entries to a consumer that never acknowledges them, *times* times."""
-    if not any(g["name"] == GROUP for g in (store.r.xinfo_groups(stream) if store.r.exists(stream) else [])):
-        store.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    ids = [i for _, entries in store.r.xreadgroup(GROUP, "ghost", {stream: ">"}) for i, _ in entries]
+def _hand_out(broker, lane: str, times: int) -> None:
+    """Hand the lane's entries to a worker that never acknowledges them, *times* times."""
+    broker.ensure_lanes([lane])
+    assert broker.read(lane, "ghost", 100)
     for _ in range(times - 1):
-        store.r.xclaim(stream, GROUP, "ghost", 0, ids)
+        assert broker.reclaim(lane, "ghost", 0, 100)
 
 
-def test_an_input_that_keeps_killing_its_workers_is_dead_lettered_as_poison(meshctl, store, redis_url):
-    store.ingest([MATCH])
-    _hand_out(store, f"{store.p}:input", 5)
+def test_an_input_that_keeps_killing_its_workers_is_dead_lettered_as_poison(meshctl, broker, store, redis_url):
+    broker.ingest([MATCH])
+    _hand_out(broker, "input", 5)
     summary = drain(meshctl, redis_url, "--max-deliveries=5")
     [letter] = store.dead_letters()
     assert (letter.reason, letter.error_type, letter.consumer, letter.attempts) == \
@@ -104,13 +107,13 @@ def test_an_input_that_keeps_killing_its_workers_is_dead_lettered_as_poison(mesh
     assert summary["delivered"] == 0 and summary["dead_lettered"] == 1
 
 
-def test_lost_attempts_count_against_the_retry_policy(meshctl, store, redis_url):
+def test_lost_attempts_count_against_the_retry_policy(meshctl, broker, store, redis_url):
     mesh = require_valid(str(ARENA)).mesh
-    router = Worker(mesh, store, WorkerOptions(name="router", http="simulate"))
-    store.ingest([MATCH])
-    routed = router.queues.read("input", "router", 10)
+    router = Worker(mesh, broker, WorkerOptions(name="router", http="simulate"))
+    broker.ingest([MATCH])
+    routed = router.broker.read("input", "router", 10)
     router._unit(routed, router._lane_work("input", routed))
-    _hand_out(store, f"{store.p}:tasks", 3)  # three workers died in the attempt: the default policy allows 3
+    _hand_out(broker, "tasks", 3)  # three workers died in the attempt: the default policy allows 3
     drain(meshctl, redis_url, "--reclaim-after=0.1")
     [letter] = store.dead_letters()
     assert (letter.reason, letter.error_type, letter.attempts) == ("retries-exhausted", "WorkerLost", 3)
@@ -118,31 +121,31 @@ def test_lost_attempts_count_against_the_retry_policy(meshctl, store, redis_url)
     assert list(store.records("emitted")) == []
 
 
-def test_a_stream_delivery_lost_with_its_worker_is_processed_not_dead_lettered(meshctl, store, redis_url):
+def test_a_stream_delivery_lost_with_its_worker_is_processed_not_dead_lettered(meshctl, broker, store, redis_url):
     """Windowed streams have no retry policy: a worker's death is not charged to them."""
     mesh = require_valid(str(ARENA)).mesh
-    router = Worker(mesh, store, WorkerOptions(name="router", http="simulate"))
-    store.ingest([{**MATCH, "id": "gs-1", "type": "match.finished",
+    router = Worker(mesh, broker, WorkerOptions(name="router", http="simulate"))
+    broker.ingest([{**MATCH, "id": "gs-1", "type": "match.finished",
                    "data": {"match_id": "m-1", "player_id": "p1", "opponent_id": "p2", "region": "eu-west",
                             "mode": "ranked", "score": 0, "won": False}}])
-    routed = router.queues.read("input", "router", 10)
+    routed = router.broker.read("input", "router", 10)
     router._unit(routed, router._lane_work("input", routed))
-    _hand_out(store, f"{store.p}:lane:stream:leaderboard", 2)
+    _hand_out(broker, "stream:leaderboard", 2)
     summary = drain(meshctl, redis_url, "--reclaim-after=0.1", "--lease=0.5")
     assert summary["windows_emitted"] == 1 and store.dead_letters() == []
 
 
-def test_sigterm_finishes_what_is_in_hand_and_leaves_nothing_pending(store, redis_url):
+def test_sigterm_finishes_what_is_in_hand_and_leaves_nothing_pending(broker, redis_url):
     proc = subprocess.Popen([sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "worker",
                              str(ARENA), "--store", redis_url, "--name", "w-term", "--http=simulate",
                              "--format=json"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        store.ingest(list(read_events(str(EVENTS))))
+        broker.ingest(list(read_events(str(EVENTS))))
         deadline = time.time() + 60
-        while (int(store.r.hget(f"{store.p}:counters", "events_in") or 0) < 32
-               or not store.r.hexists(f"{store.p}:workers", "w-term")) and time.time() < deadline:
+        while (broker.counters().get("events_in", 0) < 32 or "w-term" not in broker.workers()) \
+                and time.time() < deadline:
             time.sleep(0.05)  # all routed, and its heartbeat written
-        assert store.r.hexists(f"{store.p}:workers", "w-term")
+        assert "w-term" in broker.workers()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -150,8 +153,9 @@ def test_sigterm_finishes_what_is_in_hand_and_leaves_nothing_pending(store, redi
             proc.kill()
     assert proc.returncode == 0, err
     assert json.loads(out)["events_in"] == 32 and "w-term: stopped" in err
-    assert store.r.xpending(f"{store.p}:tasks", GROUP)["pending"] == 0
-    assert store.r.get(f"{store.p}:lease:input") is None and not store.r.hexists(f"{store.p}:workers", "w-term")
+    assert broker.pending(["tasks"]) == {"tasks": 0}
+    assert "w-term" not in broker.workers()
+    assert broker.hold("input", "another", 1000)  # the lease of the input was given up
 
 
 def test_worker_and_status_need_a_redis_store(meshctl, tmp_path):
@@ -160,8 +164,8 @@ def test_worker_and_status_need_a_redis_store(meshctl, tmp_path):
         assert result.exit_code == 2 and "needs a broker store: --store redis://" in result.output
 
 
-def test_a_journaled_trace_has_an_ingest_record_per_input_counted(meshctl, store, redis_url):
-    store.ingest([MATCH, {"id": "no-type"}, {**MATCH, "id": "req-2"}])  # the ingress would refuse the 2nd
+def test_a_journaled_trace_has_an_ingest_record_per_input_counted(meshctl, broker, store, redis_url):
+    broker.ingest([MATCH, {"id": "no-type"}, {**MATCH, "id": "req-2"}])  # the ingress would refuse the 2nd
     summary = drain(meshctl, redis_url, "--journal-trace")
     ingests = [r for r in store.records("trace") if r["kind"] == "ingest"]
     assert len(ingests) == summary["events_in"] == 3

@@ -1,14 +1,18 @@
-"""The ``store`` fixture: every contract test runs once per backend (memory, sqlite, redis).
+"""The ``store`` fixture: every contract test runs once per backend (memory, sqlite, redis);
+the ``deployment`` fixture: every broker contract test once per backend with a broker (redis).
 
 ``reopen(store)`` closes a store and opens it again from the same place, the way a restarted
 process would. Only durable backends can do that; for the memory store the test is skipped,
 with the reason, because nothing of a memory store outlives it.
+
+Which backends they run on is in storage_backends.py; how each is opened is here.
 """
 from __future__ import annotations
 
 import pytest
 
-from engine.storage import MemoryStore, open_store
+from engine.storage import MemoryStore, open_broker, open_store
+from storage_backends import BROKERS, STORES
 
 #: The journals the runtime writes; the memory store keeps only the journals it is asked to.
 JOURNALS = ("input", "emitted", "trace")
@@ -39,7 +43,7 @@ class Backend:
             store.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=STORES)
 def backend(request, tmp_path):
     name = request.param if request.param != "redis" else request.getfixturevalue("redis_url")
     backend = Backend(name, tmp_path)
@@ -57,3 +61,35 @@ def store(backend):
 def reopen(backend):
     """``reopen(store)`` -> the same store as a restarted process sees it (durable backends only)."""
     return backend.reopen
+
+
+class Deployment:
+    """Opens brokers on one deployment: each :meth:`open` is another process's view of it."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.opened: list = []
+
+    def open(self):
+        broker = open_broker(self.url)
+        self.opened.append(broker)
+        return broker
+
+    def close_all(self) -> None:
+        for broker in self.opened:
+            broker.close()
+
+
+@pytest.fixture(params=BROKERS)
+def deployment(request):
+    """A new, empty deployment of each backend that has a broker."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else request.param
+    deployment = Deployment(url)
+    yield deployment
+    deployment.close_all()
+
+
+@pytest.fixture
+def broker(deployment):
+    """A broker on a new, empty deployment."""
+    return deployment.open()

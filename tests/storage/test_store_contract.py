@@ -5,8 +5,12 @@ durable. Tests that ``reopen`` a store check durability and are skipped for the 
 """
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 from engine.core.deadletter import DeadLetter
-from engine.storage import MemoryStore, SqliteStore, Store
+from engine.storage import BACKENDS, MemoryStore, SqliteStore, Store
+from storage_backends import STORES
 
 
 def letter(n: int, queue: str = "orders.dlq", reason: str = "retries-exhausted") -> DeadLetter:
@@ -32,6 +36,29 @@ def test_every_backend_satisfies_the_protocol(tmp_path):
 
 def test_the_fixture_store_satisfies_the_protocol(store):
     assert isinstance(store, Store)
+
+
+def protocol_methods() -> list[str]:
+    return sorted(name for name, value in vars(Store).items() if callable(value) and not name.startswith("_"))
+
+
+def test_every_registered_store_class_has_the_protocol_and_an_opener():
+    """Checked without opening anything: a backend whose server is absent is still checked."""
+    for scheme, backend in BACKENDS.items():
+        module, _, name = backend.store.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        missing = [m for m in protocol_methods() if not callable(getattr(cls, m, None))]
+        assert missing == [], f"{scheme}: {name} lacks {missing}"
+        assert callable(getattr(cls, "open", None)), f"{scheme}: {name} has no open(url, retention, create)"
+
+
+def test_the_contract_runs_on_every_registered_backend():
+    assert {BACKENDS[name].store for name in STORES} == {b.store for b in BACKENDS.values()}
+
+
+def test_the_contract_calls_every_protocol_method():
+    source = Path(__file__).read_text(encoding="utf-8")
+    assert [m for m in protocol_methods() if f".{m}(" not in source] == []
 
 
 # --- journals ---------------------------------------------------------------------------------
@@ -386,3 +413,40 @@ def test_a_retired_value_put_again_is_live_again(store, reopen, backend):
 
 def test_what_aged_out_is_empty_for_a_new_store(store):
     assert store.aged_out() == {}
+
+
+# --- state keys ---------------------------------------------------------------------------------
+
+def test_state_keys_lists_the_keys_with_a_prefix_sorted_pending_and_committed(store, reopen):
+    store.put_state("run:b", {"n": 2})
+    store.put_state("order:x", {"n": 0})
+    store.commit({"fed": 1})
+    store.put_state("run:a", {"n": 1})  # pending: listed too
+    assert store.state_keys("run:") == ["run:a", "run:b"]
+    assert store.state_keys("order:") == ["order:x"]
+    assert store.state_keys("nothing:") == []
+    assert store.state_keys("") == ["order:x", "run:a", "run:b"]
+    store.commit({"fed": 2})
+    store = reopen(store)
+    assert store.state_keys("run:") == ["run:a", "run:b"]
+
+
+# --- close ------------------------------------------------------------------------------------
+
+def test_close_keeps_what_was_committed_and_drops_the_rest(store, backend):
+    store.append("input", {"n": 1})
+    store.put_state("run:a", {"n": 1})
+    store.commit({"fed": 1})
+    store.append("input", {"n": 2})
+    store.put_state("run:a", {"n": 2})
+    store.close()
+    if not backend.durable:
+        return  # nothing of a memory store outlives it: closing it is all there is to check
+    again = backend.open()
+    assert list(again.records("input")) == [{"n": 1}]
+    assert again.get_state("run:a") == {"n": 1} and again.checkpoint() == {"fed": 1}
+
+
+def test_closing_twice_is_harmless(store):
+    store.close()
+    store.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cluster.deployment import is_deployment
+from engine.cluster.deployment import commit_changes, is_deployment
 from engine.core.deadletter import DeadLetter
 from engine.storage import open_store
 
@@ -84,7 +84,7 @@ def test_dlq_purge_leaves_a_deployment_a_deployment(meshctl, redis_url):
         store.put_dead_letter(DeadLetter.make("dlq", "retries-exhausted", "service:a/x",
                                               {"id": f"e{n}", "source": "s"}, "TimeoutError", "slow",
                                               attempts=3))
-    store.commit_unit()
+    commit_changes(store)
     assert is_deployment(store)
     dry = meshctl("dlq", "purge", "--store", redis_url, "--reason", "retries-exhausted", "--dry-run")
     assert dry.output.endswith("would purge 2, keep 0 (dry run: nothing was removed)\n")

@@ -31,7 +31,11 @@ APPLIED, CONFLICT, FENCED = 1, 0, -1  # what a commit of a unit of work did
 
 @dataclass
 class Entry:
-    """One queue entry handed to this worker: ``deliveries`` counts this hand-out too."""
+    """One queue entry handed to this worker: ``deliveries`` counts this hand-out too.
+
+    ``fields`` of an entry that :meth:`Broker.ingest` queued: ``{"e": event as JSON text}``;
+    of a :class:`Task`: ``{"k": kind, "p": payload as JSON text}``.
+    """
 
     lane: str
     id: str

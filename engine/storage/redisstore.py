@@ -30,7 +30,7 @@ import redis
 from ..core.deadletter import DeadLetter
 from ..core.errors import UsageError
 from ..language.model import DEFAULT_RETENTION, Retention
-from .base import StorageError
+from .base import NotAStoreURL, StorageError
 
 DEFAULT_PREFIX = "meshctl"
 
@@ -100,6 +100,8 @@ class RedisStore:
         """The store at ``redis://HOST:PORT/DB[?prefix=NAME]`` (the registry's way in). Without
         *create*, a prefix under which nothing is stored is a usage error, and nothing is written.
         A deployment keeps everything: *retention* is not applied on Redis yet."""
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise NotAStoreURL(url)
         store = cls.from_url(url)
         if not create and not store._holds_anything():
             store.close()

@@ -42,7 +42,7 @@ def test_sqlite_home_path_is_expanded(tmp_path, monkeypatch):
     assert (tmp_path / "home.db").exists()
 
 
-@pytest.mark.parametrize("url", ["sqlite:", "postgres:db", "memory://x", "mem:"])
+@pytest.mark.parametrize("url", ["sqlite:", "sqlite", "postgres:db", "memory://x", "mem:", "redis:host"])
 def test_unknown_store_url_is_a_usage_error(url):
     with pytest.raises(UsageError) as info:
         open_store(url)

@@ -22,7 +22,8 @@ def broker_store(url: str, command: str) -> Broker:
     """The broker at *url*, or a usage error saying *command* needs one."""
     broker = open_broker(url)
     if broker is None:
-        raise UsageError(f"{command} needs a broker store: --store {' or '.join(broker_forms())} (got {url!r})")
+        forms = " or ".join(broker_forms())
+        raise UsageError(f"{command} needs a broker store: --store {forms} (got {url!r})")
     return broker
 
 

@@ -258,7 +258,8 @@ class Worker:
 
     def _tasks(self, entries: list[Entry]) -> None:
         """A batch of fresh tasks as one unit; the dedup records they need are read at once."""
-        self.broker.prefetch_done((identity(e.event), e.consumer) for e in map(_delivery_of, entries) if e is not None)
+        pairs = map(_delivery_of, entries)
+        self.broker.prefetch_done((identity(e.event), e.consumer) for e in pairs if e is not None)
         for entry in entries:
             self._task(entry)
 
@@ -324,7 +325,8 @@ class Worker:
                 self.units["failed"] += 1
                 self.options.log(f"worker {self.name}: {type(exc).__name__}: {exc} (the entry will be redelivered)")
                 return FAILED
-            result = self.broker.commit_unit(self.name, entries, self._tasks_due(), self._counter_deltas(counts))
+            deltas = self._counter_deltas(counts)
+            result = self.broker.commit_unit(self.name, entries, self._tasks_due(), deltas)
             if result == APPLIED:
                 self.units["committed"] += 1
                 return result

@@ -23,8 +23,8 @@ from .broker import Broker
 from .memory import MemoryStore
 from .sqlite import SqliteStore
 
-__all__ = ["BACKENDS", "Backend", "Broker", "MemoryStore", "SqliteStore", "StorageError", "Store", "StoreFenced",
-           "broker_for", "open_broker", "open_store"]
+__all__ = ["BACKENDS", "Backend", "Broker", "MemoryStore", "SqliteStore", "StorageError", "Store",
+           "StoreFenced", "broker_for", "broker_forms", "open_broker", "open_store"]
 
 
 @dataclass(frozen=True, slots=True)

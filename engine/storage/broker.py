@@ -108,8 +108,8 @@ class Broker(Protocol):
     def prefetch_done(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Read the dedup records of (event key, consumer) pairs ahead, in one round trip."""
 
-    def commit_unit(self, worker: str | None = None, entries: Sequence[Entry] = (), tasks: Iterable[Task] = (),
-                    counters: Mapping[str, int] | None = None) -> int:
+    def commit_unit(self, worker: str | None = None, entries: Sequence[Entry] = (),
+                    tasks: Iterable[Task] = (), counters: Mapping[str, int] | None = None) -> int:
         """Commit the store's writes, *tasks*, *counters* (added to the deployment's) and the
         acknowledgement of *entries*, if every value the unit read is unchanged and every entry
         is still *worker*'s. Returns :data:`APPLIED`, :data:`CONFLICT` (a value read changed:

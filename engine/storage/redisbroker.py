@@ -136,12 +136,14 @@ class RedisBroker:
                 raise StorageError(f"redis {self.store.url or self._p}: {exc}") from exc
 
     def read(self, lane: str, worker: str, count: int, block_ms: int | None = None) -> list[Entry]:
-        reply = self._call(self._r.xreadgroup, GROUP, worker, {self.stream(lane): ">"}, count=count, block=block_ms)
+        reply = self._call(self._r.xreadgroup, GROUP, worker, {self.stream(lane): ">"},
+                           count=count, block=block_ms)
         return [Entry(lane, entry_id, fields) for _, entries in (reply or []) for entry_id, fields in entries]
 
     def reclaim(self, lane: str, worker: str, min_idle_ms: int, count: int) -> list[Entry]:
         stream = self.stream(lane)
-        reply = self._call(self._r.xautoclaim, stream, GROUP, worker, min_idle_ms, start_id="0-0", count=count)
+        reply = self._call(self._r.xautoclaim, stream, GROUP, worker, min_idle_ms,
+                           start_id="0-0", count=count)
         claimed = [(entry_id, fields) for entry_id, fields in reply[1] if fields is not None]
         if not claimed:
             return []
@@ -191,8 +193,8 @@ class RedisBroker:
     def prefetch_done(self, pairs: Iterable[tuple[str, str]]) -> None:
         self.store.prefetch_done(pairs)
 
-    def commit_unit(self, worker: str | None = None, entries: Sequence[Entry] = (), tasks: Iterable[Task] = (),
-                    counters: Mapping[str, int] | None = None) -> int:
+    def commit_unit(self, worker: str | None = None, entries: Sequence[Entry] = (),
+                    tasks: Iterable[Task] = (), counters: Mapping[str, int] | None = None) -> int:
         # Each entry must still be pending in the group and the worker's (a worker presumed
         # dead, whose entries were reclaimed, cannot commit).
         checks = [["XPENDING", self.stream(e.lane), GROUP, e.id, worker] for e in entries]

@@ -270,7 +270,8 @@ class RedisStore:
         return {}  # a deployment keeps runs, dedup records and journals: no retention is applied on Redis yet
 
     def state_keys(self, prefix: str) -> list[str]:
-        stored = self._call(self.client.zrangebylex, f"{self.prefix}:statekeys", f"[{prefix}", f"[{prefix}\U0010ffff")
+        stored = self._call(self.client.zrangebylex, f"{self.prefix}:statekeys",
+                            f"[{prefix}", f"[{prefix}\U0010ffff")
         return sorted(set(stored) | {k for k in self._dirty if k.startswith(prefix)})
 
     def commit(self, checkpoint: dict) -> None:

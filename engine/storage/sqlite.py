@@ -98,7 +98,8 @@ class SqliteStore:
         if not path:
             raise NotAStoreURL(url)
         if not create and not _holds_sqlite(path):
-            raise UsageError(f"no store at {path}: give the --store sqlite:PATH of an earlier `meshctl run --store`")
+            raise UsageError(f"no store at {path}: give the --store sqlite:PATH of an earlier "
+                             "`meshctl run --store`")
         return cls(path, retention, create)
 
     def _enable_wal(self, timeout: float = 10.0) -> None:
@@ -132,8 +133,9 @@ class SqliteStore:
         if version > SCHEMA_VERSION:
             raise StorageError(f"{self.path} was written by a newer meshctl (schema {version})")
         if version < SCHEMA_VERSION:
-            raise StorageError(f"{self.path} was written by an older, pre-release meshctl (schema {version}), "
-                               "whose layout this one does not read: start a new store (another --store path)")
+            raise StorageError(f"{self.path} was written by an older, pre-release meshctl "
+                               f"(schema {version}), whose layout this one does not read: "
+                               "start a new store (another --store path)")
 
     def _load(self) -> None:
         # Only what runs still read: finished runs stay on disk (get_state reads one when asked)

@@ -88,7 +88,8 @@ def test_dead_letters_and_runs_of_two_sources_redrive_apart(meshctl, mesh, store
 
 def test_a_repeated_invalid_event_is_one_dead_letter_in_a_deployment(meshctl, mesh, broker, store, redis_url):
     bad = {**placed("/shop/eu", 1, id_="bad-1"), "data": {"n": "one"}}
-    broker.ingest([bad, bad, {**bad, "source": "/shop/us"}, bad])  # the ingress would refuse them: queued directly
+    # the ingress would refuse them: queued directly
+    broker.ingest([bad, bad, {**bad, "source": "/shop/us"}, bad])
     drain(meshctl, mesh, redis_url)
     status = json.loads(meshctl("status", mesh, "--store", redis_url, "--format=json").output)
     listed = json.loads(meshctl("dlq", "list", "--store", redis_url, "--format=json").output)

@@ -97,7 +97,8 @@ def _hand_out(broker, lane: str, times: int) -> None:
         assert broker.reclaim(lane, "ghost", 0, 100)
 
 
-def test_an_input_that_keeps_killing_its_workers_is_dead_lettered_as_poison(meshctl, broker, store, redis_url):
+def test_an_input_that_keeps_killing_its_workers_is_dead_lettered_as_poison(meshctl, broker, store,
+                                                                            redis_url):
     broker.ingest([MATCH])
     _hand_out(broker, "input", 5)
     summary = drain(meshctl, redis_url, "--max-deliveries=5")
@@ -121,7 +122,8 @@ def test_lost_attempts_count_against_the_retry_policy(meshctl, broker, store, re
     assert list(store.records("emitted")) == []
 
 
-def test_a_stream_delivery_lost_with_its_worker_is_processed_not_dead_lettered(meshctl, broker, store, redis_url):
+def test_a_stream_delivery_lost_with_its_worker_is_processed_not_dead_lettered(meshctl, broker, store,
+                                                                              redis_url):
     """Windowed streams have no retry policy: a worker's death is not charged to them."""
     mesh = require_valid(str(ARENA)).mesh
     router = Worker(mesh, broker, WorkerOptions(name="router", http="simulate"))

@@ -22,7 +22,8 @@ def events(n: int) -> list[dict]:
 
 
 def protocol_methods() -> list[str]:
-    return sorted(name for name, value in vars(Broker).items() if callable(value) and not name.startswith("_"))
+    return sorted(name for name, value in vars(Broker).items()
+                  if callable(value) and not name.startswith("_"))
 
 
 # --- typing -----------------------------------------------------------------------------------
@@ -118,7 +119,8 @@ def test_a_unit_commits_its_writes_tasks_counters_and_acks_together(deployment, 
     assert broker.commit_unit("w1", [entry], tasks, {"events_in": 1, "dead:loop": 2}) == APPLIED
     status = deployment.open()
     assert status.store.get_state("run:1") == {"step": "a"}
-    assert status.lane_backlog([INPUT, TASKS, "stream:s"]) == {INPUT: 0, TASKS: 1, "stream:s": 1, "delayed": 0}
+    assert status.lane_backlog([INPUT, TASKS, "stream:s"]) == \
+        {INPUT: 0, TASKS: 1, "stream:s": 1, "delayed": 0}
     [task] = status.read(TASKS, "w2", 10)
     assert (task.fields["k"], json.loads(task.fields["p"])) == ("attempt", {"n": 1})
     broker.begin_unit()
@@ -180,7 +182,8 @@ def test_begin_unit_forgets_what_was_buffered(deployment, broker):
 def test_a_task_due_later_waits_until_promoted(broker):
     broker.ensure_lanes([TASKS])
     broker.begin_unit()
-    broker.commit_unit(tasks=[Task(TASKS, "timer", {"n": 1}, due=1000.0), Task(TASKS, "timer", {"n": 2}, due=2000.0)])
+    broker.commit_unit(tasks=[Task(TASKS, "timer", {"n": 1}, due=1000.0),
+                              Task(TASKS, "timer", {"n": 2}, due=2000.0)])
     assert broker.lane_backlog([TASKS]) == {TASKS: 0, "delayed": 2}
     assert broker.promote_due(999.0) == 0
     assert broker.promote_due(1500.0) == 1

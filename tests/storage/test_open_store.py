@@ -92,7 +92,7 @@ def test_a_store_of_an_older_pre_release_layout_is_refused_naming_it(tmp_path, m
     """No migration: nothing was released before this layout. A clear error, never a traceback."""
     path = tmp_path / "older.db"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, journal TEXT NOT NULL, body TEXT NOT NULL)")
+        db.execute("CREATE TABLE journal (seq INTEGER PRIMARY KEY, journal TEXT, body TEXT)")
         db.execute(f"PRAGMA user_version = {version}")
     db.close()
     with pytest.raises(StorageError, match=rf"older\.db.*older, pre-release meshctl \(schema {version}\).*"

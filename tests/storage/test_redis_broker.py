@@ -15,7 +15,8 @@ from engine.storage.redisstore import RedisStore
 @pytest.fixture
 def gone():
     """A broker on a port where no server listens (no retries: the failure is immediate)."""
-    client = redis.Redis(port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0), decode_responses=True)
+    client = redis.Redis(port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0),
+                         decode_responses=True)
     broker = RedisBroker(RedisStore(client, "gone"))
     yield broker
     broker.close()

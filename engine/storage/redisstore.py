@@ -78,7 +78,8 @@ def redis_url(url: str) -> tuple[str, str]:
     query = parse_qs(parts.query, keep_blank_values=True)
     prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
     if not prefix or any(c in prefix for c in " *?[]"):
-        raise UsageError(f"--store {url!r}: prefix must be a non-empty name without spaces or glob characters")
+        raise UsageError(f"--store {url!r}: prefix must be a non-empty name without spaces or glob "
+                         "characters")
     return urlunsplit(parts._replace(query=urlencode(query, doseq=True))), prefix
 
 
@@ -295,7 +296,8 @@ class RedisStore:
     def _holds_anything(self) -> bool:
         """Whether any key meshctl writes exists under this prefix (a deployment's queues, workers
         and counters, a run's checkpoint, dead letters, state): one round trip, no scan."""
-        names = ("input", "tasks", "delayed", "workers", "counters", "checkpoint", "dlq:order", "statekeys", "j:input")
+        names = ("input", "tasks", "delayed", "workers", "counters", "checkpoint", "dlq:order", "statekeys",
+                 "j:input")
         return bool(self._call(self.client.exists, *(f"{self.prefix}:{name}" for name in names)))
 
     def close(self) -> None:

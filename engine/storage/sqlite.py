@@ -33,8 +33,8 @@ from collections import defaultdict
 from typing import Any, Iterable, Iterator
 
 from ..core.deadletter import DeadLetter
-from ..language.model import DEFAULT_RETENTION, Retention
 from ..core.errors import UsageError
+from ..language.model import DEFAULT_RETENTION, Retention
 from .base import NotAStoreURL, StorageError, StoreFenced
 
 SCHEMA_VERSION = 4  # PRAGMA user_version of a store file of this layout
@@ -53,7 +53,8 @@ CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NU
 CREATE TABLE aged_out (kind TEXT PRIMARY KEY, before REAL NOT NULL) WITHOUT ROWID;
 """
 DEDUP_WINDOW = 7 * 86400.0  # the default of `retention.dedup` in a durable store
-ARCHIVED = ("input", "emitted")  # the journals `retention.archive` applies to (the trace is the run's own record)
+# the journals `retention.archive` applies to (the trace is the run's own record)
+ARCHIVED = ("input", "emitted")
 _compress, _decompress = zlib.compress, zlib.decompress
 BATCH = 10_000  # records per journal row at most (a row stays far below SQLite's length limit)
 
@@ -81,10 +82,13 @@ class SqliteStore:
             if isinstance(exc, sqlite3.Error):
                 raise StorageError(f"cannot open store {path}: {exc}") from exc
             raise
-        self._journal: defaultdict[str, list] = defaultdict(list)  # journal -> records appended since the last commit
-        self._done: dict[tuple[str, str], float] = {}  # pair -> clock time it was marked, since the last commit
-        self._retired: dict[str, tuple[Any, float]] = {}  # key -> (final value, clock time it ended), since the last commit
-        self._now = -math.inf  # the latest clock time the runtime told this store of: what retention counts from
+        # Since the last commit: journal -> records appended; pair -> clock time it was marked;
+        # key -> (final value, clock time it ended).
+        self._journal: defaultdict[str, list] = defaultdict(list)
+        self._done: dict[tuple[str, str], float] = {}
+        self._retired: dict[str, tuple[Any, float]] = {}
+        # the latest clock time the runtime told this store of: what retention counts from
+        self._now = -math.inf
         self._pruned_at = -math.inf
         self._seen: SeenPairs | None = None  # built on the first dedup lookup
         self._dirty_state: set[str] = set()
@@ -139,7 +143,8 @@ class SqliteStore:
 
     def _load(self) -> None:
         # Only what runs still read: finished runs stay on disk (get_state reads one when asked)
-        self._state = {k: json.loads(b) for k, b in self._db.execute("SELECT key, body FROM state WHERE ended_at IS NULL")}
+        rows = self._db.execute("SELECT key, body FROM state WHERE ended_at IS NULL")
+        self._state = {k: json.loads(b) for k, b in rows}
         self._aged_out = dict(self._db.execute("SELECT kind, before FROM aged_out"))
         rows = self._db.execute("SELECT body FROM dead_letter ORDER BY seq")
         self._dead = {r.id: r for r in (DeadLetter.from_dict(json.loads(b)) for (b,) in rows)}
@@ -185,7 +190,8 @@ class SqliteStore:
             if not seen.may_hold(pair):
                 return False  # most pairs asked about are new: no query for them
             try:
-                row = self._db.execute("SELECT at FROM done WHERE event_id = ? AND consumer = ?", pair).fetchone()
+                row = self._db.execute("SELECT at FROM done WHERE event_id = ? AND consumer = ?",
+                                       pair).fetchone()
             except sqlite3.Error as exc:
                 raise StorageError(f"{self.path}: {exc}") from exc
             if row is None:
@@ -244,7 +250,8 @@ class SqliteStore:
         if key in self._retired:
             return self._retired[key][0]
         try:  # a finished value lives on disk only (a copy each time: nothing in the run holds it)
-            row = self._db.execute("SELECT body FROM state WHERE key = ? AND ended_at IS NOT NULL", (key,)).fetchone()
+            row = self._db.execute("SELECT body FROM state WHERE key = ? AND ended_at IS NOT NULL",
+                                   (key,)).fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
         return json.loads(row[0]) if row else None
@@ -283,13 +290,16 @@ class SqliteStore:
             try:
                 row = self._db.execute("SELECT generation FROM checkpoint WHERE id = 1").fetchone()
                 if (row[0] if row else None) != self._generation:
-                    raise StoreFenced(f"{self.path}: another process has committed to this store since this one "
-                                       "read it (is the run going on elsewhere?); nothing of this commit was written")
-                self._db.executemany("INSERT INTO journal (journal, body, batch, at) VALUES (?, ?, 2, ?)", journal_rows)
+                    raise StoreFenced(f"{self.path}: another process has committed to this store since "
+                                       "this one read it (is the run going on elsewhere?); nothing of this "
+                                       "commit was written")
+                self._db.executemany("INSERT INTO journal (journal, body, batch, at) VALUES (?, ?, 2, ?)",
+                                     journal_rows)
                 self._db.executemany("INSERT OR REPLACE INTO done (event_id, consumer, at) VALUES (?, ?, ?)",
                                      sorted((e, c, at) for (e, c), at in self._done.items()))
                 self._write_dead_letters()
-                self._db.executemany("INSERT OR REPLACE INTO state (key, body, ended_at) VALUES (?, ?, ?)", states)
+                self._db.executemany("INSERT OR REPLACE INTO state (key, body, ended_at) VALUES (?, ?, ?)",
+                                     states)
                 aged = self._age_out()
                 generation = (self._generation or 0) + 1
                 self._db.execute("INSERT OR REPLACE INTO checkpoint (id, body, generation) VALUES (1, ?, ?)",

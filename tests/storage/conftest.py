@@ -10,9 +10,9 @@ Which backends they run on is in storage_backends.py; how each is opened is here
 from __future__ import annotations
 
 import pytest
+from storage_backends import BROKERS, STORES
 
 from engine.storage import MemoryStore, open_broker, open_store
-from storage_backends import BROKERS, STORES
 
 #: The journals the runtime writes; the memory store keeps only the journals it is asked to.
 JOURNALS = ("input", "emitted", "trace")
@@ -34,7 +34,8 @@ class Backend:
 
     def reopen(self, store):
         if not self.durable:
-            pytest.skip("memory store is not durable: nothing survives closing it, so there is nothing to reopen")
+            pytest.skip("memory store is not durable: nothing survives closing it, "
+                        "so there is nothing to reopen")
         store.close()
         return self.open()
 

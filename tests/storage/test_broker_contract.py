@@ -10,9 +10,10 @@ import importlib
 import json
 from pathlib import Path
 
+from storage_backends import BROKERS
+
 from engine.storage import BACKENDS, Store
 from engine.storage.broker import APPLIED, CONFLICT, FENCED, INPUT, TASKS, Broker, Task
-from storage_backends import BROKERS
 
 EVENT = {"specversion": "1.0", "id": "e1", "source": "/s", "type": "t.happened"}
 

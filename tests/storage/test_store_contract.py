@@ -8,9 +8,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from storage_backends import STORES
+
 from engine.core.deadletter import DeadLetter
 from engine.storage import BACKENDS, MemoryStore, SqliteStore, Store
-from storage_backends import STORES
 
 
 def letter(n: int, queue: str = "orders.dlq", reason: str = "retries-exhausted") -> DeadLetter:
@@ -382,7 +383,8 @@ def test_memory_store_discards_journals_it_was_not_asked_to_keep():
 # --- retired (final) state: finished runs -------------------------------------------------------
 
 def test_a_retired_value_leaves_memory_and_a_durable_store_keeps_it(store, reopen, backend):
-    """A finished run is retired: the run reads it no more; only a durable store keeps it (for `meshctl runs`)."""
+    """A finished run is retired: the run reads it no more; only a durable store keeps it (for
+    `meshctl runs`)."""
     store.put_state("run:a", {"status": "running"})
     store.put_state("run:b", {"status": "running"})
     store.commit({"fed": 1})
@@ -395,7 +397,8 @@ def test_a_retired_value_leaves_memory_and_a_durable_store_keeps_it(store, reope
     assert store.get_state("run:a") == {"status": "completed"}
     assert store.state_keys("run:") == ["run:a", "run:b"]
     store = reopen(store)
-    assert store.get_state("run:a") == {"status": "completed"} and store.state_keys("run:") == ["run:a", "run:b"]
+    assert store.get_state("run:a") == {"status": "completed"}
+    assert store.state_keys("run:") == ["run:a", "run:b"]
 
 
 def test_a_retired_value_put_again_is_live_again(store, reopen, backend):

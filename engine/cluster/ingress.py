@@ -41,8 +41,9 @@ DEFAULT_MAX_BATCH = 1000
 MAX_PROBLEMS = 100  # problems listed in one answer; the detail line still counts them all
 
 
-class Broker(Protocol):
-    """What the ingress needs of a store: queue events durably, answer a ping."""
+class EventQueue(Protocol):
+    """What the ingress needs of a deployment's broker (:class:`~engine.storage.broker.Broker` has
+    it): queue events durably, answer a ping, say how many wait."""
 
     def ingest(self, events: list[dict]) -> list[str]: ...
 
@@ -69,7 +70,7 @@ class Refused(Exception):
 class Ingress:
     """The WSGI application: ``Ingress(admission, store, token=...)`` is callable as ``app(environ, start_response)``."""
 
-    def __init__(self, admission: Admission, store: Broker, *, token: str | None = None,
+    def __init__(self, admission: Admission, store: EventQueue, *, token: str | None = None,
                  max_body: int = DEFAULT_MAX_BODY, max_batch: int = DEFAULT_MAX_BATCH,
                  max_backlog: int | None = None, log: Callable[[str], None] | None = None):
         self.admission, self.store = admission, store

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from bench.orders import order
-from engine.runtime.clock import iso
+from engine.core.eventtime import format as iso
 
 ORDERS = Path(__file__).resolve().parent.parent / "workflows" / "orders"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -189,8 +189,3 @@ def test_any_offset_and_fraction_reads_as_the_utc_instant(seconds, offset_minute
     micros = int((moment - EPOCH).total_seconds()) * 10**6 + (int(digits[:6].ljust(6, "0")) if digits else 0)
     assert eventtime.parse(text) == micros / 10**6
 
-
-def test_the_clock_s_old_names_are_the_one_formatter_and_parser():
-    from engine.runtime import clock
-
-    assert clock.iso is eventtime.format and clock.parse_time is eventtime.parse_or_none

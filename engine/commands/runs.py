@@ -27,12 +27,12 @@ from ..core import eventjson
 from ..core.deadletter import REASONS as REASONS  # re-exported: `dlq --reason` choices
 from ..core.deadletter import DeadLetter
 from ..core.errors import Diagnostic, LoadError, Location, UsageError, did_you_mean
+from ..core.eventtime import format as iso
 from ..core.eventtime import parse, parse_or_none
 from ..core.identity import identity
 from ..language.admission import refused_input
 from ..language.model import DEFAULT_RETENTION, Mesh, Retention
 from ..language.patterns import PatternError, compile_pattern
-from ..runtime.clock import iso
 from ..runtime.consumers import build_consumers
 from ..runtime.events import BadInput, read_events, read_located_events
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime

@@ -10,11 +10,6 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-# The text of an instant is engine.core.eventtime's; the clock's old names for it stay importable
-# (the one formatter and parser, not copies). New code imports engine.core.eventtime.
-from ..core.eventtime import format as iso  # noqa: F401
-from ..core.eventtime import parse_or_none as parse_time
-
 
 class Clock(Protocol):
     def now(self) -> float:

@@ -13,11 +13,11 @@ from types import SimpleNamespace
 from typing import Callable
 
 from ..core import eventtime
+from ..core.eventtime import parse_or_none as parse_time
 from ..core.identity import identity
 from ..language import model as m
 from . import retry as retry_delays
 from .actions import Attempt
-from .clock import parse_time
 from .events import derive
 from .guards import Guards
 from .ports import Pipeline

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..core.deadletter import DeadLetter
-from .clock import iso, parse_time
+from ..core.eventtime import format as iso
+from ..core.eventtime import parse_or_none as parse_time
 from .events import chain
 from .ports import Pipeline
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .clock import iso
+from ..core.eventtime import format as iso
 from .consumers import Consumer
 from .events import chain
 from .ordering import Resequencer

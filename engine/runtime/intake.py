@@ -11,8 +11,8 @@ steps, counts and records in the same order (inputs feeding windows come by the 
 """
 from __future__ import annotations
 
+from ..core.eventtime import parse_or_none as parse_time
 from ..core.identity import identity
-from .clock import parse_time
 from .consumers import Consumer
 from .events import BadInput, as_input
 from .guards import Guards

@@ -160,7 +160,8 @@ def main() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "short", "json", "sarif"]), default="text",
               show_default=True, help="Compiler-style lines with the source line and a caret; short: without "
-                                      "them; json: one document for machines; sarif: SARIF 2.1.0 for code scanning.")
+                                      "them; json: one document for machines; sarif: SARIF 2.1.0 for code "
+                                      "scanning.")
 @click.option("--strict", is_flag=True, help="Warnings fail validation too.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings, no summary).")
 def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> None:
@@ -218,7 +219,9 @@ def _stdin_path(value: str | None, *others: str | None) -> str | None:
     if value != "-":
         return value
     if "-" in others:
-        raise click.UsageError("standard input (-) can be read only once: give the mesh or the events as a file")
+        raise click.UsageError(
+            "standard input (-) can be read only once: give the mesh or the events as a file"
+        )
     try:
         os.fstat(0)
     except OSError:
@@ -235,8 +238,10 @@ def _print_text(result: CheckResult, strict: bool, quiet: bool, sources: Sources
         return
     valid = result.valid(strict)
     verdict = _style("valid", "pass") if valid else _style("invalid", "fail")
-    click.echo(f"{printable(result.path)}: {verdict} ({_count(result.errors, 'error')}, "
-               f"{_count(result.warnings, 'warning')})")
+    click.echo(
+        f"{printable(result.path)}: {verdict} ({_count(result.errors, 'error')}, "
+        f"{_count(result.warnings, 'warning')})"
+    )
 
 
 def _count(n: int, word: str) -> str:
@@ -248,8 +253,13 @@ def _json_report(results: list[CheckResult], strict: bool) -> dict:
         "valid": all(r.valid(strict) for r in results),
         "strict": strict,
         "meshes": [
-            {"path": r.path, "valid": r.valid(strict), "errors": r.errors, "warnings": r.warnings,
-             "diagnostics": [d.as_dict() for d in r.diagnostics]}
+            {
+                "path": r.path,
+                "valid": r.valid(strict),
+                "errors": r.errors,
+                "warnings": r.warnings,
+                "diagnostics": [d.as_dict() for d in r.diagnostics],
+            }
             for r in results
         ],
     }
@@ -257,12 +267,30 @@ def _json_report(results: list[CheckResult], strict: bool) -> dict:
 
 @main.command()
 @click.argument("path", required=False, type=click.Path(exists=True, allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(sorted(FORMAT_NAMES)), default="mermaid", show_default=True,
-              help="Text diagrams (mermaid, dot) or drawn by meshctl itself (svg, a self-contained html page).")
-@click.option("--orchestration", "name", metavar="NAME", help="Draw this orchestration's step graph instead of the whole flow.")
-@click.option("--trace", "trace", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-              help="Draw a run's trace (from `meshctl run --trace`) as a sequence diagram instead (mermaid, svg, html).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(FORMAT_NAMES)),
+    default="mermaid",
+    show_default=True,
+    help="Text diagrams (mermaid, dot) or drawn by meshctl itself (svg, a self-contained html page).",
+)
+@click.option(
+    "--orchestration",
+    "name",
+    metavar="NAME",
+    help="Draw this orchestration's step graph instead of the whole flow.",
+)
+@click.option(
+    "--trace",
+    "trace",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="Draw a run's trace (from `meshctl run --trace`) as a sequence diagram instead "
+    "(mermaid, svg, html).",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout."
+)
 def render(path: str | None, fmt: str, name: str | None, trace: str | None, output: str | None) -> None:
     """Draw a mesh's event flow, an orchestration, or a run's trace.
 
@@ -292,19 +320,54 @@ def render(path: str | None, fmt: str, name: str | None, trace: str | None, outp
 def _run_options(f):
     """Options shared by `run` and `dlq replay`."""
     options = [
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of retry jitter: same input and seed, same run."),
-        click.option("--http", type=click.Choice(["simulate", "live"]), default="simulate", show_default=True,
-                     help="`simulate` records HTTP calls and answers 202; `live` really POSTs."),
-        click.option("--fault", "faults", multiple=True, metavar="CONSUMER[=TIMES][:ERROR]",
-                     help="Make a consumer's first TIMES attempts (or all) fail with ERROR. Repeatable."),
-        click.option("--max-hops", type=click.IntRange(1, 1000), default=16, show_default=True,
-                     help="An event this many hops or more from its input is dead-lettered as loop-detected."),
-        click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
-                     help="Write every delivery, retry, emit and dead letter as JSON Lines."),
-        click.option("--output", "output_path", type=click.Path(dir_okay=False, writable=True),
-                     help="Write every emitted event (CloudEvents JSON Lines)."),
-        click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-                     help="Summary as a table or as JSON."),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seed of retry jitter: same input and seed, same run.",
+        ),
+        click.option(
+            "--http",
+            type=click.Choice(["simulate", "live"]),
+            default="simulate",
+            show_default=True,
+            help="`simulate` records HTTP calls and answers 202; `live` really POSTs.",
+        ),
+        click.option(
+            "--fault",
+            "faults",
+            multiple=True,
+            metavar="CONSUMER[=TIMES][:ERROR]",
+            help="Make a consumer's first TIMES attempts (or all) fail with ERROR. Repeatable.",
+        ),
+        click.option(
+            "--max-hops",
+            type=click.IntRange(1, 1000),
+            default=16,
+            show_default=True,
+            help="An event this many hops or more from its input is dead-lettered as loop-detected.",
+        ),
+        click.option(
+            "--trace",
+            "trace_path",
+            type=click.Path(dir_okay=False, writable=True),
+            help="Write every delivery, retry, emit and dead letter as JSON Lines.",
+        ),
+        click.option(
+            "--output",
+            "output_path",
+            type=click.Path(dir_okay=False, writable=True),
+            help="Write every emitted event (CloudEvents JSON Lines).",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="Summary as a table or as JSON.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -313,21 +376,58 @@ def _run_options(f):
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True, allow_dash=True))
-@click.option("--events", "events", required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-              help="Input events: JSON Lines, or a YAML/JSON list; - reads JSON Lines from standard input.")
-@click.option("--dlq-out", "dlq_path", type=click.Path(dir_okay=False, writable=True),
-              help="Write the dead letters (JSON Lines) for `meshctl dlq`.")
-@click.option("--store", "store", metavar="URL", default="memory:", show_default=True,
-              help="memory: or sqlite:PATH (durable: effects and input position commit together).")
+@click.option(
+    "--events",
+    "events",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="Input events: JSON Lines, or a YAML/JSON list; - reads JSON Lines from standard input.",
+)
+@click.option(
+    "--dlq-out",
+    "dlq_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the dead letters (JSON Lines) for `meshctl dlq`.",
+)
+@click.option(
+    "--store",
+    "store",
+    metavar="URL",
+    default="memory:",
+    show_default=True,
+    help="memory: or sqlite:PATH (durable: effects and input position commit together).",
+)
 @click.option("--resume", is_flag=True, help="Continue the interrupted run kept in --store.")
-@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True,
-              help="Inputs between durable commits (with --store sqlite:PATH).")
-@click.option("--strict-input", is_flag=True,
-              help="Exit 1 if an input record is refused (not an event, undeclared type, bad data); "
-                   "it is dead-lettered all the same.")
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Inputs between durable commits (with --store sqlite:PATH).",
+)
+@click.option(
+    "--strict-input",
+    is_flag=True,
+    help="Exit 1 if an input record is refused (not an event, undeclared type, bad data); "
+    "it is dead-lettered all the same.",
+)
 @_run_options
-def run(path, events, dlq_path, store, resume, checkpoint_every, strict_input, seed, http, faults, max_hops,
-        trace_path, output_path, fmt) -> None:
+def run(
+    path,
+    events,
+    dlq_path,
+    store,
+    resume,
+    checkpoint_every,
+    strict_input,
+    seed,
+    http,
+    faults,
+    max_hops,
+    trace_path,
+    output_path,
+    fmt,
+) -> None:
     """Run a mesh on a file of events, on a virtual clock.
 
     The mesh at PATH takes the events of --events FILE and runs to quiescence; a summary
@@ -341,8 +441,10 @@ def run(path, events, dlq_path, store, resume, checkpoint_every, strict_input, s
     \b
     Examples:
       meshctl run workflows/orders --events workflows/orders/events.jsonl
-      meshctl run workflows/arena --events workflows/arena/events.jsonl --trace arena-trace.jsonl --dlq-out arena-dlq.jsonl
-      meshctl run workflows/arena --events workflows/arena/events.jsonl --fault service:score-service/score.recorded=2:TimeoutError
+      meshctl run workflows/arena --events workflows/arena/events.jsonl --trace arena-trace.jsonl --dlq-out \\
+        arena-dlq.jsonl
+      meshctl run workflows/arena --events workflows/arena/events.jsonl --fault \\
+        service:score-service/score.recorded=2:TimeoutError
       meshctl run workflows/orders --events workflows/orders/events.jsonl --store sqlite:orders.db
       meshctl run workflows/orders --events workflows/orders/events.jsonl --store sqlite:orders.db --resume
       meshctl run workflows/orders --events workflows/orders/events.jsonl --strict-input
@@ -353,15 +455,30 @@ def run(path, events, dlq_path, store, resume, checkpoint_every, strict_input, s
     events = _stdin_path(events, path)
     mesh = _valid_mesh(path).mesh
     refused = RefusedInput()
-    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path, dlq_path, store,
-                         resume, checkpoint_every, log=lambda message: click.echo(f"meshctl run: {message}", err=True),
-                         refused=refused, strict_input=strict_input)
+    options = RunOptions(
+        seed,
+        http,
+        faults_for(mesh, faults),
+        max_hops,
+        trace_path,
+        output_path,
+        dlq_path,
+        store,
+        resume,
+        checkpoint_every,
+        log=lambda message: click.echo(f"meshctl run: {message}", err=True),
+        refused=refused,
+        strict_input=strict_input,
+    )
     with _progress(events, read) as progress:
         summary, dead = run_mesh(mesh, events, options, progress)
     refused.close()
     if refused.count:
-        click.echo(f"meshctl run: {_count(refused.count, 'input record')} refused, dead-lettered "
-                   "(schema-invalid or undeliverable)", err=True)
+        click.echo(
+            f"meshctl run: {_count(refused.count, 'input record')} refused, dead-lettered "
+            "(schema-invalid or undeliverable)",
+            err=True,
+        )
     _print_summary(summary, fmt, dead)
     if fmt == "text":  # wall time on stderr: the summary on stdout stays the same from run to run
         _print_elapsed(time.perf_counter() - started, read[0])
@@ -395,16 +512,20 @@ def _progress(events: str, read: list[int]):
     from a terminal session."""
     size = os.path.getsize(events)
     if size < 5_000_000 or not sys.stderr.isatty():
+
         def count(items):
             for read[0], item in enumerate(items, start=1):
                 yield item
+
         yield count
         return
     with click.progressbar(length=size, label="events", file=sys.stderr) as bar:
+
         def track(items):
             for read[0], item in enumerate(items, start=1):
                 bar.update(len(json.dumps(item, default=str)) + 1 if isinstance(item, dict) else 1)
                 yield item
+
         yield track
 
 
@@ -414,12 +535,24 @@ def _print_elapsed(seconds: float, read: int) -> None:
 
 
 SUMMARY_ROWS = [
-    ("events in", "events_in"), ("matched", "matched"), ("delivered (attempts)", "delivered"),
-    ("filtered", "filtered"), ("emitted", "emitted"), ("retries", "retries"), ("duplicates skipped", "duplicates"),
-    ("unconsumed", "unconsumed"), ("dead-lettered", "dead_lettered"), ("runs started", "runs_started"),
-    ("runs completed", "runs_completed"), ("runs failed", "runs_failed"), ("runs compensated", "runs_compensated"),
-    ("windows emitted", "windows_emitted"), ("late events", "late_events"), ("rate limited", "rate_limited"),
-    ("sequence gaps", "sequence_gaps"), ("runs redriven", "runs_redriven"),
+    ("events in", "events_in"),
+    ("matched", "matched"),
+    ("delivered (attempts)", "delivered"),
+    ("filtered", "filtered"),
+    ("emitted", "emitted"),
+    ("retries", "retries"),
+    ("duplicates skipped", "duplicates"),
+    ("unconsumed", "unconsumed"),
+    ("dead-lettered", "dead_lettered"),
+    ("runs started", "runs_started"),
+    ("runs completed", "runs_completed"),
+    ("runs failed", "runs_failed"),
+    ("runs compensated", "runs_compensated"),
+    ("windows emitted", "windows_emitted"),
+    ("late events", "late_events"),
+    ("rate limited", "rate_limited"),
+    ("sequence gaps", "sequence_gaps"),
+    ("runs redriven", "runs_redriven"),
 ]
 
 
@@ -468,9 +601,18 @@ def dlq() -> None:
 
 
 def _dlq_source(f):
-    f = click.option("--store", "store", metavar="URL", help="A durable store: sqlite:PATH written by `run --store`, or a worker deployment's redis://...")(f)
-    f = click.option("--dlq", "dlq_path", type=click.Path(exists=True, dir_okay=False),
-                     help="A dead-letter file written by `run --dlq-out`.")(f)
+    f = click.option(
+        "--store",
+        "store",
+        metavar="URL",
+        help="A durable store: sqlite:PATH written by `run --store`, or a worker deployment's redis://...",
+    )(f)
+    f = click.option(
+        "--dlq",
+        "dlq_path",
+        type=click.Path(exists=True, dir_okay=False),
+        help="A dead-letter file written by `run --dlq-out`.",
+    )(f)
     return f
 
 
@@ -479,13 +621,19 @@ def _reason(ctx, param, value):
 
     if value is None or value in REASONS:
         return value
-    raise click.BadParameter(f"{value!r} is not a dead-letter reason; "
-                             + (did_you_mean(value, REASONS) or f"reasons: {', '.join(REASONS)}"))
+    raise click.BadParameter(
+        f"{value!r} is not a dead-letter reason; "
+        + (did_you_mean(value, REASONS) or f"reasons: {', '.join(REASONS)}")
+    )
 
 
 def _dlq_filters(f):
-    f = click.option("--reason", callback=_reason, metavar="REASON",
-                     help="Only records with this reason (e.g. retries-exhausted; all: docs/run.md#dead-letters).")(f)
+    f = click.option(
+        "--reason",
+        callback=_reason,
+        metavar="REASON",
+        help="Only records with this reason (e.g. retries-exhausted; all: docs/run.md#dead-letters).",
+    )(f)
     f = click.option("--consumer", help="Only records of this consumer.")(f)
     f = click.option("--id", "ids", multiple=True, help="Only these record ids. Repeatable.")(f)
     return f
@@ -494,14 +642,19 @@ def _dlq_filters(f):
 def _select(ids, reason, consumer, records=()):
     """The filter of the options; a --consumer or --id that no record has is noted on stderr (a
     consumer may have no dead letter, so it is no error), with a did-you-mean when one is close."""
-    for given, known, what in [(consumer, {r.consumer for r in records}, "consumer"),
-                               *((i, {r.id for r in records}, "id") for i in ids)]:
+    for given, known, what in [
+        (consumer, {r.consumer for r in records}, "consumer"),
+        *((i, {r.id for r in records}, "id") for i in ids),
+    ]:
         if given is not None and given not in known:
             hint = did_you_mean(given, sorted(known))
             note = f"meshctl dlq: note: no dead letter has {what} {given!r}" + (f"; {hint}" if hint else "")
             click.echo(printable(note), err=True)
-    return lambda r: (not ids or r.id in ids) and (reason is None or r.reason == reason) and \
-        (consumer is None or r.consumer == consumer)
+    return lambda r: (
+        (not ids or r.id in ids)
+        and (reason is None or r.reason == reason)
+        and (consumer is None or r.consumer == consumer)
+    )
 
 
 @dlq.command("list")
@@ -534,8 +687,10 @@ def dlq_list(dlq_path, store, ids, reason, consumer, fmt) -> None:
 
 def _record_line(r) -> str:
     event = r.event if isinstance(r.event, dict) else {}
-    return printable(f"{r.id}  {r.reason:<18} {r.consumer}  {event.get('type', '?')} {event.get('id', '?')}  "
-                     f"attempts={r.attempts}  {r.error_type}: {r.error}")
+    return printable(
+        f"{r.id}  {r.reason:<18} {r.consumer}  {event.get('type', '?')} {event.get('id', '?')}  "
+        f"attempts={r.attempts}  {r.error_type}: {r.error}"
+    )
 
 
 @dlq.command("show")
@@ -560,8 +715,10 @@ def dlq_show(dlq_path, store, record_id) -> None:
             click.echo(json.dumps(record.problem(), indent=2, default=str))
             return
     hint = did_you_mean(record_id, [r.id for r in records])
-    raise click.BadParameter(f"no dead letter {record_id!r} in {dlq_path or store}" + (f"; {hint}" if hint else ""),
-                             param_hint="RECORD_ID")
+    raise click.BadParameter(
+        f"no dead letter {record_id!r} in {dlq_path or store}" + (f"; {hint}" if hint else ""),
+        param_hint="RECORD_ID",
+    )
 
 
 @dlq.command("replay")
@@ -569,8 +726,9 @@ def dlq_show(dlq_path, store, record_id) -> None:
 @_dlq_source
 @_dlq_filters
 @_run_options
-def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults, max_hops, trace_path, output_path,
-               fmt) -> None:
+def dlq_replay(
+    path, dlq_path, store, ids, reason, consumer, seed, http, faults, max_hops, trace_path, output_path, fmt
+) -> None:
     """Deliver dead letters again through a mesh.
 
     The selected records are delivered through the mesh at PATH. Records that succeed leave
@@ -579,15 +737,16 @@ def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults,
     \b
     Examples:
       meshctl dlq replay workflows/arena --dlq arena-dlq.jsonl
-      meshctl dlq replay workflows/arena --dlq arena-dlq.jsonl --reason retries-exhausted --trace replay-trace.jsonl
-      meshctl dlq replay workflows/orders --store sqlite:orders.db --consumer service:notifications/order.failed
+      meshctl dlq replay workflows/arena --dlq arena-dlq.jsonl --reason retries-exhausted --trace \\
+        replay-trace.jsonl
+      meshctl dlq replay workflows/orders --store sqlite:orders.db --consumer \\
+        service:notifications/order.failed
     """
     from engine.commands.checks import require_valid
     from engine.commands.runs import DeadLetters, RunOptions, faults_for, replay_dead_letters
 
     mesh = require_valid(path).mesh
-    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
-                         trace_path, output_path)
+    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path)
     source = DeadLetters(dlq_path, store, mesh.retention)
     summary, _ = replay_dead_letters(mesh, source, _select(ids, reason, consumer, source.records()), options)
     _print_summary(summary, fmt, [])
@@ -596,7 +755,9 @@ def dlq_replay(path, dlq_path, store, ids, reason, consumer, seed, http, faults,
 @dlq.command("purge")
 @_dlq_source
 @_dlq_filters
-@click.option("--all", "everything", is_flag=True, help="Purge every record (required when no filter is given).")
+@click.option(
+    "--all", "everything", is_flag=True, help="Purge every record (required when no filter is given)."
+)
 @click.option("--dry-run", is_flag=True, help="List the records that would be purged, and purge nothing.")
 def dlq_purge(dlq_path, store, ids, reason, consumer, everything, dry_run) -> None:
     """Delete dead letters.
@@ -620,7 +781,9 @@ def dlq_purge(dlq_path, store, ids, reason, consumer, everything, dry_run) -> No
     if dry_run:
         for r in chosen:
             click.echo(_record_line(r))
-        click.echo(f"would purge {len(chosen)}, keep {len(records) - len(chosen)} (dry run: nothing was removed)")
+        click.echo(
+            f"would purge {len(chosen)}, keep {len(records) - len(chosen)} (dry run: nothing was removed)"
+        )
         return
     purged = source.remove([r.id for r in chosen])
     source.save()
@@ -630,10 +793,21 @@ def dlq_purge(dlq_path, store, ids, reason, consumer, everything, dry_run) -> No
 @main.command("test")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("-k", "select", metavar="SUBSTRING", help="Only run tests whose name contains SUBSTRING.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True,
-              help="PASS/FAIL lines with explanations, one JSON document for machines, or JUnit XML.")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Also write the results as JUnit XML to FILE (for CI), whatever --format prints.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit"]),
+    default="text",
+    show_default=True,
+    help="PASS/FAIL lines with explanations, one JSON document for machines, or JUnit XML.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE",
+    help="Also write the results as JUnit XML to FILE (for CI), whatever --format prints.",
+)
 def test_command(path: str, select: str | None, fmt: str, junit_path: str | None) -> None:
     """Run the YAML test cases of a mesh.
 
@@ -693,13 +867,29 @@ def _pattern(ctx, param, value):
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--store", "store", metavar="URL", required=True, help="The durable store of an earlier run (sqlite:PATH).")
+@click.option(
+    "--store",
+    "store",
+    metavar="URL",
+    required=True,
+    help="The durable store of an earlier run (sqlite:PATH).",
+)
 @click.option("--since", callback=_time, help="Only events whose time is at or after this (RFC 3339).")
 @click.option("--until", callback=_time, help="Only events whose time is at or before this (RFC 3339).")
-@click.option("--match", "pattern", callback=_pattern, metavar="JSON", help="Only events matching this EventBridge pattern.")
-@click.option("--to", "to", metavar="CONSUMER", help="Deliver only to this consumer (its own pattern still applies).")
+@click.option(
+    "--match",
+    "pattern",
+    callback=_pattern,
+    metavar="JSON",
+    help="Only events matching this EventBridge pattern.",
+)
+@click.option(
+    "--to", "to", metavar="CONSUMER", help="Deliver only to this consumer (its own pattern still applies)."
+)
 @_run_options
-def replay(path, store, since, until, pattern, to, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
+def replay(
+    path, store, since, until, pattern, to, seed, http, faults, max_hops, trace_path, output_path, fmt
+) -> None:
     """Re-inject archived events of a durable run through a mesh.
 
     The inputs and emitted events kept in --store go through the mesh at PATH again. Each
@@ -708,7 +898,8 @@ def replay(path, store, since, until, pattern, to, seed, http, faults, max_hops,
 
     \b
     Examples:
-      meshctl replay workflows/orders --store sqlite:orders.db --since 2024-06-11T09:14:00Z --until 2024-06-11T09:16:00Z
+      meshctl replay workflows/orders --store sqlite:orders.db --since 2024-06-11T09:14:00Z --until \\
+        2024-06-11T09:16:00Z
       meshctl replay workflows/orders --store sqlite:orders.db --match '{"type": ["order.placed"]}'
       meshctl replay workflows/orders --store sqlite:orders.db --to service:notifications/order.failed
     """
@@ -716,12 +907,14 @@ def replay(path, store, since, until, pattern, to, seed, http, faults, max_hops,
     from engine.commands.runs import ArchiveQuery, RunOptions, faults_for, replay_archive
 
     mesh = require_valid(path).mesh
-    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
-                         trace_path, output_path)
+    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path)
     summary = replay_archive(mesh, store, ArchiveQuery(since, until, pattern, to), options)
     if "aged_out" in summary and fmt != "json":
-        click.echo(f"note: events before {summary['aged_out']} have aged out of the archive "
-                   "(`retention.archive` of the Mesh document): they were not replayed", err=True)
+        click.echo(
+            f"note: events before {summary['aged_out']} have aged out of the archive "
+            "(`retention.archive` of the Mesh document): they were not replayed",
+            err=True,
+        )
     _print_summary(summary, fmt, [])
 
 
@@ -738,8 +931,18 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH, or redis://... of a worker deployment).")
-@click.option("--status", type=click.Choice(["running", "completed", "failed", "compensated"]), help="Only runs with this status.")
+@click.option(
+    "--store",
+    "store",
+    metavar="URL",
+    required=True,
+    help="A durable store (sqlite:PATH, or redis://... of a worker deployment).",
+)
+@click.option(
+    "--status",
+    type=click.Choice(["running", "completed", "failed", "compensated"]),
+    help="Only runs with this status.",
+)
 @click.option("--orchestration", help="Only runs of this orchestration.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def runs_list(store, status, orchestration, fmt) -> None:
@@ -759,20 +962,36 @@ def runs_list(store, status, orchestration, fmt) -> None:
     known = sorted({r["orchestration"] for r in every})
     if orchestration is not None and orchestration not in known:
         hint = did_you_mean(orchestration, known)
-        note = f"meshctl runs: note: no run of orchestration {orchestration!r}" + (f"; {hint}" if hint else "")
+        note = f"meshctl runs: note: no run of orchestration {orchestration!r}" + (
+            f"; {hint}" if hint else ""
+        )
         click.echo(printable(note), err=True)
-    found = [r for r in every if (status is None or r["status"] == status)
-             and (orchestration is None or r["orchestration"] == orchestration)]
+    found = [
+        r
+        for r in every
+        if (status is None or r["status"] == status)
+        and (orchestration is None or r["orchestration"] == orchestration)
+    ]
     if fmt == "json":
         click.echo(json.dumps(found, indent=2, default=str))
         return
     for r in found:
-        click.echo(printable(f"{r['id']}  {r['status']:<12} {r.get('failed_step') or '-'}  {r.get('error') or ''}".rstrip()))
+        click.echo(
+            printable(
+                f"{r['id']}  {r['status']:<12} {r.get('failed_step') or '-'}  {r.get('error') or ''}".rstrip()
+            )
+        )
     click.echo(f"{len(found)} run{'s' if len(found) != 1 else ''}")
 
 
 @runs.command("show")
-@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH, or redis://... of a worker deployment).")
+@click.option(
+    "--store",
+    "store",
+    metavar="URL",
+    required=True,
+    help="A durable store (sqlite:PATH, or redis://... of a worker deployment).",
+)
 @click.argument("run_id")
 def runs_show(store, run_id) -> None:
     """Show one run's whole state as JSON.
@@ -792,7 +1011,13 @@ def runs_show(store, run_id) -> None:
 
 @runs.command("redrive")
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--store", "store", metavar="URL", required=True, help="A durable store (sqlite:PATH, or redis://... of a worker deployment).")
+@click.option(
+    "--store",
+    "store",
+    metavar="URL",
+    required=True,
+    help="A durable store (sqlite:PATH, or redis://... of a worker deployment).",
+)
 @click.argument("run_id")
 @_run_options
 def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, output_path, fmt) -> None:
@@ -811,42 +1036,109 @@ def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, 
     from engine.commands.runs import RunOptions, faults_for, redrive_run
 
     mesh = require_valid(path).mesh
-    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops,
-                         trace_path, output_path)
+    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path)
     run, summary = redrive_run(mesh, store, run_id, options)
     if fmt == "json":
         click.echo(json.dumps({"run": run, "summary": summary}, indent=2, default=str))
         return
-    click.echo(printable(f"{run['id']}: {run['status']}" + (f" ({run['error']})" if run.get("error") else "")))
+    click.echo(
+        printable(f"{run['id']}: {run['status']}" + (f" ({run['error']})" if run.get("error") else ""))
+    )
     _print_summary(summary, "text", [])
 
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--store", "store_url", metavar="URL", required=True,
-              help="The Redis store the workers share: redis://HOST:PORT/DB[?prefix=NAME].")
-@click.option("--name", help="This worker's name in the consumer group (default: HOST-PID-RANDOM; must be unique).")
-@click.option("--exit-when-idle", is_flag=True,
-              help="Drain: stop once every queue is empty, after closing the open stream windows.")
-@click.option("--reclaim-after", type=click.FloatRange(0.1), default=30.0, show_default=True, metavar="SECONDS",
-              help="Take over entries another worker has held this long (make it longer than your slowest handler).")
-@click.option("--lease", type=click.FloatRange(0.5), default=10.0, show_default=True, metavar="SECONDS",
-              help="How long an ordered lane (input, a stream) stays with a worker that stopped renewing it.")
-@click.option("--batch", type=click.IntRange(1, 1000), default=20, show_default=True, help="Entries read at a time.")
-@click.option("--max-deliveries", type=click.IntRange(2, 100), default=5, show_default=True,
-              help="Hand-outs of one entry before it is dead-lettered as poison (it keeps killing its workers).")
-@click.option("--journal-trace", is_flag=True, help="Keep trace records in the store (costs a write per record).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    required=True,
+    help="The Redis store the workers share: redis://HOST:PORT/DB[?prefix=NAME].",
+)
+@click.option(
+    "--name", help="This worker's name in the consumer group (default: HOST-PID-RANDOM; must be unique)."
+)
+@click.option(
+    "--exit-when-idle",
+    is_flag=True,
+    help="Drain: stop once every queue is empty, after closing the open stream windows.",
+)
+@click.option(
+    "--reclaim-after",
+    type=click.FloatRange(0.1),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Take over entries another worker has held this long (make it longer than your slowest handler).",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(0.5),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long an ordered lane (input, a stream) stays with a worker that stopped renewing it.",
+)
+@click.option(
+    "--batch", type=click.IntRange(1, 1000), default=20, show_default=True, help="Entries read at a time."
+)
+@click.option(
+    "--max-deliveries",
+    type=click.IntRange(2, 100),
+    default=5,
+    show_default=True,
+    help="Hand-outs of one entry before it is dead-lettered as poison (it keeps killing its workers).",
+)
+@click.option(
+    "--journal-trace", is_flag=True, help="Keep trace records in the store (costs a write per record)."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of retry jitter.")
-@click.option("--http", type=click.Choice(["simulate", "live"]), default="live", show_default=True,
-              help="`live` really POSTs to http targets; `simulate` records the calls and answers 202.")
-@click.option("--fault", "faults", multiple=True, metavar="CONSUMER[=TIMES][:ERROR]",
-              help="Make a consumer's first TIMES attempts (or all) fail with ERROR. Repeatable.")
-@click.option("--max-hops", type=click.IntRange(1, 1000), default=16, show_default=True,
-              help="An event this many hops or more from its input is dead-lettered as loop-detected.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="The summary printed at exit: a table or JSON.")
-def worker(path, store_url, name, exit_when_idle, reclaim_after, lease, batch, max_deliveries, journal_trace, seed,
-           http, faults, max_hops, fmt) -> None:
+@click.option(
+    "--http",
+    type=click.Choice(["simulate", "live"]),
+    default="live",
+    show_default=True,
+    help="`live` really POSTs to http targets; `simulate` records the calls and answers 202.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="CONSUMER[=TIMES][:ERROR]",
+    help="Make a consumer's first TIMES attempts (or all) fail with ERROR. Repeatable.",
+)
+@click.option(
+    "--max-hops",
+    type=click.IntRange(1, 1000),
+    default=16,
+    show_default=True,
+    help="An event this many hops or more from its input is dead-lettered as loop-detected.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="The summary printed at exit: a table or JSON.",
+)
+def worker(
+    path,
+    store_url,
+    name,
+    exit_when_idle,
+    reclaim_after,
+    lease,
+    batch,
+    max_deliveries,
+    journal_trace,
+    seed,
+    http,
+    faults,
+    max_hops,
+    fmt,
+) -> None:
     """Work on a mesh from a Redis store until stopped.
 
     The mesh at PATH runs on the real clock. Start any number, on any hosts: they share the
@@ -869,9 +1161,20 @@ def worker(path, store_url, name, exit_when_idle, reclaim_after, lease, batch, m
     warning = store.durability_warning()
     if warning:
         click.echo(f"meshctl worker: warning: {warning}", err=True)
-    options = WorkerOptions(name, seed, http, faults_for(mesh, faults), max_hops, batch, reclaim_after, lease,
-                            max_deliveries, exit_when_idle, journal_trace,
-                            log=lambda message: click.echo(f"meshctl {message}", err=True))
+    options = WorkerOptions(
+        name,
+        seed,
+        http,
+        faults_for(mesh, faults),
+        max_hops,
+        batch,
+        reclaim_after,
+        lease,
+        max_deliveries,
+        exit_when_idle,
+        journal_trace,
+        log=lambda message: click.echo(f"meshctl {message}", err=True),
+    )
     runner = Worker(mesh, store, options)
     click.echo(f"meshctl worker {runner.name}: working on {store_url}", err=True)
     summary = runner.run()
@@ -881,7 +1184,9 @@ def worker(path, store_url, name, exit_when_idle, reclaim_after, lease, batch, m
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--store", "store_url", metavar="URL", required=True, help="The Redis store of a worker deployment.")
+@click.option(
+    "--store", "store_url", metavar="URL", required=True, help="The Redis store of a worker deployment."
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def status(path, store_url, fmt) -> None:
     """Show the backlog, dead letters and workers of a deployment.
@@ -918,21 +1223,62 @@ def status(path, store_url, fmt) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--store", "store_url", metavar="URL", required=True,
-              help="The Redis store the workers share: redis://HOST:PORT/DB[?prefix=NAME].")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Beyond loopback a token is required (or --insecure).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
-              help="0: any free port (the address is printed).")
-@click.option("--token", envvar="MESHCTL_TOKEN", help="Clients must send Authorization: Bearer TOKEN [env MESHCTL_TOKEN].")
-@click.option("--insecure", is_flag=True, help="Listen beyond loopback without a token: anyone who can connect may publish.")
-@click.option("--max-body", type=click.IntRange(1), default=1024 * 1024, show_default=True, metavar="BYTES",
-              help="Larger request bodies are refused (413) before they are read.")
-@click.option("--max-backlog", type=click.IntRange(0), default=100_000, show_default=True, metavar="N",
-              help="Refuse events (503, Retry-After) while N entries wait for the workers: backpressure (0: never).")
-@click.option("--max-batch", type=click.IntRange(1), default=1000, show_default=True,
-              help="Larger batches are refused (413).")
-@click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Requests answered at once.")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    required=True,
+    help="The Redis store the workers share: redis://HOST:PORT/DB[?prefix=NAME].",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Beyond loopback a token is required (or --insecure).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="0: any free port (the address is printed).",
+)
+@click.option(
+    "--token",
+    envvar="MESHCTL_TOKEN",
+    help="Clients must send Authorization: Bearer TOKEN [env MESHCTL_TOKEN].",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Listen beyond loopback without a token: anyone who can connect may publish.",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(1),
+    default=1024 * 1024,
+    show_default=True,
+    metavar="BYTES",
+    help="Larger request bodies are refused (413) before they are read.",
+)
+@click.option(
+    "--max-backlog",
+    type=click.IntRange(0),
+    default=100_000,
+    show_default=True,
+    metavar="N",
+    help="Refuse events (503, Retry-After) while N entries wait for the workers: backpressure (0: never).",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Larger batches are refused (413).",
+)
+@click.option(
+    "--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Requests answered at once."
+)
 def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max_backlog, threads) -> None:
     """Take CloudEvents over HTTP into a deployment's Redis store.
 
@@ -959,9 +1305,17 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
         warning = store.durability_warning()
         if warning:
             click.echo(f"meshctl serve: warning: {warning}", err=True)
-        server.start(ingress(mesh, store, token=token, max_body=max_body, max_batch=max_batch,
-                             max_backlog=max_backlog or None,
-                             log=lambda message: click.echo(f"meshctl serve: {message}", err=True)))
+        server.start(
+            ingress(
+                mesh,
+                store,
+                token=token,
+                max_body=max_body,
+                max_batch=max_batch,
+                max_backlog=max_backlog or None,
+                log=lambda message: click.echo(f"meshctl serve: {message}", err=True),
+            )
+        )
         click.echo(f"meshctl serve: listening on {server.url}", err=True)
         server.serve()
     finally:
@@ -975,10 +1329,23 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
 @click.argument("events", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--url", metavar="URL", help="A running ingress (`meshctl serve`): http://HOST:PORT.")
 @click.option("--token", envvar="MESHCTL_TOKEN", help="The ingress's token [env MESHCTL_TOKEN].")
-@click.option("--store", "store_url", metavar="URL", help="Or straight into a Redis store: redis://HOST:PORT/DB[?prefix=NAME].")
-@click.option("--batch", type=click.IntRange(1, 10_000), default=500, show_default=True, help="Events per request.")
-@click.option("--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, metavar="SECONDS",
-              help="Wait this long for each answer of the ingress.")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Or straight into a Redis store: redis://HOST:PORT/DB[?prefix=NAME].",
+)
+@click.option(
+    "--batch", type=click.IntRange(1, 10_000), default=500, show_default=True, help="Events per request."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for each answer of the ingress.",
+)
 def publish(path, events, url, token, store_url, batch, timeout) -> None:
     """Send a file of events into a deployment.
 
@@ -998,7 +1365,9 @@ def publish(path, events, url, token, store_url, batch, timeout) -> None:
     from engine.commands.deploy import Sender, broker_store, check_events, to_store
 
     if (url is None) == (store_url is None):
-        raise click.UsageError("give exactly one of --url (a running `meshctl serve`) and --store redis://...")
+        raise click.UsageError(
+            "give exactly one of --url (a running `meshctl serve`) and --store redis://..."
+        )
     refused = RefusedInput()
     try:
         checked = check_events(_stdin_path(events, path), _valid_mesh(path).mesh, refused)
@@ -1071,7 +1440,9 @@ def init(directory: str, name: str | None, force: bool) -> None:
         click.echo(f"created {printable(path)}")
     shown = printable(directory)
     events = printable(os.path.join(directory, "events.jsonl"))
-    click.echo(f"next: meshctl validate {shown} && meshctl test {shown} && meshctl run {shown} --events {events}")
+    click.echo(
+        f"next: meshctl validate {shown} && meshctl test {shown} && meshctl run {shown} --events {events}"
+    )
 
 
 @main.command()
@@ -1096,7 +1467,9 @@ def completion(shell: str) -> None:
 
 
 @main.command()
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout."
+)
 def schema(output: str | None) -> None:
     """Print the JSON Schema of meshctl YAML.
 

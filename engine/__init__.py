@@ -37,8 +37,21 @@ _LAZY = {
 }
 
 __all__ = [
-    "FORMAT_NAMES", "CheckResult", "Diagnostic", "LoadError", "Location", "MeshError", "Runtime", "UsageError",
-    "analyse", "build_flow_graph", "check_mesh", "flow_view", "load_mesh", "orchestration_view", "render",
+    "FORMAT_NAMES",
+    "CheckResult",
+    "Diagnostic",
+    "LoadError",
+    "Location",
+    "MeshError",
+    "Runtime",
+    "UsageError",
+    "analyse",
+    "build_flow_graph",
+    "check_mesh",
+    "flow_view",
+    "load_mesh",
+    "orchestration_view",
+    "render",
 ]
 
 

@@ -24,9 +24,10 @@ COMMANDS = list(_commands())
 
 
 def _examples(text: str) -> list[list[str]]:
-    """The lines of the Examples block, each as its commands: `a && b` is two, and `> FILE` or
+    """The examples of the Examples block, each as its commands: `a && b` is two, and `> FILE` or
     `| ...` are not arguments."""
-    lines = text.split("Examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    block = text.split("Examples:\n", 1)[1].split("\n\n", 1)[0]
+    lines = re.sub(r" \\\n\s*", " ", block).splitlines()  # a long example goes on after a backslash
     return [
         [re.split(r" [>|] ", part)[0].strip() for part in line.split("&&")] for line in lines if line.strip()
     ]

@@ -6,7 +6,6 @@ so its value, default or error stays the answer.
 """
 from __future__ import annotations
 
-
 import pytest
 
 from engine.core.errors import Location

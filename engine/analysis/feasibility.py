@@ -93,7 +93,11 @@ class Filter:
 
 
 def _plain(item: Any) -> bool:
-    return item is None or isinstance(item, (str, bool)) or (isinstance(item, (int, float)) and math.isfinite(item))
+    return (
+        item is None
+        or isinstance(item, (str, bool))
+        or (isinstance(item, (int, float)) and math.isfinite(item))
+    )
 
 
 class _FilterIndex:
@@ -175,8 +179,9 @@ def feasible_flow(graph: nx.DiGraph, full: nx.DiGraph | None = None) -> tuple[nx
     return h, pruned
 
 
-def _split(flow: nx.DiGraph, h: nx.DiGraph, node: str, attrs: dict, filters: dict,
-           part: dict[str, int]) -> list[Pruned]:
+def _split(
+    flow: nx.DiGraph, h: nx.DiGraph, node: str, attrs: dict, filters: dict, part: dict[str, int]
+) -> list[Pruned]:
     """Add the hubs of one event node with their edges to *h*; the groups of hops left out
     that could have closed a loop (inside *node*'s strongly connected *part*)."""
     signatures: dict[str, tuple[list[dict] | None, list[str]]] = {}
@@ -206,7 +211,9 @@ def _split(flow: nx.DiGraph, h: nx.DiGraph, node: str, attrs: dict, filters: dic
     return _left_out(node, sigs, groups, accepted, part)
 
 
-def _left_out(node: str, sigs: list, groups: dict, accepted: list[set[int]], part: dict[str, int]) -> list[Pruned]:
+def _left_out(
+    node: str, sigs: list, groups: dict, accepted: list[set[int]], part: dict[str, int]
+) -> list[Pruned]:
     """Per filter, the producers of its event whose hops to it were pruned where that mattered.
 
     Costs what the accepted hops cost, not signatures x filters: what a filter rejects is

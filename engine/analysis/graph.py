@@ -34,7 +34,9 @@ def build_flow_graph(mesh: m.Mesh) -> nx.DiGraph:
     """Every element of the mesh and how events flow between them."""
     g = nx.DiGraph()
     for et in mesh.event_types.values():
-        g.add_node(event_id(et.name), kind="event", label=et.name, loc=et.loc, element=et, external=et.external)
+        g.add_node(
+            event_id(et.name), kind="event", label=et.name, loc=et.loc, element=et, external=et.external
+        )
     for policy_holder, node in _consumers(mesh, g):
         _add_dead_letter(g, node, m.resolve_delivery(mesh, policy_holder))
     return g
@@ -52,7 +54,9 @@ def _consumers(mesh: m.Mesh, g: nx.DiGraph):
     for service in mesh.services.values():
         for sub in service.subscriptions:
             node = subscription_id(sub)
-            g.add_node(node, kind="subscription", label=service.name, loc=sub.loc, element=sub, service=service.name)
+            g.add_node(
+                node, kind="subscription", label=service.name, loc=sub.loc, element=sub, service=service.name
+            )
             _consume(g, sub.on, node, sub.match)
             handled = {ref.name for ref in sub.emits} if m.runs_handler(sub.actions) else set()
             _emits(g, node, sub.actions, sub.emits, handled)
@@ -95,8 +99,13 @@ def _emit_edge(g: nx.DiGraph, producer: str, ref: m.Ref, action: m.EmitAction | 
         g.edges[producer, target]["actions"].append(action)
 
 
-def _emits(g: nx.DiGraph, producer: str, actions: tuple[m.Action, ...], declared: tuple[m.Ref, ...],
-           handled: set[str]) -> None:
+def _emits(
+    g: nx.DiGraph,
+    producer: str,
+    actions: tuple[m.Action, ...],
+    declared: tuple[m.Ref, ...],
+    handled: set[str],
+) -> None:
     """Emit edges of the `emit` actions and of the declared types; those in *handled* (types a
     Python handler of the producer may emit, with any data) are marked ``handler``."""
     for action in actions:
@@ -142,7 +151,9 @@ def _route_outputs(mesh: m.Mesh, g: nx.DiGraph, route: m.Route, node: str) -> No
                 for sub in mesh.services[target.value].subscriptions:
                     if sub.on.name == ref.name:
                         _ensure_event(g, ref)
-                        g.add_edge(node, subscription_id(sub), kind="delivers", loc=target.loc, event=ref.name)
+                        g.add_edge(
+                            node, subscription_id(sub), kind="delivers", loc=target.loc, event=ref.name
+                        )
 
 
 def _add_dead_letter(g: nx.DiGraph, node: str, spec: m.DeliverySpec | None) -> None:
@@ -155,7 +166,12 @@ def _add_dead_letter(g: nx.DiGraph, node: str, spec: m.DeliverySpec | None) -> N
 
 def flow_only(g: nx.DiGraph) -> nx.DiGraph:
     """The subgraph of edges that carry events between elements (where loops can form)."""
-    edges = [(u, v, attrs) for u, nbrs in g.adj.items() for v, attrs in nbrs.items() if attrs.get("kind") in FLOW_EDGES]
+    edges = [
+        (u, v, attrs)
+        for u, nbrs in g.adj.items()
+        for v, attrs in nbrs.items()
+        if attrs.get("kind") in FLOW_EDGES
+    ]
     ends = {n for u, v, _ in edges for n in (u, v)}
     return _copy(g, [n for n in g if n in ends], edges)
 

@@ -16,18 +16,15 @@ from ..core.errors import Diagnostic, Location, Note
 from ..language import model as m
 from ..language.handlers import allowed_by, local_module, nearby_modules
 from ..language.patterns import PatternError, compile_pattern
-from ..language.templates import (
-    TemplateTooComplex,
-    condition_text,
-    referenced_fields,
-    syntax_error,
-)
+from ..language.sandbox import TemplateTooComplex
+from ..language.templates import condition_text, referenced_fields, syntax_error
 from .feasibility import FILTER, SIGNATURE, feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, produced_types
 
 MAX_CYCLES_PER_TANGLE = 10
 MAX_CYCLES_TOTAL = 100
-MAX_LISTED_TANGLE = 2_000  # hops of a tangle whose cycles are listed; a bigger one shows one (listing costs seconds)
+# hops of a tangle whose cycles are listed; a bigger one shows one (listing costs seconds)
+MAX_LISTED_TANGLE = 2_000
 
 
 def analyse(mesh: m.Mesh, graph: nx.DiGraph) -> list[Diagnostic]:
@@ -104,11 +101,14 @@ def check_references(mesh: m.Mesh) -> Iterator[Diagnostic]:
             subscribed = {sub.on.name for sub in service.subscriptions}
             for ref in route.output_types():
                 if ref.name not in subscribed:
-                    yield Diagnostic(target.loc, "unreceived-delivery",
-                                     f"route {route.name!r} delivers {ref.name!r} to service {service.name!r}, "
-                                     f"which has no subscription on it",
-                                     hint=f"add a subscription `on: {ref.name}` to {service.name!r}",
-                                     notes=(Note(service.loc, f"service {service.name!r} is defined here"),))
+                    yield Diagnostic(
+                        target.loc,
+                        "unreceived-delivery",
+                        f"route {route.name!r} delivers {ref.name!r} to service {service.name!r}, "
+                        f"which has no subscription on it",
+                        hint=f"add a subscription `on: {ref.name}` to {service.name!r}",
+                        notes=(Note(service.loc, f"service {service.name!r} is defined here"),),
+                    )
 
 
 def check_undeclared_emits(mesh: m.Mesh) -> Iterator[Diagnostic]:
@@ -117,12 +117,17 @@ def check_undeclared_emits(mesh: m.Mesh) -> Iterator[Diagnostic]:
         declared = {ref.name for ref in sub.emits}
         for ref in _emit_refs(sub.actions):
             if ref.name not in declared:
-                yield Diagnostic(ref.loc, "undeclared-emit",
-                                 f"subscription {sub.label!r} emits {ref.name!r} but does not declare it",
-                                 hint=f"add {ref.name!r} to its `emits:` list", notes=(Note(sub.loc, "subscription here"),))
+                yield Diagnostic(
+                    ref.loc,
+                    "undeclared-emit",
+                    f"subscription {sub.label!r} emits {ref.name!r} but does not declare it",
+                    hint=f"add {ref.name!r} to its `emits:` list",
+                    notes=(Note(sub.loc, "subscription here"),),
+                )
 
 
 # --- orchestration steps ------------------------------------------------------------------
+
 
 def check_steps(mesh: m.Mesh) -> Iterator[Diagnostic]:
     """Unknown `needs`, `needs` cycles, and steps that can never run because of them."""
@@ -135,26 +140,39 @@ def check_steps(mesh: m.Mesh) -> Iterator[Diagnostic]:
                 blocked.add(node)
                 for _, dependant, loc in g.out_edges(node, data="loc"):
                     near = difflib.get_close_matches(node, ids, n=1)
-                    yield Diagnostic(loc, "unknown-step", f"step {dependant!r} of {orch.name!r} needs unknown step {node!r}",
-                                     hint=f"did you mean {near[0]!r}?" if near else f"steps are: {', '.join(ids)}")
+                    yield Diagnostic(
+                        loc,
+                        "unknown-step",
+                        f"step {dependant!r} of {orch.name!r} needs unknown step {node!r}",
+                        hint=f"did you mean {near[0]!r}?" if near else f"steps are: {', '.join(ids)}",
+                    )
         for tangle in _tangles(g):
             blocked |= tangle
             cycle = nx.find_cycle(g.subgraph(tangle), source=min(tangle))
             path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
             first = g.nodes[cycle[0][1]]
-            yield Diagnostic(first["loc"], "needs-cycle", f"steps of {orch.name!r} need each other: {path}",
-                             hint="a step cannot (even indirectly) need itself; remove one of the `needs`",
-                             notes=tuple(Note(g.edges[u, v]["loc"], f"{v} needs {u}") for u, v in cycle))
+            yield Diagnostic(
+                first["loc"],
+                "needs-cycle",
+                f"steps of {orch.name!r} need each other: {path}",
+                hint="a step cannot (even indirectly) need itself; remove one of the `needs`",
+                notes=tuple(Note(g.edges[u, v]["loc"], f"{v} needs {u}") for u, v in cycle),
+            )
         for node in sorted(_downstream(g, blocked) - blocked):
-            yield Diagnostic(g.nodes[node]["loc"], "unreachable-step",
-                             f"step {node!r} of {orch.name!r} can never run",
-                             hint="it needs a step that is unknown or part of a `needs` cycle")
+            yield Diagnostic(
+                g.nodes[node]["loc"],
+                "unreachable-step",
+                f"step {node!r} of {orch.name!r} can never run",
+                hint="it needs a step that is unknown or part of a `needs` cycle",
+            )
 
 
 def _tangles(g: nx.DiGraph) -> list[set[str]]:
     """Strongly connected parts that contain a cycle (more than one node, or a self-loop)."""
-    return sorted((c for c in nx.strongly_connected_components(g) if len(c) > 1 or g.has_edge(*(next(iter(c)),) * 2)),
-                  key=lambda c: sorted(c))
+    return sorted(
+        (c for c in nx.strongly_connected_components(g) if len(c) > 1 or g.has_edge(*(next(iter(c)),) * 2)),
+        key=lambda c: sorted(c),
+    )
 
 
 def _downstream(g: nx.DiGraph, sources: set[str]) -> set[str]:
@@ -166,8 +184,10 @@ def _downstream(g: nx.DiGraph, sources: set[str]) -> set[str]:
 
 # --- circular events ----------------------------------------------------------------------
 
-def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGLE,
-                       total: int = MAX_CYCLES_TOTAL) -> Iterator[Diagnostic]:
+
+def check_event_cycles(
+    graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGLE, total: int = MAX_CYCLES_TOTAL
+) -> Iterator[Diagnostic]:
     """Every elementary cycle of events (bounded per strongly connected part), as a located path.
 
     A cycle through a consumer that declares ``loop: {max_hops: N}`` is a warning; any other
@@ -188,9 +208,13 @@ def check_event_cycles(graph: nx.DiGraph, per_tangle: int = MAX_CYCLES_PER_TANGL
             first = flow.nodes[min(tangle)]
             which = f"the first {len(cycles)} are" if len(cycles) > 1 else "one is"
             elements = len({flow.nodes[n].get("original", n) for n in tangle})
-            yield Diagnostic(first["loc"], "cycles-truncated", f"more circular paths exist among these {elements} "
-                             f"elements; only {which} shown", severity="warning",
-                             hint="break the loops shown first, then validate again")
+            yield Diagnostic(
+                first["loc"],
+                "cycles-truncated",
+                f"more circular paths exist among these {elements} elements; only {which} shown",
+                severity="warning",
+                hint="break the loops shown first, then validate again",
+            )
 
 
 def _example_cycles(flow: nx.DiGraph, tangle: set[str], limit: int) -> tuple[list[list[str]], bool]:
@@ -219,8 +243,12 @@ def cycle_edges(graph: nx.DiGraph, limit: int = MAX_CYCLES_TOTAL) -> set[tuple[s
     flow, _ = feasible_flow(graph)
     edges: set[tuple[str, str]] = set()
     for tangle in _tangles(flow):
-        edges |= {flow.edges[u, v].get("original", (u, v)) for u in tangle for v in flow.succ[u]
-                  if v in tangle and flow.edges[u, v]["kind"] != "hub"}
+        edges |= {
+            flow.edges[u, v].get("original", (u, v))
+            for u in tangle
+            for v in flow.succ[u]
+            if v in tangle and flow.edges[u, v]["kind"] != "hub"
+        }
     return edges
 
 
@@ -230,10 +258,14 @@ def _pruned_notes(graph: nx.DiGraph, pruned: list) -> Iterator[Diagnostic]:
     for p in pruned:
         some = len(p.consumers) > 1 or p.others
         producers = _name(graph.nodes[p.producer]) + (f" and {p.others} more" if p.others else "")
-        yield Diagnostic(graph.edges[p.event, p.consumers[0]]["loc"], "pruned-edge",
-                         f"{_names(graph, p.consumers)} cannot receive {graph.nodes[p.event]['label']} from "
-                         f"{producers}: {p.reason}; "
-                         f"{'these hops are' if some else 'this hop is'} left out of loop detection", severity="info")
+        yield Diagnostic(
+            graph.edges[p.event, p.consumers[0]]["loc"],
+            "pruned-edge",
+            f"{_names(graph, p.consumers)} cannot receive {graph.nodes[p.event]['label']} from "
+            f"{producers}: {p.reason}; "
+            f"{'these hops are' if some else 'this hop is'} left out of loop detection",
+            severity="info",
+        )
 
 
 def _names(graph: nx.DiGraph, nodes: Iterable[str]) -> str:
@@ -257,10 +289,18 @@ def _plain_ids(flow: nx.DiGraph, cycle: list[str]) -> list[str]:
 def _rotate(graph: nx.DiGraph, cycle: list[str]) -> list[str]:
     """Start the cycle at its alphabetically first event type (by producer next), so output is
     stable and readable."""
-    keys = {node: plain for node, plain in zip([n for n in cycle if graph.nodes[n].get("hub") != FILTER],
-                                                _plain_ids(graph, cycle))}
-    events = [n for n in cycle if graph.nodes[n].get("hub") == SIGNATURE or
-              (graph.nodes[n]["kind"] == "event" and "hub" not in graph.nodes[n])] or cycle
+    keys = {
+        node: plain
+        for node, plain in zip(
+            [n for n in cycle if graph.nodes[n].get("hub") != FILTER], _plain_ids(graph, cycle)
+        )
+    }
+    events = [
+        n
+        for n in cycle
+        if graph.nodes[n].get("hub") == SIGNATURE
+        or (graph.nodes[n]["kind"] == "event" and "hub" not in graph.nodes[n])
+    ] or cycle
     start = cycle.index(min(events, key=lambda n: keys.get(n, n)))
     return cycle[start:] + cycle[:start]
 
@@ -284,28 +324,45 @@ def _cycle_diagnostic(graph: nx.DiGraph, cycle: list[str]) -> Diagnostic:
     loops = [e.loop for e in elements if getattr(e, "loop", None) is not None]
     if loops:
         hops = min(loop.max_hops for loop in loops)
-        return Diagnostic(loc, "bounded-loop", f"circular events, declared bounded (max_hops {hops}): {path}",
-                          severity="warning", notes=tuple(notes))
-    return Diagnostic(loc, "event-cycle", f"circular events: {path}", notes=tuple(notes),
-                      hint="break the loop, or declare it intentional with `loop: {max_hops: N}` on one of its consumers")
+        return Diagnostic(
+            loc,
+            "bounded-loop",
+            f"circular events, declared bounded (max_hops {hops}): {path}",
+            severity="warning",
+            notes=tuple(notes),
+        )
+    return Diagnostic(
+        loc,
+        "event-cycle",
+        f"circular events: {path}",
+        notes=tuple(notes),
+        hint="break the loop, or declare it intentional with `loop: {max_hops: N}` on one of its consumers",
+    )
 
 
 def _edge_note(graph: nx.DiGraph, u: str, v: str) -> Note:
     a, b, edge = graph.nodes[u], graph.nodes[v], graph.edges[u, v]
-    what = {"consumes": f"{_name(b)} consumes {a['label']}",
-            "emits": f"{_name(a)} emits {b['label']}",
-            "delivers": f"{_name(a)} delivers {edge.get('event')} to {_name(b)}"}[edge["kind"]]
+    what = {
+        "consumes": f"{_name(b)} consumes {a['label']}",
+        "emits": f"{_name(a)} emits {b['label']}",
+        "delivers": f"{_name(a)} delivers {edge.get('event')} to {_name(b)}",
+    }[edge["kind"]]
     return Note(edge["loc"], what)
 
 
 def _name(node: dict) -> str:
     if node["kind"] == "subscription":
         sub = node["element"]
-        return f"service {sub.service!r} (subscription {sub.name!r})" if sub.name != sub.on.name else f"service {sub.service!r}"
+        return (
+            f"service {sub.service!r} (subscription {sub.name!r})"
+            if sub.name != sub.on.name
+            else f"service {sub.service!r}"
+        )
     return f"{node['kind']} {node['label']!r}"
 
 
 # --- overload and dead flows --------------------------------------------------------------
+
 
 def check_overload(mesh: m.Mesh, graph: nx.DiGraph) -> Iterator[Diagnostic]:
     """Events produced but never consumed; consumed but never produced nor external; unused types."""
@@ -317,17 +374,33 @@ def check_overload(mesh: m.Mesh, graph: nx.DiGraph) -> Iterator[Diagnostic]:
             consumed |= outputs
     for name, et in mesh.event_types.items():
         if name in produced and name not in consumed:
-            yield Diagnostic(et.loc, "unconsumed-event", f"event type {name!r} is emitted but nothing consumes it",
-                             severity="warning", hint="event overload: drop the emit, or subscribe to it")
+            yield Diagnostic(
+                et.loc,
+                "unconsumed-event",
+                f"event type {name!r} is emitted but nothing consumes it",
+                severity="warning",
+                hint="event overload: drop the emit, or subscribe to it",
+            )
         elif name in consumed and name not in produced and not et.external:
-            yield Diagnostic(et.loc, "unproduced-event", f"event type {name!r} is consumed but nothing produces it",
-                             severity="warning", hint="a dead flow: emit it somewhere, or mark it `external: true` if it comes from outside")
+            yield Diagnostic(
+                et.loc,
+                "unproduced-event",
+                f"event type {name!r} is consumed but nothing produces it",
+                severity="warning",
+                hint="a dead flow: emit it somewhere, or mark it `external: true` if it comes from outside",
+            )
         elif name not in consumed and name not in produced and not et.external:
-            yield Diagnostic(et.loc, "unused-event-type", f"event type {name!r} is neither produced nor consumed",
-                             severity="warning", hint="remove it, or mark it `external: true`")
+            yield Diagnostic(
+                et.loc,
+                "unused-event-type",
+                f"event type {name!r} is neither produced nor consumed",
+                severity="warning",
+                hint="remove it, or mark it `external: true`",
+            )
 
 
 # --- templates and fields -----------------------------------------------------------------
+
 
 def check_templates(mesh: m.Mesh) -> Iterator[Diagnostic]:
     """Template syntax errors, at the template's location."""
@@ -335,11 +408,19 @@ def check_templates(mesh: m.Mesh) -> Iterator[Diagnostic]:
     for template, _context in _templates(mesh):
         error = syntax_error(condition_text(template.text) if id(template) in conditions else template.text)
         if isinstance(error, TemplateTooComplex):
-            yield Diagnostic(template.loc, "template-too-complex", f"template error: {error.message}",
-                             hint="split it into several templates or steps, or nest fewer loops and brackets")
+            yield Diagnostic(
+                template.loc,
+                "template-too-complex",
+                f"template error: {error.message}",
+                hint="split it into several templates or steps, or nest fewer loops and brackets",
+            )
         elif error is not None:
-            yield Diagnostic(template.loc, "template-syntax", f"template error: {error.message}",
-                             hint="templates are Jinja2: `{{ data.field }}`, `{% if ... %}`")
+            yield Diagnostic(
+                template.loc,
+                "template-syntax",
+                f"template error: {error.message}",
+                hint="templates are Jinja2: `{{ data.field }}`, `{% if ... %}`",
+            )
 
 
 def _conditions(mesh: m.Mesh) -> Iterator[m.TemplateString]:
@@ -354,8 +435,11 @@ def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]
     """Every template with the event types whose `data` it reads."""
     for route in mesh.routes.values():
         types = tuple(r.name for r in route.sources)
-        for t in m.template_strings(route.when, route.transform.data if route.transform else None,
-                          route.transform.subject if route.transform else None):
+        for t in m.template_strings(
+            route.when,
+            route.transform.data if route.transform else None,
+            route.transform.subject if route.transform else None,
+        ):
             yield t, types
     for sub in mesh.subscriptions():
         for t in m.template_strings(sub.when, *m.action_templates(sub.actions)):
@@ -381,8 +465,12 @@ def check_patterns(mesh: m.Mesh) -> Iterator[Diagnostic]:
             path = tuple(exc.path)
             while path and path not in pattern.keys:
                 path = path[:-1]
-            yield Diagnostic(pattern.keys.get(path, pattern.loc), "bad-pattern", f"invalid pattern: {exc}",
-                             hint="patterns use EventBridge syntax: see docs/dsl.md#patterns")
+            yield Diagnostic(
+                pattern.keys.get(path, pattern.loc),
+                "bad-pattern",
+                f"invalid pattern: {exc}",
+                hint="patterns use EventBridge syntax: see docs/dsl.md#patterns",
+            )
 
 
 def check_fields(mesh: m.Mesh) -> Iterator[Diagnostic]:
@@ -420,6 +508,7 @@ def _patterns(mesh: m.Mesh) -> Iterator[tuple[m.Pattern, tuple[str, ...]]]:
 
 def _pattern_fields(pattern: m.Pattern) -> Iterator[tuple[tuple, Location]]:
     """Each event field a pattern tests, with the location of its key (``$or`` branches included)."""
+
     def walk(node, field, at):
         for key, value in node.items():
             if key == "$or" and isinstance(value, tuple):
@@ -430,6 +519,7 @@ def _pattern_fields(pattern: m.Pattern) -> Iterator[tuple[tuple, Location]]:
                 yield from walk(value, (*field, key), (*at, key))
             else:
                 yield (*field, key), pattern.keys.get((*at, key), pattern.loc)
+
     return walk(pattern.value, (), ())
 
 
@@ -448,7 +538,9 @@ def _field_paths(mesh: m.Mesh) -> Iterator[tuple[str, tuple[str, ...], Location]
                 yield dotted, types, stream.loc
 
 
-def _field_problems(mesh: m.Mesh, types: tuple[str, ...], path: tuple, loc: Location, what: str) -> Iterator[Diagnostic]:
+def _field_problems(
+    mesh: m.Mesh, types: tuple[str, ...], path: tuple, loc: Location, what: str
+) -> Iterator[Diagnostic]:
     for name in types:
         et = mesh.event_types.get(name)
         if et is None or et.schema is None:
@@ -458,13 +550,22 @@ def _field_problems(mesh: m.Mesh, types: tuple[str, ...], path: tuple, loc: Loca
             continue
         dotted = "data." + ".".join(str(p) for p in path)
         if verdict == "forbidden":
-            yield Diagnostic(loc, "unknown-field", f"{what} {dotted}, which {name!r} can never have",
-                             hint="its schema forbids other properties (additionalProperties: false)",
-                             notes=(Note(et.loc, f"event type {name!r}"),))
+            yield Diagnostic(
+                loc,
+                "unknown-field",
+                f"{what} {dotted}, which {name!r} can never have",
+                hint="its schema forbids other properties (additionalProperties: false)",
+                notes=(Note(et.loc, f"event type {name!r}"),),
+            )
         else:
-            yield Diagnostic(loc, "undeclared-field", f"{what} {dotted}, which the schema of {name!r} does not declare",
-                             severity="warning", hint=_field_hint(et.schema, path),
-                             notes=(Note(et.loc, f"event type {name!r}"),))
+            yield Diagnostic(
+                loc,
+                "undeclared-field",
+                f"{what} {dotted}, which the schema of {name!r} does not declare",
+                severity="warning",
+                hint=_field_hint(et.schema, path),
+                notes=(Note(et.loc, f"event type {name!r}"),),
+            )
 
 
 def field_verdict(schema, path: tuple) -> str:
@@ -476,7 +577,9 @@ def field_verdict(schema, path: tuple) -> str:
     node = schema
     for part in path:
         node = _resolve(schema, node)
-        if not hasattr(node, "get") or any(k in node for k in ("anyOf", "oneOf", "allOf", "if", "patternProperties")):
+        if not hasattr(node, "get") or any(
+            k in node for k in ("anyOf", "oneOf", "allOf", "if", "patternProperties")
+        ):
             return "ok"  # composed schemas: too many shapes to judge, so say nothing
         if isinstance(part, int) or node.get("type") == "array":
             node = node.get("items", {})
@@ -492,10 +595,17 @@ def field_verdict(schema, path: tuple) -> str:
 
 def _resolve(root, node):
     seen = 0
-    while hasattr(node, "get") and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/") and seen < 32:
+    while (
+        hasattr(node, "get")
+        and isinstance(node.get("$ref"), str)
+        and node["$ref"].startswith("#/")
+        and seen < 32
+    ):
         target = root
         for part in node["$ref"][2:].split("/"):
-            target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if hasattr(target, "get") else {}
+            target = (
+                target.get(part.replace("~1", "/").replace("~0", "~"), {}) if hasattr(target, "get") else {}
+            )
         node, seen = target, seen + 1
     return node
 
@@ -506,15 +616,19 @@ def _field_hint(schema, path: tuple) -> str | None:
         node = _resolve(schema, node).get("properties", {}).get(part, {}) if hasattr(node, "get") else {}
     props = list(_resolve(schema, node).get("properties", {})) if hasattr(node, "get") else []
     near = difflib.get_close_matches(str(path[-1]), props, n=1)
-    return f"did you mean {near[0]!r}?" if near else (f"declared fields: {', '.join(props)}" if props else None)
+    return (
+        f"did you mean {near[0]!r}?" if near else (f"declared fields: {', '.join(props)}" if props else None)
+    )
 
 
 # --- code references and policies ---------------------------------------------------------
 
+
 def check_handlers(mesh: m.Mesh) -> Iterator[Diagnostic]:
     """`call: {python: module:function}` must name a module of the mesh directory or one the mesh allows.
 
-    Decided from file names alone (:mod:`engine.language.handlers`): validate never imports nor opens user code.
+    Decided from file names alone (:mod:`engine.language.handlers`): validate never imports nor opens user
+    code.
     """
     for action in _all_actions(mesh):
         if not (isinstance(action, m.CallAction) and action.python):
@@ -525,13 +639,22 @@ def check_handlers(mesh: m.Mesh) -> Iterator[Diagnostic]:
             continue
         if allowed_by(module, mesh.allowed_modules) is None:
             near = nearby_modules(mesh.root, module)
-            yield Diagnostic(action.loc, "handler-not-allowed",
-                             f"handler {action.python!r}: module {module!r} is neither in the mesh directory nor allowed",
-                             hint=f"did you mean {near[0]!r}?" if near else
-                             f"put {top}.py in the mesh directory, or list {module!r} in `allow_modules` of a `Mesh` document")
+            yield Diagnostic(
+                action.loc,
+                "handler-not-allowed",
+                f"handler {action.python!r}: module {module!r} is neither in the mesh directory nor allowed",
+                hint=f"did you mean {near[0]!r}?"
+                if near
+                else f"put {top}.py in the mesh directory, or list {module!r} in `allow_modules` of a "
+                 "`Mesh` document",
+            )
         elif importlib.util.find_spec(top) is None:  # finds, never imports, a top-level module
-            yield Diagnostic(action.loc, "unknown-handler", f"module {top!r} of handler {action.python!r} is not installed",
-                             hint=f"install the package that provides {top!r}, or fix `allow_modules`")
+            yield Diagnostic(
+                action.loc,
+                "unknown-handler",
+                f"module {top!r} of handler {action.python!r} is not installed",
+                hint=f"install the package that provides {top!r}, or fix `allow_modules`",
+            )
 
 
 def _all_actions(mesh: m.Mesh) -> Iterator[m.Action]:
@@ -548,14 +671,28 @@ def check_policies(mesh: m.Mesh) -> Iterator[Diagnostic]:
     for spec in specs:
         retry = spec.retry
         if retry and retry.max_delay is not None and retry.max_delay < retry.initial:
-            yield Diagnostic(retry.loc, "retry-cap-below-initial",
-                             f"max_delay ({retry.max_delay:g}s) is below initial ({retry.initial:g}s): every delay is the cap",
-                             severity="warning")
+            yield Diagnostic(
+                retry.loc,
+                "retry-cap-below-initial",
+                f"max_delay ({retry.max_delay:g}s) is below initial ({retry.initial:g}s): "
+                 "every delay is the cap",
+                severity="warning",
+            )
         if retry and retry.backoff == "exponential" and retry.max_delay is None and retry.max_attempts > 12:
-            yield Diagnostic(retry.loc, "uncapped-backoff", "exponential backoff without max_delay over many attempts grows to days",
-                             severity="warning", hint="set max_delay")
+            yield Diagnostic(
+                retry.loc,
+                "uncapped-backoff",
+                "exponential backoff without max_delay over many attempts grows to days",
+                severity="warning",
+                hint="set max_delay",
+            )
     for stream in mesh.streams.values():
         w = stream.window
         if w.kind == "hopping" and w.every > w.size:
-            yield Diagnostic(w.loc, "window-gaps", f"hopping windows start every {w.every:g}s but last {w.size:g}s: "
-                             "events between windows are never counted", severity="warning")
+            yield Diagnostic(
+                w.loc,
+                "window-gaps",
+                f"hopping windows start every {w.every:g}s but last {w.size:g}s: "
+                "events between windows are never counted",
+                severity="warning",
+            )

@@ -55,7 +55,9 @@ class EventQueue(Protocol):
 class Refused(Exception):
     """An answer other than 2xx, as a problem document."""
 
-    def __init__(self, status: int, detail: str, problems: Iterable[dict] = (), headers: Iterable[tuple] = ()):
+    def __init__(
+        self, status: int, detail: str, problems: Iterable[dict] = (), headers: Iterable[tuple] = ()
+    ):
         super().__init__(detail)
         self.status, self.detail = status, detail
         self.problems, self.headers = list(problems), list(headers)
@@ -68,11 +70,20 @@ class Refused(Exception):
 
 
 class Ingress:
-    """The WSGI application: ``Ingress(admission, store, token=...)`` is callable as ``app(environ, start_response)``."""
+    """The WSGI application: ``Ingress(admission, store, token=...)`` is callable as ``app(environ,
+    start_response)``."""
 
-    def __init__(self, admission: Admission, store: EventQueue, *, token: str | None = None,
-                 max_body: int = DEFAULT_MAX_BODY, max_batch: int = DEFAULT_MAX_BATCH,
-                 max_backlog: int | None = None, log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        admission: Admission,
+        store: EventQueue,
+        *,
+        token: str | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_backlog: int | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
         self.admission, self.store = admission, store
         self.max_backlog = max_backlog  # refuse (503) while this many entries wait: backpressure
         self._token = token.encode() if token else None
@@ -86,13 +97,17 @@ class Ingress:
             status, doc = refused.status, refused.document()
             headers = [("Content-Type", "application/problem+json"), *refused.headers]
         except Exception as exc:  # a bug: answer 500 without details, log the traceback
-            self.log(f"internal error on {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}: "
-                     f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            self.log(
+                f"internal error on {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}: "
+                f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            )
             status, doc = 500, Refused(500, "internal error in meshctl (see the server's log)").document()
             headers = [("Content-Type", "application/problem+json")]
         body = json.dumps(doc).encode()
-        start_response(f"{status} {HTTPStatus(status).phrase}",
-                       [*headers, ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [*headers, ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
+        )
         return [body]
 
     def _route(self, environ: dict) -> tuple[int, dict, list[tuple]]:
@@ -107,29 +122,45 @@ class Ingress:
 
     def _health(self, environ: dict) -> tuple[int, dict, list[tuple]]:
         up = self.store.ping()
-        return (200 if up else 503), {"status": "ok" if up else "unavailable", "store": "up" if up else "down"}, \
-            [("Content-Type", "application/json")]
+        return (
+            (200 if up else 503),
+            {"status": "ok" if up else "unavailable", "store": "up" if up else "down"},
+            [("Content-Type", "application/json")],
+        )
 
     def _post_events(self, environ: dict) -> tuple[int, dict, list[tuple]]:
         self._authorise(environ)
         events = self._events(environ, self._body(environ))
-        problems = [{"index": i, **r.as_dict()} for i, e in enumerate(events) for r in self.admission.rejections(e)]
+        problems = [
+            {"index": i, **r.as_dict()} for i, e in enumerate(events) for r in self.admission.rejections(e)
+        ]
         if problems:
             refused = len({p["index"] for p in problems})
-            raise Refused(400, f"{refused} of {len(events)} event{_s(events)} refused ({len(problems)} "
-                               f"problem{_s(problems)}); nothing was accepted", problems)
+            raise Refused(
+                400,
+                f"{refused} of {len(events)} event{_s(events)} refused ({len(problems)} "
+                f"problem{_s(problems)}); nothing was accepted",
+                problems,
+            )
         if self.max_backlog is not None:
             waiting = self.store.backlog()
             if waiting >= self.max_backlog:
-                raise Refused(503, f"the deployment is behind: {waiting} entries wait for the workers (limit "
-                                   f"{self.max_backlog}); nothing was accepted: send them again after Retry-After",
-                              headers=[("Retry-After", "1")])
+                raise Refused(
+                    503,
+                    f"the deployment is behind: {waiting} entries wait for the workers (limit "
+                    f"{self.max_backlog}); nothing was accepted: send them again after Retry-After",
+                    headers=[("Retry-After", "1")],
+                )
         try:
             ids = self.store.ingest(events)
         except StorageError as exc:
             self.log(f"store refused {len(events)} event{_s(events)}: {exc}")
-            raise Refused(503, "the store did not take the events; nothing is acknowledged: send them again "
-                               "(their ids make a repeat harmless)", headers=[("Retry-After", "1")]) from exc
+            raise Refused(
+                503,
+                "the store did not take the events; nothing is acknowledged: send them again "
+                "(their ids make a repeat harmless)",
+                headers=[("Retry-After", "1")],
+            ) from exc
         return 202, {"accepted": len(ids), "ids": ids}, [("Content-Type", "application/json")]
 
     def _authorise(self, environ: dict) -> None:
@@ -138,7 +169,9 @@ class Ingress:
         scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         challenge = [("WWW-Authenticate", 'Bearer realm="meshctl"')]
         if scheme.lower() != "bearer" or not given.strip():
-            raise Refused(401, "missing token: send the header Authorization: Bearer TOKEN", headers=challenge)
+            raise Refused(
+                401, "missing token: send the header Authorization: Bearer TOKEN", headers=challenge
+            )
         if not hmac.compare_digest(given.strip().encode("latin-1"), self._token):
             raise Refused(401, "the token is not valid", headers=challenge)
 
@@ -167,8 +200,11 @@ class Ingress:
             return batch
         if "HTTP_CE_SPECVERSION" in environ:
             return [binary_event(environ, body)]
-        raise Refused(415, f"content type {media or '(none)'!r} is not a CloudEvent: send {STRUCTURED}, {BATCH}, "
-                           "or binary mode (ce-specversion, ce-id, ce-source, ce-type headers; the body is data)")
+        raise Refused(
+            415,
+            f"content type {media or '(none)'!r} is not a CloudEvent: send {STRUCTURED}, {BATCH}, "
+            "or binary mode (ce-specversion, ce-id, ce-source, ce-type headers; the body is data)",
+        )
 
 
 def media_type(content_type: str) -> tuple[str, dict[str, str]]:
@@ -179,7 +215,8 @@ def media_type(content_type: str) -> tuple[str, dict[str, str]]:
 
 
 def parse_json(body: bytes, what: str, max_depth: int = MAX_DEPTH) -> Any:
-    """The body as JSON by the rule of every event input (:mod:`engine.core.eventjson`), or a 400 saying why not."""
+    """The body as JSON by the rule of every event input (:mod:`engine.core.eventjson`), or a 400 saying why
+    not."""
     try:
         return eventjson.loads(eventjson.line_text(body), max_depth)
     except eventjson.EventJSONError as exc:
@@ -195,7 +232,7 @@ def binary_event(environ: dict, body: bytes) -> dict:
     event: dict[str, Any] = {}
     for key, raw in environ.items():
         if key.startswith("HTTP_CE_"):
-            name = key[len("HTTP_CE_"):].lower()
+            name = key[len("HTTP_CE_") :].lower()
             event[name] = _header_value(name, raw)
     content_type = environ.get("CONTENT_TYPE", "")
     media, params = media_type(content_type)
@@ -221,8 +258,9 @@ def _header_value(name: str, raw: str) -> str:
         return unquote(raw.encode("latin-1").decode("ascii"), errors="strict")
     except UnicodeError:
         problem = Rejection(name, f"header ce-{name} is not percent-encoded UTF-8")
-        raise Refused(400, "1 of 1 event refused (1 problem); nothing was accepted",
-                      [{"index": 0, **problem.as_dict()}]) from None
+        raise Refused(
+            400, "1 of 1 event refused (1 problem); nothing was accepted", [{"index": 0, **problem.as_dict()}]
+        ) from None
 
 
 def _s(items: list) -> str:

@@ -61,7 +61,9 @@ def checked_events(path: str, admission: Admission, refused: Callable[[Diagnosti
         events.append(item)
         locations.append(loc)
     if bad:
-        raise RefusedRecords(f"{bad} of the {len(events)} records of {path} are bad or refused: nothing was sent")
+        raise RefusedRecords(
+            f"{bad} of the {len(events)} records of {path} are bad or refused: nothing was sent"
+        )
     return Checked(events, locations)
 
 
@@ -69,7 +71,7 @@ def to_store(store, checked: Checked, batch: int = DEFAULT_BATCH) -> int:
     """Queue the events in the store's input queue, *batch* at a time; how many were queued."""
     queued = 0
     for start in range(0, len(checked.events), batch):
-        queued += len(store.ingest(checked.events[start:start + batch]))
+        queued += len(store.ingest(checked.events[start : start + batch]))
     return queued
 
 
@@ -84,8 +86,13 @@ def events_url(url: str) -> str:
 class Sender:
     """POSTs batches to an ingress and counts what it accepted."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0,
-                 progress: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        progress: Callable[[int], None] | None = None,
+    ):
         self.url, self.token, self.timeout = events_url(url), token, timeout
         self._patience = time.monotonic() + 10 * timeout  # how long 503 + Retry-After is waited out in all
         self.progress = progress or (lambda accepted: None)
@@ -103,7 +110,11 @@ class Sender:
             with urlopen(Request(self.url, body, headers, method="POST"), timeout=self.timeout) as answer:
                 reply = answer.read()
         except HTTPError as exc:
-            if exc.code == 503 and exc.headers.get("Retry-After", "").isdigit() and time.monotonic() < self._patience:
+            if (
+                exc.code == 503
+                and exc.headers.get("Retry-After", "").isdigit()
+                and time.monotonic() < self._patience
+            ):
                 # backpressure: the deployment is behind; a server's hint never outlasts our patience
                 time.sleep(min(int(exc.headers["Retry-After"]), max(0.0, self._patience - time.monotonic())))
                 self._post(checked, start, end)
@@ -120,8 +131,10 @@ class Sender:
         try:
             self.accepted += int(json.loads(reply)["accepted"])
         except (ValueError, TypeError, KeyError):
-            raise PublishError(f"{self.url} answered without saying how many events it accepted: is it "
-                               f"`meshctl serve`?{self._so_far()}") from None
+            raise PublishError(
+                f"{self.url} answered without saying how many events it accepted: is it "
+                f"`meshctl serve`?{self._so_far()}"
+            ) from None
         self.progress(self.accepted)
 
     def _refusal(self, exc: HTTPError, checked: Checked, start: int, end: int) -> str:
@@ -130,16 +143,22 @@ class Sender:
             problem = json.loads(exc.read())
         except (ValueError, OSError, socket.timeout):
             problem = {}
-        lines = [f"the ingress at {self.url} refused events {start + 1}-{end} with HTTP {exc.code} {exc.reason}: "
-                 f"{problem.get('detail', '(no detail)')}{self._so_far()}"]
+        lines = [
+            f"the ingress at {self.url} refused events {start + 1}-{end} with HTTP {exc.code} {exc.reason}: "
+            f"{problem.get('detail', '(no detail)')}{self._so_far()}"
+        ]
         for p in problem.get("problems", []):
             index = p.get("index")
-            where = checked.locations[start + index] if isinstance(index, int) and start + index < end else "?"
+            where = (
+                checked.locations[start + index] if isinstance(index, int) and start + index < end else "?"
+            )
             lines.append(f"  {where}: {p.get('field')}: {p.get('message')}")
         return "\n".join(lines)
 
     def _so_far(self) -> str:
         if not self.accepted:
             return "; nothing was accepted"
-        return (f"; {self.accepted} event{'s' if self.accepted != 1 else ''} accepted before that "
-                "(publishing the file again is harmless: the events keep their ids)")
+        return (
+            f"; {self.accepted} event{'s' if self.accepted != 1 else ''} accepted before that "
+            "(publishing the file again is harmless: the events keep their ids)"
+        )

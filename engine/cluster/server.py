@@ -35,15 +35,18 @@ def require_token(host: str, token: str | None, insecure: bool) -> None:
     """Refuse to listen beyond loopback without a token, unless *insecure* says so on purpose."""
     if token or insecure or is_loopback(host):
         return
-    raise UsageError(f"--host {host} is reachable from other machines: give a token (--token or MESHCTL_TOKEN), "
-                     "or --insecure to accept events from anyone who can connect")
+    raise UsageError(
+        f"--host {host} is reachable from other machines: give a token (--token or MESHCTL_TOKEN), "
+        "or --insecure to accept events from anyone who can connect"
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready TCP socket on the first address of *host* (port 0: a free port)."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
     except (OSError, UnicodeError) as exc:
         raise UsageError(f"--host {host!r}: {getattr(exc, 'strerror', None) or exc}") from exc
@@ -63,7 +66,9 @@ def _waitress(max_body: int):
         from waitress.server import create_server
         from waitress.task import ErrorTask
     except ImportError as exc:
-        raise UsageError("meshctl serve needs the HTTP server waitress: pip install 'meshctl[serve]'") from exc
+        raise UsageError(
+            "meshctl serve needs the HTTP server waitress: pip install 'meshctl[serve]'"
+        ) from exc
 
     class ProblemErrorTask(ErrorTask):
         """An error waitress found before the app ran (body over the limit, malformed HTTP), as JSON."""
@@ -85,10 +90,16 @@ def _waitress(max_body: int):
 
 
 class IngressServer:
-    """waitress on one socket: make it (checks that waitress is installed), :meth:`start` an app, :meth:`serve`."""
+    """waitress on one socket: make it (checks that waitress is installed), :meth:`start` an app,
+    :meth:`serve`."""
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, threads: int = DEFAULT_THREADS,
-                 max_body: int = 1024 * 1024):
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        threads: int = DEFAULT_THREADS,
+        max_body: int = 1024 * 1024,
+    ):
         self._create, self._channel = _waitress(max_body)
         self.host, self.port, self.threads, self.max_body = host, port, threads, max_body
         self.sock: socket.socket | None = None
@@ -104,14 +115,22 @@ class IngressServer:
         self.sock = bind(self.host, self.port)
         self.host, self.port = self.sock.getsockname()[:2]
         # waitress refuses a declared length >= its limit, and max_body itself must pass
-        self._server = self._create(app, sockets=[self.sock], threads=self.threads, ident="meshctl",
-                                    max_request_body_size=self.max_body + 1, asyncore_use_poll=True)
+        self._server = self._create(
+            app,
+            sockets=[self.sock],
+            threads=self.threads,
+            ident="meshctl",
+            max_request_body_size=self.max_body + 1,
+            asyncore_use_poll=True,
+        )
         self._server.channel_class = self._channel
 
     def serve(self) -> None:
         """Answer requests until SIGTERM or SIGINT (a second one stops at once), then close."""
         main = threading.current_thread() is threading.main_thread()
-        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
+        previous = (
+            {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
+        )
         try:
             self._server.run()  # returns after an interrupt, once the requests in hand are answered
         finally:

@@ -222,8 +222,11 @@ class Worker:
         except eventjson.EventJSONError as exc:
             event, problem = entry.fields, str(exc)
         else:
-            problem = None if isinstance(event, dict) and all(isinstance(event.get(a), str) for a in REQUIRED) \
+            problem = (
+                None
+                if isinstance(event, dict) and all(isinstance(event.get(a), str) for a in REQUIRED)
                 else "not a CloudEvent with a string id, source and type"
+            )
         # Every input counted in "events in" has its ingest record, the rejected ones too.
         now = self.rt.clock.now()
         if problem is not None:
@@ -231,7 +234,9 @@ class Worker:
             self.rt.dead_letter(MESH, {"raw": event}, "schema-invalid", "BadInput", problem, queue="dlq")
             return
         if entry.deliveries > self.options.max_deliveries:
-            self.rt.trace.record(now, "ingest", event=event["id"], type=event["type"], rejected="retries-exhausted")
+            self.rt.trace.record(
+                now, "ingest", event=event["id"], type=event["type"], rejected="retries-exhausted"
+            )
             self._poison(MESH, event, entry.deliveries, "dlq")
             return
         event = as_input(event)
@@ -244,8 +249,9 @@ class Worker:
         now = time.time()
         if now - self._last_reclaim >= self.options.reclaim_after / 4:
             self._last_reclaim = now
-            entries = self.broker.reclaim("tasks", self.name, int(self.options.reclaim_after * 1000),
-                                          self.options.batch)
+            entries = self.broker.reclaim(
+                "tasks", self.name, int(self.options.reclaim_after * 1000), self.options.batch
+            )
         if entries:  # taken over from a dead worker: one at a time, so a poison entry cannot take others down
             for entry in entries:
                 self._unit([entry], lambda e=entry: self._task(e))
@@ -268,7 +274,9 @@ class Worker:
         if entry.deliveries > 1 and kind == "attempt":
             self._attempt_after_loss(payload, entry.deliveries)
         elif entry.deliveries > self.options.max_deliveries:
-            event = payload.get("event") or payload.get("delivery", {}).get("event") or {"task": kind, **payload}
+            event = (
+                payload.get("event") or payload.get("delivery", {}).get("event") or {"task": kind, **payload}
+            )
             self._poison(payload.get("consumer", MESH), event, entry.deliveries, "dlq")
         else:
             self.rt.dispatch(kind, payload)
@@ -292,15 +300,29 @@ class Worker:
             self.rt.dispatch("attempt", {**d, "number": number})
             return
         self.store.mark_done(identity(d["event"]), consumer.id, self.rt.clock.now())
-        self.rt.dead_letter(consumer.id, d["event"], "retries-exhausted", "WorkerLost",
-                            f"the worker running the attempt stopped before finishing it, {deliveries - 1} time(s)",
-                            attempts=number - 1, first=d["first"], queue=consumer.policy.queue)
+        self.rt.dead_letter(
+            consumer.id,
+            d["event"],
+            "retries-exhausted",
+            "WorkerLost",
+            f"the worker running the attempt stopped before finishing it, {deliveries - 1} time(s)",
+            attempts=number - 1,
+            first=d["first"],
+            queue=consumer.policy.queue,
+        )
         self.rt.settle(d)
 
     def _poison(self, consumer: str, event: Any, deliveries: int, queue: str) -> None:
-        self.rt.dead_letter(consumer, event, "retries-exhausted", "WorkerLost",
-                            f"handed to a worker {deliveries - 1} times without finishing "
-                            f"(limit {self.options.max_deliveries})", attempts=deliveries - 1, queue=queue)
+        self.rt.dead_letter(
+            consumer,
+            event,
+            "retries-exhausted",
+            "WorkerLost",
+            f"handed to a worker {deliveries - 1} times without finishing "
+            f"(limit {self.options.max_deliveries})",
+            attempts=deliveries - 1,
+            queue=queue,
+        )
 
     def _redrive_run(self, run_id: str) -> None:
         try:
@@ -314,16 +336,23 @@ class Worker:
         do it again on fresh state (up to *retries* times). Returns the last outcome."""
         result = 0
         for _ in range(retries):
-            counts = (Counter(self.trace.counts), Counter(self.trace.dead_by_reason), list(self.trace.failed_runs))
+            counts = (
+                Counter(self.trace.counts),
+                Counter(self.trace.dead_by_reason),
+                list(self.trace.failed_runs),
+            )
             self.broker.begin_unit()
             self.outbox.tasks = []
             try:
                 work()
-            except Exception as exc:  # a bug or a storage failure: the entries stay pending, to be redelivered
+            # a bug or a storage failure: the entries stay pending, to be redelivered
+            except Exception as exc:
                 self._restore(counts)
                 self.broker.begin_unit()
                 self.units["failed"] += 1
-                self.options.log(f"worker {self.name}: {type(exc).__name__}: {exc} (the entry will be redelivered)")
+                self.options.log(
+                    f"worker {self.name}: {type(exc).__name__}: {exc} (the entry will be redelivered)"
+                )
                 return FAILED
             deltas = self._counter_deltas(counts)
             result = self.broker.commit_unit(self.name, entries, self._tasks_due(), deltas)
@@ -339,14 +368,21 @@ class Worker:
 
     def _tasks_due(self) -> list[Task]:
         now = self.rt.clock.now()
-        return [Task(self._lane_of(kind, payload), kind, payload, when if when > now else None)
-                for when, kind, payload in self.outbox.tasks]
+        return [
+            Task(self._lane_of(kind, payload), kind, payload, when if when > now else None)
+            for when, kind, payload in self.outbox.tasks
+        ]
 
     @staticmethod
     def _lane_of(kind: str, payload: Any) -> str:
         """Deliveries to a windowed stream go to its ordered lane; everything else is shared."""
-        consumer = payload.get("consumer") if kind == "attempt" else \
-            payload.get("delivery", {}).get("consumer") if kind == "complete" else None
+        consumer = (
+            payload.get("consumer")
+            if kind == "attempt"
+            else payload.get("delivery", {}).get("consumer")
+            if kind == "complete"
+            else None
+        )
         return consumer if isinstance(consumer, str) and consumer.startswith("stream:") else "tasks"
 
     def _counter_deltas(self, before: tuple[Counter, Counter, list]) -> dict[str, int]:
@@ -356,4 +392,3 @@ class Worker:
     def _restore(self, counts: tuple[Counter, Counter, list]) -> None:
         self.trace.counts, self.trace.dead_by_reason = defaultdict(int, counts[0]), counts[1]
         self.trace.failed_runs = counts[2]
-

@@ -49,22 +49,30 @@ def explanations() -> dict[str, Explanation]:
 
 
 def explain(code: str) -> Explanation:
-    """The explanation of *code* (``error[code]`` as printed is fine too), or UsageError (exit 2) with the closest codes."""
+    """The explanation of *code* (``error[code]`` as printed is fine too), or UsageError (exit 2) with the
+    closest codes."""
     printed = re.fullmatch(r"(?:error|warning|info)\[([^\]]*)\]:?", code)
     code = printed.group(1) if printed else code
     known = explanations()
     if code in known:
         return known[code]
     close = difflib.get_close_matches(code, list(known), n=3)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "`meshctl explain --list` lists them"
+    hint = (
+        f"did you mean {' or '.join(repr(c) for c in close)}?"
+        if close
+        else "`meshctl explain --list` lists them"
+    )
     raise UsageError(f"unknown diagnostic code {code!r}: {hint}")
 
 
 def markdown_table(page: str = "validate") -> str:
     """The code table of docs/{page}.md: code, severity, what it means, what to do."""
     rows = ["| code | severity | what it means | what to do |", "|---|---|---|---|"]
-    rows += [f"| `{e.code}` | {e.severity} | {_cell(e.summary)} | {_cell(e.fix)} |"
-             for e in explanations().values() if e.page == page]
+    rows += [
+        f"| `{e.code}` | {e.severity} | {_cell(e.summary)} | {_cell(e.fix)} |"
+        for e in explanations().values()
+        if e.page == page
+    ]
     return "\n".join(rows) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""`meshctl test`: YAML test cases for a mesh — given events, expect what it emitted, dead-lettered and decided.
+"""`meshctl test`: YAML test cases for a mesh — given events, expect what it emitted, dead-lettered and
+decided.
 
 A test file (``*.test.yaml``, schema ``schemas/meshctl-test.schema.json``, reference
 ``docs/testing.md``) holds ``tests:``. Each test runs the mesh of the file's directory on its
@@ -12,6 +13,7 @@ Test files are checked like meshes: every problem is a located :class:`Diagnosti
 with problems is not run. Expectation failures are values too (:class:`Failure`), each naming
 what was expected and the closest things actually seen.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -51,6 +53,7 @@ SHOWN = 5  # candidates listed under a failed expectation
 
 # --- results ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """One expectation that did not hold: where it is written, why, and what was seen instead."""
@@ -61,13 +64,22 @@ class Failure:
     seen: tuple[str, ...] = ()
 
     def lines(self, style: Style = plain) -> list[str]:
-        """Printable lines: the expectation's place and message, then what was seen (its difference marked)."""
-        head = f"  {style(printable(f'{self.loc}:'), 'location')} {printable(f'{self.where}: {self.message}')}"
+        """Printable lines: the expectation's place and message, then what was seen (its difference
+        marked)."""
+        head = (
+            f"  {style(printable(f'{self.loc}:'), 'location')} {printable(f'{self.where}: {self.message}')}"
+        )
         return [head, *(f"      {_seen_line(printable(s), style)}" for s in self.seen)]
 
     def as_dict(self) -> dict:
-        return {"where": self.where, "file": self.loc.file, "line": self.loc.line, "col": self.loc.col,
-                "message": self.message, "seen": list(self.seen)}
+        return {
+            "where": self.where,
+            "file": self.loc.file,
+            "line": self.loc.line,
+            "col": self.loc.col,
+            "message": self.message,
+            "seen": list(self.seen),
+        }
 
 
 def _seen_line(text: str, style: Style) -> str:
@@ -75,7 +87,7 @@ def _seen_line(text: str, style: Style) -> str:
     found = _DIFFERENCE.search(text)
     if found is None:
         return style(text, "seen")
-    return style(text[:found.start()], "seen") + style(text[found.start():], "diff")
+    return style(text[: found.start()], "seen") + style(text[found.start() :], "diff")
 
 
 _DIFFERENCE = re.compile(r"\(\S[^()]*, expected [^()]*\)$")
@@ -127,14 +139,25 @@ class Report:
 
     def as_dict(self) -> dict:
         return {
-            "ok": self.exit_code == 0, "passed": self.passed, "failed": self.failed,
+            "ok": self.exit_code == 0,
+            "passed": self.passed,
+            "failed": self.failed,
             "diagnostics": [d.as_dict() for d in self.diagnostics],
-            "tests": [{"file": r.file, "name": r.name, "line": r.loc.line, "passed": r.passed,
-                       "failures": [f.as_dict() for f in r.failures]} for r in self.results],
+            "tests": [
+                {
+                    "file": r.file,
+                    "name": r.name,
+                    "line": r.loc.line,
+                    "passed": r.passed,
+                    "failures": [f.as_dict() for f in r.failures],
+                }
+                for r in self.results
+            ],
         }
 
 
 # --- finding and checking test files -----------------------------------------------------------
+
 
 def find_test_files(path: str) -> list[str]:
     """``*.test.yaml`` files: *path* itself, or every one under the directory *path* (sorted, recursive)."""
@@ -145,13 +168,19 @@ def find_test_files(path: str) -> list[str]:
     found = []
     for folder, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.join(folder, n) for n in sorted(names) if n.endswith(TEST_SUFFIXES) and not n.startswith(".")]
+        found += [
+            os.path.join(folder, n)
+            for n in sorted(names)
+            if n.endswith(TEST_SUFFIXES) and not n.startswith(".")
+        ]
     return found
 
 
 @lru_cache(maxsize=1)
 def case_schema() -> dict:
-    return json.loads(resources.files("engine").joinpath("schemas", "meshctl-test.schema.json").read_text("utf-8"))
+    return json.loads(
+        resources.files("engine").joinpath("schemas", "meshctl-test.schema.json").read_text("utf-8")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +213,14 @@ def load_test_file(path: str) -> LoadedFile:
     mesh_dir = os.path.normpath(os.path.join(folder, doc.data.get("mesh", ".")))
     checked = check_mesh(mesh_dir)
     if has_errors(checked.diagnostics):
-        out.diagnostics += [Diagnostic(doc.smap.key(("mesh",)) if "mesh" in doc.data else doc.loc, "invalid-mesh",
-                                       f"the mesh {mesh_dir} has errors; run `meshctl validate {mesh_dir}`"),
-                            *(d for d in checked.diagnostics if d.severity == "error")]
+        out.diagnostics += [
+            Diagnostic(
+                doc.smap.key(("mesh",)) if "mesh" in doc.data else doc.loc,
+                "invalid-mesh",
+                f"the mesh {mesh_dir} has errors; run `meshctl validate {mesh_dir}`",
+            ),
+            *(d for d in checked.diagnostics if d.severity == "error"),
+        ]
         return out
     out.mesh = checked.mesh
     consumers = consumer_ids(out.mesh)  # consumers and orchestration steps
@@ -207,8 +241,14 @@ def _document(path: str) -> tuple[Document | None, list[Diagnostic]]:
     if problems:
         return None, problems
     if len(docs) > 1:
-        return None, [Diagnostic(docs[1].loc, "several-documents", "a test file holds one YAML document",
-                                 hint="put every test in the one `tests:` list")]
+        return None, [
+            Diagnostic(
+                docs[1].loc,
+                "several-documents",
+                "a test file holds one YAML document",
+                hint="put every test in the one `tests:` list",
+            )
+        ]
     doc = docs[0]
     if not isinstance(doc.data, dict):
         return None, [Diagnostic(doc.loc, "wrong-type", "a test file must be a mapping with a `tests:` list")]
@@ -219,34 +259,54 @@ def _document(path: str) -> tuple[Document | None, list[Diagnostic]]:
 def _check_case(case: Case, consumers: list[str], names: dict[str, Location]) -> Iterator[Diagnostic]:
     """What the schema cannot say: unique names, one input form, existing files and consumers."""
     if case.name in names:
-        yield Diagnostic(case.smap.at((*case.path, "name")), "duplicate-test",
-                         f"a test named {case.name!r} is already defined at line {names[case.name].line}")
+        yield Diagnostic(
+            case.smap.at((*case.path, "name")),
+            "duplicate-test",
+            f"a test named {case.name!r} is already defined at line {names[case.name].line}",
+        )
     names.setdefault(case.name, case.loc)
     yield from _check_phase(case, case.spec, case.path, consumers, needs_input=True)
     if "then" in case.spec:
         yield from _check_phase(case, case.spec["then"], (*case.path, "then"), consumers, needs_input=False)
 
 
-def _check_phase(case: Case, spec: dict, path: tuple, consumers: list[str], needs_input: bool) -> Iterator[Diagnostic]:
+def _check_phase(
+    case: Case, spec: dict, path: tuple, consumers: list[str], needs_input: bool
+) -> Iterator[Diagnostic]:
     inputs = [k for k in ("given", "events") if k in spec]
     if len(inputs) == 2:
-        yield Diagnostic(case.smap.key((*path, "events")), "conflicting-input", "give either `given` or `events`, not both")
+        yield Diagnostic(
+            case.smap.key((*path, "events")), "conflicting-input", "give either `given` or `events`, not both"
+        )
     elif needs_input and not inputs:
-        yield Diagnostic(case.smap.key(path), "missing-input", "a test needs input: `given` (inline events) or `events` (a file)")
+        yield Diagnostic(
+            case.smap.key(path),
+            "missing-input",
+            "a test needs input: `given` (inline events) or `events` (a file)",
+        )
     elif not needs_input and not inputs and "replay_dead_letters" not in spec:
-        yield Diagnostic(case.smap.key(path), "empty-then", "`then` needs `replay_dead_letters`, `given` or `events`")
+        yield Diagnostic(
+            case.smap.key(path), "empty-then", "`then` needs `replay_dead_letters`, `given` or `events`"
+        )
     if "events" in spec and not os.path.isfile(os.path.join(case.folder, spec["events"])):
-        yield Diagnostic(case.smap.at((*path, "events")), "no-such-file",
-                         f"no events file {spec['events']!r} next to the test file")
+        yield Diagnostic(
+            case.smap.at((*path, "events")),
+            "no-such-file",
+            f"no events file {spec['events']!r} next to the test file",
+        )
     for i, fault in enumerate(spec.get("faults", [])):
         if fault["consumer"] not in consumers:
             near = difflib.get_close_matches(fault["consumer"], consumers, n=1, cutoff=0.5)
-            yield Diagnostic(case.smap.at((*path, "faults", i, "consumer")), "unknown-consumer",
-                             f"no consumer {fault['consumer']!r} in the mesh",
-                             hint=f"did you mean {near[0]!r}?" if near else "consumers: " + ", ".join(consumers))
+            yield Diagnostic(
+                case.smap.at((*path, "faults", i, "consumer")),
+                "unknown-consumer",
+                f"no consumer {fault['consumer']!r} in the mesh",
+                hint=f"did you mean {near[0]!r}?" if near else "consumers: " + ", ".join(consumers),
+            )
 
 
 # --- running ------------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class Observed:
@@ -264,8 +324,14 @@ def run_tests(path: str, select: str | None = None) -> Report:
     files = find_test_files(path)
     report = Report()
     if not files:
-        report.diagnostics.append(Diagnostic(Location(path), "no-tests", "no *.test.yaml files here",
-                                             hint="see docs/testing.md for the format"))
+        report.diagnostics.append(
+            Diagnostic(
+                Location(path),
+                "no-tests",
+                "no *.test.yaml files here",
+                hint="see docs/testing.md for the format",
+            )
+        )
         return report
     for file in files:
         loaded = load_test_file(file)
@@ -274,7 +340,9 @@ def run_tests(path: str, select: str | None = None) -> Report:
             continue
         for case in loaded.cases:
             if select is None or select in case.name:
-                report.results.append(CaseResult(file, case.name, case.loc, tuple(run_case(loaded.mesh, case))))
+                report.results.append(
+                    CaseResult(file, case.name, case.loc, tuple(run_case(loaded.mesh, case)))
+                )
     if not report.results and not report.diagnostics:
         report.diagnostics.append(Diagnostic(Location(path), "no-tests", f"no test name contains {select!r}"))
     return report
@@ -289,17 +357,28 @@ def run_case(mesh: Mesh, case: Case) -> Iterator[Failure]:
     then = spec.get("then")
     if then is None:
         return
-    _, observed = _phase(mesh, case, then, (*case.path, "then"), runtime.store, VirtualClock(runtime.clock.now()),
-                         seed, hops)
+    _, observed = _phase(
+        mesh, case, then, (*case.path, "then"), runtime.store, VirtualClock(runtime.clock.now()), seed, hops
+    )
     yield from check_expectations(then.get("expect", {}), observed, case, (*case.path, "then", "expect"))
 
 
 def _phase(mesh: Mesh, case: Case, spec: dict, path: tuple, store, clock, seed: int, hops: int):
     records: list[dict] = []
     emitted: list[dict] = []
-    faults = [Fault(f["consumer"], f.get("times"), f.get("error", "InjectedFault")) for f in spec.get("faults", [])]
-    runtime = Runtime(mesh, store=store, clock=clock, seed=seed, faults=faults, max_hops=hops, trace=Trace(records),
-                      on_emit=emitted.append)
+    faults = [
+        Fault(f["consumer"], f.get("times"), f.get("error", "InjectedFault")) for f in spec.get("faults", [])
+    ]
+    runtime = Runtime(
+        mesh,
+        store=store,
+        clock=clock,
+        seed=seed,
+        faults=faults,
+        max_hops=hops,
+        trace=Trace(records),
+        on_emit=emitted.append,
+    )
     extra = {}
     if "replay_dead_letters" in spec:
         chosen = [r for r in store.dead_letters() if _dead_selected(spec["replay_dead_letters"], r)]
@@ -315,7 +394,9 @@ def _inputs(case: Case, spec: dict, path: tuple) -> Iterable:
 
 
 def _dead_selected(selector: Any, record: DeadLetter) -> bool:
-    return selector is True or (isinstance(selector, dict) and match_problem(selector, dead_letter_view(record)) is None)
+    return selector is True or (
+        isinstance(selector, dict) and match_problem(selector, dead_letter_view(record)) is None
+    )
 
 
 def _runs(records: list[dict]) -> list[dict]:
@@ -330,6 +411,7 @@ def _runs(records: list[dict]) -> list[dict]:
 
 
 # --- expectations: one check per key ----------------------------------------------------------
+
 
 def check_expectations(expect: dict, observed: Observed, case: Case, path: tuple) -> Iterator[Failure]:
     for key, value in expect.items():  # in the order written, so failures read like the file
@@ -353,8 +435,14 @@ def _check_emitted(entries: list, observed: Observed, at: _At) -> Iterator[Failu
         want = {k: v for k, v in entry.items() if k != "count"}
         hits = [e for e in observed.emitted if match_problem(want, event_view(e)) is None]
         if "count" in entry and len(hits) != entry["count"]:
-            seen = _listed([_show(event_view(e)) for e in hits]) if hits else _seen_events(want, observed.emitted)
-            yield at.fail(i, f"expected {entry['count']} emitted event(s) matching {_show(want)}, got {len(hits)}", seen)
+            seen = (
+                _listed([_show(event_view(e)) for e in hits])
+                if hits
+                else _seen_events(want, observed.emitted)
+            )
+            yield at.fail(
+                i, f"expected {entry['count']} emitted event(s) matching {_show(want)}, got {len(hits)}", seen
+            )
         elif "count" not in entry and not hits:
             yield at.fail(i, f"no emitted event matches {_show(want)}", _seen_events(want, observed.emitted))
 
@@ -364,8 +452,11 @@ def _check_not_emitted(entries: list, observed: Observed, at: _At) -> Iterator[F
         want = {"type": entry} if isinstance(entry, str) else entry
         hits = [e for e in observed.emitted if match_problem(want, event_view(e)) is None]
         if hits:
-            yield at.fail(i, f"{len(hits)} emitted event(s) match {_show(want)}, expected none",
-                          _listed([_show(event_view(e)) for e in hits]))
+            yield at.fail(
+                i,
+                f"{len(hits)} emitted event(s) match {_show(want)}, expected none",
+                _listed([_show(event_view(e)) for e in hits]),
+            )
 
 
 def _check_dead_letters(entries: list, observed: Observed, at: _At) -> Iterator[Failure]:
@@ -374,17 +465,26 @@ def _check_dead_letters(entries: list, observed: Observed, at: _At) -> Iterator[
         want = {k: v for k, v in entry.items() if k != "count"}
         hits = [v for v in views if match_problem(want, v) is None]
         if "count" in entry and len(hits) != entry["count"]:
-            seen = _listed([_show(_brief_dead(v)) for v in hits]) if hits else \
-                _closest(want, views, "dead letters", _brief_dead)
-            yield at.fail(i, f"expected {entry['count']} dead letter(s) matching {_show(want)}, got {len(hits)}", seen)
+            seen = (
+                _listed([_show(_brief_dead(v)) for v in hits])
+                if hits
+                else _closest(want, views, "dead letters", _brief_dead)
+            )
+            yield at.fail(
+                i, f"expected {entry['count']} dead letter(s) matching {_show(want)}, got {len(hits)}", seen
+            )
         elif "count" not in entry and not hits:
-            yield at.fail(i, f"no dead letter matches {_show(want)}", _closest(want, views, "dead letters", _brief_dead))
+            yield at.fail(
+                i, f"no dead letter matches {_show(want)}", _closest(want, views, "dead letters", _brief_dead)
+            )
 
 
 def _check_no_dead_letters(flag: bool, observed: Observed, at: _At) -> Iterator[Failure]:
     if flag and observed.dead:
         views = [_brief_dead(dead_letter_view(r)) for r in observed.dead]
-        yield at.fail(None, f"expected no dead letters, found {len(views)}", _listed([_show(v) for v in views]))
+        yield at.fail(
+            None, f"expected no dead letters, found {len(views)}", _listed([_show(v) for v in views])
+        )
 
 
 def _check_runs(entries: list, observed: Observed, at: _At) -> Iterator[Failure]:
@@ -393,9 +493,13 @@ def _check_runs(entries: list, observed: Observed, at: _At) -> Iterator[Failure]
         hits = [r for r in observed.runs if match_problem(want, r) is None]
         if "count" in entry and len(hits) != entry["count"]:
             seen = _listed([_show(r) for r in hits]) if hits else _closest(want, observed.runs, "runs")
-            yield at.fail(i, f"expected {entry['count']} run(s) matching {_show(want)}, got {len(hits)}", seen)
+            yield at.fail(
+                i, f"expected {entry['count']} run(s) matching {_show(want)}, got {len(hits)}", seen
+            )
         elif "count" not in entry and not hits:
-            yield at.fail(i, f"no orchestration run matches {_show(want)}", _closest(want, observed.runs, "runs"))
+            yield at.fail(
+                i, f"no orchestration run matches {_show(want)}", _closest(want, observed.runs, "runs")
+            )
 
 
 def _check_counts(expected: dict, observed: Observed, at: _At) -> Iterator[Failure]:
@@ -410,40 +514,71 @@ def _check_trace(entries: list, observed: Observed, at: _At) -> Iterator[Failure
     """The entries must match records in this order (other records may come between them)."""
     position = 0
     for i, entry in enumerate(entries):
-        found = next((n for n in range(position, len(observed.trace))
-                      if match_problem(entry, observed.trace[n]) is None), None)
+        found = next(
+            (
+                n
+                for n in range(position, len(observed.trace))
+                if match_problem(entry, observed.trace[n]) is None
+            ),
+            None,
+        )
         if found is not None:
             position = found + 1
             continue
         earlier = [r for r in observed.trace[:position] if match_problem(entry, r) is None]
         if earlier:
-            yield at.fail(i, f"trace record {_show(entry)} appears only before the previous entry's match "
-                             f"(seq {observed.trace[position - 1]['seq']})", _listed([_show(r) for r in earlier]))
+            yield at.fail(
+                i,
+                f"trace record {_show(entry)} appears only before the previous entry's match "
+                f"(seq {observed.trace[position - 1]['seq']})",
+                _listed([_show(r) for r in earlier]),
+            )
         else:
             later = [r for r in observed.trace[position:] if r.get("kind") == entry.get("kind")]
-            yield at.fail(i, f"no trace record matches {_show(entry)}" + (" after the previous entry" if i else ""),
-                          _closest(entry, later, f"{entry.get('kind')} records" + (" after it" if i else "")))
+            yield at.fail(
+                i,
+                f"no trace record matches {_show(entry)}" + (" after the previous entry" if i else ""),
+                _closest(entry, later, f"{entry.get('kind')} records" + (" after it" if i else "")),
+            )
         return  # the rest of the sequence cannot be placed
 
 
 CHECKS = {
-    "emitted": _check_emitted, "not_emitted": _check_not_emitted, "dead_letters": _check_dead_letters,
-    "no_dead_letters": _check_no_dead_letters, "runs": _check_runs, "counts": _check_counts, "trace": _check_trace,
+    "emitted": _check_emitted,
+    "not_emitted": _check_not_emitted,
+    "dead_letters": _check_dead_letters,
+    "no_dead_letters": _check_no_dead_letters,
+    "runs": _check_runs,
+    "counts": _check_counts,
+    "trace": _check_trace,
 }
 
 
 # --- what expectations are matched against ------------------------------------------------------
 
+
 def event_view(event: dict) -> dict:
-    return {"type": event.get("type"), "subject": event.get("subject"), "data": event.get("data"),
-            "source": event.get("source")}
+    return {
+        "type": event.get("type"),
+        "subject": event.get("subject"),
+        "data": event.get("data"),
+        "source": event.get("source"),
+    }
 
 
 def dead_letter_view(record: DeadLetter) -> dict:
     event = record.event if isinstance(record.event, dict) else {}
-    return {"reason": record.reason, "consumer": record.consumer, "queue": record.queue, "type": event.get("type"),
-            "error_type": record.error_type, "attempts": record.attempts, "error": record.error,
-            "event": event.get("id"), "data": event.get("data")}
+    return {
+        "reason": record.reason,
+        "consumer": record.consumer,
+        "queue": record.queue,
+        "type": event.get("type"),
+        "error_type": record.error_type,
+        "attempts": record.attempts,
+        "error": record.error,
+        "event": event.get("id"),
+        "data": event.get("data"),
+    }
 
 
 def _brief_dead(view: dict) -> dict:
@@ -451,6 +586,7 @@ def _brief_dead(view: dict) -> dict:
 
 
 # --- matching --------------------------------------------------------------------------------------
+
 
 def match_problem(expected: Any, actual: Any, where: str = "") -> str | None:
     """Why *actual* does not contain *expected* (None when it does).
@@ -495,7 +631,11 @@ def match_problem(expected: Any, actual: Any, where: str = "") -> str | None:
 def _same_scalar(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return type(a) is type(b) and a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float)) and a == b)
+    return (
+        type(a) is type(b)
+        and a == b
+        or (isinstance(a, (int, float)) and isinstance(b, (int, float)) and a == b)
+    )
 
 
 def _score(expected: Any, actual: Any) -> int:
@@ -529,8 +669,11 @@ def _seen_events(want: dict, emitted: list[dict]) -> list[str]:
     if not types:
         return ["(nothing was emitted)"]
     near = difflib.get_close_matches(str(want.get("type")), list(types), n=1)
-    return [f"no {want.get('type')} was emitted; emitted: " + ", ".join(f"{t} x{n}" for t, n in types.items())
-            + (f" (did you mean {near[0]!r}?)" if near else "")]
+    return [
+        f"no {want.get('type')} was emitted; emitted: "
+        + ", ".join(f"{t} x{n}" for t, n in types.items())
+        + (f" (did you mean {near[0]!r}?)" if near else "")
+    ]
 
 
 def _listed(lines: list[str]) -> list[str]:

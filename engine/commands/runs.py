@@ -69,17 +69,23 @@ def parse_fault(text: str, known: Iterable[str]) -> Fault:
         found = _FAULT_REST.match(text[len(consumer):]) if text.startswith(consumer) else None
         if found:
             times = found.group("times")
-            return Fault(consumer, None if times in (None, "always") else int(times), found.group("error") or "InjectedFault")
-    raise UsageError(f"--fault {text!r}: expected CONSUMER[=TIMES|always][:ERROR]" + _fault_problem(text, known))
+            return Fault(
+                consumer,
+                None if times in (None, "always") else int(times),
+                found.group("error") or "InjectedFault",
+            )
+    raise UsageError(
+        f"--fault {text!r}: expected CONSUMER[=TIMES|always][:ERROR]" + _fault_problem(text, known)
+    )
 
 
 def _fault_problem(text: str, known: list[str]) -> str:
     """What is wrong with a --fault that names no consumer, or names one and then something else."""
     named = text.split("=", 1)[0]  # the consumer, when =TIMES follows it
     if named in known:
-        return f"; after {named!r}, {text[len(named):]!r} is not =TIMES|always[:ERROR]"
+        return f"; after {named!r}, {text[len(named) :]!r} is not =TIMES|always[:ERROR]"
     error = re.search(r":[A-Za-z_][A-Za-z0-9_.]*$", named)  # an :ERROR without =TIMES, perhaps
-    for candidate in ([named[:error.start()]] if error else []) + [named]:
+    for candidate in ([named[: error.start()]] if error else []) + [named]:
         hint = did_you_mean(candidate, known)
         if hint:
             return f"; no consumer {candidate!r}: {hint}"
@@ -98,8 +104,9 @@ def consumer_ids(mesh: Mesh) -> list[str]:
     return [c.id for c in build_consumers(mesh)] + steps
 
 
-def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
-             progress: Callable[[Iterable], Iterable] | None = None) -> tuple[dict, list[DeadLetter]]:
+def run_mesh(
+    mesh: Mesh, events_path: str, options: RunOptions, progress: Callable[[Iterable], Iterable] | None = None
+) -> tuple[dict, list[DeadLetter]]:
     """Run the mesh on an event file; returns the summary and the dead letters.
 
     With a durable store, effects and the input position are committed together every
@@ -113,8 +120,10 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
     if options.resume and not durable:
         raise UsageError("--resume needs a durable store: add --store sqlite:PATH")
     if snapshot is not None and not options.resume:
-        raise UsageError(f"store {options.store} already holds a run ({snapshot['fed']} inputs read): "
-                         "add --resume to continue it, or use a new file")
+        raise UsageError(
+            f"store {options.store} already holds a run ({snapshot['fed']} inputs read): "
+            "add --resume to continue it, or use a new file"
+        )
     # A durable run keeps its trace in the store only if it was asked for from the start:
     # journaling every record costs more than the rest of a commit.
     journal = _keeps_trace(snapshot) if snapshot else bool(options.trace_path)
@@ -130,9 +139,13 @@ def run_mesh(mesh: Mesh, events_path: str, options: RunOptions,
         start, finished = runtime.fed, runtime.finished
         if not runtime.finished:
             with _frozen_heap():
-                _feed(runtime, store if durable else None,
-                      itertools.islice(_inputs_of(events_path, runtime, options), runtime.fed, None),
-                      options.checkpoint_every, progress)
+                _feed(
+                    runtime,
+                    store if durable else None,
+                    itertools.islice(_inputs_of(events_path, runtime, options), runtime.fed, None),
+                    options.checkpoint_every,
+                    progress,
+                )
     if options.resume and options.log:
         options.log(_resumed(options.store, snapshot, start, finished, runtime.fed))
     if durable:
@@ -161,13 +174,19 @@ def _resumed(store: str, snapshot: dict | None, start: int, finished: bool, fed:
     if snapshot is None:
         return f"nothing to resume in {store} (no run committed yet): started from the first input"
     if finished:
-        return (f"the run in {store} had already finished ({_inputs(start)} read): nothing was left to do; "
-                "the summary is the whole run's")
+        return (
+            f"the run in {store} had already finished ({_inputs(start)} read): nothing was left to do; "
+            "the summary is the whole run's"
+        )
     if fed == start:
-        return (f"resumed the run in {store} after its last input ({start:,}): finished the work still pending "
-                "(retries, timers, windows); the summary is the whole run's")
-    return (f"resumed the run in {store} after input {start:,}: read the {_inputs(fed - start)} left "
-            f"({fed:,} in all); the summary is the whole run's")
+        return (
+            f"resumed the run in {store} after its last input ({start:,}): finished the work still pending "
+            "(retries, timers, windows); the summary is the whole run's"
+        )
+    return (
+        f"resumed the run in {store} after input {start:,}: read the {_inputs(fed - start)} left "
+        f"({fed:,} in all); the summary is the whole run's"
+    )
 
 
 def _inputs(n: int) -> str:
@@ -200,12 +219,20 @@ def _frozen_heap():
 
 
 def _runtime(mesh: Mesh, store, options: RunOptions, trace: Trace, on_emit=None) -> Runtime:
-    return Runtime(mesh, store=store, seed=options.seed, http=options.http, faults=options.faults,
-                   max_hops=options.max_hops, trace=trace, on_emit=on_emit)
+    return Runtime(
+        mesh,
+        store=store,
+        seed=options.seed,
+        http=options.http,
+        faults=options.faults,
+        max_hops=options.max_hops,
+        trace=trace,
+        on_emit=on_emit,
+    )
 
 
 def _feed(runtime: Runtime, store, items: Iterable, every: int, progress) -> None:
-    for item in (progress(items) if progress else items):
+    for item in progress(items) if progress else items:
         runtime.feed(item)
         if store is not None and runtime.fed % every == 0:
             store.commit(runtime.snapshot())
@@ -224,10 +251,15 @@ def _export(store, options: RunOptions, skip: dict[str, int] | None = None) -> N
 
 
 class DeadLetters:
-    """Where `meshctl dlq` finds dead letters: a JSON Lines file (``--dlq``) or a durable store (``--store``)."""
+    """Where `meshctl dlq` finds dead letters: a JSON Lines file (``--dlq``) or a durable store
+    (``--store``)."""
 
-    def __init__(self, dlq_path: str | None = None, store_url: str | None = None,
-                 retention: Retention = DEFAULT_RETENTION):
+    def __init__(
+        self,
+        dlq_path: str | None = None,
+        store_url: str | None = None,
+        retention: Retention = DEFAULT_RETENTION,
+    ):
         if (dlq_path is None) == (store_url is None):
             raise UsageError("give exactly one of --dlq FILE and --store URL")
         self.path = dlq_path
@@ -238,7 +270,9 @@ class DeadLetters:
         else:
             self.store = open_store(store_url, retention, create=False)
             if isinstance(self.store, MemoryStore):
-                raise UsageError("--store must be durable here (sqlite:PATH or redis://...): a memory store is empty")
+                raise UsageError(
+                    "--store must be durable here (sqlite:PATH or redis://...): a memory store is empty"
+                )
 
     def records(self) -> list[DeadLetter]:
         return self.store.dead_letters()
@@ -249,14 +283,16 @@ class DeadLetters:
     def save(self, checkpoint: dict | None = None) -> None:
         if self.path is not None:
             write_dead_letters(self.path, self.store.dead_letters())
-        elif is_deployment(self.store):  # a deployment has no checkpoint: giving it one would make it a run's store
+        # a deployment has no checkpoint: giving it one would make it a run's store
+        elif is_deployment(self.store):
             commit_changes(self.store)
         else:
             self.store.commit(checkpoint if checkpoint is not None else (self.store.checkpoint() or {}))
 
 
-def replay_dead_letters(mesh: Mesh, source: DeadLetters, select: Callable[[DeadLetter], bool],
-                        options: RunOptions) -> tuple[dict, list[DeadLetter]]:
+def replay_dead_letters(
+    mesh: Mesh, source: DeadLetters, select: Callable[[DeadLetter], bool], options: RunOptions
+) -> tuple[dict, list[DeadLetter]]:
     """Redeliver the selected dead letters; those that fail again stay (updated), the others leave."""
     chosen = [r for r in source.records() if select(r)]
     if source.path is None and is_deployment(source.store):  # workers do the redrive, on their clock
@@ -275,7 +311,10 @@ def replay_dead_letters(mesh: Mesh, source: DeadLetters, select: Callable[[DeadL
 def _difference(after: dict, before: dict) -> dict:
     """What a replay added to the counters of the stored run."""
     out = {k: v - before.get(k, 0) for k, v in after.items() if isinstance(v, int)}
-    reasons = {r: n - before["dead_lettered_by_reason"].get(r, 0) for r, n in after["dead_lettered_by_reason"].items()}
+    reasons = {
+        r: n - before["dead_lettered_by_reason"].get(r, 0)
+        for r, n in after["dead_lettered_by_reason"].items()
+    }
     out["dead_lettered_by_reason"] = {r: n for r, n in reasons.items() if n}
     return out
 
@@ -304,13 +343,12 @@ def write_dead_letters(path: str, records: list[DeadLetter]) -> None:
             fh.write(json.dumps(record.as_dict(), default=str) + "\n")
 
 
-
-
 def read_dead_letters(path: str) -> list[DeadLetter]:
     """Dead letters from a JSON Lines file written by ``--dlq-out``; bad lines are located errors.
 
     Lines are read by the rule of event input (:mod:`engine.core.eventjson`), but may nest
-    :data:`~engine.core.eventjson.WRITTEN_DEPTH` levels: a record holds events of the run, which may be deeper than
+    :data:`~engine.core.eventjson.WRITTEN_DEPTH` levels: a record holds events of the run, which may be deeper
+    than
     its inputs (a template can nest an event's data in the next one's, hop after hop).
     """
     records, problems = [], []
@@ -320,21 +358,36 @@ def read_dead_letters(path: str) -> list[DeadLetter]:
                 if not raw.strip():
                     continue
                 try:
-                    records.append(DeadLetter.from_file(eventjson.loads(eventjson.line_text(raw), eventjson.WRITTEN_DEPTH)))
+                    records.append(
+                        DeadLetter.from_file(
+                            eventjson.loads(eventjson.line_text(raw), eventjson.WRITTEN_DEPTH)
+                        )
+                    )
                 except eventjson.EventJSONError as exc:
-                    problems.append(Diagnostic(Location(path, number, exc.col or 1), "bad-dead-letter",
-                                               f"not a dead-letter record: {exc.message}"))
+                    problems.append(
+                        Diagnostic(
+                            Location(path, number, exc.col or 1),
+                            "bad-dead-letter",
+                            f"not a dead-letter record: {exc.message}",
+                        )
+                    )
                 except ValueError as exc:
-                    problems.append(Diagnostic(Location(path, number, 1), "bad-dead-letter",
-                                               f"not a dead-letter record: {exc}"))
+                    problems.append(
+                        Diagnostic(
+                            Location(path, number, 1), "bad-dead-letter", f"not a dead-letter record: {exc}"
+                        )
+                    )
     except OSError as exc:
-        raise LoadError([Diagnostic(Location(path), "bad-dead-letter", f"cannot read: {exc.strerror or exc}")]) from exc
+        raise LoadError(
+            [Diagnostic(Location(path), "bad-dead-letter", f"cannot read: {exc.strerror or exc}")]
+        ) from exc
     if problems:
         raise LoadError(problems)
     return records
 
 
 # --- the durable store as an archive: replay past events, inspect and redrive runs ---------
+
 
 @dataclass
 class ArchiveQuery:
@@ -369,7 +422,9 @@ def _durable(url: str, deployment_ok: bool = False, retention: Retention = DEFAU
     if deployment_ok and is_deployment(store):
         return store
     if isinstance(store, MemoryStore) or store.checkpoint() is None:
-        raise UsageError(f"{url} holds no run: give the --store sqlite:PATH of an earlier `meshctl run --store`")
+        raise UsageError(
+            f"{url} holds no run: give the --store sqlite:PATH of an earlier `meshctl run --store`"
+        )
     return store
 
 
@@ -402,8 +457,11 @@ def archived(store, query: ArchiveQuery) -> list[dict]:
         if "replayof" in event:
             continue  # copies made by earlier replays are not archive entries of their own
         when = parse_or_none(event.get("time"))
-        if when is None or (query.since is not None and when < query.since) or \
-                (query.until is not None and when > query.until):
+        if (
+            when is None
+            or (query.since is not None and when < query.since)
+            or (query.until is not None and when > query.until)
+        ):
             continue
         if matcher is None or matcher.matches(event):
             found.append((when, order, event))
@@ -418,23 +476,31 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
     store = _durable(store_url, deployment_ok=True, retention=mesh.retention)
     consumers = {c.id: c for c in build_consumers(mesh)}
     if query.to is not None and query.to not in consumers:
-        raise UsageError(f"--to {query.to!r}: not a consumer of the mesh; "
-                         + (did_you_mean(query.to, consumers) or f"one of: {', '.join(consumers)}"))
+        raise UsageError(
+            f"--to {query.to!r}: not a consumer of the mesh; "
+            + (did_you_mean(query.to, consumers) or f"one of: {', '.join(consumers)}")
+        )
     events = archived(store, query)
     if query.to is not None:  # only what that consumer takes
         types = set(consumers[query.to].types)
         events = [e for e in events if e.get("type") in types]
     copies = []
     for original in events:
-        event = {k: v for k, v in original.items()
-                 if k not in ("causationid", "correlationid", "hopcount", "causationpath")}
+        event = {
+            k: v
+            for k, v in original.items()
+            if k not in ("causationid", "correlationid", "hopcount", "causationpath")
+        }
         event["id"] = hashlib.sha1(f"replay|{identity(original)}|{query.to or '*'}".encode()).hexdigest()[:20]
         event["replayof"] = original["id"]
         copies.append(event)
     aged = archive_aged_out(store, query)
     if is_deployment(store):  # the workers take the copies in, on their clock
-        return {"selected": len(events), **aged, "queued": queue_tasks(store, [(REPLAY, {"event": e, "to": query.to})
-                                                                                for e in copies])}
+        return {
+            "selected": len(events),
+            **aged,
+            "queued": queue_tasks(store, [(REPLAY, {"event": e, "to": query.to}) for e in copies]),
+        }
     with _session(mesh, store, options) as runtime:
         for event in copies:
             runtime.reinject(event, query.to)
@@ -467,14 +533,18 @@ def find_run(store_url: str, given: str, store=None) -> dict:
         return store.get_state(f"run:{matches[0]}")
     if matches:
         shown = ", ".join(matches[:20]) + (f" and {len(matches) - 20} more" if len(matches) > 20 else "")
-        raise UsageError(f"run {given!r} is ambiguous: events from {len(matches)} sources have that id: {shown}; "
-                         "give the whole run id, <orchestration>:<id>@<source>")
+        raise UsageError(
+            f"run {given!r} is ambiguous: events from {len(matches)} sources have that id: {shown}; "
+            "give the whole run id, <orchestration>:<id>@<source>"
+        )
     known = [k[4:] for k in store.state_keys("run:")]
     message = f"no run {given!r} in {store_url}"
     before = store.aged_out().get("runs")
     if before is not None:
-        message += (f"; runs that ended before {iso(before)} have aged out of the store "
-                    "(`retention.runs` of the Mesh document)")
+        message += (
+            f"; runs that ended before {iso(before)} have aged out of the store "
+            "(`retention.runs` of the Mesh document)"
+        )
     hint = did_you_mean(given, known)
     if hint:
         message += f"; {hint}"
@@ -489,7 +559,9 @@ def redrive_run(mesh: Mesh, store_url: str, given: str, options: RunOptions) -> 
     run_id = run["id"]
     if is_deployment(store):  # a worker redrives it, on the real clock
         if run["status"] not in ("failed", "compensated"):
-            raise UsageError(f"run {run_id!r} is {run['status']}: only failed or compensated runs can be redriven")
+            raise UsageError(
+                f"run {run_id!r} is {run['status']}: only failed or compensated runs can be redriven"
+            )
         queue_tasks(store, [(RUN_REDRIVE, {"run": run_id})])
         return {**run, "status": "redrive queued"}, {"queued": 1}
     with _session(mesh, store, options) as runtime:

@@ -29,15 +29,19 @@ def default_name(directory: str) -> str:
 def scaffold(directory: str, name: str, force: bool = False) -> list[str]:
     """Write the starter mesh under *directory* (created if missing); the paths written, in order."""
     if not NAME.match(name):
-        raise ScaffoldError(f"--name {name!r} is not a mesh name: lower-case letters, digits, '.', '_' and '-', "
-                            "starting and ending with a letter or digit (at most 63 characters)")
+        raise ScaffoldError(
+            f"--name {name!r} is not a mesh name: lower-case letters, digits, '.', '_' and '-', "
+            "starting and ending with a letter or digit (at most 63 characters)"
+        )
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise ScaffoldError(f"{directory} exists and is not a directory")
     paths = {file: os.path.join(directory, file) for file in FILES}
     existing = [path for path in paths.values() if os.path.lexists(path)]
     if existing and not force:
-        raise ScaffoldError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: "
-                            "nothing was written (use --force to overwrite)")
+        raise ScaffoldError(
+            f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: "
+            "nothing was written (use --force to overwrite)"
+        )
     try:
         os.makedirs(directory, exist_ok=True)
         for file, path in paths.items():

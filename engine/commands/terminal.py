@@ -26,7 +26,15 @@ from ..core.errors import Diagnostic, did_you_mean, printable, printable_lines
 from ..language.source import read_text
 
 __all__ = [
-    "Sources", "Style", "did_you_mean", "plain", "printable", "printable_lines", "render", "snippet", "token_length",
+    "Sources",
+    "Style",
+    "did_you_mean",
+    "plain",
+    "printable",
+    "printable_lines",
+    "render",
+    "snippet",
+    "token_length",
 ]
 
 Style = Callable[[str, str], str]
@@ -61,14 +69,19 @@ class Sources:
 def render(diagnostic: Diagnostic, style: Style = plain, sources: Sources | None = None) -> str:
     """*diagnostic* as lines: the compiler-style line, the snippet (with *sources*), notes, hint."""
     loc, severity = diagnostic.loc, diagnostic.severity
-    lines = [f"{style(printable(f'{loc}:'), 'location')} {style(f'{severity}[{diagnostic.code}]:', severity)} "
-             f"{printable(diagnostic.message)}"]
+    lines = [
+        f"{style(printable(f'{loc}:'), 'location')} {style(f'{severity}[{diagnostic.code}]:', severity)} "
+        f"{printable(diagnostic.message)}"
+    ]
     if sources is not None and loc.line > 0:
         source = sources.line(loc.file, loc.line)
         if source is not None:
             lines += snippet(source, loc.line, loc.col, severity, style)
     for note in diagnostic.notes:
-        lines.append(f"  {style(printable(f'{note.loc}:'), 'location')} {style('note:', 'note')} {printable(note.message)}")
+        lines.append(
+            f"  {style(printable(f'{note.loc}:'), 'location')} {style('note:', 'note')} "
+            f"{printable(note.message)}"
+        )
     if diagnostic.hint:
         lines.append(f"  {style('hint:', 'hint')} {printable(diagnostic.hint)}")
     return "\n".join(lines)
@@ -79,17 +92,19 @@ def snippet(source: str, line: int, col: int, severity: str, style: Style = plai
     start = max(0, min(col - 1, len(source)))
     length = token_length(source, start)
     first = max(0, start - WIDTH // 2) if len(source) > WIDTH else 0
-    shown = source[first:first + WIDTH]
+    shown = source[first : first + WIDTH]
     before = "..." if first else ""
     after = "..." if first + WIDTH < len(source) else ""
     length = max(1, min(length, first + WIDTH - start))
     offset = _width(before + printable(source[first:start]))
-    under = _width(printable(source[start:start + length])) if start < len(source) else 1
+    under = _width(printable(source[start : start + length])) if start < len(source) else 1
     number = str(line)
     gutter = style(" " * len(number) + " |", "gutter")
-    return [gutter,
-            f"{style(number + ' |', 'gutter')} {before}{printable(shown).rstrip()}{after}".rstrip(),
-            f"{gutter} {' ' * offset}{style('^' + '~' * (max(1, under) - 1), severity)}"]
+    return [
+        gutter,
+        f"{style(number + ' |', 'gutter')} {before}{printable(shown).rstrip()}{after}".rstrip(),
+        f"{gutter} {' ' * offset}{style('^' + '~' * (max(1, under) - 1), severity)}",
+    ]
 
 
 def token_length(line: str, start: int) -> int:
@@ -133,7 +148,7 @@ def _quoted(line: str, start: int) -> int:
             i += 2
             continue
         if line[i] == quote:
-            if quote == "'" and line[i + 1:i + 2] == "'":
+            if quote == "'" and line[i + 1 : i + 2] == "'":
                 i += 2
                 continue
             return i + 1 - start
@@ -171,4 +186,6 @@ def _open_brackets(text: str) -> int:
 
 def _width(text: str) -> int:
     """Terminal columns of *text*: wide (East Asian) characters take two, combining marks none."""
-    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text
+    )

@@ -43,14 +43,31 @@ class DeadLetter:
     chain: list[str] = field(default_factory=list)
 
     @classmethod
-    def make(cls, queue: str, reason: str, consumer: str, event: Any, error_type: str | None, error: str,
-             attempts: int = 0, first: str | None = None, last: str | None = None, chain: list[str] | None = None):
-        if isinstance(event, dict) and isinstance(event.get("id"), str) and isinstance(event.get("source"), str):
+    def make(
+        cls,
+        queue: str,
+        reason: str,
+        consumer: str,
+        event: Any,
+        error_type: str | None,
+        error: str,
+        attempts: int = 0,
+        first: str | None = None,
+        last: str | None = None,
+        chain: list[str] | None = None,
+    ):
+        if (
+            isinstance(event, dict)
+            and isinstance(event.get("id"), str)
+            and isinstance(event.get("source"), str)
+        ):
             key = identity(event)
         else:  # not an event (a bad input line): its content, location included, identifies it
             key = json.dumps(event, sort_keys=True, default=str)
         ident = hashlib.sha1(f"{key}|{consumer}|{reason}".encode()).hexdigest()[:16]
-        return cls(ident, queue, reason, consumer, attempts, first, last, error_type, error, event, list(chain or []))
+        return cls(
+            ident, queue, reason, consumer, attempts, first, last, error_type, error, event, list(chain or [])
+        )
 
     def problem(self) -> dict:
         """The record as an RFC 7807-like problem document (what `dlq show` prints)."""
@@ -92,20 +109,44 @@ class DeadLetter:
         if isinstance(event, dict):  # the loop guard reads these when the event is replayed
             for name, kinds in (("hopcount", (int,)), ("causationpath", _TEXT)):
                 if name in event and not isinstance(event[name], kinds):
-                    raise ValueError(f"'event.{name}' must be {_KIND_NAMES[kinds]}, not {_json_type(event[name])}")
+                    raise ValueError(
+                        f"'event.{name}' must be {_KIND_NAMES[kinds]}, not {_json_type(event[name])}"
+                    )
         return cls.from_dict(raw)
 
 
 _FIELDS = tuple(f.name for f in fields(DeadLetter))
 _TEXT, _MAYBE_TEXT = (str,), (str, type(None))
-_FIELD_TYPES = {"id": _TEXT, "queue": _TEXT, "reason": _TEXT, "consumer": _TEXT, "attempts": (int,),
-                "first_attempt": _MAYBE_TEXT, "last_attempt": _MAYBE_TEXT, "error_type": _MAYBE_TEXT,
-                "error": _TEXT, "event": (object,), "chain": (list,)}
-_KIND_NAMES = {_TEXT: "a string", _MAYBE_TEXT: "a string or null", (int,): "an integer", (list,): "a list",
-               (object,): "any value"}
+_FIELD_TYPES = {
+    "id": _TEXT,
+    "queue": _TEXT,
+    "reason": _TEXT,
+    "consumer": _TEXT,
+    "attempts": (int,),
+    "first_attempt": _MAYBE_TEXT,
+    "last_attempt": _MAYBE_TEXT,
+    "error_type": _MAYBE_TEXT,
+    "error": _TEXT,
+    "event": (object,),
+    "chain": (list,),
+}
+_KIND_NAMES = {
+    _TEXT: "a string",
+    _MAYBE_TEXT: "a string or null",
+    (int,): "an integer",
+    (list,): "a list",
+    (object,): "any value",
+}
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
-             int: "a number", float: "a number"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }
     return names.get(type(value), type(value).__name__)

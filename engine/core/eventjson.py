@@ -128,7 +128,8 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
 
 
 def line_text(raw: bytes) -> str:
-    """UTF-8 bytes (a line of a file, a request body) as text, or :class:`EventJSONError` at the first bad byte.
+    """UTF-8 bytes (a line of a file, a request body) as text, or :class:`EventJSONError` at the first bad
+    byte.
 
     >>> line_text(b'{"a": "\\xc3\\xa9"}')
     '{"a": "é"}'
@@ -145,9 +146,10 @@ def line_text(raw: bytes) -> str:
 
 def not_utf8(raw: bytes, exc: UnicodeDecodeError) -> EventJSONError:
     """The refusal of *raw*, which failed to decode with *exc*, at the character where the bad byte is."""
-    before = raw[:exc.start].decode("utf-8", "replace")
-    return EventJSONError.at(f"not UTF-8 text: {exc.reason} 0x{raw[exc.start]:02x} at byte {exc.start + 1}",
-                             before, len(before))
+    before = raw[: exc.start].decode("utf-8", "replace")
+    return EventJSONError.at(
+        f"not UTF-8 text: {exc.reason} 0x{raw[exc.start]:02x} at byte {exc.start + 1}", before, len(before)
+    )
 
 
 def problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
@@ -175,7 +177,8 @@ def problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
 
 
 def _lone_surrogate(value: Any) -> str | None:
-    """The first unpaired surrogate in a string (or key) of *value*, or None: it cannot be written as UTF-8."""
+    """The first unpaired surrogate in a string (or key) of *value*, or None: it cannot be written as
+    UTF-8."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -225,7 +228,9 @@ def _offset_of_escape(text: str, escape: str) -> int | None:
 
 def _offset_of(text: str, literal: str) -> int | None:
     """Where *literal* first stands outside a string."""
-    outside = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?|(?<![\w.+-])' + re.escape(literal) + r"(?![\w.])", re.S)
+    outside = re.compile(
+        r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?|(?<![\w.+-])' + re.escape(literal) + r"(?![\w.])", re.S
+    )
     for found in outside.finditer(text):
         if text[found.start()] != '"':
             return found.start()

@@ -37,7 +37,17 @@ import math
 import re
 from typing import Any
 
-__all__ = ["EXAMPLE", "FIRST", "LAST", "EventTimeError", "format", "from_epoch", "parse", "parse_or_none", "writable"]
+__all__ = [
+    "EXAMPLE",
+    "FIRST",
+    "LAST",
+    "EventTimeError",
+    "format",
+    "from_epoch",
+    "parse",
+    "parse_or_none",
+    "writable",
+]
 
 EXAMPLE = "2026-01-01T12:00:00Z"
 FIRST = -62135596800.0  # 0001-01-01T00:00:00Z, the first instant that can be written
@@ -48,8 +58,11 @@ _LAST_US = 253402300800 * _MICRO - 1  # 9999-12-31T23:59:59.999999Z
 _KEEP = 4096  # entries of each cache: a run reads and writes the same few instants over and over
 
 # date, time of day, the first six digits of a fraction, the offset's sign and its HH:MM
-_DATE_TIME = re.compile(r"(\d{4}-\d\d-\d\d)[Tt]((?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60))(?:\.(\d{1,6})\d*)?"
-                        r"(?:[Zz]|([+-])((?:[01]\d|2[0-3]):[0-5]\d))", re.ASCII)
+_DATE_TIME = re.compile(
+    r"(\d{4}-\d\d-\d\d)[Tt]((?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60))(?:\.(\d{1,6})\d*)?"
+    r"(?:[Zz]|([+-])((?:[01]\d|2[0-3]):[0-5]\d))",
+    re.ASCII,
+)
 _SHAPE = re.compile(r"\d{4}-\d\d-\d\d[Tt](\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:[Zz]|[+-](\d\d):(\d\d))", re.ASCII)
 _SCALE = (0, 100_000, 10_000, 1_000, 100, 10, 1)  # microseconds per unit of a fraction of n digits
 _NO_OFFSET = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?", re.ASCII)
@@ -57,8 +70,20 @@ _LONG_YEAR = re.compile(r"[+-]?\d{5,}-", re.ASCII)
 _DATE_ONLY = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
 _SPACED = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)", re.ASCII)
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 class EventTimeError(ValueError):
@@ -86,11 +111,14 @@ def parse(value: Any) -> float:
         return when
     if isinstance(value, str):  # a subclass of str: as its plain text
         return parse(str(value))
-    raise EventTimeError(f"an event time must be an RFC 3339 string such as {EXAMPLE}, not {_json_type(value)}")
+    raise EventTimeError(
+        f"an event time must be an RFC 3339 string such as {EXAMPLE}, not {_json_type(value)}"
+    )
 
 
 def parse_or_none(value: Any) -> float | None:
-    """Like :func:`parse`, with ``None`` for anything refused: for a time checked already, or that may be absent."""
+    """Like :func:`parse`, with ``None`` for anything refused: for a time checked already, or that may be
+    absent."""
     if value.__class__ is str:
         when = _PARSED.get(value, _UNSEEN)
         return _remember(value) if when is _UNSEEN else when
@@ -136,17 +164,22 @@ def _micros(text: str) -> int:
         utc = utc - _MINUTES[offset] if sign == "+" else utc + _MINUTES[offset]
     if second == "60":  # utc is now the midnight after the leap second, if it is one
         if utc % 86400 or _civil(utc // 86400)[2] != 1:
-            return _refuse(f"{_shown(text)} is not a leap second: second 60 exists only at 23:59:60 UTC "
-                           "on the last day of a month")
+            return _refuse(
+                f"{_shown(text)} is not a leap second: second 60 exists only at 23:59:60 UTC "
+                "on the last day of a month"
+            )
         micros = utc * _MICRO - 1  # the last microsecond of that day: see the module docstring
     else:
         micros = utc * _MICRO + int(fraction) * _SCALE[len(fraction)] if fraction else utc * _MICRO
     if micros < _FIRST_US:
-        return _refuse(f"{_shown(text)} is before 0001-01-01T00:00:00Z in UTC: "
-                       "event times must lie in years 0001-9999")
+        return _refuse(
+            f"{_shown(text)} is before 0001-01-01T00:00:00Z in UTC: event times must lie in years 0001-9999"
+        )
     if micros > _LAST_US:
-        return _refuse(f"{_shown(text)} is after 9999-12-31T23:59:59.999999Z in UTC: "
-                       "event times must lie in years 0001-9999")
+        return _refuse(
+            f"{_shown(text)} is after 9999-12-31T23:59:59.999999Z in UTC: "
+            "event times must lie in years 0001-9999"
+        )
     return micros
 
 
@@ -155,14 +188,17 @@ _MINUTES = {f"{h:02d}:{m:02d}": h * 3600 + m * 60 for h in range(24) for m in ra
 
 
 def _day_number(text: str, date: str) -> int:
-    """Days since 1970-01-01 of the *date* of *text*, which must exist (proleptic Gregorian, year 0 included)."""
+    """Days since 1970-01-01 of the *date* of *text*, which must exist (proleptic Gregorian, year 0
+    included)."""
     year, month, day = int(date[:4]), int(date[5:7]), int(date[8:])
     if not 1 <= month <= 12:
         return _refuse(f"{_shown(text)} has no month {month:02d}: months are 01-12")
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     last = 29 if month == 2 and leap else _MONTH_DAYS[month - 1]
     if not 1 <= day <= last:
-        return _refuse(f"{_shown(text)} has no day {day:02d}: {_MONTHS[month - 1]} {year:04d} has {last} days")
+        return _refuse(
+            f"{_shown(text)} has no day {day:02d}: {_MONTHS[month - 1]} {year:04d} has {last} days"
+        )
     y = year - (month <= 2)  # a year that starts in March: the leap day comes last
     era, of_era = divmod(y, 400)
     of_year = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
@@ -193,20 +229,27 @@ def _unreadable(text: str) -> str:
         hour, minute, second, off_hour, off_minute = (int(n or 0) for n in shape.groups())
         if off_hour > 23 or off_minute > 59:
             return f"{shown} has an offset beyond ±23:59"
-        name, number = ("hour", hour) if hour > 23 else ("minute", minute) if minute > 59 else ("second", second)
-        return (f"{shown} has no {name} {number:02d}: hours are 00-23, minutes 00-59, "
-                "seconds 00-59 (60 for a leap second)")
+        name, number = (
+            ("hour", hour) if hour > 23 else ("minute", minute) if minute > 59 else ("second", second)
+        )
+        return (
+            f"{shown} has no {name} {number:02d}: hours are 00-23, minutes 00-59, "
+            "seconds 00-59 (60 for a leap second)"
+        )
     if _LONG_YEAR.match(text):
         return f"{shown} has a year of more than four digits: event times must lie in years 0001-9999"
     if _NO_OFFSET.fullmatch(text):
         example = f"{text[:10]}T{text[11:]}" + ("Z" if len(text) >= 19 else ":00Z")
         return f"{shown} has no UTC offset: an RFC 3339 time ends with Z (UTC) or ±HH:MM, as in {example}"
     if _DATE_ONLY.fullmatch(text):
-        return f"{shown} is a date without a time of day: expected an RFC 3339 date-time such as {text}T00:00:00Z"
+        return (f"{shown} is a date without a time of day: expected an RFC 3339 date-time "
+                f"such as {text}T00:00:00Z")
     if _SPACED.fullmatch(text):
         return f"{shown} separates date and time with a space: RFC 3339 uses T, as in {text[:10]}T{text[11:]}"
-    return (f"{shown} is not an RFC 3339 date-time: expected YYYY-MM-DDTHH:MM:SS[.fraction] "
-            f"then Z or ±HH:MM, such as {EXAMPLE}")
+    return (
+        f"{shown} is not an RFC 3339 date-time: expected YYYY-MM-DDTHH:MM:SS[.fraction] "
+        f"then Z or ±HH:MM, such as {EXAMPLE}"
+    )
 
 
 def _refuse(message: str) -> Any:
@@ -218,8 +261,15 @@ def _shown(text: str) -> str:
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
-             int: "a number", float: "a number"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -233,7 +283,8 @@ def format(instant: float) -> str:  # noqa: A001 - the module's verb: eventtime.
     """RFC 3339 text of epoch seconds: UTC, ``Z``, fractional digits only when needed.
 
     >>> format(0), format(1.5), format(1.0001), format(1767225605.000001)
-    ('1970-01-01T00:00:00Z', '1970-01-01T00:00:01.5Z', '1970-01-01T00:00:01.0001Z', '2026-01-01T00:00:05.000001Z')
+    ('1970-01-01T00:00:00Z', '1970-01-01T00:00:01.5Z', '1970-01-01T00:00:01.0001Z',
+    '2026-01-01T00:00:05.000001Z')
     >>> format(LAST + 60)  # past the last instant that can be written: the last one
     '9999-12-31T23:59:59.999999Z'
     """

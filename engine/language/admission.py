@@ -45,11 +45,13 @@ class Rejection:
 
 
 class DataSchemas:
-    """Each event type's data schema, compiled on first use into a fast check (jsonschema explains failures)."""
+    """Each event type's data schema, compiled on first use into a fast check (jsonschema explains
+    failures)."""
 
     def __init__(self, mesh: m.Mesh):
         self.mesh = mesh
-        self._fast: dict[str, Callable[[Any], bool]] = {}  # type name -> predicate (always true without a schema)
+        # type name -> predicate (always true without a schema)
+        self._fast: dict[str, Callable[[Any], bool]] = {}
         self._validators: dict[str, Any] = {}
 
     def check(self, event: dict) -> Rejection | None:
@@ -64,8 +66,11 @@ class DataSchemas:
         except (OverflowError, ValueError, RecursionError) as exc:
             # data a keyword cannot compute with: an integer beyond a float's range under a float
             # multipleOf, one too long to print in the message, nesting past the recursion limit
-            return Rejection("data", f"cannot be checked against the schema of {type_!r}: {type(exc).__name__}",
-                             "numbers beyond ±1.8e308 and very deep nesting cannot be checked")
+            return Rejection(
+                "data",
+                f"cannot be checked against the schema of {type_!r}: {type(exc).__name__}",
+                "numbers beyond ±1.8e308 and very deep nesting cannot be checked",
+            )
         if error is None:
             return None
         path, message = error
@@ -128,16 +133,21 @@ class Admission:
         if et is None:
             yield unknown_type(self.mesh, event["type"])
         elif not et.external:
-            yield Rejection("type", f"event type {_shown(event['type'])} is produced inside the mesh, "
-                                    "not taken from outside",
-                            "declare it `external: true` if outside systems publish it")
+            yield Rejection(
+                "type",
+                f"event type {_shown(event['type'])} is produced inside the mesh, not taken from outside",
+                "declare it `external: true` if outside systems publish it",
+            )
 
 
 def unknown_type(mesh: m.Mesh, type_: str) -> Rejection:
     """An event of a type the mesh does not declare: refused at the edge, undeliverable inside."""
     near = difflib.get_close_matches(type_, list(mesh.event_types), n=1)
-    return Rejection("type", f"no event type {_shown(type_)} is declared in the mesh",
-                     f"did you mean {near[0]!r}?" if near else None)
+    return Rejection(
+        "type",
+        f"no event type {_shown(type_)} is declared in the mesh",
+        f"did you mean {near[0]!r}?" if near else None,
+    )
 
 
 def refused_input(loc: Location, problem: Any, severity: Severity = "error") -> Diagnostic:
@@ -157,12 +167,22 @@ def envelope_problems(event: dict) -> Iterator[Rejection]:
     for attr in REQUIRED:
         value = event.get(attr)
         if not isinstance(value, str) or not value:
-            what = ("is missing" if value is None else "is empty" if value == ""
-                    else f"must be a string, not {_json_type(value)}")
+            what = (
+                "is missing"
+                if value is None
+                else "is empty"
+                if value == ""
+                else f"must be a string, not {_json_type(value)}"
+            )
             yield Rejection(attr, f"required attribute {attr!r} {what}")
-    if isinstance(event.get("specversion"), str) and event["specversion"] and event["specversion"] != SPECVERSION:
-        yield Rejection("specversion",
-                        f"specversion {_shown(event['specversion'])} is not supported; use {SPECVERSION!r}")
+    if (
+        isinstance(event.get("specversion"), str)
+        and event["specversion"]
+        and event["specversion"] != SPECVERSION
+    ):
+        yield Rejection(
+            "specversion", f"specversion {_shown(event['specversion'])} is not supported; use {SPECVERSION!r}"
+        )
     if event.get("time") is not None:
         try:
             eventtime.parse(event["time"])
@@ -177,14 +197,25 @@ def envelope_problems(event: dict) -> Iterator[Rejection]:
         if name in DATA or name in REQUIRED or name in STRINGS or name == "time":
             continue
         if not isinstance(name, str) or not ATTRIBUTE_NAME.fullmatch(name):
-            yield Rejection(clip(str(name)),
-                            f"attribute name {_shown(name)} must be lower-case letters and digits only")
+            yield Rejection(
+                clip(str(name)), f"attribute name {_shown(name)} must be lower-case letters and digits only"
+            )
         elif value is not None and not isinstance(value, (str, int)):
-            yield Rejection(name, f"extension attribute {name!r} must be a string, an integer or a boolean, "
-                                  f"not {_json_type(value)}")
+            yield Rejection(
+                name,
+                f"extension attribute {name!r} must be a string, an integer or a boolean, "
+                f"not {_json_type(value)}",
+            )
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
-             int: "a number", float: "a number"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }
     return names.get(type(value), type(value).__name__)

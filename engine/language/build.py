@@ -69,14 +69,26 @@ class _Doc:
         seconds = parse_duration(value)
         if seconds > most:
             longest = f"{most / 86400:.0f}d ({most / (365.25 * 86400):,.0f} years)"
-            self.problems.append(Diagnostic(
-                self.loc(*path), "bad-value", f"{_dotted(path)}: duration {_shown(value)} is longer than {longest}",
-                hint="3652500d already spans all event time (years 0001-9999)" if most == m.MAX_EVENT_SPAN
-                else "to mean 'no limit', leave the key out"))
+            self.problems.append(
+                Diagnostic(
+                    self.loc(*path),
+                    "bad-value",
+                    f"{_dotted(path)}: duration {_shown(value)} is longer than {longest}",
+                    hint="3652500d already spans all event time (years 0001-9999)"
+                    if most == m.MAX_EVENT_SPAN
+                    else "to mean 'no limit', leave the key out",
+                )
+            )
         elif seconds < least:
-            self.problems.append(Diagnostic(
-                self.loc(*path), "bad-value", f"{_dotted(path)}: duration {_shown(value)} is shorter than {_seconds(least)}",
-                hint="window sizes, hopping `every`, session gaps and rate-limit periods are at least 1ms"))
+            self.problems.append(
+                Diagnostic(
+                    self.loc(*path),
+                    "bad-value",
+                    f"{_dotted(path)}: duration {_shown(value)} is shorter than {_seconds(least)}",
+                    hint="window sizes, hopping `every`, session gaps and rate-limit periods are "
+                    "at least 1ms",
+                )
+            )
         return seconds
 
     def ref(self, name: str, *path: Any) -> m.Ref:
@@ -124,14 +136,24 @@ class _Doc:
         burst = value.get("burst", max(1, int(value["rate"])))
         rate, per = float(value["rate"]), self.duration(value.get("per", 1), *path, "per", least=m.MIN_PERIOD)
         if per / rate > m.MAX_DURATION:  # the wait for one token: a duration like any other
-            self.problems.append(Diagnostic(
-                self.loc(*path, "rate"), "bad-value",
-                f"{_dotted((*path, 'rate'))}: {rate:g} per {_seconds(per)} is one attempt every {per / rate:.3g}s, "
-                "longer than 36500d (100 years)", hint="raise `rate` or shorten `per`"))
+            self.problems.append(
+                Diagnostic(
+                    self.loc(*path, "rate"),
+                    "bad-value",
+                    f"{_dotted((*path, 'rate'))}: {rate:g} per {_seconds(per)} is one attempt "
+                    f"every {per / rate:.3g}s, "
+                    "longer than 36500d (100 years)",
+                    hint="raise `rate` or shorten `per`",
+                )
+            )
         return m.RateLimit(rate, per, burst, value.get("overflow", "delay"), self.loc(*path))
 
     def loop(self, value: Any, *path: Any) -> m.Loop | None:
-        return None if value is None else m.Loop(value["max_hops"], self.loc(*path), value.get("policy", "allow"))
+        return (
+            None
+            if value is None
+            else m.Loop(value["max_hops"], self.loc(*path), value.get("policy", "allow"))
+        )
 
     # --- delivery ---
     def retry(self, raw: dict, *path: Any) -> m.RetrySpec:
@@ -156,9 +178,13 @@ class _Doc:
             loc=self.loc(*path),
             retry=self.retry(raw["retry"], *path, "retry") if "retry" in raw else None,
             dead_letter=raw.get("dead_letter"),
-            circuit_breaker=None if breaker is None else m.CircuitBreaker(
-                self.loc(*path, "circuit_breaker"), breaker["failure_threshold"],
-                self.duration(breaker.get("reset_after", 30), *path, "circuit_breaker", "reset_after")),
+            circuit_breaker=None
+            if breaker is None
+            else m.CircuitBreaker(
+                self.loc(*path, "circuit_breaker"),
+                breaker["failure_threshold"],
+                self.duration(breaker.get("reset_after", 30), *path, "circuit_breaker", "reset_after"),
+            ),
         )
 
     def policy_ref(self, raw: Any, *path: Any) -> m.PolicyRef | None:
@@ -171,7 +197,9 @@ class _Doc:
     def step_retry(self, raw: Any, *path: Any) -> m.PolicyRef | None:
         if raw is None or isinstance(raw, str):
             return self.policy_ref(raw, *path)
-        return m.PolicyRef(self.loc(*path), inline=m.DeliverySpec(self.loc(*path), retry=self.retry(raw, *path)))
+        return m.PolicyRef(
+            self.loc(*path), inline=m.DeliverySpec(self.loc(*path), retry=self.retry(raw, *path))
+        )
 
     # --- actions ---
     def actions(self, raw: Any, *path: Any) -> tuple[m.Action, ...]:
@@ -182,16 +210,26 @@ class _Doc:
         return tuple(self.action(item, *path, i) for i, item in enumerate(raw))
 
     def action(self, raw: dict, *path: Any) -> m.Action:
-        (verb, body), = raw.items()
+        ((verb, body),) = raw.items()
         at = (*path, verb)
         loc = self.loc(*at)
         if verb == "emit":
-            return m.EmitAction(loc, self.ref(body["type"], *at, "type"), self.template_value(body.get("data"), *at, "data"),
-                                self.template(body.get("subject"), *at, "subject"), self.template(body.get("source"), *at, "source"))
+            return m.EmitAction(
+                loc,
+                self.ref(body["type"], *at, "type"),
+                self.template_value(body.get("data"), *at, "data"),
+                self.template(body.get("subject"), *at, "subject"),
+                self.template(body.get("source"), *at, "source"),
+            )
         if verb == "call":
-            return m.CallAction(loc, body.get("python"), body.get("http"), self.template_value(body.get("args"), *at, "args"),
-                                self.template_value(body.get("headers"), *at, "headers"),
-                                self.duration(body["timeout"], *at, "timeout") if "timeout" in body else None)
+            return m.CallAction(
+                loc,
+                body.get("python"),
+                body.get("http"),
+                self.template_value(body.get("args"), *at, "args"),
+                self.template_value(body.get("headers"), *at, "headers"),
+                self.duration(body["timeout"], *at, "timeout") if "timeout" in body else None,
+            )
         if verb == "set":
             return m.SetAction(loc, self.template_value(body, *at))
         if verb == "log":
@@ -210,20 +248,32 @@ def build_mesh(root: str, files: list[str], documents: list[Document]) -> tuple[
     for document in documents:
         kind, name = document.data["kind"], document.data["metadata"]["name"]
         reader = _Doc(document)
-        element, problems = _BUILDERS[kind](reader, name, document.data.get("spec", {}), document.data["metadata"])
+        element, problems = _BUILDERS[kind](
+            reader, name, document.data.get("spec", {}), document.data["metadata"]
+        )
         diagnostics += problems + reader.problems
         if name in tables[kind]:
             first = tables[kind][name].loc
-            diagnostics.append(Diagnostic(element.loc, "duplicate-name", f"{kind} {name!r} is defined twice",
-                                          hint="names must be unique per kind across the mesh",
-                                          notes=(Note(first, "first defined here"),)))
+            diagnostics.append(
+                Diagnostic(
+                    element.loc,
+                    "duplicate-name",
+                    f"{kind} {name!r} is defined twice",
+                    hint="names must be unique per kind across the mesh",
+                    notes=(Note(first, "first defined here"),),
+                )
+            )
             continue
         tables[kind][name] = element
     mesh = m.Mesh(
-        root=root, files=tuple(files),
-        event_types=MappingProxyType(tables["EventType"]), routes=MappingProxyType(tables["Route"]),
-        services=MappingProxyType(tables["Service"]), orchestrations=MappingProxyType(tables["Orchestration"]),
-        streams=MappingProxyType(tables["Stream"]), policies=MappingProxyType(tables["DeliveryPolicy"]),
+        root=root,
+        files=tuple(files),
+        event_types=MappingProxyType(tables["EventType"]),
+        routes=MappingProxyType(tables["Route"]),
+        services=MappingProxyType(tables["Service"]),
+        orchestrations=MappingProxyType(tables["Orchestration"]),
+        streams=MappingProxyType(tables["Stream"]),
+        policies=MappingProxyType(tables["DeliveryPolicy"]),
         settings=next(iter(tables["Mesh"].values()), None),
     )
     return mesh, diagnostics + list(_second_settings(tables["Mesh"]))
@@ -233,9 +283,13 @@ def _second_settings(settings: dict[str, m.MeshSettings]) -> Iterator[Diagnostic
     """A mesh has at most one `Mesh` document: its settings would otherwise depend on file order."""
     documents = list(settings.values())
     for other in documents[1:]:
-        yield Diagnostic(other.loc, "duplicate-mesh", f"a second `Mesh` document ({other.name!r}) in this mesh",
-                         hint="keep one `Mesh` document and merge the settings into it",
-                         notes=(Note(documents[0].loc, f"the first is {documents[0].name!r}"),))
+        yield Diagnostic(
+            other.loc,
+            "duplicate-mesh",
+            f"a second `Mesh` document ({other.name!r}) in this mesh",
+            hint="keep one `Mesh` document and merge the settings into it",
+            notes=(Note(documents[0].loc, f"the first is {documents[0].name!r}"),),
+        )
 
 
 Built = tuple[Any, list[Diagnostic]]
@@ -243,30 +297,46 @@ Built = tuple[Any, list[Diagnostic]]
 
 def _event_type(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     schema = spec.get("schema")
-    return m.EventType(name, d.loc("metadata", "name"), m.freeze(schema) if schema is not None else None,
-                       spec.get("key"), spec.get("external", False), meta.get("description")), []
+    return m.EventType(
+        name,
+        d.loc("metadata", "name"),
+        m.freeze(schema) if schema is not None else None,
+        spec.get("key"),
+        spec.get("external", False),
+        meta.get("description"),
+    ), []
 
 
 def _route(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     transform = spec.get("transform")
     if transform is not None:
         at = ("spec", "transform")
-        transform = m.Transform(d.loc(*at), d.ref(transform["type"], *at, "type") if "type" in transform else None,
-                                d.template_value(transform.get("data"), *at, "data"),
-                                d.template(transform.get("subject"), *at, "subject"))
+        transform = m.Transform(
+            d.loc(*at),
+            d.ref(transform["type"], *at, "type") if "type" in transform else None,
+            d.template_value(transform.get("data"), *at, "data"),
+            d.template(transform.get("subject"), *at, "subject"),
+        )
     targets = []
     for i, raw in enumerate(spec.get("to", ())):
         loc = d.loc("spec", "to", i)
         if isinstance(raw, str):
             targets.append(m.Target("service", raw, loc))
         else:
-            (kind, value), = raw.items()
+            ((kind, value),) = raw.items()
             targets.append(m.Target(kind, None if kind == "publish" else value, loc))
     return m.Route(
-        name, d.loc("metadata", "name"), tuple(d.ref(t, "spec", "from", i) for i, t in enumerate(spec["from"])),
-        d.pattern(spec.get("match"), "spec", "match"), d.template(spec.get("when"), "spec", "when"), transform,
-        tuple(targets), d.policy_ref(spec.get("delivery"), "spec", "delivery"), d.loop(spec.get("loop"), "spec", "loop"),
-        meta.get("description"), d.rate_limit(spec.get("rate_limit"), "spec", "rate_limit"),
+        name,
+        d.loc("metadata", "name"),
+        tuple(d.ref(t, "spec", "from", i) for i, t in enumerate(spec["from"])),
+        d.pattern(spec.get("match"), "spec", "match"),
+        d.template(spec.get("when"), "spec", "when"),
+        transform,
+        tuple(targets),
+        d.policy_ref(spec.get("delivery"), "spec", "delivery"),
+        d.loop(spec.get("loop"), "spec", "loop"),
+        meta.get("description"),
+        d.rate_limit(spec.get("rate_limit"), "spec", "rate_limit"),
     ), []
 
 
@@ -277,21 +347,38 @@ def _service(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         sub_name = raw.get("name", raw["on"])
         ordering = raw.get("ordering")
         sub = m.Subscription(
-            name, sub_name, d.ref(raw["on"], *at, "on"), d.loc(*at), d.actions(raw["do"], *at, "do"),
-            d.pattern(raw.get("match"), *at, "match"), d.template(raw.get("when"), *at, "when"),
+            name,
+            sub_name,
+            d.ref(raw["on"], *at, "on"),
+            d.loc(*at),
+            d.actions(raw["do"], *at, "do"),
+            d.pattern(raw.get("match"), *at, "match"),
+            d.template(raw.get("when"), *at, "when"),
             tuple(d.ref(t, *at, "emits", j) for j, t in enumerate(raw.get("emits", ()))),
-            None if ordering is None else m.Ordering(
-                ordering["key"], ordering["sequence"], d.loc(*at, "ordering"),
-                d.duration(ordering.get("gap_timeout", 60), *at, "ordering", "gap_timeout"), ordering.get("on_gap", "deliver"),
-                ordering.get("start", 1)),
-            d.policy_ref(raw.get("delivery"), *at, "delivery"), d.loop(raw.get("loop"), *at, "loop"),
+            None
+            if ordering is None
+            else m.Ordering(
+                ordering["key"],
+                ordering["sequence"],
+                d.loc(*at, "ordering"),
+                d.duration(ordering.get("gap_timeout", 60), *at, "ordering", "gap_timeout"),
+                ordering.get("on_gap", "deliver"),
+                ordering.get("start", 1),
+            ),
+            d.policy_ref(raw.get("delivery"), *at, "delivery"),
+            d.loop(raw.get("loop"), *at, "loop"),
             d.rate_limit(raw.get("rate_limit"), *at, "rate_limit"),
         )
         if sub_name in seen:
-            problems.append(Diagnostic(sub.loc, "duplicate-name",
-                                       f"service {name!r} has two subscriptions named {sub_name!r}",
-                                       hint="give one of them a distinct `name:`",
-                                       notes=(Note(seen[sub_name], "first defined here"),)))
+            problems.append(
+                Diagnostic(
+                    sub.loc,
+                    "duplicate-name",
+                    f"service {name!r} has two subscriptions named {sub_name!r}",
+                    hint="give one of them a distinct `name:`",
+                    notes=(Note(seen[sub_name], "first defined here"),),
+                )
+            )
             continue
         seen[sub_name] = sub.loc
         subs.append(sub)
@@ -300,9 +387,12 @@ def _service(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
 
 def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     trig = spec["trigger"]
-    trigger = m.Trigger(d.ref(trig["on"], "spec", "trigger", "on"), d.loc("spec", "trigger"),
-                        d.pattern(trig.get("match"), "spec", "trigger", "match"),
-                        d.template(trig.get("when"), "spec", "trigger", "when"))
+    trigger = m.Trigger(
+        d.ref(trig["on"], "spec", "trigger", "on"),
+        d.loc("spec", "trigger"),
+        d.pattern(trig.get("match"), "spec", "trigger", "match"),
+        d.template(trig.get("when"), "spec", "trigger", "when"),
+    )
     steps, problems, seen = [], [], {}
     previous: str | None = None
     for i, raw in enumerate(spec["steps"]):
@@ -312,50 +402,82 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         else:  # absent `needs`: a sequence, the step follows the one before it
             needs = () if previous is None else (m.Ref(previous, d.loc(*at, "id")),)
         step = m.Step(
-            raw["id"], d.loc(*at, "id"), d.actions(raw["do"], *at, "do"), needs,
-            d.template(raw.get("when"), *at, "when"), d.template(raw.get("foreach"), *at, "foreach"),
-            raw.get("concurrency"), d.duration(raw["timeout"], *at, "timeout") if "timeout" in raw else None,
-            d.step_retry(raw.get("retry"), *at, "retry"), d.actions(raw.get("compensate"), *at, "compensate"),
+            raw["id"],
+            d.loc(*at, "id"),
+            d.actions(raw["do"], *at, "do"),
+            needs,
+            d.template(raw.get("when"), *at, "when"),
+            d.template(raw.get("foreach"), *at, "foreach"),
+            raw.get("concurrency"),
+            d.duration(raw["timeout"], *at, "timeout") if "timeout" in raw else None,
+            d.step_retry(raw.get("retry"), *at, "retry"),
+            d.actions(raw.get("compensate"), *at, "compensate"),
             tuple(d.ref(t, *at, "emits", j) for j, t in enumerate(raw.get("emits", ()))),
         )
         previous = raw["id"]
         if step.id in seen:
-            problems.append(Diagnostic(step.loc, "duplicate-name", f"step id {step.id!r} is used twice in {name!r}",
-                                       notes=(Note(seen[step.id], "first defined here"),)))
+            problems.append(
+                Diagnostic(
+                    step.loc,
+                    "duplicate-name",
+                    f"step id {step.id!r} is used twice in {name!r}",
+                    notes=(Note(seen[step.id], "first defined here"),),
+                )
+            )
             continue
         seen[step.id] = step.loc
         steps.append(step)
     return m.Orchestration(
-        name, d.loc("metadata", "name"), trigger, tuple(steps), d.actions(spec.get("on_success"), "spec", "on_success"),
-        d.actions(spec.get("on_failure"), "spec", "on_failure"), d.loop(spec.get("loop"), "spec", "loop"),
+        name,
+        d.loc("metadata", "name"),
+        trigger,
+        tuple(steps),
+        d.actions(spec.get("on_success"), "spec", "on_success"),
+        d.actions(spec.get("on_failure"), "spec", "on_failure"),
+        d.loop(spec.get("loop"), "spec", "loop"),
         meta.get("description"),
     ), problems
 
 
 def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
-    (kind, raw), = spec["window"].items()
+    ((kind, raw),) = spec["window"].items()
     at = ("spec", "window", kind)
     wloc = d.loc(*at)
     if kind == "tumbling":
-        window = m.Window("tumbling", wloc, size=d.duration(raw, *at, least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN))
+        window = m.Window(
+            "tumbling", wloc, size=d.duration(raw, *at, least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN)
+        )
     elif kind == "hopping":
-        window = m.Window("hopping", wloc,
-                          size=d.duration(raw["size"], *at, "size", least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN),
-                          every=d.duration(raw["every"], *at, "every", least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN))
+        window = m.Window(
+            "hopping",
+            wloc,
+            size=d.duration(raw["size"], *at, "size", least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN),
+            every=d.duration(raw["every"], *at, "every", least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN),
+        )
     else:
-        window = m.Window("session", wloc, gap=d.duration(raw["gap"], *at, "gap", least=m.MIN_PERIOD,
-                                                          most=m.MAX_EVENT_SPAN))
+        window = m.Window(
+            "session", wloc, gap=d.duration(raw["gap"], *at, "gap", least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN)
+        )
     problems = list(_overlap(window))
     aggregates = []
     for agg_name, body in spec["aggregate"].items():
-        (op, fld), = body.items()
-        aggregates.append(m.Aggregate(agg_name, op, None if op == "count" else fld, d.loc("spec", "aggregate", agg_name)))
+        ((op, fld),) = body.items()
+        aggregates.append(
+            m.Aggregate(agg_name, op, None if op == "count" else fld, d.loc("spec", "aggregate", agg_name))
+        )
     late = spec.get("late", {})
     return m.Stream(
-        name, d.loc("metadata", "name"), tuple(d.ref(t, "spec", "from", i) for i, t in enumerate(spec["from"])),
-        window, tuple(aggregates), d.ref(spec["emit"]["type"], "spec", "emit", "type"),
-        d.template_value(spec["emit"].get("data"), "spec", "emit", "data"), d.pattern(spec.get("match"), "spec", "match"),
-        spec.get("key"), spec.get("time", "time"), d.duration(spec.get("lateness", 0), "spec", "lateness", most=m.MAX_EVENT_SPAN),
+        name,
+        d.loc("metadata", "name"),
+        tuple(d.ref(t, "spec", "from", i) for i, t in enumerate(spec["from"])),
+        window,
+        tuple(aggregates),
+        d.ref(spec["emit"]["type"], "spec", "emit", "type"),
+        d.template_value(spec["emit"].get("data"), "spec", "emit", "data"),
+        d.pattern(spec.get("match"), "spec", "match"),
+        spec.get("key"),
+        spec.get("time", "time"),
+        d.duration(spec.get("lateness", 0), "spec", "lateness", most=m.MAX_EVENT_SPAN),
         late.get("dead_letter"),
         d.ref(late["emit"]["type"], "spec", "late", "emit", "type") if "emit" in late else None,
         meta.get("description"),
@@ -365,30 +487,44 @@ def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
 def _overlap(window: m.Window) -> Iterator[Diagnostic]:
     """Hopping windows one event falls in (size / every): each is updated per event."""
     if window.kind == "hopping" and window.every and window.size / window.every > m.MAX_WINDOWS_PER_EVENT:
-        yield Diagnostic(window.loc, "too-many-windows",
-                         f"hopping windows of {_seconds(window.size)} every {_seconds(window.every)}: each event "
-                         f"would fall in {window.size / window.every:,.0f} windows, more than {m.MAX_WINDOWS_PER_EVENT:,}",
-                         hint="make `every` at least size / 10000, or use a tumbling window")
+        yield Diagnostic(
+            window.loc,
+            "too-many-windows",
+            f"hopping windows of {_seconds(window.size)} every {_seconds(window.every)}: each event "
+            f"would fall in {window.size / window.every:,.0f} windows, more than {m.MAX_WINDOWS_PER_EVENT:,}",
+            hint="make `every` at least size / 10000, or use a tumbling window",
+        )
 
 
 def _settings(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
-    allow = tuple(d.ref(module, "spec", "allow_modules", i) for i, module in enumerate(spec.get("allow_modules", ())))
-    return m.MeshSettings(name, d.loc("metadata", "name"), allow, meta.get("description"),
-                          _retention(d, spec.get("retention", {}))), []
+    allow = tuple(
+        d.ref(module, "spec", "allow_modules", i) for i, module in enumerate(spec.get("allow_modules", ()))
+    )
+    return m.MeshSettings(
+        name,
+        d.loc("metadata", "name"),
+        allow,
+        meta.get("description"),
+        _retention(d, spec.get("retention", {})),
+    ), []
 
 
 def _retention(d: _Doc, raw: dict) -> m.Retention:
     """`retention:` of the Mesh document; a duration, or `forever`; what is not given keeps its default."""
+
     def read(key: str, default: float | None) -> float | None:
         if key not in raw:
             return default
         return math.inf if raw[key] == "forever" else d.duration(raw[key], "spec", "retention", key)
+
     base = m.DEFAULT_RETENTION
     return m.Retention(read("runs", base.runs), read("archive", base.archive), read("dedup", base.dedup))
 
 
 def _policy(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
-    return m.DeliveryPolicy(name, d.loc("metadata", "name"), d.delivery_spec(spec, "spec"), meta.get("description")), []
+    return m.DeliveryPolicy(
+        name, d.loc("metadata", "name"), d.delivery_spec(spec, "spec"), meta.get("description")
+    ), []
 
 
 _BUILDERS: dict[str, Callable[[_Doc, str, dict, dict], Built]] = {

@@ -52,8 +52,11 @@ class Condition:
     def rejects(self, data: Any, unknown: object) -> str | None:
         """Why this condition is false for that data, or None if it may hold."""
         verdict, facts = self.decide(data, unknown)
-        return None if verdict is not False else f"{', '.join(facts)} in the emit; the `when` ({self.text}) is false"
-
+        return (
+            None
+            if verdict is not False
+            else f"{', '.join(facts)} in the emit; the `when` ({self.text}) is false"
+        )
 
     def equality(self) -> tuple[tuple, tuple] | None:
         """``(path, constants)`` when the condition requires ``data.<path>`` to equal one of
@@ -102,14 +105,19 @@ def _parse(text: str) -> Condition:
         parsed = jinja2.Environment().parse("{{ " + body + " }}")  # parsed only, never run
     except (jinja2.TemplateSyntaxError, RecursionError, MemoryError):
         return Condition(text, None)  # a syntax error is reported by check_templates
-    if len(parsed.body) != 1 or not isinstance(parsed.body[0], nodes.Output) or len(parsed.body[0].nodes) != 1:
+    if (
+        len(parsed.body) != 1
+        or not isinstance(parsed.body[0], nodes.Output)
+        or len(parsed.body[0].nodes) != 1
+    ):
         return Condition(text, None)
     return Condition(text, parsed.body[0].nodes[0])
 
 
 def _decide(node: Any, data: Any, unknown: object) -> Verdict:
     if isinstance(node, (nodes.And, nodes.Or)):
-        decisive = isinstance(node, nodes.Or)  # the value that settles it alone: true for `or`, false for `and`
+        # the value that settles it alone: true for `or`, false for `and`
+        decisive = isinstance(node, nodes.Or)
         left, left_facts = _decide(node.left, data, unknown)
         if left is decisive:
             return decisive, left_facts
@@ -193,7 +201,9 @@ def _holds_unknown(value: Any, unknown: object) -> bool:
 def _comparable(op: str, value: Any, constant: Any) -> bool:
     """Whether Python's answer is the run-time answer: ordering only between two numbers or two strings."""
     if op in ("in", "notin"):
-        return isinstance(constant, (list, tuple, str)) and (isinstance(value, str) or not isinstance(constant, str))
+        return isinstance(constant, (list, tuple, str)) and (
+            isinstance(value, str) or not isinstance(constant, str)
+        )
     if op in _ORDERED:
         numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (value, constant))
         return numbers or (isinstance(value, str) and isinstance(constant, str))

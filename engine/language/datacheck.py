@@ -14,7 +14,8 @@ Ignored, as jsonschema ignores them: the annotations ``title``, ``description``,
 ``examples``, ``$comment``, ``format`` (jsonschema checks no format unless given a format
 checker), ``$defs`` (compiled when a ``$ref`` reaches them) and a top-level ``$schema`` and
 ``$id`` (the validator's class fixes the dialect there; in a subschema ``$schema`` switches
-dialects and ``$id`` moves the base of references, so both are refused). Any other keyword, an unknown type name, a regex Python cannot compile, or a keyword
+dialects and ``$id`` moves the base of references, so both are refused). Any other keyword, an unknown type
+name, a regex Python cannot compile, or a keyword
 value of the wrong JSON type makes the whole schema unsupported.
 
 Semantics mirror jsonschema's, not only the specification's: ``integer`` accepts ``1.0``,
@@ -29,6 +30,7 @@ The shapes event data usually has are one closure each: ``type: object`` with ``
 ``properties`` (whose lone types, string enums and numeric ranges are tested inline) and
 ``type: array`` with ``items``/``minItems``/``maxItems``.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,6 +66,7 @@ _ROOTS: list[tuple[Any, dict[str, Check]]] = []
 
 
 # --- jsonschema's notions of type and equality ---------------------------------------------
+
 
 def _is_number(x: Any) -> bool:
     t = type(x)
@@ -137,6 +140,7 @@ def _unique(items: list) -> bool:
 
 # --- compiling ---------------------------------------------------------------------------
 
+
 def _always(x: Any) -> bool:
     return True
 
@@ -177,7 +181,9 @@ def _compile(schema: Any, top: bool = False) -> Check:
         if check is not _always:
             checks.append(check)
             keywords.append(key)
-    return _object_shape(schema, keywords, checks) or _array_shape(schema, keywords, checks) or _all_of(checks)
+    return (
+        _object_shape(schema, keywords, checks) or _array_shape(schema, keywords, checks) or _all_of(checks)
+    )
 
 
 def _object_shape(schema: dict, keywords: list[str], checks: list[Check]) -> Check | None:
@@ -186,8 +192,12 @@ def _object_shape(schema: dict, keywords: list[str], checks: list[Check]) -> Che
     The same verdict as the keywords one after another: a non-object fails ``type`` and passes
     the others; on an object, ``required`` and ``properties`` run in the schema's order.
     """
-    if schema.get("type") != "object" or keywords[0:1] != ["type"] or len(keywords) < 2 \
-            or not set(keywords[1:]) <= {"required", "properties"}:
+    if (
+        schema.get("type") != "object"
+        or keywords[0:1] != ["type"]
+        or len(keywords) < 2
+        or not set(keywords[1:]) <= {"required", "properties"}
+    ):
         return None
     found = dict(zip(keywords, checks))
     names = found["required"].names if "required" in found else ()
@@ -197,7 +207,7 @@ def _object_shape(schema: dict, keywords: list[str], checks: list[Check]) -> Che
 
 def _all_of(checks: list[Check]) -> Check:
     if _never in checks:  # keeps the schema order up to the first always-failing keyword
-        checks = checks[:checks.index(_never) + 1]
+        checks = checks[: checks.index(_never) + 1]
     if not checks:
         return _always
     if len(checks) == 1:
@@ -207,12 +217,14 @@ def _all_of(checks: list[Check]) -> Check:
 
         def both(x: Any) -> bool:
             return first(x) and second(x)
+
         return both
     if len(checks) == 3:
         first, second, third = checks
 
         def three(x: Any) -> bool:
             return first(x) and second(x) and third(x)
+
         return three
     sequence = tuple(checks)
 
@@ -221,10 +233,12 @@ def _all_of(checks: list[Check]) -> Check:
             if not check(x):
                 return False
         return True
+
     return every
 
 
 # --- one builder per keyword: (keyword value, whole schema) -> check -------------------------
+
 
 def _type(value: Any, schema: dict) -> Check:
     names = [value] if type(value) is str else value
@@ -242,8 +256,10 @@ def _type(value: Any, schema: dict) -> Check:
     if numeric is not None and not classes:
         return numeric
     if numeric is not None:
+
         def class_or_numeric(x: Any) -> bool:
             return isinstance(x, classes) or numeric(x)
+
         return class_or_numeric
     if classes == (type(None),):
         return lambda x: x is None
@@ -252,10 +268,12 @@ def _type(value: Any, schema: dict) -> Check:
 
         def of_class(x: Any) -> bool:
             return isinstance(x, cls)
+
         return of_class
 
     def of_classes(x: Any) -> bool:
         return isinstance(x, classes)
+
     return of_classes
 
 
@@ -275,6 +293,7 @@ def _enum(value: Any, schema: dict) -> Check:
                 if _equal(option, x):
                     return True
             return False
+
         return one_of_strings
 
     def one_of(x: Any) -> bool:
@@ -282,12 +301,14 @@ def _enum(value: Any, schema: dict) -> Check:
             if _equal(option, x):
                 return True
         return False
+
     return one_of
 
 
 def _const(value: Any, schema: dict) -> Check:
     def equals(x: Any) -> bool:
         return _equal(x, value)
+
     return equals
 
 
@@ -305,6 +326,7 @@ def _minimum(value: Any, schema: dict) -> Check:
         if t is int or t is float or _is_number(x):
             return not x < bound
         return True
+
     return at_least
 
 
@@ -316,6 +338,7 @@ def _maximum(value: Any, schema: dict) -> Check:
         if t is int or t is float or _is_number(x):
             return not x > bound
         return True
+
     return at_most
 
 
@@ -327,6 +350,7 @@ def _exclusive_minimum(value: Any, schema: dict) -> Check:
         if t is int or t is float or _is_number(x):
             return not x <= bound
         return True
+
     return above
 
 
@@ -338,6 +362,7 @@ def _exclusive_maximum(value: Any, schema: dict) -> Check:
         if t is int or t is float or _is_number(x):
             return not x >= bound
         return True
+
     return below
 
 
@@ -355,12 +380,14 @@ def _multiple_of(value: Any, schema: dict) -> Check:
                 return int(quotient) == quotient
             except OverflowError:
                 return (Fraction(x) / Fraction(step)).denominator == 1
+
         return multiple_of_float
 
     def multiple_of_int(x: Any) -> bool:
         if not _is_number(x):
             return True
         return not x % step
+
     return multiple_of_int
 
 
@@ -375,6 +402,7 @@ def _min_length(value: Any, schema: dict) -> Check:
 
     def long_enough(x: Any) -> bool:
         return not isinstance(x, str) or not len(x) < bound
+
     return long_enough
 
 
@@ -383,6 +411,7 @@ def _max_length(value: Any, schema: dict) -> Check:
 
     def short_enough(x: Any) -> bool:
         return not isinstance(x, str) or not len(x) > bound
+
     return short_enough
 
 
@@ -396,6 +425,7 @@ def _pattern(value: Any, schema: dict) -> Check:
 
     def matches(x: Any) -> bool:
         return not isinstance(x, str) or search(x) is not None
+
     return matches
 
 
@@ -413,6 +443,7 @@ def _items(value: Any, schema: dict) -> Check:
             if not item(element):
                 return False
         return True
+
     return each_item
 
 
@@ -421,6 +452,7 @@ def _min_items(value: Any, schema: dict) -> Check:
 
     def enough_items(x: Any) -> bool:
         return not isinstance(x, list) or not len(x) < bound
+
     return enough_items
 
 
@@ -429,6 +461,7 @@ def _max_items(value: Any, schema: dict) -> Check:
 
     def few_enough_items(x: Any) -> bool:
         return not isinstance(x, list) or not len(x) > bound
+
     return few_enough_items
 
 
@@ -455,8 +488,12 @@ def _array_shape(schema: dict, keywords: list[str], checks: list[Check]) -> Chec
     schema (only an item check that raises could tell the difference).
     """
     rest = keywords[1:]
-    if schema.get("type") != "array" or keywords[0:1] != ["type"] or not rest \
-            or not set(rest) <= {"items", "minItems", "maxItems"}:
+    if (
+        schema.get("type") != "array"
+        or keywords[0:1] != ["type"]
+        or not rest
+        or not set(rest) <= {"items", "minItems", "maxItems"}
+    ):
         return None
     if "items" in rest and 0 < rest.index("items") < len(rest) - 1:
         return None  # bounds on both sides of `items`: left to the general path
@@ -465,8 +502,11 @@ def _array_shape(schema: dict, keywords: list[str], checks: list[Check]) -> Chec
     items = checks[keywords.index("items")] if "items" in rest else None  # the check of `items` on the array
     sub = schema.get("items") if items is not None else None
     keys = sub.keys() - _IGNORED if type(sub) is dict else None
-    cls = _CLASSES[sub["type"]] if keys == {"type"} and type(sub["type"]) is str and sub["type"] in _CLASSES \
-        else None  # items of one class: tested here
+    cls = (
+        _CLASSES[sub["type"]]
+        if keys == {"type"} and type(sub["type"]) is str and sub["type"] in _CLASSES
+        else None
+    )  # items of one class: tested here
 
     def array_shape(x: Any) -> bool:
         if not isinstance(x, list):
@@ -480,6 +520,7 @@ def _array_shape(schema: dict, keywords: list[str], checks: list[Check]) -> Chec
         elif items is not None and not items(x):
             return False
         return bounds_first or not (len(x) < low or len(x) > high)
+
     return array_shape
 
 
@@ -515,8 +556,13 @@ def _property_entry(name: str, subschema: Any, check: Check) -> tuple:
         return name, _CLASS, _CLASSES[subschema["type"]], check
     if keys == {"enum"} and all(type(o) is str for o in subschema["enum"]):
         return name, _STRINGS, frozenset(subschema["enum"]), check
-    if keys and "type" in keys and keys <= _BOUNDED and type(subschema["type"]) is str \
-            and subschema["type"] in _EXACT:
+    if (
+        keys
+        and "type" in keys
+        and keys <= _BOUNDED
+        and type(subschema["type"]) is str
+        and subschema["type"] in _EXACT
+    ):
         low, high = subschema.get("minimum", -math.inf), subschema.get("maximum", math.inf)
         return name, _RANGE, (_EXACT[subschema["type"]], low, high), check
     return name, _CHECK, None, check
@@ -524,6 +570,7 @@ def _property_entry(name: str, subschema: Any, check: Check) -> tuple:
 
 def _object_check(typed: bool, names: tuple, entries: tuple, required_first: bool) -> Check:
     """``required`` *names* and ``properties`` *entries* (one may be empty); *typed*: non-objects fail."""
+
     def object_shape(x: Any) -> bool:
         if not isinstance(x, dict):
             return not typed
@@ -551,6 +598,7 @@ def _object_check(typed: bool, names: tuple, entries: tuple, required_first: boo
                 if name not in x:
                     return False
         return True
+
     object_shape.names, object_shape.entries = names, entries  # type: ignore[attr-defined]
     return object_shape
 
@@ -569,6 +617,7 @@ def _required(value: Any, schema: dict) -> Check:
             if name not in x:
                 return False
         return True
+
     has_all.names = names  # type: ignore[attr-defined]
     return has_all
 
@@ -579,6 +628,7 @@ def _additional_properties(value: Any, schema: dict) -> Check:
     if extra is _always:
         return _always
     if extra is _never:
+
         def no_extras(x: Any) -> bool:
             if not isinstance(x, dict):
                 return True
@@ -586,6 +636,7 @@ def _additional_properties(value: Any, schema: dict) -> Check:
                 if name not in known:
                     return False
             return True
+
         return no_extras
 
     def extras_valid(x: Any) -> bool:
@@ -595,10 +646,12 @@ def _additional_properties(value: Any, schema: dict) -> Check:
             if name not in known and not extra(x[name]):
                 return False
         return True
+
     return extras_valid
 
 
 # --- references and combinations --------------------------------------------------------
+
 
 def _ref(value: Any, schema: dict) -> Check:
     """A local reference (``#`` or ``#/json/pointer``) into the schema being compiled."""

@@ -3,9 +3,11 @@
 A mesh is one YAML file or a directory of them (searched recursively, in sorted order).
 Files named ``*.test.yaml`` (``meshctl test`` cases) and hidden entries are not part of the
 mesh. The DSL has no include: the directory is the whole mesh, so a symlinked mesh file whose
-target lies outside it is an error, and symlinked directories are not followed. Every problem is collected; :func:`load_mesh` raises one
+target lies outside it is an error, and symlinked directories are not followed. Every problem is collected;
+:func:`load_mesh` raises one
 :class:`LoadError` holding all of them when any is an error.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +43,12 @@ def _escapes(root: str, files: list[str]) -> Iterator[Diagnostic]:
     """Mesh files that are symlinks to a file outside the mesh directory (never read)."""
     for file in files:
         if os.path.islink(file) and not inside(root, file):
-            yield Diagnostic(Location(file), "outside-mesh", f"symlink to {os.path.realpath(file)}, outside the mesh",
-                             hint="a mesh is only the files under its directory: copy the file in instead")
+            yield Diagnostic(
+                Location(file),
+                "outside-mesh",
+                f"symlink to {os.path.realpath(file)}, outside the mesh",
+                hint="a mesh is only the files under its directory: copy the file in instead",
+            )
 
 
 def load_mesh(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Mesh, list[Diagnostic]]:
@@ -51,10 +57,20 @@ def load_mesh(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Mesh, list[Di
         raise LoadError([Diagnostic(Location(path), "no-such-path", "no such file or directory")])
     files = mesh_files(path)
     if not files:
-        raise LoadError([Diagnostic(Location(path), "empty-mesh", "no .yaml or .yml files here",
-                                    hint="a mesh is a YAML file or a directory of YAML files")])
+        raise LoadError(
+            [
+                Diagnostic(
+                    Location(path),
+                    "empty-mesh",
+                    "no .yaml or .yml files here",
+                    hint="a mesh is a YAML file or a directory of YAML files",
+                )
+            ]
+        )
     if len(files) > MAX_FILES:
-        raise LoadError([Diagnostic(Location(path), "too-many-files", f"more than {MAX_FILES} files in the mesh")])
+        raise LoadError(
+            [Diagnostic(Location(path), "too-many-files", f"more than {MAX_FILES} files in the mesh")]
+        )
     escapes = list(_escapes(path, files)) if os.path.isdir(path) else []
     if escapes:
         raise LoadError(escapes)
@@ -69,8 +85,9 @@ def load_mesh(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Mesh, list[Di
     return _build(root, files, documents, diagnostics)
 
 
-def load_mesh_text(text: str, name: str = "<stdin>", root: str = ".",
-                   limits: Limits = DEFAULT_LIMITS) -> tuple[Mesh, list[Diagnostic]]:
+def load_mesh_text(
+    text: str, name: str = "<stdin>", root: str = ".", limits: Limits = DEFAULT_LIMITS
+) -> tuple[Mesh, list[Diagnostic]]:
     """Like :func:`load_mesh` for a mesh that is one text (read from stdin), located as *name*.
 
     *root* stands for the mesh directory: where the modules of Python handlers are looked up.
@@ -91,8 +108,9 @@ def _documents(text: str, file: str, limits: Limits, documents: list[Document]) 
     return diagnostics
 
 
-def _build(root: str, files: list[str], documents: list[Document],
-           diagnostics: list[Diagnostic]) -> tuple[Mesh, list[Diagnostic]]:
+def _build(
+    root: str, files: list[str], documents: list[Document], diagnostics: list[Diagnostic]
+) -> tuple[Mesh, list[Diagnostic]]:
     if has_errors(diagnostics):
         raise LoadError(diagnostics)
     mesh, problems = build_mesh(root, files, documents)

@@ -333,7 +333,8 @@ class Orchestration:
     def end_may_emit(self) -> frozenset[str]:
         """What `on_success` and `on_failure` may emit: their `emit` actions, and from a handler
         any type a step declares."""
-        return frozenset(r.name for r in self.declared_emits()) | emit_types(self.on_success + self.on_failure)
+        declared = frozenset(r.name for r in self.declared_emits())
+        return declared | emit_types(self.on_success + self.on_failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,7 +436,8 @@ class Mesh:
 
     @property
     def retention(self) -> Retention:
-        """What the stores of a run of this mesh keep, and for how long (the `Mesh` document's `retention`)."""
+        """What the stores of a run of this mesh keep, and for how long (the `Mesh` document's
+        `retention`)."""
         return self.settings.retention if self.settings is not None else DEFAULT_RETENTION
 
 

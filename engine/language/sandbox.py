@@ -75,7 +75,8 @@ from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 
 _VERSION = re.match(r"(\d+)\.(\d+)\.(\d+)", jinja2.__version__)
-if _VERSION is None or tuple(map(int, _VERSION.groups())) < (3, 1, 6):  # the last sandbox escapes were fixed in 3.1.6
+# the last sandbox escapes were fixed in 3.1.6
+if _VERSION is None or tuple(map(int, _VERSION.groups())) < (3, 1, 6):
     raise ImportError(f"meshctl needs Jinja2 >= 3.1.6 for its sandbox fixes, found {jinja2.__version__}")
 
 MAX_OUTPUT = 1_000_000  # characters of one rendered template, and of any value a template builds
@@ -85,15 +86,19 @@ MAX_EXPONENT = 100
 MAX_JSON_INDENT = 8
 MAX_STEPS = 1_000_000  # what one render may spend (see the module docstring)
 CHARS_PER_STEP = 16  # characters of a string an operation reads or builds for one step
-LOOKUP_STEPS = 8  # an attribute of anything but a dict, a method or global call: the sandbox's checks cost that
+# an attribute of anything but a dict, a method or global call: the sandbox's checks cost that
+LOOKUP_STEPS = 8
 CALL_STEPS = 20  # a macro, caller() or recursive-loop call: Jinja's call machinery costs that
-TEXT_FACTOR = 16  # filters that work through text in Python (wordwrap, urlize...) spend this many times the weight
+# filters that work through text in Python (wordwrap, urlize...) spend this many times the weight
+TEXT_FACTOR = 16
 MAX_DEPTH = 50  # nested macro / caller() / recursive-loop calls of one render
 GUARD_EVERY = 100_000  # steps between two looks at the CPU clock; none before the first GUARD_EVERY
 MAX_CPU_SECONDS = 5.0  # the last-resort guard: CPU time of the rendering thread past GUARD_EVERY steps
-MAX_NESTING = 100  # levels of nodes in a template (a 100-term sum nests 100 `+`): Python compiles 200 parentheses
+# levels of nodes in a template (a 100-term sum nests 100 `+`): Python compiles 200 parentheses
+MAX_NESTING = 100
 MAX_BRACKETS = 20  # nested (, [ and { in a template: Jinja's parser spends ~13 frames on each
-MAX_BLOCKS = 40  # nested {% for %}, {% if %}, {% macro %}...: ~4 frames each (Python compiles only 20 nested loops)
+# nested {% for %}, {% if %}, {% macro %}...: ~4 frames each (Python compiles only 20 nested loops)
+MAX_BLOCKS = 40
 
 
 class Budget:
@@ -180,7 +185,8 @@ def weight(value: Any, limit: int = MAX_STEPS) -> int:
 
 
 def size(value: Any, limit: int = MAX_OUTPUT) -> int:
-    """Characters *value* stands for: strings by length, containers by their items (counted just past *limit*).
+    """Characters *value* stands for: strings by length, containers by their items (counted just past
+    *limit*).
 
     >>> size(["ab", {"c": "de"}])
     10
@@ -199,14 +205,16 @@ def _measure(value: Any, limit: int, chars: int) -> int:
         kind = type(item)
         if kind is str or isinstance(item, (str, bytes)):
             total += len(item) // chars
-        elif kind in _ATOMS or isinstance(item, Undefined):  # an undefined value fails in the operation itself
+        # an undefined value fails in the operation itself
+        elif kind in _ATOMS or isinstance(item, Undefined):
             continue
         elif kind is range:
             total += len(item)
         elif isinstance(item, Mapping):
             stack += item.keys()
             stack += item.values()
-        elif isinstance(item, Collection):  # lists, tuples, sets, read-only views: plain items count one each here
+        # lists, tuples, sets, read-only views: plain items count one each here
+        elif isinstance(item, Collection):
             nested = [x for x in item if type(x) not in _ATOMS]
             total += len(item) - len(nested)
             stack += nested
@@ -248,8 +256,15 @@ def _fits(total: int, what: str) -> None:
 # into a call of `_compare`, which charges it first.
 
 _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
-    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lteq": operator.le, "gt": operator.gt,
-    "gteq": operator.ge, "in": lambda left, right: left in right, "notin": lambda left, right: left not in right}
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "in": lambda left, right: left in right,
+    "notin": lambda left, right: left not in right,
+}
 _HASHED = (Mapping, Set, range)  # `x in` these hashes x (or does arithmetic) instead of walking the container
 
 
@@ -284,6 +299,7 @@ def _compare(left: Any, op: str, right: Any) -> Any:
 
 # --- operators ----------------------------------------------------------------------------
 
+
 def _charged(result: Any) -> Any:
     """*result*, once what building it cost is spent (a string or container the operation made)."""
     spend(_built(result))
@@ -311,7 +327,11 @@ def _power(left: Any, right: Any) -> Any:
 
 
 def _add(left: Any, right: Any) -> Any:
-    if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)) and len(left) + len(right) > MAX_ITEMS:
+    if (
+        isinstance(left, (list, tuple))
+        and isinstance(right, (list, tuple))
+        and len(left) + len(right) > MAX_ITEMS
+    ):
         raise SecurityError(f"`+` builds more than {MAX_ITEMS:,} items")
     if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
         _fits(_measured(left, right), "`+`")
@@ -344,6 +364,7 @@ _BINOPS: dict[str, Callable[[Any, Any], Any]] = {"*": _multiply, "**": _power, "
 # --- filters ------------------------------------------------------------------------------
 # Each replaces a Jinja2 filter that can build a value much larger than its input; it checks
 # the size first, then calls the original.
+
 
 def _batch(value: Iterable, linecount: int, fill_with: Any = None) -> Any:
     if linecount > MAX_ITEMS:
@@ -402,8 +423,14 @@ def _tojson(eval_ctx, value: Any, indent: int | None = None) -> Any:
 
 
 @pass_environment
-def _wordwrap(environment, s: str, width: int = 79, break_long_words: bool = True,
-              wrapstring: str | None = None, break_on_hyphens: bool = True) -> str:
+def _wordwrap(
+    environment,
+    s: str,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    break_on_hyphens: bool = True,
+) -> str:
     text = str(s)
     lines = len(text) // max(width, 1) + text.count("\n") + 1
     _fits(len(text) + lines * len(wrapstring or "\n"), "wordwrap()")
@@ -415,8 +442,18 @@ def _replaced_size(s: str, old: str, new: str) -> int:
     return len(s) + hits * len(new)
 
 
-_CHECKED_FILTERS = {"batch": _batch, "center": _center, "format": _format, "indent": _indent, "join": _join,
-                    "replace": _replace, "slice": _slice, "sum": _sum, "tojson": _tojson, "wordwrap": _wordwrap}
+_CHECKED_FILTERS = {
+    "batch": _batch,
+    "center": _center,
+    "format": _format,
+    "indent": _indent,
+    "join": _join,
+    "replace": _replace,
+    "slice": _slice,
+    "sum": _sum,
+    "tojson": _tojson,
+    "wordwrap": _wordwrap,
+}
 
 
 # --- what filters and tests spend -----------------------------------------------------------
@@ -425,14 +462,42 @@ _CHECKED_FILTERS = {"batch": _batch, "center": _center, "format": _format, "inde
 # their input (one step), and the ones that walk it one level without comparing or printing
 # its items (its length). Sorting filters compare: their weight times log2 of the length.
 
-_FLAT_FILTERS = frozenset({"abs", "attr", "count", "d", "default", "filesizeformat", "first", "last", "length",
-                           "round"})
-_SHALLOW_FILTERS = frozenset({"batch", "items", "list", "map", "reject", "rejectattr", "reverse", "select",
-                              "selectattr", "slice", "sum"})
+_FLAT_FILTERS = frozenset(
+    {"abs", "attr", "count", "d", "default", "filesizeformat", "first", "last", "length", "round"}
+)
+_SHALLOW_FILTERS = frozenset(
+    {
+        "batch",
+        "items",
+        "list",
+        "map",
+        "reject",
+        "rejectattr",
+        "reverse",
+        "select",
+        "selectattr",
+        "slice",
+        "sum",
+    }
+)
 _SORTING_FILTERS = frozenset({"dictsort", "groupby", "sort"})
 _TEXT_FILTERS = frozenset({"pprint", "title", "urlencode", "urlize", "wordcount", "wordwrap"})
-_ITERATING_FILTERS = _SORTING_FILTERS | {"batch", "join", "list", "map", "max", "min", "reject", "rejectattr",
-                                         "reverse", "select", "selectattr", "slice", "sum", "unique"}
+_ITERATING_FILTERS = _SORTING_FILTERS | {
+    "batch",
+    "join",
+    "list",
+    "map",
+    "max",
+    "min",
+    "reject",
+    "rejectattr",
+    "reverse",
+    "select",
+    "selectattr",
+    "slice",
+    "sum",
+    "unique",
+}
 
 
 def _materialized(value: Any) -> Any:
@@ -445,14 +510,20 @@ def _metered(name: str, function: Callable) -> Callable:
     passes = getattr(function, "jinja_pass_arg", None) is not None
 
     if name in _FLAT_FILTERS:
+
         @wraps(function)
         def flat(*args: Any, **kwargs: Any) -> Any:
             spend()
             return function(*args, **kwargs)
+
         return flat
 
     first = 1 if passes else 0
-    shallow, sorting, iterating = name in _SHALLOW_FILTERS, name in _SORTING_FILTERS, name in _ITERATING_FILTERS
+    shallow, sorting, iterating = (
+        name in _SHALLOW_FILTERS,
+        name in _SORTING_FILTERS,
+        name in _ITERATING_FILTERS,
+    )
     factor = TEXT_FACTOR if name in _TEXT_FILTERS else 1
 
     @wraps(function)
@@ -462,22 +533,38 @@ def _metered(name: str, function: Callable) -> Callable:
         value = args[first]
         if iterating and isinstance(value, Iterator):
             value = _materialized(value)
-            args = (*args[:first], value, *args[first + 1:])
+            args = (*args[:first], value, *args[first + 1 :])
         current = _current()
         steps = 1 + (_shallow(value) if shallow else weight(value, current.steps))
         if sorting and isinstance(value, Collection):
             steps *= max(1, len(value).bit_length())
         steps *= factor
-        for other in (*args[first + 1:], *kwargs.values()):
+        for other in (*args[first + 1 :], *kwargs.values()):
             steps += weight(other, current.steps - steps)
         current.spend(steps)
         return _charged(function(*args, **kwargs))
+
     return run
 
 
-_OPERATOR_TESTS = {"eq": "eq", "equalto": "eq", "==": "eq", "ne": "ne", "!=": "ne", "lt": "lt", "lessthan": "lt",
-                   "<": "lt", "le": "lteq", "<=": "lteq", "gt": "gt", "greaterthan": "gt", ">": "gt", "ge": "gteq",
-                   ">=": "gteq", "in": "in"}
+_OPERATOR_TESTS = {
+    "eq": "eq",
+    "equalto": "eq",
+    "==": "eq",
+    "ne": "ne",
+    "!=": "ne",
+    "lt": "lt",
+    "lessthan": "lt",
+    "<": "lt",
+    "le": "lteq",
+    "<=": "lteq",
+    "gt": "gt",
+    "greaterthan": "gt",
+    ">": "gt",
+    "ge": "gteq",
+    ">=": "gteq",
+    "in": "in",
+}
 
 
 def _metered_test(name: str, function: Callable) -> Callable:
@@ -499,6 +586,7 @@ def _metered_test(name: str, function: Callable) -> Callable:
         else:
             spend()
         return function(*args, **kwargs)
+
     return run
 
 
@@ -594,8 +682,12 @@ def _check_nesting(tree: nodes.Node, name: str | None, filename: str | None) -> 
     if depth > MAX_NESTING:
         chain = isinstance(node, (nodes.BinExpr, nodes.Compare))
         advice = " (`a + b + ...` nests one level per operator: add many terms as a list, `[a, b, c]|sum`)"
-        raise TemplateTooComplex(f"expressions and statements nest more than {MAX_NESTING} levels deep"
-                                 f"{advice if chain else ''}", getattr(node, "lineno", None) or 1, name, filename)
+        raise TemplateTooComplex(
+            f"expressions and statements nest more than {MAX_NESTING} levels deep{advice if chain else ''}",
+            getattr(node, "lineno", None) or 1,
+            name,
+            filename,
+        )
 
 
 _OPENERS = frozenset({"for", "if", "macro", "call", "filter", "with", "block", "autoescape"})
@@ -612,15 +704,21 @@ def _bounded(tokens: Iterator[Token], name: str | None, filename: str | None) ->
         if kind in ("lparen", "lbracket", "lbrace"):
             brackets += 1
             if brackets > MAX_BRACKETS:
-                raise TemplateTooComplex(f"brackets nest more than {MAX_BRACKETS} deep", token.lineno, name, filename)
+                raise TemplateTooComplex(
+                    f"brackets nest more than {MAX_BRACKETS} deep", token.lineno, name, filename
+                )
         elif kind in ("rparen", "rbracket", "rbrace"):
             brackets -= 1
         elif tag and kind == "name":
             if token.value in _OPENERS:
                 blocks += 1
                 if blocks > MAX_BLOCKS:
-                    raise TemplateTooComplex(f"{{% {token.value} %}} and other blocks nest more than {MAX_BLOCKS} "
-                                             "deep", token.lineno, name, filename)
+                    raise TemplateTooComplex(
+                        f"{{% {token.value} %}} and other blocks nest more than {MAX_BLOCKS} deep",
+                        token.lineno,
+                        name,
+                        filename,
+                    )
             elif token.value in _CLOSERS:
                 blocks -= 1
         tag = kind == "block_begin"
@@ -640,11 +738,13 @@ def _describe(obj: Any) -> str:
 
 # --- the environment ----------------------------------------------------------------------
 
+
 class _Meter(NodeTransformer):
     """Route what Jinja runs as plain Python through the budget.
 
     Loops go through ``_loop``, ``~`` through ``_concat``, each printed ``{{ value }}``
-    through ``_output``, slices ``x[a:b]`` through ``_sliced``, and each comparison through ``_compare`` unless one side is a
+    through ``_output``, slices ``x[a:b]`` through ``_sliced``, and each comparison through ``_compare``
+    unless one side is a
     literal: ``data.total > 0`` or ``x in ['a', 'b']`` cost at most the literal's size and
     stay plain Python. A chain ``a < b < c`` becomes ``(a < b) and (b < c)``: the same
     short-circuit, with ``b`` evaluated again when the first part holds (templates have no
@@ -662,8 +762,12 @@ class _Meter(NodeTransformer):
 
     def visit_Output(self, node: nodes.Output) -> nodes.Output:
         self.generic_visit(node)
-        node.nodes = [child if isinstance(child, (nodes.TemplateData, nodes.Const)) else _filter(child, "meshctl_output")
-                      for child in node.nodes]
+        node.nodes = [
+            child
+            if isinstance(child, (nodes.TemplateData, nodes.Const))
+            else _filter(child, "meshctl_output")
+            for child in node.nodes
+        ]
         return node
 
     def visit_Getitem(self, node: nodes.Getitem) -> nodes.Expr:
@@ -671,7 +775,9 @@ class _Meter(NodeTransformer):
         if not isinstance(node.arg, nodes.Slice):
             return node  # `x[i]` goes through the sandbox's getitem
         bounds = (node.arg.start, node.arg.stop, node.arg.step)  # Jinja compiles a slice to plain Python
-        return _filter(node.node, "meshctl_slice", *(b or nodes.Const(None, lineno=node.lineno) for b in bounds))
+        return _filter(
+            node.node, "meshctl_slice", *(b or nodes.Const(None, lineno=node.lineno) for b in bounds)
+        )
 
     def visit_Compare(self, node: nodes.Compare) -> nodes.Expr:
         self.generic_visit(node)
@@ -691,7 +797,9 @@ def _filter(node: nodes.Expr, name: str, *args: nodes.Expr) -> nodes.Filter:
 
 def _comparison(left: nodes.Expr, operand: nodes.Operand) -> nodes.Expr:
     """``left OP operand``: plain Python when a literal bounds its cost, else metered by ``_compare``."""
-    bounded = _literal(operand.expr) if operand.op in ("in", "notin") else _literal(left) or _literal(operand.expr)
+    bounded = (
+        _literal(operand.expr) if operand.op in ("in", "notin") else _literal(left) or _literal(operand.expr)
+    )
     if bounded:
         return nodes.Compare(left, [operand], lineno=left.lineno)
     return _filter(left, "meshctl_compare", nodes.Const(operand.op, lineno=left.lineno), operand.expr)
@@ -705,7 +813,8 @@ def _literal(node: nodes.Expr) -> bool:
 
 
 class _MeteredCodeGenerator(CodeGenerator):
-    """Compiles templates with their loops, concatenations, output and comparisons metered (see :class:`_Meter`)."""
+    """Compiles templates with their loops, concatenations, output and comparisons metered (see
+    :class:`_Meter`)."""
 
     def visit_Template(self, node: nodes.Template, frame: Any = None) -> None:
         node = _Meter().visit(node)
@@ -713,24 +822,76 @@ class _MeteredCodeGenerator(CodeGenerator):
         super().visit_Template(node, frame)
 
 
-_SAFE_METHODS = frozenset({
-    # str: read or reshape text, never make it longer than `replace`/`join` allow (checked in `call`)
-    "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha", "isascii", "isdecimal",
-    "isdigit", "isidentifier", "islower", "isnumeric", "isprintable", "isspace", "istitle", "isupper", "join",
-    "lower", "lstrip", "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rpartition",
-    "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper",
-    # mappings, sequences and numbers: read only
-    "get", "items", "keys", "values", "bit_length", "is_integer",
-})
+_SAFE_METHODS = frozenset(
+    {
+        # str: read or reshape text, never make it longer than `replace`/`join` allow (checked in `call`)
+        "capitalize",
+        "casefold",
+        "count",
+        "endswith",
+        "find",
+        "index",
+        "isalnum",
+        "isalpha",
+        "isascii",
+        "isdecimal",
+        "isdigit",
+        "isidentifier",
+        "islower",
+        "isnumeric",
+        "isprintable",
+        "isspace",
+        "istitle",
+        "isupper",
+        "join",
+        "lower",
+        "lstrip",
+        "partition",
+        "removeprefix",
+        "removesuffix",
+        "replace",
+        "rfind",
+        "rindex",
+        "rpartition",
+        "rsplit",
+        "rstrip",
+        "split",
+        "splitlines",
+        "startswith",
+        "strip",
+        "swapcase",
+        "title",
+        "upper",
+        # mappings, sequences and numbers: read only
+        "get",
+        "items",
+        "keys",
+        "values",
+        "bit_length",
+        "is_integer",
+    }
+)
 _DATA = (str, bytes, int, float, list, tuple, dict, set, frozenset, range, MappingProxyType)
 # Code and types: nothing a template may read from or look into. A type's methods change any
 # instance given to them (`dict.clear(data)`), whatever path led to the type.
-_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
-           types.MethodDescriptorType, types.WrapperDescriptorType, types.MethodWrapperType,
-           types.ClassMethodDescriptorType, types.GetSetDescriptorType, types.MemberDescriptorType,
-           types.GenericAlias)
-_NESTING = (Macro, LoopContext, BlockReference)  # calls that run template code: macros, caller(), loop(), self.block()
-_LOOKUP_METHODS = frozenset({"get", "items", "keys", "values", "bit_length", "is_integer"})  # O(1) in their owner
+_OPAQUE = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodWrapperType,
+    types.ClassMethodDescriptorType,
+    types.GetSetDescriptorType,
+    types.MemberDescriptorType,
+    types.GenericAlias,
+)
+# calls that run template code: macros, caller(), loop(), self.block()
+_NESTING = (Macro, LoopContext, BlockReference)
+# O(1) in their owner
+_LOOKUP_METHODS = frozenset({"get", "items", "keys", "values", "bit_length", "is_integer"})
 
 
 class MeshSandbox(ImmutableSandboxedEnvironment):
@@ -777,20 +938,27 @@ class MeshSandbox(ImmutableSandboxedEnvironment):
         if isinstance(obj, _NESTING):
             return self._call_nested(context, obj, args, kwargs)
         if not (id(obj) in _CALLABLE or isinstance(owner, LoopContext) or isinstance(obj, Undefined)):
-            raise SecurityError(f"templates cannot call {_describe(obj)}: they read their input and cannot change it")
-        spend(LOOKUP_STEPS + sum(map(_shallow, args)) + sum(map(_shallow, kwargs.values())))  # dict(), namespace() copy one level
+            raise SecurityError(
+                f"templates cannot call {_describe(obj)}: they read their input and cannot change it"
+            )
+        # dict(), namespace() copy one level
+        spend(LOOKUP_STEPS + sum(map(_shallow, args)) + sum(map(_shallow, kwargs.values())))
         return _charged(super().call(context, obj, *args, **kwargs))
 
     def _call_method(self, context: Any, method: Any, owner: Any, args: tuple, kwargs: dict) -> Any:
         """``owner.name(...)``: reads its arguments, and all of *owner* unless it is an O(1) lookup."""
         name = getattr(method, "__name__", "")
         if name not in _SAFE_METHODS:  # reached some other way than an attribute lookup (which checks it too)
-            raise SecurityError(f"templates cannot call {type(owner).__name__}.{name}(): "
-                                "they read their input and cannot change it")
+            raise SecurityError(
+                f"templates cannot call {type(owner).__name__}.{name}(): "
+                "they read their input and cannot change it"
+            )
         if isinstance(owner, str) and name == "join" and len(args) == 1:
             args = (list(args[0]),)
         read = (*args, *kwargs.values())
-        charge(*read, base=LOOKUP_STEPS) if name in _LOOKUP_METHODS else charge(owner, *read, base=LOOKUP_STEPS)
+        charge(*read, base=LOOKUP_STEPS) if name in _LOOKUP_METHODS else charge(
+            owner, *read, base=LOOKUP_STEPS
+        )
         if isinstance(owner, str) and name == "join" and len(args) == 1:
             _fits(size(args[0]) + len(owner) * len(args[0]), "join()")
         elif isinstance(owner, str) and name == "replace" and len(args) >= 2:
@@ -798,12 +966,15 @@ class MeshSandbox(ImmutableSandboxedEnvironment):
         return _charged(super().call(context, method, *args, **kwargs))
 
     def _call_nested(self, context: Any, obj: Any, args: tuple, kwargs: dict) -> Any:
-        """A macro, ``caller()``, recursive ``loop()`` or ``self.block()`` call: CALL_STEPS, at most MAX_DEPTH deep,
+        """A macro, ``caller()``, recursive ``loop()`` or ``self.block()`` call: CALL_STEPS, at most MAX_DEPTH
+        deep,
         its output charged."""
         current = _current()
         current.spend(CALL_STEPS)
         if current.depth >= MAX_DEPTH:
-            raise SecurityError(f"the template nests macro, block or recursive-loop calls more than {MAX_DEPTH} deep")
+            raise SecurityError(
+                f"the template nests macro, block or recursive-loop calls more than {MAX_DEPTH} deep"
+            )
         current.depth += 1
         try:
             output = super().call(context, obj, *args, **kwargs)
@@ -819,19 +990,23 @@ class MeshSandbox(ImmutableSandboxedEnvironment):
 
     # --- compiling: every way Jinja or Python can run out of stack is a TemplateTooComplex
 
-    def _tokenize(self, source: str, name: str | None, filename: str | None = None,
-                  state: str | None = None) -> TokenStream:
+    def _tokenize(
+        self, source: str, name: str | None, filename: str | None = None, state: str | None = None
+    ) -> TokenStream:
         """Jinja's own, with the limits checked token by token (this sandbox has no extensions to apply)."""
         lexer = self.lexer
-        tokens = lexer.wrap(lexer.tokeniter(self.preprocess(source, name, filename), name, filename, state),
-                            name, filename)
+        tokens = lexer.wrap(
+            lexer.tokeniter(self.preprocess(source, name, filename), name, filename, state), name, filename
+        )
         return TokenStream(_bounded(tokens, name, filename), name, filename)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         try:
             tree = super()._parse(source, name, filename)
         except (RecursionError, MemoryError) as exc:
-            raise TemplateTooComplex(f"too complex to parse ({type(exc).__name__})", 1, name, filename) from None
+            raise TemplateTooComplex(
+                f"too complex to parse ({type(exc).__name__})", 1, name, filename
+            ) from None
         _check_nesting(tree, name, filename)  # before anything walks the tree recursively
         return tree
 
@@ -841,21 +1016,26 @@ class MeshSandbox(ImmutableSandboxedEnvironment):
         except (RecursionError, MemoryError) as exc:
             raise TemplateTooComplex(f"too complex to parse ({type(exc).__name__})", 1) from None
 
-    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
-                  defer_init: bool = False) -> str:
+    def _generate(
+        self, source: nodes.Template, name: str | None, filename: str | None, defer_init: bool = False
+    ) -> str:
         _check_nesting(source, name, filename)  # compile_expression() parses without _parse
         try:
             return super()._generate(source, name, filename, defer_init)
         except (RecursionError, MemoryError) as exc:
-            raise TemplateTooComplex(f"too complex to compile ({type(exc).__name__})", 1, name, filename) from None
+            raise TemplateTooComplex(
+                f"too complex to compile ({type(exc).__name__})", 1, name, filename
+            ) from None
 
     def _compile(self, source: str, filename: str) -> types.CodeType:
         try:
             return super()._compile(source, filename)
-        except (SyntaxError, RecursionError, MemoryError) as exc:  # Python's limits on the code Jinja generated
+        # Python's limits on the code Jinja generated
+        except (SyntaxError, RecursionError, MemoryError) as exc:
             reason = exc.msg if isinstance(exc, SyntaxError) else type(exc).__name__
-            raise TemplateTooComplex(f"too complex to compile ({reason}: nest fewer loops, blocks or brackets)",
-                                     1) from None
+            raise TemplateTooComplex(
+                f"too complex to compile ({reason}: nest fewer loops, blocks or brackets)", 1
+            ) from None
 
 
 @lru_cache(maxsize=1)
@@ -864,9 +1044,17 @@ def environment() -> MeshSandbox:
     env = MeshSandbox(undefined=StrictUndefined, autoescape=False)
     env.globals = dict(_GLOBALS)
     # `random` is left out: a run must give the same result every time (the seed drives jitter only)
-    env.filters = {name: _metered(name, _CHECKED_FILTERS.get(name, function)) for name, function in env.filters.items()
-                   if name != "random"}
+    env.filters = {
+        name: _metered(name, _CHECKED_FILTERS.get(name, function))
+        for name, function in env.filters.items()
+        if name != "random"
+    }
     env.tests = {name: _metered_test(name, function) for name, function in env.tests.items()}
-    env.filters.update(meshctl_loop=_loop, meshctl_concat=_concat, meshctl_output=_output, meshctl_compare=_compare,
-                       meshctl_slice=_sliced)
+    env.filters.update(
+        meshctl_loop=_loop,
+        meshctl_concat=_concat,
+        meshctl_output=_output,
+        meshctl_compare=_compare,
+        meshctl_slice=_sliced,
+    )
     return env

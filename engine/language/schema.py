@@ -91,7 +91,11 @@ def check_document(doc: Document) -> list[Diagnostic]:
         return [Diagnostic(doc.loc, "wrong-type", f"a document must be a mapping, not {_json_type(doc.data)}",
                            hint="start the document with apiVersion, kind, metadata and spec")]
     validator = _validator_for(doc.data)
-    found = [] if _fast_check(validator)(doc.data) else schema_diagnostics(validator.iter_errors(doc.data), doc.smap)
+    found = (
+        []
+        if _fast_check(validator)(doc.data)
+        else schema_diagnostics(validator.iter_errors(doc.data), doc.smap)
+    )
     if not found and doc.data.get("kind") == "EventType" and "schema" in doc.data.get("spec", {}):
         found += check_data_schema(doc.data.get("spec", {})["schema"], doc.smap, ("spec", "schema"))
     return found
@@ -131,8 +135,14 @@ def _data_schema_problems(schema: Any, smap: SourceMap, prefix: tuple) -> list[D
         found.append(Diagnostic(smap.at(path), "bad-event-schema", f"invalid JSON Schema: {err.message}"))
     for path, ref in _refs(schema, prefix):
         if not ref.startswith("#"):
-            found.append(Diagnostic(smap.at(path), "remote-ref", f"{path[-1]} {ref!r} leaves the document",
-                                    hint="only local references ('#/$defs/...') are followed; inline the schema"))
+            found.append(
+                Diagnostic(
+                    smap.at(path),
+                    "remote-ref",
+                    f"{path[-1]} {ref!r} leaves the document",
+                    hint="only local references ('#/$defs/...') are followed; inline the schema",
+                )
+            )
     return found
 
 
@@ -166,20 +176,40 @@ def first_data_error(validator: Draft202012Validator, data: Any) -> tuple[tuple,
     return None if error is None else (tuple(error.absolute_path), error.message)
 
 
-__all__ = ["API_VERSION", "check_document", "check_data_schema", "data_validator", "dsl_schema", "first_data_error", "kinds",
-           "offline_registry", "schema_diagnostics", "schema_text", "Unresolvable"]
+__all__ = [
+    "API_VERSION",
+    "check_document",
+    "check_data_schema",
+    "data_validator",
+    "dsl_schema",
+    "first_data_error",
+    "kinds",
+    "offline_registry",
+    "schema_diagnostics",
+    "schema_text",
+    "Unresolvable",
+]
 
 
 # --- turning jsonschema errors into diagnostics ---------------------------------------------
+
 
 def schema_diagnostics(errors: Iterable[ValidationError], smap: SourceMap) -> list[Diagnostic]:
     """One diagnostic per problem: a required key that is missing because it was misspelt
     (``subscriptons:``) is told once, as the unknown key with its did-you-mean."""
     leaves = [leaf for error in errors for leaf in _leaves(error)]
-    misspelt = {(tuple(e.absolute_path), meant) for e in leaves if e.validator == "additionalProperties"
-                for _, meant in _misspellings(e)}
-    return [d for e in leaves if not (e.validator == "required" and (tuple(e.absolute_path), _missing(e)) in misspelt)
-            for d in _translated(e, smap)]
+    misspelt = {
+        (tuple(e.absolute_path), meant)
+        for e in leaves
+        if e.validator == "additionalProperties"
+        for _, meant in _misspellings(e)
+    }
+    return [
+        d
+        for e in leaves
+        if not (e.validator == "required" and (tuple(e.absolute_path), _missing(e)) in misspelt)
+        for d in _translated(e, smap)
+    ]
 
 
 def _leaves(error: ValidationError) -> Iterator[ValidationError]:
@@ -247,9 +277,15 @@ def _unknown_keys(error, smap) -> list[Diagnostic]:
     where = _dotted(path)
     allowed = sorted(error.schema.get("properties", {}))
     place = f" in {where}" if where else ""
-    return [Diagnostic(smap.key((*path, extra)), "unknown-key", f"unknown key {extra!r}{place}",
-                       hint=f"did you mean {meant!r}?" if meant else f"allowed keys: {', '.join(allowed)}")
-            for extra, meant in _misspellings(error)]
+    return [
+        Diagnostic(
+            smap.key((*path, extra)),
+            "unknown-key",
+            f"unknown key {extra!r}{place}",
+            hint=f"did you mean {meant!r}?" if meant else f"allowed keys: {', '.join(allowed)}",
+        )
+        for extra, meant in _misspellings(error)
+    ]
 
 
 def _missing(error: ValidationError) -> str:
@@ -268,9 +304,12 @@ def _missing_key(error, path, where, smap) -> Diagnostic:
 def _wrong_type(error, path, where, smap) -> Diagnostic:
     expected = error.validator_value
     expected = " or ".join(expected) if isinstance(expected, list) else expected
-    return Diagnostic(smap.at(path), "wrong-type",
-                      f"{where or 'document'} must be {_article(expected)}, not {_json_type(error.instance)}",
-                      hint=_describe(error))
+    return Diagnostic(
+        smap.at(path),
+        "wrong-type",
+        f"{where or 'document'} must be {_article(expected)}, not {_json_type(error.instance)}",
+        hint=_describe(error),
+    )
 
 
 def _no_alternative(error, path, where, smap) -> Diagnostic:
@@ -279,14 +318,20 @@ def _no_alternative(error, path, where, smap) -> Diagnostic:
     kinds: list[str] = []
     for inner in error.context or ():
         if _type_mismatch(inner, depth):
-            for kind in inner.validator_value if isinstance(inner.validator_value, list) else [inner.validator_value]:
+            for kind in (
+                inner.validator_value if isinstance(inner.validator_value, list) else [inner.validator_value]
+            ):
                 if kind not in kinds:
                     kinds.append(kind)
     if not kinds:
         return _generic(error, path, where, smap)
-    return Diagnostic(smap.at(path), "wrong-type",
-                      f"{where or 'document'} must be {' or '.join(_article(k) for k in kinds)}, "
-                      f"not {_json_type(error.instance)}", hint=_describe(error))
+    return Diagnostic(
+        smap.at(path),
+        "wrong-type",
+        f"{where or 'document'} must be {' or '.join(_article(k) for k in kinds)}, "
+        f"not {_json_type(error.instance)}",
+        hint=_describe(error),
+    )
 
 
 def _bad_choice(error, path, where, smap) -> Diagnostic:
@@ -296,17 +341,27 @@ def _bad_choice(error, path, where, smap) -> Diagnostic:
         hint = f"did you mean {near[0]!r}?" if near else f"kinds are: {', '.join(choices)}"
         return Diagnostic(smap.at(path), "unknown-kind", f"unknown kind {error.instance!r}", hint=hint)
     if path == ("apiVersion",):
-        return Diagnostic(smap.at(path), "bad-api-version", f"apiVersion {error.instance!r} is not supported",
-                          hint=f"use apiVersion: {API_VERSION}")
+        return Diagnostic(
+            smap.at(path),
+            "bad-api-version",
+            f"apiVersion {error.instance!r} is not supported",
+            hint=f"use apiVersion: {API_VERSION}",
+        )
     near = difflib.get_close_matches(str(error.instance), [str(c) for c in choices], n=1)
     listed = ", ".join(json.dumps(c) for c in choices)
     hint = f"did you mean {near[0]!r}?" if near else None
-    return Diagnostic(smap.at(path), "bad-value", f"{where}: {json.dumps(error.instance)} is not one of {listed}", hint=hint)
+    return Diagnostic(
+        smap.at(path), "bad-value", f"{where}: {json.dumps(error.instance)} is not one of {listed}", hint=hint
+    )
 
 
 def _bad_pattern(error, path, where, smap) -> Diagnostic:
-    return Diagnostic(smap.at(path), "bad-value", f"{where}: {json.dumps(error.instance)} is not allowed here",
-                      hint=_describe(error) or f"must match {error.validator_value}")
+    return Diagnostic(
+        smap.at(path),
+        "bad-value",
+        f"{where}: {json.dumps(error.instance)} is not allowed here",
+        hint=_describe(error) or f"must match {error.validator_value}",
+    )
 
 
 def _generic(error, path, where, smap) -> Diagnostic:
@@ -339,11 +394,25 @@ def _dotted(path: tuple) -> str:
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _article(word: str) -> str:
-    names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
-             "number": "a number", "boolean": "a boolean", "null": "null"}
+    names = {
+        "object": "a mapping",
+        "array": "a list",
+        "string": "a string",
+        "integer": "an integer",
+        "number": "a number",
+        "boolean": "a boolean",
+        "null": "null",
+    }
     return names.get(word, word)

@@ -61,7 +61,8 @@ except ImportError:  # pure Python, same events; never fall back to an unsafe lo
     _EVENTS = (Reader, Scanner, Parser)
 
 
-FAST_NESTING = 1000  # the C composer recurses: use it only when nesting provably stays far below libyaml's crash
+# the C composer recurses: use it only when nesting provably stays far below libyaml's crash
+FAST_NESTING = 1000
 
 
 class _CStrictLoader(*((_Parser,) if _Parser else ()), SafeConstructor, Resolver):
@@ -110,7 +111,11 @@ class _StrictLoader(Composer, *_EVENTS, SafeConstructor, Resolver):
 
 
 _StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    first: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _StrictLoader.add_implicit_resolver(
@@ -161,7 +166,8 @@ def _line_bound(text: str) -> int:
     return max(bound, opens + 2 * indent + inline + 2)
 
 
-_ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # str.splitlines breaks there, re's ^ does not
+# str.splitlines breaks there, re's ^ does not
+_ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _DOCUMENT_START = re.compile(r"^(?=---|\.\.\.)", re.M)
 _INDENT = re.compile(r"^ +", re.M)
 
@@ -254,15 +260,22 @@ class Document:
     index: int  # 0-based position among the file's documents
 
 
-def read_text(path: str, display: str, limits: Limits = DEFAULT_LIMITS,
-              regular_only: bool = False) -> tuple[str | None, list[Diagnostic]]:
+def read_text(
+    path: str, display: str, limits: Limits = DEFAULT_LIMITS, regular_only: bool = False
+) -> tuple[str | None, list[Diagnostic]]:
     """Read a file as UTF-8 text, refusing oversize files and non-text bytes with a location.
 
     With *regular_only* (mesh and test files), anything but a regular file (a FIFO, a socket,
     a device) is refused unread: reading a FIFO nobody writes to would wait for ever.
     """
-    not_a_file = [Diagnostic(Location(display), "not-a-file", "not a regular file (a FIFO, socket or device)",
-                             hint="a mesh is made of regular YAML files: remove or rename this entry")]
+    not_a_file = [
+        Diagnostic(
+            Location(display),
+            "not-a-file",
+            "not a regular file (a FIFO, socket or device)",
+            hint="a mesh is made of regular YAML files: remove or rename this entry",
+        )
+    ]
     try:
         if regular_only and not stat.S_ISREG(os.stat(path).st_mode):  # a socket cannot even be opened
             return None, not_a_file
@@ -273,28 +286,44 @@ def read_text(path: str, display: str, limits: Limits = DEFAULT_LIMITS,
                 return None, not_a_file
             raw = fh.read(limits.max_bytes + 1)
     except OSError as exc:
-        return None, [Diagnostic(Location(display), "unreadable-file", f"cannot read file: {exc.strerror or exc}")]
+        return None, [
+            Diagnostic(Location(display), "unreadable-file", f"cannot read file: {exc.strerror or exc}")
+        ]
     return decode_text(raw, display, limits)
 
 
-def decode_text(raw: bytes, display: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str | None, list[Diagnostic]]:
-    """*raw* (at most ``max_bytes + 1`` bytes of a file or stream) as text, or the located reason it is not."""
+def decode_text(
+    raw: bytes, display: str, limits: Limits = DEFAULT_LIMITS
+) -> tuple[str | None, list[Diagnostic]]:
+    """*raw* (at most ``max_bytes + 1`` bytes of a file or stream) as text, or the located reason it is
+    not."""
     if len(raw) > limits.max_bytes:
-        return None, [Diagnostic(Location(display, 1, 1), "file-too-large",
-                                 f"file is larger than the {limits.max_bytes // (1024 * 1024)} MiB limit",
-                                 hint="split the mesh into several files in one directory")]
+        return None, [
+            Diagnostic(
+                Location(display, 1, 1),
+                "file-too-large",
+                f"file is larger than the {limits.max_bytes // (1024 * 1024)} MiB limit",
+                hint="split the mesh into several files in one directory",
+            )
+        ]
     try:
         return raw.decode("utf-8-sig"), []
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        return None, [Diagnostic(Location(display, line, col), "not-text",
-                                 f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
-                                 hint="mesh files and event files must be UTF-8 YAML or JSON")]
+        return None, [
+            Diagnostic(
+                Location(display, line, col),
+                "not-text",
+                f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                hint="mesh files and event files must be UTF-8 YAML or JSON",
+            )
+        ]
 
 
-def load_documents(text: str, filename: str, limits: Limits = DEFAULT_LIMITS,
-                   finite_numbers: bool = False) -> tuple[list[Document], list[Diagnostic]]:
+def load_documents(
+    text: str, filename: str, limits: Limits = DEFAULT_LIMITS, finite_numbers: bool = False
+) -> tuple[list[Document], list[Diagnostic]]:
     """Parse every document of *text*; return those that loaded and the problems found.
 
     Never raises for any input: every PyYAML exception (syntax errors, but also the
@@ -311,47 +340,70 @@ def load_documents(text: str, filename: str, limits: Limits = DEFAULT_LIMITS,
         index = 0
         while loader.check_node():
             node = loader.get_node()
-            document = None if _is_empty(node) else _fast_document(loader, node, index, limits, finite_numbers)
+            document = (
+                None if _is_empty(node) else _fast_document(loader, node, index, limits, finite_numbers)
+            )
             if document is not None:
                 documents.append(document)
                 index += 1
                 continue
-            problems = list(_check_tree(node, limits, finite_numbers))  # nesting too, for the C composer's documents
+            # nesting too, for the C composer's documents
+            problems = list(_check_tree(node, limits, finite_numbers))
             if problems:
                 diagnostics += problems
             elif not _is_empty(node):
                 documents.append(_construct(loader, node, index, diagnostics))
             index += 1
     except _TooDeep as exc:
-        diagnostics.append(Diagnostic(Location.from_mark(exc.mark), "too-deep",
-                                      f"nesting is deeper than the limit of {limits.max_depth} levels"))
+        diagnostics.append(
+            Diagnostic(
+                Location.from_mark(exc.mark),
+                "too-deep",
+                f"nesting is deeper than the limit of {limits.max_depth} levels",
+            )
+        )
     except yaml.MarkedYAMLError as exc:
         diagnostics.append(_syntax_diagnostic(exc, filename))
     except yaml.YAMLError as exc:  # ReaderError: a forbidden character, with a character position
         diagnostics.append(_reader_diagnostic(exc, text, filename))
     except (RecursionError, MemoryError) as exc:
-        diagnostics.append(Diagnostic(Location(filename, 1, 1), "too-complex",
-                                      f"document is too complex to load ({type(exc).__name__})"))
+        diagnostics.append(
+            Diagnostic(
+                Location(filename, 1, 1),
+                "too-complex",
+                f"document is too complex to load ({type(exc).__name__})",
+            )
+        )
     finally:
         if loader is not None:
             loader.dispose()
     documents = [d for d in documents if d is not None]
     if not documents and not diagnostics:
-        diagnostics.append(Diagnostic(Location(filename, 1, 1), "empty-file", "file holds no YAML document",
-                                      hint="add a document (apiVersion, kind, metadata, spec) or remove the file"))
+        diagnostics.append(
+            Diagnostic(
+                Location(filename, 1, 1),
+                "empty-file",
+                "file holds no YAML document",
+                hint="add a document (apiVersion, kind, metadata, spec) or remove the file",
+            )
+        )
     return documents, diagnostics
 
 
 _STR, _MAP, _SEQ = ("tag:yaml.org,2002:" + t for t in ("str", "map", "seq"))
-_SCALARS = {tag: SafeConstructor.yaml_constructors[tag]
-            for tag in ("tag:yaml.org,2002:" + t for t in ("int", "float", "bool", "null"))}
+_SCALARS = {
+    tag: SafeConstructor.yaml_constructors[tag]
+    for tag in ("tag:yaml.org,2002:" + t for t in ("int", "float", "bool", "null"))
+}
 
 
 class _Irregular(Exception):
     """The document needs the careful path: a problem to report, an alias, a merge key, an odd tag."""
 
 
-def _fast_document(loader, root: yaml.Node, index: int, limits: Limits, finite_numbers: bool) -> Document | None:
+def _fast_document(
+    loader, root: yaml.Node, index: int, limits: Limits, finite_numbers: bool
+) -> Document | None:
     """The common case in one walk: a plain tree of safe values, within the limits.
 
     Builds the same data PyYAML's constructor would, and a :class:`NodeMap` that finds
@@ -383,13 +435,17 @@ def _fast_document(loader, root: yaml.Node, index: int, limits: Limits, finite_n
                 if type(key) is not yaml.ScalarNode or key.tag != _STR or key.value in out:
                     raise _Irregular  # merge keys, non-string and duplicate keys
                 # strings inline: most nodes are, and a call per node is a third of the walk
-                out[key.value] = item.value if item.tag == _STR and type(item) is yaml.ScalarNode else value(item, depth)
+                out[key.value] = (
+                    item.value if item.tag == _STR and type(item) is yaml.ScalarNode else value(item, depth)
+                )
             count += 2 * len(items)
             return out
         if kind is yaml.SequenceNode and node.tag == _SEQ:
             count += len(items)
-            return [item.value if item.tag == _STR and type(item) is yaml.ScalarNode else value(item, depth)
-                    for item in items]
+            return [
+                item.value if item.tag == _STR and type(item) is yaml.ScalarNode else value(item, depth)
+                for item in items
+            ]
         raise _Irregular
 
     try:
@@ -427,8 +483,12 @@ def _number_problem(node: yaml.ScalarNode) -> Diagnostic | None:
         digits = node.value.lstrip("+-").replace("_", "")
         if not (digits.isascii() and digits.isdigit()):
             shown = node.tag.replace("tag:yaml.org,2002:", "!!")
-            return Diagnostic(Location.from_mark(node.start_mark), "bad-value",
-                              f"cannot read {written!r} as {shown}: {exc}", hint="write the plain value")
+            return Diagnostic(
+                Location.from_mark(node.start_mark),
+                "bad-value",
+                f"cannot read {written!r} as {shown}: {exc}",
+                hint="write the plain value",
+            )
         value = math.inf  # a decimal integer past Python's 4,300-digit conversion limit
     if _finite(value):
         return None
@@ -438,16 +498,25 @@ def _number_problem(node: yaml.ScalarNode) -> Diagnostic | None:
         what = f"{written!r} is infinite"
     else:
         what = f"{written!r} is out of range: numbers lie within ±1.8e308"
-    return Diagnostic(Location.from_mark(node.start_mark), "non-finite-number", f"number {what}",
-                      hint="numbers must be finite; to mean 'no limit' leave the key out "
-                           "(Mesh retention takes `forever`)")
+    return Diagnostic(
+        Location.from_mark(node.start_mark),
+        "non-finite-number",
+        f"number {what}",
+        hint="numbers must be finite; to mean 'no limit' leave the key out (Mesh retention takes `forever`)",
+    )
 
 
 def _is_empty(node: yaml.Node) -> bool:
-    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null" and node.value in ("", "~", "null")
+    return (
+        isinstance(node, yaml.ScalarNode)
+        and node.tag == "tag:yaml.org,2002:null"
+        and node.value in ("", "~", "null")
+    )
 
 
-def _construct(loader: _StrictLoader, node: yaml.Node, index: int, diagnostics: list[Diagnostic]) -> Document | None:
+def _construct(
+    loader: _StrictLoader, node: yaml.Node, index: int, diagnostics: list[Diagnostic]
+) -> Document | None:
     smap = _index(node)
     try:
         data = loader.construct_document(node)
@@ -471,26 +540,39 @@ def _check_tree(root: yaml.Node, limits: Limits, finite_numbers: bool = False) -
             on_path.discard(ident)
             sizes[ident] = 1 + sum(sizes[id(child)] for child in _children(node))
             if sizes[ident] > limits.max_nodes:
-                yield Diagnostic(Location.from_mark(node.start_mark), "alias-bomb",
-                                 f"aliases expand this document past {limits.max_nodes:,} nodes",
-                                 hint="anchors and aliases may share values, not multiply them")
+                yield Diagnostic(
+                    Location.from_mark(node.start_mark),
+                    "alias-bomb",
+                    f"aliases expand this document past {limits.max_nodes:,} nodes",
+                    hint="anchors and aliases may share values, not multiply them",
+                )
                 return
             continue
         if ident in sizes:
             continue
         if depth > limits.max_depth:
-            yield Diagnostic(Location.from_mark(node.start_mark), "too-deep",
-                             f"nesting is deeper than the limit of {limits.max_depth} levels")
+            yield Diagnostic(
+                Location.from_mark(node.start_mark),
+                "too-deep",
+                f"nesting is deeper than the limit of {limits.max_depth} levels",
+            )
             return
         if ident in on_path:
-            yield Diagnostic(Location.from_mark(node.start_mark), "recursive-alias",
-                             "an alias refers to a node that contains it")
+            yield Diagnostic(
+                Location.from_mark(node.start_mark),
+                "recursive-alias",
+                "an alias refers to a node that contains it",
+            )
             return
         if node.tag not in SAFE_TAGS:
             code = "unsafe-tag" if "python/" in node.tag else "unsupported-tag"
             shown = node.tag.replace("tag:yaml.org,2002:", "!!")
-            yield Diagnostic(Location.from_mark(node.start_mark), code, f"tag {shown!r} is not allowed",
-                             hint="only plain YAML values (strings, numbers, booleans, null, maps, lists) are accepted")
+            yield Diagnostic(
+                Location.from_mark(node.start_mark),
+                code,
+                f"tag {shown!r} is not allowed",
+                hint="only plain YAML values (strings, numbers, booleans, null, maps, lists) are accepted",
+            )
             return
         if isinstance(node, yaml.MappingNode):
             yield from _check_keys(node)
@@ -509,14 +591,21 @@ def _check_keys(node: yaml.MappingNode) -> Iterator[Diagnostic]:
         if key.tag == "tag:yaml.org,2002:merge":
             continue
         if not (isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str"):
-            yield Diagnostic(Location.from_mark(key.start_mark), "non-string-key",
-                             "mapping keys must be strings", hint="quote the key")
+            yield Diagnostic(
+                Location.from_mark(key.start_mark),
+                "non-string-key",
+                "mapping keys must be strings",
+                hint="quote the key",
+            )
         elif key.value in first:
             original = Location.from_mark(first[key.value].start_mark)
-            yield Diagnostic(Location.from_mark(key.start_mark), "duplicate-key",
-                             f"duplicate key {key.value!r} (first defined at line {original.line})",
-                             hint="remove one of them; YAML would silently keep only the last",
-                             notes=(Note(original, "first defined here"),))
+            yield Diagnostic(
+                Location.from_mark(key.start_mark),
+                "duplicate-key",
+                f"duplicate key {key.value!r} (first defined at line {original.line})",
+                hint="remove one of them; YAML would silently keep only the last",
+                notes=(Note(original, "first defined here"),),
+            )
         else:
             first[key.value] = key
 
@@ -553,7 +642,7 @@ def _entries(node: yaml.MappingNode) -> list[tuple[str, yaml.Node, yaml.Node]]:
     for k, v in node.value:
         if k.tag != "tag:yaml.org,2002:merge":
             continue
-        for source in (v.value if isinstance(v, yaml.SequenceNode) else [v]):
+        for source in v.value if isinstance(v, yaml.SequenceNode) else [v]:
             if not isinstance(source, yaml.MappingNode):
                 continue
             for name, key, value in _entries(source):
@@ -570,7 +659,11 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, filename: str) -> Diagnostic:
     if exc.context and exc.problem:
         message = f"{exc.problem} ({exc.context})"
     notes = ()
-    if exc.context_mark is not None and exc.problem_mark is not None and exc.context_mark.line != exc.problem_mark.line:
+    if (
+        exc.context_mark is not None
+        and exc.problem_mark is not None
+        and exc.context_mark.line != exc.problem_mark.line
+    ):
         notes = (Note(Location.from_mark(exc.context_mark), exc.context or "started here"),)
     return Diagnostic(loc, "yaml-syntax", message, notes=notes)
 
@@ -581,5 +674,9 @@ def _reader_diagnostic(exc: yaml.YAMLError, text: str, filename: str) -> Diagnos
     col = position - (text.rfind("\n", 0, position) + 1) + 1
     char = getattr(exc, "character", None)
     what = f"character U+{char:04X}" if isinstance(char, int) else "character"
-    return Diagnostic(Location(filename, line, col), "not-text", f"unacceptable {what} in YAML text",
-                      hint="mesh files must be printable UTF-8 text")
+    return Diagnostic(
+        Location(filename, line, col),
+        "not-text",
+        f"unacceptable {what} in YAML text",
+        hint="mesh files must be printable UTF-8 text",
+    )

@@ -16,8 +16,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterator
 
 import jinja2
@@ -29,7 +29,6 @@ from .model import TemplateString, TemplateValue
 from .sandbox import (
     GLOBAL_NAMES,
     MAX_OUTPUT,
-    TemplateTooComplex,
     budget,
     environment,
     shape,
@@ -101,7 +100,8 @@ def _lookup(field: FieldRead, slow: Callable[[Mapping], Any]) -> Callable[[Mappi
 _LITERAL = r"""-?\d+(?:\.\d+)?|'[^'\\]*'|"[^"\\]*"|[Tt]rue|[Ff]alse|[Nn]one"""
 _DEFAULTED = re.compile(rf"^\s*(?P<path>{_DOTTED})\s*\|\s*default"
                         rf"\s*\(\s*(?:{_LITERAL})\s*\)\s*$")
-_SHORT = 10_000  # a string this long costs a render far less than its budget: the fast path cannot hide a refusal
+# a string this long costs a render far less than its budget: the fast path cannot hide a refusal
+_SHORT = 10_000
 
 
 def _present_or(field: FieldRead, slow: Callable[[Mapping], Any]) -> Callable[[Mapping], Any]:
@@ -246,7 +246,8 @@ def _mapping(parts: list[tuple[Any, Render, FieldRead | None]]) -> Render:
             if root is not None:
                 node = _walk(ctx, root, rest)
                 kind = type(node)
-                if kind in _PLAIN_TYPES or (kind is str and len(node) <= (_SHORT if defaulted else MAX_OUTPUT)):
+                longest = _SHORT if defaulted else MAX_OUTPUT
+                if kind in _PLAIN_TYPES or (kind is str and len(node) <= longest):
                     out[key] = node
                     continue
                 if not defaulted and (kind is list or kind is dict):
@@ -257,6 +258,7 @@ def _mapping(parts: list[tuple[Any, Render, FieldRead | None]]) -> Render:
                         pass  # the part refuses it as a RenderError at its location
             out[key] = part(ctx)
         return out
+
     return render_mapping
 
 
@@ -269,11 +271,13 @@ def _guarded(render: Callable[[Mapping], Any], loc: Location) -> Callable[[Mappi
             raise
         except Exception as exc:  # jinja2 raises many types (UndefinedError, SecurityError, TypeError...)
             raise RenderError(_explain(exc), loc) from exc
+
     return run
 
 
 def _explain(exc: Exception) -> str:
-    if isinstance(exc, RecursionError):  # Python's wording depends on where the limit was hit; the cause does not
+    # Python's wording depends on where the limit was hit; the cause does not
+    if isinstance(exc, RecursionError):
         return "RecursionError: a value or a call is nested too deeply to render"
     return f"{type(exc).__name__}: {exc}"
 
@@ -339,7 +343,9 @@ def _parsed(text: str) -> nodes.Template | TemplateSyntaxError:
         return exc
     loads = next(tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)), None)
     if loads is not None:  # the sandbox has no loader: say so at validate time, not at run time
-        return TemplateSyntaxError("a template cannot load other templates (extends, include, import)", loads.lineno)
+        return TemplateSyntaxError(
+            "a template cannot load other templates (extends, include, import)", loads.lineno
+        )
     unknown = _unknown_name(tree)
     if unknown is None and any(name in text for name in GLOBAL_NAMES):
         unknown = _global_attribute(tree)
@@ -354,7 +360,9 @@ def _unknown_name(tree: nodes.Template) -> TemplateSyntaxError | None:
         known = env.filters if isinstance(node, nodes.Filter) else env.tests
         if node.name not in known:
             what = "filter" if isinstance(node, nodes.Filter) else "test"
-            close = difflib.get_close_matches(node.name, [n for n in known if not n.startswith("meshctl_")], n=1)
+            close = difflib.get_close_matches(
+                node.name, [n for n in known if not n.startswith("meshctl_")], n=1
+            )
             hint = f"; did you mean {close[0]!r}?" if close else ""
             if node.name == "random":
                 hint = ": runs are deterministic, so templates have no randomness"
@@ -364,15 +372,19 @@ def _unknown_name(tree: nodes.Template) -> TemplateSyntaxError | None:
 
 def _global_attribute(tree: nodes.Template) -> TemplateSyntaxError | None:
     """``dict.clear(data)``, ``range['x']``, ``namespace|attr('y')``: the globals are functions with nothing
-    to read in them (the runtime refuses it too); said at validate time, unless the template reuses the name."""
+    to read in them (the runtime refuses it too); said at validate time, unless the template reuses the
+    name."""
     own = {n.name for n in tree.find_all(nodes.Name) if n.ctx != "load"}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
         if isinstance(node, nodes.Filter) and node.name != "attr":
             continue
         inner = node.node
         if isinstance(inner, nodes.Name) and inner.name in GLOBAL_NAMES and inner.name not in own:
-            return TemplateSyntaxError(f"{inner.name!r} is a function that builds a new value: it has no attributes "
-                                       "or items, and templates cannot change their input", node.lineno)
+            return TemplateSyntaxError(
+                f"{inner.name!r} is a function that builds a new value: it has no attributes "
+                "or items, and templates cannot change their input",
+                node.lineno,
+            )
     return None
 
 
@@ -380,9 +392,45 @@ _LONG_CHAIN = 32  # parts of a `{{ a.b.c }}` chain past which it is parsed, for 
 
 _PLAIN = re.compile(rf"(?:[^{{}}]|\{{\{{[ \t]*{_DOTTED}[ \t]*\}}\}})*")
 _FIELD = re.compile(rf"\{{\{{[ \t]*({_DOTTED})[ \t]*\}}\}}")
-_WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "true", "false",
-                    "none", "True", "False", "None", "recursive", "with", "without", "import", "from", "as", "set",
-                    "block", "extends", "include", "macro", "call", "filter", "raw", "pass", "loop", "self", "super"})
+_WORDS = frozenset(
+    {
+        "and",
+        "or",
+        "not",
+        "in",
+        "is",
+        "if",
+        "else",
+        "elif",
+        "endif",
+        "for",
+        "endfor",
+        "true",
+        "false",
+        "none",
+        "True",
+        "False",
+        "None",
+        "recursive",
+        "with",
+        "without",
+        "import",
+        "from",
+        "as",
+        "set",
+        "block",
+        "extends",
+        "include",
+        "macro",
+        "call",
+        "filter",
+        "raw",
+        "pass",
+        "loop",
+        "self",
+        "super",
+    }
+)
 
 
 def _plain_chains(text: str) -> list[tuple[str, FieldPath]] | None:
@@ -440,7 +488,9 @@ def referenced_fields(text: str, fast: bool = True) -> list[tuple[str, FieldPath
             return []
         chains = list(_chains(tree))
     chains = list(dict.fromkeys(chains))
-    return [c for c in chains if not any(o != c and o[0] == c[0] and o[1][: len(c[1])] == c[1] for o in chains)]
+    return [
+        c for c in chains if not any(o != c and o[0] == c[0] and o[1][: len(c[1])] == c[1] for o in chains)
+    ]
 
 
 def _chains(node: nodes.Node) -> Iterator[tuple[str, FieldPath]]:

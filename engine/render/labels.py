@@ -91,7 +91,9 @@ class _Buckets:
         return n
 
 
-def place_labels(paths: Sequence[Sequence[Point]], widths: Sequence[float], obstacles: Sequence[Rect]) -> list[Point]:
+def place_labels(
+    paths: Sequence[Sequence[Point]], widths: Sequence[float], obstacles: Sequence[Rect]
+) -> list[Point]:
     """A centre for each edge's label (``widths[i]`` 0: no label; its first gap crossing anyway).
 
     Cost of a spot: 1000 per box or placed label it covers, 3 per sampled point of another

@@ -381,7 +381,8 @@ def layered_layout(
     """
     sp, groups = spacing, dict(groups or {})
     unit_of, units = _units(nodes, sizes, groups, sp)
-    pairs = [(unit_of[e.dst], unit_of[e.src]) if e.backward else (unit_of[e.src], unit_of[e.dst]) for e in edges]
+    pairs = [(unit_of[e.dst], unit_of[e.src]) if e.backward else (unit_of[e.src], unit_of[e.dst])
+             for e in edges]
     g = _dag(list(units), pairs, frozenset(unit_of[n] for n in first))
     layer = _layers(g)
     plans = _plans(edges, unit_of, layer)
@@ -427,8 +428,10 @@ def _draw(grid: _Grid, plans: list[_Plan], edges, sizes, sp: Spacing) -> Layout:
     paths = _spread_ports([router.route(p) for p in plans], plans, boxes)
     obstacles = [(b.x, b.y, b.w, b.h) for b in boxes.values()] + [(p.x, p.y, p.w, p.h) for p in pieces]
     labels = place_labels(paths, [e.label_width for e in edges], obstacles)
-    routes = [Route(tuple(pts), at, p.kind in ("back", "lane", "inner"), p.kind == "self")
-              for p, pts, at in zip(plans, paths, labels)]
+    routes = [
+        Route(tuple(pts), at, p.kind in ("back", "lane", "inner"), p.kind == "self")
+        for p, pts, at in zip(plans, paths, labels)
+    ]
     return _normalised(boxes, routes, pieces, sp)
 
 
@@ -446,7 +449,9 @@ def _spread_ports(paths: list[list[Point]], plans: list[_Plan], boxes) -> list[l
             b = boxes[node]
             end = pts[0] if at_start else pts[-1]
             far = next((q[1] for q in (pts if at_start else pts[::-1]) if q[1] != end[1]), end[1])
-            ends.setdefault((node, end[0] > b.x + b.w / 2), []).append((far, p.kind != "forward", i, at_start))
+            ends.setdefault((node, end[0] > b.x + b.w / 2), []).append(
+                (far, p.kind != "forward", i, at_start)
+            )
     for (node, _), items in ends.items():
         if len(items) < 2:
             continue
@@ -492,7 +497,10 @@ def _columns(grid: _Grid, plans, edges, verticals, sp: Spacing) -> tuple[list[fl
             gi = min(grid.layer[grid.unit_of[p.src]], grid.layer[grid.unit_of[p.dst]])
             gaps[gi] = max(gaps[gi], e.label_width + 28)
     for gi, runs in verticals.items():
-        gaps[gi] = max(gaps.get(gi, 0.0), 2 * sp.stub + sp.lane_gap * len(runs) + (24 if 0 <= gi < len(widths) - 1 else 0))
+        gaps[gi] = max(
+            gaps.get(gi, 0.0),
+            2 * sp.stub + sp.lane_gap * len(runs) + (24 if 0 <= gi < len(widths) - 1 else 0),
+        )
     lefts, x = [], sp.margin + gaps.get(-1, 0.0)
     for i, w in enumerate(widths):
         lefts.append(x)
@@ -508,7 +516,9 @@ class _Router:
         self.slot = {(gi, i): k for gi, runs in verticals.items() for k, i in enumerate(runs)}
         self.index = 0
         tops = [b.y for b in boxes.values()] + [grid.y[u] - grid.height(u) / 2 for r in grid.rows for u in r]
-        bottoms = [b.y + b.h for b in boxes.values()] + [grid.y[u] + grid.height(u) / 2 for r in grid.rows for u in r]
+        bottoms = [b.y + b.h for b in boxes.values()] + [
+            grid.y[u] + grid.height(u) / 2 for r in grid.rows for u in r
+        ]
         self.top, self.bottom = min(tops, default=0.0), max(bottoms, default=0.0)
         self.lanes: dict[str, list[list[tuple[float, float]]]] = {"top": [], "bottom": []}
 
@@ -519,13 +529,22 @@ class _Router:
         i, self.index = self.index, self.index + 1
         s, d = self.boxes[plan.src], self.boxes[plan.dst]
         if plan.kind == "self":
-            return [(s.x + s.w * 0.7, s.y), (s.x + s.w * 0.7, s.y - 26), (s.x + s.w * 0.3, s.y - 26), (s.x + s.w * 0.3, s.y)]
+            return [
+                (s.x + s.w * 0.7, s.y),
+                (s.x + s.w * 0.7, s.y - 26),
+                (s.x + s.w * 0.3, s.y - 26),
+                (s.x + s.w * 0.3, s.y),
+            ]
         if plan.kind == "forward":
             return self._forward(plan, s, d)
         if plan.kind == "back":  # one gap back: below the centre line, clear of a forward twin
             shift = min(10.0, s.h / 2 - 4, d.h / 2 - 4)
-            return [(s.x, s.cy + shift), (self.lefts[s.layer], s.cy + shift),
-                    (self.right(d.layer) + self.sp.stub, d.cy + shift), (d.x + d.w, d.cy + shift)]
+            return [
+                (s.x, s.cy + shift),
+                (self.lefts[s.layer], s.cy + shift),
+                (self.right(d.layer) + self.sp.stub, d.cy + shift),
+                (d.x + d.w, d.cy + shift),
+            ]
         x_out = self.right(s.layer) + self.sp.stub + self.sp.lane_gap * self.slot[(s.layer, i)]
         if plan.kind == "inner":
             return [(s.x + s.w, s.cy), (x_out, s.cy), (x_out, d.cy), (d.x + d.w, d.cy)]
@@ -563,13 +582,30 @@ def _normalised(boxes, routes, pieces, sp: Spacing) -> Layout:
     top += [r.label_at[1] - 8 for r in routes]
     dx = sp.margin - min(xs, default=0.0)
     dy = sp.margin - min(top, default=0.0)
+
     def mv(p):
         return (round(p[0] + dx, 1), round(p[1] + dy, 1))
+
     boxes = {n: Box(n, round(b.x + dx, 1), round(b.y + dy, 1), b.w, b.h, b.layer) for n, b in boxes.items()}
-    routes = tuple(Route(tuple(mv(p) for p in r.points), mv(r.label_at), r.reversed, r.self_loop) for r in routes)
+    routes = tuple(
+        Route(tuple(mv(p) for p in r.points), mv(r.label_at), r.reversed, r.self_loop) for r in routes
+    )
     pieces = tuple(GroupBox(p.name, round(p.x + dx, 1), round(p.y + dy, 1), p.w, p.h) for p in pieces)
-    right = [b.x + b.w for b in boxes.values()] + [p.x + p.w for p in pieces] + [p[0] for r in routes for p in r.points]
-    bottom = [b.y + b.h for b in boxes.values()] + [p.y + p.h for p in pieces] + [p[1] for r in routes for p in r.points]
+    right = (
+        [b.x + b.w for b in boxes.values()]
+        + [p.x + p.w for p in pieces]
+        + [p[0] for r in routes for p in r.points]
+    )
+    bottom = (
+        [b.y + b.h for b in boxes.values()]
+        + [p.y + p.h for p in pieces]
+        + [p[1] for r in routes for p in r.points]
+    )
     bottom += [r.label_at[1] + 8 for r in routes]
-    return Layout(boxes, routes, pieces, round(max(right, default=0) + sp.margin, 1),
-                  round(max(bottom, default=0) + sp.margin, 1))
+    return Layout(
+        boxes,
+        routes,
+        pieces,
+        round(max(right, default=0) + sp.margin, 1),
+        round(max(bottom, default=0) + sp.margin, 1),
+    )

@@ -79,7 +79,11 @@ def _link_styles(view: RenderView) -> list[str]:
 def mermaid_context(view: RenderView) -> dict:
     ids = mermaid_ids(view)
     groups = [
-        {"id": f"grp_{i}", "label": mermaid_escape(name), "nodes": [_declaration(n, ids[n.id]) for n in members]}
+        {
+            "id": f"grp_{i}",
+            "label": mermaid_escape(name),
+            "nodes": [_declaration(n, ids[n.id]) for n in members],
+        }
         for i, (name, members) in enumerate(view.groups().items(), start=1)
     ]
     on_cycle = list(dict.fromkeys(ids[x] for e in view.edges if e.marked for x in (e.src, e.dst)))

@@ -129,7 +129,8 @@ def _header_width(label: str, sub: str) -> float:
 def column_positions(view: TraceView) -> tuple[list[float], float, float]:
     """Lifeline x positions, the canvas width and the header box widths' maximum."""
     index = {p.id: i for i, p in enumerate(view.participants)}
-    widths = [_header_width(p.label, HEADER_KIND.get(p.kind, HEADER_KIND["other"])[1]) for p in view.participants]
+    widths = [_header_width(p.label, HEADER_KIND.get(p.kind, HEADER_KIND["other"])[1])
+              for p in view.participants]
     n = len(widths)
     gaps = [max(MIN_GAP, (widths[i] + widths[i + 1]) / 2 + 24) for i in range(n - 1)]
     right = widths[-1] / 2 + 24
@@ -172,7 +173,12 @@ def _legend(view: TraceView) -> list[dict]:
             entry = {"kind": "line", "stroke": colour, "width": width, "dash": dash, "text": text}
         else:
             fill, stroke, _, text = NOTE_STYLE.get(style, DEFAULT_NOTE)
-            entry = {"kind": "pill" if style in PILLS else "note", "fill": fill, "stroke": stroke, "text": text}
+            entry = {
+                "kind": "pill" if style in PILLS else "note",
+                "fill": fill,
+                "stroke": stroke,
+                "text": text,
+            }
         if entry["text"] and entry["text"] not in seen:
             seen.add(entry["text"])
             entries.append(entry)
@@ -197,8 +203,19 @@ def _headers(view: TraceView, xs: list[float], y: float) -> list[dict]:
         w = _header_width(p.label, sub)
         shape = node_shape(ViewNode(p.id, p.label, kind), _r(x - w / 2), y, w, HEADER_H)
         label_y, sub_y = (y + 25, y + 38) if kind == "dlq" else (y + 20, y + 35)
-        out.append({"id": p.id, "kind": p.kind, "shape": shape, "x": x, "label": p.label, "sub": sub,
-                    "label_y": _r(label_y), "sub_y": _r(sub_y), "stroke": shape["stroke"]})
+        out.append(
+            {
+                "id": p.id,
+                "kind": p.kind,
+                "shape": shape,
+                "x": x,
+                "label": p.label,
+                "sub": sub,
+                "label_y": _r(label_y),
+                "sub_y": _r(sub_y),
+                "stroke": shape["stroke"],
+            }
+        )
     return out
 
 
@@ -210,30 +227,67 @@ def _item(item: TraceItem, xs: dict[str, float], y: float) -> dict:
     colour, width, dash, _ = LINE_STYLE.get(item.style, DEFAULT_LINE)
     fill, stroke, ink, _ = NOTE_STYLE.get(item.style, DEFAULT_NOTE)
     mark = MARKS.get(item.mark)
-    out = {"item": item, "y": axis, "halo": BANDS.get(item.style, "#ffffff"), "colour": colour, "width": width, "dash": dash, "fill": fill,
-           "stroke": stroke, "ink": ink, "mark": mark, "title": f"#{item.seq} {item.detail}".strip()}
+    out = {
+        "item": item,
+        "y": axis,
+        "halo": BANDS.get(item.style, "#ffffff"),
+        "colour": colour,
+        "width": width,
+        "dash": dash,
+        "fill": fill,
+        "stroke": stroke,
+        "ink": ink,
+        "mark": mark,
+        "title": f"#{item.seq} {item.detail}".strip(),
+    }
     if item.shape == "arrow":
         left_to_right = x1 >= x0
         end = x1 - 1 if left_to_right else x1 + 1
         out |= {"kind": "arrow", "x1": x0, "x2": _r(end), "tx": _r((x0 + x1) / 2), "ty": _r(axis - 6)}
     elif item.shape == "self":
-        d = (f"M{x0},{_r(axis - LOOP_H / 2)} H{_r(x0 + LOOP_W)} V{_r(axis + LOOP_H / 2)} H{_r(x0 + 2)}")
+        d = f"M{x0},{_r(axis - LOOP_H / 2)} H{_r(x0 + LOOP_W)} V{_r(axis + LOOP_H / 2)} H{_r(x0 + 2)}"
         out |= {"kind": "loop", "d": d, "tx": _r(x0 + LOOP_W + 8), "ty": _r(axis + 4)}
     elif item.shape == "ingest":
         w = _note_width(item)
         px = _r(x0 - 18 - w)
-        out |= {"kind": "pill", "px": px, "pw": _r(w), "py": _r(axis - 9), "ph": 18.0,
-                "tx": _r(px + w / 2), "ty": _r(axis + 3.6), "x1": _r(px + w), "x2": _r(x0 - 1)}
+        out |= {
+            "kind": "pill",
+            "px": px,
+            "pw": _r(w),
+            "py": _r(axis - 9),
+            "ph": 18.0,
+            "tx": _r(px + w / 2),
+            "ty": _r(axis + 3.6),
+            "x1": _r(px + w),
+            "x2": _r(x0 - 1),
+        }
     elif item.style == "emit":
         w = _note_width(item)
         px = _r(x0 + 18)
-        out |= {"kind": "pill", "px": px, "pw": _r(w), "py": _r(axis - 9), "ph": 18.0,
-                "tx": _r(px + w / 2), "ty": _r(axis + 3.6), "x1": x0, "x2": _r(px - 1)}
+        out |= {
+            "kind": "pill",
+            "px": px,
+            "pw": _r(w),
+            "py": _r(axis - 9),
+            "ph": 18.0,
+            "tx": _r(px + w / 2),
+            "ty": _r(axis + 3.6),
+            "x1": x0,
+            "x2": _r(px - 1),
+        }
     else:
         w = _note_width(item)
         px = _r(x0 - 10)
-        out |= {"kind": "note", "px": px, "pw": _r(w), "py": _r(axis - 10), "ph": 20.0,
-                "tx": _r(px + 8), "ty": _r(axis + 3.6), "dashed": item.style == "unknown"}
+        out |= {
+            "kind": "note",
+            "px": px,
+            "pw": _r(w),
+            "py": _r(axis - 10),
+            "ph": 20.0,
+            "tx": _r(px + 8),
+            "ty": _r(axis + 3.6),
+            "dashed": item.style == "unknown",
+        }
     return out
 
 
@@ -279,8 +333,13 @@ def svg_context(view: TraceView, links: bool = False) -> dict:
     rows, times, bands, jumps = [], [], [], []
     for item in view.items:
         if item.jump:
-            jumps.append({"y": _r(y + JUMP_H / 2), "text": f"≈ {item.jump} later (time compressed)",
-                          "zigzag": _zigzag(GUTTER - 4, width - 12, _r(y + JUMP_H / 2))})
+            jumps.append(
+                {
+                    "y": _r(y + JUMP_H / 2),
+                    "text": f"≈ {item.jump} later (time compressed)",
+                    "zigzag": _zigzag(GUTTER - 4, width - 12, _r(y + JUMP_H / 2)),
+                }
+            )
             y += JUMP_H
         h = ROW_H.get(item.shape, 30.0)
         row = _item(item, at, y)
@@ -292,16 +351,34 @@ def svg_context(view: TraceView, links: bool = False) -> dict:
         y += h
     more = None
     if view.hidden:
-        more = {"x": xs[0] - 40, "y": _r(y + 4), "w": _r(xs[-1] - xs[0] + 80), "h": 26.0, "cx": _r((xs[0] + xs[-1]) / 2),
-                "text": f"… {view.hidden} more record{'s' if view.hidden != 1 else ''} (see table)"}
+        more = {
+            "x": xs[0] - 40,
+            "y": _r(y + 4),
+            "w": _r(xs[-1] - xs[0] + 80),
+            "h": 26.0,
+            "cx": _r((xs[0] + xs[-1]) / 2),
+            "text": f"… {view.hidden} more record{'s' if view.hidden != 1 else ''} (see table)",
+        }
         y += 36
     bottom = _r(y + 12)
     colours = sorted({(r["colour"]) for r in rows if r["kind"] in ("arrow", "loop")} | {"#3d6fa8"})
     return {
-        "view": view, "font": FONT, "width": _r(width), "height": _r(bottom + HEADER_H + 20),
-        "legend": legend, "heads": _headers(view, xs, _r(top)), "feet": _headers(view, xs, bottom),
-        "life_top": _r(top + HEADER_H), "life_bottom": bottom, "rows": rows, "times": times, "bands": bands,
-        "more": more, "markers": [(c.lstrip("#"), c) for c in colours], "links": links, "gutter": GUTTER,
+        "view": view,
+        "font": FONT,
+        "width": _r(width),
+        "height": _r(bottom + HEADER_H + 20),
+        "legend": legend,
+        "heads": _headers(view, xs, _r(top)),
+        "feet": _headers(view, xs, bottom),
+        "life_top": _r(top + HEADER_H),
+        "life_bottom": bottom,
+        "rows": rows,
+        "times": times,
+        "bands": bands,
+        "more": more,
+        "markers": [(c.lstrip("#"), c) for c in colours],
+        "links": links,
+        "gutter": GUTTER,
         "jumps": jumps,
     }
 
@@ -373,21 +450,56 @@ def page_data(view: TraceView) -> dict:
         kind, sub = HEADER_KIND.get(p.kind, HEADER_KIND["other"])
         fill, stroke, _ = NODE_STYLE[kind]
         lanes.append([p.label, p.kind, sub, fill, stroke])
-    rows = [[seq, ms, text(r.kind), text(r.event), text(r.where),
-             [text(field) for field in r.details.split(DETAILS_SEP)] if r.details else [], text(r.root), text(r.run)]
-            for r, (seq, ms) in zip(view.rows, _deltas(view.rows))]
+    rows = [
+        [
+            seq,
+            ms,
+            text(r.kind),
+            text(r.event),
+            text(r.where),
+            [text(field) for field in r.details.split(DETAILS_SEP)] if r.details else [],
+            text(r.root),
+            text(r.run),
+        ]
+        for r, (seq, ms) in zip(view.rows, _deltas(view.rows))
+    ]
     items, last = [], 0
     for i in view.all_items:
-        items.append([i.index - last, text(i.shape), text(i.style), lane_of[i.src], lane_of[i.dst], text(i.label),
-                      text(i.mark)])
+        items.append(
+            [
+                i.index - last,
+                text(i.shape),
+                text(i.style),
+                lane_of[i.src],
+                lane_of[i.dst],
+                text(i.label),
+                text(i.mark),
+            ]
+        )
         last = i.index
     config = {
-        "font": FONT, "label": LABEL, "gutter": GUTTER, "headerH": HEADER_H, "rowH": ROW_H, "loopW": LOOP_W,
-        "loopH": LOOP_H, "minGap": MIN_GAP, "maxGap": MAX_GAP, "jumpH": JUMP_H, "compressAfter": COMPRESS_AFTER,
-        "pageItems": PAGE_ITEMS, "pageRows": PAGE_ROWS, "detailsSep": DETAILS_SEP,
-        "line": {k: list(v[:3]) for k, v in LINE_STYLE.items()}, "defaultLine": list(DEFAULT_LINE[:3]),
-        "note": {k: list(v[:3]) for k, v in NOTE_STYLE.items()}, "defaultNote": list(DEFAULT_NOTE[:3]),
-        "pills": sorted(PILLS), "bands": BANDS, "marks": MARKS, "tones": TONES,
+        "font": FONT,
+        "label": LABEL,
+        "gutter": GUTTER,
+        "headerH": HEADER_H,
+        "rowH": ROW_H,
+        "loopW": LOOP_W,
+        "loopH": LOOP_H,
+        "minGap": MIN_GAP,
+        "maxGap": MAX_GAP,
+        "jumpH": JUMP_H,
+        "compressAfter": COMPRESS_AFTER,
+        "pageItems": PAGE_ITEMS,
+        "pageRows": PAGE_ROWS,
+        "detailsSep": DETAILS_SEP,
+        "line": {k: list(v[:3]) for k, v in LINE_STYLE.items()},
+        "defaultLine": list(DEFAULT_LINE[:3]),
+        "note": {k: list(v[:3]) for k, v in NOTE_STYLE.items()},
+        "defaultNote": list(DEFAULT_NOTE[:3]),
+        "pills": sorted(PILLS),
+        "bands": BANDS,
+        "marks": MARKS,
+        "tones": TONES,
     }
     return {"strings": text.texts(), "rows": rows, "items": items, "lanes": lanes, "config": config}
 
@@ -402,6 +514,14 @@ def render_trace_html(view: TraceView) -> str:
     """A self-contained page: the diagram and the table of records, drawn by a small inline
     script from the records embedded once as JSON (a page of items and of rows at a time),
     with filters, search, zoom and pan; no network, no external resources."""
-    return render_template("trace.html.j2", xml=True, view=view, data=_script_json(page_data(view)),
-                           legend=_legend(replace(view, items=view.all_items)), page_items=PAGE_ITEMS,
-                           page_rows=PAGE_ROWS, total_items=len(view.all_items), compress=COMPRESS_AFTER)
+    return render_template(
+        "trace.html.j2",
+        xml=True,
+        view=view,
+        data=_script_json(page_data(view)),
+        legend=_legend(replace(view, items=view.all_items)),
+        page_items=PAGE_ITEMS,
+        page_rows=PAGE_ROWS,
+        total_items=len(view.all_items),
+        compress=COMPRESS_AFTER,
+    )

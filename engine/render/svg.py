@@ -37,7 +37,11 @@ def _badges_width(badges: tuple[str, ...]) -> float:
 
 def node_size(node: ViewNode) -> tuple[float, float]:
     """Width from the longest line (label, sublabel or badge row); height from the line count."""
-    widths = [text_width(node.label, LABEL, bold=True), text_width(node.sublabel, SUB), _badges_width(node.badges)]
+    widths = [
+        text_width(node.label, LABEL, bold=True),
+        text_width(node.sublabel, SUB),
+        _badges_width(node.badges),
+    ]
     pad = 40 if node.kind in ("event", "trigger", "success", "failure", "route") else 24
     h = 30 + (15 if node.sublabel else 0) + (18 if node.badges else 0) + (10 if node.kind == "dlq" else 0)
     return max(96.0, round(max(widths) + pad)), float(h)
@@ -54,8 +58,10 @@ def node_shape(node: ViewNode, x: float, y: float, w: float, h: float) -> dict:
         return shape | {"path": body, "rim": rim}
     if node.kind == "route":
         c = 9
-        d = (f"M{x + c},{y} H{x + w - c} L{x + w},{y + c} V{y + h - c} L{x + w - c},{y + h}"
-             f" H{x + c} L{x},{y + h - c} V{y + c} z")
+        d = (
+            f"M{x + c},{y} H{x + w - c} L{x + w},{y + c} V{y + h - c} L{x + w - c},{y + h}"
+            f" H{x + c} L{x},{y + h - c} V{y + c} z"
+        )
         return shape | {"path": d}
     rx = h / 2 if node.kind in ("event", "trigger", "success", "failure") else 7
     return shape | {"rect": (x, y, w, h, min(rx, 16)), "double": node.kind == "orchestration"}
@@ -74,8 +80,14 @@ def _node_context(node: ViewNode, box) -> dict:
         cw = text_width(badge, BADGE) + 12
         chips.append({"x": round(cx, 1), "y": chip_y, "w": round(cw, 1), "text": badge})
         cx += cw + 4
-    return {"id": node.id, "kind": node.kind, "shape": node_shape(node, x, y, w, h), "lines": lines,
-            "chips": chips, "title": node_title(node)}
+    return {
+        "id": node.id,
+        "kind": node.kind,
+        "shape": node_shape(node, x, y, w, h),
+        "lines": lines,
+        "chips": chips,
+        "title": node_title(node),
+    }
 
 
 def node_title(node: ViewNode) -> str:
@@ -120,17 +132,33 @@ def _edge_context(edge: ViewEdge, route: Route, labels: dict[str, str]) -> dict:
         lw = text_width(edge.label, EDGE) + 8
         lx, ly = route.label_at
         label = {"x": lx, "y": ly, "w": round(lw, 1), "text": edge.label}
-    return {"d": path_d(route), "colour": colour, "width": width, "dash": dash, "marked": edge.marked,
-            "marker": _marker_id(colour), "label": label, "kind": edge.kind, "title": edge_title(edge, labels)}
+    return {
+        "d": path_d(route),
+        "colour": colour,
+        "width": width,
+        "dash": dash,
+        "marked": edge.marked,
+        "marker": _marker_id(colour),
+        "label": label,
+        "kind": edge.kind,
+        "title": edge_title(edge, labels),
+    }
 
 
 def layout_view(view: RenderView) -> Layout:
     """Lay out *view* with node sizes from the label text and room for edge labels."""
     sizes = {n.id: node_size(n) for n in view.nodes}
-    edges = [EdgeSpec(e.src, e.dst, e.kind in BACKWARD_KINDS, text_width(e.label, EDGE) + 8 if e.label else 0.0)
-             for e in view.edges]
-    return layered_layout([n.id for n in view.nodes], sizes, edges, {n.id: n.group for n in view.nodes},
-                          first=[n.id for n in view.nodes if n.entry])
+    edges = [
+        EdgeSpec(e.src, e.dst, e.kind in BACKWARD_KINDS, text_width(e.label, EDGE) + 8 if e.label else 0.0)
+        for e in view.edges
+    ]
+    return layered_layout(
+        [n.id for n in view.nodes],
+        sizes,
+        edges,
+        {n.id: n.group for n in view.nodes},
+        first=[n.id for n in view.nodes if n.entry],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +191,9 @@ def _legend_items(view: RenderView) -> list[_LegendItem]:
     return items
 
 
-def _place_legend(items: list[_LegendItem], x0: float, y0: float, max_width: float) -> tuple[list[dict], float]:
+def _place_legend(
+    items: list[_LegendItem], x0: float, y0: float, max_width: float
+) -> tuple[list[dict], float]:
     """Flow legend entries left to right, wrapping at *max_width*; return them and the bottom y."""
     placed, x, y = [], x0, y0
     for item in items:
@@ -189,9 +219,16 @@ def svg_context(view: RenderView, headed: bool = True) -> dict:
     edges = [_edge_context(e, r, labels) for e, r in zip(view.edges, lay.routes)]
     markers = sorted({(e["marker"], e["colour"]) for e in edges} | {(_marker_id(CYCLE[0]), CYCLE[0])})
     return {
-        "view": view, "headed": headed, "font": FONT, "width": round(width, 1), "height": round(legend_bottom + 8 + lay.height, 1),
-        "offset": legend_bottom + 8, "legend": legend, "markers": markers,
-        "groups": lay.groups, "edges": sorted(edges, key=lambda e: e["marked"]),
+        "view": view,
+        "headed": headed,
+        "font": FONT,
+        "width": round(width, 1),
+        "height": round(legend_bottom + 8 + lay.height, 1),
+        "offset": legend_bottom + 8,
+        "legend": legend,
+        "markers": markers,
+        "groups": lay.groups,
+        "edges": sorted(edges, key=lambda e: e["marked"]),
         "nodes": [_node_context(by_id[n], b) for n, b in lay.boxes.items()],
     }
 

@@ -78,11 +78,21 @@ def schema_fields(schema: Any) -> str:
 
 def _event_types(mesh: m.Mesh) -> tuple[Table, ...]:
     rows = [
-        Row((et.name, et.key or "", "yes" if et.external else "", schema_fields(et.schema), et.description or ""),
-            location(et.loc, mesh.root))
+        Row(
+            (
+                et.name,
+                et.key or "",
+                "yes" if et.external else "",
+                schema_fields(et.schema),
+                et.description or "",
+            ),
+            location(et.loc, mesh.root),
+        )
         for et in mesh.event_types.values()
     ]
-    return _table("Event types", ("type", "key", "external", "schema fields (* required)", "description"), rows)
+    return _table(
+        "Event types", ("type", "key", "external", "schema fields (* required)", "description"), rows
+    )
 
 
 def _targets(route: m.Route) -> str:
@@ -97,8 +107,19 @@ def _routes(mesh: m.Mesh) -> tuple[Table, ...]:
         if route.when is not None:
             match = (match + " when " if match else "when ") + route.when.text
         out = route.transform.type.name if route.transform and route.transform.type else ""
-        rows.append(Row((route.name, _names(route.sources), match, out, _targets(route),
-                         policy_text(mesh, route.delivery)), location(route.loc, mesh.root)))
+        rows.append(
+            Row(
+                (
+                    route.name,
+                    _names(route.sources),
+                    match,
+                    out,
+                    _targets(route),
+                    policy_text(mesh, route.delivery),
+                ),
+                location(route.loc, mesh.root),
+            )
+        )
     return _table("Routes", ("route", "from", "match", "transform to", "to", "delivery"), rows)
 
 
@@ -120,9 +141,21 @@ def _services(mesh: m.Mesh) -> tuple[Table, ...]:
             if sub.when is not None:
                 on += f" when {sub.when.text}"
             emits = _names(sub.emits) or ", ".join(
-                a.type.name for a in sub.actions if isinstance(a, m.EmitAction))
-            rows.append(Row((svc.name, sub.name, on, actions_summary(sub.actions), emits,
-                             policy_text(mesh, sub.delivery)), location(sub.loc, mesh.root)))
+                a.type.name for a in sub.actions if isinstance(a, m.EmitAction)
+            )
+            rows.append(
+                Row(
+                    (
+                        svc.name,
+                        sub.name,
+                        on,
+                        actions_summary(sub.actions),
+                        emits,
+                        policy_text(mesh, sub.delivery),
+                    ),
+                    location(sub.loc, mesh.root),
+                )
+            )
     return _table("Services", ("service", "subscription", "on", "does", "emits", "delivery"), rows)
 
 
@@ -145,8 +178,13 @@ def _step_rows(mesh: m.Mesh, orch: m.Orchestration, with_name: bool) -> list[Row
             flags.append("retry " + policy_text(mesh, step.retry))
         if step.timeout is not None:
             flags.append(f"timeout {step.timeout:g}s")
-        cells = (step.id, _names(step.needs) or "(start)", actions_summary(step.actions),
-                 "; ".join(flags), actions_summary(step.compensate))
+        cells = (
+            step.id,
+            _names(step.needs) or "(start)",
+            actions_summary(step.actions),
+            "; ".join(flags),
+            actions_summary(step.compensate),
+        )
         rows.append(Row(((orch.name,) if with_name else ()) + cells, location(step.loc, mesh.root)))
     return rows
 
@@ -154,13 +192,23 @@ def _step_rows(mesh: m.Mesh, orch: m.Orchestration, with_name: bool) -> list[Row
 def orchestration_tables(mesh: m.Mesh, orch: m.Orchestration) -> tuple[Table, ...]:
     """The orchestration's trigger, outcomes and steps."""
     trig = orch.trigger
-    rows = [Row(("trigger", trig.on.name + (" " + _compact(trig.match.value) if trig.match else "")
-                 + (f" when {trig.when.text}" if trig.when else "")), location(trig.loc, mesh.root))]
-    rows += [Row((key, actions_summary(acts) or "(nothing)"), location(acts[0].loc, mesh.root) if acts else "")
-             for key, acts in (("on_success", orch.on_success), ("on_failure", orch.on_failure))]
-    return (
-        _table("Orchestration", ("part", "what"), rows)
-        + _table("Steps", ("step", "needs", "does", "flags", "compensate"), _step_rows(mesh, orch, False))
+    rows = [
+        Row(
+            (
+                "trigger",
+                trig.on.name
+                + (" " + _compact(trig.match.value) if trig.match else "")
+                + (f" when {trig.when.text}" if trig.when else ""),
+            ),
+            location(trig.loc, mesh.root),
+        )
+    ]
+    rows += [
+        Row((key, actions_summary(acts) or "(nothing)"), location(acts[0].loc, mesh.root) if acts else "")
+        for key, acts in (("on_success", orch.on_success), ("on_failure", orch.on_failure))
+    ]
+    return _table("Orchestration", ("part", "what"), rows) + _table(
+        "Steps", ("step", "needs", "does", "flags", "compensate"), _step_rows(mesh, orch, False)
     )
 
 
@@ -168,9 +216,25 @@ def _streams(mesh: m.Mesh) -> tuple[Table, ...]:
     rows = []
     for st in mesh.streams.values():
         aggs = ", ".join(f"{a.name}={a.op}({a.field or ''})" for a in st.aggregates)
-        late = f"DLQ {st.late_dead_letter}" if st.late_dead_letter else (st.late_emit_type.name if st.late_emit_type else "")
-        rows.append(Row((st.name, _names(st.sources), window_summary(st.window), st.key or "", aggs,
-                         st.emit_type.name, late), location(st.loc, mesh.root)))
+        late = (
+            f"DLQ {st.late_dead_letter}"
+            if st.late_dead_letter
+            else (st.late_emit_type.name if st.late_emit_type else "")
+        )
+        rows.append(
+            Row(
+                (
+                    st.name,
+                    _names(st.sources),
+                    window_summary(st.window),
+                    st.key or "",
+                    aggs,
+                    st.emit_type.name,
+                    late,
+                ),
+                location(st.loc, mesh.root),
+            )
+        )
     return _table("Streams", ("stream", "from", "window", "key", "aggregates", "emits", "late events"), rows)
 
 
@@ -186,11 +250,17 @@ def _policies(mesh: m.Mesh) -> tuple[Table, ...]:
         cb = spec.circuit_breaker
         breaker = f"open after {cb.failure_threshold} failures for {cb.reset_after:g}s" if cb else ""
         non_retry = ", ".join(r.non_retryable) if r else ""
-        rows.append(Row((pol.name, retry, non_retry, spec.dead_letter or "", breaker), location(pol.loc, mesh.root)))
-    return _table("Delivery policies", ("policy", "retry", "non-retryable", "dead letter", "circuit breaker"), rows)
+        rows.append(
+            Row((pol.name, retry, non_retry, spec.dead_letter or "", breaker), location(pol.loc, mesh.root))
+        )
+    return _table(
+        "Delivery policies", ("policy", "retry", "non-retryable", "dead letter", "circuit breaker"), rows
+    )
 
 
 def diagnostics_table(diagnostics: Sequence[Diagnostic], root: str = "") -> tuple[Table, ...]:
-    rows = [Row((d.severity, d.code, d.message + (f" (hint: {d.hint})" if d.hint else "")), location(d.loc, root))
-            for d in diagnostics]
+    rows = [
+        Row((d.severity, d.code, d.message + (f" (hint: {d.hint})" if d.hint else "")), location(d.loc, root))
+        for d in diagnostics
+    ]
     return _table("Diagnostics", ("severity", "code", "message"), rows)

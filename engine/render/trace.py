@@ -145,14 +145,20 @@ def load_trace(path: str) -> list[dict]:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
-        raise LoadError([Diagnostic(Location(path), "bad-trace", f"cannot read trace: {exc.strerror or exc}")]) from None
+        problem = Diagnostic(Location(path), "bad-trace", f"cannot read trace: {exc.strerror or exc}")
+        raise LoadError([problem]) from None
     try:
         lines = raw.decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise LoadError([Diagnostic(Location(path, line, col), "bad-trace",
-                                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x})")]) from None
+        raise LoadError(
+            [
+                Diagnostic(
+                    Location(path, line, col), "bad-trace", f"not UTF-8 text (byte 0x{raw[exc.start]:02x})"
+                )
+            ]
+        ) from None
     records, problems = [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -166,7 +172,9 @@ def load_trace(path: str) -> list[dict]:
                 problems.append(_bad_line(path, number, f"{exc.message} (column {exc.col})"))
             continue
         if not isinstance(record, dict):
-            problems.append(_bad_line(path, number, f"a trace record is a JSON object, not {type(record).__name__}"))
+            problems.append(
+                _bad_line(path, number, f"a trace record is a JSON object, not {type(record).__name__}")
+            )
         elif not isinstance(record.get("kind"), str):
             problems.append(_bad_line(path, number, "a trace record needs a string \"kind\""))
         else:
@@ -177,8 +185,12 @@ def load_trace(path: str) -> list[dict]:
 
 
 def _bad_line(path: str, number: int, message: str) -> Diagnostic:
-    return Diagnostic(Location(path, number, 1), "bad-trace", message,
-                      hint="each line of a trace is one JSON object, as written by `meshctl run --trace`")
+    return Diagnostic(
+        Location(path, number, 1),
+        "bad-trace",
+        message,
+        hint="each line of a trace is one JSON object, as written by `meshctl run --trace`",
+    )
 
 
 # --- words ---------------------------------------------------------------------------------
@@ -252,12 +264,17 @@ DETAILS_SEP = " · "
 
 #: record kind -> tone of its table row
 TONES = {
-    "dead-letter": "bad", "step-failed": "bad", "retry": "warn", "compensate": "warn",
-    "filtered": "muted", "step-skipped": "muted",
+    "dead-letter": "bad",
+    "step-failed": "bad",
+    "retry": "warn",
+    "compensate": "warn",
+    "filtered": "muted",
+    "step-skipped": "muted",
 }
 
 
 # --- building the view ---------------------------------------------------------------------
+
 
 class _Builder:
     """Walks the records once, turning each into at most one item (``ok`` folds into its delivery)."""
@@ -266,13 +283,14 @@ class _Builder:
         self.records = records
         self.items: list[dict] = []
         self.participants: dict[str, Participant] = {}
-        self.producer: dict[str, str] = {}          # event id -> lifeline that put it in the mesh
-        self.deliveries: dict[tuple, int] = {}      # (event, consumer, attempt) -> item index
-        self.last_attempt: dict[tuple, int] = {}    # (event, consumer) -> latest attempt drawn
+        self.producer: dict[str, str] = {}  # event id -> lifeline that put it in the mesh
+        self.deliveries: dict[tuple, int] = {}  # (event, consumer, attempt) -> item index
+        self.last_attempt: dict[tuple, int] = {}  # (event, consumer) -> latest attempt drawn
         self.tags = _run_tags(records)
         self.finished_steps = {
             (_text(r.get("run")), _text(r.get("step")))
-            for r in records if r.get("kind") in ("step-done", "step-failed", "step-skipped")
+            for r in records
+            if r.get("kind") in ("step-done", "step-failed", "step-skipped")
         }
         self.step_attempt: dict[tuple, int] = {}
         self.drawn: set[int] = set()
@@ -285,10 +303,22 @@ class _Builder:
     def orchestration(self, record: dict) -> str:
         return self.lifeline(f"orchestration:{_text(record.get('orchestration')) or '?'}")
 
-    def add(self, index: int, shape: str, style: str, src: str, dst: str | None, label: str, detail: str = "") -> None:
+    def add(
+        self, index: int, shape: str, style: str, src: str, dst: str | None, label: str, detail: str = ""
+    ) -> None:
         self.drawn.add(index)
-        self.items.append({"index": index, "shape": shape, "style": style, "src": src,
-                           "dst": dst or src, "label": short(label), "detail": detail or label, "mark": ""})
+        self.items.append(
+            {
+                "index": index,
+                "shape": shape,
+                "style": style,
+                "src": src,
+                "dst": dst or src,
+                "label": short(label),
+                "detail": detail or label,
+                "mark": "",
+            }
+        )
 
     def run_tag(self, record: dict) -> str:
         """``[r2] `` on a run that interleaves with another, so their steps can be told apart."""
@@ -306,25 +336,43 @@ class _Builder:
         ingress = self.lifeline(INGRESS)
         if r.get("rejected") is not None:
             why = _text(r.get("rejected"))
-            self.add(i, "ingest", "rejected", ingress, None, f"✗ {_text(r.get('type')) or 'input'} ({why})",
-                     f"an input was refused at entry: {why} (see the dead letter that follows)")
+            self.add(
+                i,
+                "ingest",
+                "rejected",
+                ingress,
+                None,
+                f"✗ {_text(r.get('type')) or 'input'} ({why})",
+                f"an input was refused at entry: {why} (see the dead letter that follows)",
+            )
             return
         self.producer[_text(r.get("event"))] = INGRESS
-        self.add(i, "ingest", "ingest", ingress, None, _text(r.get("type")) or "event",
-                 f"{_text(r.get('type'))} entered the mesh as {_text(r.get('event'))}")
+        self.add(
+            i,
+            "ingest",
+            "ingest",
+            ingress,
+            None,
+            _text(r.get("type")) or "event",
+            f"{_text(r.get('type'))} entered the mesh as {_text(r.get('event'))}",
+        )
 
     def on_deliver(self, i: int, r: dict) -> None:
         src = self.lifeline(r.get("from") or self.producer.get(_text(r.get("event")), INGRESS))
         dst = self.lifeline(r.get("consumer"))
         attempt = _attempt(r.get("attempt"))
         label = (_text(r.get("type")) or "event") + (f" #{attempt}" if attempt > 1 else "")
-        detail = f"{_text(r.get('event'))} {_text(r.get('type'))} → {_text(r.get('consumer'))}, attempt {attempt}"
+        detail = (
+            f"{_text(r.get('event'))} {_text(r.get('type'))} → {_text(r.get('consumer'))}, attempt {attempt}"
+        )
         self.deliveries[(_text(r.get("event")), _text(r.get("consumer")), attempt)] = len(self.items)
         self.last_attempt[(_text(r.get("event")), _text(r.get("consumer")))] = attempt
         self.add(i, "arrow" if src != dst else "self", "deliver", src, dst, label, detail)
 
     def _mark(self, r: dict, mark: str) -> bool:
-        found = self.deliveries.get((_text(r.get("event")), _text(r.get("consumer")), _attempt(r.get("attempt"))))
+        found = self.deliveries.get(
+            (_text(r.get("event")), _text(r.get("consumer")), _attempt(r.get("attempt")))
+        )
         if found is None:
             return False
         if not self.items[found]["mark"]:
@@ -341,7 +389,8 @@ class _Builder:
         dst = self.lifeline(r.get("consumer"))
         why = _text(r.get("why")) or "filtered"
         label = f"{_text(r.get('type')) or 'event'} ⊘ {why}"
-        detail = f"{_text(r.get('event'))} {_text(r.get('type'))} not delivered to {_text(r.get('consumer'))}: {why}"
+        detail = (f"{_text(r.get('event'))} {_text(r.get('type'))} not delivered to "
+                  f"{_text(r.get('consumer'))}: {why}")
         src = r.get("from") or self.producer.get(_text(r.get("event")))
         if src is None:
             self.add(i, "note", "filtered", dst, None, label, detail)
@@ -352,16 +401,25 @@ class _Builder:
     def on_emit(self, i: int, r: dict) -> None:
         by = self.lifeline(r.get("by"))
         self.producer[_text(r.get("event"))] = by
-        self.add(i, "note", "emit", by, None, f"emits {_text(r.get('type')) or 'event'}",
-                 f"{_text(r.get('by'))} emitted {_text(r.get('type'))} as {_text(r.get('event'))}"
-                 f" (caused by {_text(r.get('cause'))})")
+        self.add(
+            i,
+            "note",
+            "emit",
+            by,
+            None,
+            f"emits {_text(r.get('type')) or 'event'}",
+            f"{_text(r.get('by'))} emitted {_text(r.get('type'))} as {_text(r.get('event'))}"
+            f" (caused by {_text(r.get('cause'))})",
+        )
 
     def on_retry(self, i: int, r: dict) -> None:
         self._mark(r, "failed")
         error = error_type(r.get("error"))
         label = f"retry in {fmt_delay(r.get('delay'))}" + (f": {error}" if error else "")
-        detail = (f"attempt {_text(r.get('attempt'))} of {_text(r.get('event'))} failed: {_text(r.get('error'))};"
-                  f" retry in {fmt_delay(r.get('delay'))}")
+        detail = (
+            f"attempt {_text(r.get('attempt'))} of {_text(r.get('event'))} failed: {_text(r.get('error'))};"
+            f" retry in {fmt_delay(r.get('delay'))}"
+        )
         self.add(i, "self", "retry", self.lifeline(r.get("consumer")), None, label, detail)
 
     def on_dead_letter(self, i: int, r: dict) -> None:
@@ -371,24 +429,42 @@ class _Builder:
         if key in self.last_attempt:
             self._mark({"event": key[0], "consumer": key[1], "attempt": self.last_attempt[key]}, "failed")
         reason = _text(r.get("reason")) or "dead-lettered"
-        detail = (f"{_text(r.get('event'))} {_text(r.get('type'))} dead-lettered by {_text(r.get('consumer'))}:"
-                  f" {reason} after {_text(r.get('attempts'))} attempt(s); {_text(r.get('error'))}")
+        detail = (
+            f"{_text(r.get('event'))} {_text(r.get('type'))} dead-lettered by {_text(r.get('consumer'))}:"
+            f" {reason} after {_text(r.get('attempts'))} attempt(s); {_text(r.get('error'))}"
+        )
         self.add(i, "arrow", "dead-letter", src, DLQ, reason, detail)
 
     def on_call(self, i: int, r: dict) -> None:
         target = _text(r.get("target"))
-        self.add(i, "self", "call", self.lifeline(r.get("consumer")), None, f"call {target}", f"call {target}")
+        self.add(
+            i, "self", "call", self.lifeline(r.get("consumer")), None, f"call {target}", f"call {target}"
+        )
 
     def on_log(self, i: int, r: dict) -> None:
         level = _text(r.get("level")) or "info"
-        self.add(i, "note", "log", self.lifeline(r.get("consumer")), None,
-                 f"{level}: {_text(r.get('message'))}", f"log {level}: {_text(r.get('message'))}")
+        self.add(
+            i,
+            "note",
+            "log",
+            self.lifeline(r.get("consumer")),
+            None,
+            f"{level}: {_text(r.get('message'))}",
+            f"log {level}: {_text(r.get('message'))}",
+        )
 
     def on_run_start(self, i: int, r: dict) -> None:
         event, run = _text(r.get("event")), _text(r.get("run"))
         name = _run_name(run)
-        self.add(i, "note", "run-start", self.orchestration(r), None,
-                 f"▶ run {name}" + (f" ({event})" if event and event != name else ""), f"run {run} started by {event}")
+        self.add(
+            i,
+            "note",
+            "run-start",
+            self.orchestration(r),
+            None,
+            f"▶ run {name}" + (f" ({event})" if event and event != name else ""),
+            f"run {run} started by {event}",
+        )
 
     def on_step_start(self, i: int, r: dict) -> None:
         key = (_text(r.get("run")), _text(r.get("step")))
@@ -407,32 +483,60 @@ class _Builder:
 
     def on_step_failed(self, i: int, r: dict) -> None:
         error = error_type(r.get("error"))
-        self.add(i, "self", "step-failed", self.orchestration(r), None, f"{self._step(r)} ✗ {error}".rstrip(),
-                 f"{self._step(r)} failed: {_text(r.get('error'))}")
+        self.add(
+            i,
+            "self",
+            "step-failed",
+            self.orchestration(r),
+            None,
+            f"{self._step(r)} ✗ {error}".rstrip(),
+            f"{self._step(r)} failed: {_text(r.get('error'))}",
+        )
 
     def on_step_skipped(self, i: int, r: dict) -> None:
         self.add(i, "self", "step-skipped", self.orchestration(r), None, f"{self._step(r)} skipped")
 
     def on_compensate(self, i: int, r: dict) -> None:
-        self.add(i, "self", "compensate", self.orchestration(r), None,
-                 f"{self.run_tag(r)}compensate {_text(r.get('step'))}")
+        self.add(
+            i,
+            "self",
+            "compensate",
+            self.orchestration(r),
+            None,
+            f"{self.run_tag(r)}compensate {_text(r.get('step'))}",
+        )
 
     def on_run_end(self, i: int, r: dict) -> None:
         status = _text(r.get("status")) or "ended"
         style = f"run-{status}" if status in ("completed", "failed", "compensated") else "run-end"
-        self.add(i, "note", style, self.orchestration(r), None, f"run {_run_name(_text(r.get('run')))} {status}",
-                 f"run {_text(r.get('run'))} {status}" + (f": {_text(r.get('error'))}" if r.get("error") else ""))
+        self.add(
+            i,
+            "note",
+            style,
+            self.orchestration(r),
+            None,
+            f"run {_run_name(_text(r.get('run')))} {status}",
+            f"run {_text(r.get('run'))} {status}" + (f": {_text(r.get('error'))}" if r.get("error") else ""),
+        )
 
     def on_window(self, i: int, r: dict) -> None:
         key = _text(r.get("key"))
         span = f"{_clock(r.get('start'))}–{_clock(r.get('end'))}"
-        self.add(i, "note", "window", self.lifeline(r.get("consumer")), None,
-                 f"window {key} closed [{span}]" if key else f"window closed [{span}]",
-                 f"window {key} {_text(r.get('start'))} – {_text(r.get('end'))}")
+        self.add(
+            i,
+            "note",
+            "window",
+            self.lifeline(r.get("consumer")),
+            None,
+            f"window {key} closed [{span}]" if key else f"window closed [{span}]",
+            f"window {key} {_text(r.get('start'))} – {_text(r.get('end'))}",
+        )
 
     def on_unknown(self, i: int, r: dict) -> None:
         where = self.lifeline(r["consumer"]) if r.get("consumer") is not None else self.lifeline(INGRESS)
-        extra = ", ".join(f"{_text(k)}={_text(v)}" for k, v in r.items() if k not in ("seq", "t", "kind", "consumer"))
+        extra = ", ".join(
+            f"{_text(k)}={_text(v)}" for k, v in r.items() if k not in ("seq", "t", "kind", "consumer")
+        )
         kind = _text(r.get("kind")) or "record"
         self.add(i, "note", "unknown", where, None, f"{kind}" + (f": {extra}" if extra else ""))
 
@@ -498,10 +602,10 @@ def threads(records: list[dict]) -> tuple[list[str], list[str]]:
     for r in records:
         if r.get("kind") == "run-start":
             first_run.setdefault((_text(r.get("orchestration")), _text(r.get("event"))), _text(r.get("run")))
-    current = dict(first_run)                 # (orchestration, trigger event) -> latest run started
-    trigger: dict[str, str] = {}              # run -> its trigger event
-    root: dict[str, str] = {}                 # event -> input event
-    event_run: dict[str, str] = {}            # event -> run that caused it
+    current = dict(first_run)  # (orchestration, trigger event) -> latest run started
+    trigger: dict[str, str] = {}  # run -> its trigger event
+    root: dict[str, str] = {}  # event -> input event
+    event_run: dict[str, str] = {}  # event -> run that caused it
     roots, runs = [], []
     for r in records:
         kind, event = r.get("kind"), _text(r.get("event"))
@@ -517,7 +621,7 @@ def threads(records: list[dict]) -> tuple[list[str], list[str]]:
         run = _text(r.get("run"))
         who = _text(r.get("by") if kind == "emit" else r.get("consumer"))
         if not run and who.startswith("orchestration:"):
-            orchestration = who[len("orchestration:"):].split("/", 1)[0]
+            orchestration = who[len("orchestration:") :].split("/", 1)[0]
             run = current.get((orchestration, cause if kind == "emit" else event), "")
         if not run:
             run = event_run.get(cause if kind == "emit" else event, "")
@@ -533,12 +637,24 @@ def _row(index: int, record: dict, seconds: float | None, drawn: bool, root: str
     where = record.get("consumer") or record.get("by")
     if where is None and record.get("orchestration") is not None:
         where = f"orchestration:{_text(record.get('orchestration'))}"
-    skip = set(_OWN_COLUMNS) | ({"consumer"} if record.get("consumer") else {"by"} if record.get("by") else set())
+    skip = set(_OWN_COLUMNS) | (
+        {"consumer"} if record.get("consumer") else {"by"} if record.get("by") else set()
+    )
     details = DETAILS_SEP.join(f"{_text(k)}={_text(v)}" for k, v in record.items() if k not in skip)
-    return TraceRow(index, _text(record.get("seq")), fmt_offset(seconds) if seconds is not None else "", kind,
-                    _text(record.get("event")),
-                    _text(where if where is not None else (INGRESS if kind == "ingest" else "")),
-                    details, TONES.get(kind, ""), drawn, seconds, root, run)
+    return TraceRow(
+        index,
+        _text(record.get("seq")),
+        fmt_offset(seconds) if seconds is not None else "",
+        kind,
+        _text(record.get("event")),
+        _text(where if where is not None else (INGRESS if kind == "ingest" else "")),
+        details,
+        TONES.get(kind, ""),
+        drawn,
+        seconds,
+        root,
+        run,
+    )
 
 
 #: The run summary's figures a trace tells, in the summary's order: (key, label, record kind,
@@ -580,12 +696,16 @@ def trace_counts(records: list[dict]) -> dict[str, int]:
 
 def _counts(records: list[dict]) -> tuple[tuple[str, str, int], ...]:
     counts = trace_counts(records)
-    return tuple((key, label, counts[key]) for key, label, *_ in TRACE_COUNTS if counts[key] or key == "events_in")
+    return tuple(
+        (key, label, counts[key]) for key, label, *_ in TRACE_COUNTS if counts[key] or key == "events_in"
+    )
 
 
 def _subtitle(records: list[dict], counts: tuple[tuple[str, str, int], ...]) -> str:
     n = len(records)
-    return ", ".join([f"{n} record{'s' if n != 1 else ''}"] + [f"{value} {label}" for _, label, value in counts])
+    return ", ".join(
+        [f"{n} record{'s' if n != 1 else ''}"] + [f"{value} {label}" for _, label, value in counts]
+    )
 
 
 def _lanes(items: Iterable[dict], participants: dict[str, Participant]) -> tuple[Participant, ...]:
@@ -619,25 +739,53 @@ def trace_view(records: list[dict], title: str, limit: int = MAX_ITEMS) -> Trace
         offset = offsets[item["index"]]
         time = offset if offset and offset != shown else ""
         shown = offset or shown
-        items.append(TraceItem(item["index"], _text(records[item["index"]].get("seq")), item["shape"],
-                               item["style"], item["src"], item["dst"], item["label"], item["detail"],
-                               item["mark"], time, jump))
+        items.append(
+            TraceItem(
+                item["index"],
+                _text(records[item["index"]].get("seq")),
+                item["shape"],
+                item["style"],
+                item["src"],
+                item["dst"],
+                item["label"],
+                item["detail"],
+                item["mark"],
+                time,
+                jump,
+            )
+        )
     roots, runs = threads(records)
     rows = tuple(_row(i, r, seconds[i], i in builder.drawn, roots[i], runs[i]) for i, r in enumerate(records))
     counts = _counts(records)
     limit = max(limit, 0)
-    return TraceView(title, _subtitle(records, counts), _lanes(builder.items[:limit], builder.participants),
-                     tuple(items[:limit]), rows, max(len(items) - limit, 0), tuple(items),
-                     _lanes(builder.items, builder.participants), counts)
+    return TraceView(
+        title,
+        _subtitle(records, counts),
+        _lanes(builder.items[:limit], builder.participants),
+        tuple(items[:limit]),
+        rows,
+        max(len(items) - limit, 0),
+        tuple(items),
+        _lanes(builder.items, builder.participants),
+        counts,
+    )
 
 
 # --- Mermaid -------------------------------------------------------------------------------
 
 #: style -> Mermaid arrow; a style not listed is drawn as a note.
 MERMAID_ARROWS = {
-    "deliver": "->>", "filtered": "--x", "dead-letter": "-x", "retry": "-->>", "call": "-->>",
-    "step-start": "-->>", "step-done": "->>", "step-failed": "-x", "step-skipped": "-->>",
-    "compensate": "-->>", "ok": "-->>",
+    "deliver": "->>",
+    "filtered": "--x",
+    "dead-letter": "-x",
+    "retry": "-->>",
+    "call": "-->>",
+    "step-start": "-->>",
+    "step-done": "->>",
+    "step-failed": "-x",
+    "step-skipped": "-->>",
+    "compensate": "-->>",
+    "ok": "-->>",
 }
 #: style -> background band (``rect``) around the message, the colours of :mod:`.style`.
 MERMAID_BANDS = {

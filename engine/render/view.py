@@ -211,7 +211,8 @@ def _needs(step: m.Step) -> set[str]:
 
 
 def _trigger_node(mesh: m.Mesh, orch: m.Orchestration) -> ViewNode:
-    badges = tuple(b for b, v in (("match", orch.trigger.match), ("when", orch.trigger.when)) if v is not None)
+    trigger = orch.trigger
+    badges = tuple(b for b, v in (("match", trigger.match), ("when", trigger.when)) if v is not None)
     loc = location(orch.trigger.loc, mesh.root)
     return ViewNode("trigger", orch.trigger.on.name, "trigger", "trigger", None, badges, loc, entry=True)
 
@@ -230,8 +231,15 @@ def _step_node(mesh: m.Mesh, step: m.Step) -> ViewNode:
         badges.append(f"timeout {fmt_seconds(step.timeout)}")
     if step.compensate:
         badges.append("compensate")
-    return ViewNode(f"step:{step.id}", step.id, "step", actions_summary(step.actions),
-                    None, tuple(badges), location(step.loc, mesh.root))
+    return ViewNode(
+        f"step:{step.id}",
+        step.id,
+        "step",
+        actions_summary(step.actions),
+        None,
+        tuple(badges),
+        location(step.loc, mesh.root),
+    )
 
 
 def _missing_nodes(orch: m.Orchestration) -> list[ViewNode]:
@@ -257,6 +265,10 @@ def _step_edges(orch: m.Orchestration) -> list[ViewEdge]:
 
 
 __all__ = [
-    "BACKWARD_KINDS", "RenderView", "ViewEdge", "ViewNode",
-    "flow_view", "orchestration_view",
+    "BACKWARD_KINDS",
+    "RenderView",
+    "ViewEdge",
+    "ViewNode",
+    "flow_view",
+    "orchestration_view",
 ]

@@ -37,7 +37,9 @@ class ActionFailed(Exception):
 class UndeclaredEmit(ActionFailed):
     def __init__(self, type_: str, consumer: str, where: Any = None):
         place = f"{where}: " if where is not None else ""
-        super().__init__("UndeclaredEmit", f"{place}{consumer} emitted {type_!r}, which its `emits` does not list", False)
+        super().__init__(
+            "UndeclaredEmit", f"{place}{consumer} emitted {type_!r}, which its `emits` does not list", False
+        )
 
 
 @dataclass(slots=True)
@@ -51,7 +53,8 @@ class Attempt:
     context: dict  # the template context: data, event, vars, ...
     declared: frozenset[str] | None  # types it may emit (None: any)
     outbox: list[tuple[str, Any, str | None, str | None]] = field(default_factory=list)
-    direct: list[tuple[str, Any, str | None, str]] = field(default_factory=list)  # route -> (type, data, subject, service)
+    # route -> (type, data, subject, service)
+    direct: list[tuple[str, Any, str | None, str]] = field(default_factory=list)
     dead: list[tuple[str, str, Any, str]] = field(default_factory=list)  # (queue, reason, event, detail)
     effects: list[tuple[str, dict]] = field(default_factory=list)  # (kind, payload) applied when it commits
     logs: list[tuple[str, str]] = field(default_factory=list)
@@ -64,7 +67,9 @@ class Attempt:
     def vars(self) -> dict:
         return self.context.setdefault("vars", {})
 
-    def emit(self, type_: str, data: Any = None, subject: str | None = None, source: str | None = None) -> None:
+    def emit(
+        self, type_: str, data: Any = None, subject: str | None = None, source: str | None = None
+    ) -> None:
         if self.declared is not None and type_ not in self.declared:
             raise UndeclaredEmit(type_, self.consumer, self.where)
         self.outbox.append((type_, data, subject, source))
@@ -74,9 +79,14 @@ class Attempt:
         return {
             "outbox": [list(x) for x in self.outbox],
             "direct": [list(x) for x in self.direct],
-            "dead": [list(x) for x in self.dead], "effects": [list(x) for x in self.effects],
-            "logs": [list(x) for x in self.logs], "calls": list(self.calls), "vars": dict(self.context.get("vars", {})),
-            "output": self.output, "elapsed": self.elapsed, "error": error_data(error),
+            "dead": [list(x) for x in self.dead],
+            "effects": [list(x) for x in self.effects],
+            "logs": [list(x) for x in self.logs],
+            "calls": list(self.calls),
+            "vars": dict(self.context.get("vars", {})),
+            "output": self.output,
+            "elapsed": self.elapsed,
+            "error": error_data(error),
         }
 
 
@@ -86,7 +96,12 @@ def error_data(error: Exception | None) -> dict | None:
         return None
     if isinstance(error, RenderError):  # a template error names its location and is never retried
         return {"type": "TemplateError", "detail": str(error), "retryable": False, "template": True}
-    return {"type": error.error_type, "detail": error.message, "retryable": error.retryable, "template": False}
+    return {
+        "type": error.error_type,
+        "detail": error.message,
+        "retryable": error.retryable,
+        "template": False,
+    }
 
 
 Step = Callable[[Attempt], None]
@@ -117,32 +132,47 @@ class HandlerContext:
 class Toolbox:
     """What actions need from outside: user modules and the HTTP mode. One per runtime."""
 
-    def __init__(self, root: str, http: str = "simulate", logging: bool = True, allow: tuple[str, ...] = (),
-                 fast: bool = True):
+    def __init__(
+        self,
+        root: str,
+        http: str = "simulate",
+        logging: bool = True,
+        allow: tuple[str, ...] = (),
+        fast: bool = True,
+    ):
         self.root = os.path.abspath(root)
         self.fast = fast  # False: templates compile without their shortcuts (Runtime(fast_paths=False))
         self.http = http
         self.logging = logging  # False when nothing records the trace: `log` templates are not even rendered
-        self.allow = allow  # modules outside the mesh directory that handlers may use (engine.language.handlers)
+        # modules outside the mesh directory that handlers may use (engine.language.handlers)
+        self.allow = allow
         self._modules: dict[str, types.ModuleType] = {}
 
     def function(self, ref: str) -> Callable:
         """Resolve ``module:function`` from the mesh directory, else from a module the mesh allows."""
         module_name, _, func = ref.partition(":")
         if func.startswith("_"):  # `h:__class__` and the like: a handler is a public function
-            raise ActionFailed("HandlerNotAllowed", f"{func!r} is private: a handler is a public function", retryable=False)
+            raise ActionFailed(
+                "HandlerNotAllowed", f"{func!r} is private: a handler is a public function", retryable=False
+            )
         module = self._modules.get(module_name) or self._load(module_name)
         target = getattr(module, func, None)
         if not callable(target):
-            raise ActionFailed("HandlerNotFound", f"{module_name!r} has no function {func!r}", retryable=False)
+            raise ActionFailed(
+                "HandlerNotFound", f"{module_name!r} has no function {func!r}", retryable=False
+            )
         return target
 
     def _load(self, name: str) -> types.ModuleType:
         top = name.split(".")[0]
         path = local_module(self.root, name)
         if path is None and allowed_by(name, self.allow) is None:  # refused before anything is imported
-            raise ActionFailed("HandlerNotAllowed", f"module {name!r} is neither in the mesh directory nor in the "
-                               "`allow_modules` of its Mesh document", retryable=False)
+            raise ActionFailed(
+                "HandlerNotAllowed",
+                f"module {name!r} is neither in the mesh directory nor in the "
+                "`allow_modules` of its Mesh document",
+                retryable=False,
+            )
         try:
             if path is None:
                 module = importlib.import_module(name)
@@ -151,16 +181,23 @@ class Toolbox:
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
         except Exception as exc:  # the user's module itself is broken: report it as the error
-            raise ActionFailed("HandlerImportError", f"cannot import {name!r} ({top}): {type(exc).__name__}: {exc}",
-                               retryable=False) from exc
+            raise ActionFailed(
+                "HandlerImportError",
+                f"cannot import {name!r} ({top}): {type(exc).__name__}: {exc}",
+                retryable=False,
+            ) from exc
         self._modules[name] = module
         return module
 
     def post(self, url: str, event: dict, headers: dict, timeout: float | None) -> int:
         if self.http == "simulate":
             return 202
-        request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST",
-                                         headers={"Content-Type": "application/cloudevents+json", **headers})
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(event).encode(),
+            method="POST",
+            headers={"Content-Type": "application/cloudevents+json", **headers},
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout or 10.0) as response:
                 return response.status
@@ -190,9 +227,14 @@ def _emit(action: m.EmitAction, tools: Toolbox) -> Step:
     def emit(attempt: Attempt) -> None:
         ctx = attempt.context
         rendered = data(ctx)
-        attempt.emit(type_, rendered, None if subject is None else str(subject(ctx)),
-                     None if source is None else str(source(ctx)))
+        attempt.emit(
+            type_,
+            rendered,
+            None if subject is None else str(subject(ctx)),
+            None if source is None else str(source(ctx)),
+        )
         attempt.output = {"type": type_}
+
     return emit
 
 
@@ -212,13 +254,17 @@ def _call(action: m.CallAction, tools: Toolbox) -> Step:
                 raise
             except Exception as exc:  # the user's handler failed: that is the delivery's failure
                 raise ActionFailed(type(exc).__name__, str(exc), getattr(exc, "retryable", True)) from exc
+
         return call_python
     url = action.http
 
     def call_http(attempt: Attempt) -> None:
         attempt.calls.append(url)
-        status = tools.post(url, attempt.event, {k: str(v) for k, v in headers(attempt.context).items()}, action.timeout)
+        status = tools.post(
+            url, attempt.event, {k: str(v) for k, v in headers(attempt.context).items()}, action.timeout
+        )
         attempt.output = {"status": status}
+
     return call_http
 
 
@@ -229,6 +275,7 @@ def _set(action: m.SetAction, tools: Toolbox) -> Step:
         rendered = values(attempt.context)
         attempt.vars.update(rendered)
         attempt.output = rendered
+
     return set_vars
 
 
@@ -238,6 +285,7 @@ def _log(action: m.LogAction, tools: Toolbox) -> Step:
     def log(attempt: Attempt) -> None:
         if tools.logging:
             attempt.logs.append((action.level, str(message(attempt.context))))
+
     return log
 
 
@@ -245,19 +293,33 @@ def _fail(action: m.FailAction, tools: Toolbox) -> Step:
     def fail(attempt: Attempt) -> None:
         if action.times is None or attempt.number <= action.times:
             raise ActionFailed(action.error, action.message or f"injected fault (attempt {attempt.number})")
+
     return fail
 
 
 def _sleep(action: m.SleepAction, tools: Toolbox) -> Step:
     def sleep(attempt: Attempt) -> None:
         attempt.elapsed += action.seconds
+
     return sleep
 
 
 _COMPILERS: dict[type, Callable[[Any, Toolbox], Step]] = {
-    m.EmitAction: _emit, m.CallAction: _call, m.SetAction: _set, m.LogAction: _log,
-    m.FailAction: _fail, m.SleepAction: _sleep,
+    m.EmitAction: _emit,
+    m.CallAction: _call,
+    m.SetAction: _set,
+    m.LogAction: _log,
+    m.FailAction: _fail,
+    m.SleepAction: _sleep,
 }
 
-__all__ = ["ActionFailed", "Attempt", "HandlerContext", "RenderError", "Toolbox", "UndeclaredEmit",
-           "compile_actions", "run_actions"]
+__all__ = [
+    "ActionFailed",
+    "Attempt",
+    "HandlerContext",
+    "RenderError",
+    "Toolbox",
+    "UndeclaredEmit",
+    "compile_actions",
+    "run_actions",
+]

@@ -38,7 +38,9 @@ class Consumer:
     declared: frozenset[str] | None  # event types it may emit; None: not enforced
 
 
-def resolve_policy(mesh: m.Mesh, ref: m.PolicyRef | None, default_retry: m.RetrySpec = DEFAULT_RETRY) -> Policy:
+def resolve_policy(
+    mesh: m.Mesh, ref: m.PolicyRef | None, default_retry: m.RetrySpec = DEFAULT_RETRY
+) -> Policy:
     spec = m.resolve_delivery(mesh, ref)
     if spec is None:
         return Policy(default_retry, DEFAULT_QUEUE)
@@ -58,17 +60,59 @@ def build_consumers(mesh: m.Mesh, fast: bool = True) -> list[Consumer]:
     *fast* False: their `when` conditions compile without template shortcuts."""
     out: list[Consumer] = []
     for r in mesh.routes.values():
-        out.append(Consumer(f"route:{r.name}", "route", r, tuple(s.name for s in r.sources), _pattern(r.match),
-                            _condition(r.when, fast), resolve_policy(mesh, r.delivery), r.loop, None))
+        out.append(
+            Consumer(
+                f"route:{r.name}",
+                "route",
+                r,
+                tuple(s.name for s in r.sources),
+                _pattern(r.match),
+                _condition(r.when, fast),
+                resolve_policy(mesh, r.delivery),
+                r.loop,
+                None,
+            )
+        )
     for sub in mesh.subscriptions():
-        out.append(Consumer(f"service:{sub.service}/{sub.name}", "subscription", sub, (sub.on.name,),
-                            _pattern(sub.match), _condition(sub.when, fast), resolve_policy(mesh, sub.delivery), sub.loop,
-                            frozenset(ref.name for ref in sub.emits)))
+        out.append(
+            Consumer(
+                f"service:{sub.service}/{sub.name}",
+                "subscription",
+                sub,
+                (sub.on.name,),
+                _pattern(sub.match),
+                _condition(sub.when, fast),
+                resolve_policy(mesh, sub.delivery),
+                sub.loop,
+                frozenset(ref.name for ref in sub.emits),
+            )
+        )
     for o in mesh.orchestrations.values():
-        out.append(Consumer(f"orchestration:{o.name}", "orchestration", o, (o.trigger.on.name,),
-                            _pattern(o.trigger.match), _condition(o.trigger.when, fast), Policy(NO_RETRY, DEFAULT_QUEUE),
-                            o.loop, None))
+        out.append(
+            Consumer(
+                f"orchestration:{o.name}",
+                "orchestration",
+                o,
+                (o.trigger.on.name,),
+                _pattern(o.trigger.match),
+                _condition(o.trigger.when, fast),
+                Policy(NO_RETRY, DEFAULT_QUEUE),
+                o.loop,
+                None,
+            )
+        )
     for s in mesh.streams.values():
-        out.append(Consumer(f"stream:{s.name}", "stream", s, tuple(r.name for r in s.sources), _pattern(s.match),
-                            None, Policy(NO_RETRY, s.late_dead_letter or DEFAULT_QUEUE), None, None))
+        out.append(
+            Consumer(
+                f"stream:{s.name}",
+                "stream",
+                s,
+                tuple(r.name for r in s.sources),
+                _pattern(s.match),
+                None,
+                Policy(NO_RETRY, s.late_dead_letter or DEFAULT_QUEUE),
+                None,
+                None,
+            )
+        )
     return out

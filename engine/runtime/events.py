@@ -178,7 +178,8 @@ def read_events(path: str) -> Iterator[dict | BadInput]:
         yield item
 
 
-def read_located_events(path: str, make_id: IdMaker = position_id) -> Iterator[tuple[Location, dict | BadInput]]:
+def read_located_events(path: str,
+                        make_id: IdMaker = position_id) -> Iterator[tuple[Location, dict | BadInput]]:
     """Like :func:`read_events`, each event with where it was read; *make_id* names events without an id."""
     if path.endswith(LISTS):
         yield from _read_list(path, make_id)
@@ -218,10 +219,14 @@ def _read_lines(path: str, make_id: IdMaker) -> Iterator[tuple[int, dict | BadIn
                 if not line.strip():  # a blank line is never JSON: skipped
                     continue
                 text = line.rstrip("\r\n")
-                col = len(text) + 1 if (exc.line or 1) > 1 else exc.col or 1  # line 2 is past the newline: the end
+                # line 2 is past the newline: the end
+                col = len(text) + 1 if (exc.line or 1) > 1 else exc.col or 1
                 yield number, BadInput(Location(path, number, col), exc.message, text[:RAW_KEPT])
                 continue
-            yield number, event if _complete(event) else normalise(event, Location(path, number, 1), index, make_id)
+            yield (
+                number,
+                event if _complete(event) else normalise(event, Location(path, number, 1), index, make_id),
+            )
             index += 1
 
 

@@ -67,10 +67,14 @@ class Orchestrator:
                                    resolve_policy(runtime.mesh, s.retry, NO_RETRY),
                                    _reads_steps(s) or not runtime.fast_paths)
                 for s in orch.steps}
-            self._ends[orch.name] = (compile_actions(orch.on_success, tools), compile_actions(orch.on_failure, tools))
+            self._ends[orch.name] = (
+                compile_actions(orch.on_success, tools),
+                compile_actions(orch.on_failure, tools),
+            )
             # per step in declaration order: what it needs, as names (read on every advance of every run)
-            self._plans[orch.name] = [(s.id, tuple(n.name for n in s.needs), self._steps[orch.name][s.id])
-                                      for s in orch.steps]
+            self._plans[orch.name] = [
+                (s.id, tuple(n.name for n in s.needs), self._steps[orch.name][s.id]) for s in orch.steps
+            ]
             # per step: the plan positions of the steps that need it (the only ones its end can start)
             dependents: dict[str, list[int]] = {s.id: [] for s in orch.steps}
             for position, (_, needs, _) in enumerate(self._plans[orch.name]):
@@ -80,29 +84,50 @@ class Orchestrator:
 
     # --- the runtime's hooks: tasks and effects are plain data, dispatched by name ---------
     def tasks(self) -> dict[str, Callable[[dict], None]]:
-        return {"step-attempt": self._attempt, "step-complete": self._item_done,
-                "compensate": self._compensate, "compensated": self._compensated}
+        return {
+            "step-attempt": self._attempt,
+            "step-complete": self._item_done,
+            "compensate": self._compensate,
+            "compensated": self._compensated,
+        }
 
     def effects(self) -> dict[str, Callable[[dict], None]]:
-        return {"start-run": lambda p: self.start(self.rt.mesh.orchestrations[p["orchestration"]], p["event"], p["run"])}
+        return {
+            "start-run": lambda p: self.start(
+                self.rt.mesh.orchestrations[p["orchestration"]], p["event"], p["run"]
+            )
+        }
 
     # --- starting a run ------------------------------------------------------------------
     def handler(self, orch: m.Orchestration) -> Callable[[Attempt], None]:
         def trigger(attempt: Attempt) -> None:
             run_id = name_run(orch.name, attempt.event)
             attempt.output = {"run": run_id}
-            attempt.effects.append(("start-run", {"orchestration": orch.name, "event": attempt.event, "run": run_id}))
+            attempt.effects.append(
+                ("start-run", {"orchestration": orch.name, "event": attempt.event, "run": run_id})
+            )
+
         return trigger
 
     def start(self, orch: m.Orchestration, event: dict, run_id: str) -> None:
         if self.rt.store.get_state(f"run:{run_id}") is not None:
             return  # this trigger already started its run
-        run = {"id": run_id, "orchestration": orch.name, "event": event, "status": "running", "vars": {},
-               "steps": {s.id: {"status": "pending", "output": None} for s in orch.steps},
-               "order": [], "in_flight": 0, "error": None}
+        run = {
+            "id": run_id,
+            "orchestration": orch.name,
+            "event": event,
+            "status": "running",
+            "vars": {},
+            "steps": {s.id: {"status": "pending", "output": None} for s in orch.steps},
+            "order": [],
+            "in_flight": 0,
+            "error": None,
+        }
         self._save(run)
         self.rt.trace.count("runs_started")
-        self.rt.trace.record(self.rt.clock.now(), "run-start", run=run_id, orchestration=orch.name, event=event["id"])
+        self.rt.trace.record(
+            self.rt.clock.now(), "run-start", run=run_id, orchestration=orch.name, event=event["id"]
+        )
         self._advance(run)
 
     # --- the step graph --------------------------------------------------------------------
@@ -117,8 +142,11 @@ class Orchestrator:
         """
         plan, steps = self._plans[run["orchestration"]], run["steps"]
         dependents = self._dependents[run["orchestration"]]
-        passing = list(range(len(plan))) if ended is None or not self._fast else \
-            sorted({i for e in ended for i in dependents[e]})
+        passing = (
+            list(range(len(plan)))
+            if ended is None or not self._fast
+            else sorted({i for e in ended for i in dependents[e]})
+        )
         while passing and run["status"] == "running":
             later: set[int] = set()  # made ready by a step that ended at once, declared before it
             queued = set(passing)
@@ -145,7 +173,9 @@ class Orchestrator:
         self._save(run)
         if run["in_flight"]:
             return
-        if run["status"] == "running" and all(s["status"] in ("done", "skipped") for s in run["steps"].values()):
+        if run["status"] == "running" and all(
+            s["status"] in ("done", "skipped") for s in run["steps"].values()
+        ):
             self._finish(run, success=True)
         elif run["status"] == "failing":
             self._compensate_next(run)
@@ -153,30 +183,50 @@ class Orchestrator:
     def _context(self, run: dict, item: Any = None, steps: bool = True) -> dict:
         """What templates see. ``steps`` (every step's state: the run's size) only if they may read it."""
         event = run["event"]
-        ctx = {"input": event.get("data"), "data": event.get("data"), "event": event, "vars": dict(run["vars"]),
-               "item": item}
+        ctx = {
+            "input": event.get("data"),
+            "data": event.get("data"),
+            "event": event,
+            "vars": dict(run["vars"]),
+            "item": item,
+        }
         if steps:
-            ctx["steps"] = {k: {"output": v["output"], "status": v["status"]} for k, v in run["steps"].items()}
+            ctx["steps"] = {
+                k: {"output": v["output"], "status": v["status"]} for k, v in run["steps"].items()
+            }
         return ctx
 
     def _begin(self, run: dict, cs: CompiledStep) -> None:
         state, now = run["steps"][cs.step.id], self.rt.clock.now()
         # the context is only read by `when` and `foreach`: most steps have neither
-        ctx = self._context(run, steps=cs.reads_steps) if cs.when is not None or cs.foreach is not None else None
+        ctx = (
+            self._context(run, steps=cs.reads_steps)
+            if cs.when is not None or cs.foreach is not None
+            else None
+        )
         try:
             if cs.when is not None and not cs.when(ctx):
                 state["status"] = "skipped"
-                self.rt.trace.record(now, "step-skipped", run=run["id"], orchestration=run["orchestration"], step=cs.step.id)
+                self.rt.trace.record(
+                    now, "step-skipped", run=run["id"], orchestration=run["orchestration"], step=cs.step.id
+                )
                 return
             items = cs.foreach(ctx) if cs.foreach is not None else [None]
             if not isinstance(items, list):
-                raise RenderError(f"foreach must give a list, not {type(items).__name__}", cs.step.foreach.loc)
+                raise RenderError(
+                    f"foreach must give a list, not {type(items).__name__}", cs.step.foreach.loc
+                )
         except RenderError as exc:
             state["status"] = "failed"
             self._fail_run(run, cs.step.id, f"TemplateError: {exc}")
             return
-        state.update(status="running", items=items, pending=list(range(len(items))), outputs=[None] * len(items),
-                     done_items=0)
+        state.update(
+            status="running",
+            items=items,
+            pending=list(range(len(items))),
+            outputs=[None] * len(items),
+            done_items=0,
+        )
         if not items:
             self._step_done(run, cs, [])
             return
@@ -187,29 +237,44 @@ class Orchestrator:
         index = run["steps"][cs.step.id]["pending"].pop(0)
         run["in_flight"] += 1
         now = self.rt.clock.now()
-        self.rt.scheduler.at(now, "step-attempt", {"run": run["id"], "step": cs.step.id, "index": index, "number": 1,
-                                                   "first": now})
+        self.rt.scheduler.at(
+            now,
+            "step-attempt",
+            {"run": run["id"], "step": cs.step.id, "index": index, "number": 1, "first": now},
+        )
 
     def _attempt(self, task: dict) -> None:
         run, now = self._load(task["run"]), self.rt.clock.now()
         cs, index, number = self._steps[run["orchestration"]][task["step"]], task["index"], task["number"]
         consumer = self._consumer_id(run, cs, index)
-        self.rt.trace.record(now, "step-start", run=run["id"], orchestration=run["orchestration"], step=cs.step.id,
-                             attempt=number, **({"item": index} if cs.foreach is not None else {}))
+        self.rt.trace.record(
+            now,
+            "step-start",
+            run=run["id"],
+            orchestration=run["orchestration"],
+            step=cs.step.id,
+            attempt=number,
+            **({"item": index} if cs.foreach is not None else {}),
+        )
         ctx = self._context(run, run["steps"][cs.step.id]["items"][index], cs.reads_steps)
         ctx["attempt"] = number
         attempt = Attempt(consumer, run["event"], number, now, ctx, cs.step.may_emit())
         error: Exception | None = None
         try:
-            self.rt.inject_fault(f"orchestration:{run['orchestration']}/{cs.step.id}", attempt)  # one fault for all items
+            # one fault for all items
+            self.rt.inject_fault(f"orchestration:{run['orchestration']}/{cs.step.id}", attempt)
             run_actions(cs.actions, attempt)
         except (ActionFailed, RenderError) as exc:
             error = exc
         outcome, took = attempt.outcome(error), attempt.elapsed
         if cs.step.timeout is not None and took > cs.step.timeout:
             took = cs.step.timeout
-            outcome["error"] = {"type": "StepTimeout", "detail": f"step {cs.step.id!r} took longer than "
-                                f"{cs.step.timeout:g}s", "retryable": True, "template": False}
+            outcome["error"] = {
+                "type": "StepTimeout",
+                "detail": f"step {cs.step.id!r} took longer than {cs.step.timeout:g}s",
+                "retryable": True,
+                "template": False,
+            }
         self.rt.scheduler.at(now + took, "step-complete", {**task, "outcome": outcome})
 
     def _item_done(self, task: dict) -> None:
@@ -229,7 +294,9 @@ class Orchestrator:
             self._advance(run)
             return
         run["vars"].update(outcome["vars"])
-        self.rt.publish_outbox(run["event"], consumer, outcome["outbox"], now, f"orchestration:{run['orchestration']}")
+        self.rt.publish_outbox(
+            run["event"], consumer, outcome["outbox"], now, f"orchestration:{run['orchestration']}"
+        )
         state["outputs"][index] = outcome["output"]
         state["done_items"] += 1
         if state["status"] == "running" and state["pending"] and run["status"] == "running":
@@ -242,15 +309,28 @@ class Orchestrator:
 
     def _retry(self, run: dict, cs: CompiledStep, task: dict, error: dict, now: float, consumer: str) -> bool:
         spec = cs.policy.retry
-        if run["status"] != "running" or self.rt.verdict(spec, error, task["number"], run["event"], task["first"],
-                                                         now, consumer) is not None:
+        if (
+            run["status"] != "running"
+            or self.rt.verdict(spec, error, task["number"], run["event"], task["first"], now, consumer)
+            is not None
+        ):
             return False
         delay = retry_delays.delay(spec, task["number"], self.rt.seed, identity(run["event"]), consumer)
         self.rt.trace.count("retries")
-        self.rt.trace.record(now, "retry", event=run["event"]["id"], consumer=consumer, attempt=task["number"],
-                             delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")
-        self.rt.scheduler.at(now + delay, "step-attempt", {k: v for k, v in task.items() if k != "outcome"}
-                             | {"number": task["number"] + 1})
+        self.rt.trace.record(
+            now,
+            "retry",
+            event=run["event"]["id"],
+            consumer=consumer,
+            attempt=task["number"],
+            delay=round(delay, 6),
+            error=f"{error['type']}: {error['detail']}",
+        )
+        self.rt.scheduler.at(
+            now + delay,
+            "step-attempt",
+            {k: v for k, v in task.items() if k != "outcome"} | {"number": task["number"] + 1},
+        )
         return True
 
     def _step_done(self, run: dict, cs: CompiledStep, output: Any) -> None:
@@ -259,15 +339,31 @@ class Orchestrator:
         for key in ("items", "pending", "outputs", "done_items"):
             state.pop(key, None)
         run["order"].append(cs.step.id)
-        self.rt.trace.record(self.rt.clock.now(), "step-done", run=run["id"], orchestration=run["orchestration"],
-                             step=cs.step.id)
+        self.rt.trace.record(
+            self.rt.clock.now(),
+            "step-done",
+            run=run["id"],
+            orchestration=run["orchestration"],
+            step=cs.step.id,
+        )
 
     # --- failure, compensation, the end ----------------------------------------------------
     def _fail_run(self, run: dict, step_id: str, detail: str) -> None:
-        self.rt.trace.record(self.rt.clock.now(), "step-failed", run=run["id"], orchestration=run["orchestration"],
-                             step=step_id, error=detail)
+        self.rt.trace.record(
+            self.rt.clock.now(),
+            "step-failed",
+            run=run["id"],
+            orchestration=run["orchestration"],
+            step=step_id,
+            error=detail,
+        )
         if run["status"] == "running":
-            run.update(status="failing", error=f"step {step_id!r} failed: {detail}", failed_step=step_id, compensated=[])
+            run.update(
+                status="failing",
+                error=f"step {step_id!r} failed: {detail}",
+                failed_step=step_id,
+                compensated=[],
+            )
 
     def _compensate_next(self, run: dict) -> None:
         """Undo completed steps newest first; the list is taken once nothing is in flight any more,
@@ -281,7 +377,9 @@ class Orchestrator:
                 continue
             self._save(run)
             now = self.rt.clock.now()
-            self.rt.scheduler.at(now, "compensate", {"run": run["id"], "step": step_id, "number": 1, "first": now})
+            self.rt.scheduler.at(
+                now, "compensate", {"run": run["id"], "step": step_id, "number": 1, "first": now}
+            )
             return
         self._finish(run, success=False)
 
@@ -289,15 +387,20 @@ class Orchestrator:
         run, now = self._load(task["run"]), self.rt.clock.now()
         cs, number = self._steps[run["orchestration"]][task["step"]], task["number"]
         consumer = f"{self._consumer_id(run, cs, None)}/compensate"
-        self.rt.trace.record(now, "compensate", run=run["id"], orchestration=run["orchestration"], step=cs.step.id)
-        attempt = Attempt(consumer, run["event"], number, now, {**self._context(run), "attempt": number},
-                          cs.step.may_emit())
+        self.rt.trace.record(
+            now, "compensate", run=run["id"], orchestration=run["orchestration"], step=cs.step.id
+        )
+        attempt = Attempt(
+            consumer, run["event"], number, now, {**self._context(run), "attempt": number}, cs.step.may_emit()
+        )
         error: Exception | None = None
         try:
             run_actions(cs.compensate, attempt)
         except (ActionFailed, RenderError) as exc:
             error = exc
-        self.rt.scheduler.at(now + attempt.elapsed, "compensated", {**task, "outcome": attempt.outcome(error)})
+        self.rt.scheduler.at(
+            now + attempt.elapsed, "compensated", {**task, "outcome": attempt.outcome(error)}
+        )
 
     def _compensated(self, task: dict) -> None:
         run, now, outcome = self._load(task["run"]), self.rt.clock.now(), task["outcome"]
@@ -306,21 +409,45 @@ class Orchestrator:
         self.rt.trace_outcome(run["event"]["id"], consumer, outcome, now)
         error = outcome["error"]
         if error is None:
-            self.rt.publish_outbox(run["event"], consumer, outcome["outbox"], now, f"orchestration:{run['orchestration']}")
+            self.rt.publish_outbox(
+                run["event"], consumer, outcome["outbox"], now, f"orchestration:{run['orchestration']}"
+            )
             run["compensated"].append(cs.step.id)
             run["steps"][cs.step.id]["status"] = "compensated"
         else:
-            reason = self.rt.verdict(cs.policy.retry, error, number, run["event"], task["first"], now, consumer)
+            reason = self.rt.verdict(
+                cs.policy.retry, error, number, run["event"], task["first"], now, consumer
+            )
             if reason is None:
-                delay = retry_delays.delay(cs.policy.retry, number, self.rt.seed, identity(run["event"]), consumer)
+                delay = retry_delays.delay(
+                    cs.policy.retry, number, self.rt.seed, identity(run["event"]), consumer
+                )
                 self.rt.trace.count("retries")
-                self.rt.trace.record(now, "retry", event=run["event"]["id"], consumer=consumer, attempt=number,
-                                     delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")
-                self.rt.scheduler.at(now + delay, "compensate", {**{k: v for k, v in task.items() if k != "outcome"},
-                                                                 "number": number + 1})
+                self.rt.trace.record(
+                    now,
+                    "retry",
+                    event=run["event"]["id"],
+                    consumer=consumer,
+                    attempt=number,
+                    delay=round(delay, 6),
+                    error=f"{error['type']}: {error['detail']}",
+                )
+                self.rt.scheduler.at(
+                    now + delay,
+                    "compensate",
+                    {**{k: v for k, v in task.items() if k != "outcome"}, "number": number + 1},
+                )
                 return
-            self.rt.dead_letter(consumer, run["event"], reason, error["type"], error["detail"], attempts=number,
-                                first=task["first"], queue=cs.policy.queue)
+            self.rt.dead_letter(
+                consumer,
+                run["event"],
+                reason,
+                error["type"],
+                error["detail"],
+                attempts=number,
+                first=task["first"],
+                queue=cs.policy.queue,
+            )
         self._compensate_next(run)
 
     def _finish(self, run: dict, success: bool) -> None:
@@ -328,27 +455,52 @@ class Orchestrator:
         status = "completed" if success else ("compensated" if run.get("compensated") else "failed")
         now = self.rt.clock.now()
         consumer = f"orchestration:{run['orchestration']}/{'on_success' if success else 'on_failure'}"
-        attempt = Attempt(consumer, run["event"], 1, now, {**self._context(run), "error": run.get("error")},
-                          self.rt.mesh.orchestrations[run["orchestration"]].end_may_emit())
+        attempt = Attempt(
+            consumer,
+            run["event"],
+            1,
+            now,
+            {**self._context(run), "error": run.get("error")},
+            self.rt.mesh.orchestrations[run["orchestration"]].end_may_emit(),
+        )
         try:
             run_actions(on_success if success else on_failure, attempt)
             self.rt.trace_outcome(run["event"]["id"], consumer, attempt.outcome(None), now)
         except (ActionFailed, RenderError) as exc:
             error = attempt.outcome(exc)["error"]
-            self.rt.dead_letter(consumer, run["event"], "template-error" if error["template"] else "non-retryable",
-                                error["type"], error["detail"], attempts=1, first=now, queue="dlq")
+            self.rt.dead_letter(
+                consumer,
+                run["event"],
+                "template-error" if error["template"] else "non-retryable",
+                error["type"],
+                error["detail"],
+                attempts=1,
+                first=now,
+                queue="dlq",
+            )
             status = "failed" if success else status
         else:
-            self.rt.publish_outbox(run["event"], consumer, [list(x) for x in attempt.outbox], now,
-                                   f"orchestration:{run['orchestration']}")
+            self.rt.publish_outbox(
+                run["event"],
+                consumer,
+                [list(x) for x in attempt.outbox],
+                now,
+                f"orchestration:{run['orchestration']}",
+            )
         run["status"] = status
         self.rt.store.retire_state(f"run:{run['id']}", run, now)  # the run reads it no more: out of memory
         self.rt.trace.count(f"runs_{status}")
         if status != "completed":
             self.rt.trace.run_failed(run["id"], status)
-        self.rt.trace.record(now, "run-end", run=run["id"], orchestration=run["orchestration"], event=run["event"]["id"],
-                             status=status,
-                             **({"error": run["error"]} if run.get("error") else {}))
+        self.rt.trace.record(
+            now,
+            "run-end",
+            run=run["id"],
+            orchestration=run["orchestration"],
+            event=run["event"]["id"],
+            status=status,
+            **({"error": run["error"]} if run.get("error") else {}),
+        )
 
     # --- redrive ---------------------------------------------------------------------------
     def redrive(self, run_id: str) -> dict:
@@ -361,7 +513,9 @@ class Orchestrator:
         if run is None:
             raise KeyError(run_id)
         if run["status"] not in ("failed", "compensated"):
-            raise ValueError(f"run {run_id!r} is {run['status']}: only failed or compensated runs can be redriven")
+            raise ValueError(
+                f"run {run_id!r} is {run['status']}: only failed or compensated runs can be redriven"
+            )
         for state in run["steps"].values():
             if state["status"] in ("failed", "compensated", "running", "pending"):
                 state.update(status="pending", output=None)
@@ -370,8 +524,14 @@ class Orchestrator:
             run.pop(key, None)
         run.update(status="running", error=None, in_flight=0, redrives=run.get("redrives", 0) + 1)
         self.rt.trace.count("runs_redriven")
-        self.rt.trace.record(self.rt.clock.now(), "run-redrive", run=run_id, orchestration=run["orchestration"],
-                             event=run["event"]["id"], rerun=[k for k, v in run["steps"].items() if v["status"] == "pending"])
+        self.rt.trace.record(
+            self.rt.clock.now(),
+            "run-redrive",
+            run=run_id,
+            orchestration=run["orchestration"],
+            event=run["event"]["id"],
+            rerun=[k for k, v in run["steps"].items() if v["status"] == "pending"],
+        )
         self._save(run)
         self._advance(run)
         return run

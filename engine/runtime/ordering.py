@@ -78,12 +78,24 @@ class Resequencer:
 
     def _too_old(self, event: dict, consumer: Consumer, seq: int, state: dict) -> None:
         if any(low <= seq <= high for low, high in state["gaps"]):
-            self.rt.dead_letter(consumer.id, event, "late-event", "SequenceGapClosed",
-                                f"sequence {seq} arrived after its gap was given up", queue=consumer.policy.queue)
+            self.rt.dead_letter(
+                consumer.id,
+                event,
+                "late-event",
+                "SequenceGapClosed",
+                f"sequence {seq} arrived after its gap was given up",
+                queue=consumer.policy.queue,
+            )
             return
         self.rt.trace.count("duplicates")
-        self.rt.trace.record(self.rt.clock.now(), "filtered", event=event["id"], type=event["type"],
-                             consumer=consumer.id, why="duplicate-sequence")
+        self.rt.trace.record(
+            self.rt.clock.now(),
+            "filtered",
+            event=event["id"],
+            type=event["type"],
+            consumer=consumer.id,
+            why="duplicate-sequence",
+        )
 
     def _release(self, consumer: Consumer, key: Any, state: dict) -> None:
         expected = str(state["expected"])
@@ -97,8 +109,11 @@ class Resequencer:
         if state["buffer"] and not state["busy"] and state["timer"] is None:
             state["timer"] = state["expected"]  # waiting for this number
             gap_timeout = consumer.element.ordering.gap_timeout
-            self.rt.scheduler.at(self.rt.clock.now() + gap_timeout, "order-gap",
-                                 {"consumer": consumer.id, "key": key, "expected": state["expected"]})
+            self.rt.scheduler.at(
+                self.rt.clock.now() + gap_timeout,
+                "order-gap",
+                {"consumer": consumer.id, "key": key, "expected": state["expected"]},
+            )
         self._save(consumer, key, state)
 
     def _gap_expired(self, task: dict) -> None:
@@ -111,16 +126,26 @@ class Resequencer:
         numbers = sorted(int(n) for n in state["buffer"])
         state["gaps"].append([state["expected"], numbers[0] - 1])
         self.rt.trace.count("sequence_gaps")
-        self.rt.trace.record(self.rt.clock.now(), "gap", consumer=consumer.id, key=key,
-                             missing=[state["expected"], numbers[0] - 1])
+        self.rt.trace.record(
+            self.rt.clock.now(),
+            "gap",
+            consumer=consumer.id,
+            key=key,
+            missing=[state["expected"], numbers[0] - 1],
+        )
         if consumer.element.ordering.on_gap == "deliver":
             state["expected"] = numbers[0]
         else:
             for n in numbers:
                 entry = state["buffer"].pop(str(n))
-                self.rt.dead_letter(consumer.id, entry["event"], "sequence-gap", "SequenceGap",
-                                    f"sequence {state['expected']} never arrived within the gap timeout",
-                                    queue=consumer.policy.queue)
+                self.rt.dead_letter(
+                    consumer.id,
+                    entry["event"],
+                    "sequence-gap",
+                    "SequenceGap",
+                    f"sequence {state['expected']} never arrived within the gap timeout",
+                    queue=consumer.policy.queue,
+                )
             state["gaps"][-1] = [state["expected"], numbers[-1]]
             state["expected"] = numbers[-1] + 1
         self._release(consumer, key, state)

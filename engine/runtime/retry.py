@@ -26,7 +26,8 @@ def base_delay(spec: RetrySpec, failures: int) -> float:
     >>> spec = RetrySpec(loc=None, backoff="exponential", initial=1.0, multiplier=2.0, max_delay=5.0)
     >>> [base_delay(spec, n) for n in range(1, 6)]
     [1.0, 2.0, 4.0, 5.0, 5.0]
-    >>> base_delay(RetrySpec(loc=None, multiplier=1000.0), 1000)  # 1000**999 would overflow: the longest duration
+    >>> base_delay(RetrySpec(loc=None, multiplier=1000.0), 1000)  # 1000**999 would overflow: the longest
+    duration
     3153600000.0
     """
     if spec.backoff == "fixed":
@@ -43,7 +44,7 @@ def _grown(initial: float, multiplier: float, times: int) -> float:
     if initial == 0 or multiplier == 1:
         return initial
     try:
-        return initial * multiplier ** times
+        return initial * multiplier**times
     except OverflowError:
         return math.inf
 

@@ -18,19 +18,26 @@ class StreamRunner:
         self.rt = runtime
         self.fast_paths = fast_paths  # False: the window operators count without their shortcuts
         self.operators = {s.name: WindowOperator(s, fast_paths) for s in runtime.mesh.streams.values()}
-        self._data = {s.name: compile_value(s.emit_data, fast_paths) for s in runtime.mesh.streams.values() if s.emit_data}
+        self._data = {
+            s.name: compile_value(s.emit_data, fast_paths)
+            for s in runtime.mesh.streams.values()
+            if s.emit_data
+        }
 
     def handler(self, stream: m.Stream) -> Callable[[Attempt], None]:
         def handle(attempt: Attempt) -> None:
             outputs = self.operators[stream.name].process(attempt.event)  # looked up: restore replaces it
             self.output_handler(stream, outputs)(attempt)
+
         return handle
 
     def output_handler(self, stream: m.Stream, outputs: list) -> Callable[[Attempt], None]:
         """An attempt's handler that acts on *outputs*, which the stream's operator already returned."""
+
         def handle(attempt: Attempt) -> None:
             for output in outputs:
                 self._output(stream, output, attempt)
+
         return handle
 
     def _output(self, stream: m.Stream, output, attempt: Attempt) -> None:
@@ -38,15 +45,27 @@ class StreamRunner:
         if output.kind == "window":
             data = self._window_event_data(stream.name, output)
             attempt.emit(stream.emit_type.name, data)
-            attempt.effects.append(("window-closed", {"stream": stream.name, "key": output.key, "start": output.start,
-                                                      "end": output.end}))
+            attempt.effects.append(
+                (
+                    "window-closed",
+                    {"stream": stream.name, "key": output.key, "start": output.start, "end": output.end},
+                )
+            )
         elif output.kind == "late":
             self.rt.trace.count("late_events")
             if stream.late_emit_type is not None:
-                attempt.emit(stream.late_emit_type.name, output.event.get("data"), output.event.get("subject"))
+                attempt.emit(
+                    stream.late_emit_type.name, output.event.get("data"), output.event.get("subject")
+                )
             else:
-                attempt.dead.append((stream.late_dead_letter or "dlq", "late-event", output.event,
-                                     "the event is behind the watermark: its windows have closed"))
+                attempt.dead.append(
+                    (
+                        stream.late_dead_letter or "dlq",
+                        "late-event",
+                        output.event,
+                        "the event is behind the watermark: its windows have closed",
+                    )
+                )
         else:
             attempt.dead.append(("dlq", "schema-invalid", output.event, output.reason))
 
@@ -67,9 +86,14 @@ class StreamRunner:
 
     def _closed(self, window: dict) -> None:
         self.rt.trace.count("windows_emitted")
-        self.rt.trace.record(self.rt.clock.now(), "window", consumer=f"stream:{window['stream']}", key=window["key"],
-                             start=eventtime.format(window["start"]),
-                             end=eventtime.format(window["end"]))
+        self.rt.trace.record(
+            self.rt.clock.now(),
+            "window",
+            consumer=f"stream:{window['stream']}",
+            key=window["key"],
+            start=eventtime.format(window["start"]),
+            end=eventtime.format(window["end"]),
+        )
 
     def flush(self) -> None:
         """End of input: close every open window and emit it."""
@@ -78,7 +102,10 @@ class StreamRunner:
             consumer = f"stream:{name}"
             for output in operator.flush():
                 data = self._window_event_data(name, output)
-                window = f"{consumer}:{json.dumps(output.key)}:{output.start}:{output.end}"  # unique per window
+                # unique per window
+                window = f"{consumer}:{json.dumps(output.key)}:{output.start}:{output.end}"
                 parent = {"id": window, "source": consumer, "correlationid": window}
-                self.rt.emit(derive(parent, consumer, 0, stream.emit_type.name, data, self.rt.clock.now()), consumer)
+                self.rt.emit(
+                    derive(parent, consumer, 0, stream.emit_type.name, data, self.rt.clock.now()), consumer
+                )
                 self._closed({"stream": name, "key": output.key, "start": output.start, "end": output.end})

@@ -7,9 +7,26 @@ from typing import IO, Any
 
 from ..core import eventtime
 
-SUMMARY_KEYS = ("events_in", "matched", "delivered", "filtered", "emitted", "retries", "dead_lettered",
-                "duplicates", "unconsumed", "runs_started", "runs_completed", "runs_failed", "runs_compensated",
-                "windows_emitted", "late_events", "rate_limited", "sequence_gaps", "runs_redriven")
+SUMMARY_KEYS = (
+    "events_in",
+    "matched",
+    "delivered",
+    "filtered",
+    "emitted",
+    "retries",
+    "dead_lettered",
+    "duplicates",
+    "unconsumed",
+    "runs_started",
+    "runs_completed",
+    "runs_failed",
+    "runs_compensated",
+    "windows_emitted",
+    "late_events",
+    "rate_limited",
+    "sequence_gaps",
+    "runs_redriven",
+)
 FAILED_RUNS_KEPT = 10  # ids of failed runs a summary lists
 
 
@@ -31,7 +48,8 @@ class Trace:
         self.counts: defaultdict[str, int] = defaultdict(int)  # not a Counter: `+= 1` on one costs 4x as much
         self.dead_by_reason: Counter[str] = Counter()
         self.failed_runs: list[dict] = []  # the first FAILED_RUNS_KEPT runs that ended failed or compensated
-        self.session_failed_runs: list[dict] = []  # the same for this process alone (a replay's own), never restored
+        # the same for this process alone (a replay's own), never restored
+        self.session_failed_runs: list[dict] = []
         self._seq = 0
 
     @property
@@ -59,8 +77,12 @@ class Trace:
             self.session_failed_runs.append({"id": run_id, "status": status})
 
     def snapshot(self) -> dict:
-        return {"seq": self._seq, "counts": dict(self.counts), "dead_by_reason": dict(self.dead_by_reason),
-                "failed_runs": list(self.failed_runs)}
+        return {
+            "seq": self._seq,
+            "counts": dict(self.counts),
+            "dead_by_reason": dict(self.dead_by_reason),
+            "failed_runs": list(self.failed_runs),
+        }
 
     def restore(self, state: dict) -> None:
         self._seq = state["seq"]

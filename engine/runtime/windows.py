@@ -115,7 +115,13 @@ def _json_type(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    return "an object" if isinstance(value, Mapping) else "an array" if isinstance(value, list) else type(value).__name__
+    return (
+        "an object"
+        if isinstance(value, Mapping)
+        else "an array"
+        if isinstance(value, list)
+        else type(value).__name__
+    )
 
 
 def _getter(path: str) -> Callable[[Any], Any]:
@@ -129,6 +135,7 @@ def _getter(path: str) -> Callable[[Any], Any]:
                 return event[only]
             except (KeyError, TypeError, IndexError):
                 return _MISSING
+
         return get_one
     if len(parts) == 2:
         outer, inner = parts
@@ -138,6 +145,7 @@ def _getter(path: str) -> Callable[[Any], Any]:
                 return event[outer][inner]
             except (KeyError, TypeError, IndexError):
                 return _MISSING
+
         return get_two
 
     def get_many(event: Any) -> Any:
@@ -147,6 +155,7 @@ def _getter(path: str) -> Callable[[Any], Any]:
             return event
         except (KeyError, TypeError, IndexError):
             return _MISSING
+
     return get_many
 
 
@@ -190,9 +199,18 @@ def _public_key(key: Any) -> Any:
 # first/last (time, value), which take two. Neutral starting values make "new" and "update"
 # the same code path.
 
+
 def _neutral(op: str) -> list:
-    return {"count": [0], "sum": [0], "min": [_INF], "max": [-_INF], "avg": [0, 0],
-            "count_distinct": [None], "first": [_INF, None], "last": [-_INF, None]}[op]
+    return {
+        "count": [0],
+        "sum": [0],
+        "min": [_INF],
+        "max": [-_INF],
+        "avg": [0, 0],
+        "count_distinct": [None],
+        "first": [_INF, None],
+        "last": [-_INF, None],
+    }[op]
 
 
 _NO_VALUES: list = []  # what a stream of counts only reads from an event (never changed)
@@ -216,7 +234,8 @@ class _Aggregates:
         self.sets = tuple(o for o, op in zip(offsets, self.ops) if op == "count_distinct")
         self.reads = tuple((a.name, a.op, _getter(a.field)) for a in aggregates if a.op != "count")
         self.plan = tuple((op, off) for op, off in zip(self.ops, offsets))
-        self.picks = tuple(o + 1 for o, op in zip(offsets, self.ops) if op in ("first", "last"))  # value slots
+        # value slots
+        self.picks = tuple(o + 1 for o, op in zip(offsets, self.ops) if op in ("first", "last"))
         self.plain = not self.sets and not self.picks  # slots are numbers: a copy is a dump
 
     def read(self, event: Any) -> list:
@@ -228,7 +247,9 @@ class _Aggregates:
                 raise _Reject(f"aggregate {name!r} ({op}): field is missing")
             if op in _NUMERIC_OPS:
                 if not _is_number(value):
-                    raise _Reject(f"aggregate {name!r} ({op}): expected a finite number, got {_json_type(value)}")
+                    raise _Reject(
+                        f"aggregate {name!r} ({op}): expected a finite number, got {_json_type(value)}"
+                    )
             elif op == "count_distinct":
                 try:
                     value = _canonical(value)
@@ -386,8 +407,11 @@ class WindowOperator:
         self._seq = 0
         self._last_time: tuple[str | None, float] = (None, 0.0)  # events come in runs of one timestamp
         self._events = self._windows = self._late = self._invalid = 0
-        self._add = self._add_session if self.kind == "session" else (
-            self._add_tumbling if self.kind == "tumbling" and fast_paths else self._add_buckets)
+        self._add = (
+            self._add_session
+            if self.kind == "session"
+            else (self._add_tumbling if self.kind == "tumbling" and fast_paths else self._add_buckets)
+        )
         # the commonest stream of all, a count per key and window: counted inline (a shortcut)
         self._one_count = fast_paths and self._aggs.ops == ("count",)
         self._read = self._aggs.read if self._aggs.reads else None  # counts alone read no field
@@ -395,7 +419,12 @@ class WindowOperator:
     @property
     def counts(self) -> dict[str, int]:
         """Events taken, windows emitted, late and invalid events so far."""
-        return {"events": self._events, "windows": self._windows, "late": self._late, "invalid": self._invalid}
+        return {
+            "events": self._events,
+            "windows": self._windows,
+            "late": self._late,
+            "invalid": self._invalid,
+        }
 
     @property
     def watermark(self) -> float:
@@ -440,8 +469,10 @@ class WindowOperator:
     def _late_reason(self, t: float) -> str:
         if self._watermark == _INF:
             return f"event time {_format(t)} arrived after the end of input (flush)"
-        return (f"event time {_format(t)} is behind the watermark {_format(self._watermark)} "
-                "and its windows are closed")
+        return (
+            f"event time {_format(t)} is behind the watermark {_format(self._watermark)} "
+            "and its windows are closed"
+        )
 
     def flush(self) -> list[Output]:
         """End of input: move the watermark to ``+inf`` and return every open window."""
@@ -466,8 +497,10 @@ class WindowOperator:
             return (key,)
         if _is_number(key):
             return key
-        raise _Reject(f"key field {self.stream.key!r} must be a string, a finite number or a bool, "
-                      f"not {_json_type(key)}")
+        raise _Reject(
+            f"key field {self.stream.key!r} must be a string, a finite number or a bool, "
+            f"not {_json_type(key)}"
+        )
 
     # --- tumbling and hopping ------------------------------------------------------------------
 
@@ -589,8 +622,9 @@ class WindowOperator:
             bucket = self._buckets.pop(j)
             self._saved.pop(j, None)
             for key in sorted(bucket, key=_key_order):
-                out.append(Output("window", _public_key(key), start, start + size,
-                                  self._aggs.values(bucket[key])))
+                out.append(
+                    Output("window", _public_key(key), start, start + size, self._aggs.values(bucket[key]))
+                )
         return out
 
     def _close_sessions(self) -> list[Output]:
@@ -610,8 +644,10 @@ class WindowOperator:
             if not sessions:
                 del self._sessions[session.key]
         done.sort(key=lambda s: (s.last + gap, s.start, _key_order(s.key)))
-        return [Output("window", _public_key(s.key), s.start, s.last + gap, self._aggs.values(s.acc))
-                for s in done]
+        return [
+            Output("window", _public_key(s.key), s.start, s.last + gap, self._aggs.values(s.acc))
+            for s in done
+        ]
 
     # --- snapshot ------------------------------------------------------------------------------
 
@@ -627,17 +663,23 @@ class WindowOperator:
         """
         if self.kind == "session":
             dump = self._aggs.dump
-            windows = [[_public_key(s.key), s.start, s.last, dump(s.acc)]
-                       for sessions in self._sessions.values() for s in sessions]
+            windows = [
+                [_public_key(s.key), s.start, s.last, dump(s.acc)]
+                for sessions in self._sessions.values()
+                for s in sessions
+            ]
         else:
             saved, buckets = self._saved, self._buckets
             windows = [saved.get(j) or self._save_bucket(j, buckets[j]) for j in sorted(buckets)]
         return {
-            "version": SNAPSHOT_VERSION, "stream": self.stream.name, "window": self.kind,
+            "version": SNAPSHOT_VERSION,
+            "stream": self.stream.name,
+            "window": self.kind,
             "aggregates": [[a.name, a.op] for a in self.stream.aggregates],
             "max_time": None if self._max_time == -_INF else self._max_time,
             "flushed": self._watermark == _INF,
-            "counts": dict(self.counts), "windows": windows,
+            "counts": dict(self.counts),
+            "windows": windows,
         }
 
     def _save_bucket(self, j: int, bucket: dict[Any, list]) -> list:
@@ -650,8 +692,9 @@ class WindowOperator:
         return entry
 
     @classmethod
-    def restore(cls, stream: model.Stream, state: Mapping[str, Any],
-                fast_paths: bool = True) -> WindowOperator:
+    def restore(
+        cls, stream: model.Stream, state: Mapping[str, Any], fast_paths: bool = True
+    ) -> WindowOperator:
         """An operator for *stream* continuing from a :meth:`state` snapshot.
 
         Raises ValueError if the snapshot was taken from a differently shaped stream.
@@ -659,11 +702,15 @@ class WindowOperator:
         op = cls(stream, fast_paths)
         expected = {"window": op.kind, "aggregates": [[a.name, a.op] for a in stream.aggregates]}
         if state.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version is {state.get('version')!r}, stream {stream.name!r} "
-                             f"needs {SNAPSHOT_VERSION}")
+            raise ValueError(
+                f"snapshot version is {state.get('version')!r}, stream {stream.name!r} "
+                f"needs {SNAPSHOT_VERSION}"
+            )
         for name, value in expected.items():
             if state.get(name) != value:
-                raise ValueError(f"snapshot {name} is {state.get(name)!r}, stream {stream.name!r} needs {value!r}")
+                raise ValueError(
+                    f"snapshot {name} is {state.get(name)!r}, stream {stream.name!r} needs {value!r}"
+                )
         if state["max_time"] is not None:
             op._max_time = float(state["max_time"])
             op._watermark = op._max_time - op._lateness
@@ -680,12 +727,13 @@ class WindowOperator:
             width, load = len(op._aggs.template), op._aggs.load
             for j, keys, slots in windows:
                 if len(slots) != len(keys) * width:
-                    raise ValueError(f"snapshot window {j!r} has {len(slots)} slots for {len(keys)} keys, "
-                                     f"not {width} each")
+                    raise ValueError(
+                        f"snapshot window {j!r} has {len(slots)} slots for {len(keys)} keys, not {width} each"
+                    )
                 if any(type(key) is bool for key in keys):
                     op._bool_keys = True
                     keys = [(key,) if type(key) is bool else key for key in keys]
-                accs = (load(slots[i:i + width]) for i in range(0, len(slots), width))
+                accs = (load(slots[i : i + width]) for i in range(0, len(slots), width))
                 op._restore_bucket(int(j), dict(zip(keys, accs)))
         return op
 
@@ -702,4 +750,3 @@ class WindowOperator:
         else:
             self._buckets[j] = bucket
             heapq.heappush(self._heap, j)
-

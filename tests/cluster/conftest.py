@@ -45,9 +45,16 @@ def serve():
 
     def _serve(*args, env: dict | None = None) -> Served:
         environment = {k: v for k, v in os.environ.items() if k != "MESHCTL_TOKEN"} | (env or {})
-        command = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "serve", *map(str, args)]
-        proc = subprocess.Popen(command, cwd=REPO, env=environment, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        command = [
+            sys.executable,
+            "-c",
+            "import sys; from cli import main; sys.exit(main())",
+            "serve",
+            *map(str, args),
+        ]
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=environment, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         lines = []
         for line in proc.stderr:  # ends when the process exits without listening
             lines.append(line)
@@ -77,4 +84,5 @@ def queued():
             return [json.loads(fields["e"]) for _, fields in client.xrange(f"{prefix}:input")]
         finally:
             client.close()
+
     return _queued

@@ -18,9 +18,25 @@ EVENTS = ARENA / "events.jsonl"
 
 
 def _worker(url: str, name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "worker",
-                             str(ARENA), "--store", url, "--name", name, "--http=simulate", "--format=json"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cli import main; sys.exit(main())",
+            "worker",
+            str(ARENA),
+            "--store",
+            url,
+            "--name",
+            name,
+            "--http=simulate",
+            "--format=json",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_serve_publish_and_two_workers_run_the_game_example(serve, redis_url, meshctl):
@@ -36,8 +52,11 @@ def test_serve_publish_and_two_workers_run_the_game_example(serve, redis_url, me
         deadline = time.time() + 60
         while time.time() < deadline:  # the workers run until stopped: wait until the mesh is quiet
             status = json.loads(meshctl("status", ARENA, "--store", redis_url, "--format=json").stdout)
-            quiet = status["summary"]["events_in"] == 32 and status["delayed"] == 0 and \
-                all(q["backlog"] == 0 for q in status["queues"].values())
+            quiet = (
+                status["summary"]["events_in"] == 32
+                and status["delayed"] == 0
+                and all(q["backlog"] == 0 for q in status["queues"].values())
+            )
             if quiet:
                 break
             time.sleep(0.2)
@@ -50,17 +69,36 @@ def test_serve_publish_and_two_workers_run_the_game_example(serve, redis_url, me
     assert [proc.returncode for proc in workers] == [0, 0], [err for _, err in outputs]
     assert sum(json.loads(out)["events_in"] for out, _ in outputs) == 32  # each input routed once
     # A long-running deployment closes a window when event time passes it; drain to close the last ones.
-    drained = meshctl("worker", ARENA, "--store", redis_url, "--exit-when-idle", "--http=simulate", "--format=json")
+    drained = meshctl(
+        "worker", ARENA, "--store", redis_url, "--exit-when-idle", "--http=simulate", "--format=json"
+    )
     assert drained.exit_code == 0, drained.output
     code, log = served.stop()
     assert code == 0, log
 
     reference = json.loads(meshctl("run", ARENA, "--events", EVENTS, "--format=json").stdout)
     status = json.loads(meshctl("status", ARENA, "--store", redis_url, "--format=json").stdout)
-    assert {k: status["summary"][k] for k in ("events_in", "emitted", "dead_lettered", "windows_emitted",
-                                               "late_events", "dead_lettered_by_reason")} == \
-        {k: reference[k] for k in ("events_in", "emitted", "dead_lettered", "windows_emitted", "late_events",
-                                   "dead_lettered_by_reason")}
+    assert {
+        k: status["summary"][k]
+        for k in (
+            "events_in",
+            "emitted",
+            "dead_lettered",
+            "windows_emitted",
+            "late_events",
+            "dead_lettered_by_reason",
+        )
+    } == {
+        k: reference[k]
+        for k in (
+            "events_in",
+            "emitted",
+            "dead_lettered",
+            "windows_emitted",
+            "late_events",
+            "dead_lettered_by_reason",
+        )
+    }
     emitted = list(broker.store.records("emitted"))
     assert len(emitted) == 50 and len({e["id"] for e in emitted}) == 50
     broker.close()

@@ -44,7 +44,9 @@ def store(broker):
 
 
 def drain(meshctl, mesh, url: str, *extra: str) -> dict:
-    result = meshctl("worker", mesh, "--store", url, "--exit-when-idle", "--http=simulate", "--format=json", *extra)
+    result = meshctl(
+        "worker", mesh, "--store", url, "--exit-when-idle", "--http=simulate", "--format=json", *extra
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -70,7 +72,9 @@ def test_two_sources_sharing_an_id_are_two_events_in_a_deployment(meshctl, mesh,
 
 def test_dead_letters_and_runs_of_two_sources_redrive_apart(meshctl, mesh, store, redis_url, tmp_path):
     published(meshctl, mesh, redis_url, write_events(tmp_path / "in.jsonl", [EU, US, REPEAT]))
-    first = drain(meshctl, mesh, redis_url, "--fault", f"{BILLING}=always:Down", "--fault", f"{SHIP}=always:Down")
+    first = drain(
+        meshctl, mesh, redis_url, "--fault", f"{BILLING}=always:Down", "--fault", f"{SHIP}=always:Down"
+    )
     assert (first["dead_lettered"], first["runs_failed"]) == (2, 2)
     listed = json.loads(meshctl("dlq", "list", "--store", redis_url, "--format=json").output)
     assert sorted(r["event"]["source"] for r in listed) == ["/shop/eu", "/shop/us"]
@@ -80,9 +84,14 @@ def test_dead_letters_and_runs_of_two_sources_redrive_apart(meshctl, mesh, store
     assert meshctl("runs", "redrive", mesh, "--store", redis_url, "fulfil:o-1@/shop/us").exit_code == 0
     drain(meshctl, mesh, redis_url)
     billed = sorted(e["data"]["n"] for e in store.records("emitted") if e["type"] == "order.billed")
-    assert billed == [1, 2] and json.loads(meshctl("dlq", "list", "--store", redis_url, "--format=json").output) == []
-    statuses = {r["id"]: r["status"] for r in json.loads(meshctl("runs", "list", "--store", redis_url,
-                                                                 "--format", "json").output)}
+    assert (
+        billed == [1, 2]
+        and json.loads(meshctl("dlq", "list", "--store", redis_url, "--format=json").output) == []
+    )
+    statuses = {
+        r["id"]: r["status"]
+        for r in json.loads(meshctl("runs", "list", "--store", redis_url, "--format", "json").output)
+    }
     assert statuses == {"fulfil:o-1@/shop/eu": "failed", "fulfil:o-1@/shop/us": "completed"}
 
 

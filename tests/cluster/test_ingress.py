@@ -87,13 +87,27 @@ def test_a_structured_event_is_queued_and_acknowledged(call, broker):
 
 
 def test_a_binary_event_takes_its_attributes_from_ce_headers_and_its_data_from_the_body(call, broker):
-    headers = {"ce-specversion": "1.0", "ce-id": "b-1", "ce-source": "/lobby%2Feu", "ce-type": "match.requested",
-               "ce-time": "2024-05-04T12:00:00Z", "Content-Type": "application/json"}
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "b-1",
+        "ce-source": "/lobby%2Feu",
+        "ce-type": "match.requested",
+        "ce-time": "2024-05-04T12:00:00Z",
+        "Content-Type": "application/json",
+    }
     status, _, body = call(body=REQUESTED["data"], headers=headers)
     assert status == 202 and body["accepted"] == 1
-    assert broker.events == [{"specversion": "1.0", "id": "b-1", "source": "/lobby/eu", "type": "match.requested",
-                              "time": "2024-05-04T12:00:00Z", "datacontenttype": "application/json",
-                              "data": REQUESTED["data"]}]
+    assert broker.events == [
+        {
+            "specversion": "1.0",
+            "id": "b-1",
+            "source": "/lobby/eu",
+            "type": "match.requested",
+            "time": "2024-05-04T12:00:00Z",
+            "datacontenttype": "application/json",
+            "data": REQUESTED["data"],
+        }
+    ]
 
 
 def test_a_batch_is_queued_whole(call, broker):
@@ -109,6 +123,7 @@ def test_content_type_parameters_are_ignored(call, broker):
 
 
 # --- refused: nothing is queued -----------------------------------------------------------
+
 
 def problems(body: dict) -> list[tuple]:
     return [(p["index"], p["field"], p["message"]) for p in body["problems"]]
@@ -133,20 +148,32 @@ def test_a_bad_batch_names_each_event_and_field_and_queues_nothing(call, broker)
 def test_an_event_type_produced_inside_the_mesh_is_refused(call, broker):
     status, _, body = call(body={**REQUESTED, "type": "match.created"}, headers={"Content-Type": STRUCTURED})
     assert status == 400
-    assert problems(body) == [(0, "type", "event type 'match.created' is produced inside the mesh, "
-                                          "not taken from outside")]
+    assert problems(body) == [
+        (0, "type", "event type 'match.created' is produced inside the mesh, not taken from outside")
+    ]
 
 
-@pytest.mark.parametrize(("change", "field", "message"), [
-    ({"specversion": "0.3"}, "specversion", "specversion '0.3' is not supported; use '1.0'"),
-    ({"id": ""}, "id", "required attribute 'id' is empty"),
-    ({"source": 7}, "source", "required attribute 'source' must be a string, not a number"),
-    ({"time": "yesterday"}, "time", "'yesterday' is not an RFC 3339 date-time: expected YYYY-MM-DDTHH:MM:SS[.fraction] "
-                                    "then Z or ±HH:MM, such as 2026-01-01T12:00:00Z"),
-    ({"Region": "eu"}, "Region", "attribute name 'Region' must be lower-case letters and digits only"),
-    ({"tags": ["a"]}, "tags", "extension attribute 'tags' must be a string, an integer or a boolean, not an array"),
-    ({"data_base64": "eA=="}, "data_base64", "an event has either data or data_base64, not both"),
-])
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"specversion": "0.3"}, "specversion", "specversion '0.3' is not supported; use '1.0'"),
+        ({"id": ""}, "id", "required attribute 'id' is empty"),
+        ({"source": 7}, "source", "required attribute 'source' must be a string, not a number"),
+        (
+            {"time": "yesterday"},
+            "time",
+            "'yesterday' is not an RFC 3339 date-time: expected YYYY-MM-DDTHH:MM:SS[.fraction] "
+            "then Z or ±HH:MM, such as 2026-01-01T12:00:00Z",
+        ),
+        ({"Region": "eu"}, "Region", "attribute name 'Region' must be lower-case letters and digits only"),
+        (
+            {"tags": ["a"]},
+            "tags",
+            "extension attribute 'tags' must be a string, an integer or a boolean, not an array",
+        ),
+        ({"data_base64": "eA=="}, "data_base64", "an event has either data or data_base64, not both"),
+    ],
+)
 def test_envelope_problems(call, change, field, message):
     status, _, body = call(body={**REQUESTED, **change}, headers={"Content-Type": STRUCTURED})
     assert status == 400 and problems(body) == [(0, field, message)]
@@ -165,8 +192,13 @@ def test_event_times_get_the_verdict_of_the_one_rule(call, broker, case):
 
 
 def test_a_binary_event_takes_its_time_from_ce_time_by_the_same_rule(call, broker):
-    headers = {"ce-specversion": "1.0", "ce-id": "b-1", "ce-source": "/lobby", "ce-type": "match.requested",
-               "Content-Type": "application/json"}
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "b-1",
+        "ce-source": "/lobby",
+        "ce-type": "match.requested",
+        "Content-Type": "application/json",
+    }
     status, _, body = call(body=REQUESTED["data"], headers={**headers, "ce-time": "2026-01-01T00:00:02"})
     assert status == 400 and "has no UTC offset" in problems(body)[0][2]
     status, _, _ = call(body=REQUESTED["data"], headers={**headers, "ce-time": "2016-12-31T23:59:60Z"})
@@ -174,19 +206,35 @@ def test_a_binary_event_takes_its_time_from_ce_time_by_the_same_rule(call, broke
 
 
 def test_a_binary_event_without_ce_type_is_refused(call, broker):
-    headers = {"ce-specversion": "1.0", "ce-id": "b-1", "ce-source": "/lobby", "Content-Type": "application/json"}
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "b-1",
+        "ce-source": "/lobby",
+        "Content-Type": "application/json",
+    }
     status, _, body = call(body=REQUESTED["data"], headers=headers)
     assert status == 400 and problems(body) == [(0, "type", "required attribute 'type' is missing")]
     assert broker.events == []
 
 
-@pytest.mark.parametrize(("body", "ctype", "detail"), [
-    (b'{"id": ', STRUCTURED, "the event is refused: not JSON: Expecting value (line 1, column 8)"),
-    (b'{"n": NaN}', STRUCTURED, "the event is refused: NaN is not JSON: numbers must be finite (line 1, column 7)"),
-    (b"\xff{}", STRUCTURED, "the event is refused: not UTF-8 text: invalid start byte 0xff at byte 1 (line 1, column 1)"),
-    (b"[" * 100_000, BATCH, "the batch is refused: nested more than 65 levels deep (line 1, column 66)"),
-    (b'{"id": "x"}', BATCH, "a batch must be a JSON array of events"),
-])
+@pytest.mark.parametrize(
+    ("body", "ctype", "detail"),
+    [
+        (b'{"id": ', STRUCTURED, "the event is refused: not JSON: Expecting value (line 1, column 8)"),
+        (
+            b'{"n": NaN}',
+            STRUCTURED,
+            "the event is refused: NaN is not JSON: numbers must be finite (line 1, column 7)",
+        ),
+        (
+            b"\xff{}",
+            STRUCTURED,
+            "the event is refused: not UTF-8 text: invalid start byte 0xff at byte 1 (line 1, column 1)",
+        ),
+        (b"[" * 100_000, BATCH, "the batch is refused: nested more than 65 levels deep (line 1, column 66)"),
+        (b'{"id": "x"}', BATCH, "a batch must be a JSON array of events"),
+    ],
+)
 def test_bad_json_is_a_400_saying_why(call, broker, body, ctype, detail):
     status, _, answer = call(body=body, headers={"Content-Type": ctype})
     assert (status, answer["detail"]) == (400, detail)
@@ -200,6 +248,7 @@ def test_a_batch_element_that_is_not_an_object_is_named(call):
 
 # --- limits, routes, media types ----------------------------------------------------------
 
+
 def test_a_body_over_the_limit_is_413(call, broker):
     status, _, body = call(body=arena_events(), headers={"Content-Type": BATCH}, max_body=1000)
     assert status == 413 and body["detail"].endswith("at most 1000 are accepted")
@@ -211,12 +260,15 @@ def test_a_batch_over_the_cap_is_413(call, broker):
     assert status == 413 and body["detail"] == "the batch has 32 events; at most 10 per request"
 
 
-@pytest.mark.parametrize(("method", "path", "status", "allow"), [
-    ("GET", "/events", 405, "POST"),
-    ("POST", "/healthz", 405, "GET"),
-    ("GET", "/", 404, None),
-    ("POST", "/event", 404, None),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/events", 405, "POST"),
+        ("POST", "/healthz", 405, "GET"),
+        ("GET", "/", 404, None),
+        ("POST", "/event", 404, None),
+    ],
+)
 def test_routes(call, method, path, status, allow):
     got, headers, body = call(method, path)
     assert (got, body["status"], headers.get("Allow")) == (status, status, allow)
@@ -229,12 +281,16 @@ def test_a_body_that_is_not_a_cloudevent_is_415(call):
 
 # --- auth -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("authorization", "detail"), [
-    (None, "missing token: send the header Authorization: Bearer TOKEN"),
-    ("Basic czNjcmV0", "missing token: send the header Authorization: Bearer TOKEN"),
-    ("Bearer wrong", "the token is not valid"),
-    (f"Bearer {TOKEN}x", "the token is not valid"),
-])
+
+@pytest.mark.parametrize(
+    ("authorization", "detail"),
+    [
+        (None, "missing token: send the header Authorization: Bearer TOKEN"),
+        ("Basic czNjcmV0", "missing token: send the header Authorization: Bearer TOKEN"),
+        ("Bearer wrong", "the token is not valid"),
+        (f"Bearer {TOKEN}x", "the token is not valid"),
+    ],
+)
 def test_without_the_right_token_it_is_401_and_nothing_is_queued(call, broker, authorization, detail):
     headers = {"Content-Type": STRUCTURED, **({"Authorization": authorization} if authorization else {})}
     status, answer_headers, body = call(body=REQUESTED, headers=headers, token=TOKEN)
@@ -254,6 +310,7 @@ def test_health_needs_no_token(call):
 
 # --- the store ------------------------------------------------------------------------------
 
+
 def test_health_follows_the_store(call, broker):
     assert call("GET", "/healthz")[::2] == (200, {"status": "ok", "store": "up"})
     broker.up = False
@@ -270,8 +327,13 @@ def test_a_store_failure_is_503_and_nothing_is_acknowledged(call, broker):
 def test_a_bug_is_a_500_without_details_and_is_logged(admission, broker):
     logged = []
     app = Ingress(admission, None, log=logged.append)  # no store: ingest fails with AttributeError
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/events", "CONTENT_TYPE": STRUCTURED,
-               "CONTENT_LENGTH": str(len(json.dumps(REQUESTED))), "wsgi.input": io.BytesIO(json.dumps(REQUESTED).encode())}
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/events",
+        "CONTENT_TYPE": STRUCTURED,
+        "CONTENT_LENGTH": str(len(json.dumps(REQUESTED))),
+        "wsgi.input": io.BytesIO(json.dumps(REQUESTED).encode()),
+    }
     statuses = []
     body = json.loads(b"".join(app(environ, lambda status, headers: statuses.append(status))))
     assert statuses == ["500 Internal Server Error"] and "AttributeError" not in json.dumps(body)
@@ -282,8 +344,9 @@ def test_a_deployment_behind_its_backlog_limit_refuses_with_retry_after(call, br
     """Backpressure: past --max-backlog nothing is queued, and the client is told when to retry."""
     event = arena_events()[0]
     broker.waiting = 500
-    status, headers, body = call(body=event, headers={"Content-Type": "application/cloudevents+json"},
-                                 max_backlog=500)
+    status, headers, body = call(
+        body=event, headers={"Content-Type": "application/cloudevents+json"}, max_backlog=500
+    )
     assert (status, headers["Retry-After"]) == (503, "1") and "500 entries wait" in body["detail"]
     assert broker.events == []
     broker.waiting = 499

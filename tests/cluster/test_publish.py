@@ -73,7 +73,8 @@ def test_a_bad_line_is_located_and_nothing_is_sent(meshctl, ingress, tmp_path):
     events = write_events(tmp_path, [LINES[0], '{"type": "match.requested",', LINES[1]])
     result = meshctl("publish", ARENA, events, "--url", url)
     assert result.exit_code == 1
-    assert result.output.splitlines()[0].startswith(f"{events}:2:28: error[bad-event]: not JSON: ")  # the end of the line
+    # the end of the line
+    assert result.output.splitlines()[0].startswith(f"{events}:2:28: error[bad-event]: not JSON: ")
     assert broker.events == []
 
 
@@ -100,10 +101,13 @@ def test_a_yaml_list_is_located_by_its_items(meshctl, ingress, tmp_path):
     events.write_text("- type: match.requested\n  source: /lobby\n  data: {request_id: r-1}\n")
     result = meshctl("publish", ARENA, events, "--url", url)
     assert result.exit_code == 1
-    assert result.output.startswith(f"{events}:1:3: error[rejected-event]: data: 'players' is a required property")
+    assert result.output.startswith(
+        f"{events}:1:3: error[rejected-event]: data: 'players' is a required property"
+    )
 
 
 # --- to an ingress ----------------------------------------------------------------------------
+
 
 def test_publish_posts_batches_and_says_how_many_were_accepted(meshctl, ingress):
     url, broker = ingress()
@@ -132,9 +136,11 @@ def test_a_refusal_of_the_ingress_is_shown_with_the_lines_of_the_file(meshctl, i
     result = meshctl("publish", ARENA, EVENTS, "--url", url, "--batch", "2")
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert lines[0] == (f"meshctl: the ingress at {url}/events refused events 3-4 with HTTP 400 Bad Request: 2 of 2 "
-                        "events refused (2 problems); nothing was accepted; 2 events accepted before that "
-                        "(publishing the file again is harmless: the events keep their ids)")
+    assert lines[0] == (
+        f"meshctl: the ingress at {url}/events refused events 3-4 with HTTP 400 Bad Request: 2 of 2 "
+        "events refused (2 problems); nothing was accepted; 2 events accepted before that "
+        "(publishing the file again is harmless: the events keep their ids)"
+    )
     assert lines[1:] == [f"  {EVENTS}:3:1: type: not taken here", f"  {EVENTS}:4:1: type: not taken here"]
     assert len(broker.events) == 2
 
@@ -143,15 +149,19 @@ def test_a_wrong_token_is_reported(meshctl, ingress):
     url, _ = ingress(token="right")
     result = meshctl("publish", ARENA, EVENTS, "--url", url, "--token", "wrong")
     assert result.exit_code == 1
-    assert "refused events 1-32 with HTTP 401 Unauthorized: the token is not valid; nothing was accepted" \
+    assert (
+        "refused events 1-32 with HTTP 401 Unauthorized: the token is not valid; nothing was accepted"
         in result.output
+    )
 
 
 def test_an_ingress_that_is_not_running_is_reported(meshctl, unused_port):
     result = meshctl("publish", ARENA, EVENTS, "--url", f"http://127.0.0.1:{unused_port}")
     assert result.exit_code == 1
-    assert f"meshctl: cannot reach the ingress at http://127.0.0.1:{unused_port}/events: " \
-           "[Errno 111] Connection refused; nothing was accepted" in result.output
+    assert (
+        f"meshctl: cannot reach the ingress at http://127.0.0.1:{unused_port}/events: "
+        "[Errno 111] Connection refused; nothing was accepted" in result.output
+    )
 
 
 @pytest.fixture
@@ -163,18 +173,25 @@ def unused_port():
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ([], "give exactly one of --url (a running `meshctl serve`) and --store redis://..."),
-    (["--url", "http://h:1", "--store", "redis://h"], "give exactly one of --url"),
-    (["--url", "ftp://h"], "--url 'ftp://h': expected http://HOST:PORT"),
-    (["--store", "memory:"], "publish needs a broker store: --store redis://HOST:PORT/DB (got 'memory:')"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give exactly one of --url (a running `meshctl serve`) and --store redis://..."),
+        (["--url", "http://h:1", "--store", "redis://h"], "give exactly one of --url"),
+        (["--url", "ftp://h"], "--url 'ftp://h': expected http://HOST:PORT"),
+        (
+            ["--store", "memory:"],
+            "publish needs a broker store: --store redis://HOST:PORT/DB (got 'memory:')",
+        ),
+    ],
+)
 def test_usage_errors(meshctl, args, message):
     result = meshctl("publish", ARENA, EVENTS, *args)
     assert result.exit_code == 2 and message in result.output
 
 
 # --- to a store, and the ids ----------------------------------------------------------------------
+
 
 def test_publish_to_a_store_queues_the_events(meshctl, redis_url, queued):
     result = meshctl("publish", ARENA, EVENTS, "--store", redis_url, "--batch", "7")
@@ -200,10 +217,14 @@ def test_events_without_an_id_get_the_same_ids_every_time(meshctl, redis_url, qu
 EVENT = json.loads(LINES[0])
 
 
-def test_publish_to_a_store_refuses_exactly_the_refused_times_then_queues_the_rest(meshctl, redis_url, queued,
-                                                                                    tmp_path):
-    every = write_events(tmp_path, [json.dumps({**EVENT, "id": f"case-{n}", "time": c.value})
-                                    for n, c in enumerate(TIME_CASES)], "every.jsonl")
+def test_publish_to_a_store_refuses_exactly_the_refused_times_then_queues_the_rest(
+    meshctl, redis_url, queued, tmp_path
+):
+    every = write_events(
+        tmp_path,
+        [json.dumps({**EVENT, "id": f"case-{n}", "time": c.value}) for n, c in enumerate(TIME_CASES)],
+        "every.jsonl",
+    )
     result = meshctl("publish", ARENA, every, "--store", redis_url)
     assert result.exit_code == 1
     shown = [line for line in result.output.splitlines() if ": error[" in line]
@@ -217,8 +238,11 @@ def test_publish_to_a_store_refuses_exactly_the_refused_times_then_queues_the_re
     for diagnostic, case in zip(told, REFUSED):
         assert "time" in diagnostic.message and case.refusal in diagnostic.message, (case.label, diagnostic)
     assert queued(redis_url) == []  # one bad record and nothing is sent
-    good = write_events(tmp_path, [json.dumps({**EVENT, "id": f"case-{n}", "time": c.value})
-                                   for n, c in enumerate(ACCEPTED)], "good.jsonl")
+    good = write_events(
+        tmp_path,
+        [json.dumps({**EVENT, "id": f"case-{n}", "time": c.value}) for n, c in enumerate(ACCEPTED)],
+        "good.jsonl",
+    )
     assert meshctl("publish", ARENA, good, "--store", redis_url).exit_code == 0
     assert [e["time"] for e in queued(redis_url)] == [c.value for c in ACCEPTED]
 
@@ -234,11 +258,15 @@ def test_a_huge_retry_after_is_waited_out_only_as_long_as_our_patience(meshctl, 
     def sleep(seconds):
         slept.append(seconds)
         clock[0] += seconds
+
     monkeypatch.setattr(publish.time, "sleep", sleep)
 
     def always_behind(environ, start_response):
-        start_response("503 Service Unavailable", [("Retry-After", "99999999999"), ("Content-Type", "text/plain")])
+        start_response(
+            "503 Service Unavailable", [("Retry-After", "99999999999"), ("Content-Type", "text/plain")]
+        )
         return [b"behind"]
+
     server = make_server("127.0.0.1", 0, always_behind, handler_class=Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -26,8 +26,10 @@ EVENTS = ARENA / "events.jsonl"
 def test_beyond_loopback_without_a_token_it_refuses_to_start(meshctl, host):
     result = meshctl("serve", ARENA, "--store", "redis://127.0.0.1:6379/0", "--host", host)
     assert result.exit_code == 2
-    assert f"meshctl: --host {host} is reachable from other machines: give a token (--token or MESHCTL_TOKEN), " \
-           "or --insecure" in result.output
+    assert (
+        f"meshctl: --host {host} is reachable from other machines: give a token (--token or MESHCTL_TOKEN), "
+        "or --insecure" in result.output
+    )
 
 
 @pytest.mark.parametrize("args", [["--token", "t0ken"], ["--insecure"]])
@@ -40,8 +42,9 @@ def test_a_token_or_insecure_lets_it_past_the_policy(meshctl, args):
 def test_the_token_may_come_from_the_environment(runner):
     from cli import main
 
-    result = runner.invoke(main, ["serve", str(ARENA), "--store", "memory:", "--host", "0.0.0.0"],
-                           env={"MESHCTL_TOKEN": "t0ken"})
+    result = runner.invoke(
+        main, ["serve", str(ARENA), "--store", "memory:", "--host", "0.0.0.0"], env={"MESHCTL_TOKEN": "t0ken"}
+    )
     assert result.exit_code == 2 and "serve needs a broker store" in result.output
 
 
@@ -50,14 +53,18 @@ def test_a_store_that_is_not_a_broker_is_a_usage_error(meshctl, store, tmp_path,
     monkeypatch.chdir(tmp_path)
     result = meshctl("serve", ARENA, "--store", store, "--port", "0")
     assert result.exit_code == 2
-    assert f"meshctl: serve needs a broker store: --store redis://HOST:PORT/DB (got {store!r})" in result.output
+    assert (
+        f"meshctl: serve needs a broker store: --store redis://HOST:PORT/DB (got {store!r})" in result.output
+    )
 
 
 def test_without_waitress_it_says_how_to_install_it(meshctl, monkeypatch):
     monkeypatch.setitem(sys.modules, "waitress.channel", None)  # makes `import waitress.channel` fail
     result = meshctl("serve", ARENA, "--store", "redis://127.0.0.1:6379/0", "--port", "0")
     assert result.exit_code == 2
-    assert "meshctl: meshctl serve needs the HTTP server waitress: pip install 'meshctl[serve]'" in result.output
+    assert (
+        "meshctl: meshctl serve needs the HTTP server waitress: pip install 'meshctl[serve]'" in result.output
+    )
     assert "Traceback" not in result.output
 
 
@@ -81,6 +88,7 @@ def test_a_port_in_use_is_a_usage_error(meshctl, redis_url):
 
 
 # --- a real server ----------------------------------------------------------------------------
+
 
 def get(url: str) -> tuple[int, dict]:
     try:
@@ -114,8 +122,11 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(serve, redis_url, qu
     connection.endheaders()
     answer = connection.getresponse()
     assert answer.status == 413 and answer.getheader("Content-Type") == "application/problem+json"
-    assert json.loads(answer.read()) == {"title": "Request Entity Too Large", "status": 413,
-                                         "detail": "the body is larger than 1000 bytes"}
+    assert json.loads(answer.read()) == {
+        "title": "Request Entity Too Large",
+        "status": 413,
+        "detail": "the body is larger than 1000 bytes",
+    }
     connection.close()
     assert queued(redis_url) == []
 

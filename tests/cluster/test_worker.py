@@ -20,9 +20,14 @@ from engine.storage.broker import APPLIED, FENCED
 REPO = Path(__file__).resolve().parents[2]
 ARENA = REPO / "workflows" / "arena"
 EVENTS = ARENA / "events.jsonl"
-MATCH = {"specversion": "1.0", "id": "req-1", "source": "/lobby", "type": "match.requested",
-         "time": "2026-01-01T00:00:00Z",
-         "data": {"request_id": "m-1", "players": ["p1", "p2"], "region": "eu-west", "mode": "ranked", "round": 1}}
+MATCH = {
+    "specversion": "1.0",
+    "id": "req-1",
+    "source": "/lobby",
+    "type": "match.requested",
+    "time": "2026-01-01T00:00:00Z",
+    "data": {"request_id": "m-1", "players": ["p1", "p2"], "region": "eu-west", "mode": "ranked", "round": 1},
+}
 
 
 @pytest.fixture
@@ -38,7 +43,9 @@ def store(broker):
 
 
 def drain(meshctl, url: str, *extra: str) -> dict:
-    result = meshctl("worker", ARENA, "--store", url, "--exit-when-idle", "--http=simulate", "--format=json", *extra)
+    result = meshctl(
+        "worker", ARENA, "--store", url, "--exit-when-idle", "--http=simulate", "--format=json", *extra
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -97,14 +104,19 @@ def _hand_out(broker, lane: str, times: int) -> None:
         assert broker.reclaim(lane, "ghost", 0, 100)
 
 
-def test_an_input_that_keeps_killing_its_workers_is_dead_lettered_as_poison(meshctl, broker, store,
-                                                                            redis_url):
+def test_an_input_that_keeps_killing_its_workers_is_dead_lettered_as_poison(
+    meshctl, broker, store, redis_url
+):
     broker.ingest([MATCH])
     _hand_out(broker, "input", 5)
     summary = drain(meshctl, redis_url, "--max-deliveries=5")
     [letter] = store.dead_letters()
-    assert (letter.reason, letter.error_type, letter.consumer, letter.attempts) == \
-        ("retries-exhausted", "WorkerLost", "mesh", 5)
+    assert (letter.reason, letter.error_type, letter.consumer, letter.attempts) == (
+        "retries-exhausted",
+        "WorkerLost",
+        "mesh",
+        5,
+    )
     assert summary["delivered"] == 0 and summary["dead_lettered"] == 1
 
 
@@ -122,14 +134,30 @@ def test_lost_attempts_count_against_the_retry_policy(meshctl, broker, store, re
     assert list(store.records("emitted")) == []
 
 
-def test_a_stream_delivery_lost_with_its_worker_is_processed_not_dead_lettered(meshctl, broker, store,
-                                                                              redis_url):
+def test_a_stream_delivery_lost_with_its_worker_is_processed_not_dead_lettered(
+    meshctl, broker, store, redis_url
+):
     """Windowed streams have no retry policy: a worker's death is not charged to them."""
     mesh = require_valid(str(ARENA)).mesh
     router = Worker(mesh, broker, WorkerOptions(name="router", http="simulate"))
-    broker.ingest([{**MATCH, "id": "gs-1", "type": "match.finished",
-                   "data": {"match_id": "m-1", "player_id": "p1", "opponent_id": "p2", "region": "eu-west",
-                            "mode": "ranked", "score": 0, "won": False}}])
+    broker.ingest(
+        [
+            {
+                **MATCH,
+                "id": "gs-1",
+                "type": "match.finished",
+                "data": {
+                    "match_id": "m-1",
+                    "player_id": "p1",
+                    "opponent_id": "p2",
+                    "region": "eu-west",
+                    "mode": "ranked",
+                    "score": 0,
+                    "won": False,
+                },
+            }
+        ]
+    )
     routed = router.broker.read("input", "router", 10)
     router._unit(routed, router._lane_work("input", routed))
     _hand_out(broker, "stream:leaderboard", 2)
@@ -138,14 +166,31 @@ def test_a_stream_delivery_lost_with_its_worker_is_processed_not_dead_lettered(m
 
 
 def test_sigterm_finishes_what_is_in_hand_and_leaves_nothing_pending(broker, redis_url):
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "worker",
-                             str(ARENA), "--store", redis_url, "--name", "w-term", "--http=simulate",
-                             "--format=json"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cli import main; sys.exit(main())",
+            "worker",
+            str(ARENA),
+            "--store",
+            redis_url,
+            "--name",
+            "w-term",
+            "--http=simulate",
+            "--format=json",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         broker.ingest(list(read_events(str(EVENTS))))
         deadline = time.time() + 60
-        while (broker.counters().get("events_in", 0) < 32 or "w-term" not in broker.workers()) \
-                and time.time() < deadline:
+        while (
+            broker.counters().get("events_in", 0) < 32 or "w-term" not in broker.workers()
+        ) and time.time() < deadline:
             time.sleep(0.05)  # all routed, and its heartbeat written
         assert "w-term" in broker.workers()
         proc.send_signal(signal.SIGTERM)
@@ -161,7 +206,10 @@ def test_sigterm_finishes_what_is_in_hand_and_leaves_nothing_pending(broker, red
 
 
 def test_worker_and_status_need_a_redis_store(meshctl, tmp_path):
-    for args in (["worker", ARENA, "--store", f"sqlite:{tmp_path / 'x.db'}"], ["status", ARENA, "--store", "memory:"]):
+    for args in (
+        ["worker", ARENA, "--store", f"sqlite:{tmp_path / 'x.db'}"],
+        ["status", ARENA, "--store", "memory:"],
+    ):
         result = meshctl(*args)
         assert result.exit_code == 2 and "needs a broker store: --store redis://" in result.output
 
@@ -172,4 +220,7 @@ def test_a_journaled_trace_has_an_ingest_record_per_input_counted(meshctl, broke
     ingests = [r for r in store.records("trace") if r["kind"] == "ingest"]
     assert len(ingests) == summary["events_in"] == 3
     assert [(r["event"], r.get("rejected")) for r in ingests] == [
-        ("req-1", None), (None, "schema-invalid"), ("req-2", None)]
+        ("req-1", None),
+        (None, "schema-invalid"),
+        ("req-2", None),
+    ]

@@ -266,7 +266,7 @@ spec:
     jobs: {count: {}}
     total: {sum: data.n}
   emit: {type: job.window}
-"""
+"""  # noqa: E501 (YAML kept as written)
 PERFORM = "service:worker/perform"
 JOB_KINDS = ["ok"] * 85 + ["flaky"] * 8 + ["poison"] * 3 + ["fatal"] * 2 + ["refused"] * 2
 
@@ -274,9 +274,16 @@ JOB_KINDS = ["ok"] * 85 + ["flaky"] * 8 + ["poison"] * 3 + ["fatal"] * 2 + ["ref
 def jobs(n: int, seed: int, spacing: float = 1.0) -> list[dict]:
     """*n* job events about *spacing* seconds apart, slightly out of order, of mixed kinds."""
     rng = random.Random(seed)
-    return [{"id": f"job-{i}", "type": "job.submitted", "source": "reliability",
-             "time": iso(START + i * spacing + rng.uniform(-1.5, 0)),
-             "data": {"n": i, "group": f"g{rng.randrange(8)}", "kind": rng.choice(JOB_KINDS)}} for i in range(n)]
+    return [
+        {
+            "id": f"job-{i}",
+            "type": "job.submitted",
+            "source": "reliability",
+            "time": iso(START + i * spacing + rng.uniform(-1.5, 0)),
+            "data": {"n": i, "group": f"g{rng.randrange(8)}", "kind": rng.choice(JOB_KINDS)},
+        }
+        for i in range(n)
+    ]
 
 
 class TimedTrace(Trace):
@@ -327,6 +334,7 @@ def write_events(path: Path, events: list[dict]) -> Path:
 
 # --- the parent side: running, crashing and resuming ----------------------------------------
 
+
 def command(*args) -> list[str]:
     return [sys.executable, str(HERE), *map(str, args)]
 
@@ -339,10 +347,13 @@ def environment(**extra: str | None) -> dict[str, str]:
 
 def meshctl(*args, check: bool = True, **env: str | None) -> subprocess.CompletedProcess:
     """Run the harness `meshctl` to the end; *env* sets MESHCTL_* variables (None: unset)."""
-    done = subprocess.run(command(*args), cwd=REPO, env=environment(**env), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        command(*args), cwd=REPO, env=environment(**env), capture_output=True, text=True, timeout=300
+    )
     if check and done.returncode != 0:
-        raise AssertionError(f"meshctl {' '.join(map(str, args))} exited {done.returncode}:\n{done.stderr[-3000:]}")
+        raise AssertionError(
+            f"meshctl {' '.join(map(str, args))} exited {done.returncode}:\n{done.stderr[-3000:]}"
+        )
     return done
 
 
@@ -352,7 +363,10 @@ def outputs(prefix: Path, trace: bool = True) -> list[str]:
 
 
 def output_texts(prefix: Path, trace: bool = True) -> dict[str, str]:
-    return {suffix: Path(f"{prefix}.{suffix}").read_text() for suffix in ("out", "dlq") + (("trace",) if trace else ())}
+    return {
+        suffix: Path(f"{prefix}.{suffix}").read_text()
+        for suffix in ("out", "dlq") + (("trace",) if trace else ())
+    }
 
 
 def jsonl(text: str) -> list[dict]:
@@ -374,8 +388,9 @@ def checkpoint_fed(db: Path) -> int:
     return row[0] if row and row[0] is not None else 0
 
 
-def run_with_sigkills(args: list, db: Path, kills: int, rng: random.Random, total: int,
-                      **env: str | None) -> dict:
+def run_with_sigkills(
+    args: list, db: Path, kills: int, rng: random.Random, total: int, **env: str | None
+) -> dict:
     """Run `meshctl run ... --store sqlite:DB` and SIGKILL it from outside *kills* times, each time
     shortly after its committed position passed a random point of the input (and after it
     committed at least once); resume until done.
@@ -390,11 +405,18 @@ def run_with_sigkills(args: list, db: Path, kills: int, rng: random.Random, tota
         resume = ["--resume"] if starts else []
         timing.unlink(missing_ok=True)
         spawned = time.time()
-        proc = subprocess.Popen(command(*args, *resume), cwd=REPO, env=environment(MESHCTL_TIMING=str(timing), **env),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            command(*args, *resume),
+            cwd=REPO,
+            env=environment(MESHCTL_TIMING=str(timing), **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         starts += 1
         if killed < len(targets):
-            floor = max(targets[killed], checkpoint_fed(db) + 1)  # and a commit of its own: no kill at start-up
+            # and a commit of its own: no kill at start-up
+            floor = max(targets[killed], checkpoint_fed(db) + 1)
             while proc.poll() is None and checkpoint_fed(db) < floor:
                 time.sleep(0.005)
             if proc.poll() is None:

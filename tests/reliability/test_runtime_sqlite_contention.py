@@ -36,7 +36,9 @@ KILL_INSIDE = 100  # process 0 dies inside this commit
 
 
 def letter(worker: int, n: int) -> DeadLetter:
-    return DeadLetter.make("contention", "retries-exhausted", f"w{worker}", {"id": f"w{worker}-{n}"}, "Boom", "x")
+    return DeadLetter.make(
+        "contention", "retries-exhausted", f"w{worker}", {"id": f"w{worker}-{n}"}, "Boom", "x"
+    )
 
 
 def transact(path: str, worker: int, kill_inside: int | None, errors) -> None:
@@ -85,7 +87,8 @@ def test_processes_contending_with_kills_keep_every_transaction_whole(tmp_path):
         return process
 
     processes = {w: start(w, KILL_INSIDE if w == 0 else None) for w in range(PROCESSES)}
-    target = random.Random(21).randrange(50, 150)  # well before its end: each commit takes about a millisecond
+    # well before its end: each commit takes about a millisecond
+    target = random.Random(21).randrange(50, 150)
     while processes[1].is_alive() and counter(path, 1) < target:
         time.sleep(0.005)
     time.sleep(random.Random(21).uniform(0, 0.02))
@@ -118,7 +121,9 @@ def test_processes_contending_with_kills_keep_every_transaction_whole(tmp_path):
     assert done == sorted(f"w{w}-{n}" for w in range(PROCESSES) for n in range(1, TRANSACTIONS + 1))
     store = SqliteStore(path)
     try:
-        assert [store.get_state(f"counter:{w}") for w in range(PROCESSES)] == [{"n": TRANSACTIONS}] * PROCESSES
+        assert [store.get_state(f"counter:{w}") for w in range(PROCESSES)] == [
+            {"n": TRANSACTIONS}
+        ] * PROCESSES
         assert len(store.dead_letters()) == PROCESSES * TRANSACTIONS // 10
     finally:
         store.close()

@@ -44,12 +44,16 @@ def test_finished_runs_leave_memory_as_the_input_goes_on(orders_mesh, tmp_path, 
             store.commit(runtime.snapshot())
     runtime.finish()
     summary = runtime.trace.summary()
-    assert summary["runs_started"] > 550 and summary["runs_completed"] + summary["runs_compensated"] == summary["runs_started"]
+    assert (
+        summary["runs_started"] > 550
+        and summary["runs_completed"] + summary["runs_compensated"] == summary["runs_started"]
+    )
     assert most < 60  # in flight at once, never the 600 done
     assert live_runs(store) == 0
     if kind == "sqlite":
         store.commit(runtime.snapshot())
-        assert len(store.state_keys("run:")) == summary["runs_started"]  # every one kept on disk for `meshctl runs`
+        # every one kept on disk for `meshctl runs`
+        assert len(store.state_keys("run:")) == summary["runs_started"]
         store.close()
 
 

@@ -17,7 +17,14 @@ from engine.runtime.events import (
 )
 
 LINES = [
-    {"specversion": "1.0", "id": "a", "source": "s", "type": "t", "time": "2026-01-01T00:00:00Z", "data": {"x": 1}},
+    {
+        "specversion": "1.0",
+        "id": "a",
+        "source": "s",
+        "type": "t",
+        "time": "2026-01-01T00:00:00Z",
+        "data": {"x": 1},
+    },
     {"id": "b", "source": "s", "type": "t"},  # specversion defaults
     {"specversion": "1.0", "source": "s", "type": "t"},  # id made
     {"specversion": "1.0", "id": "d", "type": "t", "data": None},  # source defaults
@@ -26,11 +33,15 @@ LINES = [
     {"specversion": "1.0", "id": 7, "source": "s", "type": "t"},
     {"specversion": "1.0", "id": "h", "source": "s", "type": "t", "time": None},
     {"specversion": "1.0", "id": "i", "source": "s", "type": "t", "time": 12},
-    {"specversion": "1.0", "id": "i2", "source": "s", "type": "t", "time": "2026-01-01T00:00:00"},  # no offset
+    # no offset
+    {"specversion": "1.0", "id": "i2", "source": "s", "type": "t", "time": "2026-01-01T00:00:00"},
     {"specversion": "1.0", "id": "i3", "source": "s", "type": "t", "time": "not-a-time"},
-    {"specversion": "1.0", "id": "i4", "source": "s", "type": "t", "time": "2016-12-31T23:59:60Z"},  # a leap second
+    # a leap second
+    {"specversion": "1.0", "id": "i4", "source": "s", "type": "t", "time": "2016-12-31T23:59:60Z"},
     {"specversion": "1.0", "id": "j", "source": "s"},
-    [1, 2], "text", None,
+    [1, 2],
+    "text",
+    None,
     {"type": "t", "id": "k", "specversion": "1.0", "source": "s", "subject": "z"},  # another key order
 ]
 
@@ -63,8 +74,9 @@ def test_json_lines_read_as_normalise_reads_them(tmp_path, make_id):
     expected = reference(str(path), lines, ContentIds() if make_id else (lambda raw, i: f"input-{i + 1}"))
     got = list(read_located_events(*args))
     assert got == expected
-    assert [list(item.items()) for _, item in got if isinstance(item, dict)] == \
-           [list(item.items()) for _, item in expected if isinstance(item, dict)]  # key order too
+    assert [list(item.items()) for _, item in got if isinstance(item, dict)] == [
+        list(item.items()) for _, item in expected if isinstance(item, dict)
+    ]  # key order too
     if make_id is None:
         assert list(read_events(str(path))) == [item for _, item in expected]
 
@@ -75,7 +87,10 @@ def test_an_unreadable_file_is_one_bad_input_and_an_undecodable_line_is_one_too(
     assert loc == item.loc == Location(missing) and item.problem.startswith("cannot read")
     assert list(read_events(missing)) == [item]
     bad = tmp_path / "bad.jsonl"
-    bad.write_bytes(b'{"id": "a", "source": "s", "type": "t"}\n{"id": "\xc3\xa9\xff"}\n{"id": "c", "source": "s", "type": "t"}\n')
+    bad.write_bytes(
+        b'{"id": "a", "source": "s", "type": "t"}\n{"id": "\xc3\xa9\xff"}\n'
+        b'{"id": "c", "source": "s", "type": "t"}\n'
+    )
     got = list(read_located_events(str(bad)))
     assert [item["id"] for _, item in got if isinstance(item, dict)] == ["a", "c"]
     assert got[1][0] == got[1][1].loc == Location(str(bad), 2, 10)  # the character after "é"
@@ -95,14 +110,38 @@ def test_a_list_file_reads_the_same_through_both_readers(tmp_path):
 def test_derive_links_the_child_to_its_parent():
     root = {"id": "in-1", "source": "/shop", "type": "a"}
     child = derive(root, "svc", 0, "b", {"x": 1}, 1767225600.0, subject="s")
-    assert list(child) == ["specversion", "id", "source", "type", "time", "datacontenttype", "data", "causationid",
-                           "correlationid", "hopcount", "causationpath", "subject"]
-    assert child["id"] == hashlib.sha1(b"5:/shop|in-1|svc|0").hexdigest()[:20]  # the parent's identity, hashed
-    assert (child["source"], child["time"], child["causationid"], child["correlationid"], child["hopcount"],
-            child["causationpath"]) == ("meshctl/svc", "2026-01-01T00:00:00Z", "in-1", "in-1", 1, "svc")
+    assert list(child) == [
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "time",
+        "datacontenttype",
+        "data",
+        "causationid",
+        "correlationid",
+        "hopcount",
+        "causationpath",
+        "subject",
+    ]
+    # the parent's identity, hashed
+    assert child["id"] == hashlib.sha1(b"5:/shop|in-1|svc|0").hexdigest()[:20]
+    assert (
+        child["source"],
+        child["time"],
+        child["causationid"],
+        child["correlationid"],
+        child["hopcount"],
+        child["causationpath"],
+    ) == ("meshctl/svc", "2026-01-01T00:00:00Z", "in-1", "in-1", 1, "svc")
     grandchild = derive({**child, "hopcount": "1"}, "other", 2, "c", None, 1.5, source="src", element="flow")
-    assert (grandchild["source"], grandchild["correlationid"], grandchild["hopcount"], grandchild["causationpath"],
-            grandchild["time"]) == ("src", "in-1", 2, "svc,flow", "1970-01-01T00:00:01.5Z")
+    assert (
+        grandchild["source"],
+        grandchild["correlationid"],
+        grandchild["hopcount"],
+        grandchild["causationpath"],
+        grandchild["time"],
+    ) == ("src", "in-1", 2, "svc,flow", "1970-01-01T00:00:01.5Z")
     assert "subject" not in grandchild
     assert derive({**child, "hopcount": True}, "x", 0, "c", None, 0)["hopcount"] == 2
     with pytest.raises(TypeError):

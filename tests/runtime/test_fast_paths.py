@@ -18,19 +18,23 @@ from engine.runtime.events import normalise
 from engine.runtime.interpreter import Fault, Runtime
 from engine.runtime.trace import Trace
 
-TYPES = ("""
+TYPES = (
+    """
 kind: EventType
 metadata: {name: ping}
 spec: {external: true, schema: {type: object, properties: {n: {type: integer}, k: {type: string}}, required: [n]}}
-""", """
+""",  # noqa: E501 (YAML kept as written)
+    """
 kind: EventType
 metadata: {name: pong}
 spec: {schema: {type: object, properties: {n: {type: integer}}}}
-""", """
+""",
+    """
 kind: EventType
 metadata: {name: tally}
 spec: {}
-""")
+""",
+)
 ROUTE = """
 kind: Route
 metadata: {name: big}
@@ -63,8 +67,19 @@ spec:
 
 
 def events(count: int = 30) -> list:
-    return [normalise({"id": f"e{i}", "type": "ping", "time": f"2026-01-01T00:00:{i:02d}Z",
-                       "data": {"n": i % 7, "k": f"k{i % 3}"}}, Location("test", i + 1, 1), i) for i in range(count)]
+    return [
+        normalise(
+            {
+                "id": f"e{i}",
+                "type": "ping",
+                "time": f"2026-01-01T00:00:{i:02d}Z",
+                "data": {"n": i % 7, "k": f"k{i % 3}"},
+            },
+            Location("test", i + 1, 1),
+            i,
+        )
+        for i in range(count)
+    ]
 
 
 def go(mesh, sink=True, **options):
@@ -85,8 +100,10 @@ def outcome_calls(monkeypatch):
 
 MESHES = {
     "route, stream": ((*TYPES, ROUTE, SERVICE % "", STREAM), {}),
-    "retries and faults": ((*TYPES, ROUTE, SERVICE % ", {fail: {error: Flaky, times: 1}}", STREAM),
-                           {"faults": [Fault("route:big", times=1)], "seed": 5}),
+    "retries and faults": (
+        (*TYPES, ROUTE, SERVICE % ", {fail: {error: Flaky, times: 1}}", STREAM),
+        {"faults": [Fault("route:big", times=1)], "seed": 5},
+    ),
 }
 
 
@@ -109,7 +126,9 @@ def test_an_attempt_that_takes_no_time_is_not_copied_into_data(mesh_of, outcome_
 
 def test_an_attempt_that_sleeps_waits_in_the_schedule_as_data(mesh_of, outcome_calls):
     run = go(mesh_of(*TYPES, ROUTE, SERVICE % ", {sleep: 1s}", STREAM))
-    assert len(outcome_calls) == sum(1 for r in run["trace"] if r["kind"] == "deliver" and r["type"] == "pong")
+    assert len(outcome_calls) == sum(
+        1 for r in run["trace"] if r["kind"] == "deliver" and r["type"] == "pong"
+    )
     assert outcome_calls
 
 
@@ -123,7 +142,9 @@ def test_counters_and_outputs_do_not_depend_on_recording_the_trace(mesh_of, name
     assert [d.as_dict() for d in silent["dead"]] == [d.as_dict() for d in recorded["dead"]]
 
 
-STREAM_FILTERED = STREAM.replace("  key: data.k", "  match: {data: {n: [{numeric: [\"<\", 5]}]}}\n  key: data.k")
+STREAM_FILTERED = STREAM.replace(
+    "  key: data.k", "  match: {data: {n: [{numeric: [\"<\", 5]}]}}\n  key: data.k"
+)
 
 
 @pytest.mark.parametrize("name", MESHES)
@@ -146,7 +167,10 @@ spec:
       emits: [pong]
       do: [{emit: {type: pong, data: {n: "{{ data.n }}"}}}]
 """
-INLINE_MESHES = {**MESHES, "three consumers of the input, one emitting": ((*TYPES, ROUTE, SERVICE % "", FANOUT, STREAM), {})}
+INLINE_MESHES = {
+    **MESHES,
+    "three consumers of the input, one emitting": ((*TYPES, ROUTE, SERVICE % "", FANOUT, STREAM), {}),
+}
 
 
 @pytest.mark.parametrize("name", INLINE_MESHES)
@@ -194,8 +218,9 @@ spec:
   aggregate: {n: {count: {}}}
   emit: {type: tally}
 """
-UNTYPED_PING = TYPES[0].replace(", schema: {type: object, properties: {n: {type: integer}, k: {type: string}}, "
-                                "required: [n]}", "")
+UNTYPED_PING = TYPES[0].replace(
+    ", schema: {type: object, properties: {n: {type: integer}, k: {type: string}}, required: [n]}", ""
+)
 
 
 @pytest.mark.parametrize("shape", ["in order", "duplicates", "without a time", "behind the clock"])
@@ -232,4 +257,5 @@ def test_only_plain_streams_without_schema_pattern_or_fault_take_the_fused_path(
     assert set(Runtime(mesh_of(*untyped, STREAM)).intake.stream_lanes) == {"ping"}
     assert Runtime(mesh_of(*untyped, STREAM_FILTERED)).intake.stream_lanes == {}
     assert Runtime(mesh_of(*untyped, STREAM), faults=[Fault("stream:counts")]).intake.stream_lanes == {}
-    assert Runtime(mesh_of(*untyped, STREAM, FANOUT)).intake.stream_lanes == {}  # a subscription takes ping too
+    # a subscription takes ping too
+    assert Runtime(mesh_of(*untyped, STREAM, FANOUT)).intake.stream_lanes == {}

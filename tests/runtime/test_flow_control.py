@@ -19,7 +19,12 @@ spec:
 
 
 def ev(seq, k="a", t=0, i=None):
-    return {"id": i or f"{k}{seq}-{t}", "type": "ping", "time": f"2026-01-01T00:00:{t:02d}Z", "data": {"k": k, "seq": seq}}
+    return {
+        "id": i or f"{k}{seq}-{t}",
+        "type": "ping",
+        "time": f"2026-01-01T00:00:{t:02d}Z",
+        "data": {"k": k, "seq": seq},
+    }
 
 
 def delivered(out):
@@ -54,7 +59,10 @@ def test_gap_delivers_after_timeout_and_late_number_is_dead_lettered(mesh_of, ru
 def test_gap_can_dead_letter_instead(mesh_of, run):
     mesh = mesh_of(PING, ordered(", on_gap: dead_letter, start: 10"))
     out = run(mesh, [ev(12, t=0), ev(13, t=1), ev(14, t=20)])
-    assert [(d.reason, d.event["data"]["seq"]) for d in out.dead] == [("sequence-gap", 12), ("sequence-gap", 13)]
+    assert [(d.reason, d.event["data"]["seq"]) for d in out.dead] == [
+        ("sequence-gap", 12),
+        ("sequence-gap", 13),
+    ]
     assert [r["message"] for r in out.kinds("log")] == ["14"]
 
 
@@ -74,15 +82,26 @@ spec:
 
 
 def test_rate_limit_spreads_a_burst(mesh_of, run):
-    out = run(mesh_of(PING, limited("delay")), [{"type": "ping", "time": "2026-01-01T00:00:00Z"} for _ in range(6)])
+    out = run(
+        mesh_of(PING, limited("delay")), [{"type": "ping", "time": "2026-01-01T00:00:00Z"} for _ in range(6)]
+    )
     assert [r["t"][11:] for r in out.kinds("ok")] == [
-        "00:00:00Z", "00:00:00Z", "00:00:00.5Z", "00:00:01Z", "00:00:01.5Z", "00:00:02Z"]
+        "00:00:00Z",
+        "00:00:00Z",
+        "00:00:00.5Z",
+        "00:00:01Z",
+        "00:00:01.5Z",
+        "00:00:02Z",
+    ]
     assert out.summary["rate_limited"] == 4 and out.dead == []
 
 
 def test_rate_limit_can_dead_letter(mesh_of, run):
-    out = run(mesh_of(PING, limited("dead_letter")), [{"type": "ping", "time": "2026-01-01T00:00:00Z"}] * 1 +
-              [{"type": "ping", "time": "2026-01-01T00:00:00Z"} for _ in range(3)])
+    out = run(
+        mesh_of(PING, limited("dead_letter")),
+        [{"type": "ping", "time": "2026-01-01T00:00:00Z"}] * 1
+        + [{"type": "ping", "time": "2026-01-01T00:00:00Z"} for _ in range(3)],
+    )
     assert [d.reason for d in out.dead] == ["rate-limited", "rate-limited"]
 
 
@@ -107,7 +126,8 @@ spec:
     - {id: quick, needs: [], do: [{sleep: 1s}], compensate: {log: undo-quick}}
     - {id: boom, needs: [quick], do: {fail: {error: Boom}}}"""
     out = run(mesh_of(PING, orch), [{"type": "ping"}])
-    assert [r["step"] for r in out.kinds("compensate")] == ["slow", "quick"]  # newest first, slow finished last
+    # newest first, slow finished last
+    assert [r["step"] for r in out.kinds("compensate")] == ["slow", "quick"]
     assert [r["message"] for r in out.kinds("log")] == ["undo-slow", "undo-quick"]
 
 
@@ -119,7 +139,9 @@ spec:
   steps: [{id: s, do: {log: ran}}]
   on_failure: {log: "failed: {{ error }}"}"""
     out = run(mesh_of(PING, orch), [{"type": "ping"}], faults=[Fault("orchestration:o/s", None, "Down")])
-    assert [r["message"] for r in out.kinds("log")] == ["failed: step 's' failed: Down: injected fault (attempt 1)"]
+    assert [r["message"] for r in out.kinds("log")] == [
+        "failed: step 's' failed: Down: injected fault (attempt 1)"
+    ]
 
 
 def test_stream_emit_data_sees_data_at_end_of_input(mesh_of, run):

@@ -4,11 +4,14 @@ from __future__ import annotations
 GO = "kind: EventType\nmetadata: {name: go}\nspec: {external: true}"
 DONE = "kind: EventType\nmetadata: {name: done}"
 UNDO = "kind: EventType\nmetadata: {name: undo}"
-SINK = "kind: Service\nmetadata: {name: sink}\nspec: {subscriptions: [{on: done, do: {log: x}}, {on: undo, do: {log: y}}]}"
+SINK = ("kind: Service\nmetadata: {name: sink}\n"
+        "spec: {subscriptions: [{on: done, do: {log: x}}, {on: undo, do: {log: y}}]}")
 
 
 def orchestration(steps: str, extra: str = "") -> str:
-    return f"kind: Orchestration\nmetadata: {{name: o}}\nspec:\n  trigger: {{on: go}}\n  steps:\n{steps}{extra}"
+    return (
+        f"kind: Orchestration\nmetadata: {{name: o}}\nspec:\n  trigger: {{on: go}}\n  steps:\n{steps}{extra}"
+    )
 
 
 GO_EVENT = {"id": "g1", "type": "go", "time": "2026-01-01T00:00:00Z", "data": {"items": [1, 2, 3, 4, 5]}}
@@ -26,7 +29,12 @@ def test_sequence_parallel_branches_and_join(mesh_of, run):
     - {id: join, needs: [b, c], do: [{emit: {type: done, data: {b: "{{ steps.b.status }}"}}}]}
 """
     out = run(mesh_of(GO, DONE, SINK, orchestration(steps)), [GO_EVENT])
-    assert steps_of(out, "step-done") == [("a", "00:00:01"), ("c", "00:00:03"), ("b", "00:00:06"), ("join", "00:00:06")]
+    assert steps_of(out, "step-done") == [
+        ("a", "00:00:01"),
+        ("c", "00:00:03"),
+        ("b", "00:00:06"),
+        ("join", "00:00:06"),
+    ]
     assert [e["data"] for e in out.emitted] == [{"b": "done"}]
     assert out.summary["runs_completed"] == 1
 
@@ -35,7 +43,7 @@ def test_sequence_is_the_default_and_outputs_flow_forward(mesh_of, run):
     steps = """\
     - {id: first, do: [{set: {greeting: hello}}]}
     - {id: second, do: [{emit: {type: done, data: {g: "{{ vars.greeting }}", prev: "{{ steps.first.output }}"}}}]}
-"""
+"""  # noqa: E501 (YAML kept as written)
     out = run(mesh_of(GO, DONE, SINK, orchestration(steps)), [GO_EVENT])
     assert [e["data"] for e in out.emitted] == [{"g": "hello", "prev": {"greeting": "hello"}}]
 
@@ -57,8 +65,15 @@ def test_timeout_then_retry_then_fail(mesh_of, run):
     steps = """\
     - {id: slow, timeout: 2s, retry: {max_attempts: 2, initial: 1s, jitter: none}, do: [{sleep: 5s}]}
 """
-    out = run(mesh_of(GO, DONE, SINK, orchestration(steps, "  on_failure: {emit: {type: done, data: {e: '{{ error }}'}}}\n")),
-              [GO_EVENT])
+    out = run(
+        mesh_of(
+            GO,
+            DONE,
+            SINK,
+            orchestration(steps, "  on_failure: {emit: {type: done, data: {e: '{{ error }}'}}}\n"),
+        ),
+        [GO_EVENT],
+    )
     assert [r["t"][-9:-1] for r in out.kinds("step-start")] == ["00:00:00", "00:00:03"]
     assert out.kinds("retry")[0]["error"].startswith("StepTimeout")
     assert out.summary["runs_failed"] == 1
@@ -71,9 +86,11 @@ def test_saga_compensates_completed_steps_in_reverse(mesh_of, run):
     - {id: charge, do: {log: c}, compensate: {emit: {type: undo, data: {s: charge}}}}
     - {id: notify, needs: [], do: {log: n}}
     - {id: ship, needs: [charge], do: {fail: {error: NoTrucks}}, compensate: {emit: {type: undo, data: {s: ship}}}}
-"""
-    out = run(mesh_of(GO, DONE, UNDO, SINK, orchestration(steps, "  on_failure: {emit: {type: done, data: {}}}\n")),
-              [GO_EVENT])
+"""  # noqa: E501 (YAML kept as written)
+    out = run(
+        mesh_of(GO, DONE, UNDO, SINK, orchestration(steps, "  on_failure: {emit: {type: done, data: {}}}\n")),
+        [GO_EVENT],
+    )
     assert [r["step"] for r in out.kinds("step-done")] == ["reserve", "notify", "charge"]
     assert [r["step"] for r in out.kinds("compensate")] == ["charge", "reserve"]  # notify has nothing to undo
     assert [e["data"].get("s") for e in out.emitted] == ["charge", "reserve", None]
@@ -103,8 +120,14 @@ def test_a_step_finished_at_once_starts_the_steps_declared_before_it(mesh_of, ru
     out = run(mesh_of(GO, DONE, SINK, orchestration(steps)), [GO_EVENT])
     assert [e["data"] for e in out.emitted] == [{"s": "skipped"}, {"s": "last"}]
     steps_seen = [(r["kind"], r["step"]) for r in out.trace if r["kind"].startswith("step-")]
-    assert steps_seen == [("step-skipped", "skipped"), ("step-done", "empty"), ("step-start", "first"),
-                          ("step-done", "first"), ("step-start", "last"), ("step-done", "last")]
+    assert steps_seen == [
+        ("step-skipped", "skipped"),
+        ("step-done", "empty"),
+        ("step-start", "first"),
+        ("step-done", "first"),
+        ("step-start", "last"),
+        ("step-done", "last"),
+    ]
     assert out.summary["runs_completed"] == 1
 
 
@@ -123,8 +146,12 @@ def test_only_steps_whose_templates_mention_steps_get_them_in_their_context(mesh
 """
     out = run(mesh_of(GO, DONE, SINK, orchestration(steps)), [GO_EVENT])
     compiled = out.runtime.orchestrator._steps["o"]
-    assert {sid: cs.reads_steps for sid, cs in compiled.items()} == \
-        {"first": False, "gated": True, "each": True, "last": True}
+    assert {sid: cs.reads_steps for sid, cs in compiled.items()} == {
+        "first": False,
+        "gated": True,
+        "each": True,
+        "last": True,
+    }
     assert [e["data"] for e in out.emitted] == [{"s": 1, "v": 1}]
 
 

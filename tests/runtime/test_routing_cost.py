@@ -46,7 +46,9 @@ def evaluations(monkeypatch):
     """The patterns evaluated one by one (``CompiledPattern.matches``) from now on."""
     calls: list[CompiledPattern] = []
     real = CompiledPattern.matches
-    monkeypatch.setattr(CompiledPattern, "matches", lambda self, event: calls.append(self) or real(self, event))
+    monkeypatch.setattr(
+        CompiledPattern, "matches", lambda self, event: calls.append(self) or real(self, event)
+    )
     return calls
 
 
@@ -55,6 +57,7 @@ def mesh_of_kind(tmp_path):
     def build(n: int, kind: str):
         mesh, _ = load_mesh(write_mesh(str(tmp_path / f"{kind}-{n}"), n, kind))
         return mesh
+
     return build
 
 
@@ -68,15 +71,27 @@ def unmatched(k: int) -> dict:
 # operator -> (pattern number i, an event only pattern i matches)
 OPERATORS = {
     "equality": (lambda i: {"data": {"k": [f"v{i:05d}"]}}, lambda i: {"data": {"k": f"v{i:05d}"}}),
-    "prefix": (lambda i: {"data": {"k": [{"prefix": f"v{i:05d}-"}]}}, lambda i: {"data": {"k": f"v{i:05d}-x"}}),
+    "prefix": (
+        lambda i: {"data": {"k": [{"prefix": f"v{i:05d}-"}]}},
+        lambda i: {"data": {"k": f"v{i:05d}-x"}},
+    ),
     "suffix": (lambda i: {"data": {"k": [{"suffix": f"-{i:05d}"}]}}, lambda i: {"data": {"k": f"x-{i:05d}"}}),
-    "equals-ignore-case": (lambda i: {"data": {"k": [{"equals-ignore-case": f"V{i:05d}"}]}},
-                           lambda i: {"data": {"k": f"v{i:05d}"}}),
-    "anything-but": (lambda i: {"data": {"k": [f"v{i:05d}"], "m": [{"anything-but": [f"x{i:05d}"]}]}},
-                     lambda i: {"data": {"k": f"v{i:05d}", "m": "y"}}),
-    "anything-but prefix": (lambda i: {"data": {"k": [f"v{i:05d}"], "m": [{"anything-but": {"prefix": f"x{i:05d}"}}]}},
-                            lambda i: {"data": {"k": f"v{i:05d}", "m": "y"}}),
-    "numeric": (lambda i: {"data": {"n": [{"numeric": [">=", i, "<", i + 1]}]}}, lambda i: {"data": {"n": i + 0.5}}),
+    "equals-ignore-case": (
+        lambda i: {"data": {"k": [{"equals-ignore-case": f"V{i:05d}"}]}},
+        lambda i: {"data": {"k": f"v{i:05d}"}},
+    ),
+    "anything-but": (
+        lambda i: {"data": {"k": [f"v{i:05d}"], "m": [{"anything-but": [f"x{i:05d}"]}]}},
+        lambda i: {"data": {"k": f"v{i:05d}", "m": "y"}},
+    ),
+    "anything-but prefix": (
+        lambda i: {"data": {"k": [f"v{i:05d}"], "m": [{"anything-but": {"prefix": f"x{i:05d}"}}]}},
+        lambda i: {"data": {"k": f"v{i:05d}", "m": "y"}},
+    ),
+    "numeric": (
+        lambda i: {"data": {"n": [{"numeric": [">=", i, "<", i + 1]}]}},
+        lambda i: {"data": {"n": i + 0.5}},
+    ),
     "exists": (lambda i: {"data": {f"f{i:05d}": [{"exists": True}]}}, lambda i: {"data": {f"f{i:05d}": 1}}),
 }
 
@@ -94,7 +109,9 @@ def test_the_index_finds_one_match_among_2000_patterns_as_among_20(operator, eva
         evaluations.clear()
         work[n] = lines_executed(lambda: index.match(event(target)))
         assert len(evaluations) <= 1
-    assert work[BIG] <= work[SMALL] + 5, f"{operator}: {work[SMALL]} lines among {SMALL} patterns, {work[BIG]} among {BIG}"
+    assert work[BIG] <= work[SMALL] + 5, (
+        f"{operator}: {work[SMALL]} lines among {SMALL} patterns, {work[BIG]} among {BIG}"
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -107,8 +124,12 @@ def test_one_event_costs_the_same_among_2000_consumers_as_among_20(mesh_of_kind,
         evaluations.clear()
         work[n] = lines_executed(lambda: runtime.feed(reading(WARM, n)))
         assert len(evaluations) <= 2, f"{len(evaluations)} patterns tested one by one among {n} consumers"
-        assert runtime.trace.counts["matched"] == (WARM + 1) * (2 if kind in ("route", "publish", "direct") else 1)
-    assert work[BIG] <= work[SMALL] + 20, f"{kind}: {work[SMALL]} lines among {SMALL} consumers, {work[BIG]} among {BIG}"
+        assert runtime.trace.counts["matched"] == (WARM + 1) * (
+            2 if kind in ("route", "publish", "direct") else 1
+        )
+    assert work[BIG] <= work[SMALL] + 20, (
+        f"{kind}: {work[SMALL]} lines among {SMALL} consumers, {work[BIG]} among {BIG}"
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -145,7 +166,8 @@ def test_filtered_counts_when_and_avoid_loop_not_match(mesh_of, run):
               on: ping
               match: {data: {n: [{numeric: [">", 100]}]}}
               do: [{log: "big"}]
-        """)
+        """,
+    )
     out = run(mesh, [{"type": "ping", "data": {"n": n}} for n in (1, 3, 7, 500)])
     whys = sorted(r["why"] for r in out.kinds("filtered"))
     # n=1: no match anywhere (unconsumed); n=3: taken, its emitted ping is avoided by the
@@ -168,9 +190,13 @@ def test_a_route_for_a_service_that_no_subscription_accepts_is_unconsumed(mesh_o
           subscriptions:
             - {on: pong, name: low, match: {data: {n: [{numeric: ["<", 10]}]}}, do: [{log: low}]}
             - {on: pong, name: high, match: {data: {n: [{numeric: [">", 100]}]}}, do: [{log: high}]}
-        """)
+        """,
+    )
     out = run(mesh, [{"type": "ping", "data": {"n": n}} for n in (5, 50)])
     assert [r["consumer"] for r in out.kinds("deliver") if r["type"] == "pong"] == ["service:svc/low"]
-    assert sorted(r["consumer"] for r in out.kinds("filtered")) == ["service:svc/high", "service:svc/high",
-                                                                    "service:svc/low"]
+    assert sorted(r["consumer"] for r in out.kinds("filtered")) == [
+        "service:svc/high",
+        "service:svc/high",
+        "service:svc/low",
+    ]
     assert (out.summary["filtered"], out.summary["unconsumed"], out.summary["matched"]) == (0, 1, 3)

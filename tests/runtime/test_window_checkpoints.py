@@ -47,15 +47,32 @@ def inputs(seed: int, n: int = 600) -> list[dict]:
     events = []
     for i in range(n):
         second = i + rng.randrange(-200, 5)  # out of order, some behind the watermark (late)
-        events.append({"id": f"t{i}", "type": "tick", "time": f"2026-01-01T{second // 3600:02d}:"
-                       f"{second // 60 % 60:02d}:{second % 60:02d}Z" if second >= 0 else "2026-01-01T00:00:00Z",
-                       "data": {"k": rng.choice(["a", "b", "c", 7, True]), "v": rng.randrange(5)}})
+        events.append(
+            {
+                "id": f"t{i}",
+                "type": "tick",
+                "time": f"2026-01-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+                if second >= 0
+                else "2026-01-01T00:00:00Z",
+                "data": {"k": rng.choice(["a", "b", "c", 7, True]), "v": rng.randrange(5)},
+            }
+        )
     return [normalise(e, Location("test", i + 1, 1), i) for i, e in enumerate(events)]
 
 
 def windows(emitted: list[dict]) -> list[tuple]:
-    return [(e["data"]["key"], e["data"]["start"], e["data"]["n"], e["data"].get("total"), e["data"].get("seen"),
-             e["data"].get("opening")) for e in emitted if e["type"] == "tick.window"]
+    return [
+        (
+            e["data"]["key"],
+            e["data"]["start"],
+            e["data"]["n"],
+            e["data"].get("total"),
+            e["data"].get("seen"),
+            e["data"].get("opening"),
+        )
+        for e in emitted
+        if e["type"] == "tick.window"
+    ]
 
 
 def durable_run(mesh, items: list[dict], path: str, every: int, stops: list[int]) -> tuple[list[dict], list]:
@@ -66,7 +83,7 @@ def durable_run(mesh, items: list[dict], path: str, every: int, stops: list[int]
     runtime.notes["journal_trace"] = False
     pending = sorted(stops)
     while True:
-        for item in items[runtime.fed:]:
+        for item in items[runtime.fed :]:
             runtime.feed(item)
             if runtime.fed % every == 0:
                 store.commit(runtime.snapshot())
@@ -87,11 +104,15 @@ def durable_run(mesh, items: list[dict], path: str, every: int, stops: list[int]
         store.close()
 
 
-@pytest.mark.parametrize(("window", "more"), [("{tumbling: 60s}", MORE), ("{tumbling: 60s}", ""),  # "": count only
-                                             ("{hopping: {size: 60s, every: 20s}}", MORE)])
+# "": count only
+@pytest.mark.parametrize(
+    ("window", "more"),
+    [("{tumbling: 60s}", MORE), ("{tumbling: 60s}", ""), ("{hopping: {size: 60s, every: 20s}}", MORE)],
+)
 @pytest.mark.parametrize("seed", [1, 2])
-def test_a_run_resumed_after_any_commit_emits_the_windows_of_an_uninterrupted_one(mesh_of, tmp_path, window, more,
-                                                                                   seed):
+def test_a_run_resumed_after_any_commit_emits_the_windows_of_an_uninterrupted_one(
+    mesh_of, tmp_path, window, more, seed
+):
     mesh = mesh_of(TICK, WINDOW, STREAM % (window, more))
     items = inputs(seed)
     whole: list[dict] = []

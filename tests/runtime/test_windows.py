@@ -61,19 +61,29 @@ def test_tumbling_windows_align_to_the_epoch_and_close_when_the_watermark_passes
 def test_tumbling_keys_are_separate_and_emitted_in_key_order():
     op = WindowOperator(make_stream(tumbling(10)))
     out = run(op, [ev(1, "b"), ev(2, "a"), ev(3, "b"), ev(25, "c")])
-    assert windows(out) == [("a", 0.0, 10.0, {"n": 1}), ("b", 0.0, 10.0, {"n": 2}), ("c", 20.0, 30.0, {"n": 1})]
+    assert windows(out) == [
+        ("a", 0.0, 10.0, {"n": 1}),
+        ("b", 0.0, 10.0, {"n": 2}),
+        ("c", 20.0, 30.0, {"n": 1}),
+    ]
 
 
 def test_rfc3339_times_with_offsets_and_fractions():
     op = WindowOperator(make_stream(tumbling(60)))
-    out = run(op, [ev("2026-01-01T00:00:05Z"), ev("2026-01-01T01:00:59.999+01:00"), ev("2026-01-01t00:01:00z")])
+    out = run(
+        op, [ev("2026-01-01T00:00:05Z"), ev("2026-01-01T01:00:59.999+01:00"), ev("2026-01-01t00:01:00z")]
+    )
     assert windows(out) == [("a", T0 + 0.0, T0 + 60.0, {"n": 2}), ("a", T0 + 60.0, T0 + 120.0, {"n": 1})]
 
 
 def test_hopping_windows_overlap():
     op = WindowOperator(make_stream(hopping(10, 5)))
     out = run(op, [ev(7), ev(12)])  # 7 is in [0, 10) and [5, 15); 12 in [5, 15) and [10, 20)
-    assert windows(out) == [("a", 0.0, 10.0, {"n": 1}), ("a", 5.0, 15.0, {"n": 2}), ("a", 10.0, 20.0, {"n": 1})]
+    assert windows(out) == [
+        ("a", 0.0, 10.0, {"n": 1}),
+        ("a", 5.0, 15.0, {"n": 2}),
+        ("a", 10.0, 20.0, {"n": 1}),
+    ]
 
 
 def test_hopping_with_gaps_counts_events_between_windows_nowhere_but_moves_the_watermark():
@@ -86,7 +96,11 @@ def test_hopping_with_gaps_counts_events_between_windows_nowhere_but_moves_the_w
 def test_sessions_split_on_a_gap_and_end_gap_after_the_last_event():
     op = WindowOperator(make_stream(session(10)))
     out = run(op, [ev(0), ev(5), ev(30), ev(25, "b")])
-    assert windows(out) == [("a", 0.0, 15.0, {"n": 2}), ("b", 25.0, 35.0, {"n": 1}), ("a", 30.0, 40.0, {"n": 1})]
+    assert windows(out) == [
+        ("a", 0.0, 15.0, {"n": 2}),
+        ("b", 25.0, 35.0, {"n": 1}),
+        ("a", 30.0, 40.0, {"n": 1}),
+    ]
 
 
 def test_events_exactly_gap_apart_are_separate_sessions():
@@ -95,8 +109,13 @@ def test_events_exactly_gap_apart_are_separate_sessions():
 
 
 def test_an_event_can_join_two_sessions():
-    op = WindowOperator(make_stream(session(10), [("n", "count", None), ("s", "sum", "data.v"),
-                                                  ("f", "first", "data.v"), ("l", "last", "data.v")], lateness=100))
+    op = WindowOperator(
+        make_stream(
+            session(10),
+            [("n", "count", None), ("s", "sum", "data.v"), ("f", "first", "data.v"), ("l", "last", "data.v")],
+            lateness=100,
+        )
+    )
     assert op.process(ev(0, v=1)) == [] and op.process(ev(18, v=2)) == []
     assert len(op.state()["windows"]) == 2
     out = run(op, [ev(9, v=4), ev(25, v=8)])
@@ -109,6 +128,7 @@ def test_a_late_arrival_can_extend_a_session_backwards():
 
 
 # --- watermark and lateness -----------------------------------------------------------------------
+
 
 def test_lateness_holds_windows_open():
     op = WindowOperator(make_stream(tumbling(10), lateness=5))
@@ -145,8 +165,12 @@ def test_an_event_whose_window_closed_is_late_and_counted():
 def test_a_hopping_event_with_one_window_closed_is_added_to_the_open_ones():
     op = WindowOperator(make_stream(hopping(10, 5)))
     out = run(op, [ev(1), ev(12), ev(7)])  # 7 is in [0, 10), closed by 12, and [5, 15)
-    assert windows(out) == [("a", -5.0, 5.0, {"n": 1}), ("a", 0.0, 10.0, {"n": 1}),
-                            ("a", 5.0, 15.0, {"n": 2}), ("a", 10.0, 20.0, {"n": 1})]
+    assert windows(out) == [
+        ("a", -5.0, 5.0, {"n": 1}),
+        ("a", 0.0, 10.0, {"n": 1}),
+        ("a", 5.0, 15.0, {"n": 2}),
+        ("a", 10.0, 20.0, {"n": 1}),
+    ]
     assert op.counts["late"] == 0
 
 
@@ -182,17 +206,38 @@ def test_flush_orders_by_end_start_key():
 
 # --- aggregates -----------------------------------------------------------------------------------
 
-ALL_AGGS = [("n", "count", None), ("s", "sum", "data.v"), ("lo", "min", "data.v"), ("hi", "max", "data.v"),
-            ("avg", "avg", "data.v"), ("d", "count_distinct", "data.tag"), ("f", "first", "data.tag"),
-            ("l", "last", "data.tag")]
+ALL_AGGS = [
+    ("n", "count", None),
+    ("s", "sum", "data.v"),
+    ("lo", "min", "data.v"),
+    ("hi", "max", "data.v"),
+    ("avg", "avg", "data.v"),
+    ("d", "count_distinct", "data.tag"),
+    ("f", "first", "data.tag"),
+    ("l", "last", "data.tag"),
+]
 
 
 def test_every_aggregate():
     op = WindowOperator(make_stream(tumbling(10), ALL_AGGS, lateness=100))
-    out = run(op, [ev(5, v=3, tag="x"), ev(2, v=-1.5, tag={"b": 1, "a": [1]}), ev(8, v=10, tag="y"),
-                   ev(2, v=0, tag={"a": [1], "b": 1}), ev(8, v=2, tag="z")])
-    assert windows(out) == [("a", 0.0, 10.0, {"n": 5, "s": 13.5, "lo": -1.5, "hi": 10, "avg": 2.7, "d": 4,
-                                               "f": {"b": 1, "a": [1]}, "l": "z"})]
+    out = run(
+        op,
+        [
+            ev(5, v=3, tag="x"),
+            ev(2, v=-1.5, tag={"b": 1, "a": [1]}),
+            ev(8, v=10, tag="y"),
+            ev(2, v=0, tag={"a": [1], "b": 1}),
+            ev(8, v=2, tag="z"),
+        ],
+    )
+    assert windows(out) == [
+        (
+            "a",
+            0.0,
+            10.0,
+            {"n": 5, "s": 13.5, "lo": -1.5, "hi": 10, "avg": 2.7, "d": 4, "f": {"b": 1, "a": [1]}, "l": "z"},
+        )
+    ]
 
 
 def test_integer_sums_stay_integers_and_avg_is_a_float():
@@ -222,27 +267,31 @@ def test_non_string_keys():
 
 # --- invalid events -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("event", "reason"), [
-    ({"data": {"k": "a", "v": 1}}, "time field 'time' is missing"),
-    (ev("yesterday", v=1), "'yesterday' is not an RFC 3339 date-time"),
-    (ev("2026-01-01T00:00:05", v=1), "has no UTC offset"),
-    (ev("2026-01-01 00:00:05Z", v=1), "separates date and time with a space"),
-    (ev("2026-13-01T00:00:05Z", v=1), "has no month 13"),
-    (ev("2026-01-01T00:00:60Z", v=1), "is not a leap second"),
-    (ev("9999-12-31T23:30:00-01:00", v=1), "event times must lie in years 0001-9999"),
-    (ev(True, v=1), "not a boolean"),
-    (ev(float("nan"), v=1), "is not a finite time in years 0001-9999"),
-    (ev(1e300, v=1), "is not a finite time in years 0001-9999"),
-    ({"time": 1, "data": {"v": 1}}, "key field 'data.k' is missing"),
-    ({"time": 1, "data": "text"}, "key field 'data.k' is missing"),
-    (ev(1, None, v=1), "not null"),
-    (ev(1, ["a"], v=1), "not an array"),
-    (ev(1, float("inf"), v=1), "not a number"),
-    (ev(1), "aggregate 's' (sum): field is missing"),
-    (ev(1, v="3"), "aggregate 's' (sum): expected a finite number, got a string"),
-    (ev(1, v=True), "expected a finite number, got a boolean"),
-    (ev(1, v=None), "expected a finite number, got null"),
-])
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"data": {"k": "a", "v": 1}}, "time field 'time' is missing"),
+        (ev("yesterday", v=1), "'yesterday' is not an RFC 3339 date-time"),
+        (ev("2026-01-01T00:00:05", v=1), "has no UTC offset"),
+        (ev("2026-01-01 00:00:05Z", v=1), "separates date and time with a space"),
+        (ev("2026-13-01T00:00:05Z", v=1), "has no month 13"),
+        (ev("2026-01-01T00:00:60Z", v=1), "is not a leap second"),
+        (ev("9999-12-31T23:30:00-01:00", v=1), "event times must lie in years 0001-9999"),
+        (ev(True, v=1), "not a boolean"),
+        (ev(float("nan"), v=1), "is not a finite time in years 0001-9999"),
+        (ev(1e300, v=1), "is not a finite time in years 0001-9999"),
+        ({"time": 1, "data": {"v": 1}}, "key field 'data.k' is missing"),
+        ({"time": 1, "data": "text"}, "key field 'data.k' is missing"),
+        (ev(1, None, v=1), "not null"),
+        (ev(1, ["a"], v=1), "not an array"),
+        (ev(1, float("inf"), v=1), "not a number"),
+        (ev(1), "aggregate 's' (sum): field is missing"),
+        (ev(1, v="3"), "aggregate 's' (sum): expected a finite number, got a string"),
+        (ev(1, v=True), "expected a finite number, got a boolean"),
+        (ev(1, v=None), "expected a finite number, got null"),
+    ],
+)
 def test_invalid_events_are_rejected_with_a_reason_and_change_nothing(event, reason):
     op = WindowOperator(make_stream(tumbling(10), [("n", "count", None), ("s", "sum", "data.v")]))
     op.process(ev(5, v=1))
@@ -257,8 +306,9 @@ def test_invalid_events_are_rejected_with_a_reason_and_change_nothing(event, rea
 
 
 def test_an_invalid_aggregate_value_applies_none_of_the_event():
-    op = WindowOperator(make_stream(tumbling(10), [("n", "count", None), ("s", "sum", "data.v"),
-                                                   ("m", "max", "data.w")]))
+    op = WindowOperator(
+        make_stream(tumbling(10), [("n", "count", None), ("s", "sum", "data.v"), ("m", "max", "data.w")])
+    )
     op.process(ev(1, v=1, w=1))
     assert op.process(ev(2, v=5, w="big"))[0].kind == "invalid"
     assert windows(op.flush()) == [("a", 0.0, 10.0, {"n": 1, "s": 1, "m": 1})]
@@ -279,6 +329,7 @@ def test_bad_window_shapes_are_refused_at_construction():
 
 # --- times and default data -----------------------------------------------------------------------
 
+
 def test_window_data_is_key_bounds_then_aggregates_and_bounds_win():
     out = Output("window", "p1", T0, T0 + 60.5, {"start": 1, "total": 7})
     data = window_data(out)
@@ -289,15 +340,24 @@ def test_window_data_is_key_bounds_then_aggregates_and_bounds_win():
 # --- determinism, batch equivalence, snapshots ----------------------------------------------------
 
 WINDOWS = [tumbling(10), hopping(10, 4), hopping(3, 5), session(6)]
-PROPERTY_AGGS = [("n", "count", None), ("s", "sum", "data.v"), ("lo", "min", "data.v"), ("hi", "max", "data.v"),
-                 ("d", "count_distinct", "data.v"), ("f", "first", "id"), ("l", "last", "id")]
+PROPERTY_AGGS = [
+    ("n", "count", None),
+    ("s", "sum", "data.v"),
+    ("lo", "min", "data.v"),
+    ("hi", "max", "data.v"),
+    ("d", "count_distinct", "data.v"),
+    ("f", "first", "id"),
+    ("l", "last", "id"),
+]
 
 
 def disordered(rng, n, disorder):
     """Events with integer-ish times in arrival order, each at most *disorder* behind the max seen."""
     times = sorted(rng.choice([rng.randrange(0, 4 * n), rng.randrange(0, 8 * n) / 4]) for _ in range(n))
-    events = [{"id": f"e{i}", "time": t, "data": {"k": rng.choice("abc"), "v": rng.randrange(-5, 20)}}
-              for i, t in enumerate(times)]
+    events = [
+        {"id": f"e{i}", "time": t, "data": {"k": rng.choice("abc"), "v": rng.randrange(-5, 20)}}
+        for i, t in enumerate(times)
+    ]
     return sorted(events, key=lambda e: e["time"] + rng.uniform(0, disorder))
 
 
@@ -328,8 +388,22 @@ def reference(window, events, aggregates=PROPERTY_AGGS):
     out = []
     for (key, start, end), evs in sorted(groups.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][0])):
         vs = [e["data"]["v"] for e in evs]
-        out.append((key, float(start), float(end), {"n": len(vs), "s": sum(vs), "lo": min(vs), "hi": max(vs),
-                                                    "d": len(set(vs)), "f": evs[0]["id"], "l": evs[-1]["id"]}))
+        out.append(
+            (
+                key,
+                float(start),
+                float(end),
+                {
+                    "n": len(vs),
+                    "s": sum(vs),
+                    "lo": min(vs),
+                    "hi": max(vs),
+                    "d": len(set(vs)),
+                    "f": evs[0]["id"],
+                    "l": evs[-1]["id"],
+                },
+            )
+        )
     return out
 
 
@@ -353,7 +427,9 @@ def test_bounded_disorder_property(window, seed, n, disorder):
     rng = random.Random(seed)
     arrived = disordered(rng, n, disorder)
     stream = make_stream(window, PROPERTY_AGGS, lateness=disorder)
-    assert run(WindowOperator(stream), arrived) == run(WindowOperator(stream), sorted(arrived, key=lambda e: e["time"]))
+    assert run(WindowOperator(stream), arrived) == run(
+        WindowOperator(stream), sorted(arrived, key=lambda e: e["time"])
+    )
 
 
 def _since_t0(time):
@@ -365,7 +441,11 @@ def messy(rng, n):
     events = []
     for i in range(n):
         t = rng.randrange(0, 5 * n) / 2
-        event = {"id": f"e{i}", "time": t, "data": {"k": rng.choice(["a", "b", 3, True]), "v": rng.randrange(9)}}
+        event = {
+            "id": f"e{i}",
+            "time": t,
+            "data": {"k": rng.choice(["a", "b", 3, True]), "v": rng.randrange(9)},
+        }
         if rng.random() < 0.3:
             event["time"] = eventtime.format(T0 + t)
         if rng.random() < 0.05:
@@ -379,8 +459,11 @@ def messy(rng, n):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_snapshot_restore_at_random_cuts_continues_identically(window, seed):
     rng = random.Random(seed)
-    stream = make_stream(window, ALL_AGGS[:5] + [("d", "count_distinct", "id"), ("f", "first", "id"),
-                                                 ("l", "last", "id")], lateness=rng.choice([0, 5, 15]))
+    stream = make_stream(
+        window,
+        ALL_AGGS[:5] + [("d", "count_distinct", "id"), ("f", "first", "id"), ("l", "last", "id")],
+        lateness=rng.choice([0, 5, 15]),
+    )
     events = messy(rng, 400)
     whole = run(WindowOperator(stream), events)
     assert {o.kind for o in whole} == {"window", "late", "invalid"}
@@ -391,9 +474,12 @@ def test_snapshot_restore_at_random_cuts_continues_identically(window, seed):
         restored = WindowOperator.restore(stream, snapshot)
         assert restored.state() == snapshot
         assert first + run(restored, events[cut:]) == whole
-        assert restored.counts == {"events": 400, "windows": sum(o.kind == "window" for o in whole),
-                                   "late": sum(o.kind == "late" for o in whole),
-                                   "invalid": sum(o.kind == "invalid" for o in whole)}
+        assert restored.counts == {
+            "events": 400,
+            "windows": sum(o.kind == "window" for o in whole),
+            "late": sum(o.kind == "late" for o in whole),
+            "invalid": sum(o.kind == "invalid" for o in whole),
+        }
 
 
 def test_snapshot_is_plain_deterministic_json():
@@ -407,8 +493,10 @@ def test_snapshot_is_plain_deterministic_json():
     assert json.dumps(state) == json.dumps(json.loads(json.dumps(state)))
     # per open session: key, start, last event time, the accumulator's slots (avg: sum and count;
     # count_distinct: the canonical texts, sorted; first and last: time and value)
-    assert state["windows"] == [["a", 30.0, 30.0, [1, 30, 30, 30, 30, 1, ['"0"'], 30.0, "0", 30.0, "0"]],
-                                [2, 31.0, 31.0, [1, 31, 31, 31, 31, 1, ['"1"'], 31.0, "1", 31.0, "1"]]]
+    assert state["windows"] == [
+        ["a", 30.0, 30.0, [1, 30, 30, 30, 30, 1, ['"0"'], 30.0, "0", 30.0, "0"]],
+        [2, 31.0, 31.0, [1, 31, 31, 31, 31, 1, ['"1"'], 31.0, "1", 31.0, "1"]],
+    ]
     assert state["max_time"] == 31.0 and state["flushed"] is False
 
 
@@ -445,7 +533,7 @@ def test_snapshots_taken_again_and_again_equal_a_fresh_operators_and_resume_iden
     whole = run(WindowOperator(stream), events)
     op, taken = WindowOperator(stream), []
     for cut in range(0, len(events) + 1, 7):
-        run(op, events[max(0, cut - 7):cut], flush=False)
+        run(op, events[max(0, cut - 7) : cut], flush=False)
         twin = WindowOperator(stream)
         run(twin, events[:cut], flush=False)
         snapshot = op.state()
@@ -481,7 +569,9 @@ def test_a_snapshot_of_another_version_is_refused():
         WindowOperator.restore(stream, snapshot)
 
 
-@pytest.mark.parametrize("window", [tumbling(10), hopping(10, 5), session(4)], ids=["tumbling", "hopping", "session"])
+@pytest.mark.parametrize(
+    "window", [tumbling(10), hopping(10, 5), session(4)], ids=["tumbling", "hopping", "session"]
+)
 def test_streams_of_counts_only_count_as_streams_that_also_read_a_field(window):
     """Counts alone read nothing: the same counts as when a sum is read too, and a single
     count (counted inline in tumbling windows, a shortcut) the same without shortcuts."""
@@ -490,7 +580,9 @@ def test_streams_of_counts_only_count_as_streams_that_also_read_a_field(window):
     counts_only = make_stream(window, (("n", "count", None), ("m", "count", None)))
     with_sum = make_stream(window, (("n", "count", None), ("m", "count", None), ("v", "sum", "data.v")))
     counts = windows(run(WindowOperator(counts_only), events))
-    general = [(k, s, e, {"n": v["n"], "m": v["m"]}) for k, s, e, v in windows(run(WindowOperator(with_sum), events))]
+    general = [
+        (k, s, e, {"n": v["n"], "m": v["m"]}) for k, s, e, v in windows(run(WindowOperator(with_sum), events))
+    ]
     one = windows(run(WindowOperator(make_stream(window)), events))
     assert counts == general and counts
     assert all(v["n"] == v["m"] > 0 for *_, v in counts)
@@ -507,5 +599,3 @@ def test_a_snapshot_whose_slots_do_not_fit_its_keys_is_refused():
     state["windows"][0][2].pop()
     with pytest.raises(ValueError, match="3 slots for 2 keys, not 2 each"):
         WindowOperator.restore(stream, state)
-
-

@@ -51,7 +51,8 @@ def test_runs_archive_and_dedup_records_age_out_by_their_own_retention(tmp_path)
     store.mark_done("e-later", "c", 4 * DAY)
     store.commit({"fed": 3})
     assert [r["id"] for r in store.records("input")] == ["e-new"]
-    assert [r["seq"] for r in store.records("trace")] == [1]  # the trace is the run's own record: never aged out
+    # the trace is the run's own record: never aged out
+    assert [r["seq"] for r in store.records("trace")] == [1]
     assert store.aged_out()["archive"] == 1 * DAY
     store.close()
     reopened = SqliteStore(str(tmp_path / "s.db"))

@@ -121,14 +121,17 @@ def committed_once(path) -> SqliteStore:
     store.close()
 
 
-def test_a_bug_in_the_middle_of_a_commit_surfaces_as_itself_and_writes_nothing(committed_once, path, monkeypatch):
+def test_a_bug_in_the_middle_of_a_commit_surfaces_as_itself_and_writes_nothing(
+        committed_once, path, monkeypatch):
     """Not a storage failure, so not translated: the caller's bug stays visible as what it is.
 
     The journal and dedup rows were already inserted when the failure struck; the
     transaction is rolled back, so neither they nor the new checkpoint are visible.
     """
+
     def broken(self):
         raise ZeroDivisionError("bug while writing dead letters")
+
     monkeypatch.setattr(SqliteStore, "_write_dead_letters", broken)
     with pytest.raises(ZeroDivisionError):
         committed_once.commit({"fed": 2})
@@ -137,10 +140,13 @@ def test_a_bug_in_the_middle_of_a_commit_surfaces_as_itself_and_writes_nothing(c
 
 
 def test_a_sqlite_error_in_the_middle_of_a_commit_is_a_storage_error_and_writes_nothing(
-        committed_once, path, monkeypatch):
+    committed_once, path, monkeypatch
+):
     """sqlite3 errors are translated at the boundary: StorageError naming the file, cause kept."""
+
     def failing(self):
         raise sqlite3.OperationalError("disk I/O error")
+
     monkeypatch.setattr(SqliteStore, "_write_dead_letters", failing)
     with pytest.raises(StorageError, match=r"store\.db: commit failed: disk I/O error") as info:
         committed_once.commit({"fed": 2})
@@ -242,7 +248,9 @@ def test_processes_opening_a_new_file_and_committing_to_it(tmp_path):
 
     db = sqlite3.connect(path)
     try:
-        batches = db.execute("SELECT body, batch FROM journal WHERE journal = 'trace' ORDER BY seq").fetchall()
+        batches = db.execute(
+            "SELECT body, batch FROM journal WHERE journal = 'trace' ORDER BY seq"
+        ).fetchall()
         rows = [record for body, batch in batches for record in journal_row_records(body)]
         assert all(batch for _, batch in batches)  # each commit's records in one row
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -256,11 +264,21 @@ def test_processes_opening_a_new_file_and_committing_to_it(tmp_path):
         assert [store.get_state(f"worker:{w}") for w in range(PROCESSES)] == [{"n": COMMITS - 1}] * PROCESSES
     finally:
         store.close()
-    print(json.dumps({"test": "T21-small", "processes": PROCESSES, "commits": PROCESSES * COMMITS,
-                      "seconds": round(elapsed, 2), "commits_per_s": round(PROCESSES * COMMITS / elapsed)}))
+    print(
+        json.dumps(
+            {
+                "test": "T21-small",
+                "processes": PROCESSES,
+                "commits": PROCESSES * COMMITS,
+                "seconds": round(elapsed, 2),
+                "commits_per_s": round(PROCESSES * COMMITS / elapsed),
+            }
+        )
+    )
 
 
 # --- journal rows: one per journal and commit, a JSON array of its records ------------------
+
 
 def journal_rows(path: str) -> list[tuple[str, int, int]]:
     """(journal, batch flag, records in the row) of every row, in order."""
@@ -286,8 +304,13 @@ def test_a_commit_writes_one_row_per_journal_split_past_the_batch_size(path, mon
         store.commit({"fed": 8})
     finally:
         store.close()
-    assert journal_rows(path) == [("input", 2, 3), ("input", 2, 3), ("input", 2, 1), ("emitted", 2, 3),
-                                  ("input", 2, 1)]
+    assert journal_rows(path) == [
+        ("input", 2, 3),
+        ("input", 2, 3),
+        ("input", 2, 1),
+        ("emitted", 2, 3),
+        ("input", 2, 1),
+    ]
     store = SqliteStore(path)
     try:
         assert [r["n"] for r in store.records("input")] == list(range(8))
@@ -296,14 +319,25 @@ def test_a_commit_writes_one_row_per_journal_split_past_the_batch_size(path, mon
         store.close()
 
 
-@pytest.mark.parametrize("value", [
-    {"specversion": "1.0", "id": "t1", "time": "2026-01-01T00:00:05Z", "data": {"k": "k0042", "n": [1, 2.5, None]}},
-    {"text": "é ✓ \u2028 \x00 \" \\ \U0001F600", "nested": [[[{"x": True}]]], "empty": [{}, []]},
-    {1: "int key", 2.5: "float key", None: "null key", True: "bool key"},
-    {"floats": [1e300, -0.0, 0.1, float("inf"), float("-inf")]},
-    {"bytes": b"x", "set": {1}, "when": __import__("datetime").date(2026, 1, 1)},  # default=str
-    ("a", "tuple"), "a string", 12, None,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {
+            "specversion": "1.0",
+            "id": "t1",
+            "time": "2026-01-01T00:00:05Z",
+            "data": {"k": "k0042", "n": [1, 2.5, None]},
+        },
+        {"text": "é ✓ \u2028 \x00 \" \\ \U0001f600", "nested": [[[{"x": True}]]], "empty": [{}, []]},
+        {3: "int key", 2.5: "float key", None: "null key", True: "bool key"},
+        {"floats": [1e300, -0.0, 0.1, float("inf"), float("-inf")]},
+        {"bytes": b"x", "set": {1}, "when": __import__("datetime").date(2026, 1, 1)},  # default=str
+        ("a", "tuple"),
+        "a string",
+        12,
+        None,
+    ],
+)
 def test_records_are_encoded_byte_for_byte_as_json_dumps(value):
     from engine.storage.sqlite import _dumps
 
@@ -324,6 +358,7 @@ def test_a_value_inside_one_that_failed_to_encode_encodes_afterwards():
 
 
 # --- dedup lookups: answered from a filter of the pairs seen, a query only for a likely hit ---
+
 
 def queries(store: SqliteStore) -> list[str]:
     """Every statement the store's connection runs from now on."""
@@ -376,7 +411,9 @@ def test_dedup_answers_survive_reopening_and_the_filter_growing(path, monkeypatc
             store.mark_done(f"new{i}", "billing")
             if i % 40 == 0:
                 store.commit({"fed": 50 + i})
-        assert all(store.is_done(f"old{i}", "billing") and store.is_done(f"new{i}", "billing") for i in range(50))
+        assert all(
+            store.is_done(f"old{i}", "billing") and store.is_done(f"new{i}", "billing") for i in range(50)
+        )
         assert not any(store.is_done(f"new{i}", "shipping") for i in range(200))
         assert len(store._seen.bits) * 8 > 64
     finally:

@@ -391,8 +391,9 @@ def _finite_number(value: Any) -> bool:
 def _compile_operator(item: Mapping, path: tuple) -> Op | bool:
     """One ``{"operator": argument}`` element; ``exists`` compiles to its bool."""
     if len(item) != 1:
-        raise PatternError(f"an operator object must have exactly one key, got {sorted(map(str, item))}", path)
-    (name, arg), = item.items()
+        got = sorted(map(str, item))
+        raise PatternError(f"an operator object must have exactly one key, got {got}", path)
+    ((name, arg),) = item.items()
     here = path + (name,)
     compiler = _OPERATOR_COMPILERS.get(name)
     if compiler is None:
@@ -415,12 +416,18 @@ def _ignore_case_arg(op: str, arg: Any, path: tuple) -> tuple[str, bool]:
     """``"text"`` or ``{"equals-ignore-case": "text"}`` (prefix and suffix)."""
     if isinstance(arg, Mapping):
         if list(arg) != ["equals-ignore-case"]:
-            raise PatternError(f'{op}: expected a string or {{"equals-ignore-case": string}}, '
-                               f"got keys {sorted(map(str, arg))}", path)
-        return _string_arg(f"{op}: equals-ignore-case", arg["equals-ignore-case"],
-                           path + ("equals-ignore-case",)), True
+            raise PatternError(
+                f'{op}: expected a string or {{"equals-ignore-case": string}}, '
+                f"got keys {sorted(map(str, arg))}",
+                path,
+            )
+        return _string_arg(
+            f"{op}: equals-ignore-case", arg["equals-ignore-case"], path + ("equals-ignore-case",)
+        ), True
     if not isinstance(arg, str):
-        raise PatternError(f'{op}: expected a string or {{"equals-ignore-case": string}}, got {_kind(arg)}', path)
+        raise PatternError(
+            f'{op}: expected a string or {{"equals-ignore-case": string}}, got {_kind(arg)}', path
+        )
     return arg, False
 
 
@@ -461,23 +468,36 @@ def _op_wildcard(arg, path):
 
 def _op_numeric(arg, path):
     if not isinstance(arg, ARRAY) or len(arg) not in (2, 4):
-        raise PatternError(f"numeric: expected [operator, number] or [operator, number, operator, number], "
-                           f"got {_kind(arg)}", path)
+        raise PatternError(
+            f"numeric: expected [operator, number] or [operator, number, operator, number], got {_kind(arg)}",
+            path,
+        )
     for i in range(0, len(arg), 2):
         op, number = arg[i], arg[i + 1]
         if op not in _NUMERIC_OPS:
-            raise PatternError(f"numeric: expected comparison operator, got {op!r} "
-                               f"(use one of {', '.join(_NUMERIC_OPS)})", path + (i,))
+            raise PatternError(
+                f"numeric: expected comparison operator, got {op!r} (use one of {', '.join(_NUMERIC_OPS)})",
+                path + (i,),
+            )
         if not _finite_number(number):
-            raise PatternError(f"numeric: expected a number after {op!r}, got {_kind(number)}", path + (i + 1,))
+            raise PatternError(
+                f"numeric: expected a number after {op!r}, got {_kind(number)}", path + (i + 1,)
+            )
     if len(arg) == 2:
         op, n = arg
-        return Numeric(n if op in (">", ">=", "=") else -math.inf, op == ">",
-                        n if op in ("<", "<=", "=") else math.inf, op == "<")
+        return Numeric(
+            n if op in (">", ">=", "=") else -math.inf,
+            op == ">",
+            n if op in ("<", "<=", "=") else math.inf,
+            op == "<",
+        )
     (low_op, low, high_op, high) = arg
     if low_op not in (">", ">=") or high_op not in ("<", "<="):
-        raise PatternError(f"numeric: a range is a lower bound ('>' or '>=') then an upper bound ('<' or '<='), "
-                           f"got {low_op!r} then {high_op!r}", path)
+        raise PatternError(
+            f"numeric: a range is a lower bound ('>' or '>=') then an upper bound ('<' or '<='), "
+            f"got {low_op!r} then {high_op!r}",
+            path,
+        )
     if not low < high:
         raise PatternError(f"numeric: the lower bound {low!r} must be below the upper bound {high!r}", path)
     return Numeric(low, low_op == ">", high, high_op == "<")
@@ -494,7 +514,9 @@ def _op_cidr(arg, path):
     try:
         return Cidr(ipaddress.ip_network(text, strict=False))
     except ValueError:
-        raise PatternError(f"cidr: {text!r} is not an IPv4 or IPv6 network such as '10.0.0.0/24'", path) from None
+        raise PatternError(
+            f"cidr: {text!r} is not an IPv4 or IPv6 network such as '10.0.0.0/24'", path
+        ) from None
 
 
 def _op_anything_but(arg, path):
@@ -508,7 +530,9 @@ def _op_anything_but(arg, path):
         items = [(arg, path)]
     for value, here in items:
         if not (isinstance(value, str) or _finite_number(value)):
-            raise PatternError(f"anything-but: excluded values must be strings or numbers, got {_kind(value)}", here)
+            raise PatternError(
+                f"anything-but: excluded values must be strings or numbers, got {_kind(value)}", here
+            )
     return AnythingBut(excluded=frozenset(value for value, _ in items))
 
 
@@ -516,8 +540,10 @@ def _anything_but_string_op(arg: Mapping, path: tuple) -> AnythingBut:
     if len(arg) != 1 or next(iter(arg)) not in _STRING_OPS:
         names = sorted(map(str, arg))
         hint = _suggest(names[0], _STRING_OPS) if len(names) == 1 else ""
-        raise PatternError(f"anything-but: expected one of {', '.join(_STRING_OPS)} inside, got {names}{hint}", path)
-    (name, inner), = arg.items()
+        raise PatternError(
+            f"anything-but: expected one of {', '.join(_STRING_OPS)} inside, got {names}{hint}", path
+        )
+    ((name, inner),) = arg.items()
     here = path + (name,)
     if name in ("prefix", "suffix"):
         return AnythingBut(inner=(_OPERATOR_COMPILERS[name](inner, here),))

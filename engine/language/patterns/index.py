@@ -116,19 +116,31 @@ _STRING_OP_TYPES = (Prefix, Suffix, EqualsIgnoreCase)
 class _Field:
     """What the index knows about one field path; every ``int`` is a bitmask of alternatives."""
 
-    __slots__ = ("constrained", "required", "exists_true", "exists_false", "exact", "strings", "bounds", "segments",
-                 "negated", "excluded", "excluded_strings", "scanned")
+    __slots__ = (
+        "constrained",
+        "required",
+        "exists_true",
+        "exists_false",
+        "exact",
+        "strings",
+        "bounds",
+        "segments",
+        "negated",
+        "excluded",
+        "excluded_strings",
+        "scanned",
+    )
 
     def __init__(self) -> None:
         self.constrained = self.required = self.exists_true = self.exists_false = 0
         self.exact: dict = {}
         self.strings = _Strings()
-        self.bounds: list = []        # sorted finite bounds of the numeric ranges
-        self.segments: list = [0]     # mask per segment of the number line (see _add_range)
-        self.negated = 0              # one anything-but each, satisfied unless excluded below
-        self.excluded: dict = {}      # value key -> mask of the anything-buts excluding it
-        self.excluded_strings = _Strings()   # anything-but prefix, suffix, equals-ignore-case
-        self.scanned: dict = {}       # spec -> [op, mask]: wildcard, cidr, further anything-buts
+        self.bounds: list = []  # sorted finite bounds of the numeric ranges
+        self.segments: list = [0]  # mask per segment of the number line (see _add_range)
+        self.negated = 0  # one anything-but each, satisfied unless excluded below
+        self.excluded: dict = {}  # value key -> mask of the anything-buts excluding it
+        self.excluded_strings = _Strings()  # anything-but prefix, suffix, equals-ignore-case
+        self.scanned: dict = {}  # spec -> [op, mask]: wildcard, cidr, further anything-buts
 
     def add(self, bit: int, leaf: Leaf) -> None:
         self.constrained |= bit
@@ -147,8 +159,11 @@ class _Field:
             self.strings.add(bit, op)
         elif isinstance(op, Numeric):
             self._add_range(bit, op)
-        elif isinstance(op, AnythingBut) and not bit & self.negated and \
-                all(isinstance(inner, _STRING_OP_TYPES) for inner in op.inner):
+        elif (
+            isinstance(op, AnythingBut)
+            and not bit & self.negated
+            and all(isinstance(inner, _STRING_OP_TYPES) for inner in op.inner)
+        ):
             # The complement of one lookup per alternative: a second anything-but of the same
             # alternative here (its leaf's elements are ORed) is scanned instead.
             self.negated |= bit
@@ -162,7 +177,13 @@ class _Field:
     def satisfied(self, values: list) -> int:
         """Mask of alternatives whose leaf at this path accepts one of ``values``."""
         mask = self.exists_true
-        exact, strings, ranges, scanned, negated = self.exact, self.strings, self.bounds, self.scanned, self.negated
+        exact, strings, ranges, scanned, negated = (
+            self.exact,
+            self.strings,
+            self.bounds,
+            self.scanned,
+            self.negated,
+        )
         for value in values:
             hit = exact.get(scalar_key(value))
             if hit:
@@ -170,7 +191,7 @@ class _Field:
             if isinstance(value, str):
                 if strings:
                     mask |= strings.mask(value)
-            elif ranges and is_number(value) and value == value:     # not NaN
+            elif ranges and is_number(value) and value == value:  # not NaN
                 mask |= self._numeric_mask(value)
             if negated:
                 mask |= negated & ~self._excluded_mask(value)
@@ -198,9 +219,13 @@ class _Field:
             i = bisect_left(bounds, bound)
             if i == len(bounds) or bounds[i] != bound:
                 bounds.insert(i, bound)
-                segments[2 * i:2 * i + 1] = [segments[2 * i]] * 3
+                segments[2 * i : 2 * i + 1] = [segments[2 * i]] * 3
         first = 0 if op.low == -math.inf else 2 * bisect_left(bounds, op.low) + (2 if op.low_open else 1)
-        last = len(segments) - 1 if op.high == math.inf else 2 * bisect_left(bounds, op.high) + (0 if op.high_open else 1)
+        last = (
+            len(segments) - 1
+            if op.high == math.inf
+            else 2 * bisect_left(bounds, op.high) + (0 if op.high_open else 1)
+        )
         for segment in range(first, last + 1):
             segments[segment] |= bit
 
@@ -247,11 +272,11 @@ class PatternIndex:
 
     def __init__(self) -> None:
         self._entries: list[tuple[Any, CompiledPattern]] = []
-        self._owner: list[int] = []       # alternative bit -> entry number
-        self._all = 0                     # every alternative
-        self._free = 0                    # alternatives that need no field to be present
-        self._verify = 0                  # alternatives the masks alone cannot decide
-        self._shared_entries = False      # some entry owns several alternatives ($or)
+        self._owner: list[int] = []  # alternative bit -> entry number
+        self._all = 0  # every alternative
+        self._free = 0  # alternatives that need no field to be present
+        self._verify = 0  # alternatives the masks alone cannot decide
+        self._shared_entries = False  # some entry owns several alternatives ($or)
         self._fields: list[_Field] = []
         self._field_ids: dict[tuple, int] = {}
         self._trie: dict[str, list] = {}  # name -> [field id or None, sub-trie]
@@ -275,10 +300,10 @@ class PatternIndex:
             self._owner.append(entry)
             self._all |= bit
             if alternatives is None:
-                self._verify |= bit     # unconstrained here: always a candidate, always checked
+                self._verify |= bit  # unconstrained here: always a candidate, always checked
             paths = [path for path, _ in conjunction]
             if len(set(paths)) < len(paths):
-                self._verify |= bit     # two leaves on one path ($or and a sibling): AND them later
+                self._verify |= bit  # two leaves on one path ($or and a sibling): AND them later
             for path, leaf in conjunction:
                 self._field(path).add(bit, leaf)
             if all(leaf.exists_false for _, leaf in conjunction):
@@ -306,11 +331,11 @@ class PatternIndex:
         for fid, values in found.items():
             field = fields[fid]
             satisfied = field.satisfied(values)
-            if nested:      # exists:false is judged per array element: let the check decide
+            if nested:  # exists:false is judged per array element: let the check decide
                 satisfied |= field.exists_false
             union |= satisfied
             kill |= field.constrained & ~satisfied
-        survivors = union & ~kill   # every survivor needs no field or has a satisfied one
+        survivors = union & ~kill  # every survivor needs no field or has a satisfied one
         absent = len(fields) - len(found)
         if absent and survivors:
             # Kill the survivors that need an absent field, unless there are so many absent

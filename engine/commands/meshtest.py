@@ -601,31 +601,33 @@ def match_problem(expected: Any, actual: Any, where: str = "") -> str | None:
     'a.b is 2, expected 1'
     """
     if isinstance(expected, dict):
-        if not isinstance(actual, dict):
-            return f"{where or 'value'} is {_show(actual)}, expected a mapping"
-        for key, value in expected.items():
-            inner = f"{where}.{key}" if where else str(key)
-            if key not in actual:
-                return f"{inner} is missing"
-            if key == "error" and not where and isinstance(value, str) and isinstance(actual[key], str):
-                if value not in actual[key]:
-                    return f"error {_show(actual[key])} does not contain {_show(value)}"
-                continue
-            problem = match_problem(value, actual[key], inner)
-            if problem:
-                return problem
-        return None
+        return _mapping_problem(expected, actual, where)
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return f"{where or 'value'} is {_show(actual)}, expected {len(expected)} item(s)"
-        for i, (want, got) in enumerate(zip(expected, actual)):
-            problem = match_problem(want, got, f"{where}[{i}]")
-            if problem:
-                return problem
-        return None
+        pairs = enumerate(zip(expected, actual))
+        problems = (match_problem(want, got, f"{where}[{i}]") for i, (want, got) in pairs)
+        return next((problem for problem in problems if problem), None)
     if _same_scalar(expected, actual):
         return None
     return f"{where or 'value'} is {_show(actual)}, expected {_show(expected)}"
+
+
+def _mapping_problem(expected: dict, actual: Any, where: str) -> str | None:
+    if not isinstance(actual, dict):
+        return f"{where or 'value'} is {_show(actual)}, expected a mapping"
+    for key, value in expected.items():
+        inner = f"{where}.{key}" if where else str(key)
+        if key not in actual:
+            return f"{inner} is missing"
+        if key == "error" and not where and isinstance(value, str) and isinstance(actual[key], str):
+            contained = value in actual[key]
+            problem = None if contained else f"error {_show(actual[key])} does not contain {_show(value)}"
+        else:
+            problem = match_problem(value, actual[key], inner)
+        if problem:
+            return problem
+    return None
 
 
 def _same_scalar(a: Any, b: Any) -> bool:

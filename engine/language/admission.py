@@ -164,17 +164,7 @@ def envelope_problems(event: dict) -> Iterator[Rejection]:
 
     An optional attribute set to null counts as absent, as the JSON format says.
     """
-    for attr in REQUIRED:
-        value = event.get(attr)
-        if not isinstance(value, str) or not value:
-            what = (
-                "is missing"
-                if value is None
-                else "is empty"
-                if value == ""
-                else f"must be a string, not {_json_type(value)}"
-            )
-            yield Rejection(attr, f"required attribute {attr!r} {what}")
+    yield from _required_problems(event)
     if (
         isinstance(event.get("specversion"), str)
         and event["specversion"]
@@ -193,6 +183,19 @@ def envelope_problems(event: dict) -> Iterator[Rejection]:
             yield Rejection(attr, f"attribute {attr!r} must be a string, not {_json_type(event[attr])}")
     if "data" in event and "data_base64" in event:
         yield Rejection("data_base64", "an event has either data or data_base64, not both")
+    yield from _extension_problems(event)
+
+
+def _required_problems(event: dict) -> Iterator[Rejection]:
+    for attr in REQUIRED:
+        value = event.get(attr)
+        if not isinstance(value, str) or not value:
+            what = ("is missing" if value is None else "is empty" if value == ""
+                    else f"must be a string, not {_json_type(value)}")
+            yield Rejection(attr, f"required attribute {attr!r} {what}")
+
+
+def _extension_problems(event: dict) -> Iterator[Rejection]:
     for name, value in event.items():
         if name in DATA or name in REQUIRED or name in STRINGS or name == "time":
             continue

@@ -401,7 +401,7 @@ class _Irregular(Exception):
     """The document needs the careful path: a problem to report, an alias, a merge key, an odd tag."""
 
 
-def _fast_document(
+def _fast_document(  # noqa: C901 (one walk over every node of a mesh: bench validate)
     loader, root: yaml.Node, index: int, limits: Limits, finite_numbers: bool
 ) -> Document | None:
     """The common case in one walk: a plain tree of safe values, within the limits.

@@ -171,6 +171,10 @@ class Orchestrator:
                                 later.add(other)
             passing = sorted(later)
         self._save(run)
+        self._conclude(run)
+
+    def _conclude(self, run: dict) -> None:
+        """A run with nothing in flight ends: done when every step is, else its compensation goes on."""
         if run["in_flight"]:
             return
         if run["status"] == "running" and all(

@@ -99,19 +99,3 @@ def redis_url():
         client.delete(*keys[start:start + 500])
     client.close()
 
-
-# --- the `slow` marker on modules other stage-10 branches are rewriting ---------------------
-# Elsewhere a slow test carries `pytest.mark.slow` itself; these modules get it here until
-# their branches merge, when the marker moves into them as `pytestmark`.
-SLOW_MODULES = {
-    "tests/cluster/test_end_to_end.py", "tests/cluster/test_identity_deployment.py",
-    "tests/cluster/test_multi_worker.py", "tests/cluster/test_publish.py",
-    "tests/cluster/test_serve_cli.py", "tests/cluster/test_worker.py",
-    "tests/runtime/test_routing_cost.py",
-}
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.path.relative_to(REPO).as_posix() in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)

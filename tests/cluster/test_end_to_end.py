@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from engine.storage import open_broker
+
+pytestmark = pytest.mark.slow  # starts servers and workers, or routes at volume
 
 REPO = Path(__file__).resolve().parents[2]
 ARENA = REPO / "workflows" / "arena"

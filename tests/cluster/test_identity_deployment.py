@@ -25,6 +25,8 @@ from identity_mesh import (
 
 from engine.storage import open_broker
 
+pytestmark = pytest.mark.slow  # starts servers and workers, or routes at volume
+
 
 @pytest.fixture
 def mesh(tmp_path) -> Path:

@@ -7,6 +7,8 @@ import pytest
 
 from bench.scaleout import compare
 
+pytestmark = pytest.mark.slow  # starts servers and workers, or routes at volume
+
 
 @pytest.mark.parametrize("seed", [11, 12])
 def test_three_workers_one_killed_give_the_results_of_one_process(seed, redis_url, tmp_path):

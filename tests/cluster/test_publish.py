@@ -19,6 +19,8 @@ from engine.cluster.ingress import Ingress
 from engine.cluster.publish import RefusedRecords, checked_events
 from engine.language.admission import Admission, Rejection
 
+pytestmark = pytest.mark.slow  # starts servers and workers, or routes at volume
+
 ARENA = Path(__file__).resolve().parent.parent.parent / "workflows" / "arena"
 EVENTS = ARENA / "events.jsonl"
 LINES = EVENTS.read_text().splitlines()

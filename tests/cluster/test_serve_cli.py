@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts servers and workers, or routes at volume
+
 ARENA = Path(__file__).resolve().parent.parent.parent / "workflows" / "arena"
 EVENTS = ARENA / "events.jsonl"
 

@@ -17,6 +17,8 @@ from engine.runtime.events import read_events
 from engine.storage import open_broker
 from engine.storage.broker import APPLIED, FENCED
 
+pytestmark = pytest.mark.slow  # starts servers and workers, or routes at volume
+
 REPO = Path(__file__).resolve().parents[2]
 ARENA = REPO / "workflows" / "arena"
 EVENTS = ARENA / "events.jsonl"

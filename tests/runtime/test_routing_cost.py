@@ -20,6 +20,8 @@ from engine.language.patterns import CompiledPattern, PatternIndex
 from engine.runtime.interpreter import Runtime
 from engine.runtime.trace import Trace
 
+pytestmark = pytest.mark.slow  # starts servers and workers, or routes at volume
+
 SMALL, BIG = 20, 2000
 WARM = 5  # inputs fed before the measured one: first-use caches are filled by then
 

@@ -5,7 +5,7 @@
 
 Where T11 (in the test suite) feeds 20,000 generated texts with a fixed seed, this runs
 libFuzzer through atheris for a given time: the modules that turn bytes into documents
-(``engine.language.source``, ``engine.language.schema``, ``engine.language.datacheck``,
+(``engine.language.source``, ``engine.language.schema``, ``engine.language.compiled_schema``,
 PyYAML) are instrumented, so
 inputs that reach new branches are kept and mutated further. The corpus starts from every
 YAML file under ``workflows/`` and ``tests/cases/``. Each input goes the way a mesh file

@@ -107,7 +107,7 @@ Profiles taken with cProfile on this machine (shares of the profiled time; cProf
 small Python calls, so read them as proportions).
 
 **Done since the first run** (each in its own commit; the first run, on the same machine,
-measured validate 9.3 s at 10,000, e2e 6.6k ev/s in memory, memory growth 4.4×): event data checked by a schema compiled to plain Python (`engine/language/datacheck.py`, 30×
+measured validate 9.3 s at 10,000, e2e 6.6k ev/s in memory, memory growth 4.4×): event data checked by a schema compiled to plain Python (`engine/language/compiled_schema.py`, 30×
 faster than jsonschema; jsonschema only explains failures); `{{ data.x.y }}` templates read
 the event directly; `log` templates not rendered when nothing records the trace; the memory
 store's dedup records expire after an hour of clock time (memory growth 4.4× → 1.0×); a

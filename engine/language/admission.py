@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 from ..core import eventtime
 from ..core.errors import Diagnostic, Location, Severity
 from . import model as m
-from .datacheck import compile_check
+from .compiled_schema import compile_check
 from .schema import data_validator, first_data_error
 
 SPECVERSION = "1.0"

@@ -1,4 +1,4 @@
-"""engine.language.datacheck: compiled schema checks agree with jsonschema's Draft202012Validator.is_valid."""
+"""engine.language.compiled_schema: compiled checks agree with jsonschema's Draft202012Validator.is_valid."""
 from __future__ import annotations
 
 import copy
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from engine.language.datacheck import compile_check
+from engine.language.compiled_schema import compile_check
 from engine.language.loader import load_mesh
 from engine.language.model import thaw
 

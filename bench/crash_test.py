@@ -1,4 +1,4 @@
-"""Crash test: kill -9 `meshctl run --store sqlite:...` at random moments, resume until done, compare.
+"""Crash test: kill -9 `meshctl run --store sqlite:...` at random points, resume until done, compare.
 
     python -m bench.crash_test [--events 3000] [--kills 5] [--seed 1]
 

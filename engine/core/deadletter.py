@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .eventjson import json_type
 from .identity import identity
 
 PROBLEM_BASE = "https://meshctl.dev/problems/"
@@ -96,13 +97,13 @@ class DeadLetter:
         """A record read from a file (``dlq --dlq``), which anyone may have edited: ValueError names
         what does not fit, so that listing or replaying it cannot fail half-way."""
         if not isinstance(raw, dict):
-            raise ValueError(f"a dead letter is a JSON object, not {_json_type(raw)}")
+            raise ValueError(f"a dead letter is a JSON object, not {json_type(raw)}")
         for name, kinds in _FIELD_TYPES.items():
             if name not in raw:
                 if name != "chain":
                     raise ValueError(f"{name!r} is missing")
             elif not isinstance(raw[name], kinds):
-                raise ValueError(f"{name!r} must be {_KIND_NAMES[kinds]}, not {_json_type(raw[name])}")
+                raise ValueError(f"{name!r} must be {_KIND_NAMES[kinds]}, not {json_type(raw[name])}")
         if not all(isinstance(c, str) for c in raw.get("chain", [])):
             raise ValueError("'chain' must be a list of strings")
         event = raw["event"]
@@ -110,7 +111,7 @@ class DeadLetter:
             for name, kinds in (("hopcount", (int,)), ("causationpath", _TEXT)):
                 if name in event and not isinstance(event[name], kinds):
                     raise ValueError(
-                        f"'event.{name}' must be {_KIND_NAMES[kinds]}, not {_json_type(event[name])}"
+                        f"'event.{name}' must be {_KIND_NAMES[kinds]}, not {json_type(event[name])}"
                     )
         return cls.from_dict(raw)
 
@@ -137,16 +138,3 @@ _KIND_NAMES = {
     (list,): "a list",
     (object,): "any value",
 }
-
-
-def _json_type(value: Any) -> str:
-    names = {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        bool: "a boolean",
-        type(None): "null",
-        int: "a number",
-        float: "a number",
-    }
-    return names.get(type(value), type(value).__name__)

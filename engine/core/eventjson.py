@@ -34,7 +34,8 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "WRITTEN_DEPTH", "EventJSONError", "line_text", "loads", "not_utf8", "problem"]
+__all__ = ["MAX_DEPTH", "WRITTEN_DEPTH", "EventJSONError", "json_type", "line_text", "loads", "not_utf8",
+           "problem"]
 
 MAX_DEPTH = 64
 #: records the engine wrote itself (dead letters, traces) hold events of a run, which templates can
@@ -235,3 +236,13 @@ def _offset_of(text: str, literal: str) -> int | None:
         if text[found.start()] != '"':
             return found.start()
     return None
+
+
+_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+               int: "a number", float: "a number"}
+
+
+def json_type(value: Any) -> str:
+    """What *value* is, in JSON's words ("an object", "a number", ...), for messages; a type
+    that is no JSON value is named by its Python name."""
+    return _TYPE_NAMES.get(type(value), type(value).__name__)

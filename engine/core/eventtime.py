@@ -37,6 +37,8 @@ import math
 import re
 from typing import Any
 
+from .eventjson import json_type
+
 __all__ = [
     "EXAMPLE",
     "FIRST",
@@ -112,7 +114,7 @@ def parse(value: Any) -> float:
     if isinstance(value, str):  # a subclass of str: as its plain text
         return parse(str(value))
     raise EventTimeError(
-        f"an event time must be an RFC 3339 string such as {EXAMPLE}, not {_json_type(value)}"
+        f"an event time must be an RFC 3339 string such as {EXAMPLE}, not {json_type(value)}"
     )
 
 
@@ -135,7 +137,7 @@ def from_epoch(value: Any) -> float:
         return float(value)
     if value.__class__ in (int, float):
         return _refuse(f"{value!r} epoch seconds is not a finite time in years 0001-9999")
-    return _refuse(f"epoch seconds must be a number, not {_json_type(value)}")
+    return _refuse(f"epoch seconds must be a number, not {json_type(value)}")
 
 
 def _remember(text: str) -> float | None:
@@ -259,18 +261,6 @@ def _refuse(message: str) -> Any:
 def _shown(text: str) -> str:
     return repr(text) if len(text) <= 64 else repr(text[:60]) + "…"
 
-
-def _json_type(value: Any) -> str:
-    names = {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        bool: "a boolean",
-        type(None): "null",
-        int: "a number",
-        float: "a number",
-    }
-    return names.get(type(value), type(value).__name__)
 
 
 # --- formatting ------------------------------------------------------------------------------

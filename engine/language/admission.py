@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 
 from ..core import eventtime
 from ..core.errors import Diagnostic, Location, Severity
+from ..core.eventjson import json_type
 from . import model as m
 from .compiled_schema import compile_check
 from .schema import data_validator, first_data_error
@@ -119,7 +120,7 @@ class Admission:
     def rejections(self, event: Any) -> list[Rejection]:
         """Every envelope problem; then, for a well-formed event, its type's and its data's."""
         if not isinstance(event, dict):
-            return [Rejection("event", f"an event must be a JSON object, not {_json_type(event)}")]
+            return [Rejection("event", f"an event must be a JSON object, not {json_type(event)}")]
         found = list(envelope_problems(event))
         if not found:
             found = list(self._type_problems(event))
@@ -180,7 +181,7 @@ def envelope_problems(event: dict) -> Iterator[Rejection]:
             yield Rejection("time", str(exc))
     for attr in STRINGS:
         if event.get(attr) is not None and not isinstance(event[attr], str):
-            yield Rejection(attr, f"attribute {attr!r} must be a string, not {_json_type(event[attr])}")
+            yield Rejection(attr, f"attribute {attr!r} must be a string, not {json_type(event[attr])}")
     if "data" in event and "data_base64" in event:
         yield Rejection("data_base64", "an event has either data or data_base64, not both")
     yield from _extension_problems(event)
@@ -191,7 +192,7 @@ def _required_problems(event: dict) -> Iterator[Rejection]:
         value = event.get(attr)
         if not isinstance(value, str) or not value:
             what = ("is missing" if value is None else "is empty" if value == ""
-                    else f"must be a string, not {_json_type(value)}")
+                    else f"must be a string, not {json_type(value)}")
             yield Rejection(attr, f"required attribute {attr!r} {what}")
 
 
@@ -207,18 +208,5 @@ def _extension_problems(event: dict) -> Iterator[Rejection]:
             yield Rejection(
                 name,
                 f"extension attribute {name!r} must be a string, an integer or a boolean, "
-                f"not {_json_type(value)}",
+                f"not {json_type(value)}",
             )
-
-
-def _json_type(value: Any) -> str:
-    names = {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        bool: "a boolean",
-        type(None): "null",
-        int: "a number",
-        float: "a number",
-    }
-    return names.get(type(value), type(value).__name__)

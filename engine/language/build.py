@@ -229,6 +229,8 @@ class _Doc:
                 self.template_value(body.get("args"), *at, "args"),
                 self.template_value(body.get("headers"), *at, "headers"),
                 self.duration(body["timeout"], *at, "timeout") if "timeout" in body else None,
+                body.get("method", "POST"),
+                self.template_value(body["body"], *at, "body") if "body" in body else None,
             )
         if verb == "set":
             return m.SetAction(loc, self.template_value(body, *at))

@@ -139,6 +139,8 @@ class CallAction:
     args: TemplateValue | None = None
     headers: TemplateValue | None = None
     timeout: float | None = None
+    method: str = "POST"  # of an HTTP call
+    body: TemplateValue | None = None  # of an HTTP call; None: the event itself (POST, PUT, PATCH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,7 +460,7 @@ def action_templates(actions: Iterable[Action]) -> list:
         if isinstance(a, EmitAction):
             out += [a.data, a.subject, a.source]
         elif isinstance(a, CallAction):
-            out += [a.args, a.headers]
+            out += [a.args, a.headers, a.body]
         elif isinstance(a, SetAction):
             out.append(a.values)
         elif isinstance(a, LogAction):

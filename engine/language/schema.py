@@ -364,6 +364,11 @@ def _bad_pattern(error, path, where, smap) -> Diagnostic:
     )
 
 
+def _refused(error, path, where, smap) -> Diagnostic:
+    """A `not`: the schema holding it says in its description what is refused."""
+    return Diagnostic(smap.at(path), "bad-value", f"{where}: {_describe(error) or 'not allowed here'}")
+
+
 def _generic(error, path, where, smap) -> Diagnostic:
     description = _describe(error)
     message = error.message if len(error.message) < 160 else error.message[:157] + "..."
@@ -378,6 +383,7 @@ _TRANSLATORS = {
     "pattern": _bad_pattern,
     "anyOf": _no_alternative,
     "oneOf": _no_alternative,
+    "not": _refused,
 }
 
 

@@ -190,22 +190,59 @@ class Toolbox:
         return module
 
     def post(self, url: str, event: dict, headers: dict, timeout: float | None) -> int:
+        """POST an event (a route's `to: {http: URL}`): the answer's status."""
+        return self.request("POST", url, event, headers, timeout)[0]
+
+    def request(
+        self, method: str, url: str, body: Any, headers: dict, timeout: float | None, event: bool = True
+    ) -> tuple[int, Any]:
+        """Send one HTTP request: ``(status, answer)``, the answer parsed if JSON, else text.
+
+        ``body`` None sends none; ``event`` says it is a CloudEvent (structured mode), else plain
+        JSON. With ``http="simulate"`` nothing is sent: every call answers 202 with no body."""
         if self.http == "simulate":
-            return 202
+            return 202, None
+        data = None if body is None else json.dumps(body).encode()
+        kind = "application/cloudevents+json" if event else "application/json"
         request = urllib.request.Request(
             url,
-            data=json.dumps(event).encode(),
-            method="POST",
-            headers={"Content-Type": "application/cloudevents+json", **headers},
+            data=data,
+            method=method,
+            headers={**({"Content-Type": kind} if data is not None else {}), **headers},
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout or 10.0) as response:
-                return response.status
+                return response.status, _answer(method, url, response)
         except urllib.error.HTTPError as exc:
             retryable = exc.code >= 500 or exc.code == 429
-            raise ActionFailed("HttpError", f"POST {url} answered {exc.code}", retryable) from exc
+            raise ActionFailed("HttpError", f"{method} {url} answered {exc.code}", retryable) from exc
         except (urllib.error.URLError, OSError) as exc:
-            raise ActionFailed("HttpUnreachable", f"POST {url}: {getattr(exc, 'reason', exc)}") from exc
+            raise ActionFailed("HttpUnreachable", f"{method} {url}: {getattr(exc, 'reason', exc)}") from exc
+
+
+MAX_ANSWER = 1 << 20  # bytes of an HTTP answer kept as the call's output
+
+
+def _answer(method: str, url: str, response: Any) -> Any:
+    """An answer's body: parsed JSON for a JSON content type, else text; None when empty."""
+    raw = response.read(MAX_ANSWER + 1)
+    if len(raw) > MAX_ANSWER:  # a bigger answer is not what a step's output is for: never retried
+        raise ActionFailed(
+            "HttpAnswerTooLarge", f"{method} {url} answered more than {MAX_ANSWER} bytes", retryable=False
+        )
+    if not raw:
+        return None
+    charset = response.headers.get_content_charset() or "utf-8"
+    text = raw.decode(charset, errors="replace")
+    content_type = response.headers.get_content_type()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ActionFailed(
+                "HttpBadAnswer", f"{method} {url} answered invalid JSON: {exc}", retryable=False
+            ) from exc
+    return text
 
 
 def compile_actions(actions: tuple[m.Action, ...], tools: Toolbox) -> list[tuple[Any, Step]]:
@@ -256,14 +293,18 @@ def _call(action: m.CallAction, tools: Toolbox) -> Step:
                 raise ActionFailed(type(exc).__name__, str(exc), getattr(exc, "retryable", True)) from exc
 
         return call_python
-    url = action.http
+    url, method = action.http, action.method
+    sends = method not in ("GET", "DELETE")
+    body = compile_value(action.body, tools.fast) if action.body is not None else None
 
     def call_http(attempt: Attempt) -> None:
         attempt.calls.append(url)
-        status = tools.post(
-            url, attempt.event, {k: str(v) for k, v in headers(attempt.context).items()}, action.timeout
-        )
-        attempt.output = {"status": status}
+        ctx = attempt.context
+        sent = {k: str(v) for k, v in headers(ctx).items()}
+        payload = (attempt.event if body is None else body(ctx)) if sends else None
+        status, answer = tools.request(method, url, payload, sent, action.timeout, event=body is None)
+        # the output, and `response` for the actions after it in this attempt
+        attempt.output = ctx["response"] = {"status": status, "body": answer}
 
     return call_http
 

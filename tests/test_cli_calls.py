@@ -1,6 +1,7 @@
 """HTTP calls that return: `call: {http: URL, method, body}` against a local server, through
 `meshctl run --http live`. The answer is the action's output (`{status, body}`), read by later
-actions as `response` and by later orchestration steps as `steps.ID.output`."""
+actions as `response` and by later orchestration steps as `steps.ID.output`; every request
+carries an `Idempotency-Key` that a retried attempt repeats."""
 from __future__ import annotations
 
 import json
@@ -160,6 +161,49 @@ def test_a_get_with_a_body_is_refused_by_validate(meshctl, write, tmp_path):
     assert result.exit_code == 1
     assert "mesh.yaml:20:17: error[bad-value]: spec.subscriptions[0].do[0].call: `body` is not allowed " \
         "with GET or DELETE" in result.output
+
+
+def test_the_idempotency_key_is_the_same_on_every_attempt_of_a_delivery(meshctl, write, tmp_path, service):
+    url, svc = service
+    svc.script["/a"] = [(503, "text/plain", b"busy"), (200, "application/json", b'{"ok": true}')]
+    do = f"""        - call: {{http: "{url}/a"}}
+        - call: {{http: "{url}/b"}}"""
+    summary, _ = _run(meshctl, write, tmp_path, _service(do), "--http", "live", events=2)
+    assert summary["dead_lettered"] == 0
+    keys = {}
+    for request in svc.seen:
+        keys.setdefault((request["body"]["id"], request["path"]), []).append(request["key"])
+    # the first request (o1's) is answered 503: o1's attempt runs again, and sends /a twice
+    assert {k: len(v) for k, v in keys.items()} == {
+        ("o1", "/a"): 2, ("o1", "/b"): 1, ("o2", "/a"): 1, ("o2", "/b"): 1,
+    }
+    assert all(len(set(v)) == 1 and len(v[0]) == 64 for v in keys.values())  # equal across retries
+    assert len({v[0] for v in keys.values()}) == 4  # and distinct per event and per action
+
+
+def test_a_route_to_http_sends_an_idempotency_key_too(meshctl, write, tmp_path, service):
+    url, svc = service
+    svc.script["/hook"] = [(503, "text/plain", b"busy"), (200, "text/plain", b"")]
+    spec = f"""
+apiVersion: meshctl/v1
+kind: Route
+metadata: {{name: out}}
+spec:
+  from: [order.placed]
+  to: [{{http: "{url}/hook"}}]
+  delivery: {RETRY}
+"""
+    summary, _ = _run(meshctl, write, tmp_path, spec, "--http", "live")
+    assert summary["dead_lettered"] == 0
+    first, second = svc.seen
+    assert first["key"] == second["key"] and len(first["key"]) == 64
+
+
+def test_a_header_template_may_set_its_own_idempotency_key(meshctl, write, tmp_path, service):
+    url, svc = service
+    do = f"""        - call: {{http: "{url}/a", headers: {{Idempotency-Key: "order-{{{{ data.sku }}}}"}}}}"""
+    _run(meshctl, write, tmp_path, _service(do), "--http", "live")
+    assert [s["key"] for s in svc.seen] == ["order-s1"]
 
 
 def test_a_non_json_answer_is_kept_as_text(meshctl, write, tmp_path, service):

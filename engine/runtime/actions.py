@@ -6,6 +6,7 @@ only if the whole attempt succeeds, so a retried attempt never emits twice.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -245,8 +246,20 @@ def _answer(method: str, url: str, response: Any) -> Any:
     return text
 
 
+def idempotency_key(event: dict, consumer: str, position: int) -> str:
+    """The ``Idempotency-Key`` of an HTTP call: the same for every attempt of one delivery
+    (retries, a resumed run) and different for each call action, consumer and event."""
+    return hashlib.sha256(f"{identity(event)}\n{consumer}\n{position}".encode()).hexdigest()
+
+
 def compile_actions(actions: tuple[m.Action, ...], tools: Toolbox) -> list[tuple[Any, Step]]:
-    return [(action.loc, _COMPILERS[type(action)](action, tools)) for action in actions]
+    return [(action.loc, _compile(action, tools, i)) for i, action in enumerate(actions)]
+
+
+def _compile(action: m.Action, tools: Toolbox, position: int) -> Step:
+    if isinstance(action, m.CallAction):  # its position in the list is part of its idempotency key
+        return _call(action, tools, position)
+    return _COMPILERS[type(action)](action, tools)
 
 
 def run_actions(steps: list[tuple[Any, Step]], attempt: Attempt) -> None:
@@ -275,7 +288,7 @@ def _emit(action: m.EmitAction, tools: Toolbox) -> Step:
     return emit
 
 
-def _call(action: m.CallAction, tools: Toolbox) -> Step:
+def _call(action: m.CallAction, tools: Toolbox, position: int) -> Step:
     args = compile_value(action.args, tools.fast) if action.args is not None else (lambda ctx: {})
     headers = compile_value(action.headers, tools.fast) if action.headers is not None else (lambda ctx: {})
     if action.python:
@@ -301,6 +314,7 @@ def _call(action: m.CallAction, tools: Toolbox) -> Step:
         attempt.calls.append(url)
         ctx = attempt.context
         sent = {k: str(v) for k, v in headers(ctx).items()}
+        sent.setdefault("Idempotency-Key", idempotency_key(attempt.event, attempt.consumer, position))
         payload = (attempt.event if body is None else body(ctx)) if sends else None
         status, answer = tools.request(method, url, payload, sent, action.timeout, event=body is None)
         # the output, and `response` for the actions after it in this attempt
@@ -347,7 +361,6 @@ def _sleep(action: m.SleepAction, tools: Toolbox) -> Step:
 
 _COMPILERS: dict[type, Callable[[Any, Toolbox], Step]] = {
     m.EmitAction: _emit,
-    m.CallAction: _call,
     m.SetAction: _set,
     m.LogAction: _log,
     m.FailAction: _fail,
@@ -362,5 +375,6 @@ __all__ = [
     "Toolbox",
     "UndeclaredEmit",
     "compile_actions",
+    "idempotency_key",
     "run_actions",
 ]

@@ -18,7 +18,7 @@ from typing import Callable
 from ..core.identity import identity
 from ..language import model as m
 from ..language.templates import RenderError, compile_string, compile_value
-from .actions import ActionFailed, Attempt, compile_actions, error_data, run_actions
+from .actions import ActionFailed, Attempt, compile_actions, error_data, idempotency_key, run_actions
 from .consumers import Consumer
 from .events import derive
 from .guards import Guards
@@ -144,14 +144,15 @@ class Attempts:
             type_ = new_type or event["type"]
             out_data = data(ctx) if data is not None else event.get("data")
             out_subject = str(subject(ctx)) if subject is not None else event.get("subject")
-            for kind, value in targets:
+            for position, (kind, value) in enumerate(targets):
                 if kind == "service":
                     attempt.direct.append((type_, out_data, out_subject, value))
                 else:
                     preview = derive(event, f"route:{route.name}", 0, type_, out_data, attempt.now,
                                      out_subject)
                     attempt.calls.append(value)
-                    tools.post(value, preview, {}, None)
+                    key = idempotency_key(event, attempt.consumer, position)
+                    tools.post(value, preview, {"Idempotency-Key": key}, None)
             if publish:
                 attempt.emit(type_, out_data, out_subject)
             attempt.output = {"type": type_}

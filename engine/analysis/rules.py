@@ -20,6 +20,7 @@ from ..language.sandbox import TemplateTooComplex
 from ..language.templates import condition_text, referenced_fields, syntax_error
 from .feasibility import FILTER, SIGNATURE, feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, produced_types
+from .handlerstate import module_state_diagnostics
 
 MAX_CYCLES_PER_TANGLE = 10
 MAX_CYCLES_TOTAL = 100
@@ -627,15 +628,19 @@ def _field_hint(schema, path: tuple) -> str | None:
 def check_handlers(mesh: m.Mesh) -> Iterator[Diagnostic]:
     """`call: {python: module:function}` must name a module of the mesh directory or one the mesh allows.
 
-    Decided from file names alone (:mod:`engine.language.handlers`): validate never imports nor opens user
-    code.
+    Decided from file names alone (:mod:`engine.language.handlers`): validate never imports user code. A
+    module of the mesh directory is then read (parsed, never run) for module-level state
+    (:mod:`engine.analysis.handlerstate`), once however many handlers name it.
     """
+    local: dict[str, m.CallAction] = {}
     for action in _all_actions(mesh):
         if not (isinstance(action, m.CallAction) and action.python):
             continue
         module = action.python.partition(":")[0]
         top = module.split(".")[0]
-        if local_module(mesh.root, module) is not None:
+        path = local_module(mesh.root, module)
+        if path is not None:
+            local.setdefault(path, action)
             continue
         if allowed_by(module, mesh.allowed_modules) is None:
             near = nearby_modules(mesh.root, module)
@@ -655,6 +660,9 @@ def check_handlers(mesh: m.Mesh) -> Iterator[Diagnostic]:
                 f"module {top!r} of handler {action.python!r} is not installed",
                 hint=f"install the package that provides {top!r}, or fix `allow_modules`",
             )
+    for path, action in local.items():
+        yield from module_state_diagnostics(mesh.root, action.python.partition(":")[0], path, action.loc,
+                                            action.python)
 
 
 def _all_actions(mesh: m.Mesh) -> Iterator[m.Action]:

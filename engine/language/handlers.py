@@ -9,7 +9,8 @@ never picks an arbitrary importable name (``os:system``, ``builtins:eval``). It 
   submodules).
 
 Everything else is refused before any import. The answers come from file names alone, so
-`validate` and `render` decide them without importing or even opening user code. What a
+`validate` and `render` decide them without importing or even opening user code (validate's
+`handler-module-state` check then parses, never runs, the modules of the mesh directory). What a
 handler module itself imports is up to its author: the module is trusted code, the YAML
 that names it is not.
 """

@@ -71,6 +71,7 @@ WARNED = {
     "in a helper function": ("S = []\ndef _keep(x):\n    S.append(x)\ndef go(e, c):\n    _keep(e)\n", (3, 5)),
     "in a nested function": ("S = []\ndef go(e, c):\n    def inner():\n        S.append(e)\n    inner()\n",
                              (4, 9)),
+    "in a lambda": ("S = []\nkeep = lambda x: S.append(x)\ndef go(e, c):\n    keep(e)\n", (2, 18)),
     "in a method": ("S = {}\nclass H:\n    def put(self, k):\n        S[k] = 1\n"
                     "def go(e, c):\n    H().put(1)\n", (4, 9)),
 }

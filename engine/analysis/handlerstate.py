@@ -96,9 +96,12 @@ def _is_mutable(value: ast.expr) -> bool:
     return False
 
 
-def _functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+_Function = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+
+
+def _functions(tree: ast.AST) -> Iterator[_Function]:
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             yield node
 
 
@@ -112,8 +115,7 @@ def _own_nodes(fn: ast.AST) -> Iterator[ast.AST]:
             stack.extend(ast.iter_child_nodes(node))
 
 
-def _function_mutations(fn: ast.FunctionDef | ast.AsyncFunctionDef, mutable: set[str],
-                        allowed: set[str]) -> Iterator[Mutation]:
+def _function_mutations(fn: _Function, mutable: set[str], allowed: set[str]) -> Iterator[Mutation]:
     nodes = [n for n in _own_nodes(fn) if not isinstance(n, _SCOPES) or n is fn]
     declared = {name for n in nodes if isinstance(n, ast.Global) for name in n.names}
     args = fn.args
@@ -123,7 +125,7 @@ def _function_mutations(fn: ast.FunctionDef | ast.AsyncFunctionDef, mutable: set
     state = (mutable - local) | (declared - allowed)
 
     def at(node: ast.AST, name: str) -> Mutation:
-        return Mutation(node.lineno, node.col_offset + 1, name, fn.name)
+        return Mutation(node.lineno, node.col_offset + 1, name, getattr(fn, "name", "<lambda>"))
 
     for node in nodes:
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)) and node.id in declared:

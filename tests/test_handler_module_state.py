@@ -158,3 +158,12 @@ def test_the_documented_lists_match_the_check():
     for name in names:
         assert f"{name}(" in section and (name in MUTABLE_TYPES or name in MUTATING_METHODS), name
     assert "# meshctl: allow-module-state" in section
+
+
+@pytest.mark.parametrize("body", [
+    "y = " + "+".join(["1"] * 100_000),  # deeper than the parser's recursion limit
+    "y = " + "not " * 50_000 + "1",  # the parser runs out of memory on its stack
+    "y = " + "[" * 300 + "]" * 300,  # too many nested parentheses: a SyntaxError
+])
+def test_a_module_too_deep_to_parse_gets_no_warning_and_no_crash(validate, body):
+    assert validate(f"X = {{}}\ndef f(e, c):\n    {body}\n    X[1] = 2\n") == []

@@ -442,7 +442,9 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
 
 
 def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
-    ((kind, raw),) = spec["window"].items()
+    # a count window may have a `timeout` beside it (the schema allows it with `count` only)
+    kind = "count" if "count" in spec["window"] else next(iter(spec["window"]))
+    raw = spec["window"][kind]
     at = ("spec", "window", kind)
     wloc = d.loc(*at)
     if kind == "tumbling":
@@ -456,17 +458,21 @@ def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
             size=d.duration(raw["size"], *at, "size", least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN),
             every=d.duration(raw["every"], *at, "every", least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN),
         )
-    else:
+    elif kind == "session":
         window = m.Window(
             "session", wloc, gap=d.duration(raw["gap"], *at, "gap", least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN)
         )
+    else:
+        window = _count_window(d, spec["window"])
     problems = list(_overlap(window))
     aggregates = []
     for agg_name, body in spec["aggregate"].items():
         ((op, fld),) = body.items()
-        aggregates.append(
-            m.Aggregate(agg_name, op, None if op == "count" else fld, d.loc("spec", "aggregate", agg_name))
-        )
+        aloc = d.loc("spec", "aggregate", agg_name)
+        if op in _LIST_OPS:
+            aggregates.append(_list_aggregate(agg_name, op, fld, aloc, problems))
+            continue
+        aggregates.append(m.Aggregate(agg_name, op, None if op == "count" else fld, aloc))
     late = spec.get("late", {})
     return m.Stream(
         name,
@@ -484,6 +490,46 @@ def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         d.ref(late["emit"]["type"], "spec", "late", "emit", "type") if "emit" in late else None,
         meta.get("description"),
     ), problems
+
+
+def _count_window(d: _Doc, raw: dict) -> m.Window:
+    timeout = None
+    if "timeout" in raw:
+        at = ("spec", "window", "timeout")
+        timeout = d.duration(raw["timeout"], *at, least=m.MIN_PERIOD, most=m.MAX_EVENT_SPAN)
+    return m.Window("count", d.loc("spec", "window", "count"), count=raw["count"], timeout=timeout)
+
+
+# list aggregates: op -> (the key of their field, of their bound, the field's default)
+_LIST_OPS = {
+    "collect": ("field", "max", "data"),
+    "distinct": ("field", "max", None),
+    "top_n": ("by", "n", None),
+}
+
+
+def _list_aggregate(name: str, op: str, body: dict, loc: Location, problems: list) -> m.Aggregate:
+    """collect, distinct, top_n: a list per window, so each needs a bound (`max`, `n`) in range."""
+    field_key, bound_key, default = _LIST_OPS[op]
+    limit = body.get(bound_key)
+    if limit is None or limit > m.MAX_AGGREGATE_ITEMS:
+        shown = (
+            f"needs `{bound_key}`, the most values a window keeps"
+            if limit is None
+            else f"keeps at most `{bound_key}: {m.MAX_AGGREGATE_ITEMS}` values, not {limit}"
+        )
+        problems.append(
+            Diagnostic(
+                loc,
+                "unbounded-aggregate",
+                f"aggregate {name!r} ({op}) {shown}",
+                hint=f"add `{bound_key}: N` with N from 1 to {m.MAX_AGGREGATE_ITEMS:,}; a window keeps "
+                "at most N values in memory and in checkpoints",
+            )
+        )
+    field_path = body.get(field_key, default)
+    pick = body.get("field") if op == "top_n" else None
+    return m.Aggregate(name, op, field_path, loc, min(limit or 1, m.MAX_AGGREGATE_ITEMS), pick)
 
 
 def _overlap(window: m.Window) -> Iterator[Diagnostic]:

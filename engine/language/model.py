@@ -20,6 +20,10 @@ MAX_DURATION = 36500 * 86400.0  # 100 years, written `36500d`
 MAX_EVENT_SPAN = 3652500 * 86400.0  # 10,000 years, written `3652500d`
 MIN_PERIOD = 0.001  # 1ms: window sizes, hopping `every`, session gaps, rate-limit `per`
 MAX_WINDOWS_PER_EVENT = 10_000  # hopping windows one event falls in: size / every
+# A count window and the list aggregates (collect, top_n, distinct) keep values per open window:
+# their bounds keep a window's memory bounded.
+MAX_WINDOW_COUNT = 100_000  # `window: {count: N}`
+MAX_AGGREGATE_ITEMS = 10_000  # collect `max`, top_n `n`, distinct `max`
 
 
 def freeze(value: Any) -> Any:
@@ -341,19 +345,23 @@ class Orchestration:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    kind: Literal["tumbling", "hopping", "session"]
+    kind: Literal["tumbling", "hopping", "session", "count"]
     loc: Location
     size: float | None = None  # tumbling and hopping
     every: float | None = None  # hopping
     gap: float | None = None  # session
+    count: int | None = None  # count: events per window
+    timeout: float | None = None  # count: event time after its first event that closes a partial one
 
 
 @dataclass(frozen=True, slots=True)
 class Aggregate:
     name: str
     op: str
-    field: str | None
+    field: str | None  # top_n: the `by` field
     loc: Location
+    limit: int | None = None  # collect and distinct `max`, top_n `n`
+    pick: str | None = None  # top_n: the field kept of each event (default: the `by` value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,8 +102,10 @@ class StreamRunner:
             consumer = f"stream:{name}"
             for output in operator.flush():
                 data = self._window_event_data(name, output)
-                # unique per window
+                # unique per window; a count window's bounds may repeat, the event that opened it not
                 window = f"{consumer}:{json.dumps(output.key)}:{output.start}:{output.end}"
+                if output.seq is not None:
+                    window += f":{output.seq}"
                 parent = {"id": window, "source": consumer, "correlationid": window}
                 self.rt.emit(
                     derive(parent, consumer, 0, stream.emit_type.name, data, self.rt.clock.now()), consumer

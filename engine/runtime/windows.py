@@ -58,9 +58,10 @@ from ..language import model
 
 __all__ = ["Output", "WindowOperator", "window_data"]
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3  # 3: count windows, and the list aggregates collect, top_n, distinct
 _NUMERIC_OPS = frozenset({"sum", "min", "max", "avg"})
-_ALL_OPS = _NUMERIC_OPS | {"count", "count_distinct", "first", "last"}
+_LIST_OPS = frozenset({"collect", "top_n", "distinct"})
+_ALL_OPS = _NUMERIC_OPS | _LIST_OPS | {"count", "count_distinct", "first", "last"}
 _MISSING = object()
 _INF = math.inf
 _text_time = eventtime.parse_or_none
@@ -85,15 +86,21 @@ class Output:
     values: dict[str, Any] = field(default_factory=dict)
     event: Any = None
     reason: str | None = None
+    count: int | None = None  # count windows: the events in it, and whether it reached its count
+    complete: bool | None = None
+    seq: int | None = None  # count windows: the number of the event that opened it (unique)
 
 
 def window_data(output: Output) -> dict[str, Any]:
     """The default ``data`` of the event emitted for a closed window.
 
-    ``key``, ``start`` and ``end`` (RFC 3339) come first, then each aggregate by name; an
-    aggregate named ``key``, ``start`` or ``end`` is shadowed by the window's own field.
+    ``key``, ``start`` and ``end`` (RFC 3339) come first, for a count window ``count`` and
+    ``complete`` next, then each aggregate by name; an aggregate named like one of those is
+    shadowed by the window's own field.
     """
     data: dict[str, Any] = {"key": output.key, "start": _format(output.start), "end": _format(output.end)}
+    if output.count is not None:
+        data["count"], data["complete"] = output.count, output.complete
     for name, value in output.values.items():
         data.setdefault(name, value)
     return data
@@ -210,6 +217,9 @@ def _neutral(op: str) -> list:
         "count_distinct": [None],
         "first": [_INF, None],
         "last": [-_INF, None],
+        "collect": [None],  # a list of values, arrival order
+        "distinct": [None],  # canonical JSON -> value, first seen first
+        "top_n": [None],  # [by, time, canonical JSON, value], best first
     }[op]
 
 
@@ -232,11 +242,14 @@ class _Aggregates:
         self.offsets = tuple(offsets)
         self.template = template
         self.sets = tuple(o for o, op in zip(offsets, self.ops) if op == "count_distinct")
+        self.lists = tuple((o, op) for o, op in zip(offsets, self.ops) if op in _LIST_OPS)
+        self.limits = {o: a.limit or 1 for o, a in zip(offsets, aggregates)}
         self.reads = tuple((a.name, a.op, _getter(a.field)) for a in aggregates if a.op != "count")
+        self.picks_of = {a.name: _getter(a.pick) for a in aggregates if a.op == "top_n" and a.pick}
         self.plan = tuple((op, off) for op, off in zip(self.ops, offsets))
         # value slots
         self.picks = tuple(o + 1 for o, op in zip(offsets, self.ops) if op in ("first", "last"))
-        self.plain = not self.sets and not self.picks  # slots are numbers: a copy is a dump
+        self.plain = not self.sets and not self.picks and not self.lists  # a copy is a dump
 
     def read(self, event: Any) -> list:
         """The values the event contributes, in aggregate order (count excluded); _Reject if unusable."""
@@ -255,13 +268,36 @@ class _Aggregates:
                     value = _canonical(value)
                 except (TypeError, ValueError) as exc:
                     raise _Reject(f"aggregate {name!r} ({op}): value is not JSON: {exc}") from None
+            elif op in _LIST_OPS:
+                value = self._read_listed(name, op, value, event)
             values.append(value)
         return values
+
+    def _read_listed(self, name: str, op: str, value: Any, event: Any) -> Any:
+        """collect: a copy of the value; distinct: (canonical, value); top_n: (by, canonical, value)."""
+        if op == "top_n":
+            if not _is_number(value):
+                raise _Reject(
+                    f"aggregate {name!r} ({op}): `by` expected a finite number, got {_json_type(value)}"
+                )
+            by, get = value, self.picks_of.get(name)
+            if get is not None and (value := get(event)) is _MISSING:
+                raise _Reject(f"aggregate {name!r} ({op}): field is missing")
+        try:
+            text = _canonical(value)
+        except (TypeError, ValueError) as exc:
+            raise _Reject(f"aggregate {name!r} ({op}): value is not JSON: {exc}") from None
+        copy = json.loads(text) if type(value) in (dict, list) else value  # kept: not the event's own
+        if op == "collect":
+            return copy
+        return (text, copy) if op == "distinct" else (by, text, copy)
 
     def new(self) -> list:
         acc = self.template.copy()
         for off in self.sets:
             acc[off] = set()
+        for off, op in self.lists:
+            acc[off] = {} if op == "distinct" else []
         return acc
 
     # flat on purpose: once per event and window of every stream (bench stream)
@@ -293,11 +329,40 @@ class _Aggregates:
                 acc[off + 1] += 1
             elif op == "count_distinct":
                 acc[off].add(value)
+            elif op in _LIST_OPS:
+                self._add_listed(op, acc[off], value, t, self.limits[off])
             elif op == "first":
                 if t < acc[off]:
                     acc[off], acc[off + 1] = t, value
             elif t >= acc[off]:  # last: equal times, the later arrival wins
                 acc[off], acc[off + 1] = t, value
+
+    @staticmethod
+    def _add_listed(op: str, items: Any, value: Any, t: float, limit: int) -> None:
+        if op == "collect":
+            if len(items) < limit:
+                items.append(value)
+        elif op == "distinct":
+            if len(items) < limit:
+                items.setdefault(value[0], value[1])
+        else:  # top_n: largest by first; ties by earlier time, then by canonical JSON (not arrival)
+            by, text, copy = value
+            entry = [by, t, text, copy]
+            if len(items) >= limit and _rank(entry) >= _rank(items[-1]):
+                return
+            items.append(entry)
+            items.sort(key=_rank)
+            del items[limit:]
+
+    @classmethod
+    def _merge_listed(cls, op: str, into: Any, other: Any, limit: int) -> Any:
+        if op == "collect":
+            return into + other[: limit - len(into)]
+        if op == "distinct":
+            for text, value in other.items():
+                cls._add_listed(op, into, (text, value), 0.0, limit)
+            return into
+        return sorted(into + other, key=_rank)[:limit]  # top_n
 
     def merge(self, into: list, other: list) -> None:
         """Fold accumulator *other* (a session that comes later in time) into *into*."""
@@ -317,6 +382,8 @@ class _Aggregates:
                 into[off] = max(into[off], other[off])
             elif op == "count_distinct":
                 into[off] |= other[off]
+            elif op in _LIST_OPS:
+                into[off] = self._merge_listed(op, into[off], other[off], self.limits[off])
             elif (op == "first" and other[off] < into[off]) or (op == "last" and other[off] >= into[off]):
                 into[off], into[off + 1] = other[off], other[off + 1]
 
@@ -329,6 +396,8 @@ class _Aggregates:
                 out[name] = len(acc[off])
             elif op in ("first", "last"):
                 out[name] = acc[off + 1]
+            elif op in _LIST_OPS:
+                out[name] = _listed(op, acc[off])
             else:
                 out[name] = acc[off]
         return out
@@ -346,6 +415,9 @@ class _Aggregates:
         for off in self.picks:
             if type(out[off]) in (dict, list):
                 out[off] = json.loads(json.dumps(out[off]))
+        for off, op in self.lists:  # JSON: a distinct mapping as [canonical, value] pairs
+            items = list(out[off].items()) if op == "distinct" else out[off]
+            out[off] = json.loads(json.dumps(items))
         return out
 
     def load(self, slots: list) -> list:
@@ -355,7 +427,35 @@ class _Aggregates:
         acc = slots.copy()
         for off in self.sets:
             acc[off] = set(acc[off])
+        for off, op in self.lists:
+            acc[off] = dict(acc[off]) if op == "distinct" else list(acc[off])
         return acc
+
+
+def _rank(entry: list) -> tuple:
+    """Order of top_n entries ``[by, time, canonical, value]``: largest first, then earliest."""
+    return (-entry[0], entry[1], entry[2])
+
+
+def _listed(op: str, items: Any) -> list:
+    """The emitted value of a list aggregate: a fresh list (the accumulator stays the operator's)."""
+    if op == "distinct":
+        values = list(items.values())
+    elif op == "top_n":
+        values = [entry[3] for entry in items]
+    else:
+        values = list(items)
+    return json.loads(json.dumps(values))
+
+
+class _Counted:
+    """The open count window of one key: its events so far and their event-time bounds."""
+
+    __slots__ = ("key", "seq", "first", "lo", "hi", "n", "acc", "alive")
+
+    def __init__(self, key: Any, seq: int, first: float, lo: float, hi: float, n: int, acc: list):
+        self.key, self.seq, self.first, self.lo, self.hi, self.n = key, seq, first, lo, hi, n
+        self.acc, self.alive = acc, True
 
 
 class _Session:
@@ -389,6 +489,12 @@ class WindowOperator:
             self._gap = float(window.gap or 0)
             if not self._gap > 0:
                 raise ValueError(f"stream {stream.name!r}: session gap must be positive")
+        elif self.kind == "count":
+            self._count = int(window.count or 0)
+            if self._count < 1:
+                raise ValueError(f"stream {stream.name!r}: count window must count at least 1 event")
+            self._timeout = _INF if window.timeout is None else float(window.timeout)
+            self.process = self._process_count  # type: ignore[method-assign]  # a count closes windows too
         else:
             self._size = float(window.size or 0)
             self._every = self._size if self.kind == "tumbling" else float(window.every or 0)
@@ -403,6 +509,7 @@ class WindowOperator:
         self._heap: list = []  # window indexes (tumbling, hopping) or (end, seq, session)
         self._buckets: dict[int, dict[Any, list]] = {}  # tumbling, hopping: index -> key -> acc
         self._sessions: dict[Any, list[_Session]] = {}  # per key, sorted by start
+        self._open: dict[Any, _Counted] = {}  # count windows: the open one per key, in opening order
         self._saved: dict[int, list] = {}  # index -> its snapshot entry, while no event changed it
         self._bool_keys = False  # whether a key was a bool (kept wrapped in a tuple)
         self._seq = 0
@@ -411,6 +518,8 @@ class WindowOperator:
         self._add = (
             self._add_session
             if self.kind == "session"
+            else self._add_count
+            if self.kind == "count"
             else (self._add_tumbling if self.kind == "tumbling" and fast_paths else self._add_buckets)
         )
         # the commonest stream of all, a count per key and window: counted inline (a shortcut)
@@ -462,6 +571,32 @@ class WindowOperator:
                 self._watermark = t - self._lateness
                 return self._close()
         return []
+
+    def _process_count(self, event: dict) -> list[Output]:
+        """:meth:`process` of a count window: the window the event fills closes at once, then those
+        whose timeout the watermark passed."""
+        self._events += 1
+        try:
+            t = self._time_of(self._get_time(event))
+            key = None
+            if self._get_key is not None:
+                key = self._get_key(event)
+                if type(key) is not str:
+                    key = self._odd_key(key)
+            values = self._read(event) if self._read is not None else _NO_VALUES
+        except _Reject as rejected:
+            return self._reject(event, rejected)
+        out = self._add_count(key, t, values)
+        if out is None:
+            self._late += 1
+            return [Output("late", key=_public_key(key), event=event, reason=self._late_reason(t))]
+        self._windows += len(out)
+        if t > self._max_time:
+            self._max_time = t
+            if t - self._lateness > self._watermark:
+                self._watermark = t - self._lateness
+                out += self._close()
+        return out
 
     def _reject(self, event: Any, rejected: _Reject) -> list[Output]:
         self._invalid += 1
@@ -573,6 +708,53 @@ class WindowOperator:
             aggs.add(acc, values, t)
         return True
 
+    # --- count windows -------------------------------------------------------------------------
+
+    def _add_count(self, key: Any, t: float, values: list) -> list[Output] | None:
+        """Add to the key's open count window (opening one if needed). Returns the windows this
+        closed: the key's open one if the event is past its timeout (then the event opens the
+        next), the one the event filled; None if the event is late: it would open a window whose
+        timeout the watermark already passed."""
+        out = []
+        window = self._open.get(key)
+        expired = window is not None and t >= window.first + self._timeout
+        if (window is None or expired) and t + self._timeout <= self._watermark:
+            return None
+        if expired:
+            window.alive = False  # timed out in event time: the event does not join it
+            del self._open[key]
+            out.append(self._counted(window, False))
+            window = None
+        if window is None:
+            window = self._open[key] = _Counted(key, self._events, t, t, t, 0, self._aggs.new())
+            heapq.heappush(self._heap, (t + self._timeout, window.seq, window))
+        self._aggs.add(window.acc, values, t)
+        window.n += 1
+        if t < window.lo:
+            window.lo = t
+        elif t > window.hi:
+            window.hi = t
+        if window.n >= self._count:
+            window.alive = False  # its heap entry is skipped when it comes up
+            del self._open[key]
+            out.append(self._counted(window, True))
+        return out
+
+    def _counted(self, window: _Counted, complete: bool) -> Output:
+        return Output(
+            "window", _public_key(window.key), window.lo, window.hi, self._aggs.values(window.acc),
+            count=window.n, complete=complete, seq=window.seq,
+        )
+
+    def _close_counted(self) -> list[Output]:
+        heap, watermark, out = self._heap, self._watermark, []
+        while heap and heap[0][0] <= watermark:
+            _, _, window = heapq.heappop(heap)
+            if window.alive:
+                del self._open[window.key]
+                out.append(self._counted(window, False))
+        return out
+
     # --- sessions ------------------------------------------------------------------------------
 
     def _add_session(self, key: Any, t: float, values: list) -> bool:
@@ -610,7 +792,13 @@ class WindowOperator:
     # --- closing -------------------------------------------------------------------------------
 
     def _close(self) -> list[Output]:
-        closed = self._close_sessions() if self.kind == "session" else self._close_buckets()
+        closed = (
+            self._close_sessions()
+            if self.kind == "session"
+            else self._close_counted()
+            if self.kind == "count"
+            else self._close_buckets()
+        )
         self._windows += len(closed)
         return closed
 
@@ -669,6 +857,12 @@ class WindowOperator:
                 for sessions in self._sessions.values()
                 for s in sessions
             ]
+        elif self.kind == "count":
+            dump = self._aggs.dump
+            windows = [
+                [_public_key(w.key), w.seq, w.first, w.lo, w.hi, w.n, dump(w.acc)]
+                for w in self._open.values()
+            ]
         else:
             saved, buckets = self._saved, self._buckets
             windows = [saved.get(j) or self._save_bucket(j, buckets[j]) for j in sorted(buckets)]
@@ -676,6 +870,9 @@ class WindowOperator:
             "version": SNAPSHOT_VERSION,
             "stream": self.stream.name,
             "window": self.kind,
+            "count": [self._count, self._timeout if self._timeout != _INF else None]
+            if self.kind == "count"
+            else None,
             "aggregates": [[a.name, a.op] for a in self.stream.aggregates],
             "max_time": None if self._max_time == -_INF else self._max_time,
             "flushed": self._watermark == _INF,
@@ -701,7 +898,11 @@ class WindowOperator:
         Raises ValueError if the snapshot was taken from a differently shaped stream.
         """
         op = cls(stream, fast_paths)
-        expected = {"window": op.kind, "aggregates": [[a.name, a.op] for a in stream.aggregates]}
+        expected = {
+            "window": op.kind,
+            "count": op.state()["count"],
+            "aggregates": [[a.name, a.op] for a in stream.aggregates],
+        }
         if state.get("version") != SNAPSHOT_VERSION:
             raise ValueError(
                 f"snapshot version is {state.get('version')!r}, stream {stream.name!r} "
@@ -720,23 +921,35 @@ class WindowOperator:
         counts = state["counts"]
         op._events, op._windows = counts["events"], counts["windows"]
         op._late, op._invalid = counts["late"], counts["invalid"]
-        windows = state["windows"]
-        if op.kind == "session":
+        op._restore_windows(state["windows"])
+        return op
+
+    def _restore_windows(self, windows: list) -> None:
+        if self.kind == "session":
             for key, start, last, slots in windows:
-                op._restore_session(key, start, last, op._aggs.load(slots))
+                self._restore_session(key, start, last, self._aggs.load(slots))
+        elif self.kind == "count":
+            for key, seq, first, lo, hi, n, slots in windows:
+                self._restore_counted(key, int(seq), (float(first), float(lo), float(hi)), int(n), slots)
         else:
-            width, load = len(op._aggs.template), op._aggs.load
+            width, load = len(self._aggs.template), self._aggs.load
             for j, keys, slots in windows:
                 if len(slots) != len(keys) * width:
                     raise ValueError(
                         f"snapshot window {j!r} has {len(slots)} slots for {len(keys)} keys, not {width} each"
                     )
                 if any(type(key) is bool for key in keys):
-                    op._bool_keys = True
+                    self._bool_keys = True
                     keys = [(key,) if type(key) is bool else key for key in keys]
                 accs = (load(slots[i : i + width]) for i in range(0, len(slots), width))
-                op._restore_bucket(int(j), dict(zip(keys, accs)))
-        return op
+                self._restore_bucket(int(j), dict(zip(keys, accs)))
+
+    def _restore_counted(self, key: Any, seq: int, times: tuple, n: int, slots: list) -> None:
+        if type(key) is bool:
+            key, self._bool_keys = (key,), True
+        window = _Counted(key, seq, *times, n, self._aggs.load(slots))
+        self._open[key] = window
+        heapq.heappush(self._heap, (window.first + self._timeout, window.seq, window))
 
     def _restore_session(self, key: Any, start: float, last: float, acc: list) -> None:
         if type(key) is bool:

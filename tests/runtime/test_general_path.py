@@ -84,3 +84,41 @@ def test_guards_run_the_same_without_shortcuts(mesh_of):
     fast = outputs(mesh, inputs, True)
     assert outputs(mesh, inputs, False) == fast
     assert fast["summary"]["rate_limited"] and fast["summary"]["filtered"]
+
+
+LOBBY = """
+kind: EventType
+metadata: {name: queued}
+spec: {external: true}
+---
+kind: EventType
+metadata: {name: lobby}
+spec: {}
+---
+kind: Stream
+metadata: {name: lobby}
+spec:
+  from: [queued]
+  key: data.queue
+  window: {count: 4, timeout: 30s}
+  lateness: 5s
+  aggregate:
+    players: {collect: {field: data.player, max: 4}}
+    best: {top_n: {by: data.rating, n: 2, field: data.player}}
+    regions: {distinct: {field: data.region, max: 3}}
+    n: {count: {}}
+  emit: {type: lobby}
+"""
+
+
+def test_count_windows_and_list_aggregates_run_the_same_without_shortcuts(mesh_of):
+    mesh = mesh_of(*LOBBY.split("---\n"))
+    inputs = [{"specversion": "1.0", "id": f"q{i}", "source": "t", "type": "queued",
+               "time": f"2026-01-01T00:{i * 7 // 60:02d}:{i * 7 % 60:02d}Z",
+               "data": {"queue": f"q{i % 3 % 2}", "player": f"p{i}", "rating": i * 37 % 11,
+                        "region": ["eu", "us", "ap", "sa"][i % 4]}}
+              for i in range(40)]
+    fast = outputs(mesh, inputs, True)
+    assert outputs(mesh, inputs, False) == fast
+    formed = [e["data"] for e in fast["emitted"] if e["type"] == "lobby"]
+    assert {d["complete"] for d in formed} == {True, False}

@@ -40,6 +40,10 @@ MORE = """
     total: {sum: data.v}
     seen: {count_distinct: data.v}
     opening: {first: data.v}"""
+LISTS = MORE + """
+    values: {collect: {field: data.v, max: 3}}
+    best: {top_n: {by: data.v, n: 2, field: data}}
+    kinds: {distinct: {field: data.v, max: 4}}"""
 
 
 def inputs(seed: int, n: int = 600) -> list[dict]:
@@ -69,6 +73,11 @@ def windows(emitted: list[dict]) -> list[tuple]:
             e["data"].get("total"),
             e["data"].get("seen"),
             e["data"].get("opening"),
+            e["data"].get("end"),
+            e["data"].get("complete"),
+            e["data"].get("values"),
+            e["data"].get("best"),
+            e["data"].get("kinds"),
         )
         for e in emitted
         if e["type"] == "tick.window"
@@ -107,7 +116,13 @@ def durable_run(mesh, items: list[dict], path: str, every: int, stops: list[int]
 # "": count only
 @pytest.mark.parametrize(
     ("window", "more"),
-    [("{tumbling: 60s}", MORE), ("{tumbling: 60s}", ""), ("{hopping: {size: 60s, every: 20s}}", MORE)],
+    [
+        ("{tumbling: 60s}", MORE),
+        ("{tumbling: 60s}", ""),
+        ("{hopping: {size: 60s, every: 20s}}", MORE),
+        ("{session: {gap: 5s}}", LISTS),
+        ("{count: 7, timeout: 15s}", LISTS),  # open count windows are in the checkpoints too
+    ],
 )
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_run_resumed_after_any_commit_emits_the_windows_of_an_uninterrupted_one(

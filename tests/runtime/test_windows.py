@@ -565,7 +565,7 @@ def test_snapshots_share_nothing_with_the_operator_or_the_events():
 def test_a_snapshot_of_another_version_is_refused():
     stream = make_stream(tumbling(10), ALL_AGGS)
     snapshot = {**WindowOperator(stream).state(), "version": 1}
-    with pytest.raises(ValueError, match="snapshot version is 1, stream 's' needs 2"):
+    with pytest.raises(ValueError, match="snapshot version is 1, stream 's' needs 3"):
         WindowOperator.restore(stream, snapshot)
 
 

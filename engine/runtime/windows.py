@@ -39,10 +39,23 @@ Semantics, precisely:
   overlaps ``[t, t + gap)``. An event behind the watermark whose window is still open is
   simply added. The operator keeps no memory of closed windows, so a session event with
   ``t + gap > watermark`` that would have joined an already closed session starts a new one.
+* **Count windows** (``window: {count: N, timeout: D}``): per key, one open window at a time,
+  filled in arrival order (so a window closes as soon as its Nth event arrives, not when the
+  watermark shows nothing earlier can come). It closes (``complete``) with its Nth event, or
+  unfilled (``complete: False``) when the watermark reaches its first event's time + ``D``;
+  an event whose time is at or past that deadline does not join it: it closes it and opens
+  the next. ``start`` and ``end`` are the smallest and largest event time in it. An event
+  that would open a window whose deadline the watermark already reached is late; without a
+  timeout only events after :meth:`~WindowOperator.flush` are. Unfilled windows close in order
+  of ``(deadline, opening)``; the one an event fills or times out comes before those.
 * **Aggregates**: ``count``, ``sum``, ``min``, ``max``, ``avg`` (a float), ``count_distinct``
   (values compared by their canonical JSON text, so ``1`` and ``1.0`` differ), ``first`` and
   ``last`` (by event time; equal times by arrival order). Sums are added in arrival order, so
   with floats the last bits may depend on the order events came in; integer sums are exact.
+  The lists, each bounded: ``collect`` (a field's values in arrival order, the first ``max``),
+  ``distinct`` (distinct values by canonical JSON, the first ``max`` seen), ``top_n`` (the
+  ``n`` events with the largest number ``by``, ties by earlier event time then canonical JSON,
+  so arrival order does not matter). Merged sessions list the earlier session's values first.
 """
 from __future__ import annotations
 

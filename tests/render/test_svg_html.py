@@ -48,7 +48,7 @@ def test_arena_svg_draws_one_box_per_service_and_an_arrowhead_on_every_edge(tmp_
     assert meshctl("render", REPO / "workflows" / "arena", "--format", "svg", "-o", out).exit_code == 0
     root = ET.fromstring(out.read_bytes())
     groups = [g.find(f"{SVG}text").text for g in root.iter(f"{SVG}g") if g.get("class") == "group"]
-    assert sorted(groups) == ["match-service", "player-service", "score-service"]
+    assert sorted(groups) == ["match-service", "matchmaker", "player-service", "score-service"]
     markers = {m.get("id") for m in root.iter(f"{SVG}marker")}
     edges = [p for p in root.iter(f"{SVG}path") if "edge" in p.get("class", "").split()]
     _, flow = next(views_of(REPO / "workflows" / "arena"))

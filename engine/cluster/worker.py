@@ -203,8 +203,14 @@ class Worker:
         names = list(self.mesh.streams)
         if not names:
             return 0
-        if not all(self.broker.hold(f"stream:{n}", self.name, int(self.options.lease * 1000)) for n in names):
-            return 1  # another worker has a lane: it is still busy, or flushing itself
+        lanes = [f"stream:{n}" for n in names]
+        held = [lane for lane in lanes if self.broker.hold(lane, self.name, int(self.options.lease * 1000))]
+        if len(held) < len(lanes):
+            # another worker has a lane: it is still busy, or gathering the lanes to flush. Let go
+            # of ours, or two workers holding one stream each would wait for each other forever
+            for lane in held:
+                self.broker.release(lane, self.name)
+            return 1
 
         def work() -> None:
             self._load_windows(names)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 
-from .common import REPO, Row, fmt_time, log
+from .common import REPO, Row, best_of, fmt_time, log
 
 HEAVY = ("networkx", "jinja2", "jsonschema")
 TARGET_SECONDS = 0.4
@@ -21,12 +20,7 @@ TARGET_SECONDS = 0.4
 
 def _wall(command: list[str], repeat: int) -> tuple[float, subprocess.CompletedProcess]:
     """The best of *repeat* wall times of *command* (the least disturbed by a shared machine)."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-        best = min(best, time.perf_counter() - started)
-    return best, result
+    return best_of(lambda: subprocess.run(command, cwd=REPO, capture_output=True, text=True), repeat)
 
 
 def _meshctl() -> list[str]:

@@ -73,6 +73,9 @@ class Store(Protocol):
         """*value* is final (a finished run, at clock time *at*): the run no longer reads it, so
         the store need not hold it in memory; a durable store keeps it for its retention."""
 
+    def delete_state(self, key: str) -> None:
+        """Remove a state value (gone for good at the next commit; absent to reads at once)."""
+
     def state_keys(self, prefix: str) -> list[str]:
         """The keys of state values that start with *prefix*, sorted."""
 

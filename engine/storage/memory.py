@@ -86,6 +86,9 @@ class MemoryStore:
     def put_state(self, key: str, value: Any) -> None:
         self._state[key] = value
 
+    def delete_state(self, key: str) -> None:
+        self._state.pop(key, None)
+
     def retire_state(self, key: str, value: Any, at: float) -> None:
         self._state.pop(key, None)  # nothing can read it after the run: `meshctl runs` needs a durable store
 

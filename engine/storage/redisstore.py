@@ -64,6 +64,9 @@ for _, op in ipairs(cjson.decode(ARGV[2])) do
   elseif name == 'STATE' then
     redis.call('SET', P .. ':state:' .. op[2], op[3])
     redis.call('ZADD', P .. ':statekeys', 0, op[2])
+  elseif name == 'STATE-' then
+    redis.call('DEL', P .. ':state:' .. op[2])
+    redis.call('ZREM', P .. ':statekeys', op[2])
   else
     redis.call(unpack(op))
   end
@@ -131,6 +134,7 @@ class RedisStore:
         self._dead_removed: set[str] = set()
         self._state: dict[str, Any] = {}  # read or written in this unit: the same object until replaced
         self._dirty: set[str] = set()
+        self._deleted: set[str] = set()  # state keys removed in this unit
         self._retired: set[str] = set()  # final values: out of _state once committed
         self.reads: dict[str, str | bool] = {}  # key -> raw value seen (False: absent), when tracking
         self._fetched: dict[str, str | None] = {}  # dedup records read ahead (prefetch_done)
@@ -161,6 +165,8 @@ class RedisStore:
             ops.append(["DLQ+", record.id, json.dumps(record.as_dict(), default=str)])
         for key in sorted(self._dirty):
             ops.append(["STATE", key, json.dumps(self._state[key], default=str)])
+        for key in sorted(self._deleted):
+            ops.append(["STATE-", key])
         return ops
 
     def commit_unit(self, checks: Iterable[list] = (), ops: Iterable[list] = ()) -> int:
@@ -251,6 +257,8 @@ class RedisStore:
     def get_state(self, key: str) -> Any:
         if key in self._state:
             return self._state[key]
+        if key in self._deleted:
+            return None
         raw = self._get(f"{self.prefix}:state:{key}")
         value = json.loads(raw) if raw is not None else None
         if value is not None:
@@ -260,6 +268,13 @@ class RedisStore:
     def put_state(self, key: str, value: Any) -> None:
         self._state[key] = value
         self._dirty.add(key)
+        self._deleted.discard(key)
+
+    def delete_state(self, key: str) -> None:
+        self._state.pop(key, None)
+        self._dirty.discard(key)
+        self._retired.discard(key)
+        self._deleted.add(key)
 
     def retire_state(self, key: str, value: Any, at: float) -> None:
         """Written like any state (a deployment keeps finished runs); out of this process's
@@ -273,7 +288,7 @@ class RedisStore:
     def state_keys(self, prefix: str) -> list[str]:
         stored = self._call(self.client.zrangebylex, f"{self.prefix}:statekeys",
                             f"[{prefix}", f"[{prefix}\U0010ffff")
-        return sorted(set(stored) | {k for k in self._dirty if k.startswith(prefix)})
+        return sorted((set(stored) | {k for k in self._dirty if k.startswith(prefix)}) - self._deleted)
 
     def commit(self, checkpoint: dict) -> None:
         # A single process is the only writer between its commits: its reads need no check,

@@ -92,6 +92,7 @@ class SqliteStore:
         self._pruned_at = -math.inf
         self._seen: SeenPairs | None = None  # built on the first dedup lookup
         self._dirty_state: set[str] = set()
+        self._deleted_state: set[str] = set()
         self._dead_changes: dict[str, DeadLetter | None] = {}
 
     @classmethod
@@ -247,6 +248,8 @@ class SqliteStore:
         value = self._state.get(key)
         if value is not None:
             return value
+        if key in self._deleted_state:
+            return None
         if key in self._retired:
             return self._retired[key][0]
         try:  # a finished value lives on disk only (a copy each time: nothing in the run holds it)
@@ -263,12 +266,19 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
         live = (k for k in (*self._state, *self._retired) if k.startswith(prefix))
-        return sorted({*stored, *live})
+        return sorted({*stored, *live} - self._deleted_state)
 
     def put_state(self, key: str, value: Any) -> None:
         self._state[key] = value
         self._retired.pop(key, None)  # a finished run redriven runs again
         self._dirty_state.add(key)
+        self._deleted_state.discard(key)
+
+    def delete_state(self, key: str) -> None:
+        self._state.pop(key, None)
+        self._retired.pop(key, None)
+        self._dirty_state.discard(key)
+        self._deleted_state.add(key)
 
     def retire_state(self, key: str, value: Any, at: float) -> None:
         self._state.pop(key, None)
@@ -300,6 +310,7 @@ class SqliteStore:
                 self._write_dead_letters()
                 self._db.executemany("INSERT OR REPLACE INTO state (key, body, ended_at) VALUES (?, ?, ?)",
                                      states)
+                self._db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k in sorted(self._deleted_state)])
                 aged = self._age_out()
                 generation = (self._generation or 0) + 1
                 self._db.execute("INSERT OR REPLACE INTO checkpoint (id, body, generation) VALUES (1, ?, ?)",
@@ -312,7 +323,7 @@ class SqliteStore:
             raise StorageError(f"{self.path}: commit failed: {exc}") from exc
         self._remember_done()
         self._journal, self._done, self._dirty_state, self._dead_changes = defaultdict(list), {}, set(), {}
-        self._retired = {}
+        self._retired, self._deleted_state = {}, set()
         self._checkpoint, self._generation = checkpoint, generation
         if aged is not None:
             self._pruned_at = self._now

@@ -434,6 +434,39 @@ def test_state_keys_lists_the_keys_with_a_prefix_sorted_pending_and_committed(st
     assert store.state_keys("run:") == ["run:a", "run:b"]
 
 
+def test_deleted_state_is_absent_at_once_and_gone_after_commit_and_reopen(store, reopen):
+    store.put_state("kv:a", {"n": 1})
+    store.put_state("kv:b", {"n": 2})
+    store.commit({"fed": 1})
+    store.delete_state("kv:a")
+    assert store.get_state("kv:a") is None
+    assert store.state_keys("kv:") == ["kv:b"]
+    store.commit({"fed": 2})
+    store = reopen(store)
+    assert store.get_state("kv:a") is None
+    assert store.state_keys("kv:") == ["kv:b"]
+
+
+def test_state_put_after_delete_in_one_commit_is_kept(store, reopen):
+    store.put_state("kv:a", {"n": 1})
+    store.commit({"fed": 1})
+    store.delete_state("kv:a")
+    store.put_state("kv:a", {"n": 2})
+    store.delete_state("kv:never")  # deleting what is not there is no error
+    store.commit({"fed": 2})
+    store = reopen(store)
+    assert store.get_state("kv:a") == {"n": 2}
+    assert store.state_keys("kv:") == ["kv:a"]
+
+
+def test_uncommitted_delete_is_undone_by_reopen(store, reopen):
+    store.put_state("kv:a", {"n": 1})
+    store.commit({"fed": 1})
+    store.delete_state("kv:a")
+    store = reopen(store)
+    assert store.get_state("kv:a") == {"n": 1}
+
+
 # --- close ------------------------------------------------------------------------------------
 
 def test_close_keeps_what_was_committed_and_drops_the_rest(store, backend):

@@ -445,8 +445,9 @@ def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]
     for sub in mesh.subscriptions():
         for t in m.template_strings(sub.when, *m.action_templates(sub.actions)):
             yield t, (sub.on.name,)
+    yield from _state_keys(mesh)
     for orch in mesh.orchestrations.values():
-        templates = [orch.trigger.when]
+        templates = [orch.trigger.when, orch.state.key if orch.state is not None else None]
         for step in orch.steps:
             templates += [step.when, step.foreach, *m.action_templates(step.actions + step.compensate)]
         templates += m.action_templates(orch.on_success + orch.on_failure)
@@ -455,6 +456,13 @@ def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]
     for stream in mesh.streams.values():
         for t in m.template_strings(stream.emit_data):
             yield t, ()
+
+
+def _state_keys(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]]]:
+    """A service's state key, rendered on every event the service takes."""
+    for service in mesh.services.values():
+        if service.state is not None:
+            yield service.state.key, tuple(dict.fromkeys(sub.on.name for sub in service.subscriptions))
 
 
 def check_patterns(mesh: m.Mesh) -> Iterator[Diagnostic]:

@@ -155,6 +155,17 @@ class _Doc:
             else m.Loop(value["max_hops"], self.loc(*path), value.get("policy", "allow"))
         )
 
+    def state(self, value: Any, *path: Any) -> m.StateSpec | None:
+        if value is None:
+            return None
+        return m.StateSpec(
+            m.TemplateString(value["key"], self.loc(*path, "key")),
+            self.loc(*path),
+            m.freeze(value["schema"]) if "schema" in value else None,
+            self.duration(value["ttl"], *path, "ttl", least=0.001) if "ttl" in value else None,
+            value.get("max_bytes", m.DEFAULT_STATE_BYTES),
+        )
+
     # --- delivery ---
     def retry(self, raw: dict, *path: Any) -> m.RetrySpec:
         def dur(key: str) -> float | None:
@@ -384,7 +395,8 @@ def _service(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
             continue
         seen[sub_name] = sub.loc
         subs.append(sub)
-    return m.Service(name, d.loc("metadata", "name"), tuple(subs), meta.get("description")), problems
+    state = d.state(spec.get("state"), "spec", "state")
+    return m.Service(name, d.loc("metadata", "name"), tuple(subs), meta.get("description"), state), problems
 
 
 def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
@@ -438,6 +450,7 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         d.actions(spec.get("on_failure"), "spec", "on_failure"),
         d.loop(spec.get("loop"), "spec", "loop"),
         meta.get("description"),
+        d.state(spec.get("state"), "spec", "state"),
     ), problems
 
 

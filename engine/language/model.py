@@ -279,12 +279,28 @@ class Subscription:
         return f"{self.service}/{self.name}"
 
 
+DEFAULT_STATE_BYTES = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class StateSpec:
+    """Durable keyed state of a service or an orchestration (``state:``): the value of one key
+    is what its Python handlers see as ``context.state``."""
+
+    key: TemplateString
+    loc: Location
+    schema: Any = None  # a JSON Schema of the value (None: any JSON object)
+    ttl: float | None = None  # seconds a key lives after its last write (None: for ever)
+    max_bytes: int = DEFAULT_STATE_BYTES
+
+
 @dataclass(frozen=True, slots=True)
 class Service:
     name: str
     loc: Location
     subscriptions: tuple[Subscription, ...]
     description: str | None = None
+    state: StateSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +341,7 @@ class Orchestration:
     on_failure: tuple[Action, ...] = ()
     loop: Loop | None = None
     description: str | None = None
+    state: StateSpec | None = None
 
     def all_actions(self) -> tuple[Action, ...]:
         out: list[Action] = []

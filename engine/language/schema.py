@@ -96,8 +96,12 @@ def check_document(doc: Document) -> list[Diagnostic]:
         if _fast_check(validator)(doc.data)
         else schema_diagnostics(validator.iter_errors(doc.data), doc.smap)
     )
-    if not found and doc.data.get("kind") == "EventType" and "schema" in doc.data.get("spec", {}):
-        found += check_data_schema(doc.data.get("spec", {})["schema"], doc.smap, ("spec", "schema"))
+    spec = doc.data.get("spec", {})
+    if not found and doc.data.get("kind") == "EventType" and "schema" in spec:
+        found += check_data_schema(spec["schema"], doc.smap, ("spec", "schema"))
+    owns_state = doc.data.get("kind") in ("Service", "Orchestration")
+    if not found and owns_state and "schema" in spec.get("state", {}):
+        found += check_data_schema(spec["state"]["schema"], doc.smap, ("spec", "state", "schema"))
     return found
 
 

@@ -63,6 +63,8 @@ class Attempt:
     elapsed: float = 0.0
     output: Any = None
     where: Any = None  # location of the action running now, for error messages
+    state: Any = None  # the keyed state slot of its owner (engine.runtime.keyedstate), if it declares state
+    state_write: dict | None = None  # what it read and writes of that state, checked when it commits
 
     @property
     def vars(self) -> dict:
@@ -88,6 +90,7 @@ class Attempt:
             "output": self.output,
             "elapsed": self.elapsed,
             "error": error_data(error),
+            "state_write": self.state_write,
         }
 
 
@@ -121,6 +124,21 @@ class HandlerContext:
         self.idempotency_key = f"{identity(attempt.event)}:{attempt.consumer}"
         self.vars = attempt.vars
         self.now = attempt.now + attempt.elapsed
+
+    @property
+    def state(self) -> dict:
+        """The value of this attempt's state key, to read and change in place (written when the
+        attempt commits; ``clear()`` removes the key). Only where the service or orchestration
+        declares ``state:``."""
+        slot = self._attempt.state
+        if slot is None:
+            raise ActionFailed(
+                "NoStateDeclared",
+                f"{self.consumer} has no `state:`: declare `state: {{key: ...}}` in its service "
+                "or orchestration to use context.state",
+                retryable=False,
+            )
+        return slot.value
 
     def emit(self, type: str, data: Any = None, subject: str | None = None) -> None:
         """Emit an event (published only if the attempt succeeds); the type must be declared."""

@@ -118,7 +118,15 @@ class Attempts:
     def _compile(self, consumer: Consumer) -> Handler:
         if consumer.kind == "subscription":
             steps = compile_actions(consumer.element.actions, self.rt.tools)
-            return lambda attempt: run_actions(steps, attempt)
+            keyed = self.rt.state.of.get(f"service:{consumer.element.service}")
+            if keyed is None:
+                return lambda attempt: run_actions(steps, attempt)
+
+            def with_state(attempt: Attempt) -> None:
+                keyed.begin(attempt, attempt.context, attempt.now)
+                run_actions(steps, attempt)
+                keyed.end(attempt)
+            return with_state
         if consumer.kind == "route":
             return self._route_handler(consumer.element)
         if consumer.kind == "orchestration":

@@ -60,6 +60,13 @@ class Commits:
 
     def _succeeded(self, d: dict, outcome: Attempt | SimpleNamespace, now: float) -> None:
         consumer, event, rt = self.by_id[d["consumer"]], d["event"], self.rt
+        if outcome.state_write is not None and not rt.state.apply(outcome.state_write, now):
+            # its state key changed since the attempt read it: the attempt runs again on the new value
+            self.trace.count("state_conflicts")
+            self.trace.record(now, "state-conflict", event=event["id"], consumer=consumer.id,
+                              key=outcome.state_write["key"])
+            rt.scheduler.at(now, "attempt", {**d, "reserved": False})
+            return
         if consumer.policy.breaker is not None:
             self.guards.breaker_result(consumer, True, now)
         self.store.mark_done(identity(event), consumer.id, rt.clock.now())

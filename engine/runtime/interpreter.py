@@ -31,6 +31,7 @@ from .deadletters import DeadLetters
 from .events import BadInput
 from .guards import Guards
 from .intake import Intake
+from .keyedstate import KeyedStates
 from .orchestrator import Orchestrator
 from .ordering import Resequencer
 from .ports import DEFAULT_MAX_HOPS, DEFAULT_START, MESH, Fault
@@ -76,6 +77,7 @@ class Runtime:
         self.schemas = DataSchemas(mesh)  # shared with the ingress: the same checks at the edge
         self.notes: dict = {}  # settings of the run that a resumed session must keep (kept in checkpoints)
         self.finished = False
+        self.state = KeyedStates(mesh, self.store, fast_paths)  # `state:` of services and orchestrations
         self.orchestrator = Orchestrator(self)
         self.streams = StreamRunner(self, fast_paths)
         self.resequencer = Resequencer(self)

@@ -267,7 +267,12 @@ class Orchestrator:
         try:
             # one fault for all items
             self.rt.inject_fault(f"orchestration:{run['orchestration']}/{cs.step.id}", attempt)
+            keyed = self.rt.state.of.get(f"orchestration:{run['orchestration']}")
+            if keyed is not None:  # its key is rendered on the run's trigger event
+                keyed.begin(attempt, {"data": run["event"].get("data"), "event": run["event"]}, now)
             run_actions(cs.actions, attempt)
+            if keyed is not None:
+                keyed.end(attempt)
         except (ActionFailed, RenderError) as exc:
             error = exc
         outcome, took = attempt.outcome(error), attempt.elapsed
@@ -288,6 +293,14 @@ class Orchestrator:
         self.rt.trace_outcome(run["event"]["id"], consumer, outcome, now)
         error = outcome["error"]
         if error is not None and self._retry(run, cs, task, error, now, consumer):
+            return
+        write = outcome["state_write"]
+        if error is None and write is not None and not self.rt.state.apply(write, now):
+            # its state key changed since the step read it: the step runs again on the new value
+            self.rt.trace.count("state_conflicts")
+            self.rt.trace.record(now, "state-conflict", event=run["event"]["id"], consumer=consumer,
+                                 key=write["key"])
+            self.rt.scheduler.at(now, "step-attempt", {k: v for k, v in task.items() if k != "outcome"})
             return
         run["in_flight"] -= 1
         state = run["steps"][cs.step.id]

@@ -33,6 +33,7 @@ from ..storage import Store
 from .actions import Attempt, Toolbox
 from .clock import Clock
 from .consumers import Consumer
+from .keyedstate import KeyedStates
 from .router import Targets
 from .trace import Trace
 
@@ -81,6 +82,7 @@ class Host(Protocol):
     seed: int
     by_id: dict[str, Consumer]
     fast_paths: bool  # False: every shortcut off, the general path runs
+    state: KeyedStates  # the keyed state of services and orchestrations
 
     def dead_letter(self, consumer: str, event: Any, reason: str, error_type: str | None, detail: str, *,
                     attempts: int = 0, first: float | None = None, queue: str) -> None:

@@ -1047,6 +1047,99 @@ def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, 
     _print_summary(summary, "text", [])
 
 
+_STATE_STORE = click.option(
+    "--store",
+    "store",
+    metavar="URL",
+    required=True,
+    help="A durable store (sqlite:PATH, or redis://... of a worker deployment).",
+)
+
+
+@main.group()
+def state() -> None:
+    """Inspect and delete the keyed state of services and orchestrations.
+
+    State is what Python handlers keep in `context.state` under a service's or an
+    orchestration's `state: {key: ...}`. OWNER is service:NAME, orchestration:NAME, or the
+    bare NAME when only one owner has it.
+
+    \b
+    Examples:
+      meshctl state list --store sqlite:mm.db
+      meshctl state show --store sqlite:mm.db matchmaker ranked/eu
+      meshctl state delete --store sqlite:mm.db matchmaker ranked/eu
+    """
+
+
+@state.command("list")
+@_STATE_STORE
+@click.option("--owner", metavar="OWNER", help="Only the keys of this service or orchestration.")
+@click.option("--prefix", default="", help="Only keys that start with this text.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def state_list(store, owner, prefix, fmt) -> None:
+    """List the state keys of a store, one line each.
+
+    Each line: owner, key, size of the value in bytes, last write, expiry; then their number.
+    A key whose `ttl` has run out (at the stored run's clock) is marked expired: it reads as
+    empty, and is removed from the store after a later write of its owner.
+
+    \b
+    Examples:
+      meshctl state list --store sqlite:mm.db
+      meshctl state list --store sqlite:mm.db --owner matchmaker --prefix ranked/
+      meshctl state list --store redis://localhost:6379/0 --format json
+    """
+    from engine.commands.keyedstate import list_state
+
+    found = list_state(store, owner, prefix)
+    if fmt == "json":
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    for e in found:
+        expiry = "expired" if e["expired"] else (f"expires {e['expires']}" if e["expires"] else "")
+        line = f"{e['owner']}  {e['key']}  {e['bytes']} B  updated {e['updated']}  {expiry}"
+        click.echo(printable(line.rstrip()))
+    click.echo(f"{len(found)} key{'s' if len(found) != 1 else ''}")
+
+
+@state.command("show")
+@_STATE_STORE
+@click.argument("owner")
+@click.argument("key")
+def state_show(store, owner, key) -> None:
+    """Show one key's value and when it was written, as JSON.
+
+    \b
+    Examples:
+      meshctl state show --store sqlite:mm.db matchmaker ranked/eu
+      meshctl state show --store sqlite:mm.db service:matchmaker ranked/eu
+    """
+    from engine.commands.keyedstate import show_state
+
+    click.echo(json.dumps(show_state(store, owner, key), indent=2, ensure_ascii=False))
+
+
+@state.command("delete")
+@_STATE_STORE
+@click.argument("owner")
+@click.argument("key")
+def state_delete(store, owner, key) -> None:
+    """Delete one key: its owner's next event on that key starts from an empty state.
+
+    The delete is committed at once. In a deployment, a worker that read the key before
+    does its work again on the empty state.
+
+    \b
+    Examples:
+      meshctl state delete --store sqlite:mm.db matchmaker ranked/eu
+    """
+    from engine.commands.keyedstate import delete_state
+
+    delete_state(store, owner, key)
+    click.echo(printable(f"deleted {owner} {key}"))
+
+
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
 @click.option(

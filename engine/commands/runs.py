@@ -416,7 +416,7 @@ def archive_pattern(text: str) -> dict:
     return pattern
 
 
-def _durable(url: str, deployment_ok: bool = False, retention: Retention = DEFAULT_RETENTION):
+def open_durable(url: str, deployment_ok: bool = False, retention: Retention = DEFAULT_RETENTION):
     """The store of an earlier run; a Redis deployment's store too if *deployment_ok*."""
     store = open_store(url, retention, create=False)
     if deployment_ok and is_deployment(store):
@@ -473,7 +473,7 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
     keeps the original's source; ``replayof`` is the original's id), so replaying the same
     selection twice has no effect the second time, and originals of two sources that share an
     id get copies of their own."""
-    store = _durable(store_url, deployment_ok=True, retention=mesh.retention)
+    store = open_durable(store_url, deployment_ok=True, retention=mesh.retention)
     consumers = {c.id: c for c in build_consumers(mesh)}
     if query.to is not None and query.to not in consumers:
         raise UsageError(
@@ -516,7 +516,7 @@ def archive_aged_out(store, query: ArchiveQuery) -> dict:
 
 
 def list_runs(store_url: str) -> list[dict]:
-    store = _durable(store_url, deployment_ok=True)
+    store = open_durable(store_url, deployment_ok=True)
     return [store.get_state(key) for key in store.state_keys("run:")]
 
 
@@ -524,7 +524,7 @@ def find_run(store_url: str, given: str, store=None) -> dict:
     """The run *given* names: its whole id (``<orchestration>:<id>@<source>``), or the short
     ``<orchestration>:<id>`` when exactly one run has that orchestration and event id. A
     UsageError when several have (naming them), or none (saying whether it may have aged out)."""
-    store = store if store is not None else _durable(store_url, deployment_ok=True)
+    store = store if store is not None else open_durable(store_url, deployment_ok=True)
     run = store.get_state(f"run:{given}")
     if run is not None:
         return run
@@ -554,7 +554,7 @@ def find_run(store_url: str, given: str, store=None) -> dict:
 
 
 def redrive_run(mesh: Mesh, store_url: str, given: str, options: RunOptions) -> tuple[dict, dict]:
-    store = _durable(store_url, deployment_ok=True, retention=mesh.retention)
+    store = open_durable(store_url, deployment_ok=True, retention=mesh.retention)
     run = find_run(store_url, given, store)
     run_id = run["id"]
     if is_deployment(store):  # a worker redrives it, on the real clock

@@ -310,7 +310,8 @@ class SqliteStore:
                 self._write_dead_letters()
                 self._db.executemany("INSERT OR REPLACE INTO state (key, body, ended_at) VALUES (?, ?, ?)",
                                      states)
-                self._db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k in sorted(self._deleted_state)])
+                self._db.executemany("DELETE FROM state WHERE key = ?",
+                                     [(k,) for k in sorted(self._deleted_state)])
                 aged = self._age_out()
                 generation = (self._generation or 0) + 1
                 self._db.execute("INSERT OR REPLACE INTO checkpoint (id, body, generation) VALUES (1, ?, ?)",

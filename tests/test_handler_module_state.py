@@ -92,7 +92,7 @@ def test_the_message_names_the_state_and_the_function_and_the_text_output_has_th
     assert f"{tmp_path / 'handlers.py'}:4:5: warning[handler-module-state]: handler module 'handlers' " \
            "changes module-level 'TOTALS' in go()" in result.output
     assert f"{tmp_path / 'mesh.yaml'}:12:18: note: the module of handler 'handlers:go'" in result.output
-    assert "hint: keep state in the store" in result.output and "context.attempt" in result.output
+    assert "hint: keep it in `context.state`" in result.output and "state: {key: ...}" in result.output
     assert meshctl("validate", "--strict", tmp_path).exit_code == 1  # --strict fails on it, as on any warning
 
 

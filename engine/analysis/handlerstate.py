@@ -165,8 +165,8 @@ def module_state_diagnostics(root: str, module: str, path: str, ref_loc: Locatio
             f"handler module {module!r} changes module-level {m.name!r} in {m.function}(): "
             "a crash and --resume lose it, a replay repeats it, each worker has its own",
             severity="warning",
-            hint="keep state in the store: a stream window aggregates across events, "
-                 "`context.attempt` counts attempts; mark an intended cache "
+            hint="keep it in `context.state` (declare `state: {key: ...}` on the service or "
+                 "orchestration), or aggregate in a stream window; mark an intended cache "
                  "`# meshctl: allow-module-state`",
             notes=(Note(ref_loc, f"the module of handler {ref!r}"),),
         )

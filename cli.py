@@ -1082,7 +1082,7 @@ def state_list(store, owner, prefix, fmt) -> None:
 
     Each line: owner, key, size of the value in bytes, last write, expiry; then their number.
     A key whose `ttl` has run out (at the stored run's clock) is marked expired: it reads as
-    empty, and is removed from the store after a later write of its owner.
+    empty, and is removed from the store by a later state write.
 
     \b
     Examples:

@@ -1058,7 +1058,7 @@ _STATE_STORE = click.option(
 
 @main.group()
 def state() -> None:
-    """Inspect and delete the keyed state of services and orchestrations.
+    """Inspect and delete the keyed state of handlers.
 
     State is what Python handlers keep in `context.state` under a service's or an
     orchestration's `state: {key: ...}`. OWNER is service:NAME, orchestration:NAME, or the
@@ -1125,10 +1125,11 @@ def state_show(store, owner, key) -> None:
 @click.argument("owner")
 @click.argument("key")
 def state_delete(store, owner, key) -> None:
-    """Delete one key: its owner's next event on that key starts from an empty state.
+    """Delete one key of a service's or an orchestration's state.
 
-    The delete is committed at once. In a deployment, a worker that read the key before
-    does its work again on the empty state.
+    Its owner's next event on that key starts from an empty state. The delete is committed
+    at once; in a deployment, a worker that read the key before does its work again on the
+    empty state.
 
     \b
     Examples:

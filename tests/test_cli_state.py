@@ -64,6 +64,19 @@ def forget(event, context):
 
 def undeclared(event, context):
     return context.state
+
+
+def reserve(event, context):
+    context.state["held"] = context.state.get("held", 0) + 1
+
+
+def release(event, context):
+    context.state["held"] -= 1
+
+
+def failed(event, context):
+    context.state["failed"] = context.state.get("failed", 0) + 1
+    context.emit("tally.counted", {"player": event["data"]["player"], "n": context.state["failed"]})
 '''
 
 
@@ -187,6 +200,32 @@ spec:
 """)
     _, emitted, _ = _run(meshctl, tmp_path, str(tmp_path), _events(("ann", 1), ("ann", 2), ("bob", 2)))
     assert sorted(_counts(emitted)) == [("ann", n) for n in (1, 2, 3, 4)] + [("bob", 1), ("bob", 2)]
+
+
+def test_compensation_and_on_failure_handlers_share_the_runs_state(meshctl, tmp_path, write):
+    (tmp_path / "handlers.py").write_text(HANDLERS)
+    write(TYPES + """
+apiVersion: meshctl/v1
+kind: Orchestration
+metadata: {name: hold}
+spec:
+  state: {key: "{{ data.player }}"}
+  trigger: {on: point.scored}
+  steps:
+    - id: reserve
+      do: {call: {python: "handlers:reserve"}}
+      compensate: {call: {python: "handlers:release"}}
+    - id: charge
+      do: {fail: {error: Declined}}
+      retry: {max_attempts: 1}
+      emits: [tally.counted]
+  on_failure: {call: {python: "handlers:failed"}}
+""")
+    store = f"sqlite:{tmp_path / 's.db'}"
+    _, emitted, _ = _run(meshctl, tmp_path, str(tmp_path), _events(("ann", 1), ("ann", 2)), "--store", store)
+    assert _counts(emitted) == [("ann", 1), ("ann", 2)]  # on_failure counted both runs
+    shown = json.loads(_state(meshctl, store, "show", "hold", "ann"))
+    assert shown["owner"] == "orchestration:hold" and shown["value"] == {"failed": 2, "held": 0}
 
 
 # --- limits ------------------------------------------------------------------------------------

@@ -267,12 +267,7 @@ class Orchestrator:
         try:
             # one fault for all items
             self.rt.inject_fault(f"orchestration:{run['orchestration']}/{cs.step.id}", attempt)
-            keyed = self.rt.state.of.get(f"orchestration:{run['orchestration']}")
-            if keyed is not None:  # its key is rendered on the run's trigger event
-                keyed.begin(attempt, {"data": run["event"].get("data"), "event": run["event"]}, now)
-            run_actions(cs.actions, attempt)
-            if keyed is not None:
-                keyed.end(attempt)
+            self._with_state(run, attempt, cs.actions)
         except (ActionFailed, RenderError) as exc:
             error = exc
         outcome, took = attempt.outcome(error), attempt.elapsed
@@ -294,12 +289,7 @@ class Orchestrator:
         error = outcome["error"]
         if error is not None and self._retry(run, cs, task, error, now, consumer):
             return
-        write = outcome["state_write"]
-        if error is None and write is not None and not self.rt.state.apply(write, now):
-            # its state key changed since the step read it: the step runs again on the new value
-            self.rt.trace.count("state_conflicts")
-            self.rt.trace.record(now, "state-conflict", event=run["event"]["id"], consumer=consumer,
-                                 key=write["key"])
+        if error is None and not self._state_committed(run, consumer, outcome["state_write"], now):
             self.rt.scheduler.at(now, "step-attempt", {k: v for k, v in task.items() if k != "outcome"})
             return
         run["in_flight"] -= 1
@@ -412,7 +402,7 @@ class Orchestrator:
         )
         error: Exception | None = None
         try:
-            run_actions(cs.compensate, attempt)
+            self._with_state(run, attempt, cs.compensate)
         except (ActionFailed, RenderError) as exc:
             error = exc
         self.rt.scheduler.at(
@@ -425,6 +415,9 @@ class Orchestrator:
         consumer = f"{self._consumer_id(run, cs, None)}/compensate"
         self.rt.trace_outcome(run["event"]["id"], consumer, outcome, now)
         error = outcome["error"]
+        if error is None and not self._state_committed(run, consumer, outcome["state_write"], now):
+            self.rt.scheduler.at(now, "compensate", {k: v for k, v in task.items() if k != "outcome"})
+            return
         if error is None:
             self.rt.publish_outbox(
                 run["event"], consumer, outcome["outbox"], now, f"orchestration:{run['orchestration']}"
@@ -481,8 +474,12 @@ class Orchestrator:
             self.rt.mesh.orchestrations[run["orchestration"]].end_may_emit(),
         )
         try:
-            run_actions(on_success if success else on_failure, attempt)
+            self._with_state(run, attempt, on_success if success else on_failure)
             self.rt.trace_outcome(run["event"]["id"], consumer, attempt.outcome(None), now)
+            # It commits as it runs: nothing can have written the key since it read it (another
+            # worker's write makes the whole unit of work conflict, and it is done again).
+            if attempt.state_write is not None:
+                self.rt.state.apply(attempt.state_write, now)
         except (ActionFailed, RenderError) as exc:
             error = attempt.outcome(exc)["error"]
             self.rt.dead_letter(
@@ -518,6 +515,27 @@ class Orchestrator:
             status=status,
             **({"error": run["error"]} if run.get("error") else {}),
         )
+
+    # --- keyed state ----------------------------------------------------------------------
+    def _with_state(self, run: dict, attempt: Attempt, actions: list) -> None:
+        """Run *actions*, with the orchestration's keyed state open if it declares one (its key
+        rendered on the run's trigger event, so every step of a run has the same key)."""
+        keyed = self.rt.state.of.get(f"orchestration:{run['orchestration']}")
+        if keyed is None:
+            run_actions(actions, attempt)
+            return
+        keyed.begin(attempt, {"data": run["event"].get("data"), "event": run["event"]}, attempt.now)
+        run_actions(actions, attempt)
+        keyed.end(attempt)
+
+    def _state_committed(self, run: dict, consumer: str, write: dict | None, now: float) -> bool:
+        """Commit an attempt's state write; False (recorded) if its key changed since it was read."""
+        if write is None or self.rt.state.apply(write, now):
+            return True
+        self.rt.trace.count("state_conflicts")
+        self.rt.trace.record(now, "state-conflict", event=run["event"]["id"], consumer=consumer,
+                             key=write["key"])
+        return False
 
     # --- redrive ---------------------------------------------------------------------------
     def redrive(self, run_id: str) -> dict:

@@ -30,7 +30,9 @@ class Commits:
 
     def complete(self, task: dict) -> None:
         """The outcome of an attempt that took time, kept as data in the schedule, commits now."""
-        self.commit(task["delivery"], SimpleNamespace(**task["outcome"]), task["outcome"]["error"])
+        # (an outcome checkpointed before keyed state existed has no state_write)
+        outcome = SimpleNamespace(**{"state_write": None, **task["outcome"]})
+        self.commit(task["delivery"], outcome, task["outcome"]["error"])
 
     def commit(self, d: dict, outcome: Attempt | SimpleNamespace, error: dict | None) -> None:
         """Commit an attempt's outcome: *outcome* has the attributes of an Attempt (logs, outbox, ...)."""

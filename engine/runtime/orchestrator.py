@@ -289,7 +289,7 @@ class Orchestrator:
         error = outcome["error"]
         if error is not None and self._retry(run, cs, task, error, now, consumer):
             return
-        if error is None and not self._state_committed(run, consumer, outcome["state_write"], now):
+        if error is None and not self._state_committed(run, consumer, outcome.get("state_write"), now):
             self.rt.scheduler.at(now, "step-attempt", {k: v for k, v in task.items() if k != "outcome"})
             return
         run["in_flight"] -= 1
@@ -415,7 +415,7 @@ class Orchestrator:
         consumer = f"{self._consumer_id(run, cs, None)}/compensate"
         self.rt.trace_outcome(run["event"]["id"], consumer, outcome, now)
         error = outcome["error"]
-        if error is None and not self._state_committed(run, consumer, outcome["state_write"], now):
+        if error is None and not self._state_committed(run, consumer, outcome.get("state_write"), now):
             self.rt.scheduler.at(now, "compensate", {k: v for k, v in task.items() if k != "outcome"})
             return
         if error is None:

@@ -242,6 +242,7 @@ class _Doc:
                 self.duration(body["timeout"], *at, "timeout") if "timeout" in body else None,
                 body.get("method", "POST"),
                 self.template_value(body["body"], *at, "body") if "body" in body else None,
+                self.template(body["http"], *at, "http") if "http" in body else None,
             )
         if verb == "set":
             return m.SetAction(loc, self.template_value(body, *at))
@@ -337,7 +338,8 @@ def _route(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
             targets.append(m.Target("service", raw, loc))
         else:
             ((kind, value),) = raw.items()
-            targets.append(m.Target(kind, None if kind == "publish" else value, loc))
+            url = d.template(value, "spec", "to", i, "http") if kind == "http" else None
+            targets.append(m.Target(kind, None if kind == "publish" else value, loc, url))
     return m.Route(
         name,
         d.loc("metadata", "name"),
@@ -567,7 +569,15 @@ def _settings(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         allow,
         meta.get("description"),
         _retention(d, spec.get("retention", {})),
+        _secrets(d, spec["secrets"]) if "secrets" in spec else m.DEFAULT_SECRETS,
     ), []
+
+
+def _secrets(d: _Doc, raw: dict) -> m.SecretSources:
+    """`secrets:` of the Mesh document: `env` a prefix, true (the default prefix) or false (none)."""
+    env = raw.get("env", True)
+    prefix = m.SECRET_ENV_PREFIX if env is True else (env or None)
+    return m.SecretSources(prefix, raw.get("file"), d.loc("spec", "secrets"))
 
 
 def _retention(d: _Doc, raw: dict) -> m.Retention:

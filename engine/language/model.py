@@ -145,6 +145,7 @@ class CallAction:
     timeout: float | None = None
     method: str = "POST"  # of an HTTP call
     body: TemplateValue | None = None  # of an HTTP call; None: the event itself (POST, PUT, PATCH)
+    url: TemplateString | None = None  # `http` as a template (it and `headers` may read `secrets`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +205,7 @@ class Target:
     kind: Literal["service", "http", "publish"]
     value: str | None
     loc: Location
+    url: TemplateString | None = None  # an http target's URL as a template (it may read `secrets`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +430,25 @@ class Retention:
 DEFAULT_RETENTION = Retention()
 
 
+SECRET_ENV_PREFIX = "MESHCTL_SECRET_"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSources:
+    """Where ``{{ secrets.NAME }}`` finds its values (the ``Mesh`` document's ``secrets``).
+
+    ``env``: the prefix of the environment variables (None: none are read); ``file``: a file
+    of ``NAME=VALUE`` lines, relative to the mesh directory. A variable wins over the file.
+    """
+
+    env: str | None = SECRET_ENV_PREFIX
+    file: str | None = None
+    loc: Location | None = None
+
+
+DEFAULT_SECRETS = SecretSources()
+
+
 @dataclass(frozen=True, slots=True)
 class MeshSettings:
     """The optional ``Mesh`` document: settings of the mesh as a whole."""
@@ -437,6 +458,7 @@ class MeshSettings:
     allow_modules: tuple[Ref, ...] = ()  # modules outside the mesh directory that handlers may use
     description: str | None = None
     retention: Retention = DEFAULT_RETENTION
+    secrets: SecretSources = DEFAULT_SECRETS
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +489,11 @@ class Mesh:
         `retention`)."""
         return self.settings.retention if self.settings is not None else DEFAULT_RETENTION
 
+    @property
+    def secrets(self) -> SecretSources:
+        """Where `{{ secrets.NAME }}` finds values (the `Mesh` document's `secrets`)."""
+        return self.settings.secrets if self.settings is not None else DEFAULT_SECRETS
+
 
 def resolve_delivery(mesh: Mesh, ref: PolicyRef | None) -> DeliverySpec | None:
     """The delivery spec a ``delivery:``/``retry:`` reference stands for (None if unknown or absent)."""
@@ -485,7 +512,7 @@ def action_templates(actions: Iterable[Action]) -> list:
         if isinstance(a, EmitAction):
             out += [a.data, a.subject, a.source]
         elif isinstance(a, CallAction):
-            out += [a.args, a.headers, a.body]
+            out += [a.url, a.args, a.headers, a.body]
         elif isinstance(a, SetAction):
             out.append(a.values)
         elif isinstance(a, LogAction):

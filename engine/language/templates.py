@@ -474,6 +474,53 @@ def _near_python_limits(tree: nodes.Template) -> bool:
     return depth > _DEEP or loops >= 20
 
 
+SECRETS = "secrets"  # the name templates read secrets by, in the URL and headers of HTTP requests
+_SECRET_NAME = re.compile(rf"^{_NAME}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SecretReads:
+    """How a template reads ``secrets``: the names it reads as ``secrets.NAME`` (or ``secrets['NAME']``),
+    and the line of its first other use (the whole mapping, a computed name), None when there is none."""
+
+    names: tuple[str, ...] = ()
+    other: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.names) or self.other is not None
+
+
+_NO_SECRETS = SecretReads()
+
+
+def secret_reads(text: str) -> SecretReads:
+    """What *text* reads of ``secrets`` (a template that does not parse reads nothing: validate
+    reports its syntax error).
+
+    >>> secret_reads("Bearer {{ secrets.API_TOKEN }}")
+    SecretReads(names=('API_TOKEN',), other=None)
+    """
+    if SECRETS not in text:
+        return _NO_SECRETS
+    tree = _parsed(text)
+    if isinstance(tree, TemplateSyntaxError):
+        return _NO_SECRETS
+    names: list[str] = []
+    by_name: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        inner = node.node
+        if not (isinstance(inner, nodes.Name) and inner.name == SECRETS):
+            continue
+        key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        if isinstance(key, str) and _SECRET_NAME.match(key):
+            names.append(key)
+            by_name.add(id(inner))
+    other = next(
+        (n.lineno for n in tree.find_all(nodes.Name) if n.name == SECRETS and id(n) not in by_name), None
+    )
+    return SecretReads(tuple(dict.fromkeys(names)), other)
+
+
 def referenced_fields(text: str, fast: bool = True) -> list[tuple[str, FieldPath]]:
     """Every ``name.attr[...]`` chain the template reads, as (root name, path), longest chains only.
     ``fast=False``: always by Jinja's parser, as :func:`syntax_error`.

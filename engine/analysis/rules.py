@@ -17,7 +17,7 @@ from ..language import model as m
 from ..language.handlers import allowed_by, local_module, nearby_modules
 from ..language.patterns import PatternError, compile_pattern
 from ..language.sandbox import TemplateTooComplex
-from ..language.templates import condition_text, referenced_fields, syntax_error
+from ..language.templates import condition_text, referenced_fields, secret_reads, syntax_error
 from .feasibility import FILTER, SIGNATURE, feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, produced_types
 from .handlerstate import module_state_diagnostics
@@ -31,8 +31,8 @@ MAX_LISTED_TANGLE = 2_000
 def analyse(mesh: m.Mesh, graph: nx.DiGraph) -> list[Diagnostic]:
     """Every static problem of the mesh, in source order."""
     found: list[Diagnostic] = []
-    for check in (check_references, check_undeclared_emits, check_steps, check_templates, check_patterns,
-                  check_fields, check_handlers, check_policies):
+    for check in (check_references, check_undeclared_emits, check_steps, check_templates, check_secrets,
+                  check_patterns, check_fields, check_handlers, check_policies):
         found += check(mesh)
     found += check_event_cycles(graph)
     found += check_overload(mesh, graph)
@@ -440,6 +440,7 @@ def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]
             route.when,
             route.transform.data if route.transform else None,
             route.transform.subject if route.transform else None,
+            *(target.url for target in route.to),
         ):
             yield t, types
     for sub in mesh.subscriptions():
@@ -463,6 +464,42 @@ def _state_keys(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...
     for service in mesh.services.values():
         if service.state is not None:
             yield service.state.key, tuple(dict.fromkeys(sub.on.name for sub in service.subscriptions))
+
+
+def check_secrets(mesh: m.Mesh) -> Iterator[Diagnostic]:
+    """`secrets` only in the URL and headers of an HTTP request, and only as `secrets.NAME`: there a
+    value goes to the server it is meant for; anywhere else it would end in events, variables, logs,
+    traces or dead letters. Naming each secret lets a request read just those, and only when sent."""
+    requests = _request_templates(mesh)
+    conditions = {id(t) for t in _conditions(mesh)}
+    for template, _types in _templates(mesh):
+        reads = secret_reads(condition_text(template.text) if id(template) in conditions else template.text)
+        if not reads:
+            continue
+        if id(template) not in requests:
+            yield Diagnostic(
+                template.loc,
+                "secret-outside-request",
+                "template reads `secrets` outside the URL and headers of an HTTP request",
+                hint="use `{{ secrets.NAME }}` only in `call: {http: URL, headers: ...}` or a route's "
+                "`to: {http: URL}`: anywhere else its value would be written to events, traces or logs",
+            )
+        elif reads.other is not None:
+            yield Diagnostic(
+                template.loc,
+                "secret-by-name",
+                "template reads `secrets` other than as `secrets.NAME`",
+                hint="name each secret: `{{ secrets.API_TOKEN }}`, not all of `secrets` nor a computed name",
+            )
+
+
+def _request_templates(mesh: m.Mesh) -> set[int]:
+    """The templates that may read `secrets`: URLs and headers of HTTP calls, URLs of route targets."""
+    allowed = {id(target.url) for route in mesh.routes.values() for target in route.to if target.url}
+    for action in _all_actions(mesh):
+        if isinstance(action, m.CallAction) and action.http:
+            allowed |= {id(t) for t in m.template_strings(action.url, action.headers)}
+    return allowed
 
 
 def check_patterns(mesh: m.Mesh) -> Iterator[Diagnostic]:

@@ -13,6 +13,7 @@ import json
 import os
 import types
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -20,7 +21,8 @@ from typing import Any, Callable
 from ..core.identity import identity
 from ..language import model as m
 from ..language.handlers import allowed_by, local_module
-from ..language.templates import RenderError, compile_string, compile_value
+from ..language.templates import SECRETS, RenderError, compile_string, compile_value, secret_reads
+from .secrets import MASK, SecretProblem, Secrets
 
 
 class ActionFailed(Exception):
@@ -158,6 +160,7 @@ class Toolbox:
         logging: bool = True,
         allow: tuple[str, ...] = (),
         fast: bool = True,
+        secrets: Secrets | None = None,
     ):
         self.root = os.path.abspath(root)
         self.fast = fast  # False: templates compile without their shortcuts (Runtime(fast_paths=False))
@@ -166,6 +169,8 @@ class Toolbox:
         # modules outside the mesh directory that handlers may use (engine.language.handlers)
         self.allow = allow
         self._modules: dict[str, types.ModuleType] = {}
+        # `{{ secrets.NAME }}` of request URLs and headers; read only when a request is sent
+        self.secrets = secrets if secrets is not None else Secrets(m.DEFAULT_SECRETS, root)
 
     def function(self, ref: str) -> Callable:
         """Resolve ``module:function`` from the mesh directory, else from a module the mesh allows."""
@@ -208,35 +213,54 @@ class Toolbox:
         self._modules[name] = module
         return module
 
-    def post(self, url: str, event: dict, headers: dict, timeout: float | None) -> int:
+    def post(
+        self, url: str, event: dict, headers: dict, timeout: float | None, shown: str | None = None
+    ) -> int:
         """POST an event (a route's `to: {http: URL}`): the answer's status."""
-        return self.request("POST", url, event, headers, timeout)[0]
+        return self.request("POST", url, event, headers, timeout, shown=shown)[0]
 
     def request(
-        self, method: str, url: str, body: Any, headers: dict, timeout: float | None, event: bool = True
+        self, method: str, url: str, body: Any, headers: dict, timeout: float | None, event: bool = True,
+        shown: str | None = None,
     ) -> tuple[int, Any]:
         """Send one HTTP request: ``(status, answer)``, the answer parsed if JSON, else text.
 
         ``body`` None sends none; ``event`` says it is a CloudEvent (structured mode), else plain
-        JSON. With ``http="simulate"`` nothing is sent: every call answers 202 with no body."""
+        JSON. With ``http="simulate"`` nothing is sent: every call answers 202 with no body.
+        ``shown`` is the URL its errors quote (secrets masked: :class:`Request`); as a safety net,
+        any secret value read so far that shows in an error or in the answer reads ``***``."""
         if self.http == "simulate":
             return 202, None
+        if not self.secrets.any_read:
+            return self._send(method, url, shown or url, body, headers, timeout, event)
+        try:
+            status, answer = self._send(method, url, shown or url, body, headers, timeout, event)
+        except ActionFailed as exc:
+            raise ActionFailed(exc.error_type, self.secrets.redact(exc.message), exc.retryable) from None
+        return status, self.secrets.scrub(answer)
+
+    def _send(
+        self, method: str, url: str, shown: str, body: Any, headers: dict, timeout: float | None, event: bool
+    ) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         kind = "application/cloudevents+json" if event else "application/json"
-        request = urllib.request.Request(
-            url,
-            data=data,
-            method=method,
-            headers={**({"Content-Type": kind} if data is not None else {}), **headers},
-        )
         try:
+            request = urllib.request.Request(
+                url,
+                data=data,
+                method=method,
+                headers={**({"Content-Type": kind} if data is not None else {}), **headers},
+            )
             with urllib.request.urlopen(request, timeout=timeout or 10.0) as response:
-                return response.status, _answer(method, url, response)
+                return response.status, _answer(method, shown, response)
         except urllib.error.HTTPError as exc:
             retryable = exc.code >= 500 or exc.code == 429
-            raise ActionFailed("HttpError", f"{method} {url} answered {exc.code}", retryable) from exc
+            raise ActionFailed("HttpError", f"{method} {shown} answered {exc.code}", retryable) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise ActionFailed("HttpUnreachable", f"{method} {url}: {getattr(exc, 'reason', exc)}") from exc
+            reason = getattr(exc, "reason", exc)
+            raise ActionFailed("HttpUnreachable", f"{method} {shown}: {reason}") from None
+        except ValueError as exc:  # a URL or header urllib refuses (its message may quote it)
+            raise ActionFailed("HttpBadRequest", f"{method} {shown}: {exc}", retryable=False) from None
 
 
 MAX_ANSWER = 1 << 20  # bytes of an HTTP answer kept as the call's output
@@ -262,6 +286,53 @@ def _answer(method: str, url: str, response: Any) -> Any:
                 "HttpBadAnswer", f"{method} {url} answered invalid JSON: {exc}", retryable=False
             ) from exc
     return text
+
+
+_QUOTED_MASK = urllib.parse.quote(MASK, safe="")
+
+
+class Request:
+    """The URL and headers of an HTTP request, compiled: they may read ``{{ secrets.NAME }}``.
+
+    :meth:`render` gives the URL to send, the URL to show (secrets as ``***``: for traces and
+    messages) and the headers. Secrets are read only when the request is really sent: with
+    ``--http simulate`` they are shown masked and need not be defined.
+    """
+
+    def __init__(self, url: m.TemplateString, headers: m.TemplateValue | None, tools: Toolbox):
+        self.tools = tools
+        self.text = url.text
+        texts = [url.text, *(t.text for t in (headers.strings if headers is not None else ()))]
+        reads = [secret_reads(text) for text in texts]
+        self.names = tuple(dict.fromkeys(name for r in reads for name in r.names))
+        templated = "{{" in url.text or "{%" in url.text
+        self.url = compile_string(url, tools.fast) if templated else None
+        self.headers = compile_value(headers, tools.fast) if headers is not None else None
+        self.masked = {name: MASK for name in self.names}
+
+    def render(self, ctx: dict) -> tuple[str, str, dict[str, str]]:
+        """``(url to send, url to show, headers)`` for the template context *ctx*."""
+        if not self.names:
+            url = self.text if self.url is None else str(self.url(ctx))
+            return url, url, self._headers(ctx)
+        shown = self.text
+        if self.url is not None:  # `| urlencode` encodes the mask as well: shown as it is all the same
+            shown = str(self.url({**ctx, SECRETS: self.masked})).replace(_QUOTED_MASK, MASK)
+        if self.tools.http == "simulate":  # nothing is sent: no value is needed
+            return shown, shown, self._headers({**ctx, SECRETS: self.masked})
+        secrets = self.tools.secrets
+        try:
+            real = {**ctx, SECRETS: secrets.values(self.names)}
+        except SecretProblem as exc:
+            raise ActionFailed("SecretMissing", str(exc), retryable=False) from None
+        try:
+            url = str(self.url(real)) if self.url is not None else self.text
+            return url, shown, self._headers(real)
+        except RenderError as exc:  # its message may quote what it rendered
+            raise RenderError(secrets.redact(exc.detail), exc.loc) from None
+
+    def _headers(self, ctx: dict) -> dict[str, str]:
+        return {k: str(v) for k, v in self.headers(ctx).items()} if self.headers is not None else {}
 
 
 def idempotency_key(event: dict, consumer: str, position: int) -> str:
@@ -308,7 +379,6 @@ def _emit(action: m.EmitAction, tools: Toolbox) -> Step:
 
 def _call(action: m.CallAction, tools: Toolbox, position: int) -> Step:
     args = compile_value(action.args, tools.fast) if action.args is not None else (lambda ctx: {})
-    headers = compile_value(action.headers, tools.fast) if action.headers is not None else (lambda ctx: {})
     if action.python:
         ref = action.python
         label = f"python:{ref}"
@@ -324,17 +394,20 @@ def _call(action: m.CallAction, tools: Toolbox, position: int) -> Step:
                 raise ActionFailed(type(exc).__name__, str(exc), getattr(exc, "retryable", True)) from exc
 
         return call_python
-    url, method = action.http, action.method
+    url_template = action.url or m.TemplateString(action.http, action.loc)
+    request, method = Request(url_template, action.headers, tools), action.method
     sends = method not in ("GET", "DELETE")
     body = compile_value(action.body, tools.fast) if action.body is not None else None
 
     def call_http(attempt: Attempt) -> None:
-        attempt.calls.append(url)
         ctx = attempt.context
-        sent = {k: str(v) for k, v in headers(ctx).items()}
+        url, shown, sent = request.render(ctx)
+        attempt.calls.append(shown)
         sent.setdefault("Idempotency-Key", idempotency_key(attempt.event, attempt.consumer, position))
         payload = (attempt.event if body is None else body(ctx)) if sends else None
-        status, answer = tools.request(method, url, payload, sent, action.timeout, event=body is None)
+        status, answer = tools.request(
+            method, url, payload, sent, action.timeout, event=body is None, shown=shown
+        )
         # the output, and `response` for the actions after it in this attempt
         attempt.output = ctx["response"] = {"status": status, "body": answer}
 
@@ -390,6 +463,7 @@ __all__ = [
     "Attempt",
     "HandlerContext",
     "RenderError",
+    "Request",
     "Toolbox",
     "UndeclaredEmit",
     "compile_actions",

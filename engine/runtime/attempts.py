@@ -18,7 +18,7 @@ from typing import Callable
 from ..core.identity import identity
 from ..language import model as m
 from ..language.templates import RenderError, compile_string, compile_value
-from .actions import ActionFailed, Attempt, compile_actions, error_data, idempotency_key, run_actions
+from .actions import ActionFailed, Attempt, Request, compile_actions, error_data, idempotency_key, run_actions
 from .consumers import Consumer
 from .events import derive
 from .guards import Guards
@@ -138,14 +138,15 @@ class Attempts:
         data = compile_value(t.data, self.fast) if t is not None and t.data is not None else None
         subject = compile_string(t.subject, self.fast) if t is not None and t.subject is not None else None
         new_type = t.type.name if t is not None and t.type is not None else None
-        targets = []
+        tools = self.rt.tools
+        targets: list[tuple[str, str | Request]] = []
         for target in route.to:
             if target.kind == "service":
                 targets.append(("service", target.value))
-            elif target.kind == "http":
-                targets.append(("http", target.value))
+            elif target.kind == "http":  # its URL may read the event and `secrets`
+                url = target.url or m.TemplateString(target.value, target.loc)
+                targets.append(("http", Request(url, None, tools)))
         publish = route.publishes()
-        tools = self.rt.tools
 
         def handle(attempt: Attempt) -> None:
             event, ctx = attempt.event, attempt.context
@@ -158,9 +159,10 @@ class Attempts:
                 else:
                     preview = derive(event, f"route:{route.name}", 0, type_, out_data, attempt.now,
                                      out_subject)
-                    attempt.calls.append(value)
+                    url, shown, _ = value.render(ctx)
+                    attempt.calls.append(shown)
                     key = idempotency_key(event, attempt.consumer, position)
-                    tools.post(value, preview, {"Idempotency-Key": key}, None)
+                    tools.post(url, preview, {"Idempotency-Key": key}, None, shown)
             if publish:
                 attempt.emit(type_, out_data, out_subject)
             attempt.output = {"type": type_}

@@ -24,6 +24,7 @@ class DeadLetters:
     def dead_letter(self, consumer: str, event: Any, reason: str, error_type: str | None, detail: str, *,
                     attempts: int = 0, first: float | None = None, queue: str) -> None:
         now = self.rt.clock.now()
+        detail = self.rt.tools.secrets.redact(detail)  # a safety net: messages quote URLs masked already
         record = DeadLetter.make(queue, reason, consumer, event, error_type, detail, attempts,
                                  iso(first) if first is not None else None, iso(now) if attempts else None,
                                  chain(event) if isinstance(event, dict) else [])

@@ -37,6 +37,7 @@ from .ordering import Resequencer
 from .ports import DEFAULT_MAX_HOPS, DEFAULT_START, MESH, Fault
 from .routing import Routing
 from .scheduler import Scheduler
+from .secrets import Secrets
 from .streams import StreamRunner
 from .trace import Trace
 
@@ -70,7 +71,8 @@ class Runtime:
         self.on_emit = on_emit
         self.on_refused: Callable[[Any], None] | None = None  # told of each input refused at entry
         self.tools = Toolbox(mesh.root, http, logging=self.trace.recording, allow=mesh.allowed_modules,
-                             fast=fast_paths)
+                             fast=fast_paths, secrets=Secrets(mesh.secrets, mesh.root))
+        self.trace.redact = self.tools.secrets.scrub  # a secret value never reaches a trace record
         self._faults = {f.consumer: f for f in faults}
         self.consumers = build_consumers(mesh, fast_paths)
         self.by_id = {c.id: c for c in self.consumers}

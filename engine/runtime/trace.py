@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from ..core import eventtime
 
@@ -51,6 +51,8 @@ class Trace:
         # the same for this process alone (a replay's own), never restored
         self.session_failed_runs: list[dict] = []
         self._seq = 0
+        # applied to every record before it is written (the runtime masks secret values with it)
+        self.redact: Callable[[dict], dict] | None = None
 
     @property
     def recording(self) -> bool:
@@ -61,6 +63,8 @@ class Trace:
             return
         self._seq += 1
         record = {"seq": self._seq, "t": eventtime.format(now), "kind": kind, **fields}
+        if self.redact is not None:
+            record = self.redact(record)
         if hasattr(self.sink, "append"):  # a list, or a store journal
             self.sink.append(record)
         else:

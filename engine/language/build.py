@@ -47,6 +47,9 @@ def _seconds(value: float) -> str:
     return f"{value:g}s" if value >= 1 or value == 0 else f"{value * 1000:.3g}ms"
 
 
+_NO_LIMIT = "a call's timeout is at least 1ms; to mean 'no limit', leave the key out"
+
+
 class _Doc:
     """One document's spec with its source map: small helpers to read values with locations.
 
@@ -60,8 +63,11 @@ class _Doc:
     def loc(self, *path: Any) -> Location:
         return self.smap.at(path)
 
-    def duration(self, value: Any, *path: Any, least: float = 0.0, most: float = m.MAX_DURATION) -> float:
-        """Seconds of the duration at *path*: between *least* and *most* (a located error otherwise).
+    def duration(
+        self, value: Any, *path: Any, least: float = 0.0, most: float = m.MAX_DURATION, why: str | None = None
+    ) -> float:
+        """Seconds of the duration at *path*: between *least* and *most* (a located error otherwise,
+        whose hint is *why* the least is what it is).
 
         The schema bounds a duration written as a number; one written with a unit (``99999999d``,
         or digits enough to overflow a float) is only known once parsed.
@@ -85,8 +91,8 @@ class _Doc:
                     self.loc(*path),
                     "bad-value",
                     f"{_dotted(path)}: duration {_shown(value)} is shorter than {_seconds(least)}",
-                    hint="window sizes, hopping `every`, session gaps and rate-limit periods are "
-                    "at least 1ms",
+                    hint=why
+                    or "window sizes, hopping `every`, session gaps and rate-limit periods are at least 1ms",
                 )
             )
         return seconds
@@ -239,7 +245,9 @@ class _Doc:
                 body.get("http"),
                 self.template_value(body.get("args"), *at, "args"),
                 self.template_value(body.get("headers"), *at, "headers"),
-                self.duration(body["timeout"], *at, "timeout") if "timeout" in body else None,
+                self.duration(body["timeout"], *at, "timeout", least=m.MIN_PERIOD, why=_NO_LIMIT)
+                if "timeout" in body
+                else None,
                 body.get("method", "POST"),
                 self.template_value(body["body"], *at, "body") if "body" in body else None,
                 self.template(body["http"], *at, "http") if "http" in body else None,

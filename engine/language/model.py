@@ -142,7 +142,7 @@ class CallAction:
     http: str | None = None
     args: TemplateValue | None = None
     headers: TemplateValue | None = None
-    timeout: float | None = None
+    timeout: float | None = None  # an HTTP request's timeout; a Python handler's real-time limit
     method: str = "POST"  # of an HTTP call
     body: TemplateValue | None = None  # of an HTTP call; None: the event itself (POST, PUT, PATCH)
     url: TemplateString | None = None  # `http` as a template (it and `headers` may read `secrets`)

@@ -23,6 +23,7 @@ from ..language import model as m
 from ..language.handlers import allowed_by, local_module
 from ..language.templates import SECRETS, RenderError, compile_string, compile_value, secret_reads
 from .secrets import MASK, SecretProblem, Secrets
+from .timelimit import TimeLimitExceeded, run_within
 
 
 class ActionFailed(Exception):
@@ -341,12 +342,18 @@ def idempotency_key(event: dict, consumer: str, position: int) -> str:
     return hashlib.sha256(f"{identity(event)}\n{consumer}\n{position}".encode()).hexdigest()
 
 
-def compile_actions(actions: tuple[m.Action, ...], tools: Toolbox) -> list[tuple[Any, Step]]:
-    return [(action.loc, _compile(action, tools, i)) for i, action in enumerate(actions)]
+def compile_actions(
+    actions: tuple[m.Action, ...], tools: Toolbox, step_timeout: float | None = None
+) -> list[tuple[Any, Step]]:
+    """Each action's step; *step_timeout* (an orchestration step's `timeout`) also limits the
+    real time of each Python handler, as its own `timeout` does (the smaller wins)."""
+    return [(action.loc, _compile(action, tools, i, step_timeout)) for i, action in enumerate(actions)]
 
 
-def _compile(action: m.Action, tools: Toolbox, position: int) -> Step:
+def _compile(action: m.Action, tools: Toolbox, position: int, step_timeout: float | None) -> Step:
     if isinstance(action, m.CallAction):  # its position in the list is part of its idempotency key
+        if action.python:
+            return _call_python(action, tools, step_timeout)
         return _call(action, tools, position)
     return _COMPILERS[type(action)](action, tools)
 
@@ -377,23 +384,48 @@ def _emit(action: m.EmitAction, tools: Toolbox) -> Step:
     return emit
 
 
-def _call(action: m.CallAction, tools: Toolbox, position: int) -> Step:
+def _call_python(action: m.CallAction, tools: Toolbox, step_timeout: float | None) -> Step:
     args = compile_value(action.args, tools.fast) if action.args is not None else (lambda ctx: {})
-    if action.python:
-        ref = action.python
-        label = f"python:{ref}"
+    ref = action.python
+    label = f"python:{ref}"
+    limit, whose = _handler_limit(action.timeout, step_timeout)
 
-        def call_python(attempt: Attempt) -> None:
-            attempt.calls.append(label)
-            function = tools.function(ref)
-            try:
-                attempt.output = function(attempt.event, HandlerContext(attempt, args(attempt.context)))
-            except ActionFailed:
-                raise
-            except Exception as exc:  # the user's handler failed: that is the delivery's failure
-                raise ActionFailed(type(exc).__name__, str(exc), getattr(exc, "retryable", True)) from exc
+    def call_python(attempt: Attempt) -> None:
+        attempt.calls.append(label)
+        function = tools.function(ref)
+        try:
+            context = HandlerContext(attempt, args(attempt.context))
+            attempt.output = run_within(lambda: function(attempt.event, context), limit)
+        except TimeLimitExceeded as exc:  # retried like any failure; the attempt's emits are dropped
+            raise ActionFailed("HandlerTimeout", _timed_out(ref, exc, whose)) from None
+        except ActionFailed:
+            raise
+        except Exception as exc:  # the user's handler failed: that is the delivery's failure
+            raise ActionFailed(type(exc).__name__, str(exc), getattr(exc, "retryable", True)) from exc
 
-        return call_python
+    return call_python
+
+
+def _handler_limit(own: float | None, step: float | None) -> tuple[float | None, str]:
+    """The real-time limit of a Python handler, and whose it is: the call's `timeout` or its
+    step's, the smaller of the two; none when neither is set."""
+    if step is not None and (own is None or step < own):
+        return step, "its step's timeout"
+    return own, "its timeout"
+
+
+_HOW = {
+    "interrupted": "",
+    "caught": " (it caught the interruption and went on: failed when it returned)",
+    "measured": " (off the main thread it cannot be interrupted: failed when it returned)",
+}
+
+
+def _timed_out(ref: str, exc: TimeLimitExceeded, whose: str) -> str:
+    return f"handler {ref!r} ran longer than {whose} of {exc.limit:g}s{_HOW[exc.how]}"
+
+
+def _call(action: m.CallAction, tools: Toolbox, position: int) -> Step:
     url_template = action.url or m.TemplateString(action.http, action.loc)
     request, method = Request(url_template, action.headers, tools), action.method
     sends = method not in ("GET", "DELETE")

@@ -3,7 +3,8 @@
 Steps start when all their `needs` are done (or skipped) and their `when` holds; steps whose
 needs are met together run concurrently (in virtual time). A `foreach` step runs once per
 item, at most `concurrency` at a time, and completes when every item has. A step attempt
-that sleeps past its `timeout` fails with ``StepTimeout``. A step that still fails after its
+that sleeps past its `timeout` fails with ``StepTimeout``; a Python handler of the step that
+runs past it, in real time, with ``HandlerTimeout``. A step that still fails after its
 retries fails the run: no new step starts, steps in flight finish, then the completed steps
 are compensated one by one in reverse completion order (saga), and `on_failure` runs.
 
@@ -61,7 +62,8 @@ class Orchestrator:
         for orch in runtime.mesh.orchestrations.values():
             tools = runtime.tools
             self._steps[orch.name] = {
-                s.id: CompiledStep(s, compile_actions(s.actions, tools), compile_actions(s.compensate, tools),
+                s.id: CompiledStep(s, compile_actions(s.actions, tools, s.timeout),
+                                   compile_actions(s.compensate, tools),
                                    compile_condition(s.when, self._fast) if s.when else None,
                                    compile_string(s.foreach, self._fast) if s.foreach else None,
                                    resolve_policy(runtime.mesh, s.retry, NO_RETRY),

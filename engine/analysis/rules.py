@@ -579,7 +579,7 @@ def _field_paths(mesh: m.Mesh) -> Iterator[tuple[str, tuple[str, ...], Location]
             yield sub.ordering.sequence, (sub.on.name,), sub.ordering.loc
     for stream in mesh.streams.values():
         types = tuple(r.name for r in stream.sources)
-        for dotted in (stream.key, stream.time, *(a.field for a in stream.aggregates)):
+        for dotted in (*stream.key_paths, stream.time, *(a.field for a in stream.aggregates)):
             if dotted:
                 yield dotted, types, stream.loc
 

@@ -506,7 +506,7 @@ def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         d.ref(spec["emit"]["type"], "spec", "emit", "type"),
         d.template_value(spec["emit"].get("data"), "spec", "emit", "data"),
         d.pattern(spec.get("match"), "spec", "match"),
-        spec.get("key"),
+        tuple(spec["key"]) if isinstance(spec.get("key"), list) else spec.get("key"),
         spec.get("time", "time"),
         d.duration(spec.get("lateness", 0), "spec", "lateness", most=m.MAX_EVENT_SPAN),
         late.get("dead_letter"),

@@ -393,12 +393,19 @@ class Stream:
     emit_type: Ref
     emit_data: TemplateValue | None = None
     match: Pattern | None = None
-    key: str | None = None
+    key: str | tuple[str, ...] | None = None  # a tuple: several fields, together one key (emitted as a list)
     time: str = "time"
     lateness: float = 0.0
     late_dead_letter: str | None = None
     late_emit_type: Ref | None = None
     description: str | None = None
+
+    @property
+    def key_paths(self) -> tuple[str, ...]:
+        """The field paths of the key: none (one global group), one, or several (a composite key)."""
+        if self.key is None:
+            return ()
+        return (self.key,) if isinstance(self.key, str) else self.key
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,7 +227,7 @@ def _streams(mesh: m.Mesh) -> tuple[Table, ...]:
                     st.name,
                     _names(st.sources),
                     window_summary(st.window),
-                    st.key or "",
+                    ", ".join(st.key_paths),
                     aggs,
                     st.emit_type.name,
                     late,

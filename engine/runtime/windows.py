@@ -16,7 +16,10 @@ Semantics, precisely:
   Window bounds beyond that range (a window ending after 9999) are written clamped to it.
 * **Key**: a string, a finite number or a bool; numbers equal in value are one key (``1`` and
   ``1.0``), bools are not numbers. Without ``stream.key`` every event is in one group, key
-  ``None``.
+  ``None``. A composite key (``stream.key`` a tuple of paths) reads each part by the same rule
+  and is held as the canonical JSON text of the list of parts (integral numbers as integers):
+  windows of one key are one string, and keys closing together come in the order of that text.
+  Outputs carry the list.
 * **Invalid** (``Output.kind == "invalid"``): the time or key is missing or unusable, an
   aggregate field is missing, or a ``sum``/``min``/``max``/``avg`` field is not a finite number
   (bools are not numbers). Nothing of the event is applied and the watermark does not move.
@@ -212,6 +215,38 @@ def _key_order(key: Any) -> tuple:
 
 def _public_key(key: Any) -> Any:
     return key[0] if type(key) is tuple else key
+
+
+def _composite_key(key: str) -> list:
+    """The emitted form of a composite key, held as the JSON text of its parts: the list."""
+    return json.loads(key)
+
+
+def _key_part(path: str, value: Any) -> Any:
+    """One part of a composite key that is not a string: a bool, or a number (integral ones as
+    integers, so that ``1`` and ``1.0`` are one key, as they are for a one-field key)."""
+    if value is _MISSING:
+        raise _Reject(f"key field {path!r} is missing")
+    if type(value) is bool:
+        return value
+    if _is_number(value):
+        return int(value) if type(value) is float and value.is_integer() else value
+    raise _Reject(f"key field {path!r} must be a string, a finite number or a bool, not {_json_type(value)}")
+
+
+def _composite_getter(paths: tuple[str, ...]) -> Callable[[Any], str]:
+    """Read a composite key: the canonical JSON text of its parts' list (a string, hashed and
+    compared as one; bools stay apart from numbers in it, ``true`` is not ``1``)."""
+    getters = tuple((path, _getter(path)) for path in paths)
+
+    def get_parts(event: Any) -> str:
+        parts = []
+        for path, get in getters:
+            value = get(event)
+            parts.append(value if type(value) is str else _key_part(path, value))
+        return _canonical(parts)
+
+    return get_parts
 
 
 # --- aggregate state -------------------------------------------------------------------------
@@ -516,7 +551,12 @@ class WindowOperator:
         self._lateness = float(stream.lateness)
         self._aggs = _Aggregates(stream.aggregates)
         self._get_time = _getter(stream.time)
-        self._get_key = _getter(stream.key) if stream.key else None
+        self._composite = isinstance(stream.key, tuple)
+        self._public = _composite_key if self._composite else _public_key
+        if self._composite:
+            self._get_key = _composite_getter(stream.key)  # a str: the fast path of a one-field key
+        else:
+            self._get_key = _getter(stream.key) if stream.key else None
         self._max_time = -_INF
         self._watermark = -_INF
         self._heap: list = []  # window indexes (tumbling, hopping) or (end, seq, session)
@@ -577,7 +617,7 @@ class WindowOperator:
             return self._reject(event, rejected)
         if not self._add(key, t, values):
             self._late += 1
-            return [Output("late", key=_public_key(key), event=event, reason=self._late_reason(t))]
+            return [Output("late", key=self._public(key), event=event, reason=self._late_reason(t))]
         if t > self._max_time:
             self._max_time = t
             if t - self._lateness > self._watermark:
@@ -602,7 +642,7 @@ class WindowOperator:
         out = self._add_count(key, t, values)
         if out is None:
             self._late += 1
-            return [Output("late", key=_public_key(key), event=event, reason=self._late_reason(t))]
+            return [Output("late", key=self._public(key), event=event, reason=self._late_reason(t))]
         self._windows += len(out)
         if t > self._max_time:
             self._max_time = t
@@ -755,7 +795,7 @@ class WindowOperator:
 
     def _counted(self, window: _Counted, complete: bool) -> Output:
         return Output(
-            "window", _public_key(window.key), window.lo, window.hi, self._aggs.values(window.acc),
+            "window", self._public(window.key), window.lo, window.hi, self._aggs.values(window.acc),
             count=window.n, complete=complete, seq=window.seq,
         )
 
@@ -818,6 +858,7 @@ class WindowOperator:
     def _close_buckets(self) -> list[Output]:
         heap, every, size, watermark = self._heap, self._every, self._size, self._watermark
         out: list[Output] = []
+        public = self._public
         while heap and heap[0] * every + size <= watermark:
             j = heapq.heappop(heap)
             start = j * every
@@ -825,7 +866,7 @@ class WindowOperator:
             self._saved.pop(j, None)
             for key in sorted(bucket, key=_key_order):
                 out.append(
-                    Output("window", _public_key(key), start, start + size, self._aggs.values(bucket[key]))
+                    Output("window", public(key), start, start + size, self._aggs.values(bucket[key]))
                 )
         return out
 
@@ -847,7 +888,7 @@ class WindowOperator:
                 del self._sessions[session.key]
         done.sort(key=lambda s: (s.last + gap, s.start, _key_order(s.key)))
         return [
-            Output("window", _public_key(s.key), s.start, s.last + gap, self._aggs.values(s.acc))
+            Output("window", self._public(s.key), s.start, s.last + gap, self._aggs.values(s.acc))
             for s in done
         ]
 
@@ -860,8 +901,9 @@ class WindowOperator:
         window index in ascending order, where *slots* holds the accumulators of the keys one
         after the other, each its list of slots (:meth:`_Aggregates.dump`), and for sessions
         ``[key, start, last, slots]`` per open session; keys in the order they came (which a
-        restored operator keeps). The data is fresh except the entries of windows no event
-        changed since the last call, which are the same objects as then: a snapshot is read-only.
+        restored operator keeps). A composite key is its JSON text, and ``key`` lists its paths.
+        The data is fresh except the entries of windows no event changed since the last call,
+        which are the same objects as then: a snapshot is read-only.
         """
         if self.kind == "session":
             dump = self._aggs.dump
@@ -879,7 +921,7 @@ class WindowOperator:
         else:
             saved, buckets = self._saved, self._buckets
             windows = [saved.get(j) or self._save_bucket(j, buckets[j]) for j in sorted(buckets)]
-        return {
+        state = {
             "version": SNAPSHOT_VERSION,
             "stream": self.stream.name,
             "window": self.kind,
@@ -892,6 +934,9 @@ class WindowOperator:
             "counts": dict(self.counts),
             "windows": windows,
         }
+        if self._composite:  # its keys are the JSON text of their parts: a snapshot says which parts
+            state["key"] = list(self.stream.key)
+        return state
 
     def _save_bucket(self, j: int, bucket: dict[Any, list]) -> list:
         """The snapshot entry of window index *j*, kept until an event changes or closes it."""
@@ -915,6 +960,7 @@ class WindowOperator:
             "window": op.kind,
             "count": op.state()["count"],
             "aggregates": [[a.name, a.op] for a in stream.aggregates],
+            "key": list(stream.key) if op._composite else None,
         }
         if state.get("version") != SNAPSHOT_VERSION:
             raise ValueError(

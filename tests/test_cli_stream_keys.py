@@ -1,4 +1,4 @@
-"""Streams keyed by several fields, through the command line."""
+"""Streams keyed by several fields, and `collect` of templated values, through the command line."""
 from __future__ import annotations
 
 import json
@@ -42,7 +42,7 @@ spec:
   emit: {type: lobby.formed}
 """
 
-PLAYERS = '{collect: {field: data.player_id, max: 4}}'
+PROJECTED = '{collect: {value: {id: "{{ data.player_id }}", rating: "{{ data.rating }}"}, max: 4}}'
 
 
 def _queued(i: int, second: int, region, mode, player: str, rating: int | None = 1500) -> dict:
@@ -71,16 +71,16 @@ def _run(meshctl, write, tmp_path, yaml: str, events: list[dict]):
     return _lines(out), _lines(dlq), result.output
 
 
-def test_a_count_window_keyed_by_region_and_mode_forms_a_match_per_pair(meshctl, write, tmp_path):
+def test_a_count_window_keyed_by_region_and_mode_lists_projected_players(meshctl, write, tmp_path):
     events = [_queued(1, 0, "eu", "ranked", "p1", 1500), _queued(2, 10, "eu", "casual", "p2"),
               _queued(3, 20, "us", "ranked", "p3"), _queued(4, 30, "eu", "ranked", "p4", 1480)]
-    yaml = LOBBY % ("[data.region, data.mode]", "{count: 2}", PLAYERS)
+    yaml = LOBBY % ("[data.region, data.mode]", "{count: 2}", PROJECTED)
     out, dlq, _ = _run(meshctl, write, tmp_path, yaml, events)
     assert dlq == []
     assert [(e["data"]["key"], e["data"]["players"], e["data"]["complete"]) for e in out] == [
-        (["eu", "ranked"], ["p1", "p4"], True),
-        (["eu", "casual"], ["p2"], False),  # open at the end, in opening order
-        (["us", "ranked"], ["p3"], False),
+        (["eu", "ranked"], [{"id": "p1", "rating": 1500}, {"id": "p4", "rating": 1480}], True),
+        (["eu", "casual"], [{"id": "p2", "rating": 1500}], False),  # open at the end, in opening order
+        (["us", "ranked"], [{"id": "p3", "rating": 1500}], False),
     ]
     assert out[1]["causationid"] == 'stream:lobby:["eu", "casual"]:1714824010.0:1714824010.0:2'
 
@@ -128,8 +128,32 @@ def test_a_one_field_key_written_as_a_list_is_emitted_as_a_list(meshctl, write, 
     assert out[0]["data"]["key"] == ["eu"]
 
 
+def test_a_projection_that_fails_dead_letters_its_event_as_template_error(meshctl, write, tmp_path):
+    events = [_queued(1, 0, "eu", "ranked", "p1"), _queued(2, 10, "eu", "ranked", "p2", rating=None),
+              _queued(3, 20, "eu", "ranked", "p3")]
+    yaml = LOBBY % ("[data.region, data.mode]", "{count: 2}", PROJECTED)
+    out, dlq, summary = _run(meshctl, write, tmp_path, yaml, events)
+    assert [(d["event"]["id"], d["reason"], d["error_type"]) for d in dlq] == [
+        ("q2", "template-error", "TemplateError")]
+    assert dlq[0]["error"] == (f"{tmp_path / 'mesh.yaml'}:24:69: UndefinedError: 'dict object' has no "
+                               "attribute 'rating'")
+    # nothing of q2 counted: the match is p1 and p3
+    assert [e["data"]["players"] for e in out] == [
+        [{"id": "p1", "rating": 1500}, {"id": "p3", "rating": 1500}]]
+    assert "Traceback" not in summary
+
+
+def test_a_projection_may_be_any_json_with_templates_in_its_strings(meshctl, write, tmp_path):
+    value = '{collect: {value: ["{{ data.region }}/{{ data.player_id | upper }}", 7, null], max: 1}}'
+    yaml = LOBBY % ("data.region", "{count: 2}", value)
+    out, _, _ = _run(meshctl, write, tmp_path, yaml,
+                     [_queued(1, 0, "eu", "ranked", "p1"), _queued(2, 1, "eu", "ranked", "p2")])
+    assert out[0]["data"]["players"] == [["eu/P1", 7, None]]  # max: 1 keeps the first
+    assert out[0]["data"]["key"] == "eu"  # a one-field key is emitted as it always was
+
+
 @pytest.mark.parametrize(("key", "players", "found"), [
-    ("[data.region, data.mode]", PLAYERS, []),
+    ("[data.region, data.mode]", PROJECTED, []),
     ("[]", "{count: {}}", [(21, 8, "error", "bad-value")]),
     ("[data.region, data.region]", "{count: {}}", [(21, 8, "error", "bad-value")]),
     ("[a, b, c, d, e, f, g, h, i]", "{count: {}}", [(21, 8, "error", "bad-value")]),
@@ -137,10 +161,26 @@ def test_a_one_field_key_written_as_a_list_is_emitted_as_a_list(meshctl, write, 
     ("[data.region, 3]", "{count: {}}", [(21, 22, "error", "wrong-type")]),
     ("{region: data.region}", "{count: {}}", [(21, 8, "error", "wrong-type")]),
     ("[data.region, data.queue]", "{count: {}}", [(18, 18, "error", "unknown-field")]),
+    ("data.region", '{collect: {field: data.region, value: "{{ data.mode }}", max: 4}}',
+     [(24, 24, "error", "bad-value")]),
+    ("data.region", '{collect: {value: "{{ data.mode ", max: 4}}', [(24, 32, "error", "template-syntax")]),
+    ("data.region", '{collect: {value: {q: "{{ data.queue }}"}, max: 4}}',
+     [(24, 36, "error", "unknown-field")]),
+    ("data.region", '{collect: {value: "{{ data.mode }}"}}', [(24, 14, "error", "unbounded-aggregate")]),
+    ("data.region", '{distinct: {value: "{{ data.mode }}", max: 4}}',
+     [(24, 15, "error", "missing-key"), (24, 26, "error", "unknown-key")]),
 ])
-def test_validate_checks_composite_keys(write, diagnostics, key, players, found):
+def test_validate_checks_composite_keys_and_projections(write, diagnostics, key, players, found):
     errors = [d for d in diagnostics(write(LOBBY % (key, "{count: 4}", players))) if d[2] == "error"]
     assert errors == found
+
+
+def test_validate_says_field_and_value_exclude_each_other(write, meshctl):
+    players = '{collect: {field: data.region, value: "{{ data.mode }}", max: 4}}'
+    result = meshctl("validate", write(LOBBY % ("data.region", "{count: 4}", players)))
+    assert result.exit_code == 1
+    assert "error[bad-value]: spec.aggregate.players.collect: `collect` takes `field` or `value`, not both" \
+        in result.output
 
 
 def _harness(*args, crash: str | None = None) -> subprocess.CompletedProcess:
@@ -173,11 +213,11 @@ spec:
   aggregate:
     players: %s
   emit: {type: lobby.formed}
-""" % (PLAYERS, '{collect: {field: data.player_id, max: 100}}')
+""" % (PROJECTED, '{collect: {value: "{{ data.player_id }}@{{ event.time }}", max: 100}}')
 
 
 @pytest.mark.slow
-def test_a_run_killed_and_resumed_keeps_composite_keys(write, tmp_path):
+def test_a_run_killed_and_resumed_keeps_composite_keys_and_projections(write, tmp_path):
     regions, modes = ("eu", "us", "ap"), ("ranked", "casual")
     events = [_queued(i, i * 7, regions[i % 3], modes[i % 5 % 2], f"p{i}", 1000 + i) for i in range(60)]
     mesh = write(RESUMED).parent
@@ -198,3 +238,5 @@ def test_a_run_killed_and_resumed_keeps_composite_keys(write, tmp_path):
     emitted = _lines(tmp_path / "whole.out")
     assert {tuple(e["data"]["key"]) for e in emitted if e["source"].endswith("lobby")} == {
         (r, m) for r in regions for m in modes}
+    assert all(isinstance(p, dict) and set(p) == {"id", "rating"}
+               for e in emitted if e["source"].endswith("lobby") for p in e["data"]["players"])

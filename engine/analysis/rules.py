@@ -457,6 +457,8 @@ def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]
     for stream in mesh.streams.values():
         for t in m.template_strings(stream.emit_data):
             yield t, ()
+        for t in m.template_strings(*(a.value for a in stream.aggregates)):  # collect projections
+            yield t, tuple(r.name for r in stream.sources)
 
 
 def _state_keys(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]]]:

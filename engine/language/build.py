@@ -493,7 +493,8 @@ def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         ((op, fld),) = body.items()
         aloc = d.loc("spec", "aggregate", agg_name)
         if op in _LIST_OPS:
-            aggregates.append(_list_aggregate(agg_name, op, fld, aloc, problems))
+            value = d.template_value(fld.get("value"), "spec", "aggregate", agg_name, op, "value")
+            aggregates.append(_list_aggregate(agg_name, op, fld, aloc, problems, value))
             continue
         aggregates.append(m.Aggregate(agg_name, op, None if op == "count" else fld, aloc))
     late = spec.get("late", {})
@@ -531,8 +532,11 @@ _LIST_OPS = {
 }
 
 
-def _list_aggregate(name: str, op: str, body: dict, loc: Location, problems: list) -> m.Aggregate:
-    """collect, distinct, top_n: a list per window, so each needs a bound (`max`, `n`) in range."""
+def _list_aggregate(
+    name: str, op: str, body: dict, loc: Location, problems: list, value: m.TemplateValue | None
+) -> m.Aggregate:
+    """collect, distinct, top_n: a list per window, so each needs a bound (`max`, `n`) in range.
+    *value*: the templated projection of a `collect`, which replaces its field."""
     field_key, bound_key, default = _LIST_OPS[op]
     limit = body.get(bound_key)
     if limit is None or limit > m.MAX_AGGREGATE_ITEMS:
@@ -550,9 +554,9 @@ def _list_aggregate(name: str, op: str, body: dict, loc: Location, problems: lis
                 "at most N values in memory and in checkpoints",
             )
         )
-    field_path = body.get(field_key, default)
+    field_path = None if value is not None else body.get(field_key, default)
     pick = body.get("field") if op == "top_n" else None
-    return m.Aggregate(name, op, field_path, loc, min(limit or 1, m.MAX_AGGREGATE_ITEMS), pick)
+    return m.Aggregate(name, op, field_path, loc, min(limit or 1, m.MAX_AGGREGATE_ITEMS), pick, value)
 
 
 def _overlap(window: m.Window) -> Iterator[Diagnostic]:

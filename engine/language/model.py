@@ -381,6 +381,7 @@ class Aggregate:
     loc: Location
     limit: int | None = None  # collect and distinct `max`, top_n `n`
     pick: str | None = None  # top_n: the field kept of each event (default: the `by` value)
+    value: TemplateValue | None = None  # collect: rendered per event (`data`, `event`), instead of `field`
 
 
 @dataclass(frozen=True, slots=True)

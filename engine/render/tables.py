@@ -215,7 +215,7 @@ def orchestration_tables(mesh: m.Mesh, orch: m.Orchestration) -> tuple[Table, ..
 def _streams(mesh: m.Mesh) -> tuple[Table, ...]:
     rows = []
     for st in mesh.streams.values():
-        aggs = ", ".join(f"{a.name}={a.op}({a.field or ''})" for a in st.aggregates)
+        aggs = ", ".join(f"{a.name}={a.op}({a.field or ('value' if a.value else '')})" for a in st.aggregates)
         late = (
             f"DLQ {st.late_dead_letter}"
             if st.late_dead_letter

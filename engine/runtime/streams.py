@@ -66,6 +66,8 @@ class StreamRunner:
                         "the event is behind the watermark: its windows have closed",
                     )
                 )
+        elif output.kind == "error":
+            raise output.error  # a collect projection's RenderError: the attempt fails as template-error
         else:
             attempt.dead.append(("dlq", "schema-invalid", output.event, output.reason))
 

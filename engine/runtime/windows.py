@@ -59,6 +59,8 @@ Semantics, precisely:
   ``distinct`` (distinct values by canonical JSON, the first ``max`` seen), ``top_n`` (the
   ``n`` events with the largest number ``by``, ties by earlier event time then canonical JSON,
   so arrival order does not matter). Merged sessions list the earlier session's values first.
+  A ``collect`` with a templated ``value`` lists the value rendered per event with ``data`` and
+  ``event``; a render that fails is an ``"error"`` output, and nothing of the event is applied.
 """
 from __future__ import annotations
 
@@ -71,6 +73,7 @@ from typing import Any, Callable, Mapping
 
 from ..core import eventtime
 from ..language import model
+from ..language.templates import RenderError, compile_value
 
 __all__ = ["Output", "WindowOperator", "window_data"]
 
@@ -91,8 +94,10 @@ class Output:
     """One result of the operator.
 
     ``kind`` is ``"window"`` (a closed window: ``key``, ``start``, ``end`` in epoch seconds and
-    ``values`` by aggregate name), ``"late"`` (``event`` arrived after its windows closed) or
-    ``"invalid"`` (``event`` cannot be used; ``reason`` says why).
+    ``values`` by aggregate name), ``"late"`` (``event`` arrived after its windows closed),
+    ``"invalid"`` (``event`` cannot be used; ``reason`` says why) or ``"error"`` (a ``collect``
+    projection's template failed on ``event``: ``error`` is the RenderError, naming its location;
+    nothing of the event is applied, and the caller fails its attempt).
     """
 
     kind: str
@@ -105,6 +110,7 @@ class Output:
     count: int | None = None  # count windows: the events in it, and whether it reached its count
     complete: bool | None = None
     seq: int | None = None  # count windows: the number of the event that opened it (unique)
+    error: Exception | None = None  # "error": the RenderError of a collect projection
 
 
 def window_data(output: Output) -> dict[str, Any]:
@@ -277,7 +283,7 @@ _NO_VALUES: list = []  # what a stream of counts only reads from an event (never
 class _Aggregates:
     """The aggregates of a stream: read values from an event, fold them into accumulators."""
 
-    def __init__(self, aggregates: tuple[model.Aggregate, ...]):
+    def __init__(self, aggregates: tuple[model.Aggregate, ...], fast: bool = True):
         self.names = tuple(a.name for a in aggregates)
         self.ops = tuple(a.op for a in aggregates)
         unknown = sorted(set(self.ops) - _ALL_OPS)
@@ -292,7 +298,7 @@ class _Aggregates:
         self.sets = tuple(o for o, op in zip(offsets, self.ops) if op == "count_distinct")
         self.lists = tuple((o, op) for o, op in zip(offsets, self.ops) if op in _LIST_OPS)
         self.limits = {o: a.limit or 1 for o, a in zip(offsets, aggregates)}
-        self.reads = tuple((a.name, a.op, _getter(a.field)) for a in aggregates if a.op != "count")
+        self.reads = tuple((a.name, a.op, _reader(a, fast)) for a in aggregates if a.op != "count")
         self.picks_of = {a.name: _getter(a.pick) for a in aggregates if a.op == "top_n" and a.pick}
         self.plan = tuple((op, off) for op, off in zip(self.ops, offsets))
         # value slots
@@ -480,6 +486,15 @@ class _Aggregates:
         return acc
 
 
+def _reader(aggregate: model.Aggregate, fast: bool) -> Callable[[Any], Any]:
+    """What an aggregate reads of an event: its field, or its templated ``value`` rendered with the
+    event's ``data`` and the ``event`` (a template that fails raises RenderError, at its location)."""
+    if aggregate.value is None:
+        return _getter(aggregate.field)
+    render = compile_value(aggregate.value, fast)
+    return lambda event: render({"data": event.get("data"), "event": event})
+
+
 def _rank(entry: list) -> tuple:
     """Order of top_n entries ``[by, time, canonical, value]``: largest first, then earliest."""
     return (-entry[0], entry[1], entry[2])
@@ -549,7 +564,7 @@ class WindowOperator:
             if not (self._size > 0 and self._every > 0):
                 raise ValueError(f"stream {stream.name!r}: window size and every must be positive")
         self._lateness = float(stream.lateness)
-        self._aggs = _Aggregates(stream.aggregates)
+        self._aggs = _Aggregates(stream.aggregates, fast_paths)
         self._get_time = _getter(stream.time)
         self._composite = isinstance(stream.key, tuple)
         self._public = _composite_key if self._composite else _public_key
@@ -615,6 +630,8 @@ class WindowOperator:
             values = self._read(event) if self._read is not None else _NO_VALUES
         except _Reject as rejected:
             return self._reject(event, rejected)
+        except RenderError as exc:  # a collect projection failed: nothing of the event is applied
+            return [Output("error", event=event, reason=exc.detail, error=exc)]
         if not self._add(key, t, values):
             self._late += 1
             return [Output("late", key=self._public(key), event=event, reason=self._late_reason(t))]
@@ -639,6 +656,8 @@ class WindowOperator:
             values = self._read(event) if self._read is not None else _NO_VALUES
         except _Reject as rejected:
             return self._reject(event, rejected)
+        except RenderError as exc:  # a collect projection failed: nothing of the event is applied
+            return [Output("error", event=event, reason=exc.detail, error=exc)]
         out = self._add_count(key, t, values)
         if out is None:
             self._late += 1

@@ -240,3 +240,16 @@ def test_a_run_killed_and_resumed_keeps_composite_keys_and_projections(write, tm
         (r, m) for r in regions for m in modes}
     assert all(isinstance(p, dict) and set(p) == {"id", "rating"}
                for e in emitted if e["source"].endswith("lobby") for p in e["data"]["players"])
+
+
+def test_a_run_does_not_resume_with_other_key_paths(meshctl, write, tmp_path):
+    yaml = LOBBY % ("[data.region, data.mode]", "{count: 4}", "{count: {}}")
+    source = _events(tmp_path / "in.jsonl", [_queued(1, 0, "eu", "ranked", "p1")])
+    store = f"sqlite:{tmp_path / 'run.db'}"
+    mesh = write(yaml).parent
+    assert meshctl("run", mesh, "--events", source, "--store", store).exit_code == 0
+    write(yaml.replace("[data.region, data.mode]", "[data.mode, data.region]"))
+    result = meshctl("run", mesh, "--events", source, "--store", store, "--resume")
+    assert result.exit_code == 2
+    assert ("cannot resume the run with this mesh: snapshot key is ['data.region', 'data.mode'], "
+            "stream 'lobby' needs ['data.mode', 'data.region']") in result.output

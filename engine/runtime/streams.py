@@ -5,6 +5,7 @@ import json
 from typing import Callable
 
 from ..core import eventtime
+from ..core.errors import UsageError
 from ..language import model as m
 from ..language.templates import compile_value
 from .actions import Attempt
@@ -80,8 +81,18 @@ class StreamRunner:
         return {name: operator.state() for name, operator in self.operators.items()}
 
     def restore(self, state: dict) -> None:
+        """Continue every stream from its snapshot; UsageError if the mesh changed a stream since."""
         for name, snap in state.items():
-            self.operators[name] = WindowOperator.restore(self.rt.mesh.streams[name], snap, self.fast_paths)
+            stream = self.rt.mesh.streams.get(name)
+            try:
+                if stream is None:
+                    raise ValueError(f"the mesh has no stream {name!r} any more")
+                self.operators[name] = WindowOperator.restore(stream, snap, self.fast_paths)
+            except ValueError as exc:
+                raise UsageError(
+                    f"cannot resume the run with this mesh: {exc}; resume it with the mesh it started "
+                    "with, or start a new run in a new store"
+                ) from None
 
     def effects(self) -> dict[str, Callable[[dict], None]]:
         return {"window-closed": self._closed}

@@ -329,3 +329,15 @@ def test_state_on_redis_is_the_state_on_sqlite(meshctl, tmp_path, mesh, redis_ur
     _, on_redis, _ = _run(meshctl, tmp_path, mesh_dir, events, "--store", redis_url)
     assert on_redis == on_sqlite and len(on_sqlite) == 60
     assert _state(meshctl, redis_url, "list") == _state(meshctl, f"sqlite:{tmp_path / 's.db'}", "list")
+
+
+def test_the_html_view_has_a_keyed_state_table(meshctl, tmp_path, mesh):
+    path = mesh(_service(state='{key: "{{ data.player }}", ttl: 2h, max_bytes: 512, '
+                              'schema: {required: [n], properties: {n: {type: integer}}}}'))
+    result = meshctl("render", path, "--format", "html", "-o", tmp_path / "view.html")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "view.html").read_text()
+    table = page[page.index("Keyed state <small>(1)</small>"):]
+    table = table[:table.index("</table>")]
+    assert ("<td>service scorer</td><td>{{ data.player }}</td><td>120m</td><td>512 B</td><td>n*</td>"
+            in table), table

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from ..core.errors import Diagnostic, Location
 from ..language import model as m
-from .summary import actions_summary, retry_summary, window_summary
+from .summary import actions_summary, fmt_seconds, retry_summary, window_summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ def mesh_tables(mesh: m.Mesh) -> tuple[Table, ...]:
     """Every element kind of the mesh that has at least one element, one table each."""
     return (
         _event_types(mesh) + _routes(mesh) + _services(mesh) + _orchestrations(mesh)
-        + _streams(mesh) + _policies(mesh)
+        + _streams(mesh) + _keyed_state(mesh) + _policies(mesh)
     )
 
 
@@ -236,6 +236,27 @@ def _streams(mesh: m.Mesh) -> tuple[Table, ...]:
             )
         )
     return _table("Streams", ("stream", "from", "window", "key", "aggregates", "emits", "late events"), rows)
+
+
+def _keyed_state(mesh: m.Mesh) -> tuple[Table, ...]:
+    """The `state:` of services and orchestrations: what a handler's `context.state` is keyed by."""
+    owners = [("service", s.name, s.state) for s in mesh.services.values() if s.state is not None]
+    owners += [("orchestration", o.name, o.state)
+               for o in mesh.orchestrations.values() if o.state is not None]
+    rows = [
+        Row(
+            (
+                f"{kind} {name}",
+                spec.key.text,
+                fmt_seconds(spec.ttl) if spec.ttl is not None else "for ever",
+                f"{spec.max_bytes:,} B",
+                schema_fields(spec.schema),
+            ),
+            location(spec.loc, mesh.root),
+        )
+        for kind, name, spec in owners
+    ]
+    return _table("Keyed state", ("owner", "key", "ttl", "max size", "schema fields (* required)"), rows)
 
 
 def _policies(mesh: m.Mesh) -> tuple[Table, ...]:

@@ -21,7 +21,7 @@ Nothing in the test suite asserts a time. The file is written by the benchmark i
 
 ```sh
 pip install -e '.[bench]'        # meshctl plus the peers: moto[events,stepfunctions]==5.2.5, bytewax==0.21.1
-python -m bench                  # all eight workloads, ~9-12 minutes on 2 cores; writes this file
+python -m bench                  # all nine workloads, ~10-13 minutes on 2 cores; writes this file
 python -m bench --quick          # smaller inputs, ~1-2 minutes; writes bench/results/quick.md, not this file
 python -m bench stream e2e       # some workloads only (prints; does not write this file)
 python -m bench.routing          # the routing workload alone, with its own columns
@@ -67,27 +67,35 @@ METHOD = """\
    `meshctl run --store sqlite:PATH` without `--trace`), by `WindowOperator` alone, by bytewax 0.21.1
    (`TestingSource` in batches of 1,000, `count_window`, `EventClock`, `TumblingWindower`, one
    worker) and by a dict count; every window set must be identical (same digest).
-4. **e2e** (`bench/e2e.py`): `engine.commands.runs.run_mesh` (what `meshctl run` calls) on
+4. **state** (`bench/state.py`): a running count and sum per key (keyed state, `context.state`),
+   1,000 keys, 300,000 events, each giving its key's running figures: a `Service` with
+   `state: {key: "{{ data.k }}"}` whose Python handler updates `context.state` and emits them,
+   by the `Runtime` in memory and on SQLite (a checkpoint every 1,000 inputs, no trace journal),
+   by bytewax 0.21.1 (`key_on` → `stateful_map`, one worker, no recovery) and by a dict loop;
+   the sorted outputs and the final state per key (read back from the store for meshctl) must be
+   identical (same digest). No target: the peer keeps no durable state and does no per-event
+   delivery, so the ratio is the price of both, not a like-for-like race.
+5. **e2e** (`bench/e2e.py`): `engine.commands.runs.run_mesh` (what `meshctl run` calls) on
    `workflows/arena` with 100,000 generated input events in a JSON Lines file (a third
    `match.requested`, two thirds `match.finished`: route + transform + subscriptions + Python
    handler + stream + emits, every event schema-checked), in memory and with
    `--store sqlite:PATH`, against `json.dumps(json.loads(line))` over the same file. The
    CLI's wall time (start-up and validation included) is measured once.
-5. **validate** (`bench/validate.py`): `engine.analysis.validate.check_mesh` on generated meshes of
+6. **validate** (`bench/validate.py`): `engine.analysis.validate.check_mesh` on generated meshes of
    1,000 and 10,000 routes + subscriptions (N/10 event types with schemas, patterns,
    templates, 2 % of elements closing cycles, half of them declared bounded).
-6. **memory** (`bench/memory.py`): peak RSS (`ru_maxrss` of the child) of
+7. **memory** (`bench/memory.py`): peak RSS (`ru_maxrss` of the child) of
    `python -m cli run MESH --events FILE`, read line by line from the file: `workflows/arena`
    on 100,000 and 1,000,000 generated events, and `workflows/orders` (an orchestration run
    per input) on 10,000, 100,000 and 1,000,000 generated orders (`bench/orders.py`). Each size
    must stay within 1.5× the size ten times smaller.
-7. **pauses** (`bench/pauses.py`): `python -m cli run workflows/orders --output O --dlq-out D
+8. **pauses** (`bench/pauses.py`): `python -m cli run workflows/orders --output O --dlq-out D
    --format json` on 20,000 generated orders (`bench/orders.py`), once undisturbed and once
    while the benchmark stops the child with SIGSTOP for 0.8 s at 15 seeded random moments of
    its running time (SIGCONT after each): what a descheduling or a long garbage collection
    does to a process. The check is whether output, dead letters and summary are byte for byte
    the same; in memory and with `--store sqlite:PATH`.
-8. **startup** (`bench/startup.py`): the wall time of `meshctl --help` in a child process
+9. **startup** (`bench/startup.py`): the wall time of `meshctl --help` in a child process
    (the installed script), best of 7, against `python -c pass` (the interpreter's own
    start-up); and `import engine.storage` in a child, which must load none of networkx, jinja2
    and jsonschema (stage 10 made the command line and the low layers import lazily).

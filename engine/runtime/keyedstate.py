@@ -51,17 +51,42 @@ def split_store_key(stored: str) -> tuple[str, str]:
     return f"{kind}:{name}", key
 
 
-def canonical(value: Any) -> str:
-    """The compact JSON that the size limit counts and the commit check compares."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False)
+# The compact JSON that the size limit counts and the commit check compares. One encoder for
+# every value: json.dumps with arguments builds a new one per call.
+canonical: Callable[[Any], str] = json.JSONEncoder(
+    separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
+).encode
 
 
-def live_value(record: dict | None, now: float) -> dict:
-    """The value a stored record holds at clock time *now* ({} when absent or expired)."""
-    if record is None:
-        return {}
-    expires = record.get("expires")
-    return {} if expires is not None and expires <= now else record["value"]
+class Texts:
+    """The canonical JSON of the records a store holds now, as last seen or written, so a value
+    is encoded once per write rather than at every read and check. A record is never changed
+    in place (a write replaces it), so the text of the same record object is still right; a
+    store that reads a fresh object (Redis, each unit of work) is simply encoded again."""
+
+    LIMIT = 4096  # keys remembered; past it the memory is dropped and refilled
+
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[Any, str]] = {}
+
+    def of(self, stored: str, record: dict | None, now: float) -> str:
+        """The canonical JSON of what *record* (the store's record at *stored*) holds at *now*."""
+        if record is None:
+            return "{}"
+        expires = record.get("expires")
+        if expires is not None and expires <= now:
+            return "{}"
+        seen = self._texts.get(stored)
+        if seen is not None and seen[0] is record:
+            return seen[1]
+        text = canonical(record["value"])
+        self.remember(stored, record, text)
+        return text
+
+    def remember(self, stored: str, record: dict, text: str) -> None:
+        if len(self._texts) >= self.LIMIT:
+            self._texts.clear()
+        self._texts[stored] = (record, text)
 
 
 @dataclass(slots=True)
@@ -78,8 +103,8 @@ class StateSlot:
 class KeyedState:
     """The state of one owner: opens a slot for each attempt, and checks a write at commit."""
 
-    def __init__(self, owner: str, spec: m.StateSpec, store: Store, fast: bool = True):
-        self.owner, self.spec, self.store = owner, spec, store
+    def __init__(self, owner: str, spec: m.StateSpec, store: Store, texts: Texts, fast: bool = True):
+        self.owner, self.spec, self.store, self.texts = owner, spec, store, texts
         self.key = compile_string(spec.key, fast)
         schema = m.thaw(spec.schema) if spec.schema is not None else None
         self._valid: Callable[[Any], bool] | None = None
@@ -96,8 +121,7 @@ class KeyedState:
             raise ActionFailed("StateKeyEmpty", f"the state key of {self.owner} rendered empty "
                                f"({self.spec.key.text!r})", retryable=False)
         stored = store_key(self.owner, key)
-        value = live_value(self.store.get_state(stored), now)
-        read = canonical(value)
+        read = self.texts.of(stored, self.store.get_state(stored), now)
         attempt.state = StateSlot(self.owner, key, stored, read, json.loads(read))
         attempt.context["state"] = attempt.state.value  # templates after a handler read it too
 
@@ -137,24 +161,27 @@ class KeyedStates:
 
     def __init__(self, mesh: m.Mesh, store: Store, fast: bool = True):
         self.store = store
+        self.texts = Texts()
         specs = owners(mesh)
-        self.of = {owner: KeyedState(owner, spec, store, fast) for owner, spec in specs.items()}
+        self.of = {owner: KeyedState(owner, spec, store, self.texts, fast) for owner, spec in specs.items()}
         self.ttl = {owner: spec.ttl for owner, spec in specs.items() if spec.ttl is not None}
         self._expiring: list[tuple[float, str]] | None = None  # (expires, store key), built on first use
 
     def apply(self, write: dict, now: float) -> bool:
         """Commit one attempt's write; False (nothing written) if the key changed since it was read."""
         stored = write["key"]
-        if canonical(live_value(self.store.get_state(stored), now)) != write["read"]:
+        if self.texts.of(stored, self.store.get_state(stored), now) != write["read"]:
             return False
         if write["value"] is not None:
             value = json.loads(write["value"])
             if not value:
                 self.store.delete_state(stored)
             else:
-                ttl = self.ttl.get(split_store_key(stored)[0])
+                ttl = self.ttl.get(split_store_key(stored)[0]) if self.ttl else None
                 expires = None if ttl is None else now + ttl
-                self.store.put_state(stored, {"value": value, "updated": now, "expires": expires})
+                record = {"value": value, "updated": now, "expires": expires}
+                self.store.put_state(stored, record)
+                self.texts.remember(stored, record, write["value"])
                 if expires is not None and math.isfinite(expires):
                     heapq.heappush(self._expiring_keys(), (expires, stored))
         if self.ttl:

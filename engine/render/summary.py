@@ -54,5 +54,8 @@ def fmt_seconds(value: float) -> str:
 def window_summary(window: m.Window) -> str:
     if window.kind == "session":
         return f"session window, gap {fmt_seconds(window.gap or 0)}"
+    if window.kind == "count":
+        timeout = f", timeout {fmt_seconds(window.timeout)}" if window.timeout is not None else ""
+        return f"count window {window.count}{timeout}"
     text = f"{window.kind} window {fmt_seconds(window.size or 0)}"
     return text + (f" every {fmt_seconds(window.every)}" if window.every else "")

@@ -1,6 +1,8 @@
 """The public API: formats, golden Mermaid/DOT output, the two views and their errors."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.core.errors import MeshError, UsageError
@@ -142,3 +144,10 @@ def test_mermaid_escape(text, expected):
 ])
 def test_dot_escape(text, expected):
     assert dot_escape(text) == expected
+
+
+def test_a_count_window_is_labelled_with_its_count_and_timeout(meshctl):
+    arena = Path(__file__).resolve().parents[2] / "workflows" / "arena"
+    drawn = meshctl("render", arena, "--format", "mermaid").output
+    assert '"lobby<br/>count window 4, timeout 2m"' in drawn
+    assert "count window 0s" not in drawn

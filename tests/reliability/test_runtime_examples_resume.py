@@ -9,7 +9,8 @@ state in its module (the orchestrated arena's ratings did, in a dict) fails it: 
 process starts with that state empty. What a subscription's handler returns is not kept
 anywhere, so state lost there shows in no output; `handler-module-state` of validate is what
 catches it. The input comes from the benchmarks' generators where there is one (bench/e2e.py
-for the arena, bench/orders.py for orders); the orchestrated arena's own events are repeated
+for the arena, bench/orders.py for orders, bench/matchmaking.py for matchmaking); the
+orchestrated arena's own events are repeated
 with fresh ids, match ids and times.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 from runtime_harness import meshctl, output_texts, outputs, run_with_sigkills, write_events
 
-from bench import e2e, orders
+from bench import e2e, matchmaking, orders
 from engine.commands.runs import list_runs
 from engine.core.eventtime import format as iso
 from engine.core.eventtime import parse as parse_time
@@ -56,6 +57,7 @@ INPUTS = {
     "arena": lambda tmp, n: _generated(e2e, tmp / "gen.jsonl", n),
     "orders": lambda tmp, n: _generated(orders, tmp / "gen.jsonl", n),
     "arena-orchestrated": lambda tmp, n: _repeated("arena-orchestrated", n),
+    "matchmaking": lambda tmp, n: _generated(matchmaking, tmp / "gen.jsonl", n),
 }
 
 

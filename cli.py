@@ -1067,8 +1067,8 @@ def state() -> None:
     \b
     Examples:
       meshctl state list --store sqlite:mm.db
-      meshctl state show --store sqlite:mm.db matchmaker ranked/eu
-      meshctl state delete --store sqlite:mm.db matchmaker ranked/eu
+      meshctl state show --store sqlite:mm.db matchmaker eu/ranked
+      meshctl state delete --store sqlite:mm.db matchmaker eu/ranked
     """
 
 
@@ -1087,7 +1087,7 @@ def state_list(store, owner, prefix, fmt) -> None:
     \b
     Examples:
       meshctl state list --store sqlite:mm.db
-      meshctl state list --store sqlite:mm.db --owner matchmaker --prefix ranked/
+      meshctl state list --store sqlite:mm.db --owner matchmaker --prefix eu/
       meshctl state list --store redis://localhost:6379/0 --format json
     """
     from engine.commands.keyedstate import list_state
@@ -1112,8 +1112,8 @@ def state_show(store, owner, key) -> None:
 
     \b
     Examples:
-      meshctl state show --store sqlite:mm.db matchmaker ranked/eu
-      meshctl state show --store sqlite:mm.db service:matchmaker ranked/eu
+      meshctl state show --store sqlite:mm.db matchmaker eu/ranked
+      meshctl state show --store sqlite:mm.db service:matchmaker eu/ranked
     """
     from engine.commands.keyedstate import show_state
 
@@ -1133,7 +1133,7 @@ def state_delete(store, owner, key) -> None:
 
     \b
     Examples:
-      meshctl state delete --store sqlite:mm.db matchmaker ranked/eu
+      meshctl state delete --store sqlite:mm.db matchmaker eu/ranked
     """
     from engine.commands.keyedstate import delete_state
 

@@ -5,10 +5,10 @@ carries an `Idempotency-Key` that a retried attempt repeats."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from localhttp import serving, url_of
 
 
 class _Service(BaseHTTPRequestHandler):
@@ -42,12 +42,8 @@ class _Service(BaseHTTPRequestHandler):
 @pytest.fixture
 def service():
     _Service.script, _Service.seen = {}, []
-    server = HTTPServer(("127.0.0.1", 0), _Service)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", _Service
-    server.shutdown()
-    server.server_close()
+    with serving(_Service) as server:
+        yield url_of(server), _Service
 
 
 TYPES = """

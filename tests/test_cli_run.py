@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from localhttp import serving
 
 REPO = Path(__file__).resolve().parent.parent
 ARENA = REPO / "workflows" / "arena"
@@ -171,11 +171,8 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_sink():
     _Recorder.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, _Recorder
-    server.shutdown()
+    with serving(_Recorder) as server:
+        yield server, _Recorder
 
 
 @pytest.mark.parametrize(("status", "dead"), [(200, 0), (503, 1), (400, 1)])

@@ -5,11 +5,11 @@ messages, diagrams. `validate` refuses `secrets` anywhere else."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from localhttp import serving, url_of
 
 TOKEN = "tok-9f8e7d6c5b4a-SECRET"
 SIG = "p@ss w/rd+1"  # sent URL-encoded: the encoded form must not show either
@@ -44,12 +44,8 @@ class _Echo(BaseHTTPRequestHandler):
 @pytest.fixture
 def echo():
     _Echo.seen = []
-    server = HTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", _Echo
-    server.shutdown()
-    server.server_close()
+    with serving(_Echo) as server:
+        yield url_of(server), _Echo
 
 
 @pytest.fixture

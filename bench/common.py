@@ -173,3 +173,26 @@ def run_cli(args: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
         wall = time.perf_counter() - started
         peak = int(Path(rss).read_text()) if os.path.exists(rss) else 0
     return wall, peak, proc
+
+
+def run_durably(mesh, events: list[dict], path: str, every: int = 1000) -> list[dict]:
+    """Feed *events* as ``meshctl run --store sqlite:PATH`` without ``--trace`` does
+    (engine.commands.runs.run_mesh: no trace journal, a commit every *every* inputs); the
+    events it emitted, read back from the store."""
+    from engine.runtime.interpreter import Runtime
+    from engine.runtime.trace import Trace
+    from engine.storage import open_store
+
+    store = open_store(f"sqlite:{path}")
+    try:
+        runtime = Runtime(mesh, store=store, trace=Trace())
+        runtime.notes["journal_trace"] = False
+        for item in events:
+            runtime.feed(item)
+            if runtime.fed % every == 0:
+                store.commit(runtime.snapshot())
+        runtime.finish()
+        store.commit(runtime.snapshot())
+        return list(store.records("emitted"))
+    finally:
+        store.close()

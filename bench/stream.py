@@ -29,7 +29,7 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .common import Row, fmt_rate, log, timed
+from .common import Row, fmt_rate, log, run_durably, timed
 
 BASE = 1_767_225_600  # 2026-01-01T00:00:00Z
 KEYS = 1000
@@ -103,27 +103,8 @@ def run_memory(mesh, events: list[dict]) -> set:
 
 
 def run_sqlite(mesh, events: list[dict], path: str, every: int = 1000) -> set:
-    """As ``meshctl run --store sqlite:PATH`` without ``--trace`` feeds a durable run
-    (engine.commands.runs.run_mesh: no trace journal, a commit every 1,000 inputs)."""
-    from engine.runtime.interpreter import Runtime
-    from engine.runtime.trace import Trace
-    from engine.storage import open_store
-
-    store = open_store(f"sqlite:{path}")
-    try:
-        runtime = Runtime(mesh, store=store, trace=Trace())
-        runtime.notes["journal_trace"] = False
-        for item in events:
-            runtime.feed(item)
-            if runtime.fed % every == 0:
-                store.commit(runtime.snapshot())
-        runtime.finish()
-        store.commit(runtime.snapshot())
-        emitted = list(store.records("emitted"))
-    finally:
-        close = getattr(store, "close", None)
-        if close:
-            close()
+    """As ``meshctl run --store sqlite:PATH`` without ``--trace`` (bench.common.run_durably)."""
+    emitted = run_durably(mesh, events, path, every)
     return {(e["data"]["key"], _epoch(e["data"]["start"]), e["data"]["n"]) for e in emitted}
 
 

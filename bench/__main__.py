@@ -1,7 +1,7 @@
 """``python -m bench [WORKLOAD...] [--quick]``: the benchmark suite against peers, in one run.
 
-Workloads: routing, orchestration, stream, state, e2e, validate, memory, pauses, startup (default:
-all, ~10-13 minutes on 2 cores; ``--quick`` ~1-2 minutes with smaller inputs). Prints one table of
+Workloads: routing, orchestration, stream, state, e2e, validate, memory, pauses, startup, scale
+(default: all, ~10-13 minutes on 2 cores; ``--quick`` ~1-2 minutes with smaller inputs). Prints one table of
 figures and ratios. A full run of all workloads also saves its rows to ``bench/results/latest.json``
 (the previous file becomes ``previous.json``) and writes ``docs/performance.md`` with this run and
 the one before it. A quick run of all workloads saves ``bench/results/quick.json`` and writes
@@ -23,7 +23,8 @@ import time
 
 from .common import REPO, Row, log, machine, table
 
-WORKLOADS = ("routing", "orchestration", "stream", "state", "e2e", "validate", "memory", "pauses", "startup")
+WORKLOADS = ("routing", "orchestration", "stream", "state", "e2e", "validate", "memory", "pauses", "startup",
+             "scale")
 RESULTS = REPO / "bench" / "results"
 
 

@@ -1,0 +1,181 @@
+"""What one event costs a deployment, and what that predicts for many workers and Redis nodes.
+
+    python -m bench.scalecost --events 5000 [--rtt-ms 0.25] [--json]
+
+Publishes generated game events (workflows/arena, no faults) into a fresh Redis prefix and
+drains them with one worker *in this process*, reading off:
+
+- the worker's CPU per input event (``time.process_time``);
+- Redis's CPU per input event (``INFO cpu``: main-thread user + system time of the server);
+- Redis commands per input event (``INFO commandstats``: calls, the commands a Lua script
+  runs included) and the round trips the worker made per input event (requests written to
+  its connections: a pipeline or a script is one).
+
+From these, :func:`predict` models the drain rate of N workers on M Redis primaries: each
+worker is one process on a core of its own, busy for its CPU plus one network round trip
+per request; each primary is one thread, busy for its share of Redis's CPU. The model is
+checked against what this machine can measure: 1 and 2 worker processes, on the same two
+cores as Redis and the publisher (:func:`predict_here`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .common import REPO
+from .e2e import generate
+
+ARENA = REPO / "workflows" / "arena"
+REDIS = os.environ.get("MESHCTL_TEST_REDIS", "redis://127.0.0.1:6379/0")
+WORKERS = (1, 2, 8, 32, 128)
+PRIMARIES = (1, 3, 6)
+
+
+@dataclass
+class Cost:
+    """Per input event, measured on one worker."""
+
+    events: int
+    seconds: float  # wall time of the drain
+    worker_cpu_us: float
+    redis_cpu_us: float
+    commands: float  # Redis commands run (scripts' inner commands included)
+    round_trips: float  # requests the worker sent (a pipeline or a script is one)
+    loopback_rtt_us: float  # one PING round trip on this machine
+
+
+class _RoundTrips:
+    """Counts the requests written by every redis-py connection while installed."""
+
+    def __init__(self):
+        from redis.connection import Connection
+
+        self.count, self._cls = 0, Connection
+        self._original = Connection.send_packed_command
+
+    def __enter__(self):
+        original, counter = self._original, self
+
+        def counted(conn, command, check_health=True):
+            counter.count += 1
+            return original(conn, command, check_health)
+
+        self._cls.send_packed_command = counted
+        return self
+
+    def __exit__(self, *exc):
+        self._cls.send_packed_command = self._original
+
+
+def _redis_cpu(client) -> float:
+    info = client.info("cpu")
+    user = info.get("used_cpu_user_main_thread", info["used_cpu_user"])
+    system = info.get("used_cpu_sys_main_thread", info["used_cpu_sys"])
+    return float(user) + float(system)
+
+
+def _commands(client) -> int:
+    stats = client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_ping"))
+
+
+def _rtt_us(client, n: int = 2000) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        client.ping()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def measure(events: int, workdir: Path) -> Cost:
+    """Publish *events* arena events, then drain them with one in-process worker."""
+    from engine.cluster.worker import Worker, WorkerOptions
+    from engine.language.loader import load_mesh
+    from engine.storage import open_broker
+
+    from .scaleout import publish
+
+    path = workdir / "events.jsonl"
+    generate(str(path), events, seed=11, players=200)
+    url = f"{REDIS}?prefix=scalecost-{uuid.uuid4().hex[:10]}"
+    publish(path, url)
+    broker = open_broker(url)
+    client = broker.store.client
+    try:
+        mesh, _ = load_mesh(str(ARENA))
+        worker = Worker(mesh, broker, WorkerOptions(name="cost", http="simulate", exit_when_idle=True))
+        rtt = _rtt_us(client)
+        cpu0, commands0 = _redis_cpu(client), _commands(client)
+        wall0, proc0 = time.perf_counter(), time.process_time()
+        with _RoundTrips() as trips:
+            worker.run()
+        wall, proc = time.perf_counter() - wall0, time.process_time() - proc0
+        redis_cpu, commands = _redis_cpu(client) - cpu0, _commands(client) - commands0
+        return Cost(events, wall, proc / events * 1e6, redis_cpu / events * 1e6,
+                    commands / events, trips.count / events, rtt)
+    finally:
+        keys = list(client.scan_iter(match=f"{broker.store.prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i:i + 500])
+        broker.close()
+
+
+def predict(cost: Cost, workers: int, primaries: int, rtt_us: float, scaling: float = 0.9) -> dict:
+    """Events per second of *workers* processes (a core each) on *primaries* Redis primaries.
+
+    A worker handles one event per ``worker CPU + round trips × RTT``; a primary one per
+    ``Redis CPU`` (one thread), and *primaries* of them share the work with *scaling*
+    efficiency each beyond the first (keys spread over slots unevenly; cross-slot hand-offs).
+    The smaller of the two bounds is the prediction, and the bound that sets it is named.
+    """
+    per_worker = 1e6 / (cost.worker_cpu_us + cost.round_trips * rtt_us)
+    redis = 1e6 / cost.redis_cpu_us * (1 + (primaries - 1) * scaling)
+    rate = min(workers * per_worker, redis)
+    return {"workers": workers, "primaries": primaries, "events_per_s": round(rate),
+            "bound": "workers" if workers * per_worker <= redis else "redis"}
+
+
+def predict_here(cost: Cost, workers: int, cores: int = 2) -> dict:
+    """This machine: workers, Redis and nothing else share *cores*; round trips are loopback
+    ones and cost the worker its wait. A rate needs ``worker CPU + Redis CPU`` of core time
+    per event in all, and no worker goes faster than alone."""
+    alone = 1e6 / (cost.worker_cpu_us + cost.round_trips * cost.loopback_rtt_us)
+    cores_bound = cores * 1e6 / (cost.worker_cpu_us + cost.redis_cpu_us)
+    redis_bound = 1e6 / cost.redis_cpu_us
+    return {"workers": workers, "events_per_s": round(min(workers * alone, cores_bound, redis_bound))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--rtt-ms", type=float, default=0.25,
+                        help="network round trip between a worker and Redis in the model (default 0.25)")
+    parser.add_argument("--json", action="store_true", help="one JSON document instead of the text")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        cost = measure(args.events, Path(tmp))
+    model = [predict(cost, w, p, args.rtt_ms * 1000) for p in PRIMARIES for w in WORKERS]
+    here = [predict_here(cost, w) for w in (1, 2)]
+    if args.json:
+        print(json.dumps({"cost": asdict(cost), "rtt_ms": args.rtt_ms, "model": model, "here": here}))
+        return
+    print(f"per input event, 1 worker, {cost.events} events in {cost.seconds:.1f} s:")
+    print(f"  worker CPU {cost.worker_cpu_us:,.0f} µs, Redis CPU {cost.redis_cpu_us:,.0f} µs, "
+          f"{cost.commands:.1f} Redis commands, {cost.round_trips:.1f} round trips "
+          f"(loopback RTT {cost.loopback_rtt_us:.0f} µs)")
+    print(f"model at RTT {args.rtt_ms} ms (events/s):")
+    for p in PRIMARIES:
+        row = [m for m in model if m["primaries"] == p]
+        print(f"  {p} primar{'y' if p == 1 else 'ies'}: " + ", ".join(
+            f"{m['workers']} workers {m['events_per_s']:,} ({m['bound']})" for m in row))
+    print("this machine (2 cores shared): " + ", ".join(
+        f"{h['workers']} worker(s) {h['events_per_s']:,}" for h in here))
+
+
+if __name__ == "__main__":
+    main()

@@ -21,7 +21,7 @@ Nothing in the test suite asserts a time. The file is written by the benchmark i
 
 ```sh
 pip install -e '.[bench]'        # meshctl plus the peers: moto[events,stepfunctions]==5.2.5, bytewax==0.21.1
-python -m bench                  # all nine workloads, ~10-13 minutes on 2 cores; writes this file
+python -m bench                  # all ten workloads, ~10-13 minutes on 2 cores; writes this file
 python -m bench --quick          # smaller inputs, ~1-2 minutes; writes bench/results/quick.md, not this file
 python -m bench stream e2e       # some workloads only (prints; does not write this file)
 python -m bench.routing          # the routing workload alone, with its own columns
@@ -99,6 +99,15 @@ METHOD = """\
    (the installed script), best of 7, against `python -c pass` (the interpreter's own
    start-up); and `import engine.storage` in a child, which must load none of networkx, jinja2
    and jsonschema (stage 10 made the command line and the low layers import lazily).
+10. **scale** (`bench/scale.py`, `bench/scalecost.py`): what one input event of
+   `workflows/arena` (10,000 generated, no faults) costs a deployment on Redis: the worker's
+   CPU (one worker in the benchmark's process, `time.process_time`), Redis's (`INFO cpu`,
+   main thread), Redis commands (`INFO commandstats`, a script's inner commands included) and
+   the requests the worker sent (a pipeline or a script is one). Then 1 and 2 `meshctl worker`
+   processes drain the same input (`bench/scaleout.py`, results checked against a
+   single-process run) and are compared with the model of [scale-out.md](scale-out.md), which
+   is given the measured start-up of a worker on an empty deployment; last, the model's rates
+   for 8, 32 and 128 workers on 1, 3 and 6 primaries at a 0.25 ms round trip.
 """
 
 PEERS = """\

@@ -246,7 +246,7 @@ top_schemas = st.sampled_from([0, 0, 0, 1, 2]).flatmap(
 def test_agrees_with_jsonschema_on_random_schemas():
     verdicts: Counter = Counter()
 
-    @settings(max_examples=600, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(top_schemas, st.randoms(use_true_random=False))
     def run(schema, rng):
@@ -259,7 +259,7 @@ def test_agrees_with_jsonschema_on_random_schemas():
             verdicts[expected] += 1
 
     run()
-    assert verdicts[True] > 2500 and verdicts[False] > 2500, verdicts
+    assert verdicts[True] > 1200 and verdicts[False] > 1200, verdicts
 
 
 # --- chosen cases --------------------------------------------------------------------------

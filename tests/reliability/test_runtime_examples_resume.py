@@ -30,7 +30,7 @@ from engine.core.eventtime import parse as parse_time
 pytestmark = pytest.mark.slow
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-EVENTS, KILLS = 3000, 3
+EVENTS, KILLS = 1500, 3
 
 
 def _repeated(example: str, n: int) -> list[dict]:

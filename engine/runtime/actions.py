@@ -56,7 +56,8 @@ class Attempt:
     now: float
     context: dict  # the template context: data, event, vars, ...
     declared: frozenset[str] | None  # types it may emit (None: any)
-    outbox: list[tuple[str, Any, str | None, str | None]] = field(default_factory=list)
+    # (type, data, subject, source[, event time])
+    outbox: list[tuple] = field(default_factory=list)
     # route -> (type, data, subject, service)
     direct: list[tuple[str, Any, str | None, str]] = field(default_factory=list)
     dead: list[tuple[str, str, Any, str]] = field(default_factory=list)  # (queue, reason, event, detail)
@@ -68,17 +69,22 @@ class Attempt:
     where: Any = None  # location of the action running now, for error messages
     state: Any = None  # the keyed state slot of its owner (engine.runtime.keyedstate), if it declares state
     state_write: dict | None = None  # what it read and writes of that state, checked when it commits
+    at: float = 0.0  # the event time it starts at (engine.runtime.events.derived_time); `sleep` adds to it
 
     @property
     def vars(self) -> dict:
         return self.context.setdefault("vars", {})
 
     def emit(
-        self, type_: str, data: Any = None, subject: str | None = None, source: str | None = None
+        self, type_: str, data: Any = None, subject: str | None = None, source: str | None = None,
+        time: float | None = None,
     ) -> None:
+        """Put an event in the outbox; its event time is *time* if given (a window's end), else
+        the attempt's end (:func:`~engine.runtime.events.derived_time`)."""
         if self.declared is not None and type_ not in self.declared:
             raise UndeclaredEmit(type_, self.consumer, self.where)
-        self.outbox.append((type_, data, subject, source))
+        entry = (type_, data, subject, source)
+        self.outbox.append(entry if time is None else (*entry, time))
 
     def outcome(self, error: Exception | None) -> dict:
         """Everything the attempt produced, as plain data: it may wait in the (durable) schedule."""

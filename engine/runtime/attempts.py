@@ -20,7 +20,7 @@ from ..language import model as m
 from ..language.templates import RenderError, compile_string, compile_value
 from .actions import ActionFailed, Attempt, Request, compile_actions, error_data, idempotency_key, run_actions
 from .consumers import Consumer
-from .events import derive
+from .events import derive, derived_time
 from .guards import Guards
 from .orchestrator import Orchestrator
 from .ports import Fault, Handler, Pipeline
@@ -80,7 +80,8 @@ class Attempts:
         and commit what it produced, now or after the time it took."""
         event, number = d["event"], d["number"]
         context = {"data": event.get("data"), "event": event, "vars": {}, "attempt": number}
-        attempt = Attempt(consumer.id, event, number, now, context, consumer.declared)
+        attempt = Attempt(consumer.id, event, number, now, context, consumer.declared,
+                          at=derived_time(event, d.get("after", 0.0), d["first"]))
         error: Exception | None = None
         try:
             if self.faults:
@@ -157,8 +158,8 @@ class Attempts:
                 if kind == "service":
                     attempt.direct.append((type_, out_data, out_subject, value))
                 else:
-                    preview = derive(event, f"route:{route.name}", 0, type_, out_data, attempt.now,
-                                     out_subject)
+                    preview = derive(event, f"route:{route.name}", 0, type_, out_data,
+                                     attempt.at + attempt.elapsed, out_subject)
                     url, shown, _ = value.render(ctx)
                     attempt.calls.append(shown)
                     key = idempotency_key(event, attempt.consumer, position)

@@ -13,12 +13,11 @@ from types import SimpleNamespace
 from typing import Callable
 
 from ..core import eventtime
-from ..core.eventtime import parse_or_none as parse_time
 from ..core.identity import identity
 from ..language import model as m
 from . import retry as retry_delays
 from .actions import Attempt
-from .events import derive
+from .events import derive, derived_time
 from .guards import Guards
 from .ports import Pipeline
 
@@ -46,10 +45,12 @@ class Commits:
             self.trace.count("duplicates")
             self.guards.settle(d)
             return
+        # event time declared since the event's own: earlier attempts' backoff and this one's sleeps
+        after = d.get("after", 0.0) + outcome.elapsed
         if error is None:
-            self._succeeded(d, outcome, now)
+            self._succeeded(d, outcome, now, derived_time(d["event"], after, d["first"]))
         else:
-            self._failed(d, error, now)
+            self._failed(d, error, now, after)
 
     def trace_outcome(self, event_id: str, consumer: str, outcome: dict, now: float) -> None:
         self._trace_logs(event_id, consumer, outcome["logs"], outcome["calls"], now)
@@ -60,7 +61,7 @@ class Commits:
         for target in calls:
             self.trace.record(now, "call", event=event_id, consumer=consumer, target=target)
 
-    def _succeeded(self, d: dict, outcome: Attempt | SimpleNamespace, now: float) -> None:
+    def _succeeded(self, d: dict, outcome: Attempt | SimpleNamespace, now: float, when: float) -> None:
         consumer, event, rt = self.by_id[d["consumer"]], d["event"], self.rt
         if outcome.state_write is not None and not rt.state.apply(outcome.state_write, now):
             # its state key changed since the attempt read it: the attempt runs again on the new value
@@ -75,10 +76,10 @@ class Commits:
         if self.trace.sink is not None:
             self.trace.record(now, "ok", event=event["id"], consumer=consumer.id, attempt=d["number"])
         if outcome.outbox:
-            self.publish_outbox(event, consumer.id, outcome.outbox, now)
+            self.publish_outbox(event, consumer.id, outcome.outbox, when)
         base = len(outcome.outbox)
         for offset, (type_, data, subject, service) in enumerate(outcome.direct):
-            direct = derive(event, consumer.id, base + offset, type_, data, now, subject)
+            direct = derive(event, consumer.id, base + offset, type_, data, when, subject)
             rt.deliver_direct(direct, consumer.id, service)
         for queue, reason, dead_event, detail in outcome.dead:
             rt.dead_letter(consumer.id, dead_event, reason, reason, detail, queue=queue)
@@ -87,15 +88,16 @@ class Commits:
         if "order_key" in d:
             self.guards.settle(d)
 
-    def publish_outbox(self, parent: dict, producer: str, outbox: list, now: float,
+    def publish_outbox(self, parent: dict, producer: str, outbox: list, when: float,
                        element: str | None = None) -> None:
-        """Emit what a committed attempt put in its outbox; ids are stable across retries.
+        """Emit what a committed attempt put in its outbox at event time *when* (an entry may carry
+        its own: a window's end); ids are stable across retries.
 
         *element* is the consumer that owns *producer* (an orchestration owns its steps).
         """
-        for index, (type_, data, subject, src) in enumerate(outbox):
-            self.emit(derive(parent, producer, index, type_, data, now, subject, src, element),
-                      element or producer)
+        for index, (type_, data, subject, src, *time) in enumerate(outbox):
+            self.emit(derive(parent, producer, index, type_, data, time[0] if time else when, subject, src,
+                             element), element or producer)
 
     def emit(self, event: dict, producer: str) -> None:
         """Publish an event emitted inside the mesh (recorded, counted, then routed)."""
@@ -112,26 +114,32 @@ class Commits:
         if self.rt.on_emit is not None:
             self.rt.on_emit(event)
 
-    def _failed(self, d: dict, error: dict, now: float) -> None:
+    def _failed(self, d: dict, error: dict, now: float, after: float) -> None:
         consumer, event, rt = self.by_id[d["consumer"]], d["event"], self.rt
         self.guards.breaker_result(consumer, False, now)
         spec = consumer.policy.retry
-        reason = self.verdict(spec, error, d["number"], event, d["first"], now, consumer.id)
+        reason = self.verdict(spec, error, d["number"], event, after, now, consumer.id)
         if reason is None:
             delay = retry_delays.delay(spec, d["number"], self.seed, identity(event), consumer.id)
             self.trace.count("retries")
             self.trace.record(now, "retry", event=event["id"], consumer=consumer.id, attempt=d["number"],
                               delay=round(delay, 6), error=f"{error['type']}: {error['detail']}")
-            rt.scheduler.at(now + delay, "attempt", {**d, "number": d["number"] + 1, "reserved": False})
+            rt.scheduler.at(now + delay, "attempt",
+                            {**d, "number": d["number"] + 1, "reserved": False, "after": after + delay})
             return
         self.store.mark_done(identity(event), consumer.id, rt.clock.now())
         rt.dead_letter(consumer.id, event, reason, error["type"], error["detail"], attempts=d["number"],
                        first=d["first"], queue=consumer.policy.queue)
         self.guards.settle(d)
 
-    def verdict(self, spec: m.RetrySpec, error: dict, number: int, event: dict, first: float, now: float,
+    def verdict(self, spec: m.RetrySpec, error: dict, number: int, event: dict, age: float, now: float,
                 consumer: str) -> str | None:
-        """None to retry the failed attempt *number*; else the reason to dead-letter it."""
+        """None to retry the failed attempt *number*; else the reason to dead-letter it.
+
+        *age* is the event's age at the end of the attempt in event time: the backoff and sleeps
+        declared since the event's time (:func:`~engine.runtime.events.derived_time`), so
+        ``max_event_age`` expires the same retry in ``run`` and in a deployment, however long
+        the event waited in a queue."""
         if error["template"]:
             return "template-error"
         if not error["retryable"] or error["type"] in spec.non_retryable:
@@ -141,9 +149,7 @@ class Commits:
         delay = retry_delays.delay(spec, number, self.seed, identity(event), consumer)
         if not eventtime.writable(now + delay):
             return "expired"  # the retry would come after the last instant an event time can hold
-        if spec.max_event_age is not None:
-            born = parse_time(event.get("time"))
-            if now + delay - (born if born is not None else first) > spec.max_event_age:
-                return "expired"  # the retry would come after the event's age budget: stop now, not later
+        if spec.max_event_age is not None and age + delay > spec.max_event_age:
+            return "expired"  # the retry would come after the event's age budget: stop now, not later
         return None
 

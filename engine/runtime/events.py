@@ -72,6 +72,20 @@ def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: 
     return event
 
 
+def derived_time(cause: dict, after: float, arrival: float) -> float:
+    """The event time of an event caused by *cause*: the cause's ``time`` plus *after*, the
+    seconds the mesh declares between them (retry backoff, ``sleep``, the steps an
+    orchestration waited for). A cause without a time happened at *arrival* (the clock when it
+    was first attempted).
+
+    The one rule of derived event time (docs/streams.md, "Event time of derived events"): it
+    depends on the events and the mesh only, never on when or where the work was done, so a
+    deployment's workers stamp what ``meshctl run`` stamps.
+    """
+    born = eventtime.parse_or_none(cause.get("time"))
+    return (born if born is not None else arrival) + after
+
+
 ENGINE_OWNED = ("hopcount", "causationpath")  # extensions the loop guard reads: only the engine sets them
 
 

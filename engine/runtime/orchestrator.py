@@ -8,6 +8,14 @@ runs past it, in real time, with ``HandlerTimeout``. A step that still fails aft
 retries fails the run: no new step starts, steps in flight finish, then the completed steps
 are compensated one by one in reverse completion order (saga), and `on_failure` runs.
 
+Event time (docs/streams.md, "Event time of derived events"): a run starts at the event time
+its trigger's attempt ended; a step starts when the latest of its needs ended (the run's start
+for a step without needs), each attempt of it after the previous one's end plus its backoff,
+and ends after the time it took (`sleep`, capped by `timeout`); `concurrency` slots are not
+waited for. What a step emits is stamped with the end of its attempt; compensation starts
+when the last step ended, each one after the previous; `on_success`/`on_failure` run at the
+run's last end. So a run's events carry the same times whoever runs it and however fast.
+
 Run state is a JSON-serialisable dict kept in the store under ``run:<run id>``; a run id is
 ``<orchestration>:<event id>@<event source>`` (:func:`~engine.core.identity.run_id`), one run
 per triggering event, events being told apart by source and id.
@@ -25,6 +33,7 @@ from ..language.templates import RenderError, compile_condition, compile_string
 from . import retry as retry_delays
 from .actions import ActionFailed, Attempt, compile_actions, run_actions
 from .consumers import resolve_policy
+from .events import derived_time
 from .ports import Host
 from .retry import NO_RETRY
 
@@ -96,7 +105,7 @@ class Orchestrator:
     def effects(self) -> dict[str, Callable[[dict], None]]:
         return {
             "start-run": lambda p: self.start(
-                self.rt.mesh.orchestrations[p["orchestration"]], p["event"], p["run"]
+                self.rt.mesh.orchestrations[p["orchestration"]], p["event"], p["run"], p.get("at")
             )
         }
 
@@ -105,15 +114,17 @@ class Orchestrator:
         def trigger(attempt: Attempt) -> None:
             run_id = name_run(orch.name, attempt.event)
             attempt.output = {"run": run_id}
-            attempt.effects.append(
-                ("start-run", {"orchestration": orch.name, "event": attempt.event, "run": run_id})
-            )
+            attempt.effects.append(("start-run", {"orchestration": orch.name, "event": attempt.event,
+                                                  "run": run_id, "at": attempt.at + attempt.elapsed}))
 
         return trigger
 
-    def start(self, orch: m.Orchestration, event: dict, run_id: str) -> None:
+    def start(self, orch: m.Orchestration, event: dict, run_id: str, at: float | None = None) -> None:
+        """Start the run of *event*, at event time *at* (the end of its trigger's attempt)."""
         if self.rt.store.get_state(f"run:{run_id}") is not None:
             return  # this trigger already started its run
+        if at is None:
+            at = derived_time(event, 0.0, self.rt.clock.now())
         run = {
             "id": run_id,
             "orchestration": orch.name,
@@ -123,6 +134,9 @@ class Orchestrator:
             "steps": {s.id: {"status": "pending", "output": None} for s in orch.steps},
             "order": [],
             "in_flight": 0,
+            "born": derived_time(event, 0.0, at),  # the trigger's time: what max_event_age counts from
+            "at": at,  # event time the run started
+            "last": at,  # the latest event time a step or compensation of the run ended
             "error": None,
         }
         self._save(run)
@@ -204,6 +218,10 @@ class Orchestrator:
 
     def _begin(self, run: dict, cs: CompiledStep) -> None:
         state, now = run["steps"][cs.step.id], self.rt.clock.now()
+        # it starts when the latest of its needs ended (event time: not when a worker got to it)
+        begin = max([run.get("at", now)] + [run["steps"][n.name].get("end", now) for n in cs.step.needs
+                                            if n.name in run["steps"]])
+        state["begin"] = state["end"] = begin  # (a step that ends at once ends when it begins)
         # the context is only read by `when` and `foreach`: most steps have neither
         ctx = (
             self._context(run, steps=cs.reads_steps)
@@ -240,13 +258,15 @@ class Orchestrator:
             self._start_item(run, cs)
 
     def _start_item(self, run: dict, cs: CompiledStep) -> None:
-        index = run["steps"][cs.step.id]["pending"].pop(0)
+        state = run["steps"][cs.step.id]
+        index = state["pending"].pop(0)
         run["in_flight"] += 1
         now = self.rt.clock.now()
         self.rt.scheduler.at(
             now,
             "step-attempt",
-            {"run": run["id"], "step": cs.step.id, "index": index, "number": 1, "first": now},
+            {"run": run["id"], "step": cs.step.id, "index": index, "number": 1, "first": now,
+             "at": state.get("begin", now)},  # a `concurrency` slot is not waited for in event time
         )
 
     def _attempt(self, task: dict) -> None:
@@ -264,7 +284,8 @@ class Orchestrator:
         )
         ctx = self._context(run, run["steps"][cs.step.id]["items"][index], cs.reads_steps)
         ctx["attempt"] = number
-        attempt = Attempt(consumer, run["event"], number, now, ctx, cs.step.may_emit())
+        attempt = Attempt(consumer, run["event"], number, now, ctx, cs.step.may_emit(),
+                          at=task.get("at", now))
         error: Exception | None = None
         try:
             # one fault for all items
@@ -274,7 +295,7 @@ class Orchestrator:
             error = exc
         outcome, took = attempt.outcome(error), attempt.elapsed
         if cs.step.timeout is not None and took > cs.step.timeout:
-            took = cs.step.timeout
+            took = outcome["elapsed"] = cs.step.timeout
             outcome["error"] = {
                 "type": "StepTimeout",
                 "detail": f"step {cs.step.id!r} took longer than {cs.step.timeout:g}s",
@@ -288,14 +309,15 @@ class Orchestrator:
         cs, index = self._steps[run["orchestration"]][task["step"]], task["index"]
         consumer = self._consumer_id(run, cs, index)
         self.rt.trace_outcome(run["event"]["id"], consumer, outcome, now)
-        error = outcome["error"]
-        if error is not None and self._retry(run, cs, task, error, now, consumer):
+        error, end = outcome["error"], self._ended(run, task, outcome)
+        if error is not None and self._retry(run, cs, task, error, now, consumer, end):
             return
         if error is None and not self._state_committed(run, consumer, outcome.get("state_write"), now):
             self.rt.scheduler.at(now, "step-attempt", {k: v for k, v in task.items() if k != "outcome"})
             return
         run["in_flight"] -= 1
         state = run["steps"][cs.step.id]
+        state["end"] = max(state.get("end", end), end)  # a foreach step ends with its last item
         if error is not None:
             if state["status"] == "running":
                 state["status"] = "failed"
@@ -304,7 +326,7 @@ class Orchestrator:
             return
         run["vars"].update(outcome["vars"])
         self.rt.publish_outbox(
-            run["event"], consumer, outcome["outbox"], now, f"orchestration:{run['orchestration']}"
+            run["event"], consumer, outcome["outbox"], end, f"orchestration:{run['orchestration']}"
         )
         state["outputs"][index] = outcome["output"]
         state["done_items"] += 1
@@ -316,11 +338,13 @@ class Orchestrator:
             ended = (cs.step.id,)
         self._advance(run, ended)  # any other pending step was not ready before, and still is not
 
-    def _retry(self, run: dict, cs: CompiledStep, task: dict, error: dict, now: float, consumer: str) -> bool:
+    def _retry(self, run: dict, cs: CompiledStep, task: dict, error: dict, now: float, consumer: str,
+               end: float) -> bool:
         spec = cs.policy.retry
         if (
             run["status"] != "running"
-            or self.rt.verdict(spec, error, task["number"], run["event"], task["first"], now, consumer)
+            or self.rt.verdict(spec, error, task["number"], run["event"], end - run.get("born", end), now,
+                               consumer)
             is not None
         ):
             return False
@@ -338,7 +362,8 @@ class Orchestrator:
         self.rt.scheduler.at(
             now + delay,
             "step-attempt",
-            {k: v for k, v in task.items() if k != "outcome"} | {"number": task["number"] + 1},
+            {k: v for k, v in task.items() if k != "outcome"}
+            | {"number": task["number"] + 1, "at": end + delay},
         )
         return True
 
@@ -386,8 +411,9 @@ class Orchestrator:
                 continue
             self._save(run)
             now = self.rt.clock.now()
-            self.rt.scheduler.at(
-                now, "compensate", {"run": run["id"], "step": step_id, "number": 1, "first": now}
+            self.rt.scheduler.at(  # after the last step (or compensation) ended, in event time
+                now, "compensate",
+                {"run": run["id"], "step": step_id, "number": 1, "first": now, "at": run.get("last", now)}
             )
             return
         self._finish(run, success=False)
@@ -400,7 +426,8 @@ class Orchestrator:
             now, "compensate", run=run["id"], orchestration=run["orchestration"], step=cs.step.id
         )
         attempt = Attempt(
-            consumer, run["event"], number, now, {**self._context(run), "attempt": number}, cs.step.may_emit()
+            consumer, run["event"], number, now, {**self._context(run), "attempt": number},
+            cs.step.may_emit(), at=task.get("at", now),
         )
         error: Exception | None = None
         try:
@@ -416,19 +443,19 @@ class Orchestrator:
         cs, number = self._steps[run["orchestration"]][task["step"]], task["number"]
         consumer = f"{self._consumer_id(run, cs, None)}/compensate"
         self.rt.trace_outcome(run["event"]["id"], consumer, outcome, now)
-        error = outcome["error"]
+        error, end = outcome["error"], self._ended(run, task, outcome)
         if error is None and not self._state_committed(run, consumer, outcome.get("state_write"), now):
             self.rt.scheduler.at(now, "compensate", {k: v for k, v in task.items() if k != "outcome"})
             return
         if error is None:
             self.rt.publish_outbox(
-                run["event"], consumer, outcome["outbox"], now, f"orchestration:{run['orchestration']}"
+                run["event"], consumer, outcome["outbox"], end, f"orchestration:{run['orchestration']}"
             )
             run["compensated"].append(cs.step.id)
             run["steps"][cs.step.id]["status"] = "compensated"
         else:
             reason = self.rt.verdict(
-                cs.policy.retry, error, number, run["event"], task["first"], now, consumer
+                cs.policy.retry, error, number, run["event"], end - run.get("born", end), now, consumer
             )
             if reason is None:
                 delay = retry_delays.delay(
@@ -447,7 +474,8 @@ class Orchestrator:
                 self.rt.scheduler.at(
                     now + delay,
                     "compensate",
-                    {**{k: v for k, v in task.items() if k != "outcome"}, "number": number + 1},
+                    {**{k: v for k, v in task.items() if k != "outcome"}, "number": number + 1,
+                     "at": end + delay},
                 )
                 return
             self.rt.dead_letter(
@@ -466,6 +494,7 @@ class Orchestrator:
         on_success, on_failure = self._ends[run["orchestration"]]
         status = "completed" if success else ("compensated" if run.get("compensated") else "failed")
         now = self.rt.clock.now()
+        at = run.get("last", now)  # the run ends when its last step or compensation ended
         consumer = f"orchestration:{run['orchestration']}/{'on_success' if success else 'on_failure'}"
         attempt = Attempt(
             consumer,
@@ -474,6 +503,7 @@ class Orchestrator:
             now,
             {**self._context(run), "error": run.get("error")},
             self.rt.mesh.orchestrations[run["orchestration"]].end_may_emit(),
+            at=at,
         )
         try:
             self._with_state(run, attempt, on_success if success else on_failure)
@@ -500,7 +530,7 @@ class Orchestrator:
                 run["event"],
                 consumer,
                 [list(x) for x in attempt.outbox],
-                now,
+                at + attempt.elapsed,
                 f"orchestration:{run['orchestration']}",
             )
         run["status"] = status
@@ -538,6 +568,17 @@ class Orchestrator:
         self.rt.trace.record(now, "state-conflict", event=run["event"]["id"], consumer=consumer,
                              key=write["key"])
         return False
+
+    @staticmethod
+    def _ended(run: dict, task: dict, outcome: dict) -> float:
+        """The event time a step or compensation attempt ended (its start plus the time it took);
+        the run's last end moves up to it."""
+        start = task.get("at")
+        if start is None:  # a task scheduled before event times were kept: the run's last end
+            start = run.get("last", 0.0)
+        end = start + outcome["elapsed"]
+        run["last"] = max(run.get("last", end), end)
+        return end
 
     # --- redrive ---------------------------------------------------------------------------
     def redrive(self, run_id: str) -> dict:

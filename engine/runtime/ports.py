@@ -70,7 +70,9 @@ class Host(Protocol):
     A delivery ``d`` is a dict (it waits in the checkpointed schedule as data): ``event``,
     ``consumer`` (its id), ``number`` (the attempt, from 1), ``first`` (clock time of the
     first attempt), ``producer`` ("ingress" or the emitting consumer), ``replay`` (a redrive:
-    dedup does not apply) and, for an ordered consumer, ``order_key``.
+    dedup does not apply), ``after`` (from the second attempt on: the seconds of retry backoff
+    and ``sleep`` declared since the event's time, see :func:`~engine.runtime.events.derived_time`)
+    and, for an ordered consumer, ``order_key``.
     """
 
     mesh: m.Mesh
@@ -91,16 +93,18 @@ class Host(Protocol):
     def emit(self, event: dict, producer: str) -> None:
         """Publish an event emitted inside the mesh (recorded, counted, then routed)."""
 
-    def publish_outbox(self, parent: dict, producer: str, outbox: list, now: float,
+    def publish_outbox(self, parent: dict, producer: str, outbox: list, when: float,
                        element: str | None = None) -> None:
-        """Emit what a committed attempt put in its outbox; ids are stable across retries."""
+        """Emit what a committed attempt put in its outbox, at event time *when*; ids are stable
+        across retries."""
 
     def trace_outcome(self, event_id: str, consumer: str, outcome: dict, now: float) -> None:
         """Record the logs and calls of an attempt's outcome (kept as data)."""
 
-    def verdict(self, spec: m.RetrySpec, error: dict, number: int, event: dict, first: float, now: float,
+    def verdict(self, spec: m.RetrySpec, error: dict, number: int, event: dict, age: float, now: float,
                 consumer: str) -> str | None:
-        """None to retry the failed attempt *number*; else the reason to dead-letter it."""
+        """None to retry the failed attempt *number*; else the reason to dead-letter it. *age*: the
+        event time declared since the event's own, up to the end of the attempt."""
 
     def inject_fault(self, consumer_id: str, attempt: Attempt) -> None:
         """Raise the fault injected into *consumer_id*, if it applies to this attempt."""

@@ -45,7 +45,7 @@ class StreamRunner:
 
         if output.kind == "window":
             data = self._window_event_data(stream.name, output)
-            attempt.emit(stream.emit_type.name, data)
+            attempt.emit(stream.emit_type.name, data, time=output.end)  # a window's result: at its end
             attempt.effects.append(
                 (
                     "window-closed",
@@ -120,7 +120,5 @@ class StreamRunner:
                 if output.seq is not None:
                     window += f":{output.seq}"
                 parent = {"id": window, "source": consumer, "correlationid": window}
-                self.rt.emit(
-                    derive(parent, consumer, 0, stream.emit_type.name, data, self.rt.clock.now()), consumer
-                )
+                self.rt.emit(derive(parent, consumer, 0, stream.emit_type.name, data, output.end), consumer)
                 self._closed({"stream": name, "key": output.key, "start": output.start, "end": output.end})

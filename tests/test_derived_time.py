@@ -135,7 +135,8 @@ def test_a_derived_event_carries_its_causes_time_plus_its_sleep(meshctl, tmp_pat
     url = store if store == "memory:" else f"sqlite:{tmp_path / 'run.db'}"
     _, out, _ = _run(meshctl, tmp_path, mesh, [_order(1, NOON), _order(2, "2026-03-01T11:00:00Z")],
                      "--store", url)
-    assert [(e["data"]["n"], e["time"]) for e in out] == [(1, "2026-03-01T12:00:05Z"), (2, "2026-03-01T11:00:05Z")]
+    assert [(e["data"]["n"], e["time"]) for e in out] == [(1, "2026-03-01T12:00:05Z"),
+                                                          (2, "2026-03-01T11:00:05Z")]
 
 
 def test_retry_backoff_is_declared_time_and_max_event_age_counts_it(meshctl, tmp_path):
@@ -148,7 +149,8 @@ def test_retry_backoff_is_declared_time_and_max_event_age_counts_it(meshctl, tmp
     summary, out, dead = _run(meshctl, tmp_path, mesh, [_order(1, NOON), _order(2, "2026-03-01T11:00:00Z")],
                               fault)
     assert (summary["retries"], dead) == (4, [])
-    assert [(e["data"]["n"], e["time"]) for e in out] == [(1, "2026-03-01T12:00:25Z"), (2, "2026-03-01T11:00:25Z")]
+    assert [(e["data"]["n"], e["time"]) for e in out] == [(1, "2026-03-01T12:00:25Z"),
+                                                          (2, "2026-03-01T11:00:25Z")]
 
     (tmp_path / "mesh" / "mesh.yaml").write_text(SLEEPER.replace("AGE", "15s"))
     summary, out, dead = _run(meshctl, tmp_path, tmp_path / "mesh", [_order(1, NOON)], fault)
@@ -175,9 +177,11 @@ def test_an_orchestrations_events_follow_its_step_graph(meshctl, tmp_path):
 def test_a_windows_result_carries_the_windows_end(meshctl, tmp_path):
     """Closed by a later event or by the end of input: at the window's end either way."""
     mesh = _mesh(tmp_path, WINDOWS)
-    records = [{"type": "score", "id": f"s-{i}", "time": t, "data": {}}
-               for i, t in enumerate(("2026-03-01T12:00:10Z", "2026-03-01T12:00:50Z", "2026-03-01T12:03:20Z"))]
+    times = ("2026-03-01T12:00:10Z", "2026-03-01T12:00:50Z", "2026-03-01T12:03:20Z")
+    records = [{"type": "score", "id": f"s-{i}", "time": t, "data": {}} for i, t in enumerate(times)]
     summary, out, _ = _run(meshctl, tmp_path, mesh, records)
     assert summary["windows_emitted"] == 2
     assert [(e["data"]["n"], e["data"]["end"], e["time"]) for e in out] == [
-        (2, "2026-03-01T12:01:00Z", "2026-03-01T12:01:00Z"), (1, "2026-03-01T12:04:00Z", "2026-03-01T12:04:00Z")]
+        (2, "2026-03-01T12:01:00Z", "2026-03-01T12:01:00Z"),
+        (1, "2026-03-01T12:04:00Z", "2026-03-01T12:04:00Z"),
+    ]

@@ -4,8 +4,8 @@ The game example (workflows/arena) runs on generated input with injected faults:
 ``match.requested`` fails its first attempt at match-service (retried once) and every
 ``leaderboard.window`` always fails at score-service (retried, then dead-lettered). The
 input is published into a Redis store; N workers drain it (``--exit-when-idle``), one of
-them optionally SIGKILLed mid-run. The result — emitted events (without their processing
-time), dead letters and window results — must be identical to the single-process run.
+them optionally SIGKILLed mid-run. The result — emitted events with their event times, dead
+letters and window results — must be identical to the single-process run.
 
     python -m bench.scaleout --events 3000 --workers 1 2 3 [--kill] [--no-faults] [--write]
 
@@ -56,17 +56,15 @@ def single_process(events: Path, workdir: Path, faults: list[str]) -> dict:
 
 
 def outcome(emitted: list[dict], dead: list[dict], summary: dict) -> dict:
-    """What must be the same whoever ran the mesh: events (not when they were made), dead
-    letters (not when they failed), and the counters that do not count attempts."""
-    def timeless(event):
-        return {k: v for k, v in event.items() if k != "time"} if isinstance(event, dict) else event
-
-    events = sorted(json.dumps(timeless(e), sort_keys=True) for e in emitted)
+    """What must be the same whoever ran the mesh: events (their event times too: they follow
+    their causes, docs/streams.md), dead letters (not when they failed), and the counters that
+    do not count attempts."""
+    events = sorted(json.dumps(e, sort_keys=True) for e in emitted)
     letters = sorted(
         json.dumps(
             {
                 **{k: d[k] for k in ("id", "queue", "reason", "consumer", "attempts", "error_type")},
-                "event": timeless(d["event"]),
+                "event": d["event"],
             },
             sort_keys=True,
         )

@@ -7,7 +7,7 @@ attributes). The runtime never mutates an event once made; derived events are ne
 Extensions meshctl sets on every emitted event: ``causationid`` (the event that caused it),
 ``correlationid`` (the input event at the root of the chain), ``hopcount`` (emits since the
 root) and ``causationpath`` (the consumers along the chain, comma-separated), which the loop
-guard reads.
+guard reads; and ``traceparent``/``tracestate`` when its parent has them (:mod:`.tracecontext`).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ..core import eventjson, eventtime
 from ..core.errors import Location
 from ..core.identity import identity
 from ..language.source import Limits, load_documents, read_text
+from .tracecontext import TRACEPARENT, inherited
 
 SPECVERSION = "1.0"
 REQUIRED = ("id", "source", "type")
@@ -69,6 +70,8 @@ def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: 
     }
     if subject is not None:
         event["subject"] = subject
+    if TRACEPARENT in parent:
+        event.update(inherited(parent, digest))
     return event
 
 

@@ -138,6 +138,7 @@ class Orchestrator:
             "at": at,  # event time the run started
             "last": at,  # the latest event time a step or compensation of the run ended
             "error": None,
+            "started": self.rt.clock.now(),
         }
         self._save(run)
         self.rt.trace.count("runs_started")
@@ -536,6 +537,8 @@ class Orchestrator:
         run["status"] = status
         self.rt.store.retire_state(f"run:{run['id']}", run, now)  # the run reads it no more: out of memory
         self.rt.trace.count(f"runs_{status}")
+        took = now - run["started"] if "started" in run else None  # (runs started before it was kept)
+        self.rt.trace.run_ended(run["orchestration"], status, took)
         if status != "completed":
             self.rt.trace.run_failed(run["id"], status)
         self.rt.trace.record(

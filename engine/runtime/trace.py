@@ -80,6 +80,12 @@ class Trace:
         if len(self.session_failed_runs) < FAILED_RUNS_KEPT:
             self.session_failed_runs.append({"id": run_id, "status": status})
 
+    def run_ended(self, orchestration: str, status: str, seconds: float | None) -> None:
+        """Tell a sink that asks (a worker's metrics) how long a run took on the mesh's clock."""
+        ended = getattr(self.sink, "run_ended", None)
+        if ended is not None:
+            ended(orchestration, status, seconds)
+
     def snapshot(self) -> dict:
         return {
             "seq": self._seq,

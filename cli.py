@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import logging
 import os
 import select
 import sys
@@ -1141,6 +1142,33 @@ def state_delete(store, owner, key) -> None:
     click.echo(printable(f"deleted {owner} {key}"))
 
 
+log = logging.getLogger("meshctl")
+
+
+def _log_options(f):
+    """--log-format and --log-level of the long-running commands (docs/observability.md)."""
+    f = click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        help="Operational messages from this level up, on stderr.",
+    )(f)
+    return click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Operational messages as text lines or as JSON Lines (one object a line).",
+    )(f)
+
+
+def _configure_logs(command: str, log_format: str, log_level: str) -> None:
+    from engine.commands.logs import configure
+
+    configure(command, log_format, log_level)
+
+
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
 @click.option(
@@ -1217,6 +1245,7 @@ def state_delete(store, owner, key) -> None:
     show_default=True,
     help="The summary printed at exit: a table or JSON.",
 )
+@_log_options
 def worker(
     path,
     store_url,
@@ -1232,6 +1261,8 @@ def worker(
     faults,
     max_hops,
     fmt,
+    log_format,
+    log_level,
 ) -> None:
     """Work on a mesh from a Redis store until stopped.
 
@@ -1245,16 +1276,18 @@ def worker(
       meshctl worker workflows/arena --store redis://localhost:6379/0
       meshctl worker workflows/arena --store 'redis://localhost:6379/0?prefix=arena' --name w1
       meshctl worker workflows/arena --store redis://localhost:6379/0 --exit-when-idle
+      meshctl worker workflows/arena --store redis://localhost:6379/0 --log-format json
     """
     from engine.commands.checks import require_valid
     from engine.commands.deploy import Worker, WorkerOptions, broker_store
     from engine.commands.runs import faults_for
 
+    _configure_logs("worker", log_format, log_level)
     mesh = require_valid(path).mesh
     store = broker_store(store_url, "worker")
     warning = store.durability_warning()
     if warning:
-        click.echo(f"meshctl worker: warning: {warning}", err=True)
+        log.warning(warning)
     options = WorkerOptions(
         name,
         seed,
@@ -1267,12 +1300,11 @@ def worker(
         max_deliveries,
         exit_when_idle,
         journal_trace,
-        log=lambda message: click.echo(f"meshctl {message}", err=True),
     )
     runner = Worker(mesh, store, options)
-    click.echo(f"meshctl worker {runner.name}: working on {store_url}", err=True)
+    log.info("working on %s", store_url, extra={"worker": runner.name, "store": store_url})
     summary = runner.run()
-    click.echo(f"meshctl worker {runner.name}: stopped", err=True)
+    log.info("stopped", extra={"worker": runner.name})
     _print_summary(summary, fmt, [])
 
 
@@ -1373,7 +1405,9 @@ def status(path, store_url, fmt) -> None:
 @click.option(
     "--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Requests answered at once."
 )
-def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max_backlog, threads) -> None:
+@_log_options
+def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max_backlog, threads,
+          log_format, log_level) -> None:
     """Take CloudEvents over HTTP into a deployment's Redis store.
 
     Events for the mesh at PATH are queued in --store for the workers. POST /events takes
@@ -1391,6 +1425,7 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
     from engine.commands.checks import require_valid
     from engine.commands.deploy import IngressServer, broker_store, ingress, require_token
 
+    _configure_logs("serve", log_format, log_level)
     require_token(host, token, insecure)
     server = IngressServer(host, port, threads, max_body)
     mesh = require_valid(path).mesh
@@ -1398,7 +1433,7 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
     try:
         warning = store.durability_warning()
         if warning:
-            click.echo(f"meshctl serve: warning: {warning}", err=True)
+            log.warning(warning)
         server.start(
             ingress(
                 mesh,
@@ -1407,15 +1442,14 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
                 max_body=max_body,
                 max_batch=max_batch,
                 max_backlog=max_backlog or None,
-                log=lambda message: click.echo(f"meshctl serve: {message}", err=True),
             )
         )
-        click.echo(f"meshctl serve: listening on {server.url}", err=True)
+        log.info("listening on %s", server.url, extra={"url": server.url})
         server.serve()
     finally:
         server.close()
         store.close()
-    click.echo("meshctl serve: stopped", err=True)
+    log.info("stopped")
 
 
 @main.command()

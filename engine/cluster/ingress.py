@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import logging
 import traceback
 from http import HTTPStatus
 from typing import Any, Callable, Iterable, Protocol
@@ -88,7 +89,7 @@ class Ingress:
         self.max_backlog = max_backlog  # refuse (503) while this many entries wait: backpressure
         self._token = token.encode() if token else None
         self.max_body, self.max_batch = max_body, max_batch
-        self.log = log or (lambda message: None)
+        self.log = log or logging.getLogger(__name__).error
 
     def __call__(self, environ: dict, start_response) -> list[bytes]:
         try:

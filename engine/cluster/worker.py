@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -41,6 +42,7 @@ from .deployment import REDRIVE, REPLAY, RUN_REDRIVE
 MAX_CONFLICTS = 20  # a unit redone this often in a row is left pending, for a later turn
 FAILED = -2  # a unit whose work raised: nothing committed, its entries stay pending
 LANE_BATCHES = 5  # a lane reads this many batches at a time: one holder feeds every worker
+log = logging.getLogger(__name__)
 
 
 def _delivery_of(entry: Entry) -> "_Pair | None":
@@ -70,7 +72,6 @@ class WorkerOptions:
     max_deliveries: int = 5  # hand-outs of one entry before it is dead-lettered as poison
     exit_when_idle: bool = False  # drain: stop once every queue is empty (closing open windows)
     journal_trace: bool = False  # keep trace records in the store (P:j:trace)
-    log: Callable[[str], None] = lambda message: None  # where the worker reports trouble (stderr in the CLI)
 
 
 class Outbox:
@@ -129,7 +130,8 @@ class Worker:
                     pause = 0.5
                 except StorageError as exc:
                     # The server is down or restarting: what is in hand stays pending, to be redone.
-                    self.options.log(f"worker {self.name}: Redis unavailable ({exc}); retrying in {pause:g}s")
+                    log.warning("Redis unavailable (%s); retrying in %gs", exc, pause,
+                                extra={"worker": self.name})
                     self._stop.wait(pause)
                     pause = min(pause * 2, 10.0)
         finally:
@@ -334,7 +336,7 @@ class Worker:
         try:
             self.rt.orchestrator.redrive(run_id)
         except ValueError as exc:  # not redrivable (any more): say so, nothing else to do
-            self.options.log(f"worker {self.name}: redrive of run {run_id}: {exc}")
+            log.warning("redrive of run %s: %s", run_id, exc, extra={"worker": self.name, "run": run_id})
 
     # --- units of work ------------------------------------------------------------------
     def _unit(self, entries: list[Entry], work: Callable[[], None], retries: int = MAX_CONFLICTS) -> int:
@@ -356,9 +358,8 @@ class Worker:
                 self._restore(counts)
                 self.broker.begin_unit()
                 self.units["failed"] += 1
-                self.options.log(
-                    f"worker {self.name}: {type(exc).__name__}: {exc} (the entry will be redelivered)"
-                )
+                log.error("%s: %s (the entry will be redelivered)", type(exc).__name__, exc,
+                          exc_info=not isinstance(exc, StorageError), extra={"worker": self.name})
                 return FAILED
             deltas = self._counter_deltas(counts)
             result = self.broker.commit_unit(self.name, entries, self._tasks_due(), deltas)

@@ -1245,6 +1245,12 @@ def _configure_logs(command: str, log_format: str, log_level: str) -> None:
     show_default=True,
     help="The summary printed at exit: a table or JSON.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: a free port, logged).",
+)
 @_log_options
 def worker(
     path,
@@ -1261,6 +1267,7 @@ def worker(
     faults,
     max_hops,
     fmt,
+    metrics_port,
     log_format,
     log_level,
 ) -> None:
@@ -1276,7 +1283,7 @@ def worker(
       meshctl worker workflows/arena --store redis://localhost:6379/0
       meshctl worker workflows/arena --store 'redis://localhost:6379/0?prefix=arena' --name w1
       meshctl worker workflows/arena --store redis://localhost:6379/0 --exit-when-idle
-      meshctl worker workflows/arena --store redis://localhost:6379/0 --log-format json
+      meshctl worker workflows/arena --store redis://localhost:6379/0 --metrics-port 9464 --log-format json
     """
     from engine.commands.checks import require_valid
     from engine.commands.deploy import Worker, WorkerOptions, broker_store
@@ -1300,6 +1307,7 @@ def worker(
         max_deliveries,
         exit_when_idle,
         journal_trace,
+        metrics_port=metrics_port,
     )
     runner = Worker(mesh, store, options)
     log.info("working on %s", store_url, extra={"worker": runner.name, "store": store_url})
@@ -1413,8 +1421,8 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
     Events for the mesh at PATH are queued in --store for the workers. POST /events takes
     binary, structured and batched CloudEvents; each is checked against the mesh (nothing of
     a bad request is queued) and answered 202 once the store holds it. GET /healthz says
-    whether the store answers. SIGTERM or Ctrl-C stops (exit 0) after the requests in hand.
-    See docs/ingress.md.
+    whether the store answers; GET /metrics gives Prometheus metrics. SIGTERM or Ctrl-C stops
+    (exit 0) after the requests in hand. See docs/ingress.md and docs/observability.md.
 
     \b
     Examples:
@@ -1438,6 +1446,7 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
             ingress(
                 mesh,
                 store,
+                metrics=True,
                 token=token,
                 max_body=max_body,
                 max_batch=max_batch,

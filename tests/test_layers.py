@@ -25,6 +25,8 @@ BOUNDARIES = {
     "jinja2": ("language/templates", "language/sandbox", "language/conditions", "render/base"),
     "redis": ("storage/",),
     "waitress": ("cluster/server",),
+    "prometheus_client": ("cluster/metrics",),
+    "opentelemetry": ("cluster/otel",),
     "click": (),
 }
 

@@ -62,9 +62,14 @@ def queue_redrive(store: Store, records: list[DeadLetter]) -> int:
     return queue_tasks(store, [(REDRIVE, record.as_dict()) for record in records])
 
 
+def queue_lanes(streams: list[str]) -> list[str]:
+    """Every queue of a deployment of a mesh with these windowed streams."""
+    return [INPUT, TASKS] + [f"stream:{name}" for name in streams]
+
+
 def status(broker: Broker, streams: list[str]) -> dict:
     """Backlog and lag of every queue, dead letters per queue, live workers, and the counters."""
-    lanes = [INPUT, TASKS] + [f"stream:{name}" for name in streams]
+    lanes = queue_lanes(streams)
     backlog, pending = broker.lane_backlog(lanes), broker.pending(lanes)
     dead: dict[str, int] = {}
     for record in broker.store.dead_letters():

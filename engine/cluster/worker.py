@@ -38,6 +38,7 @@ from ..runtime.windows import WindowOperator
 from ..storage.base import StorageError
 from ..storage.broker import APPLIED, FENCED, INPUT, TASKS, Broker, Entry, Task
 from .deployment import REDRIVE, REPLAY, RUN_REDRIVE
+from .metrics import MetricsServer, TraceMetrics
 
 MAX_CONFLICTS = 20  # a unit redone this often in a row is left pending, for a later turn
 FAILED = -2  # a unit whose work raised: nothing committed, its entries stay pending
@@ -72,6 +73,8 @@ class WorkerOptions:
     max_deliveries: int = 5  # hand-outs of one entry before it is dead-lettered as poison
     exit_when_idle: bool = False  # drain: stop once every queue is empty (closing open windows)
     journal_trace: bool = False  # keep trace records in the store (P:j:trace)
+    metrics_port: int | None = None  # serve /metrics on this port (0: a free one); None: no metrics
+    metrics_host: str = "127.0.0.1"
 
 
 class Outbox:
@@ -94,7 +97,13 @@ class Worker:
         self.mesh, self.broker, self.options = mesh, broker, options
         self.store = store = broker.unit_store()  # what a unit reads is checked again at its commit
         self.name = options.name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.trace = Trace(JournalSink(store) if options.journal_trace else None)
+        journal = JournalSink(store) if options.journal_trace else None
+        self.metrics = (
+            None if options.metrics_port is None
+            else TraceMetrics(lambda: self.lanes + [TASKS], broker, lambda: self.rt, forward=journal)
+        )
+        # the metrics read the trace records the runtime makes anyway: they are its sink
+        self.trace = Trace(self.metrics if self.metrics is not None else journal)
         self.rt = Runtime(mesh, store=store, clock=SystemClock(), seed=options.seed, http=options.http,
                           faults=options.faults, max_hops=options.max_hops, trace=self.trace)
         self.outbox = Outbox(self.rt.clock)
@@ -122,6 +131,11 @@ class Worker:
             previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
         pause = 0.5
+        server = None
+        if self.metrics is not None:
+            server = MetricsServer(self.metrics, self.options.metrics_host, self.options.metrics_port)
+            server.start()
+            log.info("metrics on %s", server.url, extra={"worker": self.name, "url": server.url})
         try:
             while not self._stop.is_set():
                 try:
@@ -141,6 +155,8 @@ class Worker:
                 self.broker.leave(self.name)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if server is not None:
+                server.close()
         return {**self.trace.summary(), "units": dict(self.units)}
 
     def _turn(self) -> bool:
@@ -343,6 +359,7 @@ class Worker:
         """Do *work* and commit its effects with the entries' acknowledgement; on a conflict
         do it again on fresh state (up to *retries* times). Returns the last outcome."""
         result = 0
+        self._settle(False)  # what a unit left when the store failed under it never committed
         for _ in range(retries):
             counts = (
                 Counter(self.trace.counts),
@@ -356,6 +373,7 @@ class Worker:
             # a bug or a storage failure: the entries stay pending, to be redelivered
             except Exception as exc:
                 self._restore(counts)
+                self._settle(False)
                 self.broker.begin_unit()
                 self.units["failed"] += 1
                 log.error("%s: %s (the entry will be redelivered)", type(exc).__name__, exc,
@@ -363,6 +381,7 @@ class Worker:
                 return FAILED
             deltas = self._counter_deltas(counts)
             result = self.broker.commit_unit(self.name, entries, self._tasks_due(), deltas)
+            self._settle(result == APPLIED)
             if result == APPLIED:
                 self.units["committed"] += 1
                 return result
@@ -372,6 +391,10 @@ class Worker:
                 return result
             self.units["conflicts"] += 1
         return result
+
+    def _settle(self, committed: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.settle(committed)
 
     def _tasks_due(self) -> list[Task]:
         now = self.rt.clock.now()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..cluster.deployment import broker_store, status
+from ..cluster.deployment import broker_store, queue_lanes, status
 from ..cluster.ingress import Ingress
+from ..cluster.metrics import CountedQueue, IngressMetrics
 from ..cluster.publish import Checked, Sender, checked_events, to_store
 from ..cluster.server import IngressServer, require_token
 from ..cluster.worker import Worker, WorkerOptions
@@ -29,7 +30,11 @@ def check_events(path: str, mesh: Mesh, refused: Callable[[Diagnostic], None]) -
     return checked_events(path, Admission(mesh), refused)
 
 
-def ingress(mesh: Mesh, store, **options) -> Ingress:
+def ingress(mesh: Mesh, store, metrics: bool = False, **options) -> Ingress | IngressMetrics:
     """The HTTP ingress of *mesh* into *store* (options: token, max_body, max_batch,
-    max_backlog, log)."""
-    return Ingress(Admission(mesh), store, **options)
+    max_backlog, log); with *metrics*, answering ``GET /metrics`` too."""
+    if not metrics:
+        return Ingress(Admission(mesh), store, **options)
+    lanes = queue_lanes(sorted(mesh.streams))
+    counted = IngressMetrics(store, lambda: lanes)
+    return counted.around(Ingress(Admission(mesh), CountedQueue(store, counted), **options))

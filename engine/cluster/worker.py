@@ -39,6 +39,7 @@ from ..storage.base import StorageError
 from ..storage.broker import APPLIED, FENCED, INPUT, TASKS, Broker, Entry, Task
 from .deployment import REDRIVE, REPLAY, RUN_REDRIVE
 from .metrics import MetricsServer, TraceMetrics
+from .otel import Spans, tracing
 
 MAX_CONFLICTS = 20  # a unit redone this often in a row is left pending, for a later turn
 FAILED = -2  # a unit whose work raised: nothing committed, its entries stay pending
@@ -106,6 +107,10 @@ class Worker:
         self.trace = Trace(self.metrics if self.metrics is not None else journal)
         self.rt = Runtime(mesh, store=store, clock=SystemClock(), seed=options.seed, http=options.http,
                           faults=options.faults, max_hops=options.max_hops, trace=self.trace)
+        self.tracing = tracing()  # OpenTelemetry spans, when installed and configured
+        self._dispatch = self.rt.dispatch
+        if self.tracing is not None:
+            self._dispatch = Spans(self.tracing.tracer, self.rt, self.name).dispatch
         self.outbox = Outbox(self.rt.clock)
         self.rt.scheduler = self.outbox
         self.rt.register_task(REDRIVE, lambda record: self.rt.redeliver(DeadLetter.from_dict(record)))
@@ -157,6 +162,8 @@ class Worker:
                 signal.signal(sig, handler)
             if server is not None:
                 server.close()
+            if self.tracing is not None:
+                self.tracing.shutdown()
         return {**self.trace.summary(), "units": dict(self.units)}
 
     def _turn(self) -> bool:
@@ -303,7 +310,7 @@ class Worker:
             )
             self._poison(payload.get("consumer", MESH), event, entry.deliveries, "dlq")
         else:
-            self.rt.dispatch(kind, payload)
+            self._dispatch(kind, payload)
 
     def _attempt_after_loss(self, d: dict, deliveries: int) -> None:
         """A delivery whose attempt was handed out before and never finished: each earlier
@@ -317,11 +324,11 @@ class Worker:
                 self._poison(consumer.id, d["event"], deliveries, consumer.policy.queue)
                 self.rt.settle(d)
             else:
-                self.rt.dispatch("attempt", d)
+                self._dispatch("attempt", d)
             return
         number = d["number"] + deliveries - 1
         if number <= consumer.policy.retry.max_attempts:
-            self.rt.dispatch("attempt", {**d, "number": number})
+            self._dispatch("attempt", {**d, "number": number})
             return
         self.store.mark_done(identity(d["event"]), consumer.id, self.rt.clock.now())
         self.rt.dead_letter(

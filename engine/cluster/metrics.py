@@ -72,8 +72,10 @@ class TraceMetrics:
             ["orchestration", "status"], buckets=RUN_BUCKETS, registry=self.registry)
         self.registry.register(_StateCollector(core, queues, broker, runtime))
         self.forward = forward  # the journal sink, when the worker keeps trace records too
+        self.keeps_records = forward is not None  # (Trace: else it formats no times, renders no logs)
         self._unit: list[tuple] = []
         self._started: dict[tuple, float] = {}
+        self._children: dict[tuple, Any] = {}  # labelled series by labels: .labels() takes a lock each time
 
     # --- fed by the runtime's trace ----------------------------------------------------------
     def append(self, record: dict) -> None:
@@ -114,16 +116,24 @@ class TraceMetrics:
         observed, self._unit = self._unit, []
         if not committed:
             return
+        child = self._child
         for item in observed:
             if item[0] == "delivery":
                 _, consumer, outcome, took = item
-                self.deliveries.labels(consumer, outcome).inc()
+                child(self.deliveries, consumer, outcome).inc()
                 if took is not None:
-                    self.delivery_seconds.labels(consumer).observe(took)
+                    child(self.delivery_seconds, consumer).observe(took)
             elif item[0] == "in":
-                self.events_in.labels(item[1]).inc()
+                child(self.events_in, item[1]).inc()
             else:
-                self.run_seconds.labels(item[1], item[2]).observe(item[3])
+                child(self.run_seconds, item[1], item[2]).observe(item[3])
+
+    def _child(self, metric, *labels: str):
+        key = (id(metric), *labels)
+        series = self._children.get(key)
+        if series is None:
+            series = self._children[key] = metric.labels(*labels)
+        return series
 
     def exposition(self) -> bytes:
         return self._client.generate_latest(self.registry)

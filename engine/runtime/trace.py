@@ -56,13 +56,17 @@ class Trace:
 
     @property
     def recording(self) -> bool:
-        return self.sink is not None
+        """Whether the records are kept (a sink that only counts them, like a worker's metrics, says
+        ``keeps_records = False``: `log` actions need not render their messages for it)."""
+        return self.sink is not None and getattr(self.sink, "keeps_records", True)
 
     def record(self, now: float, kind: str, **fields: Any) -> None:
         if self.sink is None:
             return
         self._seq += 1
-        record = {"seq": self._seq, "t": eventtime.format(now), "kind": kind, **fields}
+        # a sink that only counts records reads no time: not formatted for it
+        when = eventtime.format(now) if getattr(self.sink, "keeps_records", True) else now
+        record = {"seq": self._seq, "t": when, "kind": kind, **fields}
         if self.redact is not None:
             record = self.redact(record)
         if hasattr(self.sink, "append"):  # a list, or a store journal

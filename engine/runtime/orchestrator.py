@@ -130,6 +130,7 @@ class Orchestrator:
             "orchestration": orch.name,
             "event": event,
             "status": "running",
+            "started": self.rt.clock.now(),
             "vars": {},
             "steps": {s.id: {"status": "pending", "output": None} for s in orch.steps},
             "order": [],
@@ -138,7 +139,6 @@ class Orchestrator:
             "at": at,  # event time the run started
             "last": at,  # the latest event time a step or compensation of the run ended
             "error": None,
-            "started": self.rt.clock.now(),
         }
         self._save(run)
         self.rt.trace.count("runs_started")

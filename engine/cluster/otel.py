@@ -1,4 +1,4 @@
-"""OpenTelemetry spans of a worker: one per delivery attempt and per orchestration step.
+"""OpenTelemetry spans of a worker or a run: one per delivery attempt and per orchestration step.
 
 The one module that imports ``opentelemetry`` (the extra ``meshctl[otel]``), and only when
 spans are asked for: without the extra, or without configuration, :func:`tracing` returns
@@ -16,6 +16,7 @@ id (:data:`engine.runtime.tracecontext.active_span`), so the next deliveries nes
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -35,7 +36,10 @@ CONFIGURING = ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPO
 @dataclass
 class Tracing:
     tracer: Any
-    shutdown: Callable[[], None]  # flushes what is left to export (at the worker's stop)
+    flush: Callable[[], Any]  # exports what is left (at a worker's stop; at exit anyway)
+
+
+_built: list[Tracing] = []  # the provider built from the environment: one per process
 
 
 def tracing() -> Tracing | None:
@@ -50,8 +54,10 @@ def tracing() -> Tracing | None:
     except ImportError:
         return None
     provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):  # set by whoever runs us: theirs to flush
-        return Tracing(provider.get_tracer("meshctl"), lambda: None)
+    if isinstance(provider, TracerProvider):  # set by whoever runs us: theirs to shut down
+        return Tracing(provider.get_tracer("meshctl"), provider.force_flush)
+    if _built:
+        return _built[0]
     exporter = _exporter_from_environment()
     if exporter is None:
         return None
@@ -61,7 +67,9 @@ def tracing() -> Tracing | None:
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "meshctl-worker"})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    return Tracing(provider.get_tracer("meshctl"), provider.shutdown)
+    atexit.register(provider.shutdown)
+    _built.append(Tracing(provider.get_tracer("meshctl"), provider.force_flush))
+    return _built[0]
 
 
 def _exporter_from_environment():
@@ -90,9 +98,10 @@ def _exporter_from_environment():
 
 
 class Spans:
-    """Runs a worker's tasks, those of :data:`SPANNED` each in a span."""
+    """Wraps a runtime's tasks (:meth:`~engine.runtime.interpreter.Runtime.wrap_tasks`): those of
+    :data:`SPANNED` run each in a span."""
 
-    def __init__(self, tracer, runtime, worker: str):
+    def __init__(self, tracer, runtime, worker: str | None = None):
         from opentelemetry.trace import SpanKind, Status, StatusCode
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -100,11 +109,13 @@ class Spans:
         self._kind, self._error = SpanKind.CONSUMER, (Status, StatusCode.ERROR)
         self._propagator = TraceContextTextMapPropagator()
 
-    def dispatch(self, kind: str, payload: Any) -> None:
+    def wrap(self, kind: str, handler: Callable[[Any], None]) -> Callable[[Any], None]:
         verb = SPANNED.get(kind)
         if verb is None:
-            self.rt.dispatch(kind, payload)
-            return
+            return handler
+        return lambda payload: self._in_span(verb, kind, handler, payload)
+
+    def _in_span(self, verb: str, kind: str, handler: Callable[[Any], None], payload: Any) -> None:
         event, consumer, attributes = self._about(kind, payload)
         carrier = {}
         if event is not None and parse(event.get(TRACEPARENT)) is not None:
@@ -117,13 +128,13 @@ class Spans:
             context = span.get_span_context()
             token = active_span.set((format(context.trace_id, "032x"), format(context.span_id, "016x")))
             try:
-                self.rt.dispatch(kind, payload)
+                handler(payload)
             finally:
                 active_span.reset(token)
 
     def _about(self, kind: str, payload: dict) -> tuple[dict | None, str, dict]:
         """The event a task works on, its consumer, and the span's attributes."""
-        attributes: dict[str, Any] = {"meshctl.worker": self.worker}
+        attributes: dict[str, Any] = {} if self.worker is None else {"meshctl.worker": self.worker}
         if kind in ("attempt", "complete"):
             delivery = payload if kind == "attempt" else payload["delivery"]
             event, consumer = delivery["event"], delivery["consumer"]

@@ -108,9 +108,8 @@ class Worker:
         self.rt = Runtime(mesh, store=store, clock=SystemClock(), seed=options.seed, http=options.http,
                           faults=options.faults, max_hops=options.max_hops, trace=self.trace)
         self.tracing = tracing()  # OpenTelemetry spans, when installed and configured
-        self._dispatch = self.rt.dispatch
         if self.tracing is not None:
-            self._dispatch = Spans(self.tracing.tracer, self.rt, self.name).dispatch
+            self.rt.wrap_tasks(Spans(self.tracing.tracer, self.rt, self.name).wrap)
         self.outbox = Outbox(self.rt.clock)
         self.rt.scheduler = self.outbox
         self.rt.register_task(REDRIVE, lambda record: self.rt.redeliver(DeadLetter.from_dict(record)))
@@ -163,7 +162,7 @@ class Worker:
             if server is not None:
                 server.close()
             if self.tracing is not None:
-                self.tracing.shutdown()
+                self.tracing.flush()
         return {**self.trace.summary(), "units": dict(self.units)}
 
     def _turn(self) -> bool:
@@ -310,7 +309,7 @@ class Worker:
             )
             self._poison(payload.get("consumer", MESH), event, entry.deliveries, "dlq")
         else:
-            self._dispatch(kind, payload)
+            self.rt.dispatch(kind, payload)
 
     def _attempt_after_loss(self, d: dict, deliveries: int) -> None:
         """A delivery whose attempt was handed out before and never finished: each earlier
@@ -324,11 +323,11 @@ class Worker:
                 self._poison(consumer.id, d["event"], deliveries, consumer.policy.queue)
                 self.rt.settle(d)
             else:
-                self._dispatch("attempt", d)
+                self.rt.dispatch("attempt", d)
             return
         number = d["number"] + deliveries - 1
         if number <= consumer.policy.retry.max_attempts:
-            self._dispatch("attempt", {**d, "number": number})
+            self.rt.dispatch("attempt", {**d, "number": number})
             return
         self.store.mark_done(identity(d["event"]), consumer.id, self.rt.clock.now())
         self.rt.dead_letter(

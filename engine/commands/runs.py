@@ -23,6 +23,7 @@ from ..cluster.deployment import (
     queue_redrive,
     queue_tasks,
 )
+from ..cluster.otel import Spans, tracing
 from ..core import eventjson
 from ..core.deadletter import REASONS as REASONS  # re-exported: `dlq --reason` choices
 from ..core.deadletter import DeadLetter
@@ -219,7 +220,7 @@ def _frozen_heap():
 
 
 def _runtime(mesh: Mesh, store, options: RunOptions, trace: Trace, on_emit=None) -> Runtime:
-    return Runtime(
+    runtime = Runtime(
         mesh,
         store=store,
         seed=options.seed,
@@ -229,6 +230,10 @@ def _runtime(mesh: Mesh, store, options: RunOptions, trace: Trace, on_emit=None)
         trace=trace,
         on_emit=on_emit,
     )
+    spans = tracing()  # OpenTelemetry spans of each delivery and step, when configured (OTEL_*)
+    if spans is not None:
+        runtime.wrap_tasks(Spans(spans.tracer, runtime).wrap)
+    return runtime
 
 
 def _feed(runtime: Runtime, store, items: Iterable, every: int, progress) -> None:

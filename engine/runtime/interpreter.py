@@ -113,6 +113,12 @@ class Runtime:
         """Make *handler* run the scheduled tasks of *kind* (a worker's redrive and replay tasks)."""
         self._tasks[kind] = handler
 
+    def wrap_tasks(self, wrap: Callable[[str, Callable[[Any], None]], Callable[[Any], None]]) -> None:
+        """Run each task through ``wrap(kind, handler)`` from now on (an observer's spans): the
+        tasks registered so far, and the first attempts an input makes at once."""
+        self._tasks = {kind: wrap(kind, handler) for kind, handler in self._tasks.items()}
+        self.attempt = self._tasks["attempt"]
+
     def dispatch(self, kind: str, payload: Any) -> None:
         """Run one task taken from the schedule (or a worker's queue): ``attempt``, ``complete``..."""
         self._tasks[kind](payload)

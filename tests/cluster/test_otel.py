@@ -2,6 +2,7 @@
 children of the trace context their event carries, caught with the SDK's in-memory exporter."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,15 +22,19 @@ TRACE_ID, PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
 @pytest.fixture(scope="module")
 def exporter():
-    """The process's SDK tracer provider (set once: OpenTelemetry allows one), exporting into memory."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
+    """An SDK tracer provider for the process, exporting into memory, for this module's tests only."""
+    assert not isinstance(trace.get_tracer_provider(), TracerProvider), "a tracer provider is set already"
+    provider = TracerProvider()
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
     yield exporter
-    exporter.shutdown()  # later workers of this process export nothing more here
+    provider.shutdown()
+    # The API sets its provider once per process; the later tests must run without spans (their
+    # runs compare traceparents byte for byte), so it is unset as OpenTelemetry's own test
+    # helpers do (opentelemetry-test-utils, reset_trace_globals).
+    trace._TRACER_PROVIDER_SET_ONCE = trace.Once()
+    trace._TRACER_PROVIDER = None
 
 
 def test_a_worker_makes_a_span_per_delivery_and_step_in_the_events_trace(meshctl, redis_url, exporter):
@@ -63,3 +68,20 @@ def test_a_worker_makes_a_span_per_delivery_and_step_in_the_events_trace(meshctl
     others = [s for s in spans if format(s.context.trace_id, "032x") != TRACE_ID]
     assert others and all(s.parent is None for s in others if s.name.startswith("deliver "))
     assert all(s.attributes["meshctl.consumer"] and "meshctl.attempt" in s.attributes for s in spans)
+
+
+def test_meshctl_run_makes_the_same_spans(meshctl, exporter, tmp_path):
+    exporter.clear()
+    events = [json.loads(line) for line in (ARENA / "events.jsonl").read_text().splitlines()]
+    traced = events[0]
+    events[0] = {**traced, "traceparent": f"00-{TRACE_ID}-{PARENT}-01"}
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = meshctl("run", ARENA, "--events", tmp_path / "in.jsonl", "--output", tmp_path / "out.jsonl")
+    assert result.exit_code == 0, result.output
+    emitted = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    in_trace = [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == TRACE_ID]
+    assert {"deliver", "step"} <= {s.name.split(" ")[0] for s in in_trace}
+    span_ids = {format(s.context.span_id, "016x") for s in in_trace}
+    caused = [e for e in emitted if e["correlationid"] == traced["id"]]
+    assert caused and all(parse(e["traceparent"])[1] in span_ids for e in caused)
+    assert all("meshctl.worker" not in s.attributes for s in in_trace)

@@ -330,6 +330,8 @@ class Worker:
             self.rt.dispatch("attempt", {**d, "number": number})
             return
         self.store.mark_done(identity(d["event"]), consumer.id, self.rt.clock.now())
+        log.warning("the workers running an attempt of %s stopped %d times: its retries are exhausted",
+                    consumer.id, deliveries - 1, extra={"worker": self.name, "consumer": consumer.id})
         self.rt.dead_letter(
             consumer.id,
             d["event"],
@@ -343,6 +345,8 @@ class Worker:
         self.rt.settle(d)
 
     def _poison(self, consumer: str, event: Any, deliveries: int, queue: str) -> None:
+        log.warning("an entry for %s was handed out %d times without finishing: dead-lettered in %s",
+                    consumer, deliveries - 1, queue, extra={"worker": self.name, "consumer": consumer})
         self.rt.dead_letter(
             consumer,
             event,

@@ -136,3 +136,19 @@ def test_worker_logs_json_lines(meshctl, redis_url):
     assert [line["message"] for line in lines if line["level"] == "info"][-1] == "stopped"
     assert all(line["command"] == "worker" and line["time"].endswith("Z") for line in lines)
     assert {line.get("worker") for line in lines if line["level"] == "info"} == {"w-json"}
+
+
+def test_a_poison_entry_is_logged_as_a_warning(meshctl, broker, redis_url):
+    event = next(read_events(str(EVENTS)))
+    broker.ingest([event])
+    broker.ensure_lanes(["input"])
+    assert broker.read("input", "ghost", 100)  # a worker that dies with it, five times over
+    for _ in range(4):
+        assert broker.reclaim("input", "ghost", 0, 100)
+    result = meshctl("worker", ARENA, "--store", redis_url, "--exit-when-idle", "--name", "w-poison",
+                     "--log-format", "json", "--format=json")
+    assert result.exit_code == 0, result.output
+    [warning] = [json.loads(line) for line in result.stderr.splitlines() if '"warning"' in line
+                 and "handed out" in line]
+    assert warning["consumer"] == "mesh" and warning["logger"] == "engine.cluster.worker"
+    assert warning["message"].startswith("an entry for mesh was handed out 5 times")

@@ -1411,7 +1411,11 @@ def status(path, store_url, fmt) -> None:
     help="Larger batches are refused (413).",
 )
 @click.option(
-    "--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Requests answered at once."
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=4,
+    show_default=True,
+    help="Requests parsed, checked and queued at once (refusals need no thread).",
 )
 @_log_options
 def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max_backlog, threads,
@@ -1420,9 +1424,10 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
 
     Events for the mesh at PATH are queued in --store for the workers. POST /events takes
     binary, structured and batched CloudEvents; each is checked against the mesh (nothing of
-    a bad request is queued) and answered 202 once the store holds it. GET /healthz says
-    whether the store answers; GET /metrics gives Prometheus metrics. SIGTERM or Ctrl-C stops
-    (exit 0) after the requests in hand. See docs/ingress.md and docs/observability.md.
+    a bad request is queued) and answered 202 once the store holds it; past --max-backlog a
+    request is refused (503) before its body is read. GET /healthz says whether the store
+    answers; GET /metrics gives Prometheus metrics. SIGTERM or Ctrl-C stops (exit 0) after
+    the requests in hand. See docs/ingress.md and docs/observability.md.
 
     \b
     Examples:
@@ -1435,28 +1440,31 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
 
     _configure_logs("serve", log_format, log_level)
     require_token(host, token, insecure)
-    server = IngressServer(host, port, threads, max_body)
+    server = IngressServer(host, port)
     mesh = require_valid(path).mesh
     store = broker_store(store_url, "serve")
+    app = None
     try:
         warning = store.durability_warning()
         if warning:
             log.warning(warning)
-        server.start(
-            ingress(
-                mesh,
-                store,
-                metrics=True,
-                token=token,
-                max_body=max_body,
-                max_batch=max_batch,
-                max_backlog=max_backlog or None,
-            )
+        app = ingress(
+            mesh,
+            store,
+            metrics=True,
+            token=token,
+            max_body=max_body,
+            max_batch=max_batch,
+            max_backlog=max_backlog or None,
+            threads=threads,
         )
+        server.start(app)
         log.info("listening on %s", server.url, extra={"url": server.url})
         server.serve()
     finally:
         server.close()
+        if app is not None:
+            app.close()
         store.close()
     log.info("stopped")
 

@@ -24,7 +24,7 @@ BOUNDARIES = {
     "networkx": ("analysis/", "render/layout", "render/view"),
     "jinja2": ("language/templates", "language/sandbox", "language/conditions", "render/base"),
     "redis": ("storage/",),
-    "waitress": ("cluster/server",),
+    "uvicorn": ("cluster/server",),
     "prometheus_client": ("cluster/metrics",),
     "opentelemetry": ("cluster/otel",),
     "click": (),

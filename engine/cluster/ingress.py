@@ -1,7 +1,8 @@
-"""The HTTP ingress as a WSGI application: CloudEvents in, queued in the store, then 202.
+"""The HTTP ingress as an ASGI application: CloudEvents in, queued in the store, then 202.
 
-Pure WSGI, no socket: ``engine/cluster/server.py`` runs it under waitress, and tests call it
-with an environ. Two routes:
+No socket here: ``engine/cluster/server.py`` runs it under uvicorn, and tests call it with
+ASGI messages (:meth:`Ingress.wsgi` is the same routes for a WSGI server). The routes
+(:meth:`Ingress._routes`, the one place paths map to handlers):
 
 - ``POST /events``: one CloudEvent in binary mode (``ce-*`` headers, the body is ``data``) or
   structured mode (``application/cloudevents+json``), or a batch
@@ -13,6 +14,13 @@ with an environ. Two routes:
 - ``GET /healthz``: 200 when the store answers a ping, 503 when it does not. No token needed,
   so load balancers can probe it; it tells nothing but that.
 
+A request is judged in two steps. Before its body is read, on the event loop and without a
+store round trip: route, method, token, declared length, and the backlog (the broker's
+figure, read at most every few milliseconds by :class:`Backlog`). A request refused there
+(401, 413, 503) costs no read and no parse, so refusing under overload stays cheap. Only then
+is the body read and, in a worker thread (parsing, checking and the store are blocking
+work), parsed, checked and queued.
+
 With a token, ``POST /events`` needs ``Authorization: Bearer TOKEN`` (401 otherwise), compared
 in constant time. Every error is a problem document (RFC 9457, ``application/problem+json``):
 ``{"title", "status", "detail"}``, plus ``problems: [{"index", "field", "message", "hint"}]``
@@ -20,11 +28,16 @@ when events were refused.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
 import logging
+import threading
+import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import unquote
@@ -39,7 +52,10 @@ STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_BATCH = 1000
+DEFAULT_THREADS = 4
+BACKLOG_REFRESH = 0.005  # seconds a backlog figure is trusted: one store round trip per 5 ms at most
 MAX_PROBLEMS = 100  # problems listed in one answer; the detail line still counts them all
+JSON, PROBLEM = "application/json", "application/problem+json"
 
 
 class EventQueue(Protocol):
@@ -51,6 +67,28 @@ class EventQueue(Protocol):
     def ping(self) -> bool: ...
 
     def backlog(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the ingress reads of a request before its body: header names are lower case."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass(slots=True)
+class Answer:
+    """A whole response: status, headers and body."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def json_answer(status: int, doc: dict, headers: Iterable[tuple[str, str]] = (), media: str = JSON) -> Answer:
+    return Answer(status, json.dumps(doc).encode(), [("Content-Type", media), *headers])
 
 
 class Refused(Exception):
@@ -69,10 +107,61 @@ class Refused(Exception):
             doc["problems"] = self.problems[:MAX_PROBLEMS]
         return doc
 
+    def answer(self) -> Answer:
+        return json_answer(self.status, self.document(), self.headers, PROBLEM)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A path's method and handler. *before* runs on the event loop before the body is read
+    (cheap checks without I/O: it raises :class:`Refused`; with *backlog*, the backlog figure
+    is fresh when it runs); *handle* runs in a worker thread with the body (empty unless
+    *reads_body*)."""
+
+    method: str
+    handle: Callable[[Request, bytes], Answer]
+    before: Callable[[Request], None] | None = None
+    reads_body: bool = False
+    backlog: bool = False
+
+
+class Backlog:
+    """How many entries wait for the workers, as the ingress sees it: the broker's figure, read
+    at most every *refresh* seconds, plus what this ingress queued since. Asking costs nothing
+    until the figure is stale; then one caller reads it again while the others go on with the
+    figure they have."""
+
+    def __init__(self, queue: EventQueue, refresh: float = BACKLOG_REFRESH, clock=time.monotonic):
+        self.queue, self.refresh_every, self.clock = queue, refresh, clock
+        self._lock = threading.Lock()
+        self._read, self._queued, self._read_at = 0, 0, None
+
+    def stale(self) -> bool:
+        return self._read_at is None or self.clock() - self._read_at >= self.refresh_every
+
+    def refresh(self) -> None:
+        """Read the broker's figure (one round trip), unless another thread is reading it."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            try:
+                waiting = self.queue.backlog()
+            except StorageError:
+                waiting = self.waiting()  # the write that follows will tell the client
+            self._read, self._queued, self._read_at = waiting, 0, self.clock()
+        finally:
+            self._lock.release()
+
+    def queued(self, count: int) -> None:
+        self._queued += count
+
+    def waiting(self) -> int:
+        return self._read + self._queued
+
 
 class Ingress:
-    """The WSGI application: ``Ingress(admission, store, token=...)`` is callable as ``app(environ,
-    start_response)``."""
+    """The ASGI application: ``Ingress(admission, store, token=...)`` is callable as ``await
+    app(scope, receive, send)``; :meth:`close` stops its worker threads."""
 
     def __init__(
         self,
@@ -83,55 +172,138 @@ class Ingress:
         max_body: int = DEFAULT_MAX_BODY,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_backlog: int | None = None,
+        threads: int = DEFAULT_THREADS,
         log: Callable[[str], None] | None = None,
     ):
         self.admission, self.store = admission, store
         self.max_backlog = max_backlog  # refuse (503) while this many entries wait: backpressure
+        self.backlog = Backlog(store)
         self._token = token.encode() if token else None
         self.max_body, self.max_batch = max_body, max_batch
         self.log = log or logging.getLogger(__name__).error
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ingress")
+        self.routes = self._routes()
 
-    def __call__(self, environ: dict, start_response) -> list[bytes]:
+    def _routes(self) -> dict[str, Route]:
+        return {
+            EVENTS: Route("POST", self._post_events, self._before_events, reads_body=True, backlog=True),
+            HEALTH: Route("GET", self._health),
+        }
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True)
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # websockets: the server is run without them
+        request = Request(scope["method"], scope["path"], _headers(scope["headers"]))
         try:
-            status, doc, headers = self._route(environ)
-        except Refused as refused:
-            status, doc = refused.status, refused.document()
-            headers = [("Content-Type", "application/problem+json"), *refused.headers]
-        except Exception as exc:  # a bug: answer 500 without details, log the traceback
-            self.log(
-                f"internal error on {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}: "
-                f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            answer = await self._answer(request, receive)
+        except Exception as exc:
+            answer = self._failure(request, exc)
+        await send({
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in _final(answer)],
+        })
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def _answer(self, request: Request, receive) -> Answer:
+        route = self.route(request)
+        if route.backlog and self.max_backlog is not None and self.backlog.stale():
+            await asyncio.get_running_loop().run_in_executor(self._threads, self.backlog.refresh)
+        if route.before is not None:
+            route.before(request)
+        body = await self._body(request, receive) if route.reads_body else b""
+        return await asyncio.get_running_loop().run_in_executor(self._threads, route.handle, request, body)
+
+    def wsgi(self, environ: dict, start_response) -> list[bytes]:
+        """The same routes as a WSGI application, each request in the server's thread (for WSGI
+        servers: the tests' wsgiref, the benchmark's waitress)."""
+        headers = {k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_")}
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(key):
+                headers[key.lower().replace("_", "-")] = environ[key]
+        request = Request(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO") or "/", headers)
+        try:
+            route = self.route(request)
+            if route.backlog and self.max_backlog is not None and self.backlog.stale():
+                self.backlog.refresh()
+            if route.before is not None:
+                route.before(request)
+            length = int(headers.get("content-length") or 0) if route.reads_body else 0  # checked by `before`
+            body = environ["wsgi.input"].read(length) if length > 0 else b""
+            answer = route.handle(request, body)
+        except Exception as exc:
+            answer = self._failure(request, exc)
+        start_response(f"{answer.status} {HTTPStatus(answer.status).phrase}", _final(answer))
+        return [answer.body]
+
+    def _failure(self, request: Request, exc: Exception) -> Answer:
+        """A refusal's problem document; for anything else (a bug) a 500 without details, and
+        the traceback in the log."""
+        if isinstance(exc, Refused):
+            return exc.answer()
+        self.log(
+            f"internal error on {request.method} {request.path}: "
+            f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc))}"
+        )
+        return Refused(500, "internal error in meshctl (see the server's log)").answer()
+
+    def route(self, request: Request) -> Route:
+        """The route of the request's path, or a 404 or 405."""
+        route = self.routes.get(request.path)
+        if route is None:
+            raise Refused(
+                404, f"no such resource {request.path!r}: POST events to {EVENTS}, GET {HEALTH} for health"
             )
-            status, doc = 500, Refused(500, "internal error in meshctl (see the server's log)").document()
-            headers = [("Content-Type", "application/problem+json")]
-        body = json.dumps(doc).encode()
-        start_response(
-            f"{status} {HTTPStatus(status).phrase}",
-            [*headers, ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
-        )
-        return [body]
+        if request.method != route.method:
+            allow = [("Allow", route.method)]
+            raise Refused(405, f"{request.path} takes {route.method}, not {request.method}", headers=allow)
+        return route
 
-    def _route(self, environ: dict) -> tuple[int, dict, list[tuple]]:
-        path, method = environ.get("PATH_INFO") or "/", environ.get("REQUEST_METHOD", "GET")
-        routes = {EVENTS: ("POST", self._post_events), HEALTH: ("GET", self._health)}
-        if path not in routes:
-            raise Refused(404, f"no such resource {path!r}: POST events to {EVENTS}, GET {HEALTH} for health")
-        allowed, handler = routes[path]
-        if method != allowed:
-            raise Refused(405, f"{path} takes {allowed}, not {method}", headers=[("Allow", allowed)])
-        return handler(environ)
+    def _before_events(self, request: Request) -> None:
+        """What refuses an event request before its body is read: token, declared length, backlog."""
+        self._authorise(request)
+        length = request.headers.get("content-length")
+        if length is not None and not (length.isascii() and length.isdigit()):
+            raise Refused(400, "Content-Length is not a number")
+        if length is not None and int(length) > self.max_body:
+            raise Refused(413, f"the body has {length} bytes; at most {self.max_body} are accepted")
+        waiting = self.backlog.waiting()
+        if self.max_backlog is not None and waiting >= self.max_backlog:
+            raise Refused(
+                503,
+                f"the deployment is behind: {waiting} entries wait for the workers (limit "
+                f"{self.max_backlog}); nothing was accepted: send them again after Retry-After",
+                headers=[("Retry-After", "1")],
+            )
 
-    def _health(self, environ: dict) -> tuple[int, dict, list[tuple]]:
+    async def _body(self, request: Request, receive) -> bytes:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Refused(400, "the client went away before the body was sent")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise Refused(413, f"the body is larger than {self.max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _health(self, request: Request, body: bytes) -> Answer:
         up = self.store.ping()
-        return (
-            (200 if up else 503),
-            {"status": "ok" if up else "unavailable", "store": "up" if up else "down"},
-            [("Content-Type", "application/json")],
+        return json_answer(
+            200 if up else 503, {"status": "ok" if up else "unavailable", "store": "up" if up else "down"}
         )
 
-    def _post_events(self, environ: dict) -> tuple[int, dict, list[tuple]]:
-        self._authorise(environ)
-        events = self._events(environ, self._body(environ))
+    def _post_events(self, request: Request, body: bytes) -> Answer:
+        events = self._events(request, body)
         problems = [
             {"index": i, **r.as_dict()} for i, e in enumerate(events) for r in self.admission.rejections(e)
         ]
@@ -143,15 +315,6 @@ class Ingress:
                 f"problem{_s(problems)}); nothing was accepted",
                 problems,
             )
-        if self.max_backlog is not None:
-            waiting = self.store.backlog()
-            if waiting >= self.max_backlog:
-                raise Refused(
-                    503,
-                    f"the deployment is behind: {waiting} entries wait for the workers (limit "
-                    f"{self.max_backlog}); nothing was accepted: send them again after Retry-After",
-                    headers=[("Retry-After", "1")],
-                )
         try:
             ids = self.store.ingest(events)
         except StorageError as exc:
@@ -162,12 +325,13 @@ class Ingress:
                 "(their ids make a repeat harmless)",
                 headers=[("Retry-After", "1")],
             ) from exc
-        return 202, {"accepted": len(ids), "ids": ids}, [("Content-Type", "application/json")]
+        self.backlog.queued(len(ids))
+        return json_answer(202, {"accepted": len(ids), "ids": ids})
 
-    def _authorise(self, environ: dict) -> None:
+    def _authorise(self, request: Request) -> None:
         if self._token is None:
             return
-        scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
         challenge = [("WWW-Authenticate", 'Bearer realm="meshctl"')]
         if scheme.lower() != "bearer" or not given.strip():
             raise Refused(
@@ -176,20 +340,8 @@ class Ingress:
         if not hmac.compare_digest(given.strip().encode("latin-1"), self._token):
             raise Refused(401, "the token is not valid", headers=challenge)
 
-    def _body(self, environ: dict) -> bytes:
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            raise Refused(400, "Content-Length is not a number") from None
-        if length > self.max_body:
-            raise Refused(413, f"the body has {length} bytes; at most {self.max_body} are accepted")
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        if len(body) > self.max_body:
-            raise Refused(413, f"the body is larger than {self.max_body} bytes")
-        return body
-
-    def _events(self, environ: dict, body: bytes) -> list[Any]:
-        media, _ = media_type(environ.get("CONTENT_TYPE", ""))
+    def _events(self, request: Request, body: bytes) -> list[Any]:
+        media, _ = media_type(request.headers.get("content-type", ""))
         if media == STRUCTURED:
             return [parse_json(body, "event")]
         if media == BATCH:
@@ -199,13 +351,37 @@ class Ingress:
             if len(batch) > self.max_batch:
                 raise Refused(413, f"the batch has {len(batch)} events; at most {self.max_batch} per request")
             return batch
-        if "HTTP_CE_SPECVERSION" in environ:
-            return [binary_event(environ, body)]
+        if "ce-specversion" in request.headers:
+            return [binary_event(request.headers, body)]
         raise Refused(
             415,
             f"content type {media or '(none)'!r} is not a CloudEvent: send {STRUCTURED}, {BATCH}, "
             "or binary mode (ce-specversion, ce-id, ce-source, ce-type headers; the body is data)",
         )
+
+
+def _final(answer: Answer) -> list[tuple[str, str]]:
+    return [*answer.headers, ("Content-Length", str(len(answer.body))), ("Cache-Control", "no-store")]
+
+
+async def _lifespan(receive, send) -> None:
+    """Nothing to set up or tear down: say so to a server that runs the lifespan protocol."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """ASGI headers as a dict of lower-case names (a repeated header's values joined by commas)."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        headers[key] = f"{headers[key]},{text}" if key in headers else text
+    return headers
 
 
 def media_type(content_type: str) -> tuple[str, dict[str, str]]:
@@ -224,18 +400,18 @@ def parse_json(body: bytes, what: str, max_depth: int = MAX_DEPTH) -> Any:
         raise Refused(400, f"the {what} is refused: {exc}") from None
 
 
-def binary_event(environ: dict, body: bytes) -> dict:
+def binary_event(headers: dict[str, str], body: bytes) -> dict:
     """A binary-mode event: attributes from ``ce-*`` headers (percent-decoded), data from the body.
 
     JSON bodies (``application/json``, ``*/*+json``, or no content type) become ``data`` as a
     value, ``text/*`` bodies a string; anything else is kept as ``data_base64``.
     """
     event: dict[str, Any] = {}
-    for key, raw in environ.items():
-        if key.startswith("HTTP_CE_"):
-            name = key[len("HTTP_CE_") :].lower()
+    for key, raw in headers.items():
+        if key.startswith("ce-"):
+            name = key[len("ce-") :]
             event[name] = _header_value(name, raw)
-    content_type = environ.get("CONTENT_TYPE", "")
+    content_type = headers.get("content-type", "")
     media, params = media_type(content_type)
     if content_type:
         event["datacontenttype"] = content_type

@@ -23,6 +23,7 @@ Names (docs/observability.md has the table):
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -200,7 +201,7 @@ def queue_families(core, broker: Broker, lanes: Sequence[str]) -> list:
 
 
 class IngressMetrics:
-    """The metrics of `meshctl serve`: a WSGI app around the ingress that answers ``GET /metrics``
+    """The metrics of `meshctl serve`: an ASGI app around the ingress that answers ``GET /metrics``
     and counts the other requests by status (and the accepted events by type, told by the ingress)."""
 
     def __init__(self, broker: Broker, lanes: Callable[[], Sequence[str]]):
@@ -215,7 +216,7 @@ class IngressMetrics:
                                      registry=self.registry)
         self.registry.register(_QueueCollector(core, broker, lanes))
 
-    def around(self, app: Callable) -> IngressMetrics:
+    def around(self, app: Any) -> IngressMetrics:
         self.app = app
         return self
 
@@ -223,20 +224,32 @@ class IngressMetrics:
         for event in events:
             self.events.labels(event["type"]).inc()
 
-    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == METRICS and environ.get("REQUEST_METHOD") == "GET":
-            body = self._client.generate_latest(self.registry)
-            start_response("200 OK", [("Content-Type", self._client.CONTENT_TYPE_LATEST),
-                                      ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
-            return [body]
+    def __getattr__(self, name: str):  # the wrapped app's own (close, wsgi, ...)
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == METRICS and scope["method"] == "GET":
+            # the queue depths ask the broker: off the event loop, which answers other requests
+            body = await asyncio.get_running_loop().run_in_executor(
+                None, self._client.generate_latest, self.registry
+            )
+            headers = [(b"content-type", self._client.CONTENT_TYPE_LATEST.encode()),
+                       (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
         started = time.perf_counter()
 
-        def counted(status: str, headers, *rest):
-            self.requests.labels(status.split(" ", 1)[0]).inc()
-            return start_response(status, headers, *rest)
+        async def counted(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                self.requests.labels(str(message["status"])).inc()
+            await send(message)
 
         try:
-            return self.app(environ, counted)
+            await self.app(scope, receive, counted)
         finally:
             self.seconds.observe(time.perf_counter() - started)
 

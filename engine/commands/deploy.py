@@ -32,7 +32,7 @@ def check_events(path: str, mesh: Mesh, refused: Callable[[Diagnostic], None]) -
 
 def ingress(mesh: Mesh, store, metrics: bool = False, **options) -> Ingress | IngressMetrics:
     """The HTTP ingress of *mesh* into *store* (options: token, max_body, max_batch,
-    max_backlog, log); with *metrics*, answering ``GET /metrics`` too."""
+    max_backlog, threads, log); with *metrics*, answering ``GET /metrics`` too."""
     if not metrics:
         return Ingress(Admission(mesh), store, **options)
     lanes = queue_lanes(sorted(mesh.streams))

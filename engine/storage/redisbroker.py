@@ -27,6 +27,7 @@ import redis
 
 from .base import StorageError
 from .broker import INPUT, TASKS, Entry, Task
+from .redismemory import memory_usage
 from .redisstore import RedisStore
 
 GROUP = "workers"  # the consumer group every worker reads through
@@ -230,6 +231,10 @@ class RedisBroker:
 
     def counters(self) -> dict[str, int]:
         return {k: int(v) for k, v in self._call(self._r.hgetall, f"{self._p}:counters").items()}
+
+    def memory(self) -> dict:
+        """Keys and bytes per class of key, estimated (engine/storage/redismemory.py)."""
+        return {"estimate": True, **self._call(memory_usage, self._r, self._p)}
 
     def close(self) -> None:
         self.store.close()

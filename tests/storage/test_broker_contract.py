@@ -233,3 +233,22 @@ def test_what_was_queued_outlives_the_broker_that_queued_it(deployment):
     broker.ingest(events(2))
     broker.close()
     assert deployment.open().backlog() == 2
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+def test_memory_counts_keys_and_bytes_per_class(deployment, broker):
+    assert deployment.open().memory()["keys"] == 0  # a new deployment holds nothing
+    broker.ensure_lanes([INPUT, TASKS])
+    broker.ingest(events(20))
+    store = broker.unit_store()
+    broker.begin_unit()
+    for i in range(5):
+        store.mark_done(f"/s|e{i}", "svc", 1.0)
+    broker.commit_unit()
+    report = deployment.open().memory()
+    classes = report["classes"]
+    assert classes["dedup records"]["keys"] == 5 and classes["queues"]["keys"] >= 2
+    assert all(c["bytes"] > 0 for c in classes.values())
+    assert report["keys"] == sum(c["keys"] for c in classes.values())
+    assert report["bytes"] == sum(c["bytes"] for c in classes.values())

@@ -1291,7 +1291,7 @@ def worker(
 
     _configure_logs("worker", log_format, log_level)
     mesh = require_valid(path).mesh
-    store = broker_store(store_url, "worker")
+    store = broker_store(store_url, "worker", mesh.retention)
     warning = store.durability_warning()
     if warning:
         log.warning(warning)

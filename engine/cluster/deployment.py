@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..core.deadletter import DeadLetter
 from ..core.errors import UsageError
+from ..language.model import DEFAULT_RETENTION, Retention
 from ..runtime.trace import SUMMARY_KEYS
 from ..storage import Store, broker_for, broker_forms, open_broker
 from ..storage.broker import INPUT, TASKS, Broker, Task
@@ -18,9 +19,10 @@ REPLAY = "archive-replay"  # the task that re-injects a copy of an archived even
 RUN_REDRIVE = "run-redrive"  # the task that runs a failed orchestration run again from its failed step
 
 
-def broker_store(url: str, command: str) -> Broker:
-    """The broker at *url*, or a usage error saying *command* needs one."""
-    broker = open_broker(url)
+def broker_store(url: str, command: str, retention: Retention = DEFAULT_RETENTION) -> Broker:
+    """The broker at *url*, or a usage error saying *command* needs one; its store applies
+    *retention* to what it writes (a worker's: the mesh's)."""
+    broker = open_broker(url, retention)
     if broker is None:
         forms = " or ".join(broker_forms())
         raise UsageError(f"{command} needs a broker store: --store {forms} (got {url!r})")

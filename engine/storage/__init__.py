@@ -79,9 +79,10 @@ def broker_for(store: Store) -> Broker | None:
     return None
 
 
-def open_broker(url: str | None) -> Broker | None:
-    """The broker at *url* (None, and nothing left open, when its backend has none)."""
-    store = open_store(url)
+def open_broker(url: str | None, retention: Retention = DEFAULT_RETENTION) -> Broker | None:
+    """The broker at *url* (None, and nothing left open, when its backend has none); its store
+    keeps what runs leave behind for *retention* (the mesh's, for a worker)."""
+    store = open_store(url, retention)
     broker = broker_for(store)
     if broker is None:
         store.close()

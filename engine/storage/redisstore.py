@@ -10,18 +10,30 @@ applied in the same step, so an effect and its ack commit together.
 
 Keys, under a prefix (``?prefix=`` in the URL, default ``meshctl``)::
 
-    P:j:<journal>      list of JSON records (input, emitted, trace)
+    P:j:<journal>      stream of JSON records (field ``r``) (input, emitted, trace)
     P:done:<consumer>|<event key>  dedup record: the clock time it took effect (the key is the
                        event's identity, source and id: engine/runtime/identity.py)
     P:dlq              hash id -> dead letter JSON;  P:dlq:order  zset id by arrival
-    P:state:<key>      JSON value;  P:statekeys  zset of state keys (for prefix listing)
+    P:state:<key>      JSON value;  P:statekeys  zset of live state keys (for prefix listing)
+    P:runs:ended       zset of finished runs' state keys, by when they expire (ms)
+    P:retention        hash: ``since``, server time (s) of the first write kept for a retention
+                       (what aged_out counts from), and the writer's ``runs``, ``archive``, ``dedup``
     P:checkpoint       the last commit's checkpoint (single-process runs)
     P:input, P:tasks, P:lane:*, P:delayed, P:lease:*, P:workers, P:counters   the broker's
                        (engine/storage/redisbroker.py)
+
+Retention (the mesh's ``retention``) is kept by Redis itself, counted in the server's time
+from each write: a dedup record is written with a TTL of ``retention.dedup``, a finished run
+with one of ``retention.runs`` (and leaves the live state index for ``P:runs:ended``), and each
+commit trims the archive journals (``input``, ``emitted``; in a deployment the trace as well)
+to the entries of the last ``retention.archive`` (``XTRIM MINID``, whole stream nodes) and
+sets the journal to expire that long after its last write, so an idle deployment empties too.
+Dead letters stay until redriven or purged; processed queue entries are deleted when acked.
 """
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -31,16 +43,33 @@ from ..core.deadletter import DeadLetter
 from ..core.errors import UsageError
 from ..language.model import DEFAULT_RETENTION, Retention
 from .base import NotAStoreURL, StorageError
+from .sqlite import DEDUP_WINDOW
 
 DEFAULT_PREFIX = "meshctl"
+ARCHIVED = ("input", "emitted")  # the journals `retention.archive` applies to in a run
+FOREVER = -1  # a keep time (ms) of an op: no expiry
 
 # ARGV[1]: JSON list of checks; ARGV[2]: JSON list of write ops. A check is [key, expected
 # value or false], or ['XPENDING', stream, group, entry id, consumer]: the entry is pending
 # in the group and the consumer's. An op is a Redis command as a list, or one of the
 # composite ops below (their extra keys are built from KEYS[1], the prefix). Returns 1 when
 # every op was applied; nothing is written when a read value changed (0) or an entry is no
-# longer the consumer's (-1).
+# longer the consumer's (-1). A keep time is in ms of server time, -1 for ever.
 _COMMIT = """
+if redis.replicate_commands then redis.replicate_commands() end  -- Redis 6.2: TIME before writes
+local now_ms = nil
+local function now()
+  if not now_ms then
+    local t = redis.call('TIME')
+    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_ms
+end
+-- expire KEY no sooner than KEEP ms from now (a key written for longer keeps its time)
+local function keep_for(key, keep)
+  local ttl = redis.call('PTTL', key)
+  if ttl < keep then redis.call('PEXPIRE', key, keep) end
+end
 local checks = cjson.decode(ARGV[1])
 for _, c in ipairs(checks) do
   if c[1] == 'XPENDING' and #c == 5 then
@@ -67,6 +96,25 @@ for _, op in ipairs(cjson.decode(ARGV[2])) do
   elseif name == 'STATE-' then
     redis.call('DEL', P .. ':state:' .. op[2])
     redis.call('ZREM', P .. ':statekeys', op[2])
+    redis.call('ZREM', P .. ':runs:ended', op[2])
+  elseif name == 'ENDED' then  -- key, final value, keep
+    local keep, ended = tonumber(op[4]), P .. ':runs:ended'
+    redis.call('SET', P .. ':state:' .. op[2], op[3], 'PX', keep)
+    redis.call('ZREM', P .. ':statekeys', op[2])
+    redis.call('ZADD', ended, now() + keep, op[2])
+    redis.call('ZREMRANGEBYSCORE', ended, '-inf', now())
+    keep_for(ended, keep)
+  elseif name == 'JOURNAL' then  -- journal, keep, records...
+    local key, keep = P .. ':j:' .. op[2], tonumber(op[3])
+    for i = 4, #op do redis.call('XADD', key, '*', 'r', op[i]) end
+    if keep >= 0 then
+      redis.call('XTRIM', key, 'MINID', '~', now() - keep)
+      keep_for(key, keep)
+    end
+  elseif name == 'RETENTION' then  -- runs, archive, dedup (seconds)
+    local key = P .. ':retention'
+    redis.call('HSETNX', key, 'since', tostring(now() / 1000))
+    redis.call('HSET', key, 'runs', op[2], 'archive', op[3], 'dedup', op[4])
   else
     redis.call(unpack(op))
   end
@@ -89,10 +137,13 @@ def redis_url(url: str) -> tuple[str, str]:
 class RedisStore:
     """A :class:`~engine.storage.base.Store` on Redis, with the unit-of-work calls its broker uses."""
 
-    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, url: str = ""):
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, url: str = "",
+                 retention: Retention = DEFAULT_RETENTION):
         self.client = client
         self.prefix = prefix
         self.url = url
+        self.retention = retention
+        self._retention_written = False
         self._commit_script = client.register_script(_COMMIT)
         self.tracking = False  # True in a worker: reads are checked again at commit
         self._checkpoint: dict | None = None
@@ -103,10 +154,10 @@ class RedisStore:
     def open(cls, url: str, retention: Retention = DEFAULT_RETENTION, create: bool = True) -> "RedisStore":
         """The store at ``redis://HOST:PORT/DB[?prefix=NAME]`` (the registry's way in). Without
         *create*, a prefix under which nothing is stored is a usage error, and nothing is written.
-        A deployment keeps everything: *retention* is not applied on Redis yet."""
+        What grows with the input is kept for *retention* (TTLs and trimming, see above)."""
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise NotAStoreURL(url)
-        store = cls.from_url(url)
+        store = cls.from_url(url, retention)
         if not create and not store._holds_anything():
             store.close()
             raise UsageError(f"no store at {url}: no key of prefix {store.prefix!r} on that server "
@@ -114,7 +165,7 @@ class RedisStore:
         return store
 
     @classmethod
-    def from_url(cls, url: str) -> "RedisStore":
+    def from_url(cls, url: str, retention: Retention = DEFAULT_RETENTION) -> "RedisStore":
         client_url, prefix = redis_url(url)
         try:
             client = redis.Redis.from_url(client_url, decode_responses=True, socket_timeout=30,
@@ -122,7 +173,7 @@ class RedisStore:
             client.ping()
         except (redis.RedisError, ValueError) as exc:
             raise UsageError(f"cannot reach Redis at {client_url}: {exc}") from exc
-        return cls(client, prefix, url)
+        return cls(client, prefix, url, retention)
 
     # --- the unit of work ------------------------------------------------------------
     def reset(self) -> None:
@@ -151,20 +202,56 @@ class RedisStore:
         except redis.RedisError as exc:
             raise StorageError(f"redis {self.url or self.prefix}: {exc}") from exc
 
+    # --- retention ------------------------------------------------------------------------
+    @property
+    def dedup_window(self) -> float:
+        return self.retention.dedup if self.retention.dedup is not None else DEDUP_WINDOW
+
+    def _keep_ms(self, kind: str, journal: str = "") -> int:
+        """How long (ms) a write of *kind* (``runs``, ``dedup``, ``journal``) is kept; FOREVER
+        for ever. The trace journal is a run's own record (its resume counts it): it is trimmed
+        only in a deployment (whose units check their reads: ``tracking``)."""
+        if kind == "journal":
+            seconds = self.retention.archive if journal in ARCHIVED or self.tracking else math.inf
+        else:
+            seconds = self.dedup_window if kind == "dedup" else self.retention.runs
+        return FOREVER if seconds == math.inf else max(1, int(seconds * 1000))
+
+    def aged_out(self) -> dict[str, float]:
+        """Per kind, the server time before which its records are gone: every write expires
+        after its retention (the last writer's, as stored), so that is now minus the retention,
+        once the store is older than that."""
+        stored = self._call(self.client.hgetall, f"{self.prefix}:retention")
+        if "since" not in stored:
+            return {}
+        seconds, micros = self._call(self.client.time)
+        now = seconds + micros / 1e6
+        keep = {kind: float(stored[kind]) for kind in ("runs", "archive", "dedup")}
+        since = float(stored["since"])
+        return {kind: now - k for kind, k in keep.items() if k != math.inf and now - k > since}
+
     def _write_ops(self) -> list[list]:
         ops = list(self._ops)
         for journal, records in self._journals.items():
-            for start in range(0, len(records), 1000):
-                ops.append(["RPUSH", f"{self.prefix}:j:{journal}",
-                            *(json.dumps(r, default=str) for r in records[start:start + 1000])])
+            ops.append(["JOURNAL", journal, self._keep_ms("journal", journal),
+                        *(json.dumps(r, default=str) for r in records)])
+        dedup_ms = self._keep_ms("dedup")
         for (key, consumer), at in self._done.items():
-            ops.append(["SET", self._done_key(key, consumer), repr(at)])
+            if dedup_ms == FOREVER:
+                ops.append(["SET", self._done_key(key, consumer), repr(at)])
+            else:
+                ops.append(["SET", self._done_key(key, consumer), repr(at), "PX", dedup_ms])
         for record_id in self._dead_removed:
             ops.append(["DLQ-", record_id])
         for record in self._dead.values():
             ops.append(["DLQ+", record.id, json.dumps(record.as_dict(), default=str)])
+        runs_ms = self._keep_ms("runs")
         for key in sorted(self._dirty):
-            ops.append(["STATE", key, json.dumps(self._state[key], default=str)])
+            value = json.dumps(self._state[key], default=str)
+            if key in self._retired and runs_ms != FOREVER:
+                ops.append(["ENDED", key, value, runs_ms])
+            else:
+                ops.append(["STATE", key, value])
         for key in sorted(self._deleted):
             ops.append(["STATE-", key])
         return ops
@@ -179,8 +266,14 @@ class RedisStore:
         unit again) or ``FENCED`` (another worker owns the entry now: drop the unit).
         """
         all_checks = [[k, v] for k, v in self.reads.items()] + [list(c) for c in checks]
-        applied = self._call(self._commit_script, [self.prefix],
-                             [json.dumps(all_checks), json.dumps(self._write_ops() + list(ops))])
+        kept = bool(self._journals or self._done or self._retired)  # writes that age out
+        writes = self._write_ops() + list(ops)
+        if kept and not self._retention_written:  # what aged_out counts from, once per process
+            writes.append(["RETENTION", *(repr(float(k)) for k in
+                                          (self.retention.runs, self.retention.archive, self.dedup_window))])
+        applied = self._call(self._commit_script, [self.prefix], [json.dumps(all_checks), json.dumps(writes)])
+        if applied == 1 and kept:
+            self._retention_written = True
         self.reset()
         return int(applied)
 
@@ -189,14 +282,14 @@ class RedisStore:
         self._journals.setdefault(journal, []).append(record)
 
     def records(self, journal: str) -> Iterator[dict]:
-        key, start = f"{self.prefix}:j:{journal}", 0
+        key, start = f"{self.prefix}:j:{journal}", "-"
         while True:
-            chunk = self._call(self.client.lrange, key, start, start + 9999)
-            for raw in chunk:
-                yield json.loads(raw)
+            chunk = self._call(self.client.xrange, key, start, "+", 10000)
+            for _, fields in chunk:
+                yield json.loads(fields["r"])
             if len(chunk) < 10000:
                 break
-            start += 10000
+            start = "(" + chunk[-1][0]
         yield from list(self._journals.get(journal, ()))
 
     def _done_key(self, key: str, consumer: str) -> str:
@@ -206,9 +299,12 @@ class RedisStore:
         if (key, consumer) in self._done:
             return True
         done_key = self._done_key(key, consumer)
-        if done_key in self._fetched:
-            return self._fetched[done_key] is not None
-        return self._get(done_key) is not None
+        marked = self._fetched[done_key] if done_key in self._fetched else self._get(done_key)
+        if marked is None:
+            return False
+        # As in SQLite: a record older than the window in clock time (a run's virtual clock; the
+        # TTL counts the server's) no longer counts.
+        return at is None or at - float(marked) <= self.dedup_window
 
     def prefetch_done(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Read the dedup records of (event key, consumer) pairs in one round trip (as reads
@@ -267,6 +363,7 @@ class RedisStore:
 
     def put_state(self, key: str, value: Any) -> None:
         self._state[key] = value
+        self._retired.discard(key)  # a finished run redriven runs again
         self._dirty.add(key)
         self._deleted.discard(key)
 
@@ -277,18 +374,22 @@ class RedisStore:
         self._deleted.add(key)
 
     def retire_state(self, key: str, value: Any, at: float) -> None:
-        """Written like any state (a deployment keeps finished runs); out of this process's
-        memory once committed (a worker forgets every unit's state anyway)."""
-        self.put_state(key, value)
+        """Written with a TTL of ``retention.runs``; out of this process's memory once committed
+        (a worker forgets every unit's state anyway)."""
+        self._state[key] = value
+        self._dirty.add(key)
+        self._deleted.discard(key)
         self._retired.add(key)
 
-    def aged_out(self) -> dict[str, float]:
-        return {}  # a deployment keeps runs, dedup records and journals: no retention is applied on Redis yet
-
     def state_keys(self, prefix: str) -> list[str]:
-        stored = self._call(self.client.zrangebylex, f"{self.prefix}:statekeys",
-                            f"[{prefix}", f"[{prefix}\U0010ffff")
-        return sorted((set(stored) | {k for k in self._dirty if k.startswith(prefix)}) - self._deleted)
+        stored = set(self._call(self.client.zrangebylex, f"{self.prefix}:statekeys",
+                                f"[{prefix}", f"[{prefix}\U0010ffff"))
+        if "run:".startswith(prefix) or prefix.startswith("run:"):  # finished runs not yet expired
+            seconds, micros = self._call(self.client.time)
+            ended = self._call(self.client.zrangebyscore, f"{self.prefix}:runs:ended",
+                               f"({seconds * 1000 + micros // 1000}", "+inf")
+            stored.update(k for k in ended if k.startswith(prefix))
+        return sorted((stored | {k for k in self._dirty if k.startswith(prefix)}) - self._deleted)
 
     def commit(self, checkpoint: dict) -> None:
         # A single process is the only writer between its commits: its reads need no check,

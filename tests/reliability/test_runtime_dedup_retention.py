@@ -103,17 +103,23 @@ def test_durable_stores_recognise_a_redelivery_within_the_retention_after_a_rest
     assert summary["duplicates"] == 1
 
 
-def test_a_durable_store_forgets_a_dedup_record_past_its_retention(tmp_path):
+def durable_url(backend: str, tmp_path, request) -> str:
+    return f"sqlite:{tmp_path / 'run.db'}" if backend == "sqlite" else request.getfixturevalue("redis_url")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_a_durable_store_forgets_a_dedup_record_past_its_retention(tmp_path, request, backend):
     """The documented limit: past `retention.dedup` (7 days by default) a redelivery is processed again."""
-    first, later, summary = redelivered_after(f"sqlite:{tmp_path / 'run.db'}", load(tmp_path / "mesh", MESH),
-                                              30 * DAY)
+    first, later, summary = redelivered_after(durable_url(backend, tmp_path, request),
+                                              load(tmp_path / "mesh", MESH), 30 * DAY)
     assert first == {"old": 1} and later == {"old": 1, "new": 1}
     assert summary["duplicates"] == 0
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
 @pytest.mark.parametrize(("setting", "delay", "repeats"), [("forever", 30 * DAY, 0), ("2h", 3 * HOUR, 1),
                                                            ("2h", HOUR, 0)])
-def test_the_mesh_declares_the_dedup_retention(tmp_path, setting, delay, repeats):
+def test_the_mesh_declares_the_dedup_retention(tmp_path, request, backend, setting, delay, repeats):
     mesh = load(tmp_path / "mesh", MESH + f"""---
 apiVersion: meshctl/v1
 kind: Mesh
@@ -121,5 +127,5 @@ metadata: {{name: jobs}}
 spec:
   retention: {{dedup: {setting}}}
 """)
-    first, later, _ = redelivered_after(f"sqlite:{tmp_path / 'run.db'}", mesh, delay)
+    first, later, _ = redelivered_after(durable_url(backend, tmp_path, request), mesh, delay)
     assert later == {"new": 1, **({"old": 1} if repeats else {})}

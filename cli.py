@@ -1352,7 +1352,17 @@ def status(path, store_url, fmt) -> None:
         click.echo(f"worker {name}: last seen {info['seen']}")
     if not report["workers"]:
         click.echo("no live workers")
+    _print_memory(report["memory"])
     _print_summary(report["summary"], "text", [])
+
+
+def _print_memory(memory: dict) -> None:
+    """What a deployment holds, per class of key; counts extrapolated and bytes sampled."""
+    how = "sampled" if memory["exact_counts"] else "counts extrapolated, sampled"
+    click.echo(f"{'memory (estimate: ' + how + ')':<36}{'keys':>10}{'bytes':>14}")
+    for name, held in memory["classes"].items():
+        click.echo(f"  {name:<34}{held['keys']:>10,}{held['bytes']:>14,}")
+    click.echo(f"  {'in all':<34}{memory['keys']:>10,}{memory['bytes']:>14,}")
 
 
 @main.command()

@@ -70,7 +70,8 @@ def queue_lanes(streams: list[str]) -> list[str]:
 
 
 def status(broker: Broker, streams: list[str]) -> dict:
-    """Backlog and lag of every queue, dead letters per queue, live workers, and the counters."""
+    """Backlog and lag of every queue, dead letters per queue, live workers, the counters, and
+    what the deployment holds in Redis per class of key (an estimate: sampled)."""
     lanes = queue_lanes(streams)
     backlog, pending = broker.lane_backlog(lanes), broker.pending(lanes)
     dead: dict[str, int] = {}
@@ -79,7 +80,7 @@ def status(broker: Broker, streams: list[str]) -> dict:
     return {"queues": {lane: {"backlog": backlog[lane], "in_hand": pending[lane],
                               "waiting": backlog[lane] - pending[lane]} for lane in lanes},
             "delayed": backlog["delayed"], "dead_letters": dead, "workers": broker.workers(),
-            "summary": deployment_summary(broker)}
+            "summary": deployment_summary(broker), "memory": broker.memory()}
 
 
 def _broker(store: Store) -> Broker:

@@ -68,6 +68,11 @@ def test_status_and_dead_letters_of_a_deployment(meshctl, broker, store, redis_u
     assert all(q["backlog"] == 0 for q in status["queues"].values()) and status["delayed"] == 0
     assert status["dead_letters"] == {"dlq": 1, "late-scores": 2}
     assert status["summary"]["events_in"] == 32 and status["workers"] == {}
+    memory = status["memory"]
+    assert memory["estimate"] and memory["classes"]["dead letters"]["keys"] == 3  # dlq, its order, seq
+    assert memory["classes"]["dedup records"]["keys"] > 0 and memory["bytes"] > 0
+    text = meshctl("status", ARENA, "--store", redis_url).output
+    assert "memory (estimate" in text and "dedup records" in text and "archive: input" in text
     listed = json.loads(meshctl("dlq", "list", "--store", redis_url, "--format=json").stdout)
     assert sorted(r["reason"] for r in listed) == ["late-event", "late-event", "loop-detected"]
 

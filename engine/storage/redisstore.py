@@ -10,7 +10,8 @@ applied in the same step, so an effect and its ack commit together.
 
 Keys, under a prefix (``?prefix=`` in the URL, default ``meshctl``)::
 
-    P:j:<journal>      stream of JSON records (field ``r``) (input, emitted, trace)
+    P:j:<journal>      stream of journal records (input, emitted, trace): one entry per commit,
+                       its field ``b`` the JSON array of the records it appended
     P:done:<consumer>|<event key>  dedup record: the clock time it took effect (the key is the
                        event's identity, source and id: engine/runtime/identity.py)
     P:dlq              hash id -> dead letter JSON;  P:dlq:order  zset id by arrival
@@ -65,11 +66,6 @@ local function now()
   end
   return now_ms
 end
--- expire KEY no sooner than KEEP ms from now (a key written for longer keeps its time)
-local function keep_for(key, keep)
-  local ttl = redis.call('PTTL', key)
-  if ttl < keep then redis.call('PEXPIRE', key, keep) end
-end
 local checks = cjson.decode(ARGV[1])
 for _, c in ipairs(checks) do
   if c[1] == 'XPENDING' and #c == 5 then
@@ -103,13 +99,13 @@ for _, op in ipairs(cjson.decode(ARGV[2])) do
     redis.call('ZREM', P .. ':statekeys', op[2])
     redis.call('ZADD', ended, now() + keep, op[2])
     redis.call('ZREMRANGEBYSCORE', ended, '-inf', now())
-    keep_for(ended, keep)
-  elseif name == 'JOURNAL' then  -- journal, keep, records...
+    redis.call('PEXPIRE', ended, keep)  -- the index lives as long as its newest run
+  elseif name == 'JOURNAL' then  -- journal, keep, JSON array of records
     local key, keep = P .. ':j:' .. op[2], tonumber(op[3])
-    for i = 4, #op do redis.call('XADD', key, '*', 'r', op[i]) end
+    redis.call('XADD', key, '*', 'b', op[4])
     if keep >= 0 then
       redis.call('XTRIM', key, 'MINID', '~', now() - keep)
-      keep_for(key, keep)
+      redis.call('PEXPIRE', key, keep)  -- an idle journal goes with its newest entry
     end
   elseif name == 'RETENTION' then  -- runs, archive, dedup (seconds)
     local key = P .. ':retention'
@@ -233,8 +229,8 @@ class RedisStore:
     def _write_ops(self) -> list[list]:
         ops = list(self._ops)
         for journal, records in self._journals.items():
-            ops.append(["JOURNAL", journal, self._keep_ms("journal", journal),
-                        *(json.dumps(r, default=str) for r in records)])
+            keep = self._keep_ms("journal", journal)
+            ops.append(["JOURNAL", journal, keep, json.dumps(records, default=str)])
         dedup_ms = self._keep_ms("dedup")
         for (key, consumer), at in self._done.items():
             if dedup_ms == FOREVER:
@@ -284,10 +280,10 @@ class RedisStore:
     def records(self, journal: str) -> Iterator[dict]:
         key, start = f"{self.prefix}:j:{journal}", "-"
         while True:
-            chunk = self._call(self.client.xrange, key, start, "+", 10000)
+            chunk = self._call(self.client.xrange, key, start, "+", 100)  # commits, of any number of records
             for _, fields in chunk:
-                yield json.loads(fields["r"])
-            if len(chunk) < 10000:
+                yield from json.loads(fields["b"])
+            if len(chunk) < 100:
                 break
             start = "(" + chunk[-1][0]
         yield from list(self._journals.get(journal, ()))

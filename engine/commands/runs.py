@@ -522,7 +522,8 @@ def archive_aged_out(store, query: ArchiveQuery) -> dict:
 
 def list_runs(store_url: str) -> list[dict]:
     store = open_durable(store_url, deployment_ok=True)
-    return [store.get_state(key) for key in store.state_keys("run:")]
+    runs = (store.get_state(key) for key in store.state_keys("run:"))
+    return [run for run in runs if run is not None]  # a finished run may age out between the two reads
 
 
 def find_run(store_url: str, given: str, store=None) -> dict:

@@ -10,7 +10,9 @@ has passed:
 The orders example (workflows/orders) is copied with a Mesh document whose ``retention``
 sets runs, archive and dedup to ``--retention`` (none given: the defaults, seven days).
 Memory per class of key comes from :func:`engine.storage.redismemory.memory_usage` (what
-``meshctl status`` shows): keys counted by SCAN, bytes by ``MEMORY USAGE`` of a sample.
+``meshctl status`` shows): keys counted by SCAN, bytes by ``MEMORY USAGE`` of a sample. On a
+Redis of its own (``--redis``, nothing else using it) the growth of the server's
+``used_memory`` per event is reported too (``server_bytes_per_event``): what it really costs.
 Prints one JSON object; ``--write`` saves it to bench/results/redis_memory.json, from which
 docs/performance.md takes its Redis memory section.
 """
@@ -56,7 +58,8 @@ def per_event(report: dict, events: int) -> dict:
     return {**figures(report), "classes": {name: figures(c) for name, c in report["classes"].items()}}
 
 
-def measure(events: int, retention: str | None, seconds_after: float, redis_url: str = REDIS) -> dict:
+def measure(events: int, retention: str | None, seconds_after: float, redis_url: str = REDIS,
+            private: bool = False) -> dict:
     from engine.storage import open_broker
 
     url = f"{redis_url}?prefix=memory-{uuid.uuid4().hex[:10]}"
@@ -64,26 +67,44 @@ def measure(events: int, retention: str | None, seconds_after: float, redis_url:
         workdir = Path(tmp)
         mesh, inputs = mesh_copy(workdir, retention), workdir / "orders.jsonl"
         generate(str(inputs), events)
+        base = _used_memory(redis_url)
         subprocess.run(meshctl("publish", str(mesh), str(inputs), "--store", url), cwd=REPO, check=True,
                        capture_output=True, timeout=600)
         broker = open_broker(url)
+        client = broker.store.client
+
+        def held() -> dict:
+            figures = per_event(broker.memory(), events)
+            if private:
+                grown = client.info("memory")["used_memory"] - base
+                figures["server_bytes_per_event"] = round(grown / events, 1)
+            return figures
+
         try:
-            result = {"events": events, "retention": retention or "default (7d)",
-                      "in_flight": per_event(broker.memory(), events)}
+            result = {"events": events, "retention": retention or "default (7d)", "in_flight": held()}
             start = time.perf_counter()
             worker = meshctl("worker", str(mesh), "--store", url, "--exit-when-idle", "--http=simulate")
             subprocess.run(worker, cwd=REPO, check=True, capture_output=True, timeout=1800)
             result["drain_seconds"] = round(time.perf_counter() - start, 1)
-            result["at_rest"] = per_event(broker.memory(), events)
+            result["at_rest"] = held()
             if seconds_after:
                 time.sleep(seconds_after)
-                result["after_retention"] = per_event(broker.memory(), events)
+                result["after_retention"] = held()
         finally:
-            client = broker.store.client
             for key in list(client.scan_iter(match=f"{broker.store.prefix}:*", count=1000)):
                 client.delete(key)
             broker.close()
     return result
+
+
+def _used_memory(redis_url: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return client.info("memory")["used_memory"]
+    finally:
+        client.close()
 
 
 def main() -> None:
@@ -93,6 +114,9 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=None,
                         help="seconds to wait after the drain before measuring again (default: the "
                              "retention plus 2 s, when one is given)")
+    parser.add_argument("--redis", default=REDIS, help=f"the server (default {REDIS})")
+    parser.add_argument("--private", action="store_true",
+                        help="the server is this benchmark's alone: report its used_memory growth too")
     parser.add_argument("--write", action="store_true", help="save to bench/results/redis_memory.json")
     args = parser.parse_args()
     wait = args.wait
@@ -100,7 +124,7 @@ def main() -> None:
         from engine.language.build import parse_duration
 
         wait = parse_duration(args.retention) + 2
-    result = measure(args.events, args.retention, wait or 0.0)
+    result = measure(args.events, args.retention, wait or 0.0, args.redis, args.private)
     print(json.dumps(result, indent=1))
     if args.write:
         saved = RESULTS / "redis_memory.json"

@@ -154,6 +154,7 @@ class RedisStore:
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise NotAStoreURL(url)
         store = cls.from_url(url, retention)
+        store._refuse_old_layout()
         if not create and not store._holds_anything():
             store.close()
             raise UsageError(f"no store at {url}: no key of prefix {store.prefix!r} on that server "
@@ -404,6 +405,17 @@ class RedisStore:
             self._checkpoint = json.loads(raw) if raw is not None else None
             self._checkpoint_read = True
         return self._checkpoint
+
+    def _refuse_old_layout(self) -> None:
+        """A store whose journals are lists was written by a meshctl from before they were
+        streams: refused, naming it, rather than failing at its first commit."""
+        pipe = self.client.pipeline(transaction=False)
+        for journal in ("input", "emitted", "trace"):
+            pipe.type(f"{self.prefix}:j:{journal}")
+        if "list" in self._call(pipe.execute):
+            self.close()
+            raise UsageError(f"{self.url}: written by an older meshctl (its journals are Redis lists, "
+                             "this one keeps streams): finish it with that version, or use another ?prefix=")
 
     def _holds_anything(self) -> bool:
         """Whether any key meshctl writes exists under this prefix (a deployment's queues, workers

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from engine.core.deadletter import DeadLetter
+from engine.core.errors import UsageError
 from engine.language.model import Retention
 from engine.storage import open_store
 
@@ -130,3 +131,10 @@ def test_dedup_counts_clock_time_as_well(redis_url, later):
     store.mark_done("/s|e1", "svc", 1000.0)
     store.commit({})
     assert store.is_done("/s|e1", "svc", 1000.0 + later) == (later <= 7 * DAY)
+
+
+def test_a_store_of_the_older_layout_is_refused_by_name(redis_url):
+    store = open_store(redis_url)
+    store.client.rpush(f"{store.prefix}:j:input", '{"id": "e1"}')  # journals were lists
+    with pytest.raises(UsageError, match="older meshctl"):
+        open_store(redis_url)

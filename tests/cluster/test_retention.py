@@ -57,3 +57,25 @@ def test_a_drained_deployment_ends_within_its_retention(meshctl, tmp_path, redis
     shown = meshctl("runs", "show", "fulfil-order:chk-0000001@/shop/checkout", "--store", redis_url)
     assert shown.exit_code == 2 and "aged out of the store" in shown.output
     assert json.loads(meshctl("runs", "list", "--store", redis_url, "--format=json").output) == []
+
+
+def test_replay_reads_the_archive_within_its_retention_and_notes_what_aged_out(meshctl, tmp_path, redis_url):
+    arena = REPO / "workflows" / "arena"
+    mesh = tmp_path / "arena"
+    shutil.copytree(arena, mesh, ignore=shutil.ignore_patterns("*.test.yaml", "__pycache__"))
+    (mesh / "mesh.yaml").write_text("apiVersion: meshctl/v1\nkind: Mesh\nmetadata: {name: arena}\n"
+                                    "spec:\n  retention: {archive: 2s}\n")
+    assert meshctl("publish", mesh, arena / "events.jsonl", "--store", redis_url).exit_code == 0
+    worker = meshctl("worker", mesh, "--store", redis_url, "--exit-when-idle", "--http=simulate")
+    assert worker.exit_code == 0, worker.output
+
+    within = json.loads(meshctl("replay", mesh, "--store", redis_url, "--format=json").stdout)
+    assert within["selected"] > 32 and within["queued"] == within["selected"] and "aged_out" not in within
+
+    deadline = time.monotonic() + 60
+    while any(held["keys"] for name, held in memory(meshctl, mesh, redis_url)["classes"].items()
+              if name.startswith("archive")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    past = meshctl("replay", mesh, "--store", redis_url)
+    assert past.exit_code == 0 and "aged out of the archive" in past.stderr
+    assert json.loads(meshctl("replay", mesh, "--store", redis_url, "--format=json").stdout)["selected"] == 0

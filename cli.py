@@ -1358,6 +1358,9 @@ def status(path, store_url, fmt) -> None:
 
 def _print_memory(memory: dict) -> None:
     """What a deployment holds, per class of key; counts extrapolated and bytes sampled."""
+    if "unavailable" in memory:
+        click.echo(printable(f"memory: unavailable ({memory['unavailable']})"))
+        return
     how = "sampled" if memory["exact_counts"] else "counts extrapolated, sampled"
     click.echo(f"{'memory (estimate: ' + how + ')':<36}{'keys':>10}{'bytes':>14}")
     for name, held in memory["classes"].items():

@@ -131,6 +131,7 @@ class Broker(Protocol):
     def memory(self) -> dict:
         """What the deployment holds, per class of key (dedup records, runs, archive, queues,
         ...): ``{"classes": {class: {"keys": n, "bytes": b}}, "keys": n, "bytes": b,
-        "estimate": bool, ...}``; ``estimate`` True when bytes or counts are sampled."""
+        "estimate": bool, ...}``; ``estimate`` True when bytes or counts are sampled;
+        ``unavailable`` (why) when the server would not say."""
 
     def close(self) -> None: ...

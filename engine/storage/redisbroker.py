@@ -233,8 +233,15 @@ class RedisBroker:
         return {k: int(v) for k, v in self._call(self._r.hgetall, f"{self._p}:counters").items()}
 
     def memory(self) -> dict:
-        """Keys and bytes per class of key, estimated (engine/storage/redismemory.py)."""
-        return {"estimate": True, **self._call(memory_usage, self._r, self._p)}
+        """Keys and bytes per class of key, estimated (engine/storage/redismemory.py). A server
+        that refuses SCAN or MEMORY (an ACL, a managed service) gives ``unavailable``: why."""
+        try:
+            return {"estimate": True, **memory_usage(self._r, self._p)}
+        except redis.ResponseError as exc:
+            return {"estimate": True, "unavailable": str(exc), "classes": {}, "keys": 0, "bytes": 0,
+                    "exact_counts": False, "scanned": 0}
+        except redis.RedisError as exc:
+            raise StorageError(f"redis {self.store.url or self._p}: {exc}") from exc
 
     def close(self) -> None:
         self.store.close()

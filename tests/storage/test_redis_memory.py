@@ -1,5 +1,8 @@
-"""Which class of key a Redis key of a deployment is, with or without a hash tag."""
+"""Which class of key a Redis key of a deployment is, with or without a hash tag; what
+`status` says when the server will not tell."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +37,32 @@ from engine.storage.redismemory import OTHER, key_class  # noqa: E402
 ])
 def test_key_class(key, expected):
     assert key_class("m", key) == expected
+
+
+def test_a_server_that_refuses_the_commands_gives_memory_unavailable(redis_url, monkeypatch):
+    import redis
+
+    from engine.storage import open_broker
+
+    broker = open_broker(redis_url)
+
+    def refused(*args, **kwargs):
+        raise redis.ResponseError("NOPERM this user has no permissions to run the 'scan' command")
+
+    monkeypatch.setattr(broker.store.client, "scan", refused)
+    report = broker.memory()
+    assert report["unavailable"].startswith("NOPERM") and report["classes"] == {}
+    broker.close()
+
+
+def test_status_says_memory_is_unavailable_and_goes_on(redis_url, monkeypatch, meshctl):
+    import redis
+
+    def refused(*args, **kwargs):
+        raise redis.ResponseError("NOPERM this user has no permissions to run the 'scan' command")
+
+    monkeypatch.setattr(redis.Redis, "scan", refused)
+    arena = Path(__file__).resolve().parents[2] / "workflows" / "arena"
+    result = meshctl("status", arena, "--store", redis_url)
+    assert result.exit_code == 0, result.output
+    assert "memory: unavailable (NOPERM" in result.output and "events in" in result.output

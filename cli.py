@@ -1323,9 +1323,10 @@ def worker(
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def status(path, store_url, fmt) -> None:
-    """Show the backlog, dead letters and workers of a deployment.
+    """Show the backlog, workers and memory of a deployment.
 
-    Backlog of every queue, dead letters per queue, live workers and the counters of the
+    Backlog of every queue, dead letters per queue, live workers, what the deployment holds in
+    Redis per class of key (keys and bytes, an estimate from a sample) and the counters of the
     deployment of the mesh at PATH in --store.
 
     \b

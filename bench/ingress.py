@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .common import REPO, Row, fmt_rate, log
@@ -128,7 +129,12 @@ class Load:
         """Send for *warmup* + *seconds*; count and time the answers of the last *seconds* only.
         Closed loop (*rate* None) a connection waits *backoff* seconds after a 503, as a
         client that honours Retry-After would; open loop a refused request is dropped."""
-        return asyncio.run(self._drive(server, seconds, rate, warmup, connections, backoff))
+        # a thread of its own: the caller's thread may have an event loop running already (a
+        # test session that drove a browser through playwright's sync API keeps one)
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            return thread.submit(
+                asyncio.run, self._drive(server, seconds, rate, warmup, connections, backoff)
+            ).result()
 
     async def _drive(self, server, seconds, rate, warmup, connections, backoff) -> dict:  # noqa: C901
         loop = asyncio.get_running_loop()

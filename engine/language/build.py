@@ -582,6 +582,7 @@ def _settings(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         meta.get("description"),
         _retention(d, spec.get("retention", {})),
         _secrets(d, spec["secrets"]) if "secrets" in spec else m.DEFAULT_SECRETS,
+        m.DeploymentSettings(**spec.get("deployment", {})),
     ), []
 
 

@@ -457,6 +457,19 @@ class SecretSources:
 DEFAULT_SECRETS = SecretSources()
 
 
+DEFAULT_PARTITIONS = 8  # partitions of a worker deployment whose mesh does not say
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSettings:
+    """``deployment:`` of the Mesh document: how a worker deployment splits its work."""
+
+    partitions: int = DEFAULT_PARTITIONS
+
+
+DEFAULT_DEPLOYMENT = DeploymentSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class MeshSettings:
     """The optional ``Mesh`` document: settings of the mesh as a whole."""
@@ -467,6 +480,7 @@ class MeshSettings:
     description: str | None = None
     retention: Retention = DEFAULT_RETENTION
     secrets: SecretSources = DEFAULT_SECRETS
+    deployment: DeploymentSettings = DEFAULT_DEPLOYMENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,6 +510,11 @@ class Mesh:
         """What the stores of a run of this mesh keep, and for how long (the `Mesh` document's
         `retention`)."""
         return self.settings.retention if self.settings is not None else DEFAULT_RETENTION
+
+    @property
+    def partitions(self) -> int:
+        """Into how many partitions a worker deployment of this mesh splits its work."""
+        return self.settings.deployment.partitions if self.settings is not None else DEFAULT_PARTITIONS
 
     @property
     def secrets(self) -> SecretSources:

@@ -1192,7 +1192,7 @@ def _configure_logs(command: str, log_format: str, log_level: str) -> None:
     default=30.0,
     show_default=True,
     metavar="SECONDS",
-    help="Take over entries another worker has held this long (make it longer than your slowest handler).",
+    help="Look this often (every SECONDS/4) for entries a failed unit left in hand in the partitions held.",
 )
 @click.option(
     "--lease",
@@ -1200,7 +1200,7 @@ def _configure_logs(command: str, log_format: str, log_level: str) -> None:
     default=10.0,
     show_default=True,
     metavar="SECONDS",
-    help="How long an ordered lane (input, a stream) stays with a worker that stopped renewing it.",
+    help="How long a partition stays with a worker that stopped renewing its lease (longer than a unit).",
 )
 @click.option(
     "--batch", type=click.IntRange(1, 1000), default=20, show_default=True, help="Entries read at a time."
@@ -1274,9 +1274,10 @@ def worker(
     """Work on a mesh from a Redis store until stopped.
 
     The mesh at PATH runs on the real clock. Start any number, on any hosts: they share the
-    work. SIGTERM or Ctrl-C finishes the entries in hand and stops (exit 0); a killed
-    worker's entries are taken over by the others after --reclaim-after. Prints what this
-    worker did when it stops.
+    work, each holding a share of the deployment's partitions. SIGTERM or Ctrl-C finishes
+    the unit in hand, hands the partitions over and stops (exit 0); a killed worker's
+    partitions are taken over by the others after --lease. Prints what this worker did when
+    it stops.
 
     \b
     Examples:
@@ -1291,7 +1292,7 @@ def worker(
 
     _configure_logs("worker", log_format, log_level)
     mesh = require_valid(path).mesh
-    store = broker_store(store_url, "worker", mesh.retention)
+    store = broker_store(store_url, "worker", mesh)
     warning = store.durability_warning()
     if warning:
         log.warning(warning)
@@ -1325,9 +1326,9 @@ def worker(
 def status(path, store_url, fmt) -> None:
     """Show the backlog, workers and memory of a deployment.
 
-    Backlog of every queue, dead letters per queue, live workers, what the deployment holds in
-    Redis per class of key (keys and bytes, an estimate from a sample) and the counters of the
-    deployment of the mesh at PATH in --store.
+    Backlog of every queue, each partition's backlog and holder, dead letters per queue,
+    live workers, what the deployment holds in Redis per class of key (keys and bytes, an
+    estimate from a sample) and the counters of the deployment of the mesh at PATH in --store.
 
     \b
     Examples:
@@ -1339,7 +1340,7 @@ def status(path, store_url, fmt) -> None:
     from engine.commands.deploy import status as deployment_status
 
     mesh = require_valid(path).mesh
-    report = deployment_status(broker_store(store_url, "status"), sorted(mesh.streams))
+    report = deployment_status(broker_store(store_url, "status", mesh), sorted(mesh.streams))
     if fmt == "json":
         click.echo(json.dumps(report, indent=2))
         return
@@ -1347,6 +1348,9 @@ def status(path, store_url, fmt) -> None:
     for lane, q in report["queues"].items():
         click.echo(f"{lane:<28}{q['backlog']:>9}{q['waiting']:>9}{q['in_hand']:>9}")
     click.echo(f"{'delayed (retries, timers)':<28}{report['delayed']:>9}")
+    for partition, info in report["partitions"].items():
+        holder = info["holder"] or "nobody"
+        click.echo(f"{'partition ' + partition:<28}{info['backlog']:>9}  held by {holder}")
     for queue, n in sorted(report["dead_letters"].items()):
         click.echo(f"dead letters in {queue:<12}{n:>9}")
     for name, info in report["workers"].items():
@@ -1456,7 +1460,7 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
     require_token(host, token, insecure)
     server = IngressServer(host, port)
     mesh = require_valid(path).mesh
-    store = broker_store(store_url, "serve")
+    store = broker_store(store_url, "serve", mesh)
     app = None
     try:
         warning = store.durability_warning()
@@ -1529,14 +1533,15 @@ def publish(path, events, url, token, store_url, batch, timeout) -> None:
         )
     refused = RefusedInput()
     try:
-        checked = check_events(_stdin_path(events, path), _valid_mesh(path).mesh, refused)
+        mesh = _valid_mesh(path).mesh
+        checked = check_events(_stdin_path(events, path), mesh, refused)
     finally:
         refused.close()
     if url is not None:
         accepted = Sender(url, token, timeout).send(checked, batch)
         click.echo(f"published {_count(accepted, 'event')} to {url}")
         return
-    store = broker_store(store_url, "publish")
+    store = broker_store(store_url, "publish", mesh)
     try:
         queued = to_store(store, checked, batch)
     finally:

@@ -9,24 +9,50 @@ from __future__ import annotations
 
 from ..core.deadletter import DeadLetter
 from ..core.errors import UsageError
-from ..language.model import DEFAULT_RETENTION, Retention
+from ..language import model as m
+from ..language.model import DEFAULT_RETENTION
 from ..runtime.trace import SUMMARY_KEYS
 from ..storage import Store, broker_for, broker_forms, open_broker
-from ..storage.broker import INPUT, TASKS, Broker, Task
+from ..storage.broker import INPUT, TASKS, Broker, Task, partition_key
 
 REDRIVE = "dlq-redrive"  # the task that takes one dead letter back into the mesh
 REPLAY = "archive-replay"  # the task that re-injects a copy of an archived event
 RUN_REDRIVE = "run-redrive"  # the task that runs a failed orchestration run again from its failed step
+OFFER = "offer"  # an event offered to an ordered consumer, in the partition of its ordering key
 
 
-def broker_store(url: str, command: str, retention: Retention = DEFAULT_RETENTION) -> Broker:
-    """The broker at *url*, or a usage error saying *command* needs one; its store applies
-    *retention* to what it writes (a worker's: the mesh's)."""
-    broker = open_broker(url, retention)
+def broker_store(url: str, command: str, mesh: m.Mesh | None = None) -> Broker:
+    """The broker at *url*, or a usage error saying *command* needs one; with the *mesh*, set
+    up for it: its store applies the mesh's retention to what it writes, and a deployment
+    started with another number of partitions is a usage error."""
+    broker = open_broker(url, mesh.retention if mesh is not None else DEFAULT_RETENTION)
     if broker is None:
         forms = " or ".join(broker_forms())
         raise UsageError(f"{command} needs a broker store: --store {forms} (got {url!r})")
+    if mesh is not None:
+        try:
+            broker.configure(mesh.partitions, stream_inputs(mesh))
+        except UsageError:
+            broker.close()
+            raise
     return broker
+
+
+def stream_inputs(mesh: m.Mesh) -> dict[str, str]:
+    """Event type -> the partition key of its inputs, for the types windowed streams take: all
+    of them go to the stream's partition (``stream:<name>``), routed there in arrival order, so
+    a window sees its events in the order `meshctl run` does, however many workers run (the
+    first stream by name, for a type that several take)."""
+    pinned: dict[str, str] = {}
+    for name in sorted(mesh.streams):
+        for source in mesh.streams[name].sources:
+            pinned.setdefault(source.name, stream_key(name))
+    return pinned
+
+
+def stream_key(name: str) -> str:
+    """The partition key of a windowed stream: its deliveries, its windows and its pinned inputs."""
+    return f"stream:{name}"
 
 
 def is_deployment(store: Store) -> bool:
@@ -49,13 +75,28 @@ def deployment_summary(broker: Broker) -> dict:
 
 
 def queue_tasks(store: Store, tasks: list[tuple[str, dict]]) -> int:
-    """Hand tasks to the workers of the deployment whose store this is, all in one commit."""
+    """Hand tasks to the workers of the deployment whose store this is, in one commit (one per
+    partition on a Redis Cluster), each to the partition that holds what it works on."""
     broker = _broker(store)
     broker.ensure_lanes([TASKS])
     if tasks:
+        homes = [_home(broker, kind, payload) for kind, payload in tasks]
         broker.begin_unit()
-        broker.commit_unit(tasks=[Task(TASKS, kind, payload) for kind, payload in tasks])
+        broker.commit_unit(tasks=[Task(TASKS, kind, payload, partition=home)
+                                  for (kind, payload), home in zip(tasks, homes)])
     return len(tasks)
+
+
+def _home(broker: Broker, kind: str, payload: dict) -> int:
+    """The partition a command's task goes to: a redrive to the one holding the dead letter or
+    the run (a run lives in one partition), a replay to its event's."""
+    if kind == REDRIVE:
+        found = broker.home(f"dlq:{payload['id']}")
+    elif kind == RUN_REDRIVE:
+        found = broker.home(f"state:run:{payload['run']}")
+    else:
+        found = broker.partition_for(partition_key(payload.get("event", {})))
+    return found or 0
 
 
 def queue_redrive(store: Store, records: list[DeadLetter]) -> int:
@@ -70,17 +111,21 @@ def queue_lanes(streams: list[str]) -> list[str]:
 
 
 def status(broker: Broker, streams: list[str]) -> dict:
-    """Backlog and lag of every queue, dead letters per queue, live workers, the counters, and
-    what the deployment holds in Redis per class of key (an estimate: sampled)."""
+    """Backlog and lag of every queue, each partition's holder and backlog, dead letters per
+    queue, live workers, the counters, and what the deployment holds in Redis per class of key
+    (an estimate: sampled)."""
     lanes = queue_lanes(streams)
     backlog, pending = broker.lane_backlog(lanes), broker.pending(lanes)
+    holders, per_partition = broker.holders(), broker.partition_backlog(lanes)
+    partitions = {str(p): {"holder": holders.get(p), "backlog": per_partition.get(p, 0)}
+                  for p in sorted(holders)}
     dead: dict[str, int] = {}
     for record in broker.store.dead_letters():
         dead[record.queue] = dead.get(record.queue, 0) + 1
     return {"queues": {lane: {"backlog": backlog[lane], "in_hand": pending[lane],
                               "waiting": backlog[lane] - pending[lane]} for lane in lanes},
-            "delayed": backlog["delayed"], "dead_letters": dead, "workers": broker.workers(),
-            "summary": deployment_summary(broker), "memory": broker.memory()}
+            "delayed": backlog["delayed"], "partitions": partitions, "dead_letters": dead,
+            "workers": broker.workers(), "summary": deployment_summary(broker), "memory": broker.memory()}
 
 
 def _broker(store: Store) -> Broker:

@@ -2,13 +2,24 @@
 
 Each worker runs the same :class:`~engine.runtime.interpreter.Runtime` as ``meshctl run``,
 on the real clock, but the runtime's schedule is the broker's queues (engine/storage/broker.py)
-instead of an in-memory heap. Work is done in units: one queue entry (or an ordered batch of a
-lane), whose effects — dedup records, dead letters, state, emitted events, new tasks, counters
-— are committed together with the entry's acknowledgement, and only if the values the unit
-read are unchanged and the entry is still this worker's. So a crash at any point either loses
-the whole unit (it is redelivered) or nothing; a unit that lost a race with another worker is
-done again on fresh state; and a worker that was presumed dead cannot commit over the one that
-took its work.
+instead of an in-memory heap. The work is split into partitions; a worker holds about
+partitions / live workers of them (partition *p* goes to the *p mod n*-th live worker by
+name), gives a partition up when the live workers change, takes over the partitions of
+workers that left or stopped renewing their lease, and on SIGTERM finishes the unit in hand
+and releases its partitions at once. Work is done in units: one queue entry (or a batch of
+one partition's lane), whose effects — dedup records, dead letters, state, emitted events, new
+tasks, counters — are committed together with the entry's acknowledgement, and only if the
+values the unit read are unchanged, the entry is still this worker's and so is the
+partition. So a crash at any point either loses the whole unit (it is redelivered) or
+nothing; a unit that lost a race is done again on fresh state; a worker that was presumed
+dead cannot commit over the one that took its work, and never runs work of a partition it
+no longer holds.
+
+Where work goes (docs/scale-out.md#partitions): an input by its partition key
+(:func:`~engine.storage.broker.partition_key`); a delivery to an ordered consumer by its
+ordering key, to a consumer with ``state:`` by its state key, to a windowed stream by the
+stream's name, to any other consumer by the event's partition key; every other task stays in
+the partition of the unit that made it.
 """
 from __future__ import annotations
 
@@ -36,14 +47,16 @@ from ..runtime.retry import NO_RETRY
 from ..runtime.trace import JournalSink, Trace
 from ..runtime.windows import WindowOperator
 from ..storage.base import StorageError
-from ..storage.broker import APPLIED, FENCED, INPUT, TASKS, Broker, Entry, Task
-from .deployment import REDRIVE, REPLAY, RUN_REDRIVE
+from ..storage.broker import APPLIED, FENCED, INPUT, TASKS, Broker, Entry, Task, partition_key
+from .deployment import OFFER, REDRIVE, REPLAY, RUN_REDRIVE, stream_inputs, stream_key
 from .metrics import MetricsServer, TraceMetrics
 from .otel import Spans, tracing
 
 MAX_CONFLICTS = 20  # a unit redone this often in a row is left pending, for a later turn
 FAILED = -2  # a unit whose work raised: nothing committed, its entries stay pending
-LANE_BATCHES = 5  # a lane reads this many batches at a time: one holder feeds every worker
+LANE_BATCHES = 5  # each lane of a partition is read this many batches at a time (one unit)
+BALANCE_EVERY = 0.25  # seconds between looks at the live workers (and lease renewals)
+IDLE_PAUSE = 0.05  # seconds a worker waits after a turn that found nothing to do
 log = logging.getLogger(__name__)
 
 
@@ -69,11 +82,11 @@ class WorkerOptions:
     faults: list[Fault] = field(default_factory=list)
     max_hops: int = DEFAULT_MAX_HOPS
     batch: int = 20  # entries read at a time
-    reclaim_after: float = 30.0  # seconds an entry may stay unacknowledged before others take it
-    lease: float = 10.0  # seconds an ordered lane stays with a worker that stops renewing it
+    reclaim_after: float = 30.0  # seconds between looks for entries left in hand by a failed unit
+    lease: float = 10.0  # seconds a partition stays with a worker that stops renewing its lease
     max_deliveries: int = 5  # hand-outs of one entry before it is dead-lettered as poison
     exit_when_idle: bool = False  # drain: stop once every queue is empty (closing open windows)
-    journal_trace: bool = False  # keep trace records in the store (P:j:trace)
+    journal_trace: bool = False  # keep trace records in the store ({P:p}:j:trace)
     metrics_port: int | None = None  # serve /metrics on this port (0: a free one); None: no metrics
     metrics_host: str = "127.0.0.1"
 
@@ -101,7 +114,7 @@ class Worker:
         journal = JournalSink(store) if options.journal_trace else None
         self.metrics = (
             None if options.metrics_port is None
-            else TraceMetrics(lambda: self.lanes + [TASKS], broker, lambda: self.rt, forward=journal)
+            else TraceMetrics(lambda: self.lanes, broker, lambda: self.rt, forward=journal)
         )
         # the metrics read the trace records the runtime makes anyway: they are its sink
         self.trace = Trace(self.metrics if self.metrics is not None else journal)
@@ -115,12 +128,22 @@ class Worker:
         self.rt.register_task(REDRIVE, lambda record: self.rt.redeliver(DeadLetter.from_dict(record)))
         self.rt.register_task(RUN_REDRIVE, lambda task: self._redrive_run(task["run"]))
         self.rt.register_task(REPLAY, lambda task: self.rt.reinject(task["event"], task["to"]))
-        self.lanes = [INPUT] + [f"stream:{name}" for name in mesh.streams]
-        self.broker.ensure_lanes(self.lanes + [TASKS])
+        self.rt.register_task(OFFER, lambda task: self._offer(
+            task["event"], self.rt.by_id[task["consumer"]], task["producer"]))
+        # an offer to an ordered consumer goes to the partition of its key, where its resequencer is
+        self._offer, self.rt.offer = self.rt.offer, self._offer_in_partition
+        self._ordered = {c.id for c in self.rt.by_id.values() if getattr(c.element, "ordering", None)}
+        self.broker.configure(mesh.partitions, stream_inputs(mesh))
+        self.lanes = [INPUT, TASKS] + [f"stream:{name}" for name in mesh.streams]
+        self.broker.ensure_lanes(self.lanes)
         self.units: Counter[str] = Counter()  # committed, conflicts, fenced, failed
+        self.held: set[int] = set()  # the partitions this worker holds
+        self._renewed: dict[int, float] = {}  # when each held partition's lease was last renewed
+        self._stale: set[int] = set()  # held partitions that may have entries left in someone's hand
         self._stop = threading.Event()
         self._last_reclaim = 0.0
         self._last_beat = 0.0
+        self._last_balance = 0.0
 
     # --- the loop ---------------------------------------------------------------------
     def stop(self, *_args) -> None:
@@ -153,10 +176,12 @@ class Worker:
                     self._stop.wait(pause)
                     pause = min(pause * 2, 10.0)
         finally:
+            # hand the partitions over at once: the others take them without waiting for expiry
             with contextlib.suppress(StorageError):
-                for lane in self.lanes:
-                    self.broker.release(lane, self.name)
                 self.broker.leave(self.name)
+                for partition in sorted(self.held):
+                    self.broker.release(partition, self.name)
+            self.held.clear()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if server is not None:
@@ -166,48 +191,124 @@ class Worker:
         return {**self.trace.summary(), "units": dict(self.units)}
 
     def _turn(self) -> bool:
-        """One round over every queue; True when draining and nothing is left."""
-        done = self.broker.promote_due(time.time())
-        for lane in self.lanes:
-            done += self._lane(lane)
-        done += self._shared(block_ms=None if done else 200)  # (BLOCK 0 would wait forever)
-        self._beat()
-        return not done and self.options.exit_when_idle and self._idle() and not self._flush_windows()
-
-    def _beat(self) -> None:
+        """One round over the partitions held; True when draining and nothing is left."""
+        self._balance()
         now = time.time()
-        if now - self._last_beat >= 1.0:
+        if now - self._last_reclaim >= self.options.reclaim_after / 4:
+            self._last_reclaim = now
+            self._stale.update(self.held)  # look for entries a failed unit left in hand
+        done = sum(self._take_over(partition) for partition in sorted(self._stale & self.held))
+        fresh = sorted(self.held - self._stale)
+        if fresh and not self._stop.is_set():
+            done += self.broker.promote_due(now, partitions=fresh)
+            entries = self.broker.read_lanes(self.lanes, self.name, self.options.batch * LANE_BATCHES, fresh)
+            for partition in fresh:  # all that was read is in hand: done even when stopping
+                for lane in self.lanes:
+                    batch = [e for e in entries if e.partition == partition and e.lane == lane]
+                    if batch:
+                        self._batch(partition, batch)
+            done += len(entries)
+        self._beat()
+        if done:
+            return False
+        if self.options.exit_when_idle and self._idle() and not self._flush_windows():
+            return True
+        self._stop.wait(IDLE_PAUSE)
+        return False
+
+    def _beat(self, force: bool = False) -> None:
+        now = time.time()
+        if force or now - self._last_beat >= 1.0:
             self._last_beat = now
             self.broker.heartbeat(self.name, {"pid": os.getpid(), "host": socket.gethostname(),
-                                              "seen": eventtime.format(now), "units": dict(self.units)})
+                                              "seen": eventtime.format(now), "at": now,
+                                              "partitions": sorted(self.held), "units": dict(self.units)})
 
     def _idle(self) -> bool:
-        backlog = self.broker.lane_backlog(self.lanes + [TASKS])
+        backlog = self.broker.lane_backlog(self.lanes)
         return not any(backlog.values())
 
-    # --- ordered lanes: the input, and each windowed stream --------------------------------
-    def _lane(self, lane: str) -> int:
-        if not self.broker.hold(lane, self.name, int(self.options.lease * 1000)):
-            return 0
-        stale = self.broker.reclaim(lane, self.name, 0, self.options.batch)  # a former holder's, in order
-        if stale:  # one at a time: an entry that kills its worker cannot take others down with it
-            for entry in stale:
-                self._unit([entry], self._lane_work(lane, [entry]))
-            return len(stale)
-        entries = self.broker.read(lane, self.name, self.options.batch * LANE_BATCHES)
-        if entries:
-            self._unit(entries, self._lane_work(lane, entries))
-        return len(entries)
+    # --- partitions: which this worker holds -------------------------------------------------
+    def _balance(self) -> None:
+        """Take the partitions that are this worker's share (partition p is the (p mod n)-th live
+        worker's, by name), give up the others, and renew the leases of those kept."""
+        now = time.time()
+        if now - self._last_balance < BALANCE_EVERY:
+            return
+        self._last_balance = now
+        if not self._last_beat:
+            self._beat(force=True)  # be listed before counting the live workers
+        alive = self.options.lease + 2.0  # a worker whose heartbeat is older has died
+        live = sorted({name for name, info in self.broker.workers().items()
+                       if now - float(info.get("at", 0)) < alive} | {self.name})
+        count = self.broker.partitions
+        share = {p for p in range(count) if live[p % len(live)] == self.name}
+        for partition in sorted(self.held - share):
+            self.broker.release(partition, self.name)
+            self.held.discard(partition)
+        for partition in sorted(share):
+            self.take(partition)
 
-    def _lane_work(self, lane: str, entries: list[Entry]) -> Callable[[], None]:
+    def take(self, partition: int) -> bool:
+        """Take (or renew) a partition's lease; False, and the partition dropped, if another
+        worker holds it. A partition newly taken has its former holder's entries taken over first."""
+        asked = time.time()  # the lease runs from no earlier than this
+        if not self.broker.hold(partition, self.name, int(self.options.lease * 1000)):
+            self.held.discard(partition)
+            return False
+        if partition not in self.held:
+            self._stale.add(partition)
+            self.held.add(partition)
+        self._renewed[partition] = asked
+        return True
+
+    def _holds(self, partition: int) -> bool:
+        """Whether this worker surely still holds *partition*: its lease was renewed less than
+        half a lease ago (so it cannot have expired), or is renewed now."""
+        if partition not in self.held:
+            return False
+        if time.time() - self._renewed.get(partition, 0.0) < self.options.lease / 2:
+            return True
+        return self.take(partition)
+
+    def _take_over(self, partition: int) -> int:
+        """What a former holder (or a failed unit) of a held partition left in hand: done first,
+        in order and one entry at a time (an entry that kills its worker cannot take others down)."""
+        self.broker.forward(partition)  # what a former holder committed for other partitions
+        stale = [entry for lane in self.lanes
+                 for entry in self.broker.reclaim(lane, self.name, 0, self.options.batch, partition)]
+        if not stale:
+            self._stale.discard(partition)
+        for entry in stale:  # in hand now: done even when stopping
+            if self._unit(partition, [entry], self._work([entry])) == FENCED:
+                break
+        return len(stale)
+
+    def _batch(self, partition: int, entries: list[Entry]) -> None:
+        """A batch of one lane as one unit. If it keeps conflicting or fails, each entry is done
+        alone, but only while it is still this worker's: a batch whose partition or entries
+        were taken over is dropped, and no handler runs for work another worker now has."""
+        outcome = self._unit(partition, entries, self._work(entries), retries=3)
+        if outcome in (APPLIED, FENCED):
+            return
+        for entry in entries:
+            if not self._holds(partition) or not self.broker.owns(self.name, [entry]):
+                self._stale.add(partition)  # what is left is taken over (or redone) from the stream
+                return
+            if self._unit(partition, [entry], self._work([entry])) == FENCED:
+                return
+
+    def _work(self, entries: list[Entry]) -> Callable[[], None]:
+        lane = entries[0].lane
         if lane == INPUT:
             return lambda: [self._ingest(entry) for entry in entries]
+        if lane == TASKS:
+            return lambda: self._tasks(entries)
         name = lane.split(":", 1)[1]
 
         def work() -> None:
             self._load_windows([name])
-            for entry in entries:
-                self._task(entry)
+            self._tasks(entries)
             self._save_windows([name])
         return work
 
@@ -223,26 +324,23 @@ class Worker:
             self.store.put_state(f"window:{name}", self.rt.streams.operators[name].state())
 
     def _flush_windows(self) -> int:
-        """Close every open window (drain mode, once all queues are empty); how many closed."""
-        names = list(self.mesh.streams)
-        if not names:
-            return 0
-        lanes = [f"stream:{n}" for n in names]
-        held = [lane for lane in lanes if self.broker.hold(lane, self.name, int(self.options.lease * 1000))]
-        if len(held) < len(lanes):
-            # another worker has a lane: it is still busy, or gathering the lanes to flush. Let go
-            # of ours, or two workers holding one stream each would wait for each other forever
-            for lane in held:
-                self.broker.release(lane, self.name)
-            return 1
+        """Close every open window of the streams in the partitions held (drain mode, once all
+        queues are empty); how many closed."""
+        before = self.trace.counts["windows_emitted"]
+        for partition in sorted(self.held):
+            names = [n for n in self.mesh.streams if self._stream_partition(n) == partition]
+            if names:
+                self._unit(partition, [], self._flush(names))
+        return self.trace.counts["windows_emitted"] - before
 
+    def _flush(self, names: list[str]) -> Callable[[], None]:
         def work() -> None:
             self._load_windows(names)
+            for other in set(self.mesh.streams) - set(names):  # another partition's: flushed there
+                self.rt.streams.operators[other] = WindowOperator(self.mesh.streams[other])
             self.rt.streams.flush()
             self._save_windows(names)
-        before = self.trace.counts["windows_emitted"]
-        self._unit([], work)
-        return self.trace.counts["windows_emitted"] - before
+        return work
 
     def _ingest(self, entry: Entry) -> None:
         """An event from the ingress: published into the mesh, or dead-lettered."""
@@ -273,25 +371,7 @@ class Worker:
         self.rt.trace.record(now, "ingest", event=event["id"], type=event["type"])
         self.rt.publish(event, "ingress")
 
-    # --- the shared task queue ---------------------------------------------------------
-    def _shared(self, block_ms: int | None) -> int:
-        entries: list[Entry] = []
-        now = time.time()
-        if now - self._last_reclaim >= self.options.reclaim_after / 4:
-            self._last_reclaim = now
-            entries = self.broker.reclaim(
-                "tasks", self.name, int(self.options.reclaim_after * 1000), self.options.batch
-            )
-        if entries:  # taken over from a dead worker: one at a time, so a poison entry cannot take others down
-            for entry in entries:
-                self._unit([entry], lambda e=entry: self._task(e))
-            return len(entries)
-        entries = self.broker.read("tasks", self.name, self.options.batch, block_ms)
-        if entries and self._unit(entries, lambda: self._tasks(entries), retries=3) != APPLIED:
-            for entry in entries:  # the batch kept conflicting or failed: all of them, even when stopping
-                self._unit([entry], lambda e=entry: self._task(e))
-        return len(entries)
-
+    # --- tasks ----------------------------------------------------------------------
     def _tasks(self, entries: list[Entry]) -> None:
         """A batch of fresh tasks as one unit; the dedup records they need are read at once."""
         pairs = map(_delivery_of, entries)
@@ -365,18 +445,24 @@ class Worker:
             log.warning("redrive of run %s: %s", run_id, exc, extra={"worker": self.name, "run": run_id})
 
     # --- units of work ------------------------------------------------------------------
-    def _unit(self, entries: list[Entry], work: Callable[[], None], retries: int = MAX_CONFLICTS) -> int:
-        """Do *work* and commit its effects with the entries' acknowledgement; on a conflict
-        do it again on fresh state (up to *retries* times). Returns the last outcome."""
+    def _unit(self, partition: int, entries: list[Entry], work: Callable[[], None],
+              retries: int = MAX_CONFLICTS) -> int:
+        """Do *work* of a held partition and commit its effects with the entries'
+        acknowledgement; on a conflict do it again on fresh state (up to *retries* times).
+        Returns the last outcome: FENCED at once, running nothing, if the partition is no
+        longer surely this worker's."""
         result = 0
         self._settle(False)  # what a unit left when the store failed under it never committed
         for _ in range(retries):
+            if not self._holds(partition):
+                self.units["fenced"] += 1
+                return FENCED
             counts = (
                 Counter(self.trace.counts),
                 Counter(self.trace.dead_by_reason),
                 list(self.trace.failed_runs),
             )
-            self.broker.begin_unit()
+            self.broker.begin_unit(partition)
             self.outbox.tasks = []
             try:
                 work()
@@ -385,6 +471,7 @@ class Worker:
                 self._restore(counts)
                 self._settle(False)
                 self.broker.begin_unit()
+                self._stale.add(partition)  # its entries are taken back from the stream, counted
                 self.units["failed"] += 1
                 log.error("%s: %s (the entry will be redelivered)", type(exc).__name__, exc,
                           exc_info=not isinstance(exc, StorageError), extra={"worker": self.name})
@@ -398,6 +485,7 @@ class Worker:
             self._restore(counts)
             if result == FENCED:
                 self.units["fenced"] += 1
+                self.held.discard(partition)  # taken over: nothing more of it is done here
                 return result
             self.units["conflicts"] += 1
         return result
@@ -409,13 +497,14 @@ class Worker:
     def _tasks_due(self) -> list[Task]:
         now = self.rt.clock.now()
         return [
-            Task(self._lane_of(kind, payload), kind, payload, when if when > now else None)
+            Task(self._lane_of(kind, payload), kind, payload, when if when > now else None,
+                 self._partition_of(kind, payload))
             for when, kind, payload in self.outbox.tasks
         ]
 
     @staticmethod
     def _lane_of(kind: str, payload: Any) -> str:
-        """Deliveries to a windowed stream go to its ordered lane; everything else is shared."""
+        """Deliveries to a windowed stream go to its ordered lane; everything else is a task."""
         consumer = (
             payload.get("consumer")
             if kind == "attempt"
@@ -423,7 +512,38 @@ class Worker:
             if kind == "complete"
             else None
         )
-        return consumer if isinstance(consumer, str) and consumer.startswith("stream:") else "tasks"
+        return consumer if isinstance(consumer, str) and consumer.startswith("stream:") else TASKS
+
+    def _partition_of(self, kind: str, payload: Any) -> int | None:
+        """The partition of a new task: a first offer or attempt goes to its delivery's; any other
+        task stays in the unit's (None)."""
+        if kind not in ("attempt", OFFER) or payload.get("number", 1) != 1 or payload.get("replay"):
+            return None
+        return self._delivery_partition(payload["consumer"], payload["event"])
+
+    def _delivery_partition(self, consumer: str, event: dict) -> int:
+        """A delivery's partition: a windowed stream's by its name (one window operator per
+        stream, as in `meshctl run`); an ordered or keyed consumer's by its key (a state key is
+        its owner's: all subscriptions of a service share it); any other's by the event's
+        partition key (so the deliveries of one busy partition spread out)."""
+        if consumer.startswith("stream:"):
+            return self._stream_partition(consumer[len("stream:"):])
+        key = self.rt.delivery_key(consumer, event)
+        return self.broker.partition_for(partition_key(event) if key is None else key)
+
+    def _stream_partition(self, name: str) -> int:
+        return self.broker.partition_for(stream_key(name))
+
+    def _offer_in_partition(self, event: dict, consumer: Any, producer: str, replay: bool = False) -> None:
+        """An offer to an ordered consumer from a unit of another partition than its key's
+        becomes a task there (where its resequencer state is); any other offer is made here."""
+        if consumer.id in self._ordered and not replay:
+            target = self._delivery_partition(consumer.id, event)
+            if target != self.store.partition:
+                self.outbox.at(self.rt.clock.now(), OFFER,
+                               {"event": event, "consumer": consumer.id, "producer": producer})
+                return
+        self._offer(event, consumer, producer, replay)
 
     def _counter_deltas(self, before: tuple[Counter, Counter, list]) -> dict[str, int]:
         deltas = dict(Counter(self.trace.counts) - before[0])

@@ -33,7 +33,7 @@ from .guards import Guards
 from .intake import Intake
 from .keyedstate import KeyedStates
 from .orchestrator import Orchestrator
-from .ordering import Resequencer
+from .ordering import Resequencer, ordering_key
 from .ports import DEFAULT_MAX_HOPS, DEFAULT_START, MESH, Fault
 from .routing import Routing
 from .scheduler import Scheduler
@@ -124,6 +124,30 @@ class Runtime:
         self._tasks[kind](payload)
 
     # (settle, dead_letter, publish, redeliver: the pipeline's operations, set in _wire)
+
+    def delivery_key(self, consumer_id: str, event: dict) -> str | None:
+        """What deliveries of *event* to a consumer are keyed by, or None if nothing: the
+        consumer's ``state:`` owner and key (the key its ordering key, if it is ordered: its
+        resequencer and its state stay together), else the consumer and its ordering key. Two
+        consumers sharing a state owner get the same key for the same state key. A worker
+        deployment partitions deliveries by it."""
+        consumer = self.by_id.get(consumer_id)
+        if consumer is None:
+            return None
+        ordering = getattr(consumer.element, "ordering", None)
+        order = ordering_key(event, ordering) if ordering is not None else None
+        owner = {"subscription": lambda e: f"service:{e.service}",
+                 "orchestration": lambda e: f"orchestration:{e.name}"}.get(consumer.kind)
+        keyed = self.state.of.get(owner(consumer.element)) if owner is not None else None
+        if keyed is None:
+            return None if order is None else f"{consumer_id}\x00{order}"
+        if order is not None:
+            return f"{keyed.owner}\x00{order}"
+        try:
+            key = str(keyed.key({"data": event.get("data"), "event": event, "vars": {}, "attempt": 1}))
+        except Exception:  # a key that does not render: the attempt reports it, wherever it runs
+            return None
+        return f"{keyed.owner}\x00{key}"
 
     # --- input ------------------------------------------------------------------------
     @property

@@ -22,6 +22,12 @@ from .ports import Host
 _MISSING = object()
 
 
+def ordering_key(event: dict, ordering: m.Ordering) -> str | None:
+    """An event's ordering key as text, as its resequencer state is named (None: it has none)."""
+    key = field(event, ordering.key)
+    return None if key is _MISSING else json.dumps(key, sort_keys=True)
+
+
 def field(event: dict, path: str) -> Any:
     node: Any = event
     for part in path.split("."):

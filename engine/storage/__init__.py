@@ -4,7 +4,8 @@ shares: ``open_broker(url)``.
 ``memory:`` (default) keeps everything in the process; ``sqlite:PATH`` keeps it in one
 SQLite file, committed in transactions with the runtime's checkpoints; ``redis://HOST:PORT/DB``
 keeps it on a Redis server, where several workers share it (``?prefix=NAME`` separates
-meshes on one server) through its broker. All stores pass the same contract tests
+meshes on one server) through its broker; ``redis+cluster://HOST:PORT`` on a Redis Cluster
+(any of its nodes), the same way. All stores pass the same contract tests
 (tests/storage/test_store_contract.py), all brokers theirs (tests/storage/test_broker_contract.py).
 
 A backend is one line of :data:`BACKENDS`: the URL scheme, the module and class of its store
@@ -50,6 +51,8 @@ BACKENDS: dict[str, Backend] = {
     "redis": _REDIS,
     "rediss": _REDIS,
     "unix": _REDIS,
+    "redis+cluster": Backend("engine.storage.redisstore:RedisStore", "redis+cluster://HOST:PORT",
+                             broker="engine.storage.redisbroker:RedisBroker", missing=_REDIS.missing),
 }
 
 

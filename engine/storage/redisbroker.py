@@ -1,21 +1,32 @@
-"""The Redis broker: a deployment's queues, leases, workers and counters on a Redis 6.2+ server.
+"""The Redis broker: a deployment's partitions, queues, leases, workers and counters on a Redis
+6.2+ server or a Redis Cluster.
 
-The queues are Redis Streams read by one consumer group (:data:`GROUP`), under the store's
-prefix ``P`` (the keys of the store itself are listed in engine/storage/redisstore.py):
+A deployment's work is split into partitions (engine/storage/broker.py). Each partition *p*
+keeps its queues and its share of the store under one Redis Cluster hash tag, ``{P:p}``
+(``P`` the store's prefix; the store's keys are listed in engine/storage/redisstore.py), so
+that a unit of work of the partition commits with one script on one slot:
 
-- ``P:input``: events from the ingress (``serve``, ``publish``), routed in arrival order by
-  whichever worker holds the ``input`` lease;
-- ``P:lane:stream:<name>``: deliveries to a windowed stream, processed in order by the
-  holder of that lane's lease (a window operator's state has one writer at a time);
-- ``P:tasks``: everything else (deliveries, retries, orchestration steps), shared by all.
+- ``{P:p}:input``: events from the ingress (``serve``, ``publish``) whose partition key falls
+  in *p*, routed in arrival order;
+- ``{P:p}:tasks``: deliveries, retries, orchestration steps;
+- ``{P:p}:lane:stream:<name>``: deliveries to a windowed stream, processed in order;
+- ``{P:p}:delayed``: tasks due later (retries, `sleep`, gap timers), a sorted set moved to
+  their queue when due;
+- ``{P:p}:lease``: the worker that holds the partition: only it reads the partition's
+  queues, and a unit it commits is refused once the lease is another's;
+- ``{P:p}:counters``: the deployment's counters, as the partition's units added to them;
+- ``{P:p}:outbox`` (Redis Cluster only): tasks a unit made for other partitions. A script
+  cannot write to another slot, so they are committed here with the unit, then moved to
+  their partition, each exactly once: the move sets ``{P:q}:fwd:<p>-<entry id>`` (kept a
+  day) in the target's slot together with the task, and skips a task whose marker is set.
+  On one server a unit's commit adds them to their partitions directly.
 
-Work due later (retries, `sleep`, gap timers) waits in the sorted set ``P:delayed`` and is
-moved to its queue when due. A processed entry is acknowledged and deleted in the same
-commit as its effects (the store's commit script, given this broker's checks and writes),
-so a stream's length is its backlog. An entry whose worker died stays pending in the group
-and is reclaimed (``XAUTOCLAIM``) after an idle time; its delivery count says how often it
-was handed out. ``P:lease:<lane>`` holds a lane's lease, ``P:workers`` the heartbeats and
-``P:counters`` the deployment's counters.
+The queues are Redis Streams read by one consumer group (:data:`GROUP`). A processed entry
+is acknowledged and deleted in the same commit as its effects, so a stream's length is its
+backlog. An entry whose worker died stays pending in the group and is reclaimed
+(``XAUTOCLAIM``) by the partition's next holder; its delivery count says how often it was
+handed out. ``{P}:meta`` holds the deployment's number of partitions, ``{P}:workers`` the
+heartbeats.
 """
 from __future__ import annotations
 
@@ -25,12 +36,15 @@ from typing import Iterable, Mapping, Sequence
 
 import redis
 
+from ..core.errors import UsageError
+from ..language.model import DEFAULT_PARTITIONS
 from .base import StorageError
-from .broker import INPUT, TASKS, Entry, Task
+from .broker import INPUT, TASKS, Entry, Task, partition_key
 from .redismemory import memory_usage
-from .redisstore import RedisStore
+from .redisstore import RedisStore, partition_of
 
 GROUP = "workers"  # the consumer group every worker reads through
+FORWARD_MARK_SECONDS = 86400  # how long a moved outbox entry's marker is kept
 
 # Move up to ARGV[2] delayed tasks due at ARGV[1] to their queues; returns how many moved.
 _PROMOTE = """
@@ -62,6 +76,25 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# Move one outbox entry to its partition unless it was moved before: KEYS[1] its marker,
+# KEYS[2] the target queue or delayed set; ARGV: kind, payload, delayed member, due ('' now).
+_FORWARD = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[5]) then return 0 end
+if ARGV[4] == '' then
+  redis.call('XADD', KEYS[2], '*', 'k', ARGV[1], 'p', ARGV[2])
+else
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+end
+return 1
+"""
+
+# Add events to one partition's input, all or none: KEYS[1] the queue, ARGV the events.
+_INGEST = """
+local ids = {}
+for i, event in ipairs(ARGV) do ids[i] = redis.call('XADD', KEYS[1], '*', 'e', event) end
+return ids
+"""
+
 
 class RedisBroker:
     """A :class:`~engine.storage.broker.Broker` on the server and prefix of a :class:`RedisStore`."""
@@ -72,7 +105,9 @@ class RedisBroker:
         self._promote = self._r.register_script(_PROMOTE)
         self._lease = self._r.register_script(_LEASE)
         self._release = self._r.register_script(_RELEASE)
-        self._delayed = f"{self._p}:delayed"
+        self._forward = self._r.register_script(_FORWARD)
+        self._ingest = self._r.register_script(_INGEST)
+        self._held: set[int] = set()  # partitions this process holds: its units are fenced by the lease
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -80,29 +115,74 @@ class RedisBroker:
         except redis.RedisError as exc:
             raise StorageError(f"redis {self.store.url or self._p}: {exc}") from exc
 
-    def stream(self, lane: str) -> str:
-        """The stream of a lane."""
-        if lane in (INPUT, TASKS):
-            return f"{self._p}:{lane}"
-        return f"{self._p}:lane:{lane}"
+    def _key(self, name: str, partition: int | None = None) -> str:
+        return self.store.key(name, partition)
+
+    def stream(self, lane: str, partition: int = 0) -> str:
+        """The stream of a partition's lane."""
+        return self._key(lane if lane in (INPUT, TASKS) else f"lane:{lane}", partition)
+
+    def _run(self, pipe) -> list:
+        return self._call(pipe.execute)
+
+    # --- partitions ---------------------------------------------------------------------------
+    @property
+    def partitions(self) -> int:
+        if not self.store.partitions:
+            self.configure(DEFAULT_PARTITIONS, None)
+        return self.store.partitions
+
+    def configure(self, partitions: int, pinned: Mapping[str, str] | None = None) -> None:
+        settings = {"partitions": partitions, "pinned": dict(sorted((pinned or {}).items()))}
+        if not self._call(self._r.set, self._key("meta"), json.dumps(settings), nx=True):
+            recorded = json.loads(self._call(self._r.get, self._key("meta")))
+            if recorded["partitions"] != partitions:
+                where, had = self.store.url or self._p, recorded["partitions"]
+                raise UsageError(f"the deployment at {where} has {had} partitions and this mesh says "
+                                 f"{partitions} (deployment.partitions of its Mesh document): use the mesh "
+                                 "it was started with, or a new --store prefix")
+            if pinned is None:
+                settings = recorded
+            elif recorded.get("pinned") != settings["pinned"]:
+                self._call(self._r.set, self._key("meta"), json.dumps(settings))  # the mesh's streams changed
+        self.store.meta = settings
+
+    def partition_for(self, key: str) -> int:
+        return partition_of(key, self.partitions)
+
+    def home(self, record: str) -> int | None:
+        return self.store.partition_of_record(record)
 
     # --- the ingress ------------------------------------------------------------------------
     def ingest(self, events: list[dict]) -> list[str]:
-        """Add events to the input queue, all or none; durable as far as the server's
-        persistence settings make any write durable (see :meth:`durability_warning`)."""
+        """Add events to the input queues of their partitions: all or none on one server, all or
+        none per partition on a cluster; durable as far as the server's persistence settings
+        make any write durable (see :meth:`durability_warning`)."""
         if not events:
             return []
-        pipe = self._r.pipeline(transaction=True)
-        for event in events:
-            pipe.xadd(self.stream(INPUT), {"e": json.dumps(event)})
-        return list(self._call(pipe.execute))
+        pinned = self.store.meta.get("pinned", {})  # event type -> partition key of its inputs
+        where = [self.partition_for(pinned.get(e.get("type")) or partition_key(e)) for e in events]
+        if not self.store.cluster:
+            pipe = self._r.pipeline(transaction=True)
+            for event, partition in zip(events, where):
+                pipe.xadd(self.stream(INPUT, partition), {"e": json.dumps(event)})
+            return list(self._run(pipe))
+        ids: list[str] = [""] * len(events)
+        for partition in dict.fromkeys(where):
+            places = [i for i, p in enumerate(where) if p == partition]
+            added = self._call(self._ingest, [self.stream(INPUT, partition)],
+                               [json.dumps(events[i]) for i in places])
+            for i, entry_id in zip(places, added):
+                ids[i] = entry_id
+        return ids
 
     def backlog(self) -> int:
         """Entries waiting in the input and task queues (processed entries are deleted)."""
         pipe = self._r.pipeline(transaction=False)
-        pipe.xlen(self.stream(INPUT))
-        pipe.xlen(self.stream(TASKS))
-        return sum(self._call(pipe.execute))
+        for partition in range(self.partitions):
+            pipe.xlen(self.stream(INPUT, partition))
+            pipe.xlen(self.stream(TASKS, partition))
+        return sum(self._run(pipe))
 
     def ping(self) -> bool:
         try:
@@ -112,8 +192,8 @@ class RedisBroker:
 
     def durability_warning(self) -> str | None:
         try:
-            aof = self._r.config_get("appendonly").get("appendonly")
-            fsync = self._r.config_get("appendfsync").get("appendfsync")
+            aof = self._first(self._r.config_get("appendonly")).get("appendonly")
+            fsync = self._first(self._r.config_get("appendfsync")).get("appendfsync")
         except redis.RedisError:
             return "cannot read the server's persistence settings (CONFIG GET refused): durability unknown"
         if aof != "yes":
@@ -124,25 +204,47 @@ class RedisBroker:
                     "server's machine crashes (use appendfsync always for none)")
         return None
 
+    @staticmethod
+    def _first(reply: dict) -> dict:
+        """A CONFIG GET reply; a cluster's is per node (the first node's stands for all)."""
+        nested = [v for v in reply.values() if isinstance(v, dict)]
+        return nested[0] if nested else reply
+
     # --- the queues -------------------------------------------------------------------------
     def ensure_lanes(self, lanes: Iterable[str]) -> None:
-        """Create the consumer group of each queue (reading from its first entry) if missing."""
-        for lane in lanes:
-            try:
-                self._r.xgroup_create(self.stream(lane), GROUP, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise StorageError(f"redis {self.store.url or self._p}: {exc}") from exc
-            except redis.RedisError as exc:
-                raise StorageError(f"redis {self.store.url or self._p}: {exc}") from exc
+        """Create the consumer group of each queue of each partition (reading from its first
+        entry) if missing."""
+        pipe = self._r.pipeline(transaction=False)
+        for partition in range(self.partitions):
+            for lane in lanes:
+                pipe.xgroup_create(self.stream(lane, partition), GROUP, id="0", mkstream=True)
+        for reply in self._call(pipe.execute, raise_on_error=False):
+            if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                raise StorageError(f"redis {self.store.url or self._p}: {reply}")
 
-    def read(self, lane: str, worker: str, count: int, block_ms: int | None = None) -> list[Entry]:
-        reply = self._call(self._r.xreadgroup, GROUP, worker, {self.stream(lane): ">"},
+    def read(self, lane: str, worker: str, count: int, block_ms: int | None = None,
+             partition: int = 0) -> list[Entry]:
+        reply = self._call(self._r.xreadgroup, GROUP, worker, {self.stream(lane, partition): ">"},
                            count=count, block=block_ms)
-        return [Entry(lane, entry_id, fields) for _, entries in (reply or []) for entry_id, fields in entries]
+        return [Entry(lane, entry_id, fields, 1, partition)
+                for _, entries in (reply or []) for entry_id, fields in entries]
 
-    def reclaim(self, lane: str, worker: str, min_idle_ms: int, count: int) -> list[Entry]:
-        stream = self.stream(lane)
+    def read_lanes(self, lanes: Sequence[str], worker: str, count: int,
+                   partitions: Sequence[int]) -> list[Entry]:
+        pipe = self._r.pipeline(transaction=False)
+        for partition in partitions:  # one XREADGROUP per partition: its streams share a slot
+            pipe.xreadgroup(GROUP, worker, {self.stream(lane, partition): ">" for lane in lanes}, count=count)
+        lane_of = {self.stream(lane, p): (lane, p) for p in partitions for lane in lanes}
+        read = []
+        for reply in self._run(pipe):
+            for stream, entries in reply or []:
+                lane, partition = lane_of[stream]
+                read += [Entry(lane, entry_id, fields, 1, partition) for entry_id, fields in entries]
+        return read
+
+    def reclaim(self, lane: str, worker: str, min_idle_ms: int, count: int,
+                partition: int = 0) -> list[Entry]:
+        stream = self.stream(lane, partition)
         reply = self._call(self._r.xautoclaim, stream, GROUP, worker, min_idle_ms,
                            start_id="0-0", count=count)
         claimed = [(entry_id, fields) for entry_id, fields in reply[1] if fields is not None]
@@ -151,36 +253,95 @@ class RedisBroker:
         pipe = self._r.pipeline(transaction=False)
         for entry_id, _ in claimed:
             pipe.xpending_range(stream, GROUP, min=entry_id, max=entry_id, count=1)
-        counts = [info[0]["times_delivered"] if info else 1 for info in self._call(pipe.execute)]
-        return [Entry(lane, entry_id, fields, n) for (entry_id, fields), n in zip(claimed, counts)]
+        counts = [info[0]["times_delivered"] if info else 1 for info in self._run(pipe)]
+        return [Entry(lane, entry_id, fields, n, partition) for (entry_id, fields), n in zip(claimed, counts)]
 
-    def promote_due(self, now: float, limit: int = 500) -> int:
-        return int(self._call(self._promote, [self._delayed], [repr(now), limit]))
+    def owns(self, worker: str, entries: Sequence[Entry]) -> bool:
+        if not entries:
+            return True
+        pipe = self._r.pipeline(transaction=False)
+        for e in entries:
+            pipe.xpending_range(self.stream(e.lane, e.partition), GROUP, min=e.id, max=e.id, count=1)
+        return all(info and info[0]["consumer"] == worker for info in self._run(pipe))
 
-    def hold(self, lane: str, worker: str, ttl_ms: int) -> bool:
-        return bool(self._call(self._lease, [f"{self._p}:lease:{lane}"], [worker, ttl_ms]))
+    def promote_due(self, now: float, limit: int = 500, partitions: Sequence[int] | None = None) -> int:
+        chosen = range(self.partitions) if partitions is None else partitions
+        if self.store.cluster:  # (a script in a cluster pipeline is not loaded on its node for us)
+            return sum(int(self._call(self._promote, [self._key("delayed", p)], [repr(now), limit]))
+                       for p in chosen)
+        pipe = self._r.pipeline(transaction=False)
+        for partition in chosen:
+            self._promote(keys=[self._key("delayed", partition)], args=[repr(now), limit], client=pipe)
+        return sum(map(int, self._run(pipe)))
 
-    def release(self, lane: str, worker: str) -> None:
-        self._call(self._release, [f"{self._p}:lease:{lane}"], [worker])
+    def forward(self, partition: int) -> int:
+        if not self.store.cluster:
+            return 0  # on one server a unit's commit adds its tasks to their partitions itself
+        outbox = self._key("outbox", partition)
+        moved = 0
+        while True:
+            entries = self._call(self._r.xrange, outbox, "-", "+", count=200)
+            if not entries:
+                return moved
+            for entry_id, f in entries:
+                target = int(f["t"])
+                queue = self.stream(f["l"], target) if not f["d"] else self._key("delayed", target)
+                member = json.dumps({"q": self.stream(f["l"], target), "k": f["k"], "p": f["p"],
+                                     "u": f"{partition}-{entry_id}"})
+                mark = self._key(f"fwd:{partition}-{entry_id}", target)
+                moved += int(self._call(self._forward, [mark, queue],
+                                        [f["k"], f["p"], member, f["d"], FORWARD_MARK_SECONDS]))
+            self._call(self._r.xdel, outbox, *(entry_id for entry_id, _ in entries))
+            if len(entries) < 200:
+                return moved
+
+    def hold(self, partition: int, worker: str, ttl_ms: int) -> bool:
+        held = bool(self._call(self._lease, [self._key("lease", partition)], [worker, ttl_ms]))
+        (self._held.add if held else self._held.discard)(partition)
+        return held
+
+    def release(self, partition: int, worker: str) -> None:
+        self._held.discard(partition)
+        self._call(self._release, [self._key("lease", partition)], [worker])
+
+    def holders(self) -> dict[int, str | None]:
+        pipe = self._r.pipeline(transaction=False)
+        for partition in range(self.partitions):
+            pipe.get(self._key("lease", partition))
+        return dict(enumerate(self._run(pipe)))
+
+    def _lane_counts(self, lanes: Sequence[str]) -> dict[int, list[int]]:
+        """Per partition: the length of each lane, then the number of tasks due later."""
+        pipe = self._r.pipeline(transaction=False)
+        for partition in range(self.partitions):
+            for lane in lanes:
+                pipe.xlen(self.stream(lane, partition))
+            pipe.zcard(self._key("delayed", partition))
+        counts, width = self._run(pipe), len(lanes) + 1
+        return {p: counts[p * width:(p + 1) * width] for p in range(self.partitions)}
 
     def lane_backlog(self, lanes: Sequence[str]) -> dict[str, int]:
         """Entries not yet acknowledged per queue (processed entries are deleted), and delayed tasks."""
-        pipe = self._r.pipeline(transaction=False)
-        for lane in lanes:
-            pipe.xlen(self.stream(lane))
-        pipe.zcard(self._delayed)
-        counts = self._call(pipe.execute)
-        return {**dict(zip(lanes, counts[:-1])), "delayed": counts[-1]}
+        per = self._lane_counts(lanes)
+        totals = [sum(column) for column in zip(*per.values())] if per else [0] * (len(lanes) + 1)
+        return {**dict(zip(lanes, totals[:-1])), "delayed": totals[-1]}
+
+    def partition_backlog(self, lanes: Sequence[str]) -> dict[int, int]:
+        return {p: sum(counts) for p, counts in self._lane_counts(lanes).items()}
 
     def pending(self, lanes: Sequence[str]) -> dict[str, int]:
-        out = {}
-        for lane in lanes:
-            try:
-                out[lane] = self._r.xpending(self.stream(lane), GROUP)["pending"]
-            except redis.ResponseError:  # no such stream or group yet: nothing handed out
-                out[lane] = 0
-            except redis.RedisError as exc:
-                raise StorageError(f"redis {self.store.url or self._p}: {exc}") from exc
+        pipe = self._r.pipeline(transaction=False)
+        for partition in range(self.partitions):
+            for lane in lanes:
+                pipe.xpending(self.stream(lane, partition), GROUP)
+        replies = self._call(pipe.execute, raise_on_error=False)
+        out = dict.fromkeys(lanes, 0)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, redis.ResponseError):  # no such stream or group yet: nothing handed out
+                continue
+            if isinstance(reply, Exception):
+                raise StorageError(f"redis {self.store.url or self._p}: {reply}")
+            out[lanes[i % len(lanes)]] += reply["pending"]
         return out
 
     # --- units of work ----------------------------------------------------------------------
@@ -188,55 +349,93 @@ class RedisBroker:
         self.store.tracking = True
         return self.store
 
-    def begin_unit(self) -> None:
+    def begin_unit(self, partition: int | None = None) -> None:
         self.store.reset()
+        self.store.partition = partition
 
     def prefetch_done(self, pairs: Iterable[tuple[str, str]]) -> None:
         self.store.prefetch_done(pairs)
 
     def commit_unit(self, worker: str | None = None, entries: Sequence[Entry] = (),
                     tasks: Iterable[Task] = (), counters: Mapping[str, int] | None = None) -> int:
+        store = self.store
+        if store.partition is None and entries:
+            store.partition = entries[0].partition  # a unit of one partition's entries is that partition's
+        home = store.partition
         # Each entry must still be pending in the group and the worker's (a worker presumed
-        # dead, whose entries were reclaimed, cannot commit).
-        checks = [["XPENDING", self.stream(e.lane), GROUP, e.id, worker] for e in entries]
-        key = f"{self._p}:counters"
-        ops = [self._enqueue_op(task) for task in tasks]
-        ops += [["HINCRBY", key, name, n] for name, n in (counters or {}).items()]
-        return self.store.commit_unit(checks, ops + self._ack_ops(entries))
+        # dead, whose entries were reclaimed, cannot commit), and the partition its lease.
+        checks = [["XPENDING", self.stream(e.lane, e.partition), GROUP, e.id, worker] for e in entries]
+        if home is not None and home in self._held:
+            checks.append(["LEASE", self._key("lease", home), worker])
+        ops, elsewhere, outboxed = [], {}, False
+        for task in tasks:
+            target = task.partition if task.partition is not None else (home if home is not None else 0)
+            if target == home or not store.cluster:
+                ops.append(self._enqueue_op(task, target))
+            elif home is not None:  # another slot: through the outbox, moved after the commit
+                ops.append(self._outbox_op(task, home, target))
+                outboxed = True
+            else:
+                elsewhere.setdefault(target, []).append(self._enqueue_op(task, target))
+        if counters:
+            key = self._key("counters", home)
+            ops += [["HINCRBY", key, name, n] for name, n in counters.items()]
+        outcome = store.commit_unit(checks, ops + self._ack_ops(entries), elsewhere)
+        if outcome == 1 and outboxed:
+            self.forward(home)
+        return outcome
 
-    def _enqueue_op(self, task: Task) -> list:
+    def _enqueue_op(self, task: Task, partition: int) -> list:
         body = json.dumps(task.payload, default=str)
         if task.due is None:
-            return ["XADD", self.stream(task.lane), "*", "k", task.kind, "p", body]
-        member = json.dumps({"q": self.stream(task.lane), "k": task.kind, "p": body, "u": uuid.uuid4().hex})
-        return ["ZADD", self._delayed, repr(task.due), member]
+            return ["XADD", self.stream(task.lane, partition), "*", "k", task.kind, "p", body]
+        member = json.dumps({"q": self.stream(task.lane, partition), "k": task.kind, "p": body,
+                             "u": uuid.uuid4().hex})
+        return ["ZADD", self._key("delayed", partition), repr(task.due), member]
+
+    def _outbox_op(self, task: Task, home: int, target: int) -> list:
+        due = "" if task.due is None else repr(task.due)
+        return ["XADD", self._key("outbox", home), "*", "t", str(target), "l", task.lane, "k", task.kind,
+                "p", json.dumps(task.payload, default=str), "d", due]
 
     def _ack_ops(self, entries: Sequence[Entry]) -> list[list]:
         ops = []
-        for lane in dict.fromkeys(e.lane for e in entries):
-            ids = [e.id for e in entries if e.lane == lane]
-            ops += [["XACK", self.stream(lane), GROUP, *ids], ["XDEL", self.stream(lane), *ids]]
+        for lane, partition in dict.fromkeys((e.lane, e.partition) for e in entries):
+            ids = [e.id for e in entries if e.lane == lane and e.partition == partition]
+            stream = self.stream(lane, partition)
+            ops += [["XACK", stream, GROUP, *ids], ["XDEL", stream, *ids]]
         return ops
 
     # --- workers and counters ---------------------------------------------------------------
     def heartbeat(self, worker: str, info: dict) -> None:
-        self._call(self._r.hset, f"{self._p}:workers", worker, json.dumps(info))
+        self._call(self._r.hset, self._key("workers"), worker, json.dumps(info))
 
     def leave(self, worker: str) -> None:
-        self._call(self._r.hdel, f"{self._p}:workers", worker)
+        self._call(self._r.hdel, self._key("workers"), worker)
 
     def workers(self) -> dict[str, dict]:
-        raw = self._call(self._r.hgetall, f"{self._p}:workers")
+        raw = self._call(self._r.hgetall, self._key("workers"))
         return {name: json.loads(info) for name, info in sorted(raw.items())}
 
     def counters(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self._call(self._r.hgetall, f"{self._p}:counters").items()}
+        pipe = self._r.pipeline(transaction=False)
+        homes = [None, *range(self.store.partitions)]
+        for home in homes:
+            pipe.hgetall(self._key("counters", home))
+        total: dict[str, int] = {}
+        for counts in self._run(pipe):
+            for name, n in counts.items():
+                total[name] = total.get(name, 0) + int(n)
+        return total
 
     def memory(self) -> dict:
         """Keys and bytes per class of key, estimated (engine/storage/redismemory.py). A server
         that refuses SCAN or MEMORY (an ACL, a managed service) gives ``unavailable``: why."""
         try:
-            return {"estimate": True, **memory_usage(self._r, self._p)}
+            if not self.store.cluster:
+                return {"estimate": True, **memory_usage(self._r, self._p)}
+            return {"estimate": True, **_added(memory_usage(self._r.get_redis_connection(node), self._p)
+                                               for node in self._r.get_primaries())}
         except redis.ResponseError as exc:
             return {"estimate": True, "unavailable": str(exc), "classes": {}, "keys": 0, "bytes": 0,
                     "exact_counts": False, "scanned": 0}
@@ -245,3 +444,18 @@ class RedisBroker:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _added(reports) -> dict:
+    """The memory reports of a cluster's primaries as one (each holds its own slots' keys)."""
+    total = {"classes": {}, "keys": 0, "bytes": 0, "exact_counts": True, "scanned": 0}
+    for report in reports:
+        for name, held in report["classes"].items():
+            into = total["classes"].setdefault(name, {"keys": 0, "bytes": 0})
+            into["keys"] += held["keys"]
+            into["bytes"] += held["bytes"]
+        total["keys"] += report["keys"]
+        total["bytes"] += report["bytes"]
+        total["exact_counts"] &= report["exact_counts"]
+        total["scanned"] += report["scanned"]
+    return total

@@ -73,7 +73,9 @@ def serve():
 
 @pytest.fixture
 def queued():
-    """``queued(store_url)`` -> the events in a Redis store's input queue (``PREFIX:input``), oldest first."""
+    """``queued(store_url)`` -> the events in a Redis store's input queues (``{PREFIX:p}:input``
+    of every partition), oldest first (events queued in the same millisecond to different
+    partitions have no order between them: compare those as sets)."""
     import redis
 
     def _queued(store_url: str) -> list[dict]:
@@ -81,8 +83,12 @@ def queued():
         prefix = parse_qs(parts.query)["prefix"][0]
         client = redis.Redis.from_url(parts._replace(query="").geturl(), decode_responses=True)
         try:
-            return [json.loads(fields["e"]) for _, fields in client.xrange(f"{prefix}:input")]
+            entries = [(tuple(map(int, entry_id.split("-"))), json.loads(fields["e"]))
+                       for stream in client.scan_iter(match=f"{{{prefix}:*}}:input")
+                       for entry_id, fields in client.xrange(stream)]
+            return [event for _, event in sorted(entries, key=lambda pair: pair[0])]
         finally:
             client.close()
 
     return _queued
+

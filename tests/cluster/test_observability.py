@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.runtime.events import read_events
 from engine.runtime.tracecontext import parse
 from engine.storage import open_broker
+from engine.storage.broker import partition_key
 
 REPO = Path(__file__).resolve().parents[2]
 ARENA = REPO / "workflows" / "arena"
@@ -142,9 +143,10 @@ def test_a_poison_entry_is_logged_as_a_warning(meshctl, broker, redis_url):
     event = next(read_events(str(EVENTS)))
     broker.ingest([event])
     broker.ensure_lanes(["input"])
-    assert broker.read("input", "ghost", 100)  # a worker that dies with it, five times over
+    home = broker.partition_for(partition_key(event))  # (its type is not pinned: no mesh configured)
+    assert broker.read("input", "ghost", 100, partition=home)  # a worker that dies with it, five times over
     for _ in range(4):
-        assert broker.reclaim("input", "ghost", 0, 100)
+        assert broker.reclaim("input", "ghost", 0, 100, partition=home)
     result = meshctl("worker", ARENA, "--store", redis_url, "--exit-when-idle", "--name", "w-poison",
                      "--log-format", "json", "--format=json")
     assert result.exit_code == 0, result.output

@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 
 from bench.orders import generate
+from engine.language.model import DEFAULT_PARTITIONS
 
 pytestmark = pytest.mark.slow  # drains 2,000 orders through a worker
 
 REPO = Path(__file__).resolve().parents[2]
 ORDERS = REPO / "workflows" / "orders"
 PER_EVENT = ("dedup records", "runs", "archive: input", "archive: emitted", "trace journal")
-# what the orders mesh leaves after its retention, whatever the number of orders: two empty
-# queues with their group, the counters, the retention record (docs/scale-out.md)
-LEFT_AFTER_RETENTION = 16 * 1024
+# what the orders mesh leaves after its retention, whatever the number of orders: per
+# partition two empty queues with their group, the counters, the retention record
+# (docs/scale-out.md)
+LEFT_AFTER_RETENTION = 4 * 1024 * DEFAULT_PARTITIONS
 
 
 def memory(meshctl, mesh: Path, url: str) -> dict:

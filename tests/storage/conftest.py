@@ -44,9 +44,13 @@ class Backend:
             store.close()
 
 
+SERVERS = {"redis": "redis_url", "redis+cluster": "redis_cluster_url"}  # the fixture giving each one's URL
+
+
 @pytest.fixture(params=STORES)
 def backend(request, tmp_path):
-    name = request.param if request.param != "redis" else request.getfixturevalue("redis_url")
+    server = SERVERS.get(request.param)
+    name = request.param if server is None else request.getfixturevalue(server)
     backend = Backend(name, tmp_path)
     yield backend
     backend.close_all()
@@ -84,13 +88,16 @@ class Deployment:
 @pytest.fixture(params=BROKERS)
 def deployment(request):
     """A new, empty deployment of each backend that has a broker."""
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else request.param
-    deployment = Deployment(url)
+    server = SERVERS.get(request.param)
+    deployment = Deployment(request.getfixturevalue(server) if server else request.param)
     yield deployment
     deployment.close_all()
 
 
 @pytest.fixture
 def broker(deployment):
-    """A broker on a new, empty deployment."""
-    return deployment.open()
+    """A broker on a new, empty deployment of one partition (the lanes' contract; partitions
+    have tests of their own)."""
+    broker = deployment.open()
+    broker.configure(1)
+    return broker

@@ -6,6 +6,6 @@ tests/storage/conftest.py opens it; test_store_contract.py checks that these and
 """
 
 #: The backends the Store contract runs on.
-STORES = ["memory", "sqlite", "redis"]
+STORES = ["memory", "sqlite", "redis", "redis+cluster"]
 #: The backends the Broker contract runs on.
-BROKERS = ["redis"]
+BROKERS = ["redis", "redis+cluster"]

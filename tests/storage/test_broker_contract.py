@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 from pathlib import Path
 
+import pytest
 from storage_backends import BROKERS
 
+from engine.core.errors import UsageError
 from engine.storage import BACKENDS, Store
-from engine.storage.broker import APPLIED, CONFLICT, FENCED, INPUT, TASKS, Broker, Task
+from engine.storage.broker import APPLIED, CONFLICT, FENCED, INPUT, TASKS, Broker, Task, partition_key
 
 EVENT = {"specversion": "1.0", "id": "e1", "source": "/s", "type": "t.happened"}
 
@@ -147,9 +150,9 @@ def test_a_unit_whose_entry_was_taken_over_is_fenced_and_writes_nothing(deployme
 def test_a_unit_whose_reads_changed_conflicts_and_writes_nothing(deployment, broker):
     other = deployment.open()
     store, theirs = broker.unit_store(), other.unit_store()
-    broker.begin_unit()
+    broker.begin_unit(0)
     assert store.get_state("window:s") is None  # read by this unit: checked at its commit
-    other.begin_unit()
+    other.begin_unit(0)
     theirs.put_state("window:s", {"by": "other"})
     assert other.commit_unit() == APPLIED
     store.put_state("window:s", {"by": "this"})
@@ -160,10 +163,10 @@ def test_a_unit_whose_reads_changed_conflicts_and_writes_nothing(deployment, bro
 def test_reads_ahead_count_as_reads_of_the_unit(deployment, broker):
     other = deployment.open()
     store = broker.unit_store()
-    broker.begin_unit()
+    broker.begin_unit(0)
     broker.prefetch_done([("k1", "c1"), ("k2", "c1")])
     assert store.is_done("k1", "c1") is False
-    other.begin_unit()
+    other.begin_unit(0)
     other.unit_store().mark_done("k2", "c1", 1.0)
     assert other.commit_unit() == APPLIED
     assert broker.commit_unit() == CONFLICT  # k2 was read (ahead) and has changed since
@@ -194,17 +197,97 @@ def test_a_task_due_later_waits_until_promoted(broker):
     assert broker.promote_due(5000.0, limit=10) == 1 and broker.lane_backlog([TASKS])["delayed"] == 0
 
 
-# --- leases ---------------------------------------------------------------------------------------
+# --- partitions and their leases -------------------------------------------------------------------
 
-def test_a_lease_has_one_holder_until_released(deployment, broker):
-    other = deployment.open()
-    assert broker.hold(INPUT, "w1", 60_000) is True
-    assert broker.hold(INPUT, "w1", 60_000) is True  # renewed by its holder
-    assert other.hold(INPUT, "w2", 60_000) is False
-    other.release(INPUT, "w2")  # not the holder: nothing happens
-    assert other.hold(INPUT, "w2", 60_000) is False
-    broker.release(INPUT, "w1")
-    assert other.hold(INPUT, "w2", 60_000) is True
+def partitioned(deployment, count: int = 4):
+    broker = deployment.open()
+    broker.configure(count)
+    return broker
+
+
+def test_a_deployment_keeps_the_number_of_partitions_it_started_with(deployment):
+    first = partitioned(deployment, 4)
+    assert first.partitions == 4 and deployment.open().partitions == 4
+    with pytest.raises(UsageError, match="has 4 partitions and this mesh says 6"):
+        deployment.open().configure(6)
+    deployment.open().configure(4)  # the same number again is fine
+
+
+def test_events_of_one_key_go_to_one_partition_in_order(deployment):
+    broker = partitioned(deployment)
+    keyed = [{**EVENT, "id": f"k{i}", "subject": "player-7"} for i in range(3)]
+    broker.ingest(events(8) + keyed)
+    broker.ensure_lanes([INPUT])
+    home = broker.partition_for(partition_key(keyed[0]))
+    assert partition_key(keyed[0]) == "player-7" and partition_key({**EVENT, "partitionkey": "x"}) == "x"
+    read = {p: broker.read(INPUT, "w1", 100, partition=p) for p in range(4)}
+    assert sum(map(len, read.values())) == 11 and len([p for p in read if read[p]]) > 1
+    assert [json.loads(e.fields["e"])["id"] for e in read[home] if e.fields["e"].count("player-7")] == \
+        ["k0", "k1", "k2"]
+    assert all(e.partition == p for p in read for e in read[p])
+    assert broker.partition_backlog([INPUT]) == {p: len(read[p]) for p in range(4)}
+
+
+def test_one_read_takes_new_entries_of_every_lane_of_a_partition(deployment):
+    broker = partitioned(deployment)
+    broker.ensure_lanes([TASKS, "stream:s"])
+    broker.begin_unit()
+    broker.commit_unit(tasks=[Task(TASKS, "a", {}, partition=2), Task("stream:s", "b", {}, partition=2),
+                              Task(TASKS, "c", {}, partition=1)])
+    entries = broker.read_lanes([TASKS, "stream:s"], "w1", 10, partitions=[2])
+    assert sorted((e.lane, e.fields["k"], e.partition) for e in entries) == \
+        [("stream:s", "b", 2), (TASKS, "a", 2)]
+    assert broker.owns("w1", entries) and not broker.owns("w2", entries)
+    assert [e.fields["k"] for e in broker.read(TASKS, "w1", 10, partition=1)] == ["c"]
+
+
+def test_a_partition_lease_has_one_holder_until_released(deployment):
+    broker, other = partitioned(deployment), deployment.open()
+    assert broker.hold(1, "w1", 60_000) is True
+    assert broker.hold(1, "w1", 60_000) is True  # renewed by its holder
+    assert other.hold(1, "w2", 60_000) is False and other.hold(2, "w2", 60_000) is True
+    assert broker.holders() == {0: None, 1: "w1", 2: "w2", 3: None}
+    other.release(1, "w2")  # not the holder: nothing happens
+    assert other.hold(1, "w2", 60_000) is False
+    broker.release(1, "w1")
+    assert other.hold(1, "w2", 60_000) is True
+
+
+def test_a_unit_of_a_partition_taken_over_is_fenced_and_writes_nothing(deployment):
+    """The lease expired (the holder stalled) and another worker took the partition: the old
+    holder's unit is refused even though its entry is still in its hand."""
+    broker, other = partitioned(deployment), deployment.open()
+    broker.ensure_lanes([TASKS])
+    broker.begin_unit()
+    broker.commit_unit(tasks=[Task(TASKS, "a", {}, partition=3)])
+    assert broker.hold(3, "slow", 1)  # a lease of 1 ms: gone at once
+    [entry] = broker.read(TASKS, "slow", 1, partition=3)
+    deadline = time.monotonic() + 5
+    while not other.hold(3, "quick", 60_000) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    broker.begin_unit(3)
+    broker.unit_store().put_state("run:1", {"by": "slow"})
+    assert broker.commit_unit("slow", [entry], [Task(TASKS, "b", {})], {"n": 1}) == FENCED
+    assert other.store.get_state("run:1") is None and other.counters() == {}
+
+
+def test_a_unit_adds_tasks_to_other_partitions_and_records_to_its_own(deployment):
+    broker, reader = partitioned(deployment), deployment.open()
+    broker.ensure_lanes([TASKS])
+    broker.begin_unit(0)
+    broker.unit_store().put_state("run:r", {"n": 1})
+    broker.unit_store().mark_done("key", "c1", 1.0)
+    tasks = [Task(TASKS, "here", {}), Task(TASKS, "there", {"x": 1}, partition=3),
+             Task(TASKS, "later", {}, due=50.0, partition=2)]
+    assert broker.commit_unit(tasks=tasks, counters={"n": 2}) == APPLIED
+    assert broker.forward(0) == 0  # nothing left to move: moved with the commit
+    assert [e.fields["k"] for e in reader.read(TASKS, "w", 10, partition=0)] == ["here"]
+    assert [json.loads(e.fields["p"]) for e in reader.read(TASKS, "w", 10, partition=3)] == [{"x": 1}]
+    assert reader.promote_due(100.0, partitions=[2]) == 1
+    assert [e.fields["k"] for e in reader.read(TASKS, "w", 10, partition=2)] == ["later"]
+    assert reader.home("state:run:r") == 0 and reader.home("state:run:none") is None
+    assert reader.store.get_state("run:r") == {"n": 1} and reader.store.is_done("key", "c1")
+    assert reader.counters() == {"n": 2}
 
 
 # --- workers and counters --------------------------------------------------------------------------
@@ -238,7 +321,8 @@ def test_what_was_queued_outlives_the_broker_that_queued_it(deployment):
 # --- memory -------------------------------------------------------------------------------------
 
 def test_memory_counts_keys_and_bytes_per_class(deployment, broker):
-    assert deployment.open().memory()["keys"] == 0  # a new deployment holds nothing
+    new = deployment.open().memory()  # a new deployment holds nothing but its settings
+    assert new["keys"] == 1 and list(new["classes"]) == ["leases, workers, counters"]
     broker.ensure_lanes([INPUT, TASKS])
     broker.ingest(events(20))
     store = broker.unit_store()

@@ -41,19 +41,19 @@ def write_some(store, n: int = 3) -> None:
 
 def test_what_grows_with_the_input_expires_and_what_a_run_needs_stays(redis_url):
     store = open_store(redis_url, SHORT)
-    p, r = store.prefix, store.client
+    r = store.client
     write_some(store)
     store.commit({"position": 3})
     assert store.aged_out() == {}
     assert store.state_keys("run:") == ["run:flow:e0@/s", "run:flow:e1@/s"]
-    for key in (f"{p}:done:svc|/s|e0", f"{p}:state:run:flow:e0@/s", f"{p}:j:input", f"{p}:j:emitted",
-                f"{p}:runs:ended"):
+    for key in map(store.key, ("done:svc|/s|e0", "state:run:flow:e0@/s", "j:input", "j:emitted",
+                               "runs:ended")):
         assert 0 < r.pttl(key) <= 1000, key
-    for key in (f"{p}:state:run:flow:e1@/s", f"{p}:checkpoint", f"{p}:j:trace", f"{p}:dlq"):
+    for key in map(store.key, ("state:run:flow:e1@/s", "checkpoint", "j:trace", "dlq")):
         assert r.pttl(key) == -1, key  # no expiry: a live run, the run's own trace, dead letters
 
-    wait_out(store, f"{p}:runs:ended")
-    wait_out(store, f"{p}:j:emitted")
+    wait_out(store, store.key("runs:ended"))
+    wait_out(store, store.key("j:emitted"))
     store.close()
     store = open_store(redis_url, SHORT, create=False)
     assert not store.is_done("/s|e0", "svc")
@@ -64,7 +64,7 @@ def test_what_grows_with_the_input_expires_and_what_a_run_needs_stays(redis_url)
     assert [d.id for d in store.dead_letters()] == ["dl1"]
     assert store.checkpoint() == {"position": 3}
     assert set(store.aged_out()) == {"runs", "archive", "dedup"}
-    assert not [k for k in r.scan_iter(match=f"{p}:done:*")]
+    assert not [k for k in r.scan_iter(match=store.key("done:*"))]
 
 
 def test_a_deployment_trims_its_trace_too(redis_url):
@@ -72,12 +72,12 @@ def test_a_deployment_trims_its_trace_too(redis_url):
     store.tracking = True  # a worker's units
     store.append("trace", {"kind": "delivered"})
     store.commit_unit()
-    assert 0 < store.client.pttl(f"{store.prefix}:j:trace") <= 1000
+    assert 0 < store.client.pttl(store.key("j:trace")) <= 1000
 
 
 def test_an_active_journal_is_trimmed_to_its_retention(redis_url):
     store = open_store(redis_url, SHORT)
-    key = f"{store.prefix}:j:input"
+    key = store.key("j:input")
     per_node = int(store.client.config_get("stream-node-max-entries")["stream-node-max-entries"])
     for i in range(3 * per_node):  # an entry per commit
         store.append("input", {"id": f"old{i}"})
@@ -95,8 +95,8 @@ def test_the_default_keeps_seven_days_and_forever_keeps_for_ever(redis_url):
     store = open_store(redis_url)
     write_some(store, 1)
     store.commit({"position": 1})
-    p, r = store.prefix, store.client
-    for key in (f"{p}:done:svc|/s|e0", f"{p}:state:run:flow:e0@/s", f"{p}:j:input"):
+    r = store.client
+    for key in map(store.key, ("done:svc|/s|e0", "state:run:flow:e0@/s", "j:input")):
         assert 6 * DAY * 1000 < r.pttl(key) <= 7 * DAY * 1000, key
     store.close()
 
@@ -104,7 +104,7 @@ def test_the_default_keeps_seven_days_and_forever_keeps_for_ever(redis_url):
     store = open_store(redis_url + "-forever", forever)  # a prefix of its own, deleted below
     write_some(store, 1)
     store.commit({"position": 1})
-    keys = list(store.client.scan_iter(match=f"{store.prefix}:*"))
+    keys = [k for pattern in store.key_patterns() for k in store.client.scan_iter(match=pattern)]
     assert keys and all(store.client.pttl(k) == -1 for k in keys)
     assert store.aged_out() == {}
     store.client.delete(*keys)
@@ -116,7 +116,7 @@ def test_a_finished_run_redriven_is_live_again(redis_url):
     store.commit({})
     store.put_state("run:r", {"status": "running"})
     store.commit({})
-    assert store.client.pttl(f"{store.prefix}:state:run:r") == -1
+    assert store.client.pttl(store.key("state:run:r")) == -1
     assert store.state_keys("run:") == ["run:r"]
     store.delete_state("run:r")
     store.commit({})
@@ -135,6 +135,6 @@ def test_dedup_counts_clock_time_as_well(redis_url, later):
 
 def test_a_store_of_the_older_layout_is_refused_by_name(redis_url):
     store = open_store(redis_url)
-    store.client.rpush(f"{store.prefix}:j:input", '{"id": "e1"}')  # journals were lists
+    store.client.rpush(f"{store.prefix}:j:input", '{"id": "e1"}')  # journals were lists, keys untagged
     with pytest.raises(UsageError, match="older meshctl"):
         open_store(redis_url)

@@ -91,8 +91,7 @@ def measure(events: int, retention: str | None, seconds_after: float, redis_url:
                 time.sleep(seconds_after)
                 result["after_retention"] = held()
         finally:
-            for key in list(client.scan_iter(match=f"{broker.store.prefix}:*", count=1000)):
-                client.delete(key)
+            broker.store.drop()
             broker.close()
     return result
 

@@ -43,7 +43,7 @@ def startup_seconds() -> float:
     import redis
 
     client = redis.Redis.from_url(REDIS)
-    keys = list(client.scan_iter(match="scale-empty-*", count=1000))
+    keys = list(client.scan_iter(match="{scale-empty-*", count=1000))  # its keys' hash tags
     if keys:
         client.delete(*keys)
     return seconds

@@ -119,9 +119,7 @@ def measure(events: int, workdir: Path) -> Cost:
         return Cost(events, wall, proc / events * 1e6, redis_cpu / events * 1e6,
                     commands / events, trips.count / events, rtt)
     finally:
-        keys = list(client.scan_iter(match=f"{broker.store.prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            client.delete(*keys[i:i + 500])
+        broker.store.drop()
         broker.close()
 
 

@@ -8,6 +8,7 @@ them optionally SIGKILLed mid-run. The result — emitted events with their even
 letters and window results — must be identical to the single-process run.
 
     python -m bench.scaleout --events 3000 --workers 1 2 3 [--kill] [--no-faults] [--write]
+                             [--redis redis+cluster://127.0.0.1:7000]
 
 prints one JSON line per run: workers, seconds, events/s (inputs per second of the drain,
 from the workers' start to the last one's exit), whether the results are identical, and
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from .common import REPO
@@ -83,13 +85,13 @@ def publish(events: Path, url: str) -> None:
 
 
 def deployment(events: Path, workers: int, kill: bool, workdir: Path, faults: list[str],
-               reclaim_after: float = 2.0) -> dict:
+               reclaim_after: float = 2.0, redis: str = REDIS) -> dict:
     """Publish, then drain with *workers* processes (SIGKILLing one once a third of the input
     is in if *kill*); returns the outcome, the drain time and what was killed."""
     from engine.cluster.deployment import deployment_summary
     from engine.storage import open_broker
 
-    url = f"{REDIS}?prefix=scaleout-{uuid.uuid4().hex[:10]}"
+    url = f"{redis}?prefix=scaleout-{uuid.uuid4().hex[:10]}"
     publish(events, url)
     broker = open_broker(url)
     store = broker.store
@@ -112,9 +114,9 @@ def deployment(events: Path, workers: int, kill: bool, workdir: Path, faults: li
                 if broker.counters().get("events_in", 0) >= total // 3:
                     break
                 time.sleep(0.05)
-            # the holder of the input lane, if any: its takeover is the harder case
-            holder = store.client.get(f"{store.prefix}:lease:input")
-            killed = holder if holder in procs else "w1"
+            # the worker holding the most partitions: its takeover is the harder case
+            held = Counter(h for h in broker.holders().values() if h in procs)
+            killed = held.most_common(1)[0][0] if held else "w1"
             procs[killed].send_signal(signal.SIGKILL)
         codes = {name: proc.wait(timeout=600) for name, proc in procs.items()}
     finally:
@@ -129,20 +131,19 @@ def deployment(events: Path, workers: int, kill: bool, workdir: Path, faults: li
     result = {**outcome(emitted, dead, deployment_summary(broker)), "seconds": seconds, "killed": killed,
               "exit_codes": codes, "input": total,
               "backlog": broker.backlog()}
-    keys = list(store.client.scan_iter(match=f"{store.prefix}:*", count=1000))
-    for i in range(0, len(keys), 500):
-        store.client.delete(*keys[i:i + 500])
+    store.drop()
     broker.close()
     return result
 
 
-def compare(n: int, workers: int, kill: bool, workdir: Path, faults: bool = True, seed: int = 11) -> dict:
+def compare(n: int, workers: int, kill: bool, workdir: Path, faults: bool = True, seed: int = 11,
+            redis: str = REDIS) -> dict:
     """One deployment run against the single-process reference, on the same generated input."""
     events = workdir / "events.jsonl"
     generate(str(events), n, seed=seed, players=200)
     injected = FAULTS if faults else []
     reference = single_process(events, workdir, injected)
-    run = deployment(events, workers, kill, workdir, injected)
+    run = deployment(events, workers, kill, workdir, injected, redis=redis)
     differences = [k for k in ("emitted", "dead", "summary") if run[k] != reference[k]]
     for key in differences[:2]:  # the first few records only one side has, to see why
         only_run = sorted(set(run[key]) - set(reference[key]))[:3]
@@ -163,6 +164,8 @@ def main() -> None:
     parser.add_argument("--no-faults", action="store_true",
                         help="inject no faults: measure the processing rate")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--redis", default=REDIS,
+                        help="the Redis server (redis://) or cluster (redis+cluster://) to run on")
     parser.add_argument("--write", action="store_true",
                         help="save to bench/results/scaleout.json (for the docs)")
     args = parser.parse_args()
@@ -170,7 +173,8 @@ def main() -> None:
     for _ in range(args.repeat):
         for workers in args.workers:
             with tempfile.TemporaryDirectory() as tmp:
-                result = compare(args.events, workers, args.kill, Path(tmp), faults=not args.no_faults)
+                result = compare(args.events, workers, args.kill, Path(tmp), faults=not args.no_faults,
+                                 redis=args.redis)
             lines.append({k: v for k, v in result.items() if not k.endswith("summary")})
             print(json.dumps(lines[-1]), flush=True)
     if args.write:

@@ -147,9 +147,7 @@ def run_level(events: list[dict], rate: float | None, seconds: float, workers: i
     ingress.stop()
     deployment.stop()
     wait = latencies(list(store.records("emitted")), published)
-    keys = list(store.client.scan_iter(match=f"{store.prefix}:*", count=1000))
-    for i in range(0, len(keys), 500):
-        store.client.delete(*keys[i:i + 500])
+    store.drop()
     broker.close()
     return {"offered_per_s": round(counts["offered"] / offer_time, 1),
             "accepted_per_s": round(counts["accepted"] / offer_time, 1),

@@ -205,9 +205,7 @@ def soak(workers: int, events: int, kill_every: float, rate: float, seed: int, w
               # SIGTERM: 0 once a worker runs; -15 if it came while the worker was still starting
               "sigterm_exit_codes": sorted({code for name, code in codes.items() if name not in kills}),
               "drain_exit": drain.returncode}
-    keys = list(store.client.scan_iter(match=f"{store.prefix}:*", count=1000))
-    for i in range(0, len(keys), 500):
-        store.client.delete(*keys[i:i + 500])
+    store.drop()
     broker.close()
     return result
 

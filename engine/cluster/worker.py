@@ -201,7 +201,10 @@ class Worker:
         fresh = sorted(self.held - self._stale)
         if fresh and not self._stop.is_set():
             done += self.broker.promote_due(now, partitions=fresh)
-            entries = self.broker.read_lanes(self.lanes, self.name, self.options.batch * LANE_BATCHES, fresh)
+            # ordered lanes in big batches (one unit each); tasks a batch at a time, as before: less
+            # in hand to redo when a worker dies
+            entries = self.broker.read_lanes(self.lanes, self.name, self.options.batch * LANE_BATCHES, fresh,
+                                             counts={TASKS: self.options.batch})
             for partition in fresh:  # all that was read is in hand: done even when stopping
                 for lane in self.lanes:
                     batch = [e for e in entries if e.partition == partition and e.lane == lane]

@@ -117,9 +117,10 @@ class Broker(Protocol):
         """Up to *count* new entries of a partition's lane, now in *worker*'s hand (waiting up
         to *block_ms* for some; None: not at all)."""
 
-    def read_lanes(self, lanes: Sequence[str], worker: str, count: int,
-                   partitions: Sequence[int]) -> list[Entry]:
-        """Up to *count* new entries of each lane of each of *partitions*, in one round trip."""
+    def read_lanes(self, lanes: Sequence[str], worker: str, count: int, partitions: Sequence[int],
+                   counts: Mapping[str, int] | None = None) -> list[Entry]:
+        """Up to *count* (or ``counts[lane]``) new entries of each lane of each of *partitions*,
+        in one round trip."""
 
     def reclaim(self, lane: str, worker: str, min_idle_ms: int, count: int,
                 partition: int = 0) -> list[Entry]:

@@ -229,11 +229,15 @@ class RedisBroker:
         return [Entry(lane, entry_id, fields, 1, partition)
                 for _, entries in (reply or []) for entry_id, fields in entries]
 
-    def read_lanes(self, lanes: Sequence[str], worker: str, count: int,
-                   partitions: Sequence[int]) -> list[Entry]:
+    def read_lanes(self, lanes: Sequence[str], worker: str, count: int, partitions: Sequence[int],
+                   counts: Mapping[str, int] | None = None) -> list[Entry]:
+        by_count: dict[int, list[str]] = {}  # XREADGROUP's COUNT is per call: one call per count
+        for lane in lanes:
+            by_count.setdefault((counts or {}).get(lane, count), []).append(lane)
         pipe = self._r.pipeline(transaction=False)
-        for partition in partitions:  # one XREADGROUP per partition: its streams share a slot
-            pipe.xreadgroup(GROUP, worker, {self.stream(lane, partition): ">" for lane in lanes}, count=count)
+        for partition in partitions:  # a partition's streams share a slot
+            for n, group in by_count.items():
+                pipe.xreadgroup(GROUP, worker, {self.stream(lane, partition): ">" for lane in group}, count=n)
         lane_of = {self.stream(lane, p): (lane, p) for p in partitions for lane in lanes}
         read = []
         for reply in self._run(pipe):

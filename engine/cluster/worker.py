@@ -201,16 +201,8 @@ class Worker:
         fresh = sorted(self.held - self._stale)
         if fresh and not self._stop.is_set():
             done += self.broker.promote_due(now, partitions=fresh)
-            # ordered lanes in big batches (one unit each); tasks a batch at a time, as before: less
-            # in hand to redo when a worker dies
-            entries = self.broker.read_lanes(self.lanes, self.name, self.options.batch * LANE_BATCHES, fresh,
-                                             counts={TASKS: self.options.batch})
-            for partition in fresh:  # all that was read is in hand: done even when stopping
-                for lane in self.lanes:
-                    batch = [e for e in entries if e.partition == partition and e.lane == lane]
-                    if batch:
-                        self._batch(partition, batch)
-            done += len(entries)
+            for partition in fresh:  # one partition's entries in hand at a time: less to redo if it dies
+                done += self._partition(partition)
         self._beat()
         if done:
             return False
@@ -286,6 +278,20 @@ class Worker:
             if self._unit(partition, [entry], self._work([entry])) == FENCED:
                 break
         return len(stale)
+
+    def _partition(self, partition: int) -> int:
+        """New entries of a held partition: its ordered lanes in big batches (one unit each), its
+        tasks a batch at a time; all that was read is in hand, so it is done even when stopping."""
+        if self._stop.is_set():
+            return 0
+        batch = self.options.batch
+        entries = self.broker.read_lanes(self.lanes, self.name, batch * LANE_BATCHES, [partition],
+                                         counts={TASKS: batch})
+        for lane in self.lanes:
+            batch = [e for e in entries if e.lane == lane]
+            if batch:
+                self._batch(partition, batch)
+        return len(entries)
 
     def _batch(self, partition: int, entries: list[Entry]) -> None:
         """A batch of one lane as one unit. If it keeps conflicting or fails, each entry is done
@@ -396,7 +402,8 @@ class Worker:
 
     def _attempt_after_loss(self, d: dict, deliveries: int) -> None:
         """A delivery whose attempt was handed out before and never finished: each earlier
-        hand-out counts as a failed attempt against the consumer's retry policy. The mesh's
+        hand-out counts against the consumer's retry policy (once the attempts and the losses
+        exceed ``max_attempts`` it is dead-lettered), and the attempt is redone as it was. The mesh's
         own machinery (windowed streams, orchestration triggers: no retries) is not charged
         for a worker's death; only --max-deliveries bounds it."""
         consumer = self.rt.by_id[d["consumer"]]
@@ -410,7 +417,9 @@ class Worker:
             return
         number = d["number"] + deliveries - 1
         if number <= consumer.policy.retry.max_attempts:
-            self.rt.dispatch("attempt", {**d, "number": number})
+            # redone as it was (its number, its event time): a crash is not the handler failing,
+            # so it goes on as in `meshctl run`; the losses only bring exhaustion closer
+            self.rt.dispatch("attempt", d)
             return
         self.store.mark_done(identity(d["event"]), consumer.id, self.rt.clock.now())
         log.warning("the workers running an attempt of %s stopped %d times: its retries are exhausted",

@@ -1,19 +1,22 @@
 """What one event costs a deployment, and what that predicts for many workers and Redis nodes.
 
-    python -m bench.scalecost --events 5000 [--rtt-ms 0.25] [--json]
+    python -m bench.scalecost --events 5000 [--mesh arena|orders] [--rtt-ms 0.25] [--json]
 
-Publishes generated game events (workflows/arena, no faults) into a fresh Redis prefix and
-drains them with one worker *in this process*, reading off:
+Publishes generated game events (workflows/arena, no faults), or orders (workflows/orders),
+into a fresh Redis prefix and drains them with one worker *in this process*, reading off:
 
 - the worker's CPU per input event (``time.process_time``);
 - Redis's CPU per input event (``INFO cpu``: main-thread user + system time of the server);
 - Redis commands per input event (``INFO commandstats``: calls, the commands a Lua script
   runs included) and the round trips the worker made per input event (requests written to
-  its connections: a pipeline or a script is one).
+  its connections: a pipeline or a script is one);
+- the busiest partition's share of the worker's time in units of work: a partition is one
+  worker's at a time, so that share of the work cannot be spread.
 
 From these, :func:`predict` models the drain rate of N workers on M Redis primaries: each
 worker is one process on a core of its own, busy for its CPU plus one network round trip
-per request; each primary is one thread, busy for its share of Redis's CPU. The model is
+per request; each primary is one thread, busy for its share of Redis's CPU; the busiest
+partition runs on one worker. The model is
 checked against what this machine can measure: 1 and 2 worker processes, on the same two
 cores as Redis and the publisher (:func:`predict_here`).
 """
@@ -22,16 +25,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import orders
 from .common import REPO
 from .e2e import generate
 
 ARENA = REPO / "workflows" / "arena"
+MESHES = {"arena": ARENA, "orders": REPO / "workflows" / "orders"}
 REDIS = os.environ.get("MESHCTL_TEST_REDIS", "redis://127.0.0.1:6379/0")
 WORKERS = (1, 2, 8, 32, 128)
 PRIMARIES = (1, 3, 6)
@@ -48,6 +54,40 @@ class Cost:
     commands: float  # Redis commands run (scripts' inner commands included)
     round_trips: float  # requests the worker sent (a pipeline or a script is one)
     loopback_rtt_us: float  # one PING round trip on this machine
+    busiest_share: float = 1.0  # the busiest partition's share of the worker's unit time
+
+
+class _PartitionTime:
+    """Attributes the worker's CPU between a unit's start and its commit to the unit's
+    partition: a partition is one worker's at a time, so its share bounds the speed-up."""
+
+    def __init__(self, broker):
+        self.broker, self.busy = broker, {}
+        self._begin, self._commit = broker.begin_unit, broker.commit_unit
+        self._current, self._since = None, 0.0
+
+    def __enter__(self):
+        def begin(partition=None):
+            self._current, self._since = partition, time.process_time()
+            return self._begin(partition)
+
+        def commit(*args, **kwargs):
+            result = self._commit(*args, **kwargs)
+            if self._current is not None:
+                spent = time.process_time() - self._since
+                self.busy[self._current] = self.busy.get(self._current, 0.0) + spent
+            self._current = None
+            return result
+
+        self.broker.begin_unit, self.broker.commit_unit = begin, commit
+        return self
+
+    def __exit__(self, *exc):
+        del self.broker.begin_unit, self.broker.commit_unit  # the class's methods again
+
+    def busiest_share(self) -> float:
+        total = sum(self.busy.values())
+        return max(self.busy.values()) / total if total else 1.0
 
 
 class _RoundTrips:
@@ -92,32 +132,43 @@ def _rtt_us(client, n: int = 2000) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
-def measure(events: int, workdir: Path) -> Cost:
-    """Publish *events* arena events, then drain them with one in-process worker."""
+def _inputs(mesh: str, path: Path, events: int) -> None:
+    if mesh == "arena":
+        generate(str(path), events, seed=11, players=200)
+    else:
+        orders.generate(str(path), events)
+
+
+def measure(events: int, workdir: Path, mesh_name: str = "arena") -> Cost:
+    """Publish *events* input events of *mesh_name* (``arena``: game events, whose windowed
+    stream pins two thirds of them to one partition; ``orders``: an orchestration run per
+    order, spread by key), then drain them with one in-process worker."""
     from engine.cluster.worker import Worker, WorkerOptions
     from engine.language.loader import load_mesh
     from engine.storage import open_broker
 
-    from .scaleout import publish
+    from .scaleout import meshctl
 
+    folder = MESHES[mesh_name]
     path = workdir / "events.jsonl"
-    generate(str(path), events, seed=11, players=200)
+    _inputs(mesh_name, path, events)
     url = f"{REDIS}?prefix=scalecost-{uuid.uuid4().hex[:10]}"
-    publish(path, url)
+    subprocess.run(meshctl("publish", str(folder), str(path), "--store", url), cwd=REPO, check=True,
+                   capture_output=True, timeout=300)
     broker = open_broker(url)
     client = broker.store.client
     try:
-        mesh, _ = load_mesh(str(ARENA))
+        mesh, _ = load_mesh(str(folder))
         worker = Worker(mesh, broker, WorkerOptions(name="cost", http="simulate", exit_when_idle=True))
         rtt = _rtt_us(client)
         cpu0, commands0 = _redis_cpu(client), _commands(client)
         wall0, proc0 = time.perf_counter(), time.process_time()
-        with _RoundTrips() as trips:
+        with _RoundTrips() as trips, _PartitionTime(broker) as partitions:
             worker.run()
         wall, proc = time.perf_counter() - wall0, time.process_time() - proc0
         redis_cpu, commands = _redis_cpu(client) - cpu0, _commands(client) - commands0
         return Cost(events, wall, proc / events * 1e6, redis_cpu / events * 1e6,
-                    commands / events, trips.count / events, rtt)
+                    commands / events, trips.count / events, rtt, partitions.busiest_share())
     finally:
         broker.store.drop()
         broker.close()
@@ -129,13 +180,15 @@ def predict(cost: Cost, workers: int, primaries: int, rtt_us: float, scaling: fl
     A worker handles one event per ``worker CPU + round trips × RTT``; a primary one per
     ``Redis CPU`` (one thread), and *primaries* of them share the work with *scaling*
     efficiency each beyond the first (keys spread over slots unevenly; cross-slot hand-offs).
-    The smaller of the two bounds is the prediction, and the bound that sets it is named.
+    A partition is one worker's at a time, so the busiest partition, doing its share of the
+    work on one worker, bounds the rate too. The smallest bound is the prediction, and the
+    bound that sets it is named.
     """
     per_worker = 1e6 / (cost.worker_cpu_us + cost.round_trips * rtt_us)
-    redis = 1e6 / cost.redis_cpu_us * (1 + (primaries - 1) * scaling)
-    rate = min(workers * per_worker, redis)
-    return {"workers": workers, "primaries": primaries, "events_per_s": round(rate),
-            "bound": "workers" if workers * per_worker <= redis else "redis"}
+    bounds = {"workers": workers * per_worker, "busiest partition": per_worker / cost.busiest_share,
+              "redis": 1e6 / cost.redis_cpu_us * (1 + (primaries - 1) * scaling)}
+    bound = min(bounds, key=bounds.get)
+    return {"workers": workers, "primaries": primaries, "events_per_s": round(bounds[bound]), "bound": bound}
 
 
 def predict_here(cost: Cost, workers: int, cores: int = 2) -> dict:
@@ -145,27 +198,32 @@ def predict_here(cost: Cost, workers: int, cores: int = 2) -> dict:
     alone = 1e6 / (cost.worker_cpu_us + cost.round_trips * cost.loopback_rtt_us)
     cores_bound = cores * 1e6 / (cost.worker_cpu_us + cost.redis_cpu_us)
     redis_bound = 1e6 / cost.redis_cpu_us
-    return {"workers": workers, "events_per_s": round(min(workers * alone, cores_bound, redis_bound))}
+    busiest = alone / cost.busiest_share
+    rate = min(workers * alone, cores_bound, redis_bound, busiest)
+    return {"workers": workers, "events_per_s": round(rate)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--mesh", choices=sorted(MESHES), default="arena",
+                        help="arena (game events; a windowed stream) or orders (an orchestration per order)")
     parser.add_argument("--rtt-ms", type=float, default=0.25,
                         help="network round trip between a worker and Redis in the model (default 0.25)")
     parser.add_argument("--json", action="store_true", help="one JSON document instead of the text")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        cost = measure(args.events, Path(tmp))
+        cost = measure(args.events, Path(tmp), args.mesh)
     model = [predict(cost, w, p, args.rtt_ms * 1000) for p in PRIMARIES for w in WORKERS]
     here = [predict_here(cost, w) for w in (1, 2)]
     if args.json:
         print(json.dumps({"cost": asdict(cost), "rtt_ms": args.rtt_ms, "model": model, "here": here}))
         return
-    print(f"per input event, 1 worker, {cost.events} events in {cost.seconds:.1f} s:")
+    print(f"per input event of {args.mesh}, 1 worker, {cost.events} events in {cost.seconds:.1f} s:")
     print(f"  worker CPU {cost.worker_cpu_us:,.0f} µs, Redis CPU {cost.redis_cpu_us:,.0f} µs, "
           f"{cost.commands:.1f} Redis commands, {cost.round_trips:.1f} round trips "
-          f"(loopback RTT {cost.loopback_rtt_us:.0f} µs)")
+          f"(loopback RTT {cost.loopback_rtt_us:.0f} µs); the busiest partition did "
+          f"{cost.busiest_share:.0%} of the work")
     print(f"model at RTT {args.rtt_ms} ms (events/s):")
     for p in PRIMARIES:
         row = [m for m in model if m["primaries"] == p]

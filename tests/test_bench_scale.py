@@ -4,17 +4,31 @@ the measurement on a small drain of the game example (what it counts is there, a
 Nothing here looks at a time."""
 from __future__ import annotations
 
+import dataclasses
+
 from bench import scalecost
 from bench.scalecost import Cost, predict, predict_here
 
 COST = Cost(events=1000, seconds=1.0, worker_cpu_us=400.0, redis_cpu_us=100.0, commands=11.0,
-            round_trips=1.5, loopback_rtt_us=50.0)
+            round_trips=1.5, loopback_rtt_us=50.0, busiest_share=0.05)
 
 
 def test_few_workers_set_the_rate_and_many_hit_the_redis_bound():
     few, many = predict(COST, 1, 1, 250), predict(COST, 128, 1, 250)
     assert few["bound"] == "workers" and few["events_per_s"] == round(1e6 / (400 + 1.5 * 250))
     assert many["bound"] == "redis" and many["events_per_s"] == round(1e6 / 100)
+
+
+def test_a_partition_that_does_most_of_the_work_caps_the_rate_whatever_the_workers():
+    skewed = dataclasses.replace(COST, busiest_share=0.5)
+    per_worker = 1e6 / (400 + 1.5 * 250)
+    assert predict(skewed, 1, 1, 250)["bound"] == "workers"
+    for workers in (3, 8, 128):  # at 2 both bounds are the same rate
+        assert predict(skewed, workers, 6, 250) == {
+            "workers": workers, "primaries": 6, "events_per_s": round(per_worker / 0.5),
+            "bound": "busiest partition"}
+    most = dataclasses.replace(COST, busiest_share=0.8)
+    assert predict_here(most, 2)["events_per_s"] == round(1e6 / (400 + 1.5 * 50) / 0.8)
 
 
 def test_more_primaries_never_lower_the_rate_and_lift_the_redis_bound():
@@ -38,4 +52,5 @@ def test_a_small_drain_is_measured_per_input_event(redis_url, tmp_path, monkeypa
     assert cost.worker_cpu_us > 0 and cost.redis_cpu_us > 0 and cost.loopback_rtt_us > 0
     # a unit of work is one script with many commands in it: more commands than requests
     assert cost.commands > cost.round_trips > 0
+    assert 0 < cost.busiest_share <= 1
 

@@ -187,8 +187,14 @@ def queue_families(core, broker: Broker, lanes: Sequence[str]) -> list:
                                labels=["queue"]),
         core.GaugeMetricFamily("meshctl_queue_lag", "Entries no worker has read yet", labels=["queue"]),
     ]
+    partitions = core.GaugeMetricFamily(
+        "meshctl_partition_backlog", "Entries not yet acknowledged in a partition's lanes, and its delayed "
+        "tasks", labels=["partition"])
+    holders = core.GaugeMetricFamily("meshctl_partition_holder", "1 for the worker that holds a partition",
+                                     labels=["partition", "worker"])
     try:
         backlog, pending = broker.lane_backlog(lanes), broker.pending(lanes)
+        per_partition, held = broker.partition_backlog(lanes), broker.holders()
     except StorageError as exc:  # the scrape still answers, without the queues
         log.warning("queue depths unavailable: %s", exc)
         return families
@@ -196,8 +202,12 @@ def queue_families(core, broker: Broker, lanes: Sequence[str]) -> list:
         families[0].add_metric([lane], backlog[lane])
         families[1].add_metric([lane], pending[lane])
         families[2].add_metric([lane], max(backlog[lane] - pending[lane], 0))
+    for partition, count in sorted(per_partition.items()):
+        partitions.add_metric([str(partition)], count)
+        if held.get(partition):  # a partition nobody holds has no series: its backlog shows it waits
+            holders.add_metric([str(partition), held[partition]], 1)
     return families + [core.GaugeMetricFamily("meshctl_queue_delayed", "Tasks due later (retries, timers)",
-                                              value=backlog.get("delayed", 0))]
+                                              value=backlog.get("delayed", 0)), partitions, holders]
 
 
 class IngressMetrics:

@@ -62,6 +62,8 @@ def test_serve_metrics_count_requests_and_events_by_type(serve, redis_url):
         assert total(samples, "meshctl_ingress_events_total", type=type_) == n
     assert total(samples, "meshctl_ingress_requests_total", status="202") == len(events)
     assert total(samples, "meshctl_queue_backlog", queue="input") == len(events)
+    assert total(samples, "meshctl_partition_backlog") == len(events)  # each in the partition of its key
+    assert "meshctl_partition_holder" not in samples  # no worker yet
     assert samples["meshctl_ingress_request_duration_seconds_count"][()] == len(events)
     code, _ = served.stop()
     assert code == 0
@@ -105,6 +107,9 @@ def test_worker_metrics_show_its_counters_after_events(broker, redis_url):
         assert total(samples, "meshctl_deliveries_total", outcome="dead-lettered") > 0
         assert ("queue", "stream:leaderboard") in {p for k in samples["meshctl_queue_lag"] for p in k}
         assert set(samples["meshctl_circuit_state"].values()) <= {0.0, 1.0, 2.0}
+        held = [dict(labels) for labels in samples["meshctl_partition_holder"]]
+        partitions = {dict(labels)["partition"] for labels in samples["meshctl_partition_backlog"]}
+        assert {h["partition"]: h["worker"] for h in held} == dict.fromkeys(partitions, "w-metrics")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)

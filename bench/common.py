@@ -148,6 +148,19 @@ def machine() -> dict[str, Any]:
             "peers": {name: version(name) for name in ("moto", "boto3", "bytewax", "PyYAML", "jsonschema")}}
 
 
+def save_run(name: str, command: str, record: dict) -> Path:
+    """Keep *record* (what a run of a stand-alone benchmark found) in ``bench/results/NAME.json``
+    under its *command*, replacing an earlier run of the same command; the docs are made from it."""
+    import json
+
+    saved = REPO / "bench" / "results" / f"{name}.json"
+    runs = json.loads(saved.read_text())["runs"] if saved.exists() else []
+    runs = [r for r in runs if r["command"] != command] + [
+        {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine(), **record}]
+    saved.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
+    return saved
+
+
 def log(message: str) -> None:
     """Progress on stderr, so the table on stdout stays clean."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

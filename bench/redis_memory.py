@@ -28,10 +28,9 @@ import time
 import uuid
 from pathlib import Path
 
-from .common import REPO, machine
+from .common import REPO, save_run
 from .orders import ORDERS, generate
 
-RESULTS = REPO / "bench" / "results"
 REDIS = "redis://127.0.0.1:6379/0"
 
 
@@ -126,12 +125,8 @@ def main() -> None:
     result = measure(args.events, args.retention, wait or 0.0, args.redis, args.private)
     print(json.dumps(result, indent=1))
     if args.write:
-        saved = RESULTS / "redis_memory.json"
-        runs = json.loads(saved.read_text())["runs"] if saved.exists() else []
         command = "python -m bench.redis_memory " + " ".join(sys.argv[1:])
-        runs = [r for r in runs if r["command"] != command] + [
-            {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine(), "result": result}]
-        saved.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
+        saved = save_run("redis_memory", command, {"result": result})
         print(f"wrote {saved.relative_to(REPO)}")
 
 

@@ -34,7 +34,6 @@ from .common import REPO
 from .e2e import generate
 
 ARENA = REPO / "workflows" / "arena"
-RESULTS = REPO / "bench" / "results"
 REDIS = os.environ.get("MESHCTL_TEST_REDIS", "redis://127.0.0.1:6379/0")
 FAULTS = ["service:match-service/match.requested=1:ConnectionError",
           "service:score-service/leaderboard.window=always:StoreDown"]
@@ -178,14 +177,10 @@ def main() -> None:
             lines.append({k: v for k, v in result.items() if not k.endswith("summary")})
             print(json.dumps(lines[-1]), flush=True)
     if args.write:
-        from .common import machine
+        from .common import save_run
 
-        saved = RESULTS / "scaleout.json"
-        runs = json.loads(saved.read_text())["runs"] if saved.exists() else []
         command = "python -m bench.scaleout " + " ".join(sys.argv[1:])
-        runs = [r for r in runs if r["command"] != command] + [
-            {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine(), "lines": lines}]
-        saved.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
+        saved = save_run("scaleout", command, {"lines": lines})
         print(f"wrote {saved.relative_to(REPO)}")
 
 

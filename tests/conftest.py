@@ -77,6 +77,15 @@ def _redis_problem() -> str | None:
     return None
 
 
+def _require(problem: str | None, tests: str) -> None:
+    """Skip the test for *problem* (None: it can run), or fail it under CI=true, where a
+    server the project's own files start must be there."""
+    if problem is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {tests} cannot run: {problem}")
+        pytest.skip(problem)
+
+
 @pytest.fixture
 def redis_url():
     """A redis:// store URL with a prefix of its own; its keys are deleted afterwards.
@@ -84,11 +93,7 @@ def redis_url():
     Without a reachable server the test is skipped with the reason, except under CI=true,
     where broker tests must run: there it fails.
     """
-    problem = _redis_problem()
-    if problem is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and broker tests cannot run: {problem}")
-        pytest.skip(problem)
+    _require(_redis_problem(), "broker tests")
     import redis
 
     prefix = f"test-{uuid.uuid4().hex[:12]}"
@@ -124,11 +129,7 @@ def _redis_cluster_problem() -> str | None:
 def redis_cluster_url():
     """A redis+cluster:// store URL with a prefix of its own on a local Redis Cluster; its keys
     are deleted afterwards. Skipped (failed under CI=true) without a cluster, like redis_url."""
-    problem = _redis_cluster_problem()
-    if problem is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and cluster tests cannot run: {problem}")
-        pytest.skip(problem)
+    _require(_redis_cluster_problem(), "cluster tests")
     from redis.cluster import RedisCluster
 
     prefix = f"test-{uuid.uuid4().hex[:12]}"

@@ -54,7 +54,19 @@ class Cost:
     commands: float  # Redis commands run (scripts' inner commands included)
     round_trips: float  # requests the worker sent (a pipeline or a script is one)
     loopback_rtt_us: float  # one PING round trip on this machine
-    busiest_share: float = 1.0  # the busiest partition's share of the worker's unit time
+    shares: tuple[float, ...] = (1.0,)  # each partition's share of the worker's unit time, by number
+
+    @property
+    def busiest_share(self) -> float:
+        return max(self.shares)
+
+    def busiest_worker_share(self, workers: int) -> float:
+        """The largest share of the work one of *workers* gets: partition p is the (p mod n)-th
+        live worker's (engine/cluster/worker.py), and a partition is one worker's at a time."""
+        loads = [0.0] * min(workers, len(self.shares))
+        for partition, share in enumerate(self.shares):
+            loads[partition % len(loads)] += share
+        return min(max(loads), 1.0)  # (shares add up to 1 but for rounding)
 
 
 class _PartitionTime:
@@ -85,9 +97,9 @@ class _PartitionTime:
     def __exit__(self, *exc):
         del self.broker.begin_unit, self.broker.commit_unit  # the class's methods again
 
-    def busiest_share(self) -> float:
-        total = sum(self.busy.values())
-        return max(self.busy.values()) / total if total else 1.0
+    def shares(self) -> tuple[float, ...]:
+        total, count = sum(self.busy.values()), max(self.busy, default=0) + 1
+        return tuple(self.busy.get(p, 0.0) / total for p in range(count)) if total else (1.0,)
 
 
 class _RoundTrips:
@@ -168,7 +180,7 @@ def measure(events: int, workdir: Path, mesh_name: str = "arena") -> Cost:
         wall, proc = time.perf_counter() - wall0, time.process_time() - proc0
         redis_cpu, commands = _redis_cpu(client) - cpu0, _commands(client) - commands0
         return Cost(events, wall, proc / events * 1e6, redis_cpu / events * 1e6,
-                    commands / events, trips.count / events, rtt, partitions.busiest_share())
+                    commands / events, trips.count / events, rtt, partitions.shares())
     finally:
         broker.store.drop()
         broker.close()
@@ -180,12 +192,13 @@ def predict(cost: Cost, workers: int, primaries: int, rtt_us: float, scaling: fl
     A worker handles one event per ``worker CPU + round trips × RTT``; a primary one per
     ``Redis CPU`` (one thread), and *primaries* of them share the work with *scaling*
     efficiency each beyond the first (keys spread over slots unevenly; cross-slot hand-offs).
-    A partition is one worker's at a time, so the busiest partition, doing its share of the
-    work on one worker, bounds the rate too. The smallest bound is the prediction, and the
-    bound that sets it is named.
+    A partition is one worker's at a time and partitions are dealt out in turn, so the worker
+    with the largest share of the measured work bounds the rate too ("partitions": the
+    speed-up stops at the number of partitions, or earlier when one partition does most of
+    the work). The smallest bound is the prediction, and the bound that sets it is named.
     """
     per_worker = 1e6 / (cost.worker_cpu_us + cost.round_trips * rtt_us)
-    bounds = {"workers": workers * per_worker, "busiest partition": per_worker / cost.busiest_share,
+    bounds = {"workers": workers * per_worker, "partitions": per_worker / cost.busiest_worker_share(workers),
               "redis": 1e6 / cost.redis_cpu_us * (1 + (primaries - 1) * scaling)}
     bound = min(bounds, key=bounds.get)
     return {"workers": workers, "primaries": primaries, "events_per_s": round(bounds[bound]), "bound": bound}
@@ -198,7 +211,7 @@ def predict_here(cost: Cost, workers: int, cores: int = 2) -> dict:
     alone = 1e6 / (cost.worker_cpu_us + cost.round_trips * cost.loopback_rtt_us)
     cores_bound = cores * 1e6 / (cost.worker_cpu_us + cost.redis_cpu_us)
     redis_bound = 1e6 / cost.redis_cpu_us
-    busiest = alone / cost.busiest_share
+    busiest = alone / cost.busiest_worker_share(workers)
     rate = min(workers * alone, cores_bound, redis_bound, busiest)
     return {"workers": workers, "events_per_s": round(rate)}
 

@@ -10,7 +10,7 @@ from bench import scalecost
 from bench.scalecost import Cost, predict, predict_here
 
 COST = Cost(events=1000, seconds=1.0, worker_cpu_us=400.0, redis_cpu_us=100.0, commands=11.0,
-            round_trips=1.5, loopback_rtt_us=50.0, busiest_share=0.05)
+            round_trips=1.5, loopback_rtt_us=50.0, shares=(0.05,) * 20)
 
 
 def test_few_workers_set_the_rate_and_many_hit_the_redis_bound():
@@ -20,15 +20,26 @@ def test_few_workers_set_the_rate_and_many_hit_the_redis_bound():
 
 
 def test_a_partition_that_does_most_of_the_work_caps_the_rate_whatever_the_workers():
-    skewed = dataclasses.replace(COST, busiest_share=0.5)
+    skewed = dataclasses.replace(COST, shares=(0.5,) + (0.05,) * 10)
     per_worker = 1e6 / (400 + 1.5 * 250)
     assert predict(skewed, 1, 1, 250)["bound"] == "workers"
-    for workers in (3, 8, 128):  # at 2 both bounds are the same rate
-        assert predict(skewed, workers, 6, 250) == {
-            "workers": workers, "primaries": 6, "events_per_s": round(per_worker / 0.5),
-            "bound": "busiest partition"}
-    most = dataclasses.replace(COST, busiest_share=0.8)
+    # 2 workers: partitions 0, 2, 4, ... (0.5 + 5 × 0.05) are the first's
+    assert predict(skewed, 2, 6, 250) == {
+        "workers": 2, "primaries": 6, "events_per_s": round(per_worker / 0.75), "bound": "partitions"}
+    for workers in (11, 32, 128):  # a partition each: the busiest alone bounds it
+        expected = {"workers": workers, "primaries": 6, "events_per_s": round(per_worker / 0.5),
+                    "bound": "partitions"}
+        assert predict(skewed, workers, 6, 250) == expected
+    most = dataclasses.replace(COST, shares=(0.8, 0.2))
     assert predict_here(most, 2)["events_per_s"] == round(1e6 / (400 + 1.5 * 50) / 0.8)
+
+
+def test_with_even_partitions_the_speed_up_stops_at_their_number():
+    even = dataclasses.replace(COST, redis_cpu_us=1.0, shares=(0.125,) * 8)
+    per_worker = 1e6 / (400 + 1.5 * 250)
+    assert predict(even, 8, 1, 250)["events_per_s"] == round(8 * per_worker)
+    assert predict(even, 32, 1, 250) == {
+        "workers": 32, "primaries": 1, "events_per_s": round(8 * per_worker), "bound": "partitions"}
 
 
 def test_more_primaries_never_lower_the_rate_and_lift_the_redis_bound():
@@ -52,5 +63,5 @@ def test_a_small_drain_is_measured_per_input_event(redis_url, tmp_path, monkeypa
     assert cost.worker_cpu_us > 0 and cost.redis_cpu_us > 0 and cost.loopback_rtt_us > 0
     # a unit of work is one script with many commands in it: more commands than requests
     assert cost.commands > cost.round_trips > 0
-    assert 0 < cost.busiest_share <= 1
+    assert 0 < cost.busiest_share <= 1 and abs(sum(cost.shares) - 1) < 1e-9
 

@@ -1,6 +1,6 @@
 """Browser fixtures: Debian's chromium driven by playwright.
 
-``browser`` is one headless chromium for the whole session; ``open_page(path_or_html,
+``browser`` is one headless chromium per test module; ``open_page(path_or_html,
 width=1280, height=800)`` opens a file (a path, or HTML text written to a temporary file)
 in a fresh window of that size and returns the loaded playwright ``Page``. Pages are
 closed afterwards, and an uncaught script error on any of them fails the test.
@@ -27,9 +27,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless chromium for the session."""
+    """One headless chromium per module. Not per session: playwright's sync API keeps an event
+    loop running in the main thread while it is open, and tests elsewhere that run an
+    asyncio loop of their own (the ASGI ingress) would fail after the browser tests."""
     require_browser()
     from playwright.sync_api import sync_playwright
 

@@ -210,10 +210,7 @@ class Prefix:
         return self.url
 
     def __exit__(self, *exc) -> None:
-        store = self.broker.store
-        keys = list(store.client.scan_iter(match=f"{store.prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            store.client.delete(*keys[i:i + 500])
+        self.broker.store.drop()
         self.broker.close()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import redis_key_patterns
 
 from engine.cluster.deployment import commit_changes, is_deployment
 from engine.core.deadletter import DeadLetter
@@ -72,7 +73,7 @@ def test_an_empty_redis_prefix_is_an_error_and_gets_no_key(meshctl, redis_url, n
     assert result.exit_code == 2 and f"no store at {redis_url}: no key of prefix" in result.output
     prefix = redis_url.rsplit("prefix=", 1)[1]
     client = redis.Redis.from_url(redis_url.split("?")[0])
-    assert list(client.scan_iter(match=f"{prefix}:*")) == []
+    assert [key for pattern in redis_key_patterns(prefix) for key in client.scan_iter(match=pattern)] == []
     client.close()
 
 

@@ -190,11 +190,14 @@ def queue_families(core, broker: Broker, lanes: Sequence[str]) -> list:
     partitions = core.GaugeMetricFamily(
         "meshctl_partition_backlog", "Entries not yet acknowledged in a partition's lanes, and its delayed "
         "tasks", labels=["partition"])
+    lags = core.GaugeMetricFamily("meshctl_partition_lag", "Entries of a partition's lanes no worker has "
+                                  "read", labels=["partition"])
     holders = core.GaugeMetricFamily("meshctl_partition_holder", "1 for the worker that holds a partition",
                                      labels=["partition", "worker"])
     try:
         backlog, pending = broker.lane_backlog(lanes), broker.pending(lanes)
         per_partition, held = broker.partition_backlog(lanes), broker.holders()
+        lag = broker.partition_lag(lanes)
     except StorageError as exc:  # the scrape still answers, without the queues
         log.warning("queue depths unavailable: %s", exc)
         return families
@@ -204,10 +207,11 @@ def queue_families(core, broker: Broker, lanes: Sequence[str]) -> list:
         families[2].add_metric([lane], max(backlog[lane] - pending[lane], 0))
     for partition, count in sorted(per_partition.items()):
         partitions.add_metric([str(partition)], count)
+        lags.add_metric([str(partition)], lag.get(partition, 0))
         if held.get(partition):  # a partition nobody holds has no series: its backlog shows it waits
             holders.add_metric([str(partition), held[partition]], 1)
     return families + [core.GaugeMetricFamily("meshctl_queue_delayed", "Tasks due later (retries, timers)",
-                                              value=backlog.get("delayed", 0)), partitions, holders]
+                                              value=backlog.get("delayed", 0)), partitions, lags, holders]
 
 
 class IngressMetrics:

@@ -154,6 +154,9 @@ class Broker(Protocol):
     def pending(self, lanes: Sequence[str]) -> dict[str, int]:
         """Entries in a worker's hand and not yet acknowledged, per lane (all partitions)."""
 
+    def partition_lag(self, lanes: Sequence[str]) -> dict[int, int]:
+        """Entries of a partition's lanes that no worker has read yet (backlog less in hand)."""
+
     def owns(self, worker: str, entries: Sequence[Entry]) -> bool:
         """Whether every entry is still in *worker*'s hand."""
 

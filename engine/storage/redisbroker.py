@@ -333,20 +333,31 @@ class RedisBroker:
     def partition_backlog(self, lanes: Sequence[str]) -> dict[int, int]:
         return {p: sum(counts) for p, counts in self._lane_counts(lanes).items()}
 
-    def pending(self, lanes: Sequence[str]) -> dict[str, int]:
+    def _pending_counts(self, lanes: Sequence[str]) -> dict[int, list[int]]:
+        """Per partition: the entries of each lane in a worker's hand."""
         pipe = self._r.pipeline(transaction=False)
         for partition in range(self.partitions):
             for lane in lanes:
                 pipe.xpending(self.stream(lane, partition), GROUP)
         replies = self._call(pipe.execute, raise_on_error=False)
-        out = dict.fromkeys(lanes, 0)
-        for i, reply in enumerate(replies):
+        counts = []
+        for reply in replies:
             if isinstance(reply, redis.ResponseError):  # no such stream or group yet: nothing handed out
-                continue
-            if isinstance(reply, Exception):
+                counts.append(0)
+            elif isinstance(reply, Exception):
                 raise StorageError(f"redis {self.store.url or self._p}: {reply}")
-            out[lanes[i % len(lanes)]] += reply["pending"]
-        return out
+            else:
+                counts.append(reply["pending"])
+        width = len(lanes)
+        return {p: counts[p * width:(p + 1) * width] for p in range(self.partitions)}
+
+    def pending(self, lanes: Sequence[str]) -> dict[str, int]:
+        per = self._pending_counts(lanes)
+        return {lane: sum(per[p][i] for p in per) for i, lane in enumerate(lanes)}
+
+    def partition_lag(self, lanes: Sequence[str]) -> dict[int, int]:
+        lengths, in_hand = self._lane_counts(lanes), self._pending_counts(lanes)
+        return {p: max(sum(lengths[p][:-1]) - sum(in_hand[p]), 0) for p in lengths}
 
     # --- units of work ----------------------------------------------------------------------
     def unit_store(self) -> RedisStore:

@@ -63,6 +63,7 @@ def test_serve_metrics_count_requests_and_events_by_type(serve, redis_url):
     assert total(samples, "meshctl_ingress_requests_total", status="202") == len(events)
     assert total(samples, "meshctl_queue_backlog", queue="input") == len(events)
     assert total(samples, "meshctl_partition_backlog") == len(events)  # each in the partition of its key
+    assert total(samples, "meshctl_partition_lag") == len(events)  # and no worker has read any
     assert "meshctl_partition_holder" not in samples  # no worker yet
     assert samples["meshctl_ingress_request_duration_seconds_count"][()] == len(events)
     code, _ = served.stop()

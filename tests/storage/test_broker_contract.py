@@ -226,6 +226,21 @@ def test_events_of_one_key_go_to_one_partition_in_order(deployment):
         ["k0", "k1", "k2"]
     assert all(e.partition == p for p in read for e in read[p])
     assert broker.partition_backlog([INPUT]) == {p: len(read[p]) for p in range(4)}
+    assert broker.partition_lag([INPUT]) == dict.fromkeys(range(4), 0)  # all read: in hand, no lag
+
+
+def test_lag_per_partition_is_what_no_worker_has_read(deployment):
+    broker = partitioned(deployment)
+    broker.ensure_lanes([TASKS, "stream:s"])
+    broker.begin_unit()
+    broker.commit_unit(tasks=[Task(TASKS, "a", {}, partition=2), Task(TASKS, "b", {}, partition=2),
+                              Task("stream:s", "c", {}, partition=2), Task(TASKS, "d", {}, partition=1),
+                              Task(TASKS, "later", {}, due=10**12, partition=3)])
+    lanes = [TASKS, "stream:s"]
+    assert broker.partition_lag(lanes) == {0: 0, 1: 1, 2: 3, 3: 0}  # a task due later is not lag
+    taken = broker.read(TASKS, "w1", 1, partition=2)
+    assert len(taken) == 1 and broker.partition_lag(lanes)[2] == 2
+    assert broker.pending(lanes) == {TASKS: 1, "stream:s": 0}
 
 
 def test_one_read_takes_new_entries_of_every_lane_of_a_partition(deployment):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import redis_key_patterns
 
 from engine.cluster.deployment import commit_changes, is_deployment
 from engine.core.deadletter import DeadLetter
@@ -71,10 +70,13 @@ def test_an_empty_redis_prefix_is_an_error_and_gets_no_key(meshctl, redis_url, n
 
     result = meshctl(*_args(READERS[name], redis_url))
     assert result.exit_code == 2 and f"no store at {redis_url}: no key of prefix" in result.output
-    prefix = redis_url.rsplit("prefix=", 1)[1]
+    from engine.storage.redisstore import RedisStore
+
+    store = RedisStore.from_url(redis_url)  # (opening it writes nothing)
     client = redis.Redis.from_url(redis_url.split("?")[0])
-    assert [key for pattern in redis_key_patterns(prefix) for key in client.scan_iter(match=pattern)] == []
+    assert [key for pattern in store.key_patterns() for key in client.scan_iter(match=pattern)] == []
     client.close()
+    store.close()
 
 
 def test_dlq_purge_leaves_a_deployment_a_deployment(meshctl, redis_url):

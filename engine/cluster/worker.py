@@ -48,7 +48,7 @@ from ..runtime.trace import JournalSink, Trace
 from ..runtime.windows import WindowOperator
 from ..storage.base import StorageError
 from ..storage.broker import APPLIED, FENCED, INPUT, TASKS, Broker, Entry, Task, partition_key
-from .deployment import OFFER, REDRIVE, REPLAY, RUN_REDRIVE, stream_inputs, stream_key
+from .deployment import OFFER, REDRIVE, REPLAY, RUN_REDRIVE, queue_lanes, stream_inputs, stream_key
 from .metrics import MetricsServer, TraceMetrics
 from .otel import Spans, tracing
 
@@ -134,7 +134,7 @@ class Worker:
         self._offer, self.rt.offer = self.rt.offer, self._offer_in_partition
         self._ordered = {c.id for c in self.rt.by_id.values() if getattr(c.element, "ordering", None)}
         self.broker.configure(mesh.partitions, stream_inputs(mesh))
-        self.lanes = [INPUT, TASKS] + [f"stream:{name}" for name in mesh.streams]
+        self.lanes = queue_lanes(list(mesh.streams))
         self.broker.ensure_lanes(self.lanes)
         self.units: Counter[str] = Counter()  # committed, conflicts, fenced, failed
         self.held: set[int] = set()  # the partitions this worker holds
@@ -288,9 +288,9 @@ class Worker:
         entries = self.broker.read_lanes(self.lanes, self.name, batch * LANE_BATCHES, [partition],
                                          counts={TASKS: batch})
         for lane in self.lanes:
-            batch = [e for e in entries if e.lane == lane]
-            if batch:
-                self._batch(partition, batch)
+            of_lane = [e for e in entries if e.lane == lane]
+            if of_lane:
+                self._batch(partition, of_lane)
         return len(entries)
 
     def _batch(self, partition: int, entries: list[Entry]) -> None:

@@ -23,6 +23,7 @@ Broker errors are :class:`~engine.storage.base.StorageError`, translated at the 
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -32,6 +33,18 @@ from .base import Store
 INPUT = "input"  # the lane of ingress events
 TASKS = "tasks"  # the lane of deliveries, retries and steps
 APPLIED, CONFLICT, FENCED = 1, 0, -1  # what a commit of a unit of work did
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition a key belongs to: the same in every process (CRC-32, not Python's hash)."""
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
+def input_partition(event: dict, partitions: int, pinned: Mapping[str, str]) -> int:
+    """The partition of an input event: its type's pinned key (*pinned*: event type -> key),
+    else :func:`partition_key`. ``meshctl run`` counts inputs per partition by the same rule."""
+    key = pinned.get(event.get("type")) if isinstance(event, dict) else None
+    return partition_of(key or partition_key(event), partitions)
 
 
 def partition_key(event: dict) -> str:
@@ -63,13 +76,16 @@ class Entry:
 @dataclass(frozen=True, slots=True)
 class Task:
     """Work for a lane: *kind* and its JSON-serialisable *payload*, due now (``due`` None) or
-    at clock time ``due``, in *partition* (None: the committing unit's, or partition 0)."""
+    at clock time ``due``, in *partition* (None: the committing unit's, or partition 0).
+    *bound*: no event the task makes is earlier (event time) than this; given, the task
+    counts in its partition's pending work (:meth:`Broker.watermarks`) until acknowledged."""
 
     lane: str
     kind: str
     payload: Any
     due: float | None = None
     partition: int | None = None
+    bound: float | None = None
 
 
 @runtime_checkable
@@ -172,12 +188,26 @@ class Broker(Protocol):
         """Read the dedup records of (event key, consumer) pairs ahead, in one round trip."""
 
     def commit_unit(self, worker: str | None = None, entries: Sequence[Entry] = (),
-                    tasks: Iterable[Task] = (), counters: Mapping[str, int] | None = None) -> int:
+                    tasks: Iterable[Task] = (), counters: Mapping[str, int] | None = None,
+                    progress: float | None = None, holds: Mapping[str, float | None] | None = None) -> int:
         """Commit the store's writes, *tasks*, *counters* (added to the deployment's) and the
         acknowledgement of *entries*, if every value the unit read is unchanged, every entry is
         still *worker*'s and so is the unit's partition. Returns :data:`APPLIED`,
         :data:`CONFLICT` (a value read changed: do the unit again) or :data:`FENCED` (another
-        worker has the entry or the partition now: drop the unit)."""
+        worker has the entry or the partition now: drop the unit).
+
+        *progress*: the unit's partition's input progress from now on (see
+        :meth:`input_progress`); *holds*: work the unit's partition keeps outside its queues
+        (an event a resequencer buffers), by name: its bound, counted in the partition's
+        pending work like a task's, or None to remove it."""
+
+    # --- event-time progress (docs/streams.md, "Windows fed by the mesh's own events") ------
+    def input_progress(self, partition: int) -> float | None:
+        """The largest event time among the inputs routed in *partition* so far (None: none)."""
+
+    def watermarks(self) -> dict[int, tuple[float | None, float | None]]:
+        """Per partition: its input progress, and the smallest bound of its pending work
+        (tasks with a bound in its queues or due later, its holds); None: nothing."""
 
     # --- workers and counters -------------------------------------------------------------
     def heartbeat(self, worker: str, info: dict) -> None:

@@ -15,6 +15,11 @@ that a unit of work of the partition commits with one script on one slot:
 - ``{P:p}:lease``: the worker that holds the partition: only it reads the partition's
   queues, and a unit it commits is refused once the lease is another's;
 - ``{P:p}:counters``: the deployment's counters, as the partition's units added to them;
+- ``{P:p}:progress`` and ``{P:p}:pending`` (meshes whose windows take the mesh's own events,
+  docs/streams.md): the largest event time among the partition's inputs routed so far, and
+  a sorted set of the partition's pending work by the earliest event time it can still make
+  (tasks by a ``w`` field, removed with their acknowledgement; a resequencer's buffered
+  events as ``h:<name>``);
 - ``{P:p}:outbox`` (Redis Cluster only): tasks a unit made for other partitions. A script
   cannot write to another slot, so they are committed here with the unit, then moved to
   their partition, each exactly once: the move sets ``{P:q}:fwd:<p>-<entry id>`` (kept a
@@ -39,9 +44,9 @@ import redis
 from ..core.errors import UsageError
 from ..language.model import DEFAULT_PARTITIONS
 from .base import StorageError
-from .broker import INPUT, TASKS, Entry, Task, partition_key
+from .broker import INPUT, TASKS, Entry, Task, input_partition, partition_of
 from .redismemory import memory_usage
-from .redisstore import RedisStore, partition_of
+from .redisstore import RedisStore
 
 GROUP = "workers"  # the consumer group every worker reads through
 FORWARD_MARK_SECONDS = 86400  # how long a moved outbox entry's marker is kept
@@ -51,7 +56,11 @@ _PROMOTE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
   local task = cjson.decode(member)
-  redis.call('XADD', task.q, '*', 'k', task.k, 'p', task.p)
+  if task.w then
+    redis.call('XADD', task.q, '*', 'k', task.k, 'p', task.p, 'w', task.w)
+  else
+    redis.call('XADD', task.q, '*', 'k', task.k, 'p', task.p)
+  end
   redis.call('ZREM', KEYS[1], member)
 end
 return #due
@@ -77,14 +86,18 @@ return 0
 """
 
 # Move one outbox entry to its partition unless it was moved before: KEYS[1] its marker,
-# KEYS[2] the target queue or delayed set; ARGV: kind, payload, delayed member, due ('' now).
+# KEYS[2] the target queue or delayed set, KEYS[3] the target's pending work; ARGV: kind,
+# payload, delayed member, due ('' now), marker seconds, pending name ('' none), its bound.
 _FORWARD = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[5]) then return 0 end
-if ARGV[4] == '' then
+if ARGV[4] == '' and ARGV[6] == '' then
   redis.call('XADD', KEYS[2], '*', 'k', ARGV[1], 'p', ARGV[2])
+elseif ARGV[4] == '' then
+  redis.call('XADD', KEYS[2], '*', 'k', ARGV[1], 'p', ARGV[2], 'w', ARGV[6])
 else
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 end
+if ARGV[6] ~= '' then redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6]) end
 return 1
 """
 
@@ -161,7 +174,7 @@ class RedisBroker:
         if not events:
             return []
         pinned = self.store.meta.get("pinned", {})  # event type -> partition key of its inputs
-        where = [self.partition_for(pinned.get(e.get("type")) or partition_key(e)) for e in events]
+        where = [input_partition(e, self.partitions, pinned) for e in events]
         if not self.store.cluster:
             pipe = self._r.pipeline(transaction=True)
             for event, partition in zip(events, where):
@@ -290,11 +303,19 @@ class RedisBroker:
             for entry_id, f in entries:
                 target = int(f["t"])
                 queue = self.stream(f["l"], target) if not f["d"] else self._key("delayed", target)
-                member = json.dumps({"q": self.stream(f["l"], target), "k": f["k"], "p": f["p"],
-                                     "u": f"{partition}-{entry_id}"})
+                task = {"q": self.stream(f["l"], target), "k": f["k"], "p": f["p"],
+                        "u": f"{partition}-{entry_id}"}
+                if f.get("w"):
+                    task["w"] = f["w"]
                 mark = self._key(f"fwd:{partition}-{entry_id}", target)
-                moved += int(self._call(self._forward, [mark, queue],
-                                        [f["k"], f["p"], member, f["d"], FORWARD_MARK_SECONDS]))
+                moved += int(self._call(self._forward, [mark, queue, self._key("pending", target)],
+                                        [f["k"], f["p"], json.dumps(task), f["d"], FORWARD_MARK_SECONDS,
+                                         f.get("w", ""), f.get("b", "")]))
+            # the moved tasks count in their target's pending work now (a crash before this
+            # line forwards them again: the markers skip them, and this is done then)
+            names = [f["w"] for _, f in entries if f.get("w")]
+            if names:
+                self._call(self._r.zrem, self._key("pending", partition), *names)
             self._call(self._r.xdel, outbox, *(entry_id for entry_id, _ in entries))
             if len(entries) < 200:
                 return moved
@@ -372,7 +393,8 @@ class RedisBroker:
         self.store.prefetch_done(pairs)
 
     def commit_unit(self, worker: str | None = None, entries: Sequence[Entry] = (),
-                    tasks: Iterable[Task] = (), counters: Mapping[str, int] | None = None) -> int:
+                    tasks: Iterable[Task] = (), counters: Mapping[str, int] | None = None,
+                    progress: float | None = None, holds: Mapping[str, float | None] | None = None) -> int:
         store = self.store
         if store.partition is None and entries:
             store.partition = entries[0].partition  # a unit of one partition's entries is that partition's
@@ -386,40 +408,90 @@ class RedisBroker:
         for task in tasks:
             target = task.partition if task.partition is not None else (home if home is not None else 0)
             if target == home or not store.cluster:
-                ops.append(self._enqueue_op(task, target))
+                ops += self._enqueue_ops(task, target)
             elif home is not None:  # another slot: through the outbox, moved after the commit
-                ops.append(self._outbox_op(task, home, target))
+                ops += self._outbox_ops(task, home, target)
                 outboxed = True
             else:
-                elsewhere.setdefault(target, []).append(self._enqueue_op(task, target))
+                elsewhere.setdefault(target, []).extend(self._enqueue_ops(task, target))
         if counters:
             key = self._key("counters", home)
             ops += [["HINCRBY", key, name, n] for name, n in counters.items()]
+        if progress is not None:
+            ops.append(["SET", self._key("progress", home), repr(progress)])
+        pending = self._key("pending", home)
+        for name, bound in (holds or {}).items():
+            ops.append(["ZREM", pending, f"h:{name}"] if bound is None
+                       else ["ZADD", pending, repr(bound), f"h:{name}"])
         outcome = store.commit_unit(checks, ops + self._ack_ops(entries), elsewhere)
         if outcome == 1 and outboxed:
             self.forward(home)
         return outcome
 
-    def _enqueue_op(self, task: Task, partition: int) -> list:
+    def _enqueue_ops(self, task: Task, partition: int) -> list[list]:
+        """The task into its queue (or the delayed set); with a bound, into the partition's
+        pending work too, under a name its entry carries (``w``) until it is acknowledged."""
         body = json.dumps(task.payload, default=str)
+        name = uuid.uuid4().hex
+        pending = self._key("pending", partition)
+        counted = [] if task.bound is None else [["ZADD", pending, repr(task.bound), name]]
         if task.due is None:
-            return ["XADD", self.stream(task.lane, partition), "*", "k", task.kind, "p", body]
-        member = json.dumps({"q": self.stream(task.lane, partition), "k": task.kind, "p": body,
-                             "u": uuid.uuid4().hex})
-        return ["ZADD", self._key("delayed", partition), repr(task.due), member]
+            marked = [] if task.bound is None else ["w", name]
+            queue = self.stream(task.lane, partition)
+            return [["XADD", queue, "*", "k", task.kind, "p", body, *marked], *counted]
+        fields = {"q": self.stream(task.lane, partition), "k": task.kind, "p": body, "u": name}
+        if task.bound is not None:
+            fields["w"] = name
+        return [["ZADD", self._key("delayed", partition), repr(task.due), json.dumps(fields)], *counted]
 
-    def _outbox_op(self, task: Task, home: int, target: int) -> list:
+    def _outbox_ops(self, task: Task, home: int, target: int) -> list[list]:
+        """The task into the home partition's outbox; with a bound, counted in the home's
+        pending work until :meth:`forward` has moved it (and counted it) in its target's."""
         due = "" if task.due is None else repr(task.due)
-        return ["XADD", self._key("outbox", home), "*", "t", str(target), "l", task.lane, "k", task.kind,
-                "p", json.dumps(task.payload, default=str), "d", due]
+        body = json.dumps(task.payload, default=str)
+        fields = ["t", str(target), "l", task.lane, "k", task.kind, "p", body, "d", due]
+        if task.bound is None:
+            return [["XADD", self._key("outbox", home), "*", *fields]]
+        name = uuid.uuid4().hex
+        return [["XADD", self._key("outbox", home), "*", *fields, "w", name, "b", repr(task.bound)],
+                ["ZADD", self._key("pending", home), repr(task.bound), name]]
 
     def _ack_ops(self, entries: Sequence[Entry]) -> list[list]:
         ops = []
         for lane, partition in dict.fromkeys((e.lane, e.partition) for e in entries):
-            ids = [e.id for e in entries if e.lane == lane and e.partition == partition]
+            of_lane = [e for e in entries if e.lane == lane and e.partition == partition]
             stream = self.stream(lane, partition)
+            ids = [e.id for e in of_lane]
             ops += [["XACK", stream, GROUP, *ids], ["XDEL", stream, *ids]]
+            names = [e.fields["w"] for e in of_lane if e.fields.get("w")]
+            if names:
+                ops.append(["ZREM", self._key("pending", partition), *names])
         return ops
+
+    # --- event-time progress ----------------------------------------------------------------
+    def input_progress(self, partition: int) -> float | None:
+        value = self._call(self._r.get, self._key("progress", partition))
+        return None if value is None else float(value)
+
+    def watermarks(self) -> dict[int, tuple[float | None, float | None]]:
+        count = self.partitions
+        first = self._r.pipeline(transaction=False)
+        for partition in range(count):  # a partition's progress before its pending work: see below
+            first.get(self._key("progress", partition))
+            first.zrange(self._key("pending", partition), 0, 0, withscores=True)
+        replies = self._run(first)
+        # Pending work is read twice, the second pass after the first has answered: a task that
+        # moves from one partition's outbox to another partition between two reads (on a Redis
+        # Cluster) is counted in both while it moves, so one of the passes sees it.
+        second = self._r.pipeline(transaction=False)
+        for partition in range(count):
+            second.zrange(self._key("pending", partition), 0, 0, withscores=True)
+        again = self._run(second)
+        out = {}
+        for p in range(count):
+            progress, seen = replies[2 * p], [r[0][1] for r in (replies[2 * p + 1], again[p]) if r]
+            out[p] = (None if progress is None else float(progress), min(seen) if seen else None)
+        return out
 
     # --- workers and counters ---------------------------------------------------------------
     def heartbeat(self, worker: str, info: dict) -> None:

@@ -45,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import zlib
 from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -56,6 +55,7 @@ from ..core.deadletter import DeadLetter
 from ..core.errors import UsageError
 from ..language.model import DEFAULT_RETENTION, Retention
 from .base import NotAStoreURL, StorageError
+from .broker import partition_of
 from .sqlite import DEDUP_WINDOW
 
 DEFAULT_PREFIX = "meshctl"
@@ -155,11 +155,6 @@ def _digest(value: str | bool) -> str | bool:
     if value is False or len(value) <= 64:
         return value
     return hashlib.sha1(value.encode("utf-8")).hexdigest()
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The partition a key belongs to: the same in every process (CRC-32, not Python's hash)."""
-    return zlib.crc32(key.encode("utf-8")) % partitions
 
 
 class RedisStore:

@@ -305,6 +305,53 @@ def test_a_unit_adds_tasks_to_other_partitions_and_records_to_its_own(deployment
     assert reader.counters() == {"n": 2}
 
 
+# --- event-time progress: partition watermarks ------------------------------------------------------
+
+def test_input_progress_is_committed_with_a_unit_of_its_partition(deployment):
+    broker, reader = partitioned(deployment), deployment.open()
+    assert broker.input_progress(2) is None
+    assert reader.watermarks() == dict.fromkeys(range(4), (None, None))
+    broker.begin_unit(2)
+    assert broker.commit_unit(progress=1_714_824_100.25) == APPLIED
+    assert reader.input_progress(2) == 1_714_824_100.25
+    assert reader.watermarks()[2] == (1_714_824_100.25, None)
+
+
+def test_bounded_tasks_and_holds_are_pending_work_until_acknowledged(deployment):
+    """A task with a bound counts in its partition's pending work from its commit (due now,
+    due later, or for another partition) until a unit acknowledges it; a hold until released;
+    a task without a bound never counts."""
+    broker, reader = partitioned(deployment), deployment.open()
+    broker.ensure_lanes([TASKS])
+    broker.begin_unit(0)
+    assert broker.commit_unit(tasks=[Task(TASKS, "a", {}, partition=1, bound=50.0),
+                                     Task(TASKS, "b", {}, partition=1, bound=70.0),
+                                     Task(TASKS, "free", {}, partition=1),
+                                     Task(TASKS, "later", {}, due=10**12, partition=2, bound=30.0),
+                                     Task(TASKS, "here", {}, bound=90.0)],
+                              holds={"buffered": 20.0}) == APPLIED
+    broker.forward(0)  # on a cluster the tasks for other partitions wait in partition 0's outbox
+    lows = {p: low for p, (_, low) in reader.watermarks().items()}
+    assert lows == {0: 20.0, 1: 50.0, 2: 30.0, 3: None}
+    entries = reader.read(TASKS, "w1", 10, partition=1)
+    assert sorted(e.fields["k"] for e in entries) == ["a", "b", "free"]
+    first = [e for e in entries if e.fields["k"] == "a"]
+    reader.begin_unit(1)
+    assert reader.commit_unit("w1", first) == APPLIED
+    assert reader.watermarks()[1][1] == 70.0
+    reader.begin_unit(1)
+    assert reader.commit_unit("w1", [e for e in entries if e.fields["k"] != "a"]) == APPLIED
+    assert reader.watermarks()[1][1] is None
+    assert reader.promote_due(10**12 + 1, partitions=[2]) == 1
+    assert reader.watermarks()[2][1] == 30.0  # promoted, still to be done
+    [later] = reader.read(TASKS, "w1", 10, partition=2)
+    reader.begin_unit(2)
+    assert reader.commit_unit("w1", [later]) == APPLIED
+    broker.begin_unit(0)
+    assert broker.commit_unit(holds={"buffered": None}) == APPLIED
+    assert {p: low for p, (_, low) in reader.watermarks().items()} == {0: 90.0, 1: None, 2: None, 3: None}
+
+
 # --- workers and counters --------------------------------------------------------------------------
 
 def test_heartbeats_list_the_workers_until_they_leave(deployment, broker):

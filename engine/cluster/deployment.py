@@ -12,6 +12,7 @@ from ..core.errors import UsageError
 from ..language import model as m
 from ..language.model import DEFAULT_RETENTION
 from ..runtime.trace import SUMMARY_KEYS
+from ..runtime.watermarks import stream_inputs
 from ..storage import Store, broker_for, broker_forms, open_broker
 from ..storage.broker import INPUT, TASKS, Broker, Task, partition_key
 
@@ -36,23 +37,6 @@ def broker_store(url: str, command: str, mesh: m.Mesh | None = None) -> Broker:
             broker.close()
             raise
     return broker
-
-
-def stream_inputs(mesh: m.Mesh) -> dict[str, str]:
-    """Event type -> the partition key of its inputs, for the types windowed streams take: all
-    of them go to the stream's partition (``stream:<name>``), routed there in arrival order, so
-    a window sees its events in the order `meshctl run` does, however many workers run (the
-    first stream by name, for a type that several take)."""
-    pinned: dict[str, str] = {}
-    for name in sorted(mesh.streams):
-        for source in mesh.streams[name].sources:
-            pinned.setdefault(source.name, stream_key(name))
-    return pinned
-
-
-def stream_key(name: str) -> str:
-    """The partition key of a windowed stream: its deliveries, its windows and its pinned inputs."""
-    return f"stream:{name}"
 
 
 def is_deployment(store: Store) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -45,10 +46,10 @@ from ..runtime.events import REQUIRED, as_input
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, MESH, Fault, Runtime
 from ..runtime.retry import NO_RETRY
 from ..runtime.trace import JournalSink, Trace
-from ..runtime.windows import WindowOperator
+from ..runtime.watermarks import stream_inputs, stream_key, task_bound
 from ..storage.base import StorageError
 from ..storage.broker import APPLIED, FENCED, INPUT, TASKS, Broker, Entry, Task, partition_key
-from .deployment import OFFER, REDRIVE, REPLAY, RUN_REDRIVE, queue_lanes, stream_inputs, stream_key
+from .deployment import OFFER, REDRIVE, REPLAY, RUN_REDRIVE, queue_lanes
 from .metrics import MetricsServer, TraceMetrics
 from .otel import Spans, tracing
 
@@ -56,6 +57,7 @@ MAX_CONFLICTS = 20  # a unit redone this often in a row is left pending, for a l
 FAILED = -2  # a unit whose work raised: nothing committed, its entries stay pending
 LANE_BATCHES = 5  # each lane of a partition is read this many batches at a time (one unit)
 BALANCE_EVERY = 0.25  # seconds between looks at the live workers (and lease renewals)
+CLOSE_EVERY = 0.2  # seconds between looks at the partition watermarks (windows to close)
 IDLE_PAUSE = 0.05  # seconds a worker waits after a turn that found nothing to do
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,12 @@ class Worker:
         self._last_reclaim = 0.0
         self._last_beat = 0.0
         self._last_balance = 0.0
+        # partition watermarks (engine/runtime/watermarks.py): the input progress a unit moved,
+        # and per partitioned stream the end of its first open window as last saved
+        self.watermarks = self.rt.watermarks
+        self._progress: float | None = None
+        self._next_end: dict[str, float] = {name: -math.inf for name in self.watermarks.streams}
+        self._last_close = 0.0
 
     # --- the loop ---------------------------------------------------------------------
     def stop(self, *_args) -> None:
@@ -203,6 +211,7 @@ class Worker:
             done += self.broker.promote_due(now, partitions=fresh)
             for partition in fresh:  # one partition's entries in hand at a time: less to redo if it dies
                 done += self._partition(partition)
+            done += self._close_windows(fresh)
         self._beat()
         if done:
             return False
@@ -310,7 +319,7 @@ class Worker:
     def _work(self, entries: list[Entry]) -> Callable[[], None]:
         lane = entries[0].lane
         if lane == INPUT:
-            return lambda: [self._ingest(entry) for entry in entries]
+            return lambda: self._inputs(entries)
         if lane == TASKS:
             return lambda: self._tasks(entries)
         name = lane.split(":", 1)[1]
@@ -324,13 +333,41 @@ class Worker:
     def _load_windows(self, names: list[str]) -> None:
         for name in names:
             state = self.store.get_state(f"window:{name}")
-            stream = self.mesh.streams[name]
-            self.rt.streams.operators[name] = (WindowOperator.restore(stream, state) if state is not None
-                                               else WindowOperator(stream))
+            self.rt.streams.operators[name] = self.rt.streams.operator(name, state)
 
     def _save_windows(self, names: list[str]) -> None:
         for name in names:
-            self.store.put_state(f"window:{name}", self.rt.streams.operators[name].state())
+            operator = self.rt.streams.operators[name]
+            self.store.put_state(f"window:{name}", operator.state())
+            if name in self._next_end:
+                self._next_end[name] = operator.next_end()
+
+    def _close_windows(self, partitions: list[int]) -> int:
+        """Close the windows of the partitioned streams in *partitions* that nothing can join any
+        more, by the deployment's partition watermarks (engine/runtime/watermarks.py); how many
+        units that took. Looked at every CLOSE_EVERY seconds."""
+        names = [n for n in self._next_end if self._stream_partition(n) in partitions]
+        now = time.time()
+        if not names or now - self._last_close < CLOSE_EVERY:
+            return 0
+        self._last_close = now
+        marks = self.broker.watermarks()
+        progress = min(-math.inf if p is None else p for p, _ in marks.values())
+        pending = min(math.inf if b is None else b for _, b in marks.values())
+        units = 0
+        for name in names:
+            limit = min(progress - self.mesh.streams[name].lateness, pending)
+            if self._next_end[name] <= limit:
+                self._unit(self._stream_partition(name), [], self._advance([name], progress, pending))
+                units += 1
+        return units
+
+    def _advance(self, names: list[str], progress: float, pending: float) -> Callable[[], None]:
+        def work() -> None:
+            self._load_windows(names)
+            self.rt.streams.advance(progress, pending, names)
+            self._save_windows(names)
+        return work
 
     def _flush_windows(self) -> int:
         """Close every open window of the streams in the partitions held (drain mode, once all
@@ -346,10 +383,25 @@ class Worker:
         def work() -> None:
             self._load_windows(names)
             for other in set(self.mesh.streams) - set(names):  # another partition's: flushed there
-                self.rt.streams.operators[other] = WindowOperator(self.mesh.streams[other])
+                self.rt.streams.operators[other] = self.rt.streams.operator(other)
             self.rt.streams.flush()
             self._save_windows(names)
         return work
+
+    def _inputs(self, entries: list[Entry]) -> None:
+        """A batch of one partition's inputs; with partitioned streams each is stamped with the
+        partition's progress before it, and the progress they reach is committed with them."""
+        if self.watermarks.enabled:
+            partition = entries[0].partition
+            before = self.broker.input_progress(partition)
+            self.watermarks.progress.of[partition] = before = -math.inf if before is None else before
+            for entry in entries:
+                self._ingest(entry)
+            after = self.watermarks.progress.of[partition]
+            self._progress = after if after > before else None
+            return
+        for entry in entries:
+            self._ingest(entry)
 
     def _ingest(self, entry: Entry) -> None:
         """An event from the ingress: published into the mesh, or dead-lettered."""
@@ -376,7 +428,7 @@ class Worker:
             )
             self._poison(MESH, event, entry.deliveries, "dlq")
             return
-        event = as_input(event)
+        event = self.watermarks.stamp(as_input(event), entry.partition)
         self.rt.trace.record(now, "ingest", event=event["id"], type=event["type"])
         self.rt.publish(event, "ingress")
 
@@ -476,6 +528,8 @@ class Worker:
             )
             self.broker.begin_unit(partition)
             self.outbox.tasks = []
+            self._progress = None
+            self.watermarks.holds = {}  # the unit's held work, committed with it
             try:
                 work()
             # a bug or a storage failure: the entries stay pending, to be redelivered
@@ -489,7 +543,8 @@ class Worker:
                           exc_info=not isinstance(exc, StorageError), extra={"worker": self.name})
                 return FAILED
             deltas = self._counter_deltas(counts)
-            result = self.broker.commit_unit(self.name, entries, self._tasks_due(), deltas)
+            result = self.broker.commit_unit(self.name, entries, self._tasks_due(), deltas,
+                                             progress=self._progress, holds=self.watermarks.holds)
             self._settle(result == APPLIED)
             if result == APPLIED:
                 self.units["committed"] += 1
@@ -507,10 +562,10 @@ class Worker:
             self.metrics.settle(committed)
 
     def _tasks_due(self) -> list[Task]:
-        now = self.rt.clock.now()
+        now, bounded = self.rt.clock.now(), self.watermarks.enabled
         return [
             Task(self._lane_of(kind, payload), kind, payload, when if when > now else None,
-                 self._partition_of(kind, payload))
+                 self._partition_of(kind, payload), task_bound(kind, payload) if bounded else None)
             for when, kind, payload in self.outbox.tasks
         ]
 

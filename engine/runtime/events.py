@@ -7,7 +7,8 @@ attributes). The runtime never mutates an event once made; derived events are ne
 Extensions meshctl sets on every emitted event: ``causationid`` (the event that caused it),
 ``correlationid`` (the input event at the root of the chain), ``hopcount`` (emits since the
 root) and ``causationpath`` (the consumers along the chain, comma-separated), which the loop
-guard reads; and ``traceparent``/``tracestate`` when its parent has them (:mod:`.tracecontext`).
+guard reads; ``traceparent``/``tracestate`` when its parent has them (:mod:`.tracecontext`); and
+``inputwatermark`` when its parent has it (:mod:`.watermarks`).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ LISTS = (".yaml", ".yml", ".json")  # file names read as a YAML/JSON list, not J
 EVENT_FILE_LIMITS = Limits(max_bytes=512 * 1024 * 1024, max_depth=64, max_nodes=50_000_000)
 _sha1 = hashlib.sha1
 BOM = b"\xef\xbb\xbf"
+WATERMARK = "inputwatermark"  # the progress of the root input's partition before it (watermarks.py)
 RAW_KEPT = 2000  # characters of a bad line kept in its dead letter
 
 
@@ -72,6 +74,8 @@ def derive(parent: dict, consumer: str, index: int, type_: str, data: Any, now: 
         event["subject"] = subject
     if TRACEPARENT in parent:
         event.update(inherited(parent, digest))
+    if WATERMARK in parent:
+        event[WATERMARK] = parent[WATERMARK]
     return event
 
 

@@ -49,9 +49,10 @@ class Intake:
     def feed(self, item: dict | BadInput) -> None:
         """One input: due work before its time runs first, then it is published at its time."""
         if item.__class__ is dict:
-            item = as_input(item)
+            item = self._admitted(item)
         lane = self.stream_lanes.get(item.get("type")) if item.__class__ is dict else None
         if lane is not None and self._into_streams(item, lane):
+            self._moved_on()
             return
         rt = self.rt
         self.fed += 1
@@ -88,6 +89,19 @@ class Intake:
             rt.publish(item, "ingress")
         finally:
             guards.inline = False
+        self._moved_on()
+
+    def _admitted(self, item: dict) -> dict:
+        """An input as the mesh takes it: without engine-owned extensions, and stamped with its
+        partition's progress when partitioned streams judge by it (engine/runtime/watermarks.py)."""
+        item = as_input(item)
+        watermarks = self.rt.watermarks
+        return watermarks.stamp(item) if watermarks.enabled else item
+
+    def _moved_on(self) -> None:
+        """The input moved its partition's progress on: close what that allows."""
+        if self.rt.watermarks.enabled:
+            self.rt.watermarks.check()
 
     def _into_streams(self, item: dict, lane: Lane) -> bool:
         """The general path of :meth:`feed` for an input taken only by streams, fused into

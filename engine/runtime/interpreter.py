@@ -36,10 +36,11 @@ from .orchestrator import Orchestrator
 from .ordering import Resequencer, ordering_key
 from .ports import DEFAULT_MAX_HOPS, DEFAULT_START, MESH, Fault
 from .routing import Routing
-from .scheduler import Scheduler
+from .scheduler import Scheduler, TrackedScheduler
 from .secrets import Secrets
 from .streams import StreamRunner
 from .trace import Trace
+from .watermarks import Watermarks, task_bound
 
 __all__ = ["DEFAULT_MAX_HOPS", "DEFAULT_START", "MESH", "Fault", "Runtime"]
 
@@ -82,6 +83,10 @@ class Runtime:
         self.state = KeyedStates(mesh, self.store, fast_paths)  # `state:` of services and orchestrations
         self.orchestrator = Orchestrator(self)
         self.streams = StreamRunner(self, fast_paths)
+        self.watermarks = Watermarks(mesh, self.streams.advance)
+        if self.watermarks.enabled:  # the schedule's tasks count as pending work (watermarks.py)
+            self.scheduler = TrackedScheduler(self.clock, self.dispatch, self.watermarks.pending, task_bound,
+                                              self.watermarks.check)
         self.resequencer = Resequencer(self)
         self._wire()
 
@@ -198,7 +203,8 @@ class Runtime:
         return {"version": 1, "clock": self.clock.now(), "clock_started": self.clock_started, "fed": self.fed,
                 "finished": self.finished, "seed": self.seed, "scheduler": self.scheduler.snapshot(),
                 "trace": self.trace.snapshot(), "breakers": self.guards.breakers,
-                "streams": self.streams.snapshot(), "buckets": self.guards.buckets.state, "notes": self.notes}
+                "streams": self.streams.snapshot(), "buckets": self.guards.buckets.state, "notes": self.notes,
+                **({"watermarks": self.watermarks.snapshot()} if self.watermarks.enabled else {})}
 
     def restore(self, snap: dict) -> None:
         """Continue from a checkpoint taken by :meth:`snapshot` (on a runtime built for the same mesh)."""
@@ -212,6 +218,8 @@ class Runtime:
         self.streams.restore(snap["streams"])
         self.guards.buckets.state = snap.get("buckets", {})
         self.notes = snap.get("notes", {})
+        if self.watermarks.enabled:
+            self.watermarks.restore(snap.get("watermarks"))
 
     def reset_breakers(self) -> None:
         """Close every circuit (an operator's redrive: circuits left open do not block it)."""

@@ -58,6 +58,7 @@ class Resequencer:
             self._too_old(event, consumer, seq, state)
             return
         state["buffer"][str(seq)] = {"event": event, "producer": producer}
+        self.rt.watermarks.hold(self._held(consumer, key, seq), event)  # pending while buffered
         self._save(consumer, key, state)
         self._release(consumer, key, state)
 
@@ -78,6 +79,10 @@ class Resequencer:
             state = {"expected": consumer.element.ordering.start, "buffer": {}, "gaps": [], "busy": False,
                      "timer": None}
         return state
+
+    def _held(self, consumer: Consumer, key: Any, seq: Any) -> str:
+        """The name a buffered event is held under in the pending work (partition watermarks)."""
+        return f"{self._state_key(consumer, key)}:{seq}"
 
     def _save(self, consumer: Consumer, key: Any, state: dict) -> None:
         self.rt.store.put_state(self._state_key(consumer, key), state)
@@ -107,6 +112,7 @@ class Resequencer:
         expected = str(state["expected"])
         if not state["busy"] and expected in state["buffer"]:
             entry = state["buffer"].pop(expected)
+            self.rt.watermarks.release(self._held(consumer, key, expected))
             state["busy"] = True
             state["expected"] += 1
             self._save(consumer, key, state)
@@ -144,6 +150,7 @@ class Resequencer:
         else:
             for n in numbers:
                 entry = state["buffer"].pop(str(n))
+                self.rt.watermarks.release(self._held(consumer, key, n))
                 self.rt.dead_letter(
                     consumer.id,
                     entry["event"],

@@ -36,6 +36,7 @@ from .consumers import Consumer
 from .keyedstate import KeyedStates
 from .router import Targets
 from .trace import Trace
+from .watermarks import Watermarks
 
 DEFAULT_MAX_HOPS = 16
 MESH = "mesh"  # the consumer named in dead letters of events no consumer could take
@@ -85,6 +86,7 @@ class Host(Protocol):
     by_id: dict[str, Consumer]
     fast_paths: bool  # False: every shortcut off, the general path runs
     state: KeyedStates  # the keyed state of services and orchestrations
+    watermarks: Watermarks  # partition watermarks: inputs stamped, work held outside the schedule
 
     def dead_letter(self, consumer: str, event: Any, reason: str, error_type: str | None, detail: str, *,
                     attempts: int = 0, first: float | None = None, queue: str) -> None:

@@ -59,3 +59,36 @@ class Scheduler:
         self._seq = state["seq"]
         self._heap = [tuple(t) for t in state["tasks"]]
         heapq.heapify(self._heap)
+
+
+class TrackedScheduler(Scheduler):
+    """A schedule that keeps each task's bound in *pending* while it waits, and calls *after*
+    once a task has run (partition watermarks, engine/runtime/watermarks.py)."""
+
+    def __init__(self, clock: Clock, dispatch: Callable[[str, Any], None], pending,
+                 bound: Callable[[str, Any], float], after: Callable[[], None]):
+        super().__init__(clock, dispatch)
+        self.tracked, self.bound, self.after = pending, bound, after
+
+    def at(self, when: float, kind: str, payload: Any) -> None:
+        super().at(when, kind, payload)
+        self.tracked.add(self._seq, self.bound(kind, payload))
+
+    def run_next(self) -> bool:
+        if not self._heap:
+            return False
+        when, seq, kind, payload = heapq.heappop(self._heap)
+        self.clock.advance_to(when)
+        self.dispatch(kind, payload)
+        self.tracked.discard(seq)
+        self.after()
+        return True
+
+    def run_until_idle(self, until: float | None = None) -> None:
+        while self._heap and (until is None or self._heap[0][0] <= until):
+            self.run_next()
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        for _, seq, kind, payload in self._heap:
+            self.tracked.add(seq, self.bound(kind, payload))

@@ -11,6 +11,7 @@ from ..language.templates import compile_value
 from .actions import Attempt
 from .events import derive
 from .ports import Host
+from .watermarks import WATERMARK, partitioned_streams
 from .windows import WindowOperator, window_data
 
 
@@ -18,12 +19,22 @@ class StreamRunner:
     def __init__(self, runtime: Host, fast_paths: bool = True):
         self.rt = runtime
         self.fast_paths = fast_paths  # False: the window operators count without their shortcuts
-        self.operators = {s.name: WindowOperator(s, fast_paths) for s in runtime.mesh.streams.values()}
+        # closed by partition watermarks (engine/runtime/watermarks.py), not by the events seen
+        self.partitioned = partitioned_streams(runtime.mesh)
+        self.operators = {name: self.operator(name) for name in runtime.mesh.streams}
         self._data = {
             s.name: compile_value(s.emit_data, fast_paths)
             for s in runtime.mesh.streams.values()
             if s.emit_data
         }
+
+    def operator(self, name: str, state: dict | None = None) -> WindowOperator:
+        """A stream's window operator: new, or continuing from a snapshot (ValueError if the
+        snapshot is of a differently shaped stream)."""
+        stream, partitioned = self.rt.mesh.streams[name], name in self.partitioned
+        if state is None:
+            return WindowOperator(stream, self.fast_paths, partitioned)
+        return WindowOperator.restore(stream, state, self.fast_paths, partitioned)
 
     def handler(self, stream: m.Stream) -> Callable[[Attempt], None]:
         def handle(attempt: Attempt) -> None:
@@ -59,14 +70,9 @@ class StreamRunner:
                     stream.late_emit_type.name, output.event.get("data"), output.event.get("subject")
                 )
             else:
-                attempt.dead.append(
-                    (
-                        stream.late_dead_letter or "dlq",
-                        "late-event",
-                        output.event,
-                        "the event is behind the watermark: its windows have closed",
-                    )
-                )
+                why = (output.reason if stream.name in self.partitioned  # which partition's progress
+                       else "the event is behind the watermark: its windows have closed")
+                attempt.dead.append((stream.late_dead_letter or "dlq", "late-event", output.event, why))
         elif output.kind == "error":
             raise output.error  # a collect projection's RenderError: the attempt fails as template-error
         else:
@@ -87,7 +93,7 @@ class StreamRunner:
             try:
                 if stream is None:
                     raise ValueError(f"the mesh has no stream {name!r} any more")
-                self.operators[name] = WindowOperator.restore(stream, snap, self.fast_paths)
+                self.operators[name] = self.operator(name, snap)
             except ValueError as exc:
                 raise UsageError(
                     f"cannot resume the run with this mesh: {exc}; resume it with the mesh it started "
@@ -111,14 +117,31 @@ class StreamRunner:
     def flush(self) -> None:
         """End of input: close every open window and emit it."""
         for name, operator in self.operators.items():
-            stream = self.rt.mesh.streams[name]
-            consumer = f"stream:{name}"
-            for output in operator.flush():
-                data = self._window_event_data(name, output)
-                # unique per window; a count window's bounds may repeat, the event that opened it not
-                window = f"{consumer}:{json.dumps(output.key)}:{output.start}:{output.end}"
-                if output.seq is not None:
-                    window += f":{output.seq}"
-                parent = {"id": window, "source": consumer, "correlationid": window}
-                self.rt.emit(derive(parent, consumer, 0, stream.emit_type.name, data, output.end), consumer)
-                self._closed({"stream": name, "key": output.key, "start": output.start, "end": output.end})
+            self._emit_closed(name, operator.flush())
+
+    def advance(self, progress: float, pending: float, names=None) -> None:
+        """Close the windows of partitioned streams (of *names*, None: all) that nothing can join
+        any more: those with ``end + lateness <= progress`` (the smallest partition progress)
+        and ``end <= pending`` (the smallest bound of the pending work)."""
+        for name in sorted(self.partitioned if names is None else self.partitioned & set(names)):
+            operator = self.operators[name]
+            limit = min(progress - operator.stream.lateness, pending)
+            if operator.next_end() <= limit:
+                self._emit_closed(name, operator.advance(limit))
+
+    def _emit_closed(self, name: str, outputs: list) -> None:
+        """Emit closed windows as events of their own, each the same wherever and whenever it closed."""
+        stream = self.rt.mesh.streams[name]
+        consumer = f"stream:{name}"
+        partitioned = name in self.partitioned
+        for output in outputs:
+            data = self._window_event_data(name, output)
+            # unique per window; a count window's bounds may repeat, the event that opened it not
+            window = f"{consumer}:{json.dumps(output.key)}:{output.start}:{output.end}"
+            if output.seq is not None:
+                window += f":{output.seq}"
+            parent = {"id": window, "source": consumer, "correlationid": window}
+            if partitioned:  # downstream, the window counts as routed when it could first close
+                parent[WATERMARK] = eventtime.format(output.end + stream.lateness)
+            self.rt.emit(derive(parent, consumer, 0, stream.emit_type.name, data, output.end), consumer)
+            self._closed({"stream": name, "key": output.key, "start": output.start, "end": output.end})

@@ -61,6 +61,12 @@ Semantics, precisely:
   so arrival order does not matter). Merged sessions list the earlier session's values first.
   A ``collect`` with a templated ``value`` lists the value rendered per event with ``data`` and
   ``event``; a render that fails is an ``"error"`` output, and nothing of the event is applied.
+* **Partitioned** (``partitioned=True``, tumbling and hopping only; engine/runtime/watermarks.py):
+  lateness is judged per event against the partition progress it was stamped with (``end +
+  lateness <= stamp``: late for that window), and nothing closes on an event: the caller
+  closes windows with :meth:`~WindowOperator.advance` when nothing pending can join them. An
+  event for a window already closed is late whatever its stamp (it cannot be, when the caller
+  keeps the rule).
 """
 from __future__ import annotations
 
@@ -74,6 +80,7 @@ from typing import Any, Callable, Mapping
 from ..core import eventtime
 from ..language import model
 from ..language.templates import RenderError, compile_value
+from .watermarks import stamp_of
 
 __all__ = ["Output", "WindowOperator", "window_data"]
 
@@ -542,12 +549,16 @@ class WindowOperator:
     ([], [Output(kind='window', key=None, start=0.0, end=10.0, values={'n': 1}, event=None, reason=None)])
     """
 
-    def __init__(self, stream: model.Stream, fast_paths: bool = True):
+    def __init__(self, stream: model.Stream, fast_paths: bool = True, partitioned: bool = False):
         """*fast_paths* False: no shortcut (tumbling windows found as hopping ones are, a lone
-        count added as every aggregate is); the same outputs."""
+        count added as every aggregate is); the same outputs. *partitioned*: judged by partition
+        watermarks (see the module's docstring)."""
         window = stream.window
         self.stream = stream
         self.kind = window.kind
+        self.partitioned = partitioned and window.kind in ("tumbling", "hopping")
+        if self.partitioned:
+            self.process = self._process_stamped  # type: ignore[method-assign]
         if self.kind == "session":
             self._gap = float(window.gap or 0)
             if not self._gap > 0:
@@ -669,6 +680,56 @@ class WindowOperator:
                 self._watermark = t - self._lateness
                 out += self._close()
         return out
+
+    def _process_stamped(self, event: dict) -> list[Output]:
+        """:meth:`process` of a partitioned operator: late by the event's stamp, closing nothing."""
+        self._events += 1
+        try:
+            t = self._time_of(self._get_time(event))
+            key = None
+            if self._get_key is not None:
+                key = self._get_key(event)
+                if type(key) is not str:
+                    key = self._odd_key(key)
+            values = self._read(event) if self._read is not None else _NO_VALUES
+        except _Reject as rejected:
+            return self._reject(event, rejected)
+        except RenderError as exc:
+            return [Output("error", event=event, reason=exc.detail, error=exc)]
+        closed = self._watermark
+        stamp = stamp_of(event) - self._lateness
+        self._watermark = stamp if stamp > closed else closed  # what is late for this event
+        try:
+            added = self._add(key, t, values)
+        finally:
+            self._watermark = closed
+        if not added:
+            self._late += 1
+            return [Output("late", key=self._public(key), event=event, reason=self._stamped_reason(t, stamp))]
+        if t > self._max_time:
+            self._max_time = t
+        return []
+
+    def _stamped_reason(self, t: float, stamp: float) -> str:
+        if self._watermark == _INF:
+            return f"event time {_format(t)} arrived after the end of input (flush)"
+        if stamp >= self._watermark:
+            return (f"event time {_format(t)}: its window had closed when its input was routed (the input's "
+                    f"partition had reached {_format(stamp + self._lateness)}, lateness included)")
+        return f"event time {_format(t)} is behind the closed windows (up to {_format(self._watermark)})"
+
+    def advance(self, limit: float) -> list[Output]:
+        """Partitioned: close every window with ``end <= limit`` (nothing pending can join it)."""
+        if limit <= self._watermark:
+            return []
+        self._watermark = limit
+        return self._close()
+
+    def next_end(self) -> float:
+        """The end of the open window that closes first (``+inf``: none open)."""
+        if not self._heap:
+            return _INF
+        return self._heap[0] * self._every + self._size
 
     def _reject(self, event: Any, rejected: _Reject) -> list[Output]:
         self._invalid += 1
@@ -955,6 +1016,8 @@ class WindowOperator:
         }
         if self._composite:  # its keys are the JSON text of their parts: a snapshot says which parts
             state["key"] = list(self.stream.key)
+        if self.partitioned and abs(self._watermark) != _INF:  # how far advance closed windows
+            state["closed"] = self._watermark
         return state
 
     def _save_bucket(self, j: int, bucket: dict[Any, list]) -> list:
@@ -968,13 +1031,14 @@ class WindowOperator:
 
     @classmethod
     def restore(
-        cls, stream: model.Stream, state: Mapping[str, Any], fast_paths: bool = True
+        cls, stream: model.Stream, state: Mapping[str, Any], fast_paths: bool = True,
+        partitioned: bool = False,
     ) -> WindowOperator:
         """An operator for *stream* continuing from a :meth:`state` snapshot.
 
         Raises ValueError if the snapshot was taken from a differently shaped stream.
         """
-        op = cls(stream, fast_paths)
+        op = cls(stream, fast_paths, partitioned)
         expected = {
             "window": op.kind,
             "count": op.state()["count"],
@@ -994,6 +1058,8 @@ class WindowOperator:
         if state["max_time"] is not None:
             op._max_time = float(state["max_time"])
             op._watermark = op._max_time - op._lateness
+        if op.partitioned:  # closed by advance, not by the events seen
+            op._watermark = -_INF if state.get("closed") is None else float(state["closed"])
         if state["flushed"]:
             op._watermark = _INF
         counts = state["counts"]

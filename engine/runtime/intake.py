@@ -31,6 +31,11 @@ class Intake:
         self.fed = 0  # inputs consumed: the input position a checkpoint records
         self.inline_types = guards.types_without_holds()
         self.stream_lanes = self._types_only_streams_take(routing, limited) if rt.fast_paths else {}
+        # partition watermarks (watermarks.py): each input stamped with its partition's progress,
+        # and what its progress lets close closed after it; None without partitioned streams
+        watermarks = rt.watermarks
+        self._stamp = watermarks.stamp if watermarks.enabled else None
+        self._check = watermarks.check if watermarks.enabled else None
 
     def _types_only_streams_take(self, routing: Routing, limited: frozenset) -> dict[str, Lane]:
         """Event types without a data schema whose consumers are all streams without a
@@ -49,22 +54,18 @@ class Intake:
     def feed(self, item: dict | BadInput) -> None:
         """One input: due work before its time runs first, then it is published at its time."""
         if item.__class__ is dict:
-            item = self._admitted(item)
+            item = as_input(item)
+            if self._stamp is not None:
+                item = self._stamp(item)
         lane = self.stream_lanes.get(item.get("type")) if item.__class__ is dict else None
         if lane is not None and self._into_streams(item, lane):
-            self._moved_on()
+            if self._check is not None:
+                self._check()
             return
         rt = self.rt
         self.fed += 1
         if isinstance(item, BadInput):
-            if rt.on_refused is not None:
-                rt.on_refused(item)
-            # Counted in "events in", so recorded as an input too: a trace's figures are the summary's.
-            self.trace.count("events_in")
-            if self.trace.sink is not None:
-                self.trace.record(rt.clock.now(), "ingest", event=None, type=None, rejected="schema-invalid")
-            rt.dead_letter(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
-                           f"{item.loc}: {item.problem}", queue="dlq")
+            self._refuse(item)
             return
         when = parse_time(item.get("time"))
         if not rt.clock_started:
@@ -89,19 +90,20 @@ class Intake:
             rt.publish(item, "ingress")
         finally:
             guards.inline = False
-        self._moved_on()
+        if self._check is not None:
+            self._check()
 
-    def _admitted(self, item: dict) -> dict:
-        """An input as the mesh takes it: without engine-owned extensions, and stamped with its
-        partition's progress when partitioned streams judge by it (engine/runtime/watermarks.py)."""
-        item = as_input(item)
-        watermarks = self.rt.watermarks
-        return watermarks.stamp(item) if watermarks.enabled else item
-
-    def _moved_on(self) -> None:
-        """The input moved its partition's progress on: close what that allows."""
-        if self.rt.watermarks.enabled:
-            self.rt.watermarks.check()
+    def _refuse(self, item: BadInput) -> None:
+        """A record that is not a usable event: dead-lettered as ``schema-invalid``."""
+        rt = self.rt
+        if rt.on_refused is not None:
+            rt.on_refused(item)
+        # Counted in "events in", so recorded as an input too: a trace's figures are the summary's.
+        self.trace.count("events_in")
+        if self.trace.sink is not None:
+            self.trace.record(rt.clock.now(), "ingest", event=None, type=None, rejected="schema-invalid")
+        rt.dead_letter(MESH, {"raw": item.raw, "location": str(item.loc)}, "schema-invalid", "BadInput",
+                       f"{item.loc}: {item.problem}", queue="dlq")
 
     def _into_streams(self, item: dict, lane: Lane) -> bool:
         """The general path of :meth:`feed` for an input taken only by streams, fused into

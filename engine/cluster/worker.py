@@ -18,8 +18,9 @@ no longer holds.
 Where work goes (docs/scale-out.md#partitions): an input by its partition key
 (:func:`~engine.storage.broker.partition_key`); a delivery to an ordered consumer by its
 ordering key, to a consumer with ``state:`` by its state key, to a windowed stream by the
-stream's name, to any other consumer by the event's partition key; every other task stays in
-the partition of the unit that made it.
+stream's name (by its key, for a stream judged by partition watermarks), to any other
+consumer by the event's partition key; every other task stays in the partition of the unit
+that made it.
 """
 from __future__ import annotations
 
@@ -147,10 +148,13 @@ class Worker:
         self._last_beat = 0.0
         self._last_balance = 0.0
         # partition watermarks (engine/runtime/watermarks.py): the input progress a unit moved,
-        # and per partitioned stream the end of its first open window as last saved
+        # and per partitioned stream and partition the end of its first open window as last saved.
+        # A partitioned stream's deliveries are split over the partitions by its key, each
+        # partition keeping the windows of its keys: nothing of it depends on arrival order.
         self.watermarks = self.rt.watermarks
+        self._split = self.watermarks.streams
         self._progress: float | None = None
-        self._next_end: dict[str, float] = {name: -math.inf for name in self.watermarks.streams}
+        self._next_end: dict[tuple[str, int], float] = {}
         self._last_close = 0.0
 
     # --- the loop ---------------------------------------------------------------------
@@ -330,36 +334,40 @@ class Worker:
             self._save_windows([name])
         return work
 
+    def _window_key(self, name: str) -> str:
+        """Where the unit's partition keeps a stream's windows (its share, for a split stream)."""
+        return f"window:{name}@{self.store.partition}" if name in self._split else f"window:{name}"
+
     def _load_windows(self, names: list[str]) -> None:
         for name in names:
-            state = self.store.get_state(f"window:{name}")
+            state = self.store.get_state(self._window_key(name))
             self.rt.streams.operators[name] = self.rt.streams.operator(name, state)
 
     def _save_windows(self, names: list[str]) -> None:
         for name in names:
             operator = self.rt.streams.operators[name]
-            self.store.put_state(f"window:{name}", operator.state())
-            if name in self._next_end:
-                self._next_end[name] = operator.next_end()
+            self.store.put_state(self._window_key(name), operator.state())
+            if name in self._split:
+                self._next_end[(name, self.store.partition)] = operator.next_end()
 
     def _close_windows(self, partitions: list[int]) -> int:
         """Close the windows of the partitioned streams in *partitions* that nothing can join any
         more, by the deployment's partition watermarks (engine/runtime/watermarks.py); how many
         units that took. Looked at every CLOSE_EVERY seconds."""
-        names = [n for n in self._next_end if self._stream_partition(n) in partitions]
         now = time.time()
-        if not names or now - self._last_close < CLOSE_EVERY:
+        if not self._split or not partitions or now - self._last_close < CLOSE_EVERY:
             return 0
         self._last_close = now
         marks = self.broker.watermarks()
         progress = min(-math.inf if p is None else p for p, _ in marks.values())
         pending = min(math.inf if b is None else b for _, b in marks.values())
         units = 0
-        for name in names:
-            limit = min(progress - self.mesh.streams[name].lateness, pending)
-            if self._next_end[name] <= limit:
-                self._unit(self._stream_partition(name), [], self._advance([name], progress, pending))
-                units += 1
+        for partition in partitions:
+            for name in sorted(self._split):
+                limit = min(progress - self.mesh.streams[name].lateness, pending)
+                if self._next_end.get((name, partition), -math.inf) <= limit:  # unknown: look
+                    self._unit(partition, [], self._advance([name], progress, pending))
+                    units += 1
         return units
 
     def _advance(self, names: list[str], progress: float, pending: float) -> Callable[[], None]:
@@ -374,7 +382,8 @@ class Worker:
         queues are empty); how many closed."""
         before = self.trace.counts["windows_emitted"]
         for partition in sorted(self.held):
-            names = [n for n in self.mesh.streams if self._stream_partition(n) == partition]
+            names = [n for n in self.mesh.streams
+                     if n in self._split or self._stream_partition(n) == partition]
             if names:
                 self._unit(partition, [], self._flush(names))
         return self.trace.counts["windows_emitted"] - before
@@ -594,7 +603,11 @@ class Worker:
         its owner's: all subscriptions of a service share it); any other's by the event's
         partition key (so the deliveries of one busy partition spread out)."""
         if consumer.startswith("stream:"):
-            return self._stream_partition(consumer[len("stream:"):])
+            name = consumer[len("stream:"):]
+            if name in self._split:  # by the stream's key: each partition keeps its keys' windows
+                key = self.rt.streams.operators[name].key_text(event)
+                return self.broker.partition_for(f"{stream_key(name)}:{key}")
+            return self._stream_partition(name)
         key = self.rt.delivery_key(consumer, event)
         return self.broker.partition_for(partition_key(event) if key is None else key)
 

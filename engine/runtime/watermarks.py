@@ -49,9 +49,11 @@ def stream_inputs(mesh: m.Mesh) -> dict[str, str]:
     """Event type -> the partition key of its inputs, for the types windowed streams take: all
     of them go to the stream's partition (``stream:<name>``), routed there in arrival order, so
     a window sees its events in the order `meshctl run` does, however many workers run (the
-    first stream by name, for a type that several take)."""
+    first stream by name, for a type that several take). Not those of partitioned streams:
+    their deliveries go by their key, and their windows do not depend on arrival order."""
     pinned: dict[str, str] = {}
-    for name in sorted(mesh.streams):
+    split = partitioned_streams(mesh)
+    for name in sorted(set(mesh.streams) - split):
         for source in mesh.streams[name].sources:
             pinned.setdefault(source.name, stream_key(name))
     return pinned

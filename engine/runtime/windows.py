@@ -725,6 +725,21 @@ class WindowOperator:
         self._watermark = limit
         return self._close()
 
+    def key_text(self, event: dict) -> str:
+        """The event's key as text, ``""`` when it has none or an unusable one (a deployment
+        splits a partitioned stream's deliveries by it; the operator judges the key itself)."""
+        if self._get_key is None:
+            return ""
+        try:
+            key = self._get_key(event)
+            if type(key) is not str:
+                key = self._odd_key(key)
+        except (_Reject, RenderError):
+            return ""
+        if type(key) is float and key.is_integer():
+            key = int(key)  # 1 and 1.0 are one key
+        return key if type(key) is str else _canonical(self._public(key))
+
     def next_end(self) -> float:
         """The end of the open window that closes first (``+inf``: none open)."""
         if not self._heap:

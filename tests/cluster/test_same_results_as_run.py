@@ -111,6 +111,10 @@ def _deployment(events: Path, url: str, workers: int) -> tuple[dict, dict]:
         dead = [record.as_dict() for record in broker.store.dead_letters()]
         # drained: no pending work left behind to hold windows back
         assert {p: low for p, (_, low) in broker.watermarks().items()} == dict.fromkeys(range(8))
+        # the leaderboard is split by player: several partitions keep windows of theirs
+        store = broker.store
+        shares = [p for p in range(8) if store.client.exists(store.key(f"state:window:leaderboard@{p}", p))]
+        assert len(shares) > 1, shares
     finally:
         broker.close()
     return {k: counters.get(k) for k in COUNTERS}, _outputs(emitted, dead)

@@ -1350,7 +1350,10 @@ def status(path, store_url, fmt) -> None:
     click.echo(f"{'delayed (retries, timers)':<28}{report['delayed']:>9}")
     for partition, info in report["partitions"].items():
         holder = info["holder"] or "nobody"
-        click.echo(f"{'partition ' + partition:<28}{info['backlog']:>9}  held by {holder}")
+        marks = "".join(f", {label} {info[key]}" for key, label in (("progress", "inputs up to"),
+                                                                  ("pending_from", "pending from"))
+                        if info.get(key))
+        click.echo(f"{'partition ' + partition:<28}{info['backlog']:>9}  held by {holder}{marks}")
     for queue, n in sorted(report["dead_letters"].items()):
         click.echo(f"dead letters in {queue:<12}{n:>9}")
     for name, info in report["workers"].items():

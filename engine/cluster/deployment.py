@@ -7,6 +7,7 @@ it (redrives) hand tasks to the workers instead of running the mesh themselves.
 """
 from __future__ import annotations
 
+from ..core import eventtime
 from ..core.deadletter import DeadLetter
 from ..core.errors import UsageError
 from ..language import model as m
@@ -100,8 +101,9 @@ def status(broker: Broker, streams: list[str]) -> dict:
     (an estimate: sampled)."""
     lanes = queue_lanes(streams)
     backlog, pending = broker.lane_backlog(lanes), broker.pending(lanes)
-    holders, per_partition = broker.holders(), broker.partition_backlog(lanes)
-    partitions = {str(p): {"holder": holders.get(p), "backlog": per_partition.get(p, 0)}
+    holders, per_partition, marks = broker.holders(), broker.partition_backlog(lanes), broker.watermarks()
+    partitions = {str(p): {"holder": holders.get(p), "backlog": per_partition.get(p, 0),
+                           **_watermarks(*marks.get(p, (None, None)))}
                   for p in sorted(holders)}
     dead: dict[str, int] = {}
     for record in broker.store.dead_letters():
@@ -110,6 +112,18 @@ def status(broker: Broker, streams: list[str]) -> dict:
                               "waiting": backlog[lane] - pending[lane]} for lane in lanes},
             "delayed": backlog["delayed"], "partitions": partitions, "dead_letters": dead,
             "workers": broker.workers(), "summary": deployment_summary(broker), "memory": broker.memory()}
+
+
+def _watermarks(progress: float | None, pending: float | None) -> dict:
+    """A partition's input progress and the earliest event time of its pending work, as times
+    (streams fed by the mesh's own events close their windows by them; None: none)."""
+    return {"progress": None if progress is None else eventtime.format(progress),
+            "pending_from": None if pending is None or pending == float("inf") else _time_or_unknown(pending)}
+
+
+def _time_or_unknown(t: float) -> str:
+    """A pending task of unknown event time holds every window back until it is done."""
+    return "unknown" if t == float("-inf") else eventtime.format(t)
 
 
 def _broker(store: Store) -> Broker:

@@ -178,3 +178,7 @@ def test_windows_close_while_the_workers_run(redis_url, tmp_path):
         worker.communicate(timeout=60)
     emitted = closed["summary"]["windows_emitted"]
     assert 0 < emitted < run_counters["windows_emitted"]
+    # status shows why the rest wait: every partition's input progress, and no pending work
+    marks = [(info["progress"], info["pending_from"]) for info in closed["partitions"].values()]
+    assert all(progress and progress.startswith("2024-05-04T") and pending is None
+               for progress, pending in marks)

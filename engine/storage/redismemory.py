@@ -32,6 +32,7 @@ CLASSES = {
     "tasks": "queues",
     "lane": "queues",
     "delayed": "queues",
+    "pending": "queues",  # pending work by event time (partition watermarks)
 }
 OTHER = "leases, workers, counters"
 # nodes of an aggregate MEMORY USAGE looks at: Redis's default (5) takes a stream's first nodes

@@ -8,7 +8,8 @@ service; ``service`` names it), ``orchestration``, ``stream``, ``dlq`` (a dead-l
 ``endpoint`` (an HTTP URL).
 Edge kinds: ``consumes`` (event -> consumer), ``emits`` (producer -> event), ``delivers``
 (route -> subscription it targets directly; ``event`` names the type), ``dead-letters``
-(consumer -> dlq), ``calls`` (consumer -> endpoint). Only the first three carry events
+(consumer -> dlq), ``calls`` (consumer -> endpoint), ``awaits`` (event -> orchestration
+with a wait step on it; ``step`` names it). Only the first three carry events
 between elements, so only they can form circular events (see :data:`FLOW_EDGES`). An
 ``emits`` edge lists the ``emit`` actions behind it (``actions``) and is marked ``handler``
 when a Python handler of the producer may emit that type too, with data nobody can know.
@@ -66,6 +67,7 @@ def _consumers(mesh: m.Mesh, g: nx.DiGraph):
         g.add_node(node, kind="orchestration", label=orch.name, loc=orch.loc, element=orch)
         _consume(g, orch.trigger.on, node, orch.trigger.match)
         _emits(g, node, orch.all_actions(), orch.declared_emits(), _handled(orch))
+        _awaits(g, orch, node)
         for step in orch.steps:
             yield step.retry, node
     for stream in mesh.streams.values():
@@ -78,6 +80,15 @@ def _consumers(mesh: m.Mesh, g: nx.DiGraph):
             _emit_edge(g, node, stream.late_emit_type)
         if stream.late_dead_letter:
             _add_dead_letter(g, node, m.DeliverySpec(stream.loc, dead_letter=stream.late_dead_letter))
+
+
+def _awaits(g: nx.DiGraph, orch: m.Orchestration, node: str) -> None:
+    """The events its wait steps await: a run takes one and goes on, so the edge is of its own
+    kind, on no circular event."""
+    for step in orch.steps:
+        if step.wait is not None and step.wait.event is not None:
+            g.add_edge(_ensure_event(g, step.wait.event), node, kind="awaits", loc=step.wait.event.loc,
+                       pattern=step.wait.match, step=step.id)
 
 
 def _ensure_event(g: nx.DiGraph, ref: m.Ref) -> str:
@@ -202,7 +213,8 @@ def produced_types(g: nx.DiGraph) -> set[str]:
 
 
 def consumed_types(g: nx.DiGraph) -> set[str]:
-    return {g.nodes[u]["label"] for u, v, k in g.edges(data="kind") if k == "consumes"}
+    """Event type names something consumes, or an orchestration's wait step awaits."""
+    return {g.nodes[u]["label"] for u, v, k in g.edges(data="kind") if k in ("consumes", "awaits")}
 
 
 def build_step_graph(orch: m.Orchestration) -> nx.DiGraph:

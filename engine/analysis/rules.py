@@ -60,6 +60,7 @@ def _type_refs(mesh: m.Mesh) -> Iterator[m.Ref]:
         yield orch.trigger.on
         yield from _emit_refs(orch.all_actions())
         yield from orch.declared_emits()
+        yield from (s.wait.event for s in orch.steps if s.wait is not None and s.wait.event is not None)
     for stream in mesh.streams.values():
         yield from stream.sources
         yield stream.emit_type
@@ -454,11 +455,22 @@ def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]
         templates += m.action_templates(orch.on_success + orch.on_failure)
         for t in m.template_strings(*templates):
             yield t, (orch.trigger.on.name,)
+        yield from _wait_templates(orch)
     for stream in mesh.streams.values():
         for t in m.template_strings(stream.emit_data):
             yield t, ()
         for t in m.template_strings(*(a.value for a in stream.aggregates)):  # collect projections
             yield t, tuple(r.name for r in stream.sources)
+
+
+def _wait_templates(orch: m.Orchestration) -> Iterator[tuple[m.TemplateString, tuple[str, ...]]]:
+    """A wait's templates: `correlate.run` and the default in the run's context (its trigger's
+    data), `correlate.event` on the awaited event."""
+    for wait in (s.wait for s in orch.steps if s.wait is not None):
+        for t in m.template_strings(wait.default, wait.correlate.run if wait.correlate else None):
+            yield t, (orch.trigger.on.name,)
+        if wait.correlate is not None and wait.event is not None:
+            yield wait.correlate.event, (wait.event.name,)
 
 
 def _state_keys(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]]]:
@@ -549,6 +561,8 @@ def _patterns(mesh: m.Mesh) -> Iterator[tuple[m.Pattern, tuple[str, ...]]]:
     for orch in mesh.orchestrations.values():
         if orch.trigger.match:
             yield orch.trigger.match, (orch.trigger.on.name,)
+        for wait in (s.wait for s in orch.steps if s.wait is not None and s.wait.match is not None):
+            yield wait.match, (wait.event.name,)
     for stream in mesh.streams.values():
         if stream.match:
             yield stream.match, tuple(r.name for r in stream.sources)

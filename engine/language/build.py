@@ -428,7 +428,7 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         step = m.Step(
             raw["id"],
             d.loc(*at, "id"),
-            d.actions(raw["do"], *at, "do"),
+            d.actions(raw.get("do"), *at, "do"),
             needs,
             d.template(raw.get("when"), *at, "when"),
             d.template(raw.get("foreach"), *at, "foreach"),
@@ -437,6 +437,7 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
             d.step_retry(raw.get("retry"), *at, "retry"),
             d.actions(raw.get("compensate"), *at, "compensate"),
             tuple(d.ref(t, *at, "emits", j) for j, t in enumerate(raw.get("emits", ()))),
+            _wait(d, raw["wait"], *at, "wait") if "wait" in raw else None,
         )
         previous = raw["id"]
         if step.id in seen:
@@ -461,7 +462,31 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         d.loop(spec.get("loop"), "spec", "loop"),
         meta.get("description"),
         d.state(spec.get("state"), "spec", "state"),
+        d.duration(spec["timeout"], "spec", "timeout", least=0.001) if "timeout" in spec else None,
+        spec.get("on_timeout", "fail"),
     ), problems
+
+
+def _wait(d: _Doc, raw: dict, *at: Any) -> m.Wait:
+    """A wait step's `wait:` (the schema has checked its shape)."""
+    corr = raw.get("correlate")
+    on_timeout = raw.get("on_timeout", "fail")
+    return m.Wait(
+        d.loc(*at),
+        d.ref(raw["event"], *at, "event") if "event" in raw else None,
+        raw.get("signal"),
+        d.pattern(raw.get("match"), *at, "match"),
+        None if corr is None else m.Correlate(
+            m.TemplateString(corr["run"], d.loc(*at, "correlate", "run")),
+            m.TemplateString(corr["event"], d.loc(*at, "correlate", "event")),
+            d.loc(*at, "correlate"),
+        ),
+        d.duration(raw["timeout"], *at, "timeout", least=0.001) if "timeout" in raw else None,
+        "continue" if isinstance(on_timeout, dict) else on_timeout,
+        d.template_value(on_timeout["continue"], *at, "on_timeout", "continue")
+        if isinstance(on_timeout, dict) else None,
+        tuple(raw.get("approvers", ())),
+    )
 
 
 def _stream(d: _Doc, name: str, spec: dict, meta: dict) -> Built:

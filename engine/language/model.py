@@ -306,6 +306,30 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class Correlate:
+    """Which awaited event belongs to which run: the two renderings must be equal."""
+
+    run: TemplateString  # in the run's context, when the wait starts
+    event: TemplateString  # on the incoming event (`data`, `event`)
+    loc: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A step that pauses its run until an event or a signal arrives, or its timeout."""
+
+    loc: Location
+    event: Ref | None = None  # the awaited event type (with `correlate`)...
+    signal: str | None = None  # ...or the awaited signal's name
+    match: Pattern | None = None
+    correlate: Correlate | None = None
+    timeout: float | None = None
+    on_timeout: str = "fail"  # fail | compensate | continue
+    default: TemplateValue | None = None  # the output of `on_timeout: {continue: VALUE}`
+    approvers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     id: str
     loc: Location
@@ -318,6 +342,7 @@ class Step:
     retry: PolicyRef | None = None
     compensate: tuple[Action, ...] = ()
     emits: tuple[Ref, ...] = ()  # what its `call` handlers may emit
+    wait: Wait | None = None  # a wait step has no actions
 
     def may_emit(self) -> frozenset[str]:
         """Every type an attempt of this step (or of its compensation) may emit: its `emits`
@@ -344,6 +369,8 @@ class Orchestration:
     loop: Loop | None = None
     description: str | None = None
     state: StateSpec | None = None
+    timeout: float | None = None  # of the whole run
+    on_timeout: str = "fail"  # fail | compensate
 
     def all_actions(self) -> tuple[Action, ...]:
         out: list[Action] = []

@@ -155,3 +155,10 @@ class UsageError(MeshError):
     """A command was used wrongly in a way only meshctl can tell (unknown view name...)."""
 
     exit_code = 2
+
+
+class RunStateError(MeshError):
+    """A command about a run that the run's state refuses: a signal it does not wait for, a
+    cancel of a run that has ended."""
+
+    exit_code = 3

@@ -132,6 +132,8 @@ class Attempts:
             return self._route_handler(consumer.element)
         if consumer.kind == "orchestration":
             return self.orchestrator.handler(consumer.element)
+        if consumer.kind == "wait":
+            return self.orchestrator.waits.handler(consumer.element)
         return self.streams.handler(consumer.element)
 
     def _route_handler(self, route: m.Route) -> Callable[[Attempt], None]:

@@ -1,7 +1,8 @@
 """Every element that receives events, compiled once: what it takes, how it is retried, what it does.
 
 A consumer id names it in traces, dedup records and dead letters: ``route:NAME``,
-``service:SERVICE/SUBSCRIPTION``, ``orchestration:NAME``, ``stream:NAME``.
+``service:SERVICE/SUBSCRIPTION``, ``orchestration:NAME``, ``wait:ORCHESTRATION/STEP`` (a wait
+step on an event: it takes the awaited events to the runs waiting for them), ``stream:NAME``.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..language import model as m
 from ..language.patterns import CompiledPattern, compile_pattern
 from ..language.templates import compile_condition
 from .retry import DEFAULT_RETRY, NO_RETRY
+from .waits import wait_targets
 
 DEFAULT_QUEUE = "dlq"
 
@@ -28,7 +30,7 @@ class Policy:
 @dataclass(slots=True)
 class Consumer:
     id: str
-    kind: str  # route | subscription | orchestration | stream
+    kind: str  # route | subscription | orchestration | wait | stream
     element: object
     types: tuple[str, ...]
     pattern: CompiledPattern | None
@@ -56,7 +58,8 @@ def _condition(t: m.TemplateString | None, fast: bool):
 
 
 def build_consumers(mesh: m.Mesh, fast: bool = True) -> list[Consumer]:
-    """Every consumer of the mesh, in a stable order (routes, subscriptions, orchestrations, streams).
+    """Every consumer of the mesh, in a stable order (routes, subscriptions, orchestrations, waits,
+    streams).
     *fast* False: their `when` conditions compile without template shortcuts."""
     out: list[Consumer] = []
     for r in mesh.routes.values():
@@ -101,6 +104,10 @@ def build_consumers(mesh: m.Mesh, fast: bool = True) -> list[Consumer]:
                 None,
             )
         )
+    for target in wait_targets(mesh):
+        wait = target.step.wait
+        out.append(Consumer(target.id, "wait", target, (wait.event.name,), _pattern(wait.match), None,
+                            Policy(NO_RETRY, DEFAULT_QUEUE), None, None))
     for s in mesh.streams.values():
         out.append(
             Consumer(

@@ -139,6 +139,8 @@ class Runtime:
         consumer = self.by_id.get(consumer_id)
         if consumer is None:
             return None
+        if consumer.kind == "wait":  # by its correlation value: where the runs waiting for it are listed
+            return self.orchestrator.waits.delivery_key(consumer_id, event)
         ordering = getattr(consumer.element, "ordering", None)
         order = ordering_key(event, ordering) if ordering is not None else None
         owner = {"subscription": lambda e: f"service:{e.service}",

@@ -36,6 +36,7 @@ from .consumers import resolve_policy
 from .events import derived_time
 from .ports import Host
 from .retry import NO_RETRY
+from .waits import Waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class Orchestrator:
                 for need in needs:
                     dependents.get(need, []).append(position)
             self._dependents[orch.name] = dependents
+        self.waits = Waits(self)  # wait steps, run timeouts, signals and cancels (engine/runtime/waits.py)
 
     # --- the runtime's hooks: tasks and effects are plain data, dispatched by name ---------
     def tasks(self) -> dict[str, Callable[[dict], None]]:
@@ -100,13 +102,15 @@ class Orchestrator:
             "step-complete": self._item_done,
             "compensate": self._compensate,
             "compensated": self._compensated,
+            **self.waits.tasks(),
         }
 
     def effects(self) -> dict[str, Callable[[dict], None]]:
         return {
             "start-run": lambda p: self.start(
                 self.rt.mesh.orchestrations[p["orchestration"]], p["event"], p["run"], p.get("at")
-            )
+            ),
+            **self.waits.effects(),
         }
 
     # --- starting a run ------------------------------------------------------------------
@@ -145,6 +149,7 @@ class Orchestrator:
         self.rt.trace.record(
             self.rt.clock.now(), "run-start", run=run_id, orchestration=orch.name, event=event["id"]
         )
+        self.waits.started(run)
         self._advance(run)
 
     # --- the step graph --------------------------------------------------------------------
@@ -244,6 +249,9 @@ class Orchestrator:
         except RenderError as exc:
             state["status"] = "failed"
             self._fail_run(run, cs.step.id, f"TemplateError: {exc}")
+            return
+        if cs.step.wait is not None:
+            self.waits.begin(run, cs.step)
             return
         state.update(
             status="running",
@@ -404,8 +412,8 @@ class Orchestrator:
         """Undo completed steps newest first; the list is taken once nothing is in flight any more,
         so a step that finished after the failure is compensated too."""
         steps = self._steps[run["orchestration"]]
-        if "to_compensate" not in run:
-            run["to_compensate"] = list(reversed(run["order"]))
+        if "to_compensate" not in run:  # (a timeout or cancel may ask for no compensation)
+            run["to_compensate"] = list(reversed(run["order"])) if run.get("compensate", True) else []
         while run["to_compensate"]:
             step_id = run["to_compensate"].pop(0)
             if not steps[step_id].compensate:
@@ -494,6 +502,8 @@ class Orchestrator:
     def _finish(self, run: dict, success: bool) -> None:
         on_success, on_failure = self._ends[run["orchestration"]]
         status = "completed" if success else ("compensated" if run.get("compensated") else "failed")
+        status = run.get("ending", status)  # cancelled, timed_out
+        self.waits.release(run)
         now = self.rt.clock.now()
         at = run.get("last", now)  # the run ends when its last step or compensation ended
         consumer = f"orchestration:{run['orchestration']}/{'on_success' if success else 'on_failure'}"
@@ -598,10 +608,10 @@ class Orchestrator:
                 f"run {run_id!r} is {run['status']}: only failed or compensated runs can be redriven"
             )
         for state in run["steps"].values():
-            if state["status"] in ("failed", "compensated", "running", "pending"):
+            if state["status"] in ("failed", "compensated", "running", "pending", "waiting", "cancelled"):
                 state.update(status="pending", output=None)
         run["order"] = [s for s in run["order"] if run["steps"][s]["status"] == "done"]
-        for key in ("to_compensate", "compensated", "failed_step"):
+        for key in ("to_compensate", "compensated", "failed_step", "ending", "compensate"):
             run.pop(key, None)
         run.update(status="running", error=None, in_flight=0, redrives=run.get("redrives", 0) + 1)
         self.rt.trace.count("runs_redriven")
@@ -616,6 +626,24 @@ class Orchestrator:
         self._save(run)
         self._advance(run)
         return run
+
+    # --- what the wait machinery uses (engine/runtime/waits.py) ---------------------------
+    def load(self, run_id: str) -> dict | None:
+        return self._load(run_id)
+
+    def context_of(self, run: dict) -> dict:
+        return self._context(run)
+
+    def fail_run(self, run: dict, step_id: str, detail: str) -> None:
+        self._fail_run(run, step_id, detail)
+
+    def advance(self, run: dict) -> None:
+        self._advance(run)
+
+    def step_done(self, run: dict, step_id: str, output: Any) -> None:
+        """A step that ended outside an attempt (a wait) is done: the run goes on."""
+        self._step_done(run, self._steps[run["orchestration"]][step_id], output)
+        self._advance(run, (step_id,))
 
     # --- state ---------------------------------------------------------------------------
     def _consumer_id(self, run: dict, cs: CompiledStep, item: int | None) -> str:

@@ -549,6 +549,8 @@ SUMMARY_ROWS = [
     ("runs completed", "runs_completed"),
     ("runs failed", "runs_failed"),
     ("runs compensated", "runs_compensated"),
+    ("runs cancelled", "runs_cancelled"),
+    ("runs timed out", "runs_timed_out"),
     ("windows emitted", "windows_emitted"),
     ("late events", "late_events"),
     ("rate limited", "rate_limited"),
@@ -580,7 +582,8 @@ def _print_failed_runs(summary: dict) -> None:
     click.echo("failed runs:")
     for run in shown:
         click.echo(printable(f"  {run['id']}  {run['status']}"))
-    more = summary.get("runs_failed", 0) + summary.get("runs_compensated", 0) - len(shown)
+    ended = ("runs_failed", "runs_compensated", "runs_cancelled", "runs_timed_out")
+    more = sum(summary.get(key, 0) for key in ended) - len(shown)
     if more > 0:
         click.echo(f"  and {more:,} more")
 
@@ -921,13 +924,16 @@ def replay(
 
 @main.group()
 def runs() -> None:
-    """Inspect and redrive the orchestration runs of a durable store.
+    """Inspect, redrive, signal and cancel the orchestration runs of a durable store.
 
     \b
     Examples:
       meshctl runs list --store sqlite:orders.db --status compensated
       meshctl runs show --store sqlite:orders.db fulfil-order:chk-00003
       meshctl runs redrive workflows/orders --store sqlite:orders.db fulfil-order:chk-00003
+      meshctl runs signal collect-payment:co-3 approve --by alice --store sqlite:pay.db --mesh \
+        workflows/payments
+      meshctl runs cancel collect-payment:co-3 --compensate --store redis://localhost:6379/0
     """
 
 
@@ -941,8 +947,9 @@ def runs() -> None:
 )
 @click.option(
     "--status",
-    type=click.Choice(["running", "completed", "failed", "compensated"]),
-    help="Only runs with this status.",
+    type=click.Choice(
+        ["running", "waiting", "completed", "failed", "compensated", "cancelled", "timed_out"]),
+    help="Only runs with this status (`waiting`: running, with only wait steps open).",
 )
 @click.option("--orchestration", help="Only runs of this orchestration.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -957,9 +964,9 @@ def runs_list(store, status, orchestration, fmt) -> None:
       meshctl runs list --store sqlite:orders.db --status failed --orchestration fulfil-order
       meshctl runs list --store redis://localhost:6379/0 --format json
     """
-    from engine.commands.runs import list_runs
+    from engine.commands.runs import list_runs, shown_status
 
-    every = list_runs(store)
+    every = [{**r, "status": shown_status(r)} for r in list_runs(store)]
     known = sorted({r["orchestration"] for r in every})
     if orchestration is not None and orchestration not in known:
         hint = did_you_mean(orchestration, known)
@@ -1005,9 +1012,10 @@ def runs_show(store, run_id) -> None:
       meshctl runs show --store sqlite:orders.db fulfil-order:chk-00003@/shop/checkout
       meshctl runs show --store sqlite:orders.db fulfil-order:chk-00003
     """
-    from engine.commands.runs import find_run
+    from engine.commands.runs import find_run, shown_status
 
-    click.echo(json.dumps(find_run(store, run_id), indent=2, default=str))
+    run = find_run(store, run_id)
+    click.echo(json.dumps({**run, "status": shown_status(run)}, indent=2, default=str))
 
 
 @runs.command("redrive")
@@ -1046,6 +1054,93 @@ def runs_redrive(path, store, run_id, seed, http, faults, max_hops, trace_path, 
         printable(f"{run['id']}: {run['status']}" + (f" ({run['error']})" if run.get("error") else ""))
     )
     _print_summary(summary, "text", [])
+
+
+def _run_control(f):
+    """Options of `runs signal` and `runs cancel`."""
+    for option in reversed([
+        click.option("--store", "store", metavar="URL", required=True,
+                     help="A durable store (sqlite:PATH of `meshctl run --store`, or redis://... of a worker "
+                     "deployment)."),
+        click.option("--mesh", "mesh_path", type=click.Path(exists=True), metavar="PATH",
+                     help="The mesh, for a `meshctl run --store` store: the run goes on here (a deployment's "
+                     "workers need none)."),
+        click.option("--by", metavar="NAME", help="Who does it: kept in the run (an approval's approver)."),
+        click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+                     show_default=True),
+    ]):
+        f = option(f)
+    return f
+
+
+def _print_controlled(run: dict, summary: dict, fmt: str) -> None:
+    from engine.commands.runs import shown_status
+
+    run = {**run, "status": shown_status(run)}
+    if fmt == "json":
+        click.echo(json.dumps({"run": run, "summary": summary}, indent=2, default=str))
+        return
+    error = f" ({run['error']})" if run.get("error") else ""
+    click.echo(printable(f"{run['id']}: {run['status']}{error}"))
+    if "queued" in summary:
+        click.echo("queued for the workers of the deployment")
+    else:
+        _print_summary(summary, "text", [])
+
+
+@runs.command("signal")
+@click.argument("run_id")
+@click.argument("name")
+@click.option("--data", "data", metavar="JSON",
+              help="The signal's data (JSON): the `data` of the step's output.")
+@_run_control
+def runs_signal(run_id, name, data, store, mesh_path, by, fmt) -> None:
+    """Give signal NAME to a run waiting for it (a `wait: {signal: NAME}` step).
+
+    The step's output becomes {signal, by, at, data}; the run goes on. In a deployment the
+    signal is queued for the worker holding the run. Exit 2 if there is no such run, 3 if
+    it is not waiting for that signal (or, for an approval, --by is not an approver).
+
+    \b
+    Examples:
+      meshctl runs signal collect-payment:co-3 approve --by alice --store sqlite:pay.db --mesh \
+        workflows/payments
+      meshctl runs signal collect-payment:co-3 approve --by bob --data '{"note": "ok"}' --store redis://localhost:6379/0
+    """
+    from engine.commands.checks import require_valid
+    from engine.commands.runs import RunOptions, signal_run
+
+    try:
+        value = json.loads(data) if data is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+    mesh = require_valid(mesh_path).mesh if mesh_path else None
+    run, summary = signal_run(mesh, store, run_id, name, value, by, RunOptions())
+    _print_controlled(run, summary, fmt)
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@click.option("--compensate", is_flag=True, help="Compensate the run's completed steps, newest first.")
+@_run_control
+def runs_cancel(run_id, compensate, store, mesh_path, by, fmt) -> None:
+    """Cancel a running or waiting run.
+
+    No step starts any more, steps in flight finish, waits end; with --compensate the
+    completed steps are compensated in reverse order; `on_failure` runs and the run ends
+    `cancelled`. Exit 2 if there is no such run, 3 if it has ended already.
+
+    \b
+    Examples:
+      meshctl runs cancel collect-payment:co-3 --compensate --store sqlite:pay.db --mesh workflows/payments
+      meshctl runs cancel collect-payment:co-2 --by ops --store redis://localhost:6379/0
+    """
+    from engine.commands.checks import require_valid
+    from engine.commands.runs import RunOptions, cancel_run
+
+    mesh = require_valid(mesh_path).mesh if mesh_path else None
+    run, summary = cancel_run(mesh, store, run_id, compensate, by, RunOptions())
+    _print_controlled(run, summary, fmt)
 
 
 _STATE_STORE = click.option(

@@ -12,7 +12,8 @@ from ..core.deadletter import DeadLetter
 from ..core.errors import UsageError
 from ..language import model as m
 from ..language.model import DEFAULT_RETENTION
-from ..runtime.trace import SUMMARY_KEYS
+from ..runtime.trace import EARLY_END_KEYS, SUMMARY_KEYS
+from ..runtime.waits import RUN_CANCEL, RUN_SIGNAL
 from ..runtime.watermarks import stream_inputs
 from ..storage import Store, broker_for, broker_forms, open_broker
 from ..storage.broker import INPUT, TASKS, Broker, Task, partition_key
@@ -55,6 +56,7 @@ def deployment_summary(broker: Broker) -> dict:
     """The counters of every worker of a deployment together, in `meshctl run`'s summary shape."""
     raw = broker.counters()
     out = {key: raw.get(key, 0) for key in SUMMARY_KEYS}
+    out.update({key: raw[key] for key in EARLY_END_KEYS if raw.get(key)})
     out["dead_lettered_by_reason"] = {k[5:]: v for k, v in sorted(raw.items()) if k.startswith("dead:")}
     return out
 
@@ -77,7 +79,7 @@ def _home(broker: Broker, kind: str, payload: dict) -> int:
     the run (a run lives in one partition), a replay to its event's."""
     if kind == REDRIVE:
         found = broker.home(f"dlq:{payload['id']}")
-    elif kind == RUN_REDRIVE:
+    elif kind in (RUN_REDRIVE, RUN_SIGNAL, RUN_CANCEL):
         found = broker.home(f"state:run:{payload['run']}")
     else:
         found = broker.partition_for(partition_key(payload.get("event", {})))

@@ -17,7 +17,9 @@ from typing import Callable, Iterable, Iterator
 
 from ..cluster.deployment import (
     REPLAY,
+    RUN_CANCEL,
     RUN_REDRIVE,
+    RUN_SIGNAL,
     commit_changes,
     is_deployment,
     queue_redrive,
@@ -27,7 +29,7 @@ from ..cluster.otel import Spans, tracing
 from ..core import eventjson
 from ..core.deadletter import REASONS as REASONS  # re-exported: `dlq --reason` choices
 from ..core.deadletter import DeadLetter
-from ..core.errors import Diagnostic, LoadError, Location, UsageError, did_you_mean
+from ..core.errors import Diagnostic, LoadError, Location, RunStateError, UsageError, did_you_mean
 from ..core.eventtime import format as iso
 from ..core.eventtime import parse, parse_or_none
 from ..core.identity import identity
@@ -38,6 +40,8 @@ from ..runtime.consumers import build_consumers
 from ..runtime.events import BadInput, read_events, read_located_events
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
 from ..runtime.trace import JournalSink, Trace
+from ..runtime.waits import ACTIVE, cancel_problem, signal_problem
+from ..runtime.waits import shown_status as shown_status  # re-exported: `runs list|show`
 from ..storage import MemoryStore, open_store
 
 _FAULT_REST = re.compile(r"^(?:=(?P<times>always|\d+))?(?::(?P<error>[A-Za-z_][A-Za-z0-9_.]*))?$")
@@ -576,3 +580,52 @@ def redrive_run(mesh: Mesh, store_url: str, given: str, options: RunOptions) -> 
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     return store.get_state(f"run:{run_id}"), runtime.session_summary
+
+
+# --- long-running runs: signals and cancellation ----------------------------------------------
+
+
+def signal_run(mesh: Mesh | None, store_url: str, given: str, name: str, data, by: str | None,
+               options: RunOptions) -> tuple[dict, dict]:
+    """Give signal *name* (with *data*, from *by*) to a waiting run: in a deployment a task for
+    the worker holding the run; in a `run --store` store at once, the run going on on *mesh*.
+    RunStateError if the run does not wait for that signal (from that person)."""
+    store, run = _stored_run(store_url, given, mesh)
+    problem = signal_problem(run, name, by)
+    if problem is not None:
+        raise RunStateError(problem)
+    task = {"run": run["id"], "name": name, "data": data, "by": by}
+    if is_deployment(store):
+        queue_tasks(store, [(RUN_SIGNAL, task)])
+        return {**run, "status": "signal queued"}, {"queued": 1}
+    with _session(_needs_mesh(mesh, "signal"), store, options) as runtime:
+        runtime.orchestrator.waits.signal(run["id"], name, data, by)
+    return store.get_state(f"run:{run['id']}"), runtime.session_summary
+
+
+def cancel_run(mesh: Mesh | None, store_url: str, given: str, compensate: bool, by: str | None,
+               options: RunOptions) -> tuple[dict, dict]:
+    """Cancel a running or waiting run (its completed steps compensated if *compensate*)."""
+    store, run = _stored_run(store_url, given, mesh)
+    if run["status"] not in ACTIVE:
+        raise RunStateError(cancel_problem(run))
+    if is_deployment(store):
+        queue_tasks(store, [(RUN_CANCEL, {"run": run["id"], "compensate": compensate, "by": by})])
+        return {**run, "status": "cancel queued"}, {"queued": 1}
+    with _session(_needs_mesh(mesh, "cancel"), store, options) as runtime:
+        runtime.orchestrator.waits.cancel(run["id"], compensate, by)
+    return store.get_state(f"run:{run['id']}"), runtime.session_summary
+
+
+def _stored_run(store_url: str, given: str, mesh: Mesh | None) -> tuple:
+    store = open_durable(store_url, deployment_ok=True,
+                         retention=mesh.retention if mesh is not None else DEFAULT_RETENTION)
+    return store, find_run(store_url, given, store)
+
+
+def _needs_mesh(mesh: Mesh | None, command: str) -> Mesh:
+    """The mesh a `run --store` store's run goes on with (a deployment's workers have theirs)."""
+    if mesh is None:
+        raise UsageError(f"runs {command}: the run of a `meshctl run --store` store goes on here, on its "
+                         "mesh: add --mesh PATH (a deployment's workers need none)")
+    return mesh

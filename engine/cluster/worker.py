@@ -591,8 +591,13 @@ class Worker:
         return consumer if isinstance(consumer, str) and consumer.startswith("stream:") else TASKS
 
     def _partition_of(self, kind: str, payload: Any) -> int | None:
-        """The partition of a new task: a first offer or attempt goes to its delivery's; any other
-        task stays in the unit's (None)."""
+        """The partition of a new task: a first offer or attempt goes to its delivery's; a task
+        of a wait step to the one its payload names (``to_key``: that key's, ``to_partition``: a
+        run's home; engine/runtime/waits.py); any other task stays in the unit's (None)."""
+        if isinstance(payload, dict) and "to_key" in payload:
+            return self.broker.partition_for(payload["to_key"])
+        if isinstance(payload, dict) and payload.get("to_partition") is not None:
+            return payload["to_partition"]
         if kind not in ("attempt", OFFER) or payload.get("number", 1) != 1 or payload.get("replay"):
             return None
         return self._delivery_partition(payload["consumer"], payload["event"])

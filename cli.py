@@ -924,7 +924,7 @@ def replay(
 
 @main.group()
 def runs() -> None:
-    """Inspect, redrive, signal and cancel the orchestration runs of a durable store.
+    """Inspect, redrive, signal and cancel orchestration runs.
 
     \b
     Examples:
@@ -1095,10 +1095,10 @@ def _print_controlled(run: dict, summary: dict, fmt: str) -> None:
               help="The signal's data (JSON): the `data` of the step's output.")
 @_run_control
 def runs_signal(run_id, name, data, store, mesh_path, by, fmt) -> None:
-    """Give signal NAME to a run waiting for it (a `wait: {signal: NAME}` step).
+    """Give signal NAME to a run that waits for it.
 
-    The step's output becomes {signal, by, at, data}; the run goes on. In a deployment the
-    signal is queued for the worker holding the run. Exit 2 if there is no such run, 3 if
+    The waiting step (`wait: {signal: NAME}`) ends with the output {signal, by, at, data},
+    and the run goes on. In a deployment the signal is queued for the worker holding the run. Exit 2 if there is no such run, 3 if
     it is not waiting for that signal (or, for an approval, --by is not an approver).
 
     \b

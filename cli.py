@@ -1098,8 +1098,9 @@ def runs_signal(run_id, name, data, store, mesh_path, by, fmt) -> None:
     """Give signal NAME to a run that waits for it.
 
     The waiting step (`wait: {signal: NAME}`) ends with the output {signal, by, at, data},
-    and the run goes on. In a deployment the signal is queued for the worker holding the run. Exit 2 if there is no such run, 3 if
-    it is not waiting for that signal (or, for an approval, --by is not an approver).
+    and the run goes on. In a deployment the signal is queued for the worker holding the run.
+    Exit 2 if there is no such run, 3 if it is not waiting for that signal (or, for an
+    approval, --by is not an approver).
 
     \b
     Examples:

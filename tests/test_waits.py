@@ -98,7 +98,8 @@ def test_an_approval_waits_after_the_run_and_a_signal_by_an_approver_completes_i
 
 def test_a_waiting_run_is_cancelled_with_compensation(paid, meshctl):
     store, _, _ = paid
-    result = meshctl("runs", "cancel", "collect-payment:co-3", "--compensate", "--by", "ops", "--store", store,
+    result = meshctl("runs", "cancel", "collect-payment:co-3", "--compensate", "--by", "ops",
+                     "--store", store,
                      "--mesh", PAYMENTS, "--format", "json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
@@ -115,7 +116,8 @@ def test_a_waiting_run_is_cancelled_with_compensation(paid, meshctl):
 
 def test_signal_and_cancel_say_what_is_missing(paid, meshctl):
     store, _, _ = paid
-    unknown = meshctl("runs", "signal", "collect-payment:co-9", "approve", "--store", store, "--mesh", PAYMENTS)
+    unknown = meshctl("runs", "signal", "collect-payment:co-9", "approve", "--store", store,
+                      "--mesh", PAYMENTS)
     assert unknown.exit_code == 2 and "no run 'collect-payment:co-9'" in unknown.output
     no_mesh = meshctl("runs", "cancel", "collect-payment:co-3", "--store", store)
     assert no_mesh.exit_code == 2 and "--mesh PATH" in no_mesh.output

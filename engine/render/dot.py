@@ -23,6 +23,7 @@ SHAPES = {
     "step": ("box", ""),
     "missing": ("box", "dashed"),
     "success": ("box", "rounded"), "failure": ("box", "rounded"),
+    "wait": ("hexagon", ""), "awaited": ("cds", ""),
 }
 
 

@@ -56,6 +56,10 @@ def node_shape(node: ViewNode, x: float, y: float, w: float, h: float) -> dict:
         body = f"M{x},{y + ry} a{w / 2},{ry} 0 0 1 {w},0 v{h - 2 * ry} a{w / 2},{ry} 0 0 1 {-w},0 z"
         rim = f"M{x},{y + ry} a{w / 2},{ry} 0 0 0 {w},0"
         return shape | {"path": body, "rim": rim}
+    if node.kind == "wait":  # a hexagon: the step holds its run
+        c = h / 2
+        d = f"M{x + c},{y} H{x + w - c} L{x + w},{y + h / 2} L{x + w - c},{y + h} H{x + c} L{x},{y + h / 2} z"
+        return shape | {"path": d}
     if node.kind == "route":
         c = 9
         d = (

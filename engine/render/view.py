@@ -10,6 +10,7 @@ step graph (:func:`orchestration_view`).
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -162,6 +163,8 @@ def _edge_label(data: dict) -> str:
         return data.get("event") or ""
     if data["kind"] == "consumes" and data.get("pattern") is not None:
         return "match"
+    if data["kind"] == "awaits":
+        return f"awaited by {data['step']}"
     return ""
 
 
@@ -184,6 +187,7 @@ def orchestration_view(mesh: m.Mesh, name: str, diagnostics: Sequence[Diagnostic
     nodes = [_trigger_node(mesh, orch)] + [_step_node(mesh, step) for step in orch.steps]
     nodes += _missing_nodes(orch)
     edges = _step_edges(orch)
+    nodes, edges = nodes + _awaited_nodes(mesh, orch), edges + _awaited_edges(orch)
     leaves = [f"step:{s.id}" for s in orch.steps if not any(s.id in _needs(o) for o in orch.steps)]
     every = [f"step:{s.id}" for s in orch.steps]
     for key, actions, kind, froms in (("on_success", orch.on_success, "success", leaves),
@@ -217,8 +221,48 @@ def _trigger_node(mesh: m.Mesh, orch: m.Orchestration) -> ViewNode:
     return ViewNode("trigger", orch.trigger.on.name, "trigger", "trigger", None, badges, loc, entry=True)
 
 
+def _awaited_nodes(mesh: m.Mesh, orch: m.Orchestration) -> list[ViewNode]:
+    """What the wait steps wait for, where it comes in: an event type, or a signal."""
+    out: dict[str, ViewNode] = {}
+    for step in orch.steps:
+        wait = step.wait
+        if wait is None:
+            continue
+        if wait.event is not None:
+            out.setdefault(f"awaited:event:{wait.event.name}", ViewNode(
+                f"awaited:event:{wait.event.name}", wait.event.name, "awaited", "awaited event", None,
+                ("match",) if wait.match is not None else (), location(wait.event.loc, mesh.root),
+                entry=True))
+        else:
+            sub = "approval" if wait.approvers else "signal"
+            out.setdefault(f"awaited:signal:{wait.signal}", ViewNode(
+                f"awaited:signal:{wait.signal}", wait.signal, "awaited", sub, None, tuple(wait.approvers),
+                location(wait.loc, mesh.root), entry=True))
+    return list(out.values())
+
+
+def _awaited_edges(orch: m.Orchestration) -> list[ViewEdge]:
+    edges = []
+    for step in orch.steps:
+        wait = step.wait
+        if wait is not None:
+            what = f"event:{wait.event.name}" if wait.event is not None else f"signal:{wait.signal}"
+            corr = wait.correlate
+            label = "" if corr is None else f"{_bare(corr.event)} = {_bare(corr.run)}"
+            edges.append(ViewEdge(f"awaited:{what}", f"step:{step.id}", "awaits", label))
+    return edges
+
+
+def _bare(template: m.TemplateString) -> str:
+    """A template that is one expression, without its braces (`data.order_id`)."""
+    found = re.fullmatch(r"\{\{\s*(.*?)\s*\}\}", template.text.strip())
+    return found.group(1) if found else template.text
+
+
 def _step_node(mesh: m.Mesh, step: m.Step) -> ViewNode:
     """A step box: id, what it does, and a badge per behaviour that changes how it runs."""
+    if step.wait is not None:
+        return _wait_node(mesh, step)
     badges = []
     if step.when is not None:
         badges.append("when")
@@ -240,6 +284,22 @@ def _step_node(mesh: m.Mesh, step: m.Step) -> ViewNode:
         tuple(badges),
         location(step.loc, mesh.root),
     )
+
+
+def _wait_node(mesh: m.Mesh, step: m.Step) -> ViewNode:
+    """A wait step: what it waits for, its timeout and what the timeout does."""
+    wait = step.wait
+    what = f"wait for {wait.event.name}" if wait.event is not None else f"wait for signal {wait.signal}"
+    badges = ["when"] if step.when is not None else []
+    if wait.timeout is not None:
+        then = {"fail": "fail", "compensate": "compensate", "continue": "continue"}[wait.on_timeout]
+        badges.append(f"timeout {fmt_seconds(wait.timeout)} → {then}")
+    if wait.approvers:
+        badges.append("approval")
+    if step.compensate:
+        badges.append("compensate")
+    return ViewNode(f"step:{step.id}", step.id, "wait", what, None, tuple(badges),
+                    location(step.loc, mesh.root))
 
 
 def _missing_nodes(orch: m.Orchestration) -> list[ViewNode]:

@@ -30,7 +30,8 @@ def _checkout(n: int, amount: float) -> dict:
 
 def _paid(n: int, amount: float) -> dict:
     return {"specversion": "1.0", "id": f"pay-{n}", "source": "/psp/webhooks", "type": "payment.confirmed",
-            "subject": f"psp-{n}", "data": {"order_id": f"ord-{n}", "amount": amount, "provider_ref": f"psp-{n}"}}
+            "subject": f"psp-{n}",
+            "data": {"order_id": f"ord-{n}", "amount": amount, "provider_ref": f"psp-{n}"}}
 
 
 @pytest.fixture
@@ -63,9 +64,9 @@ def _until(meshctl, store: str, check, what: str, within: float = 60.0) -> dict[
         if check(runs):
             return runs
         if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} within {within}s: "
-                                 + json.dumps({k: (r["status"], {s: v["status"] for s, v in r["steps"].items()})
-                                               for k, r in runs.items()}))
+            seen = {k: (r["status"], {s: v["status"] for s, v in r["steps"].items()})
+                    for k, r in runs.items()}
+            raise AssertionError(f"not {what} within {within}s: {json.dumps(seen)}")
         time.sleep(0.2)
 
 

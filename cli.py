@@ -1505,6 +1505,13 @@ def _print_memory(memory: dict) -> None:
     help="Listen beyond loopback without a token: anyone who can connect may publish.",
 )
 @click.option(
+    "--principal",
+    "principals",
+    multiple=True,
+    metavar="NAME=TOKEN",
+    help="A named token: its requests are NAME's (the `by` of the signals it sends). Repeatable.",
+)
+@click.option(
     "--max-body",
     type=click.IntRange(1),
     default=1024 * 1024,
@@ -1535,15 +1542,16 @@ def _print_memory(memory: dict) -> None:
     help="Requests parsed, checked and queued at once (refusals need no thread).",
 )
 @_log_options
-def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max_backlog, threads,
-          log_format, log_level) -> None:
+def serve(path, store_url, host, port, token, insecure, principals, max_body, max_batch, max_backlog,
+          threads, log_format, log_level) -> None:
     """Take CloudEvents over HTTP into a deployment's Redis store.
 
     Events for the mesh at PATH are queued in --store for the workers. POST /events takes
     binary, structured and batched CloudEvents; each is checked against the mesh (nothing of
     a bad request is queued) and answered 202 once the store holds it; past --max-backlog a
-    request is refused (503) before its body is read. GET /healthz says whether the store
-    answers; GET /metrics gives Prometheus metrics. SIGTERM or Ctrl-C stops (exit 0) after
+    request is refused (503) before its body is read. POST /runs/RUN/signals/NAME signals a
+    waiting run (docs/waits.md). GET /healthz says whether the store answers; GET /metrics
+    gives Prometheus metrics. SIGTERM or Ctrl-C stops (exit 0) after
     the requests in hand. See docs/ingress.md and docs/observability.md.
 
     \b
@@ -1556,7 +1564,8 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
     from engine.commands.deploy import IngressServer, broker_store, ingress, require_token
 
     _configure_logs("serve", log_format, log_level)
-    require_token(host, token, insecure)
+    named = _principals(principals)
+    require_token(host, token or (next(iter(named)) if named else None), insecure)
     server = IngressServer(host, port)
     mesh = require_valid(path).mesh
     store = broker_store(store_url, "serve", mesh)
@@ -1570,6 +1579,7 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
             store,
             metrics=True,
             token=token,
+            principals=named,
             max_body=max_body,
             max_batch=max_batch,
             max_backlog=max_backlog or None,
@@ -1584,6 +1594,17 @@ def serve(path, store_url, host, port, token, insecure, max_body, max_batch, max
             app.close()
         store.close()
     log.info("stopped")
+
+
+def _principals(given: tuple[str, ...]) -> dict[str, str]:
+    """``--principal NAME=TOKEN`` options as {token: name}."""
+    out: dict[str, str] = {}
+    for text in given:
+        name, sep, token = text.partition("=")
+        if not sep or not name.strip() or not token:
+            raise click.BadParameter(f"{text!r}: expected NAME=TOKEN", param_hint="--principal")
+        out[token] = name.strip()
+    return out
 
 
 @main.command()

@@ -7,13 +7,15 @@ it (redrives) hand tasks to the workers instead of running the mesh themselves.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..core import eventtime
 from ..core.deadletter import DeadLetter
-from ..core.errors import UsageError
+from ..core.errors import RunStateError, UsageError
 from ..language import model as m
 from ..language.model import DEFAULT_RETENTION
 from ..runtime.trace import EARLY_END_KEYS, SUMMARY_KEYS
-from ..runtime.waits import RUN_CANCEL, RUN_SIGNAL
+from ..runtime.waits import RUN_CANCEL, RUN_SIGNAL, signal_problem
 from ..runtime.watermarks import stream_inputs
 from ..storage import Store, broker_for, broker_forms, open_broker
 from ..storage.broker import INPUT, TASKS, Broker, Task, partition_key
@@ -84,6 +86,23 @@ def _home(broker: Broker, kind: str, payload: dict) -> int:
     else:
         found = broker.partition_for(partition_key(payload.get("event", {})))
     return found or 0
+
+
+def signal_deployment_run(store: Store, given: str, name: str, data: Any, by: str | None) -> dict:
+    """Queue signal *name* for the run *given* names (its whole id, or ``ORCHESTRATION:ID`` when
+    one source has that id): the worker holding the run delivers it. UsageError if there is no
+    such run, RunStateError if it does not wait for that signal (from *by*). The run, as read."""
+    run = store.get_state(f"run:{given}")
+    if run is None and "@" not in given:
+        found = store.state_keys(f"run:{given}@")
+        run = store.get_state(found[0]) if len(found) == 1 else None
+    if run is None:
+        raise UsageError(f"no run {given!r} (give its whole id, ORCHESTRATION:ID@SOURCE)")
+    problem = signal_problem(run, name, by)
+    if problem is not None:
+        raise RunStateError(problem)
+    queue_tasks(store, [(RUN_SIGNAL, {"run": run["id"], "name": name, "data": data, "by": by})])
+    return run
 
 
 def queue_redrive(store: Store, records: list[DeadLetter]) -> int:

@@ -13,6 +13,11 @@ ASGI messages (:meth:`Ingress.wsgi` is the same routes for a WSGI server). The r
   acknowledged is an event the store holds.
 - ``GET /healthz``: 200 when the store answers a ping, 503 when it does not. No token needed,
   so load balancers can probe it; it tells nothing but that.
+- ``POST /runs/{run}/signals/{name}`` (when the ingress is given *signals*): signal *name* for
+  the run (its id percent-encoded: ``/`` is ``%2F``), with the body's JSON as ``{"data": ...,
+  "by": ...}`` (both optional). Authorised as events are; a request with a *principal*'s token
+  signals as that principal (``by``, which the body may not contradict). 202 once the signal
+  is queued for the workers, 404 for no such run, 409 when the run does not wait for it.
 
 A request is judged in two steps. Before its body is read, on the event loop and without a
 store round trip: route, method, token, declared length, and the backlog (the broker's
@@ -21,8 +26,9 @@ figure, read at most every few milliseconds by :class:`Backlog`). A request refu
 is the body read and, in a worker thread (parsing, checking and the store are blocking
 work), parsed, checked and queued.
 
-With a token, ``POST /events`` needs ``Authorization: Bearer TOKEN`` (401 otherwise), compared
-in constant time. Every error is a problem document (RFC 9457, ``application/problem+json``):
+With a token (or principals: ``{token: name}``), ``POST /events`` and signals need
+``Authorization: Bearer TOKEN`` (401 otherwise), compared in constant time. Every error is a
+problem document (RFC 9457, ``application/problem+json``):
 ``{"title", "status", "detail"}``, plus ``problems: [{"index", "field", "message", "hint"}]``
 when events were refused.
 """
@@ -43,11 +49,13 @@ from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import unquote
 
 from ..core import eventjson
+from ..core.errors import RunStateError, UsageError
 from ..core.eventjson import MAX_DEPTH
 from ..language.admission import Admission, Rejection
 from ..storage.base import StorageError
 
 EVENTS, HEALTH = "/events", "/healthz"
+SIGNALS = "/runs/{run}/signals/{name}"  # the route of signals (its path has the run and name in it)
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -174,21 +182,29 @@ class Ingress:
         max_backlog: int | None = None,
         threads: int = DEFAULT_THREADS,
         log: Callable[[str], None] | None = None,
+        signals: Callable[[str, str, Any, str | None], dict] | None = None,
+        principals: dict[str, str] | None = None,
     ):
         self.admission, self.store = admission, store
         self.max_backlog = max_backlog  # refuse (503) while this many entries wait: backpressure
         self.backlog = Backlog(store)
         self._token = token.encode() if token else None
+        # token -> who: a request with one of these tokens is that principal's
+        self._principals = [(secret.encode(), name) for secret, name in (principals or {}).items()]
+        self.signals = signals  # (run, name, data, by) -> the run; UsageError / RunStateError
         self.max_body, self.max_batch = max_body, max_batch
         self.log = log or logging.getLogger(__name__).error
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ingress")
         self.routes = self._routes()
 
     def _routes(self) -> dict[str, Route]:
-        return {
+        routes = {
             EVENTS: Route("POST", self._post_events, self._before_events, reads_body=True, backlog=True),
             HEALTH: Route("GET", self._health),
         }
+        if self.signals is not None:
+            routes[SIGNALS] = Route("POST", self._post_signal, self._before_signal, reads_body=True)
+        return routes
 
     def close(self) -> None:
         self._threads.shutdown(wait=True)
@@ -255,7 +271,7 @@ class Ingress:
 
     def route(self, request: Request) -> Route:
         """The route of the request's path, or a 404 or 405."""
-        route = self.routes.get(request.path)
+        route = self.routes.get(_route_path(request.path))
         if route is None:
             raise Refused(
                 404, f"no such resource {request.path!r}: POST events to {EVENTS}, GET {HEALTH} for health"
@@ -328,17 +344,53 @@ class Ingress:
         self.backlog.queued(len(ids))
         return json_answer(202, {"accepted": len(ids), "ids": ids})
 
-    def _authorise(self, request: Request) -> None:
-        if self._token is None:
-            return
+    def _authorise(self, request: Request) -> str | None:
+        """Refuse a request without a valid token (when tokens are set); the principal whose
+        token it has, if any."""
+        if self._token is None and not self._principals:
+            return None
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         challenge = [("WWW-Authenticate", 'Bearer realm="meshctl"')]
         if scheme.lower() != "bearer" or not given.strip():
             raise Refused(
                 401, "missing token: send the header Authorization: Bearer TOKEN", headers=challenge
             )
-        if not hmac.compare_digest(given.strip().encode("latin-1"), self._token):
+        sent = given.strip().encode("latin-1")
+        found = [name for secret, name in self._principals if hmac.compare_digest(sent, secret)]
+        if found:
+            return found[0]
+        if self._token is None or not hmac.compare_digest(sent, self._token):
             raise Refused(401, "the token is not valid", headers=challenge)
+        return None
+
+    def _before_signal(self, request: Request) -> None:
+        self._authorise(request)
+        length = request.headers.get("content-length")
+        if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_body:
+            raise Refused(413, f"the body has {length} bytes; at most {self.max_body} are accepted")
+
+    def _post_signal(self, request: Request, body: bytes) -> Answer:
+        """A signal for a run: queued for the worker holding the run (202), or why not."""
+        principal = self._authorise(request)
+        run, name = _signal_path(request.path)
+        doc = parse_json(body, "signal") if body.strip() else {}
+        if not isinstance(doc, dict) or set(doc) - {"data", "by"}:
+            raise Refused(400, 'the body must be a JSON object with "data" and/or "by"')
+        by = doc.get("by")
+        if by is not None and not isinstance(by, str):
+            raise Refused(400, '"by" must be a string')
+        if principal is not None and by not in (None, principal):
+            raise Refused(403, f"the token is {principal!r}'s: it cannot signal as {by!r}")
+        try:
+            found = self.signals(run, name, doc.get("data"), principal or by)
+        except StorageError as exc:
+            raise Refused(503, "the store did not take the signal: send it again",
+                          headers=[("Retry-After", "1")]) from exc
+        except UsageError as exc:  # no such run
+            raise Refused(404, str(exc)) from None
+        except RunStateError as exc:  # it does not wait for that signal (from that principal)
+            raise Refused(409, str(exc)) from None
+        return json_answer(202, {"run": found["id"], "signal": name, "by": principal or by, "queued": 1})
 
     def _events(self, request: Request, body: bytes) -> list[Any]:
         media, _ = media_type(request.headers.get("content-type", ""))
@@ -358,6 +410,19 @@ class Ingress:
             f"content type {media or '(none)'!r} is not a CloudEvent: send {STRUCTURED}, {BATCH}, "
             "or binary mode (ce-specversion, ce-id, ce-source, ce-type headers; the body is data)",
         )
+
+
+def _route_path(path: str) -> str:
+    """The route a path asks for: a signal's path names its run and signal."""
+    return SIGNALS if path.startswith("/runs/") and "/signals/" in path else path
+
+
+def _signal_path(path: str) -> tuple[str, str]:
+    """(run, name) of ``/runs/{run}/signals/{name}`` (the run's id may hold ``/``: the name may not)."""
+    run, _, name = path[len("/runs/"):].rpartition("/signals/")
+    if not run or not name or "/" in name:
+        raise Refused(404, f"no such resource {path!r}: POST a signal to /runs/RUN/signals/NAME")
+    return run, name
 
 
 def _final(answer: Answer) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..cluster.deployment import broker_store, queue_lanes, status
+from ..cluster.deployment import broker_store, queue_lanes, signal_deployment_run, status
 from ..cluster.ingress import Ingress
 from ..cluster.metrics import CountedQueue, IngressMetrics
 from ..cluster.publish import Checked, Sender, checked_events, to_store
@@ -31,8 +31,11 @@ def check_events(path: str, mesh: Mesh, refused: Callable[[Diagnostic], None]) -
 
 
 def ingress(mesh: Mesh, store, metrics: bool = False, **options) -> Ingress | IngressMetrics:
-    """The HTTP ingress of *mesh* into *store* (options: token, max_body, max_batch,
-    max_backlog, threads, log); with *metrics*, answering ``GET /metrics`` too."""
+    """The HTTP ingress of *mesh* into *store* (options: token, principals, max_body, max_batch,
+    max_backlog, threads, log); with *metrics*, answering ``GET /metrics`` too. It takes the
+    signals of the deployment's runs as well (``POST /runs/{run}/signals/{name}``)."""
+    options.setdefault("signals", lambda run, name, data, by: signal_deployment_run(
+        store.store, run, name, data, by))
     if not metrics:
         return Ingress(Admission(mesh), store, **options)
     lanes = queue_lanes(sorted(mesh.streams))

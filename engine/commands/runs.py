@@ -19,11 +19,11 @@ from ..cluster.deployment import (
     REPLAY,
     RUN_CANCEL,
     RUN_REDRIVE,
-    RUN_SIGNAL,
     commit_changes,
     is_deployment,
     queue_redrive,
     queue_tasks,
+    signal_deployment_run,
 )
 from ..cluster.otel import Spans, tracing
 from ..core import eventjson
@@ -591,13 +591,12 @@ def signal_run(mesh: Mesh | None, store_url: str, given: str, name: str, data, b
     the worker holding the run; in a `run --store` store at once, the run going on on *mesh*.
     RunStateError if the run does not wait for that signal (from that person)."""
     store, run = _stored_run(store_url, given, mesh)
+    if is_deployment(store):
+        signal_deployment_run(store, run["id"], name, data, by)
+        return {**run, "status": "signal queued"}, {"queued": 1}
     problem = signal_problem(run, name, by)
     if problem is not None:
         raise RunStateError(problem)
-    task = {"run": run["id"], "name": name, "data": data, "by": by}
-    if is_deployment(store):
-        queue_tasks(store, [(RUN_SIGNAL, task)])
-        return {**run, "status": "signal queued"}, {"queued": 1}
     with _session(_needs_mesh(mesh, "signal"), store, options) as runtime:
         runtime.orchestrator.waits.signal(run["id"], name, data, by)
     return store.get_state(f"run:{run['id']}"), runtime.session_summary

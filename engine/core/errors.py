@@ -8,7 +8,8 @@ Exception tree::
 
     MeshError                   exit_code 1 unless said otherwise
     ├── LoadError               the mesh could not be loaded (diagnostics inside)
-    └── UsageError              bad command-line use that click itself cannot see (exit 2)
+    ├── UsageError              bad command-line use that click itself cannot see (exit 2)
+    └── RunStateError           a run's state refuses the command: a signal it does not wait for (exit 3)
 """
 from __future__ import annotations
 

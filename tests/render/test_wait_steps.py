@@ -20,7 +20,8 @@ def test_mermaid_draws_wait_steps_as_hexagons_fed_by_what_they_await(meshctl):
            '[timeout 30m → compensate]"}}' in out
     assert 'n_step_approve{{"approve<br/>wait for signal approve<br/>[when · approval]"}}' in out
     assert 'n_awaited_event_payment_confirmed>"payment.confirmed<br/>awaited event<br/>[match]"]' in out
-    assert 'n_awaited_event_payment_confirmed -.->|"data.order_id = input.order_id"| n_step_await_payment' in out
+    assert ('n_awaited_event_payment_confirmed -.->|"data.order_id = input.order_id"| '
+            'n_step_await_payment') in out
     assert "n_awaited_signal_approve -.-> n_step_approve" in out
     assert 'n_step_hold_stock["hold_stock' in out  # an ordinary step keeps its box
 

@@ -227,3 +227,33 @@ def test_an_event_before_the_wait_is_not_kept_for_it(meshctl, job_mesh, tmp_path
                            _event("j1", "job.started", "2026-01-01T00:00:01Z", job="a"))
     _, _, trace = _run(meshctl, job_mesh(), events, tmp_path)
     assert [r["by"] for r in trace if r["kind"] == "wait-end"] == ["timeout"]
+
+
+def test_meshctl_test_expects_a_timed_out_run(meshctl, job_mesh):
+    mesh = job_mesh()
+    (mesh / "job.test.yaml").write_text(textwrap.dedent("""
+        tests:
+          - name: the run times out while it waits for its signal
+            given:
+              - {type: job.started, id: j1, time: "2026-01-01T00:00:00Z", data: {job: a}}
+            expect:
+              runs: [{orchestration: job, event: j1, status: timed_out, error: "run timed out after 3600s"}]
+              counts: {runs_timed_out: 1, runs_failed: 0}
+          - name: counted as none when none does
+            given:
+              - {type: job.progress, id: p1, time: "2026-01-01T00:00:00Z", data: {job: a, pct: 60}}
+            expect:
+              counts: {runs_timed_out: 0}
+    """))
+    result = meshctl("test", mesh)
+    assert result.exit_code == 0, result.output
+    assert "2 passed, 0 failed" in result.output
+
+
+def test_a_correlation_that_renders_nothing_fails_the_run_once(meshctl, job_mesh, tmp_path):
+    events = _write_events(tmp_path / "e.jsonl", _event("j1", "job.started", "2026-01-01T00:00:00Z", job=""))
+    summary, emitted, trace = _run(meshctl, job_mesh("compensate"), events, tmp_path)
+    assert summary["runs_compensated"] == 1
+    assert [r["step"] for r in trace if r["kind"] == "compensate"] == ["prepare"]
+    failed = [e["data"]["what"] for e in emitted if e["type"] == "job.note"][-1]
+    assert failed == "step 'progress' failed: TemplateError: `correlate.run` rendered nothing to correlate on"

@@ -159,12 +159,12 @@ class Waits:
         if wait.correlate is not None:
             try:
                 value = self._run_keys[run["orchestration"], step.id](self.o.context_of(run))
-            except RenderError as exc:
-                self._fail(run, step.id, f"TemplateError: {exc}", compensate=True)
+            except RenderError as exc:  # (the advance that began it goes on: no advance of its own)
+                self._fail(run, step.id, f"TemplateError: {exc}", compensate=True, advance=False)
                 return
             if value is None or value == "":
                 self._fail(run, step.id, "TemplateError: `correlate.run` rendered nothing to correlate on",
-                           compensate=True)
+                           compensate=True, advance=False)
                 return
             key = state["key"] = _key(run["orchestration"], step.id, value)
             what["correlate"] = value
@@ -281,7 +281,8 @@ class Waits:
             self.rt.scheduler.at(self.rt.clock.now(), "wait-unregister", {"key": key, "run": run["id"],
                                                                           "to_key": key})
 
-    def _fail(self, run: dict, sid: str, detail: str, compensate: bool, end: float | None = None) -> None:
+    def _fail(self, run: dict, sid: str, detail: str, compensate: bool, end: float | None = None,
+              advance: bool = True) -> None:
         state = run["steps"][sid]
         state["status"] = "failed"
         if end is not None:
@@ -289,7 +290,8 @@ class Waits:
             run["last"] = max(run.get("last", end), end)
         self.o.fail_run(run, sid, detail)
         run["compensate"] = compensate
-        self.o.advance(run)
+        if advance:
+            self.o.advance(run)
 
     # --- the run as a whole: its timeout, a cancel, its end ---------------------------------
     def _run_timeout(self, task: dict) -> None:

@@ -42,7 +42,7 @@ from ..language.source import Document, SourceMap, load_documents, read_text
 from ..runtime.clock import VirtualClock
 from ..runtime.events import parsed, read_events
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
-from ..runtime.trace import Trace
+from ..runtime.trace import EARLY_END_KEYS, Trace
 from ..storage import MemoryStore
 from .runs import consumer_ids
 from .terminal import Style, plain, render
@@ -383,7 +383,7 @@ def _phase(mesh: Mesh, case: Case, spec: dict, path: tuple, store, clock, seed: 
     if "replay_dead_letters" in spec:
         chosen = [r for r in store.dead_letters() if _dead_selected(spec["replay_dead_letters"], r)]
         extra = runtime.replay(chosen)
-    counts = {**runtime.run(_inputs(case, spec, path)), **extra}
+    counts = {**dict.fromkeys(EARLY_END_KEYS, 0), **runtime.run(_inputs(case, spec, path)), **extra}
     return runtime, Observed(emitted, store.dead_letters(), records, counts, _runs(records))
 
 

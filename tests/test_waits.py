@@ -257,3 +257,32 @@ def test_a_correlation_that_renders_nothing_fails_the_run_once(meshctl, job_mesh
     assert [r["step"] for r in trace if r["kind"] == "compensate"] == ["prepare"]
     failed = [e["data"]["what"] for e in emitted if e["type"] == "job.note"][-1]
     assert failed == "step 'progress' failed: TemplateError: `correlate.run` rendered nothing to correlate on"
+
+
+def test_a_run_saved_waiting_is_completed_by_the_resumed_process(meshctl, runner, tmp_path, monkeypatch):
+    """The process dies after the checkouts were committed, with their runs waiting; the resumed
+    one reads the webhooks and completes them: the same outcome as an uninterrupted run."""
+    from cli import main
+    from engine.runtime.interpreter import Runtime
+
+    def args(db: Path) -> list[str]:
+        return [str(a) for a in ("run", PAYMENTS, "--events", PAYMENTS / "events.jsonl", "--store",
+                                 f"sqlite:{db}", "--format", "json", "--checkpoint-every", "1")]
+
+    feed = Runtime.feed
+
+    def crash_at_payment(self, item):  # inputs 1-2 (two checkouts) are committed, ord-1 waiting
+        if self.fed == 2:
+            raise SystemError("crash")
+        return feed(self, item)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Runtime, "feed", crash_at_payment)
+        assert runner.invoke(main, args(tmp_path / "a.db")).exit_code == 70
+    waiting = _runs(meshctl, f"sqlite:{tmp_path / 'a.db'}")
+    assert waiting["ord-1"]["status"] == "waiting"  # (ord-2's first step was still due: running)
+    assert waiting["ord-1"]["steps"]["await_payment"]["status"] == "waiting"
+    resumed = runner.invoke(main, [*args(tmp_path / "a.db"), "--resume"])
+    whole = runner.invoke(main, args(tmp_path / "b.db"))
+    assert json.loads(resumed.stdout) == json.loads(whole.stdout)
+    assert _runs(meshctl, f"sqlite:{tmp_path / 'a.db'}")["ord-1"]["status"] == "completed"

@@ -320,7 +320,8 @@ class Waits:
             self.rt.trace.record(self.rt.clock.now(), "cancel-refused", run=task["run"],
                                  why="no such run" if run is None else f"run is {run['status']}")
             return
-        by = task.get("by")
+        by, now = task.get("by"), self.rt.clock.now()
+        run["last"] = max(run.get("last", now), now)  # undone and reported when it was cancelled
         self._stop(run, "cancelled", "cancelled" + (f" by {by}" if by else ""), bool(task.get("compensate")))
 
     def _stop(self, run: dict, ending: str, why: str, compensate: bool) -> None:

@@ -286,3 +286,20 @@ def test_a_run_saved_waiting_is_completed_by_the_resumed_process(meshctl, runner
     whole = runner.invoke(main, args(tmp_path / "b.db"))
     assert json.loads(resumed.stdout) == json.loads(whole.stdout)
     assert _runs(meshctl, f"sqlite:{tmp_path / 'a.db'}")["ord-1"]["status"] == "completed"
+
+
+def test_a_redriven_run_waits_again(meshctl, job_mesh, tmp_path):
+    mesh = job_mesh("compensate")
+    text = (mesh / "mesh.yaml").read_text().replace("    - id: hold\n      wait: {signal: go}\n", "")
+    (mesh / "mesh.yaml").write_text(text.replace("on_timeout: {continue: {pct: 0, job: \"{{ input.job }}\"}}",
+                                                 "on_timeout: fail"))
+    store = f"sqlite:{tmp_path / 'job.db'}"
+    events = _write_events(tmp_path / "e.jsonl", _event("j1", "job.started", "2026-01-01T00:00:00Z", job="a"))
+    assert meshctl("run", mesh, "--events", events, "--store", store).exit_code == 0
+    run = json.loads(meshctl("runs", "show", "--store", store, "job:j1").output)
+    assert run["status"] == "failed" and "WaitTimeout" in run["error"]
+    redriven = meshctl("runs", "redrive", mesh, "--store", store, "job:j1", "--format", "json")
+    assert redriven.exit_code == 0, redriven.output
+    run = json.loads(redriven.output)["run"]
+    assert run["status"] == "failed" and run["redrives"] == 1  # waited 10 minutes again, in vain
+    assert run["steps"]["progress"]["status"] == "failed"

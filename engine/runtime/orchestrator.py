@@ -624,6 +624,7 @@ class Orchestrator:
             rerun=[k for k, v in run["steps"].items() if v["status"] == "pending"],
         )
         self._save(run)
+        self.waits.started(run)  # its `timeout` counts again from the redrive
         self._advance(run)
         return run
 

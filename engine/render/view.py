@@ -217,6 +217,8 @@ def _needs(step: m.Step) -> set[str]:
 def _trigger_node(mesh: m.Mesh, orch: m.Orchestration) -> ViewNode:
     trigger = orch.trigger
     badges = tuple(b for b, v in (("match", trigger.match), ("when", trigger.when)) if v is not None)
+    if orch.timeout is not None:  # the run's own bound, from its start
+        badges += (f"run timeout {fmt_seconds(orch.timeout)} → {orch.on_timeout}",)
     loc = location(orch.trigger.loc, mesh.root)
     return ViewNode("trigger", orch.trigger.on.name, "trigger", "trigger", None, badges, loc, entry=True)
 

@@ -47,3 +47,16 @@ def test_the_flow_view_shows_the_awaited_event_going_into_the_orchestration(mesh
     out = _render(meshctl, "--format", "mermaid")
     assert ('n_event_payment_confirmed -.->|"awaited by await_payment"| n_orchestration_collect_payment'
             in out)
+
+
+def test_the_run_timeout_is_a_badge_of_the_trigger(meshctl, tmp_path):
+    mesh = tmp_path / "m"
+    mesh.mkdir()
+    (mesh / "m.yaml").write_text(
+        "apiVersion: meshctl/v1\nkind: EventType\nmetadata: {name: a.b}\nspec: {external: true}\n---\n"
+        "apiVersion: meshctl/v1\nkind: Orchestration\nmetadata: {name: o}\n"
+        "spec:\n  trigger: {on: a.b}\n  timeout: 2h\n  on_timeout: compensate\n"
+        "  steps:\n    - {id: s, wait: {signal: go}}\n")
+    result = meshctl("render", mesh, "--orchestration", "o", "--format", "mermaid")
+    assert result.exit_code == 0, result.output
+    assert 'n_trigger(["a.b<br/>trigger<br/>[run timeout 120m → compensate]"])' in result.output

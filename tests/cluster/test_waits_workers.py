@@ -89,7 +89,11 @@ def _waiting_at(step: str, *orders: str):
                             and runs[o]["steps"][step]["status"] == "waiting" for o in orders)
 
 
-def test_two_workers_confirm_time_out_cancel_and_approve(mesh, redis_url, meshctl, serve, tmp_path):
+@pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
+def test_two_workers_confirm_time_out_cancel_and_approve(server, request, mesh, meshctl, serve, tmp_path):
+    """On one Redis server, and on a Redis Cluster (where a wait's tasks for the partitions of
+    its correlation key and of its run go through their unit's partition outbox)."""
+    redis_url = request.getfixturevalue(server)
     served = serve(mesh, "--store", redis_url, "--port", "0", "--token", "shared", "--principal", "bob=tok-b")
     command = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "worker",
                str(mesh), "--store", redis_url, "--format=json"]

@@ -5,7 +5,7 @@ Pure construction, no checks. Node ids are ``"<kind>:<name>"``; every node carri
 
 Node kinds: ``event`` (an event type), ``route``, ``subscription`` (one subscription of a
 service; ``service`` names it), ``orchestration``, ``stream``, ``dlq`` (a dead-letter queue),
-``endpoint`` (an HTTP URL).
+``endpoint`` (an HTTP URL), ``schedule`` (a source of events on a timetable).
 Edge kinds: ``consumes`` (event -> consumer), ``emits`` (producer -> event), ``delivers``
 (route -> subscription it targets directly; ``event`` names the type), ``dead-letters``
 (consumer -> dlq), ``calls`` (consumer -> endpoint), ``awaits`` (event -> orchestration
@@ -40,7 +40,16 @@ def build_flow_graph(mesh: m.Mesh) -> nx.DiGraph:
         )
     for policy_holder, node in _consumers(mesh, g):
         _add_dead_letter(g, node, m.resolve_delivery(mesh, policy_holder))
+    _schedules(mesh, g)
     return g
+
+
+def _schedules(mesh: m.Mesh, g: nx.DiGraph) -> None:
+    """A schedule is a source: it consumes nothing and emits its type."""
+    for schedule in mesh.schedules.values():
+        node = f"schedule:{schedule.name}"
+        g.add_node(node, kind="schedule", label=schedule.name, loc=schedule.loc, element=schedule)
+        _emit_edge(g, node, schedule.emit.type, schedule.emit)
 
 
 def _consumers(mesh: m.Mesh, g: nx.DiGraph):

@@ -66,6 +66,7 @@ def _type_refs(mesh: m.Mesh) -> Iterator[m.Ref]:
         yield stream.emit_type
         if stream.late_emit_type is not None:
             yield stream.late_emit_type
+    yield from (schedule.emit.type for schedule in mesh.schedules.values())
 
 
 def _emit_refs(actions: Iterable[m.Action]) -> Iterator[m.Ref]:
@@ -461,6 +462,14 @@ def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]
             yield t, ()
         for t in m.template_strings(*(a.value for a in stream.aggregates)):  # collect projections
             yield t, tuple(r.name for r in stream.sources)
+    yield from _schedule_templates(mesh)
+
+
+def _schedule_templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]]]:
+    """A schedule's `emit` templates read `tick`, no event."""
+    for schedule in mesh.schedules.values():
+        for t in m.template_strings(*m.action_templates((schedule.emit,))):
+            yield t, ()
 
 
 def _wait_templates(orch: m.Orchestration) -> Iterator[tuple[m.TemplateString, tuple[str, ...]]]:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 from ..core.errors import Diagnostic, Location, Note
 from . import model as m
+from .cron import schedule_problems
 from .source import Document, SourceMap
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -297,6 +298,7 @@ def build_mesh(root: str, files: list[str], documents: list[Document]) -> tuple[
         streams=MappingProxyType(tables["Stream"]),
         policies=MappingProxyType(tables["DeliveryPolicy"]),
         settings=next(iter(tables["Mesh"].values()), None),
+        schedules=MappingProxyType(tables["Schedule"]),
     )
     return mesh, diagnostics + list(_second_settings(tables["Mesh"]))
 
@@ -630,6 +632,22 @@ def _retention(d: _Doc, raw: dict) -> m.Retention:
     return m.Retention(read("runs", base.runs), read("archive", base.archive), read("dedup", base.dedup))
 
 
+def _schedule(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
+    """A Schedule; its cron expression and time zone are read here, where they are located."""
+    timing = "cron" if "cron" in spec else "every"
+    emit = d.action({"emit": spec["emit"]}, "spec")
+    every = (
+        d.duration(spec["every"], "spec", "every", least=1.0, why="a schedule fires at most once a second")
+        if timing == "every" else None
+    )
+    schedule = m.Schedule(
+        name, d.loc("metadata", "name"), emit, d.loc("spec", timing), spec.get("cron"),
+        spec.get("timezone", "UTC"), every, spec.get("catch_up", "skip"),
+        d.duration(spec.get("grace", 60), "spec", "grace"), meta.get("description"),
+    )
+    return schedule, list(schedule_problems(schedule, d.loc("spec", "timezone")))
+
+
 def _policy(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     return m.DeliveryPolicy(
         name, d.loc("metadata", "name"), d.delivery_spec(spec, "spec"), meta.get("description")
@@ -644,4 +662,5 @@ _BUILDERS: dict[str, Callable[[_Doc, str, dict, dict], Built]] = {
     "Stream": _stream,
     "DeliveryPolicy": _policy,
     "Mesh": _settings,
+    "Schedule": _schedule,
 }

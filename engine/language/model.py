@@ -437,6 +437,22 @@ class Stream:
 
 
 @dataclass(frozen=True, slots=True)
+class Schedule:
+    """A ``Schedule``: emits ``emit`` at each tick of ``cron`` (in ``timezone``) or of ``every``."""
+
+    name: str
+    loc: Location
+    emit: EmitAction
+    timing_loc: Location  # where `cron` or `every` is written
+    cron: str | None = None
+    timezone: str = "UTC"
+    every: float | None = None  # seconds; ticks at its multiples since the epoch
+    catch_up: Literal["skip", "fire_once"] = "skip"
+    grace: float = 60.0  # seconds late a tick may fire as itself (a deployment's)
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryPolicy:
     name: str
     loc: Location
@@ -523,6 +539,7 @@ class Mesh:
     streams: Mapping[str, Stream] = field(default_factory=lambda: MappingProxyType({}))
     policies: Mapping[str, DeliveryPolicy] = field(default_factory=lambda: MappingProxyType({}))
     settings: MeshSettings | None = None
+    schedules: Mapping[str, Schedule] = field(default_factory=lambda: MappingProxyType({}))
 
     def subscriptions(self) -> list[Subscription]:
         return [sub for svc in self.services.values() for sub in svc.subscriptions]

@@ -380,9 +380,22 @@ def _run_options(f):
 @click.option(
     "--events",
     "events",
-    required=True,
     type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-    help="Input events: JSON Lines, or a YAML/JSON list; - reads JSON Lines from standard input.",
+    help="Input events: JSON Lines, or a YAML/JSON list; - reads JSON Lines from standard input. "
+    "Required unless the mesh has schedules.",
+)
+@click.option(
+    "--from",
+    "start",
+    metavar="TIME",
+    help="Start the virtual clock at TIME (RFC 3339); default: the first input's time, or "
+    "2026-01-01T00:00:00Z without input.",
+)
+@click.option(
+    "--until",
+    metavar="TIME|DURATION",
+    help="Schedules fire their ticks before TIME (RFC 3339), or for DURATION (e.g. 1d) from the "
+    "clock's start; default: up to the last input.",
 )
 @click.option(
     "--dlq-out",
@@ -416,6 +429,8 @@ def _run_options(f):
 def run(
     path,
     events,
+    start,
+    until,
     dlq_path,
     store,
     resume,
@@ -455,6 +470,7 @@ def run(
     started, read = time.perf_counter(), [0]
     events = _stdin_path(events, path)
     mesh = _valid_mesh(path).mesh
+    bounds = _run_bounds(mesh, events, start, until)
     refused = RefusedInput()
     options = RunOptions(
         seed,
@@ -470,6 +486,7 @@ def run(
         log=lambda message: click.echo(f"meshctl run: {message}", err=True),
         refused=refused,
         strict_input=strict_input,
+        **bounds,
     )
     with _progress(events, read) as progress:
         summary, dead = run_mesh(mesh, events, options, progress)
@@ -485,6 +502,27 @@ def run(
         _print_elapsed(time.perf_counter() - started, read[0])
     if strict_input and refused.count:
         sys.exit(1)
+
+
+def _run_bounds(mesh, events: str | None, start: str | None, until: str | None) -> dict:
+    """`run --from/--until` as RunOptions fields; a run needs input, or schedules and --until."""
+    from engine.commands.runs import time_or_span
+
+    if events is None and not mesh.schedules:
+        raise click.UsageError("Missing option '--events': the mesh has no schedules to run without input")
+    if events is None and until is None:
+        raise click.UsageError(
+            "a run of schedules without --events needs --until TIME|DURATION: their ticks never end"
+        )
+    out = {}
+    try:
+        if start is not None:
+            out["start"] = time_or_span(start, span=False)[0]
+        if until is not None:
+            out["until"], out["span"] = time_or_span(until)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--from' / '--until'") from None
+    return out
 
 
 class RefusedInput:
@@ -511,7 +549,7 @@ class RefusedInput:
 def _progress(events: str, read: list[int]):
     """Counts the inputs read into read[0]; with a progress bar on stderr for long inputs read
     from a terminal session."""
-    size = os.path.getsize(events)
+    size = os.path.getsize(events) if events is not None else 0
     if size < 5_000_000 or not sys.stderr.isatty():
 
         def count(items):
@@ -556,6 +594,7 @@ SUMMARY_ROWS = [
     ("rate limited", "rate_limited"),
     ("sequence gaps", "sequence_gaps"),
     ("runs redriven", "runs_redriven"),
+    ("schedule ticks", "ticks"),
 ]
 
 

@@ -34,6 +34,7 @@ from ..core.eventtime import format as iso
 from ..core.eventtime import parse, parse_or_none
 from ..core.identity import identity
 from ..language.admission import refused_input
+from ..language.build import parse_duration
 from ..language.model import DEFAULT_RETENTION, Mesh, Retention
 from ..language.patterns import PatternError, compile_pattern
 from ..runtime.consumers import build_consumers
@@ -62,6 +63,9 @@ class RunOptions:
     log: Callable[[str], None] | None = None  # what the user should know of the run (the CLI: stderr)
     refused: Callable[[Diagnostic], None] | None = None  # told of each input record dead-lettered at entry
     strict_input: bool = False  # refused input records are errors (else warnings): the CLI exits 1
+    start: float | None = None  # `--from`: where the virtual clock starts (else the first input's time)
+    until: float | None = None  # `--until` TIME: schedules fire their ticks before it
+    span: float | None = None  # `--until` DURATION: ... for so long from the clock's start
 
 
 def parse_fault(text: str, known: Iterable[str]) -> Fault:
@@ -110,9 +114,11 @@ def consumer_ids(mesh: Mesh) -> list[str]:
 
 
 def run_mesh(
-    mesh: Mesh, events_path: str, options: RunOptions, progress: Callable[[Iterable], Iterable] | None = None
+    mesh: Mesh, events_path: str | None, options: RunOptions,
+    progress: Callable[[Iterable], Iterable] | None = None,
 ) -> tuple[dict, list[DeadLetter]]:
-    """Run the mesh on an event file; returns the summary and the dead letters.
+    """Run the mesh on an event file (None: no input, only its schedules); returns the summary
+    and the dead letters.
 
     With a durable store, effects and the input position are committed together every
     ``checkpoint_every`` inputs; ``resume`` continues from the last commit after a crash.
@@ -140,6 +146,8 @@ def run_mesh(
         runtime = _runtime(mesh, store, options, trace, on_emit)
         if snapshot is not None:
             runtime.restore(snapshot)
+        else:
+            _start(runtime, events_path, options)
         runtime.notes["journal_trace"] = journal
         start, finished = runtime.fed, runtime.finished
         if not runtime.finished:
@@ -147,7 +155,8 @@ def run_mesh(
                 _feed(
                     runtime,
                     store if durable else None,
-                    itertools.islice(_inputs_of(events_path, runtime, options), runtime.fed, None),
+                    itertools.islice(_inputs_of(events_path, runtime, options), runtime.fed, None)
+                    if events_path is not None else (),
                     options.checkpoint_every,
                     progress,
                 )
@@ -159,6 +168,14 @@ def run_mesh(
     if options.dlq_path:
         write_dead_letters(options.dlq_path, dead)
     return runtime.trace.summary(), dead
+
+
+def _start(runtime: Runtime, events_path: str | None, options: RunOptions) -> None:
+    """Bound the schedules' ticks (``--until``), and start the virtual clock now if ``--from``
+    says where, or if no input will (a run of schedules alone starts at the default start)."""
+    runtime.schedules.limit(options.until, options.span)
+    if options.start is not None or events_path is None:
+        runtime.start_clock(options.start)
 
 
 def _inputs_of(path: str, runtime: Runtime, options: RunOptions) -> Iterator[dict | BadInput]:
@@ -404,6 +421,20 @@ class ArchiveQuery:
     until: float | None = None
     pattern: dict | None = None
     to: str | None = None  # a consumer id: deliver only to it
+
+
+def time_or_span(text: str, span: bool = True) -> tuple[float | None, float | None]:
+    """``run --until``: (an RFC 3339 time, None), or with *span* (None, a duration in seconds)."""
+    if span:
+        try:
+            return None, parse_duration(text)
+        except ValueError:
+            pass
+    try:
+        return parse(text), None
+    except ValueError:
+        what = "an RFC 3339 time or a duration such as 1d" if span else "an RFC 3339 time"
+        raise ValueError(f"{text!r} is not {what}") from None
 
 
 def time_bound(text: str) -> float:

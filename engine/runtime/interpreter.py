@@ -37,6 +37,7 @@ from .ordering import Resequencer, ordering_key
 from .ports import DEFAULT_MAX_HOPS, DEFAULT_START, MESH, Fault
 from .routing import Routing
 from .scheduler import Scheduler, TrackedScheduler
+from .schedules import ScheduleTicks
 from .secrets import Secrets
 from .streams import StreamRunner
 from .trace import Trace
@@ -88,6 +89,7 @@ class Runtime:
             self.scheduler = TrackedScheduler(self.clock, self.dispatch, self.watermarks.pending, task_bound,
                                               self.watermarks.check)
         self.resequencer = Resequencer(self)
+        self.schedules = ScheduleTicks(self, fast_paths)  # the ticks of `Schedule`s, as tasks
         self._wire()
 
     def _wire(self) -> None:
@@ -112,6 +114,7 @@ class Runtime:
         self.intake = Intake(self, routing, guards, self.streams, guards.limited)
         self._tasks.update({"attempt": attempts.attempt, "complete": commits.complete,
                             **self.orchestrator.tasks(), **self.resequencer.tasks()})
+        self._tasks.update(self.schedules.tasks())
 
     # --- the interface a worker drives the runtime by ---------------------------------
     def register_task(self, kind: str, handler: Callable[[Any], None]) -> None:
@@ -176,10 +179,12 @@ class Runtime:
         self.intake.fed = value
 
     def start_clock(self, at: float | None) -> None:
-        """A virtual clock that no input has started yet starts at *at* (None: the default start)."""
+        """A virtual clock that no input has started yet starts at *at* (None: the default start);
+        the schedules' ticks run from there."""
         if not self.clock_started and isinstance(self.clock, VirtualClock):
             self.clock = self.scheduler.clock = VirtualClock(at if at is not None else DEFAULT_START)
             self.clock_started = True
+            self.schedules.begin(self.clock.now())
 
     def feed(self, item: dict | BadInput) -> None:
         """One input: due work before its time runs first, then it is published at its time."""
@@ -194,6 +199,7 @@ class Runtime:
         return self.trace.summary()
 
     def finish(self) -> None:
+        self.schedules.bound()  # no more input: ticks stop at `--until`, or now
         self.scheduler.run_until_idle()
         self.streams.flush()
         self.scheduler.run_until_idle()

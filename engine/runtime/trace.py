@@ -26,6 +26,7 @@ SUMMARY_KEYS = (
     "rate_limited",
     "sequence_gaps",
     "runs_redriven",
+    "ticks",
 )
 # runs that ended early (engine/runtime/waits.py): in a summary only once one has
 EARLY_END_KEYS = ("runs_cancelled", "runs_timed_out")

@@ -53,6 +53,7 @@ from ..storage.broker import APPLIED, FENCED, INPUT, TASKS, Broker, Entry, Task,
 from .deployment import OFFER, REDRIVE, REPLAY, RUN_REDRIVE, queue_lanes
 from .metrics import MetricsServer, TraceMetrics
 from .otel import Spans, tracing
+from .schedules import Ticker
 
 MAX_CONFLICTS = 20  # a unit redone this often in a row is left pending, for a later turn
 FAILED = -2  # a unit whose work raised: nothing committed, its entries stay pending
@@ -139,6 +140,7 @@ class Worker:
         self.broker.configure(mesh.partitions, stream_inputs(mesh))
         self.lanes = queue_lanes(list(mesh.streams))
         self.broker.ensure_lanes(self.lanes)
+        self.ticker = Ticker(self.rt, store, self.broker.partition_for, self._unit)  # `Schedule`s
         self.units: Counter[str] = Counter()  # committed, conflicts, fenced, failed
         self.held: set[int] = set()  # the partitions this worker holds
         self._renewed: dict[int, float] = {}  # when each held partition's lease was last renewed
@@ -215,6 +217,7 @@ class Worker:
             done += self.broker.promote_due(now, partitions=fresh)
             for partition in fresh:  # one partition's entries in hand at a time: less to redo if it dies
                 done += self._partition(partition)
+            done += self.ticker.turn(fresh, time.time())
             done += self._close_windows(fresh)
         self._beat()
         if done:

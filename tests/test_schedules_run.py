@@ -64,7 +64,8 @@ def test_a_simulated_day_of_schedules_without_input(meshctl, write, tmp_path):
     quarterly = [e for e in events if e["source"] == "meshctl/schedule/quarterly"]
     nightly = [e for e in events if e["source"] == "meshctl/schedule/nightly"]
     assert len(quarterly) == 96  # 12:00 to 11:45 the next day
-    assert quarterly[0]["id"] == "quarterly@2026-03-28T12:00:00Z" and quarterly[0]["time"] == "2026-03-28T12:00:00Z"
+    assert quarterly[0]["id"] == "quarterly@2026-03-28T12:00:00Z"
+    assert quarterly[0]["time"] == "2026-03-28T12:00:00Z"
     assert quarterly[-1]["time"] == "2026-03-29T11:45:00Z"
     # the spring-forward night of Europe/Paris: 02:30 does not exist, it fires at 03:30 CEST
     assert [(e["id"], e["time"], e["subject"]) for e in nightly] == [

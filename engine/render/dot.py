@@ -18,6 +18,7 @@ SHAPES = {
     "subscription": ("box", "rounded"),
     "orchestration": ("component", ""),
     "stream": ("parallelogram", ""),
+    "schedule": ("cds", ""),
     "dlq": ("cylinder", ""),
     "endpoint": ("note", ""),
     "step": ("box", ""),

@@ -14,6 +14,7 @@ NODE_STYLE = {
     "subscription": ("#e6f4ea", "#2f7d46", "subscription"),
     "orchestration": ("#efe8fa", "#6a47a8", "orchestration"),
     "stream": ("#e0f3f3", "#23807f", "stream"),
+    "schedule": ("#fbf3dc", "#8a6d1f", "schedule"),
     "dlq": ("#fde7e4", "#b83227", "dead-letter queue"),
     "endpoint": ("#f0f0f0", "#6b6b6b", "HTTP endpoint"),
     "trigger": ("#e7f0fb", "#3d6fa8", "trigger event"),

@@ -51,6 +51,14 @@ def fmt_seconds(value: float) -> str:
     return f"{value:g}s" if value < 60 or value % 60 else f"{value / 60:g}m"
 
 
+def schedule_summary(schedule: m.Schedule) -> str:
+    """``cron 30 2 * * * Europe/Paris`` or ``every 15m``: when a schedule fires."""
+    if schedule.every is not None:
+        return f"every {fmt_seconds(schedule.every)}"
+    zone = "" if schedule.timezone == "UTC" else f" {schedule.timezone}"
+    return f"cron {schedule.cron}{zone}"
+
+
 def window_summary(window: m.Window) -> str:
     if window.kind == "session":
         return f"session window, gap {fmt_seconds(window.gap or 0)}"

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from ..core.errors import Diagnostic, Location
 from ..language import model as m
-from .summary import actions_summary, fmt_seconds, retry_summary, window_summary
+from .summary import actions_summary, fmt_seconds, retry_summary, schedule_summary, window_summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ def mesh_tables(mesh: m.Mesh) -> tuple[Table, ...]:
     """Every element kind of the mesh that has at least one element, one table each."""
     return (
         _event_types(mesh) + _routes(mesh) + _services(mesh) + _orchestrations(mesh)
-        + _streams(mesh) + _keyed_state(mesh) + _policies(mesh)
+        + _streams(mesh) + _schedules(mesh) + _keyed_state(mesh) + _policies(mesh)
     )
 
 
@@ -236,6 +236,15 @@ def _streams(mesh: m.Mesh) -> tuple[Table, ...]:
             )
         )
     return _table("Streams", ("stream", "from", "window", "key", "aggregates", "emits", "late events"), rows)
+
+
+def _schedules(mesh: m.Mesh) -> tuple[Table, ...]:
+    rows = [
+        Row((s.name, schedule_summary(s), s.emit.type.name,
+             f"{s.catch_up}, grace {fmt_seconds(s.grace)}"), location(s.loc, mesh.root))
+        for s in mesh.schedules.values()
+    ]
+    return _table("Schedules", ("schedule", "fires", "emits", "missed ticks"), rows)
 
 
 def _keyed_state(mesh: m.Mesh) -> tuple[Table, ...]:

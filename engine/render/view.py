@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from ..core.errors import Diagnostic, UsageError
 from ..language import model as m
-from .summary import actions_summary, fmt_seconds, retry_summary, window_summary
+from .summary import actions_summary, fmt_seconds, retry_summary, schedule_summary, window_summary
 from .tables import (
     Table,
     diagnostics_table,
@@ -114,7 +114,7 @@ def _counts(mesh: m.Mesh) -> str:
     parts = [
         (len(mesh.event_types), "event type"), (len(mesh.routes), "route"),
         (len(mesh.services), "service"), (len(mesh.orchestrations), "orchestration"),
-        (len(mesh.streams), "stream"),
+        (len(mesh.streams), "stream"), (len(mesh.schedules), "schedule"),
     ]
     return ", ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in parts if n)
 
@@ -136,7 +136,10 @@ def _flow_node(mesh: m.Mesh, node: str, data: dict) -> ViewNode:
         sublabel = f"{len(element.steps)} steps"
     elif kind == "dlq":
         sublabel = "dead-letter queue"
-    return ViewNode(node, label, kind, sublabel, group, badges, loc, entry=sublabel == "external")
+    elif kind == "schedule":
+        sublabel = schedule_summary(element)
+    return ViewNode(node, label, kind, sublabel, group, badges, loc,
+                    entry=sublabel == "external" or kind == "schedule")
 
 
 def _breaker_badge(spec: m.DeliverySpec | None) -> tuple[str, ...]:

@@ -596,6 +596,7 @@ SUMMARY_ROWS = [
     ("runs redriven", "runs_redriven"),
     ("schedule ticks", "ticks"),
 ]
+_ONLY_IF_ANY = {"ticks"}  # a row shown only when not 0: most meshes have no schedule
 
 
 def _print_summary(summary: dict, fmt: str, dead: list) -> None:
@@ -603,7 +604,7 @@ def _print_summary(summary: dict, fmt: str, dead: list) -> None:
         click.echo(json.dumps(summary, indent=2))
         return
     for label, key in SUMMARY_ROWS:
-        if key in summary:
+        if key in summary and (summary[key] or key not in _ONLY_IF_ANY):
             click.echo(f"{label:<22}{summary[key]:>8}")
     for reason, n in summary.get("dead_lettered_by_reason", {}).items():
         click.echo(f"  {reason:<20}{n:>8}")

@@ -15,6 +15,7 @@ fire, by the schedule's ``grace`` and ``catch_up``.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -107,6 +108,7 @@ class TickEvents:
     def __init__(self, schedule: m.Schedule, fast: bool = True):
         emit = schedule.emit
         self.schedule = schedule
+        self._zone = cron.zone(schedule.timezone)
         self.producer = f"schedule:{schedule.name}"
         self._data = compile_value(emit.data, fast) if emit.data is not None else (lambda ctx: None)
         self._subject = compile_string(emit.subject, fast) if emit.subject is not None else None
@@ -114,7 +116,8 @@ class TickEvents:
 
     def context(self, firing: Firing) -> dict:
         first = firing.first if firing.first is not None else firing.tick
-        return {"tick": {"time": eventtime.format(firing.tick), "epoch": firing.tick,
+        local = dt.datetime.fromtimestamp(firing.tick, self._zone).isoformat()
+        return {"tick": {"time": eventtime.format(firing.tick), "local": local, "epoch": firing.tick,
                          "schedule": self.schedule.name, "missed": firing.missed,
                          "first": eventtime.format(first)}}
 

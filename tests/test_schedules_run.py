@@ -105,6 +105,9 @@ def test_ticks_interleave_with_inputs_and_stop_at_the_last_one(meshctl, write, t
     # --until extends the ticks past the last input
     _, longer = emitted(meshctl, tmp_path, mesh, "--events", inputs, "--until", "2026-01-01T12:00:00Z")
     assert len(longer) == 7
+    # a duration counts from the clock's start: the first input's time
+    _, hour = emitted(meshctl, tmp_path, mesh, "--events", inputs, "--until", "1h")
+    assert [e["time"][11:16] for e in hour] == ["10:15", "10:30", "10:45", "11:00"]
 
 
 def test_the_same_run_gives_the_same_trace(meshctl, write, tmp_path):

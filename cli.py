@@ -451,6 +451,8 @@ def run(
     byte. With --store sqlite:PATH a crash (even kill -9) loses nothing: run again with
     --resume. Input records the mesh refuses (not an event, an undeclared type, data against
     its schema) are dead-lettered, the first 10 shown on stderr with their file:line:col.
+    The mesh's schedules fire their ticks on the same clock, from --from (or the first input)
+    up to --until (or the last input); a mesh with schedules runs without --events too.
     Exit 0 when the run completes (dead letters included: see the summary), 1 if the mesh is
     invalid, or with --strict-input if an input record was refused.
 
@@ -464,6 +466,7 @@ def run(
       meshctl run workflows/orders --events workflows/orders/events.jsonl --store sqlite:orders.db
       meshctl run workflows/orders --events workflows/orders/events.jsonl --store sqlite:orders.db --resume
       meshctl run workflows/orders --events workflows/orders/events.jsonl --strict-input
+      meshctl run workflows/reports --from 2026-03-28T12:00:00Z --until 1d
     """
     from engine.commands.runs import RunOptions, faults_for, run_mesh
 

@@ -53,11 +53,20 @@ def _generated(module, path: Path, n: int) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _beats(n: int) -> list[dict]:
+    """Heartbeats sent from outside, one a minute from noon on the night clocks go forward in
+    Paris: the reports example's schedules tick between them (and across the kills)."""
+    start = parse_time("2026-03-28T12:00:00Z")
+    return [{"specversion": "1.0", "id": f"probe-{i}", "source": "/probe", "type": "heartbeat",
+             "time": iso(start + 60 * i), "data": {"at": iso(start + 60 * i)}} for i in range(n)]
+
+
 INPUTS = {
     "arena": lambda tmp, n: _generated(e2e, tmp / "gen.jsonl", n),
     "orders": lambda tmp, n: _generated(orders, tmp / "gen.jsonl", n),
     "arena-orchestrated": lambda tmp, n: _repeated("arena-orchestrated", n),
     "matchmaking": lambda tmp, n: _generated(matchmaking, tmp / "gen.jsonl", n),
+    "reports": lambda tmp, n: _beats(n),
 }
 
 

@@ -8,8 +8,10 @@ deployment that gives the same results is tests/cluster/test_same_results_as_run
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+from engine.runtime.watermarks import task_bound
 from engine.storage.broker import partition_of
 
 MESH = """\
@@ -147,3 +149,81 @@ def test_an_inputwatermark_from_outside_is_replaced(meshctl, tmp_path):
     summary, out, dead, _ = _run(meshctl, tmp_path, _mesh(tmp_path, 1), records)
     assert dead == [] and summary["late_events"] == 0
     assert [e.get("inputwatermark") for e in out if e["type"] == "score"] == [None, "2026-03-01T12:00:05Z"]
+
+
+WAITING = """\
+apiVersion: meshctl/v1
+kind: Mesh
+metadata: {name: paid}
+spec: {deployment: {partitions: 1}}
+---
+apiVersion: meshctl/v1
+kind: EventType
+metadata: {name: order.placed}
+spec: {external: true}
+---
+apiVersion: meshctl/v1
+kind: EventType
+metadata: {name: payment.confirmed}
+spec: {external: true}
+---
+apiVersion: meshctl/v1
+kind: EventType
+metadata: {name: sale}
+---
+apiVersion: meshctl/v1
+kind: EventType
+metadata: {name: sale.window}
+---
+apiVersion: meshctl/v1
+kind: Orchestration
+metadata: {name: checkout}
+spec:
+  trigger: {on: order.placed}
+  steps:
+    - id: await_payment
+      wait:
+        event: payment.confirmed
+        correlate: {run: "{{ input.order }}", event: "{{ data.order }}"}
+    - id: book
+      needs: [await_payment]
+      do: {emit: {type: sale, data: {order: "{{ input.order }}"}}}
+---
+apiVersion: meshctl/v1
+kind: Stream
+metadata: {name: sales}
+spec:
+  from: [sale]
+  window: {tumbling: 1m}
+  aggregate: {n: {count: {}}}
+  emit: {type: sale.window}
+"""
+
+
+def test_a_run_that_waited_is_judged_by_the_event_it_waited_for(meshctl, tmp_path):
+    """o-1 is placed at 12:00:05 and paid at 12:05:10; o-2 is placed at 12:05:00. What o-1's run
+    makes after its wait carries the payment's time and its partition's progress then
+    (12:05:00), not its trigger's: the sale at 12:05:10 is judged by what had been read when
+    the payment came."""
+    folder = tmp_path / "waiting"
+    folder.mkdir()
+    (folder / "mesh.yaml").write_text(WAITING)
+
+    def event(n: int, type_: str, clock: str) -> dict:
+        return {"specversion": "1.0", "type": type_, "source": "/shop", "id": f"{type_}-{n}",
+                "time": f"2026-03-01T{clock}Z", "data": {"order": f"o-{n}"}}
+    records = [event(1, "order.placed", "12:00:05"), event(2, "order.placed", "12:05:00"),
+               event(1, "payment.confirmed", "12:05:10")]
+    summary, out, dead, _ = _run(meshctl, tmp_path, folder, records)
+    assert dead == [] and summary["late_events"] == 0
+    [sale] = [e for e in out if e["type"] == "sale"]
+    assert (sale["time"], sale["inputwatermark"]) == ("2026-03-01T12:05:10Z", "2026-03-01T12:05:00Z")
+
+
+def test_a_tasks_bound_is_its_causes_time_or_its_start():
+    assert task_bound("attempt", {"event": {"time": "2026-03-01T12:00:00Z"}}) == 1772366400.0
+    assert task_bound("complete", {"delivery": {"event": {"time": "2026-03-01T12:00:00Z"}}}) == 1772366400.0
+    assert task_bound("wait-timeout", {"run": "r", "at": 5.0}) == 5.0
+    assert task_bound("schedule-tick", {"at": 5}) == 5.0
+    assert task_bound("attempt", {"event": {}}) == task_bound("mystery", {"run": "r"}) == -math.inf
+    assert task_bound("order-gap", {"expected": 3}) == math.inf

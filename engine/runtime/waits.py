@@ -26,7 +26,8 @@ from ..core import eventtime
 from ..language import model as m
 from ..language.templates import RenderError, compile_string, compile_value
 from .actions import Attempt
-from .events import derived_time
+from .events import WATERMARK, derived_time
+from .watermarks import stamp_of
 
 RUN_SIGNAL = "run-signal"  # a signal for a run (meshctl runs signal, POST /runs/{run}/signals/{name})
 RUN_CANCEL = "run-cancel"  # a cancellation of a run (meshctl runs cancel)
@@ -145,7 +146,9 @@ class Waits:
         """Start the clock of the run's `timeout`, if its orchestration has one."""
         timeout = self.rt.mesh.orchestrations[run["orchestration"]].timeout
         if timeout is not None:
-            self.rt.scheduler.at(self.rt.clock.now() + timeout, "run-timeout", {"run": run["id"]})
+            # "at": no event the timeout makes is earlier than the run's start (watermarks.py)
+            self.rt.scheduler.at(self.rt.clock.now() + timeout, "run-timeout",
+                                 {"run": run["id"], "at": run["at"]})
 
     def begin(self, run: dict, step: m.Step) -> None:
         """The wait step *step* of *run* starts waiting (its `when` held)."""
@@ -172,7 +175,8 @@ class Waits:
                                                          "home": self._home(), "to_key": key})
         if wait.timeout is not None:
             state["until"] = eventtime.format(state["begin"] + wait.timeout)
-            self.rt.scheduler.at(now + wait.timeout, "wait-timeout", {"run": run["id"], "step": step.id})
+            self.rt.scheduler.at(now + wait.timeout, "wait-timeout",
+                                 {"run": run["id"], "step": step.id, "at": state["begin"] + wait.timeout})
         self.rt.trace.record(now, "wait-start", run=run["id"], orchestration=run["orchestration"],
                              step=step.id, **what)
 
@@ -213,13 +217,18 @@ class Waits:
                 "run": w["run"], "step": w["step"], "to_partition": w["home"], "output": event.get("data"),
                 "received": {"event": event["id"], "source": event.get("source"), "type": event["type"],
                              "time": event.get("time")},
-                "at": derived_time(event, 0.0, now)})
+                "at": derived_time(event, 0.0, now), WATERMARK: event.get(WATERMARK)})
 
     # --- a wait ends --------------------------------------------------------------------------
     def _resume(self, task: dict) -> None:
         run = self.o.load(task["run"])
         if run is None or run["status"] not in ACTIVE or run["steps"][task["step"]]["status"] != "waiting":
             return  # it ended, timed out or was cancelled meanwhile: the event is not for it any more
+        stamp = task.get(WATERMARK)
+        if stamp is not None and stamp_of({WATERMARK: stamp}) > stamp_of(run["event"]):
+            # what the run makes from now on follows the awaited event, whose partition had got
+            # this far: judged late by it (docs/streams.md, "Windows fed by the mesh's own events")
+            run["event"] = {**run["event"], WATERMARK: stamp}
         self._complete(run, task["step"], task["output"], task["at"], {"received": task["received"]}, "event")
 
     def signal(self, run_id: str, name: str, data: Any = None, by: str | None = None) -> dict:

@@ -36,8 +36,6 @@ from .events import WATERMARK
 
 _INF = math.inf
 _parse = eventtime.parse_or_none
-# tasks whose payload carries the event time their work starts at (an orchestration's steps)
-_RUN_TASKS = frozenset({"step-attempt", "step-complete", "compensate", "compensated"})
 
 
 def stream_key(name: str) -> str:
@@ -99,20 +97,20 @@ def stamp_of(event: dict) -> float:
 
 
 def task_bound(kind: str, payload: Any) -> float:
-    """No event a task makes is earlier than this (its cause's event time: a derived event's time
-    is its cause's plus declared delays). ``-inf`` when unknown (it holds windows back until
-    done); ``+inf`` for a task that makes nothing new (a gap timer: what it lets go is held)."""
+    """No event a task makes is earlier than this: its cause's event time (a derived event's
+    time is its cause's plus declared delays), or the event time the task's payload says its
+    work starts at (``at``: an orchestration's steps, a timeout, a schedule's tick). ``-inf``
+    when unknown (it holds windows back until done); ``+inf`` for a task that makes nothing new
+    (a gap timer: what it lets go is held)."""
     if kind == "order-gap":
         return _INF
-    if kind in _RUN_TASKS:
-        at = payload.get("at")
-        return float(at) if isinstance(at, (int, float)) else -_INF
-    event = payload.get("event") if kind in ("attempt", "offer") else (
-        payload.get("delivery", {}).get("event") if kind == "complete" else None)
-    if not isinstance(event, dict):
-        return -_INF
-    t = _parse(event.get("time")) if isinstance(event.get("time"), str) else None
-    return -_INF if t is None else t
+    if kind in ("attempt", "offer", "complete"):
+        event = payload.get("event") if kind != "complete" else payload.get("delivery", {}).get("event")
+        raw = event.get("time") if isinstance(event, dict) else None
+        t = _parse(raw) if isinstance(raw, str) else None
+        return -_INF if t is None else t
+    at = payload.get("at") if isinstance(payload, dict) else None
+    return float(at) if isinstance(at, (int, float)) and not isinstance(at, bool) else -_INF
 
 
 class InputProgress:

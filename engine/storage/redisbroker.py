@@ -46,7 +46,7 @@ from ..language.model import DEFAULT_PARTITIONS
 from .base import StorageError
 from .broker import INPUT, TASKS, Entry, Task, input_partition, partition_of
 from .redismemory import memory_usage
-from .redisstore import RedisStore
+from .redisstore import REDIS_ERRORS, RedisStore
 
 GROUP = "workers"  # the consumer group every worker reads through
 FORWARD_MARK_SECONDS = 86400  # how long a moved outbox entry's marker is kept
@@ -125,7 +125,7 @@ class RedisBroker:
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise StorageError(f"redis {self.store.url or self._p}: {exc}") from exc
 
     def _key(self, name: str, partition: int | None = None) -> str:
@@ -207,7 +207,7 @@ class RedisBroker:
         try:
             aof = self._first(self._r.config_get("appendonly")).get("appendonly")
             fsync = self._first(self._r.config_get("appendfsync")).get("appendfsync")
-        except redis.RedisError:
+        except REDIS_ERRORS:
             return "cannot read the server's persistence settings (CONFIG GET refused): durability unknown"
         if aof != "yes":
             return ("the Redis server runs without the append-only file (appendonly no): events and effects "
@@ -526,7 +526,7 @@ class RedisBroker:
         except redis.ResponseError as exc:
             return {"estimate": True, "unavailable": str(exc), "classes": {}, "keys": 0, "bytes": 0,
                     "exact_counts": False, "scanned": 0}
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise StorageError(f"redis {self.store.url or self._p}: {exc}") from exc
 
     def close(self) -> None:

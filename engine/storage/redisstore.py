@@ -58,6 +58,9 @@ from .base import NotAStoreURL, StorageError
 from .broker import partition_of
 from .sqlite import DEDUP_WINDOW
 
+# what the client raises when the server or cluster fails: a cluster's own errors (no node
+# reachable, a slot no node serves) are not RedisErrors
+REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
 DEFAULT_PREFIX = "meshctl"
 CLUSTER_SCHEME = "redis+cluster"
 ARCHIVED = ("input", "emitted")  # the journals `retention.archive` applies to in a run
@@ -259,8 +262,8 @@ class RedisStore:
                 client = redis.Redis.from_url(client_url, decode_responses=True, socket_timeout=30,
                                               socket_connect_timeout=5, health_check_interval=30)
             client.ping()
-        except (redis.RedisError, ValueError) as exc:
-            raise UsageError(f"cannot reach Redis at {client_url}: {exc}") from exc
+        except (*REDIS_ERRORS, ValueError) as exc:
+            raise UsageError(f"cannot reach Redis at {url}: {exc}") from exc
         return cls(client, prefix, url, retention)
 
     # --- the unit of work ------------------------------------------------------------
@@ -307,7 +310,7 @@ class RedisStore:
     def _call(self, fn, *args):
         try:
             return fn(*args)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise StorageError(f"redis {self.url or self.prefix}: {exc}") from exc
 
     # --- retention ------------------------------------------------------------------------

@@ -50,9 +50,11 @@ def test_unknown_store_url_is_a_usage_error(url):
     assert repr(url) in str(info.value) and "sqlite:PATH" in str(info.value)
 
 
-def test_an_unreachable_redis_is_a_usage_error_naming_it():
-    with pytest.raises(UsageError, match="cannot reach Redis at redis://127.0.0.1:1/0") as info:
-        open_store("redis://127.0.0.1:1/0")
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "redis+cluster://127.0.0.1:1"])
+def test_an_unreachable_redis_is_a_usage_error_naming_it(url):
+    """A cluster's own errors (no node reachable) are not RedisErrors: they too are named."""
+    with pytest.raises(UsageError, match=f"cannot reach Redis at {url}") as info:
+        open_store(url)
     assert info.value.exit_code == 2
 
 

@@ -21,6 +21,7 @@ from ..language.templates import condition_text, referenced_fields, secret_reads
 from .feasibility import FILTER, SIGNATURE, feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, produced_types
 from .handlerstate import module_state_diagnostics
+from .versions import check_versions
 
 MAX_CYCLES_PER_TANGLE = 10
 MAX_CYCLES_TOTAL = 100
@@ -36,6 +37,7 @@ def analyse(mesh: m.Mesh, graph: nx.DiGraph) -> list[Diagnostic]:
         found += check(mesh)
     found += check_event_cycles(graph)
     found += check_overload(mesh, graph)
+    found += check_versions(mesh, graph)
     return found
 
 

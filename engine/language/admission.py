@@ -58,12 +58,17 @@ class DataSchemas:
     def check(self, event: dict) -> Rejection | None:
         """The data's first schema violation, if any (the event's type must be declared in the mesh)."""
         type_ = event["type"]
-        fast = self._fast.get(type_) or self._compile(type_)
+        key = type_
+        if "dataschema" in event and self.mesh.event_types[type_].versions:
+            key, problem = self._versioned(type_, event["dataschema"])
+            if problem is not None:
+                return problem
+        fast = self._fast.get(key) or self._compile(key)
         data = event.get("data")
         try:
             if fast(data):
                 return None
-            error = first_data_error(self._validators[type_], data)
+            error = first_data_error(self._validators[key], data)
         except (OverflowError, ValueError, RecursionError) as exc:
             # data a keyword cannot compute with: an integer beyond a float's range under a float
             # multipleOf, one too long to print in the message, nesting past the recursion limit
@@ -78,15 +83,34 @@ class DataSchemas:
         where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in path)
         return Rejection(clip(where), clip(message))
 
-    def _compile(self, type_: str) -> Callable[[Any], bool]:
+    def _versioned(self, type_: str, dataschema: Any) -> tuple[str, Rejection | None]:
+        """The schema key of an event that names a version of its type in ``dataschema``: an
+        earlier one (``TYPE@N``) or the current (``TYPE``); another URI is the producer's own
+        business and checks the current schema."""
         et = self.mesh.event_types[type_]
-        if et.schema is None:
+        prefix = m.DATASCHEMA.format(type=type_, version="")
+        if not isinstance(dataschema, str) or not dataschema.startswith(prefix):
+            return type_, None
+        number = dataschema[len(prefix):]
+        version = et.schema_of(int(number)) if number.isdigit() else None
+        if version is None:
+            known = ", ".join(str(v.version) for v in et.versions)
+            return type_, Rejection(
+                "dataschema", f"names version {number!r} of {type_!r}, which declares {known}",
+                "send a declared version, or declare this one in the type's `previous`")
+        return (type_ if version.version == et.version else f"{type_}@{version.version}"), None
+
+    def _compile(self, key: str) -> Callable[[Any], bool]:
+        type_, _, number = key.partition("@")
+        et = self.mesh.event_types[type_]
+        raw = et.schema_of(int(number)).schema if number else et.schema
+        if raw is None:
             fast = _valid
         else:
-            schema = m.thaw(et.schema)
-            validator = self._validators[type_] = data_validator(schema)
+            schema = m.thaw(raw)
+            validator = self._validators[key] = data_validator(schema)
             fast = compile_check(schema) or validator.is_valid
-        self._fast[type_] = fast
+        self._fast[key] = fast
         return fast
 
 

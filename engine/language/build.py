@@ -321,6 +321,13 @@ Built = tuple[Any, list[Diagnostic]]
 
 def _event_type(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     schema = spec.get("schema")
+    version = spec.get("version", 1)
+    versions: tuple[m.SchemaVersion, ...] = ()
+    if "version" in spec or spec.get("previous"):
+        earlier = [_schema_version(d, raw["version"], raw["schema"], "spec", "previous", i, "schema")
+                   for i, raw in enumerate(spec.get("previous", ()))]
+        current = _schema_version(d, version, schema if schema is not None else {}, "spec", "schema")
+        versions = (*sorted(earlier, key=lambda v: v.version), current)
     return m.EventType(
         name,
         d.loc("metadata", "name"),
@@ -328,7 +335,24 @@ def _event_type(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         spec.get("key"),
         spec.get("external", False),
         meta.get("description"),
+        version,
+        spec.get("compatibility", "backward"),
+        versions,
     ), []
+
+
+def _schema_version(d: _Doc, version: int, schema: Any, *at: Any) -> m.SchemaVersion:
+    """One version of a schema, with where each of its nodes is written."""
+    where: dict[tuple, Location] = {}
+    stack: list[tuple[tuple, Any]] = [((), schema)]
+    while stack:
+        path, node = stack.pop()
+        where[path] = d.loc(*at, *path)
+        if isinstance(node, dict):
+            stack.extend(((*path, str(k)), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(node))
+    return m.SchemaVersion(version, m.freeze(schema), d.loc(*at), MappingProxyType(where))
 
 
 def _route(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
@@ -393,6 +417,8 @@ def _service(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
             d.policy_ref(raw.get("delivery"), *at, "delivery"),
             d.loop(raw.get("loop"), *at, "loop"),
             d.rate_limit(raw.get("rate_limit"), *at, "rate_limit"),
+            raw.get("version"),
+            d.loc(*at, "version") if "version" in raw else None,
         )
         if sub_name in seen:
             problems.append(

@@ -198,6 +198,35 @@ class EventType:
     key: str | None = None
     external: bool = False
     description: str | None = None
+    version: int = 1
+    compatibility: str = "backward"
+    # every declared version, oldest first, the current one (`schema`) last; empty when the type
+    # declares no `version` and no `previous` (its events carry no `dataschema`)
+    versions: tuple["SchemaVersion", ...] = ()
+
+    def schema_of(self, version: int) -> "SchemaVersion | None":
+        """The declared version numbered *version*, or None."""
+        return next((v for v in self.versions if v.version == version), None)
+
+
+DATASCHEMA = "urn:meshctl:schema:{type}:{version}"  # an event's `dataschema` naming a version
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaVersion:
+    """One version of an event type's schema, with the location of each of its nodes (by
+    JSON Schema keyword path, e.g. ``("properties", "score")``) for located diagnostics."""
+
+    version: int
+    schema: Mapping[str, Any]
+    loc: Location
+    where: Mapping[tuple, Location] = field(default_factory=lambda: MappingProxyType({}))
+
+    def locate(self, path: tuple) -> Location:
+        """Where the node at *path* is written, or its nearest written ancestor."""
+        while path and path not in self.where:
+            path = path[:-1]
+        return self.where.get(path, self.loc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +304,8 @@ class Subscription:
     delivery: PolicyRef | None = None
     loop: Loop | None = None
     rate_limit: RateLimit | None = None
+    version: int | None = None  # the version of its type's schema it reads (None: the current)
+    version_loc: Location | None = None
 
     @property
     def label(self) -> str:

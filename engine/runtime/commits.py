@@ -26,6 +26,9 @@ class Commits:
     def __init__(self, rt: Pipeline, guards: Guards, effects: dict[str, Callable[[dict], None]]):
         self.rt, self.guards, self.effects = rt, guards, effects
         self.store, self.trace, self.by_id, self.seed = rt.store, rt.trace, rt.by_id, rt.seed
+        # what events of a versioned type carry: the version of the schema they were made with
+        self.dataschemas = {et.name: m.DATASCHEMA.format(type=et.name, version=et.version)
+                            for et in rt.mesh.event_types.values() if et.versions}
 
     def complete(self, task: dict) -> None:
         """The outcome of an attempt that took time, kept as data in the schedule, commits now."""
@@ -106,6 +109,8 @@ class Commits:
 
     def record_emitted(self, event: dict, producer: str) -> None:
         """Count, record and journal an event emitted inside the mesh (then tell ``on_emit``)."""
+        if self.dataschemas and event["type"] in self.dataschemas:
+            event["dataschema"] = self.dataschemas[event["type"]]
         self.trace.counts["emitted"] += 1
         if self.trace.sink is not None:
             self.trace.record(self.rt.clock.now(), "emit", event=event["id"], type=event["type"],

@@ -222,6 +222,21 @@ class Broker(Protocol):
     def counters(self) -> dict[str, int]:
         """The deployment's counters: every committed unit's added together."""
 
+    # --- deployed meshes (meshctl deploy) ------------------------------------------------
+    def deploy_mesh(self, version: str, snapshot: str, info: dict) -> None:
+        """Keep a mesh version's *snapshot* (its files, as text) and make it the current one
+        (deployed again, an older version becomes current again)."""
+
+    def mesh_versions(self) -> list[dict]:
+        """The mesh versions deployed and not retired, oldest deployment first, the current one
+        last: each the *info* it was deployed with, plus ``version``."""
+
+    def mesh_snapshot(self, version: str) -> str | None:
+        """The snapshot of a deployed version; None once retired."""
+
+    def retire_mesh(self, version: str) -> None:
+        """Forget a drained version (its snapshot and its entry)."""
+
     def memory(self) -> dict:
         """What the deployment holds, per class of key (dedup records, runs, archive, queues,
         ...): ``{"classes": {class: {"keys": n, "bytes": b}}, "keys": n, "bytes": b,

@@ -515,6 +515,24 @@ class RedisBroker:
                 total[name] = total.get(name, 0) + int(n)
         return total
 
+    def deploy_mesh(self, version: str, snapshot: str, info: dict) -> None:
+        # the snapshot first: a version listed always has its files
+        self._call(self._r.set, self._key(f"mesh:{version}"), snapshot)
+        order = self._call(self._r.incr, self._key("meshes:seq"))
+        self._call(self._r.hset, self._key("meshes"), version, json.dumps({**info, "seq": order}))
+
+    def mesh_versions(self) -> list[dict]:
+        raw = self._call(self._r.hgetall, self._key("meshes"))
+        listed = [{**json.loads(info), "version": version} for version, info in raw.items()]
+        return sorted(listed, key=lambda info: info["seq"])
+
+    def mesh_snapshot(self, version: str) -> str | None:
+        return self._call(self._r.get, self._key(f"mesh:{version}"))
+
+    def retire_mesh(self, version: str) -> None:
+        self._call(self._r.hdel, self._key("meshes"), version)
+        self._call(self._r.delete, self._key(f"mesh:{version}"))
+
     def memory(self) -> dict:
         """Keys and bytes per class of key, estimated (engine/storage/redismemory.py). A server
         that refuses SCAN or MEMORY (an ACL, a managed service) gives ``unavailable``: why."""

@@ -33,6 +33,8 @@ CLASSES = {
     "lane": "queues",
     "delayed": "queues",
     "pending": "queues",  # pending work by event time (partition watermarks)
+    "meshes": "deployed meshes",
+    "mesh": "deployed meshes",
 }
 OTHER = "leases, workers, counters"
 # nodes of an aggregate MEMORY USAGE looks at: Redis's default (5) takes a stream's first nodes

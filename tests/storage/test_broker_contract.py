@@ -398,3 +398,18 @@ def test_memory_counts_keys_and_bytes_per_class(deployment, broker):
     assert all(c["bytes"] > 0 for c in classes.values())
     assert report["keys"] == sum(c["keys"] for c in classes.values())
     assert report["bytes"] == sum(c["bytes"] for c in classes.values())
+
+
+def test_deployed_mesh_versions_are_kept_listed_in_order_and_retired(broker, deployment):
+    assert broker.mesh_versions() == []
+    broker.deploy_mesh("aaa", '{"files": {}}', {"path": "one"})
+    broker.deploy_mesh("bbb", '{"files": {"x": "y"}}', {"path": "two"})
+    other = deployment.open()  # another process sees them
+    assert [v["version"] for v in other.mesh_versions()] == ["aaa", "bbb"]
+    assert other.mesh_versions()[0]["path"] == "one"
+    assert other.mesh_snapshot("bbb") == '{"files": {"x": "y"}}'
+    broker.deploy_mesh("aaa", '{"files": {}}', {"path": "one"})  # deployed again: current again
+    assert [v["version"] for v in broker.mesh_versions()] == ["bbb", "aaa"]
+    other.retire_mesh("bbb")
+    assert [v["version"] for v in broker.mesh_versions()] == ["aaa"]
+    assert broker.mesh_snapshot("bbb") is None

@@ -1309,7 +1309,7 @@ def _configure_logs(command: str, log_format: str, log_level: str) -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path", required=False, type=click.Path(exists=True))
 @click.option(
     "--store",
     "store_url",
@@ -1412,7 +1412,9 @@ def worker(
 ) -> None:
     """Work on a mesh from a Redis store until stopped.
 
-    The mesh at PATH runs on the real clock. Start any number, on any hosts: they share the
+    The mesh at PATH runs on the real clock; without PATH, the versions of the mesh deployed
+    in --store with `meshctl deploy` (new input on the current one, each run on the version it
+    started on; see docs/versions.md). Start any number, on any hosts: they share the
     work, each holding a share of the deployment's partitions. SIGTERM or Ctrl-C finishes
     the unit in hand, hands the partitions over and stops (exit 0); a killed worker's
     partitions are taken over by the others after --lease. Prints what this worker did when
@@ -1424,14 +1426,25 @@ def worker(
       meshctl worker workflows/arena --store 'redis://localhost:6379/0?prefix=arena' --name w1
       meshctl worker workflows/arena --store redis://localhost:6379/0 --exit-when-idle
       meshctl worker workflows/arena --store redis://localhost:6379/0 --metrics-port 9464 --log-format json
+      meshctl worker --store redis://localhost:6379/0
     """
     from engine.commands.checks import require_valid
-    from engine.commands.deploy import Worker, WorkerOptions, broker_store
+    from engine.commands.deploy import Deployed, Worker, WorkerOptions, broker_store
     from engine.commands.runs import faults_for
 
     _configure_logs("worker", log_format, log_level)
-    mesh = require_valid(path).mesh
-    store = broker_store(store_url, "worker", mesh)
+    deployed = None
+    if path is None:
+        store = broker_store(store_url, "worker")
+        deployed = Deployed(store)
+        mesh = deployed.meshes[deployed.current]
+    else:
+        mesh = require_valid(path).mesh
+        store = broker_store(store_url, "worker", mesh)
+        if store.mesh_versions():
+            store.close()
+            raise click.UsageError("this deployment runs the meshes deployed with `meshctl deploy`: "
+                                   "start the worker without PATH")
     warning = store.durability_warning()
     if warning:
         log.warning(warning)
@@ -1449,7 +1462,7 @@ def worker(
         journal_trace,
         metrics_port=metrics_port,
     )
-    runner = Worker(mesh, store, options)
+    runner = Worker(None if deployed is not None else mesh, store, options, deployed)
     log.info("working on %s", store_url, extra={"worker": runner.name, "store": store_url})
     summary = runner.run()
     log.info("stopped", extra={"worker": runner.name})
@@ -1457,7 +1470,7 @@ def worker(
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path", required=False, type=click.Path(exists=True))
 @click.option(
     "--store", "store_url", metavar="URL", required=True, help="The Redis store of a worker deployment."
 )
@@ -1467,19 +1480,21 @@ def status(path, store_url, fmt) -> None:
 
     Backlog of every queue, each partition's backlog and holder, dead letters per queue,
     live workers, what the deployment holds in Redis per class of key (keys and bytes, an
-    estimate from a sample) and the counters of the deployment of the mesh at PATH in --store.
+    estimate from a sample) and the counters of the deployment of the mesh at PATH in --store
+    (without PATH, of the meshes deployed there with `meshctl deploy`), and each deployed mesh
+    version: current or draining, its work in the queues and its runs in flight.
 
     \b
     Examples:
       meshctl status workflows/arena --store redis://localhost:6379/0
       meshctl status workflows/arena --store redis://localhost:6379/0 --format json
+      meshctl status --store redis://localhost:6379/0
     """
     from engine.commands.checks import require_valid
-    from engine.commands.deploy import broker_store
-    from engine.commands.deploy import status as deployment_status
+    from engine.commands.deploy import broker_store, deployment_status
 
-    mesh = require_valid(path).mesh
-    report = deployment_status(broker_store(store_url, "status", mesh), sorted(mesh.streams))
+    mesh = require_valid(path).mesh if path is not None else None
+    report = deployment_status(broker_store(store_url, "status", mesh), mesh)
     if fmt == "json":
         click.echo(json.dumps(report, indent=2))
         return
@@ -1499,6 +1514,9 @@ def status(path, store_url, fmt) -> None:
         click.echo(f"worker {name}: last seen {info['seen']}")
     if not report["workers"]:
         click.echo("no live workers")
+    for v in report["versions"]:
+        click.echo(f"mesh version {v['version']} ({v['state']}): {_count(v['runs_in_flight'], 'run')} "
+                   f"in flight, {_count(v['work'], 'task')} queued")
     _print_memory(report["memory"])
     _print_summary(report["summary"], "text", [])
 
@@ -1513,6 +1531,50 @@ def _print_memory(memory: dict) -> None:
     for name, held in memory["classes"].items():
         click.echo(f"  {name:<34}{held['keys']:>10,}{held['bytes']:>14,}")
     click.echo(f"  {'in all':<34}{memory['keys']:>10,}{memory['bytes']:>14,}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    required=True,
+    help="The Redis store of the deployment: redis://HOST:PORT/DB[?prefix=NAME].",
+)
+def deploy(path, store_url) -> None:
+    """Deploy a new version of a mesh to a Redis store.
+
+    The mesh at PATH (valid) and the Python modules of its directory are kept in --store
+    under a version id (a hash of the files) and become the current version: workers started
+    without PATH take new input on it, while the runs and deliveries that started on an earlier
+    version finish there. A version that is no longer current is retired once nothing of it is
+    left in the queues. Deploying the current version again changes nothing. See
+    docs/versions.md.
+
+    \b
+    Examples:
+      meshctl deploy workflows/versions --store redis://localhost:6379/0
+      meshctl deploy workflows/versions --store 'redis://localhost:6379/0?prefix=parcels'
+    """
+    from engine.commands.checks import require_valid
+    from engine.commands.deploy import broker_store, versions_status
+    from engine.commands.deploy import deploy as deploy_version
+
+    mesh = require_valid(path).mesh
+    store = broker_store(store_url, "deploy", mesh)
+    try:
+        version, again = deploy_version(store, path)
+        listed = versions_status(store)
+    finally:
+        store.close()
+    if again:
+        click.echo(f"version {version} is the current version already: nothing changed")
+        return
+    click.echo(f"deployed version {version} of {printable(path)} to {store_url}")
+    for v in listed[:-1]:
+        click.echo(f"version {v['version']} drains: {_count(v['runs_in_flight'], 'run')} in flight, "
+                   f"{_count(v['work'], 'task')} queued")
 
 
 @main.command()

@@ -25,6 +25,7 @@ that made it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -54,6 +55,7 @@ from .deployment import OFFER, REDRIVE, REPLAY, RUN_REDRIVE, queue_lanes
 from .metrics import MetricsServer, TraceMetrics
 from .otel import Spans, tracing
 from .schedules import Ticker
+from .versions import TAG, Deployed, retire_drained, tag_of, version_deltas
 
 MAX_CONFLICTS = 20  # a unit redone this often in a row is left pending, for a later turn
 FAILED = -2  # a unit whose work raised: nothing committed, its entries stay pending
@@ -61,6 +63,7 @@ LANE_BATCHES = 5  # each lane of a partition is read this many batches at a time
 BALANCE_EVERY = 0.25  # seconds between looks at the live workers (and lease renewals)
 CLOSE_EVERY = 0.2  # seconds between looks at the partition watermarks (windows to close)
 IDLE_PAUSE = 0.05  # seconds a worker waits after a turn that found nothing to do
+VERSIONS_EVERY = 1.0  # seconds between looks for mesh versions deployed or drained
 log = logging.getLogger(__name__)
 
 
@@ -95,6 +98,17 @@ class WorkerOptions:
     metrics_host: str = "127.0.0.1"
 
 
+@dataclass
+class _Version:
+    """One mesh version's runtime in a worker (one only, without ``meshctl deploy``)."""
+
+    version: str | None
+    mesh: m.Mesh
+    rt: Runtime
+    offer: Callable  # the runtime's own offer (the worker puts its own in front)
+    ordered: set[str]
+
+
 class Outbox:
     """Stands in for the runtime's scheduler: collects the tasks a unit schedules, which
     are committed with the unit (into a queue now, or into the delayed set)."""
@@ -111,8 +125,10 @@ class Outbox:
 
 
 class Worker:
-    def __init__(self, mesh: m.Mesh, broker: Broker, options: WorkerOptions):
-        self.mesh, self.broker, self.options = mesh, broker, options
+    def __init__(self, mesh: m.Mesh | None, broker: Broker, options: WorkerOptions,
+                 deployed: Deployed | None = None):
+        """A worker of *mesh*, or (*mesh* None) of the versions *deployed* in the broker's store."""
+        self.broker, self.options, self.deployed = broker, options, deployed
         self.store = store = broker.unit_store()  # what a unit reads is checked again at its commit
         self.name = options.name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         journal = JournalSink(store) if options.journal_trace else None
@@ -122,25 +138,18 @@ class Worker:
         )
         # the metrics read the trace records the runtime makes anyway: they are its sink
         self.trace = Trace(self.metrics if self.metrics is not None else journal)
-        self.rt = Runtime(mesh, store=store, clock=SystemClock(), seed=options.seed, http=options.http,
-                          faults=options.faults, max_hops=options.max_hops, trace=self.trace)
+        self.clock = SystemClock()
         self.tracing = tracing()  # OpenTelemetry spans, when installed and configured
-        if self.tracing is not None:
-            self.rt.wrap_tasks(Spans(self.tracing.tracer, self.rt, self.name).wrap)
-        self.outbox = Outbox(self.rt.clock)
-        self.rt.scheduler = self.outbox
-        self.rt.register_task(REDRIVE, lambda record: self.rt.redeliver(DeadLetter.from_dict(record)))
-        self.rt.register_task(RUN_REDRIVE, lambda task: self._redrive_run(task["run"]))
-        self.rt.register_task(REPLAY, lambda task: self.rt.reinject(task["event"], task["to"]))
-        self.rt.register_task(OFFER, lambda task: self._offer(
-            task["event"], self.rt.by_id[task["consumer"]], task["producer"]))
-        # an offer to an ordered consumer goes to the partition of its key, where its resequencer is
-        self._offer, self.rt.offer = self.rt.offer, self._offer_in_partition
-        self._ordered = {c.id for c in self.rt.by_id.values() if getattr(c.element, "ordering", None)}
-        self.broker.configure(mesh.partitions, stream_inputs(mesh))
-        self.lanes = queue_lanes(list(mesh.streams))
+        self.outbox = Outbox(self.clock)  # every version's runtime schedules into it
+        self._mesh = mesh
+        self.runtimes: dict[str | None, _Version] = {}
+        self.version: str | None = None
+        self._use(deployed.current if deployed is not None else None)
+        self.broker.configure(self.mesh.partitions, stream_inputs(self.mesh))
+        self.lanes = self._lanes()
         self.broker.ensure_lanes(self.lanes)
-        self.ticker = Ticker(self.rt, store, self.broker.partition_for, self._unit)  # `Schedule`s
+        self._last_versions = time.time()
+        self._ticker()
         self.units: Counter[str] = Counter()  # committed, conflicts, fenced, failed
         self.held: set[int] = set()  # the partitions this worker holds
         self._renewed: dict[int, float] = {}  # when each held partition's lease was last renewed
@@ -153,11 +162,111 @@ class Worker:
         # and per partitioned stream and partition the end of its first open window as last saved.
         # A partitioned stream's deliveries are split over the partitions by its key, each
         # partition keeping the windows of its keys: nothing of it depends on arrival order.
-        self.watermarks = self.rt.watermarks
-        self._split = self.watermarks.streams
+        # (self.watermarks and self._split: the runtime's in use, set by _use)
         self._progress: float | None = None
         self._next_end: dict[tuple[str, int], float] = {}
         self._last_close = 0.0
+
+    # --- versions: one runtime per mesh version ---------------------------------------------
+    def _runtime(self, version: str | None) -> _Version:
+        """The runtime of a version (of the worker's mesh: None), made on first use."""
+        found = self.runtimes.get(version)
+        if found is not None:
+            return found
+        mesh = self._mesh if version is None else self.deployed.meshes[version]
+        o = self.options
+        rt = Runtime(mesh, store=self.store, clock=self.clock, seed=o.seed, http=o.http, faults=o.faults,
+                     max_hops=o.max_hops, trace=self.trace)
+        if self.tracing is not None:
+            rt.wrap_tasks(Spans(self.tracing.tracer, rt, self.name).wrap)
+        rt.scheduler = self.outbox
+        rt.register_task(REDRIVE, lambda record: rt.redeliver(DeadLetter.from_dict(record)))
+        rt.register_task(RUN_REDRIVE, lambda task: self._redrive_run(task["run"]))
+        rt.register_task(REPLAY, lambda task: rt.reinject(task["event"], task["to"]))
+        rt.register_task(OFFER, lambda task: self._offer(
+            task["event"], rt.by_id[task["consumer"]], task["producer"]))
+        ordered = {c.id for c in rt.by_id.values() if getattr(c.element, "ordering", None)}
+        made = self.runtimes[version] = _Version(version, mesh, rt, rt.offer, ordered)
+        # an offer to an ordered consumer goes to the partition of its key, where its resequencer is
+        rt.offer = self._offer_in_partition
+        return made
+
+    def _use(self, version: str | None) -> None:
+        """Work with a version's runtime from now on (a unit's work starts with this)."""
+        chosen = self._runtime(version)
+        self.version, self.mesh, self.rt = version, chosen.mesh, chosen.rt
+        self._offer, self._ordered = chosen.offer, chosen.ordered
+        self.watermarks = chosen.rt.watermarks
+        self._split = self.watermarks.streams
+        self.watermarks.holds = {}  # the unit's held work, committed with it
+
+    def _lanes(self) -> list[str]:
+        meshes = [v.mesh for v in self.runtimes.values()] + (
+            list(self.deployed.meshes.values()) if self.deployed is not None else [])
+        return queue_lanes(sorted({name for mesh in meshes for name in mesh.streams}))
+
+    def _current(self) -> str | None:
+        return self.deployed.current if self.deployed is not None else None
+
+    def _version_of(self, entry: Entry) -> str | None:
+        """The version an entry runs on: its tag's; the current one for input and untagged tasks
+        (commands' redrives and replays)."""
+        if self.deployed is None:
+            return None
+        tag = self._tag(entry)
+        if tag is not None and tag not in self.deployed.meshes:
+            self.deployed.refresh()  # deployed since this worker last looked
+        if tag in self.deployed.meshes:
+            return tag
+        if tag is not None:
+            log.warning("an entry of mesh version %s, which is not deployed: run on version %s", tag,
+                        self.deployed.current, extra={"worker": self.name})
+        return self.deployed.current
+
+    def _see_deploys(self, entries: list[Entry]) -> None:
+        """Before input is taken, the versions deployed so far: input queued after a deploy
+        runs on the version it made current."""
+        if self.deployed is not None and any(entry.lane == INPUT for entry in entries):
+            self.deployed.refresh()
+
+    @staticmethod
+    def _tag(entry: Entry) -> str | None:
+        if entry.lane == INPUT:
+            return None
+        try:
+            return tag_of(json.loads(entry.fields.get("p", "null")))
+        except ValueError:
+            return None
+
+    def _ticker(self) -> None:
+        """The `Schedule`s fire on the current version (made again when another becomes current)."""
+        self.ticker = Ticker(self._runtime(self._current()).rt, self.store, self.broker.partition_for,
+                             self._unit_of_current)
+        self._ticking = self._current()
+
+    def _unit_of_current(self, partition: int, entries: list[Entry], work: Callable[[], None]) -> int:
+        def current() -> None:
+            self._use(self._current())
+            work()
+        return self._unit(partition, entries, current)
+
+    def _versions(self) -> None:
+        """Take up newly deployed versions, retire the drained ones, drop their runtimes."""
+        now = time.time()
+        if self.deployed is None or now - self._last_versions < VERSIONS_EVERY:
+            return
+        self._last_versions = now
+        for version in retire_drained(self.broker):
+            log.info("mesh version %s drained: retired", version, extra={"worker": self.name})
+        self.deployed.refresh()
+        for version in set(self.runtimes) - set(self.deployed.meshes):
+            del self.runtimes[version]
+        if self._ticking != self._current():
+            self._ticker()
+        lanes = self._lanes()
+        if lanes != self.lanes:
+            self.broker.ensure_lanes(lanes)
+            self.lanes = lanes
 
     # --- the loop ---------------------------------------------------------------------
     def stop(self, *_args) -> None:
@@ -202,11 +311,14 @@ class Worker:
                 server.close()
             if self.tracing is not None:
                 self.tracing.flush()
+            if self.deployed is not None:
+                self.deployed.close()
         return {**self.trace.summary(), "units": dict(self.units)}
 
     def _turn(self) -> bool:
         """One round over the partitions held; True when draining and nothing is left."""
         self._balance()
+        self._versions()
         now = time.time()
         if now - self._last_reclaim >= self.options.reclaim_after / 4:
             self._last_reclaim = now
@@ -290,6 +402,7 @@ class Worker:
                  for entry in self.broker.reclaim(lane, self.name, 0, self.options.batch, partition)]
         if not stale:
             self._stale.discard(partition)
+        self._see_deploys(stale)
         for entry in stale:  # in hand now: done even when stopping
             if self._unit(partition, [entry], self._work([entry])) == FENCED:
                 break
@@ -303,10 +416,11 @@ class Worker:
         batch = self.options.batch
         entries = self.broker.read_lanes(self.lanes, self.name, batch * LANE_BATCHES, [partition],
                                          counts={TASKS: batch})
+        self._see_deploys(entries)
         for lane in self.lanes:
             of_lane = [e for e in entries if e.lane == lane]
-            if of_lane:
-                self._batch(partition, of_lane)
+            for _, group in itertools.groupby(of_lane, key=self._version_of):  # a unit runs one version
+                self._batch(partition, list(group))
         return len(entries)
 
     def _batch(self, partition: int, entries: list[Entry]) -> None:
@@ -324,14 +438,15 @@ class Worker:
                 return
 
     def _work(self, entries: list[Entry]) -> Callable[[], None]:
-        lane = entries[0].lane
+        lane, version = entries[0].lane, self._version_of(entries[0])
         if lane == INPUT:
-            return lambda: self._inputs(entries)
+            return lambda: [self._use(version), self._inputs(entries)]
         if lane == TASKS:
-            return lambda: self._tasks(entries)
+            return lambda: [self._use(version), self._tasks(entries)]
         name = lane.split(":", 1)[1]
 
         def work() -> None:
+            self._use(version)
             self._load_windows([name])
             self._tasks(entries)
             self._save_windows([name])
@@ -358,6 +473,7 @@ class Worker:
         more, by the deployment's partition watermarks (engine/runtime/watermarks.py); how many
         units that took. Looked at every CLOSE_EVERY seconds."""
         now = time.time()
+        self._use(self._current())  # the windows of the current version's streams
         if not self._split or not partitions or now - self._last_close < CLOSE_EVERY:
             return 0
         self._last_close = now
@@ -375,6 +491,7 @@ class Worker:
 
     def _advance(self, names: list[str], progress: float, pending: float) -> Callable[[], None]:
         def work() -> None:
+            self._use(self._current())
             self._load_windows(names)
             self.rt.streams.advance(progress, pending, names)
             self._save_windows(names)
@@ -384,6 +501,7 @@ class Worker:
         """Close every open window of the streams in the partitions held (drain mode, once all
         queues are empty); how many closed."""
         before = self.trace.counts["windows_emitted"]
+        self._use(self._current())
         for partition in sorted(self.held):
             names = [n for n in self.mesh.streams
                      if n in self._split or self._stream_partition(n) == partition]
@@ -393,6 +511,7 @@ class Worker:
 
     def _flush(self, names: list[str]) -> Callable[[], None]:
         def work() -> None:
+            self._use(self._current())
             self._load_windows(names)
             for other in set(self.mesh.streams) - set(names):  # another partition's: flushed there
                 self.rt.streams.operators[other] = self.rt.streams.operator(other)
@@ -454,6 +573,8 @@ class Worker:
 
     def _task(self, entry: Entry) -> None:
         kind, payload = entry.fields["k"], json.loads(entry.fields["p"])
+        if isinstance(payload, dict):
+            payload.pop(TAG, None)  # the version it runs on is chosen already
         if entry.deliveries > 1 and kind == "attempt":
             self._attempt_after_loss(payload, entry.deliveries)
         elif entry.deliveries > self.options.max_deliveries:
@@ -555,6 +676,9 @@ class Worker:
                           exc_info=not isinstance(exc, StorageError), extra={"worker": self.name})
                 return FAILED
             deltas = self._counter_deltas(counts)
+            if self.version is not None:
+                done = sum(self._tag(entry) == self.version for entry in entries)
+                deltas |= version_deltas(self.version, len(self.outbox.tasks), done, deltas)
             result = self.broker.commit_unit(self.name, entries, self._tasks_due(), deltas,
                                              progress=self._progress, holds=self.watermarks.holds)
             self._settle(result == APPLIED)
@@ -576,10 +700,16 @@ class Worker:
     def _tasks_due(self) -> list[Task]:
         now, bounded = self.rt.clock.now(), self.watermarks.enabled
         return [
-            Task(self._lane_of(kind, payload), kind, payload, when if when > now else None,
+            Task(self._lane_of(kind, payload), kind, self._tagged(payload), when if when > now else None,
                  self._partition_of(kind, payload), task_bound(kind, payload) if bounded else None)
             for when, kind, payload in self.outbox.tasks
         ]
+
+    def _tagged(self, payload: Any) -> Any:
+        """A task's payload with the version of the unit that made it (with versions deployed)."""
+        if self.version is None or not isinstance(payload, dict):
+            return payload
+        return {**payload, TAG: self.version}
 
     @staticmethod
     def _lane_of(kind: str, payload: Any) -> str:

@@ -13,15 +13,30 @@ from ..cluster.ingress import Ingress
 from ..cluster.metrics import CountedQueue, IngressMetrics
 from ..cluster.publish import Checked, Sender, checked_events, to_store
 from ..cluster.server import IngressServer, require_token
+from ..cluster.versions import Deployed, deploy, versions_status
 from ..cluster.worker import Worker, WorkerOptions
 from ..core.errors import Diagnostic
 from ..language.admission import Admission
 from ..language.model import Mesh
 
 __all__ = [
-    "IngressServer", "Sender", "Worker", "WorkerOptions", "broker_store", "check_events", "ingress",
-    "require_token", "status", "to_store",
+    "Deployed", "IngressServer", "Sender", "Worker", "WorkerOptions", "broker_store", "check_events",
+    "deploy", "deployment_status", "ingress", "require_token", "status", "to_store", "versions_status",
 ]
+
+
+def deployment_status(broker, mesh: Mesh | None) -> dict:
+    """`meshctl status`: the deployment's queues, workers, memory and counters, and its mesh
+    versions; the streams (queues) of *mesh*, or without it of every deployed version."""
+    if mesh is not None:
+        streams = set(mesh.streams)
+    else:
+        deployed = Deployed(broker)
+        try:
+            streams = {name for each in deployed.meshes.values() for name in each.streams}
+        finally:
+            deployed.close()
+    return {**status(broker, sorted(streams)), "versions": versions_status(broker)}
 
 
 def check_events(path: str, mesh: Mesh, refused: Callable[[Diagnostic], None]) -> Checked:

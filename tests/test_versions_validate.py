@@ -142,3 +142,21 @@ def test_publish_refuses_an_undeclared_version(meshctl, write):
     assert result.exit_code == 1
     assert "error[rejected-event]: dataschema: names version '7' of 'parcel.booked', which declares 1, 2" \
         in result.output
+
+
+def test_every_kind_of_consumer_is_checked_against_what_reaches_it(meshctl, write):
+    """With `compatibility: none` the current version need not read the old: an orchestration
+    triggered by the type (which reads the current version) is told so."""
+    text = (HEAD % ("none", "string", "integer", "")).split("---\napiVersion: meshctl/v1\nkind: Service")[0]
+    text += """---
+apiVersion: meshctl/v1
+kind: Orchestration
+metadata: {name: o}
+spec:
+  trigger: {on: ping}
+  steps: [{id: s, do: {log: {message: "x"}}}]
+"""
+    result = meshctl("validate", str(write(text)))
+    assert result.exit_code == 1
+    assert ":27:17: error[version-reader-break]: orchestration o reads version 2 of 'ping', but data of " \
+           "version 1 may come from outside" in result.output

@@ -6,9 +6,9 @@ mode; a subscription may read an earlier version (`version`). `meshctl validate`
 - ``bad-schema-version``: two versions with one number, an earlier version not below the
   current one, a subscription reading a version the type does not declare;
 - ``incompatible-schema-version``: a version breaks the type's mode against an earlier one;
-- ``version-reader-break``: a subscription reads a version that cannot read data the mesh may
-  deliver to it (what the mesh emits is the current version; an external type may come in
-  any declared version).
+- ``version-reader-break``: a consumer reads a version (a subscription its `version`, every
+  other consumer the current one) that cannot read data the mesh may deliver to it (what the
+  mesh emits is the current version; an external type may come in any declared version).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Iterator
 
 import networkx as nx
 
-from ..core.errors import Diagnostic, Note
+from ..core.errors import Diagnostic, Location, Note
 from ..language import model as m
 from .compatibility import Break, breaks, mode_breaks
 from .graph import event_id
@@ -31,10 +31,25 @@ def check_versions(mesh: m.Mesh, graph: nx.DiGraph) -> Iterator[Diagnostic]:
             yield from numbering
             if not numbering:
                 yield from _history(et)
-    for sub in mesh.subscriptions():
-        et = mesh.event_types.get(sub.on.name)
+    for label, ref, version, loc in _readers(mesh):
+        et = mesh.event_types.get(ref.name)
         if et is not None and not list(_numbering(et)):
-            yield from _reader(sub, et, _written(et, graph))
+            yield from _reader(label, version, loc or ref.loc, et, _written(et, graph))
+
+
+def _readers(mesh: m.Mesh) -> Iterator[tuple[str, m.Ref, int | None, Location | None]]:
+    """Every consumer of an event type: (what it is, the type it reads, the version it reads —
+    None: the current one —, where that version is written)."""
+    for sub in mesh.subscriptions():
+        yield f"subscription {sub.label}", sub.on, sub.version, sub.version_loc
+    for route in mesh.routes.values():
+        for ref in route.sources:
+            yield f"route {route.name}", ref, None, None
+    for orchestration in mesh.orchestrations.values():
+        yield f"orchestration {orchestration.name}", orchestration.trigger.on, None, None
+    for stream in mesh.streams.values():
+        for ref in stream.sources:
+            yield f"stream {stream.name}", ref, None, None
 
 
 def _numbering(et: m.EventType) -> Iterator[Diagnostic]:
@@ -90,18 +105,18 @@ def _written(et: m.EventType, graph: nx.DiGraph) -> list[m.SchemaVersion]:
     return [et.versions[-1]] if produced else []
 
 
-def _reader(sub: m.Subscription, et: m.EventType, written: list[m.SchemaVersion]) -> Iterator[Diagnostic]:
-    if not et.versions and sub.version in (None, et.version):
+def _reader(label: str, version: int | None, loc: Location, et: m.EventType,
+            written: list[m.SchemaVersion]) -> Iterator[Diagnostic]:
+    if not et.versions and version in (None, et.version):
         return
-    if sub.version is None:
+    if version is None:
         reads = et.versions[-1]
     else:
-        found = et.schema_of(sub.version) if et.versions else None
+        found = et.schema_of(version) if et.versions else None
         if found is None:
             declared = ", ".join(str(v.version) for v in et.versions) or f"only version {et.version}"
-            yield Diagnostic(sub.version_loc or sub.loc, "bad-schema-version",
-                             f"subscription {sub.label} reads version {sub.version} of {et.name!r}, "
-                             f"which declares {declared}",
+            yield Diagnostic(loc, "bad-schema-version",
+                             f"{label} reads version {version} of {et.name!r}, which declares {declared}",
                              hint="read a declared version, or declare it in the type's `previous`")
             return
         reads = found
@@ -113,9 +128,9 @@ def _reader(sub: m.Subscription, et: m.EventType, written: list[m.SchemaVersion]
             first = found_breaks[0]
             source = "may come from outside" if et.external else "is emitted in the mesh"
             yield Diagnostic(
-                sub.version_loc or sub.on.loc,
+                loc,
                 "version-reader-break",
-                f"subscription {sub.label} reads version {reads.version} of {et.name!r}, but data of "
+                f"{label} reads version {reads.version} of {et.name!r}, but data of "
                 f"version {writer.version} {source}: {first.field}: {first.message}",
                 hint=f"read version {writer.version} (or a later one that reads it), or make version "
                      f"{reads.version} able to read it",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..analysis.validate import require_valid
-from ..core.errors import UsageError
+from ..core.errors import LoadError, UsageError
 from ..language import model as m
 from ..language.loader import mesh_files
 from ..storage.broker import Broker
@@ -31,6 +32,7 @@ from ..storage.broker import Broker
 TAG = "meshversion"  # the key of a task's payload naming its version
 MAX_FILE = 1024 * 1024  # bytes of one file of a snapshot
 MAX_SNAPSHOT = 16 * 1024 * 1024  # bytes of all of them
+log = logging.getLogger(__name__)
 RUN_STARTS = ("runs_started", "runs_redriven")  # counters that start a run (again)
 RUN_ENDS = ("runs_completed", "runs_failed", "runs_compensated")  # counters that end one
 
@@ -158,10 +160,14 @@ class Deployed:
         self.broker = broker
         self._dir = tempfile.TemporaryDirectory(prefix="meshctl-versions-")
         self.meshes: dict[str, m.Mesh] = {}
+        self.broken: set[str] = set()  # versions whose snapshot does not load here
         self.current: str | None = None
         self.refresh()
         if self.current is None:
             self.close()
+            if self.broken:
+                raise UsageError(f"the mesh deployed in this store (version {sorted(self.broken)[-1]}) "
+                                 "does not load here: deploy it again with this meshctl")
             raise UsageError("nothing is deployed in this store: `meshctl deploy PATH --store URL` first, "
                              "or give the worker the mesh's PATH")
 
@@ -169,15 +175,25 @@ class Deployed:
         """Load versions deployed since, and forget retired ones."""
         listed = [info["version"] for info in self.broker.mesh_versions()]
         for version in listed:
-            if version not in self.meshes:
-                text = self.broker.mesh_snapshot(version)
-                if text is not None:
-                    root = os.path.join(self._dir.name, version)
-                    self.meshes[version] = require_valid(Snapshot.loads(text).write(root)).mesh
+            if version not in self.meshes and version not in self.broken:
+                self._load(version)
         for version in set(self.meshes) - set(listed):
             del self.meshes[version]
         if listed and listed[-1] in self.meshes:
             self.current = listed[-1]
+
+    def _load(self, version: str) -> None:
+        text = self.broker.mesh_snapshot(version)
+        if text is None:  # retired meanwhile
+            return
+        try:
+            self.meshes[version] = require_valid(Snapshot.loads(text).write(
+                os.path.join(self._dir.name, version))).mesh
+        except LoadError as exc:
+            # deployed by another meshctl that accepts it: this worker keeps to the versions it can run
+            self.broken.add(version)
+            first = exc.diagnostics[0].format().splitlines()[0] if exc.diagnostics else ""
+            log.error("mesh version %s does not load here, it is not run by this worker: %s", version, first)
 
     def close(self) -> None:
         self._dir.cleanup()

@@ -147,3 +147,11 @@ def test_runs_finish_on_their_version_while_new_input_takes_the_new_one(meshctl,
     labels = {e["data"]["parcel_id"]: e["data"]["label"] for e in broker.store.records("emitted")
               if e["type"] == "parcel.labelled"}
     assert labels == {"p-1": "v1/p-1", "p-2": "v1/p-2", "p-3": "v2/p-3", "p-4": "v2/p-4"}
+
+
+def test_a_version_that_does_not_load_here_is_not_run(meshctl, redis_url):
+    broker = open_broker(redis_url)
+    broker.deploy_mesh("badbadbadbad", json.dumps({"entry": ".", "files": {"m.yaml": "kind: Nope\n"}}), {})
+    result = meshctl("worker", "--store", redis_url)
+    assert result.exit_code == 2
+    assert "the mesh deployed in this store (version badbadbadbad) does not load here" in result.output

@@ -67,6 +67,7 @@ INPUTS = {
     "arena-orchestrated": lambda tmp, n: _repeated("arena-orchestrated", n),
     "matchmaking": lambda tmp, n: _generated(matchmaking, tmp / "gen.jsonl", n),
     "reports": lambda tmp, n: _beats(n),
+    "versions": lambda tmp, n: _repeated("versions", n),
 }
 
 

@@ -10,8 +10,8 @@ process starts with that state empty. What a subscription's handler returns is n
 anywhere, so state lost there shows in no output; `handler-module-state` of validate is what
 catches it. The input comes from the benchmarks' generators where there is one (bench/e2e.py
 for the arena, bench/orders.py for orders, bench/matchmaking.py for matchmaking); the
-orchestrated arena's own events are repeated
-with fresh ids, match ids and times.
+orchestrated arena's, the payments' and the versions' own events are repeated with fresh
+ids, match or order ids and times (a payment's run waits across the kills).
 """
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def _repeated(example: str, n: int) -> list[dict]:
             event["time"] = iso(parse_time(event["time"]) + 600 * copy)
             if "match_id" in event["data"]:
                 event["data"]["match_id"] = event["subject"] = f"{event['data']['match_id']}-c{copy}"
+            if "order_id" in event["data"]:  # each copy's payments are for its own orders
+                event["data"]["order_id"] = f"{event['data']['order_id']}-c{copy}"
             events.append(event)
     return events[:n]
 
@@ -66,6 +68,7 @@ INPUTS = {
     "orders": lambda tmp, n: _generated(orders, tmp / "gen.jsonl", n),
     "arena-orchestrated": lambda tmp, n: _repeated("arena-orchestrated", n),
     "matchmaking": lambda tmp, n: _generated(matchmaking, tmp / "gen.jsonl", n),
+    "payments": lambda tmp, n: _repeated("payments", n),
     "reports": lambda tmp, n: _beats(n),
     "versions": lambda tmp, n: _repeated("versions", n),
 }

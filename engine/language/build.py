@@ -191,19 +191,24 @@ class _Doc:
         )
 
     def delivery_spec(self, raw: dict, *path: Any) -> m.DeliverySpec:
-        breaker = raw.get("circuit_breaker")
         return m.DeliverySpec(
             loc=self.loc(*path),
             retry=self.retry(raw["retry"], *path, "retry") if "retry" in raw else None,
             dead_letter=raw.get("dead_letter"),
-            circuit_breaker=None
-            if breaker is None
-            else m.CircuitBreaker(
-                self.loc(*path, "circuit_breaker"),
-                breaker["failure_threshold"],
-                self.duration(breaker.get("reset_after", 30), *path, "circuit_breaker", "reset_after"),
-            ),
+            circuit_breaker=self.breaker(raw.get("circuit_breaker"), *path, "circuit_breaker"),
         )
+
+    def breaker(self, raw: dict | None, *path: Any) -> m.CircuitBreaker | None:
+        if raw is None:
+            return None
+        return m.CircuitBreaker(self.loc(*path), raw["failure_threshold"],
+                                self.duration(raw.get("reset_after", 30), *path, "reset_after"))
+
+    def run_step(self, raw: dict | None, *path: Any) -> m.RunStep | None:
+        if raw is None:
+            return None
+        return m.RunStep(self.ref(raw["orchestration"], *path, "orchestration"), self.loc(*path),
+                         self.template_value(raw.get("input"), *path, "input"))
 
     def policy_ref(self, raw: Any, *path: Any) -> m.PolicyRef | None:
         if raw is None:
@@ -466,6 +471,8 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
             d.actions(raw.get("compensate"), *at, "compensate"),
             tuple(d.ref(t, *at, "emits", j) for j, t in enumerate(raw.get("emits", ()))),
             _wait(d, raw["wait"], *at, "wait") if "wait" in raw else None,
+            d.run_step(raw.get("run"), *at, "run"),
+            d.breaker(raw.get("circuit_breaker"), *at, "circuit_breaker"),
         )
         previous = raw["id"]
         if step.id in seen:
@@ -492,6 +499,7 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
         d.state(spec.get("state"), "spec", "state"),
         d.duration(spec["timeout"], "spec", "timeout", least=0.001) if "timeout" in spec else None,
         spec.get("on_timeout", "fail"),
+        d.template_value(spec.get("output"), "spec", "output"),
     ), problems
 
 

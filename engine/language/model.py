@@ -361,6 +361,15 @@ class Wait:
 
 
 @dataclass(frozen=True, slots=True)
+class RunStep:
+    """``run:`` of a step: start a child run of another orchestration and wait for it."""
+
+    orchestration: Ref
+    loc: Location
+    input: TemplateValue | None = None  # None: the parent run's input
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     id: str
     loc: Location
@@ -374,6 +383,8 @@ class Step:
     compensate: tuple[Action, ...] = ()
     emits: tuple[Ref, ...] = ()  # what its `call` handlers may emit
     wait: Wait | None = None  # a wait step has no actions
+    run: RunStep | None = None  # a step that runs a child orchestration (then `actions` is empty)
+    circuit_breaker: CircuitBreaker | None = None  # the step's own (else its `retry` policy's)
 
     def may_emit(self) -> frozenset[str]:
         """Every type an attempt of this step (or of its compensation) may emit: its `emits`
@@ -402,6 +413,7 @@ class Orchestration:
     state: StateSpec | None = None
     timeout: float | None = None  # of the whole run
     on_timeout: str = "fail"  # fail | compensate
+    output: TemplateValue | None = None  # the run's result (None: each done step's output by id)
 
     def all_actions(self) -> tuple[Action, ...]:
         out: list[Action] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.eventtime import format as iso
+from ..language import model as m
 from .consumers import Consumer
 from .events import chain
 from .ordering import Resequencer
@@ -122,10 +123,17 @@ class Guards:
         return True
 
     def circuit_open(self, consumer: Consumer, now: float) -> bool:
-        """Whether the consumer's circuit breaker keeps this attempt from running (half-open:
-        one probe at a time goes through)."""
-        breaker = consumer.policy.breaker
-        state = self.breakers.get(consumer.id)
+        """Whether the consumer's circuit breaker keeps this attempt from running."""
+        return self.breaker_open(consumer.id, consumer.policy.breaker, now)
+
+    def breaker_result(self, consumer: Consumer, ok: bool, now: float) -> None:
+        """Tell the consumer's circuit breaker how an attempt ended."""
+        self.breaker_outcome(consumer.id, consumer.policy.breaker, ok, now)
+
+    # a breaker is kept by a key: a consumer's id, or an orchestration step's (engine/runtime/subruns.py)
+    def breaker_open(self, key: str, breaker: m.CircuitBreaker | None, now: float) -> bool:
+        """Whether the circuit of *key* is open (half-open: one probe at a time goes through)."""
+        state = self.breakers.get(key)
         if breaker is None or state is None or state.get("open_until") is None:
             return False
         if now < state["open_until"]:
@@ -135,16 +143,16 @@ class Guards:
         state["probing"] = True
         return False
 
-    def breaker_result(self, consumer: Consumer, ok: bool, now: float) -> None:
-        """Tell the consumer's circuit breaker how an attempt ended."""
-        breaker = consumer.policy.breaker
+    def breaker_outcome(self, key: str, breaker: m.CircuitBreaker | None, ok: bool, now: float) -> None:
+        """Tell the circuit of *key* how an attempt ended: enough failures in a row (or a failed
+        probe) open it for ``reset_after``."""
         if breaker is None:
             return
-        state = self.breakers.setdefault(consumer.id, {"failures": 0, "open_until": None, "probing": False})
+        state = self.breakers.setdefault(key, {"failures": 0, "open_until": None, "probing": False})
         if ok:
             state.update(failures=0, open_until=None, probing=False)
             return
         state["failures"] += 1
         if state["probing"] or state["failures"] >= breaker.failure_threshold:
             state.update(open_until=now + breaker.reset_after, probing=False)
-            self.trace.record(now, "circuit-open", consumer=consumer.id, until=iso(now + breaker.reset_after))
+            self.trace.record(now, "circuit-open", consumer=key, until=iso(now + breaker.reset_after))

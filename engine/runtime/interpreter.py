@@ -100,6 +100,7 @@ class Runtime:
         self.redeliver = dead.redeliver
         self.guards = guards = Guards(self, self.resequencer)
         self.offer, self.schedule_attempt, self.settle = guards.offer, guards.schedule_attempt, guards.settle
+        self.breaker_open, self.breaker_outcome = guards.breaker_open, guards.breaker_outcome
         effects = {**self.orchestrator.effects(), **self.streams.effects()}
         self.commits = commits = Commits(self, guards, effects)
         self.commit, self.emit, self.record_emitted = commits.commit, commits.emit, commits.record_emitted

@@ -36,6 +36,8 @@ from .consumers import resolve_policy
 from .events import derived_time
 from .ports import Host
 from .retry import NO_RETRY
+from .subruns import SubRuns
+from .subruns import outcome as bare_outcome
 from .waits import Waits
 
 
@@ -48,12 +50,14 @@ class CompiledStep:
     foreach: Callable | None
     policy: Any
     reads_steps: bool  # a template of its `when`, `foreach` or actions may read `steps` (the others' states)
+    breaker: m.CircuitBreaker | None = None  # its own `circuit_breaker`, else its `retry` policy's
 
 
 def _reads_steps(step: m.Step) -> bool:
     """Whether a template of the step (not its compensation) mentions `steps` at all: if none
     does, its context can go without them (building them costs as much as the run is long)."""
-    templates = m.template_strings(step.when, step.foreach, *m.action_templates(step.actions))
+    templates = m.template_strings(step.when, step.foreach, *m.action_templates(step.actions),
+                                   step.run.input if step.run is not None else None)
     return any("steps" in t.text for t in templates)
 
 
@@ -77,7 +81,8 @@ class Orchestrator:
                                    compile_condition(s.when, self._fast) if s.when else None,
                                    compile_string(s.foreach, self._fast) if s.foreach else None,
                                    resolve_policy(runtime.mesh, s.retry, NO_RETRY),
-                                   _reads_steps(s) or not runtime.fast_paths)
+                                   _reads_steps(s) or not runtime.fast_paths,
+                                   s.circuit_breaker or resolve_policy(runtime.mesh, s.retry).breaker)
                 for s in orch.steps}
             self._ends[orch.name] = (
                 compile_actions(orch.on_success, tools),
@@ -94,6 +99,7 @@ class Orchestrator:
                     dependents.get(need, []).append(position)
             self._dependents[orch.name] = dependents
         self.waits = Waits(self)  # wait steps, run timeouts, signals and cancels (engine/runtime/waits.py)
+        self.subruns = SubRuns(runtime, self.start)  # `run:` steps and step circuit breakers
 
     # --- the runtime's hooks: tasks and effects are plain data, dispatched by name ---------
     def tasks(self) -> dict[str, Callable[[dict], None]]:
@@ -123,8 +129,10 @@ class Orchestrator:
 
         return trigger
 
-    def start(self, orch: m.Orchestration, event: dict, run_id: str, at: float | None = None) -> None:
-        """Start the run of *event*, at event time *at* (the end of its trigger's attempt)."""
+    def start(self, orch: m.Orchestration, event: dict, run_id: str, at: float | None = None,
+              parent: dict | None = None) -> None:
+        """Start the run of *event*, at event time *at* (the end of its trigger's attempt);
+        *parent*: the run and step attempt waiting for it (a child run, see :mod:`.subruns`)."""
         if self.rt.store.get_state(f"run:{run_id}") is not None:
             return  # this trigger already started its run
         if at is None:
@@ -144,10 +152,13 @@ class Orchestrator:
             "last": at,  # the latest event time a step or compensation of the run ended
             "error": None,
         }
+        if parent is not None:
+            run["parent"] = parent
         self._save(run)
         self.rt.trace.count("runs_started")
         self.rt.trace.record(
-            self.rt.clock.now(), "run-start", run=run_id, orchestration=orch.name, event=event["id"]
+            self.rt.clock.now(), "run-start", run=run_id, orchestration=orch.name, event=event["id"],
+            **({"parent": parent["run"], "step": parent["step"]} if parent is not None else {}),
         )
         self.waits.started(run)
         self._advance(run)
@@ -295,10 +306,15 @@ class Orchestrator:
         ctx["attempt"] = number
         attempt = Attempt(consumer, run["event"], number, now, ctx, cs.step.may_emit(),
                           at=task.get("at", now))
+        if self.subruns.circuit_open(run, cs.step, cs.breaker, task, consumer, cs.policy.queue):
+            return
         error: Exception | None = None
         try:
             # one fault for all items
             self.rt.inject_fault(f"orchestration:{run['orchestration']}/{cs.step.id}", attempt)
+            if cs.step.run is not None:
+                self._run_child(run, cs, task, ctx, consumer)
+                return
             self._with_state(run, attempt, cs.actions)
         except (ActionFailed, RenderError) as exc:
             error = exc
@@ -313,12 +329,23 @@ class Orchestrator:
             }
         self.rt.scheduler.at(now + took, "step-complete", {**task, "outcome": outcome})
 
+    def _run_child(self, run: dict, cs: CompiledStep, task: dict, ctx: dict, consumer: str) -> None:
+        """Start the child run of a `run:` step's attempt, which completes when the child ends
+        (or now, failed, if the child cannot start)."""
+        error = self.subruns.start(run, cs.step, task, ctx, consumer, cs.policy.queue)
+        if error is None:
+            self._save(run)  # the step lists its child runs
+            return
+        self.rt.scheduler.at(self.rt.clock.now(), "step-complete",
+                             {**task, "outcome": bare_outcome(None, 0.0, error)})
+
     def _item_done(self, task: dict) -> None:
         run, now, outcome = self._load(task["run"]), self.rt.clock.now(), task["outcome"]
         cs, index = self._steps[run["orchestration"]][task["step"]], task["index"]
         consumer = self._consumer_id(run, cs, index)
         self.rt.trace_outcome(run["event"]["id"], consumer, outcome, now)
         error, end = outcome["error"], self._ended(run, task, outcome)
+        self.subruns.attempt_ended(run, cs.step, cs.breaker, error)
         if error is not None and self._retry(run, cs, task, error, now, consumer, end):
             return
         if error is None and not self._state_committed(run, consumer, outcome.get("state_write"), now):
@@ -517,6 +544,8 @@ class Orchestrator:
             at=at,
         )
         try:
+            if success and self.subruns.wants_result(run):
+                run["output"] = self.subruns.result(run, self._context(run))
             self._with_state(run, attempt, on_success if success else on_failure)
             self.rt.trace_outcome(run["event"]["id"], consumer, attempt.outcome(None), now)
             # It commits as it runs: nothing can have written the key since it read it (another
@@ -546,6 +575,9 @@ class Orchestrator:
             )
         run["status"] = status
         self.rt.store.retire_state(f"run:{run['id']}", run, now)  # the run reads it no more: out of memory
+        if "parent" in run:  # a child run: its parent's step attempt completes
+            link = run["parent"]
+            self.subruns.concluded(run, self._steps[link["orchestration"]][link["step"]].step.timeout)
         self.rt.trace.count(f"runs_{status}")
         took = now - run["started"] if "started" in run else None  # (runs started before it was kept)
         self.rt.trace.run_ended(run["orchestration"], status, took)
@@ -606,6 +638,11 @@ class Orchestrator:
         if run["status"] not in ("failed", "compensated"):
             raise ValueError(
                 f"run {run_id!r} is {run['status']}: only failed or compensated runs can be redriven"
+            )
+        if "parent" in run:  # its parent waited for it and went on: a redrive of the parent starts a new one
+            link = run["parent"]
+            raise ValueError(
+                f"run {run_id!r} is a child run of {link['run']!r} (step {link['step']!r}): redrive that run"
             )
         for state in run["steps"].values():
             if state["status"] in ("failed", "compensated", "running", "pending", "waiting", "cancelled"):

@@ -87,6 +87,7 @@ class Host(Protocol):
     fast_paths: bool  # False: every shortcut off, the general path runs
     state: KeyedStates  # the keyed state of services and orchestrations
     watermarks: Watermarks  # partition watermarks: inputs stamped, work held outside the schedule
+    max_hops: int  # how far from its input an event (or a child run) may be
 
     def dead_letter(self, consumer: str, event: Any, reason: str, error_type: str | None, detail: str, *,
                     attempts: int = 0, first: float | None = None, queue: str) -> None:
@@ -114,6 +115,12 @@ class Host(Protocol):
     def schedule_attempt(self, event: dict, consumer: Consumer, producer: str, replay: bool = False,
                          order_key: Any = None) -> None:
         """Schedule the first attempt of a delivery now (``order_key``: it holds its key's line)."""
+
+    def breaker_open(self, key: str, breaker: m.CircuitBreaker | None, now: float) -> bool:
+        """Whether the circuit kept under *key* keeps an attempt from running now."""
+
+    def breaker_outcome(self, key: str, breaker: m.CircuitBreaker | None, ok: bool, now: float) -> None:
+        """Tell the circuit kept under *key* how an attempt ended."""
 
 
 class Pipeline(Host, Protocol):

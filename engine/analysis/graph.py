@@ -9,7 +9,8 @@ service; ``service`` names it), ``orchestration``, ``stream``, ``dlq`` (a dead-l
 Edge kinds: ``consumes`` (event -> consumer), ``emits`` (producer -> event), ``delivers``
 (route -> subscription it targets directly; ``event`` names the type), ``dead-letters``
 (consumer -> dlq), ``calls`` (consumer -> endpoint), ``awaits`` (event -> orchestration
-with a wait step on it; ``step`` names it). Only the first three carry events
+with a wait step on it; ``step`` names it), ``runs`` (orchestration -> the orchestration a
+`run:` step of it starts as a child run; ``steps`` names them). Only the first three carry events
 between elements, so only they can form circular events (see :data:`FLOW_EDGES`). An
 ``emits`` edge lists the ``emit`` actions behind it (``actions``) and is marked ``handler``
 when a Python handler of the producer may emit that type too, with data nobody can know.
@@ -41,6 +42,7 @@ def build_flow_graph(mesh: m.Mesh) -> nx.DiGraph:
     for policy_holder, node in _consumers(mesh, g):
         _add_dead_letter(g, node, m.resolve_delivery(mesh, policy_holder))
     _schedules(mesh, g)
+    _add_runs(mesh, g)
     return g
 
 
@@ -50,6 +52,24 @@ def _schedules(mesh: m.Mesh, g: nx.DiGraph) -> None:
         node = f"schedule:{schedule.name}"
         g.add_node(node, kind="schedule", label=schedule.name, loc=schedule.loc, element=schedule)
         _emit_edge(g, node, schedule.emit.type, schedule.emit)
+
+
+def _add_runs(mesh: m.Mesh, g: nx.DiGraph) -> None:
+    """A ``runs`` edge per `run:` step naming a known orchestration (one per pair of orchestrations,
+    listing the steps); an unknown one is reported by the analysis."""
+    for orch in mesh.orchestrations.values():
+        for step in orch.steps:
+            if step.run is None or step.run.orchestration.name not in mesh.orchestrations:
+                continue
+            parent, child = f"orchestration:{orch.name}", f"orchestration:{step.run.orchestration.name}"
+            if not g.has_edge(parent, child):
+                g.add_edge(parent, child, kind="runs", loc=step.run.orchestration.loc, steps=[])
+            g.edges[parent, child]["steps"].append(step.id)
+
+
+def run_started_types(g: nx.DiGraph) -> set[str]:
+    """Trigger types of the orchestrations a `run:` step starts: their runs need no such event."""
+    return {g.nodes[v]["element"].trigger.on.name for _, v, k in g.edges(data="kind") if k == "runs"}
 
 
 def _consumers(mesh: m.Mesh, g: nx.DiGraph):

@@ -19,8 +19,9 @@ from ..language.patterns import PatternError, compile_pattern
 from ..language.sandbox import TemplateTooComplex
 from ..language.templates import condition_text, referenced_fields, secret_reads, syntax_error
 from .feasibility import FILTER, SIGNATURE, feasible_flow
-from .graph import build_step_graph, consumed_types, flow_only, produced_types
+from .graph import build_step_graph, consumed_types, flow_only, produced_types, run_started_types
 from .handlerstate import module_state_diagnostics
+from .subruns import check_run_cycles, check_run_targets
 from .versions import check_versions
 
 MAX_CYCLES_PER_TANGLE = 10
@@ -33,9 +34,10 @@ def analyse(mesh: m.Mesh, graph: nx.DiGraph) -> list[Diagnostic]:
     """Every static problem of the mesh, in source order."""
     found: list[Diagnostic] = []
     for check in (check_references, check_undeclared_emits, check_steps, check_templates, check_secrets,
-                  check_patterns, check_fields, check_handlers, check_policies):
+                  check_patterns, check_fields, check_handlers, check_policies, check_run_targets):
         found += check(mesh)
     found += check_event_cycles(graph)
+    found += check_run_cycles(graph)
     found += check_overload(mesh, graph)
     found += check_versions(mesh, graph)
     return found
@@ -372,6 +374,7 @@ def _name(node: dict) -> str:
 def check_overload(mesh: m.Mesh, graph: nx.DiGraph) -> Iterator[Diagnostic]:
     """Events produced but never consumed; consumed but never produced nor external; unused types."""
     produced, consumed = produced_types(graph), consumed_types(graph)
+    produced |= run_started_types(graph)  # a `run:` step starts its child with an event of that type
     for route in mesh.routes.values():  # a route's output that leaves the mesh over HTTP is consumed there
         outputs = {ref.name for ref in route.output_types()}
         produced |= outputs
@@ -455,7 +458,9 @@ def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]
         templates = [orch.trigger.when, orch.state.key if orch.state is not None else None]
         for step in orch.steps:
             templates += [step.when, step.foreach, *m.action_templates(step.actions + step.compensate)]
+            templates.append(step.run.input if step.run is not None else None)
         templates += m.action_templates(orch.on_success + orch.on_failure)
+        templates.append(orch.output)
         for t in m.template_strings(*templates):
             yield t, (orch.trigger.on.name,)
         yield from _wait_templates(orch)

@@ -999,7 +999,8 @@ def runs() -> None:
 def runs_list(store, status, orchestration, fmt) -> None:
     """List the runs of a store, one line each.
 
-    Each line: id, status, failed step and error; then their number.
+    Each line: id, status, failed step, the parent run of a child run (started by a `run:`
+    step) and error; then their number.
 
     \b
     Examples:
@@ -1027,11 +1028,9 @@ def runs_list(store, status, orchestration, fmt) -> None:
         click.echo(json.dumps(found, indent=2, default=str))
         return
     for r in found:
-        click.echo(
-            printable(
-                f"{r['id']}  {r['status']:<12} {r.get('failed_step') or '-'}  {r.get('error') or ''}".rstrip()
-            )
-        )
+        parent = f"  (child of {r['parent']['run']}, step {r['parent']['step']})" if r.get("parent") else ""
+        line = f"{r['id']}  {r['status']:<12} {r.get('failed_step') or '-'}{parent}  {r.get('error') or ''}"
+        click.echo(printable(line.rstrip()))
     click.echo(f"{len(found)} run{'s' if len(found) != 1 else ''}")
 
 

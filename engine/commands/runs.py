@@ -598,6 +598,9 @@ def redrive_run(mesh: Mesh, store_url: str, given: str, options: RunOptions) -> 
     store = open_durable(store_url, deployment_ok=True, retention=mesh.retention)
     run = find_run(store_url, given, store)
     run_id = run["id"]
+    if run.get("parent"):  # its parent went on when it ended: redriving the parent starts a new child
+        raise UsageError(f"run {run_id!r} is a child run of {run['parent']['run']!r} "
+                         f"(step {run['parent']['step']!r}): redrive that run")
     if is_deployment(store):  # a worker redrives it, on the real clock
         if run["status"] not in ("failed", "compensated"):
             raise UsageError(

@@ -34,6 +34,7 @@ EDGE_STYLE = {
     "delivers": ("#b7791f", 1.6, "", "route delivers"),
     "dead-letters": ("#b83227", 1.2, "5 4", "dead-letters"),
     "calls": ("#6b6b6b", 1.2, "2 3", "HTTP call"),
+    "runs": ("#6a47a8", 1.6, "", "runs a child orchestration"),
     "triggers": ("#3d6fa8", 1.4, "", "starts"),
     "needs": ("#5b6670", 1.4, "", "needs"),
     "awaits": ("#8a6d1f", 1.4, "3 3", "awaited by a wait step"),

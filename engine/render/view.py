@@ -164,6 +164,8 @@ def _consumer_badges(element: m.Route | m.Subscription) -> tuple[str, ...]:
 def _edge_label(data: dict) -> str:
     if data["kind"] == "delivers":
         return data.get("event") or ""
+    if data["kind"] == "runs":  # a `run:` step starts a child run of the other orchestration
+        return "run: " + ", ".join(data.get("steps", ()))
     if data["kind"] == "consumes" and data.get("pattern") is not None:
         return "match"
     if data["kind"] == "awaits":
@@ -188,8 +190,8 @@ def orchestration_view(mesh: m.Mesh, name: str, diagnostics: Sequence[Diagnostic
     if orch is None:
         raise UsageError(_unknown_orchestration(mesh, name))
     nodes = [_trigger_node(mesh, orch)] + [_step_node(mesh, step) for step in orch.steps]
-    nodes += _missing_nodes(orch)
-    edges = _step_edges(orch)
+    nodes += _missing_nodes(orch) + _child_nodes(mesh, orch)
+    edges = _step_edges(orch) + _run_edges(orch)
     nodes, edges = nodes + _awaited_nodes(mesh, orch), edges + _awaited_edges(orch)
     leaves = [f"step:{s.id}" for s in orch.steps if not any(s.id in _needs(o) for o in orch.steps)]
     every = [f"step:{s.id}" for s in orch.steps]
@@ -280,11 +282,14 @@ def _step_node(mesh: m.Mesh, step: m.Step) -> ViewNode:
         badges.append(f"timeout {fmt_seconds(step.timeout)}")
     if step.compensate:
         badges.append("compensate")
+    policy = m.resolve_delivery(mesh, step.retry)
+    breaker = step.circuit_breaker or (policy.circuit_breaker if policy is not None else None)
+    badges += _breaker_badge(m.DeliverySpec(step.loc, circuit_breaker=breaker))
     return ViewNode(
         f"step:{step.id}",
         step.id,
         "step",
-        actions_summary(step.actions),
+        f"run {step.run.orchestration.name}" if step.run is not None else actions_summary(step.actions),
         None,
         tuple(badges),
         location(step.loc, mesh.root),
@@ -311,6 +316,20 @@ def _missing_nodes(orch: m.Orchestration) -> list[ViewNode]:
     known = {s.id for s in orch.steps}
     missing = dict.fromkeys(ref.name for s in orch.steps for ref in s.needs if ref.name not in known)
     return [ViewNode(f"step:{name}", name, "missing", "unknown step") for name in missing]
+
+
+def _child_nodes(mesh: m.Mesh, orch: m.Orchestration) -> list[ViewNode]:
+    """The orchestrations its `run:` steps start (as child runs), one box each."""
+    names = dict.fromkeys(s.run.orchestration.name for s in orch.steps if s.run is not None)
+    known = mesh.orchestrations
+    return [ViewNode(f"orchestration:{name}", name, "orchestration", "child run",
+                     loc=location(known[name].loc, mesh.root) if name in known else "")
+            for name in names]
+
+
+def _run_edges(orch: m.Orchestration) -> list[ViewEdge]:
+    return [ViewEdge(f"step:{s.id}", f"orchestration:{s.run.orchestration.name}", "runs", "run")
+            for s in orch.steps if s.run is not None]
 
 
 def _step_edges(orch: m.Orchestration) -> list[ViewEdge]:

@@ -70,6 +70,7 @@ INPUTS = {
     "matchmaking": lambda tmp, n: _generated(matchmaking, tmp / "gen.jsonl", n),
     "payments": lambda tmp, n: _repeated("payments", n),
     "reports": lambda tmp, n: _beats(n),
+    "trip-booking": lambda tmp, n: _repeated("trip-booking", n),  # parents waiting for child runs
     "versions": lambda tmp, n: _repeated("versions", n),
 }
 

@@ -87,12 +87,20 @@ def _diagnostic(graph: nx.DiGraph, cycle: list[str]) -> Diagnostic:
 
 
 def _hop(graph: nx.DiGraph, u: str, v: str) -> str:
-    a, b, edge = graph.nodes[u], graph.nodes[v], graph.edges[u, v]
+    edge = graph.edges[u, v]
+    a, b = _who(graph.nodes[u]), _who(graph.nodes[v])
     if edge["kind"] == "runs":
-        steps = ", ".join(edge["steps"])
-        return f"{a['label']} runs {b['label']} (step {steps})"
+        return f"{a} runs {b} (step {', '.join(edge['steps'])})"
     if edge["kind"] == "consumes":
-        return f"{b['label']} consumes {a['label']}"
+        return f"{b} consumes {a}"
     if edge["kind"] == "delivers":
-        return f"{a['label']} delivers {edge.get('event')} to {b['label']}"
-    return f"{a['label']} emits {b['label']}"
+        return f"{a} delivers {edge.get('event')} to {b}"
+    return f"{a} emits {b}"
+
+
+def _who(node: dict) -> str:
+    if node["kind"] == "event":
+        return node["label"]
+    if node["kind"] == "subscription":
+        return f"service {node['service']!r}"
+    return f"{node['kind']} {node['label']!r}"

@@ -391,6 +391,15 @@ def test_a_run_resumed_while_parents_wait_for_children_ends_as_an_uninterrupted_
     resumed = meshctl(*args(tmp_path / "a.db"), "--resume")
     whole = meshctl(*args(tmp_path / "b.db"))
     assert json.loads(resumed.stdout) == json.loads(whole.stdout)
-    assert json.loads(whole.stdout)["runs_started"] == 22
+    assert json.loads(whole.stdout)["runs_started"] == 21
     listed = [meshctl("runs", "list", "--store", f"sqlite:{tmp_path / db}").output for db in ("a.db", "b.db")]
     assert listed[0] == listed[1] and "(child of book-trip:web-002@/travel/site, step flight)" in listed[0]
+
+
+def test_a_child_failed_by_a_non_retryable_error_is_not_started_again(meshctl, write, tmp_path):
+    mesh = write(PARENT_AND_CHILD.replace("initial: 10s, jitter: none}",
+                                          "initial: 10s, jitter: none, non_retryable: [TooBig]}"))
+    summary, trace = _run(meshctl, mesh, _events(tmp_path / "in.jsonl", {"n": 9}))
+    children = [r["run"] for r in trace if r["kind"] == "run-start" and r["orchestration"] == "child"]
+    assert children == ["child:j1/part#run1@test"] and summary["retries"] == 0
+    assert summary["runs_compensated"] == 2

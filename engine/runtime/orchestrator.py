@@ -577,7 +577,8 @@ class Orchestrator:
         self.rt.store.retire_state(f"run:{run['id']}", run, now)  # the run reads it no more: out of memory
         if "parent" in run:  # a child run: its parent's step attempt completes
             link = run["parent"]
-            self.subruns.concluded(run, self._steps[link["orchestration"]][link["step"]].step.timeout)
+            waiting = self._steps[link["orchestration"]][link["step"]]
+            self.subruns.concluded(run, waiting.step.timeout, waiting.policy.retry.non_retryable)
         self.rt.trace.count(f"runs_{status}")
         took = now - run["started"] if "started" in run else None  # (runs started before it was kept)
         self.rt.trace.run_ended(run["orchestration"], status, took)

@@ -11,8 +11,9 @@ kept like any run (``meshctl runs list|show``), with ``parent`` naming the paren
 
 When the child ends, the parent's attempt completes: a completed child gives its result (B's
 ``output:``, else each done step's output by id) as the step's output; a failed or compensated
-child fails the attempt (``ChildRunFailed``, retryable), and the step's retry policy applies:
-a retry starts a new child run (the failed one has compensated itself). A child that cannot
+child fails the attempt (``ChildRunFailed``), and the step's retry policy applies: a retry
+starts a new child run (the failed one has compensated itself), unless the error type that
+failed the child is in the step's ``non_retryable``. A child that cannot
 start fails the attempt at once and is not retried: input refused by the schema
 (``ValidationError``), or a chain of runs and events past the hop limit or the child's
 ``loop.max_hops`` (``LoopDetected``, also dead-lettered as ``loop-detected``).
@@ -50,6 +51,13 @@ def outcome(output: Any, elapsed: float, error: dict | None) -> dict:
     """The outcome of an attempt that ran no action (a child run's end, a fast failure)."""
     return {"outbox": [], "direct": [], "dead": [], "effects": [], "logs": [], "calls": [], "vars": {},
             "output": output, "elapsed": elapsed, "error": error, "state_write": None}
+
+
+def _failure_type(error: str | None) -> str | None:
+    """The error type that failed a run, from its `error` ("step 'ID' failed: TYPE: detail")."""
+    if not error or " failed: " not in error:
+        return None
+    return error.split(" failed: ", 1)[1].split(":", 1)[0]
 
 
 def breaker_key(orchestration: str, step: str) -> str:
@@ -129,13 +137,15 @@ class SubRuns:
     def wants_result(self, run: dict) -> bool:
         return "parent" in run or run["orchestration"] in self._outputs
 
-    def concluded(self, child: dict, timeout: float | None) -> None:
-        """A child run ended: its parent's attempt completes now, as long as the child took."""
+    def concluded(self, child: dict, timeout: float | None, non_retryable: tuple[str, ...]) -> None:
+        """A child run ended: its parent's attempt completes now, as long as the child took. A
+        failed child's attempt is retried unless what failed the child is `non_retryable`."""
         task = child["parent"]["task"]
         took = max(0.0, child.get("last", child["at"]) - child["at"])
         error = None
         if child["status"] != "completed":
-            error = failure(CHILD_FAILED, f"run {child['id']} {child['status']}: {child.get('error')}", True)
+            error = failure(CHILD_FAILED, f"run {child['id']} {child['status']}: {child.get('error')}",
+                            _failure_type(child.get("error")) not in non_retryable)
         elif timeout is not None and took > timeout:
             error = failure("StepTimeout", f"child run {child['id']} took longer than {timeout:g}s", True)
             took = timeout

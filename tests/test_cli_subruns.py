@@ -403,3 +403,23 @@ def test_a_child_failed_by_a_non_retryable_error_is_not_started_again(meshctl, w
     children = [r["run"] for r in trace if r["kind"] == "run-start" and r["orchestration"] == "child"]
     assert children == ["child:j1/part#run1@test"] and summary["retries"] == 0
     assert summary["runs_compensated"] == 2
+
+
+def test_a_step_timeout_bounds_the_child_in_event_time(meshctl, write, tmp_path):
+    mesh = write(PARENT_AND_CHILD.replace("      run: {orchestration: child,",
+                                          "      timeout: 2s\n      run: {orchestration: child,"))
+    summary, trace = _run(meshctl, mesh, _events(tmp_path / "in.jsonl", {"n": 1}))
+    errors = [r["error"] for r in trace if r["kind"] in ("retry", "step-failed")]
+    # the child took 3s: each attempt fails at 2s; the retry starts a new child, as slow
+    assert errors == ["StepTimeout: child run child:j1/part#run1@test took longer than 2s",
+                      "StepTimeout: child run child:j1/part#run2@test took longer than 2s"]
+    assert summary["runs_completed"] == 2 and summary["runs_compensated"] == 1  # the children completed
+
+
+def test_an_injected_fault_fails_the_attempt_before_its_child_starts(meshctl, write, tmp_path):
+    mesh = write(PARENT_AND_CHILD)
+    summary, trace = _run(meshctl, mesh, _events(tmp_path / "in.jsonl", {"n": 1}),
+                          "--fault", "orchestration:parent/part=1:Boom")
+    children = [r["run"] for r in trace if r["kind"] == "run-start" and r["orchestration"] == "child"]
+    assert children == ["child:j1/part#run2@test"] and summary["retries"] == 1
+    assert summary["runs_completed"] == 2

@@ -333,7 +333,7 @@ spec:
     ("{id: both, do: {log: x}, run: {orchestration: child}}",
      "a step either does actions (`do`) or runs an orchestration (`run`), not both"),
     ("{id: neither, needs: []}",
-     "a step needs something to do, `do: ACTIONS` or `run: {orchestration: NAME}`"),
+     "a step needs something to do: `do: ACTIONS`, `run: {orchestration: NAME}` or `wait: {...}`"),
 ])
 def test_a_step_with_both_or_neither_of_do_and_run_is_refused_where_it_is(meshctl, write, step, message):
     mesh = write(TYPES + f"""
@@ -423,3 +423,19 @@ def test_an_injected_fault_fails_the_attempt_before_its_child_starts(meshctl, wr
     children = [r["run"] for r in trace if r["kind"] == "run-start" and r["orchestration"] == "child"]
     assert children == ["child:j1/part#run2@test"] and summary["retries"] == 1
     assert summary["runs_completed"] == 2
+
+
+def test_a_wait_step_cannot_also_run_an_orchestration(meshctl, write):
+    mesh = write(TYPES + """
+---
+apiVersion: meshctl/v1
+kind: Orchestration
+metadata: {name: child}
+spec:
+  trigger: {on: part.requested}
+  steps:
+    - {id: both, wait: {signal: go}, run: {orchestration: child}}
+""")
+    result = meshctl("validate", mesh)
+    assert result.exit_code == 1 and f"{mesh}:36:7: error[bad-value]: " in result.output
+    assert "A wait step runs no actions: it takes no `do`, `run`" in result.output

@@ -439,3 +439,32 @@ spec:
     result = meshctl("validate", mesh)
     assert result.exit_code == 1 and f"{mesh}:36:7: error[bad-value]: " in result.output
     assert "A wait step runs no actions: it takes no `do`, `run`" in result.output
+
+
+def test_a_parent_that_times_out_cancels_its_child_in_flight(meshctl, write, tmp_path):
+    mesh = write(TYPES + """
+---
+apiVersion: meshctl/v1
+kind: Orchestration
+metadata: {name: parent}
+spec:
+  trigger: {on: job}
+  timeout: 10m
+  steps:
+    - id: part
+      run: {orchestration: child, input: {n: 1}}
+---
+apiVersion: meshctl/v1
+kind: Orchestration
+metadata: {name: child}
+spec:
+  trigger: {on: part.requested}
+  steps:
+    - {id: approve, wait: {signal: go}}
+""")
+    summary, trace = _run(meshctl, mesh, _events(tmp_path / "in.jsonl", {"n": 1}))
+    ends = [(r["run"], r["status"], r["t"]) for r in trace if r["kind"] == "run-end"]
+    # the child waits for a signal that never comes: the parent's timeout stops both
+    assert ends == [("child:j1/part#run1@test", "cancelled", "2026-03-01T10:11:00Z"),
+                    ("parent:j1@test", "timed_out", "2026-03-01T10:11:00Z")]
+    assert summary["runs_cancelled"] == 1 and summary["runs_timed_out"] == 1

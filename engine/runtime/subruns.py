@@ -18,6 +18,9 @@ start fails the attempt at once and is not retried: input refused by the schema
 (``ValidationError``), or a chain of runs and events past the hop limit or the child's
 ``loop.max_hops`` (``LoopDetected``, also dead-lettered as ``loop-detected``).
 
+A parent that times out or is cancelled (engine/runtime/waits.py) cancels its children in
+flight, with the same `compensate`; their end then completes its steps in flight.
+
 Event time: the child starts when the attempt starts, and the attempt ends when the child's
 last step (or compensation) ended, so the parent's later steps start after the child's end.
 
@@ -125,6 +128,12 @@ class SubRuns:
             return False
         self.rt.dead_letter(consumer, event, "loop-detected", "LoopDetected", detail, queue=queue)
         return True
+
+    @staticmethod
+    def children(run: dict) -> list[str]:
+        """The child runs the run's `run:` steps in flight started (the ended ones included)."""
+        return [child for state in run["steps"].values() if state["status"] == "running"
+                for child in state.get("runs", ())]
 
     # --- a child's end -------------------------------------------------------------------
     def result(self, run: dict, ctx: dict) -> Any:

@@ -342,6 +342,9 @@ class Waits:
         run.update(status="failing", ending=ending, error=why, compensated=[], compensate=compensate)
         self.rt.trace.record(self.rt.clock.now(), f"run-{ending.replace('_', '-')}", run=run["id"],
                              orchestration=run["orchestration"], compensate=compensate)
+        for child in self.o.subruns.children(run):  # its child runs in flight stop with it (subruns.py)
+            if (self.o.load(child) or {}).get("status") in ACTIVE:
+                self._cancel_task({"run": child, "compensate": compensate, "by": f"parent run {run['id']}"})
         self.o.advance(run)
 
     def release(self, run: dict) -> None:

@@ -202,7 +202,18 @@ class _Doc:
         if raw is None:
             return None
         return m.CircuitBreaker(self.loc(*path), raw["failure_threshold"],
-                                self.duration(raw.get("reset_after", 30), *path, "reset_after"))
+                                self.duration(raw.get("reset_after", 30), *path, "reset_after"),
+                                raw.get("on_open", "dead_letter"))
+
+    def step_breaker(self, raw: dict | None, *path: Any) -> m.CircuitBreaker | None:
+        """A step's breaker: it fails attempts while open and cannot hold them (a run waits on its step)."""
+        if raw is not None and raw.get("on_open", "dead_letter") != "dead_letter":
+            self.problems.append(Diagnostic(
+                self.loc(*path, "on_open"), "bad-value",
+                f"{_dotted((*path, 'on_open'))}: a step's circuit breaker cannot pause",
+                hint="leave `on_open` out: while open, a step's attempts fail as `circuit-open`; "
+                     "`on_open: pause` is for the deliveries of routes and subscriptions"))
+        return self.breaker(raw, *path)
 
     def run_step(self, raw: dict | None, *path: Any) -> m.RunStep | None:
         if raw is None:
@@ -472,7 +483,7 @@ def _orchestration(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
             tuple(d.ref(t, *at, "emits", j) for j, t in enumerate(raw.get("emits", ()))),
             _wait(d, raw["wait"], *at, "wait") if "wait" in raw else None,
             d.run_step(raw.get("run"), *at, "run"),
-            d.breaker(raw.get("circuit_breaker"), *at, "circuit_breaker"),
+            d.step_breaker(raw.get("circuit_breaker"), *at, "circuit_breaker"),
         )
         previous = raw["id"]
         if step.id in seen:

@@ -98,6 +98,11 @@ class CircuitBreaker:
     loc: Location
     failure_threshold: int
     reset_after: float = 30.0
+    on_open: Literal["dead_letter", "pause"] = "dead_letter"  # pause: hold deliveries while open
+
+    @property
+    def pauses(self) -> bool:
+        return self.on_open == "pause"
 
 
 @dataclass(frozen=True, slots=True)

@@ -598,6 +598,8 @@ SUMMARY_ROWS = [
     ("sequence gaps", "sequence_gaps"),
     ("runs redriven", "runs_redriven"),
     ("schedule ticks", "ticks"),
+    ("held (circuit open)", "held"),
+    ("released", "released"),
 ]
 _ONLY_IF_ANY = {"ticks"}  # a row shown only when not 0: most meshes have no schedule
 

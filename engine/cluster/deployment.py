@@ -14,7 +14,7 @@ from ..core.deadletter import DeadLetter
 from ..core.errors import RunStateError, UsageError
 from ..language import model as m
 from ..language.model import DEFAULT_RETENTION
-from ..runtime.trace import EARLY_END_KEYS, SUMMARY_KEYS
+from ..runtime.trace import EARLY_END_KEYS, OPTIONAL_KEYS, SUMMARY_KEYS
 from ..runtime.waits import RUN_CANCEL, RUN_SIGNAL, signal_problem
 from ..runtime.watermarks import stream_inputs
 from ..storage import Store, broker_for, broker_forms, open_broker
@@ -59,6 +59,7 @@ def deployment_summary(broker: Broker) -> dict:
     raw = broker.counters()
     out = {key: raw.get(key, 0) for key in SUMMARY_KEYS}
     out.update({key: raw[key] for key in EARLY_END_KEYS if raw.get(key)})
+    out.update({key: raw[key] for key in OPTIONAL_KEYS if key in raw})
     out["dead_lettered_by_reason"] = {k[5:]: v for k, v in sorted(raw.items()) if k.startswith("dead:")}
     return out
 

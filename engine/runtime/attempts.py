@@ -44,16 +44,19 @@ class Attempts:
         # presumed dead finishes after all), and the effect must still happen once.
         if not d["replay"] and self.store.is_done(identity(event), consumer.id, now):
             self.trace.count("duplicates")
-            guards.settle(d)
+            guards.settle(guards.released(d) if "held" in d else d)
             return
         if consumer.id in guards.limited and guards.throttled(d, consumer, now):
             return
-        if consumer.policy.breaker is not None and guards.circuit_open(consumer, now):
-            self.rt.dead_letter(consumer.id, event, "circuit-open", "CircuitOpen",
-                                f"circuit of {consumer.id} is open", attempts=d["number"] - 1,
-                                first=d["first"], queue=consumer.policy.queue)
-            guards.settle(d)
-            return
+        probe = False
+        if consumer.policy.breaker is not None:
+            until = guards.circuit(consumer, now)
+            if until is not None:
+                guards.blocked(d, consumer, now, until)
+                return
+            probe = guards.breakers.get(consumer.id, {}).get("probing", False)
+            if "held" in d:
+                d = guards.released(d)
         number, trace = d["number"], self.trace
         trace.counts["delivered"] += 1
         if trace.sink is not None:
@@ -73,11 +76,13 @@ class Attempts:
                     guards.settle(d)
                 return
             handler = self.streams.output_handler(stream, outputs)
-        self.run_attempt(d, consumer, now, handler)
+        self.run_attempt(d, consumer, now, handler, probe)
 
-    def run_attempt(self, d: dict, consumer: Consumer, now: float, handler: Handler) -> None:
+    def run_attempt(self, d: dict, consumer: Consumer, now: float, handler: Handler,
+                    probe: bool = False) -> None:
         """An attempt that was not skipped (duplicate, throttled, circuit open): run its handler
-        and commit what it produced, now or after the time it took."""
+        and commit what it produced, now or after the time it took. *probe*: it is the probe of
+        a half-open circuit, which learns when the outcome commits."""
         event, number = d["event"], d["number"]
         context = {"data": event.get("data"), "event": event, "vars": {}, "attempt": number}
         attempt = Attempt(consumer.id, event, number, now, context, consumer.declared,
@@ -89,11 +94,15 @@ class Attempts:
             if consumer.condition is not None and not consumer.condition(attempt.context):
                 self._filtered_by_when(event, consumer.id)
                 self.guards.settle(d)
+                if probe:
+                    self.guards.probe_ran(consumer, now)
                 return
             handler(attempt)
         except (ActionFailed, RenderError) as exc:
             error = exc
         rt = self.rt
+        if probe:
+            self.guards.probe_ran(consumer, now + attempt.elapsed)
         if attempt.elapsed > 0:
             rt.scheduler.at(now + attempt.elapsed, "complete",
                             {"delivery": d, "outcome": attempt.outcome(error)})

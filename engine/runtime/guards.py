@@ -3,8 +3,9 @@
 An offer passes, in order: the consumer's loop guard (``loop``: filtered or dead-lettered as
 ``loop-detected``), the mesh's hop limit, and for an ordered consumer the resequencer, which
 holds it until its turn. Its first attempt is then scheduled now. When the attempt is due,
-the consumer's rate limit (delay or ``rate-limited``) and circuit breaker (``circuit-open``)
-are asked before it runs (:meth:`Guards.throttled`, :meth:`Guards.circuit_open`).
+the consumer's rate limit (delay or ``rate-limited``) and circuit breaker (``circuit-open``,
+or held with ``on_open: pause``) are asked before it runs (:meth:`Guards.throttled`,
+:meth:`Guards.circuit`, :meth:`Guards.blocked`).
 
 Shortcut (``fast_paths``): while an input is fed and none of its type's consumers holds
 offers, its first attempts run at once instead of through the schedule, in the order the
@@ -36,6 +37,9 @@ class Guards:
         self.inline = False  # True while an input's first attempts may run at once (feed)
         self.buckets = Buckets()
         self.breakers: dict[str, dict] = {}
+        if any(c.policy.breaker is not None and c.policy.breaker.pauses for c in consumers):
+            for key in ("held", "released"):  # summary lines of a mesh whose breakers pause
+                self.trace.counts.setdefault(key, 0)
 
     def types_without_holds(self) -> frozenset[str]:
         """Event types none of whose consumers may hold or drop an offer before its attempt
@@ -122,9 +126,10 @@ class Guards:
             self.settle(d)
         return True
 
-    def circuit_open(self, consumer: Consumer, now: float) -> bool:
-        """Whether the consumer's circuit breaker keeps this attempt from running."""
-        return self.breaker_open(consumer.id, consumer.policy.breaker, now)
+    def circuit(self, consumer: Consumer, now: float) -> float | None:
+        """None if the consumer's circuit breaker lets this attempt run; else until when it keeps
+        it from running (see :meth:`breaker_until`)."""
+        return self.breaker_until(consumer.id, consumer.policy.breaker, now)
 
     def breaker_result(self, consumer: Consumer, ok: bool, now: float) -> None:
         """Tell the consumer's circuit breaker how an attempt ended."""
@@ -133,15 +138,53 @@ class Guards:
     # a breaker is kept by a key: a consumer's id, or an orchestration step's (engine/runtime/subruns.py)
     def breaker_open(self, key: str, breaker: m.CircuitBreaker | None, now: float) -> bool:
         """Whether the circuit of *key* is open (half-open: one probe at a time goes through)."""
+        return self.breaker_until(key, breaker, now) is not None
+
+    def breaker_until(self, key: str, breaker: m.CircuitBreaker | None, now: float) -> float | None:
+        """None if the circuit of *key* lets this attempt run (closed, or it is the probe of a
+        half-open circuit); else until when it keeps it from running: the end of the open
+        time, or of the probe in flight (one probe at a time while half-open)."""
         state = self.breakers.get(key)
         if breaker is None or state is None or state.get("open_until") is None:
-            return False
+            return None
         if now < state["open_until"]:
-            return True
-        if state.get("probing"):
-            return True  # one probe at a time while half-open
-        state["probing"] = True
-        return False
+            return state["open_until"]
+        probe_until = state.get("probe_until")
+        if state.get("probing") and probe_until is not None and now < probe_until:
+            return probe_until
+        # This attempt is the probe. Until it says how long it took (probe_ran), it holds the
+        # circuit for one reset_after: a probe lost with its worker does not block it for good.
+        state.update(probing=True, probe_until=now + breaker.reset_after)
+        return None
+
+    def probe_ran(self, consumer: Consumer, ends: float) -> None:
+        """The probe's handler ran; its outcome commits at *ends* (a `when` that filtered it: now,
+        and the next attempt due is the probe)."""
+        state = self.breakers.get(consumer.id)
+        if state is not None and state.get("probing"):
+            state["probe_until"] = ends
+
+    def blocked(self, d: dict, consumer: Consumer, now: float, until: float) -> None:
+        """An attempt the circuit keeps from running: dead-lettered as ``circuit-open``, or, with
+        ``on_open: pause``, held until *until* (no attempt used; an ordered key stays busy, so
+        its later events wait behind it)."""
+        if not consumer.policy.breaker.pauses:
+            self.rt.dead_letter(consumer.id, d["event"], "circuit-open", "CircuitOpen",
+                                f"circuit of {consumer.id} is open", attempts=d["number"] - 1,
+                                first=d["first"], queue=consumer.policy.queue)
+            self.settle(d)
+            return
+        if not d.get("held"):
+            self.trace.count("held")
+        self.trace.record(now, "held", event=d["event"]["id"], consumer=consumer.id, attempt=d["number"],
+                          until=iso(until))
+        # a held attempt takes a rate-limit token afresh when it is let through
+        self.rt.scheduler.at(until, "attempt", {**d, "held": True, "reserved": False})
+
+    def released(self, d: dict) -> dict:
+        """A held delivery is let through (or found done): counted, and no longer marked held."""
+        self.trace.count("released")
+        return {k: v for k, v in d.items() if k != "held"}
 
     def breaker_outcome(self, key: str, breaker: m.CircuitBreaker | None, ok: bool, now: float) -> None:
         """Tell the circuit of *key* how an attempt ended: enough failures in a row (or a failed
@@ -153,6 +196,6 @@ class Guards:
             state.update(failures=0, open_until=None, probing=False)
             return
         state["failures"] += 1
-        if state["probing"] or state["failures"] >= breaker.failure_threshold:
+        if state.get("probing") or state["failures"] >= breaker.failure_threshold:
             state.update(open_until=now + breaker.reset_after, probing=False)
             self.trace.record(now, "circuit-open", consumer=key, until=iso(now + breaker.reset_after))

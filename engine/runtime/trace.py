@@ -30,6 +30,8 @@ SUMMARY_KEYS = (
 )
 # runs that ended early (engine/runtime/waits.py): in a summary only once one has
 EARLY_END_KEYS = ("runs_cancelled", "runs_timed_out")
+# counters a summary shows only for a mesh that has them (set, even at 0, by the stage that counts them)
+OPTIONAL_KEYS = ("held", "released")
 FAILED_RUNS_KEPT = 10  # ids of failed runs a summary lists
 
 
@@ -110,6 +112,7 @@ class Trace:
     def summary(self) -> dict:
         out = {key: self.counts.get(key, 0) for key in SUMMARY_KEYS}
         out.update({key: self.counts[key] for key in EARLY_END_KEYS if self.counts.get(key)})
+        out.update({key: self.counts[key] for key in OPTIONAL_KEYS if key in self.counts})
         out["dead_lettered_by_reason"] = dict(sorted(self.dead_by_reason.items()))
         out["failed_runs"] = list(self.failed_runs)
         return out

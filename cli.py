@@ -770,13 +770,37 @@ def dlq_show(dlq_path, store, record_id) -> None:
     )
 
 
+def _rate(ctx, param, value):
+    if value is None:
+        return None
+    from engine.commands.runs import parse_rate
+
+    try:
+        return parse_rate(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _rate_option(f):
+    return click.option(
+        "--rate",
+        callback=_rate,
+        metavar="N/s|N/m|N/h",
+        help="Replay at most N events per second, minute or hour, spaced evenly (in the run's clock "
+        "time; a deployment's workers take them at that rate), so a consumer's circuit breaker or "
+        "rate limit sees them spread out. Default: all at once.",
+    )(f)
+
+
 @dlq.command("replay")
 @click.argument("path", type=click.Path(exists=True))
 @_dlq_source
 @_dlq_filters
+@_rate_option
 @_run_options
 def dlq_replay(
-    path, dlq_path, store, ids, reason, consumer, seed, http, faults, max_hops, trace_path, output_path, fmt
+    path, dlq_path, store, ids, reason, consumer, rate, seed, http, faults, max_hops, trace_path, output_path,
+    fmt,
 ) -> None:
     """Deliver dead letters again through a mesh.
 
@@ -790,12 +814,13 @@ def dlq_replay(
         replay-trace.jsonl
       meshctl dlq replay workflows/orders --store sqlite:orders.db --consumer \\
         service:notifications/order.failed
+      meshctl dlq replay workflows/billing --dlq billing-dlq.jsonl --rate 2/s
     """
     from engine.commands.checks import require_valid
     from engine.commands.runs import DeadLetters, RunOptions, faults_for, replay_dead_letters
 
     mesh = require_valid(path).mesh
-    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path)
+    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path, rate=rate)
     source = DeadLetters(dlq_path, store, mesh.retention)
     summary, _ = replay_dead_letters(mesh, source, _select(ids, reason, consumer, source.records()), options)
     _print_summary(summary, fmt, [])
@@ -935,9 +960,10 @@ def _pattern(ctx, param, value):
 @click.option(
     "--to", "to", metavar="CONSUMER", help="Deliver only to this consumer (its own pattern still applies)."
 )
+@_rate_option
 @_run_options
 def replay(
-    path, store, since, until, pattern, to, seed, http, faults, max_hops, trace_path, output_path, fmt
+    path, store, since, until, pattern, to, rate, seed, http, faults, max_hops, trace_path, output_path, fmt
 ) -> None:
     """Re-inject archived events of a durable run through a mesh.
 
@@ -951,12 +977,13 @@ def replay(
         2024-06-11T09:16:00Z
       meshctl replay workflows/orders --store sqlite:orders.db --match '{"type": ["order.placed"]}'
       meshctl replay workflows/orders --store sqlite:orders.db --to service:notifications/order.failed
+      meshctl replay workflows/orders --store sqlite:orders.db --rate 10/s
     """
     from engine.commands.checks import require_valid
     from engine.commands.runs import ArchiveQuery, RunOptions, faults_for, replay_archive
 
     mesh = require_valid(path).mesh
-    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path)
+    options = RunOptions(seed, http, faults_for(mesh, faults), max_hops, trace_path, output_path, rate=rate)
     summary = replay_archive(mesh, store, ArchiveQuery(since, until, pattern, to), options)
     if "aged_out" in summary and fmt != "json":
         click.echo(

@@ -7,6 +7,7 @@ it (redrives) hand tasks to the workers instead of running the mesh themselves.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..core import eventtime
@@ -64,16 +65,21 @@ def deployment_summary(broker: Broker) -> dict:
     return out
 
 
-def queue_tasks(store: Store, tasks: list[tuple[str, dict]]) -> int:
+def queue_tasks(store: Store, tasks: list[tuple[str, dict]], spacing: float = 0.0) -> int:
     """Hand tasks to the workers of the deployment whose store this is, in one commit (one per
-    partition on a Redis Cluster), each to the partition that holds what it works on."""
+    partition on a Redis Cluster), each to the partition that holds what it works on. With a
+    *spacing* (seconds, ``--rate``), task *n* is due *n* × spacing from now: it waits in its
+    partition's delayed tasks, so the workers take them at that rate, even if this command
+    has long ended (or a worker restarts meanwhile)."""
     broker = _broker(store)
     broker.ensure_lanes([TASKS])
     if tasks:
         homes = [_home(broker, kind, payload) for kind, payload in tasks]
+        start = time.time()
+        due = [start + n * spacing if spacing > 0 and n else None for n in range(len(tasks))]
         broker.begin_unit()
-        broker.commit_unit(tasks=[Task(TASKS, kind, payload, partition=home)
-                                  for (kind, payload), home in zip(tasks, homes)])
+        broker.commit_unit(tasks=[Task(TASKS, kind, payload, when, partition=home)
+                                  for (kind, payload), home, when in zip(tasks, homes, due)])
     return len(tasks)
 
 
@@ -106,10 +112,10 @@ def signal_deployment_run(store: Store, given: str, name: str, data: Any, by: st
     return run
 
 
-def queue_redrive(store: Store, records: list[DeadLetter]) -> int:
+def queue_redrive(store: Store, records: list[DeadLetter], spacing: float = 0.0) -> int:
     """Each dead letter becomes a task that removes it from its queue and delivers its event
-    again, in one commit of the worker that takes it."""
-    return queue_tasks(store, [(REDRIVE, record.as_dict()) for record in records])
+    again, in one commit of the worker that takes it (one every *spacing* seconds if given)."""
+    return queue_tasks(store, [(REDRIVE, record.as_dict()) for record in records], spacing)
 
 
 def queue_lanes(streams: list[str]) -> list[str]:

@@ -66,6 +66,38 @@ class RunOptions:
     start: float | None = None  # `--from`: where the virtual clock starts (else the first input's time)
     until: float | None = None  # `--until` TIME: schedules fire their ticks before it
     span: float | None = None  # `--until` DURATION: ... for so long from the clock's start
+    rate: float | None = None  # replays: events per second (--rate), None for all at once
+
+    @property
+    def spacing(self) -> float:
+        """Seconds between two replayed events (0: all at once)."""
+        return 0.0 if self.rate is None else 1.0 / self.rate
+
+
+_RATE = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*/\s*(?P<per>s|m|h)\s*$")
+_PER = {"s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_RATE = 1_000_000.0  # events per second
+LONGEST_GAP = 86400.0  # a rate slower than one a day is a mistake, not a throttle
+
+
+def parse_rate(text: str) -> float:
+    """``--rate N/s``, ``N/m`` or ``N/h`` as events per second; ValueError says what is wrong.
+
+    >>> parse_rate("5/s"), parse_rate("30/m"), parse_rate("0.5/s")
+    (5.0, 0.5, 0.5)
+    """
+    found = _RATE.match(text)
+    if found is None:
+        raise ValueError(f"{text!r} is not a rate: give N/s, N/m or N/h (events per second, minute or "
+                         "hour), e.g. 5/s")
+    per_second = float(found.group("n")) / _PER[found.group("per")]
+    if per_second <= 0:
+        raise ValueError(f"{text!r}: the rate must be above 0")
+    if per_second > MAX_RATE:
+        raise ValueError(f"{text!r}: at most {MAX_RATE:,.0f}/s")
+    if 1.0 / per_second > LONGEST_GAP:
+        raise ValueError(f"{text!r}: at least 1 event a day (1/h is 24 a day)")
+    return per_second
 
 
 def parse_fault(text: str, known: Iterable[str]) -> Fault:
@@ -322,14 +354,14 @@ def replay_dead_letters(
     """Redeliver the selected dead letters; those that fail again stay (updated), the others leave."""
     chosen = [r for r in source.records() if select(r)]
     if source.path is None and is_deployment(source.store):  # workers do the redrive, on their clock
-        return {"queued": queue_redrive(source.store, chosen)}, source.records()
+        return {"queued": queue_redrive(source.store, chosen, options.spacing)}, source.records()
     if source.path is None:  # a durable store: continue its run, like `replay` and `runs redrive`
         with _session(mesh, source.store, options) as runtime:
-            result = runtime.replay(chosen)
+            result = runtime.replay(chosen, options.spacing)
         return {**result, **runtime.session_summary}, source.records()
     with _sinks(options, (options.trace_path, options.output_path)) as (trace, on_emit):
         runtime = _runtime(mesh, source.store, options, trace, on_emit)
-        result = runtime.replay(chosen)
+        result = runtime.replay(chosen, options.spacing)
     source.save()
     return {**result, **runtime.trace.summary()}, source.records()
 
@@ -539,11 +571,11 @@ def replay_archive(mesh: Mesh, store_url: str, query: ArchiveQuery, options: Run
         return {
             "selected": len(events),
             **aged,
-            "queued": queue_tasks(store, [(REPLAY, {"event": e, "to": query.to}) for e in copies]),
+            "queued": queue_tasks(store, [(REPLAY, {"event": e, "to": query.to}) for e in copies],
+                                  options.spacing),
         }
     with _session(mesh, store, options) as runtime:
-        for event in copies:
-            runtime.reinject(event, query.to)
+        runtime.reinject_all(copies, query.to, options.spacing)
     return {"selected": len(events), **aged, **runtime.session_summary}
 
 

@@ -15,11 +15,18 @@ from ..core.eventtime import parse_or_none as parse_time
 from .events import chain
 from .ports import Pipeline
 
+REDELIVER = "redeliver"  # the task that takes one dead letter back into the mesh (a throttled replay)
+REINJECT = "reinject"  # the task that re-injects a copy of an archived event (a throttled replay)
+
 
 class DeadLetters:
     def __init__(self, rt: Pipeline):
         self.rt = rt
         self.store, self.trace = rt.store, rt.trace
+
+    def tasks(self) -> dict:
+        return {REDELIVER: lambda record: self.redeliver(DeadLetter.from_dict(record)),
+                REINJECT: lambda task: self.reinject(task["event"], task["to"])}
 
     def dead_letter(self, consumer: str, event: Any, reason: str, error_type: str | None, detail: str, *,
                     attempts: int = 0, first: float | None = None, queue: str) -> None:
@@ -41,8 +48,10 @@ class DeadLetters:
                           reason=reason, attempts=attempts, error=f"{error_type}: {detail}", queue=queue)
 
     # --- redrive ------------------------------------------------------------------------
-    def replay(self, records: Iterable[DeadLetter]) -> int:
-        """Deliver dead-lettered events again (fresh attempts, dedup bypassed); how many were."""
+    def replay(self, records: Iterable[DeadLetter], spacing: float = 0.0) -> int:
+        """Deliver dead-lettered events again (fresh attempts, dedup bypassed); how many were.
+        With a *spacing* (seconds), one every *spacing* of clock time from now, in order, so a
+        breaker or a rate limit of the consumer sees them spread out (``--rate``)."""
         records = list(records)
         if not self.rt.clock_started:
             times = [parse_time(t) for r in records for t in (
@@ -50,7 +59,22 @@ class DeadLetters:
             times = [t for t in times if t is not None]
             if times:  # a redrive happens after the failure: the virtual clock carries on from there
                 self.rt.start_clock(max(times))
-        return sum(self.redeliver(record) for record in records)
+        if spacing <= 0:
+            return sum(self.redeliver(record) for record in records)
+        now = self.rt.clock.now()
+        records = [r for r in records if isinstance(r.event, dict) and "id" in r.event]
+        for n, record in enumerate(records):
+            self.rt.scheduler.at(now + n * spacing, REDELIVER, record.as_dict())
+        return len(records)
+
+    def reinject_all(self, events: list[dict], to: str | None, spacing: float = 0.0) -> None:
+        """Re-inject archived copies now, or one every *spacing* seconds of clock time (``--rate``)."""
+        now = self.rt.clock.now()
+        for n, event in enumerate(events):
+            if spacing <= 0:
+                self.reinject(event, to)
+            else:
+                self.rt.scheduler.at(now + n * spacing, REINJECT, {"event": event, "to": to})
 
     def redeliver(self, record: DeadLetter) -> bool:
         """Take a dead letter out of its queue and deliver its event again (False: it has no event)."""

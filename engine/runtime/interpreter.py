@@ -113,7 +113,7 @@ class Runtime:
         self.publish, self.route = routing.publish, routing.route
         self.targets_of, self.deliver_direct = routing.targets_of, routing.deliver_direct
         self.intake = Intake(self, routing, guards, self.streams, guards.limited)
-        self._tasks.update({"attempt": attempts.attempt, "complete": commits.complete,
+        self._tasks.update({"attempt": attempts.attempt, "complete": commits.complete, **dead.tasks(),
                             **self.orchestrator.tasks(), **self.resequencer.tasks()})
         self._tasks.update(self.schedules.tasks())
 
@@ -235,14 +235,18 @@ class Runtime:
         self.guards.breakers = {}
 
     # --- dead-letter redrive and archive replay -----------------------------------------
-    def replay(self, records: Iterable[DeadLetter]) -> dict:
-        """Deliver dead-lettered events again (fresh attempts, dedup bypassed); succeeded ones
-        leave the queue."""
-        replayed = self.dead_letters.replay(records)
+    def replay(self, records: Iterable[DeadLetter], spacing: float = 0.0) -> dict:
+        """Deliver dead-lettered events again (fresh attempts, dedup bypassed), one every
+        *spacing* seconds if given; succeeded ones leave the queue."""
+        replayed = self.dead_letters.replay(records, spacing)
         self.finish()
         return {"replayed": replayed, "still_dead": len(self.store.dead_letters())}
 
     def reinject(self, event: dict, to: str | None) -> None:
         """Publish a replayed copy of an archived event (to consumer *to* only, if given)."""
         self.dead_letters.reinject(event, to)
+
+    def reinject_all(self, events: list[dict], to: str | None, spacing: float = 0.0) -> None:
+        """Re-inject archived copies, one every *spacing* seconds of clock time if given."""
+        self.dead_letters.reinject_all(events, to, spacing)
 

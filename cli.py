@@ -598,10 +598,17 @@ SUMMARY_ROWS = [
     ("sequence gaps", "sequence_gaps"),
     ("runs redriven", "runs_redriven"),
     ("schedule ticks", "ticks"),
-    ("held (circuit open)", "held"),
-    ("released", "released"),
 ]
 _ONLY_IF_ANY = {"ticks"}  # a row shown only when not 0: most meshes have no schedule
+# after the dead letters by reason: lines only some summaries have
+SUMMARY_TAIL = [
+    ("held (circuit open)", "held"),
+    ("released", "released"),
+    ("replayed", "replayed"),
+    ("still dead", "still_dead"),
+    ("selected", "selected"),
+    ("queued", "queued"),
+]
 
 
 def _print_summary(summary: dict, fmt: str, dead: list) -> None:
@@ -613,9 +620,9 @@ def _print_summary(summary: dict, fmt: str, dead: list) -> None:
             click.echo(f"{label:<22}{summary[key]:>8}")
     for reason, n in summary.get("dead_lettered_by_reason", {}).items():
         click.echo(f"  {reason:<20}{n:>8}")
-    for key in ("replayed", "still_dead", "selected", "queued"):
+    for label, key in SUMMARY_TAIL:
         if key in summary:
-            click.echo(f"{key.replace('_', ' '):<22}{summary[key]:>8}")
+            click.echo(f"{label:<22}{summary[key]:>8}")
     _print_failed_runs(summary)
 
 

@@ -16,7 +16,8 @@ Names (docs/observability.md has the table):
 - ``meshctl_run_duration_seconds{orchestration, status}``: an orchestration run from start to end
 - ``meshctl_dead_letters_total{reason}``, ``meshctl_retries_total``, ``meshctl_runtime_total{counter}``
   (every counter of the run summary), ``meshctl_circuit_state{consumer}`` (0 closed, 1 open,
-  2 half-open), ``meshctl_queue_backlog{queue}``, ``meshctl_queue_in_hand{queue}``,
+  2 half-open), ``meshctl_held_deliveries`` (held by pausing breakers, in the whole deployment),
+  ``meshctl_queue_backlog{queue}``, ``meshctl_queue_in_hand{queue}``,
   ``meshctl_queue_lag{queue}`` (entries no worker has read yet), ``meshctl_queue_delayed``
 - on `serve`: ``meshctl_ingress_requests_total{status}``, ``meshctl_ingress_request_duration_seconds``,
   ``meshctl_ingress_events_total{type}`` (events accepted), and the queue gauges
@@ -162,6 +163,7 @@ class _StateCollector:
             dead_family.add_metric([reason], dead[reason])
         yield dead_family
         yield self._breakers()
+        yield from self._held()
         yield from queue_families(core, self.broker, self.queues())
 
     def _breakers(self):
@@ -176,6 +178,22 @@ class _StateCollector:
             until = (breakers.get(consumer.id) or {}).get("open_until")
             state.add_metric([consumer.id], 0 if until is None else 1 if now < until else 2)
         return state
+
+
+    def _held(self) -> Iterable:
+        """Deliveries a pausing breaker holds now, in the whole deployment: its committed `held`
+        and `released` counters (a held delivery is a delayed task of any partition)."""
+        breakers = [c.policy.breaker for c in self.runtime().consumers if c.policy.breaker is not None]
+        if not any(b.pauses for b in breakers):
+            return
+        try:
+            counts = self.broker.counters()
+        except StorageError as exc:  # the scrape still answers, without it
+            log.warning("held deliveries unavailable: %s", exc)
+            return
+        yield self.core.GaugeMetricFamily(
+            "meshctl_held_deliveries", "Deliveries held by circuit breakers with on_open: pause (deployment)",
+            value=max(counts.get("held", 0) - counts.get("released", 0), 0))
 
 
 def queue_families(core, broker: Broker, lanes: Sequence[str]) -> list:

@@ -238,3 +238,14 @@ def test_dlq_replay_with_rate_continues_a_durable_run(meshctl, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["replayed"] == 5 and summary["still_dead"] == 0 and summary["dead_lettered"] == 0
+
+
+def test_render_marks_a_pausing_breaker(meshctl, tmp_path):
+    diagram = meshctl("render", BILLING, "--format", "mermaid")
+    assert diagram.exit_code == 0, diagram.output
+    assert "breaker 3 → 30s, pause]" in diagram.stdout and "breaker 3 → 1m]" in diagram.stdout
+    page = tmp_path / "billing.html"
+    assert meshctl("render", BILLING, "--format", "html", "-o", page).exit_code == 0
+    html = page.read_text()
+    assert "open after 3 failures for 30s, holding deliveries" in html
+    assert "open after 3 failures for 60s<" in html

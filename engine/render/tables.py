@@ -279,6 +279,7 @@ def _policies(mesh: m.Mesh) -> tuple[Table, ...]:
             retry += f", {r.jitter} jitter"
         cb = spec.circuit_breaker
         breaker = f"open after {cb.failure_threshold} failures for {cb.reset_after:g}s" if cb else ""
+        breaker += ", holding deliveries" if cb and cb.pauses else ""
         non_retry = ", ".join(r.non_retryable) if r else ""
         rows.append(
             Row((pol.name, retry, non_retry, spec.dead_letter or "", breaker), location(pol.loc, mesh.root))

@@ -143,9 +143,11 @@ def _flow_node(mesh: m.Mesh, node: str, data: dict) -> ViewNode:
 
 
 def _breaker_badge(spec: m.DeliverySpec | None) -> tuple[str, ...]:
-    """``breaker 5 → 1m``: opens after 5 failures in a row, stays open 1 minute."""
+    """``breaker 5 → 1m``: opens after 5 failures in a row, stays open 1 minute (``, pause``: it
+    holds the deliveries due meanwhile)."""
     cb = spec.circuit_breaker if spec is not None else None
-    return () if cb is None else (f"breaker {cb.failure_threshold} → {fmt_seconds(cb.reset_after)}",)
+    pause = ", pause" if cb is not None and cb.pauses else ""
+    return () if cb is None else (f"breaker {cb.failure_threshold} → {fmt_seconds(cb.reset_after)}{pause}",)
 
 
 def _consumer_badges(element: m.Route | m.Subscription) -> tuple[str, ...]:

@@ -249,3 +249,39 @@ def test_render_marks_a_pausing_breaker(meshctl, tmp_path):
     html = page.read_text()
     assert "open after 3 failures for 30s, holding deliveries" in html
     assert "open after 3 failures for 60s<" in html
+
+
+def test_meshctl_test_paces_a_replay_and_checks_held_counts(meshctl):
+    result = meshctl("test", BILLING / "billing.test.yaml", "-k", "two a second")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("PASS replayed at two a second")
+
+
+@pytest.mark.parametrize("then, message", [
+    ("{replay_dead_letters: true, replay_rate: 0/s}", ":6:52: error[bad-rate]: '0/s': the rate must be"),
+    ("{replay_dead_letters: true, replay_rate: fast}", ":6:52: error[bad-rate]: 'fast' is not a rate"),
+    ("{given: [{type: invoice.paid}], replay_rate: 2/s}", ":6:43: error[bad-rate]: `replay_rate` paces"),
+])
+def test_meshctl_test_rejects_a_bad_replay_rate(meshctl, tmp_path, then, message):
+    mesh = _copy(tmp_path)
+    test_file = mesh / "rate.test.yaml"
+    test_file.write_text(
+        "tests:\n  - name: paced\n    given:\n"
+        "      - {type: invoice.paid, sequence: 1, data: {invoice_id: i, account: a, amount: 1}}\n"
+        "    expect: {}\n"
+        f"    then: {then}\n")
+    result = meshctl("test", test_file)
+    assert result.exit_code == 1, result.output
+    assert message in result.output, result.output
+
+
+def test_a_count_of_held_for_a_mesh_that_does_not_pause_says_why(meshctl, tmp_path):
+    mesh = _copy(tmp_path, lambda text: text.replace(", on_open: pause", ""))
+    test_file = mesh / "held.test.yaml"
+    test_file.write_text(
+        "tests:\n  - name: counts\n    given:\n"
+        "      - {type: invoice.paid, sequence: 1, data: {invoice_id: i, account: a, amount: 1}}\n"
+        "    expect: {counts: {held: 0}}\n")
+    result = meshctl("test", test_file)
+    assert result.exit_code == 1
+    assert "count 'held' exists only in a mesh with a circuit breaker that pauses" in result.output

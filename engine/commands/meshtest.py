@@ -44,10 +44,11 @@ from ..runtime.events import parsed, read_events
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
 from ..runtime.trace import EARLY_END_KEYS, Trace
 from ..storage import MemoryStore
-from .runs import consumer_ids
+from .runs import consumer_ids, parse_rate
 from .terminal import Style, plain, render
 
 REPLAY_KEYS = ("replayed", "still_dead")  # counts that exist only in a `then:` phase that redrives
+PAUSE_KEYS = ("held", "released")  # counts that exist only for a mesh whose breakers pause
 SHOWN = 5  # candidates listed under a failed expectation
 
 
@@ -270,6 +271,20 @@ def _check_case(case: Case, consumers: list[str], names: dict[str, Location]) ->
         yield from _check_phase(case, case.spec["then"], (*case.path, "then"), consumers, needs_input=False)
 
 
+def _check_rate(case: Case, spec: dict, path: tuple) -> Iterator[Diagnostic]:
+    """``replay_rate`` reads as `dlq replay --rate` does, and only goes with a replay."""
+    if "replay_rate" not in spec:
+        return
+    if "replay_dead_letters" not in spec:
+        yield Diagnostic(case.smap.key((*path, "replay_rate")), "bad-rate",
+                         "`replay_rate` paces `replay_dead_letters`, which this `then` does not have")
+        return
+    try:
+        parse_rate(spec["replay_rate"])
+    except ValueError as exc:
+        yield Diagnostic(case.smap.at((*path, "replay_rate")), "bad-rate", str(exc))
+
+
 def _check_phase(
     case: Case, spec: dict, path: tuple, consumers: list[str], needs_input: bool
 ) -> Iterator[Diagnostic]:
@@ -288,6 +303,7 @@ def _check_phase(
         yield Diagnostic(
             case.smap.key(path), "empty-then", "`then` needs `replay_dead_letters`, `given` or `events`"
         )
+    yield from _check_rate(case, spec, path)
     if "events" in spec and not os.path.isfile(os.path.join(case.folder, spec["events"])):
         yield Diagnostic(
             case.smap.at((*path, "events")),
@@ -382,7 +398,8 @@ def _phase(mesh: Mesh, case: Case, spec: dict, path: tuple, store, clock, seed: 
     extra = {}
     if "replay_dead_letters" in spec:
         chosen = [r for r in store.dead_letters() if _dead_selected(spec["replay_dead_letters"], r)]
-        extra = runtime.replay(chosen)
+        rate = spec.get("replay_rate")
+        extra = runtime.replay(chosen, 1.0 / parse_rate(rate) if rate is not None else 0.0)
     counts = {**dict.fromkeys(EARLY_END_KEYS, 0), **runtime.run(_inputs(case, spec, path)), **extra}
     return runtime, Observed(emitted, store.dead_letters(), records, counts, _runs(records))
 
@@ -505,7 +522,9 @@ def _check_runs(entries: list, observed: Observed, at: _At) -> Iterator[Failure]
 def _check_counts(expected: dict, observed: Observed, at: _At) -> Iterator[Failure]:
     for key, value in expected.items():
         if key not in observed.counts:
-            yield at.fail(key, f"count {key!r} exists only in a `then:` phase that replays dead letters")
+            where = ("a mesh with a circuit breaker that pauses (`on_open: pause`)" if key in PAUSE_KEYS
+                     else "a `then:` phase that replays dead letters")
+            yield at.fail(key, f"count {key!r} exists only in {where}")
         elif observed.counts[key] != value:
             yield at.fail(key, f"expected {key} = {value}, got {observed.counts[key]}")
 

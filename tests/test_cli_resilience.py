@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 BILLING = REPO / "workflows" / "billing"
 EVENTS = BILLING / "events.jsonl"
 LEDGER = "service:ledger/invoice.paid"
-RECEIPTS = "service:receipts/invoice.paid"
+RECEIPTS = "service:receipts/invoice.booked"
 
 
 def _records(path: Path) -> list[dict]:

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # runs workers on the real clock
 REPO = Path(__file__).resolve().parents[2]
 BILLING = REPO / "workflows" / "billing"
 LEDGER = "service:ledger/invoice.paid"
-RECEIPTS = "service:receipts/invoice.paid"
+RECEIPTS = "service:receipts/invoice.booked"
 
 
 @pytest.fixture

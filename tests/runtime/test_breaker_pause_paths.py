@@ -15,7 +15,7 @@ BILLING = Path(__file__).resolve().parents[2] / "workflows" / "billing"
 FAULTS = {
     "pause": [Fault("service:ledger/invoice.paid", times=2, error="TimeoutError")],
     "never-recovers": [Fault("service:ledger/invoice.paid", error="TimeoutError")],
-    "dead-letter": [Fault("service:receipts/invoice.paid", times=1, error="TimeoutError")],
+    "dead-letter": [Fault("service:receipts/invoice.booked", times=1, error="TimeoutError")],
 }
 
 

@@ -11,7 +11,7 @@ anywhere, so state lost there shows in no output; `handler-module-state` of vali
 catches it. The input comes from the benchmarks' generators where there is one (bench/e2e.py
 for the arena, bench/orders.py for orders, bench/matchmaking.py for matchmaking); the
 orchestrated arena's, the payments' and the versions' own events are repeated with fresh
-ids, match or order ids and times (a payment's run waits across the kills).
+ids, match or order ids and times (a payment's run waits across the kills); billing's invoices are made here.
 """
 from __future__ import annotations
 
@@ -63,6 +63,20 @@ def _beats(n: int) -> list[dict]:
              "time": iso(start + 60 * i), "data": {"at": iso(start + 60 * i)}} for i in range(n)]
 
 
+def _invoices(n: int) -> list[dict]:
+    """Paid invoices of 40 accounts, two seconds apart, each account's numbered in sequence."""
+    rng, start, sequence = random.Random(19), parse_time("2024-09-02T10:00:00Z"), {}
+    events = []
+    for i in range(n):
+        account = f"acct-{rng.randrange(40)}"
+        sequence[account] = sequence.get(account, 0) + 1
+        data = {"invoice_id": f"inv-{i}", "account": account, "amount": rng.randrange(1, 500)}
+        events.append({"specversion": "1.0", "id": f"inv-{i}", "source": "/payments", "type": "invoice.paid",
+                       "time": iso(start + 2 * i), "subject": f"inv-{i}", "sequence": sequence[account],
+                       "data": data})
+    return events
+
+
 INPUTS = {
     "arena": lambda tmp, n: _generated(e2e, tmp / "gen.jsonl", n),
     "orders": lambda tmp, n: _generated(orders, tmp / "gen.jsonl", n),
@@ -72,6 +86,8 @@ INPUTS = {
     "reports": lambda tmp, n: _beats(n),
     "trip-booking": lambda tmp, n: _repeated("trip-booking", n),  # parents waiting for child runs
     "versions": lambda tmp, n: _repeated("versions", n),
+    # four times as many: each is cheap, and a run that ends before a kill lands proves nothing
+    "billing": lambda tmp, n: _invoices(4 * n),
 }
 
 

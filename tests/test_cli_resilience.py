@@ -285,3 +285,26 @@ def test_a_count_of_held_for_a_mesh_that_does_not_pause_says_why(meshctl, tmp_pa
     result = meshctl("test", test_file)
     assert result.exit_code == 1
     assert "count 'held' exists only in a mesh with a circuit breaker that pauses" in result.output
+
+
+def test_a_step_breaker_cannot_pause(meshctl, write):
+    mesh = write("""
+apiVersion: meshctl/v1
+kind: EventType
+metadata: {name: go}
+spec: {external: true}
+---
+apiVersion: meshctl/v1
+kind: Orchestration
+metadata: {name: o}
+spec:
+  trigger: {on: go}
+  steps:
+    - id: a
+      do: {log: hi}
+      circuit_breaker: {failure_threshold: 2, on_open: pause}
+""")
+    result = meshctl("validate", mesh)
+    assert result.exit_code == 1
+    assert "mesh.yaml:14:56: error[bad-value]: spec.steps[0].circuit_breaker.on_open: a step's circuit " \
+           "breaker cannot pause" in result.output

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from ..core.errors import Diagnostic, UsageError
@@ -286,6 +286,8 @@ def _step_node(mesh: m.Mesh, step: m.Step) -> ViewNode:
         badges.append("compensate")
     policy = m.resolve_delivery(mesh, step.retry)
     breaker = step.circuit_breaker or (policy.circuit_breaker if policy is not None else None)
+    if breaker is not None and breaker.pauses:  # a step's breaker never pauses, whatever its policy says
+        breaker = replace(breaker, on_open="dead_letter")
     badges += _breaker_badge(m.DeliverySpec(step.loc, circuit_breaker=breaker))
     return ViewNode(
         f"step:{step.id}",

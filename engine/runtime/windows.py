@@ -657,18 +657,10 @@ class WindowOperator:
         """:meth:`process` of a count window: the window the event fills closes at once, then those
         whose timeout the watermark passed."""
         self._events += 1
-        try:
-            t = self._time_of(self._get_time(event))
-            key = None
-            if self._get_key is not None:
-                key = self._get_key(event)
-                if type(key) is not str:
-                    key = self._odd_key(key)
-            values = self._read(event) if self._read is not None else _NO_VALUES
-        except _Reject as rejected:
-            return self._reject(event, rejected)
-        except RenderError as exc:  # a collect projection failed: nothing of the event is applied
-            return [Output("error", event=event, reason=exc.detail, error=exc)]
+        fields = self._fields(event)
+        if type(fields) is list:
+            return fields
+        t, key, values = fields
         out = self._add_count(key, t, values)
         if out is None:
             self._late += 1
@@ -684,18 +676,10 @@ class WindowOperator:
     def _process_stamped(self, event: dict) -> list[Output]:
         """:meth:`process` of a partitioned operator: late by the event's stamp, closing nothing."""
         self._events += 1
-        try:
-            t = self._time_of(self._get_time(event))
-            key = None
-            if self._get_key is not None:
-                key = self._get_key(event)
-                if type(key) is not str:
-                    key = self._odd_key(key)
-            values = self._read(event) if self._read is not None else _NO_VALUES
-        except _Reject as rejected:
-            return self._reject(event, rejected)
-        except RenderError as exc:
-            return [Output("error", event=event, reason=exc.detail, error=exc)]
+        fields = self._fields(event)
+        if type(fields) is list:
+            return fields
+        t, key, values = fields
         closed = self._watermark
         stamp = stamp_of(event) - self._lateness
         self._watermark = stamp if stamp > closed else closed  # what is late for this event
@@ -745,6 +729,23 @@ class WindowOperator:
         if not self._heap:
             return _INF
         return self._heap[0] * self._every + self._size
+
+    def _fields(self, event: dict) -> tuple[float, Any, Any] | list[Output]:
+        """An event's time, key and aggregated values (what :meth:`process` reads inline); or
+        the output that refuses it: invalid, or a collect projection's error (nothing of the
+        event is applied either way)."""
+        try:
+            t = self._time_of(self._get_time(event))
+            key = None
+            if self._get_key is not None:
+                key = self._get_key(event)
+                if type(key) is not str:
+                    key = self._odd_key(key)
+            return t, key, self._read(event) if self._read is not None else _NO_VALUES
+        except _Reject as rejected:
+            return self._reject(event, rejected)
+        except RenderError as exc:
+            return [Output("error", event=event, reason=exc.detail, error=exc)]
 
     def _reject(self, event: Any, rejected: _Reject) -> list[Output]:
         self._invalid += 1

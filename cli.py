@@ -777,15 +777,22 @@ def dlq_show(dlq_path, store, record_id) -> None:
     )
 
 
-def _rate(ctx, param, value):
-    if value is None:
-        return None
-    from engine.commands.runs import parse_rate
+def _parsed_by(name: str):
+    """A click callback: the option's value read by ``engine.commands.runs.<name>`` (imported
+    when used: start-up stays light); None stays None, a ValueError is a bad parameter."""
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        import engine.commands.runs as runs
 
-    try:
-        return parse_rate(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        try:
+            return getattr(runs, name)(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return parse
+
+
+_rate = _parsed_by("parse_rate")
 
 
 def _rate_option(f):
@@ -924,15 +931,7 @@ def test_command(path: str, select: str | None, fmt: str, junit_path: str | None
     sys.exit(report.exit_code)
 
 
-def _time(ctx, param, value):
-    if value is None:
-        return None
-    from engine.commands.runs import time_bound
-
-    try:
-        return time_bound(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+_time = _parsed_by("time_bound")
 
 
 def _pattern(ctx, param, value):

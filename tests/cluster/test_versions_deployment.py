@@ -114,7 +114,9 @@ def _wait(meshctl, url: str, done, what: str, seconds: float = 60) -> dict:
 
 @pytest.mark.slow  # two workers, and runs that wait on a slow step
 def test_runs_finish_on_their_version_while_new_input_takes_the_new_one(meshctl, redis_url, tmp_path):
-    mesh = _mesh(tmp_path, weigh="5s")
+    # v1's runs sleep long enough that they are surely still in flight when v2 is deployed, on a
+    # machine however busy; v2's step is quick
+    mesh = _mesh(tmp_path, weigh="30s")
     deployed = meshctl("deploy", mesh, "--store", redis_url)
     assert deployed.exit_code == 0, deployed.output
     v1 = deployed.output.split()[2]
@@ -125,6 +127,8 @@ def test_runs_finish_on_their_version_while_new_input_takes_the_new_one(meshctl,
         # both runs started on version 1 and wait in their slow step
         _wait(meshctl, redis_url, lambda r: r["versions"][-1]["runs_in_flight"] == 2, "started")
         _label_format(mesh, "v2/{parcel_id}")  # the changed step
+        labelling = mesh / "labelling.yaml"
+        labelling.write_text(labelling.read_text().replace("sleep: 30s", "sleep: 1s"))
         redeployed = meshctl("deploy", mesh, "--store", redis_url)
         assert redeployed.exit_code == 0, redeployed.output
         v2 = redeployed.output.split()[2]
@@ -135,7 +139,7 @@ def test_runs_finish_on_their_version_while_new_input_takes_the_new_one(meshctl,
         during = _status(meshctl, redis_url)
         assert [(v["version"], v["state"]) for v in during["versions"]][0] == (v1, "draining")
         report = _wait(meshctl, redis_url, lambda r: r["summary"]["runs_completed"] == 4
-                       and [v["version"] for v in r["versions"]] == [v2], "drained and retired")
+                       and [v["version"] for v in r["versions"]] == [v2], "drained and retired", seconds=120)
         assert report["versions"][0]["runs_in_flight"] == 0 and report["versions"][0]["work"] == 0
     finally:
         for proc in workers:

@@ -125,6 +125,7 @@ def _flow_node(mesh: m.Mesh, node: str, data: dict) -> ViewNode:
     label, sublabel, group, badges = data["label"], "", None, ()
     if kind == "event":
         sublabel = "undeclared" if element is None else ("external" if element.external else "")
+        badges = _version_badge(element)
     elif kind in ("subscription", "route"):
         spec = m.resolve_delivery(mesh, element.delivery)
         sublabel, badges = retry_summary(spec), _consumer_badges(element) + _breaker_badge(spec)
@@ -140,6 +141,13 @@ def _flow_node(mesh: m.Mesh, node: str, data: dict) -> ViewNode:
         sublabel = schedule_summary(element)
     return ViewNode(node, label, kind, sublabel, group, badges, loc,
                     entry=sublabel == "external" or kind == "schedule")
+
+
+def _version_badge(element: m.EventType | None) -> tuple[str, ...]:
+    """``v2 backward``: a versioned type's current version and compatibility mode (docs/versions.md)."""
+    if element is None or not element.versions:
+        return ()
+    return (f"v{element.version} {element.compatibility}",)
 
 
 def _breaker_badge(spec: m.DeliverySpec | None) -> tuple[str, ...]:
@@ -158,6 +166,8 @@ def _consumer_badges(element: m.Route | m.Subscription) -> tuple[str, ...]:
         badges.append("when")
     if getattr(element, "ordering", None) is not None:
         badges.append("ordered")
+    if getattr(element, "version", None) is not None:
+        badges.append(f"reads v{element.version}")  # a subscription pinned to a schema version
     if element.loop is not None:
         badges.append(f"loop ≤{element.loop.max_hops}")
     return tuple(badges)

@@ -17,6 +17,13 @@ PAGES = {
     "orders-flow": ["workflows/orders"],
     "orders-fulfil-order": ["workflows/orders", "--orchestration", "fulfil-order"],
     "arena-flow": ["workflows/arena"],
+    # the shapes of stage 13: wait steps, child runs, schedules, breaker and version badges
+    "payments-collect-payment": ["workflows/payments", "--orchestration", "collect-payment"],
+    "trip-booking-flow": ["workflows/trip-booking"],
+    "trip-booking-book-trip": ["workflows/trip-booking", "--orchestration", "book-trip"],
+    "reports-flow": ["workflows/reports"],
+    "billing-flow": ["workflows/billing"],
+    "versions-flow": ["workflows/versions"],
 }
 SIZES = [(1280, 800), (1920, 1080)]
 

@@ -21,6 +21,7 @@ class StreamRunner:
         self.fast_paths = fast_paths  # False: the window operators count without their shortcuts
         # closed by partition watermarks (engine/runtime/watermarks.py), not by the events seen
         self.partitioned = partitioned_streams(runtime.mesh)
+        self._closing = tuple(sorted(self.partitioned))  # the order advance closes them in (each check)
         self.operators = {name: self.operator(name) for name in runtime.mesh.streams}
         self._data = {
             s.name: compile_value(s.emit_data, fast_paths)
@@ -123,7 +124,7 @@ class StreamRunner:
         """Close the windows of partitioned streams (of *names*, None: all) that nothing can join
         any more: those with ``end + lateness <= progress`` (the smallest partition progress)
         and ``end <= pending`` (the smallest bound of the pending work)."""
-        for name in sorted(self.partitioned if names is None else self.partitioned & set(names)):
+        for name in self._closing if names is None else sorted(self.partitioned & set(names)):
             operator = self.operators[name]
             limit = min(progress - operator.stream.lateness, pending)
             if operator.next_end() <= limit:

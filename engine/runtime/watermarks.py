@@ -38,6 +38,12 @@ _INF = math.inf
 _parse = eventtime.parse_or_none
 
 
+def _time_or_floor(raw: Any) -> float:
+    """Epoch seconds of an RFC 3339 text; ``-inf`` for anything else (no time: no bound)."""
+    t = _parse(raw) if isinstance(raw, str) else None
+    return -_INF if t is None else t
+
+
 def stream_key(name: str) -> str:
     """The partition key of a windowed stream: its deliveries, its windows and its pinned inputs."""
     return f"stream:{name}"
@@ -89,11 +95,7 @@ def partitioned_streams(mesh: m.Mesh) -> frozenset[str]:
 
 def stamp_of(event: dict) -> float:
     """The partition progress an event was stamped with (``-inf``: none, or its input had none)."""
-    raw = event.get(WATERMARK)
-    if raw is None:
-        return -_INF
-    t = _parse(raw) if isinstance(raw, str) else None
-    return -_INF if t is None else t
+    return _time_or_floor(event.get(WATERMARK))
 
 
 def task_bound(kind: str, payload: Any) -> float:
@@ -106,9 +108,7 @@ def task_bound(kind: str, payload: Any) -> float:
         return _INF
     if kind in ("attempt", "offer", "complete"):
         event = payload.get("event") if kind != "complete" else payload.get("delivery", {}).get("event")
-        raw = event.get("time") if isinstance(event, dict) else None
-        t = _parse(raw) if isinstance(raw, str) else None
-        return -_INF if t is None else t
+        return _time_or_floor(event.get("time") if isinstance(event, dict) else None)
     at = payload.get("at") if isinstance(payload, dict) else None
     return float(at) if isinstance(at, (int, float)) and not isinstance(at, bool) else -_INF
 
@@ -125,8 +125,8 @@ class InputProgress:
         when the partition has none), and the progress moved on by its time."""
         p = input_partition(event, self.partitions, self.pinned) if partition is None else partition
         before = self.of[p]
-        t = _parse(event.get("time")) if isinstance(event.get("time"), str) else None
-        if t is not None and t > before:
+        t = _time_or_floor(event.get("time"))
+        if t > before:
             self.of[p] = t
         stamped = {k: v for k, v in event.items() if k != WATERMARK}
         if before != -_INF:
@@ -194,8 +194,7 @@ class Watermarks:
         """Work kept outside the schedule (an event a resequencer buffers) counts as pending."""
         if not self.enabled:
             return
-        t = _parse(event.get("time")) if isinstance(event.get("time"), str) else None
-        bound = -_INF if t is None else t
+        bound = _time_or_floor(event.get("time"))
         if self.holds is not None:
             self.holds[name] = bound
         else:

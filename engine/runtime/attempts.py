@@ -15,10 +15,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Callable
 
+from ..core import eventtime
 from ..core.identity import identity
 from ..language import model as m
 from ..language.templates import RenderError, compile_string, compile_value
 from .actions import ActionFailed, Attempt, Request, compile_actions, error_data, idempotency_key, run_actions
+from .choices import CRASH, CRASH_RESTART, DUPLICATE, FAIL, OK, attempt_label, attempt_options, chosen_failure
 from .consumers import Consumer
 from .events import derive, derived_time
 from .guards import Guards
@@ -32,6 +34,7 @@ class Attempts:
                  faults: dict[str, Fault]):
         self.rt, self.guards, self.orchestrator, self.streams = rt, guards, orchestrator, streams
         self.faults = faults
+        self.chooser = None  # settles the choice points of an attempt (engine.runtime.choices)
         self.store, self.trace, self.by_id = rt.store, rt.trace, rt.by_id
         self.fast = rt.fast_paths
         self.handlers: dict[str, Handler] = {c.id: self._compile(c) for c in rt.by_id.values()}
@@ -88,9 +91,12 @@ class Attempts:
         attempt = Attempt(consumer.id, event, number, now, context, consumer.declared,
                           at=derived_time(event, d.get("after", 0.0), d["first"]))
         error: Exception | None = None
+        decision = OK if self.chooser is None else self._choose(d, consumer, now)
         try:
             if self.faults:
                 self.inject_fault(consumer.id, attempt)
+            if decision is FAIL:
+                raise chosen_failure(number)
             if consumer.condition is not None and not consumer.condition(attempt.context):
                 self._filtered_by_when(event, consumer.id)
                 self.guards.settle(d)
@@ -103,6 +109,9 @@ class Attempts:
         rt = self.rt
         if probe:
             self.guards.probe_ran(consumer, now + attempt.elapsed)
+        if decision is CRASH:
+            self._crashed(d, now + attempt.elapsed)
+            return
         if attempt.elapsed > 0:
             rt.scheduler.at(now + attempt.elapsed, "complete",
                             {"delivery": d, "outcome": attempt.outcome(error)})
@@ -111,6 +120,24 @@ class Attempts:
         else:
             outcome = attempt.outcome(error)
             rt.commit(d, SimpleNamespace(**outcome), outcome["error"])
+
+    def _choose(self, d: dict, consumer: Consumer, now: float) -> str:
+        """Ask the chooser what happens to this attempt; a copy of the delivery is due now."""
+        options = attempt_options(consumer.kind, d["number"], consumer.policy.retry.max_attempts,
+                                  not d["replay"])
+        decision = self.chooser.attempt(attempt_label(consumer.id, d["event"], d["number"]), options)
+        if decision is DUPLICATE:
+            self.trace.record(now, "duplicate", event=d["event"]["id"], consumer=consumer.id,
+                              attempt=d["number"])
+            self.rt.scheduler.at(now, "attempt", dict(d))
+        return decision
+
+    def _crashed(self, d: dict, ended: float) -> None:
+        """The attempt's effects happened and its acknowledgement was lost: the delivery is taken
+        again once the worker's lease runs out."""
+        self.trace.record(ended, "crash", event=d["event"]["id"], consumer=d["consumer"], attempt=d["number"],
+                          retake=eventtime.format(ended + CRASH_RESTART))
+        self.rt.scheduler.at(ended + CRASH_RESTART, "attempt", {**d, "reserved": False})
 
     def inject_fault(self, consumer_id: str, attempt: Attempt) -> None:
         fault = self.faults.get(consumer_id)

@@ -72,15 +72,13 @@ class Intake:
             rt.start_clock(when)
         # An input arrives at its time, or now if it has none or the clock is past it (the
         # clock never goes back): what is due until then runs first.
-        scheduler, trace, now = rt.scheduler, self.trace, rt.clock.now()
+        scheduler, now = rt.scheduler, rt.clock.now()
         if when is not None and when > now:
             now = when
         if not scheduler.idle_at(now):
             scheduler.run_until_idle(until=now)
         rt.clock.advance_to(now)
-        trace.counts["events_in"] += 1
-        if trace.sink is not None:
-            trace.record(now, "ingest", event=item["id"], type=item["type"])
+        self._ingested(item, now)
         # Nothing is due before the input (and the next input waits for what it leaves due):
         # its first attempts run now, in the order the schedule would run them, without a
         # trip through it (see Guards.offer).
@@ -92,6 +90,15 @@ class Intake:
             guards.inline = False
         if self._check is not None:
             self._check()
+
+    def _ingested(self, item: dict, now: float) -> None:
+        """Count and record the input that arrives now, and tell ``on_input`` (invariants)."""
+        trace = self.trace
+        trace.counts["events_in"] += 1
+        if trace.sink is not None:
+            trace.record(now, "ingest", event=item["id"], type=item["type"])
+        if self.rt.on_input is not None:
+            self.rt.on_input(item)
 
     def _refuse(self, item: BadInput) -> None:
         """A record that is not a usable event: dead-lettered as ``schema-invalid``."""
@@ -127,6 +134,8 @@ class Intake:
         counts, store, operators, key = trace.counts, self.store, self.streams.operators, identity(item)
         counts["events_in"] += 1
         store.append("input", item)
+        if rt.on_input is not None:
+            rt.on_input(item)
         for consumer_id, stream_name, consumer in lane:
             counts["matched"] += 1
             if store.is_done(key, consumer_id, now):

@@ -72,6 +72,8 @@ class Runtime:
         self.trace = trace if trace is not None else Trace()
         self.on_emit = on_emit
         self.on_refused: Callable[[Any], None] | None = None  # told of each input refused at entry
+        self.on_input: Callable[[dict], None] | None = None  # told of each input as it enters (invariants)
+        self.chooser = None  # settles the choice points a deployment could settle otherwise (see steer)
         self.tools = Toolbox(mesh.root, http, logging=self.trace.recording, allow=mesh.allowed_modules,
                              fast=fast_paths, secrets=Secrets(mesh.secrets, mesh.root))
         self.trace.redact = self.tools.secrets.scrub  # a secret value never reaches a trace record
@@ -127,6 +129,11 @@ class Runtime:
         tasks registered so far, and the first attempts an input makes at once."""
         self._tasks = {kind: wrap(kind, handler) for kind, handler in self._tasks.items()}
         self.attempt = self._tasks["attempt"]
+
+    def steer(self, chooser) -> None:
+        """Let *chooser* settle the points where a deployment could do otherwise than `run`
+        (engine.runtime.choices): `meshctl explore` and `run --replay-choices`."""
+        self.chooser = self.scheduler.chooser = self.attempts.chooser = chooser
 
     def dispatch(self, kind: str, payload: Any) -> None:
         """Run one task taken from the schedule (or a worker's queue): ``attempt``, ``complete``..."""

@@ -32,6 +32,7 @@ from ..language import model as m
 from ..language.templates import RenderError, compile_condition, compile_string
 from . import retry as retry_delays
 from .actions import ActionFailed, Attempt, compile_actions, run_actions
+from .choices import CRASH, CRASH_RESTART, FAIL, OK, attempt_options, chosen_failure, step_label
 from .consumers import resolve_policy
 from .events import derived_time
 from .ports import Host
@@ -309,9 +310,12 @@ class Orchestrator:
         if self.subruns.circuit_open(run, cs.step, cs.breaker, task, consumer, cs.policy.queue):
             return
         error: Exception | None = None
+        decision = OK if self.rt.chooser is None else self._choose(run, cs, task)
         try:
             # one fault for all items
             self.rt.inject_fault(f"orchestration:{run['orchestration']}/{cs.step.id}", attempt)
+            if decision is FAIL:
+                raise chosen_failure(number)
             if cs.step.run is not None:
                 self._run_child(run, cs, task, ctx, consumer)
                 return
@@ -327,7 +331,20 @@ class Orchestrator:
                 "retryable": True,
                 "template": False,
             }
+        if decision is CRASH:  # its effects happened, its acknowledgement was lost: taken again later
+            self.rt.trace.record(now + took, "crash", run=run["id"], consumer=consumer, attempt=number)
+            self.rt.scheduler.at(now + took + CRASH_RESTART, "step-attempt", task)
+            return
         self.rt.scheduler.at(now + took, "step-complete", {**task, "outcome": outcome})
+
+    def _choose(self, run: dict, cs: CompiledStep, task: dict) -> str:
+        """Ask the runtime's chooser what happens to this step attempt (not a child run's: it
+        has its own attempts)."""
+        if cs.step.run is not None:
+            return OK
+        options = attempt_options("step", task["number"], cs.policy.retry.max_attempts, False)
+        index = task["index"] if cs.foreach is not None else None
+        return self.rt.chooser.attempt(step_label(run["id"], cs.step.id, index, task["number"]), options)
 
     def _run_child(self, run: dict, cs: CompiledStep, task: dict, ctx: dict, consumer: str) -> None:
         """Start the child run of a `run:` step's attempt, which completes when the child ends

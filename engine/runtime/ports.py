@@ -88,6 +88,7 @@ class Host(Protocol):
     state: KeyedStates  # the keyed state of services and orchestrations
     watermarks: Watermarks  # partition watermarks: inputs stamped, work held outside the schedule
     max_hops: int  # how far from its input an event (or a child run) may be
+    chooser: Any  # a Chooser (engine.runtime.choices) or None: what `explore` lets differ
 
     def dead_letter(self, consumer: str, event: Any, reason: str, error_type: str | None, detail: str, *,
                     attempts: int = 0, first: float | None = None, queue: str) -> None:
@@ -131,6 +132,7 @@ class Pipeline(Host, Protocol):
     faults: dict[str, Fault]
     on_emit: Callable[[dict], None] | None
     on_refused: Callable[[Any], None] | None
+    on_input: Callable[[dict], None] | None
 
     def start_clock(self, at: float | None) -> None:
         """(facade) A virtual clock not started yet starts at *at* (None: the default start)."""

@@ -21,6 +21,7 @@ class Scheduler:
         self.dispatch = dispatch
         self._heap: list[tuple[float, int, str, Any]] = []
         self._seq = 0
+        self.chooser = None  # asks which of the tasks due at one instant runs first (engine.runtime.choices)
 
     def at(self, when: float, kind: str, payload: Any) -> None:
         """Run task *kind* with *payload* at clock time *when* (at once if that is in the past)."""
@@ -38,13 +39,31 @@ class Scheduler:
         """Advance the clock to the next task and run it; False when nothing is left."""
         if not self._heap:
             return False
-        when, _, kind, payload = heapq.heappop(self._heap)
+        when, _, kind, payload = self._pop()
         self.clock.advance_to(when)
         self.dispatch(kind, payload)
         return True
 
+    def _pop(self) -> tuple[float, int, str, Any]:
+        """The next task: the first due, or the one the chooser picks among those due with it."""
+        heap = self._heap
+        if self.chooser is None or len(heap) < 2:
+            return heapq.heappop(heap)
+        when = heap[0][0]
+        due = sorted(task for task in heap if task[0] == when)
+        if len(due) < 2:
+            return heapq.heappop(heap)
+        task = due[self.chooser.order(due)]
+        heap.remove(task)
+        heapq.heapify(heap)
+        return task
+
     def run_until_idle(self, until: float | None = None) -> None:
         """Run tasks until none is left (or the next is due after *until*)."""
+        if self.chooser is not None:
+            while self._heap and (until is None or self._heap[0][0] <= until):
+                self.run_next()
+            return
         heap = self._heap
         while heap and (until is None or heap[0][0] <= until):  # run_next, inline: it runs once per delivery
             when, _, kind, payload = heapq.heappop(heap)
@@ -77,7 +96,7 @@ class TrackedScheduler(Scheduler):
     def run_next(self) -> bool:
         if not self._heap:
             return False
-        when, seq, kind, payload = heapq.heappop(self._heap)
+        when, seq, kind, payload = self._pop()
         self.clock.advance_to(when)
         self.dispatch(kind, payload)
         self.tracked.discard(seq)

@@ -117,3 +117,9 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+    def contents(self) -> dict:
+        """What the store holds that a later step can read, as plain data: `meshctl explore`
+        hashes it to know a state it has seen (journals are left out: nothing reads them back)."""
+        dead = sorted((key, record.as_dict()) for key, record in self._dead.items())
+        return {"done": sorted(self._done.items()), "dead": dead, "state": self._state}

@@ -14,7 +14,7 @@ import pytest
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
 
 # lowest first; the package's own __init__ (the library API) sits on top of them all
-LAYERS = ("core", "language", "analysis", "storage", "runtime", "cluster", "render", "commands")
+LAYERS = ("core", "language", "analysis", "storage", "runtime", "explore", "cluster", "render", "commands")
 
 # third-party package -> the modules (or layer folders, ending in "/") that may import it
 BOUNDARIES = {

@@ -15,7 +15,8 @@ def test_every_diagnostic_code_is_documented():
     pipeline = ("language/source", "language/schema", "language/build", "language/loader", "analysis/rules",
                 # the modules that make diagnostics
                 "analysis/validate", "analysis/feasibility", "analysis/handlerstate", "cluster/publish",
-                "language/admission", "language/cron", "analysis/versions", "analysis/subruns")
+                "language/admission", "language/cron", "analysis/versions", "analysis/subruns",
+                "analysis/invariants")
     source = "".join((REPO / "engine" / f"{name}.py").read_text() for name in pipeline)
     used = set(re.findall(r'"([a-z]+(?:-[a-z]+)+)"', source)) - NOT_CODES
     documented = set(re.findall(r"^\| `([a-z-]+)` \|", (REPO / "docs" / "validate.md").read_text(), re.M))

@@ -21,6 +21,13 @@ from ..language.templates import condition_text, referenced_fields, secret_reads
 from .feasibility import FILTER, SIGNATURE, feasible_flow
 from .graph import build_step_graph, consumed_types, flow_only, produced_types, run_started_types
 from .handlerstate import module_state_diagnostics
+from .invariants import (
+    check_invariants,
+    invariant_conditions,
+    invariant_patterns,
+    invariant_templates,
+    selector_refs,
+)
 from .subruns import check_run_cycles, check_run_targets
 from .versions import check_versions
 
@@ -34,7 +41,8 @@ def analyse(mesh: m.Mesh, graph: nx.DiGraph) -> list[Diagnostic]:
     """Every static problem of the mesh, in source order."""
     found: list[Diagnostic] = []
     for check in (check_references, check_undeclared_emits, check_steps, check_templates, check_secrets,
-                  check_patterns, check_fields, check_handlers, check_policies, check_run_targets):
+                  check_patterns, check_fields, check_handlers, check_policies, check_run_targets,
+                  check_invariants):
         found += check(mesh)
     found += check_event_cycles(graph)
     found += check_run_cycles(graph)
@@ -71,6 +79,7 @@ def _type_refs(mesh: m.Mesh) -> Iterator[m.Ref]:
         if stream.late_emit_type is not None:
             yield stream.late_emit_type
     yield from (schedule.emit.type for schedule in mesh.schedules.values())
+    yield from selector_refs(mesh)
 
 
 def _emit_refs(actions: Iterable[m.Action]) -> Iterator[m.Ref]:
@@ -436,6 +445,7 @@ def _conditions(mesh: m.Mesh) -> Iterator[m.TemplateString]:
     whens = [r.when for r in mesh.routes.values()] + [s.when for s in mesh.subscriptions()]
     for orch in mesh.orchestrations.values():
         whens += [orch.trigger.when, *(step.when for step in orch.steps)]
+    whens += invariant_conditions(mesh)
     return (w for w in whens if w is not None)
 
 
@@ -470,6 +480,7 @@ def _templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]
         for t in m.template_strings(*(a.value for a in stream.aggregates)):  # collect projections
             yield t, tuple(r.name for r in stream.sources)
     yield from _schedule_templates(mesh)
+    yield from invariant_templates(mesh)
 
 
 def _schedule_templates(mesh: m.Mesh) -> Iterator[tuple[m.TemplateString, tuple[str, ...]]]:
@@ -582,6 +593,7 @@ def _patterns(mesh: m.Mesh) -> Iterator[tuple[m.Pattern, tuple[str, ...]]]:
     for stream in mesh.streams.values():
         if stream.match:
             yield stream.match, tuple(r.name for r in stream.sources)
+    yield from invariant_patterns(mesh)
 
 
 def _pattern_fields(pattern: m.Pattern) -> Iterator[tuple[tuple, Location]]:

@@ -315,6 +315,7 @@ def build_mesh(root: str, files: list[str], documents: list[Document]) -> tuple[
         policies=MappingProxyType(tables["DeliveryPolicy"]),
         settings=next(iter(tables["Mesh"].values()), None),
         schedules=MappingProxyType(tables["Schedule"]),
+        checks=MappingProxyType(tables["Check"]),
     )
     return mesh, diagnostics + list(_second_settings(tables["Mesh"]))
 
@@ -693,6 +694,107 @@ def _schedule(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     return schedule, list(schedule_problems(schedule, d.loc("spec", "timezone")))
 
 
+# --- Check: the form of an invariant is its leading key; the keys each form needs and allows
+_FORMS: dict[str, tuple[m.InvariantForm, tuple[str, ...], tuple[str, ...]]] = {
+    # leading key: (form, keys it needs, keys it allows besides `name` and `per`)
+    "never": ("never", (), ("never",)),
+    "at_most": ("at_most", ("open", "close"), ("at_most", "open", "close")),
+    "after": ("eventually", ("eventually",), ("after", "eventually", "within")),
+    "total": ("total", ("equals",), ("total", "equals")),
+    "always": ("always", ("that",), ("always", "that")),
+    "state": ("state", ("that",), ("state", "that")),
+}
+_SHAPES = (
+    "never, at_most (+ open, close), after (+ eventually), total (+ equals), always (+ that), state (+ that)"
+)
+
+
+def _check(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
+    """A Check: its invariants, each of one form (a located `invariant-form` error otherwise)."""
+    invariants, problems, seen = [], [], {}
+    for i, raw in enumerate(spec["invariants"]):
+        at = ("spec", "invariants", i)
+        found = list(_form_problems(d, raw, at))
+        if found:
+            problems += found
+            continue
+        invariant = _invariant(d, raw, raw.get("name", f"{name}#{i + 1}"), at)
+        if invariant.name in seen:
+            problems.append(Diagnostic(
+                d.smap.key((*at, "name")) if "name" in raw else invariant.loc, "duplicate-name",
+                f"check {name!r} has two invariants named {invariant.name!r}",
+                hint="give one of them a distinct `name:`",
+                notes=(Note(seen[invariant.name], "first defined here"),),
+            ))
+            continue
+        seen[invariant.name] = invariant.loc
+        invariants.append(invariant)
+    return m.Check(name, d.loc("metadata", "name"), tuple(invariants), meta.get("description")), problems
+
+
+def _form_problems(d: _Doc, raw: dict, at: tuple) -> Iterator[Diagnostic]:
+    """Exactly one leading key, the keys its form needs, and no key of another form."""
+    leads = [key for key in raw if key in _FORMS]
+    if not leads:
+        yield Diagnostic(d.loc(*at), "invariant-form", "invariant has no form",
+                         hint=f"give exactly one of: {_SHAPES}")
+        return
+    if len(leads) > 1:
+        yield Diagnostic(d.smap.key((*at, leads[1])), "invariant-form",
+                         f"invariant has two forms, `{leads[0]}` and `{leads[1]}`",
+                         hint="split it into two invariants, one form each")
+        return
+    form, needs, allows = _FORMS[leads[0]]
+    missing = [key for key in needs if key not in raw]
+    if missing:
+        yield Diagnostic(d.smap.key((*at, leads[0])), "invariant-form",
+                         f"`{leads[0]}` needs " + " and ".join(f"`{k}`" for k in missing),
+                         hint=f"the forms: {_SHAPES}")
+    for key in raw:
+        if key not in allows and key != "name" and (key != "per" or form == "state"):
+            yield Diagnostic(d.smap.key((*at, key)), "invariant-form",
+                             f"`{key}` does not belong to an invariant of the form `{leads[0]}`",
+                             hint="a `state` invariant reads `key` and `value`, not events: it has no `per`"
+                             if key == "per" else f"the forms: {_SHAPES}")
+
+
+def _invariant(d: _Doc, raw: dict, name: str, at: tuple) -> m.Invariant:
+    def selectors(key: str) -> tuple[m.Selector, ...]:
+        return _selectors(d, raw[key], *at, key) if key in raw else ()
+
+    def total(key: str) -> m.Sum | None:
+        if key not in raw:
+            return None
+        return m.Sum(_selectors(d, raw[key]["of"], *at, key, "of"),
+                     m.TemplateString(raw[key]["value"], d.loc(*at, key, "value")), d.loc(*at, key))
+
+    return m.Invariant(
+        name, d.loc(*at), _FORMS[next(k for k in raw if k in _FORMS)][0],
+        d.template(raw.get("per"), *at, "per"), never=selectors("never"), at_most=raw.get("at_most", 0),
+        open=selectors("open"), close=selectors("close"),
+        after=selectors("after"), eventually=selectors("eventually"),
+        within=d.duration(raw["within"], *at, "within", least=0.001, why="a `within` is at least 1ms")
+        if "within" in raw else None,
+        total=total("total"), equals=total("equals"), always=selectors("always"),
+        that=d.template(raw.get("that"), *at, "that"),
+        state=d.ref(raw["state"], *at, "state") if "state" in raw else None,
+    )
+
+
+def _selectors(d: _Doc, raw: Any, *path: Any) -> tuple[m.Selector, ...]:
+    """A selector or a list of them: an event type name, or ``{type, match, when}``."""
+    items = [(raw, path)] if not isinstance(raw, list) else [(item, (*path, i)) for i, item in enumerate(raw)]
+    out = []
+    for item, at in items:
+        if isinstance(item, str):
+            out.append(m.Selector(d.ref(item, *at), d.loc(*at)))
+        else:
+            out.append(m.Selector(d.ref(item["type"], *at, "type"), d.loc(*at),
+                                  d.pattern(item.get("match"), *at, "match"),
+                                  d.template(item.get("when"), *at, "when")))
+    return tuple(out)
+
+
 def _policy(d: _Doc, name: str, spec: dict, meta: dict) -> Built:
     return m.DeliveryPolicy(
         name, d.loc("metadata", "name"), d.delivery_spec(spec, "spec"), meta.get("description")
@@ -708,4 +810,5 @@ _BUILDERS: dict[str, Callable[[_Doc, str, dict, dict], Built]] = {
     "DeliveryPolicy": _policy,
     "Mesh": _settings,
     "Schedule": _schedule,
+    "Check": _check,
 }

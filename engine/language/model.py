@@ -501,6 +501,66 @@ class Schedule:
 
 
 @dataclass(frozen=True, slots=True)
+class Selector:
+    """Which events an invariant counts: its ``type``, and the ``match`` and ``when`` they meet too."""
+
+    type: Ref
+    loc: Location
+    match: Pattern | None = None
+    when: TemplateString | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sum:
+    """``{of, value}`` of a ``total``/``equals``: the sum of ``value`` over the events ``of`` selects."""
+
+    of: tuple[Selector, ...]
+    value: TemplateString
+    loc: Location
+
+
+InvariantForm = Literal["never", "at_most", "eventually", "total", "always", "state"]
+
+
+@dataclass(frozen=True, slots=True)
+class Invariant:
+    """One invariant of a ``Check``; ``form`` says which of its fields are set (docs/invariants.md)."""
+
+    name: str
+    loc: Location
+    form: InvariantForm
+    per: TemplateString | None = None
+    never: tuple[Selector, ...] = ()
+    at_most: int = 0
+    open: tuple[Selector, ...] = ()
+    close: tuple[Selector, ...] = ()
+    after: tuple[Selector, ...] = ()
+    eventually: tuple[Selector, ...] = ()
+    within: float | None = None  # seconds of clock time; None: by the end of the run
+    total: Sum | None = None
+    equals: Sum | None = None
+    always: tuple[Selector, ...] = ()
+    that: TemplateString | None = None  # with `always` (over an event) or `state` (over key, value)
+    state: Ref | None = None  # `service:NAME` or `orchestration:NAME`
+
+    def selectors(self) -> tuple[Selector, ...]:
+        """Every selector of the invariant, in the order written."""
+        sums = [s.of for s in (self.total, self.equals) if s is not None]
+        return (*self.never, *self.open, *self.close, *self.after, *self.eventually, *self.always,
+                *(sel for of in sums for sel in of))
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A ``Check``: invariants every run of the mesh must keep."""
+
+    name: str
+    loc: Location
+    invariants: tuple[Invariant, ...]
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryPolicy:
     name: str
     loc: Location
@@ -588,6 +648,7 @@ class Mesh:
     policies: Mapping[str, DeliveryPolicy] = field(default_factory=lambda: MappingProxyType({}))
     settings: MeshSettings | None = None
     schedules: Mapping[str, Schedule] = field(default_factory=lambda: MappingProxyType({}))
+    checks: Mapping[str, Check] = field(default_factory=lambda: MappingProxyType({}))
 
     def subscriptions(self) -> list[Subscription]:
         return [sub for svc in self.services.values() for sub in svc.subscriptions]

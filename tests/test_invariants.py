@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from engine.analysis.validate import check_mesh
+from engine.core.eventtime import parse
+from engine.runtime.interpreter import Runtime
+from engine.runtime.invariants import History, Invariants, Violation, state_of
 
 TYPES = """
 apiVersion: meshctl/v1
@@ -140,3 +143,192 @@ def test_the_model_keeps_forms_names_and_locations(write):
         "orders#1", "never", ["order.placed", "order.refunded"])
     assert (second.name, second.form, second.within) == ("settles", "eventually", 3600.0)
     assert (first.loc.line, first.loc.col, second.loc.line) == (line(1), 7, line(3))
+
+
+# --- the evaluator ---------------------------------------------------------------------------------
+
+T0 = "2026-03-02T09:00:00Z"
+
+
+def at(minutes: float) -> float:
+    return parse(T0) + minutes * 60
+
+
+def judged(write, invariants: str, events, end: float | None = None, state=None) -> list[Violation]:
+    """Judge *invariants* on a history of (minutes after T0, id, type, data) entries."""
+    mesh = check_mesh(str(write(check(invariants)))).mesh
+    history = History()
+    for minutes, event_id, kind, data in events:
+        history.emitted(at(minutes), {"id": event_id, "type": kind, "data": data})
+    last = history.records[-1][0] if history.records else at(0)
+    values = state or {}
+    return Invariants(mesh).check(history.records, last if end is None else end,
+                                  lambda owner: values.get(owner, {}))
+
+
+NEVER = '    - never: [order.shipped, order.refunded]\n      per: "{{ data.order_id }}"\n'
+
+
+def test_never_holds_for_other_keys_and_breaks_for_one(write):
+    events = [(0, "s1", "order.shipped", {"order_id": "a"}), (5, "r1", "order.refunded", {"order_id": "b"})]
+    assert judged(write, NEVER, events) == []
+    events.append((7, "r2", "order.refunded", {"order_id": "a"}))
+    (violation,) = judged(write, NEVER, events)
+    assert (violation.check, violation.invariant, violation.key, violation.events) == (
+        "orders", "orders#1", "a", ("s1", "r2"))
+    assert violation.message == ("both s1 (order.shipped at 2026-03-02T09:00:00Z) and r2 (order.refunded at "
+                                 "2026-03-02T09:07:00Z) happened")
+    assert (violation.loc.line, violation.loc.col) == (line(1), 7)
+
+
+def test_never_of_one_selector_with_match_and_when(write):
+    invariants = ("    - never:\n"
+                  "        - {type: order.placed, match: {data: {qty: [{numeric: ['>', 10]}]}}, "
+                  "when: \"data.order_id != 'vip'\"}\n")
+    events = [(0, "p1", "order.placed", {"order_id": "vip", "qty": 50}),
+              (1, "p2", "order.placed", {"order_id": "x", "qty": 5})]
+    assert judged(write, invariants, events) == []
+    events.append((2, "p3", "order.placed", {"order_id": "y", "qty": 11}))
+    (violation,) = judged(write, invariants, events)
+    assert violation.events == ("p3",) and violation.key is None
+    assert violation.message == "p3 (order.placed at 2026-03-02T09:02:00Z) happened"
+
+
+AT_MOST = ('    - at_most: 1\n      open: order.placed\n      close: [order.shipped, order.refunded]\n'
+           '      per: "{{ data.order_id }}"\n')
+
+
+def test_at_most_counts_what_is_open_per_key(write):
+    events = [(0, "p1", "order.placed", {"order_id": "a"}), (1, "p2", "order.placed", {"order_id": "b"}),
+              (2, "s1", "order.shipped", {"order_id": "a"}), (3, "p3", "order.placed", {"order_id": "a"})]
+    assert judged(write, AT_MOST, events) == []
+    (violation,) = judged(write, AT_MOST, events + [(4, "p4", "order.placed", {"order_id": "a"}),
+                                                    (5, "p5", "order.placed", {"order_id": "a"})])
+    assert (violation.key, violation.events) == ("a", ("p3", "p4"))  # reported once, when it first broke
+    assert violation.message.startswith(
+        "2 open at once, at most 1: p3 (order.placed at 2026-03-02T09:03:00Z), p4 (")
+
+
+EVENTUALLY = ('    - after: order.placed\n      eventually: [order.shipped, order.refunded]\n'
+              '      within: 1h\n      per: "{{ data.order_id }}"\n')
+
+
+def test_eventually_within_a_bound(write):
+    events = [(0, "p1", "order.placed", {"order_id": "a"}), (60, "s1", "order.shipped", {"order_id": "a"}),
+              (70, "p2", "order.placed", {"order_id": "b"}), (90, "r2", "order.refunded", {"order_id": "b"})]
+    assert judged(write, EVENTUALLY, events) == []
+
+
+def test_eventually_too_late_and_never(write):
+    events = [(0, "p1", "order.placed", {"order_id": "a"}), (1, "p2", "order.placed", {"order_id": "b"}),
+              (61, "s1", "order.shipped", {"order_id": "a"}), (62, "s0", "order.shipped", {"order_id": "c"})]
+    late, never = judged(write, EVENTUALLY, events, end=at(65))
+    assert (late.key, late.events) == ("a", ("p1", "s1"))
+    assert late.message == ("p1 (order.placed at 2026-03-02T09:00:00Z) was followed by s1 (order.shipped at "
+                            "2026-03-02T10:01:00Z) only 61m later, not within 1h")
+    assert (never.key, never.events) == ("b", ("p2",))
+    assert never.message == ("p2 (order.placed at 2026-03-02T09:01:00Z) was not followed by order.shipped, "
+                             "order.refunded by the end of the run at 2026-03-02T10:05:00Z "
+                             "(64m later; within 1h)")
+
+
+def test_eventually_without_within_still_needs_a_follow_up(write):
+    invariants = "    - after: order.placed\n      eventually: order.shipped\n"
+    events = [(0, "p1", "order.placed", {}), (600, "s1", "order.shipped", {})]
+    assert judged(write, invariants, events) == []
+    (violation,) = judged(write, invariants, events + [(601, "p2", "order.placed", {})], end=at(601))
+    assert violation.events == ("p2",) and "by the end of the run" in violation.message
+
+
+TOTAL = ('    - total: {of: order.placed, value: "{{ data.qty }}"}\n'
+         '      equals: {of: order.shipped, value: "{{ data.qty }}"}\n      per: "{{ data.order_id }}"\n')
+
+
+def test_total_equals_per_key(write):
+    events = [(0, "p1", "order.placed", {"order_id": "a", "qty": 2}),
+              (1, "p2", "order.placed", {"order_id": "a", "qty": 3}),
+              (2, "s1", "order.shipped", {"order_id": "a", "qty": 5})]
+    assert judged(write, TOTAL, events) == []
+    (violation,) = judged(write, TOTAL, events + [(3, "p3", "order.placed", {"order_id": "b", "qty": 1})])
+    assert (violation.key, violation.events) == ("b", ("p3",))
+    assert violation.message == ("the sum of order.placed is 1 (1 event) but the sum of order.shipped is 0 "
+                                 "(0 events)")
+
+
+def test_a_value_that_is_not_a_number_cannot_be_judged(write):
+    events = [(0, "p1", "order.placed", {"order_id": "a", "qty": "two"})]
+    (violation,) = judged(write, TOTAL, events)
+    assert violation.message.startswith("cannot be judged on event p1 at 2026-03-02T09:00:00Z:")
+    assert "`value` is 'two', not a number" in violation.message
+
+
+ALWAYS = '    - always: order.placed\n      that: "{{ data.qty > 0 }}"\n'
+
+
+def test_always_that(write):
+    events = [(0, "p1", "order.placed", {"qty": 1}), (1, "p2", "order.placed", {"qty": 0}),
+              (2, "p3", "order.placed", {"qty": -1})]
+    assert judged(write, ALWAYS, events[:1]) == []
+    first, second = judged(write, ALWAYS, events)
+    assert (first.events, second.events) == (("p2",), ("p3",))
+    assert first.message == "p2 (order.placed at 2026-03-02T09:01:00Z) does not satisfy {{ data.qty > 0 }}"
+
+
+def test_a_per_that_fails_makes_the_invariant_unjudged(write):
+    (violation,) = judged(write, NEVER, [(0, "s1", "order.shipped", {})])
+    assert violation.message.startswith("cannot be judged on event s1 at 2026-03-02T09:00:00Z:")
+    assert violation.events == ()
+
+
+STATE = '    - state: service:shop\n      that: "{{ value.on_hand >= 0 }}"\n'
+
+
+def test_state_that(write):
+    assert judged(write, STATE, [], state={"service:shop": {"a": {"on_hand": 0}}}) == []
+    found = judged(write, STATE, [], state={"service:shop": {"b": {"on_hand": -1}, "a": {"on_hand": -2}}})
+    assert [(v.key, v.events) for v in found] == [("a", ()), ("b", ())]
+    assert found[0].message == ('the value of service:shop key a at the end of the run '
+                                '(2026-03-02T09:00:00Z) '
+                                'does not satisfy {{ value.on_hand >= 0 }}: {"on_hand":-2}')
+
+
+def test_violations_come_in_declaration_order_then_first_event(write):
+    invariants = ALWAYS + NEVER
+    events = [(0, "s1", "order.shipped", {"order_id": "b"}), (1, "s2", "order.shipped", {"order_id": "a"}),
+              (2, "r2", "order.refunded", {"order_id": "a"}), (3, "r1", "order.refunded", {"order_id": "b"}),
+              (4, "p1", "order.placed", {"qty": 0})]
+    found = judged(write, invariants, events)
+    assert [(v.invariant, v.key) for v in found] == [("orders#1", None), ("orders#2", "b"), ("orders#2", "a")]
+    assert found[1].as_dict() == {
+        "check": "orders", "invariant": "orders#2", "file": found[1].loc.file, "line": line(3), "col": 7,
+        "key": "b", "message": found[1].message, "events": ["s1", "r1"]}
+
+
+def test_one_compiled_set_judges_many_runs(write):
+    mesh = check_mesh(str(write(check(NEVER + ALWAYS)))).mesh
+    invariants = Invariants(mesh)
+    assert invariants.declared == 2
+    broken = [(at(0), "emitted", {"id": "s", "type": "order.shipped", "data": {"order_id": "a"}}),
+              (at(1), "input", {"id": "r", "type": "order.refunded", "data": {"order_id": "a"}})]
+    for _ in range(3):
+        assert len(invariants.check(broken, at(1), lambda owner: {})) == 1
+        assert invariants.check(broken[:1], at(1), lambda owner: {}) == []
+
+
+def test_history_follows_a_runtime(write):
+    """Inputs at the clock time they enter, emitted events at theirs; an on_emit set before still hears."""
+    mesh = check_mesh(str(write(check(NEVER)))).mesh
+    heard: list[dict] = []
+    runtime = Runtime(mesh, on_emit=heard.append)
+    history = History()
+    history.follow(runtime)
+    runtime.run([{"type": "order.placed", "id": "p1", "time": T0, "data": {"order_id": "a", "qty": 1}},
+                 {"type": "order.refunded", "id": "r1", "time": "2026-03-02T09:30:00Z",
+                  "data": {"order_id": "a"}}])
+    assert [(t, origin, e["type"]) for t, origin, e in history.records] == [
+        (at(0), "input", "order.placed"), (at(0), "emitted", "order.shipped"),
+        (at(30), "input", "order.refunded")]
+    assert [e["type"] for e in heard] == ["order.shipped"]
+    now = runtime.clock.now()
+    (violation,) = Invariants(mesh).check(history.records, now, state_of(runtime.store, now))
+    assert violation.events[1] == "r1"

@@ -156,6 +156,17 @@ def owners(mesh: m.Mesh) -> dict[str, m.StateSpec]:
     return found
 
 
+def final_state(store: Store, owner: str, now: float) -> dict[str, Any]:
+    """Every key *owner* (``service:NAME``) holds in *store* at *now*, with its value (what a run
+    leaves behind: keys whose ``ttl`` has run out by *now* are gone)."""
+    found = {}
+    for stored in store.state_keys(store_key(owner, "")):
+        record = store.get_state(stored)
+        if record is not None and (record.get("expires") is None or record["expires"] > now):
+            found[split_store_key(stored)[1]] = record["value"]
+    return found
+
+
 class KeyedStates:
     """The keyed state of a runtime: each owner's :class:`KeyedState`, and the commit of writes."""
 

@@ -33,6 +33,7 @@ from engine.commands.terminal import render as render_diagnostic
 if TYPE_CHECKING:
     from engine.commands.checks import CheckResult
 
+EXIT_VIOLATED = 3  # `run`: the run broke an invariant of the mesh (docs/invariants.md)
 EXIT_INTERNAL = 70
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, as a shell reports a program the signal stopped
 
@@ -454,7 +455,8 @@ def run(
     The mesh's schedules fire their ticks on the same clock, from --from (or the first input)
     up to --until (or the last input); a mesh with schedules runs without --events too.
     Exit 0 when the run completes (dead letters included: see the summary), 1 if the mesh is
-    invalid, or with --strict-input if an input record was refused.
+    invalid, or with --strict-input if an input record was refused, 3 if the run broke an
+    invariant of the mesh (`kind: Check`, printed on stderr, file:line:col each).
 
     \b
     Examples:
@@ -474,7 +476,7 @@ def run(
     events = _stdin_path(events, path)
     mesh = _valid_mesh(path).mesh
     bounds = _run_bounds(mesh, events, start, until)
-    refused = RefusedInput()
+    refused, violations = RefusedInput(), []
     options = RunOptions(
         seed,
         http,
@@ -489,11 +491,14 @@ def run(
         log=lambda message: click.echo(f"meshctl run: {message}", err=True),
         refused=refused,
         strict_input=strict_input,
+        violated=violations.append,
         **bounds,
     )
     with _progress(events, read) as progress:
         summary, dead = run_mesh(mesh, events, options, progress)
     refused.close()
+    for violation in violations:
+        click.echo(printable(str(violation)), err=True)
     if refused.count:
         click.echo(
             f"meshctl run: {_count(refused.count, 'input record')} refused, dead-lettered "
@@ -505,6 +510,8 @@ def run(
         _print_elapsed(time.perf_counter() - started, read[0])
     if strict_input and refused.count:
         sys.exit(1)
+    if violations:
+        sys.exit(EXIT_VIOLATED)
 
 
 def _run_bounds(mesh, events: str | None, start: str | None, until: str | None) -> dict:
@@ -624,6 +631,9 @@ def _print_summary(summary: dict, fmt: str, dead: list) -> None:
         if key in summary:
             click.echo(f"{label:<22}{summary[key]:>8}")
     _print_failed_runs(summary)
+    if "invariants" in summary:
+        checked = summary["invariants"]
+        click.echo(f"invariants: {checked['checked']} checked, {checked['violated']} violated")
 
 
 def _print_failed_runs(summary: dict) -> None:

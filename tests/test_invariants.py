@@ -2,6 +2,8 @@
 the evaluator (holding and violated), and the verdicts of `meshctl run` and `meshctl test`."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine.analysis.validate import check_mesh
@@ -332,3 +334,47 @@ def test_history_follows_a_runtime(write):
     now = runtime.clock.now()
     (violation,) = Invariants(mesh).check(history.records, now, state_of(runtime.store, now))
     assert violation.events[1] == "r1"
+
+
+# --- meshctl run and meshctl test ------------------------------------------------------------------
+
+def events_file(write, *records: dict):
+    return write("\n".join(json.dumps(r) for r in records) + "\n", "events.jsonl")
+
+
+PLACED = {"type": "order.placed", "time": T0, "data": {"order_id": "a", "qty": 1}}
+REFUNDED = {"type": "order.refunded", "time": "2026-03-02T09:30:00Z", "data": {"order_id": "a"}}
+
+
+def test_run_prints_the_count_and_exits_0_when_every_invariant_holds(write, meshctl):
+    path = write(check(NEVER + ALWAYS))
+    result = meshctl("run", path.parent, "--events", events_file(write, PLACED))
+    assert result.exit_code == 0, result.output
+    assert "invariants: 2 checked, 0 violated\n" in result.stdout
+    assert "invariant violated" not in result.stderr
+
+
+def test_run_prints_each_violation_located_and_exits_3(write, meshctl):
+    path = write(check(NEVER + ALWAYS))
+    empty = {**PLACED, "data": {"order_id": "a", "qty": 0}}
+    result = meshctl("run", path.parent, "--events", events_file(write, empty, REFUNDED))
+    assert result.exit_code == 3
+    assert "invariants: 2 checked, 2 violated\n" in result.stdout
+    lines = [x for x in result.stderr.splitlines() if "invariant violated" in x]
+    assert lines[0].startswith(f"{path}:{line(1)}:7: invariant violated: orders/orders#1 [key a]: both ")
+    assert lines[0].endswith("and input-2 (order.refunded at 2026-03-02T09:30:00Z) happened")
+    assert lines[1] == (f"{path}:{line(3)}:7: invariant violated: orders/orders#2: input-1 (order.placed at "
+                        "2026-03-02T09:00:00Z) does not satisfy {{ data.qty > 0 }}")
+
+
+def test_run_summary_in_json_has_the_counts(write, meshctl):
+    path = write(check(NEVER))
+    result = meshctl("run", path.parent, "--events", events_file(write, PLACED, REFUNDED), "--format", "json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["invariants"] == {"checked": 1, "violated": 1}
+
+
+def test_run_of_a_mesh_without_checks_says_nothing_of_invariants(write, meshctl):
+    path = write(TYPES.rstrip("-\n") + "\n")
+    result = meshctl("run", path.parent, "--events", events_file(write, PLACED, REFUNDED), "--format", "json")
+    assert result.exit_code == 0 and "invariants" not in json.loads(result.stdout)

@@ -40,6 +40,7 @@ from ..language.patterns import PatternError, compile_pattern
 from ..runtime.consumers import build_consumers
 from ..runtime.events import BadInput, read_events, read_located_events
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
+from ..runtime.invariants import History, Invariants, Violation, state_of
 from ..runtime.trace import JournalSink, Trace
 from ..runtime.waits import ACTIVE, cancel_problem, signal_problem
 from ..runtime.waits import shown_status as shown_status  # re-exported: `runs list|show`
@@ -67,6 +68,7 @@ class RunOptions:
     until: float | None = None  # `--until` TIME: schedules fire their ticks before it
     span: float | None = None  # `--until` DURATION: ... for so long from the clock's start
     rate: float | None = None  # replays: events per second (--rate), None for all at once
+    violated: Callable[[Violation], None] | None = None  # told of each invariant a run breaks (`kind: Check`)
 
     @property
     def spacing(self) -> float:
@@ -176,6 +178,7 @@ def run_mesh(
         if durable:
             trace = Trace(JournalSink(store) if journal else None)
         runtime = _runtime(mesh, store, options, trace, on_emit)
+        history = _history(mesh, runtime, options, resumed=snapshot is not None)
         if snapshot is not None:
             runtime.restore(snapshot)
         else:
@@ -199,7 +202,38 @@ def run_mesh(
     dead = store.dead_letters()
     if options.dlq_path:
         write_dead_letters(options.dlq_path, dead)
-    return runtime.trace.summary(), dead
+    summary = runtime.trace.summary()
+    if history is not None:
+        summary["invariants"] = judge_run(mesh, history, runtime, options.violated)
+    return summary, dead
+
+
+def _history(mesh: Mesh, runtime: Runtime, options: RunOptions, resumed: bool) -> History | None:
+    """The history the mesh's invariants are judged on, collected from the start of the run; None
+    when the mesh declares none, or for a resumed run (what came before the crash is not kept)."""
+    if not mesh.checks:
+        return None
+    if resumed:
+        if options.log:
+            options.log("invariants not checked: a resumed run does not have the history of what "
+                        "happened before it was interrupted")
+        return None
+    history = History()
+    history.follow(runtime)
+    return history
+
+
+def judge_run(mesh: Mesh, history: History, runtime: Runtime,
+              told: Callable[[Violation], None] | None = None) -> dict:
+    """Judge the mesh's invariants on a finished run: ``{"checked": N, "violated": M}``, M the
+    invariants broken; *told* hears each violation."""
+    invariants = Invariants(mesh)
+    now = runtime.clock.now()
+    violations = invariants.check(history.records, now, state_of(runtime.store, now))
+    for violation in violations if told is not None else ():
+        told(violation)
+    broken = {(v.check, v.invariant) for v in violations}
+    return {"checked": invariants.declared, "violated": len(broken)}
 
 
 def _start(runtime: Runtime, events_path: str | None, options: RunOptions) -> None:

@@ -378,3 +378,49 @@ def test_run_of_a_mesh_without_checks_says_nothing_of_invariants(write, meshctl)
     path = write(TYPES.rstrip("-\n") + "\n")
     result = meshctl("run", path.parent, "--events", events_file(write, PLACED, REFUNDED), "--format", "json")
     assert result.exit_code == 0 and "invariants" not in json.loads(result.stdout)
+
+
+TESTS = """
+tests:
+  - name: holds
+    given: [{type: order.placed, time: "2026-03-02T09:00:00Z", data: {order_id: a, qty: 1}}]
+    expect: {invariants: hold}
+  - name: refunded after shipping
+    given:
+      - {type: order.placed, time: "2026-03-02T09:00:00Z", data: {order_id: a, qty: 1}}
+      - {type: order.refunded, time: "2026-03-02T09:30:00Z", data: {order_id: a}}
+    expect: {invariants: violated}
+  - name: broken in the then phase
+    given: [{type: order.placed, time: "2026-03-02T09:00:00Z", data: {order_id: a, qty: 1}}]
+    expect: {invariants: hold}
+    then:
+      given: [{type: order.refunded, time: "2026-03-02T09:30:00Z", data: {order_id: a}}]
+      expect: {invariants: violated}
+"""
+
+
+def test_meshctl_test_expects_invariants_to_hold_or_be_violated(write, meshctl):
+    write(check(NEVER))
+    result = meshctl("test", write(TESTS, "orders.test.yaml"))
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("3 passed, 0 failed\n")
+
+
+def test_meshctl_test_failures_list_the_violations(write, meshctl):
+    write(check(NEVER))
+    swapped = TESTS.replace("{invariants: violated}", "{invariants: hold}", 1).replace(
+        "expect: {invariants: hold}", "expect: {invariants: violated}", 1)
+    path = write(swapped, "orders.test.yaml")
+    result = meshctl("test", path)
+    assert result.exit_code == 1
+    output = result.output
+    assert f"{path}:4:26: expect.invariants: expected an invariant to be violated, all 1 held" in output
+    assert f"{path}:9:26: expect.invariants: expected every invariant to hold, 1 violation(s)" in output
+    assert "      orders/orders#1 [key a]: both " in result.output
+
+
+def test_meshctl_test_of_a_mesh_without_invariants(write, meshctl):
+    write(TYPES.rstrip("-\n") + "\n")
+    result = meshctl("test", write(TESTS, "orders.test.yaml"))
+    assert result.exit_code == 1
+    assert "the mesh declares no invariants (`kind: Check`) to judge" in result.output

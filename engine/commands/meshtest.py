@@ -42,6 +42,7 @@ from ..language.source import Document, SourceMap, load_documents, read_text
 from ..runtime.clock import VirtualClock
 from ..runtime.events import parsed, read_events
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, Fault, Runtime
+from ..runtime.invariants import History, Invariants, Violation, state_of
 from ..runtime.trace import EARLY_END_KEYS, Trace
 from ..storage import MemoryStore
 from .runs import consumer_ids, parse_rate
@@ -333,6 +334,8 @@ class Observed:
     trace: list[dict]
     counts: dict
     runs: list[dict]
+    declared: int = 0  # invariants the mesh declares (`kind: Check`)
+    violations: list[Violation] = field(default_factory=list)  # of the test's run so far (every phase)
 
 
 def run_tests(path: str, select: str | None = None) -> Report:
@@ -368,18 +371,30 @@ def run_case(mesh: Mesh, case: Case) -> Iterator[Failure]:
     """Run one test (both phases) and yield every expectation that failed."""
     spec = case.spec
     seed, hops = spec.get("seed", 0), spec.get("max_hops", DEFAULT_MAX_HOPS)
-    runtime, observed = _phase(mesh, case, spec, case.path, MemoryStore(), None, seed, hops)
+    history = History()
+    runtime, observed = _phase(mesh, case, spec, case.path, MemoryStore(), None, seed, hops, history)
     yield from check_expectations(spec.get("expect", {}), observed, case, (*case.path, "expect"))
     then = spec.get("then")
     if then is None:
         return
     _, observed = _phase(
-        mesh, case, then, (*case.path, "then"), runtime.store, VirtualClock(runtime.clock.now()), seed, hops
+        mesh, case, then, (*case.path, "then"), runtime.store, VirtualClock(runtime.clock.now()), seed, hops,
+        history,
     )
     yield from check_expectations(then.get("expect", {}), observed, case, (*case.path, "then", "expect"))
 
 
-def _phase(mesh: Mesh, case: Case, spec: dict, path: tuple, store, clock, seed: int, hops: int):
+def _judged(mesh: Mesh, runtime: Runtime, history: History, observed: Observed) -> Observed:
+    """*observed* with the mesh's invariants judged on the test's history so far (both phases in `then`)."""
+    if mesh.checks:
+        invariants, now = Invariants(mesh), runtime.clock.now()
+        observed.declared = invariants.declared
+        observed.violations = invariants.check(history.records, now, state_of(runtime.store, now))
+    return observed
+
+
+def _phase(mesh: Mesh, case: Case, spec: dict, path: tuple, store, clock, seed: int, hops: int,
+           history: History):
     records: list[dict] = []
     emitted: list[dict] = []
     faults = [
@@ -395,13 +410,15 @@ def _phase(mesh: Mesh, case: Case, spec: dict, path: tuple, store, clock, seed: 
         trace=Trace(records),
         on_emit=emitted.append,
     )
+    history.follow(runtime)
     extra = {}
     if "replay_dead_letters" in spec:
         chosen = [r for r in store.dead_letters() if _dead_selected(spec["replay_dead_letters"], r)]
         rate = spec.get("replay_rate")
         extra = runtime.replay(chosen, 1.0 / parse_rate(rate) if rate is not None else 0.0)
     counts = {**dict.fromkeys(EARLY_END_KEYS, 0), **runtime.run(_inputs(case, spec, path)), **extra}
-    return runtime, Observed(emitted, store.dead_letters(), records, counts, _runs(records))
+    observed = Observed(emitted, store.dead_letters(), records, counts, _runs(records))
+    return runtime, _judged(mesh, runtime, history, observed)
 
 
 def _inputs(case: Case, spec: dict, path: tuple) -> Iterable:
@@ -562,6 +579,18 @@ def _check_trace(entries: list, observed: Observed, at: _At) -> Iterator[Failure
         return  # the rest of the sequence cannot be placed
 
 
+def _check_invariants(verdict: str, observed: Observed, at: _At) -> Iterator[Failure]:
+    """`invariants: hold` (none of the mesh's invariants broken) or `violated` (at least one)."""
+    if not observed.declared:
+        yield at.fail(None, "the mesh declares no invariants (`kind: Check`) to judge")
+    elif verdict == "hold" and observed.violations:
+        seen = [f"{v.check}/{v.invariant}" + ("" if v.key is None else f" [key {v.key}]") + f": {v.message}"
+                for v in observed.violations]
+        yield at.fail(None, f"expected every invariant to hold, {len(seen)} violation(s)", _listed(seen))
+    elif verdict == "violated" and not observed.violations:
+        yield at.fail(None, f"expected an invariant to be violated, all {observed.declared} held")
+
+
 CHECKS = {
     "emitted": _check_emitted,
     "not_emitted": _check_not_emitted,
@@ -570,6 +599,7 @@ CHECKS = {
     "runs": _check_runs,
     "counts": _check_counts,
     "trace": _check_trace,
+    "invariants": _check_invariants,
 }
 
 

@@ -338,6 +338,9 @@ def test_history_follows_a_runtime(write):
 
 # --- meshctl run and meshctl test ------------------------------------------------------------------
 
+REPO_EXAMPLE = "docs/examples/invariants"
+
+
 def events_file(write, *records: dict):
     return write("\n".join(json.dumps(r) for r in records) + "\n", "events.jsonl")
 
@@ -378,6 +381,37 @@ def test_run_of_a_mesh_without_checks_says_nothing_of_invariants(write, meshctl)
     path = write(TYPES.rstrip("-\n") + "\n")
     result = meshctl("run", path.parent, "--events", events_file(write, PLACED, REFUNDED), "--format", "json")
     assert result.exit_code == 0 and "invariants" not in json.loads(result.stdout)
+
+
+def test_run_judges_the_state_a_handler_leaves(meshctl, tmp_path):
+    """The docs example: stock is kept by a Python handler; a refund of a shipped order breaks a rule."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / REPO_EXAMPLE
+    held = meshctl("run", example, "--events", example / "events.jsonl")
+    assert held.exit_code == 0, held.output
+    assert "invariants: 6 checked, 0 violated" in held.stdout
+    broken = meshctl("run", example, "--events", example / "refund.jsonl")
+    assert broken.exit_code == 3
+    assert "shop/a shipped order is never refunded [key o-1]" in broken.stderr
+
+
+def test_run_of_a_negative_stock_breaks_the_state_invariant(meshctl, tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / REPO_EXAMPLE
+    for name in ("mesh.yaml", "warehouse.py"):
+        (tmp_path / name).write_text((example / name).read_text())
+    handler = tmp_path / "warehouse.py"
+    handler.write_text(handler.read_text().replace("if data[\"qty\"] > on_hand:", "if False:"))
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"type": "order.placed", "time": T0,
+                                  "data": {"order_id": "o-1", "sku": "mug", "qty": 7}}) + "\n")
+    result = meshctl("run", tmp_path, "--events", events)
+    assert result.exit_code == 3
+    assert ("shop/stock is never negative [key mug]: the value of service:warehouse key mug at the end of "
+            "the run (2026-03-02T09:00:00Z) does not satisfy {{ value.on_hand >= 0 }}: {\"on_hand\":-2}"
+            ) in result.stderr
 
 
 TESTS = """
@@ -424,3 +458,10 @@ def test_meshctl_test_of_a_mesh_without_invariants(write, meshctl):
     result = meshctl("test", write(TESTS, "orders.test.yaml"))
     assert result.exit_code == 1
     assert "the mesh declares no invariants (`kind: Check`) to judge" in result.output
+
+
+def test_the_docs_example_tests_pass(meshctl):
+    from pathlib import Path
+
+    result = meshctl("test", Path(__file__).resolve().parent.parent / REPO_EXAMPLE)
+    assert result.exit_code == 0, result.output

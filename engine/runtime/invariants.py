@@ -102,13 +102,14 @@ def _context(event: dict) -> dict:
 class _Selector:
     """One compiled selector: its type, and the pattern and condition an event of it must meet."""
 
-    __slots__ = ("type", "label", "_pattern", "_when")
+    __slots__ = ("type", "label", "plain", "_pattern", "_when")
 
     def __init__(self, selector: m.Selector):
         self.type = selector.type.name
         self.label = selector.type.name
         self._pattern = compile_pattern(m.thaw(selector.match.value)) if selector.match is not None else None
         self._when = compile_condition(selector.when) if selector.when is not None else None
+        self.plain = self._pattern is None and self._when is None  # every event of its type
 
     def hits(self, event: dict, ctx: dict) -> bool:
         """Whether *event* (already known to be of this type) is selected; RenderError from `when`."""
@@ -121,13 +122,21 @@ class _Selectors:
     """A list of selectors (an event counts when any of them selects it)."""
 
     def __init__(self, selectors: Iterable[m.Selector]):
-        self.each = [_Selector(s) for s in selectors]
-        self.types = frozenset(s.type for s in self.each)
-        self.labels = ", ".join(dict.fromkeys(s.label for s in self.each))
+        each = [_Selector(s) for s in selectors]
+        self.labels = ", ".join(dict.fromkeys(s.label for s in each))
+        # a type some selector takes whole needs no test; the others' selectors are tested in turn
+        self._whole = frozenset(s.type for s in each if s.plain)
+        self._tested: dict[str, list[_Selector]] = {}
+        for s in each:
+            if s.type not in self._whole:
+                self._tested.setdefault(s.type, []).append(s)
 
     def hits(self, event: dict, ctx: dict) -> bool:
         kind = event.get("type")
-        return any(s.type == kind and s.hits(event, ctx) for s in self.each)
+        if kind in self._whole:
+            return True
+        tested = self._tested.get(kind)
+        return tested is not None and any(s.hits(event, ctx) for s in tested)
 
 
 def _at(seen: Seen) -> str:
@@ -295,11 +304,10 @@ class _Total(_Judge):
         for item, ctx, key in self._each(seen):
             for side, (selectors, value, template) in enumerate(self._sides):
                 if self._test(selectors, item, ctx):
-                    entry = sums.setdefault(key, [item[0], [0, 0], [0, 0], []])
+                    entry = sums.setdefault(key, [item[0], [0, 0], [0, 0], {}])
                     entry[1 + side][0] += self._number(value, template, item, ctx)
                     entry[1 + side][1] += 1
-                    if item[2].get("id") not in entry[3]:
-                        entry[3].append(item[2].get("id"))
+                    entry[3][item[2].get("id")] = None  # the ids in order, each once
         found: Found = []
         for key, (first, (left, n_left), (right, n_right), ids) in sums.items():
             if not _equal(left, right):

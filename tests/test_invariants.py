@@ -377,6 +377,16 @@ def test_run_summary_in_json_has_the_counts(write, meshctl):
     assert json.loads(result.stdout)["invariants"] == {"checked": 1, "violated": 1}
 
 
+def test_a_durable_run_is_judged_and_a_resumed_one_is_not(write, meshctl, tmp_path):
+    path = write(check(NEVER))
+    events, store = events_file(write, PLACED, REFUNDED), f"sqlite:{tmp_path / 'run.db'}"
+    first = meshctl("run", path.parent, "--events", events, "--store", store)
+    assert first.exit_code == 3 and "invariants: 1 checked, 1 violated" in first.stdout
+    again = meshctl("run", path.parent, "--events", events, "--store", store, "--resume")
+    assert again.exit_code == 0 and "invariants:" not in again.stdout
+    assert "meshctl run: invariants not checked: a resumed run does not have the history" in again.stderr
+
+
 def test_run_of_a_mesh_without_checks_says_nothing_of_invariants(write, meshctl):
     path = write(TYPES.rstrip("-\n") + "\n")
     result = meshctl("run", path.parent, "--events", events_file(write, PLACED, REFUNDED), "--format", "json")

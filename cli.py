@@ -426,6 +426,14 @@ def _run_options(f):
     help="Exit 1 if an input record is refused (not an event, undeclared type, bad data); "
     "it is dead-lettered all the same.",
 )
+@click.option(
+    "--replay-choices",
+    "choices_path",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Make the choices of FILE (a counterexample of `meshctl explore`) where a deployment could "
+    "differ; its events unless --events is given. Exit 3 if an invariant breaks.",
+)
 @_run_options
 def run(
     path,
@@ -437,6 +445,7 @@ def run(
     resume,
     checkpoint_every,
     strict_input,
+    choices_path,
     seed,
     http,
     faults,
@@ -475,6 +484,12 @@ def run(
     started, read = time.perf_counter(), [0]
     events = _stdin_path(events, path)
     mesh = _valid_mesh(path).mesh
+    if choices_path is not None:
+        given = {"--store": store != "memory:", "--resume": resume, "--fault": faults, "--from": start,
+                 "--until": until, "--strict-input": strict_input, "--output": output_path}
+        _replay_choices(mesh, events, choices_path, seed, trace_path, dlq_path, fmt,
+                        [name for name, value in given.items() if value])
+        return
     bounds = _run_bounds(mesh, events, start, until)
     refused, violations = RefusedInput(), []
     options = RunOptions(
@@ -511,6 +526,27 @@ def run(
     if strict_input and refused.count:
         sys.exit(1)
     if violations:
+        sys.exit(EXIT_VIOLATED)
+
+
+def _replay_choices(mesh, events, choices_path, seed, trace_path, dlq_path, fmt, conflicting) -> None:
+    """`run --replay-choices`: one run through a counterexample's choices (docs/explore.md)."""
+    import engine.commands.explore as exploring
+    from engine.commands.runs import write_dead_letters
+
+    if conflicting:
+        raise click.UsageError(
+            f"--replay-choices runs in memory on the virtual clock: drop {', '.join(conflicting)}"
+        )
+    outcome, _ = exploring.replay(mesh, events, choices_path, seed, trace_path)
+    for line in exploring.replay_lines(outcome):
+        click.echo(f"meshctl run: {line}", err=True)
+    if dlq_path:
+        write_dead_letters(dlq_path, outcome.dead)
+    _print_summary(outcome.summary, fmt, outcome.dead)
+    for line in exploring.violation_lines(outcome.violations):
+        click.echo(line, err=True)
+    if outcome.violations:
         sys.exit(EXIT_VIOLATED)
 
 
@@ -886,6 +922,55 @@ def dlq_purge(dlq_path, store, ids, reason, consumer, everything, dry_run) -> No
     purged = source.remove([r.id for r in chosen])
     source.save()
     click.echo(f"purged {purged}, kept {len(records) - purged}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--events", "events", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Input events (JSON Lines, or a YAML/JSON list): every run takes the same ones.")
+@click.option("--depth", type=click.IntRange(0, 8), default=2, show_default=True,
+              help="Choices per run that differ from `meshctl run`'s, at most.")
+@click.option("--max-runs", type=click.IntRange(1), default=20_000, show_default=True,
+              help="Runs to try at most.")
+@click.option("--time", "budget", metavar="DURATION", default="60s", show_default=True,
+              help="Time to spend at most (e.g. 30s, 5m).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="The mesh's seed (retry jitter); also orders a level too large for the budget.")
+@click.option("--counterexample", "out", metavar="FILE",
+              help="Where the counterexample trace goes  [default: MESH.counterexample.jsonl]")
+@click.option("--write-test", "test_path", metavar="FILE.test.yaml",
+              help="Also write the counterexample as a `meshctl test` file (a regression test).")
+def explore(path, events, depth, max_runs, budget, seed, out, test_path) -> None:
+    """Run a mesh every way a deployment could; check its invariants.
+
+    The mesh at PATH runs many times on the events of --events FILE. Each run settles
+    differently the points where a deployment could differ from `meshctl run`: the order of
+    deliveries due together, an attempt failing (where its retry policy retries), a crash
+    between an attempt's effects and its acknowledgement, a duplicate delivery, an input
+    arriving late. Runs are tried by the number of such choices (up to
+    --depth), skipping states already explored; every run is checked against the mesh's
+    `kind: Check` invariants. The first violation is minimised (fewest choices, then fewest
+    inputs) and written as a trace that `render --trace` draws and `run --replay-choices`
+    replays. Exit 0 when no invariant broke within the bounds, 3 when one did, 1 if the mesh is
+    invalid, 2 on a usage error (a mesh without invariants). See docs/explore.md.
+
+    \b
+    Examples:
+      meshctl explore workflows/buggy-checkout --events workflows/buggy-checkout/events.jsonl
+      meshctl explore workflows/checkout --events workflows/checkout/events.jsonl --depth 3 --time 2m
+      meshctl explore workflows/buggy-checkout --events workflows/buggy-checkout/events.jsonl \\
+        --counterexample ce.jsonl --write-test workflows/buggy-checkout/regression.test.yaml
+    """
+    import engine.commands.explore as exploring
+
+    mesh = _valid_mesh(path).mesh
+    bounds = exploring.Bounds(depth, max_runs, exploring.parse_budget(budget), seed)
+    result = exploring.explore(mesh, path, events, bounds, out=out or exploring.default_out(path),
+                               test_path=test_path)
+    for line in exploring.report_lines(path, result):
+        click.echo(line)
+    if result.minimal is not None:
+        sys.exit(EXIT_VIOLATED)
 
 
 @main.command("test")

@@ -40,7 +40,7 @@ def test_unknown_shell_is_a_usage_error(meshctl):
 
 @pytest.mark.parametrize(("words", "cword", "expect"), [
     ("meshctl val", 1, ["plain,validate"]),
-    ("meshctl ex", 1, ["plain,explain"]),
+    ("meshctl ex", 1, ["plain,explain", "plain,explore"]),
     ("meshctl explain wrong-", 2, ["plain,wrong-type"]),
     ("meshctl --color ", 2, ["plain,auto", "plain,always", "plain,never"]),
     ("meshctl validate --format s", 3, ["plain,short", "plain,sarif"]),

@@ -77,12 +77,14 @@ def read_choices(path: str) -> Choices:
     return Choices(from_list(record.get("choices"), where), events, seed if isinstance(seed, int) else None)
 
 
-def regression_test(minimal: Minimal, title: str, source: str) -> str:
+def regression_test(minimal: Minimal, title: str, source: str, mesh: str = ".") -> str:
     """A `meshctl test` file (engine.commands.meshtest) whose one test replays the counterexample
-    and expects every invariant to hold: it fails while the bug is there."""
+    and expects every invariant to hold: it fails while the bug is there. *mesh*: the mesh's
+    directory relative to the file's (a file outside it names it)."""
     given = [item for item in minimal.inputs if not isinstance(item, BadInput)]
     out = [f"# Written by `meshctl explore` from {source}: the run below broke an invariant.",
            "# It fails until the mesh is fixed; keep it as a regression test.",
+           *([f"mesh: {json.dumps(mesh)}"] if mesh != "." else []),
            "tests:",
            f"  - name: {json.dumps(title)}",
            "    given:"]

@@ -49,7 +49,7 @@ class Deviation:
             return f"ran {self.choice} before {self.at}{again}"
         if self.kind == "late":
             later = "the next input" if self.choice == "1" else f"the next {self.choice} inputs"
-            return f"input {self.at} arrived late, after {later}"
+            return f"{self.at} arrived late, after {later}"
         what = {"fail": "failed (a failure from outside the mesh)",
                 "crash": "crashed after its effects, before its acknowledgement",
                 "duplicate": "was delivered twice"}[self.choice]

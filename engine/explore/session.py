@@ -78,12 +78,7 @@ class Session:
             def hook(point: Point) -> None:
                 on_point(fingerprint(runtime, history, feeder, point), point)
 
-        def taken(deviation: Deviation) -> None:
-            trace.record(runtime.clock.now(), "choice", choice_kind=deviation.kind, at=deviation.at,
-                         choice=deviation.choice, occurrence=deviation.occurrence, why=deviation.describe())
-
-        steering = Steering(deviations, footprint_of(runtime), hook, taken)
-        runtime.steer(steering)
+        steering = steer(runtime, deviations, hook)
         feeder.steering = steering
         try:
             feeder.run()
@@ -95,6 +90,26 @@ class Session:
         if not outcome.cut:
             outcome.violations = self.judge(history, outcome.end, runtime.store)
         return outcome
+
+
+def steer(runtime: Runtime, deviations: Sequence[Deviation],
+          on_point: Callable[[Point], None] | None = None) -> Steering:
+    """Make *runtime* take *deviations* (a ``choice`` record in its trace where each is taken)."""
+    def taken(deviation: Deviation) -> None:
+        runtime.trace.record(runtime.clock.now(), "choice", choice_kind=deviation.kind, at=deviation.at,
+                             choice=deviation.choice, occurrence=deviation.occurrence,
+                             why=deviation.describe())
+
+    steering = Steering(deviations, footprint_of(runtime), on_point, taken)
+    runtime.steer(steering)
+    return steering
+
+
+def feed(runtime: Runtime, steering: Steering, inputs: Sequence) -> None:
+    """Feed *inputs* in order, except those a ``late`` deviation holds back, and finish the run."""
+    feeder = _Feeder(runtime, list(inputs))
+    feeder.steering = steering
+    feeder.run()
 
 
 class _Feeder:

@@ -4,10 +4,9 @@ state hashing, minimisation, choices files. Judged here by a plain function over
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from checkout_runs import EXAMPLES, GATEWAY, Broken, gateway_attempt, nothing, session
 
 from engine.core.errors import UsageError
 from engine.explore import counterexample
@@ -18,47 +17,6 @@ from engine.explore.session import Session
 from engine.language.loader import load_mesh
 from engine.runtime.events import read_events
 from engine.runtime.interpreter import Runtime
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted(p for p in (REPO / "workflows").iterdir() if (p / "events.jsonl").exists())
-GATEWAY = "service:gateway/payment.requested"
-
-
-@dataclass(frozen=True)
-class Broken:
-    check: str
-    invariant: str
-    message: str
-
-    def as_dict(self) -> dict:
-        return {"check": self.check, "invariant": self.invariant, "message": self.message}
-
-
-def shipped_and_cancelled(history, end, store) -> list:
-    """The checkout examples' safety property, by hand: no order both shipped and cancelled."""
-    seen: dict[str, set] = {}
-    for _, _, event in history:
-        if event["type"] in ("order.shipped", "order.cancelled"):
-            seen.setdefault(event["data"]["order_id"], set()).add(event["type"])
-    return [Broken("checkout", "never", order) for order, types in sorted(seen.items()) if len(types) == 2]
-
-
-def nothing(history, end, store) -> list:
-    return []
-
-
-def session(name: str, judge=shipped_and_cancelled) -> Session:
-    path = REPO / "workflows" / name
-    mesh, _ = load_mesh(str(path))
-    return Session(mesh, list(read_events(str(path / "events.jsonl"))), judge)
-
-
-def gateway_attempt(s: Session, order_event: str) -> str:
-    """The label of the gateway's first attempt at the payment request of *order_event*."""
-    records = s.run(records=True).records
-    request = next(r["event"] for r in records if r["kind"] == "emit" and r["type"] == "payment.requested"
-                   and r["cause"] == order_event)
-    return f"{GATEWAY} <- payment.requested {request} #1"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -72,7 +30,8 @@ def test_a_run_without_deviations_is_meshctl_runs_run(path):
 
 def test_the_same_deviations_give_the_same_run_record_for_record():
     s = session("buggy-checkout")
-    deviations = [Deviation("attempt", gateway_attempt(s, "o-1"), "crash"), Deviation("late", "input o-1", "1")]
+    deviations = [Deviation("attempt", gateway_attempt(s, "o-1"), "crash"),
+                  Deviation("late", "input o-1", "1")]
     first, second = s.run(deviations, records=True), s.run(deviations, records=True)
     assert first.records == second.records
     assert first.taken == tuple(deviations[::-1])  # the late input is met first
@@ -159,7 +118,8 @@ def test_tasks_of_unrelated_consumers_are_not_reordered(write):
               do: {log: "c {{ data.n }}"}
     """)
     mesh, _ = load_mesh(str(path))
-    ping = [{"specversion": "1.0", "id": "p1", "source": "/t", "type": "ping", "time": "2026-01-01T00:00:00Z"}]
+    ping = [{"specversion": "1.0", "id": "p1", "source": "/t", "type": "ping",
+             "time": "2026-01-01T00:00:00Z"}]
     orders = [p for p in Session(mesh, ping, nothing).run().points if p.kind == "order"]
     assert orders, "four deliveries of two pongs are due together"
     for point in orders:  # each alternative goes to the consumer of the first task, never the other's
@@ -215,7 +175,8 @@ def test_a_counterexample_file_replays_its_choices(tmp_path):
     path = tmp_path / "ce.jsonl"
     path.write_text("\n".join(counterexample.lines("workflows/buggy-checkout", minimal, 0)) + "\n")
     header = json.loads(path.read_text().splitlines()[0])
-    assert header["kind"] == "counterexample" and header["choices"] == [d.as_dict() for d in minimal.deviations]
+    assert header["kind"] == "counterexample"
+    assert header["choices"] == [d.as_dict() for d in minimal.deviations]
     choices = counterexample.read_choices(str(path))
     again = s.run(choices.deviations, inputs=choices.events, records=True)
     assert again.records == minimal.outcome.records

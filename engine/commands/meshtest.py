@@ -35,6 +35,8 @@ from ..core.errors import (
     printable,
     sorted_diagnostics,
 )
+from ..explore.deviations import from_list
+from ..explore.session import feed, steer
 from ..language.loader import TEST_SUFFIXES
 from ..language.model import Mesh
 from ..language.schema import data_validator, schema_diagnostics
@@ -336,6 +338,7 @@ class Observed:
     runs: list[dict]
     declared: int = 0  # invariants the mesh declares (`kind: Check`)
     violations: list[Violation] = field(default_factory=list)  # of the test's run so far (every phase)
+    unmet: list = field(default_factory=list)  # (index, deviation) of `choices:` whose point never came
 
 
 def run_tests(path: str, select: str | None = None) -> Report:
@@ -373,6 +376,7 @@ def run_case(mesh: Mesh, case: Case) -> Iterator[Failure]:
     seed, hops = spec.get("seed", 0), spec.get("max_hops", DEFAULT_MAX_HOPS)
     history = History()
     runtime, observed = _phase(mesh, case, spec, case.path, MemoryStore(), None, seed, hops, history)
+    yield from _unmet_choices(case, observed)
     yield from check_expectations(spec.get("expect", {}), observed, case, (*case.path, "expect"))
     then = spec.get("then")
     if then is None:
@@ -382,6 +386,15 @@ def run_case(mesh: Mesh, case: Case) -> Iterator[Failure]:
         history,
     )
     yield from check_expectations(then.get("expect", {}), observed, case, (*case.path, "then", "expect"))
+
+
+def _unmet_choices(case: Case, observed: Observed) -> Iterator[Failure]:
+    """A choice whose point never came: the test no longer makes the run it was written for."""
+    for index, deviation in observed.unmet:
+        where = (*case.path, "choices", index)
+        yield Failure(f"choices[{index}]", case.smap.at(where),
+                      f"its point never came ({deviation.describe()}): the mesh or the input changed since "
+                      "the choices were written; explore again (docs/explore.md) to write a new test")
 
 
 def _judged(mesh: Mesh, runtime: Runtime, history: History, observed: Observed) -> Observed:
@@ -400,6 +413,7 @@ def _phase(mesh: Mesh, case: Case, spec: dict, path: tuple, store, clock, seed: 
     faults = [
         Fault(f["consumer"], f.get("times"), f.get("error", "InjectedFault")) for f in spec.get("faults", [])
     ]
+    deviations = from_list(spec["choices"], "choices") if "choices" in spec else None
     runtime = Runtime(
         mesh,
         store=store,
@@ -409,6 +423,7 @@ def _phase(mesh: Mesh, case: Case, spec: dict, path: tuple, store, clock, seed: 
         max_hops=hops,
         trace=Trace(records),
         on_emit=emitted.append,
+        fast_paths=deviations is None,  # a steered run takes every task through the schedule
     )
     history.follow(runtime)
     extra = {}
@@ -416,8 +431,16 @@ def _phase(mesh: Mesh, case: Case, spec: dict, path: tuple, store, clock, seed: 
         chosen = [r for r in store.dead_letters() if _dead_selected(spec["replay_dead_letters"], r)]
         rate = spec.get("replay_rate")
         extra = runtime.replay(chosen, 1.0 / parse_rate(rate) if rate is not None else 0.0)
-    counts = {**dict.fromkeys(EARLY_END_KEYS, 0), **runtime.run(_inputs(case, spec, path)), **extra}
-    observed = Observed(emitted, store.dead_letters(), records, counts, _runs(records))
+    unmet: list = []
+    if deviations is None:
+        summary = runtime.run(_inputs(case, spec, path))
+    else:  # `choices:`, as `meshctl explore --write-test` writes them
+        steering = steer(runtime, deviations)
+        feed(runtime, steering, list(_inputs(case, spec, path)))
+        summary = runtime.trace.summary()
+        unmet = [(i, d) for i, d in enumerate(deviations) if d not in steering.taken]
+    counts = {**dict.fromkeys(EARLY_END_KEYS, 0), **summary, **extra}
+    observed = Observed(emitted, store.dead_letters(), records, counts, _runs(records), unmet=unmet)
     return runtime, _judged(mesh, runtime, history, observed)
 
 

@@ -84,12 +84,16 @@ NOTE_STYLE = {
     "ok": (*NODE_STYLE["success"][:2], "#1f2933", ""),
     "filtered": ("#f5f7fa", "#9aa5b1", "#52606d", ""),
     "unknown": ("#ffffff", "#9aa5b1", "#52606d", "unknown record"),
+    "choice": ("#fff3c4", "#b7791f", "#5c3d05", "explored choice"),
+    "crash": ("#fde7e4", "#b83227", "#8a241c", "crash before the acknowledgement"),
+    "violation": ("#b83227", "#8a241c", "#ffffff", "invariant broken"),
 }
 DEFAULT_NOTE = ("#ffffff", "#9aa5b1", "#52606d", "")
 PILLS = frozenset({"ingest", "emit", "rejected"})
 
 #: styles whose row gets a tinted band across the whole diagram.
-BANDS = {"dead-letter": "#fde7e4", "step-failed": "#fde7e4", "compensate": "#fdf0e2"}
+BANDS = {"dead-letter": "#fde7e4", "step-failed": "#fde7e4", "compensate": "#fdf0e2", "choice": "#fff8dc",
+         "violation": "#fde7e4"}
 MARKS = {"ok": ("✓", "#2f7d46"), "failed": ("✗", "#b83227")}
 
 

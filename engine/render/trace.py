@@ -270,6 +270,9 @@ TONES = {
     "compensate": "warn",
     "filtered": "muted",
     "step-skipped": "muted",
+    "choice": "warn",
+    "crash": "bad",
+    "violation": "bad",
 }
 
 
@@ -532,6 +535,35 @@ class _Builder:
             f"window {key} {_text(r.get('start'))} – {_text(r.get('end'))}",
         )
 
+    # What `meshctl explore` adds to a counterexample (engine/explore/counterexample.py).
+
+    def on_counterexample(self, i: int, r: dict) -> None:
+        self.drawn.add(i)  # the header: its choices are drawn where they were taken
+
+    def on_choice(self, i: int, r: dict) -> None:
+        kind, choice = _text(r.get("choice_kind")), _text(r.get("choice"))
+        point = choice if kind == "order" else _text(r.get("at"))
+        where = INGRESS if kind == "late" else _choice_consumer(point)
+        label = {"order": "reordered", "late": "late input", "attempt": choice}.get(kind, kind)
+        self.add(i, "note", "choice", self.lifeline(where), None, f"⚑ choice: {label}",
+                 f"explored choice: {_text(r.get('why'))}")
+
+    def on_crash(self, i: int, r: dict) -> None:
+        where = r.get("consumer") if r.get("consumer") is not None else INGRESS
+        self.add(i, "note", "crash", self.lifeline(where), None, "✗ crash before ack",
+                 f"attempt {_text(r.get('attempt'))} of {_text(r.get('event') or r.get('run'))} crashed "
+                 f"after its effects; taken again at {_text(r.get('retake')) or 'the end of the lease'}")
+
+    def on_duplicate(self, i: int, r: dict) -> None:
+        self.add(i, "note", "choice", self.lifeline(r.get("consumer")), None, "⚑ delivered twice",
+                 f"a copy of {_text(r.get('event'))} to {_text(r.get('consumer'))} is due as well")
+
+    def on_violation(self, i: int, r: dict) -> None:
+        name = f"{_text(r.get('check'))}/{_text(r.get('invariant'))}"
+        where = f"{_text(r.get('file'))}:{_text(r.get('line'))}:{_text(r.get('col'))}"
+        self.add(i, "note", "violation", self.lifeline(INGRESS), None, f"✗ invariant broken: {name}",
+                 f"{where}: {name}: {_text(r.get('message'))}")
+
     def on_unknown(self, i: int, r: dict) -> None:
         where = self.lifeline(r["consumer"]) if r.get("consumer") is not None else self.lifeline(INGRESS)
         extra = ", ".join(
@@ -539,6 +571,17 @@ class _Builder:
         )
         kind = _text(r.get("kind")) or "record"
         self.add(i, "note", "unknown", where, None, f"{kind}" + (f": {extra}" if extra else ""))
+
+
+def _choice_consumer(label: str) -> str:
+    """The lifeline of a choice point's label (engine.runtime.choices.task_label): the consumer of
+    a delivery, the orchestration of a step."""
+    if " <- " in label:
+        return label.split(" <- ", 1)[0].removeprefix("complete ")
+    parts = label.split(" ", 1)
+    if len(parts) == 2 and parts[0].startswith(("step-", "compensate")):
+        return "orchestration:" + parts[1].split(":", 1)[0]
+    return INGRESS
 
 
 def _run_tags(records: list[dict]) -> dict[str, str]:
@@ -789,6 +832,8 @@ MERMAID_ARROWS = {
 }
 #: style -> background band (``rect``) around the message, the colours of :mod:`.style`.
 MERMAID_BANDS = {
+    "choice": "rgba(255, 243, 196, 0.8)",
+    "violation": "rgba(253, 231, 228, 0.9)",
     "dead-letter": "rgba(253, 231, 228, 0.7)",
     "step-failed": "rgba(253, 231, 228, 0.7)",
     "compensate": "rgba(253, 236, 214, 0.8)",

@@ -82,7 +82,7 @@ def search(session: Session, bounds: Bounds, *, clock: Callable[[], float] = tim
             if stop:
                 report.stopped_by = stop
                 report.waiting += len(level) - index + len(following)
-                report.elapsed = clock() - started
+                report.states, report.elapsed = len(seen), clock() - started
                 return report
             cutter = _cutter(seen, bounds.depth - depth) if bounds.hashing else None
             outcome = session.run(deviations, on_point=cutter)

@@ -926,8 +926,12 @@ def dlq_purge(dlq_path, store, ids, reason, consumer, everything, dry_run) -> No
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--events", "events", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Input events (JSON Lines, or a YAML/JSON list): every run takes the same ones.")
+@click.option("--events", "events", type=click.Path(exists=True, dir_okay=False),
+              help="Input events (JSON Lines, or a YAML/JSON list): every run takes the same ones. "
+              "Required unless the mesh has schedules.")
+@click.option("--from", "start", metavar="TIME", help="Start the virtual clock at TIME, as `run --from`.")
+@click.option("--until", metavar="TIME|DURATION",
+              help="Schedules fire their ticks before TIME (or for DURATION), as `run --until`.")
 @click.option("--depth", type=click.IntRange(0, 8), default=2, show_default=True,
               help="Choices per run that differ from `meshctl run`'s, at most.")
 @click.option("--max-runs", type=click.IntRange(1), default=20_000, show_default=True,
@@ -940,7 +944,7 @@ def dlq_purge(dlq_path, store, ids, reason, consumer, everything, dry_run) -> No
               help="Where the counterexample trace goes  [default: MESH.counterexample.jsonl]")
 @click.option("--write-test", "test_path", metavar="FILE.test.yaml",
               help="Also write the counterexample as a `meshctl test` file (a regression test).")
-def explore(path, events, depth, max_runs, budget, seed, out, test_path) -> None:
+def explore(path, events, start, until, depth, max_runs, budget, seed, out, test_path) -> None:
     """Run a mesh every way a deployment could; check its invariants.
 
     The mesh at PATH runs many times on the events of --events FILE. Each run settles
@@ -964,9 +968,10 @@ def explore(path, events, depth, max_runs, budget, seed, out, test_path) -> None
     import engine.commands.explore as exploring
 
     mesh = _valid_mesh(path).mesh
+    clock = _run_bounds(mesh, events, start, until)
     bounds = exploring.Bounds(depth, max_runs, exploring.parse_budget(budget), seed)
     result = exploring.explore(mesh, path, events, bounds, out=out or exploring.default_out(path),
-                               test_path=test_path)
+                               test_path=test_path, clock=clock)
     for line in exploring.report_lines(path, result):
         click.echo(line)
     if result.minimal is not None:

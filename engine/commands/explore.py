@@ -61,19 +61,25 @@ def read_input(events_path: str) -> list:
     return list(read_events(events_path))
 
 
-def explore(mesh: Mesh, mesh_path: str, events_path: str, bounds: Bounds, *, out: str | None,
-            test_path: str | None, progress: Callable[[Report], None] | None = None) -> Exploration:
-    """Search; on a violation, minimise it and write the counterexample to *out* (and a test file)."""
+def explore(mesh: Mesh, mesh_path: str, events_path: str | None, bounds: Bounds, *, out: str | None,
+            test_path: str | None, clock: dict | None = None,
+            progress: Callable[[Report], None] | None = None) -> Exploration:
+    """Search; on a violation, minimise it and write the counterexample to *out* (and a test file).
+    *clock*: ``start``, ``until``, ``span`` of `--from` and `--until` (a mesh's schedules)."""
     judge = judge_of(mesh)
-    inputs = read_input(events_path)
-    session = Session(mesh, inputs, judge, seed=bounds.seed)
+    if test_path is not None and clock:
+        raise UsageError("--write-test: a `meshctl test` case has no --from/--until yet; keep the "
+                         "counterexample file and replay it with `run --replay-choices`")
+    inputs = read_input(events_path) if events_path is not None else []
+    clock = {key: value for key, value in (clock or {}).items() if value is not None}
+    session = Session(mesh, inputs, judge, seed=bounds.seed, clock=clock)
     report = search(session, bounds, progress=progress)
     result = Exploration(report, len(inputs))
     if report.found is None:
         return result
     result.minimal = minimal = minimize(session, report.found)
     if out is not None:
-        _write(out, "\n".join(counterexample.lines(mesh_path, minimal, bounds.seed)) + "\n")
+        _write(out, "\n".join(counterexample.lines(mesh_path, minimal, bounds.seed, clock)) + "\n")
         result.written.append(out)
     if test_path is not None:
         first = minimal.outcome.violations[0]
@@ -93,7 +99,7 @@ def replay(mesh: Mesh, events_path: str | None, choices_path: str, seed: int,
     inputs = read_input(events_path) if events_path is not None else choices.events
     invariants = Invariants(mesh)
     session = Session(mesh, inputs, lambda h, end, store: invariants.check(h, end, state_of(store, end)),
-                      seed=seed)
+                      seed=seed, clock=choices.clock)
     outcome = session.run(choices.deviations, records=trace_path is not None)
     if invariants.declared:  # the summary line `meshctl run` prints
         broken = {(v.check, v.invariant) for v in outcome.violations}
@@ -122,7 +128,7 @@ def violation_lines(violations: list) -> list[str]:
 def report_lines(mesh_path: str, result: Exploration) -> list[str]:
     report, bounds = result.report, result.report.bounds
     levels = ", ".join(f"{n}: {count:,}" for n, count in enumerate(report.per_level))
-    lines = [f"explored {report.runs:,} runs ({levels} by deviations) in {report.elapsed:.1f} s, "
+    lines = [f"explored {_count(report.runs, 'run')} ({levels} by deviations) in {report.elapsed:.1f} s, "
              f"{report.per_second:,.0f} runs/s",
              f"  {report.states:,} distinct states at choice points; {_count(report.cut, 'run')} cut short "
              "at a state already explored"]

@@ -29,12 +29,13 @@ class Choices:
     deviations: tuple[Deviation, ...]
     events: list[dict] | None  # the input the choices were made on, if the file keeps it
     seed: int | None = None
+    clock: dict | None = None  # where the clock started and the schedules stopped (explore --from/--until)
 
 
-def lines(mesh_path: str, minimal: Minimal, seed: int) -> list[str]:
+def lines(mesh_path: str, minimal: Minimal, seed: int, clock: dict | None = None) -> list[str]:
     """The counterexample file's lines."""
     outcome = minimal.outcome
-    header = {"kind": HEADER, "mesh": mesh_path, "seed": seed,
+    header = {"kind": HEADER, "mesh": mesh_path, "seed": seed, **({"clock": clock} if clock else {}),
               "choices": [d.as_dict() for d in minimal.deviations],
               "events": [item for item in minimal.inputs if not isinstance(item, BadInput)],
               "violations": [v.as_dict() for v in outcome.violations]}
@@ -73,8 +74,17 @@ def read_choices(path: str) -> Choices:
     events = record.get("events")
     if events is not None and not (isinstance(events, list) and all(isinstance(e, dict) for e in events)):
         raise UsageError(f"{where}: `events` must be a list of events")
-    seed = record.get("seed")
-    return Choices(from_list(record.get("choices"), where), events, seed if isinstance(seed, int) else None)
+    seed, clock = record.get("seed"), record.get("clock")
+    if clock is not None and not _clock_bounds(clock):
+        raise UsageError(f"{where}: `clock` holds numbers under start, until and span")
+    return Choices(from_list(record.get("choices"), where), events, seed if isinstance(seed, int) else None,
+                   clock)
+
+
+def _clock_bounds(clock: object) -> bool:
+    """A counterexample's ``clock``: numbers (seconds) under start, until and span."""
+    return isinstance(clock, dict) and set(clock) <= {"start", "until", "span"} and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in clock.values())
 
 
 def regression_test(minimal: Minimal, title: str, source: str, mesh: str = ".") -> str:

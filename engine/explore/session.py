@@ -56,9 +56,10 @@ class Session:
     """Runs one mesh on one input as often as asked; each run is independent (a fresh store)."""
 
     def __init__(self, mesh: m.Mesh, inputs: Sequence[dict | BadInput], judge: Judge, *, seed: int = 0,
-                 max_hops: int = DEFAULT_MAX_HOPS):
+                 max_hops: int = DEFAULT_MAX_HOPS, clock: dict | None = None):
         self.mesh, self.inputs, self.judge = mesh, list(inputs), judge
         self.seed, self.max_hops = seed, max_hops
+        self.clock = clock or {}  # `--from` and `--until` of a mesh's schedules: start, until, span
 
     def run(self, deviations: Sequence[Deviation] = (), *,
             on_point: Callable[[str, Point], None] | None = None, records: bool = False,
@@ -73,6 +74,7 @@ class Session:
         runtime.on_emit = lambda event: history.append((runtime.clock.now(), "emitted", event))
         runtime.on_input = lambda event: history.append((runtime.clock.now(), "input", event))
         feeder = _Feeder(runtime, list(self.inputs if inputs is None else inputs))
+        start_clock(runtime, self.clock, bool(feeder.inputs))
         hook = None
         if on_point is not None:
             def hook(point: Point) -> None:
@@ -103,6 +105,14 @@ def steer(runtime: Runtime, deviations: Sequence[Deviation],
     steering = Steering(deviations, footprint_of(runtime), on_point, taken)
     runtime.steer(steering)
     return steering
+
+
+def start_clock(runtime: Runtime, clock: dict, has_input: bool) -> None:
+    """Bound the schedules' ticks, and start the clock where ``--from`` says (or now, without
+    input), as `meshctl run` does."""
+    runtime.schedules.limit(clock.get("until"), clock.get("span"))
+    if clock.get("start") is not None or not has_input:
+        runtime.start_clock(clock.get("start"))
 
 
 def feed(runtime: Runtime, steering: Steering, inputs: Sequence) -> None:

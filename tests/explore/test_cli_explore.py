@@ -169,3 +169,23 @@ def test_choices_not_met_on_replay_are_reported(meshctl, tmp_path):
     result = meshctl("run", FIXED, "--replay-choices", choices, "--events", FIXED / "events.jsonl")
     assert result.exit_code == 0
     assert "replayed 0 of 1 choices" in result.output and "not met: input nope arrived late" in result.output
+
+
+def test_a_mesh_of_schedules_is_explored_and_replayed_on_its_clock(meshctl, tmp_path):
+    """No input: `--until` bounds the ticks, as for `run`, and the counterexample keeps the bounds."""
+    reports = tmp_path / "reports"
+    shutil.copytree(REPO / "workflows" / "reports", reports)
+    (reports / "checks.yaml").write_text(
+        "apiVersion: meshctl/v1\nkind: Check\nmetadata: {name: reports}\nspec:\n  invariants:\n"
+        "    - name: no report on a Friday\n      always: report.due\n"
+        "      that: \"{{ not data.at.startswith('2026-01-02') }}\"\n")
+    out = tmp_path / "ce.jsonl"
+    missing = meshctl("explore", reports)
+    assert missing.exit_code == 2 and "needs --until" in missing.output
+    found = meshctl("explore", reports, "--until", "3d", "--depth", "1", "--counterexample", out)
+    assert found.exit_code == 3, found.output
+    assert json.loads(out.read_text().splitlines()[0])["clock"]["span"] == 3 * 86400
+    replayed = meshctl("run", reports, "--replay-choices", out)
+    assert replayed.exit_code == 3 and "reports/no report on a Friday" in replayed.output
+    no_test = meshctl("explore", reports, "--until", "3d", "--write-test", tmp_path / "t.test.yaml")
+    assert no_test.exit_code == 2 and "no --from/--until yet" in no_test.output

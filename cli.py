@@ -614,6 +614,17 @@ def _progress(events: str, read: list[int]):
         yield track
 
 
+def _explore_progress():
+    """A line on stderr, rewritten as the search goes, when stderr is a terminal (else None)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(report) -> None:
+        click.echo(f"\rexplored {report.runs:,} runs, {len(report.per_level) - 1} deviations deep, "
+                   f"{report.elapsed:,.0f} s", err=True, nl=False)
+    return show
+
+
 def _print_elapsed(seconds: float, read: int) -> None:
     rate = f"{read / seconds:,.0f} events/s" if read and seconds > 0 else "no input read"
     click.echo(f"{'elapsed':<22}{seconds:>8.2f} s ({_count(read, 'input')} read: {rate})", err=True)
@@ -970,8 +981,11 @@ def explore(path, events, start, until, depth, max_runs, budget, seed, out, test
     mesh = _valid_mesh(path).mesh
     clock = _run_bounds(mesh, events, start, until)
     bounds = exploring.Bounds(depth, max_runs, exploring.parse_budget(budget), seed)
+    progress = _explore_progress()
     result = exploring.explore(mesh, path, events, bounds, out=out or exploring.default_out(path),
-                               test_path=test_path, clock=clock)
+                               test_path=test_path, clock=clock, progress=progress)
+    if progress is not None:
+        click.echo("\r\033[K", err=True, nl=False)  # the progress line goes: the report follows
     for line in exploring.report_lines(path, result):
         click.echo(line)
     if result.minimal is not None:

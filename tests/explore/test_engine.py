@@ -197,3 +197,43 @@ def test_a_bad_choices_file_is_a_usage_error_that_says_where(tmp_path, text, mes
     with pytest.raises(UsageError) as caught:
         counterexample.read_choices(str(path))
     assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_a_step_that_crashes_is_attempted_again_after_the_lease_and_the_run_goes_on():
+    s = session("checkout")
+    step = "step-attempt checkout:o-1@/shop/request_payment #1"
+    out = s.run([Deviation("attempt", step, "crash")], records=True)
+    crash = next(r for r in out.records if r["kind"] == "crash")
+    assert crash["run"] == "checkout:o-1@/shop" and crash["t"] == "2026-05-04T09:00:00Z"
+    requests = [r for r in out.records if r["kind"] == "emit" and r["type"] == "payment.requested"]
+    assert requests[0]["t"] == "2026-05-04T09:00:30Z"  # the crashed attempt emitted nothing
+    assert out.summary["runs_completed"] == 2 and not out.violations
+
+
+def test_a_step_fails_by_choice_only_where_its_policy_retries(write):
+    """A step with `retry: {max_attempts: 2}` may fail on its first attempt, not its second."""
+    path = write("""
+        apiVersion: meshctl/v1
+        kind: EventType
+        metadata: {name: go}
+        spec: {external: true}
+        ---
+        apiVersion: meshctl/v1
+        kind: Orchestration
+        metadata: {name: flow}
+        spec:
+          trigger: {on: go}
+          steps:
+            - id: only
+              retry: {max_attempts: 2, backoff: fixed, initial: 5s, jitter: none}
+              do: {log: "step"}
+    """)
+    mesh, _ = load_mesh(str(path))
+    go = [{"specversion": "1.0", "id": "g1", "source": "/t", "type": "go", "time": "2026-01-01T00:00:00Z"}]
+    session_ = Session(mesh, go, nothing)
+    first = next(p for p in session_.run().points if p.at.endswith("/only #1"))
+    assert first.alternatives == ("fail", "crash")
+    failed = session_.run([Deviation("attempt", first.at, "fail")], records=True)
+    second = next(p for p in failed.points if p.at.endswith("/only #2"))
+    assert second.alternatives == ("crash",)
+    assert failed.summary["retries"] == 1 and failed.summary["runs_completed"] == 1

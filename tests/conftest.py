@@ -60,6 +60,18 @@ def diagnostics(meshctl):
     return _diagnostics
 
 
+@pytest.fixture
+def unjudged():
+    """The JSON summary of an uninterrupted run without its verdict on the mesh's invariants, to
+    compare with a resumed run's, which has none (it lacks the history before its restart:
+    docs/invariants.md). The verdict must be that none broke."""
+    def _unjudged(stdout: str) -> dict:
+        summary = json.loads(stdout)
+        assert summary.pop("invariants", {"violated": 0})["violated"] == 0
+        return summary
+    return _unjudged
+
+
 # --- the Redis server of broker tests ------------------------------------------------------
 REDIS_SERVER = os.environ.get("MESHCTL_TEST_REDIS", "redis://127.0.0.1:6379/0")
 

@@ -207,11 +207,11 @@ def test_http_targets_live(meshctl, write, tmp_path, http_sink, status, dead):
         "/hook", "application/cloudevents+json", "ping", {"x": 1}, "p1")
 
 
-def test_durable_store_run_resume_and_dlq(meshctl, tmp_path):
+def test_durable_store_run_resume_and_dlq(meshctl, tmp_path, unjudged):
     db = f"sqlite:{tmp_path / 'run.db'}"
     args = ["run", ARENA, "--events", ARENA / "events.jsonl", "--store", db]
-    first = json.loads(meshctl(*args, "--fault", f"{SCORE}=always:TimeoutError", "--format", "json",
-                               "--trace", tmp_path / "t0.jsonl").output)
+    first = unjudged(meshctl(*args, "--fault", f"{SCORE}=always:TimeoutError", "--format", "json",
+                             "--trace", tmp_path / "t0.jsonl").stdout)
     reasons = first["dead_lettered_by_reason"]
     assert reasons["retries-exhausted"] >= 1 and reasons["circuit-open"] >= 1
     again = meshctl(*args)

@@ -259,7 +259,8 @@ def test_a_correlation_that_renders_nothing_fails_the_run_once(meshctl, job_mesh
     assert failed == "step 'progress' failed: TemplateError: `correlate.run` rendered nothing to correlate on"
 
 
-def test_a_run_saved_waiting_is_completed_by_the_resumed_process(meshctl, runner, tmp_path, monkeypatch):
+def test_a_run_saved_waiting_is_completed_by_the_resumed_process(meshctl, runner, tmp_path, monkeypatch,
+                                                                  unjudged):
     """The process dies after the checkouts were committed, with their runs waiting; the resumed
     one reads the webhooks and completes them: the same outcome as an uninterrupted run."""
     from cli import main
@@ -284,7 +285,7 @@ def test_a_run_saved_waiting_is_completed_by_the_resumed_process(meshctl, runner
     assert waiting["ord-1"]["steps"]["await_payment"]["status"] == "waiting"
     resumed = runner.invoke(main, [*args(tmp_path / "a.db"), "--resume"])
     whole = runner.invoke(main, args(tmp_path / "b.db"))
-    assert json.loads(resumed.stdout) == json.loads(whole.stdout)
+    assert json.loads(resumed.stdout) == unjudged(whole.stdout)
     assert _runs(meshctl, f"sqlite:{tmp_path / 'a.db'}")["ord-1"]["status"] == "completed"
 
 

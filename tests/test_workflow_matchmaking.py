@@ -128,7 +128,11 @@ def test_a_run_killed_five_times_and_resumed_gives_the_same_outputs_and_state(me
     assert (crashed["kills"], crashed["starts"]) == (5, 6)
     reference, killed = output_texts(tmp_path / "clean"), output_texts(tmp_path / "killed")
     assert [name for name in reference if reference[name] != killed[name]] == []
-    assert crashed["summary"] == json.loads(clean.stdout)
+    # the uninterrupted run is judged against the invariants; a resumed one is not (it lacks
+    # the history before its restart: docs/invariants.md), so its summary has no such line
+    summary = json.loads(clean.stdout)
+    assert summary.pop("invariants", {"violated": 0})["violated"] == 0
+    assert crashed["summary"] == summary
     assert len(_of_type(_jsonl(tmp_path / "clean.out"), "match.formed")) > 100  # it did form matches
     assert _state(meshctl, clean_store) == _state(meshctl, killed_store)
     for owner in ("service:matchmaker", "service:score-service"):

@@ -107,7 +107,11 @@ def test_an_example_killed_three_times_and_resumed_gives_the_same_outputs(exampl
     assert (crashed["kills"], crashed["starts"]) == (KILLS, KILLS + 1)  # kills follow progress: all land
     reference, killed = output_texts(tmp_path / "clean"), output_texts(tmp_path / "killed")
     assert [name for name in reference if reference[name] != killed[name]] == []
-    assert crashed["summary"] == json.loads(clean.stdout)
+    # the uninterrupted run is judged against the invariants; a resumed one is not (it lacks
+    # the history before its restart: docs/invariants.md), so its summary has no such line
+    summary = json.loads(clean.stdout)
+    assert summary.pop("invariants", {"violated": 0})["violated"] == 0
+    assert crashed["summary"] == summary
     assert reference["out"] and reference["trace"]  # the run did something to compare
     # a step's output (what a Python handler returned) is in no output file: in the runs the store keeps
     clean_runs, killed_runs = (sorted(list_runs(f"sqlite:{tmp_path / name}.db"), key=lambda r: r["id"])

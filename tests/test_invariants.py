@@ -257,6 +257,18 @@ def test_total_equals_per_key(write):
                                  "(0 events)")
 
 
+def test_an_event_sent_again_is_counted_once(write):
+    """Same source and id: the same event, as to every consumer. Its repeat after the follow-up
+    is not an order of its own, and adds nothing to a sum; another id is another event."""
+    placed = {"order_id": "a", "qty": 2}
+    events = [(0, "p1", "order.placed", placed), (5, "s1", "order.shipped", placed),
+              (9, "p1", "order.placed", placed)]
+    assert judged(write, EVENTUALLY, events) == [] and judged(write, TOTAL, events) == []
+    again = events + [(10, "p2", "order.placed", placed)]
+    assert [v.events for v in judged(write, EVENTUALLY, again)] == [("p2",)]
+    assert [v.key for v in judged(write, TOTAL, again)] == ["a"]
+
+
 def test_a_value_that_is_not_a_number_cannot_be_judged(write):
     events = [(0, "p1", "order.placed", {"order_id": "a", "qty": "two"})]
     (violation,) = judged(write, TOTAL, events)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.errors import Location
 from ..core.eventtime import format as iso
+from ..core.identity import identity
 from ..language import model as m
 from ..language.patterns import compile_pattern
 from ..language.templates import RenderError, compile_condition, compile_string
@@ -416,9 +417,15 @@ class Invariants:
         """
         seen: list[list[Seen]] = [[] for _ in self._judges]
         by_type = self._by_type
+        met: set[str] = set()  # identities of the events counted so far
         for position, (at, _origin, event) in enumerate(history):
             judges = by_type.get(event.get("type"))
             if judges is not None:
+                if "id" in event:
+                    known = identity(event)
+                    if known in met:
+                        continue  # sent again (same source and id): the same event, counted once
+                    met.add(known)
                 item = (position, at, event)
                 for i in judges:
                     seen[i].append(item)

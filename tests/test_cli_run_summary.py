@@ -35,7 +35,7 @@ def test_the_summary_lists_the_first_ten_failed_runs_and_counts_the_rest(meshctl
     tail = result.stdout.split("failed runs:\n", 1)[1]
     assert tail.splitlines() == [
         f"  fulfil-order:chk-{n:05d}-0@/shop/checkout  compensated" for n in range(1, 11)
-    ] + ["  and 10 more"]
+    ] + ["  and 10 more", "invariants: 5 checked, 0 violated"]
     assert ELAPSED.match(result.stderr.splitlines()[-1]).group(1) == "20"
     again = meshctl("run", ORDERS, "--events", events, "--fault", SHIP)
     assert again.stdout == result.stdout  # nothing timed on stdout

@@ -34,7 +34,8 @@ EVENTS, KILLS = 1500, 3
 
 
 def _repeated(example: str, n: int) -> list[dict]:
-    """The example's events repeated up to *n*, each copy with its own ids and match ids, later in time."""
+    """The example's events repeated up to *n*, each copy with its own ids and match, order and trip ids,
+    later in time."""
     base = [json.loads(line) for line in (WORKFLOWS / example / "events.jsonl").read_text().splitlines()]
     events: list[dict] = []
     for copy in range(n // len(base) + 1):
@@ -46,6 +47,8 @@ def _repeated(example: str, n: int) -> list[dict]:
                 event["data"]["match_id"] = event["subject"] = f"{event['data']['match_id']}-c{copy}"
             if "order_id" in event["data"]:  # each copy's payments are for its own orders
                 event["data"]["order_id"] = f"{event['data']['order_id']}-c{copy}"
+            if "trip_id" in event["data"]:  # and its trips are trips of their own
+                event["data"]["trip_id"] = event["subject"] = f"{event['data']['trip_id']}-c{copy}"
             events.append(event)
     return events[:n]
 

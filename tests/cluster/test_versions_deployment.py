@@ -50,7 +50,7 @@ def test_a_snapshot_holds_the_mesh_and_its_modules_and_names_its_version(tmp_pat
     (mesh / "__pycache__" / "labels.cpython-311.pyc").write_bytes(b"\0")
     (mesh / ".hidden.yaml").write_text("x")
     shot = snapshot(str(mesh))
-    assert sorted(shot.files) == ["event-types.yaml", "labelling.yaml", "labels.py"]
+    assert sorted(shot.files) == ["checks.yaml", "event-types.yaml", "labelling.yaml", "labels.py"]
     assert shot.version == snapshot(str(mesh)).version  # a hash of the files
     _label_format(mesh, "v2/{parcel_id}")
     assert snapshot(str(mesh)).version != shot.version

@@ -44,3 +44,17 @@ def test_an_examples_sample_run_keeps_every_invariant(example, meshctl):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["invariants"] == {"checked": declared(example), "violated": 0}
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_exploring_an_example_one_choice_deep_breaks_no_invariant(example, meshctl, tmp_path):
+    """Every run one choice away from `meshctl run`'s (a failed, crashed or repeated attempt, an
+    order of deliveries, a late input) keeps the invariants; a planted bug (buggy-*) is found."""
+    counterexample = tmp_path / "ce.jsonl"
+    result = meshctl("explore", example, *sample(example), "--depth", "1", "--time", "10m",
+                     "--counterexample", counterexample)
+    if example.name.startswith("buggy-"):
+        assert result.exit_code == 3 and counterexample.is_file(), result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert "coverage: every run within depth 1 (100%)" in result.output

@@ -86,9 +86,11 @@ INPUTS = {
     "arena-orchestrated": lambda tmp, n: _repeated("arena-orchestrated", n),
     "matchmaking": lambda tmp, n: _generated(matchmaking, tmp / "gen.jsonl", n),
     "payments": lambda tmp, n: _repeated("payments", n),
-    "reports": lambda tmp, n: _beats(n),
+    "reports": lambda tmp, n: _beats(4 * n),  # cheap too (see billing): the kills must land
     "trip-booking": lambda tmp, n: _repeated("trip-booking", n),  # parents waiting for child runs
     "versions": lambda tmp, n: _repeated("versions", n),
+    "checkout": lambda tmp, n: _repeated("checkout", n),  # waits that time out, across the kills
+    "buggy-checkout": lambda tmp, n: _repeated("buggy-checkout", n),
     # four times as many: each is cheap, and a run that ends before a kill lands proves nothing
     "billing": lambda tmp, n: _invoices(4 * n),
 }

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from ..core.eventtime import parse_or_none as parse_time
 from ..language import model as m
 from ..runtime.events import BadInput
 from ..runtime.interpreter import DEFAULT_MAX_HOPS, Runtime
@@ -97,8 +98,10 @@ class Session:
 def steer(runtime: Runtime, deviations: Sequence[Deviation],
           on_point: Callable[[Point], None] | None = None) -> Steering:
     """Make *runtime* take *deviations* (a ``choice`` record in its trace where each is taken)."""
-    def taken(deviation: Deviation) -> None:
-        runtime.trace.record(runtime.clock.now(), "choice", choice_kind=deviation.kind, at=deviation.at,
+    def taken(deviation: Deviation, when: float | None) -> None:
+        now = runtime.clock.now()  # a late input's choice: when the input would have come
+        at = now if when is None else max(now, when) if runtime.clock_started else when
+        runtime.trace.record(at, "choice", choice_kind=deviation.kind, at=deviation.at,
                              choice=deviation.choice, occurrence=deviation.occurrence,
                              why=deviation.describe())
 
@@ -138,7 +141,8 @@ class _Feeder:
             self.position += 1
             following = len(inputs) - self.position
             if item.__class__ is dict and following and "id" in item:
-                delay = self.steering.late(f"input {item['id']}", min(MAX_LATE, following))
+                delay = self.steering.late(f"input {item['id']}", min(MAX_LATE, following),
+                                           parse_time(item.get("time")))
                 if delay:
                     self.held.append([item, delay])
                     continue

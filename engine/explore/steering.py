@@ -36,7 +36,7 @@ class Point:
 class Steering:
     def __init__(self, deviations: Iterable[Deviation], footprint: Footprint,
                  on_point: Callable[[Point], None] | None = None,
-                 on_taken: Callable[[Deviation], None] | None = None):
+                 on_taken: Callable[[Deviation, float | None], None] | None = None):
         self.pending = {d.key: d for d in deviations}
         self.total = len(self.pending)
         self.taken: list[Deviation] = []
@@ -80,10 +80,11 @@ class Steering:
             self._record(Point("attempt", label, occurrence, options))
         return OK
 
-    def late(self, label: str, most: int) -> int:
-        """How many of the next inputs the input *label* arrives after (0: in its place); at most *most*."""
+    def late(self, label: str, most: int, when: float | None = None) -> int:
+        """How many of the next inputs the input *label* arrives after (0: in its place); at most
+        *most*. *when*: the input's own time (where the choice is recorded)."""
         options = tuple(str(n) for n in range(1, most + 1))
-        wanted = self._take(("late", label, self._meet("late", label)), options)
+        wanted = self._take(("late", label, self._meet("late", label)), options, when)
         if wanted is not None:
             return int(wanted)
         if self.free:
@@ -95,14 +96,14 @@ class Steering:
         self.met[(kind, label)] += 1
         return self.met[(kind, label)]
 
-    def _take(self, key: tuple[str, str, int], possible) -> str | None:
+    def _take(self, key: tuple[str, str, int], possible, when: float | None = None) -> str | None:
         deviation = self.pending.get(key)
         if deviation is None or deviation.choice not in possible:
             return None
         del self.pending[key]
         self.taken.append(deviation)
         if self.on_taken is not None:
-            self.on_taken(deviation)
+            self.on_taken(deviation, when)
         # the option itself, not the equal text read from a file: the runtime compares by identity
         return possible[possible.index(deviation.choice)]
 

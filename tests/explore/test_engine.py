@@ -68,6 +68,8 @@ def test_a_late_input_arrives_after_the_next():
     s = session("checkout")
     out = s.run([Deviation("late", "input o-1", "1")], records=True)
     assert [r["event"] for r in out.records if r["kind"] == "ingest"] == ["o-2", "o-1"]
+    choice = out.records[0]  # recorded where the input would have come, not at the clock's default start
+    assert choice["kind"] == "choice" and choice["t"] == "2026-05-04T09:00:00Z"
 
 
 def test_a_deviation_whose_point_never_comes_is_reported_not_taken():

@@ -680,7 +680,10 @@ def _print_summary(summary: dict, fmt: str, dead: list) -> None:
     _print_failed_runs(summary)
     if "invariants" in summary:
         checked = summary["invariants"]
-        click.echo(f"invariants: {checked['checked']} checked, {checked['violated']} violated")
+        if checked.get("not_judged"):
+            click.echo(f"invariants: {checked['not_judged']} not checked (the run was too long: see above)")
+        else:
+            click.echo(f"invariants: {checked['checked']} checked, {checked['violated']} violated")
 
 
 def _print_failed_runs(summary: dict) -> None:

@@ -3,6 +3,7 @@ the evaluator (holding and violated), and the verdicts of `meshctl run` and `mes
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -487,3 +488,26 @@ def test_the_docs_example_tests_pass(meshctl):
 
     result = meshctl("test", Path(__file__).resolve().parent.parent / REPO_EXAMPLE)
     assert result.exit_code == 0, result.output
+
+
+def test_a_history_keeps_only_what_invariants_read_and_lets_go_past_its_limit():
+    history = History(frozenset({"a"}), limit=2)
+    history.input(1.0, {"type": "b", "id": "1"})
+    history.input(2.0, {"type": "a", "id": "2"})
+    history.emitted(3.0, {"type": "a", "id": "3"})
+    assert [r[2]["id"] for r in history.records] == ["2", "3"] and not history.overflowed
+    history.emitted(4.0, {"type": "a", "id": "4"})
+    assert history.overflowed and history.records == []
+    history.emitted(5.0, {"type": "a", "id": "5"})
+    assert history.records == []
+
+
+def test_run_does_not_judge_a_run_too_long_to_keep_its_history(meshctl, monkeypatch, tmp_path):
+    import engine.commands.runs as runs
+
+    monkeypatch.setattr(runs, "HISTORY_LIMIT", 1)
+    shop = Path(__file__).resolve().parents[1] / REPO_EXAMPLE
+    result = meshctl("run", shop, "--events", shop / "refund.jsonl")  # breaks one, were it judged
+    assert result.exit_code == 0, result.output
+    assert "invariants not checked: the run had more than 1 events" in result.output
+    assert "invariants: 6 not checked (the run was too long: see above)" in result.output

@@ -204,7 +204,7 @@ def run_mesh(
         write_dead_letters(options.dlq_path, dead)
     summary = runtime.trace.summary()
     if history is not None:
-        summary["invariants"] = judge_run(mesh, history, runtime, options.violated)
+        summary["invariants"] = judge_run(mesh, history, runtime, options.violated, options.log)
     return summary, dead
 
 
@@ -218,16 +218,27 @@ def _history(mesh: Mesh, runtime: Runtime, options: RunOptions, resumed: bool) -
             options.log("invariants not checked: a resumed run does not have the history of what "
                         "happened before it was interrupted")
         return None
-    history = History()
+    history = History(Invariants(mesh).types, HISTORY_LIMIT)
     history.follow(runtime)
     return history
 
 
+HISTORY_LIMIT = 100_000  # events of the types invariants read that `run` keeps to judge them
+
+
 def judge_run(mesh: Mesh, history: History, runtime: Runtime,
-              told: Callable[[Violation], None] | None = None) -> dict:
+              told: Callable[[Violation], None] | None = None,
+              log: Callable[[str], None] | None = None) -> dict:
     """Judge the mesh's invariants on a finished run: ``{"checked": N, "violated": M}``, M the
-    invariants broken; *told* hears each violation."""
+    invariants broken; *told* hears each violation. A run whose history overflowed is not
+    judged: ``{"checked": 0, "violated": 0, "not_judged": N}``, and *log* says why."""
     invariants = Invariants(mesh)
+    if history.overflowed:
+        if log is not None:
+            log(f"invariants not checked: the run had more than {HISTORY_LIMIT:,} events of the types "
+                "they read, and keeping them all would make its memory grow with the input; judge a "
+                "sample with `meshctl test` or `meshctl explore` (docs/invariants.md)")
+        return {"checked": 0, "violated": 0, "not_judged": invariants.declared}
     now = runtime.clock.now()
     violations = invariants.check(history.records, now, state_of(runtime.store, now))
     for violation in violations if told is not None else ():

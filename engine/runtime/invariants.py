@@ -58,27 +58,40 @@ class Violation:
 
 class History:
     """The history of one run, as :meth:`Invariants.check` reads it: tell it each input as it enters
-    the mesh and each event the mesh emits, with the clock time of that moment."""
+    the mesh and each event the mesh emits, with the clock time of that moment.
 
-    __slots__ = ("records",)
+    *types*: only events of these types are kept (those the invariants read; None: all). *limit*:
+    at most this many are kept; past it the history lets go of them all and is ``overflowed`` (a
+    run of millions of events keeps its memory bounded, and is not judged)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("records", "types", "limit", "overflowed")
+
+    def __init__(self, types: frozenset[str] | None = None, limit: int | None = None) -> None:
         self.records: list[Record] = []
+        self.types, self.limit, self.overflowed = types, limit, False
 
     def input(self, at: float, event: dict) -> None:
-        self.records.append((at, "input", event))
+        self._keep(at, "input", event)
 
     def emitted(self, at: float, event: dict) -> None:
-        self.records.append((at, "emitted", event))
+        self._keep(at, "emitted", event)
+
+    def _keep(self, at: float, origin: str, event: dict) -> None:
+        if self.overflowed or (self.types is not None and event.get("type") not in self.types):
+            return
+        if self.limit is not None and len(self.records) >= self.limit:
+            self.overflowed, self.records = True, []
+            return
+        self.records.append((at, origin, event))
 
     def follow(self, runtime: Pipeline) -> None:
         """Record what *runtime* takes in and emits from now on, at its clock's time (through its
         ``on_input`` and ``on_emit`` hooks; an ``on_emit`` set before is still told)."""
-        told = runtime.on_emit
-        runtime.on_input = lambda event: self.records.append((runtime.clock.now(), "input", event))
+        told, keep = runtime.on_emit, self._keep
+        runtime.on_input = lambda event: keep(runtime.clock.now(), "input", event)
 
         def emitted(event: dict) -> None:
-            self.records.append((runtime.clock.now(), "emitted", event))
+            keep(runtime.clock.now(), "emitted", event)
             if told is not None:
                 told(event)
         runtime.on_emit = emitted
@@ -403,6 +416,11 @@ class Invariants:
             for kind in sorted(judge.types):
                 by_type[kind].append(i)
         self._by_type = {kind: tuple(found) for kind, found in by_type.items()}
+
+    @property
+    def types(self) -> frozenset[str]:
+        """The event types some invariant reads: a history need keep no other."""
+        return frozenset(self._by_type)
 
     @property
     def declared(self) -> int:

@@ -223,7 +223,7 @@ def _history(mesh: Mesh, runtime: Runtime, options: RunOptions, resumed: bool) -
     return history
 
 
-HISTORY_LIMIT = 100_000  # events of the types invariants read that `run` keeps to judge them
+HISTORY_LIMIT = 20_000  # events of the types invariants read that `run` keeps to judge them
 
 
 def judge_run(mesh: Mesh, history: History, runtime: Runtime,

@@ -1,7 +1,7 @@
 """``python -m bench [WORKLOAD...] [--quick]``: the benchmark suite against peers, in one run.
 
 Workloads: routing, orchestration, stream, state, e2e, validate, memory, pauses, startup, scale,
-ingress (default: all, ~11-14 minutes on 2 cores; ``--quick`` ~1-2 minutes with smaller inputs).
+ingress, explore (default: all, ~11-14 minutes on 2 cores; ``--quick`` ~1-2 minutes with smaller inputs).
 Prints one table of figures and ratios. A full run of all workloads also saves its rows to
 ``bench/results/latest.json`` (the previous file becomes ``previous.json``) and writes
 ``docs/performance.md`` with this run and the one before it. A quick run of all workloads saves
@@ -24,7 +24,7 @@ import time
 from .common import REPO, Row, log, machine, table
 
 WORKLOADS = ("routing", "orchestration", "stream", "state", "e2e", "validate", "memory", "pauses", "startup",
-             "scale", "ingress")
+             "scale", "ingress", "explore")
 RESULTS = REPO / "bench" / "results"
 
 

@@ -21,7 +21,7 @@ Nothing in the test suite asserts a time. The file is written by the benchmark i
 
 ```sh
 pip install -e '.[bench]'        # meshctl plus the peers: moto[events,stepfunctions]==5.2.5, bytewax==0.21.1
-python -m bench                  # all eleven workloads, ~11-14 minutes on 2 cores; writes this file
+python -m bench                  # all twelve workloads, ~11-14 minutes on 2 cores; writes this file
 python -m bench --quick          # smaller inputs, ~1-2 minutes; writes bench/results/quick.md, not this file
 python -m bench stream e2e       # some workloads only (prints; does not write this file)
 python -m bench.routing          # the routing workload alone, with its own columns
@@ -112,6 +112,13 @@ METHOD = """\
    HTTP, uvicorn against waitress on the same app, the cost of a refusal, and a deployment
    offered twice its capacity (targets of issue 18); see [the ingress
    section](#ingress-meshctl-serve-under-load).
+12. **explore** (`bench/explore.py`): the search of `meshctl explore` (issue 20) spending the
+   whole depth-3 space of `workflows/checkout` (its two orders), as explorations per second;
+   the peer column is the same mesh and input run plainly by `meshctl run`'s runtime, so the
+   ratio is what a steered, hashed run costs against a plain one. Then the same search
+   without state hashing (runs tried and time, both must spend the space with no violation),
+   and the time to find and minimise the planted bug of `workflows/buggy-checkout`. No peer
+   tool explores an event mesh; these rows have no target and are there to be kept.
 """
 
 PEERS = """\

@@ -54,6 +54,11 @@ def judge_of(mesh: Mesh) -> Callable:
     if not invariants.declared:
         raise UsageError("the mesh declares no invariants, so no run can break one: add a `kind: Check` "
                          "(docs/invariants.md) and explore again")
+    return _judge(invariants)
+
+
+def _judge(invariants: Invariants) -> Callable:
+    """A session's judge: the violations of a run's history and final state."""
     return lambda history, end, store: invariants.check(history, end, state_of(store, end))
 
 
@@ -98,8 +103,7 @@ def replay(mesh: Mesh, events_path: str | None, choices_path: str, seed: int,
         raise UsageError(f"{choices_path} keeps no events: give --events FILE")
     inputs = read_input(events_path) if events_path is not None else choices.events
     invariants = Invariants(mesh)
-    session = Session(mesh, inputs, lambda h, end, store: invariants.check(h, end, state_of(store, end)),
-                      seed=seed, clock=choices.clock)
+    session = Session(mesh, inputs, _judge(invariants), seed=seed, clock=choices.clock)
     outcome = session.run(choices.deviations, records=trace_path is not None)
     if invariants.declared:  # the summary line `meshctl run` prints
         broken = {(v.check, v.invariant) for v in outcome.violations}
